@@ -1,0 +1,54 @@
+//! Signals become messages: a signal-hook thread forwards them to the state owner.
+
+use crossbeam_channel::Sender;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
+
+/// What a signal asks the daemon to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalEvent {
+    /// SIGHUP: reread the configuration.
+    Reconfigure,
+    /// SIGUSR1: reopen the log (syslog reconnects by itself; kept for parity).
+    ReopenLog,
+    /// SIGINT/SIGTERM: shut down cleanly.
+    Shutdown,
+}
+
+pub fn classify(sig: i32) -> Option<SignalEvent> {
+    match sig {
+        SIGHUP => Some(SignalEvent::Reconfigure),
+        SIGUSR1 => Some(SignalEvent::ReopenLog),
+        SIGINT | SIGTERM => Some(SignalEvent::Shutdown),
+        _ => None,
+    }
+}
+
+/// Starts the forwarding thread. It lives as long as the process.
+pub fn spawn(tx: Sender<SignalEvent>) -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            if let Some(ev) = classify(sig) {
+                if tx.send(ev).is_err() {
+                    break;
+                }
+            }
+        }
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify(SIGHUP), Some(SignalEvent::Reconfigure));
+        assert_eq!(classify(SIGTERM), Some(SignalEvent::Shutdown));
+        assert_eq!(classify(SIGINT), Some(SignalEvent::Shutdown));
+        assert_eq!(classify(SIGUSR1), Some(SignalEvent::ReopenLog));
+        assert_eq!(classify(libc::SIGUSR2), None);
+    }
+}
