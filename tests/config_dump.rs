@@ -29,14 +29,30 @@ fn defaults_show_effective_values() {
         "defaults {\n\tverbosity 2\n\tpolling_interval 5\n\tmax_polling_interval 20\n\treassign_maps \"no\"\n\
          \tpath_selector \"service-time 0\"\n\tpath_grouping_policy \"failover\"\n\tdetect_pgpolicy \"yes\"\n"
     ));
-    for line in ["\tfailback \"manual\"\n", "\tfast_io_fail_tmo 5\n", "\tfind_multipaths \"strict\"\n", "\tprio_args \"\"\n"] {
+    for line in [
+        "\tfailback \"manual\"\n",
+        "\tfast_io_fail_tmo 5\n",
+        "\tfind_multipaths \"strict\"\n",
+        "\tprio_args \"\"\n",
+    ] {
         assert!(dump.contains(line), "{line:?} missing");
     }
     // Unset settings without a built-in default and deprecated keywords are not printed.
-    for kw in ["\tno_path_retry", "\tdev_loss_tmo", "\tconfig_dir", "\tchecker ", "\tuid_attrs"] {
+    for kw in [
+        "\tno_path_retry",
+        "\tdev_loss_tmo",
+        "\tconfig_dir",
+        "\tchecker ",
+        "\tuid_attrs",
+    ] {
         assert!(!dump.contains(kw), "{kw:?} printed");
     }
-    let cfg = config::parse_str_bare("f", "defaults {\n\tpolling_interval 2\n\tno_path_retry 0\n}\n").unwrap().config;
+    let cfg = config::parse_str_bare(
+        "f",
+        "defaults {\n\tpolling_interval 2\n\tno_path_retry 0\n}\n",
+    )
+    .unwrap()
+    .config;
     let dump = show_config(&cfg);
     assert!(dump.contains("\tpolling_interval 2\n\tmax_polling_interval 8\n"));
     assert!(dump.contains("\tno_path_retry \"fail\"\n"));
@@ -88,11 +104,25 @@ fn body(section: Section, depth: usize) -> String {
 fn every_keyword_config() -> String {
     let mut t = format!("defaults {{\n{}}}\n", body(Section::Defaults, 1));
     for name in ["blacklist", "blacklist_exceptions"] {
-        t.push_str(&format!("{name} {{\n{}\tdevice {{\n{}\t}}\n}}\n", body(Section::Blacklist, 1), body(Section::BlacklistDevice, 2)));
+        t.push_str(&format!(
+            "{name} {{\n{}\tdevice {{\n{}\t}}\n}}\n",
+            body(Section::Blacklist, 1),
+            body(Section::BlacklistDevice, 2)
+        ));
     }
-    t.push_str(&format!("devices {{\n\tdevice {{\n{}\t}}\n}}\n", body(Section::Device, 2)));
-    t.push_str(&format!("overrides {{\n{}\tprotocol {{\n{}\t}}\n}}\n", body(Section::Overrides, 1), body(Section::Protocol, 2)));
-    t.push_str(&format!("multipaths {{\n\tmultipath {{\n{}\t}}\n}}\n", body(Section::Multipath, 2)));
+    t.push_str(&format!(
+        "devices {{\n\tdevice {{\n{}\t}}\n}}\n",
+        body(Section::Device, 2)
+    ));
+    t.push_str(&format!(
+        "overrides {{\n{}\tprotocol {{\n{}\t}}\n}}\n",
+        body(Section::Overrides, 1),
+        body(Section::Protocol, 2)
+    ));
+    t.push_str(&format!(
+        "multipaths {{\n\tmultipath {{\n{}\t}}\n}}\n",
+        body(Section::Multipath, 2)
+    ));
     t
 }
 
@@ -104,7 +134,10 @@ fn assert_round_trip(cfg: &Config) {
     for (k, v) in &cfg.defaults {
         assert_eq!(c2.defaults.get(k), Some(v), "defaults {k}");
     }
-    assert_eq!(c2.all_devices().collect::<Vec<_>>(), cfg.all_devices().collect::<Vec<_>>());
+    assert_eq!(
+        c2.all_devices().collect::<Vec<_>>(),
+        cfg.all_devices().collect::<Vec<_>>()
+    );
     assert_eq!(c2.overrides, cfg.overrides);
     assert_eq!(c2.multipaths, cfg.multipaths);
     assert_eq!(effective_lists(&c2, false), effective_lists(cfg, false));
@@ -132,8 +165,13 @@ fn round_trip_of_a_config_setting_every_keyword() {
                 Section::Overrides => cfg.overrides.attrs.contains_key(key),
                 Section::Protocol => cfg.overrides.protocols[0].attrs.contains_key(key),
                 Section::Multipath => cfg.multipaths[0].attrs.contains_key(key),
-                Section::Blacklist => !cfg.blacklist.devnode.is_empty() && !cfg.exceptions.protocol.is_empty(),
-                Section::BlacklistDevice => cfg.blacklist.device[0].vendor.is_some() && cfg.exceptions.device[0].product.is_some(),
+                Section::Blacklist => {
+                    !cfg.blacklist.devnode.is_empty() && !cfg.exceptions.protocol.is_empty()
+                }
+                Section::BlacklistDevice => {
+                    cfg.blacklist.device[0].vendor.is_some()
+                        && cfg.exceptions.device[0].product.is_some()
+                }
                 _ => true,
             };
             assert!(set, "{} not set in {:?}", kw.name, s);

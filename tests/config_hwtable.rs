@@ -1,7 +1,9 @@
 //! The built-in hardware table and hardware-entry precedence (upstream tests/hwtable.c vectors).
 
 use multipathd::config::hwtable;
-use multipathd::config::propsel::{NoPathRetry, ORIGIN_CONF, ORIGIN_DEFAULT, ORIGIN_HWE, ORIGIN_MULTIPATHS, Selector};
+use multipathd::config::propsel::{
+    NoPathRetry, ORIGIN_CONF, ORIGIN_DEFAULT, ORIGIN_HWE, ORIGIN_MULTIPATHS, Selector,
+};
 use multipathd::config::{self, LoadOptions};
 
 #[test]
@@ -15,8 +17,16 @@ fn builtin_table_parses_cleanly() {
 fn builtin_table_has_all_upstream_entries() {
     let t = hwtable::builtin();
     assert_eq!(t.len(), 137);
-    assert!(t.iter().all(|h| h.str("vendor").is_some() && h.str("product").is_some()));
-    assert_eq!(t.iter().filter(|h| h.str("product_blacklist").is_some()).count(), 33);
+    assert!(
+        t.iter()
+            .all(|h| h.str("vendor").is_some() && h.str("product").is_some())
+    );
+    assert_eq!(
+        t.iter()
+            .filter(|h| h.str("product_blacklist").is_some())
+            .count(),
+        33
+    );
     assert!(t.iter().all(|h| h.str("hardware_handler").is_none()));
 }
 
@@ -51,7 +61,10 @@ fn examples_from_the_reference() {
     assert_eq!(s.no_path_retry().value, NoPathRetry::Retries(12));
     // Unknown hardware falls through to the built-in defaults.
     let s = Selector::new(&cfg, "ACME", "Thing", "", "w");
-    assert_eq!((s.checker().value.as_str(), s.checker().origin), ("tur", ORIGIN_DEFAULT));
+    assert_eq!(
+        (s.checker().value.as_str(), s.checker().origin),
+        ("tur", ORIGIN_DEFAULT)
+    );
 }
 
 const KV1: &str = "devices {\n\tdevice {\n\t\tvendor \"^.oo\"\n\t\tproduct \"(bar|baz|ba\\.)$\"\n\t\tprio emc\n\t\tpath_checker hp_sw\n\t}\n}\n";
@@ -59,7 +72,10 @@ const KV2: &str = "devices {\n\tdevice {\n\t\tvendor foo\n\t\tproduct bar\n\t\tp
 
 fn triple(cfg: &config::Config, v: &str, p: &str) -> (String, Option<String>, String) {
     let s = Selector::new(cfg, v, p, "", "w");
-    let vpd = s.hwes().iter().find_map(|h| h.str("vpd_vendor").map(str::to_string));
+    let vpd = s
+        .hwes()
+        .iter()
+        .find_map(|h| h.str("vpd_vendor").map(str::to_string));
     (s.prio().value.0, vpd, s.checker().value)
 }
 
@@ -70,11 +86,19 @@ fn t(p: &str, v: Option<&str>, c: &str) -> (String, Option<String>, String) {
 #[test]
 fn multiple_hwe_in_one_file() {
     let text = format!("{KV1}{KV2}");
-    let cfg = config::parse_str("/etc/multipath.conf", &text).unwrap().config;
+    let cfg = config::parse_str("/etc/multipath.conf", &text)
+        .unwrap()
+        .config;
     assert_eq!(triple(&cfg, "foo", "baz"), t("emc", None, "hp_sw"));
-    assert_eq!(triple(&cfg, "foo", "bar"), t("hds", Some("hp3par"), "hp_sw"));
+    assert_eq!(
+        triple(&cfg, "foo", "bar"),
+        t("hds", Some("hp3par"), "hp_sw")
+    );
     assert_eq!(triple(&cfg, ".oo", "ba."), t("emc", None, "hp_sw"));
-    assert_eq!(Selector::new(&cfg, "foo", "bar", "", "w").prio().origin, ORIGIN_HWE);
+    assert_eq!(
+        Selector::new(&cfg, "foo", "bar", "", "w").prio().origin,
+        ORIGIN_HWE
+    );
 }
 
 #[test]
@@ -86,9 +110,16 @@ fn conf_d_entry_beats_main_file_entry() {
     std::fs::write(&main, KV2).unwrap();
     std::fs::write(confd.join("kv1.conf"), KV1).unwrap();
     std::fs::write(confd.join("ignored.txt"), "defaults {\n\tverbosity 4\n}\n").unwrap();
-    let loaded = config::load(&LoadOptions { path: main, conf_dir: confd }).unwrap();
+    let loaded = config::load(&LoadOptions {
+        path: main,
+        conf_dir: confd,
+    })
+    .unwrap();
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-    assert_eq!(triple(&loaded.config, "foo", "bar"), t("emc", Some("hp3par"), "hp_sw"));
+    assert_eq!(
+        triple(&loaded.config, "foo", "bar"),
+        t("emc", Some("hp3par"), "hp_sw")
+    );
     assert!(!loaded.config.defaults.contains_key("verbosity"));
 }
 
@@ -98,11 +129,26 @@ fn quoted_product_matches_literal_quotes_and_entry_without_product_is_dropped() 
     let l = config::parse_str("/etc/multipath.conf", text).unwrap();
     assert_eq!(l.config.devices.len(), 1);
     assert_eq!(
-        l.diagnostics.iter().map(|d| d.message.as_str()).collect::<Vec<_>>(),
+        l.diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect::<Vec<_>>(),
         ["device config in /etc/multipath.conf missing vendor or product parameter"]
     );
-    assert_eq!(Selector::new(&l.config, "foo", "\"bar\"", "", "w").prio().value.0, "hds");
-    assert_eq!(Selector::new(&l.config, "foo", "bar", "", "w").prio().value.0, "const");
+    assert_eq!(
+        Selector::new(&l.config, "foo", "\"bar\"", "", "w")
+            .prio()
+            .value
+            .0,
+        "hds"
+    );
+    assert_eq!(
+        Selector::new(&l.config, "foo", "bar", "", "w")
+            .prio()
+            .value
+            .0,
+        "const"
+    );
 }
 
 #[test]
@@ -111,12 +157,18 @@ fn multipaths_entry_beats_device_entry() {
                 devices {\n\tdevice {\n\t\tvendor foo\n\t\tproduct bar\n\t\tprio emc\n\t\tuid_attribute BAZ_ATTR\n\t}\n}\n";
     let cfg = config::parse_str("f", text).unwrap().config;
     let s = Selector::new(&cfg, "foo", "bar", "", "W");
-    assert_eq!((s.prio().value.0.as_str(), s.prio().origin), ("rdac", ORIGIN_MULTIPATHS));
+    assert_eq!(
+        (s.prio().value.0.as_str(), s.prio().origin),
+        ("rdac", ORIGIN_MULTIPATHS)
+    );
     assert_eq!(s.rr_min_io_rq().value, 99);
     assert_eq!(s.uid_attribute("sda").value, "BAZ_ATTR");
     let s = Selector::new(&cfg, "foo", "bar", "", "other");
     assert_eq!(s.prio().value.0, "emc");
-    assert_eq!((s.rr_min_io_rq().value, s.rr_min_io_rq().origin), (1, ORIGIN_DEFAULT));
+    assert_eq!(
+        (s.rr_min_io_rq().value, s.rr_min_io_rq().origin),
+        (1, ORIGIN_DEFAULT)
+    );
 }
 
 #[test]
@@ -130,5 +182,8 @@ fn two_multipaths_entries_for_one_wwid_merge() {
     assert_eq!(s.prio().value.0, "rdac");
     assert_eq!(s.rr_min_io_rq().value, 99);
     assert_eq!(s.no_path_retry().value, NoPathRetry::Retries(37));
-    assert_eq!((s.checker().value.as_str(), s.checker().origin), ("directio", ORIGIN_CONF));
+    assert_eq!(
+        (s.checker().value.as_str(), s.checker().origin),
+        ("directio", ORIGIN_CONF)
+    );
 }

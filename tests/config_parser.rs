@@ -7,7 +7,12 @@ use multipathd::config::{self, ConfigError, Level, LoadOptions};
 const F: &str = "/etc/multipath.conf";
 
 fn msgs(text: &str) -> Vec<String> {
-    config::parse_str(F, text).unwrap().diagnostics.into_iter().map(|d| d.message).collect()
+    config::parse_str(F, text)
+        .unwrap()
+        .diagnostics
+        .into_iter()
+        .map(|d| d.message)
+        .collect()
 }
 
 #[test]
@@ -26,7 +31,11 @@ fn keyword_counts_per_section() {
 fn every_builtin_default_parses() {
     for kw in KEYWORDS {
         if let (Some(d), false) = (kw.default, kw.ty == ValueType::Deprecated) {
-            assert!(config::value::parse(kw.ty, d).is_ok(), "default of {} does not parse: {d}", kw.name);
+            assert!(
+                config::value::parse(kw.ty, d).is_ok(),
+                "default of {} does not parse: {d}",
+                kw.name
+            );
         }
     }
 }
@@ -35,14 +44,34 @@ fn every_builtin_default_parses() {
 fn unknown_keywords_warn_and_parsing_continues() {
     let text = "defaults {\n\tfoo bar\n\tverbosity 3\n}\nbogus {\n}\n";
     let l = config::parse_str(F, text).unwrap();
-    let m: Vec<_> = l.diagnostics.iter().map(|d| (d.level, d.line, d.message.as_str())).collect();
+    let m: Vec<_> = l
+        .diagnostics
+        .iter()
+        .map(|d| (d.level, d.line, d.message.as_str()))
+        .collect();
     assert_eq!(
         m,
         [
-            (Level::Warning, 2, "/etc/multipath.conf line 2, invalid keyword in the defaults section: foo"),
-            (Level::Warning, 5, "/etc/multipath.conf line 5, invalid keyword: bogus"),
-            (Level::Error, 6, "unmatched '}' at line 6 of /etc/multipath.conf"),
-            (Level::Warning, 6, "/etc/multipath.conf line 6, invalid keyword: }"),
+            (
+                Level::Warning,
+                2,
+                "/etc/multipath.conf line 2, invalid keyword in the defaults section: foo"
+            ),
+            (
+                Level::Warning,
+                5,
+                "/etc/multipath.conf line 5, invalid keyword: bogus"
+            ),
+            (
+                Level::Error,
+                6,
+                "unmatched '}' at line 6 of /etc/multipath.conf"
+            ),
+            (
+                Level::Warning,
+                6,
+                "/etc/multipath.conf line 6, invalid keyword: }"
+            ),
         ]
     );
     assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
@@ -81,17 +110,30 @@ fn line_validation_messages() {
         ]
     );
     let l = config::parse_str(F, text).unwrap();
-    assert_eq!(l.config.defaults.get("uid_attribute"), Some(&Value::Str("open".into())));
-    assert_eq!(l.config.defaults.get("prio"), Some(&Value::Str("const".into())));
+    assert_eq!(
+        l.config.defaults.get("uid_attribute"),
+        Some(&Value::Str("open".into()))
+    );
+    assert_eq!(
+        l.config.defaults.get("prio"),
+        Some(&Value::Str("const".into()))
+    );
 }
 
 #[test]
 fn duplicate_keywords_warn_and_last_wins() {
-    let l = config::parse_str(F, "defaults {\n\tverbosity 1\n\tverbosity 3\n}\ndefaults {\n}\n").unwrap();
+    let l = config::parse_str(
+        F,
+        "defaults {\n\tverbosity 1\n\tverbosity 3\n}\ndefaults {\n}\n",
+    )
+    .unwrap();
     let m: Vec<_> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(
         m,
-        ["/etc/multipath.conf line 3, duplicate keyword: verbosity", "/etc/multipath.conf line 5, duplicate keyword: defaults"]
+        [
+            "/etc/multipath.conf line 3, duplicate keyword: verbosity",
+            "/etc/multipath.conf line 5, duplicate keyword: defaults"
+        ]
     );
     assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
 }
@@ -118,8 +160,14 @@ fn value_messages() {
     );
     let c = config::parse_str(F, text).unwrap().config;
     assert_eq!(c.defaults.get("verbosity"), Some(&Value::Int(4)));
-    assert_eq!(c.defaults.get("marginal_path_err_sample_time"), Some(&Value::Int(120)));
-    assert_eq!(c.defaults.get("flush_on_last_del"), Some(&Value::Str("always".into())));
+    assert_eq!(
+        c.defaults.get("marginal_path_err_sample_time"),
+        Some(&Value::Int(120))
+    );
+    assert_eq!(
+        c.defaults.get("flush_on_last_del"),
+        Some(&Value::Str("always".into()))
+    );
     assert!(!c.defaults.contains_key("reassign_maps") && !c.defaults.contains_key("features"));
     assert!(!c.defaults.contains_key("config_dir"));
 }
@@ -136,7 +184,10 @@ fn typed_encodings_in_sections() {
     assert_eq!(d.get("path_checker"), Some(&Value::Str("rdac".into())));
     assert_eq!(d.get("find_multipaths"), Some(&Value::Str("on".into())));
     assert_eq!(d.get("mode"), Some(&Value::Int(0o640)));
-    assert_eq!(d.get("path_grouping_policy"), Some(&Value::Str("multibus".into())));
+    assert_eq!(
+        d.get("path_grouping_policy"),
+        Some(&Value::Str("multibus".into()))
+    );
     assert!(!d.contains_key("partition_delimiter"));
     assert_eq!(l.diagnostics.len(), 1, "{:?}", l.diagnostics);
 }
@@ -151,7 +202,10 @@ fn polling_interval_rules() {
     assert_eq!(p("defaults {\n\tpolling_interval 3\n}\n"), (3, 12));
     assert_eq!(p("defaults {\n\tmax_polling_interval 2\n}\n"), (1, 2));
     assert_eq!(p("defaults {\n\tmax_polling_interval 40\n}\n"), (10, 40));
-    assert_eq!(p("defaults {\n\tpolling_interval 30\n\tmax_polling_interval 10\n}\n"), (10, 10));
+    assert_eq!(
+        p("defaults {\n\tpolling_interval 30\n\tmax_polling_interval 10\n}\n"),
+        (10, 10)
+    );
 }
 
 #[test]
@@ -170,7 +224,10 @@ fn device_merge_and_protocol_checks() {
     );
     assert_eq!(l.config.devices.len(), 1);
     assert_eq!(l.config.devices[0].str("prio"), Some("alua"));
-    assert_eq!(l.config.devices[0].attrs.get("failback"), Some(&Value::Int(5)));
+    assert_eq!(
+        l.config.devices[0].attrs.get("failback"),
+        Some(&Value::Int(5))
+    );
     assert_eq!(l.config.overrides.protocols.len(), 1);
     assert_eq!(l.config.overrides.protocols[0].protocol(), Some("scsi:fcp"));
 }
@@ -179,7 +236,10 @@ fn device_merge_and_protocol_checks() {
 fn multipaths_without_wwid_are_dropped() {
     let l = config::parse_str(F, "multipaths {\n\tmultipath {\n\t\talias foo\n\t}\n}\n").unwrap();
     assert!(l.config.multipaths.is_empty());
-    assert_eq!(l.diagnostics[0].message, "multipaths config section missing wwid");
+    assert_eq!(
+        l.diagnostics[0].message,
+        "multipaths config section missing wwid"
+    );
 }
 
 #[test]
@@ -187,12 +247,18 @@ fn invalid_blacklist_regex_fails_the_main_file() {
     let text = "blacklist {\n\tdevnode \"(\"\n}\n";
     match config::parse_str(F, text) {
         Err(ConfigError::Parse { diagnostics, .. }) => {
-            assert_eq!(diagnostics[0].message, "/etc/multipath.conf line 2, parsing failed: \tdevnode \"(\"");
+            assert_eq!(
+                diagnostics[0].message,
+                "/etc/multipath.conf line 2, parsing failed: \tdevnode \"(\""
+            );
             assert_eq!(diagnostics[0].line, 2);
         }
         other => panic!("expected a parse error, got {other:?}"),
     }
-    assert!(matches!(config::parse_str(F, "defaults {\n\treservation_key 0xZZ\n}\n"), Err(ConfigError::Parse { .. })));
+    assert!(matches!(
+        config::parse_str(F, "defaults {\n\treservation_key 0xZZ\n}\n"),
+        Err(ConfigError::Parse { .. })
+    ));
 }
 
 #[test]
@@ -200,45 +266,88 @@ fn invalid_regex_in_conf_d_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let confd = dir.path().join("conf.d");
     std::fs::create_dir(&confd).unwrap();
-    std::fs::write(confd.join("b.conf"), "blacklist {\n\tdevnode \"(\"\n\twwid abc\n}\n").unwrap();
+    std::fs::write(
+        confd.join("b.conf"),
+        "blacklist {\n\tdevnode \"(\"\n\twwid abc\n}\n",
+    )
+    .unwrap();
     std::fs::write(confd.join("a.conf"), "defaults {\n\tverbosity 1\n}\n").unwrap();
     std::fs::write(confd.join("c.conf"), "defaults {\n\tverbosity 3\n}\n").unwrap();
-    let opts = LoadOptions { path: dir.path().join("missing.conf"), conf_dir: confd.clone() };
+    let opts = LoadOptions {
+        path: dir.path().join("missing.conf"),
+        conf_dir: confd.clone(),
+    };
     let l = config::load(&opts).unwrap();
     assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
     assert_eq!(l.config.blacklist.wwid.len(), 1);
     let b = confd.join("b.conf").display().to_string();
     assert_eq!(l.diagnostics.len(), 1);
-    assert_eq!(l.diagnostics[0].message, format!("{b} line 2, parsing failed: \tdevnode \"(\""));
+    assert_eq!(
+        l.diagnostics[0].message,
+        format!("{b} line 2, parsing failed: \tdevnode \"(\"")
+    );
     assert_eq!(l.diagnostics[0].file, b);
 }
 
 #[test]
 fn missing_files_and_dirs() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = LoadOptions { path: dir.path().join("none.conf"), conf_dir: dir.path().join("nodir") };
+    let opts = LoadOptions {
+        path: dir.path().join("none.conf"),
+        conf_dir: dir.path().join("nodir"),
+    };
     let l = config::load(&opts).unwrap();
     assert_eq!(l.config, config::builtin());
-    assert_eq!(l.diagnostics[0].message, format!("No configuration dir '{}'", dir.path().join("nodir").display()));
-    let rel = LoadOptions { path: dir.path().join("none.conf"), conf_dir: "conf.d".into() };
-    assert_eq!(config::load(&rel).unwrap().diagnostics[0].message, "config_dir 'conf.d' must be a fully qualified path");
+    assert_eq!(
+        l.diagnostics[0].message,
+        format!(
+            "No configuration dir '{}'",
+            dir.path().join("nodir").display()
+        )
+    );
+    let rel = LoadOptions {
+        path: dir.path().join("none.conf"),
+        conf_dir: "conf.d".into(),
+    };
+    assert_eq!(
+        config::load(&rel).unwrap().diagnostics[0].message,
+        "config_dir 'conf.d' must be a fully qualified path"
+    );
 }
 
 #[test]
 fn non_utf8_bytes_are_whitespace_outside_quotes() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("multipath.conf");
-    std::fs::write(&main, b"defaults {\n\tverbosity\xff3\n\talias_prefix \"a\xfeb\"\n}\n").unwrap();
-    let l = config::load(&LoadOptions { path: main, conf_dir: dir.path().to_path_buf() }).unwrap();
+    std::fs::write(
+        &main,
+        b"defaults {\n\tverbosity\xff3\n\talias_prefix \"a\xfeb\"\n}\n",
+    )
+    .unwrap();
+    let l = config::load(&LoadOptions {
+        path: main,
+        conf_dir: dir.path().to_path_buf(),
+    })
+    .unwrap();
     assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
-    assert_eq!(l.config.defaults.get("alias_prefix"), Some(&Value::Str("a\u{fffd}b".into())));
+    assert_eq!(
+        l.config.defaults.get("alias_prefix"),
+        Some(&Value::Str("a\u{fffd}b".into()))
+    );
 }
 
 #[test]
 fn crlf_and_comments() {
-    let l = config::parse_str(F, "# header\r\ndefaults {\r\n\tverbosity 3 # three\r\n\tprio \"a#b\" ! c\r\n}\r\n").unwrap();
+    let l = config::parse_str(
+        F,
+        "# header\r\ndefaults {\r\n\tverbosity 3 # three\r\n\tprio \"a#b\" ! c\r\n}\r\n",
+    )
+    .unwrap();
     assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
-    assert_eq!(l.config.defaults.get("prio"), Some(&Value::Str("a#b".into())));
+    assert_eq!(
+        l.config.defaults.get("prio"),
+        Some(&Value::Str("a#b".into()))
+    );
 }
 
 #[test]
@@ -246,7 +355,17 @@ fn show_config_offline_reports_diagnostics_and_dump() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("multipath.conf");
     std::fs::write(&main, "defaults {\n\tnope 1\n}\n").unwrap();
-    let (diags, dump) = config::show_config_offline(&LoadOptions { path: main.clone(), conf_dir: dir.path().into() }).unwrap();
-    assert_eq!(diags[0].to_string(), format!("{} line 2, invalid keyword in the defaults section: nope", main.display()));
+    let (diags, dump) = config::show_config_offline(&LoadOptions {
+        path: main.clone(),
+        conf_dir: dir.path().into(),
+    })
+    .unwrap();
+    assert_eq!(
+        diags[0].to_string(),
+        format!(
+            "{} line 2, invalid keyword in the defaults section: nope",
+            main.display()
+        )
+    );
     assert!(dump.starts_with("defaults {\n\tverbosity 2\n\tpolling_interval 5\n"));
 }

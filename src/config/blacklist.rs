@@ -22,16 +22,31 @@ pub const DEFAULT_PROPERTY_EXCEPTION: &str = "(SCSI_IDENT_|ID_WWN)";
 
 /// User entries followed by the built-in ones (skipping built-ins the user
 /// already lists): the blacklist and exception lists in effect.
-pub fn effective_lists(cfg: &Config, nvme_native_multipath: bool) -> (BlacklistLists, BlacklistLists) {
+pub fn effective_lists(
+    cfg: &Config,
+    nvme_native_multipath: bool,
+) -> (BlacklistLists, BlacklistLists) {
     let mut bl = cfg.blacklist.clone();
     let mut ex = cfg.exceptions.clone();
-    let devnode = if nvme_native_multipath { DEFAULT_DEVNODE_NATIVE_NVME } else { DEFAULT_DEVNODE };
+    let devnode = if nvme_native_multipath {
+        DEFAULT_DEVNODE_NATIVE_NVME
+    } else {
+        DEFAULT_DEVNODE
+    };
     add_pattern(&mut bl.devnode, devnode);
     add_pattern(&mut ex.property, DEFAULT_PROPERTY_EXCEPTION);
     for hwe in cfg.all_devices() {
-        let (Some(vendor), Some(product)) = (hwe.str("vendor"), hwe.str("product_blacklist")) else { continue };
-        let (Ok(v), Ok(p)) = (Pattern::new(vendor), Pattern::new(product)) else { continue };
-        let dev = BlacklistDevice { vendor: Some(v), product: Some(p) };
+        let (Some(vendor), Some(product)) = (hwe.str("vendor"), hwe.str("product_blacklist"))
+        else {
+            continue;
+        };
+        let (Ok(v), Ok(p)) = (Pattern::new(vendor), Pattern::new(product)) else {
+            continue;
+        };
+        let dev = BlacklistDevice {
+            vendor: Some(v),
+            product: Some(p),
+        };
         if !bl.device.contains(&dev) {
             bl.device.push(dev);
         }
@@ -75,7 +90,8 @@ fn any(list: &[Pattern], s: &str) -> bool {
 
 fn device_match(list: &[BlacklistDevice], vendor: &str, product: &str) -> bool {
     list.iter().any(|d| {
-        d.vendor.as_ref().is_none_or(|p| p.is_match(vendor)) && d.product.as_ref().is_none_or(|p| p.is_match(product))
+        d.vendor.as_ref().is_none_or(|p| p.is_match(vendor))
+            && d.product.as_ref().is_none_or(|p| p.is_match(product))
     })
 }
 
@@ -102,7 +118,12 @@ impl Blacklist {
     }
 
     pub fn filter_devnode(&self, devnode: &str) -> i32 {
-        Self::simple(&self.ex.devnode, &self.bl.devnode, devnode, MATCH_DEVNODE_BLIST)
+        Self::simple(
+            &self.ex.devnode,
+            &self.bl.devnode,
+            devnode,
+            MATCH_DEVNODE_BLIST,
+        )
     }
 
     pub fn filter_wwid(&self, wwid: &str) -> i32 {
@@ -110,7 +131,12 @@ impl Blacklist {
     }
 
     pub fn filter_protocol(&self, protocol: &str) -> i32 {
-        Self::simple(&self.ex.protocol, &self.bl.protocol, protocol, MATCH_PROTOCOL_BLIST)
+        Self::simple(
+            &self.ex.protocol,
+            &self.bl.protocol,
+            protocol,
+            MATCH_PROTOCOL_BLIST,
+        )
     }
 
     pub fn filter_device(&self, vendor: &str, product: &str) -> i32 {
@@ -139,7 +165,9 @@ impl Blacklist {
             }
         }
         match uid_attribute {
-            Some(uid) if !uid.is_empty() && properties.contains(&uid) => MATCH_PROPERTY_BLIST_MISSING,
+            Some(uid) if !uid.is_empty() && properties.contains(&uid) => {
+                MATCH_PROPERTY_BLIST_MISSING
+            }
             _ => MATCH_NOTHING,
         }
     }

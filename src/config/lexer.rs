@@ -43,7 +43,9 @@ impl Token {
     /// string is an opening marker, the text (when not empty) and a closing marker.
     pub fn upstream_len(&self) -> usize {
         match self {
-            Token::Quoted { text, closed } => 1 + usize::from(!text.is_empty()) + usize::from(*closed),
+            Token::Quoted { text, closed } => {
+                1 + usize::from(!text.is_empty()) + usize::from(*closed)
+            }
             _ => 1,
         }
     }
@@ -55,7 +57,9 @@ impl Token {
 pub fn tokenize(line: &str) -> Result<Vec<Token>, String> {
     let mut pairs = LineGrammar::parse(Rule::line, line).map_err(|e| e.to_string())?;
     let mut tokens = Vec::new();
-    let Some(root) = pairs.next() else { return Ok(tokens) };
+    let Some(root) = pairs.next() else {
+        return Ok(tokens);
+    };
     for pair in root.into_inner() {
         match pair.as_rule() {
             Rule::brace => tokens.push(Token::Brace(if pair.as_str() == "{" { '{' } else { '}' })),
@@ -84,7 +88,10 @@ mod tests {
 
     fn value(line: &str) -> (usize, String) {
         let t = tokenize(line).unwrap();
-        (t.iter().map(Token::upstream_len).sum(), t.get(1).map(|t| t.text().to_string()).unwrap_or_default())
+        (
+            t.iter().map(Token::upstream_len).sum(),
+            t.get(1).map(|t| t.text().to_string()).unwrap_or_default(),
+        )
     }
 
     // Upstream tests/parser.c vectors: (line, upstream token count, value).
@@ -123,11 +130,17 @@ mod tests {
             ]
         );
         assert_eq!(tokenize("v#x").unwrap(), vec![Token::Bare("v".into())]);
-        assert_eq!(tokenize("a\u{e9}b").unwrap(), vec![Token::Bare("a".into()), Token::Bare("b".into())]);
+        assert_eq!(
+            tokenize("a\u{e9}b").unwrap(),
+            vec![Token::Bare("a".into()), Token::Bare("b".into())]
+        );
         assert_eq!(tokenize("k \"a\u{e9}\"").unwrap()[1].text(), "a\u{e9}");
         assert_eq!(
             tokenize("k \"open").unwrap()[1],
-            Token::Quoted { text: "open".into(), closed: false }
+            Token::Quoted {
+                text: "open".into(),
+                closed: false
+            }
         );
         assert!(tokenize("   # only a comment").unwrap().is_empty());
         assert!(tokenize("").unwrap().is_empty());

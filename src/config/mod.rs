@@ -33,7 +33,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { path: PathBuf::from("/etc/multipath.conf"), conf_dir: PathBuf::from("/etc/multipath/conf.d") }
+        LoadOptions {
+            path: PathBuf::from("/etc/multipath.conf"),
+            conf_dir: PathBuf::from("/etc/multipath/conf.d"),
+        }
     }
 }
 
@@ -48,17 +51,27 @@ pub struct Loaded {
 #[derive(Debug)]
 pub enum ConfigError {
     /// The main file exists but cannot be read.
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// A handler failed in the main file (invalid blacklist regex, bad
     /// reservation key); the diagnostics say where.
-    Parse { path: PathBuf, diagnostics: Vec<Diagnostic> },
+    Parse {
+        path: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Read { path, error } => {
-                write!(f, "couldn't open configuration file '{}': {error}", path.display())
+                write!(
+                    f,
+                    "couldn't open configuration file '{}': {error}",
+                    path.display()
+                )
             }
             ConfigError::Parse { diagnostics, .. } => {
                 for d in diagnostics.iter().filter(|d| d.level == Level::Error) {
@@ -80,7 +93,10 @@ fn read_text(path: &Path) -> std::io::Result<String> {
 
 /// A configuration holding only the built-in hardware table.
 pub fn builtin() -> Config {
-    Config { hwtable: hwtable::builtin().to_vec(), ..Config::default() }
+    Config {
+        hwtable: hwtable::builtin().to_vec(),
+        ..Config::default()
+    }
 }
 
 /// Loads the main file and the conf.d directory, as multipathd does at start-up
@@ -92,24 +108,43 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     match read_text(&opts.path) {
         Ok(text) => {
             if !parser::parse_file(&main, &text, &mut cfg, &mut st) {
-                return Err(ConfigError::Parse { path: opts.path.clone(), diagnostics: st.diags });
+                return Err(ConfigError::Parse {
+                    path: opts.path.clone(),
+                    diagnostics: st.diags,
+                });
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(ConfigError::Read { path: opts.path.clone(), error }),
+        Err(error) => {
+            return Err(ConfigError::Read {
+                path: opts.path.clone(),
+                error,
+            });
+        }
     }
     read_conf_dir(&opts.conf_dir, &mut cfg, &mut st);
     parser::merge_multipaths(&mut cfg, &mut st, &main);
-    Ok(Loaded { config: cfg, diagnostics: st.diags })
+    Ok(Loaded {
+        config: cfg,
+        diagnostics: st.diags,
+    })
 }
 
 fn read_conf_dir(dir: &Path, cfg: &mut Config, st: &mut parser::LoadState) {
     let shown = dir.display().to_string();
     let mut diag = |level, message: String| {
-        st.diags.push(Diagnostic { level, file: shown.clone(), line: 0, message });
+        st.diags.push(Diagnostic {
+            level,
+            file: shown.clone(),
+            line: 0,
+            message,
+        });
     };
     if !dir.is_absolute() {
-        diag(Level::Error, format!("config_dir '{shown}' must be a fully qualified path"));
+        diag(
+            Level::Error,
+            format!("config_dir '{shown}' must be a fully qualified path"),
+        );
         return;
     }
     let entries = match std::fs::read_dir(dir) {
@@ -119,7 +154,10 @@ fn read_conf_dir(dir: &Path, cfg: &mut Config, st: &mut parser::LoadState) {
             return;
         }
         Err(e) => {
-            diag(Level::Error, format!("couldn't open configuration dir '{shown}': {e}"));
+            diag(
+                Level::Error,
+                format!("couldn't open configuration dir '{shown}': {e}"),
+            );
             return;
         }
     };
@@ -162,10 +200,16 @@ pub fn parse_str_bare(name: &str, text: &str) -> Result<Loaded, ConfigError> {
 fn parse_with(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigError> {
     let mut st = parser::LoadState::default();
     if !parser::parse_file(name, text, &mut cfg, &mut st) {
-        return Err(ConfigError::Parse { path: PathBuf::from(name), diagnostics: st.diags });
+        return Err(ConfigError::Parse {
+            path: PathBuf::from(name),
+            diagnostics: st.diags,
+        });
     }
     parser::merge_multipaths(&mut cfg, &mut st, name);
-    Ok(Loaded { config: cfg, diagnostics: st.diags })
+    Ok(Loaded {
+        config: cfg,
+        diagnostics: st.diags,
+    })
 }
 
 /// `multipathd -t`: loads the configuration and returns the diagnostics (for

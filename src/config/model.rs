@@ -21,7 +21,10 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new(text: &str) -> Result<Pattern, String> {
-        Ok(Pattern { text: text.to_string(), re: Arc::new(ConfigRegex::new(text)?) })
+        Ok(Pattern {
+            text: text.to_string(),
+            re: Arc::new(ConfigRegex::new(text)?),
+        })
     }
     pub fn is_match(&self, subject: &str) -> bool {
         self.re.is_match(subject)
@@ -88,11 +91,14 @@ impl DeviceEntry {
 
     /// Whether the entry applies to a device (unanchored regex search per field).
     pub fn matches(&self, vendor: &str, product: &str, revision: &str) -> bool {
-        self.fields.iter().zip([vendor, product, revision]).all(|(f, s)| match f {
-            Field::Any => true,
-            Field::Re(p) => p.is_match(s),
-            Field::Never => false,
-        })
+        self.fields
+            .iter()
+            .zip([vendor, product, revision])
+            .all(|(f, s)| match f {
+                Field::Any => true,
+                Field::Re(p) => p.is_match(s),
+                Field::Never => false,
+            })
     }
 }
 
@@ -202,7 +208,10 @@ impl Config {
 
     fn intervals(&self) -> (u32, u32) {
         let clamp = |n: i64| n.clamp(1, i64::from(i32::MAX)) as u32;
-        match (self.default_int("polling_interval"), self.default_int("max_polling_interval")) {
+        match (
+            self.default_int("polling_interval"),
+            self.default_int("max_polling_interval"),
+        ) {
             (None, None) => (5, 20),
             (Some(p), None) => (clamp(p), clamp(p.saturating_mul(4))),
             (None, Some(m)) => (clamp(m / 4), clamp(m)),

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use super::diag::{Diagnostic, Level};
 use super::keywords::{self, Keyword, Section, ValueType};
 use super::lexer::{self, Token};
-use super::model::{Attrs, BlacklistDevice, Config, DeviceEntry, MultipathEntry, Pattern, ProtocolEntry};
+use super::model::{
+    Attrs, BlacklistDevice, Config, DeviceEntry, MultipathEntry, Pattern, ProtocolEntry,
+};
 use super::value::{self, Note, Value, ValueError};
 
 /// Where the keywords of the section being parsed are stored.
@@ -38,7 +40,12 @@ pub(crate) struct LoadState {
 
 impl LoadState {
     fn push(&mut self, level: Level, file: &str, line: usize, message: String) {
-        self.diags.push(Diagnostic { level, file: file.to_string(), line, message });
+        self.diags.push(Diagnostic {
+            level,
+            file: file.to_string(),
+            line,
+            message,
+        });
     }
 }
 
@@ -91,7 +98,11 @@ impl FileParser<'_> {
                 Ok(t) if t.is_empty() => continue,
                 Ok(t) => return Some((n, raw, t)),
                 Err(_) => {
-                    self.diag(Level::Error, n, format!("can't parse option on line {n} of {}", self.file));
+                    self.diag(
+                        Level::Error,
+                        n,
+                        format!("can't parse option on line {n} of {}", self.file),
+                    );
                 }
             }
         }
@@ -108,22 +119,45 @@ impl FileParser<'_> {
                 Token::Brace('}') => {
                     if level > 0 {
                         if let Some(extra) = tokens.get(1) {
-                            self.diag(Level::Error, n, format!("ignoring extra data starting with '{}' on line {n} of {file}", extra.shown()));
+                            self.diag(
+                                Level::Error,
+                                n,
+                                format!(
+                                    "ignoring extra data starting with '{}' on line {n} of {file}",
+                                    extra.shown()
+                                ),
+                            );
                         }
                         return true;
                     }
-                    self.diag(Level::Error, n, format!("unmatched '}}' at line {n} of {file}"));
-                    self.diag(Level::Warning, n, format!("{file} line {n}, invalid keyword: }}"));
+                    self.diag(
+                        Level::Error,
+                        n,
+                        format!("unmatched '}}' at line {n} of {file}"),
+                    );
+                    self.diag(
+                        Level::Warning,
+                        n,
+                        format!("{file} line {n}, invalid keyword: }}"),
+                    );
                     continue;
                 }
                 Token::Brace(_) => {
-                    self.diag(Level::Error, n, format!("invalid keyword '{{' on line {n} of {file}"));
+                    self.diag(
+                        Level::Error,
+                        n,
+                        format!("invalid keyword '{{' on line {n} of {file}"),
+                    );
                     continue;
                 }
                 _ => {}
             }
             let name = tokens[0].shown();
-            let lookup_name = if matches!(tokens[0], Token::Quoted { .. }) { "\"" } else { name.as_str() };
+            let lookup_name = if matches!(tokens[0], Token::Quoted { .. }) {
+                "\""
+            } else {
+                name.as_str()
+            };
             let Some(kw) = keywords::lookup(section, lookup_name) else {
                 let msg = if level == 0 {
                     format!("{file} line {n}, invalid keyword: {name}")
@@ -134,16 +168,38 @@ impl FileParser<'_> {
                 continue;
             };
             if !kw.repeatable() && !seen.insert(kw.name) {
-                self.diag(Level::Warning, n, format!("{file} line {n}, duplicate keyword: {}", kw.name));
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!("{file} line {n}, duplicate keyword: {}", kw.name),
+                );
             }
             if let Some(sub) = kw.subsection() {
                 match tokens.get(1) {
-                    None => self.diag(Level::Error, n, format!("missing '{{' on line {n} of {file}")),
+                    None => self.diag(
+                        Level::Error,
+                        n,
+                        format!("missing '{{' on line {n} of {file}"),
+                    ),
                     Some(Token::Brace('{')) => {}
-                    Some(t) => self.diag(Level::Error, n, format!("expecting '{{' on line {n} of {file}. found '{}'", t.shown())),
+                    Some(t) => self.diag(
+                        Level::Error,
+                        n,
+                        format!(
+                            "expecting '{{' on line {n} of {file}. found '{}'",
+                            t.shown()
+                        ),
+                    ),
                 }
                 if let Some(extra) = tokens.get(2) {
-                    self.diag(Level::Error, n, format!("ignoring extra data starting with '{}' on line {n} of {file}", extra.shown()));
+                    self.diag(
+                        Level::Error,
+                        n,
+                        format!(
+                            "ignoring extra data starting with '{}' on line {n} of {file}",
+                            extra.shown()
+                        ),
+                    );
                 }
                 let child = self.open(target, kw);
                 if !self.block(sub, kw.name, child, level + 1) {
@@ -157,18 +213,43 @@ impl FileParser<'_> {
                 continue;
             }
             let Some(vtok) = tokens.get(1) else {
-                self.diag(Level::Error, n, format!("missing value for option '{}' on line {n} of {file}", kw.name));
+                self.diag(
+                    Level::Error,
+                    n,
+                    format!(
+                        "missing value for option '{}' on line {n} of {file}",
+                        kw.name
+                    ),
+                );
                 continue;
             };
             if let Token::Brace(_) = vtok {
-                self.diag(Level::Error, n, format!("parsing error starting with '{}' on line {n} of {file}", vtok.shown()));
+                self.diag(
+                    Level::Error,
+                    n,
+                    format!(
+                        "parsing error starting with '{}' on line {n} of {file}",
+                        vtok.shown()
+                    ),
+                );
                 continue;
             }
             if let Token::Quoted { closed: false, .. } = vtok {
-                self.diag(Level::Error, n, format!("missing closing quotes on line {n} of {file}"));
+                self.diag(
+                    Level::Error,
+                    n,
+                    format!("missing closing quotes on line {n} of {file}"),
+                );
             }
             if let Some(extra) = tokens.get(2) {
-                self.diag(Level::Error, n, format!("ignoring extra data starting with '{}' on line {n} of {file}", extra.shown()));
+                self.diag(
+                    Level::Error,
+                    n,
+                    format!(
+                        "ignoring extra data starting with '{}' on line {n} of {file}",
+                        extra.shown()
+                    ),
+                );
             }
             self.set(target, kw, vtok.text(), n, &raw);
         }
@@ -204,7 +285,11 @@ impl FileParser<'_> {
     }
 
     fn bl_lists(&mut self, exc: bool) -> &mut super::model::BlacklistLists {
-        if exc { &mut self.cfg.exceptions } else { &mut self.cfg.blacklist }
+        if exc {
+            &mut self.cfg.exceptions
+        } else {
+            &mut self.cfg.blacklist
+        }
     }
 
     fn attrs(&mut self, target: Target) -> Option<&mut Attrs> {
@@ -212,15 +297,28 @@ impl FileParser<'_> {
             Target::Defaults => Some(&mut self.cfg.defaults),
             Target::Device(i) => self.devices.get_mut(i),
             Target::Overrides => Some(&mut self.cfg.overrides.attrs),
-            Target::Protocol(i) => self.cfg.overrides.protocols.get_mut(i).map(|p| &mut p.attrs),
+            Target::Protocol(i) => self
+                .cfg
+                .overrides
+                .protocols
+                .get_mut(i)
+                .map(|p| &mut p.attrs),
             Target::Multipath(i) => self.cfg.multipaths.get_mut(i).map(|m| &mut m.attrs),
-            Target::Root | Target::Blacklist(_) | Target::BlacklistDevice(_) | Target::Devices | Target::Multipaths => None,
+            Target::Root
+            | Target::Blacklist(_)
+            | Target::BlacklistDevice(_)
+            | Target::Devices
+            | Target::Multipaths => None,
         }
     }
 
     fn fail(&mut self, n: usize, raw: &str) {
         self.failed = true;
-        self.diag(Level::Error, n, format!("{} line {n}, parsing failed: {raw}", self.file));
+        self.diag(
+            Level::Error,
+            n,
+            format!("{} line {n}, parsing failed: {raw}", self.file),
+        );
     }
 
     fn set(&mut self, target: Target, kw: &'static Keyword, text: &str, n: usize, raw: &str) {
@@ -257,22 +355,37 @@ impl FileParser<'_> {
         if kw.ty == ValueType::Deprecated {
             if self.st.deprecated_seen.insert(kw.name) {
                 let msg = match kw.default {
-                    Some(v) => format!("{file} line {n}: ignoring deprecated option \"{}\", using built-in value: \"{v}\"", kw.name),
-                    None => format!("{file} line {n}: ignoring deprecated option \"{}\"", kw.name),
+                    Some(v) => format!(
+                        "{file} line {n}: ignoring deprecated option \"{}\", using built-in value: \"{v}\"",
+                        kw.name
+                    ),
+                    None => format!(
+                        "{file} line {n}: ignoring deprecated option \"{}\"",
+                        kw.name
+                    ),
                 };
                 self.diag(Level::Warning, n, msg);
             }
             return;
         }
-        let key = keywords::lookup(Section::Defaults, keywords::canonical(kw.name)).map_or(kw.name, |k| k.name);
+        let key = keywords::lookup(Section::Defaults, keywords::canonical(kw.name))
+            .map_or(kw.name, |k| k.name);
         let (mut v, note) = match value::parse(kw.ty, text) {
             Ok(r) => r,
             Err(ValueError::Invalid) => {
-                self.diag(Level::Warning, n, format!("{file} line {n}, invalid value for {}: \"{text}\"", kw.name));
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!("{file} line {n}, invalid value for {}: \"{text}\"", kw.name),
+                );
                 return;
             }
             Err(ValueError::MissingCount) => {
-                self.diag(Level::Warning, n, format!("{file} line {n}, missing argument count for {}", kw.name));
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!("{file} line {n}, missing argument count for {}", kw.name),
+                );
                 return;
             }
             Err(ValueError::BadCount { got, expected }) => {
@@ -320,7 +433,11 @@ impl FileParser<'_> {
         let mut kept: Vec<Attrs> = Vec::new();
         for attrs in std::mem::take(&mut self.devices) {
             if !attrs.contains_key("vendor") || !attrs.contains_key("product") {
-                self.diag(Level::Error, 0, format!("device config in {file} missing vendor or product parameter"));
+                self.diag(
+                    Level::Error,
+                    0,
+                    format!("device config in {file} missing vendor or product parameter"),
+                );
                 continue;
             }
             let id = |a: &Attrs| ["vendor", "product", "revision"].map(|k| a.get(k).cloned());
@@ -329,19 +446,30 @@ impl FileParser<'_> {
                     Some(Value::Str(s)) => s.clone(),
                     _ => "(null)".to_string(),
                 };
-                let msg = format!("duplicate device section for {}:{}:{} in {file}", show("vendor"), show("product"), show("revision"));
+                let msg = format!(
+                    "duplicate device section for {}:{}:{} in {file}",
+                    show("vendor"),
+                    show("product"),
+                    show("revision")
+                );
                 self.diag(Level::Warning, 0, msg);
                 prev.extend(attrs);
             } else {
                 kept.push(attrs);
             }
         }
-        self.cfg.devices.extend(kept.into_iter().map(DeviceEntry::new));
+        self.cfg
+            .devices
+            .extend(kept.into_iter().map(DeviceEntry::new));
         let mut i = self.first_protocol;
         while i < self.cfg.overrides.protocols.len() {
             if self.cfg.overrides.protocols[i].protocol().is_none() {
                 self.cfg.overrides.protocols.remove(i);
-                self.diag(Level::Error, 0, format!("protocol section in {file} missing type"));
+                self.diag(
+                    Level::Error,
+                    0,
+                    format!("protocol section in {file} missing type"),
+                );
             } else {
                 i += 1;
             }
@@ -355,7 +483,12 @@ pub(crate) fn merge_multipaths(cfg: &mut Config, st: &mut LoadState, file: &str)
     let mut kept: Vec<MultipathEntry> = Vec::new();
     for mpe in std::mem::take(&mut cfg.multipaths) {
         let Some(wwid) = mpe.wwid() else {
-            st.push(Level::Error, file, 0, "multipaths config section missing wwid".to_string());
+            st.push(
+                Level::Error,
+                file,
+                0,
+                "multipaths config section missing wwid".to_string(),
+            );
             continue;
         };
         if let Some(prev) = kept.iter_mut().find(|k| k.wwid() == Some(wwid)) {

@@ -32,7 +32,10 @@ pub struct Selected<T> {
 
 impl<T> Selected<T> {
     fn map<U>(self, f: impl FnOnce(T) -> U) -> Selected<U> {
-        Selected { value: f(self.value), origin: self.origin }
+        Selected {
+            value: f(self.value),
+            origin: self.origin,
+        }
     }
 }
 
@@ -136,9 +139,19 @@ fn no_or_n(v: &Value) -> Option<u32> {
 }
 
 impl<'a> Selector<'a> {
-    pub fn new(cfg: &'a Config, vendor: &str, product: &str, revision: &str, wwid: &str) -> Selector<'a> {
+    pub fn new(
+        cfg: &'a Config,
+        vendor: &str,
+        product: &str,
+        revision: &str,
+        wwid: &str,
+    ) -> Selector<'a> {
         let mpe = cfg.multipaths.iter().find(|m| m.wwid() == Some(wwid));
-        let hwes = cfg.all_devices().rev().filter(|h| h.matches(vendor, product, revision)).collect();
+        let hwes = cfg
+            .all_devices()
+            .rev()
+            .filter(|h| h.matches(vendor, product, revision))
+            .collect();
         Selector { cfg, mpe, hwes }
     }
 
@@ -157,36 +170,45 @@ impl<'a> Selector<'a> {
     pub fn get(&self, name: &str) -> Option<Selected<Value>> {
         let key = keywords::canonical(name);
         let allowed = |s: Section| keywords::lookup(s, key).is_some();
-        let from = |a: &Attrs, origin| a.get(key).map(|v| Selected { value: v.clone(), origin });
-        if allowed(Section::Multipath) {
-            if let Some(s) = self.mpe.and_then(|m| from(&m.attrs, ORIGIN_MULTIPATHS)) {
-                return Some(s);
-            }
+        let from = |a: &Attrs, origin| {
+            a.get(key).map(|v| Selected {
+                value: v.clone(),
+                origin,
+            })
+        };
+        if allowed(Section::Multipath)
+            && let Some(s) = self.mpe.and_then(|m| from(&m.attrs, ORIGIN_MULTIPATHS))
+        {
+            return Some(s);
         }
-        if allowed(Section::Overrides) {
-            if let Some(s) = from(&self.cfg.overrides.attrs, ORIGIN_OVERRIDES) {
-                return Some(s);
-            }
+        if allowed(Section::Overrides)
+            && let Some(s) = from(&self.cfg.overrides.attrs, ORIGIN_OVERRIDES)
+        {
+            return Some(s);
         }
-        if allowed(Section::Device) {
-            if let Some(s) = self.hwes.iter().find_map(|h| from(&h.attrs, ORIGIN_HWE)) {
-                return Some(s);
-            }
+        if allowed(Section::Device)
+            && let Some(s) = self.hwes.iter().find_map(|h| from(&h.attrs, ORIGIN_HWE))
+        {
+            return Some(s);
         }
-        if allowed(Section::Defaults) {
-            if let Some(s) = from(&self.cfg.defaults, ORIGIN_CONF) {
-                return Some(s);
-            }
+        if allowed(Section::Defaults)
+            && let Some(s) = from(&self.cfg.defaults, ORIGIN_CONF)
+        {
+            return Some(s);
         }
         keywords::lookup(Section::Defaults, key)
             .and_then(builtin_default)
-            .map(|value| Selected { value, origin: ORIGIN_DEFAULT })
+            .map(|value| Selected {
+                value,
+                origin: ORIGIN_DEFAULT,
+            })
     }
 
     fn string(&self, name: &str, fallback: &str) -> Selected<String> {
-        self.get(name)
-            .map(|s| s.map(as_str))
-            .unwrap_or(Selected { value: fallback.to_string(), origin: ORIGIN_DEFAULT })
+        self.get(name).map(|s| s.map(as_str)).unwrap_or(Selected {
+            value: fallback.to_string(),
+            origin: ORIGIN_DEFAULT,
+        })
     }
 
     fn int(&self, name: &str) -> Option<Selected<i64>> {
@@ -194,11 +216,21 @@ impl<'a> Selector<'a> {
     }
 
     fn flag(&self, name: &str) -> Selected<bool> {
-        self.get(name).map(|s| s.map(|v| as_bool(&v))).unwrap_or(Selected { value: false, origin: ORIGIN_DEFAULT })
+        self.get(name)
+            .map(|s| s.map(|v| as_bool(&v)))
+            .unwrap_or(Selected {
+                value: false,
+                origin: ORIGIN_DEFAULT,
+            })
     }
 
     fn no_or_n(&self, name: &str) -> Selected<Option<u32>> {
-        self.get(name).map(|s| s.map(|v| no_or_n(&v))).unwrap_or(Selected { value: None, origin: ORIGIN_DEFAULT })
+        self.get(name)
+            .map(|s| s.map(|v| no_or_n(&v)))
+            .unwrap_or(Selected {
+                value: None,
+                origin: ORIGIN_DEFAULT,
+            })
     }
 
     pub fn pgpolicy(&self) -> Selected<String> {
@@ -227,10 +259,13 @@ impl<'a> Selector<'a> {
     pub fn uid_attribute(&self, devname: &str) -> Selected<String> {
         if let Some(Value::Str(attrs)) = self.cfg.defaults.get("uid_attrs") {
             for item in attrs.split_ascii_whitespace() {
-                if let Some((prefix, attr)) = item.split_once(':') {
-                    if devname.starts_with(prefix) {
-                        return Selected { value: attr.to_string(), origin: ORIGIN_UID_ATTRS };
-                    }
+                if let Some((prefix, attr)) = item.split_once(':')
+                    && devname.starts_with(prefix)
+                {
+                    return Selected {
+                        value: attr.to_string(),
+                        origin: ORIGIN_UID_ATTRS,
+                    };
                 }
             }
         }
@@ -251,52 +286,92 @@ impl<'a> Selector<'a> {
             _ => None,
         };
         if let Some(v) = self.mpe.and_then(|m| pair(&m.attrs)) {
-            return Selected { value: v, origin: ORIGIN_MULTIPATHS };
+            return Selected {
+                value: v,
+                origin: ORIGIN_MULTIPATHS,
+            };
         }
         if let Some(v) = pair(&self.cfg.overrides.attrs) {
-            return Selected { value: v, origin: ORIGIN_OVERRIDES };
+            return Selected {
+                value: v,
+                origin: ORIGIN_OVERRIDES,
+            };
         }
         let first = |k: &str| self.hwes.iter().find_map(|h| h.str(k).map(str::to_string));
         if let Some(name) = first("prio") {
-            return Selected { value: (name, first("prio_args").unwrap_or_default()), origin: ORIGIN_HWE };
+            return Selected {
+                value: (name, first("prio_args").unwrap_or_default()),
+                origin: ORIGIN_HWE,
+            };
         }
         if let Some(v) = pair(&self.cfg.defaults) {
-            return Selected { value: v, origin: ORIGIN_CONF };
+            return Selected {
+                value: v,
+                origin: ORIGIN_CONF,
+            };
         }
-        Selected { value: ("const".to_string(), String::new()), origin: ORIGIN_DEFAULT }
+        Selected {
+            value: ("const".to_string(), String::new()),
+            origin: ORIGIN_DEFAULT,
+        }
     }
 
     pub fn failback(&self) -> Selected<Failback> {
-        self.int("failback").map_or(Selected { value: Failback::Manual, origin: ORIGIN_DEFAULT }, |s| {
-            s.map(|n| match n {
-                enc::FAILBACK_IMMEDIATE => Failback::Immediate,
-                enc::FAILBACK_FOLLOWOVER => Failback::Followover,
-                n if n > 0 => Failback::Delay(u32_of(n)),
-                _ => Failback::Manual,
-            })
-        })
+        self.int("failback").map_or(
+            Selected {
+                value: Failback::Manual,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| {
+                s.map(|n| match n {
+                    enc::FAILBACK_IMMEDIATE => Failback::Immediate,
+                    enc::FAILBACK_FOLLOWOVER => Failback::Followover,
+                    n if n > 0 => Failback::Delay(u32_of(n)),
+                    _ => Failback::Manual,
+                })
+            },
+        )
     }
 
     /// `true` = priorities, `false` = uniform.
     pub fn rr_weight_priorities(&self) -> Selected<bool> {
-        self.string("rr_weight", "uniform").map(|s| s == "priorities")
+        self.string("rr_weight", "uniform")
+            .map(|s| s == "priorities")
     }
 
     pub fn no_path_retry(&self) -> Selected<NoPathRetry> {
-        self.int("no_path_retry").map_or(Selected { value: NoPathRetry::Undef, origin: ORIGIN_DEFAULT }, |s| {
-            s.map(|n| match n {
-                enc::NPR_QUEUE => NoPathRetry::Queue,
-                n if n > 0 => NoPathRetry::Retries(u32_of(n)),
-                _ => NoPathRetry::Fail,
-            })
-        })
+        self.int("no_path_retry").map_or(
+            Selected {
+                value: NoPathRetry::Undef,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| {
+                s.map(|n| match n {
+                    enc::NPR_QUEUE => NoPathRetry::Queue,
+                    n if n > 0 => NoPathRetry::Retries(u32_of(n)),
+                    _ => NoPathRetry::Fail,
+                })
+            },
+        )
     }
 
     pub fn rr_min_io(&self) -> Selected<u32> {
-        self.int("rr_min_io").map_or(Selected { value: 1000, origin: ORIGIN_DEFAULT }, |s| s.map(u32_of))
+        self.int("rr_min_io").map_or(
+            Selected {
+                value: 1000,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| s.map(u32_of),
+        )
     }
     pub fn rr_min_io_rq(&self) -> Selected<u32> {
-        self.int("rr_min_io_rq").map_or(Selected { value: 1, origin: ORIGIN_DEFAULT }, |s| s.map(u32_of))
+        self.int("rr_min_io_rq").map_or(
+            Selected {
+                value: 1,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| s.map(u32_of),
+        )
     }
     /// `never`, `always` or `unused`.
     pub fn flush_on_last_del(&self) -> Selected<String> {
@@ -309,12 +384,26 @@ impl<'a> Selector<'a> {
             n => Timeout::Secs(u32_of(n)),
         };
         if let Some(proto) = protocol {
-            let hit = self.cfg.overrides.protocols.iter().find(|p| p.protocol() == Some(proto));
+            let hit = self
+                .cfg
+                .overrides
+                .protocols
+                .iter()
+                .find(|p| p.protocol() == Some(proto));
             if let Some(v) = hit.and_then(|p| p.attrs.get(name)) {
-                return Selected { value: Some(conv(v)), origin: ORIGIN_OVERRIDES_PROTOCOL };
+                return Selected {
+                    value: Some(conv(v)),
+                    origin: ORIGIN_OVERRIDES_PROTOCOL,
+                };
             }
         }
-        self.get(name).map_or(Selected { value: None, origin: ORIGIN_DEFAULT }, |s| s.map(|v| Some(conv(&v))))
+        self.get(name).map_or(
+            Selected {
+                value: None,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| s.map(|v| Some(conv(&v))),
+        )
     }
 
     /// `fast_io_fail_tmo` for a path of transport `protocol` (e.g. `scsi:fcp`).
@@ -331,7 +420,10 @@ impl<'a> Selector<'a> {
     /// Alias from the multipaths entry, if any (bindings and WWID fallback are the caller's).
     pub fn alias(&self) -> Option<Selected<String>> {
         match self.mpe.and_then(|m| m.attrs.get("alias")) {
-            Some(Value::Str(a)) => Some(Selected { value: a.clone(), origin: ORIGIN_MULTIPATHS }),
+            Some(Value::Str(a)) => Some(Selected {
+                value: a.clone(),
+                origin: ORIGIN_MULTIPATHS,
+            }),
             _ => None,
         }
     }
@@ -376,7 +468,13 @@ impl<'a> Selector<'a> {
         self.no_or_n("ghost_delay")
     }
     pub fn max_sectors_kb(&self) -> Selected<Option<u32>> {
-        self.int("max_sectors_kb").map_or(Selected { value: None, origin: ORIGIN_DEFAULT }, |s| s.map(|n| Some(u32_of(n))))
+        self.int("max_sectors_kb").map_or(
+            Selected {
+                value: None,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| s.map(|n| Some(u32_of(n))),
+        )
     }
     pub fn delay_watch_checks(&self) -> Selected<Option<u32>> {
         self.no_or_n("delay_watch_checks")
@@ -410,7 +508,10 @@ impl<'a> Selector<'a> {
     /// san_path_err settings.
     pub fn shaky_path(&self) -> ShakyPath {
         let fpin = self.marginal_pathgroups().value == "fpin";
-        let off = |origin| Selected { value: None, origin };
+        let off = |origin| Selected {
+            value: None,
+            origin,
+        };
         let mut mp = [
             self.no_or_n("marginal_path_err_sample_time"),
             self.no_or_n("marginal_path_err_rate_threshold"),
@@ -418,11 +519,20 @@ impl<'a> Selector<'a> {
             self.no_or_n("marginal_path_double_failed_time"),
         ];
         if fpin {
-            mp = [off(ORIGIN_CONF), off(ORIGIN_CONF), off(ORIGIN_CONF), off(ORIGIN_CONF)];
+            mp = [
+                off(ORIGIN_CONF),
+                off(ORIGIN_CONF),
+                off(ORIGIN_CONF),
+                off(ORIGIN_CONF),
+            ];
         }
         let marginal_on = mp.iter().all(|s| s.value.is_some());
         let mut san = if marginal_on || fpin {
-            [off(ORIGIN_MARGINAL_PATH), off(ORIGIN_MARGINAL_PATH), off(ORIGIN_MARGINAL_PATH)]
+            [
+                off(ORIGIN_MARGINAL_PATH),
+                off(ORIGIN_MARGINAL_PATH),
+                off(ORIGIN_MARGINAL_PATH),
+            ]
         } else {
             [
                 self.no_or_n("san_path_err_threshold"),
@@ -432,13 +542,25 @@ impl<'a> Selector<'a> {
         };
         if !marginal_on && !fpin && san.iter().all(|s| s.value.is_none()) {
             if let Some(n) = self.delay_watch_checks().value {
-                san[0] = Selected { value: Some(1), origin: ORIGIN_DELAY_WATCH };
-                san[1] = Selected { value: Some(n), origin: ORIGIN_DELAY_WATCH };
+                san[0] = Selected {
+                    value: Some(1),
+                    origin: ORIGIN_DELAY_WATCH,
+                };
+                san[1] = Selected {
+                    value: Some(n),
+                    origin: ORIGIN_DELAY_WATCH,
+                };
             }
             if let Some(n) = self.delay_wait_checks().value {
-                san[0] = Selected { value: Some(1), origin: ORIGIN_DELAY_WAIT };
+                san[0] = Selected {
+                    value: Some(1),
+                    origin: ORIGIN_DELAY_WAIT,
+                };
                 let secs = n.saturating_mul(self.cfg.max_polling_interval());
-                san[2] = Selected { value: Some(secs), origin: ORIGIN_DELAY_WAIT };
+                san[2] = Selected {
+                    value: Some(secs),
+                    origin: ORIGIN_DELAY_WAIT,
+                };
             }
         }
         let [t, f, r] = san;

@@ -22,7 +22,13 @@ impl Regex {
         let c = CString::new(pattern).map_err(|_| "pattern contains a NUL byte".to_string())?;
         let mut raw = MaybeUninit::<libc::regex_t>::zeroed();
         // SAFETY: raw points to writable storage for a regex_t, c is NUL-terminated.
-        let rc = unsafe { libc::regcomp(raw.as_mut_ptr(), c.as_ptr(), libc::REG_EXTENDED | libc::REG_NOSUB) };
+        let rc = unsafe {
+            libc::regcomp(
+                raw.as_mut_ptr(),
+                c.as_ptr(),
+                libc::REG_EXTENDED | libc::REG_NOSUB,
+            )
+        };
         if rc != 0 {
             let mut buf = [0u8; 256];
             // SAFETY: regerror writes at most buf.len() bytes, NUL-terminated; a
@@ -32,7 +38,9 @@ impl Regex {
             return Err(msg.unwrap_or_else(|_| format!("regcomp error {rc}")));
         }
         // SAFETY: regcomp succeeded, so the regex_t is initialised.
-        Ok(Regex { raw: unsafe { raw.assume_init() } })
+        Ok(Regex {
+            raw: unsafe { raw.assume_init() },
+        })
     }
 
     /// Unanchored search. A subject with a NUL byte is matched up to the NUL,
@@ -40,7 +48,9 @@ impl Regex {
     pub fn is_match(&self, subject: &str) -> bool {
         let bytes = subject.as_bytes();
         let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-        let Ok(c) = CString::new(&bytes[..end]) else { return false };
+        let Ok(c) = CString::new(&bytes[..end]) else {
+            return false;
+        };
         // SAFETY: self.raw is a compiled pattern; REG_NOSUB needs no match array.
         unsafe { libc::regexec(&self.raw, c.as_ptr(), 0, std::ptr::null_mut(), 0) == 0 }
     }
@@ -75,7 +85,10 @@ impl ConfigRegex {
         } else {
             (text, false)
         };
-        Ok(ConfigRegex { regex: Regex::new(pattern)?, invert })
+        Ok(ConfigRegex {
+            regex: Regex::new(pattern)?,
+            invert,
+        })
     }
 
     pub fn is_match(&self, subject: &str) -> bool {

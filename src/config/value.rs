@@ -71,7 +71,9 @@ fn uint(s: &str) -> Option<i64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(s.bytes().fold(0i64, |v, b| v.saturating_mul(10).saturating_add(i64::from(b - b'0'))))
+    Some(s.bytes().fold(0i64, |v, b| {
+        v.saturating_mul(10).saturating_add(i64::from(b - b'0'))
+    }))
 }
 
 fn cap(v: i64, min: i64, max: i64) -> (Value, Note) {
@@ -103,14 +105,22 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         T::Section(_) | T::Deprecated => Err(ValueError::Invalid),
         T::Str | T::Regex => ok(Value::Str(text.to_string())),
         T::PartitionDelimiter => ok(Value::Str(text.to_string())),
-        T::Int { min, max } => strtol(text).map(|v| cap(v, min, max)).ok_or(ValueError::Invalid),
-        T::Uint { max } => uint(text).map(|v| cap(v, 0, max)).ok_or(ValueError::Invalid),
+        T::Int { min, max } => strtol(text)
+            .map(|v| cap(v, min, max))
+            .ok_or(ValueError::Invalid),
+        T::Uint { max } => uint(text)
+            .map(|v| cap(v, 0, max))
+            .ok_or(ValueError::Invalid),
         T::YesNo => match text {
             "yes" | "1" => ok(Value::Bool(true)),
             "no" | "0" => ok(Value::Bool(false)),
             _ => Err(ValueError::Invalid),
         },
-        T::Choice(words) => words.iter().find(|w| **w == text).map(|w| (Value::Str(w.to_string()), Note::None)).ok_or(ValueError::Invalid),
+        T::Choice(words) => words
+            .iter()
+            .find(|w| **w == text)
+            .map(|w| (Value::Str(w.to_string()), Note::None))
+            .ok_or(ValueError::Invalid),
         T::PgPolicy => PGPOLICIES
             .iter()
             .find(|p| text.starts_with(**p))
@@ -135,15 +145,21 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         },
         T::NoOrN => match text {
             "no" | "0" => ok(Value::Int(enc::OFF)),
-            _ => uint(text).map(|n| (Value::Int(n.min(i32::MAX.into())), Note::None)).ok_or(ValueError::Invalid),
+            _ => uint(text)
+                .map(|n| (Value::Int(n.min(i32::MAX.into())), Note::None))
+                .ok_or(ValueError::Invalid),
         },
         T::OffZeroN => match text {
             "off" => ok(Value::Int(enc::OFF)),
-            _ => uint(text).map(|n| (Value::Int(n.min(i32::MAX.into())), Note::None)).ok_or(ValueError::Invalid),
+            _ => uint(text)
+                .map(|n| (Value::Int(n.min(i32::MAX.into())), Note::None))
+                .ok_or(ValueError::Invalid),
         },
         T::DevLoss => match text {
             "infinity" => ok(Value::Int(enc::INFINITY)),
-            _ => uint(text).map(|n| cap(n, 0, enc::INFINITY)).ok_or(ValueError::Invalid),
+            _ => uint(text)
+                .map(|n| cap(n, 0, enc::INFINITY))
+                .ok_or(ValueError::Invalid),
         },
         T::MaxFds => match text {
             "max" => ok(Value::Int(enc::OFF)),
@@ -191,7 +207,11 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
             if text.is_empty() || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
                 return Err(ValueError::Invalid);
             }
-            i64::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777).map(|m| (Value::Int(m), Note::None)).ok_or(ValueError::Invalid)
+            i64::from_str_radix(text, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .map(|m| (Value::Int(m), Note::None))
+                .ok_or(ValueError::Invalid)
         }
         T::Uid => match uint(text) {
             Some(n) if n <= i64::from(u32::MAX) => ok(Value::Int(n)),
@@ -217,12 +237,18 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
                 Some(k) => (k, true),
                 None => (text, false),
             };
-            let hex = key.strip_prefix("0x").or_else(|| key.strip_prefix("0X")).unwrap_or(key);
+            let hex = key
+                .strip_prefix("0x")
+                .or_else(|| key.strip_prefix("0X"))
+                .unwrap_or(key);
             if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ValueError::Fatal);
             }
             let v = u64::from_str_radix(hex, 16).map_err(|_| ValueError::Fatal)?;
-            ok(Value::Str(format!("0x{v:x}{}", if aptpl { ":aptpl" } else { "" })))
+            ok(Value::Str(format!(
+                "0x{v:x}{}",
+                if aptpl { ":aptpl" } else { "" }
+            )))
         }
         T::ProtocolType => PROTOCOLS
             .iter()
@@ -282,20 +308,53 @@ mod tests {
         assert_eq!(parse(T::NoOrN, "0").unwrap().0, Value::Int(enc::OFF));
         assert_eq!(parse(T::OffZeroN, "0").unwrap().0, Value::Int(0));
         assert_eq!(parse(T::OffZeroN, "off").unwrap().0, Value::Int(enc::OFF));
-        assert_eq!(parse(T::NoPathRetry, "0").unwrap().0, Value::Int(enc::NPR_FAIL));
-        assert_eq!(parse(T::PgPolicy, "multibusXYZ").unwrap().0, Value::Str("multibus".into()));
-        assert_eq!(parse(T::Int { min: 0, max: 4 }, "9"), Ok((Value::Int(4), Note::Capped(4, true))));
-        assert_eq!(parse(T::Int { min: 0, max: 4 }, "4x"), Err(ValueError::Invalid));
+        assert_eq!(
+            parse(T::NoPathRetry, "0").unwrap().0,
+            Value::Int(enc::NPR_FAIL)
+        );
+        assert_eq!(
+            parse(T::PgPolicy, "multibusXYZ").unwrap().0,
+            Value::Str("multibus".into())
+        );
+        assert_eq!(
+            parse(T::Int { min: 0, max: 4 }, "9"),
+            Ok((Value::Int(4), Note::Capped(4, true)))
+        );
+        assert_eq!(
+            parse(T::Int { min: 0, max: 4 }, "4x"),
+            Err(ValueError::Invalid)
+        );
         assert_eq!(parse(T::Uint { max: 10 }, "-1"), Err(ValueError::Invalid));
-        assert_eq!(parse(T::Counted, "2 pg_init_retries 50").unwrap().0, Value::Str("2 pg_init_retries 50".into()));
+        assert_eq!(
+            parse(T::Counted, "2 pg_init_retries 50").unwrap().0,
+            Value::Str("2 pg_init_retries 50".into())
+        );
         assert_eq!(parse(T::Counted, "x"), Err(ValueError::MissingCount));
-        assert_eq!(parse(T::Counted, "1 a b"), Err(ValueError::BadCount { got: 2, expected: 1 }));
+        assert_eq!(
+            parse(T::Counted, "1 a b"),
+            Err(ValueError::BadCount {
+                got: 2,
+                expected: 1
+            })
+        );
         assert_eq!(parse(T::Selector, "service-time 0").unwrap().1, Note::None);
-        assert_eq!(parse(T::Selector, "service-time 1"), Err(ValueError::BadCount { got: 0, expected: 1 }));
-        assert_eq!(parse(T::ReservationKey, "0xABC:aptpl").unwrap().0, Value::Str("0xabc:aptpl".into()));
+        assert_eq!(
+            parse(T::Selector, "service-time 1"),
+            Err(ValueError::BadCount {
+                got: 0,
+                expected: 1
+            })
+        );
+        assert_eq!(
+            parse(T::ReservationKey, "0xABC:aptpl").unwrap().0,
+            Value::Str("0xabc:aptpl".into())
+        );
         assert_eq!(parse(T::ReservationKey, "zz"), Err(ValueError::Fatal));
         assert_eq!(parse(T::Mode, "0640").unwrap().0, Value::Int(0o640));
         assert_eq!(print(T::Mode, &Value::Int(0o640)), "0640");
-        assert_eq!(print(T::DevLoss, &parse(T::DevLoss, "infinity").unwrap().0), "\"infinity\"");
+        assert_eq!(
+            print(T::DevLoss, &parse(T::DevLoss, "infinity").unwrap().0),
+            "\"infinity\""
+        );
     }
 }
