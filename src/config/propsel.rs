@@ -1,0 +1,578 @@
+//! Property selection: which configuration level sets each map and path
+//! attribute, with the origin string upstream logs next to the value.
+//!
+//! Precedence: multipaths > overrides (> overrides protocol for the transport
+//! timeouts) > devices (all matching entries, user entries first, first entry
+//! setting the attribute wins) > defaults > built-in. Which levels apply to a
+//! keyword comes from the keyword table: a keyword not allowed in a section is
+//! never looked up there.
+
+use super::dump::builtin_default;
+use super::keywords::{self, Section};
+use super::model::{Attrs, Config, DeviceEntry, MultipathEntry};
+use super::value::{Value, enc};
+
+pub const ORIGIN_MULTIPATHS: &str = "(setting: multipath.conf multipaths section)";
+pub const ORIGIN_OVERRIDES: &str = "(setting: multipath.conf overrides section)";
+pub const ORIGIN_OVERRIDES_PROTOCOL: &str = "(setting: multipath.conf overrides protocol section)";
+pub const ORIGIN_HWE: &str = "(setting: storage device configuration)";
+pub const ORIGIN_CONF: &str = "(setting: multipath.conf defaults/devices section)";
+pub const ORIGIN_DEFAULT: &str = "(setting: multipath internal)";
+pub const ORIGIN_MARGINAL_PATH: &str = "(setting: implied by marginal_path check)";
+pub const ORIGIN_DELAY_WATCH: &str = "(setting: implied by delay_watch_checks)";
+pub const ORIGIN_DELAY_WAIT: &str = "(setting: implied by delay_wait_checks)";
+pub const ORIGIN_UID_ATTRS: &str = "(setting: multipath.conf defaults section / uid_attrs)";
+
+/// A selected value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected<T> {
+    pub value: T,
+    pub origin: &'static str,
+}
+
+impl<T> Selected<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Selected<U> {
+        Selected {
+            value: f(self.value),
+            origin: self.origin,
+        }
+    }
+}
+
+/// `no_path_retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoPathRetry {
+    /// Not configured anywhere: behaves like `fail`.
+    Undef,
+    Fail,
+    Queue,
+    /// Queue for this many checker intervals after the last path failed.
+    Retries(u32),
+}
+
+/// `failback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failback {
+    Manual,
+    Immediate,
+    Followover,
+    /// Fail back after this many seconds.
+    Delay(u32),
+}
+
+/// `fast_io_fail_tmo`, `dev_loss_tmo`, `eh_deadline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    Off,
+    /// Seconds; `dev_loss_tmo infinity` is `u32::MAX`.
+    Secs(u32),
+}
+
+/// The san_path_err / marginal_path settings of a map after upstream's
+/// interaction rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShakyPath {
+    pub san_path_err_threshold: Selected<Option<u32>>,
+    pub san_path_err_forget_rate: Selected<Option<u32>>,
+    pub san_path_err_recovery_time: Selected<Option<u32>>,
+    pub marginal_path_err_sample_time: Selected<Option<u32>>,
+    pub marginal_path_err_rate_threshold: Selected<Option<u32>>,
+    pub marginal_path_err_recheck_gap_time: Selected<Option<u32>>,
+    pub marginal_path_double_failed_time: Selected<Option<u32>>,
+}
+
+impl ShakyPath {
+    /// Whether IO-error based marginal path detection is on.
+    pub fn marginal_path_enabled(&self) -> bool {
+        self.marginal_path_err_sample_time.value.is_some()
+            && self.marginal_path_err_rate_threshold.value.is_some()
+            && self.marginal_path_err_recheck_gap_time.value.is_some()
+            && self.marginal_path_double_failed_time.value.is_some()
+    }
+
+    pub fn san_path_err_enabled(&self) -> bool {
+        self.san_path_err_threshold.value.is_some()
+            && self.san_path_err_forget_rate.value.is_some()
+            && self.san_path_err_recovery_time.value.is_some()
+    }
+}
+
+/// Selects settings for one path / map identity.
+#[derive(Debug)]
+pub struct Selector<'a> {
+    cfg: &'a Config,
+    mpe: Option<&'a MultipathEntry>,
+    /// Matching hardware entries, user entries first (reverse table order).
+    hwes: Vec<&'a DeviceEntry>,
+}
+
+fn as_str(v: Value) -> String {
+    match v {
+        Value::Str(s) => s,
+        Value::Int(n) => n.to_string(),
+        Value::Bool(b) => if b { "yes" } else { "no" }.to_string(),
+    }
+}
+
+fn as_int(v: &Value) -> i64 {
+    match v {
+        Value::Int(n) => *n,
+        Value::Bool(b) => i64::from(*b),
+        Value::Str(_) => 0,
+    }
+}
+
+fn as_bool(v: &Value) -> bool {
+    matches!(v, Value::Bool(true))
+}
+
+fn u32_of(n: i64) -> u32 {
+    n.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// `no|N` values: `None` means off.
+fn no_or_n(v: &Value) -> Option<u32> {
+    match as_int(v) {
+        n if n > 0 => Some(u32_of(n)),
+        _ => None,
+    }
+}
+
+impl<'a> Selector<'a> {
+    pub fn new(
+        cfg: &'a Config,
+        vendor: &str,
+        product: &str,
+        revision: &str,
+        wwid: &str,
+    ) -> Selector<'a> {
+        let mpe = cfg.multipaths.iter().find(|m| m.wwid() == Some(wwid));
+        let hwes = cfg
+            .all_devices()
+            .rev()
+            .filter(|h| h.matches(vendor, product, revision))
+            .collect();
+        Selector { cfg, mpe, hwes }
+    }
+
+    /// The matching hardware entries, highest precedence first.
+    pub fn hwes(&self) -> &[&'a DeviceEntry] {
+        &self.hwes
+    }
+
+    /// Whether a multipaths entry matched the WWID.
+    pub fn has_mpe(&self) -> bool {
+        self.mpe.is_some()
+    }
+
+    /// Generic lookup through the levels the keyword table allows for `name`;
+    /// `None` when no level sets it and there is no built-in default.
+    pub fn get(&self, name: &str) -> Option<Selected<Value>> {
+        let key = keywords::canonical(name);
+        let allowed = |s: Section| keywords::lookup(s, key).is_some();
+        let from = |a: &Attrs, origin| {
+            a.get(key).map(|v| Selected {
+                value: v.clone(),
+                origin,
+            })
+        };
+        if allowed(Section::Multipath)
+            && let Some(s) = self.mpe.and_then(|m| from(&m.attrs, ORIGIN_MULTIPATHS))
+        {
+            return Some(s);
+        }
+        if allowed(Section::Overrides)
+            && let Some(s) = from(&self.cfg.overrides.attrs, ORIGIN_OVERRIDES)
+        {
+            return Some(s);
+        }
+        if allowed(Section::Device)
+            && let Some(s) = self.hwes.iter().find_map(|h| from(&h.attrs, ORIGIN_HWE))
+        {
+            return Some(s);
+        }
+        if allowed(Section::Defaults)
+            && let Some(s) = from(&self.cfg.defaults, ORIGIN_CONF)
+        {
+            return Some(s);
+        }
+        keywords::lookup(Section::Defaults, key)
+            .and_then(builtin_default)
+            .map(|value| Selected {
+                value,
+                origin: ORIGIN_DEFAULT,
+            })
+    }
+
+    fn string(&self, name: &str, fallback: &str) -> Selected<String> {
+        self.get(name).map(|s| s.map(as_str)).unwrap_or(Selected {
+            value: fallback.to_string(),
+            origin: ORIGIN_DEFAULT,
+        })
+    }
+
+    fn int(&self, name: &str) -> Option<Selected<i64>> {
+        self.get(name).map(|s| s.map(|v| as_int(&v)))
+    }
+
+    fn flag(&self, name: &str) -> Selected<bool> {
+        self.get(name)
+            .map(|s| s.map(|v| as_bool(&v)))
+            .unwrap_or(Selected {
+                value: false,
+                origin: ORIGIN_DEFAULT,
+            })
+    }
+
+    fn no_or_n(&self, name: &str) -> Selected<Option<u32>> {
+        self.get(name)
+            .map(|s| s.map(|v| no_or_n(&v)))
+            .unwrap_or(Selected {
+                value: None,
+                origin: ORIGIN_DEFAULT,
+            })
+    }
+
+    pub fn pgpolicy(&self) -> Selected<String> {
+        self.string("path_grouping_policy", "failover")
+    }
+    pub fn selector(&self) -> Selected<String> {
+        self.string("path_selector", "service-time 0")
+    }
+    pub fn features(&self) -> Selected<String> {
+        self.string("features", "0")
+    }
+    /// Configured hardware handler (the kernel's attached handler and TPGS
+    /// detection are applied by the caller).
+    pub fn hwhandler(&self) -> Selected<String> {
+        self.string("hardware_handler", "0")
+    }
+    pub fn checker(&self) -> Selected<String> {
+        self.string("path_checker", "tur")
+    }
+    pub fn uid_attribute_configured(&self) -> Selected<String> {
+        self.string("uid_attribute", "ID_SERIAL")
+    }
+
+    /// uid_attribute for device `devname`: a matching `uid_attrs` entry beats
+    /// every other level.
+    pub fn uid_attribute(&self, devname: &str) -> Selected<String> {
+        if let Some(Value::Str(attrs)) = self.cfg.defaults.get("uid_attrs") {
+            for item in attrs.split_ascii_whitespace() {
+                if let Some((prefix, attr)) = item.split_once(':')
+                    && devname.starts_with(prefix)
+                {
+                    return Selected {
+                        value: attr.to_string(),
+                        origin: ORIGIN_UID_ATTRS,
+                    };
+                }
+            }
+        }
+        self.uid_attribute_configured()
+    }
+
+    /// Prioritizer name and arguments. Within the hardware entries name and
+    /// arguments are found independently; elsewhere they come as a pair.
+    pub fn prio(&self) -> Selected<(String, String)> {
+        let pair = |a: &Attrs| match a.get("prio") {
+            Some(Value::Str(p)) => {
+                let args = match a.get("prio_args") {
+                    Some(Value::Str(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                Some((p.clone(), args))
+            }
+            _ => None,
+        };
+        if let Some(v) = self.mpe.and_then(|m| pair(&m.attrs)) {
+            return Selected {
+                value: v,
+                origin: ORIGIN_MULTIPATHS,
+            };
+        }
+        if let Some(v) = pair(&self.cfg.overrides.attrs) {
+            return Selected {
+                value: v,
+                origin: ORIGIN_OVERRIDES,
+            };
+        }
+        let first = |k: &str| self.hwes.iter().find_map(|h| h.str(k).map(str::to_string));
+        if let Some(name) = first("prio") {
+            return Selected {
+                value: (name, first("prio_args").unwrap_or_default()),
+                origin: ORIGIN_HWE,
+            };
+        }
+        if let Some(v) = pair(&self.cfg.defaults) {
+            return Selected {
+                value: v,
+                origin: ORIGIN_CONF,
+            };
+        }
+        Selected {
+            value: ("const".to_string(), String::new()),
+            origin: ORIGIN_DEFAULT,
+        }
+    }
+
+    pub fn failback(&self) -> Selected<Failback> {
+        self.int("failback").map_or(
+            Selected {
+                value: Failback::Manual,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| {
+                s.map(|n| match n {
+                    enc::FAILBACK_IMMEDIATE => Failback::Immediate,
+                    enc::FAILBACK_FOLLOWOVER => Failback::Followover,
+                    n if n > 0 => Failback::Delay(u32_of(n)),
+                    _ => Failback::Manual,
+                })
+            },
+        )
+    }
+
+    /// `true` = priorities, `false` = uniform.
+    pub fn rr_weight_priorities(&self) -> Selected<bool> {
+        self.string("rr_weight", "uniform")
+            .map(|s| s == "priorities")
+    }
+
+    pub fn no_path_retry(&self) -> Selected<NoPathRetry> {
+        self.int("no_path_retry").map_or(
+            Selected {
+                value: NoPathRetry::Undef,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| {
+                s.map(|n| match n {
+                    enc::NPR_QUEUE => NoPathRetry::Queue,
+                    n if n > 0 => NoPathRetry::Retries(u32_of(n)),
+                    _ => NoPathRetry::Fail,
+                })
+            },
+        )
+    }
+
+    pub fn rr_min_io(&self) -> Selected<u32> {
+        self.int("rr_min_io").map_or(
+            Selected {
+                value: 1000,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| s.map(u32_of),
+        )
+    }
+    pub fn rr_min_io_rq(&self) -> Selected<u32> {
+        self.int("rr_min_io_rq").map_or(
+            Selected {
+                value: 1,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| s.map(u32_of),
+        )
+    }
+    /// `never`, `always` or `unused`.
+    pub fn flush_on_last_del(&self) -> Selected<String> {
+        self.string("flush_on_last_del", "unused")
+    }
+
+    fn timeout(&self, name: &str, protocol: Option<&str>) -> Selected<Option<Timeout>> {
+        let conv = |v: &Value| match as_int(v) {
+            enc::OFF => Timeout::Off,
+            n => Timeout::Secs(u32_of(n)),
+        };
+        if let Some(proto) = protocol {
+            let hit = self
+                .cfg
+                .overrides
+                .protocols
+                .iter()
+                .find(|p| p.protocol() == Some(proto));
+            if let Some(v) = hit.and_then(|p| p.attrs.get(name)) {
+                return Selected {
+                    value: Some(conv(v)),
+                    origin: ORIGIN_OVERRIDES_PROTOCOL,
+                };
+            }
+        }
+        self.get(name).map_or(
+            Selected {
+                value: None,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| s.map(|v| Some(conv(&v))),
+        )
+    }
+
+    /// `fast_io_fail_tmo` for a path of transport `protocol` (e.g. `scsi:fcp`).
+    pub fn fast_io_fail(&self, protocol: Option<&str>) -> Selected<Option<Timeout>> {
+        self.timeout("fast_io_fail_tmo", protocol)
+    }
+    pub fn dev_loss(&self, protocol: Option<&str>) -> Selected<Option<Timeout>> {
+        self.timeout("dev_loss_tmo", protocol)
+    }
+    pub fn eh_deadline(&self, protocol: Option<&str>) -> Selected<Option<Timeout>> {
+        self.timeout("eh_deadline", protocol)
+    }
+
+    /// Alias from the multipaths entry, if any (bindings and WWID fallback are the caller's).
+    pub fn alias(&self) -> Option<Selected<String>> {
+        match self.mpe.and_then(|m| m.attrs.get("alias")) {
+            Some(Value::Str(a)) => Some(Selected {
+                value: a.clone(),
+                origin: ORIGIN_MULTIPATHS,
+            }),
+            _ => None,
+        }
+    }
+    pub fn user_friendly_names(&self) -> Selected<bool> {
+        self.flag("user_friendly_names")
+    }
+    pub fn alias_prefix(&self) -> Selected<String> {
+        self.string("alias_prefix", "mpath")
+    }
+    pub fn detect_prio(&self) -> Selected<bool> {
+        self.flag("detect_prio")
+    }
+    pub fn detect_checker(&self) -> Selected<bool> {
+        self.flag("detect_checker")
+    }
+    pub fn detect_pgpolicy(&self) -> Selected<bool> {
+        self.flag("detect_pgpolicy")
+    }
+    pub fn detect_pgpolicy_use_tpg(&self) -> Selected<bool> {
+        self.flag("detect_pgpolicy_use_tpg")
+    }
+    pub fn retain_hwhandler(&self) -> Selected<bool> {
+        self.flag("retain_attached_hw_handler")
+    }
+    pub fn all_tg_pt(&self) -> Selected<bool> {
+        self.flag("all_tg_pt")
+    }
+    pub fn deferred_remove(&self) -> Selected<bool> {
+        self.flag("deferred_remove")
+    }
+    pub fn skip_kpartx(&self) -> Selected<bool> {
+        self.flag("skip_kpartx")
+    }
+    pub fn purge_disconnected(&self) -> Selected<bool> {
+        self.flag("purge_disconnected")
+    }
+    pub fn recheck_wwid(&self) -> Selected<bool> {
+        self.flag("recheck_wwid")
+    }
+    /// Seconds to wait for an active path; `None` = no delay.
+    pub fn ghost_delay(&self) -> Selected<Option<u32>> {
+        self.no_or_n("ghost_delay")
+    }
+    pub fn max_sectors_kb(&self) -> Selected<Option<u32>> {
+        self.int("max_sectors_kb").map_or(
+            Selected {
+                value: None,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| s.map(|n| Some(u32_of(n))),
+        )
+    }
+    pub fn delay_watch_checks(&self) -> Selected<Option<u32>> {
+        self.no_or_n("delay_watch_checks")
+    }
+    pub fn delay_wait_checks(&self) -> Selected<Option<u32>> {
+        self.no_or_n("delay_wait_checks")
+    }
+    /// Octal mode, uid and gid of the map node (multipaths or defaults only).
+    pub fn mode(&self) -> Option<Selected<u32>> {
+        self.int("mode").map(|s| s.map(u32_of))
+    }
+    pub fn uid(&self) -> Option<Selected<u32>> {
+        self.int("uid").map(|s| s.map(u32_of))
+    }
+    pub fn gid(&self) -> Option<Selected<u32>> {
+        self.int("gid").map(|s| s.map(u32_of))
+    }
+    /// `file`, or `0x<hex>[:aptpl]`.
+    pub fn reservation_key(&self) -> Option<Selected<String>> {
+        self.get("reservation_key").map(|s| s.map(as_str))
+    }
+
+    /// `off`, `on` or `fpin` (a defaults-only setting).
+    pub fn marginal_pathgroups(&self) -> Selected<String> {
+        self.string("marginal_pathgroups", "off")
+    }
+
+    /// The shaky-path settings after upstream's interactions: marginal_path
+    /// detection (or marginal_pathgroups fpin) switches san_path_err off, fpin
+    /// also switches marginal_path off, and delay_*_checks stand in for unset
+    /// san_path_err settings.
+    pub fn shaky_path(&self) -> ShakyPath {
+        let fpin = self.marginal_pathgroups().value == "fpin";
+        let off = |origin| Selected {
+            value: None,
+            origin,
+        };
+        let mut mp = [
+            self.no_or_n("marginal_path_err_sample_time"),
+            self.no_or_n("marginal_path_err_rate_threshold"),
+            self.no_or_n("marginal_path_err_recheck_gap_time"),
+            self.no_or_n("marginal_path_double_failed_time"),
+        ];
+        if fpin {
+            mp = [
+                off(ORIGIN_CONF),
+                off(ORIGIN_CONF),
+                off(ORIGIN_CONF),
+                off(ORIGIN_CONF),
+            ];
+        }
+        let marginal_on = mp.iter().all(|s| s.value.is_some());
+        let mut san = if marginal_on || fpin {
+            [
+                off(ORIGIN_MARGINAL_PATH),
+                off(ORIGIN_MARGINAL_PATH),
+                off(ORIGIN_MARGINAL_PATH),
+            ]
+        } else {
+            [
+                self.no_or_n("san_path_err_threshold"),
+                self.no_or_n("san_path_err_forget_rate"),
+                self.no_or_n("san_path_err_recovery_time"),
+            ]
+        };
+        if !marginal_on && !fpin && san.iter().all(|s| s.value.is_none()) {
+            if let Some(n) = self.delay_watch_checks().value {
+                san[0] = Selected {
+                    value: Some(1),
+                    origin: ORIGIN_DELAY_WATCH,
+                };
+                san[1] = Selected {
+                    value: Some(n),
+                    origin: ORIGIN_DELAY_WATCH,
+                };
+            }
+            if let Some(n) = self.delay_wait_checks().value {
+                san[0] = Selected {
+                    value: Some(1),
+                    origin: ORIGIN_DELAY_WAIT,
+                };
+                let secs = n.saturating_mul(self.cfg.max_polling_interval());
+                san[2] = Selected {
+                    value: Some(secs),
+                    origin: ORIGIN_DELAY_WAIT,
+                };
+            }
+        }
+        let [t, f, r] = san;
+        let [s, rt, g, d] = mp;
+        ShakyPath {
+            san_path_err_threshold: t,
+            san_path_err_forget_rate: f,
+            san_path_err_recovery_time: r,
+            marginal_path_err_sample_time: s,
+            marginal_path_err_rate_threshold: rt,
+            marginal_path_err_recheck_gap_time: g,
+            marginal_path_double_failed_time: d,
+        }
+    }
+}

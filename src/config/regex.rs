@@ -1,0 +1,129 @@
+//! POSIX extended regular expressions through glibc's `regcomp`/`regexec`, so
+//! patterns behave exactly as in multipath-tools (GNU extensions included,
+//! unanchored search, `.` matching newline).
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::mem::MaybeUninit;
+
+/// A compiled pattern; `regfree` runs on drop.
+pub struct Regex {
+    raw: libc::regex_t,
+}
+
+// SAFETY: the compiled pattern is only read by regexec after compilation, and
+// glibc serialises regexec's internal state with a lock inside the regex_t.
+unsafe impl Send for Regex {}
+unsafe impl Sync for Regex {}
+
+impl Regex {
+    /// Compiles with `REG_EXTENDED | REG_NOSUB`. The error is regerror's text.
+    pub fn new(pattern: &str) -> Result<Regex, String> {
+        let c = CString::new(pattern).map_err(|_| "pattern contains a NUL byte".to_string())?;
+        let mut raw = MaybeUninit::<libc::regex_t>::zeroed();
+        // SAFETY: raw points to writable storage for a regex_t, c is NUL-terminated.
+        let rc = unsafe {
+            libc::regcomp(
+                raw.as_mut_ptr(),
+                c.as_ptr(),
+                libc::REG_EXTENDED | libc::REG_NOSUB,
+            )
+        };
+        if rc != 0 {
+            let mut buf = [0u8; 256];
+            // SAFETY: regerror writes at most buf.len() bytes, NUL-terminated; a
+            // failed regcomp leaves nothing that needs regfree.
+            unsafe { libc::regerror(rc, raw.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+            let msg = CStr::from_bytes_until_nul(&buf).map(|s| s.to_string_lossy().into_owned());
+            return Err(msg.unwrap_or_else(|_| format!("regcomp error {rc}")));
+        }
+        // SAFETY: regcomp succeeded, so the regex_t is initialised.
+        Ok(Regex {
+            raw: unsafe { raw.assume_init() },
+        })
+    }
+
+    /// Unanchored search. A subject with a NUL byte is matched up to the NUL,
+    /// as C strings would be.
+    pub fn is_match(&self, subject: &str) -> bool {
+        let bytes = subject.as_bytes();
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        let Ok(c) = CString::new(&bytes[..end]) else {
+            return false;
+        };
+        // SAFETY: self.raw is a compiled pattern; REG_NOSUB needs no match array.
+        unsafe { libc::regexec(&self.raw, c.as_ptr(), 0, std::ptr::null_mut(), 0) == 0 }
+    }
+}
+
+impl Drop for Regex {
+    fn drop(&mut self) {
+        // SAFETY: raw was initialised by a successful regcomp and is freed once.
+        unsafe { libc::regfree(&mut self.raw) }
+    }
+}
+
+impl fmt::Debug for Regex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Regex")
+    }
+}
+
+/// A configuration pattern: a regex whose leading `!` inverts the match and
+/// whose leading `\!` stands for a literal `!`.
+pub struct ConfigRegex {
+    regex: Regex,
+    invert: bool,
+}
+
+impl ConfigRegex {
+    pub fn new(text: &str) -> Result<ConfigRegex, String> {
+        let (pattern, invert) = if let Some(rest) = text.strip_prefix('!') {
+            (rest, true)
+        } else if let Some(rest) = text.strip_prefix('\\').filter(|r| r.starts_with('!')) {
+            (rest, false)
+        } else {
+            (text, false)
+        };
+        Ok(ConfigRegex {
+            regex: Regex::new(pattern)?,
+            invert,
+        })
+    }
+
+    pub fn is_match(&self, subject: &str) -> bool {
+        self.regex.is_match(subject) != self.invert
+    }
+}
+
+impl fmt::Debug for ConfigRegex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConfigRegex(invert={})", self.invert)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posix_semantics() {
+        let r = Regex::new("(ram|loop|fd|md|dm-|sr|scd|st)[0-9]*").unwrap();
+        assert!(r.is_match("loop0") && r.is_match("host3") && r.is_match("mdadm"));
+        assert!(!r.is_match("sda"));
+        // Backslash is literal inside brackets in POSIX ERE.
+        let b = Regex::new("[\\.]").unwrap();
+        assert!(b.is_match("a\\b") && b.is_match("a.b") && !b.is_match("ab"));
+        assert!(Regex::new("a.c").unwrap().is_match("a\nc"));
+        assert!(Regex::new("(").is_err());
+        assert!(Regex::new("a\0b").is_err());
+    }
+
+    #[test]
+    fn inversion_and_escape() {
+        let r = ConfigRegex::new("!^sd").unwrap();
+        assert!(!r.is_match("sda") && r.is_match("hda"));
+        let l = ConfigRegex::new("\\!x").unwrap();
+        assert!(l.is_match("a!x") && !l.is_match("x"));
+    }
+}

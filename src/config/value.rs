@@ -1,0 +1,360 @@
+//! Parsing and printing of keyword values, driven by the keyword table's
+//! value types.
+
+use super::keywords::{PGPOLICIES, PROTOCOLS, ValueType};
+
+/// A stored setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+}
+
+/// Encodings of the special words inside `Value::Int`.
+pub mod enc {
+    /// `no_path_retry fail` (also `0`).
+    pub const NPR_FAIL: i64 = -1;
+    /// `no_path_retry queue`.
+    pub const NPR_QUEUE: i64 = -2;
+    pub const FAILBACK_MANUAL: i64 = -1;
+    pub const FAILBACK_IMMEDIATE: i64 = -2;
+    pub const FAILBACK_FOLLOWOVER: i64 = -3;
+    /// `no` / `0` of a no|N field, `off` of an off|0|N field, `max` of max_fds.
+    pub const OFF: i64 = -1;
+    /// `dev_loss_tmo infinity`.
+    pub const INFINITY: i64 = u32::MAX as i64;
+}
+
+/// Why a value was rejected; the parser turns this into upstream's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueError {
+    /// `invalid value for K: "V"`.
+    Invalid,
+    /// `missing argument count for K`.
+    MissingCount,
+    /// `invalid argument count for K:, got 'a' expected 'b'`.
+    BadCount { got: usize, expected: i64 },
+    /// The handler itself failed: the line is a parse failure.
+    Fatal,
+}
+
+/// Result of a successful parse: the value plus an optional adjustment note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    None,
+    /// Capped to this bound; `true` = the value was too large.
+    Capped(i64, bool),
+    /// `yes` given for flush_on_last_del.
+    FlushYes,
+}
+
+fn strtol(s: &str) -> Option<i64> {
+    // Like strtol with a full-string check; out-of-range values saturate as strtol does.
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for b in digits.bytes() {
+        v = v.saturating_mul(10).saturating_add(i64::from(b - b'0'));
+    }
+    Some(if neg { -v } else { v })
+}
+
+fn uint(s: &str) -> Option<i64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.bytes().fold(0i64, |v, b| {
+        v.saturating_mul(10).saturating_add(i64::from(b - b'0'))
+    }))
+}
+
+fn cap(v: i64, min: i64, max: i64) -> (Value, Note) {
+    if v > max {
+        (Value::Int(max), Note::Capped(max, true))
+    } else if v < min {
+        (Value::Int(min), Note::Capped(min, false))
+    } else {
+        (Value::Int(v), Note::None)
+    }
+}
+
+fn check_count(words: &[&str], count_at: usize) -> Result<(), ValueError> {
+    let Some(n) = words.get(count_at).and_then(|w| strtol(w)) else {
+        return Err(ValueError::MissingCount);
+    };
+    let got = words.len() - count_at - 1;
+    if n < 0 || n as usize != got {
+        return Err(ValueError::BadCount { got, expected: n });
+    }
+    Ok(())
+}
+
+/// Parses `text` as a value of type `ty`.
+pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
+    use ValueType as T;
+    let ok = |v: Value| Ok((v, Note::None));
+    match ty {
+        T::Section(_) | T::Deprecated => Err(ValueError::Invalid),
+        T::Str | T::Regex => ok(Value::Str(text.to_string())),
+        T::PartitionDelimiter => ok(Value::Str(text.to_string())),
+        T::Int { min, max } => strtol(text)
+            .map(|v| cap(v, min, max))
+            .ok_or(ValueError::Invalid),
+        T::Uint { max } => uint(text)
+            .map(|v| cap(v, 0, max))
+            .ok_or(ValueError::Invalid),
+        T::YesNo => match text {
+            "yes" | "1" => ok(Value::Bool(true)),
+            "no" | "0" => ok(Value::Bool(false)),
+            _ => Err(ValueError::Invalid),
+        },
+        T::Choice(words) => words
+            .iter()
+            .find(|w| **w == text)
+            .map(|w| (Value::Str(w.to_string()), Note::None))
+            .ok_or(ValueError::Invalid),
+        T::PgPolicy => PGPOLICIES
+            .iter()
+            .find(|p| text.starts_with(**p))
+            .map(|p| (Value::Str(p.to_string()), Note::None))
+            .ok_or(ValueError::Invalid),
+        T::Failback => match text {
+            "manual" => ok(Value::Int(enc::FAILBACK_MANUAL)),
+            "immediate" => ok(Value::Int(enc::FAILBACK_IMMEDIATE)),
+            "followover" => ok(Value::Int(enc::FAILBACK_FOLLOWOVER)),
+            _ => match uint(text) {
+                Some(n) if n > 0 => ok(Value::Int(n.min(i32::MAX.into()))),
+                _ => Err(ValueError::Invalid),
+            },
+        },
+        T::NoPathRetry => match text {
+            "fail" | "0" => ok(Value::Int(enc::NPR_FAIL)),
+            "queue" => ok(Value::Int(enc::NPR_QUEUE)),
+            _ => match uint(text) {
+                Some(n) if n > 0 => ok(Value::Int(n.min(i32::MAX.into()))),
+                _ => Err(ValueError::Invalid),
+            },
+        },
+        T::NoOrN => match text {
+            "no" | "0" => ok(Value::Int(enc::OFF)),
+            _ => uint(text)
+                .map(|n| (Value::Int(n.min(i32::MAX.into())), Note::None))
+                .ok_or(ValueError::Invalid),
+        },
+        T::OffZeroN => match text {
+            "off" => ok(Value::Int(enc::OFF)),
+            _ => uint(text)
+                .map(|n| (Value::Int(n.min(i32::MAX.into())), Note::None))
+                .ok_or(ValueError::Invalid),
+        },
+        T::DevLoss => match text {
+            "infinity" => ok(Value::Int(enc::INFINITY)),
+            _ => uint(text)
+                .map(|n| cap(n, 0, enc::INFINITY))
+                .ok_or(ValueError::Invalid),
+        },
+        T::MaxFds => match text {
+            "max" => ok(Value::Int(enc::OFF)),
+            _ => match uint(text) {
+                Some(n) if n > 0 => ok(Value::Int(n.min(i32::MAX.into()))),
+                _ => Err(ValueError::Invalid),
+            },
+        },
+        T::MaxRetries => match text {
+            "off" => ok(Value::Int(enc::OFF)),
+            _ => match uint(text) {
+                Some(n) if n <= 5 => ok(Value::Int(n)),
+                _ => Err(ValueError::Invalid),
+            },
+        },
+        T::FindMultipaths => match text {
+            "no" | "0" | "off" => ok(Value::Str("off".into())),
+            "yes" | "1" | "on" => ok(Value::Str("on".into())),
+            "strict" | "greedy" | "smart" => ok(Value::Str(text.into())),
+            _ => Err(ValueError::Invalid),
+        },
+        T::FlushOnLastDel => match text {
+            "never" | "always" | "unused" => ok(Value::Str(text.into())),
+            "yes" => Ok((Value::Str("always".into()), Note::FlushYes)),
+            "no" => ok(Value::Str("never".into())),
+            _ => Err(ValueError::Invalid),
+        },
+        T::MarginalPathgroups => match text {
+            "off" | "no" | "0" => ok(Value::Str("off".into())),
+            "on" | "yes" | "1" => ok(Value::Str("on".into())),
+            "fpin" => ok(Value::Str("fpin".into())),
+            _ => Err(ValueError::Invalid),
+        },
+        T::Counted => {
+            let words: Vec<&str> = text.split_ascii_whitespace().collect();
+            check_count(&words, 0)?;
+            ok(Value::Str(text.to_string()))
+        }
+        T::Selector => {
+            let words: Vec<&str> = text.split_ascii_whitespace().collect();
+            check_count(&words, 1)?;
+            ok(Value::Str(text.to_string()))
+        }
+        T::Mode => {
+            if text.is_empty() || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+                return Err(ValueError::Invalid);
+            }
+            i64::from_str_radix(text, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .map(|m| (Value::Int(m), Note::None))
+                .ok_or(ValueError::Invalid)
+        }
+        T::Uid => match uint(text) {
+            Some(n) if n <= i64::from(u32::MAX) => ok(Value::Int(n)),
+            Some(_) => Err(ValueError::Invalid),
+            None => match nix::unistd::User::from_name(text) {
+                Ok(Some(u)) => ok(Value::Int(i64::from(u.uid.as_raw()))),
+                _ => Err(ValueError::Invalid),
+            },
+        },
+        T::Gid => match uint(text) {
+            Some(n) if n <= i64::from(u32::MAX) => ok(Value::Int(n)),
+            Some(_) => Err(ValueError::Invalid),
+            None => match nix::unistd::Group::from_name(text) {
+                Ok(Some(g)) => ok(Value::Int(i64::from(g.gid.as_raw()))),
+                _ => Err(ValueError::Invalid),
+            },
+        },
+        T::ReservationKey => {
+            if text == "file" {
+                return ok(Value::Str(text.into()));
+            }
+            let (key, aptpl) = match text.strip_suffix(":aptpl") {
+                Some(k) => (k, true),
+                None => (text, false),
+            };
+            let hex = key
+                .strip_prefix("0x")
+                .or_else(|| key.strip_prefix("0X"))
+                .unwrap_or(key);
+            if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ValueError::Fatal);
+            }
+            let v = u64::from_str_radix(hex, 16).map_err(|_| ValueError::Fatal)?;
+            ok(Value::Str(format!(
+                "0x{v:x}{}",
+                if aptpl { ":aptpl" } else { "" }
+            )))
+        }
+        T::ProtocolType => PROTOCOLS
+            .iter()
+            .find(|p| **p == text)
+            .map(|p| (Value::Str(p.to_string()), Note::None))
+            .ok_or(ValueError::Invalid),
+    }
+}
+
+/// Quotes a string as `show config` does: wrapped in quotes, `"` doubled.
+pub fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Prints a stored value the way `show config` shows it.
+pub fn print(ty: ValueType, v: &Value) -> String {
+    use ValueType as T;
+    match (ty, v) {
+        (_, Value::Str(s)) => quote(s),
+        (_, Value::Bool(b)) => quote(if *b { "yes" } else { "no" }),
+        (T::Failback, Value::Int(n)) => match *n {
+            enc::FAILBACK_MANUAL => quote("manual"),
+            enc::FAILBACK_IMMEDIATE => quote("immediate"),
+            enc::FAILBACK_FOLLOWOVER => quote("followover"),
+            n => n.to_string(),
+        },
+        (T::NoPathRetry, Value::Int(n)) => match *n {
+            enc::NPR_FAIL => quote("fail"),
+            enc::NPR_QUEUE => quote("queue"),
+            n => n.to_string(),
+        },
+        (T::NoOrN, Value::Int(enc::OFF)) => quote("no"),
+        (T::OffZeroN | T::MaxRetries, Value::Int(enc::OFF)) => quote("off"),
+        (T::MaxFds, Value::Int(enc::OFF)) => quote("max"),
+        (T::DevLoss, Value::Int(enc::INFINITY)) => quote("infinity"),
+        (T::Mode, Value::Int(n)) => format!("0{n:o}"),
+        (_, Value::Int(n)) => n.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_matches_strbuf_vectors() {
+        assert_eq!(quote("hi, man!"), "\"hi, man!\"");
+        assert_eq!(quote("\""), "\"\"\"\"");
+        assert_eq!(quote("\"Hi\""), "\"\"\"Hi\"\"\"");
+    }
+
+    #[test]
+    fn encodings() {
+        use ValueType as T;
+        assert_eq!(parse(T::YesNo, "1"), Ok((Value::Bool(true), Note::None)));
+        assert_eq!(parse(T::YesNo, "Yes"), Err(ValueError::Invalid));
+        assert_eq!(parse(T::NoOrN, "0").unwrap().0, Value::Int(enc::OFF));
+        assert_eq!(parse(T::OffZeroN, "0").unwrap().0, Value::Int(0));
+        assert_eq!(parse(T::OffZeroN, "off").unwrap().0, Value::Int(enc::OFF));
+        assert_eq!(
+            parse(T::NoPathRetry, "0").unwrap().0,
+            Value::Int(enc::NPR_FAIL)
+        );
+        assert_eq!(
+            parse(T::PgPolicy, "multibusXYZ").unwrap().0,
+            Value::Str("multibus".into())
+        );
+        assert_eq!(
+            parse(T::Int { min: 0, max: 4 }, "9"),
+            Ok((Value::Int(4), Note::Capped(4, true)))
+        );
+        assert_eq!(
+            parse(T::Int { min: 0, max: 4 }, "4x"),
+            Err(ValueError::Invalid)
+        );
+        assert_eq!(parse(T::Uint { max: 10 }, "-1"), Err(ValueError::Invalid));
+        assert_eq!(
+            parse(T::Counted, "2 pg_init_retries 50").unwrap().0,
+            Value::Str("2 pg_init_retries 50".into())
+        );
+        assert_eq!(parse(T::Counted, "x"), Err(ValueError::MissingCount));
+        assert_eq!(
+            parse(T::Counted, "1 a b"),
+            Err(ValueError::BadCount {
+                got: 2,
+                expected: 1
+            })
+        );
+        assert_eq!(parse(T::Selector, "service-time 0").unwrap().1, Note::None);
+        assert_eq!(
+            parse(T::Selector, "service-time 1"),
+            Err(ValueError::BadCount {
+                got: 0,
+                expected: 1
+            })
+        );
+        assert_eq!(
+            parse(T::ReservationKey, "0xABC:aptpl").unwrap().0,
+            Value::Str("0xabc:aptpl".into())
+        );
+        assert_eq!(parse(T::ReservationKey, "zz"), Err(ValueError::Fatal));
+        assert_eq!(parse(T::Mode, "0640").unwrap().0, Value::Int(0o640));
+        assert_eq!(print(T::Mode, &Value::Int(0o640)), "0640");
+        assert_eq!(
+            print(T::DevLoss, &parse(T::DevLoss, "infinity").unwrap().0),
+            "\"infinity\""
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! `show config` format and the parse(dump(config)) round trip.
+
+use multipathd::config::blacklist::effective_lists;
+use multipathd::config::dump::show_config;
+use multipathd::config::keywords::{self, KEYWORDS, Keyword, Section, ValueType};
+use multipathd::config::{self, Config};
+
+#[test]
+fn exact_format_of_the_sections() {
+    let text = "blacklist {\n\twwid \"^x\"\n}\ndevices {\n\tdevice {\n\t\tvendor \"A\"\n\t\tproduct \"B\"\n\t\tproduct_blacklist \"C\"\n\t\tno_path_retry queue\n\t}\n}\n\
+                multipaths {\n\tmultipath {\n\t\twwid \"W\"\n\t\talias \"say \"\"hi\"\"\"\n\t\tfailback 10\n\t\tmode 0600\n\t}\n}\n";
+    let cfg = config::parse_str_bare("f", text).unwrap().config;
+    let dump = show_config(&cfg);
+    let tail = &dump[dump.find("blacklist {").unwrap()..];
+    assert_eq!(
+        tail,
+        "blacklist {\n\tdevnode \"!^(sd[a-z]|dasd[a-z]|nvme[0-9])\"\n\twwid \"^x\"\n\tdevice {\n\t\tvendor \"A\"\n\t\tproduct \"C\"\n\t}\n}\n\
+         blacklist_exceptions {\n\tproperty \"(SCSI_IDENT_|ID_WWN)\"\n}\n\
+         devices {\n\tdevice {\n\t\tvendor \"A\"\n\t\tproduct \"B\"\n\t\tproduct_blacklist \"C\"\n\t\tno_path_retry \"queue\"\n\t}\n}\n\
+         overrides {\n}\n\
+         multipaths {\n\tmultipath {\n\t\twwid \"W\"\n\t\talias \"say \"\"hi\"\"\"\n\t\tfailback 10\n\t\tmode 0600\n\t}\n}\n"
+    );
+}
+
+#[test]
+fn defaults_show_effective_values() {
+    let dump = show_config(&Config::default());
+    assert!(dump.starts_with(
+        "defaults {\n\tverbosity 2\n\tpolling_interval 5\n\tmax_polling_interval 20\n\treassign_maps \"no\"\n\
+         \tpath_selector \"service-time 0\"\n\tpath_grouping_policy \"failover\"\n\tdetect_pgpolicy \"yes\"\n"
+    ));
+    for line in [
+        "\tfailback \"manual\"\n",
+        "\tfast_io_fail_tmo 5\n",
+        "\tfind_multipaths \"strict\"\n",
+        "\tprio_args \"\"\n",
+    ] {
+        assert!(dump.contains(line), "{line:?} missing");
+    }
+    // Unset settings without a built-in default and deprecated keywords are not printed.
+    for kw in [
+        "\tno_path_retry",
+        "\tdev_loss_tmo",
+        "\tconfig_dir",
+        "\tchecker ",
+        "\tuid_attrs",
+    ] {
+        assert!(!dump.contains(kw), "{kw:?} printed");
+    }
+    let cfg = config::parse_str_bare(
+        "f",
+        "defaults {\n\tpolling_interval 2\n\tno_path_retry 0\n}\n",
+    )
+    .unwrap()
+    .config;
+    let dump = show_config(&cfg);
+    assert!(dump.contains("\tpolling_interval 2\n\tmax_polling_interval 8\n"));
+    assert!(dump.contains("\tno_path_retry \"fail\"\n"));
+}
+
+/// A valid value for every value type, as configuration text.
+fn sample(kw: &Keyword) -> Option<String> {
+    use ValueType as T;
+    Some(match kw.ty {
+        T::Section(_) | T::Deprecated => return None,
+        T::Str if kw.name == "alias" => "\"a \"\"quoted\"\" alias\"".into(),
+        T::Str => format!("\"{}-value\"", kw.name),
+        T::Regex => "\"^(ab|c)[0-9]\"".into(),
+        T::Int { min, max } => min.max(1).min(max).to_string(),
+        T::Uint { .. } => "7".into(),
+        T::YesNo => "yes".into(),
+        T::Choice(w) => w[0].into(),
+        T::PgPolicy => "multibus".into(),
+        T::Failback => "followover".into(),
+        T::NoPathRetry => "12".into(),
+        T::NoOrN => "130".into(),
+        T::OffZeroN => "0".into(),
+        T::DevLoss => "infinity".into(),
+        T::MaxFds => "max".into(),
+        T::MaxRetries => "3".into(),
+        T::FindMultipaths => "smart".into(),
+        T::FlushOnLastDel => "never".into(),
+        T::MarginalPathgroups => "fpin".into(),
+        T::Counted => "\"2 pg_init_retries 50\"".into(),
+        T::Selector => "\"round-robin 0\"".into(),
+        T::Mode => "0600".into(),
+        T::Uid | T::Gid => "0".into(),
+        T::ReservationKey => "0x1234:aptpl".into(),
+        T::PartitionDelimiter => "p".into(),
+        T::ProtocolType => "scsi:fcp".into(),
+    })
+}
+
+fn body(section: Section, depth: usize) -> String {
+    let mut s = String::new();
+    for kw in keywords::value_keywords(section).filter(|k| k.name != "checker") {
+        if let Some(v) = sample(kw) {
+            s.push_str(&format!("{}{} {v}\n", "\t".repeat(depth), kw.name));
+        }
+    }
+    s
+}
+
+fn every_keyword_config() -> String {
+    let mut t = format!("defaults {{\n{}}}\n", body(Section::Defaults, 1));
+    for name in ["blacklist", "blacklist_exceptions"] {
+        t.push_str(&format!(
+            "{name} {{\n{}\tdevice {{\n{}\t}}\n}}\n",
+            body(Section::Blacklist, 1),
+            body(Section::BlacklistDevice, 2)
+        ));
+    }
+    t.push_str(&format!(
+        "devices {{\n\tdevice {{\n{}\t}}\n}}\n",
+        body(Section::Device, 2)
+    ));
+    t.push_str(&format!(
+        "overrides {{\n{}\tprotocol {{\n{}\t}}\n}}\n",
+        body(Section::Overrides, 1),
+        body(Section::Protocol, 2)
+    ));
+    t.push_str(&format!(
+        "multipaths {{\n\tmultipath {{\n{}\t}}\n}}\n",
+        body(Section::Multipath, 2)
+    ));
+    t
+}
+
+fn assert_round_trip(cfg: &Config) {
+    let dump = show_config(cfg);
+    let again = config::parse_str_bare("dump", &dump).unwrap();
+    assert!(again.diagnostics.is_empty(), "{:#?}", again.diagnostics);
+    let c2 = again.config;
+    for (k, v) in &cfg.defaults {
+        assert_eq!(c2.defaults.get(k), Some(v), "defaults {k}");
+    }
+    assert_eq!(
+        c2.all_devices().collect::<Vec<_>>(),
+        cfg.all_devices().collect::<Vec<_>>()
+    );
+    assert_eq!(c2.overrides, cfg.overrides);
+    assert_eq!(c2.multipaths, cfg.multipaths);
+    assert_eq!(effective_lists(&c2, false), effective_lists(cfg, false));
+    assert_eq!(show_config(&c2), dump);
+}
+
+#[test]
+fn round_trip_of_the_builtin_table() {
+    assert_round_trip(&config::builtin());
+}
+
+#[test]
+fn round_trip_of_a_config_setting_every_keyword() {
+    let text = every_keyword_config();
+    let l = config::parse_str("all.conf", &text).unwrap();
+    assert!(l.diagnostics.is_empty(), "{:#?}", l.diagnostics);
+    let cfg = l.config;
+    // Every non-deprecated keyword is really set in every section it is allowed in.
+    for kw in KEYWORDS.iter().filter(|k| sample(k).is_some()) {
+        let key = keywords::canonical(kw.name);
+        for s in kw.sections() {
+            let set = match s {
+                Section::Defaults => cfg.defaults.contains_key(key),
+                Section::Device => cfg.devices[0].attrs.contains_key(key),
+                Section::Overrides => cfg.overrides.attrs.contains_key(key),
+                Section::Protocol => cfg.overrides.protocols[0].attrs.contains_key(key),
+                Section::Multipath => cfg.multipaths[0].attrs.contains_key(key),
+                Section::Blacklist => {
+                    !cfg.blacklist.devnode.is_empty() && !cfg.exceptions.protocol.is_empty()
+                }
+                Section::BlacklistDevice => {
+                    cfg.blacklist.device[0].vendor.is_some()
+                        && cfg.exceptions.device[0].product.is_some()
+                }
+                _ => true,
+            };
+            assert!(set, "{} not set in {:?}", kw.name, s);
+        }
+    }
+    assert_round_trip(&cfg);
+}

@@ -1,0 +1,371 @@
+//! Parser structure, validation messages, keyword table and load behaviour.
+
+use multipathd::config::keywords::{self, KEYWORDS, Section, ValueType};
+use multipathd::config::value::Value;
+use multipathd::config::{self, ConfigError, Level, LoadOptions};
+
+const F: &str = "/etc/multipath.conf";
+
+fn msgs(text: &str) -> Vec<String> {
+    config::parse_str(F, text)
+        .unwrap()
+        .diagnostics
+        .into_iter()
+        .map(|d| d.message)
+        .collect()
+}
+
+#[test]
+fn keyword_counts_per_section() {
+    let count = |s| keywords::value_keywords(s).count();
+    assert_eq!(count(Section::Defaults), 76);
+    assert_eq!(count(Section::Device), 48);
+    assert_eq!(count(Section::Overrides), 42);
+    assert_eq!(count(Section::Multipath), 33);
+    assert_eq!(count(Section::Protocol), 4);
+    assert_eq!(count(Section::Blacklist), 4);
+    assert_eq!(count(Section::BlacklistDevice), 2);
+}
+
+#[test]
+fn every_builtin_default_parses() {
+    for kw in KEYWORDS {
+        if let (Some(d), false) = (kw.default, kw.ty == ValueType::Deprecated) {
+            assert!(
+                config::value::parse(kw.ty, d).is_ok(),
+                "default of {} does not parse: {d}",
+                kw.name
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_keywords_warn_and_parsing_continues() {
+    let text = "defaults {\n\tfoo bar\n\tverbosity 3\n}\nbogus {\n}\n";
+    let l = config::parse_str(F, text).unwrap();
+    let m: Vec<_> = l
+        .diagnostics
+        .iter()
+        .map(|d| (d.level, d.line, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        m,
+        [
+            (
+                Level::Warning,
+                2,
+                "/etc/multipath.conf line 2, invalid keyword in the defaults section: foo"
+            ),
+            (
+                Level::Warning,
+                5,
+                "/etc/multipath.conf line 5, invalid keyword: bogus"
+            ),
+            (
+                Level::Error,
+                6,
+                "unmatched '}' at line 6 of /etc/multipath.conf"
+            ),
+            (
+                Level::Warning,
+                6,
+                "/etc/multipath.conf line 6, invalid keyword: }"
+            ),
+        ]
+    );
+    assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
+}
+
+#[test]
+fn unknown_block_closes_the_enclosing_section() {
+    // As upstream: the unknown block's `}` ends `defaults`, so `verbosity` lands at top level.
+    let m = msgs("defaults {\n\tnewthing {\n\t}\n\tverbosity 3\n}\n");
+    assert_eq!(
+        m,
+        [
+            "/etc/multipath.conf line 2, invalid keyword in the defaults section: newthing",
+            "/etc/multipath.conf line 4, invalid keyword: verbosity",
+            "unmatched '}' at line 5 of /etc/multipath.conf",
+            "/etc/multipath.conf line 5, invalid keyword: }",
+        ]
+    );
+}
+
+#[test]
+fn line_validation_messages() {
+    let text = "defaults {\n\tverbosity\n\tuid_attribute \"open\n\tprio const extra\n\talias_prefix {\n}\n\
+                blacklist\n}\nmultipaths x\n}\ndevices {\n\tdevice {\n";
+    assert_eq!(
+        msgs(text),
+        [
+            "missing value for option 'verbosity' on line 2 of /etc/multipath.conf",
+            "missing closing quotes on line 3 of /etc/multipath.conf",
+            "ignoring extra data starting with 'extra' on line 4 of /etc/multipath.conf",
+            "parsing error starting with '{' on line 5 of /etc/multipath.conf",
+            "missing '{' on line 7 of /etc/multipath.conf",
+            "expecting '{' on line 9 of /etc/multipath.conf. found 'x'",
+            "missing '}' at end of /etc/multipath.conf",
+            "device config in /etc/multipath.conf missing vendor or product parameter",
+        ]
+    );
+    let l = config::parse_str(F, text).unwrap();
+    assert_eq!(
+        l.config.defaults.get("uid_attribute"),
+        Some(&Value::Str("open".into()))
+    );
+    assert_eq!(
+        l.config.defaults.get("prio"),
+        Some(&Value::Str("const".into()))
+    );
+}
+
+#[test]
+fn duplicate_keywords_warn_and_last_wins() {
+    let l = config::parse_str(
+        F,
+        "defaults {\n\tverbosity 1\n\tverbosity 3\n}\ndefaults {\n}\n",
+    )
+    .unwrap();
+    let m: Vec<_> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        m,
+        [
+            "/etc/multipath.conf line 3, duplicate keyword: verbosity",
+            "/etc/multipath.conf line 5, duplicate keyword: defaults"
+        ]
+    );
+    assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
+}
+
+#[test]
+fn value_messages() {
+    let text = "defaults {\n\tverbosity 9\n\tuxsock_timeout 10\n\treassign_maps maybe\n\tfeatures \"x\"\n\tpath_selector \"service-time 1\"\n\
+                \tflush_on_last_del yes\n\tmarginal_path_err_sample_time 60\n\tgetuid_callout foo\n\tconfig_dir /x\n\tbindings_file /y\n\tconfig_dir /z\n}\n";
+    assert_eq!(
+        msgs(text),
+        [
+            "/etc/multipath.conf line 2, value for verbosity too large, capping at 4",
+            "/etc/multipath.conf line 3, value for uxsock_timeout too small, capping at 4000",
+            "/etc/multipath.conf line 4, invalid value for reassign_maps: \"maybe\"",
+            "/etc/multipath.conf line 5, missing argument count for features",
+            "/etc/multipath.conf line 6, invalid argument count for path_selector:, got '0' expected '1'",
+            "/etc/multipath.conf line 7, \"yes\" is a deprecated value for flush_on_last_del and is treated as \"always\"",
+            "/etc/multipath.conf line 8: configuration error: marginal_path_err_sample_time must be >= 120",
+            "/etc/multipath.conf line 9: ignoring deprecated option \"getuid_callout\"",
+            "/etc/multipath.conf line 10: ignoring deprecated option \"config_dir\", using built-in value: \"/etc/multipath/conf.d\"",
+            "/etc/multipath.conf line 11: ignoring deprecated option \"bindings_file\", using built-in value: \"/etc/multipath/bindings\"",
+            "/etc/multipath.conf line 12, duplicate keyword: config_dir",
+        ]
+    );
+    let c = config::parse_str(F, text).unwrap().config;
+    assert_eq!(c.defaults.get("verbosity"), Some(&Value::Int(4)));
+    assert_eq!(
+        c.defaults.get("marginal_path_err_sample_time"),
+        Some(&Value::Int(120))
+    );
+    assert_eq!(
+        c.defaults.get("flush_on_last_del"),
+        Some(&Value::Str("always".into()))
+    );
+    assert!(!c.defaults.contains_key("reassign_maps") && !c.defaults.contains_key("features"));
+    assert!(!c.defaults.contains_key("config_dir"));
+}
+
+#[test]
+fn typed_encodings_in_sections() {
+    let text = "defaults {\n\tno_path_retry 0\n\tfast_io_fail_tmo off\n\tdelay_watch_checks no\n\tcheckER x\n\tchecker rdac\n\t\
+                find_multipaths yes\n\tpartition_delimiter /UNSET/\n\tmode 0640\n\tpath_grouping_policy multibus_extra\n}\n";
+    let l = config::parse_str(F, text).unwrap();
+    let d = &l.config.defaults;
+    assert_eq!(d.get("no_path_retry"), Some(&Value::Int(-1)));
+    assert_eq!(d.get("fast_io_fail_tmo"), Some(&Value::Int(-1)));
+    assert_eq!(d.get("delay_watch_checks"), Some(&Value::Int(-1)));
+    assert_eq!(d.get("path_checker"), Some(&Value::Str("rdac".into())));
+    assert_eq!(d.get("find_multipaths"), Some(&Value::Str("on".into())));
+    assert_eq!(d.get("mode"), Some(&Value::Int(0o640)));
+    assert_eq!(
+        d.get("path_grouping_policy"),
+        Some(&Value::Str("multibus".into()))
+    );
+    assert!(!d.contains_key("partition_delimiter"));
+    assert_eq!(l.diagnostics.len(), 1, "{:?}", l.diagnostics);
+}
+
+#[test]
+fn polling_interval_rules() {
+    let p = |t: &str| {
+        let c = config::parse_str(F, t).unwrap().config;
+        (c.polling_interval(), c.max_polling_interval())
+    };
+    assert_eq!(p(""), (5, 20));
+    assert_eq!(p("defaults {\n\tpolling_interval 3\n}\n"), (3, 12));
+    assert_eq!(p("defaults {\n\tmax_polling_interval 2\n}\n"), (1, 2));
+    assert_eq!(p("defaults {\n\tmax_polling_interval 40\n}\n"), (10, 40));
+    assert_eq!(
+        p("defaults {\n\tpolling_interval 30\n\tmax_polling_interval 10\n}\n"),
+        (10, 10)
+    );
+}
+
+#[test]
+fn device_merge_and_protocol_checks() {
+    let text = "devices {\n\tdevice {\n\t\tvendor A\n\t\tproduct B\n\t\tprio emc\n\t\tfailback 5\n\t}\n\
+                \tdevice {\n\t\tvendor A\n\t\tproduct B\n\t\tprio alua\n\t}\n}\n\
+                overrides {\n\tprotocol {\n\t\tfast_io_fail_tmo 3\n\t}\n\tprotocol {\n\t\ttype scsi:fcp\n\t\tdev_loss_tmo infinity\n\t}\n}\n";
+    let l = config::parse_str(F, text).unwrap();
+    let m: Vec<_> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        m,
+        [
+            "duplicate device section for A:B:(null) in /etc/multipath.conf",
+            "protocol section in /etc/multipath.conf missing type"
+        ]
+    );
+    assert_eq!(l.config.devices.len(), 1);
+    assert_eq!(l.config.devices[0].str("prio"), Some("alua"));
+    assert_eq!(
+        l.config.devices[0].attrs.get("failback"),
+        Some(&Value::Int(5))
+    );
+    assert_eq!(l.config.overrides.protocols.len(), 1);
+    assert_eq!(l.config.overrides.protocols[0].protocol(), Some("scsi:fcp"));
+}
+
+#[test]
+fn multipaths_without_wwid_are_dropped() {
+    let l = config::parse_str(F, "multipaths {\n\tmultipath {\n\t\talias foo\n\t}\n}\n").unwrap();
+    assert!(l.config.multipaths.is_empty());
+    assert_eq!(
+        l.diagnostics[0].message,
+        "multipaths config section missing wwid"
+    );
+}
+
+#[test]
+fn invalid_blacklist_regex_fails_the_main_file() {
+    let text = "blacklist {\n\tdevnode \"(\"\n}\n";
+    match config::parse_str(F, text) {
+        Err(ConfigError::Parse { diagnostics, .. }) => {
+            assert_eq!(
+                diagnostics[0].message,
+                "/etc/multipath.conf line 2, parsing failed: \tdevnode \"(\""
+            );
+            assert_eq!(diagnostics[0].line, 2);
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    assert!(matches!(
+        config::parse_str(F, "defaults {\n\treservation_key 0xZZ\n}\n"),
+        Err(ConfigError::Parse { .. })
+    ));
+}
+
+#[test]
+fn invalid_regex_in_conf_d_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let confd = dir.path().join("conf.d");
+    std::fs::create_dir(&confd).unwrap();
+    std::fs::write(
+        confd.join("b.conf"),
+        "blacklist {\n\tdevnode \"(\"\n\twwid abc\n}\n",
+    )
+    .unwrap();
+    std::fs::write(confd.join("a.conf"), "defaults {\n\tverbosity 1\n}\n").unwrap();
+    std::fs::write(confd.join("c.conf"), "defaults {\n\tverbosity 3\n}\n").unwrap();
+    let opts = LoadOptions {
+        path: dir.path().join("missing.conf"),
+        conf_dir: confd.clone(),
+    };
+    let l = config::load(&opts).unwrap();
+    assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
+    assert_eq!(l.config.blacklist.wwid.len(), 1);
+    let b = confd.join("b.conf").display().to_string();
+    assert_eq!(l.diagnostics.len(), 1);
+    assert_eq!(
+        l.diagnostics[0].message,
+        format!("{b} line 2, parsing failed: \tdevnode \"(\"")
+    );
+    assert_eq!(l.diagnostics[0].file, b);
+}
+
+#[test]
+fn missing_files_and_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LoadOptions {
+        path: dir.path().join("none.conf"),
+        conf_dir: dir.path().join("nodir"),
+    };
+    let l = config::load(&opts).unwrap();
+    assert_eq!(l.config, config::builtin());
+    assert_eq!(
+        l.diagnostics[0].message,
+        format!(
+            "No configuration dir '{}'",
+            dir.path().join("nodir").display()
+        )
+    );
+    let rel = LoadOptions {
+        path: dir.path().join("none.conf"),
+        conf_dir: "conf.d".into(),
+    };
+    assert_eq!(
+        config::load(&rel).unwrap().diagnostics[0].message,
+        "config_dir 'conf.d' must be a fully qualified path"
+    );
+}
+
+#[test]
+fn non_utf8_bytes_are_whitespace_outside_quotes() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("multipath.conf");
+    std::fs::write(
+        &main,
+        b"defaults {\n\tverbosity\xff3\n\talias_prefix \"a\xfeb\"\n}\n",
+    )
+    .unwrap();
+    let l = config::load(&LoadOptions {
+        path: main,
+        conf_dir: dir.path().to_path_buf(),
+    })
+    .unwrap();
+    assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
+    assert_eq!(
+        l.config.defaults.get("alias_prefix"),
+        Some(&Value::Str("a\u{fffd}b".into()))
+    );
+}
+
+#[test]
+fn crlf_and_comments() {
+    let l = config::parse_str(
+        F,
+        "# header\r\ndefaults {\r\n\tverbosity 3 # three\r\n\tprio \"a#b\" ! c\r\n}\r\n",
+    )
+    .unwrap();
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    assert_eq!(
+        l.config.defaults.get("prio"),
+        Some(&Value::Str("a#b".into()))
+    );
+}
+
+#[test]
+fn show_config_offline_reports_diagnostics_and_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("multipath.conf");
+    std::fs::write(&main, "defaults {\n\tnope 1\n}\n").unwrap();
+    let (diags, dump) = config::show_config_offline(&LoadOptions {
+        path: main.clone(),
+        conf_dir: dir.path().into(),
+    })
+    .unwrap();
+    assert_eq!(
+        diags[0].to_string(),
+        format!(
+            "{} line 2, invalid keyword in the defaults section: nope",
+            main.display()
+        )
+    );
+    assert!(dump.starts_with("defaults {\n\tverbosity 2\n\tpolling_interval 5\n"));
+}
