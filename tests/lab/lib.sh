@@ -108,7 +108,7 @@ topo_scsi_debug() {
     _want=$((_luns * _paths))
     wait_for "$_want sd devices" 20 sh -c "[ \$(ls /sys/block | grep -c '^sd') -ge $_want ]"
     # the disks' block nodes are created by devtmpfs; wait until the last one is there too
-    for _d in $(sd_devices); do wait_for "/dev/$_d" 10 test -b "/dev/$_d"; done
+    for _d in $(sd_devices); do wait_for "/dev/$_d" 10 test -b "/dev/$_d" > /dev/null; done
     expect_eq "sd device count" "$_want" "$(sd_count)"
     expect_eq "distinct WWIDs" "$_luns" "$(for _d in $(sd_devices); do wwid "$_d"; done | sort -u | wc -l)"
 }
