@@ -87,9 +87,13 @@ if [ "${LAB_VERBOSE:-0}" = 1 ] || [ "$rc" != 0 ]; then
         echo "---- no scenario output; last 40 lines of the serial console:"
         tail -40 "$OUT/console.log"
     fi
+    if [ "$rc" = 124 ]; then
+        echo "---- last 15 lines of the serial console:"
+        tail -15 "$OUT/console.log"
+    fi
     if [ "$rc" != 0 ] && [ -f "$OUT/dmesg.txt" ]; then
         echo "---- last device-mapper and error lines of the kernel log (dmesg.txt):"
-        grep -E 'device-mapper|I/O error|Call Trace|BUG|WARNING|Oops|panic|critical' "$OUT/dmesg.txt" | tail -15 || true
+        grep -E 'device-mapper|I/O error|Call Trace|BUG:|WARNING:|Oops|Kernel panic|critical' "$OUT/dmesg.txt" | tail -15 || true
     fi
 else
     grep '^### ' "$outf" | sed 's/^/    /' || true
