@@ -1,0 +1,35 @@
+# Entry points for people and CI.  `make lab-demo` and `make test` are the two main commands
+# (see README.md).  The lab targets boot qemu VMs (tests/lab/); they install what they need.
+
+CARGO   ?= cargo
+DESTDIR ?=
+PREFIX  ?= /usr
+# man pages, if the tree has them: man/*.5 (multipath.conf) and man/*.8 (multipathd)
+MAN5 := $(wildcard man/*.5)
+MAN8 := $(wildcard man/*.8)
+
+.PHONY: build test lab-test lab-demo install bench
+
+build:
+	$(CARGO) build --bins --examples
+
+# The whole suite: unit, integration (the lab VMs included), doc, example and bench targets.
+test:
+	$(CARGO) test --all-targets
+
+# Only the lab: every tests/lab/scenarios/*.sh in a VM, plus the harness self-test.
+lab-test:
+	$(CARGO) test --test lab -- --nocapture
+
+# Boot the lab VM and run the demo scenario with its full output (sets up the lab on first use).
+lab-demo: build
+	LAB_NO_BUILD=1 LAB_VERBOSE=1 tests/lab/run.sh demo
+
+install:
+	$(CARGO) build --release --bins
+	install -D -m 0755 target/release/multipathd $(DESTDIR)$(PREFIX)/sbin/multipathd
+	$(if $(MAN5),install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 $(MAN5))
+	$(if $(MAN8),install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 $(MAN8))
+
+bench:
+	$(CARGO) bench

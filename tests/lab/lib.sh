@@ -1,0 +1,210 @@
+# Helpers for lab scenarios.  A scenario sources this file first:   . "$LAB_DIR/lib.sh"
+# It runs inside the VM under busybox sh (POSIX sh, busybox applets).  See README.md here.
+#
+# Environment set by the guest init:
+#   LAB_SCENARIO  name of the running scenario (file name without .sh)
+#   LAB_DIR       this directory (read-only copy of tests/lab)
+#   LAB_BIN       our binaries (target/debug/multipathd and the cargo examples), first in PATH
+#   LAB_OUT       the results directory on the host (target/lab/results/<scenario>/): artifacts go here
+# Debian's tools are at their usual places: /sbin/multipathd, /sbin/multipath, /sbin/dmsetup.
+
+LAB_STEP="(before the first step)"
+# Without udevd nobody makes /dev/mapper nodes: let libdevmapper do it (udevd_start undoes this).
+export DM_DISABLE_UDEV=1
+LAB_TMP=${LAB_TMP:-/tmp/lab}
+mkdir -p "$LAB_TMP"
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+# step TEXT: start a new step; failures name the step they happened in.
+step() {
+    LAB_STEP="$*"
+    echo
+    echo "### [$(uptime_s)] $*"
+}
+
+# fail TEXT: stop the scenario with a readable failure.
+fail() {
+    echo "FAIL [$(uptime_s)] in step \"$LAB_STEP\": $*"
+    exit 1
+}
+
+# expect_eq WHAT EXPECTED ACTUAL
+expect_eq() {
+    if [ "$2" = "$3" ]; then
+        echo "ok: $1 = '$3'"
+    else
+        fail "$1: expected '$2', got '$3'"
+    fi
+}
+
+# expect_match WHAT EXTENDED_REGEX TEXT
+expect_match() {
+    if printf '%s\n' "$3" | grep -qE -- "$2"; then
+        echo "ok: $1 matches /$2/"
+    else
+        fail "$1: expected a match for /$2/, got:
+$3"
+    fi
+}
+
+# expect_ok WHAT CMD...: the command must exit 0 (its output is shown).
+expect_ok() {
+    _what=$1; shift
+    if "$@"; then echo "ok: $_what"; else fail "$_what: '$*' exited $?"; fi
+}
+
+# run CMD...: show the command line, then run it; returns its exit status.
+run() {
+    echo "+ $*"
+    "$@"
+}
+
+# artifact FILE CMD...: run CMD, save its stdout+stderr as $LAB_OUT/FILE and show it too.
+artifact() {
+    _file=$1; shift
+    echo "+ $* > \$LAB_OUT/$_file"
+    "$@" > "$LAB_OUT/$_file" 2>&1
+    _rc=$?
+    cat "$LAB_OUT/$_file"
+    return $_rc
+}
+
+# wait_for WHAT SECONDS CMD...: poll CMD every 0.2 s until it succeeds; fail after SECONDS.
+wait_for() {
+    _what=$1 _secs=$2; shift 2
+    _tries=$((_secs * 5))
+    while ! "$@" > /dev/null 2>&1; do
+        _tries=$((_tries - 1))
+        [ "$_tries" -gt 0 ] || fail "timed out after ${_secs}s waiting for: $_what"
+        sleep 0.2
+    done
+    echo "ok: $_what"
+}
+
+# ---- devices ----------------------------------------------------------------------------------
+
+devt() { cat "/sys/class/block/$1/dev"; }                 # sdX or dm-N -> MAJ:MIN
+sd_devices() { ls /sys/block | grep '^sd' | sort; }      # all SCSI disks, one a line
+sd_count() { sd_devices | wc -l; }
+wwid() { cat "/sys/block/$1/device/wwid"; }
+path_state() { cat "/sys/block/$1/device/state"; }
+path_host() { basename "$(readlink -f "/sys/block/$1/device/../..")"; }   # sdX -> hostN
+
+# read_direct DEV [COUNT]: COUNT 4 KiB O_DIRECT reads from the start of DEV; dd's status line.
+read_direct() {
+    dd if="$1" of=/dev/null bs=4k count="${2:-256}" iflag=direct 2>&1 | tail -1
+}
+
+# ---- topologies ------------------------------------------------------------------------------
+
+# topo_scsi_debug LUNS PATHS [SIZE_MB]: LUNS scsi_debug disks, each seen through PATHS SCSI
+# hosts, so LUNS*PATHS sd devices with LUNS distinct WWIDs.  Fails if that is not what appears.
+topo_scsi_debug() {
+    _luns=$1 _paths=$2 _mb=${3:-16}
+    modprobe sd_mod; modprobe sg
+    run modprobe scsi_debug add_host="$_paths" num_tgts=1 max_luns="$_luns" dev_size_mb="$_mb" \
+        vpd_use_hostno=0 delay=0 || fail "modprobe scsi_debug failed"
+    _want=$((_luns * _paths))
+    wait_for "$_want sd devices" 20 sh -c "[ \$(ls /sys/block | grep -c '^sd') -ge $_want ]"
+    # the disks' block nodes are created by devtmpfs; wait until the last one is there too
+    for _d in $(sd_devices); do wait_for "/dev/$_d" 10 test -b "/dev/$_d" > /dev/null; done
+    expect_eq "sd device count" "$_want" "$(sd_count)"
+    expect_eq "distinct WWIDs" "$_luns" "$(for _d in $(sd_devices); do wwid "$_d"; done | sort -u | wc -l)"
+}
+
+# topo_scsi_debug_2paths: one 16 MiB disk seen through two hosts (sda, sdb, same WWID).
+topo_scsi_debug_2paths() { topo_scsi_debug 1 2; }
+
+# topo_flakey: one scsi_debug disk (sda) and two device-mapper paths over it:
+#   lab_p0 (dm-linear, always healthy) and lab_p1 (dm-flakey, healthy until flakey_set).
+# Exports FLAKEY_P0 and FLAKEY_P1 (MAJ:MIN).  Multipath maps over them need `queue_mode bio`
+# (mpath_create does that for device-mapper paths).
+topo_flakey() {
+    topo_scsi_debug 1 1
+    modprobe dm-mod; modprobe dm-flakey
+    _sz=$(cat /sys/block/sda/size)
+    run dmsetup create lab_p0 --table "0 $_sz linear $(devt sda) 0" || fail "dmsetup create lab_p0"
+    run dmsetup create lab_p1 --table "0 $_sz flakey $(devt sda) 0 3600 0" || fail "dmsetup create lab_p1"
+    FLAKEY_P0=$(dmsetup info -c --noheadings -o major,minor --separator : lab_p0)
+    FLAKEY_P1=$(dmsetup info -c --noheadings -o major,minor --separator : lab_p1)
+    echo "FLAKEY_P0=$FLAKEY_P0 (linear) FLAKEY_P1=$FLAKEY_P1 (flakey)"
+}
+
+# flakey_set NAME UP DOWN: reload the dm-flakey device NAME so that it works for UP seconds,
+# then fails all IO for DOWN seconds, repeatedly (UP=0: always failing; DOWN=0: always healthy).
+flakey_set() {
+    _t=$(dmsetup table "$1") || fail "no dm device $1"
+    # table: 0 SIZE flakey DEV OFFSET UP DOWN
+    set -- "$1" "$2" "$3" $_t
+    run dmsetup suspend --noflush "$1" &&
+        run dmsetup reload "$1" --table "$4 $5 $6 $7 $8 $2 $3" &&
+        run dmsetup resume "$1" || fail "could not reload dm-flakey device $1"
+}
+
+# mpath_create NAME DEV... : a dm-multipath map over the given paths (sdX, dm-N or MAJ:MIN),
+# one round-robin path group, no hardware handler.  Uses queue_mode bio when a path is itself
+# a device-mapper device (request-based multipath cannot stack on those).
+mpath_create() {
+    _name=$1; shift
+    modprobe dm-multipath; modprobe dm-round-robin
+    _feat="0" _devs="" _n=0 _sz=""
+    for _p in "$@"; do
+        case $_p in *:*) _dt=$_p ;; *) _dt=$(devt "$_p") ;; esac
+        [ -n "$_sz" ] || _sz=$(cat "/sys/dev/block/$_dt/size")
+        [ -e "/sys/dev/block/$_dt/dm" ] && _feat="2 queue_mode bio"
+        _devs="$_devs $_dt 1"; _n=$((_n + 1))
+    done
+    run dmsetup create "$_name" --table "0 $_sz multipath $_feat 0 1 1 round-robin 0 $_n 1$_devs" ||
+        fail "dmsetup create $_name failed"
+}
+
+# ---- per-path faults ---------------------------------------------------------------------------
+
+path_offline() { run sh -c "echo offline > /sys/block/$1/device/state"; }
+path_online() { run sh -c "echo running > /sys/block/$1/device/state"; }
+# path_delete sdX: remove the SCSI device (as on a hot unplug); remember its host for host_rescan.
+path_delete() {
+    LAB_DELETED_HOST=$(path_host "$1")
+    run sh -c "echo 1 > /sys/block/$1/device/delete"
+}
+# host_rescan [hostN]: scan a SCSI host again (default: the host of the last path_delete).
+host_rescan() {
+    run sh -c "echo '- - -' > /sys/class/scsi_host/${1:-$LAB_DELETED_HOST}/scan"
+}
+
+# ---- uevents and udev --------------------------------------------------------------------------
+
+# uevents_start: record kernel uevents (all properties) to $LAB_TMP/uevents.log from now on.
+uevents_start() {
+    udevadm monitor --kernel --property > "$LAB_TMP/uevents.log" 2>&1 &
+    LAB_UEVENT_PID=$!
+    wait_for "uevent monitor listening" 10 grep -q 'monitor will print' "$LAB_TMP/uevents.log"
+}
+
+# uevents_find KEY=VALUE...: print the recorded uevents that carry all the given properties.
+uevents_find() {
+    awk -v want="$*" 'BEGIN { RS = ""; n = split(want, w, " ") }
+        { ok = 1; for (i = 1; i <= n; i++) if (index("\n" $0 "\n", "\n" w[i] "\n") == 0) ok = 0
+          if (ok) { print; print "" } }' "$LAB_TMP/uevents.log"
+}
+
+# uevents_wait SECONDS KEY=VALUE...: wait until such a uevent was recorded, then print it.
+uevents_wait() {
+    _secs=$1; shift
+    wait_for "uevent with $*" "$_secs" sh -c ". $LAB_DIR/lib.sh; uevents_find $* | grep -q ."
+    uevents_find "$@"
+}
+
+uevents_stop() {
+    [ -n "${LAB_UEVENT_PID:-}" ] && kill "$LAB_UEVENT_PID" 2>/dev/null
+    LAB_UEVENT_PID=
+}
+
+# udevd_start: run systemd-udevd (Debian's multipathd needs udev's device database).
+udevd_start() {
+    unset DM_DISABLE_UDEV
+    run /lib/systemd/systemd-udevd --daemon || fail "systemd-udevd did not start"
+    udevadm trigger --action=add
+    udevadm settle -t 30 || fail "udevadm settle timed out"
+}

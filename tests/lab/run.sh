@@ -1,0 +1,102 @@
+#!/bin/bash
+# usage: tests/lab/run.sh SCENARIO
+#   SCENARIO: a name from tests/lab/scenarios/ (with or without .sh) or a path to a script.
+# Boots one lab VM (qemu, TCG) that runs the scenario and powers off, then prints a summary.
+# Results: target/lab/results/<name>/{<name>.out,<name>.rc,dmesg.txt,console.log,...}
+# Exit status: the scenario's; 124 on timeout, 125 when the VM did not run the scenario.
+# Environment: LAB_TIMEOUT (seconds, default: the scenario's "# lab-timeout: N" line, else 300),
+#   LAB_NO_BUILD=1 (skip cargo build), LAB_VERBOSE=1 (print the whole scenario output),
+#   LAB_MEM (MiB, default 1024), LAB_SMP (default 2).
+set -euo pipefail
+
+LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$LAB/../.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+[ $# -eq 1 ] || { echo "usage: $0 SCENARIO" >&2; exit 2; }
+
+case $1 in
+    */*) SCRIPT=$1 ;;
+    *) SCRIPT=$LAB/scenarios/${1%.sh}.sh ;;
+esac
+[ -f "$SCRIPT" ] || { echo "lab: no such scenario: $SCRIPT" >&2; exit 2; }
+SCRIPT=$(cd "$(dirname "$SCRIPT")" && pwd)/$(basename "$SCRIPT")
+NAME=$(basename "$SCRIPT" .sh)
+
+"$LAB/setup.sh"
+# shellcheck disable=SC1091
+. "$TARGET/lab-cache/current.env"
+
+if [ "${LAB_NO_BUILD:-0}" != 1 ]; then
+    (cd "$REPO" && cargo build --quiet --bins --examples) || { echo "lab: cargo build failed" >&2; exit 125; }
+fi
+
+# Per-run share (our binaries + a copy of tests/lab) and results directory, so two VMs can run at once.
+WORK=$TARGET/lab/work/$NAME
+OUT=$TARGET/lab/results/$NAME
+rm -rf "$WORK" "$OUT"
+mkdir -p "$WORK/share/bin" "$WORK/share/lab/run" "$OUT"
+cp -a "$LAB/." "$WORK/share/lab/"
+cp "$SCRIPT" "$WORK/share/lab/run/$NAME.sh"
+for f in "$TARGET/debug/multipathd" "$TARGET"/debug/examples/*; do
+    [ -f "$f" ] && [ -x "$f" ] || continue
+    case ${f##*/} in *.*) continue ;; esac                       # .d, .so, .rlib ...
+    [[ ${f##*/} =~ -[0-9a-f]{16}$ ]] && continue                 # hashed duplicates of examples
+    cp -l "$f" "$WORK/share/bin/" 2>/dev/null || cp "$f" "$WORK/share/bin/"
+done
+
+TIMEOUT=${LAB_TIMEOUT:-$(sed -n 's/^# lab-timeout: *\([0-9][0-9]*\).*/\1/p' "$SCRIPT" | head -1)}
+TIMEOUT=${TIMEOUT:-300}
+
+echo "lab: $NAME: booting kernel $KV (TCG, timeout ${TIMEOUT}s)"
+start=$(date +%s.%N)
+set +e
+# KVM is not usable on these machines (the guest hangs in its decompressor): TCG only.
+timeout -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m "${LAB_MEM:-1024}" -smp "${LAB_SMP:-2}" \
+    -nographic -no-reboot -nic none \
+    -kernel "$KERNEL" -initrd "$INITRD" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=4 lab_script=run/$NAME.sh" \
+    -virtfs local,path="$WORK/share",mount_tag=share,security_model=none,id=share,readonly=on \
+    -virtfs local,path="$OUT",mount_tag=results,security_model=none,id=results \
+    < /dev/null > "$OUT/console.log" 2>&1
+qrc=$?
+set -e
+secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+echo "$secs" > "$OUT/seconds"
+
+outf=$OUT/$NAME.out
+last_step() { grep '^### ' "$outf" 2>/dev/null | tail -1 | sed 's/^### //'; }
+if [ -f "$OUT/$NAME.rc" ]; then
+    rc=$(cat "$OUT/$NAME.rc")
+    verdict=$([ "$rc" = 0 ] && echo PASS || echo "FAIL (exit $rc)")
+elif [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
+    rc=124
+    verdict="TIMEOUT after ${TIMEOUT}s, last step: $(last_step)"
+else
+    rc=125
+    verdict="VM did not finish the scenario (qemu exit $qrc): see console.log below"
+fi
+
+echo "==== lab: $NAME: $verdict in ${secs}s ===="
+if [ "${LAB_VERBOSE:-0}" = 1 ] || [ "$rc" != 0 ]; then
+    if [ -s "$outf" ]; then
+        if [ "${LAB_VERBOSE:-0}" = 1 ]; then cat "$outf"; else
+            echo "---- steps:"; grep '^### ' "$outf" || true
+            echo "---- last 60 lines of $NAME.out:"; tail -60 "$outf"
+        fi
+    else
+        echo "---- no scenario output; last 40 lines of the serial console:"
+        tail -40 "$OUT/console.log"
+    fi
+    if [ "$rc" = 124 ]; then
+        echo "---- last 15 lines of the serial console:"
+        tail -15 "$OUT/console.log"
+    fi
+    if [ "$rc" != 0 ] && [ -f "$OUT/dmesg.txt" ]; then
+        echo "---- last device-mapper and error lines of the kernel log (dmesg.txt):"
+        grep -E 'device-mapper|I/O error|Call Trace|BUG:|WARNING:|Oops|Kernel panic|critical' "$OUT/dmesg.txt" | tail -15 || true
+    fi
+else
+    grep '^### ' "$outf" | sed 's/^/    /' || true
+fi
+echo "==== results: $OUT"
+exit "$rc"
