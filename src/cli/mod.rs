@@ -1,1 +1,5 @@
-//! cli
+//! The multipathd control socket: wire framing, command language, output formats,
+//! the listening server and the `multipathd <command>` client.
+
+pub mod parse;
+pub mod protocol;
