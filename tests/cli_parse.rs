@@ -194,7 +194,7 @@ fn remaining_handlers() {
     assert_eq!(p("show paths"), Command::ShowPaths);
     assert_eq!(
         p("show map mpatha raw format %n"),
-        Command::ShowMapFormat { map: s("mpatha"), fmt: s("%n"), raw: true }
+        Command::ShowMapFormat { map: s("mpatha"), fmt: s("%n") }
     );
     assert_eq!(p("reset maps stats"), Command::ResetMapsStats);
     assert_eq!(p("reset map mpatha stats"), Command::ResetMapStats { map: s("mpatha") });

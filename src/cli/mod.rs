@@ -1,5 +1,6 @@
 //! The multipathd control socket: wire framing, command language, output formats,
 //! the listening server and the `multipathd <command>` client.
 
+pub mod format;
 pub mod parse;
 pub mod protocol;

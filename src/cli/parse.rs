@@ -290,8 +290,9 @@ pub enum Command {
     ShowMapsTopology,
     ShowMapsJson,
     ShowMapTopology { map: String },
-    /// `show map M [raw] format F`.
-    ShowMapFormat { map: String, fmt: String, raw: bool },
+    /// `show map M [raw] format F`: upstream pads the line in both forms, so `raw`
+    /// makes no difference here.
+    ShowMapFormat { map: String, fmt: String },
     ShowMapJson { map: String },
     ShowConfig { local: bool },
     ShowBlacklist,
@@ -553,8 +554,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         H::ShowMapsTopology | H::ShowTopology => C::ShowMapsTopology,
         H::ShowMapsJson => C::ShowMapsJson,
         H::ShowMapTopology => C::ShowMapTopology { map: map() },
-        H::ShowMapFormat => C::ShowMapFormat { map: map(), fmt: fmt(), raw: false },
-        H::ShowMapRawFormat => C::ShowMapFormat { map: map(), fmt: fmt(), raw: true },
+        H::ShowMapFormat | H::ShowMapRawFormat => C::ShowMapFormat { map: map(), fmt: fmt() },
         H::ShowMapJson => C::ShowMapJson { map: map() },
         H::ShowConfigLocal => C::ShowConfig { local: true },
         H::ShowConfig => C::ShowConfig { local: false },
