@@ -1,1 +1,3 @@
-//! checkers
+//! Path checkers, the per-path check scheduler and the path state machine.
+
+pub mod state;
