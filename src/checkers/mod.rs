@@ -1,3 +1,4 @@
 //! Path checkers, the per-path check scheduler and the path state machine.
 
+pub mod scheduler;
 pub mod state;
