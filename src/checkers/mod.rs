@@ -1,1 +1,4 @@
-//! checkers
+//! Path checkers, the per-path check scheduler and the path state machine.
+
+pub mod scheduler;
+pub mod state;
