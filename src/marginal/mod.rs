@@ -9,8 +9,11 @@
 //! - [`config`]: the settings value and its enable rule.
 //! - [`state`]: the pure state machine the daemon's state thread drives.
 //! - [`status`]: the accounting view and its text/JSON formatting.
+//! - [`engine`]: the IO engine trait and a scripted fake; [`sampler`]: the read accounting.
 
 pub mod config;
+pub mod engine;
+pub mod sampler;
 pub mod state;
 pub mod status;
 
