@@ -9,13 +9,16 @@
 //! - [`config`]: the settings value and its enable rule.
 //! - [`state`]: the pure state machine the daemon's state thread drives.
 //! - [`status`]: the accounting view and its text/JSON formatting.
-//! - [`engine`]: the IO engine trait and a scripted fake; [`sampler`]: the read accounting.
+//! - [`thread`]: the io-err-stat thread and the daemon's lazy handle [`thread::IoErrStat`].
+//! - [`engine`]: the IO engine trait and a scripted fake; [`aio_engine`]: the kernel-AIO engine; [`sampler`]: the read accounting.
 
+pub mod aio_engine;
 pub mod config;
 pub mod engine;
 pub mod sampler;
 pub mod state;
 pub mod status;
+pub mod thread;
 
 pub use config::{MarginalConfig, PathGroups};
 pub use state::{Action, Event, MarginalState};
