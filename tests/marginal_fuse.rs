@@ -8,13 +8,13 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
-    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, MountOption,
-    OpenFlags, ReplyAttr, ReplyData, ReplyEntry, ReplyOpen, Request,
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner,
+    MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyEntry, ReplyOpen, Request,
 };
 use multipathd::marginal::sampler::{Counts, SampleTime, TestSpec};
 use multipathd::marginal::thread::{Cmd, IoErrEvent, spawn_io_err_stat};
@@ -44,7 +44,11 @@ fn attr(ino: u64) -> FileAttr {
         mtime: UNIX_EPOCH,
         ctime: UNIX_EPOCH,
         crtime: UNIX_EPOCH,
-        kind: if dir { FileType::Directory } else { FileType::RegularFile },
+        kind: if dir {
+            FileType::Directory
+        } else {
+            FileType::RegularFile
+        },
         perm: if dir { 0o555 } else { 0o444 },
         nlink: if dir { 2 } else { 1 },
         uid: 0,
@@ -65,7 +69,11 @@ impl FaultFs {
 impl Filesystem for FaultFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.files.iter().position(|f| OsStr::new(f.name) == name) {
-            Some(i) if u64::from(parent) == 1 => reply.entry(&Duration::from_secs(60), &attr(i as u64 + 2), fuser::Generation(0)),
+            Some(i) if u64::from(parent) == 1 => reply.entry(
+                &Duration::from_secs(60),
+                &attr(i as u64 + 2),
+                fuser::Generation(0),
+            ),
             _ => reply.error(Errno::ENOENT),
         }
     }
@@ -94,7 +102,9 @@ impl Filesystem for FaultFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(f) = self.file(ino) else { return reply.error(Errno::ENOENT) };
+        let Some(f) = self.file(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
         let n = f.reads.fetch_add(1, Ordering::SeqCst);
         if !f.delay.is_zero() {
             std::thread::sleep(f.delay);
@@ -117,11 +127,20 @@ impl Drop for Loop {
 }
 
 fn losetup(file: &Path) -> Result<Loop, String> {
-    let out = Command::new("losetup").args(["-r", "-f", "--show"]).arg(file).output().map_err(|e| format!("losetup: {e}"))?;
+    let out = Command::new("losetup")
+        .args(["-r", "-f", "--show"])
+        .arg(file)
+        .output()
+        .map_err(|e| format!("losetup: {e}"))?;
     if !out.status.success() {
-        return Err(format!("losetup: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
-    Ok(Loop(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())))
+    Ok(Loop(PathBuf::from(
+        String::from_utf8_lossy(&out.stdout).trim(),
+    )))
 }
 
 /// The mounted filesystem and one loop device per file. Field order = drop order: the
@@ -143,7 +162,13 @@ fn rig(files: Vec<FaultFile>, threads: usize) -> Option<Rig> {
     let mut cfg = Config::default();
     cfg.mount_options = vec![MountOption::RO, MountOption::FSName("mpath-fault".into())];
     cfg.n_threads = Some(threads);
-    let session = match fuser::spawn_mount(FaultFs { files: files.clone() }, dir.path(), &cfg) {
+    let session = match fuser::spawn_mount(
+        FaultFs {
+            files: files.clone(),
+        },
+        dir.path(),
+        &cfg,
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("\n*** SKIPPED: cannot mount FUSE (needs root): {e} ***\n");
@@ -160,16 +185,31 @@ fn rig(files: Vec<FaultFile>, threads: usize) -> Option<Rig> {
             }
         }
     }
-    Some(Rig { loops, _session: session, _dir: dir, files })
+    Some(Rig {
+        loops,
+        _session: session,
+        _dir: dir,
+        files,
+    })
 }
 
 fn file(name: &'static str, fail_every: u64, delay: Duration) -> FaultFile {
-    FaultFile { name, fail_every, delay, reads: AtomicU64::new(0), failed: AtomicU64::new(0) }
+    FaultFile {
+        name,
+        fail_every,
+        delay,
+        reads: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    }
 }
 
 /// Runs one io-err-stat thread over all `specs` at once and returns the final counts
 /// in the order given.
 fn measure(specs: Vec<TestSpec>) -> Vec<Counts> {
+    measure_within(specs, Duration::from_secs(60))
+}
+
+fn measure_within(specs: Vec<TestSpec>, limit: Duration) -> Vec<Counts> {
     let (ctx, crx) = crossbeam_channel::unbounded();
     let (etx, erx) = crossbeam_channel::unbounded();
     let h = spawn_io_err_stat(crx, etx).expect("spawn");
@@ -179,7 +219,7 @@ fn measure(specs: Vec<TestSpec>) -> Vec<Counts> {
     }
     let mut got: Vec<Option<Counts>> = vec![None; names.len()];
     while got.iter().any(Option::is_none) {
-        match erx.recv_timeout(Duration::from_secs(60)).expect("verdicts within 60 s") {
+        match erx.recv_timeout(limit).expect("verdicts in time") {
             IoErrEvent::Finished { path, counts } => {
                 let i = names.iter().position(|n| *n == path).expect("known path");
                 got[i] = Some(counts);
@@ -213,7 +253,12 @@ fn measured_error_rate_matches_the_injected_one() {
         .files
         .iter()
         .zip(&rig.loops)
-        .map(|(f, l)| TestSpec { path: f.name.into(), dev_node: l.0.clone(), sample_time: compressed(), latency_bound: None })
+        .map(|(f, l)| TestSpec {
+            path: f.name.into(),
+            dev_node: l.0.clone(),
+            sample_time: compressed(),
+            latency_bound: None,
+        })
         .collect();
     let counts = measure(specs);
     for ((f, k), c) in rig.files.iter().zip(injected).zip(&counts) {
@@ -228,7 +273,11 @@ fn measured_error_rate_matches_the_injected_one() {
             f.failed.load(Ordering::SeqCst)
         );
         assert!(c.ios >= 320, "{}: too few reads {c:?}", f.name);
-        assert!((got - want).abs() <= 2.0, "{}: injected {want}% measured {got}%", f.name);
+        assert!(
+            (got - want).abs() <= 2.0,
+            "{}: injected {want}% measured {got}%",
+            f.name
+        );
         assert_eq!(c.errs, c.failed, "{}: only failed reads count", f.name);
         assert_eq!((c.short, c.slow, c.stuck), (0, 0, 0));
     }
@@ -249,9 +298,48 @@ fn slow_reads_count_against_the_latency_bound() {
     let tight = measure(vec![spec(10)]).remove(0);
     println!("slow disk, 10 ms bound: {tight:?}");
     assert!(tight.ios >= 32);
-    assert_eq!((tight.errs, tight.slow, tight.failed), (tight.ios, tight.ios, 0));
+    assert_eq!(
+        (tight.errs, tight.slow, tight.failed),
+        (tight.ios, tight.ios, 0)
+    );
     let loose = measure(vec![spec(5000)]).remove(0);
     println!("slow disk, 5 s bound: {loose:?}");
     assert!(loose.ios >= 32);
     assert_eq!(loose.errs, 0);
+}
+
+/// The same check at the real, uncompressed 120 s sample time (19,200 reads per path).
+/// Takes two minutes, so it runs only on request: `cargo test --test marginal_fuse -- --ignored`.
+#[test]
+#[ignore]
+fn full_length_120_second_test_measures_the_injected_rate() {
+    let files = vec![
+        file("every10", 10, Duration::ZERO),
+        file("every3", 3, Duration::ZERO),
+    ];
+    let Some(rig) = rig(files, 4) else { return };
+    let specs = rig
+        .files
+        .iter()
+        .zip(&rig.loops)
+        .map(|(f, l)| TestSpec {
+            path: f.name.into(),
+            dev_node: l.0.clone(),
+            sample_time: SampleTime::from_config(120),
+            latency_bound: None,
+        })
+        .collect();
+    let counts = measure_within(specs, Duration::from_secs(180));
+    for ((f, want), c) in rig.files.iter().zip([10.0, 100.0 / 3.0]).zip(&counts) {
+        let got = c.errs as f64 * 100.0 / c.ios as f64;
+        println!(
+            "{:>8} (120 s): injected {want:5.2}%  measured {got:5.2}%  ({} errs / {} reads)",
+            f.name, c.errs, c.ios
+        );
+        assert!(
+            (got - want).abs() <= 2.0,
+            "{}: injected {want}% measured {got}%",
+            f.name
+        );
+    }
 }

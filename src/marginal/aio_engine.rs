@@ -96,7 +96,11 @@ impl AioEngine {
     }
 
     fn wait(&self, timeout: Duration) -> io::Result<()> {
-        let mut pfd = libc::pollfd { fd: self.efd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: self.efd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // Round up so a sub-millisecond remainder still waits instead of spinning.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
         // SAFETY: one valid pollfd.
@@ -122,14 +126,19 @@ impl IoEngine for AioEngine {
             .open(dev)?;
         let blksize = block_size(file.as_raw_fd());
         if blksize == 0 || !blksize.is_power_of_two() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: bad block size {blksize}", dev.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: bad block size {blksize}", dev.display()),
+            ));
         }
         let ctx = AioContext::new(slots)?;
         let align = page_size().max(blksize);
         let path = AioPath {
             ctx,
             iocbs: vec![Iocb::default(); slots].into_boxed_slice(),
-            bufs: (0..slots).map(|_| AlignedBuf::new(blksize, align)).collect(),
+            bufs: (0..slots)
+                .map(|_| AlignedBuf::new(blksize, align))
+                .collect(),
             file,
             blksize,
             in_flight: vec![false; slots],
@@ -143,12 +152,18 @@ impl IoEngine for AioEngine {
 
     fn submit(&mut self, key: PathKey, slots: &[usize]) -> io::Result<usize> {
         let efd = self.efd.as_raw_fd();
-        let p = self.paths.get_mut(&key).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        let p = self
+            .paths
+            .get_mut(&key)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
         let fd = p.file.as_raw_fd();
         let mut ptrs = Vec::with_capacity(slots.len());
         for &s in slots {
             if s >= p.iocbs.len() || p.in_flight[s] {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("slot {s} not free")));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("slot {s} not free"),
+                ));
             }
             let mut cb = Iocb::pread(fd, p.bufs[s].as_mut_ptr(), p.blksize, 0, s as u64);
             cb.flags = IOCB_FLAG_RESFD;
@@ -166,7 +181,9 @@ impl IoEngine for AioEngine {
     }
 
     fn cancel(&mut self, key: PathKey, slot: usize) {
-        let Some(p) = self.paths.get_mut(&key) else { return };
+        let Some(p) = self.paths.get_mut(&key) else {
+            return;
+        };
         if !p.in_flight.get(slot).copied().unwrap_or(false) {
             return;
         }
@@ -176,7 +193,11 @@ impl IoEngine for AioEngine {
             Ok(ev) => {
                 p.in_flight[slot] = false;
                 if !p.closed {
-                    self.cancelled.push(Completion { key, slot, res: ev.res });
+                    self.cancelled.push(Completion {
+                        key,
+                        slot,
+                        res: ev.res,
+                    });
                 }
             }
             // EINVAL (not cancellable) or EINPROGRESS (event comes via the ring).
@@ -207,7 +228,11 @@ impl IoEngine for AioEngine {
                     if let Some(f) = p.in_flight.get_mut(slot) {
                         *f = false;
                         if !p.closed {
-                            out.push(Completion { key, slot, res: ev.res });
+                            out.push(Completion {
+                                key,
+                                slot,
+                                res: ev.res,
+                            });
                         }
                     }
                 }

@@ -86,10 +86,14 @@ impl MarginalConfig {
         let Some(origin) = self.san_path_forced_off() else {
             return Vec::new();
         };
-        ["san_path_err_threshold", "san_path_err_forget_rate", "san_path_err_recovery_time"]
-            .iter()
-            .map(|k| format!("{alias}: {k} = \"no\" {origin}"))
-            .collect()
+        [
+            "san_path_err_threshold",
+            "san_path_err_forget_rate",
+            "san_path_err_recovery_time",
+        ]
+        .iter()
+        .map(|k| format!("{alias}: {k} = \"no\" {origin}"))
+        .collect()
     }
 }
 
@@ -110,23 +114,65 @@ mod tests {
     #[test]
     fn enabled_needs_all_four_positive() {
         assert!(full().enabled());
-        assert!(!MarginalConfig { double_failed_time: None, ..full() }.enabled());
-        assert!(!MarginalConfig { err_sample_time: Some(0), ..full() }.enabled());
+        assert!(
+            !MarginalConfig {
+                double_failed_time: None,
+                ..full()
+            }
+            .enabled()
+        );
+        assert!(
+            !MarginalConfig {
+                err_sample_time: Some(0),
+                ..full()
+            }
+            .enabled()
+        );
         // upstream folds 0 into "no": threshold 0 disables the feature
-        assert!(!MarginalConfig { err_rate_threshold: Some(0), ..full() }.enabled());
-        assert!(!MarginalConfig { err_recheck_gap_time: None, ..full() }.enabled());
-        assert!(MarginalConfig { pathgroups: PathGroups::On, ..full() }.enabled());
-        assert!(!MarginalConfig { pathgroups: PathGroups::Fpin, ..full() }.enabled());
+        assert!(
+            !MarginalConfig {
+                err_rate_threshold: Some(0),
+                ..full()
+            }
+            .enabled()
+        );
+        assert!(
+            !MarginalConfig {
+                err_recheck_gap_time: None,
+                ..full()
+            }
+            .enabled()
+        );
+        assert!(
+            MarginalConfig {
+                pathgroups: PathGroups::On,
+                ..full()
+            }
+            .enabled()
+        );
+        assert!(
+            !MarginalConfig {
+                pathgroups: PathGroups::Fpin,
+                ..full()
+            }
+            .enabled()
+        );
     }
 
     #[test]
     fn short_sample_time_is_raised_with_an_error() {
-        let mut c = MarginalConfig { err_sample_time: Some(30), ..full() };
+        let mut c = MarginalConfig {
+            err_sample_time: Some(30),
+            ..full()
+        };
         let logs = c.normalize();
         assert_eq!(c.err_sample_time, Some(120));
         assert_eq!(
             logs,
-            vec![(2, "configuration error: marginal_path_err_sample_time must be >= 120".to_string())]
+            vec![(
+                2,
+                "configuration error: marginal_path_err_sample_time must be >= 120".to_string()
+            )]
         );
         let mut ok = full();
         assert!(ok.normalize().is_empty());
@@ -140,11 +186,18 @@ mod tests {
             "mpatha: san_path_err_threshold = \"no\" (setting: implied by marginal_path check)"
         );
         assert_eq!(full().san_path_override_logs("m").len(), 3);
-        let fpin = MarginalConfig { pathgroups: PathGroups::Fpin, ..Default::default() };
+        let fpin = MarginalConfig {
+            pathgroups: PathGroups::Fpin,
+            ..Default::default()
+        };
         assert_eq!(
             fpin.san_path_override_logs("m")[2],
             "m: san_path_err_recovery_time = \"no\" (setting: overridden by fpin_marginal_paths)"
         );
-        assert!(MarginalConfig::default().san_path_override_logs("m").is_empty());
+        assert!(
+            MarginalConfig::default()
+                .san_path_override_logs("m")
+                .is_empty()
+        );
     }
 }

@@ -110,7 +110,14 @@ pub mod fake {
 
         /// Adds a device node `dev` with block size `blksize` driven by `script`.
         pub fn add_device(&mut self, dev: &str, blksize: usize, script: Script) {
-            self.devices.insert(PathBuf::from(dev), Device { blksize, script, reads: 0 });
+            self.devices.insert(
+                PathBuf::from(dev),
+                Device {
+                    blksize,
+                    script,
+                    reads: 0,
+                },
+            );
         }
 
         pub fn set_now(&mut self, now: Instant) {
@@ -141,19 +148,40 @@ pub mod fake {
 
     impl IoEngine for FakeEngine {
         fn open(&mut self, dev: &Path, _slots: usize) -> io::Result<(PathKey, usize)> {
-            let d = self.devices.get(dev).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+            let d = self
+                .devices
+                .get(dev)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
             let key = self.next_key;
             self.next_key += 1;
-            self.open.insert(key, Open { dev: dev.to_path_buf(), closed: false, in_flight: BTreeMap::new() });
+            self.open.insert(
+                key,
+                Open {
+                    dev: dev.to_path_buf(),
+                    closed: false,
+                    in_flight: BTreeMap::new(),
+                },
+            );
             Ok((key, d.blksize))
         }
 
         fn submit(&mut self, key: PathKey, slots: &[usize]) -> io::Result<usize> {
-            let o = self.open.get_mut(&key).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
-            let d = self.devices.get_mut(&o.dev).ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))?;
-            let n = self.submit_limit.map_or(slots.len(), |l| l.min(slots.len()));
+            let o = self
+                .open
+                .get_mut(&key)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+            let d = self
+                .devices
+                .get_mut(&o.dev)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))?;
+            let n = self
+                .submit_limit
+                .map_or(slots.len(), |l| l.min(slots.len()));
             for &slot in &slots[..n] {
-                assert!(!o.in_flight.contains_key(&slot), "slot {slot} submitted twice");
+                assert!(
+                    !o.in_flight.contains_key(&slot),
+                    "slot {slot} submitted twice"
+                );
                 let outcome = (d.script)(d.reads);
                 d.reads += 1;
                 let v = match outcome {
@@ -185,8 +213,12 @@ pub mod fake {
             self.reaps += 1;
             let now = self.now;
             for (&key, o) in self.open.iter_mut() {
-                let due: Vec<usize> =
-                    o.in_flight.iter().filter(|(_, v)| v.0.is_some_and(|t| t <= now)).map(|(s, _)| *s).collect();
+                let due: Vec<usize> = o
+                    .in_flight
+                    .iter()
+                    .filter(|(_, v)| v.0.is_some_and(|t| t <= now))
+                    .map(|(s, _)| *s)
+                    .collect();
                 for slot in due {
                     if let Some((_, res)) = o.in_flight.remove(&slot)
                         && !o.closed
@@ -195,7 +227,8 @@ pub mod fake {
                     }
                 }
             }
-            self.open.retain(|_, o| !(o.closed && o.in_flight.is_empty()));
+            self.open
+                .retain(|_, o| !(o.closed && o.in_flight.is_empty()));
             Ok(())
         }
 

@@ -36,7 +36,10 @@ impl SampleTime {
     /// From `marginal_path_err_sample_time` seconds; values below 120 become 120 (the
     /// config layer already reported them).
     pub fn from_config(secs: u32) -> SampleTime {
-        SampleTime { sample: Duration::from_secs(u64::from(secs.max(MIN_SAMPLE_TIME))), io_timeout: IO_TIMEOUT }
+        SampleTime {
+            sample: Duration::from_secs(u64::from(secs.max(MIN_SAMPLE_TIME))),
+            io_timeout: IO_TIMEOUT,
+        }
     }
 
     /// Test-only: any sample time and IO timeout (the timeout scales with the sample
@@ -121,12 +124,23 @@ impl Sampler {
     }
 
     /// Starts testing `spec.path` (no-op if already under test) and sends its first reads.
-    pub fn start<E: IoEngine + ?Sized>(&mut self, eng: &mut E, spec: TestSpec, now: Instant) -> io::Result<()> {
+    pub fn start<E: IoEngine + ?Sized>(
+        &mut self,
+        eng: &mut E,
+        spec: TestSpec,
+        now: Instant,
+    ) -> io::Result<()> {
         if self.tests.values().any(|t| t.spec.path == spec.path) {
             return Ok(());
         }
         let (key, blksize) = eng.open(&spec.dev_node, CONCUR_NR_EVENT)?;
-        let t = Tested { spec, blksize, started: now, slots: vec![Slot::Free; CONCUR_NR_EVENT], counts: Counts::default() };
+        let t = Tested {
+            spec,
+            blksize,
+            started: now,
+            slots: vec![Slot::Free; CONCUR_NR_EVENT],
+            counts: Counts::default(),
+        };
         self.tests.insert(key, t);
         self.send_one(eng, key, now);
         Ok(())
@@ -135,7 +149,12 @@ impl Sampler {
     /// Drops the test of `path`; its reads in flight are cancelled and left to the
     /// engine to reap. Returns whether there was one.
     pub fn cancel<E: IoEngine + ?Sized>(&mut self, eng: &mut E, path: &str) -> bool {
-        let Some(key) = self.tests.iter().find(|(_, t)| t.spec.path == path).map(|(k, _)| *k) else {
+        let Some(key) = self
+            .tests
+            .iter()
+            .find(|(_, t)| t.spec.path == path)
+            .map(|(k, _)| *k)
+        else {
             return false;
         };
         if let Some(t) = self.tests.remove(&key) {
@@ -158,13 +177,17 @@ impl Sampler {
     }
 
     fn send_one<E: IoEngine + ?Sized>(&mut self, eng: &mut E, key: PathKey, now: Instant) {
-        let Some(t) = self.tests.get_mut(&key) else { return };
+        let Some(t) = self.tests.get_mut(&key) else {
+            return;
+        };
         // Leave every read sent the full IO timeout to complete before the verdict.
         let st = t.spec.sample_time;
         if now.saturating_duration_since(t.started) + st.io_timeout >= st.sample {
             return;
         }
-        let free: Vec<usize> = (0..t.slots.len()).filter(|&i| t.slots[i] == Slot::Free).collect();
+        let free: Vec<usize> = (0..t.slots.len())
+            .filter(|&i| t.slots[i] == Slot::Free)
+            .collect();
         match eng.submit(key, &free) {
             Ok(n) => {
                 for &i in &free[..n.min(free.len())] {
@@ -180,8 +203,12 @@ impl Sampler {
     /// Accounts reaped completions; `now` is when they were reaped.
     pub fn account(&mut self, done: &[Completion], now: Instant) {
         for c in done {
-            let Some(t) = self.tests.get_mut(&c.key) else { continue };
-            let Some(slot) = t.slots.get_mut(c.slot) else { continue };
+            let Some(t) = self.tests.get_mut(&c.key) else {
+                continue;
+            };
+            let Some(slot) = t.slots.get_mut(c.slot) else {
+                continue;
+            };
             let prev = std::mem::replace(slot, Slot::Free);
             let Slot::InFlight(sent) = prev else {
                 // An abandoned read coming home was counted when it got stuck.
@@ -191,7 +218,11 @@ impl Sampler {
                 t.counts.failed += 1;
             } else if c.res != t.blksize as i64 {
                 t.counts.short += 1;
-            } else if t.spec.latency_bound.is_some_and(|b| now.saturating_duration_since(sent) > b) {
+            } else if t
+                .spec
+                .latency_bound
+                .is_some_and(|b| now.saturating_duration_since(sent) > b)
+            {
                 t.counts.slow += 1;
             } else {
                 continue;
@@ -207,7 +238,10 @@ impl Sampler {
                 if let Slot::InFlight(sent) = *s
                     && now.saturating_duration_since(sent) >= t.spec.sample_time.io_timeout
                 {
-                    log::debug!("io error statistic: {}: abort check on timeout", t.spec.path);
+                    log::debug!(
+                        "io error statistic: {}: abort check on timeout",
+                        t.spec.path
+                    );
                     *s = Slot::Abandoned;
                     t.counts.stuck += 1;
                     t.counts.errs += 1;
@@ -230,7 +264,10 @@ impl Sampler {
         for key in done {
             if let Some(t) = self.tests.remove(&key) {
                 log::debug!("io error statistic: {}: check end", t.spec.path);
-                out.push(Report { path: t.spec.path, counts: t.counts });
+                out.push(Report {
+                    path: t.spec.path,
+                    counts: t.counts,
+                });
             }
             eng.close(key);
         }
@@ -239,7 +276,13 @@ impl Sampler {
 
     /// Live counts of every running test.
     pub fn progress(&self) -> Vec<Report> {
-        self.tests.values().map(|t| Report { path: t.spec.path.clone(), counts: t.counts }).collect()
+        self.tests
+            .values()
+            .map(|t| Report {
+                path: t.spec.path.clone(),
+                counts: t.counts,
+            })
+            .collect()
     }
 
     /// One 100 ms cycle for a fake-clock driver: reap once (no wait), account, end the

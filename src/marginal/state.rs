@@ -23,22 +23,42 @@ pub enum Event {
     /// dm-multipath sent a `DM_ACTION=PATH_FAILED` uevent for `path` of `map`.
     /// `map_active_paths` is the map's active path count as the daemon knows it when
     /// the uevent arrives (the failing path is still counted then).
-    PathFailed { path: String, map: String, map_active_paths: usize },
+    PathFailed {
+        path: String,
+        map: String,
+        map_active_paths: usize,
+    },
     /// The path checker found the path up (or ghost). `map_active_paths` counts the map's
     /// active paths; a held path is down and so not among them.
-    CheckerSawUp { path: String, map_active_paths: usize },
+    CheckerSawUp {
+        path: String,
+        map_active_paths: usize,
+    },
     /// Live counts from the io-err-stat thread while a test runs.
     TestProgress { path: String, ios: u64, errs: u64 },
     /// The io-err-stat thread finished sampling `path`.
-    TestFinished { path: String, ios: u64, errs: u64, map_active_paths: usize },
+    TestFinished {
+        path: String,
+        ios: u64,
+        errs: u64,
+        map_active_paths: usize,
+    },
     /// The io-err-stat thread could not start a test (open, io_setup, ...).
     EnqueueFailed { path: String },
     /// The path left the daemon's path list.
     PathRemoved { path: String },
     /// `setmarginal` from the CLI. `dev_t` is the path's `major:minor`.
-    SetMarginal { path: String, map: String, dev_t: String },
+    SetMarginal {
+        path: String,
+        map: String,
+        dev_t: String,
+    },
     /// `unsetmarginal` from the CLI.
-    UnsetMarginal { path: String, map: String, dev_t: String },
+    UnsetMarginal {
+        path: String,
+        map: String,
+        dev_t: String,
+    },
     /// The number of active paths of `map` changed.
     MapActivePathsChanged { map: String, active: usize },
 }
@@ -61,7 +81,11 @@ pub enum Action {
     MarkMarginal { path: String, marginal: bool },
     /// Ask the io-err-stat thread to sample the path for `sample_time` seconds with this
     /// latency bound (start the thread first if it is not running).
-    EnqueueTest { path: String, sample_time: u32, latency_bound_ms: Option<u32> },
+    EnqueueTest {
+        path: String,
+        sample_time: u32,
+        latency_bound_ms: Option<u32>,
+    },
     /// Ask the io-err-stat thread to drop the path's test.
     CancelTest { path: String },
     /// Log `text` at multipathd verbosity `level`.
@@ -72,10 +96,14 @@ pub enum Action {
 enum Phase {
     Idle,
     /// One PATH_FAILED seen at `since`; a second one soon after starts the test.
-    PreCheck { since: Instant },
+    PreCheck {
+        since: Instant,
+    },
     /// Held: failed, waiting for the checker to see it up and the recheck gap to pass.
     /// `since` is the last bad verdict (None: test as soon as the path is up).
-    Waiting { since: Option<Instant> },
+    Waiting {
+        since: Option<Instant>,
+    },
     /// Held and under test.
     Testing,
 }
@@ -94,7 +122,14 @@ struct PathRecord {
 
 impl PathRecord {
     fn new(map: &str) -> PathRecord {
-        PathRecord { map: map.to_string(), phase: Phase::Idle, marginal: false, delayed: false, ios: 0, errs: 0 }
+        PathRecord {
+            map: map.to_string(),
+            phase: Phase::Idle,
+            marginal: false,
+            delayed: false,
+            ios: 0,
+            errs: 0,
+        }
     }
     fn held(&self) -> bool {
         matches!(self.phase, Phase::Waiting { .. } | Phase::Testing)
@@ -103,7 +138,11 @@ impl PathRecord {
 
 /// Error rate in per mille; no reads means no errors.
 pub fn rate_permille(ios: u64, errs: u64) -> f64 {
-    if ios == 0 { 0.0 } else { errs as f64 * 1000.0 / ios as f64 }
+    if ios == 0 {
+        0.0
+    } else {
+        errs as f64 * 1000.0 / ios as f64
+    }
 }
 
 /// Marginal-path state of all paths. Owned by the daemon's state thread.
@@ -125,7 +164,11 @@ fn secs_since(now: Instant, then: Instant) -> u64 {
 impl MarginalState {
     /// `cfg` applies to every map without its own settings.
     pub fn new(cfg: MarginalConfig) -> MarginalState {
-        MarginalState { default_cfg: cfg, map_cfg: BTreeMap::new(), paths: BTreeMap::new() }
+        MarginalState {
+            default_cfg: cfg,
+            map_cfg: BTreeMap::new(),
+            paths: BTreeMap::new(),
+        }
     }
 
     /// Per-map settings (from the multipaths/devices sections).
@@ -146,14 +189,23 @@ impl MarginalState {
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
-            Event::PathFailed { path, map, map_active_paths } => {
+            Event::PathFailed {
+                path,
+                map,
+                map_active_paths,
+            } => {
                 if !self.path_failed(&path, &map, map_active_paths, now, &mut out) {
-                    log(&mut out, 3, format!("io_err_stat: {path}: cannot handle pathfail uevent"));
+                    log(
+                        &mut out,
+                        3,
+                        format!("io_err_stat: {path}: cannot handle pathfail uevent"),
+                    );
                 }
             }
-            Event::CheckerSawUp { path, map_active_paths } => {
-                self.checker_saw_up(&path, map_active_paths, now, &mut out)
-            }
+            Event::CheckerSawUp {
+                path,
+                map_active_paths,
+            } => self.checker_saw_up(&path, map_active_paths, now, &mut out),
             Event::TestProgress { path, ios, errs } => {
                 if let Some(rec) = self.paths.get_mut(&path)
                     && matches!(rec.phase, Phase::Testing)
@@ -162,9 +214,12 @@ impl MarginalState {
                     rec.errs = errs;
                 }
             }
-            Event::TestFinished { path, ios, errs, map_active_paths } => {
-                self.test_finished(&path, ios, errs, map_active_paths, now, &mut out)
-            }
+            Event::TestFinished {
+                path,
+                ios,
+                errs,
+                map_active_paths,
+            } => self.test_finished(&path, ios, errs, map_active_paths, now, &mut out),
             Event::EnqueueFailed { path } => {
                 if let Some(rec) = self.paths.get_mut(&path)
                     && matches!(rec.phase, Phase::Testing)
@@ -183,19 +238,43 @@ impl MarginalState {
                 }
             }
             Event::SetMarginal { path, map, dev_t } => {
-                log(&mut out, 2, format!("{map}: set marginal path {dev_t} (operator)"));
-                self.paths.entry(path.clone()).or_insert_with(|| PathRecord::new(&map)).marginal = true;
-                out.push(Action::MarkMarginal { path, marginal: true });
+                log(
+                    &mut out,
+                    2,
+                    format!("{map}: set marginal path {dev_t} (operator)"),
+                );
+                self.paths
+                    .entry(path.clone())
+                    .or_insert_with(|| PathRecord::new(&map))
+                    .marginal = true;
+                out.push(Action::MarkMarginal {
+                    path,
+                    marginal: true,
+                });
             }
             Event::UnsetMarginal { path, map, dev_t } => {
-                log(&mut out, 2, format!("{map}: unset marginal path {dev_t} (operator)"));
-                self.paths.entry(path.clone()).or_insert_with(|| PathRecord::new(&map)).marginal = false;
-                out.push(Action::MarkMarginal { path, marginal: false });
+                log(
+                    &mut out,
+                    2,
+                    format!("{map}: unset marginal path {dev_t} (operator)"),
+                );
+                self.paths
+                    .entry(path.clone())
+                    .or_insert_with(|| PathRecord::new(&map))
+                    .marginal = false;
+                out.push(Action::MarkMarginal {
+                    path,
+                    marginal: false,
+                });
             }
             Event::MapActivePathsChanged { map, active } => {
                 if active == 0 {
                     // Never leave a map without a usable path: give back every held one.
-                    for (path, rec) in self.paths.iter_mut().filter(|(_, r)| r.map == map && r.held()) {
+                    for (path, rec) in self
+                        .paths
+                        .iter_mut()
+                        .filter(|(_, r)| r.map == map && r.held())
+                    {
                         log(&mut out, 2, format!("{P}{path}: recover path early"));
                         release(path, rec, &mut out);
                     }
@@ -206,9 +285,19 @@ impl MarginalState {
     }
 
     /// Returns false when the uevent cannot be used (upstream logs that).
-    fn path_failed(&mut self, path: &str, map: &str, active: usize, now: Instant, out: &mut Vec<Action>) -> bool {
+    fn path_failed(
+        &mut self,
+        path: &str,
+        map: &str,
+        active: usize,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> bool {
         let cfg = self.cfg(map);
-        let rec = self.paths.entry(path.to_string()).or_insert_with(|| PathRecord::new(map));
+        let rec = self
+            .paths
+            .entry(path.to_string())
+            .or_insert_with(|| PathRecord::new(map));
         rec.map = map.to_string();
         if rec.held() {
             if matches!(rec.phase, Phase::Waiting { .. }) {
@@ -230,16 +319,28 @@ impl MarginalState {
             Phase::PreCheck { since } if secs_since(now, since) <= window => {
                 // Second failure within the window: the path looks flaky.
                 rec.phase = Phase::Waiting { since: None };
-                out.push(Action::HoldReinstate { path: path.to_string() });
+                out.push(Action::HoldReinstate {
+                    path: path.to_string(),
+                });
                 log(out, 2, format!("{P}{path}: mark as failed"));
-                out.push(Action::FailPath { path: path.to_string() });
+                out.push(Action::FailPath {
+                    path: path.to_string(),
+                });
             }
             Phase::PreCheck { .. } => {
-                log(out, 5, format!("{P}{path}: restart path flakiness pre-checking"));
+                log(
+                    out,
+                    5,
+                    format!("{P}{path}: restart path flakiness pre-checking"),
+                );
                 rec.phase = Phase::PreCheck { since: now };
             }
             _ => {
-                log(out, 5, format!("{P}{path}: start path flakiness pre-checking"));
+                log(
+                    out,
+                    5,
+                    format!("{P}{path}: start path flakiness pre-checking"),
+                );
                 rec.phase = Phase::PreCheck { since: now };
             }
         }
@@ -247,9 +348,23 @@ impl MarginalState {
     }
 
     fn checker_saw_up(&mut self, path: &str, active: usize, now: Instant, out: &mut Vec<Action>) {
-        let Some(rec) = self.paths.get_mut(path) else { return };
-        let cfg = self.map_cfg.get(&rec.map).copied().unwrap_or(self.default_cfg);
+        let Some(rec) = self.paths.get_mut(path) else {
+            return;
+        };
+        let cfg = self
+            .map_cfg
+            .get(&rec.map)
+            .copied()
+            .unwrap_or(self.default_cfg);
         if !cfg.enabled() {
+            // Turned off by a reconfigure: nothing may stay held or shown delayed.
+            if rec.held() {
+                release(path, rec, out);
+            }
+            if rec.delayed {
+                log(out, 2, format!("{path}: path is no longer marginal"));
+                rec.delayed = false;
+            }
             return;
         }
         let skip = rec.held() && need_io_err_check(path, rec, &cfg, active, now, out);
@@ -261,11 +376,16 @@ impl MarginalState {
             if grouped {
                 if !rec.marginal {
                     rec.marginal = true;
-                    out.push(Action::MarkMarginal { path: path.to_string(), marginal: true });
+                    out.push(Action::MarkMarginal {
+                        path: path.to_string(),
+                        marginal: true,
+                    });
                 }
             } else {
                 rec.delayed = true;
-                out.push(Action::Delay { path: path.to_string() });
+                out.push(Action::Delay {
+                    path: path.to_string(),
+                });
             }
         } else {
             if rec.delayed || (grouped && rec.marginal) {
@@ -274,12 +394,23 @@ impl MarginalState {
             rec.delayed = false;
             if grouped && rec.marginal {
                 rec.marginal = false;
-                out.push(Action::MarkMarginal { path: path.to_string(), marginal: false });
+                out.push(Action::MarkMarginal {
+                    path: path.to_string(),
+                    marginal: false,
+                });
             }
         }
     }
 
-    fn test_finished(&mut self, path: &str, ios: u64, errs: u64, active: usize, now: Instant, out: &mut Vec<Action>) {
+    fn test_finished(
+        &mut self,
+        path: &str,
+        ios: u64,
+        errs: u64,
+        active: usize,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some(rec) = self.paths.get_mut(path) else {
             log(out, 4, format!("{P}path {path} not found"));
             return;
@@ -288,24 +419,51 @@ impl MarginalState {
         if !matches!(rec.phase, Phase::Testing) {
             return;
         }
-        let threshold = f64::from(self.map_cfg.get(&rec.map).copied().unwrap_or(self.default_cfg).err_rate_threshold.unwrap_or(0));
+        let threshold = f64::from(
+            self.map_cfg
+                .get(&rec.map)
+                .copied()
+                .unwrap_or(self.default_cfg)
+                .err_rate_threshold
+                .unwrap_or(0),
+        );
         rec.ios = ios;
         rec.errs = errs;
         let rate = rate_permille(ios, errs);
         log(out, 4, format!("{P}{path}: check end"));
         log(out, 3, format!("{P}{path}: IO error rate ({rate:.1}/1000)"));
         if rate <= threshold {
-            log(out, 3, format!("{P}{path}: ({errs}/{ios}) good to enable reinstating"));
+            log(
+                out,
+                3,
+                format!("{P}{path}: ({errs}/{ios}) good to enable reinstating"),
+            );
             rec.phase = Phase::Idle;
-            out.push(Action::ReleaseReinstate { path: path.to_string() });
+            out.push(Action::ReleaseReinstate {
+                path: path.to_string(),
+            });
         } else if active > 0 {
-            log(out, 3, format!("{P}{}: keep failing the dm path {path}", rec.map));
+            log(
+                out,
+                3,
+                format!("{P}{}: keep failing the dm path {path}", rec.map),
+            );
             rec.phase = Phase::Waiting { since: Some(now) };
-            log(out, 3, format!("{P}{}: disable reinstating of {path}", rec.map));
+            log(
+                out,
+                3,
+                format!("{P}{}: disable reinstating of {path}", rec.map),
+            );
         } else {
-            log(out, 3, format!("{P}{path}: there is orphan path, enable reinstating"));
+            log(
+                out,
+                3,
+                format!("{P}{path}: there is orphan path, enable reinstating"),
+            );
             rec.phase = Phase::Idle;
-            out.push(Action::ReleaseReinstate { path: path.to_string() });
+            out.push(Action::ReleaseReinstate {
+                path: path.to_string(),
+            });
         }
     }
 
@@ -319,7 +477,10 @@ impl MarginalState {
             Phase::Waiting { since: None } => (TestState::Delayed, Some(0)),
             Phase::Waiting { since: Some(t) } => {
                 // The recheck is due once strictly more than `gap` seconds have passed.
-                (TestState::Delayed, Some((gap + 1).saturating_sub(secs_since(now, t))))
+                (
+                    TestState::Delayed,
+                    Some((gap + 1).saturating_sub(secs_since(now, t))),
+                )
             }
             Phase::Testing => (TestState::Testing, None),
         };
@@ -336,7 +497,10 @@ impl MarginalState {
 
     /// Views of every known path, sorted by path name.
     pub fn statuses(&self, now: Instant) -> Vec<MarginalStatus> {
-        self.paths.keys().filter_map(|p| self.status(p, now)).collect()
+        self.paths
+            .keys()
+            .filter_map(|p| self.status(p, now))
+            .collect()
     }
 }
 
@@ -357,7 +521,11 @@ fn need_io_err_check(
     if let Phase::Waiting { since } = rec.phase {
         let gap = cfg.err_recheck_gap_time.unwrap_or(0);
         if since.is_none_or(|t| secs_since(now, t) > u64::from(gap)) {
-            log(out, 4, format!("{P}{path}: reschedule checking after {gap} seconds"));
+            log(
+                out,
+                4,
+                format!("{P}{path}: reschedule checking after {gap} seconds"),
+            );
             rec.phase = Phase::Testing;
             rec.ios = 0;
             rec.errs = 0;
@@ -373,8 +541,12 @@ fn need_io_err_check(
 
 fn release(path: &str, rec: &mut PathRecord, out: &mut Vec<Action>) {
     if matches!(rec.phase, Phase::Testing) {
-        out.push(Action::CancelTest { path: path.to_string() });
+        out.push(Action::CancelTest {
+            path: path.to_string(),
+        });
     }
     rec.phase = Phase::Idle;
-    out.push(Action::ReleaseReinstate { path: path.to_string() });
+    out.push(Action::ReleaseReinstate {
+        path: path.to_string(),
+    });
 }

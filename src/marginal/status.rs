@@ -52,13 +52,17 @@ impl MarginalStatus {
     }
 
     fn recheck(&self) -> String {
-        self.next_recheck_in.map_or_else(|| "-".to_string(), |s| format!("{s}s"))
+        self.next_recheck_in
+            .map_or_else(|| "-".to_string(), |s| format!("{s}s"))
     }
 }
 
 /// Column header matching [`format_line`].
 pub fn header() -> String {
-    format!("{:<10} {:<16} {:<12} {:<8} {:>10} {:>8} {:>10} {:>8}", "dev", "map", "io_err_st", "marginal", "ios", "errs", "rate", "recheck")
+    format!(
+        "{:<10} {:<16} {:<12} {:<8} {:>10} {:>8} {:>10} {:>8}",
+        "dev", "map", "io_err_st", "marginal", "ios", "errs", "rate", "recheck"
+    )
 }
 
 /// One `show marginal` line, e.g.
@@ -81,7 +85,9 @@ pub fn format_line(s: &MarginalStatus) -> String {
 /// `"marginal_st" : "marginal", "io_err_st" : "testing", ...`. Names are plain ASCII,
 /// values numbers or fixed words, so no escaping is needed.
 pub fn json_fields(s: &MarginalStatus) -> String {
-    let recheck = s.next_recheck_in.map_or_else(|| "null".to_string(), |v| v.to_string());
+    let recheck = s
+        .next_recheck_in
+        .map_or_else(|| "null".to_string(), |v| v.to_string());
     format!(
         "\"marginal_st\" : \"{}\", \"io_err_st\" : \"{}\", \"io_err_ios\" : {}, \"io_err_errs\" : {}, \"io_err_rate\" : {:.1}, \"io_err_recheck_in\" : {}",
         s.marginal_st(),
@@ -119,7 +125,14 @@ mod tests {
             header(),
             "dev        map              io_err_st    marginal        ios     errs       rate  recheck"
         );
-        let idle = MarginalStatus { state: TestState::Normal, marginal: false, ios: 0, errs: 0, next_recheck_in: None, ..st() };
+        let idle = MarginalStatus {
+            state: TestState::Normal,
+            marginal: false,
+            ios: 0,
+            errs: 0,
+            next_recheck_in: None,
+            ..st()
+        };
         assert_eq!(
             format_line(&idle),
             "sdb        mpatha           normal       normal            0        0   0.0/1000        -"
@@ -135,8 +148,13 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&format!("{{{j}}}")).expect("valid json");
         assert_eq!(v["io_err_ios"], 1920);
-        let t = MarginalStatus { state: TestState::Testing, next_recheck_in: None, ..st() };
-        let v: serde_json::Value = serde_json::from_str(&format!("{{{}}}", json_fields(&t))).expect("valid json");
+        let t = MarginalStatus {
+            state: TestState::Testing,
+            next_recheck_in: None,
+            ..st()
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&format!("{{{}}}", json_fields(&t))).expect("valid json");
         assert!(v["io_err_recheck_in"].is_null());
         assert_eq!(v["io_err_st"], "testing");
     }

@@ -48,7 +48,9 @@ pub fn spawn_io_err_stat_with<E: IoEngine + Send + 'static>(
     rx: Receiver<Cmd>,
     tx: Sender<IoErrEvent>,
 ) -> io::Result<JoinHandle<()>> {
-    let h = std::thread::Builder::new().name("io_err_stat".into()).spawn(move || run(eng, rx, tx))?;
+    let h = std::thread::Builder::new()
+        .name("io_err_stat".into())
+        .spawn(move || run(eng, rx, tx))?;
     log::info!("io error statistic: io_error statistic thread started");
     Ok(h)
 }
@@ -114,14 +116,26 @@ fn run<E: IoEngine>(mut eng: E, rx: Receiver<Cmd>, tx: Sender<IoErrEvent>) {
         }
         let now = Instant::now();
         for r in s.finish(&mut eng, now) {
-            if tx.send(IoErrEvent::Finished { path: r.path, counts: r.counts }).is_err() {
+            if tx
+                .send(IoErrEvent::Finished {
+                    path: r.path,
+                    counts: r.counts,
+                })
+                .is_err()
+            {
                 break 'outer;
             }
         }
         if now.duration_since(last_progress) >= PROGRESS_PERIOD {
             last_progress = now;
             for r in s.progress() {
-                if tx.send(IoErrEvent::Progress { path: r.path, counts: r.counts }).is_err() {
+                if tx
+                    .send(IoErrEvent::Progress {
+                        path: r.path,
+                        counts: r.counts,
+                    })
+                    .is_err()
+                {
                     break 'outer;
                 }
             }
@@ -143,7 +157,10 @@ pub struct IoErrStat {
 impl IoErrStat {
     /// `events` is where the thread's reports go (the state thread's inbox).
     pub fn new(events: Sender<IoErrEvent>) -> IoErrStat {
-        IoErrStat { events, running: None }
+        IoErrStat {
+            events,
+            running: None,
+        }
     }
 
     pub fn is_running(&self) -> bool {
@@ -171,9 +188,9 @@ impl IoErrStat {
 
     fn send(&mut self, cmd: Cmd) -> io::Result<()> {
         match &self.running {
-            Some((tx, _)) => tx
-                .send(cmd)
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "io_err_stat thread is gone")),
+            Some((tx, _)) => tx.send(cmd).map_err(|_| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "io_err_stat thread is gone")
+            }),
             None => Ok(()),
         }
     }
