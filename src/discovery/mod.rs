@@ -6,6 +6,7 @@
 //! Nothing here depends on the config module: configuration arrives as plain
 //! values, enums and closures defined in these modules.
 
+pub mod pgpolicy;
 pub mod sysfs;
 pub mod udevdb;
 pub mod vpd;
