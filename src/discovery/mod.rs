@@ -6,10 +6,13 @@
 //! Nothing here depends on the config module: configuration arrives as plain
 //! values, enums and closures defined in these modules.
 
+pub mod bindings;
 pub mod pgpolicy;
+pub mod statefile;
 pub mod sysfs;
 pub mod udevdb;
 pub mod vpd;
+pub mod wwids;
 
 pub use sysfs::{Bus, Hcil, PathInfo, ScanOptions, ScanResult, SkippedPath, SysfsRoot, WwidSource};
 
