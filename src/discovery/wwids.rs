@@ -1,0 +1,133 @@
+//! The wwids file (`/etc/multipath/wwids`): WWIDs that have been multipathed
+//! before, one `/WWID/` per line after a `#` comment header. `find_multipaths`
+//! strict/on/smart consult it; multipath-tools reads and writes the same format.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::statefile;
+
+pub const DEFAULT_WWIDS_FILE: &str = "/etc/multipath/wwids";
+
+/// First header line (the format marker multipath-tools writes) and our notes.
+const HEADER: &str = "# Multipath wwids, Version : 1.0\n\
+# Maintained by multipathd: WWIDs of devices that were multipathed before.\n\
+# Edit only while multipathd and multipath are not running.\n\
+#\n\
+# Valid WWIDs:\n";
+
+/// Parsed content: the WWIDs in file order plus complaints about unusable lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wwids {
+    pub wwids: Vec<String>,
+    /// `invalid line N in wwids file: ...` messages.
+    pub invalid: Vec<String>,
+}
+
+impl Wwids {
+    pub fn parse(text: &str) -> Wwids {
+        let mut w = Wwids::default();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let entry = line
+                .strip_prefix('/')
+                .and_then(|rest| rest.split_once('/'))
+                .map(|(wwid, _)| wwid)
+                .filter(|wwid| !wwid.is_empty());
+            match entry {
+                Some(wwid) => {
+                    if !w.contains(wwid) {
+                        w.wwids.push(wwid.to_string());
+                    }
+                }
+                None => w.invalid.push(format!("invalid line {} in wwids file: {line:?}", i + 1)),
+            }
+        }
+        w
+    }
+
+    pub fn contains(&self, wwid: &str) -> bool {
+        self.wwids.iter().any(|w| w == wwid)
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::from(HEADER);
+        for w in &self.wwids {
+            s.push('/');
+            s.push_str(w);
+            s.push_str("/\n");
+        }
+        s
+    }
+}
+
+fn check_wwid(wwid: &str) -> io::Result<()> {
+    if wwid.is_empty() || wwid.contains(['/', '\n', '\r']) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("WWID {wwid:?} cannot be stored in the wwids file")));
+    }
+    Ok(())
+}
+
+/// The wwids file at a configurable path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WwidsFile {
+    pub path: PathBuf,
+}
+
+impl WwidsFile {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        WwidsFile { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Current content; a missing file is empty.
+    pub fn load(&self) -> io::Result<Wwids> {
+        Ok(Wwids::parse(&statefile::read_or_empty(&self.path)?))
+    }
+
+    pub fn contains(&self, wwid: &str) -> io::Result<bool> {
+        Ok(self.load()?.contains(wwid))
+    }
+
+    /// Record a WWID; `Ok(false)` if it was already there (file untouched).
+    pub fn add(&self, wwid: &str) -> io::Result<bool> {
+        check_wwid(wwid)?;
+        let mut w = self.load()?;
+        if w.contains(wwid) {
+            return Ok(false);
+        }
+        w.wwids.push(wwid.to_string());
+        statefile::write_atomic(&self.path, w.to_text().as_bytes())?;
+        Ok(true)
+    }
+
+    /// Forget a WWID; `Ok(false)` if it was not there (file untouched).
+    pub fn remove(&self, wwid: &str) -> io::Result<bool> {
+        let mut w = self.load()?;
+        let before = w.wwids.len();
+        w.wwids.retain(|x| x != wwid);
+        if w.wwids.len() == before {
+            return Ok(false);
+        }
+        statefile::write_atomic(&self.path, w.to_text().as_bytes())?;
+        Ok(true)
+    }
+
+    /// Rewrite the file to hold exactly `wwids` (in order, duplicates dropped).
+    pub fn replace<'a>(&self, wwids: impl IntoIterator<Item = &'a str>) -> io::Result<()> {
+        let mut w = Wwids::default();
+        for id in wwids {
+            check_wwid(id)?;
+            if !w.contains(id) {
+                w.wwids.push(id.to_string());
+            }
+        }
+        statefile::write_atomic(&self.path, w.to_text().as_bytes())
+    }
+}

@@ -1,0 +1,325 @@
+//! Path discovery against fake sysfs trees shaped like scsi_debug, FC, iSCSI and
+//! NVMe devices.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use multipathd::discovery::sysfs::{self, default_uid_attribute, read_state, scan_paths};
+use multipathd::discovery::{filter_blacklisted, Bus, Hcil, PathInfo, ScanOptions, SysfsRoot, WwidSource};
+
+struct Disk<'a> {
+    dev: &'a str,
+    devt: (u32, u32),
+    /// Ancestry of the SCSI device below sys/devices, ending in the target dir.
+    parent: &'a str,
+    hcil: &'a str,
+    vendor: Option<&'a str>,
+    model: &'a str,
+    pg83: Option<Vec<u8>>,
+    pg80: Option<Vec<u8>>,
+    access_state: Option<&'a str>,
+    preferred: Option<&'a str>,
+}
+
+struct FakeSys {
+    dir: tempfile::TempDir,
+}
+
+impl FakeSys {
+    fn new() -> Self {
+        let f = FakeSys { dir: tempfile::tempdir().unwrap() };
+        fs::create_dir_all(f.sys("block")).unwrap();
+        fs::create_dir_all(f.udev()).unwrap();
+        f
+    }
+    fn sys(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("sys").join(rel)
+    }
+    fn udev(&self) -> PathBuf {
+        self.dir.path().join("run/udev/data")
+    }
+    fn root(&self) -> SysfsRoot {
+        SysfsRoot::new(self.dir.path())
+    }
+    fn write(&self, path: &Path, content: &[u8]) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    fn add_scsi(&self, d: Disk) {
+        let devdir = self.sys("devices").join(d.parent).join(d.hcil);
+        fs::create_dir_all(&devdir).unwrap();
+        if let Some(v) = d.vendor {
+            self.write(&devdir.join("vendor"), format!("{v:<8}\n").as_bytes());
+        }
+        self.write(&devdir.join("model"), format!("{:<16}\n", d.model).as_bytes());
+        self.write(&devdir.join("rev"), b"0191\n");
+        self.write(&devdir.join("state"), b"running\n");
+        if let Some(p) = &d.pg83 {
+            self.write(&devdir.join("vpd_pg83"), p);
+        }
+        if let Some(p) = &d.pg80 {
+            self.write(&devdir.join("vpd_pg80"), p);
+        }
+        if let Some(a) = d.access_state {
+            self.write(&devdir.join("access_state"), format!("{a}\n").as_bytes());
+        }
+        if let Some(p) = d.preferred {
+            self.write(&devdir.join("preferred_path"), format!("{p}\n").as_bytes());
+        }
+        let block = self.sys("block").join(d.dev);
+        fs::create_dir_all(&block).unwrap();
+        self.write(&block.join("dev"), format!("{}:{}\n", d.devt.0, d.devt.1).as_bytes());
+        self.write(&block.join("size"), b"32768\n");
+        symlink(&devdir, block.join("device")).unwrap();
+    }
+    fn add_udev(&self, devt: (u32, u32), props: &[(&str, &str)]) {
+        let mut s = String::from("I:123\n");
+        for (k, v) in props {
+            s.push_str(&format!("E:{k}={v}\n"));
+        }
+        self.write(&self.udev().join(format!("b{}:{}", devt.0, devt.1)), s.as_bytes());
+    }
+    fn scan(&self) -> multipathd::discovery::ScanResult {
+        let udev = self.udev();
+        scan_paths(&self.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &default_uid_attribute })
+    }
+}
+
+/// VPD page 0x83 as scsi_debug builds it (dev_id_num 2000, vpd_use_hostno=0):
+/// T10 vendor id, NAA-3 LU id, then target-port/target-device designators.
+fn scsi_debug_pg83(port_group: u16) -> Vec<u8> {
+    let mut b = vec![0x02, 0x01, 0x00, 28];
+    b.extend_from_slice(b"Linux   scsi_debug      2000");
+    b.extend_from_slice(&[0x01, 0x03, 0x00, 0x08]);
+    b.extend_from_slice(&(0x3333_3330_0000_0000u64 + 2000).to_be_bytes());
+    b.extend_from_slice(&[0x61, 0x94, 0x00, 0x04, 0, 0, 0, 1]);
+    b.extend_from_slice(&[0x61, 0x93, 0x00, 0x08]);
+    b.extend_from_slice(&(0x3222_2220_0000_0000u64 + 0x7d1).to_be_bytes());
+    b.extend_from_slice(&[0x61, 0x95, 0x00, 0x04, 0, 0]);
+    b.extend_from_slice(&port_group.to_be_bytes());
+    b.extend_from_slice(&[0x61, 0xa3, 0x00, 0x08]);
+    b.extend_from_slice(&(0x3222_2220_0000_0000u64 + 0x7d0).to_be_bytes());
+    b.extend_from_slice(&[0x63, 0xa8, 0x00, 24]);
+    b.extend_from_slice(b"naa.32222220000007D0\0\0\0\0");
+    let mut p = vec![0x00, 0x83];
+    p.extend_from_slice(&(b.len() as u16).to_be_bytes());
+    p.extend(b);
+    p
+}
+
+fn pg80(s: &str) -> Vec<u8> {
+    let mut p = vec![0x00, 0x80, 0x00, s.len() as u8];
+    p.extend_from_slice(s.as_bytes());
+    p
+}
+
+fn scsi_debug(dev: &str, devt: (u32, u32), host: u32, state: &str) -> Disk<'static> {
+    let parent: &'static str = Box::leak(format!("pseudo_0/adapter{host}/host{host}/target{host}:0:0").into_boxed_str());
+    let hcil: &'static str = Box::leak(format!("{host}:0:0:0").into_boxed_str());
+    let state: &'static str = Box::leak(state.to_string().into_boxed_str());
+    Disk {
+        dev: Box::leak(dev.to_string().into_boxed_str()),
+        devt,
+        parent,
+        hcil,
+        vendor: Some("Linux"),
+        model: "scsi_debug",
+        pg83: Some(scsi_debug_pg83(host as u16 + 1)),
+        pg80: Some(pg80("2000")),
+        access_state: Some(state),
+        preferred: Some("0"),
+    }
+}
+
+fn two_scsi_debug_paths(f: &FakeSys) {
+    f.add_scsi(scsi_debug("sda", (8, 0), 1, "active/non-optimized"));
+    f.add_scsi(scsi_debug("sdb", (8, 16), 0, "active/optimized"));
+}
+
+#[test]
+fn scsi_debug_paths_with_udev_use_id_serial() {
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    f.add_udev((8, 0), &[("ID_SERIAL", "333333330000007d0"), ("ID_WWN", "0x33333330000007d0")]);
+    f.add_udev((8, 16), &[("ID_SERIAL", "333333330000007d0")]);
+    let r = f.scan();
+    assert_eq!(r.skipped, vec![]);
+    assert_eq!(r.paths.len(), 2);
+    let b = &r.paths[1];
+    assert_eq!(b.dev, "sdb");
+    assert_eq!(b.devt, (8, 16));
+    assert_eq!(b.bus, Bus::Scsi);
+    assert_eq!(b.hcil, Hcil { host: 0, channel: 0, target: 0, lun: 0 });
+    assert_eq!((b.vendor.as_str(), b.product.as_str(), b.rev.as_str()), ("Linux", "scsi_debug", "0191"));
+    assert_eq!(b.serial, "2000");
+    assert_eq!(b.wwid.as_deref(), Some("333333330000007d0"));
+    assert_eq!(b.wwid_source, Some(WwidSource::Udev("ID_SERIAL".into())));
+    assert_eq!(b.protocol, "scsi:unspec");
+    assert_eq!(b.tgt_node_name, "");
+    assert_eq!(b.state, "running");
+    assert_eq!(b.size, 32768);
+    assert_eq!(b.access_state.as_deref(), Some("active/optimized"));
+    assert_eq!(b.preferred_path, Some(false));
+    assert_eq!(r.paths[0].hcil.to_string(), "1:0:0:0");
+    assert_eq!(r.paths[0].access_state.as_deref(), Some("active/non-optimized"));
+    assert_eq!(r.paths[0].udev.as_ref().unwrap().get("ID_WWN"), Some("0x33333330000007d0"));
+}
+
+#[test]
+fn without_udev_the_wwid_comes_from_vpd_83_by_multipath_priority() {
+    // T10 vendor id outranks the NAA-3 locally assigned id in multipath-tools'
+    // order, so scsi_debug's sysfs-derived WWID differs from udev's ID_SERIAL.
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    let r = f.scan();
+    for p in &r.paths {
+        assert_eq!(p.wwid.as_deref(), Some("1Linux_scsi_debug_2000"));
+        assert_eq!(p.wwid_source, Some(WwidSource::Vpd83));
+        assert_eq!(p.udev, None);
+    }
+}
+
+#[test]
+fn empty_uid_attribute_means_sysfs_even_with_udev_data() {
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    f.add_udev((8, 0), &[("ID_SERIAL", "333333330000007d0")]);
+    let udev = f.udev();
+    let none = |_: &PathInfo| String::new();
+    let r = scan_paths(&f.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &none });
+    assert_eq!(r.paths[0].wwid.as_deref(), Some("1Linux_scsi_debug_2000"));
+    let wwn = |_: &PathInfo| "ID_WWN".to_string();
+    f.add_udev((8, 0), &[("ID_WWN", " 0x33333330000007d0 ")]);
+    let r = scan_paths(&f.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &wwn });
+    assert_eq!(r.paths[0].wwid.as_deref(), Some("0x33333330000007d0"));
+    assert_eq!(r.paths[0].wwid_source, Some(WwidSource::Udev("ID_WWN".into())));
+}
+
+#[test]
+fn fc_iscsi_and_sas_transports() {
+    let f = FakeSys::new();
+    let mut d = scsi_debug("sdc", (8, 32), 3, "standby");
+    d.parent = "pci0000:00/0000:00:01.0/host3/rport-3:0-0/target3:0:0";
+    d.hcil = "3:0:0:1";
+    f.add_scsi(d);
+    f.write(&f.sys("class/fc_remote_ports/rport-3:0-0/node_name"), b"0x20000024ff123456\n");
+    let mut d = scsi_debug("sdd", (8, 48), 4, "standby");
+    d.parent = "platform/host4/session2/target4:0:0";
+    d.hcil = "4:0:0:2";
+    f.add_scsi(d);
+    f.write(&f.sys("class/iscsi_session/session2/targetname"), b"iqn.2003-01.org.linux-iscsi:t1\n");
+    let mut d = scsi_debug("sde", (8, 64), 5, "standby");
+    d.parent = "pci0000:00/0000:00:02.0/host5/port-5:0/end_device-5:0/target5:0:0";
+    d.hcil = "5:0:0:0";
+    f.add_scsi(d);
+    f.write(&f.sys("class/sas_device/end_device-5:0/sas_address"), b"0x5000c500a1b2c3d4\n");
+    let r = f.scan();
+    assert_eq!(r.skipped, vec![]);
+    let got: Vec<(&str, &str, String)> = r
+        .paths
+        .iter()
+        .map(|p| (p.protocol.as_str(), p.tgt_node_name.as_str(), p.hcil.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("scsi:fcp", "0x20000024ff123456", "3:0:0:1".to_string()),
+            ("scsi:iscsi", "iqn.2003-01.org.linux-iscsi:t1", "4:0:0:2".to_string()),
+            ("scsi:sas", "0x5000c500a1b2c3d4", "5:0:0:0".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn odd_sysfs_content_skips_paths_with_reasons() {
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    f.write(&f.sys("block/sda/dev"), b"garbage\n");
+    fs::remove_file(f.sys("block/sdb/size")).unwrap();
+    let mut d = scsi_debug("sdc", (8, 32), 2, "standby");
+    d.hcil = "not-an-hcil";
+    f.add_scsi(d);
+    fs::create_dir_all(f.sys("block/loop0")).unwrap();
+    fs::create_dir_all(f.sys("block/sdz")).unwrap(); // no attributes at all
+    let r = f.scan();
+    assert_eq!(r.paths, vec![]);
+    let reasons: Vec<(&str, &str)> = r.skipped.iter().map(|s| (s.dev.as_str(), s.reason.as_str())).collect();
+    assert_eq!(reasons[0], ("loop0", "not a SCSI or NVMe disk"));
+    assert_eq!(reasons[1], ("sda", "bad dev attribute \"garbage\""));
+    assert_eq!(reasons[2].0, "sdb");
+    assert!(reasons[2].1.ends_with("sys/block/sdb/size: No such file or directory (os error 2)"), "{}", reasons[2].1);
+    assert_eq!(reasons[3], ("sdc", "device link target \"not-an-hcil\" is not H:C:T:L"));
+    assert_eq!(reasons[4].0, "sdz");
+    assert!(reasons[4].1.contains("sys/block/sdz/dev"), "{}", reasons[4].1);
+}
+
+#[test]
+fn missing_vendor_and_bad_vpd_keep_the_path_without_wwid() {
+    let f = FakeSys::new();
+    let mut d = scsi_debug("sdb", (8, 16), 0, "active/optimized");
+    d.vendor = None;
+    d.pg83 = Some(vec![0x00, 0x83, 0x00, 0x08, 0x01, 0x03, 0x00, 0x30, 0x60, 0, 0, 0]);
+    d.pg80 = Some(vec![0xff]);
+    d.preferred = Some("yes?");
+    f.add_scsi(d);
+    f.add_udev((8, 16), &[("ID_VENDOR", "Linux")]);
+    let r = f.scan();
+    let p = &r.paths[0];
+    assert_eq!(p.vendor, "UNKNOWN");
+    assert_eq!(p.serial, "");
+    assert_eq!(p.preferred_path, None);
+    assert_eq!(p.wwid, None);
+    assert_eq!(
+        p.wwid_error.as_deref(),
+        Some("no udev property ID_SERIAL; sysfs fallback failed: vpd_pg83: designator at offset 4 ends at 56, beyond the page length 12")
+    );
+}
+
+#[test]
+fn nvme_namespace() {
+    let f = FakeSys::new();
+    let ctrl = f.sys("devices/pci0000:00/0000:00:04.0/nvme/nvme0");
+    f.write(&ctrl.join("model"), b"Samsung SSD 980                         \n");
+    f.write(&ctrl.join("serial"), b"S64DNX0R123456  \n");
+    f.write(&ctrl.join("firmware_rev"), b"1B4QFXO7\n");
+    f.write(&ctrl.join("transport"), b"tcp\n");
+    f.write(&ctrl.join("cntlid"), b"4\n");
+    f.write(&ctrl.join("state"), b"live\n");
+    let block = f.sys("block/nvme0n1");
+    f.write(&block.join("dev"), b"259:0\n");
+    f.write(&block.join("size"), b"1000215216\n");
+    f.write(&block.join("nsid"), b"1\n");
+    f.write(&block.join("wwid"), b"eui.0025385a91b12345\n");
+    symlink(&ctrl, block.join("device")).unwrap();
+    let r = f.scan();
+    let p = &r.paths[0];
+    assert_eq!(p.bus, Bus::Nvme);
+    assert_eq!(p.hcil, Hcil { host: 0, channel: 4, target: 1, lun: 1 });
+    assert_eq!((p.vendor.as_str(), p.product.as_str()), ("NVME", "Samsung SSD 980"));
+    assert_eq!((p.serial.as_str(), p.rev.as_str()), ("S64DNX0R123456", "1B4QFXO7"));
+    assert_eq!(p.protocol, "nvme:tcp");
+    assert_eq!(p.state, "live");
+    assert_eq!(p.wwid.as_deref(), Some("eui.0025385a91b12345"));
+    assert_eq!(p.wwid_source, Some(WwidSource::SysfsWwid));
+    f.add_udev((259, 0), &[("ID_WWN", "eui.0025385a91b12345")]);
+    let r = f.scan();
+    assert_eq!(r.paths[0].wwid_source, Some(WwidSource::Udev("ID_WWN".into())));
+}
+
+#[test]
+fn blacklist_predicate_and_state_reads() {
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    let r = f.scan();
+    let (kept, dropped) = filter_blacklisted(r.paths, &|p: &PathInfo| p.dev == "sda");
+    assert_eq!(kept.iter().map(|p| p.dev.as_str()).collect::<Vec<_>>(), vec!["sdb"]);
+    assert_eq!(dropped.iter().map(|p| p.dev.as_str()).collect::<Vec<_>>(), vec!["sda"]);
+    assert_eq!(read_state(&f.root(), "sdb").unwrap(), "running");
+    fs::write(f.sys("devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0/state"), "offline\n").unwrap();
+    assert_eq!(read_state(&f.root(), "sdb").unwrap(), "offline");
+    assert!(read_state(&f.root(), "../sdb").is_err());
+    let udev = f.udev();
+    let one = sysfs::path_info(&f.root(), "sdb", &ScanOptions { udev_data_dir: &udev, uid_attribute: &default_uid_attribute }).unwrap();
+    assert_eq!(one.state, "offline");
+}
