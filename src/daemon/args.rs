@@ -3,6 +3,7 @@
 //! Mirrors upstream's getopt string `:dsv:k::Bniw` plus our `-t` (offline config dump),
 //! so service files and scripts written for the C daemon keep working.
 
+use crate::cli::client::ClientMode;
 use std::ffi::OsString;
 
 /// What the process was asked to do.
@@ -10,22 +11,13 @@ use std::ffi::OsString;
 pub enum Mode {
     /// Run the daemon.
     Daemon,
-    /// Send one command (`-k"cmd"` verbatim, or bare words joined as upstream does).
-    Client(ClientRequest),
-    /// Interactive client (`-k` alone).
-    Interactive,
+    /// Client mode: `-k"cmd"` (verbatim), bare words (joined as upstream does), or `-k`
+    /// alone (interactive).
+    Client(ClientMode),
     /// Print the configuration as `show config` would, then exit.
     DumpConfig,
     /// Print usage and exit.
     Help,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientRequest {
-    /// From `-k"cmd"`: sent exactly as given.
-    Verbatim(String),
-    /// From bare words: joined by the client module.
-    Words(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,21 +125,21 @@ pub fn parse(args: &[OsString]) -> Result<Options, ArgError> {
                     // getopt's optional argument: only the text glued to -k counts.
                     let rest: String = flags[j..].iter().collect();
                     j = flags.len();
-                    o.mode = if rest.is_empty() {
-                        Mode::Interactive
+                    o.mode = Mode::Client(if rest.is_empty() {
+                        ClientMode::Interactive
                     } else {
-                        Mode::Client(ClientRequest::Verbatim(rest))
-                    };
+                        ClientMode::Verbatim(rest)
+                    });
                 }
                 other => return Err(ArgError(format!("invalid option -- '{other}'"))),
             }
         }
     }
     if !words.is_empty() {
-        if matches!(o.mode, Mode::Client(_)) {
+        if matches!(o.mode, Mode::Client(ClientMode::Verbatim(_))) {
             return Err(ArgError("give the command either with -k\"...\" or as words, not both".into()));
         }
-        o.mode = Mode::Client(ClientRequest::Words(words));
+        o.mode = Mode::Client(ClientMode::Words(words));
     }
     Ok(o)
 }
@@ -187,12 +179,12 @@ mod tests {
     fn client_forms() {
         assert_eq!(
             p(&["-kshow paths"]).unwrap().mode,
-            Mode::Client(ClientRequest::Verbatim("show paths".into()))
+            Mode::Client(ClientMode::Verbatim("show paths".into()))
         );
-        assert_eq!(p(&["-k"]).unwrap().mode, Mode::Interactive);
+        assert_eq!(p(&["-k"]).unwrap().mode, Mode::Client(ClientMode::Interactive));
         assert_eq!(
             p(&["show", "paths", "format", "%n %w"]).unwrap().mode,
-            Mode::Client(ClientRequest::Words(vec![
+            Mode::Client(ClientMode::Words(vec![
                 "show".into(),
                 "paths".into(),
                 "format".into(),
@@ -202,7 +194,7 @@ mod tests {
         // Words after the command are not options: `multipathd show paths -x` sends "-x".
         assert_eq!(
             p(&["del", "path", "-x"]).unwrap().mode,
-            Mode::Client(ClientRequest::Words(vec!["del".into(), "path".into(), "-x".into()]))
+            Mode::Client(ClientMode::Words(vec!["del".into(), "path".into(), "-x".into()]))
         );
     }
 

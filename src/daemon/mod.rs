@@ -5,7 +5,9 @@ pub mod logging;
 pub mod pidfile;
 pub mod signals;
 
+use crate::config::{self, LoadOptions};
 use args::Mode;
+use std::time::Duration;
 
 /// Parses the command line and runs the daemon or the client; returns the exit code.
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
@@ -16,14 +18,47 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             return 1;
         }
     };
-    match opts.mode {
+    match &opts.mode {
         Mode::Help => {
             print!("{}", args::USAGE);
             0
         }
-        _ => {
-            eprintln!("multipathd: this mode is not implemented yet");
+        Mode::DumpConfig => dump_config(&LoadOptions::default(), opts.verbosity.unwrap_or(2)),
+        Mode::Client(mode) => crate::cli::client::run(mode, client_timeout(&LoadOptions::default())),
+        Mode::Daemon => {
+            eprintln!("multipathd: daemon mode is not implemented yet");
             1
         }
     }
+}
+
+/// `multipathd -t`: diagnostics on stderr (notices only from `-v3` on), the
+/// `show config` text on stdout.
+fn dump_config(opts: &LoadOptions, verbosity: u8) -> i32 {
+    match config::show_config_offline(opts) {
+        Ok((diagnostics, text)) => {
+            for d in diagnostics.iter().filter(|d| d.level != config::Level::Notice || verbosity >= 3) {
+                eprintln!("{d}");
+            }
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// The client reads multipath.conf only for `uxsock_timeout`, as upstream does; a broken
+/// config must not stop an admin from talking to the daemon, so errors fall back to 4 s.
+fn client_timeout(opts: &LoadOptions) -> Duration {
+    let ms = config::load(opts)
+        .ok()
+        .and_then(|l| match l.config.defaults.get("uxsock_timeout") {
+            Some(config::value::Value::Int(n)) if *n > 0 => Some(*n as u64),
+            _ => None,
+        })
+        .unwrap_or(4000);
+    Duration::from_millis(ms)
 }
