@@ -67,7 +67,8 @@ fn error_replies() {
         format!("fail\nshow map \n: Missing argument\n{help}")
     );
     assert_eq!(ParseError::UnknownWord.reply("x y"), "fail\n");
-    assert_eq!(ParseError::Empty.reply(""), format!("fail\n{help}"));
+    assert_eq!(parse(" # nothing"), Err(ParseError::Empty));
+    assert_eq!(ParseError::Empty.reply(""), format!("fail\n: Not enough memory\n{help}"));
 }
 
 #[test]

@@ -384,3 +384,13 @@ fn interactive_session_like_xapi_expects() {
     let (code, out, _) = client(&h, ClientMode::Interactive, "show paths\n\nquit\nshow paths\n");
     assert_eq!((code, out.as_str()), (0, "multipathd> paths\nmultipathd> multipathd> "));
 }
+
+#[test]
+fn show_daemon_can_be_answered_without_the_owner() {
+    use multipathd::cli::format::{DaemonState, daemon};
+    let status: multipathd::cli::server::DaemonStatusFn = Arc::new(|| daemon(2509, DaemonState::Idle, false));
+    let h = Harness::new(ServerConfig { daemon_status: Some(status), ..quick() });
+    // the fake owner would never answer this one
+    assert_eq!(h.ask_once("show daemon"), "pid 2509 idle\n");
+    assert!(h.seen.lock().unwrap().is_empty());
+}

@@ -369,8 +369,8 @@ impl Command {
 /// Why a command line could not be turned into a [`Command`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
-    /// Nothing but blanks or a comment (upstream treats it as an allocation failure
-    /// and answers with the bare help).
+    /// Nothing but blanks or a comment (upstream's tokenizer returns nothing, which its
+    /// caller reports as an allocation failure).
     Empty,
     /// The last word is no keyword (upstream ESRCH).
     NotFound,
@@ -386,7 +386,7 @@ impl ParseError {
     /// The complete reply upstream sends for this error on command text `cmd`.
     pub fn reply(&self, cmd: &str) -> String {
         match self {
-            ParseError::Empty => format!("fail\n{}", help_text()),
+            ParseError::Empty => format!("fail\n{cmd}: Not enough memory\n{}", help_text()),
             ParseError::NotFound => format!("fail\n{cmd}: not found\n{}", help_text()),
             ParseError::MissingArgument | ParseError::NoHandler => {
                 format!("fail\n{cmd}: Missing argument\n{}", help_text())

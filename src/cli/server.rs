@@ -13,6 +13,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -143,8 +144,13 @@ pub fn open_listeners() -> io::Result<Vec<UnixListener>> {
     }
 }
 
+/// Produces the `show daemon` reply (see [`super::format::daemon`]) from state the
+/// daemon shares with the listener, so that liveness checks are answered even while the
+/// state owner is busy (upstream runs this handler without taking its lock).
+pub type DaemonStatusFn = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Server limits.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Deadline for answering one command (multipath.conf `uxsock_timeout`).
     pub uxsock_timeout: Duration,
@@ -154,6 +160,20 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// The uid allowed to run commands other than list/show (root; tests change it).
     pub privileged_uid: u32,
+    /// If set, `show daemon` is answered by the listener thread itself.
+    pub daemon_status: Option<DaemonStatusFn>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("uxsock_timeout", &self.uxsock_timeout)
+            .field("max_clients", &self.max_clients)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("privileged_uid", &self.privileged_uid)
+            .field("daemon_status", &self.daemon_status.is_some())
+            .finish()
+    }
 }
 
 impl Default for ServerConfig {
@@ -163,6 +183,7 @@ impl Default for ServerConfig {
             max_clients: 16380,
             idle_timeout: Duration::from_secs(3600),
             privileged_uid: 0,
+            daemon_status: None,
         }
     }
 }
@@ -283,6 +304,9 @@ impl Server {
         if c.uid != self.cfg.privileged_uid && !cmd.is_show() {
             log::info!("cli: unauthorized command {text:?} from uid {}", c.uid);
             return c.reply(HandlerError::PermissionDenied.reply(), false, now, &self.cfg);
+        }
+        if let (Command::ShowDaemon, Some(status)) = (&cmd, &self.cfg.daemon_status) {
+            return c.reply(&status(), false, now, &self.cfg);
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         if self.requests.send(Request { cmd, reply: tx }).is_err() {
