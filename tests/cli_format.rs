@@ -384,3 +384,75 @@ fn show_daemon_text() {
     assert_eq!(daemon(159, DaemonState::Idle, false), "pid 159 idle\n");
     assert_eq!(daemon(2509, DaemonState::Running, true), "pid 2509 running (pending reconfigure)\n");
 }
+
+#[test]
+fn show_devices_text() {
+    let devs = [
+        ("sda".to_string(), DeviceStatus::Monitored),
+        ("loop0".to_string(), DeviceStatus::Blacklisted),
+        ("nvme0n1".to_string(), DeviceStatus::Foreign),
+        ("nvme0c0n1".to_string(), DeviceStatus::Hidden),
+        ("vda".to_string(), DeviceStatus::Unmonitored),
+    ];
+    assert_eq!(
+        devices(&devs),
+        "available block devices:\n    sda  devnode whitelisted, monitored\n    loop0 devnode blacklisted, unmonitored\n    nvme0n1 foreign, monitored\n    nvme0c0n1 hidden, unmonitored\n    vda devnode whitelisted, unmonitored\n"
+    );
+}
+
+#[test]
+fn show_blacklist_text() {
+    let rule = |t: &str, cfg| BlacklistRule { text: t.into(), from_config: cfg };
+    let view = BlacklistView {
+        devnode: (vec![rule("!^(sd[a-z]|dasd[a-z]|nvme[0-9])", false), rule("^vd", true)], vec![]),
+        device: (vec![rule("COMPELNT:Compellent Vol", false)], vec![rule("IBM:2145", true)]),
+        ..BlacklistView::default()
+    };
+    assert_eq!(
+        blacklist(&view),
+        "device node rules:\n- blacklist:\n        (default rule)     !^(sd[a-z]|dasd[a-z]|nvme[0-9])\n        (config file rule) ^vd\n- exceptions:\n        <empty>\n\
+udev property rules:\n- blacklist:\n        <empty>\n- exceptions:\n        <empty>\n\
+protocol rules:\n- blacklist:\n        <empty>\n- exceptions:\n        <empty>\n\
+wwid rules:\n- blacklist:\n        <empty>\n- exceptions:\n        <empty>\n\
+device rules:\n- blacklist:\n        (default rule)     COMPELNT:Compellent Vol\n- exceptions:\n        (config file rule) IBM:2145\n"
+    );
+}
+
+/// The topology example of upstream issue #6: vendor padded by the inquiry data, and
+/// the hcil column widened by a path of another group.
+#[test]
+fn issue_6_topology() {
+    let mk = |dev: &str, dev_t: &str, hcil| {
+        let mut p = path(dev, dev_t, hcil, 50, Some("DATA01"));
+        p.vendor = "IBM     ".into();
+        p.product = "2145".into();
+        p
+    };
+    let a = mk("sdj", "8:144", (8, 0, 1, 0));
+    let mut b = mk("sdab", "65:176", (8, 0, 10, 0));
+    b.priority = 10;
+    let map = MapView {
+        name: "DATA01".into(),
+        wwid: "3600507640081011a000000000000001e".into(),
+        dm: Some(DmInfo { minor: 4, read_only: false, suspended: false }),
+        size: 500 * 1024 * 1024 * 2,
+        features: "1 queue_if_no_path".into(),
+        hwhandler: "0".into(),
+        action: None,
+        groups: vec![
+            PathGroupView { priority: 50, state: PgState::Enabled, marginal: false, paths: vec![a.clone()] },
+            PathGroupView { priority: 10, state: PgState::Enabled, marginal: false, paths: vec![b.clone()] },
+        ],
+        ..vm_map()
+    };
+    let out = topology(&[map], &[a, b]);
+    let expected_head = "\
+DATA01 (3600507640081011a000000000000001e) dm-4 IBM     ,2145
+size=500G features='1 queue_if_no_path' hwhandler='0' wp=rw
+|-+- policy='service-time 0' prio=50 status=enabled
+| `- 8:0:1:0  sdj  8:144  active ready running
+`-+- policy='service-time 0' prio=10 status=enabled
+  `- 8:0:10:0 sdab 65:176 active ready running
+";
+    assert_eq!(out, expected_head);
+}

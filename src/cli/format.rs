@@ -848,6 +848,83 @@ pub fn daemon(pid: u32, state: DaemonState, reconfigure_pending: bool) -> String
     format!("pid {pid} {name}{pending}\n")
 }
 
+/// What `show devices` says about one block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// A path the daemon monitors.
+    Monitored,
+    /// The `hidden` sysfs attribute is set.
+    Hidden,
+    /// Claimed by a foreign library (e.g. native NVMe multipath).
+    Foreign,
+    /// Excluded by a devnode blacklist rule.
+    Blacklisted,
+    /// Allowed by the devnode rules but not a monitored path.
+    Unmonitored,
+}
+
+/// `show devices`: every block device with its status.
+pub fn devices(devs: &[(String, DeviceStatus)]) -> String {
+    let mut out = String::from("available block devices:\n");
+    for (name, st) in devs {
+        let text = match st {
+            // Upstream's text for monitored devices starts with a blank, giving two.
+            DeviceStatus::Monitored => " devnode whitelisted, monitored",
+            DeviceStatus::Hidden => "hidden, unmonitored",
+            DeviceStatus::Foreign => "foreign, monitored",
+            DeviceStatus::Blacklisted => "devnode blacklisted, unmonitored",
+            DeviceStatus::Unmonitored => "devnode whitelisted, unmonitored",
+        };
+        let _ = writeln!(out, "    {name} {text}");
+    }
+    out
+}
+
+/// One blacklist or exception rule: its text (`vendor:product` for device rules) and
+/// whether it comes from the configuration files or the built-in defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlacklistRule {
+    pub text: String,
+    pub from_config: bool,
+}
+
+/// Blacklist rules and exceptions per kind, as `show blacklist` reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlacklistView {
+    pub devnode: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+    pub property: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+    pub protocol: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+    pub wwid: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+    pub device: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+}
+
+/// `show blacklist`.
+pub fn blacklist(view: &BlacklistView) -> String {
+    fn rules(out: &mut String, list: &[BlacklistRule]) {
+        if list.is_empty() {
+            out.push_str("        <empty>\n");
+        }
+        for r in list {
+            let origin = if r.from_config { "(config file rule)" } else { "(default rule)    " };
+            let _ = writeln!(out, "        {origin} {}", r.text);
+        }
+    }
+    let mut out = String::new();
+    for (title, (black, except)) in [
+        ("device node", &view.devnode),
+        ("udev property", &view.property),
+        ("protocol", &view.protocol),
+        ("wwid", &view.wwid),
+        ("device", &view.device),
+    ] {
+        let _ = writeln!(out, "{title} rules:\n- blacklist:");
+        rules(&mut out, black);
+        out.push_str("- exceptions:\n");
+        rules(&mut out, except);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
