@@ -223,3 +223,28 @@ fn remaining_handlers() {
 fn help_mentions_switchgroup_for_xapi() {
     assert!(help_text().contains("switchgroup"));
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Socket input is arbitrary: parsing never panics, and any error has a reply
+        /// starting with `fail\n`.
+        #[test]
+        fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if let Err(e) = parse(&text) {
+                prop_assert!(e.reply(&text).starts_with("fail\n"));
+            }
+        }
+
+        /// Any parameter survives quoting with doubled quotes.
+        #[test]
+        fn quoted_parameters_round_trip(param in "[ -~]{1,60}") {
+            let quoted = format!("show path \"{}\"", param.replace('"', "\"\""));
+            let expected = param.strip_prefix("/dev/").unwrap_or(&param).to_string();
+            prop_assert_eq!(parse(&quoted), Ok(Command::ShowPath { path: expected }));
+        }
+    }
+}

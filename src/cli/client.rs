@@ -31,6 +31,21 @@ pub enum ClientMode {
     Interactive,
 }
 
+impl ClientMode {
+    /// Pick the client mode from the command line: `k` is the `-k` option (`Some(None)`
+    /// when bare, `Some(Some(text))` for `-ktext`), `words` the non-option arguments.
+    /// `-k` wins over words, as upstream acts on it while parsing options. None means
+    /// daemon mode.
+    pub fn from_cli(k: Option<Option<String>>, words: Vec<String>) -> Option<ClientMode> {
+        match k {
+            Some(Some(text)) => Some(ClientMode::Verbatim(text)),
+            Some(None) => Some(ClientMode::Interactive),
+            None if !words.is_empty() => Some(ClientMode::Words(words)),
+            None => None,
+        }
+    }
+}
+
 /// Join command-line words the way upstream does. Errors with upstream's message if
 /// the result does not fit its 160-byte buffer.
 pub fn join_words(words: &[String]) -> Result<String, &'static str> {
@@ -216,6 +231,17 @@ mod tests {
         assert_eq!(join_words(std::slice::from_ref(&long)).unwrap(), format!("{long} "));
         assert_eq!(join_words(&[long[..157].to_string()]).unwrap(), format!("{} \n", &long[..157]));
         assert_eq!(join_words(&["x".repeat(159)]), Err("multipathd command too large"));
+    }
+
+    #[test]
+    fn mode_from_command_line() {
+        assert_eq!(ClientMode::from_cli(None, vec![]), None);
+        assert_eq!(ClientMode::from_cli(None, w(&["show", "paths"])), Some(ClientMode::Words(w(&["show", "paths"]))));
+        assert_eq!(ClientMode::from_cli(Some(None), vec![]), Some(ClientMode::Interactive));
+        assert_eq!(
+            ClientMode::from_cli(Some(Some("resize map x".into())), w(&["ignored"])),
+            Some(ClientMode::Verbatim("resize map x".into()))
+        );
     }
 
     #[test]
