@@ -15,16 +15,27 @@ fn section(name: &str) -> Vec<&'static str> {
 
 /// Entry heads: the line after each `.TP`.
 fn entries(lines: &[&'static str]) -> Vec<&'static str> {
-    lines.windows(2).filter(|w| w[0] == ".TP").map(|w| w[1]).collect()
+    lines
+        .windows(2)
+        .filter(|w| w[0] == ".TP")
+        .map(|w| w[1])
+        .collect()
 }
 
 #[test]
 fn every_command_is_documented_and_nothing_else() {
     let mut documented: Vec<String> = entries(&section("COMMANDS"))
         .into_iter()
-        .map(|l| l.strip_prefix(".B ").unwrap_or_else(|| panic!("command entry not in .B form: {l:?}")).to_string())
+        .map(|l| {
+            l.strip_prefix(".B ")
+                .unwrap_or_else(|| panic!("command entry not in .B form: {l:?}"))
+                .to_string()
+        })
         .collect();
-    let mut table: Vec<String> = HANDLERS.iter().map(|(fp, _)| help_line(fp).trim_start().to_string()).collect();
+    let mut table: Vec<String> = HANDLERS
+        .iter()
+        .map(|(fp, _)| help_line(fp).trim_start().to_string())
+        .collect();
     documented.sort();
     table.sort();
     assert_eq!(documented, table);
@@ -33,7 +44,17 @@ fn every_command_is_documented_and_nothing_else() {
 #[test]
 fn every_option_is_documented() {
     let heads = entries(&section("OPTIONS"));
-    for opt in [".B \\-d", ".B \\-s", ".BI \\-v \" level\"", ".B \\-B", ".B \\-w", ".B \\-n", ".B \\-t", ".BI \\-k [command]", ".I command"] {
+    for opt in [
+        ".B \\-d",
+        ".B \\-s",
+        ".BI \\-v \" level\"",
+        ".B \\-B",
+        ".B \\-w",
+        ".B \\-n",
+        ".B \\-t",
+        ".BI \\-k [command]",
+        ".I command",
+    ] {
         assert!(heads.contains(&opt), "option entry {opt:?} missing");
     }
     assert_eq!(heads.len(), 9, "unexpected option entries: {heads:?}");
@@ -42,7 +63,12 @@ fn every_option_is_documented() {
 #[test]
 fn groff_reports_no_warnings() {
     let out = std::process::Command::new("groff")
-        .args(["-ww", "-z", "-man", concat!(env!("CARGO_MANIFEST_DIR"), "/man/multipathd.8")])
+        .args([
+            "-ww",
+            "-z",
+            "-man",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/man/multipathd.8"),
+        ])
         .output()
         .expect("groff must be installed to check the man page");
     assert!(out.status.success());

@@ -190,11 +190,27 @@ impl Default for ServerConfig {
 
 enum State {
     /// Waiting for (the rest of) a length header; the deadline starts at its first byte.
-    Len { hdr: [u8; LEN_SIZE], got: usize, deadline: Option<Instant> },
-    Body { buf: Vec<u8>, got: usize, deadline: Instant },
+    Len {
+        hdr: [u8; LEN_SIZE],
+        got: usize,
+        deadline: Option<Instant>,
+    },
+    Body {
+        buf: Vec<u8>,
+        got: usize,
+        deadline: Instant,
+    },
     /// The state owner has the command.
-    Waiting { rx: Receiver<String>, deadline: Instant },
-    Sending { out: Vec<u8>, pos: usize, deadline: Instant, close_after: bool },
+    Waiting {
+        rx: Receiver<String>,
+        deadline: Instant,
+    },
+    Sending {
+        out: Vec<u8>,
+        pos: usize,
+        deadline: Instant,
+        close_after: bool,
+    },
 }
 
 struct Client {
@@ -207,18 +223,30 @@ struct Client {
 
 impl Client {
     fn fresh_len() -> State {
-        State::Len { hdr: [0; LEN_SIZE], got: 0, deadline: None }
+        State::Len {
+            hdr: [0; LEN_SIZE],
+            got: 0,
+            deadline: None,
+        }
     }
 
     fn reply(&mut self, text: &str, close_after: bool, now: Instant, cfg: &ServerConfig) {
         let text = if text.is_empty() { "ok\n" } else { text };
         let out = if text.len() + 1 >= MAX_REPLY_LEN {
-            log::warn!("cli: reply of {} bytes exceeds the maximum, sending fail", text.len());
+            log::warn!(
+                "cli: reply of {} bytes exceeds the maximum, sending fail",
+                text.len()
+            );
             encode(HandlerError::Failed.reply())
         } else {
             encode(text)
         };
-        self.state = State::Sending { out, pos: 0, deadline: now + cfg.uxsock_timeout, close_after };
+        self.state = State::Sending {
+            out,
+            pos: 0,
+            deadline: now + cfg.uxsock_timeout,
+            close_after,
+        };
     }
 
     fn events(&self) -> PollFlags {
@@ -233,7 +261,10 @@ impl Client {
     fn wake_at(&self, cfg: &ServerConfig) -> Instant {
         match &self.state {
             State::Len { deadline: None, .. } => self.last_active + cfg.idle_timeout,
-            State::Len { deadline: Some(d), .. } | State::Body { deadline: d, .. } => *d,
+            State::Len {
+                deadline: Some(d), ..
+            }
+            | State::Body { deadline: d, .. } => *d,
             State::Waiting { deadline, .. } => (*deadline).min(Instant::now() + REPLY_POLL),
             State::Sending { deadline, .. } => *deadline,
         }
@@ -303,7 +334,12 @@ impl Server {
         };
         if c.uid != self.cfg.privileged_uid && !cmd.is_show() {
             log::info!("cli: unauthorized command {text:?} from uid {}", c.uid);
-            return c.reply(HandlerError::PermissionDenied.reply(), false, now, &self.cfg);
+            return c.reply(
+                HandlerError::PermissionDenied.reply(),
+                false,
+                now,
+                &self.cfg,
+            );
         }
         if let (Command::ShowDaemon, Some(status)) = (&cmd, &self.cfg.daemon_status) {
             return c.reply(&status(), false, now, &self.cfg);
@@ -344,12 +380,19 @@ impl Server {
                 }
                 let len = decode_len(*hdr);
                 if len == 0 || len > MAX_CMD_LEN {
-                    log::warn!("cli: fd {}: bad command length {len}, dropping", c.stream.as_raw_fd());
+                    log::warn!(
+                        "cli: fd {}: bad command length {len}, dropping",
+                        c.stream.as_raw_fd()
+                    );
                     c.dead = true;
                     return;
                 }
                 let deadline = deadline.unwrap_or(now + self.cfg.uxsock_timeout);
-                c.state = State::Body { buf: vec![0; len], got: 0, deadline };
+                c.state = State::Body {
+                    buf: vec![0; len],
+                    got: 0,
+                    deadline,
+                };
                 // The body usually arrives with the header; try it right away.
                 self.service(c, PollFlags::POLLIN, now);
             }
@@ -372,7 +415,12 @@ impl Server {
                     c.dead = true;
                 }
             }
-            State::Sending { out, pos, close_after, .. } => {
+            State::Sending {
+                out,
+                pos,
+                close_after,
+                ..
+            } => {
                 if revents.contains(PollFlags::POLLHUP) {
                     c.dead = true;
                     return;
@@ -412,7 +460,10 @@ impl Server {
                     c.dead = true;
                 }
             }
-            State::Len { deadline: Some(d), .. } | State::Body { deadline: d, .. } => {
+            State::Len {
+                deadline: Some(d), ..
+            }
+            | State::Body { deadline: d, .. } => {
                 if now >= *d {
                     // The stream is out of step now; answer and hang up.
                     c.reply(timeout, true, now, &self.cfg);
@@ -423,13 +474,20 @@ impl Server {
                     c.reply(&text, false, now, &self.cfg);
                     self.service(c, PollFlags::POLLOUT, now);
                 }
-                Err(TryRecvError::Empty) if now >= *deadline => c.reply(timeout, false, now, &self.cfg),
+                Err(TryRecvError::Empty) if now >= *deadline => {
+                    c.reply(timeout, false, now, &self.cfg)
+                }
                 Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => c.reply(HandlerError::Failed.reply(), false, now, &self.cfg),
+                Err(TryRecvError::Disconnected) => {
+                    c.reply(HandlerError::Failed.reply(), false, now, &self.cfg)
+                }
             },
             State::Sending { deadline, .. } => {
                 if now >= *deadline {
-                    log::warn!("cli: client fd {} does not read its reply, dropping", c.stream.as_raw_fd());
+                    log::warn!(
+                        "cli: client fd {} does not read its reply, dropping",
+                        c.stream.as_raw_fd()
+                    );
                     c.dead = true;
                 }
             }
@@ -448,10 +506,15 @@ impl Server {
                     PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
                 }
             };
-            let mut fds: Vec<PollFd> = Vec::with_capacity(1 + self.listeners.len() + self.clients.len());
+            let mut fds: Vec<PollFd> =
+                Vec::with_capacity(1 + self.listeners.len() + self.clients.len());
             fds.push(PollFd::new(self.waker.as_fd(), PollFlags::POLLIN));
             for l in &self.listeners {
-                let ev = if accepting { PollFlags::POLLIN } else { PollFlags::empty() };
+                let ev = if accepting {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                };
                 fds.push(PollFd::new(l.as_fd(), ev));
             }
             for c in &self.clients {
@@ -465,7 +528,10 @@ impl Server {
                     return;
                 }
             }
-            let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+            let revents: Vec<PollFlags> = fds
+                .iter()
+                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                .collect();
             drop(fds);
             if !revents[0].is_empty() {
                 log::debug!("cli: listener stopping");
@@ -511,12 +577,24 @@ impl ServerHandle {
 }
 
 /// Start the listener thread on `listeners`, sending parsed commands to `requests`.
-pub fn spawn(listeners: Vec<UnixListener>, cfg: ServerConfig, requests: Sender<Request>) -> io::Result<ServerHandle> {
+pub fn spawn(
+    listeners: Vec<UnixListener>,
+    cfg: ServerConfig,
+    requests: Sender<Request>,
+) -> io::Result<ServerHandle> {
     for l in &listeners {
         l.set_nonblocking(true)?;
     }
     let (waker, wake_rx) = UnixStream::pair()?;
-    let server = Server { listeners, waker: wake_rx, cfg, requests, clients: Vec::new() };
-    let thread = std::thread::Builder::new().name("uxlsnr".into()).spawn(move || server.run())?;
+    let server = Server {
+        listeners,
+        waker: wake_rx,
+        cfg,
+        requests,
+        clients: Vec::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("uxlsnr".into())
+        .spawn(move || server.run())?;
     Ok(ServerHandle { waker, thread })
 }
