@@ -2,12 +2,23 @@
 
 use multipathd::cli::format::*;
 
-fn path(dev: &str, dev_t: &str, hcil: (u32, u32, u32, u64), pri: i32, map: Option<&str>) -> PathView {
+fn path(
+    dev: &str,
+    dev_t: &str,
+    hcil: (u32, u32, u32, u64),
+    pri: i32,
+    map: Option<&str>,
+) -> PathView {
     PathView {
         dev: dev.into(),
         dev_t: dev_t.into(),
         wwid: "333333330000007d0".into(),
-        hcil: Some(Hcil { host: hcil.0, channel: hcil.1, target: hcil.2, lun: hcil.3 }),
+        hcil: Some(Hcil {
+            host: hcil.0,
+            channel: hcil.1,
+            target: hcil.2,
+            lun: hcil.3,
+        }),
         dm_state: PathDmState::Active,
         offline: false,
         state: CheckerState::Up,
@@ -49,7 +60,11 @@ fn vm_map() -> MapView {
     MapView {
         name: "mpatha".into(),
         wwid: "333333330000007d0".into(),
-        dm: Some(DmInfo { minor: 0, read_only: false, suspended: false }),
+        dm: Some(DmInfo {
+            minor: 0,
+            read_only: false,
+            suspended: false,
+        }),
         failback: Failback::Manual,
         queueing: Queueing::Fail,
         size: 32768,
@@ -66,8 +81,18 @@ fn vm_map() -> MapView {
         vpd_data: None,
         max_sectors_kb: None,
         groups: vec![
-            PathGroupView { priority: 50, state: PgState::Active, marginal: false, paths: vec![p[0].clone()] },
-            PathGroupView { priority: 10, state: PgState::Enabled, marginal: false, paths: vec![p[1].clone()] },
+            PathGroupView {
+                priority: 50,
+                state: PgState::Active,
+                marginal: false,
+                paths: vec![p[0].clone()],
+            },
+            PathGroupView {
+                priority: 10,
+                state: PgState::Enabled,
+                marginal: false,
+                paths: vec![p[1].clone()],
+            },
         ],
     }
 }
@@ -130,7 +155,11 @@ fn os_brick_topology_fixture() {
     let map = MapView {
         name: "mpath6".into(),
         wwid: "350002ac20398383d".into(),
-        dm: Some(DmInfo { minor: 3, read_only: false, suspended: false }),
+        dm: Some(DmInfo {
+            minor: 3,
+            read_only: false,
+            suspended: false,
+        }),
         size: 2 * 1024 * 1024 * 2,
         hwhandler: "0".into(),
         action: None,
@@ -178,14 +207,27 @@ fn show_maps_default_status_stats() {
          mpatha 0           0          1         0            0         \n"
     );
     // gobrick splits this on whitespace and expects 3 fields with the wwid last
-    let row = maps_table(&maps, MAPS_FORMAT, false).lines().nth(1).unwrap().to_string();
-    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["mpatha", "dm-0", "333333330000007d0"]);
+    let row = maps_table(&maps, MAPS_FORMAT, false)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        ["mpatha", "dm-0", "333333330000007d0"]
+    );
 }
 
 #[test]
 fn raw_drops_header_and_padding() {
-    assert_eq!(paths_table(&vm_paths(), "%d %w %m", true), "sdb 333333330000007d0 mpatha\nsda 333333330000007d0 mpatha\n");
-    assert_eq!(maps_table(&[vm_map()], " %d,%w ", true), " dm-0,333333330000007d0 \n");
+    assert_eq!(
+        paths_table(&vm_paths(), "%d %w %m", true),
+        "sdb 333333330000007d0 mpatha\nsda 333333330000007d0 mpatha\n"
+    );
+    assert_eq!(
+        maps_table(&[vm_map()], " %d,%w ", true),
+        " dm-0,333333330000007d0 \n"
+    );
 }
 
 #[test]
@@ -196,7 +238,10 @@ fn no_rows_means_empty_body() {
 
 #[test]
 fn unknown_wildcards_print_nothing() {
-    assert_eq!(paths_table(&vm_paths()[..1], "%d|%Y|%d", true), "sdb||sdb\n");
+    assert_eq!(
+        paths_table(&vm_paths()[..1], "%d|%Y|%d", true),
+        "sdb||sdb\n"
+    );
 }
 
 #[test]
@@ -204,8 +249,14 @@ fn orphan_path_fields() {
     let mut p = path("sdc", "8:32", (4, 0, 0, 0), 1, None);
     p.dm_state = PathDmState::Undef;
     let out = paths_table(&[p.clone()], PATHS_FORMAT, false);
-    assert_eq!(out.lines().nth(1).unwrap(), "4:0:0:0 sdc 8:32  1   undef undef  unknown orphan    ");
-    assert_eq!(path_line(&p, "%m %M %c %s %I %P"), "[orphan] normal tur Linux,scsi_debug,0191 ok scsi:unspec\n");
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        "4:0:0:0 sdc 8:32  1   undef undef  unknown orphan    "
+    );
+    assert_eq!(
+        path_line(&p, "%m %M %c %s %I %P"),
+        "[orphan] normal tur Linux,scsi_debug,0191 ok scsi:unspec\n"
+    );
     p.add_when_online = true;
     assert_eq!(path_line(&p, "%m"), "[offline]\n");
 }
@@ -237,29 +288,59 @@ fn show_map_format_is_padded_without_header() {
 fn map_wildcards_values() {
     let mut m = vm_map();
     m.failback = Failback::Deferred { secs: 20, tick: 0 };
-    m.queueing = Queueing::Retries { retries: 12, retry_tick: 0 };
-    assert_eq!(maps_table(std::slice::from_ref(&m), "%F %Q %N %t %r %S %s %v %p %e %G %g %k %x %A", true), "deferred:20 12 chk 2 active rw 16M Linux,scsi_debug Linux scsi_debug 0191 -- [undef] n/a 0 create\n");
+    m.queueing = Queueing::Retries {
+        retries: 12,
+        retry_tick: 0,
+    };
+    assert_eq!(
+        maps_table(
+            std::slice::from_ref(&m),
+            "%F %Q %N %t %r %S %s %v %p %e %G %g %k %x %A",
+            true
+        ),
+        "deferred:20 12 chk 2 active rw 16M Linux,scsi_debug Linux scsi_debug 0191 -- [undef] n/a 0 create\n"
+    );
     m.failback = Failback::Deferred { secs: 20, tick: 5 };
-    m.queueing = Queueing::Retries { retries: 12, retry_tick: 7 };
-    assert_eq!(maps_table(std::slice::from_ref(&m), "%F|%Q", true), "XX........ 5/20|7 sec\n");
+    m.queueing = Queueing::Retries {
+        retries: 12,
+        retry_tick: 7,
+    };
+    assert_eq!(
+        maps_table(std::slice::from_ref(&m), "%F|%Q", true),
+        "XX........ 5/20|7 sec\n"
+    );
     for g in &mut m.groups {
         for p in &mut g.paths {
             p.state = CheckerState::Down;
         }
     }
-    m.queueing = Queueing::Retries { retries: 12, retry_tick: 0 };
+    m.queueing = Queueing::Retries {
+        retries: 12,
+        retry_tick: 0,
+    };
     m.dm = None;
-    assert_eq!(maps_table(std::slice::from_ref(&m), "%Q %N %d %t %r", true), "off 0 undef undef undef\n");
+    assert_eq!(
+        maps_table(std::slice::from_ref(&m), "%Q %N %d %t %r", true),
+        "off 0 undef undef undef\n"
+    );
     m.queueing = Queueing::Queue;
     m.failback = Failback::Immediate;
-    assert_eq!(maps_table(std::slice::from_ref(&m), "%Q %F", true), "on immediate\n");
+    assert_eq!(
+        maps_table(std::slice::from_ref(&m), "%Q %F", true),
+        "on immediate\n"
+    );
 }
 
 #[test]
 fn path_wildcards_values() {
     let mut p = vm_paths()[0].clone();
     p.tpg_id = Some(1);
-    p.hcil = Some(Hcil { host: 3, channel: 0, target: 2, lun: 257 });
+    p.hcil = Some(Hcil {
+        host: 3,
+        channel: 0,
+        target: 2,
+        lun: 257,
+    });
     p.marginal = true;
     p.state = CheckerState::Pending;
     p.host_wwnn = Some("0x20000024ff000001".into());
@@ -354,7 +435,10 @@ fn json_multiple_maps_groups_paths_are_valid_json() {
 
 #[test]
 fn json_without_maps() {
-    assert_eq!(maps_json(&[]), "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": []\n}\n");
+    assert_eq!(
+        maps_json(&[]),
+        "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": []\n}\n"
+    );
 }
 
 #[test]
@@ -374,7 +458,11 @@ fn show_status_text() {
         "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n"
     );
     assert_eq!(
-        status(&[CheckerState::Down, CheckerState::Up, CheckerState::Pending], 3, true),
+        status(
+            &[CheckerState::Down, CheckerState::Up, CheckerState::Pending],
+            3,
+            true
+        ),
         "path checker states:\ndown                1\nup                  1\npending             1\n\npaths: 3\nbusy: True\n"
     );
 }
@@ -382,5 +470,106 @@ fn show_status_text() {
 #[test]
 fn show_daemon_text() {
     assert_eq!(daemon(159, DaemonState::Idle, false), "pid 159 idle\n");
-    assert_eq!(daemon(2509, DaemonState::Running, true), "pid 2509 running (pending reconfigure)\n");
+    assert_eq!(
+        daemon(2509, DaemonState::Running, true),
+        "pid 2509 running (pending reconfigure)\n"
+    );
+}
+
+#[test]
+fn show_devices_text() {
+    let devs = [
+        ("sda".to_string(), DeviceStatus::Monitored),
+        ("loop0".to_string(), DeviceStatus::Blacklisted),
+        ("nvme0n1".to_string(), DeviceStatus::Foreign),
+        ("nvme0c0n1".to_string(), DeviceStatus::Hidden),
+        ("vda".to_string(), DeviceStatus::Unmonitored),
+    ];
+    assert_eq!(
+        devices(&devs),
+        "available block devices:\n    sda  devnode whitelisted, monitored\n    loop0 devnode blacklisted, unmonitored\n    nvme0n1 foreign, monitored\n    nvme0c0n1 hidden, unmonitored\n    vda devnode whitelisted, unmonitored\n"
+    );
+}
+
+#[test]
+fn show_blacklist_text() {
+    let rule = |t: &str, cfg| BlacklistRule {
+        text: t.into(),
+        from_config: cfg,
+    };
+    let view = BlacklistView {
+        devnode: (
+            vec![
+                rule("!^(sd[a-z]|dasd[a-z]|nvme[0-9])", false),
+                rule("^vd", true),
+            ],
+            vec![],
+        ),
+        device: (
+            vec![rule("COMPELNT:Compellent Vol", false)],
+            vec![rule("IBM:2145", true)],
+        ),
+        ..BlacklistView::default()
+    };
+    assert_eq!(
+        blacklist(&view),
+        "device node rules:\n- blacklist:\n        (default rule)     !^(sd[a-z]|dasd[a-z]|nvme[0-9])\n        (config file rule) ^vd\n- exceptions:\n        <empty>\n\
+udev property rules:\n- blacklist:\n        <empty>\n- exceptions:\n        <empty>\n\
+protocol rules:\n- blacklist:\n        <empty>\n- exceptions:\n        <empty>\n\
+wwid rules:\n- blacklist:\n        <empty>\n- exceptions:\n        <empty>\n\
+device rules:\n- blacklist:\n        (default rule)     COMPELNT:Compellent Vol\n- exceptions:\n        (config file rule) IBM:2145\n"
+    );
+}
+
+/// The topology example of upstream issue #6: vendor padded by the inquiry data, and
+/// the hcil column widened by a path of another group.
+#[test]
+fn issue_6_topology() {
+    let mk = |dev: &str, dev_t: &str, hcil| {
+        let mut p = path(dev, dev_t, hcil, 50, Some("DATA01"));
+        p.vendor = "IBM     ".into();
+        p.product = "2145".into();
+        p
+    };
+    let a = mk("sdj", "8:144", (8, 0, 1, 0));
+    let mut b = mk("sdab", "65:176", (8, 0, 10, 0));
+    b.priority = 10;
+    let map = MapView {
+        name: "DATA01".into(),
+        wwid: "3600507640081011a000000000000001e".into(),
+        dm: Some(DmInfo {
+            minor: 4,
+            read_only: false,
+            suspended: false,
+        }),
+        size: 500 * 1024 * 1024 * 2,
+        features: "1 queue_if_no_path".into(),
+        hwhandler: "0".into(),
+        action: None,
+        groups: vec![
+            PathGroupView {
+                priority: 50,
+                state: PgState::Enabled,
+                marginal: false,
+                paths: vec![a.clone()],
+            },
+            PathGroupView {
+                priority: 10,
+                state: PgState::Enabled,
+                marginal: false,
+                paths: vec![b.clone()],
+            },
+        ],
+        ..vm_map()
+    };
+    let out = topology(&[map], &[a, b]);
+    let expected_head = "\
+DATA01 (3600507640081011a000000000000001e) dm-4 IBM     ,2145
+size=500G features='1 queue_if_no_path' hwhandler='0' wp=rw
+|-+- policy='service-time 0' prio=50 status=enabled
+| `- 8:0:1:0  sdj  8:144  active ready running
+`-+- policy='service-time 0' prio=10 status=enabled
+  `- 8:0:10:0 sdab 65:176 active ready running
+";
+    assert_eq!(out, expected_head);
 }

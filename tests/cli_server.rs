@@ -59,7 +59,13 @@ impl Harness {
         let seen2 = seen.clone();
         let owner = std::thread::spawn(move || owner(rx, seen2));
         let server = spawn(vec![listener], cfg, tx).unwrap();
-        Harness { _dir: dir, name, server: Some(server), owner: Some(owner), seen }
+        Harness {
+            _dir: dir,
+            name,
+            server: Some(server),
+            owner: Some(owner),
+            seen,
+        }
     }
 
     fn connect(&self) -> UnixStream {
@@ -95,7 +101,10 @@ fn soon() -> Instant {
 }
 
 fn quick() -> ServerConfig {
-    ServerConfig { uxsock_timeout: Duration::from_millis(300), ..ServerConfig::default() }
+    ServerConfig {
+        uxsock_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    }
 }
 
 /// True if the server closed the connection without sending anything.
@@ -113,16 +122,33 @@ fn commands_round_trip_and_empty_reply_is_ok() {
     // many commands on one connection
     assert_eq!(h.ask(&mut s, "add path /dev/sdb"), "ok\n");
     assert_eq!(h.ask(&mut s, "add path sdz"), "blacklisted\n");
-    assert_eq!(h.ask(&mut s, "del map mpatha"), "fail\nmap or partition in use\n");
+    assert_eq!(
+        h.ask(&mut s, "del map mpatha"),
+        "fail\nmap or partition in use\n"
+    );
     assert_eq!(h.ask(&mut s, "sho topo"), "ShowMapsTopology\n");
-    assert!(h.seen.lock().unwrap().contains(&Command::AddPath { path: "sdb".into() }));
+    assert!(
+        h.seen
+            .lock()
+            .unwrap()
+            .contains(&Command::AddPath { path: "sdb".into() })
+    );
 }
 
 #[test]
 fn parse_errors_are_answered_without_the_owner() {
     let h = Harness::new(ServerConfig::default());
-    assert_eq!(h.ask_once("sh"), format!("fail\nsh: not found\n{}", help_text()));
-    assert_eq!(h.ask_once("show map mpatha \n"), format!("fail\nshow map mpatha \n: Missing argument\n{}", help_text()));
+    assert_eq!(
+        h.ask_once("sh"),
+        format!("fail\nsh: not found\n{}", help_text())
+    );
+    assert_eq!(
+        h.ask_once("show map mpatha \n"),
+        format!(
+            "fail\nshow map mpatha \n: Missing argument\n{}",
+            help_text()
+        )
+    );
     assert_eq!(h.ask_once("queueing disable"), "fail\n");
     assert!(h.seen.lock().unwrap().is_empty());
 }
@@ -140,8 +166,14 @@ fn request_without_nul_is_accepted() {
 
 #[test]
 fn unprivileged_clients_may_only_show() {
-    let h = Harness::new(ServerConfig { privileged_uid: u32::MAX - 1, ..ServerConfig::default() });
-    assert_eq!(h.ask_once("add path sdb"), "fail\npermission deny: need to be root\n");
+    let h = Harness::new(ServerConfig {
+        privileged_uid: u32::MAX - 1,
+        ..ServerConfig::default()
+    });
+    assert_eq!(
+        h.ask_once("add path sdb"),
+        "fail\npermission deny: need to be root\n"
+    );
     assert_eq!(h.ask_once("show paths"), "paths\n");
     assert_eq!(h.seen.lock().unwrap().as_slice(), [Command::ShowPaths]);
 }
@@ -180,7 +212,15 @@ fn largest_allowed_request_is_served() {
     let h = Harness::new(ServerConfig::default());
     let cmd = format!("show path {}", "a".repeat(511 - 10));
     assert_eq!(cmd.len() + 1, 512);
-    assert_eq!(h.ask_once(&cmd), format!("{:?}\n", Command::ShowPath { path: "a".repeat(501) }));
+    assert_eq!(
+        h.ask_once(&cmd),
+        format!(
+            "{:?}\n",
+            Command::ShowPath {
+                path: "a".repeat(501)
+            }
+        )
+    );
 }
 
 #[test]
@@ -200,7 +240,8 @@ fn binary_garbage() {
     let h = Harness::new(ServerConfig::default());
     // garbage as a length header: far too long, dropped
     let mut s = h.connect();
-    s.write_all(&[0xde, 0xad, 0xbe, 0xef, 0xff, 0x17, 0x00, 0x80]).unwrap();
+    s.write_all(&[0xde, 0xad, 0xbe, 0xef, 0xff, 0x17, 0x00, 0x80])
+        .unwrap();
     assert!(closed_without_reply(&mut s));
     // valid length, garbage body: a parse error reply, nothing reaches the owner
     let mut s = h.connect();
@@ -269,12 +310,18 @@ fn client_that_never_reads_a_large_reply() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(total < BIG + LEN_SIZE + 1, "hog got the whole reply after its deadline");
+    assert!(
+        total < BIG + LEN_SIZE + 1,
+        "hog got the whole reply after its deadline"
+    );
 }
 
 #[test]
 fn idle_connections_are_closed_after_the_idle_limit() {
-    let h = Harness::new(ServerConfig { idle_timeout: Duration::from_millis(100), ..ServerConfig::default() });
+    let h = Harness::new(ServerConfig {
+        idle_timeout: Duration::from_millis(100),
+        ..ServerConfig::default()
+    });
     let mut s = h.connect();
     assert_eq!(h.ask(&mut s, "show paths"), "paths\n");
     assert!(closed_without_reply(&mut s));
@@ -282,14 +329,20 @@ fn idle_connections_are_closed_after_the_idle_limit() {
 
 #[test]
 fn connection_limit_queues_extra_clients() {
-    let h = Harness::new(ServerConfig { max_clients: 2, ..ServerConfig::default() });
+    let h = Harness::new(ServerConfig {
+        max_clients: 2,
+        ..ServerConfig::default()
+    });
     let a = h.connect();
     let mut b = h.connect();
     assert_eq!(h.ask(&mut b, "show paths"), "paths\n");
     let mut c = h.connect();
     send_frame(&mut c, "show paths", soon()).unwrap();
     let r = recv_reply(&mut c, Instant::now() + Duration::from_millis(200));
-    assert!(matches!(r, Err(FrameError::Timeout)), "third client served beyond the limit");
+    assert!(
+        matches!(r, Err(FrameError::Timeout)),
+        "third client served beyond the limit"
+    );
     drop(a);
     assert_eq!(recv_reply(&mut c, soon()).unwrap(), "paths\n");
 }
@@ -297,8 +350,13 @@ fn connection_limit_queues_extra_clients() {
 #[test]
 fn pathname_socket_is_world_accessible() {
     let h = Harness::new(ServerConfig::default());
-    let SocketName::Path(p) = &h.name else { unreachable!() };
-    assert_eq!(std::fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o666);
+    let SocketName::Path(p) = &h.name else {
+        unreachable!()
+    };
+    assert_eq!(
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
+        0o666
+    );
 }
 
 #[test]
@@ -321,8 +379,19 @@ fn abstract_socket_works() {
 fn client(h: &Harness, mode: ClientMode, stdin: &str) -> (i32, String, String) {
     let mut input = stdin.as_bytes();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run_with(&mode, std::slice::from_ref(&h.name), Duration::from_secs(4), &mut input, &mut out, &mut err);
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    let code = run_with(
+        &mode,
+        std::slice::from_ref(&h.name),
+        Duration::from_secs(4),
+        &mut input,
+        &mut out,
+        &mut err,
+    );
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
 }
 
 fn words(w: &[&str]) -> ClientMode {
@@ -332,13 +401,29 @@ fn words(w: &[&str]) -> ClientMode {
 #[test]
 fn client_prints_reply_and_exit_codes() {
     let h = Harness::new(ServerConfig::default());
-    assert_eq!(client(&h, words(&["show", "paths"]), ""), (0, "paths\n".into(), String::new()));
-    assert_eq!(client(&h, words(&["add", "path", "sdz"]), ""), (0, "blacklisted\n".into(), String::new()));
-    assert_eq!(client(&h, words(&["del", "map", "x"]), ""), (1, "map or partition in use\n".into(), String::new()));
-    assert_eq!(client(&h, words(&["queueing", "disable"]), ""), (1, "fail\n".into(), String::new()));
+    assert_eq!(
+        client(&h, words(&["show", "paths"]), ""),
+        (0, "paths\n".into(), String::new())
+    );
+    assert_eq!(
+        client(&h, words(&["add", "path", "sdz"]), ""),
+        (0, "blacklisted\n".into(), String::new())
+    );
+    assert_eq!(
+        client(&h, words(&["del", "map", "x"]), ""),
+        (1, "map or partition in use\n".into(), String::new())
+    );
+    assert_eq!(
+        client(&h, words(&["queueing", "disable"]), ""),
+        (1, "fail\n".into(), String::new())
+    );
     assert_eq!(
         client(&h, ClientMode::Verbatim("resize map dm-4".into()), ""),
-        (0, format!("{:?}\n", Command::Resize { map: "dm-4".into() }), String::new())
+        (
+            0,
+            format!("{:?}\n", Command::Resize { map: "dm-4".into() }),
+            String::new()
+        )
     );
     assert_eq!(h.seen.lock().unwrap()[0], Command::ShowPaths);
 }
@@ -349,10 +434,26 @@ fn client_sends_joined_words_verbatim() {
     // the trailing " \n" shows up in the error reply, as with upstream
     let (code, out, _) = client(&h, words(&["show", "map", "m"]), "");
     assert_eq!(code, 1);
-    assert!(out.starts_with("show map m \n: Missing argument\n"), "{out:?}");
-    let (code, out, _) = client(&h, words(&["show", "maps", "raw", "format", "\"", "%d,%w", "\""]), "");
+    assert!(
+        out.starts_with("show map m \n: Missing argument\n"),
+        "{out:?}"
+    );
+    let (code, out, _) = client(
+        &h,
+        words(&["show", "maps", "raw", "format", "\"", "%d,%w", "\""]),
+        "",
+    );
     assert_eq!(code, 0);
-    assert_eq!(out, format!("{:?}\n", Command::ShowMapsFormat { fmt: " %d,%w ".into(), raw: true }));
+    assert_eq!(
+        out,
+        format!(
+            "{:?}\n",
+            Command::ShowMapsFormat {
+                fmt: " %d,%w ".into(),
+                raw: true
+            }
+        )
+    );
 }
 
 #[test]
@@ -360,20 +461,46 @@ fn client_connect_failure_and_too_long_command() {
     let dir = tempfile::tempdir().unwrap();
     let missing = SocketName::Path(dir.path().join("nothing"));
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run_with(&words(&["show", "paths"]), &[missing], Duration::from_secs(1), &mut &b""[..], &mut out, &mut err);
-    assert_eq!((code, String::from_utf8(err).unwrap()), (1, "ERROR: failed to connect to multipathd\n".into()));
+    let code = run_with(
+        &words(&["show", "paths"]),
+        &[missing],
+        Duration::from_secs(1),
+        &mut &b""[..],
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(
+        (code, String::from_utf8(err).unwrap()),
+        (1, "ERROR: failed to connect to multipathd\n".into())
+    );
     let h = Harness::new(ServerConfig::default());
     let long = "x".repeat(200);
-    assert_eq!(client(&h, words(&["show", "path", &long]), ""), (1, String::new(), "multipathd command too large\n".into()));
+    assert_eq!(
+        client(&h, words(&["show", "path", &long]), ""),
+        (1, String::new(), "multipathd command too large\n".into())
+    );
 }
 
 #[test]
 fn client_reports_receive_timeout() {
-    let h = Harness::new(ServerConfig { uxsock_timeout: Duration::from_secs(30), ..ServerConfig::default() });
+    let h = Harness::new(ServerConfig {
+        uxsock_timeout: Duration::from_secs(30),
+        ..ServerConfig::default()
+    });
     let mut input = &b""[..];
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run_with(&words(&["show", "daemon"]), std::slice::from_ref(&h.name), Duration::from_millis(100), &mut input, &mut out, &mut err);
-    assert_eq!((code, String::from_utf8(out).unwrap()), (1, "timeout receiving packet\n".into()));
+    let code = run_with(
+        &words(&["show", "daemon"]),
+        std::slice::from_ref(&h.name),
+        Duration::from_millis(100),
+        &mut input,
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(
+        (code, String::from_utf8(out).unwrap()),
+        (1, "timeout receiving packet\n".into())
+    );
 }
 
 #[test]
@@ -381,6 +508,27 @@ fn interactive_session_like_xapi_expects() {
     let h = Harness::new(ServerConfig::default());
     let (code, out, _) = client(&h, ClientMode::Interactive, "add path sdb\n");
     assert_eq!((code, out.as_str()), (0, "multipathd> ok\nmultipathd> "));
-    let (code, out, _) = client(&h, ClientMode::Interactive, "show paths\n\nquit\nshow paths\n");
-    assert_eq!((code, out.as_str()), (0, "multipathd> paths\nmultipathd> multipathd> "));
+    let (code, out, _) = client(
+        &h,
+        ClientMode::Interactive,
+        "show paths\n\nquit\nshow paths\n",
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "multipathd> paths\nmultipathd> multipathd> ")
+    );
+}
+
+#[test]
+fn show_daemon_can_be_answered_without_the_owner() {
+    use multipathd::cli::format::{DaemonState, daemon};
+    let status: multipathd::cli::server::DaemonStatusFn =
+        Arc::new(|| daemon(2509, DaemonState::Idle, false));
+    let h = Harness::new(ServerConfig {
+        daemon_status: Some(status),
+        ..quick()
+    });
+    // the fake owner would never answer this one
+    assert_eq!(h.ask_once("show daemon"), "pid 2509 idle\n");
+    assert!(h.seen.lock().unwrap().is_empty());
 }

@@ -31,6 +31,21 @@ pub enum ClientMode {
     Interactive,
 }
 
+impl ClientMode {
+    /// Pick the client mode from the command line: `k` is the `-k` option (`Some(None)`
+    /// when bare, `Some(Some(text))` for `-ktext`), `words` the non-option arguments.
+    /// `-k` wins over words, as upstream acts on it while parsing options. None means
+    /// daemon mode.
+    pub fn from_cli(k: Option<Option<String>>, words: Vec<String>) -> Option<ClientMode> {
+        match k {
+            Some(Some(text)) => Some(ClientMode::Verbatim(text)),
+            Some(None) => Some(ClientMode::Interactive),
+            None if !words.is_empty() => Some(ClientMode::Words(words)),
+            None => None,
+        }
+    }
+}
+
 /// Join command-line words the way upstream does. Errors with upstream's message if
 /// the result does not fit its 160-byte buffer.
 pub fn join_words(words: &[String]) -> Result<String, &'static str> {
@@ -85,13 +100,17 @@ fn recv_error_text(e: &FrameError) -> String {
         FrameError::Timeout => "timeout receiving packet".to_string(),
         FrameError::Closed => format!("error {} receiving packet", -libc::ECONNRESET),
         FrameError::BadLength(_) => format!("error {} receiving packet", -libc::ERANGE),
-        FrameError::Io(err) => format!("error {} receiving packet", -err.raw_os_error().unwrap_or(libc::EIO)),
+        FrameError::Io(err) => format!(
+            "error {} receiving packet",
+            -err.raw_os_error().unwrap_or(libc::EIO)
+        ),
     }
 }
 
 /// Send one command and wait for its reply.
 fn exchange(stream: &mut UnixStream, cmd: &str, timeout: Duration) -> Result<String, String> {
-    send_frame(stream, cmd, Instant::now() + timeout).map_err(|_| "cannot send packet".to_string())?;
+    send_frame(stream, cmd, Instant::now() + timeout)
+        .map_err(|_| "cannot send packet".to_string())?;
     recv_reply(stream, Instant::now() + timeout + REPLY_SLACK).map_err(|e| recv_error_text(&e))
 }
 
@@ -149,7 +168,12 @@ pub fn run_with(
 
 /// The `multipathd> ` loop: one connection, one command per input line; `exit` and
 /// `quit` end it locally, as does end of input.
-fn interactive(stream: &mut UnixStream, timeout: Duration, input: &mut dyn BufRead, out: &mut dyn Write) -> i32 {
+fn interactive(
+    stream: &mut UnixStream,
+    timeout: Duration,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> i32 {
     let mut line = String::new();
     loop {
         let _ = write!(out, "{PROMPT}");
@@ -183,7 +207,14 @@ pub fn run(mode: &ClientMode, uxsock_timeout: Duration) -> i32 {
     let mut input = stdin.lock();
     let mut out = io::stdout();
     let mut err = io::stderr();
-    let code = run_with(mode, &socket_candidates(), uxsock_timeout, &mut input, &mut out, &mut err);
+    let code = run_with(
+        mode,
+        &socket_candidates(),
+        uxsock_timeout,
+        &mut input,
+        &mut out,
+        &mut err,
+    );
     let _ = out.flush();
     code
 }
@@ -213,14 +244,46 @@ mod tests {
     #[test]
     fn command_size_limit() {
         let long = "x".repeat(158);
-        assert_eq!(join_words(std::slice::from_ref(&long)).unwrap(), format!("{long} "));
-        assert_eq!(join_words(&[long[..157].to_string()]).unwrap(), format!("{} \n", &long[..157]));
-        assert_eq!(join_words(&["x".repeat(159)]), Err("multipathd command too large"));
+        assert_eq!(
+            join_words(std::slice::from_ref(&long)).unwrap(),
+            format!("{long} ")
+        );
+        assert_eq!(
+            join_words(&[long[..157].to_string()]).unwrap(),
+            format!("{} \n", &long[..157])
+        );
+        assert_eq!(
+            join_words(&["x".repeat(159)]),
+            Err("multipathd command too large")
+        );
+    }
+
+    #[test]
+    fn mode_from_command_line() {
+        assert_eq!(ClientMode::from_cli(None, vec![]), None);
+        assert_eq!(
+            ClientMode::from_cli(None, w(&["show", "paths"])),
+            Some(ClientMode::Words(w(&["show", "paths"])))
+        );
+        assert_eq!(
+            ClientMode::from_cli(Some(None), vec![]),
+            Some(ClientMode::Interactive)
+        );
+        assert_eq!(
+            ClientMode::from_cli(Some(Some("resize map x".into())), w(&["ignored"])),
+            Some(ClientMode::Verbatim("resize map x".into()))
+        );
     }
 
     #[test]
     fn env_socket_name_is_abstract_with_at() {
-        assert_eq!(SocketName::from_env_value("@foo"), SocketName::Abstract("foo".into()));
-        assert_eq!(SocketName::from_env_value("/tmp/s"), SocketName::Path("/tmp/s".into()));
+        assert_eq!(
+            SocketName::from_env_value("@foo"),
+            SocketName::Abstract("foo".into())
+        );
+        assert_eq!(
+            SocketName::from_env_value("/tmp/s"),
+            SocketName::Path("/tmp/s".into())
+        );
     }
 }

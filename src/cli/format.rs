@@ -267,7 +267,10 @@ pub enum Failback {
     Manual,
     Undef,
     /// Fail back after `secs`; `tick` seconds have elapsed (0 = not counting).
-    Deferred { secs: i64, tick: i64 },
+    Deferred {
+        secs: i64,
+        tick: i64,
+    },
 }
 
 /// The map's queueing setting and state (`%Q`).
@@ -279,7 +282,10 @@ pub enum Queueing {
     Queue,
     Undef,
     /// no_path_retry N; `retry_tick` seconds of queueing left (0 = not queueing).
-    Retries { retries: i64, retry_tick: i64 },
+    Retries {
+        retries: i64,
+        retry_tick: i64,
+    },
 }
 
 /// Device-mapper facts about a map that exists in the kernel.
@@ -349,7 +355,11 @@ pub fn human_size(sectors: u64) -> String {
         s /= 1024.0;
         u += 1;
     }
-    if s < 10.0 { format!("{s:.1}{}", units[u]) } else { format!("{s:.0}{}", units[u]) }
+    if s < 10.0 {
+        format!("{s:.1}{}", units[u])
+    } else {
+        format!("{s:.0}{}", units[u])
+    }
 }
 
 fn progress(cur: i64, total: i64) -> String {
@@ -391,8 +401,20 @@ pub fn path_field(p: &PathView, c: char) -> Option<String> {
             Some(h) => format!("{}:{}:{}:{}", h.host, h.channel, h.target, h.lun),
             None => "#:#:#:#".to_string(),
         },
-        'd' => if p.dev.is_empty() { "-".to_string() } else { p.dev.clone() },
-        'D' => if p.dev.is_empty() { "#:#".to_string() } else { p.dev_t.clone() },
+        'd' => {
+            if p.dev.is_empty() {
+                "-".to_string()
+            } else {
+                p.dev.clone()
+            }
+        }
+        'D' => {
+            if p.dev.is_empty() {
+                "#:#".to_string()
+            } else {
+                p.dev_t.clone()
+            }
+        }
         't' => match p.dm_state {
             PathDmState::Active => "active",
             PathDmState::Failed => "failed",
@@ -409,11 +431,28 @@ pub fn path_field(p: &PathView, c: char) -> Option<String> {
         .to_string(),
         'T' => if orphan { "undef" } else { p.state.chk_st() }.to_string(),
         's' => {
-            let or_hash = |s: &str| if s.is_empty() { "##".to_string() } else { s.to_string() };
-            format!("{},{},{}", or_hash(&p.vendor), or_hash(&p.product), or_hash(&p.rev))
+            let or_hash = |s: &str| {
+                if s.is_empty() {
+                    "##".to_string()
+                } else {
+                    s.to_string()
+                }
+            };
+            format!(
+                "{},{},{}",
+                or_hash(&p.vendor),
+                or_hash(&p.product),
+                or_hash(&p.rev)
+            )
         }
         'c' => p.checker.clone().unwrap_or_else(|| "(null)".to_string()),
-        'C' => if orphan { "orphan".to_string() } else { progress(p.tick, p.checkint) },
+        'C' => {
+            if orphan {
+                "orphan".to_string()
+            } else {
+                progress(p.tick, p.checkint)
+            }
+        }
         'p' => p.priority.to_string(),
         'S' => human_size(p.size),
         'z' => p.serial.clone(),
@@ -438,7 +477,9 @@ pub fn path_field(p: &PathView, c: char) -> Option<String> {
             Some(t) => format!("0x{t:04x}"),
             None => "[undef]".to_string(),
         },
-        'k' => p.max_sectors_kb.map_or_else(|| "n/a".to_string(), |k| k.to_string()),
+        'k' => p
+            .max_sectors_kb
+            .map_or_else(|| "n/a".to_string(), |k| k.to_string()),
         _ => return None,
     })
 }
@@ -448,7 +489,9 @@ pub fn map_field(m: &MapView, c: char) -> Option<String> {
     Some(match c {
         'n' => m.name.clone(),
         'w' => m.wwid.clone(),
-        'd' => m.dm.map_or_else(|| "undef".to_string(), |d| format!("dm-{}", d.minor)),
+        'd' => {
+            m.dm.map_or_else(|| "undef".to_string(), |d| format!("dm-{}", d.minor))
+        }
         'F' => match m.failback {
             Failback::Immediate => "immediate".to_string(),
             Failback::Followover => "followover".to_string(),
@@ -492,13 +535,21 @@ pub fn map_field(m: &MapView, c: char) -> Option<String> {
         's' => m
             .paths()
             .find(|p| !p.vendor.is_empty() && !p.product.is_empty())
-            .map_or_else(|| "##,##".to_string(), |p| format!("{},{}", p.vendor, p.product)),
+            .map_or_else(
+                || "##,##".to_string(),
+                |p| format!("{},{}", p.vendor, p.product),
+            ),
         'v' => m.first_path_attr(|p| &p.vendor),
         'p' => m.first_path_attr(|p| &p.product),
         'e' => m.first_path_attr(|p| &p.rev),
         'G' => "--".to_string(),
-        'g' => m.paths().find_map(|p| p.vpd_data.clone()).unwrap_or_else(|| "[undef]".to_string()),
-        'k' => m.max_sectors_kb.map_or_else(|| "n/a".to_string(), |k| k.to_string()),
+        'g' => m
+            .paths()
+            .find_map(|p| p.vpd_data.clone())
+            .unwrap_or_else(|| "[undef]".to_string()),
+        'k' => m
+            .max_sectors_kb
+            .map_or_else(|| "n/a".to_string(), |k| k.to_string()),
         _ => return None,
     })
 }
@@ -609,7 +660,12 @@ fn render(fmt: &str, field: impl Fn(char) -> Option<String>, widths: Option<&Wid
 fn header(fmt: &str, table: &[(char, &str)], widths: &Widths) -> String {
     render(
         fmt,
-        |c| table.iter().find(|(w, _)| *w == c).map(|(_, h)| h.to_string()),
+        |c| {
+            table
+                .iter()
+                .find(|(w, _)| *w == c)
+                .map(|(_, h)| h.to_string())
+        },
         Some(widths),
     )
 }
@@ -626,7 +682,10 @@ fn table<T>(
         return String::new();
     }
     if raw {
-        return items.iter().map(|it| render(fmt, |c| field(it, c), None)).collect();
+        return items
+            .iter()
+            .map(|it| render(fmt, |c| field(it, c), None))
+            .collect();
     }
     let widths = layout(items, wildcards, true, field);
     let mut out = header(fmt, wildcards, &widths);
@@ -677,11 +736,23 @@ pub fn topology(maps: &[MapView], all_paths: &[PathView]) -> String {
         for (gi, g) in m.groups.iter().enumerate() {
             let last_group = gi + 1 == m.groups.len();
             out.push_str(if last_group { "`-+- " } else { "|-+- " });
-            out.push_str(&render(TOPOLOGY_GROUP_FORMAT, |c| Some(group_field(g, &m.selector, c)), None));
+            out.push_str(&render(
+                TOPOLOGY_GROUP_FORMAT,
+                |c| Some(group_field(g, &m.selector, c)),
+                None,
+            ));
             for (pi, p) in g.paths.iter().enumerate() {
                 out.push(if last_group { ' ' } else { '|' });
-                out.push_str(if pi + 1 == g.paths.len() { " `- " } else { " |- " });
-                out.push_str(&render(TOPOLOGY_PATH_FORMAT, |c| path_field(p, c), Some(&widths)));
+                out.push_str(if pi + 1 == g.paths.len() {
+                    " `- "
+                } else {
+                    " |- "
+                });
+                out.push_str(&render(
+                    TOPOLOGY_PATH_FORMAT,
+                    |c| path_field(p, c),
+                    Some(&widths),
+                ));
             }
         }
     }
@@ -819,7 +890,11 @@ pub fn status(path_states: &[CheckerState], monitored: usize, busy: bool) -> Str
             let _ = writeln!(out, "{:<20}{n}", st.name());
         }
     }
-    let _ = write!(out, "\npaths: {monitored}\nbusy: {}\n", if busy { "True" } else { "False" });
+    let _ = write!(
+        out,
+        "\npaths: {monitored}\nbusy: {}\n",
+        if busy { "True" } else { "False" }
+    );
     out
 }
 
@@ -844,8 +919,93 @@ pub fn daemon(pid: u32, state: DaemonState, reconfigure_pending: bool) -> String
         DaemonState::Running => "running",
         DaemonState::Shutdown => "shutdown",
     };
-    let pending = if reconfigure_pending { " (pending reconfigure)" } else { "" };
+    let pending = if reconfigure_pending {
+        " (pending reconfigure)"
+    } else {
+        ""
+    };
     format!("pid {pid} {name}{pending}\n")
+}
+
+/// What `show devices` says about one block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// A path the daemon monitors.
+    Monitored,
+    /// The `hidden` sysfs attribute is set.
+    Hidden,
+    /// Claimed by a foreign library (e.g. native NVMe multipath).
+    Foreign,
+    /// Excluded by a devnode blacklist rule.
+    Blacklisted,
+    /// Allowed by the devnode rules but not a monitored path.
+    Unmonitored,
+}
+
+/// `show devices`: every block device with its status.
+pub fn devices(devs: &[(String, DeviceStatus)]) -> String {
+    let mut out = String::from("available block devices:\n");
+    for (name, st) in devs {
+        let text = match st {
+            // Upstream's text for monitored devices starts with a blank, giving two.
+            DeviceStatus::Monitored => " devnode whitelisted, monitored",
+            DeviceStatus::Hidden => "hidden, unmonitored",
+            DeviceStatus::Foreign => "foreign, monitored",
+            DeviceStatus::Blacklisted => "devnode blacklisted, unmonitored",
+            DeviceStatus::Unmonitored => "devnode whitelisted, unmonitored",
+        };
+        let _ = writeln!(out, "    {name} {text}");
+    }
+    out
+}
+
+/// One blacklist or exception rule: its text (`vendor:product` for device rules) and
+/// whether it comes from the configuration files or the built-in defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlacklistRule {
+    pub text: String,
+    pub from_config: bool,
+}
+
+/// Blacklist rules and exceptions per kind, as `show blacklist` reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlacklistView {
+    pub devnode: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+    pub property: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+    pub protocol: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+    pub wwid: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+    pub device: (Vec<BlacklistRule>, Vec<BlacklistRule>),
+}
+
+/// `show blacklist`.
+pub fn blacklist(view: &BlacklistView) -> String {
+    fn rules(out: &mut String, list: &[BlacklistRule]) {
+        if list.is_empty() {
+            out.push_str("        <empty>\n");
+        }
+        for r in list {
+            let origin = if r.from_config {
+                "(config file rule)"
+            } else {
+                "(default rule)    "
+            };
+            let _ = writeln!(out, "        {origin} {}", r.text);
+        }
+    }
+    let mut out = String::new();
+    for (title, (black, except)) in [
+        ("device node", &view.devnode),
+        ("udev property", &view.property),
+        ("protocol", &view.protocol),
+        ("wwid", &view.wwid),
+        ("device", &view.device),
+    ] {
+        let _ = writeln!(out, "{title} rules:\n- blacklist:");
+        rules(&mut out, black);
+        out.push_str("- exceptions:\n");
+        rules(&mut out, except);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -869,13 +1029,24 @@ mod tests {
 
     #[test]
     fn format_pieces_drop_unknown_and_trailing_percent() {
-        let f = |c| if c == 'a' { Some("A".to_string()) } else { None };
+        let f = |c| {
+            if c == 'a' {
+                Some("A".to_string())
+            } else {
+                None
+            }
+        };
         assert_eq!(render("x%a%q-%%y%", f, None), "xA-y\n");
     }
 
     #[test]
     fn lun_hex_swaps_words() {
-        let h = Hcil { host: 0, channel: 0, target: 0, lun: 1 };
+        let h = Hcil {
+            host: 0,
+            channel: 0,
+            target: 0,
+            lun: 1,
+        };
         assert_eq!(lun_hex(Some(h)), "0x0001000000000000");
         assert_eq!(lun_hex(None), "0xffffffffffffffff");
     }

@@ -71,7 +71,11 @@ pub struct Keyword {
 }
 
 const fn k(word: &'static str, kw: Kw, has_param: bool) -> Keyword {
-    Keyword { word, kw, has_param }
+    Keyword {
+        word,
+        kw,
+        has_param,
+    }
 }
 
 /// The keyword table. Order matters: the first spelling of a keyword is the one the
@@ -276,66 +280,142 @@ pub const HANDLERS: &[(&[Kw], Handler)] = {
 pub enum Command {
     ShowPaths,
     /// `show paths [raw] format F`.
-    ShowPathsFormat { fmt: String, raw: bool },
+    ShowPathsFormat {
+        fmt: String,
+        raw: bool,
+    },
     /// `show path P`: prints the path's `%o` state.
-    ShowPath { path: String },
+    ShowPath {
+        path: String,
+    },
     ShowMaps,
     ShowStatus,
     ShowDaemon,
     ShowMapsStatus,
     ShowMapsStats,
     /// `show maps [raw] format F`.
-    ShowMapsFormat { fmt: String, raw: bool },
+    ShowMapsFormat {
+        fmt: String,
+        raw: bool,
+    },
     /// `show maps topology` and `show topology`.
     ShowMapsTopology,
     ShowMapsJson,
-    ShowMapTopology { map: String },
+    ShowMapTopology {
+        map: String,
+    },
     /// `show map M [raw] format F`: upstream pads the line in both forms, so `raw`
     /// makes no difference here.
-    ShowMapFormat { map: String, fmt: String },
-    ShowMapJson { map: String },
-    ShowConfig { local: bool },
+    ShowMapFormat {
+        map: String,
+        fmt: String,
+    },
+    ShowMapJson {
+        map: String,
+    },
+    ShowConfig {
+        local: bool,
+    },
     ShowBlacklist,
     ShowDevices,
     ShowWildcards,
     ResetMapsStats,
-    ResetMapStats { map: String },
-    AddPath { path: String },
-    DelPath { path: String },
-    AddMap { map: String },
-    DelMap { map: String },
+    ResetMapStats {
+        map: String,
+    },
+    AddPath {
+        path: String,
+    },
+    DelPath {
+        path: String,
+    },
+    AddMap {
+        map: String,
+    },
+    DelMap {
+        map: String,
+    },
     DelMaps,
-    SwitchGroup { map: String, group: String },
-    Reconfigure { all: bool },
-    Suspend { map: String },
-    Resume { map: String },
-    Resize { map: String },
-    Reload { map: String },
+    SwitchGroup {
+        map: String,
+        group: String,
+    },
+    Reconfigure {
+        all: bool,
+    },
+    Suspend {
+        map: String,
+    },
+    Resume {
+        map: String,
+    },
+    Resize {
+        map: String,
+    },
+    Reload {
+        map: String,
+    },
     /// `reset map M`: reassign the map's paths (upstream "reassign").
-    ResetMap { map: String },
-    ReinstatePath { path: String },
-    FailPath { path: String },
+    ResetMap {
+        map: String,
+    },
+    ReinstatePath {
+        path: String,
+    },
+    FailPath {
+        path: String,
+    },
     /// `disablequeueing map M` (Some) or `disablequeueing maps` (None).
-    DisableQueueing { map: Option<String> },
+    DisableQueueing {
+        map: Option<String>,
+    },
     /// `restorequeueing map M` (Some) or `restorequeueing maps` (None).
-    RestoreQueueing { map: Option<String> },
+    RestoreQueueing {
+        map: Option<String>,
+    },
     Quit,
     Shutdown,
-    GetPrStatus { map: String },
+    GetPrStatus {
+        map: String,
+    },
     /// `setprstatus map M [pathlist "p1 p2"]`.
-    SetPrStatus { map: String, pathlist: Option<String> },
-    UnsetPrStatus { map: String },
+    SetPrStatus {
+        map: String,
+        pathlist: Option<String>,
+    },
+    UnsetPrStatus {
+        map: String,
+    },
     ForceQueueingDaemon,
     RestoreQueueingDaemon,
-    GetPrKey { map: String },
-    SetPrKey { map: String, key: String },
-    UnsetPrKey { map: String },
-    SetMarginal { path: String },
-    UnsetMarginal { path: String },
-    UnsetMarginalMap { map: String },
-    GetPrHold { map: String },
-    SetPrHold { map: String },
-    UnsetPrHold { map: String },
+    GetPrKey {
+        map: String,
+    },
+    SetPrKey {
+        map: String,
+        key: String,
+    },
+    UnsetPrKey {
+        map: String,
+    },
+    SetMarginal {
+        path: String,
+    },
+    UnsetMarginal {
+        path: String,
+    },
+    UnsetMarginalMap {
+        map: String,
+    },
+    GetPrHold {
+        map: String,
+    },
+    SetPrHold {
+        map: String,
+    },
+    UnsetPrHold {
+        map: String,
+    },
 }
 
 impl Command {
@@ -369,8 +449,8 @@ impl Command {
 /// Why a command line could not be turned into a [`Command`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
-    /// Nothing but blanks or a comment (upstream treats it as an allocation failure
-    /// and answers with the bare help).
+    /// Nothing but blanks or a comment (upstream's tokenizer returns nothing, which its
+    /// caller reports as an allocation failure).
     Empty,
     /// The last word is no keyword (upstream ESRCH).
     NotFound,
@@ -386,7 +466,7 @@ impl ParseError {
     /// The complete reply upstream sends for this error on command text `cmd`.
     pub fn reply(&self, cmd: &str) -> String {
         match self {
-            ParseError::Empty => format!("fail\n{}", help_text()),
+            ParseError::Empty => format!("fail\n{cmd}: Not enough memory\n{}", help_text()),
             ParseError::NotFound => format!("fail\n{cmd}: not found\n{}", help_text()),
             ParseError::MissingArgument | ParseError::NoHandler => {
                 format!("fail\n{cmd}: Missing argument\n{}", help_text())
@@ -449,7 +529,11 @@ pub fn tokenize(line: &str) -> Vec<Token> {
                 break;
             }
             let raw = String::from_utf8_lossy(&b[start..i]);
-            let word = if doubled { raw.replace("\"\"", "\"") } else { raw.into_owned() };
+            let word = if doubled {
+                raw.replace("\"\"", "\"")
+            } else {
+                raw.into_owned()
+            };
             out.push(Token::Word(word));
         }
         while !in_string && i < b.len() && is_blank(b[i]) {
@@ -498,7 +582,11 @@ fn keyword_sequence(line: &str) -> Result<Vec<(Kw, Option<String>)>, ParseError>
             continue;
         }
         let Some(kw) = find_keyword(word) else {
-            return Err(if i == last { ParseError::NotFound } else { ParseError::UnknownWord });
+            return Err(if i == last {
+                ParseError::NotFound
+            } else {
+                ParseError::UnknownWord
+            });
         };
         seq.push((kw.kw, None));
         want_param = kw.has_param;
@@ -541,20 +629,35 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
     use Handler as H;
     Ok(match handler {
         H::ShowPaths => C::ShowPaths,
-        H::ShowPathsFormat => C::ShowPathsFormat { fmt: fmt(), raw: false },
-        H::ShowPathsRawFormat => C::ShowPathsFormat { fmt: fmt(), raw: true },
+        H::ShowPathsFormat => C::ShowPathsFormat {
+            fmt: fmt(),
+            raw: false,
+        },
+        H::ShowPathsRawFormat => C::ShowPathsFormat {
+            fmt: fmt(),
+            raw: true,
+        },
         H::ShowPath => C::ShowPath { path: path() },
         H::ShowMaps => C::ShowMaps,
         H::ShowStatus => C::ShowStatus,
         H::ShowDaemon => C::ShowDaemon,
         H::ShowMapsStatus => C::ShowMapsStatus,
         H::ShowMapsStats => C::ShowMapsStats,
-        H::ShowMapsFormat => C::ShowMapsFormat { fmt: fmt(), raw: false },
-        H::ShowMapsRawFormat => C::ShowMapsFormat { fmt: fmt(), raw: true },
+        H::ShowMapsFormat => C::ShowMapsFormat {
+            fmt: fmt(),
+            raw: false,
+        },
+        H::ShowMapsRawFormat => C::ShowMapsFormat {
+            fmt: fmt(),
+            raw: true,
+        },
         H::ShowMapsTopology | H::ShowTopology => C::ShowMapsTopology,
         H::ShowMapsJson => C::ShowMapsJson,
         H::ShowMapTopology => C::ShowMapTopology { map: map() },
-        H::ShowMapFormat | H::ShowMapRawFormat => C::ShowMapFormat { map: map(), fmt: fmt() },
+        H::ShowMapFormat | H::ShowMapRawFormat => C::ShowMapFormat {
+            map: map(),
+            fmt: fmt(),
+        },
         H::ShowMapJson => C::ShowMapJson { map: map() },
         H::ShowConfigLocal => C::ShowConfig { local: true },
         H::ShowConfig => C::ShowConfig { local: false },
@@ -568,7 +671,10 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         H::AddMap => C::AddMap { map: map() },
         H::DelMap => C::DelMap { map: map() },
         H::DelMaps => C::DelMaps,
-        H::SwitchGroup => C::SwitchGroup { map: map(), group: param(Kw::Group) },
+        H::SwitchGroup => C::SwitchGroup {
+            map: map(),
+            group: param(Kw::Group),
+        },
         H::Reconfigure => C::Reconfigure { all: false },
         H::ReconfigureAll => C::Reconfigure { all: true },
         H::Suspend => C::Suspend { map: map() },
@@ -585,13 +691,22 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         H::Quit => C::Quit,
         H::Shutdown => C::Shutdown,
         H::GetPrStatus => C::GetPrStatus { map: map() },
-        H::SetPrStatus => C::SetPrStatus { map: map(), pathlist: None },
-        H::SetPrStatusList => C::SetPrStatus { map: map(), pathlist: Some(param(Kw::PathList)) },
+        H::SetPrStatus => C::SetPrStatus {
+            map: map(),
+            pathlist: None,
+        },
+        H::SetPrStatusList => C::SetPrStatus {
+            map: map(),
+            pathlist: Some(param(Kw::PathList)),
+        },
         H::UnsetPrStatus => C::UnsetPrStatus { map: map() },
         H::ForceQueueingDaemon => C::ForceQueueingDaemon,
         H::RestoreQueueingDaemon => C::RestoreQueueingDaemon,
         H::GetPrKey => C::GetPrKey { map: map() },
-        H::SetPrKey => C::SetPrKey { map: map(), key: param(Kw::Key) },
+        H::SetPrKey => C::SetPrKey {
+            map: map(),
+            key: param(Kw::Key),
+        },
         H::UnsetPrKey => C::UnsetPrKey { map: map() },
         H::SetMarginal => C::SetMarginal { path: path() },
         H::UnsetMarginal => C::UnsetMarginal { path: path() },
@@ -607,7 +722,9 @@ pub fn help_line(fingerprint: &[Kw]) -> String {
     let mut line = String::new();
     for kw in fingerprint {
         let mut spellings = KEYWORDS.iter().filter(|k| k.kw == *kw);
-        let Some(first) = spellings.next() else { continue };
+        let Some(first) = spellings.next() else {
+            continue;
+        };
         line.push(' ');
         line.push_str(first.word);
         for alias in spellings {
@@ -675,10 +792,19 @@ mod tests {
     #[test]
     fn tokenizer_follows_config_quoting() {
         assert_eq!(tokenize("keyword \"value\"").len(), 4);
-        assert_eq!(words("keyword \t \"  value   more  \""), ["keyword", "  value   more  "]);
-        assert_eq!(words("keyword\"value comment\""), ["keyword", "value comment"]);
+        assert_eq!(
+            words("keyword \t \"  value   more  \""),
+            ["keyword", "  value   more  "]
+        );
+        assert_eq!(
+            words("keyword\"value comment\""),
+            ["keyword", "value comment"]
+        );
         assert_eq!(words("keyword \"2.5\"\" SSD\""), ["keyword", "2.5\" SSD"]);
-        assert_eq!(words("keyword \"\"\"\"\" is empty\""), ["keyword", "\"\" is empty"]);
+        assert_eq!(
+            words("keyword \"\"\"\"\" is empty\""),
+            ["keyword", "\"\" is empty"]
+        );
         assert_eq!(words("keyword \"\"\"\""), ["keyword", "\""]);
         assert_eq!(words("key \"!value\""), ["key", "!value"]);
         assert_eq!(words("keyword value ! comment"), ["keyword", "value"]);
@@ -693,7 +819,10 @@ mod tests {
         assert!(find_keyword("sh").is_none());
         assert_eq!(find_keyword("map").map(|k| k.word), Some("map"));
         assert_eq!(find_keyword("path").map(|k| k.word), Some("path"));
-        assert_eq!(find_keyword("disable").map(|k| k.word), Some("disablequeueing"));
+        assert_eq!(
+            find_keyword("disable").map(|k| k.word),
+            Some("disablequeueing")
+        );
         assert!(find_keyword("stat").is_none());
         assert_eq!(find_keyword("topo").map(|k| k.word), Some("topology"));
     }
@@ -713,6 +842,8 @@ mod tests {
             assert!(help.lines().any(|l| l == line), "missing {line:?}");
         }
         assert_eq!(help.lines().count(), 2 + HANDLERS.len());
-        assert!(help.starts_with(&format!("{VERSION_LINE}\nCLI commands reference:\n list|show paths\n")));
+        assert!(help.starts_with(&format!(
+            "{VERSION_LINE}\nCLI commands reference:\n list|show paths\n"
+        )));
     }
 }

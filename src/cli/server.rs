@@ -13,6 +13,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -143,8 +144,13 @@ pub fn open_listeners() -> io::Result<Vec<UnixListener>> {
     }
 }
 
+/// Produces the `show daemon` reply (see [`super::format::daemon`]) from state the
+/// daemon shares with the listener, so that liveness checks are answered even while the
+/// state owner is busy (upstream runs this handler without taking its lock).
+pub type DaemonStatusFn = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Server limits.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Deadline for answering one command (multipath.conf `uxsock_timeout`).
     pub uxsock_timeout: Duration,
@@ -154,6 +160,20 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// The uid allowed to run commands other than list/show (root; tests change it).
     pub privileged_uid: u32,
+    /// If set, `show daemon` is answered by the listener thread itself.
+    pub daemon_status: Option<DaemonStatusFn>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("uxsock_timeout", &self.uxsock_timeout)
+            .field("max_clients", &self.max_clients)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("privileged_uid", &self.privileged_uid)
+            .field("daemon_status", &self.daemon_status.is_some())
+            .finish()
+    }
 }
 
 impl Default for ServerConfig {
@@ -163,17 +183,34 @@ impl Default for ServerConfig {
             max_clients: 16380,
             idle_timeout: Duration::from_secs(3600),
             privileged_uid: 0,
+            daemon_status: None,
         }
     }
 }
 
 enum State {
     /// Waiting for (the rest of) a length header; the deadline starts at its first byte.
-    Len { hdr: [u8; LEN_SIZE], got: usize, deadline: Option<Instant> },
-    Body { buf: Vec<u8>, got: usize, deadline: Instant },
+    Len {
+        hdr: [u8; LEN_SIZE],
+        got: usize,
+        deadline: Option<Instant>,
+    },
+    Body {
+        buf: Vec<u8>,
+        got: usize,
+        deadline: Instant,
+    },
     /// The state owner has the command.
-    Waiting { rx: Receiver<String>, deadline: Instant },
-    Sending { out: Vec<u8>, pos: usize, deadline: Instant, close_after: bool },
+    Waiting {
+        rx: Receiver<String>,
+        deadline: Instant,
+    },
+    Sending {
+        out: Vec<u8>,
+        pos: usize,
+        deadline: Instant,
+        close_after: bool,
+    },
 }
 
 struct Client {
@@ -186,18 +223,30 @@ struct Client {
 
 impl Client {
     fn fresh_len() -> State {
-        State::Len { hdr: [0; LEN_SIZE], got: 0, deadline: None }
+        State::Len {
+            hdr: [0; LEN_SIZE],
+            got: 0,
+            deadline: None,
+        }
     }
 
     fn reply(&mut self, text: &str, close_after: bool, now: Instant, cfg: &ServerConfig) {
         let text = if text.is_empty() { "ok\n" } else { text };
         let out = if text.len() + 1 >= MAX_REPLY_LEN {
-            log::warn!("cli: reply of {} bytes exceeds the maximum, sending fail", text.len());
+            log::warn!(
+                "cli: reply of {} bytes exceeds the maximum, sending fail",
+                text.len()
+            );
             encode(HandlerError::Failed.reply())
         } else {
             encode(text)
         };
-        self.state = State::Sending { out, pos: 0, deadline: now + cfg.uxsock_timeout, close_after };
+        self.state = State::Sending {
+            out,
+            pos: 0,
+            deadline: now + cfg.uxsock_timeout,
+            close_after,
+        };
     }
 
     fn events(&self) -> PollFlags {
@@ -212,7 +261,10 @@ impl Client {
     fn wake_at(&self, cfg: &ServerConfig) -> Instant {
         match &self.state {
             State::Len { deadline: None, .. } => self.last_active + cfg.idle_timeout,
-            State::Len { deadline: Some(d), .. } | State::Body { deadline: d, .. } => *d,
+            State::Len {
+                deadline: Some(d), ..
+            }
+            | State::Body { deadline: d, .. } => *d,
             State::Waiting { deadline, .. } => (*deadline).min(Instant::now() + REPLY_POLL),
             State::Sending { deadline, .. } => *deadline,
         }
@@ -282,7 +334,15 @@ impl Server {
         };
         if c.uid != self.cfg.privileged_uid && !cmd.is_show() {
             log::info!("cli: unauthorized command {text:?} from uid {}", c.uid);
-            return c.reply(HandlerError::PermissionDenied.reply(), false, now, &self.cfg);
+            return c.reply(
+                HandlerError::PermissionDenied.reply(),
+                false,
+                now,
+                &self.cfg,
+            );
+        }
+        if let (Command::ShowDaemon, Some(status)) = (&cmd, &self.cfg.daemon_status) {
+            return c.reply(&status(), false, now, &self.cfg);
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         if self.requests.send(Request { cmd, reply: tx }).is_err() {
@@ -320,12 +380,19 @@ impl Server {
                 }
                 let len = decode_len(*hdr);
                 if len == 0 || len > MAX_CMD_LEN {
-                    log::warn!("cli: fd {}: bad command length {len}, dropping", c.stream.as_raw_fd());
+                    log::warn!(
+                        "cli: fd {}: bad command length {len}, dropping",
+                        c.stream.as_raw_fd()
+                    );
                     c.dead = true;
                     return;
                 }
                 let deadline = deadline.unwrap_or(now + self.cfg.uxsock_timeout);
-                c.state = State::Body { buf: vec![0; len], got: 0, deadline };
+                c.state = State::Body {
+                    buf: vec![0; len],
+                    got: 0,
+                    deadline,
+                };
                 // The body usually arrives with the header; try it right away.
                 self.service(c, PollFlags::POLLIN, now);
             }
@@ -348,7 +415,12 @@ impl Server {
                     c.dead = true;
                 }
             }
-            State::Sending { out, pos, close_after, .. } => {
+            State::Sending {
+                out,
+                pos,
+                close_after,
+                ..
+            } => {
                 if revents.contains(PollFlags::POLLHUP) {
                     c.dead = true;
                     return;
@@ -388,7 +460,10 @@ impl Server {
                     c.dead = true;
                 }
             }
-            State::Len { deadline: Some(d), .. } | State::Body { deadline: d, .. } => {
+            State::Len {
+                deadline: Some(d), ..
+            }
+            | State::Body { deadline: d, .. } => {
                 if now >= *d {
                     // The stream is out of step now; answer and hang up.
                     c.reply(timeout, true, now, &self.cfg);
@@ -399,13 +474,20 @@ impl Server {
                     c.reply(&text, false, now, &self.cfg);
                     self.service(c, PollFlags::POLLOUT, now);
                 }
-                Err(TryRecvError::Empty) if now >= *deadline => c.reply(timeout, false, now, &self.cfg),
+                Err(TryRecvError::Empty) if now >= *deadline => {
+                    c.reply(timeout, false, now, &self.cfg)
+                }
                 Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => c.reply(HandlerError::Failed.reply(), false, now, &self.cfg),
+                Err(TryRecvError::Disconnected) => {
+                    c.reply(HandlerError::Failed.reply(), false, now, &self.cfg)
+                }
             },
             State::Sending { deadline, .. } => {
                 if now >= *deadline {
-                    log::warn!("cli: client fd {} does not read its reply, dropping", c.stream.as_raw_fd());
+                    log::warn!(
+                        "cli: client fd {} does not read its reply, dropping",
+                        c.stream.as_raw_fd()
+                    );
                     c.dead = true;
                 }
             }
@@ -424,10 +506,15 @@ impl Server {
                     PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
                 }
             };
-            let mut fds: Vec<PollFd> = Vec::with_capacity(1 + self.listeners.len() + self.clients.len());
+            let mut fds: Vec<PollFd> =
+                Vec::with_capacity(1 + self.listeners.len() + self.clients.len());
             fds.push(PollFd::new(self.waker.as_fd(), PollFlags::POLLIN));
             for l in &self.listeners {
-                let ev = if accepting { PollFlags::POLLIN } else { PollFlags::empty() };
+                let ev = if accepting {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                };
                 fds.push(PollFd::new(l.as_fd(), ev));
             }
             for c in &self.clients {
@@ -441,7 +528,10 @@ impl Server {
                     return;
                 }
             }
-            let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+            let revents: Vec<PollFlags> = fds
+                .iter()
+                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                .collect();
             drop(fds);
             if !revents[0].is_empty() {
                 log::debug!("cli: listener stopping");
@@ -487,12 +577,24 @@ impl ServerHandle {
 }
 
 /// Start the listener thread on `listeners`, sending parsed commands to `requests`.
-pub fn spawn(listeners: Vec<UnixListener>, cfg: ServerConfig, requests: Sender<Request>) -> io::Result<ServerHandle> {
+pub fn spawn(
+    listeners: Vec<UnixListener>,
+    cfg: ServerConfig,
+    requests: Sender<Request>,
+) -> io::Result<ServerHandle> {
     for l in &listeners {
         l.set_nonblocking(true)?;
     }
     let (waker, wake_rx) = UnixStream::pair()?;
-    let server = Server { listeners, waker: wake_rx, cfg, requests, clients: Vec::new() };
-    let thread = std::thread::Builder::new().name("uxlsnr".into()).spawn(move || server.run())?;
+    let server = Server {
+        listeners,
+        waker: wake_rx,
+        cfg,
+        requests,
+        clients: Vec::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("uxlsnr".into())
+        .spawn(move || server.run())?;
     Ok(ServerHandle { waker, thread })
 }
