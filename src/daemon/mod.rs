@@ -3,6 +3,7 @@
 pub mod args;
 pub mod logging;
 pub mod pidfile;
+pub mod plan;
 pub mod signals;
 
 use crate::config::{self, LoadOptions};
