@@ -112,6 +112,13 @@ fn scenarios() -> Vec<PathBuf> {
     found
 }
 
+/// Wall time of the scenario's previous run, if its results are still there.
+fn last_seconds(script: &Path) -> f64 {
+    let name = script.file_stem().unwrap_or_default();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lab/results").join(name).join("seconds");
+    std::fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0.0)
+}
+
 #[test]
 fn lab_scenarios() {
     if skipped() {
@@ -125,11 +132,26 @@ fn lab_scenarios() {
         .collect();
     assert!(!selected.is_empty(), "no scenario in tests/lab/scenarios matches LAB_ONLY={only:?}");
 
+    // Longest first (by the last run's time), so the two VM slots finish close together.
+    let mut queue: Vec<(f64, &PathBuf)> = selected.iter().map(|p| (last_seconds(p), p)).collect();
+    queue.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let queue = Mutex::new(queue);
     let start = Instant::now();
-    let runs: Vec<Run> = thread::scope(|s| {
-        let handles: Vec<_> = selected.iter().map(|p| s.spawn(move || run_scenario(p))).collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let mut runs: Vec<Run> = thread::scope(|s| {
+        let workers: Vec<_> = (0..MAX_VMS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some((_, script)) = queue.lock().unwrap().pop() {
+                        done.push(run_scenario(script));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     });
+    runs.sort_by(|a, b| a.name.cmp(&b.name));
 
     let mut summary = String::from("lab scenarios:\n");
     for r in &runs {

@@ -189,6 +189,11 @@ uevents_find() {
           if (ok) { print; print "" } }' "$LAB_TMP/uevents.log"
 }
 
+# uevents_count KEY=VALUE...: how many recorded uevents carry all the given properties.
+uevents_count() {
+    uevents_find "$@" | grep -c '^ACTION='
+}
+
 # uevents_wait SECONDS KEY=VALUE...: wait until such a uevent was recorded, then print it.
 uevents_wait() {
     _secs=$1; shift

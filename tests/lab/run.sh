@@ -92,8 +92,11 @@ if [ "${LAB_VERBOSE:-0}" = 1 ] || [ "$rc" != 0 ]; then
         tail -15 "$OUT/console.log"
     fi
     if [ "$rc" != 0 ] && [ -f "$OUT/dmesg.txt" ]; then
-        echo "---- last device-mapper and error lines of the kernel log (dmesg.txt):"
-        grep -E 'device-mapper|I/O error|Call Trace|BUG:|WARNING:|Oops|Kernel panic|critical' "$OUT/dmesg.txt" | tail -15 || true
+        kmsg=$(grep -E 'device-mapper|I/O error|Call Trace|BUG:|WARNING:|Oops|Kernel panic|critical' "$OUT/dmesg.txt" | tail -15 || true)
+        if [ -n "$kmsg" ]; then
+            echo "---- last device-mapper and error lines of the kernel log (dmesg.txt):"
+            echo "$kmsg"
+        fi
     fi
 else
     grep '^### ' "$outf" | sed 's/^/    /' || true

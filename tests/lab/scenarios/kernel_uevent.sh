@@ -33,6 +33,22 @@ expect_match "PATH_REINSTATED valid path count" "^DM_NR_VALID_PATHS=2$" "$(ueven
 expect_match "status after reinstate" " $B A 1" "$(dmsetup status lab_mp)"
 read_direct /dev/mapper/lab_mp
 
+step "hot-unplug sdb, IO goes on through sda"
+WWID=$(wwid sdb)
+path_delete sdb
+wait_for "sdb gone" 20 sh -c "! test -e /sys/block/sdb"
+read_direct /dev/mapper/lab_mp 256
+expect_match "status after the unplug" " $A A 0 $B F [0-9]+" "$(dmsetup status lab_mp)"
+wait_for "a second PATH_FAILED uevent for $B" 20 sh -c ". $LAB_DIR/lib.sh; [ \$(uevents_count DM_ACTION=PATH_FAILED DM_PATH=$B) = 2 ]"
+
+step "rescan the host: the path comes back as a new sd device with the same WWID"
+host_rescan
+wait_for "2 sd devices again" 20 sh -c ". $LAB_DIR/lib.sh; [ \$(sd_count) = 2 ]"
+NEW=$(for d in $(sd_devices); do [ "$d" = sda ] || echo "$d"; done)
+echo "new path: $NEW ($(devt "$NEW"))"
+expect_eq "WWID of the rescanned path" "$WWID" "$(wwid "$NEW")"
+expect_eq "state of the rescanned path" running "$(path_state "$NEW")"
+
 step "all DM uevents of the run"
 uevents_stop
 grep -E '^(DM_ACTION|DM_PATH|DM_NR_VALID_PATHS)=' "$LAB_TMP/uevents.log" | tee "$LAB_OUT/dm_uevents.txt"
