@@ -1,0 +1,195 @@
+//! A small fixed pool of worker threads for checks that block in an ioctl
+//! (`tur`, `readsector0`).
+//!
+//! Why threads and not the sg driver's async write/read interface: that interface
+//! only exists on `/dev/sgN` character nodes, which need the optional `sg` module
+//! and a block-to-sg mapping per path, while SG_IO works on the `/dev/sdX` node the
+//! daemon already knows. A fixed pool bounds the threads whatever the path count;
+//! the kernel enforces `checker_timeout` on each command, and the pool adds its own
+//! deadline in case a command hangs in the driver anyway.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::scheduler::PathId;
+use super::sense::{MSG_DOWN, MSG_TIMEOUT};
+use super::sg;
+use super::state::{PathState, Verdict};
+
+/// The blocking checks the pool runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockingCheck {
+    Tur,
+    Readsector0,
+}
+
+/// Extra time over the command timeout before the pool gives up on a worker.
+const GRACE: Duration = Duration::from_secs(1);
+
+struct Job {
+    token: u64,
+    path: PathId,
+    check: BlockingCheck,
+    file: Arc<File>,
+    timeout: Duration,
+}
+
+/// A worker's answer.
+pub struct Done {
+    token: u64,
+    path: PathId,
+    verdict: Verdict,
+}
+
+struct Running {
+    token: u64,
+    started: Instant,
+    deadline: Instant,
+    timed_out: bool,
+}
+
+/// A finished blocking check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolResult {
+    pub path: PathId,
+    pub verdict: Verdict,
+    pub took: Duration,
+}
+
+pub struct BlockingPool {
+    /// Dropping the pool closes this channel, which ends the workers once their
+    /// current ioctl returns. They are never joined: shutdown must not wait for a
+    /// hung LUN.
+    jobs: Sender<Job>,
+    done: Receiver<Done>,
+    files: HashMap<PathId, (PathBuf, Arc<File>)>,
+    running: HashMap<PathId, Running>,
+    next_token: u64,
+}
+
+fn run_job(job: &Job) -> Verdict {
+    let fd = job.file.as_raw_fd();
+    match job.check {
+        BlockingCheck::Tur => sg::tur(fd, job.timeout),
+        BlockingCheck::Readsector0 => sg::readsector0(fd, job.timeout),
+    }
+}
+
+impl BlockingPool {
+    /// Starts `workers` threads (at least one).
+    pub fn new(workers: usize) -> std::io::Result<BlockingPool> {
+        let (jtx, jrx) = crossbeam_channel::unbounded::<Job>();
+        let (dtx, drx) = crossbeam_channel::unbounded::<Done>();
+        for n in 0..workers.max(1) {
+            let jrx = jrx.clone();
+            let dtx = dtx.clone();
+            std::thread::Builder::new().name(format!("checker-{n}")).spawn(move || {
+                for job in jrx.iter() {
+                    let verdict = run_job(&job);
+                    if dtx.send(Done { token: job.token, path: job.path, verdict }).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        }
+        Ok(BlockingPool {
+            jobs: jtx,
+            done: drx,
+            files: HashMap::new(),
+            running: HashMap::new(),
+            next_token: 1,
+        })
+    }
+
+    /// The channel workers answer on, for the loop's `select`.
+    pub fn done_channel(&self) -> &Receiver<Done> {
+        &self.done
+    }
+
+    /// The earliest deadline of a check not yet reported.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.running.values().filter(|r| !r.timed_out).map(|r| r.deadline).min()
+    }
+
+    /// Closes the device of a removed path (a running job keeps its own handle).
+    pub fn forget(&mut self, path: PathId) {
+        self.files.remove(&path);
+    }
+
+    fn file(&mut self, path: PathId, dev: &Path) -> std::io::Result<Arc<File>> {
+        if let Some((d, f)) = self.files.get(&path)
+            && d == dev
+        {
+            return Ok(Arc::clone(f));
+        }
+        let f = Arc::new(std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(dev)?);
+        self.files.insert(path, (dev.to_path_buf(), Arc::clone(&f)));
+        Ok(f)
+    }
+
+    /// Hands a check to the workers. Returns a verdict right away when it cannot
+    /// run: the device does not open, or the previous check of this path is still
+    /// running (pending) or hung past its deadline (timeout).
+    pub fn start(&mut self, path: PathId, dev: &Path, check: BlockingCheck, now: Instant, timeout: Duration) -> Option<Verdict> {
+        if let Some(r) = self.running.get(&path) {
+            return Some(if r.timed_out {
+                Verdict::new(PathState::Timeout, MSG_TIMEOUT)
+            } else {
+                Verdict::new(PathState::Pending, "")
+            });
+        }
+        let file = match self.file(path, dev) {
+            Ok(f) => f,
+            Err(e) => {
+                log::debug!("{}: open: {e}", dev.display());
+                return Some(Verdict::new(PathState::Down, MSG_DOWN));
+            }
+        };
+        let token = self.next_token;
+        self.next_token += 1;
+        if self.jobs.send(Job { token, path, check, file, timeout }).is_err() {
+            return Some(Verdict::new(PathState::Wild, ""));
+        }
+        self.running.insert(path, Running { token, started: now, deadline: now + timeout + GRACE, timed_out: false });
+        None
+    }
+
+    /// Turns one worker answer into a result (None for a stale or late answer).
+    pub fn finish(&mut self, done: Done, now: Instant) -> Option<PoolResult> {
+        let r = self.running.get(&done.path)?;
+        if r.token != done.token {
+            return None;
+        }
+        let r = self.running.remove(&done.path)?;
+        if r.timed_out {
+            return None;
+        }
+        Some(PoolResult { path: done.path, verdict: done.verdict, took: now.saturating_duration_since(r.started) })
+    }
+
+    /// Collects answers without blocking and reports checks past their deadline.
+    pub fn poll(&mut self, now: Instant) -> Vec<PoolResult> {
+        let mut out = Vec::new();
+        while let Ok(d) = self.done.try_recv() {
+            out.extend(self.finish(d, now));
+        }
+        for (path, r) in self.running.iter_mut() {
+            if !r.timed_out && now >= r.deadline {
+                r.timed_out = true;
+                out.push(PoolResult {
+                    path: *path,
+                    verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
+                    took: now.saturating_duration_since(r.started),
+                });
+            }
+        }
+        out
+    }
+}
