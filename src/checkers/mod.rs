@@ -36,6 +36,8 @@ pub enum CheckerKind {
     Tur,
     Directio,
     Readsector0,
+    HpSw,
+    Rdac,
     None,
 }
 
@@ -45,6 +47,8 @@ impl CheckerKind {
             CheckerKind::Tur => "tur",
             CheckerKind::Directio => "directio",
             CheckerKind::Readsector0 => "readsector0",
+            CheckerKind::HpSw => "hp_sw",
+            CheckerKind::Rdac => "rdac",
             CheckerKind::None => "none",
         }
     }
@@ -82,8 +86,10 @@ pub fn checker_by_name(name: &str) -> Result<CheckerKind, CheckerNameError> {
         "tur" => Ok(CheckerKind::Tur),
         "directio" => Ok(CheckerKind::Directio),
         "readsector0" => Ok(CheckerKind::Readsector0),
+        "hp_sw" => Ok(CheckerKind::HpSw),
+        "rdac" => Ok(CheckerKind::Rdac),
         "none" => Ok(CheckerKind::None),
-        "emc_clariion" | "hp_sw" | "rdac" | "cciss_tur" => Err(CheckerNameError::NotBuilt(name.to_string())),
+        "emc_clariion" | "cciss_tur" => Err(CheckerNameError::NotBuilt(name.to_string())),
         _ => Err(CheckerNameError::Unknown(name.to_string())),
     }
 }
@@ -190,6 +196,8 @@ impl<C: Clock> CheckerLoop<C> {
             CheckerKind::None => Some(Verdict::new(PathState::Up, MSG_UP)),
             CheckerKind::Tur => self.pool.start(id, &req.dev, BlockingCheck::Tur, now, req.timeout),
             CheckerKind::Readsector0 => self.pool.start(id, &req.dev, BlockingCheck::Readsector0, now, req.timeout),
+            CheckerKind::HpSw => self.pool.start(id, &req.dev, BlockingCheck::HpSw, now, req.timeout),
+            CheckerKind::Rdac => self.pool.start(id, &req.dev, BlockingCheck::Rdac, now, req.timeout),
             CheckerKind::Directio => {
                 if self.directio.is_none() {
                     match DirectioEngine::new(AIO_SLOTS) {
@@ -333,12 +341,19 @@ mod tests {
         assert_eq!(checker_by_name("directio"), Ok(CheckerKind::Directio));
         assert_eq!(checker_by_name("readsector0"), Ok(CheckerKind::Readsector0));
         assert_eq!(checker_by_name("none"), Ok(CheckerKind::None));
-        for n in ["rdac", "emc_clariion", "hp_sw", "cciss_tur"] {
+        for n in ["emc_clariion", "cciss_tur"] {
             let e = checker_by_name(n).unwrap_err();
             assert_eq!(e.to_string(), format!("checker \"{n}\" is not supported by this build, using tur"));
         }
         assert_eq!(checker_by_name("bogus").unwrap_err().to_string(), "unknown checker \"bogus\", using tur");
-        for k in [CheckerKind::Tur, CheckerKind::Directio, CheckerKind::Readsector0, CheckerKind::None] {
+        for k in [
+            CheckerKind::Tur,
+            CheckerKind::Directio,
+            CheckerKind::Readsector0,
+            CheckerKind::HpSw,
+            CheckerKind::Rdac,
+            CheckerKind::None,
+        ] {
             assert_eq!(checker_by_name(k.name()), Ok(k));
         }
     }

@@ -1,5 +1,5 @@
 //! A small fixed pool of worker threads for checks that block in an ioctl
-//! (`tur`, `readsector0`).
+//! (`tur`, `readsector0`, `hp_sw`, `rdac`).
 //!
 //! Why threads and not the sg driver's async write/read interface: that interface
 //! only exists on `/dev/sgN` character nodes, which need the optional `sg` module
@@ -28,6 +28,8 @@ use super::state::{PathState, Verdict};
 pub enum BlockingCheck {
     Tur,
     Readsector0,
+    HpSw,
+    Rdac,
 }
 
 /// Extra time over the command timeout before the pool gives up on a worker.
@@ -79,6 +81,8 @@ fn run_job(job: &Job) -> Verdict {
     match job.check {
         BlockingCheck::Tur => sg::tur(fd, job.timeout),
         BlockingCheck::Readsector0 => sg::readsector0(fd, job.timeout),
+        BlockingCheck::HpSw => sg::hp_sw(fd, job.timeout),
+        BlockingCheck::Rdac => sg::rdac(fd, job.timeout),
     }
 }
 

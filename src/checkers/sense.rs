@@ -201,3 +201,117 @@ mod tests {
         assert_eq!(interpret_read(&check_condition(fixed(2, 4, 0x0b)), 3), done(PathState::Down, MSG_DOWN));
     }
 }
+
+/// An INQUIRY answered usefully: no error, or only a recovered error.
+pub fn inquiry_ok(c: &ScsiCompletion) -> bool {
+    c.ok || decode_sense(&c.sense).is_some_and(|s| s.key == RECOVERED_ERROR)
+}
+
+/// Host statuses the rdac checker retries (bus busy, error, soft error,
+/// transport disrupted).
+pub fn transient_host_status(host_status: u16) -> bool {
+    matches!(host_status, 0x02 | 0x07 | 0x0b | 0x0e)
+}
+
+/// Length of the RDAC volume access page (INQUIRY VPD 0xC9) the checker reads.
+pub const RDAC_PAGE_LEN: usize = 48;
+
+const RTPG_UNAVAILABLE: u8 = 0x3;
+const RTPG_TRANSITIONING: u8 = 0xf;
+
+/// Judges an RDAC volume access page (VPD 0xC9) as upstream's rdac checker: a LUN
+/// not connected, an unavailable target port group, or a controller booting alone
+/// (transitioning while its peer is not) is down; the owning controller or one in
+/// IO-shipping mode is up; the other controller is ghost.
+pub fn rdac_verdict(page: &[u8]) -> Verdict {
+    let byte = |i: usize| page.get(i).copied().unwrap_or(0);
+    let (pq_pdt, avtcvp, aas_cur, vs_cur, aas_alt) = (byte(0), byte(8), byte(10), byte(11), byte(12));
+    let down = |why: &str| {
+        let msg = if why.is_empty() { MSG_DOWN.to_string() } else { format!("{MSG_DOWN}: {why}") };
+        Verdict { state: PathState::Down, message: msg }
+    };
+    if pq_pdt & 0xe0 == 0x20 || pq_pdt & 0x7f != 0 {
+        return down("lun not connected");
+    }
+    // TPG data valid: the ALUA-like state of this and the peer controller.
+    if avtcvp & 0x10 != 0 {
+        let cur = aas_cur & 0x0f;
+        if cur == RTPG_UNAVAILABLE {
+            return down(match vs_cur {
+                0x2 => "non-responsive to queries",
+                0x3 => "ctlr held in reset",
+                0x4 | 0x5 => "ctlr firmware downloading",
+                0x6 => "ctlr quiesced by admin request",
+                0x7 => "ctlr is in service mode",
+                _ => "ctlr is unavailable",
+            });
+        }
+        // Both transitioning = a mode select / STPG in progress, which is fine.
+        if cur == RTPG_TRANSITIONING && aas_alt & 0x0f != RTPG_TRANSITIONING {
+            return down("ctlr is in startup sequence");
+        }
+    }
+    if avtcvp & 0x01 != 0 || avtcvp & 0x20 != 0 {
+        Verdict::new(PathState::Up, MSG_UP)
+    } else {
+        Verdict::new(PathState::Ghost, MSG_GHOST)
+    }
+}
+
+#[cfg(test)]
+mod vendor_tests {
+    use super::*;
+
+    fn page(pq_pdt: u8, avtcvp: u8, aas_cur: u8, vs_cur: u8, aas_alt: u8) -> Vec<u8> {
+        let mut p = vec![0u8; RDAC_PAGE_LEN];
+        p[0] = pq_pdt;
+        p[1] = 0xc9;
+        p[8] = avtcvp;
+        p[10] = aas_cur;
+        p[11] = vs_cur;
+        p[12] = aas_alt;
+        p
+    }
+
+    #[test]
+    fn rdac_table() {
+        let cases: &[(Vec<u8>, PathState, &str)] = &[
+            (page(0, 0x01, 0, 0, 0), PathState::Up, " reports path is up"),
+            (page(0, 0x20, 0, 0, 0), PathState::Up, " reports path is up"),
+            (page(0, 0x00, 0, 0, 0), PathState::Ghost, " reports path is ghost"),
+            (page(0x20, 0x01, 0, 0, 0), PathState::Down, " reports path is down: lun not connected"),
+            (page(0x01, 0x01, 0, 0, 0), PathState::Down, " reports path is down: lun not connected"),
+            (page(0, 0x11, 0x3, 0x2, 0), PathState::Down, " reports path is down: non-responsive to queries"),
+            (page(0, 0x11, 0x3, 0x3, 0), PathState::Down, " reports path is down: ctlr held in reset"),
+            (page(0, 0x11, 0x3, 0x4, 0), PathState::Down, " reports path is down: ctlr firmware downloading"),
+            (page(0, 0x11, 0x3, 0x5, 0), PathState::Down, " reports path is down: ctlr firmware downloading"),
+            (page(0, 0x11, 0x3, 0x6, 0), PathState::Down, " reports path is down: ctlr quiesced by admin request"),
+            (page(0, 0x11, 0x3, 0x7, 0), PathState::Down, " reports path is down: ctlr is in service mode"),
+            (page(0, 0x11, 0x3, 0x9, 0), PathState::Down, " reports path is down: ctlr is unavailable"),
+            (page(0, 0x11, 0xf, 0, 0x0), PathState::Down, " reports path is down: ctlr is in startup sequence"),
+            // Both controllers transitioning: judged by ownership.
+            (page(0, 0x11, 0xf, 0, 0xf), PathState::Up, " reports path is up"),
+            (page(0, 0x10, 0xf, 0, 0xf), PathState::Ghost, " reports path is ghost"),
+            // Without the TPG-valid bit the AAS fields are ignored.
+            (page(0, 0x01, 0x3, 0, 0), PathState::Up, " reports path is up"),
+            (page(0, 0x10, 0x1, 0, 0), PathState::Ghost, " reports path is ghost"),
+            // A short answer reads as zeros: not owner, ghost.
+            (vec![0u8; 4], PathState::Ghost, " reports path is ghost"),
+        ];
+        for (i, (p, state, msg)) in cases.iter().enumerate() {
+            assert_eq!(rdac_verdict(p), Verdict::new(*state, msg), "case {i}");
+        }
+    }
+
+    #[test]
+    fn inquiry_outcomes() {
+        assert!(inquiry_ok(&ScsiCompletion { ok: true, ..Default::default() }));
+        let recovered = ScsiCompletion { ok: false, status: 2, host_status: 0, sense: vec![0x70, 0, 1, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x17, 0] };
+        assert!(inquiry_ok(&recovered));
+        let medium = ScsiCompletion { sense: vec![0x72, 3, 0x11, 0], ..recovered.clone() };
+        assert!(!inquiry_ok(&medium));
+        assert!(!inquiry_ok(&ScsiCompletion { ok: false, status: 0, host_status: 1, sense: vec![] }));
+        assert!(transient_host_status(0x07) && transient_host_status(0x0e));
+        assert!(!transient_host_status(0x01) && !transient_host_status(0));
+    }
+}

@@ -151,6 +151,50 @@ pub fn readsector0(fd: RawFd, timeout: Duration) -> Verdict {
     with_retries(fd, &cdb, Some(&mut buf), timeout, sense::interpret_read)
 }
 
+/// INQUIRY of vital product data page `page` into `buf`.
+fn inquiry_vpd(fd: RawFd, page: u8, buf: &mut [u8], timeout: Duration) -> io::Result<ScsiCompletion> {
+    let len = buf.len().min(0xffff) as u16;
+    let cdb = [0x12, 0x01, page, (len >> 8) as u8, len as u8, 0];
+    scsi_command(fd, &cdb, Data::FromDevice(buf), timeout)
+}
+
+/// The `hp_sw` checker (HP Active/Standby arrays): the unit serial number page must
+/// answer, else the path is down; then a failing TEST UNIT READY means the port is
+/// the standby one (ghost).
+pub fn hp_sw(fd: RawFd, timeout: Duration) -> Verdict {
+    let mut buf = [0u8; 255];
+    match inquiry_vpd(fd, 0x80, &mut buf, timeout) {
+        Err(e) => return ioctl_error(&e),
+        Ok(c) if !sense::inquiry_ok(&c) => return Verdict::new(PathState::Down, sense::MSG_DOWN),
+        Ok(_) => {}
+    }
+    match scsi_command(fd, &[0u8; 6], Data::None, timeout) {
+        Ok(c) if c.ok => Verdict::new(PathState::Up, sense::MSG_UP),
+        _ => Verdict::new(PathState::Ghost, sense::MSG_GHOST),
+    }
+}
+
+/// Attempts of the rdac INQUIRY on transport errors, as upstream.
+const RDAC_ATTEMPTS: u32 = 5;
+
+/// The `rdac` checker (LSI/NetApp E-Series): reads the volume access page (VPD
+/// 0xC9) and judges it with [`sense::rdac_verdict`]. Upstream also sets the TAS
+/// bit of the control mode page at checker init; this build leaves the array's
+/// mode pages alone.
+pub fn rdac(fd: RawFd, timeout: Duration) -> Verdict {
+    let mut buf = [0u8; sense::RDAC_PAGE_LEN];
+    for attempt in 1..=RDAC_ATTEMPTS {
+        buf.fill(0);
+        match inquiry_vpd(fd, 0xc9, &mut buf, timeout) {
+            Err(e) => return ioctl_error(&e),
+            Ok(c) if sense::inquiry_ok(&c) => return sense::rdac_verdict(&buf),
+            Ok(c) if sense::transient_host_status(c.host_status) && attempt < RDAC_ATTEMPTS => continue,
+            Ok(_) => break,
+        }
+    }
+    Verdict { state: PathState::Down, message: format!("{}: inquiry failed", sense::MSG_DOWN) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +223,10 @@ mod tests {
         let v = tur(f.as_raw_fd(), Duration::from_secs(1));
         assert_eq!(v, Verdict::new(PathState::Wild, sense::MSG_UNSUPPORTED));
         let v = readsector0(f.as_raw_fd(), Duration::from_secs(1));
+        assert_eq!(v, Verdict::new(PathState::Wild, sense::MSG_UNSUPPORTED));
+        let v = hp_sw(f.as_raw_fd(), Duration::from_secs(1));
+        assert_eq!(v, Verdict::new(PathState::Wild, sense::MSG_UNSUPPORTED));
+        let v = rdac(f.as_raw_fd(), Duration::from_secs(1));
         assert_eq!(v, Verdict::new(PathState::Wild, sense::MSG_UNSUPPORTED));
     }
 }
