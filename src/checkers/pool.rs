@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,27 +76,35 @@ pub struct BlockingPool {
     next_token: u64,
 }
 
-fn run_job(job: &Job) -> Verdict {
-    let fd = job.file.as_raw_fd();
-    match job.check {
-        BlockingCheck::Tur => sg::tur(fd, job.timeout),
-        BlockingCheck::Readsector0 => sg::readsector0(fd, job.timeout),
-        BlockingCheck::HpSw => sg::hp_sw(fd, job.timeout),
-        BlockingCheck::Rdac => sg::rdac(fd, job.timeout),
+/// What a worker runs for one job; the real one issues SG_IO, tests pass fakes.
+pub type Runner = Arc<dyn Fn(BlockingCheck, RawFd, Duration) -> Verdict + Send + Sync>;
+
+fn run_sg(check: BlockingCheck, fd: RawFd, timeout: Duration) -> Verdict {
+    match check {
+        BlockingCheck::Tur => sg::tur(fd, timeout),
+        BlockingCheck::Readsector0 => sg::readsector0(fd, timeout),
+        BlockingCheck::HpSw => sg::hp_sw(fd, timeout),
+        BlockingCheck::Rdac => sg::rdac(fd, timeout),
     }
 }
 
 impl BlockingPool {
-    /// Starts `workers` threads (at least one).
+    /// Starts `workers` threads (at least one) issuing SG_IO.
     pub fn new(workers: usize) -> std::io::Result<BlockingPool> {
+        BlockingPool::with_runner(workers, Arc::new(run_sg))
+    }
+
+    /// Starts `workers` threads running `runner` for each job.
+    pub fn with_runner(workers: usize, runner: Runner) -> std::io::Result<BlockingPool> {
         let (jtx, jrx) = crossbeam_channel::unbounded::<Job>();
         let (dtx, drx) = crossbeam_channel::unbounded::<Done>();
         for n in 0..workers.max(1) {
             let jrx = jrx.clone();
             let dtx = dtx.clone();
+            let runner = Arc::clone(&runner);
             std::thread::Builder::new().name(format!("checker-{n}")).spawn(move || {
                 for job in jrx.iter() {
-                    let verdict = run_job(&job);
+                    let verdict = runner(job.check, job.file.as_raw_fd(), job.timeout);
                     if dtx.send(Done { token: job.token, path: job.path, verdict }).is_err() {
                         break;
                     }
@@ -195,5 +203,72 @@ impl BlockingPool {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::bounded;
+
+    /// A pool whose single worker answers `Up` only when the test says so.
+    fn gated() -> (BlockingPool, Sender<()>, tempfile::NamedTempFile) {
+        let (gate_tx, gate_rx) = bounded::<()>(0);
+        let runner: Runner = Arc::new(move |check, _fd, _t| {
+            assert_eq!(check, BlockingCheck::Tur);
+            let _ = gate_rx.recv();
+            Verdict::new(PathState::Up, " reports path is up")
+        });
+        let pool = BlockingPool::with_runner(1, runner).unwrap();
+        (pool, gate_tx, tempfile::NamedTempFile::new().unwrap())
+    }
+
+    #[test]
+    fn answer_before_deadline() {
+        let (mut pool, gate, dev) = gated();
+        let t0 = Instant::now();
+        assert_eq!(pool.start(1, dev.path(), BlockingCheck::Tur, t0, Duration::from_secs(5)), None);
+        // Asked again while running: pending, no second job.
+        let again = pool.start(1, dev.path(), BlockingCheck::Tur, t0, Duration::from_secs(5));
+        assert_eq!(again, Some(Verdict::new(PathState::Pending, "")));
+        assert_eq!(pool.next_deadline(), Some(t0 + Duration::from_secs(6)));
+        gate.send(()).unwrap();
+        let done = pool.done_channel().recv_timeout(Duration::from_secs(20)).unwrap();
+        let r = pool.finish(done, t0 + Duration::from_millis(1500)).unwrap();
+        assert_eq!((r.path, r.verdict.state, r.took), (1, PathState::Up, Duration::from_millis(1500)));
+        assert_eq!(pool.next_deadline(), None);
+    }
+
+    #[test]
+    fn hung_worker_times_out_once_and_late_answer_is_dropped() {
+        let (mut pool, gate, dev) = gated();
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(5);
+        assert_eq!(pool.start(7, dev.path(), BlockingCheck::Tur, t0, timeout), None);
+        // The deadline is the command timeout plus a second of grace.
+        assert!(pool.poll(t0 + Duration::from_millis(5999)).is_empty());
+        let r = pool.poll(t0 + Duration::from_secs(6));
+        assert_eq!(r, vec![PoolResult { path: 7, verdict: Verdict::new(PathState::Timeout, " timed out"), took: Duration::from_secs(6) }]);
+        assert!(pool.poll(t0 + Duration::from_secs(60)).is_empty());
+        // Still hung: every new check says timeout at once.
+        let again = pool.start(7, dev.path(), BlockingCheck::Tur, t0 + Duration::from_secs(10), timeout);
+        assert_eq!(again, Some(Verdict::new(PathState::Timeout, " timed out")));
+        // The worker finally returns: its answer is stale.
+        gate.send(()).unwrap();
+        let done = pool.done_channel().recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(pool.finish(done, t0 + Duration::from_secs(11)), None);
+        // The path can be checked again.
+        assert_eq!(pool.start(7, dev.path(), BlockingCheck::Tur, t0 + Duration::from_secs(12), timeout), None);
+        gate.send(()).unwrap();
+        let done = pool.done_channel().recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(pool.finish(done, t0 + Duration::from_secs(13)).map(|r| r.verdict.state), Some(PathState::Up));
+    }
+
+    #[test]
+    fn unopenable_device_is_down_without_a_job() {
+        let (mut pool, _gate, _dev) = gated();
+        let v = pool.start(2, Path::new("/dev/mpd-missing"), BlockingCheck::Tur, Instant::now(), Duration::from_secs(1));
+        assert_eq!(v, Some(Verdict::new(PathState::Down, MSG_DOWN)));
+        assert_eq!(pool.next_deadline(), None);
     }
 }
