@@ -1,4 +1,360 @@
 //! Path checkers, the per-path check scheduler and the path state machine.
+//!
+//! * [`state`]: the pure path state machine the state owner runs on every
+//!   [`CheckOutcome`] (DM messages, queueing, failback, `%T`/`%C` texts).
+//! * [`scheduler`]: which paths are due, without touching idle ones.
+//! * [`directio`], [`pool`] + [`sg`], [`sysfs`]: the checkers themselves.
+//! * [`CheckerLoop`]: the thread that ties them together. It owns no path state:
+//!   the state owner sends [`Control::Schedule`] with the delay the state machine
+//!   chose (`PathUpdate::path.tick`) and gets a [`CheckOutcome`] per check.
 
+pub mod directio;
+pub mod pool;
 pub mod scheduler;
+pub mod sense;
+pub mod sg;
 pub mod state;
+pub mod sysfs;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use directio::DirectioEngine;
+use pool::{BlockingCheck, BlockingPool};
+use scheduler::{PathId, Scheduler};
+use sense::MSG_UP;
+use state::{PathState, Verdict};
+
+/// The checkers this build implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckerKind {
+    Tur,
+    Directio,
+    Readsector0,
+    HpSw,
+    Rdac,
+    None,
+}
+
+impl CheckerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckerKind::Tur => "tur",
+            CheckerKind::Directio => "directio",
+            CheckerKind::Readsector0 => "readsector0",
+            CheckerKind::HpSw => "hp_sw",
+            CheckerKind::Rdac => "rdac",
+            CheckerKind::None => "none",
+        }
+    }
+}
+
+/// The default checker (upstream `DEFAULT_CHECKER`).
+pub const DEFAULT_CHECKER: CheckerKind = CheckerKind::Tur;
+
+/// A `path_checker` value this build cannot honour; the path uses [`DEFAULT_CHECKER`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckerNameError {
+    /// An upstream checker that is not built here.
+    NotBuilt(String),
+    /// Not a checker name at all.
+    Unknown(String),
+}
+
+impl fmt::Display for CheckerNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckerNameError::NotBuilt(n) => {
+                write!(f, "checker \"{n}\" is not supported by this build, using {}", DEFAULT_CHECKER.name())
+            }
+            CheckerNameError::Unknown(n) => write!(f, "unknown checker \"{n}\", using {}", DEFAULT_CHECKER.name()),
+        }
+    }
+}
+
+impl std::error::Error for CheckerNameError {}
+
+/// Resolves a `path_checker` / `checker` value. The error says which checker is
+/// used instead; the config layer logs it and goes on with [`DEFAULT_CHECKER`].
+pub fn checker_by_name(name: &str) -> Result<CheckerKind, CheckerNameError> {
+    match name {
+        "tur" => Ok(CheckerKind::Tur),
+        "directio" => Ok(CheckerKind::Directio),
+        "readsector0" => Ok(CheckerKind::Readsector0),
+        "hp_sw" => Ok(CheckerKind::HpSw),
+        "rdac" => Ok(CheckerKind::Rdac),
+        "none" => Ok(CheckerKind::None),
+        "emc_clariion" | "cciss_tur" => Err(CheckerNameError::NotBuilt(name.to_string())),
+        _ => Err(CheckerNameError::Unknown(name.to_string())),
+    }
+}
+
+/// How to check one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRequest {
+    pub path: PathId,
+    /// Device node, e.g. `/dev/sdb`.
+    pub dev: PathBuf,
+    /// `/sys/block/<dev>/device/state`, read first; `None` skips that step.
+    pub sysfs_state: Option<PathBuf>,
+    pub kind: CheckerKind,
+    /// `checker_timeout`.
+    pub timeout: Duration,
+}
+
+/// Messages from the state owner to the checker loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Add or update a path; check it `in_secs` seconds from now.
+    Schedule { req: CheckRequest, in_secs: u32 },
+    /// Check a known path at once (CLI, uevent).
+    CheckNow(PathId),
+    /// The path is gone: forget it and close its device.
+    Remove(PathId),
+    /// End the loop.
+    Shutdown,
+}
+
+/// One finished check, for [`state::update_path_state`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    pub path_id: PathId,
+    pub result: Verdict,
+    /// From the start of the check to its verdict.
+    pub took: Duration,
+}
+
+/// Where the loop gets the time from (a fake in tests of the daemon).
+pub trait Clock: Send {
+    fn now(&self) -> Instant;
+}
+
+/// The monotonic clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MonotonicClock;
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Checks started per loop iteration at most, so control messages are served
+/// between batches even when thousands of paths fall due together.
+const MAX_STARTS_PER_ROUND: usize = 512;
+/// AIO completions have no channel to wake the loop: poll this often while
+/// directio reads are in flight.
+const AIO_POLL: Duration = Duration::from_millis(10);
+/// Sleep cap when nothing is scheduled (control messages still wake the loop).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// AIO slots of the shared directio context.
+const AIO_SLOTS: usize = 1024;
+
+/// The checker thread's state. [`CheckerLoop::run`] blocks until shutdown.
+pub struct CheckerLoop<C: Clock> {
+    clock: C,
+    control: Receiver<Control>,
+    results: Sender<CheckOutcome>,
+    sched: Scheduler,
+    paths: HashMap<PathId, CheckRequest>,
+    pool: BlockingPool,
+    directio: Option<DirectioEngine>,
+}
+
+impl<C: Clock> CheckerLoop<C> {
+    /// `workers` = threads for blocking SG_IO checks.
+    pub fn new(control: Receiver<Control>, results: Sender<CheckOutcome>, clock: C, workers: usize) -> std::io::Result<Self> {
+        Ok(CheckerLoop {
+            clock,
+            control,
+            results,
+            sched: Scheduler::new(),
+            paths: HashMap::new(),
+            pool: BlockingPool::new(workers)?,
+            directio: None,
+        })
+    }
+
+    fn send(&self, path_id: PathId, result: Verdict, took: Duration) -> bool {
+        self.results.send(CheckOutcome { path_id, result, took }).is_ok()
+    }
+
+    /// Starts one check; returns an immediate verdict if it completed synchronously.
+    fn start(&mut self, id: PathId, now: Instant) -> Option<Verdict> {
+        let req = self.paths.get(&id)?.clone();
+        if let Some(file) = &req.sysfs_state
+            && let Some(v) = sysfs::read_sysfs_state(file)
+        {
+            return Some(v);
+        }
+        match req.kind {
+            CheckerKind::None => Some(Verdict::new(PathState::Up, MSG_UP)),
+            CheckerKind::Tur => self.pool.start(id, &req.dev, BlockingCheck::Tur, now, req.timeout),
+            CheckerKind::Readsector0 => self.pool.start(id, &req.dev, BlockingCheck::Readsector0, now, req.timeout),
+            CheckerKind::HpSw => self.pool.start(id, &req.dev, BlockingCheck::HpSw, now, req.timeout),
+            CheckerKind::Rdac => self.pool.start(id, &req.dev, BlockingCheck::Rdac, now, req.timeout),
+            CheckerKind::Directio => {
+                if self.directio.is_none() {
+                    match DirectioEngine::new(AIO_SLOTS) {
+                        Ok(e) => self.directio = Some(e),
+                        Err(e) => {
+                            log::error!("directio checker: io_setup failed: {e}");
+                            return Some(Verdict::new(PathState::Wild, " failed to initialize"));
+                        }
+                    }
+                }
+                self.directio.as_mut()?.start(id, &req.dev, now, req.timeout)
+            }
+        }
+    }
+
+    /// Applies a control message; false on shutdown.
+    fn control(&mut self, msg: Control) -> bool {
+        let now = self.clock.now();
+        match msg {
+            Control::Schedule { req, in_secs } => {
+                let id = req.path;
+                self.paths.insert(id, req);
+                self.sched.schedule_in(id, now, in_secs);
+            }
+            Control::CheckNow(id) => {
+                if self.paths.contains_key(&id) {
+                    self.sched.schedule(id, now);
+                }
+            }
+            Control::Remove(id) => {
+                self.paths.remove(&id);
+                self.sched.remove(id);
+                self.pool.forget(id);
+                if let Some(d) = self.directio.as_mut() {
+                    d.forget(id);
+                }
+            }
+            Control::Shutdown => return false,
+        }
+        true
+    }
+
+    /// One round: start due checks, collect finished ones. False when the
+    /// results receiver is gone.
+    fn round(&mut self) -> bool {
+        let now = self.clock.now();
+        for id in self.sched.take_due(now, MAX_STARTS_PER_ROUND) {
+            if let Some(v) = self.start(id, now)
+                && !self.send(id, v, Duration::ZERO)
+            {
+                return false;
+            }
+        }
+        let mut done: Vec<(PathId, Verdict, Duration)> =
+            self.pool.poll(now).into_iter().map(|r| (r.path, r.verdict, r.took)).collect();
+        if let Some(d) = self.directio.as_mut() {
+            done.extend(d.poll(now).into_iter().map(|r| (r.path, r.verdict, r.took)));
+        }
+        for (id, v, took) in done {
+            // A path removed meanwhile gets no result.
+            if self.paths.contains_key(&id) && !self.send(id, v, took) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn wait_time(&mut self) -> Duration {
+        let now = self.clock.now();
+        let mut next = [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_ref().and_then(|d| d.next_deadline())]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(IDLE_WAIT, |t| t.saturating_duration_since(now).min(IDLE_WAIT));
+        if self.directio.as_ref().is_some_and(|d| d.in_flight() > 0) {
+            next = next.min(AIO_POLL);
+        }
+        next
+    }
+
+    /// Runs until [`Control::Shutdown`], or until either channel is closed.
+    pub fn run(mut self) {
+        loop {
+            if !self.round() {
+                return;
+            }
+            let wait = self.wait_time();
+            let done_rx = self.pool.done_channel().clone();
+            select! {
+                recv(self.control) -> msg => match msg {
+                    Ok(m) => {
+                        if !self.control(m) {
+                            return;
+                        }
+                        // Drain what else is queued before the next round.
+                        while let Ok(m) = self.control.try_recv() {
+                            if !self.control(m) {
+                                return;
+                            }
+                        }
+                    }
+                    Err(_) => return,
+                },
+                recv(done_rx) -> d => {
+                    if let Ok(d) = d {
+                        let now = self.clock.now();
+                        if let Some(r) = self.pool.finish(d, now)
+                            && self.paths.contains_key(&r.path)
+                            && !self.send(r.path, r.verdict, r.took)
+                        {
+                            return;
+                        }
+                    }
+                },
+                default(wait) => {}
+            }
+        }
+    }
+}
+
+/// Starts the checker thread. Results arrive on `tx_results`; send
+/// [`Control::Schedule`] for every path (again after each outcome, with the
+/// state machine's next-check delay) and [`Control::Shutdown`] to stop.
+pub fn spawn_checker_loop<C: Clock + 'static>(
+    rx_control: Receiver<Control>,
+    tx_results: Sender<CheckOutcome>,
+    clock: C,
+    workers: usize,
+) -> std::io::Result<JoinHandle<()>> {
+    let lp = CheckerLoop::new(rx_control, tx_results, clock, workers)?;
+    std::thread::Builder::new().name("checkerloop".to_string()).spawn(move || lp.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checker_names() {
+        assert_eq!(checker_by_name("tur"), Ok(CheckerKind::Tur));
+        assert_eq!(checker_by_name("directio"), Ok(CheckerKind::Directio));
+        assert_eq!(checker_by_name("readsector0"), Ok(CheckerKind::Readsector0));
+        assert_eq!(checker_by_name("none"), Ok(CheckerKind::None));
+        for n in ["emc_clariion", "cciss_tur"] {
+            let e = checker_by_name(n).unwrap_err();
+            assert_eq!(e.to_string(), format!("checker \"{n}\" is not supported by this build, using tur"));
+        }
+        assert_eq!(checker_by_name("bogus").unwrap_err().to_string(), "unknown checker \"bogus\", using tur");
+        for k in [
+            CheckerKind::Tur,
+            CheckerKind::Directio,
+            CheckerKind::Readsector0,
+            CheckerKind::HpSw,
+            CheckerKind::Rdac,
+            CheckerKind::None,
+        ] {
+            assert_eq!(checker_by_name(k.name()), Ok(k));
+        }
+    }
+}

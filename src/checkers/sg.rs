@@ -1,0 +1,232 @@
+//! SG_IO on block devices: the `tur` and `readsector0` checks.
+//!
+//! Both are blocking ioctls bounded by the command timeout the kernel enforces
+//! (`sg_io_hdr.timeout` = `checker_timeout`); the checker loop runs them on its
+//! small worker pool so a slow LUN never stalls the loop.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use super::sense::{self, ScsiCompletion, TurDecision};
+use super::state::{PathState, Verdict};
+
+/// Kernel `struct sg_io_hdr` (`<scsi/sg.h>`), 88 bytes on LP64.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SgIoHdr {
+    pub interface_id: libc::c_int,
+    pub dxfer_direction: libc::c_int,
+    pub cmd_len: libc::c_uchar,
+    pub mx_sb_len: libc::c_uchar,
+    pub iovec_count: libc::c_ushort,
+    pub dxfer_len: libc::c_uint,
+    pub dxferp: *mut libc::c_void,
+    pub cmdp: *const libc::c_uchar,
+    pub sbp: *mut libc::c_uchar,
+    pub timeout: libc::c_uint,
+    pub flags: libc::c_uint,
+    pub pack_id: libc::c_int,
+    pub usr_ptr: *mut libc::c_void,
+    pub status: libc::c_uchar,
+    pub masked_status: libc::c_uchar,
+    pub msg_status: libc::c_uchar,
+    pub sb_len_wr: libc::c_uchar,
+    pub host_status: libc::c_ushort,
+    pub driver_status: libc::c_ushort,
+    pub resid: libc::c_int,
+    pub duration: libc::c_uint,
+    pub info: libc::c_uint,
+}
+
+const SG_IO: u32 = 0x2285;
+const SG_DXFER_NONE: libc::c_int = -1;
+const SG_DXFER_FROM_DEV: libc::c_int = -3;
+const SG_INFO_OK_MASK: libc::c_uint = 0x1;
+const SENSE_LEN: usize = 32;
+/// Attempts per check, as upstream (unit attention after a reset clears quickly).
+const ATTEMPTS: u32 = 3;
+
+nix::ioctl_readwrite_bad!(sg_io_ioctl, SG_IO, SgIoHdr);
+nix::ioctl_read_bad!(blksszget, 0x1268, libc::c_int);
+
+/// Direction and buffer of a command.
+enum Data<'a> {
+    None,
+    FromDevice(&'a mut [u8]),
+}
+
+/// Issues one SCSI command through SG_IO and returns its completion fields.
+fn scsi_command(fd: RawFd, cdb: &[u8], data: Data<'_>, timeout: Duration) -> io::Result<ScsiCompletion> {
+    let mut sense = [0u8; SENSE_LEN];
+    let (dir, ptr, len) = match data {
+        Data::None => (SG_DXFER_NONE, std::ptr::null_mut(), 0),
+        Data::FromDevice(b) => (SG_DXFER_FROM_DEV, b.as_mut_ptr().cast(), b.len()),
+    };
+    let mut hdr = SgIoHdr {
+        interface_id: libc::c_int::from(b'S'),
+        dxfer_direction: dir,
+        cmd_len: cdb.len() as u8,
+        mx_sb_len: SENSE_LEN as u8,
+        iovec_count: 0,
+        dxfer_len: len as libc::c_uint,
+        dxferp: ptr,
+        cmdp: cdb.as_ptr(),
+        sbp: sense.as_mut_ptr(),
+        timeout: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+        flags: 0,
+        pack_id: 0,
+        usr_ptr: std::ptr::null_mut(),
+        status: 0,
+        masked_status: 0,
+        msg_status: 0,
+        sb_len_wr: 0,
+        host_status: 0,
+        driver_status: 0,
+        resid: 0,
+        duration: 0,
+        info: 0,
+    };
+    // SAFETY: hdr points at cdb, sense and the data buffer, all alive for the call.
+    unsafe { sg_io_ioctl(fd, &mut hdr) }.map_err(io::Error::from)?;
+    let written = usize::from(hdr.sb_len_wr).min(SENSE_LEN);
+    Ok(ScsiCompletion {
+        ok: hdr.info & SG_INFO_OK_MASK == 0,
+        status: hdr.status,
+        host_status: hdr.host_status,
+        sense: sense[..written].to_vec(),
+    })
+}
+
+/// Maps an SG_IO failure: a device without SCSI passthrough cannot be checked this
+/// way (wild, as upstream), anything else is a dead path.
+fn ioctl_error(e: &io::Error) -> Verdict {
+    match e.raw_os_error() {
+        Some(libc::ENOTTY) | Some(libc::EINVAL) => Verdict::new(PathState::Wild, sense::MSG_UNSUPPORTED),
+        _ => Verdict::new(PathState::Down, sense::MSG_DOWN),
+    }
+}
+
+/// Runs a command with the retry policy of `interpret`.
+fn with_retries(
+    fd: RawFd,
+    cdb: &[u8],
+    mut buf: Option<&mut [u8]>,
+    timeout: Duration,
+    interpret: fn(&ScsiCompletion, u32) -> TurDecision,
+) -> Verdict {
+    let mut left = ATTEMPTS;
+    loop {
+        left -= 1;
+        let data = match buf.as_deref_mut() {
+            Some(b) => Data::FromDevice(b),
+            None => Data::None,
+        };
+        let c = match scsi_command(fd, cdb, data, timeout) {
+            Ok(c) => c,
+            Err(e) => return ioctl_error(&e),
+        };
+        match interpret(&c, left) {
+            TurDecision::Done(v) => return v,
+            TurDecision::Retry => continue,
+        }
+    }
+}
+
+/// TEST UNIT READY with upstream's verdicts (see [`sense::interpret_tur`]).
+pub fn tur(fd: RawFd, timeout: Duration) -> Verdict {
+    with_retries(fd, &[0u8; 6], None, timeout, sense::interpret_tur)
+}
+
+/// READ(10) of logical block 0, one block long.
+pub fn readsector0(fd: RawFd, timeout: Duration) -> Verdict {
+    let mut bs: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int.
+    let block = match unsafe { blksszget(fd, &mut bs) } {
+        Ok(_) if bs > 0 => bs as usize,
+        _ => 512,
+    };
+    let mut buf = vec![0u8; block];
+    let cdb = [0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+    with_retries(fd, &cdb, Some(&mut buf), timeout, sense::interpret_read)
+}
+
+/// INQUIRY of vital product data page `page` into `buf`.
+fn inquiry_vpd(fd: RawFd, page: u8, buf: &mut [u8], timeout: Duration) -> io::Result<ScsiCompletion> {
+    let len = buf.len().min(0xffff) as u16;
+    let cdb = [0x12, 0x01, page, (len >> 8) as u8, len as u8, 0];
+    scsi_command(fd, &cdb, Data::FromDevice(buf), timeout)
+}
+
+/// The `hp_sw` checker (HP Active/Standby arrays): the unit serial number page must
+/// answer, else the path is down; then a failing TEST UNIT READY means the port is
+/// the standby one (ghost).
+pub fn hp_sw(fd: RawFd, timeout: Duration) -> Verdict {
+    let mut buf = [0u8; 255];
+    match inquiry_vpd(fd, 0x80, &mut buf, timeout) {
+        Err(e) => return ioctl_error(&e),
+        Ok(c) if !sense::inquiry_ok(&c) => return Verdict::new(PathState::Down, sense::MSG_DOWN),
+        Ok(_) => {}
+    }
+    match scsi_command(fd, &[0u8; 6], Data::None, timeout) {
+        Ok(c) if c.ok => Verdict::new(PathState::Up, sense::MSG_UP),
+        _ => Verdict::new(PathState::Ghost, sense::MSG_GHOST),
+    }
+}
+
+/// Attempts of the rdac INQUIRY on transport errors, as upstream.
+const RDAC_ATTEMPTS: u32 = 5;
+
+/// The `rdac` checker (LSI/NetApp E-Series): reads the volume access page (VPD
+/// 0xC9) and judges it with [`sense::rdac_verdict`]. Upstream also sets the TAS
+/// bit of the control mode page at checker init; this build leaves the array's
+/// mode pages alone.
+pub fn rdac(fd: RawFd, timeout: Duration) -> Verdict {
+    let mut buf = [0u8; sense::RDAC_PAGE_LEN];
+    for attempt in 1..=RDAC_ATTEMPTS {
+        buf.fill(0);
+        match inquiry_vpd(fd, 0xc9, &mut buf, timeout) {
+            Err(e) => return ioctl_error(&e),
+            Ok(c) if sense::inquiry_ok(&c) => return sense::rdac_verdict(&buf),
+            Ok(c) if sense::transient_host_status(c.host_status) && attempt < RDAC_ATTEMPTS => continue,
+            Ok(_) => break,
+        }
+    }
+    Verdict { state: PathState::Down, message: format!("{}: inquiry failed", sense::MSG_DOWN) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn sg_io_hdr_matches_the_kernel_layout() {
+        assert_eq!(size_of::<SgIoHdr>(), 88);
+        assert_eq!(offset_of!(SgIoHdr, dxfer_len), 12);
+        assert_eq!(offset_of!(SgIoHdr, dxferp), 16);
+        assert_eq!(offset_of!(SgIoHdr, cmdp), 24);
+        assert_eq!(offset_of!(SgIoHdr, sbp), 32);
+        assert_eq!(offset_of!(SgIoHdr, timeout), 40);
+        assert_eq!(offset_of!(SgIoHdr, usr_ptr), 56);
+        assert_eq!(offset_of!(SgIoHdr, status), 64);
+        assert_eq!(offset_of!(SgIoHdr, sb_len_wr), 67);
+        assert_eq!(offset_of!(SgIoHdr, host_status), 68);
+        assert_eq!(offset_of!(SgIoHdr, resid), 72);
+        assert_eq!(offset_of!(SgIoHdr, info), 80);
+    }
+
+    #[test]
+    fn non_scsi_file_is_unsupported() {
+        use std::os::fd::AsRawFd;
+        let f = tempfile::tempfile().expect("tempfile");
+        let v = tur(f.as_raw_fd(), Duration::from_secs(1));
+        assert_eq!(v, Verdict::new(PathState::Wild, sense::MSG_UNSUPPORTED));
+        let v = readsector0(f.as_raw_fd(), Duration::from_secs(1));
+        assert_eq!(v, Verdict::new(PathState::Wild, sense::MSG_UNSUPPORTED));
+        let v = hp_sw(f.as_raw_fd(), Duration::from_secs(1));
+        assert_eq!(v, Verdict::new(PathState::Wild, sense::MSG_UNSUPPORTED));
+        let v = rdac(f.as_raw_fd(), Duration::from_secs(1));
+        assert_eq!(v, Verdict::new(PathState::Wild, sense::MSG_UNSUPPORTED));
+    }
+}

@@ -1,0 +1,59 @@
+//! The SCSI device state in sysfs (`/sys/block/<dev>/device/state`).
+//!
+//! Read before every check, as upstream does: a device the kernel has offlined or
+//! blocked is not probed. It is also the whole of the `none` checker.
+
+use std::io;
+use std::path::Path;
+
+use super::state::{PathState, Verdict};
+
+/// The verdict implied by a sysfs device state word; `None` means the device is
+/// running and the real checker should decide.
+pub fn state_from_sysfs(word: &str) -> Option<Verdict> {
+    match word.trim() {
+        "running" | "live" => None,
+        // The SCSI midlayer holds IO (error handling, transport loss): ask again soon.
+        "blocked" | "quiesce" => Some(Verdict::new(PathState::Pending, "")),
+        _ => Some(Verdict::new(PathState::Down, "")),
+    }
+}
+
+/// Reads the state file; a missing file means the device went away.
+pub fn read_sysfs_state(file: &Path) -> Option<Verdict> {
+    match std::fs::read_to_string(file) {
+        Ok(s) => state_from_sysfs(&s),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(Verdict::new(PathState::Removed, "")),
+        Err(e) => {
+            log::debug!("{}: {e}", file.display());
+            Some(Verdict::new(PathState::Down, ""))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_words() {
+        assert_eq!(state_from_sysfs("running\n"), None);
+        assert_eq!(state_from_sysfs("live"), None);
+        assert_eq!(state_from_sysfs("offline\n").map(|v| v.state), Some(PathState::Down));
+        assert_eq!(state_from_sysfs("transport-offline").map(|v| v.state), Some(PathState::Down));
+        assert_eq!(state_from_sysfs("blocked").map(|v| v.state), Some(PathState::Pending));
+        assert_eq!(state_from_sysfs("quiesce\n").map(|v| v.state), Some(PathState::Pending));
+        assert_eq!(state_from_sysfs("created").map(|v| v.state), Some(PathState::Down));
+    }
+
+    #[test]
+    fn reads_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("state");
+        std::fs::write(&f, "running\n").unwrap();
+        assert_eq!(read_sysfs_state(&f), None);
+        std::fs::write(&f, "offline\n").unwrap();
+        assert_eq!(read_sysfs_state(&f).map(|v| v.state), Some(PathState::Down));
+        assert_eq!(read_sysfs_state(&dir.path().join("gone")).map(|v| v.state), Some(PathState::Removed));
+    }
+}

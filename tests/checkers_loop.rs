@@ -1,0 +1,128 @@
+//! The checker thread end to end: control messages in, outcomes out.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use multipathd::checkers::state::PathState;
+use multipathd::checkers::{CheckOutcome, CheckRequest, CheckerKind, Control, MonotonicClock, spawn_checker_loop};
+
+/// Generous bound for a result to arrive; hitting it fails the test.
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Loop {
+    dev: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Loop {
+    fn new() -> Option<Loop> {
+        if !nix::unistd::geteuid().is_root() || !Path::new("/dev/loop-control").exists() {
+            eprintln!("skipping: loop devices need root and /dev/loop-control");
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix("mpd-loop").tempdir_in("/var/tmp").unwrap();
+        let backing = dir.path().join("disk.img");
+        let mut f = std::fs::File::create(&backing).unwrap();
+        f.write_all(&vec![1u8; 1 << 20]).unwrap();
+        f.sync_all().unwrap();
+        let out = Command::new("losetup").args(["-f", "--show"]).arg(&backing).output().unwrap();
+        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        Some(Loop { dev: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()), _dir: dir })
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
+}
+
+fn start() -> (Sender<Control>, Receiver<CheckOutcome>, std::thread::JoinHandle<()>) {
+    let (ctx, crx) = unbounded();
+    let (rtx, rrx) = unbounded();
+    let h = spawn_checker_loop(crx, rtx, MonotonicClock, 2).unwrap();
+    (ctx, rrx, h)
+}
+
+fn req(path: u64, dev: &Path, kind: CheckerKind, sysfs: Option<PathBuf>) -> CheckRequest {
+    CheckRequest { path, dev: dev.to_path_buf(), sysfs_state: sysfs, kind, timeout: Duration::from_secs(5) }
+}
+
+fn stop(ctl: Sender<Control>, h: std::thread::JoinHandle<()>) {
+    ctl.send(Control::Shutdown).unwrap();
+    h.join().unwrap();
+}
+
+#[test]
+fn directio_tur_and_readsector0_on_a_loop_device() {
+    let Some(lo) = Loop::new() else { return };
+    let (ctl, res, h) = start();
+    ctl.send(Control::Schedule { req: req(1, &lo.dev, CheckerKind::Directio, None), in_secs: 0 }).unwrap();
+    let o = res.recv_timeout(WAIT).unwrap();
+    assert_eq!((o.path_id, o.result.state), (1, PathState::Up));
+    // A loop device has no SCSI passthrough: tur and readsector0 cannot judge it.
+    ctl.send(Control::Schedule { req: req(2, &lo.dev, CheckerKind::Tur, None), in_secs: 0 }).unwrap();
+    let o = res.recv_timeout(WAIT).unwrap();
+    assert_eq!((o.path_id, o.result.state, o.result.message.as_str()), (2, PathState::Wild, " doesn't support this device"));
+    ctl.send(Control::Schedule { req: req(3, &lo.dev, CheckerKind::Readsector0, None), in_secs: 0 }).unwrap();
+    let o = res.recv_timeout(WAIT).unwrap();
+    assert_eq!((o.path_id, o.result.state), (3, PathState::Wild));
+    stop(ctl, h);
+}
+
+#[test]
+fn sysfs_state_gates_the_checker_and_none_reports_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::write(&state, "offline\n").unwrap();
+    let (ctl, res, h) = start();
+    let r = req(5, Path::new("/dev/null"), CheckerKind::None, Some(state.clone()));
+    ctl.send(Control::Schedule { req: r.clone(), in_secs: 0 }).unwrap();
+    assert_eq!(res.recv_timeout(WAIT).unwrap().result.state, PathState::Down);
+    std::fs::write(&state, "running\n").unwrap();
+    ctl.send(Control::CheckNow(5)).unwrap();
+    let o = res.recv_timeout(WAIT).unwrap();
+    assert_eq!((o.path_id, o.result.state), (5, PathState::Up));
+    std::fs::write(&state, "blocked\n").unwrap();
+    ctl.send(Control::CheckNow(5)).unwrap();
+    assert_eq!(res.recv_timeout(WAIT).unwrap().result.state, PathState::Pending);
+    // Removed paths are not checked any more, even when asked.
+    ctl.send(Control::Remove(5)).unwrap();
+    ctl.send(Control::CheckNow(5)).unwrap();
+    assert!(res.recv_timeout(Duration::from_millis(300)).is_err());
+    stop(ctl, h);
+}
+
+#[test]
+fn missing_device_is_down() {
+    let (ctl, res, h) = start();
+    let r = req(9, Path::new("/dev/mpd-no-such-disk"), CheckerKind::Tur, None);
+    ctl.send(Control::Schedule { req: r, in_secs: 0 }).unwrap();
+    let o = res.recv_timeout(WAIT).unwrap();
+    assert_eq!((o.path_id, o.result.state, o.result.message.as_str()), (9, PathState::Down, " reports path is down"));
+    stop(ctl, h);
+}
+
+#[test]
+fn four_thousand_paths_all_get_exactly_one_result() {
+    let Some(lo) = Loop::new() else { return };
+    let (ctl, res, h) = start();
+    for id in 0..4096u64 {
+        // Half directio on the loop device, half the none checker.
+        let kind = if id % 2 == 0 { CheckerKind::Directio } else { CheckerKind::None };
+        ctl.send(Control::Schedule { req: req(id, &lo.dev, kind, None), in_secs: 0 }).unwrap();
+    }
+    let mut seen = HashSet::new();
+    for _ in 0..4096 {
+        let o = res.recv_timeout(WAIT).unwrap();
+        assert_eq!(o.result.state, PathState::Up, "path {}", o.path_id);
+        assert!(seen.insert(o.path_id), "path {} reported twice", o.path_id);
+    }
+    // Nothing more until rescheduled.
+    assert!(res.recv_timeout(Duration::from_millis(300)).is_err());
+    stop(ctl, h);
+}
