@@ -11,6 +11,7 @@ pub mod pgpolicy;
 pub mod statefile;
 pub mod sysfs;
 pub mod udevdb;
+pub mod valid;
 pub mod vpd;
 pub mod wwids;
 
