@@ -8,6 +8,7 @@
 
 pub mod bindings;
 pub mod pgpolicy;
+pub mod prio;
 pub mod statefile;
 pub mod sysfs;
 pub mod udevdb;

@@ -117,10 +117,8 @@ pub fn parse_pg83(page: &[u8]) -> Result<String, VpdError> {
         }
         if invalid {
             err = VpdError::InvalidDesignator { offset: off, header: [d[0], d[1], d[2], d[3]] };
-        } else if let Some(p) = prio {
-            if best.is_none_or(|(bp, _)| p > bp) {
-                best = Some((p, off));
-            }
+        } else if let Some(p) = prio.filter(|&p| best.is_none_or(|(bp, _)| p > bp)) {
+            best = Some((p, off));
         }
         off = end;
     }
