@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use multipathd::discovery::sysfs::{self, default_uid_attribute, read_state, scan_paths};
+use multipathd::discovery::sysfs::{self, default_uid_attribute, multipath_holders, read_state, scan_paths};
 use multipathd::discovery::{filter_blacklisted, Bus, Hcil, PathInfo, ScanOptions, SysfsRoot, WwidSource};
 
 struct Disk<'a> {
@@ -161,6 +161,8 @@ fn scsi_debug_paths_with_udev_use_id_serial() {
     assert_eq!(b.size, 32768);
     assert_eq!(b.access_state.as_deref(), Some("active/optimized"));
     assert_eq!(b.preferred_path, Some(false));
+    assert_eq!(b.tpg, Some(1));
+    assert_eq!(r.paths[0].tpg, Some(2));
     assert_eq!(r.paths[0].hcil.to_string(), "1:0:0:0");
     assert_eq!(r.paths[0].access_state.as_deref(), Some("active/non-optimized"));
     assert_eq!(r.paths[0].udev.as_ref().unwrap().get("ID_WWN"), Some("0x33333330000007d0"));
@@ -322,4 +324,22 @@ fn blacklist_predicate_and_state_reads() {
     let udev = f.udev();
     let one = sysfs::path_info(&f.root(), "sdb", &ScanOptions { udev_data_dir: &udev, uid_attribute: &default_uid_attribute }).unwrap();
     assert_eq!(one.state, "offline");
+}
+
+#[test]
+fn multipath_holders_are_found_by_dm_uuid() {
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    assert_eq!(multipath_holders(&f.root(), "sdb"), Vec::<String>::new());
+    let dm0 = f.sys("devices/virtual/block/dm-0");
+    f.write(&dm0.join("dm/uuid"), b"mpath-333333330000007d0\n");
+    f.write(&dm0.join("dm/name"), b"mpatha\n");
+    let dm1 = f.sys("devices/virtual/block/dm-1");
+    f.write(&dm1.join("dm/uuid"), b"LVM-abcdef\n");
+    fs::create_dir_all(f.sys("block/sdb/holders")).unwrap();
+    symlink(&dm0, f.sys("block/sdb/holders/dm-0")).unwrap();
+    symlink(&dm1, f.sys("block/sdb/holders/dm-1")).unwrap();
+    assert_eq!(multipath_holders(&f.root(), "sdb"), vec!["mpatha".to_string()]);
+    assert_eq!(multipath_holders(&f.root(), "sda"), Vec::<String>::new());
+    assert_eq!(multipath_holders(&f.root(), ".."), Vec::<String>::new());
 }

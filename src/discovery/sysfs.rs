@@ -92,6 +92,8 @@ pub struct PathInfo {
     /// ALUA state from scsi_dh_alua (`active/optimized`, `standby`, ...).
     pub access_state: Option<String>,
     pub preferred_path: Option<bool>,
+    /// ALUA target port group id from `vpd_pg83` (for group_by_tpg).
+    pub tpg: Option<u16>,
     /// udev properties, `None` when udev has no record of the device.
     pub udev: Option<UdevProperties>,
 }
@@ -221,6 +223,7 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
         size,
         access_state: None,
         preferred_path: None,
+        tpg: None,
         udev: None,
     };
     match bus {
@@ -277,6 +280,7 @@ fn scsi_info(root: &SysfsRoot, device: &Path, p: &mut PathInfo) -> Result<(), St
         .ok()
         .and_then(|b| vpd::parse_pg80(&b).ok())
         .unwrap_or_default();
+    p.tpg = std::fs::read(device.join("vpd_pg83")).ok().and_then(|b| super::prio::tpg_from_vpd83(&b));
     p.access_state = read_opt(&device.join("access_state")).filter(|v| !v.is_empty());
     p.preferred_path = read_opt(&device.join("preferred_path")).and_then(|v| match v.as_str() {
         "1" => Some(true),
@@ -341,6 +345,24 @@ pub fn read_state(root: &SysfsRoot, dev: &str) -> Result<String, String> {
         return Err(format!("invalid device name {dev:?}"));
     }
     read_attr(&root.sys("block").join(dev).join("device").join("state"))
+}
+
+/// Names of the device-mapper multipath maps holding `dev` (from
+/// `sys/block/<dev>/holders/*/dm/uuid` starting with `mpath-`).
+pub fn multipath_holders(root: &SysfsRoot, dev: &str) -> Vec<String> {
+    if dev.is_empty() || dev.contains('/') || dev == "." || dev == ".." {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir(root.sys("block").join(dev).join("holders")) else {
+        return Vec::new();
+    };
+    let mut maps: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| read_opt(&e.path().join("dm/uuid")).is_some_and(|u| u.starts_with("mpath-")))
+        .filter_map(|e| read_opt(&e.path().join("dm/name")).or_else(|| e.file_name().into_string().ok()))
+        .collect();
+    maps.sort();
+    maps
 }
 
 #[cfg(test)]
