@@ -343,3 +343,51 @@ fn multipath_holders_are_found_by_dm_uuid() {
     assert_eq!(multipath_holders(&f.root(), "sda"), Vec::<String>::new());
     assert_eq!(multipath_holders(&f.root(), ".."), Vec::<String>::new());
 }
+
+#[test]
+fn getprio_reads_current_sysfs_state() {
+    use multipathd::discovery::prio::{getprio, Prio, PrioEnv};
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    let r = f.scan();
+    let sdb = r.paths.iter().find(|p| p.dev == "sdb").unwrap().clone();
+    let mut n = 0u32;
+    let mut rng = || {
+        n += 3;
+        n
+    };
+    let re = |re: &str, s: &str| Some(s.contains(re));
+    let dev_dir = f.dir.path().join("dev");
+    let root = f.root();
+    let mut env = PrioEnv { root: &root, dev_dir: &dev_dir, timeout_ms: 1000, rng: &mut rng, regex_search: &re };
+    assert_eq!(getprio(Prio::Const, "", &sdb, &mut env), Ok(1));
+    assert_eq!(getprio(Prio::Random, "", &sdb, &mut env), Ok(4));
+    assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env), Ok(50));
+    let devdir = f.sys("devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0");
+    fs::write(devdir.join("access_state"), "standby\n").unwrap();
+    fs::write(devdir.join("preferred_path"), "1\n").unwrap();
+    assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env), Ok(81));
+    fs::remove_file(devdir.join("access_state")).unwrap();
+    assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env), Err("sdb: no access_state in sysfs".to_string()));
+    assert_eq!(getprio(Prio::Weightedpath, "hbtl 1:0 5 0:0:0:0 9", &sdb, &mut env), Ok(9));
+    assert_eq!(getprio(Prio::Weightedpath, "wwn . 9", &sdb, &mut env), Ok(0));
+    let e = getprio(Prio::Alua, "", &sdb, &mut env).unwrap_err();
+    assert!(e.starts_with("sdb: alua: ") && e.ends_with("dev/sdb: No such file or directory (os error 2)"), "{e}");
+    assert!(getprio(Prio::PathLatency, "", &sdb, &mut env).is_err());
+}
+
+#[test]
+fn fc_wwn_for_weightedpath() {
+    use multipathd::discovery::prio::fc_wwn;
+    let f = FakeSys::new();
+    let h = Hcil { host: 3, channel: 0, target: 1, lun: 0 };
+    assert_eq!(fc_wwn(&f.root(), &h), None);
+    f.write(&f.sys("class/fc_host/host3/node_name"), b"0x2000001b32800001\n");
+    f.write(&f.sys("class/fc_host/host3/port_name"), b"0x2100001b32800001\n");
+    f.write(&f.sys("class/fc_transport/target3:0:1/node_name"), b"0x500a098000000001\n");
+    f.write(&f.sys("class/fc_transport/target3:0:1/port_name"), b"0x500a098100000001\n");
+    assert_eq!(
+        fc_wwn(&f.root(), &h).as_deref(),
+        Some("0x2000001b32800001:0x2100001b32800001:0x500a098000000001:0x500a098100000001")
+    );
+}

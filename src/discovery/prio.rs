@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::pgpolicy::PRIO_UNDEF;
+use super::sysfs::{Hcil, PathInfo, SysfsRoot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prio {
@@ -344,6 +345,70 @@ pub fn detect_prio(f: &DetectPrioFacts) -> Option<Prio> {
                 Some(Prio::Alua)
             }
         }
+    }
+}
+
+/// What [`getprio`] needs besides the path.
+pub struct PrioEnv<'a> {
+    pub root: &'a SysfsRoot,
+    /// Where device nodes live (`/dev`).
+    pub dev_dir: &'a Path,
+    pub timeout_ms: u32,
+    pub rng: &'a mut dyn FnMut() -> u32,
+    /// POSIX-ERE search, see [`weightedpath_prio`].
+    pub regex_search: &'a dyn Fn(&str, &str) -> Option<bool>,
+}
+
+/// `host_wwnn:host_wwpn:target_wwnn:target_wwpn` of an FC path, from the fc_host
+/// and fc_transport classes.
+pub fn fc_wwn(root: &SysfsRoot, h: &Hcil) -> Option<String> {
+    let read = |rel: String| {
+        std::fs::read_to_string(root.sys(&rel)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    };
+    let host = format!("class/fc_host/host{}", h.host);
+    let tgt = format!("class/fc_transport/target{}:{}:{}", h.host, h.channel, h.target);
+    Some(format!(
+        "{}:{}:{}:{}",
+        read(format!("{host}/node_name"))?,
+        read(format!("{host}/port_name"))?,
+        read(format!("{tgt}/node_name"))?,
+        read(format!("{tgt}/port_name"))?
+    ))
+}
+
+/// Run a prioritizer for a path. `Err` explains why there is no priority (the
+/// caller then uses [`PRIO_UNDEF`]). `path_latency` and `ana` need IO the daemon
+/// drives itself ([`path_latency_prio`] scores measured latencies).
+pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Result<i32, String> {
+    let excl = exclusive_pref_arg(args);
+    match prio {
+        Prio::Const => Ok(CONST_PRIO),
+        Prio::Random => Ok(random_prio(env.rng)),
+        Prio::Sysfs => {
+            // Read afresh: the ALUA state changes after discovery.
+            let device = env.root.sys("block").join(&p.dev).join("device");
+            let read = |a: &str| std::fs::read_to_string(device.join(a)).ok().map(|s| s.trim().to_string());
+            let state = read("access_state").filter(|s| !s.is_empty());
+            let Some(state) = state else {
+                return Err(format!("{}: no access_state in sysfs", p.dev));
+            };
+            Ok(sysfs_prio(Some(&state), read("preferred_path").as_deref() == Some("1"), excl))
+        }
+        Prio::Alua => {
+            let vpd = std::fs::read(env.root.sys("block").join(&p.dev).join("device/vpd_pg83")).ok();
+            alua_getprio(&env.dev_dir.join(&p.dev), vpd.as_deref(), excl, env.timeout_ms)
+                .map_err(|e| format!("{}: alua: {e}", p.dev))
+        }
+        Prio::Weightedpath => {
+            let subject = WeightedSubject {
+                hbtl: p.hcil.to_string(),
+                dev: &p.dev,
+                serial: &p.serial,
+                wwn: fc_wwn(env.root, &p.hcil),
+            };
+            Ok(weightedpath_prio(args, &subject, env.regex_search))
+        }
+        Prio::PathLatency | Prio::Ana => Err(format!("{}: prioritizer {} is driven by the daemon's IO", p.dev, prio.name())),
     }
 }
 
