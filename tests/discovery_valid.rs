@@ -78,3 +78,50 @@ fn daemon_coalescing() {
         ]
     );
 }
+
+#[test]
+fn candidate_maps_group_by_wwid() {
+    use multipathd::discovery::valid::candidate_maps;
+    use multipathd::discovery::{Bus, Hcil, PathInfo};
+    let path = |dev: &str, wwid: Option<&str>| PathInfo {
+        dev: dev.into(),
+        devt: (8, 0),
+        bus: Bus::Scsi,
+        hcil: Hcil { host: 0, channel: 0, target: 0, lun: 0 },
+        vendor: "Linux".into(),
+        product: "scsi_debug".into(),
+        rev: "0191".into(),
+        serial: String::new(),
+        wwid: wwid.map(String::from),
+        wwid_source: None,
+        wwid_error: None,
+        protocol: "scsi:unspec".into(),
+        tgt_node_name: String::new(),
+        state: "running".into(),
+        size: 32768,
+        access_state: None,
+        preferred_path: None,
+        tpg: None,
+        udev: None,
+    };
+    let paths = vec![
+        path("sda", Some("W1")),
+        path("sdb", Some("W2")),
+        path("sdc", Some("W1")),
+        path("sdd", None),
+        path("sde", Some("W3")),
+    ];
+    let known = |w: &str| w == "W3";
+    let none = |_: &str| false;
+    assert_eq!(
+        (candidate_maps(&paths, On, &known, &none)),
+        vec![("W1".to_string(), vec![0, 2]), ("W3".to_string(), vec![4])]
+    );
+    assert_eq!((candidate_maps(&paths, Strict, &known, &none)), vec![("W3".to_string(), vec![4])]);
+    assert_eq!((candidate_maps(&paths, Greedy, &none, &none)).len(), 3);
+    let mapped = |w: &str| w == "W2";
+    assert_eq!(
+        (candidate_maps(&paths, Smart, &none, &mapped)),
+        vec![("W1".to_string(), vec![0, 2]), ("W2".to_string(), vec![1])]
+    );
+}

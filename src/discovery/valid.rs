@@ -124,3 +124,24 @@ pub fn should_multipath(
         }
     }
 }
+
+/// Group paths by WWID (first-appearance order, paths without WWID left out) and
+/// keep the WWIDs that [`should_multipath`] accepts. Returns (wwid, indexes into
+/// `paths`).
+pub fn candidate_maps(
+    paths: &[super::PathInfo],
+    mode: FindMultipaths,
+    in_wwids_file: &dyn Fn(&str) -> bool,
+    map_exists: &dyn Fn(&str) -> bool,
+) -> Vec<(String, Vec<usize>)> {
+    let mut by_wwid: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let Some(w) = p.wwid.as_deref().filter(|w| !w.is_empty()) else { continue };
+        match by_wwid.iter_mut().find(|(k, _)| k == w) {
+            Some((_, v)) => v.push(i),
+            None => by_wwid.push((w.to_string(), vec![i])),
+        }
+    }
+    by_wwid.retain(|(w, idx)| should_multipath(mode, in_wwids_file(w), map_exists(w), idx.len() - 1));
+    by_wwid
+}
