@@ -391,3 +391,25 @@ fn fc_wwn_for_weightedpath() {
         Some("0x2000001b32800001:0x2100001b32800001:0x500a098000000001:0x500a098100000001")
     );
 }
+
+#[test]
+fn device_in_use_by_holders_mounts_and_swap() {
+    use multipathd::discovery::sysfs::device_in_use;
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    let mountinfo = "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n\
+                     40 22 8:1 / /data rw - xfs /dev/sda1 rw,attr2\n";
+    let swaps = "Filename\tType\tSize\tUsed\tPriority\n/dev/sdb2 partition 1020 0 -2\n";
+    assert!(!device_in_use(&f.root(), "sda", mountinfo, swaps));
+    f.write(&f.sys("block/sda/sda1/partition"), b"1\n");
+    assert!(device_in_use(&f.root(), "sda", mountinfo, swaps));
+    assert!(!device_in_use(&f.root(), "sda", "", swaps));
+    f.write(&f.sys("block/sdb/sdb2/partition"), b"2\n");
+    assert!(device_in_use(&f.root(), "sdb", "", swaps));
+    assert!(!device_in_use(&f.root(), "sdb", "", ""));
+    fs::create_dir_all(f.sys("block/sdb/sdb2/holders/dm-3")).unwrap();
+    assert!(device_in_use(&f.root(), "sdb", "", ""));
+    fs::create_dir_all(f.sys("block/sda/holders")).unwrap();
+    assert!(!device_in_use(&f.root(), "sda", "", ""));
+    assert!(!device_in_use(&f.root(), "../sda", mountinfo, swaps));
+}

@@ -365,6 +365,37 @@ pub fn multipath_holders(root: &SysfsRoot, dev: &str) -> Vec<String> {
     maps
 }
 
+/// Whether a disk or one of its partitions is in use: held by another block
+/// device (LVM, md...), mounted (`mountinfo` = text of /proc/self/mountinfo) or
+/// used as swap (`swaps` = text of /proc/swaps). Used by find_multipaths
+/// greedy/smart to leave busy disks alone.
+pub fn device_in_use(root: &SysfsRoot, dev: &str, mountinfo: &str, swaps: &str) -> bool {
+    if dev.is_empty() || dev.contains('/') || dev == "." || dev == ".." {
+        return false;
+    }
+    let disk = root.sys("block").join(dev);
+    let mut parts = vec![(dev.to_string(), disk.clone())];
+    if let Ok(entries) = std::fs::read_dir(&disk) {
+        for e in entries.filter_map(Result::ok).filter(|e| e.path().join("partition").exists()) {
+            if let Ok(name) = e.file_name().into_string() {
+                parts.push((name, e.path()));
+            }
+        }
+    }
+    let has_holders = |dir: &Path| std::fs::read_dir(dir.join("holders")).is_ok_and(|mut d| d.next().is_some());
+    // mountinfo: the mount source is the first field after the " - " separator
+    // and the filesystem type.
+    let mounted: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split_once(" - ")?.1.split_whitespace().nth(1))
+        .collect();
+    let swapped: Vec<&str> = swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    parts.iter().any(|(name, dir)| {
+        let node = format!("/dev/{name}");
+        has_holders(dir) || mounted.contains(&node.as_str()) || swapped.contains(&node.as_str())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
