@@ -196,6 +196,10 @@ fn empty_uid_attribute_means_sysfs_even_with_udev_data() {
     let r = scan_paths(&f.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &wwn });
     assert_eq!(r.paths[0].wwid.as_deref(), Some("0x33333330000007d0"));
     assert_eq!(r.paths[0].wwid_source, Some(WwidSource::Udev("ID_WWN".into())));
+    let long = "x".repeat(200);
+    f.add_udev((8, 0), &[("ID_WWN", &long)]);
+    let r = scan_paths(&f.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &wwn });
+    assert_eq!(r.paths[0].wwid.as_deref(), Some(&long[..127]));
 }
 
 #[test]

@@ -237,7 +237,12 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
         .flatten()
         .filter(|v| !v.is_empty());
     if let Some(w) = from_udev {
-        p.wwid = Some(w.to_string());
+        // multipath-tools keeps at most WWID_MAX_LEN bytes of a WWID.
+        let mut w = w.to_string();
+        while w.len() > vpd::WWID_MAX_LEN {
+            w.pop();
+        }
+        p.wwid = Some(w);
         p.wwid_source = Some(WwidSource::Udev(attr));
     } else {
         let fallback = match bus {
