@@ -195,3 +195,16 @@ fn detect_prio_rules() {
     assert_eq!(detect_prio(&nvme), Some(Prio::Ana));
     assert_eq!(detect_prio(&DetectPrioFacts { nvme_ana: false, ..nvme }), None);
 }
+
+#[test]
+fn rdac_page_and_device_probes_fail_cleanly_without_scsi() {
+    assert!(is_rdac_page(&[0, 0xc9, 0, 0x28, b'v', b'a', b'c', b'1']));
+    assert!(!is_rdac_page(&[0, 0xc9, 0, 0x28, b'v', b'a', b'c', b'2']));
+    assert!(!is_rdac_page(&[0, 0x83, 0, 0x28, b'v', b'a', b'c', b'1']));
+    assert!(!is_rdac_page(&[0, 0xc9, 0, 0x28, b'v']));
+    let f = tempfile::NamedTempFile::new().unwrap();
+    let e = read_tpgs(f.path(), 1000).unwrap_err();
+    assert!(e.contains("SG_IO opcode 0x12"), "{e}");
+    let e = read_is_rdac(f.path(), 1000).unwrap_err();
+    assert!(e.contains("SG_IO opcode 0x12"), "{e}");
+}

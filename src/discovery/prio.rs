@@ -216,6 +216,27 @@ pub fn alua_getprio(devnode: &Path, vpd83: Option<&[u8]>, exclusive_pref: bool, 
     Ok(alua_prio(rtpg_lookup(&resp[..n], tpg)?, exclusive_pref))
 }
 
+/// TPGS bits of a SCSI device, by standard INQUIRY (for detect_prio).
+pub fn read_tpgs(devnode: &Path, timeout_ms: u32) -> Result<Tpgs, String> {
+    let dev = sgio::Device::open(devnode)?;
+    let mut inq = [0u8; 96];
+    let n = dev.inquiry(None, &mut inq, timeout_ms)?;
+    inquiry_tpgs(&inq[..n]).ok_or_else(|| format!("{}: short INQUIRY data ({n} bytes)", devnode.display()))
+}
+
+/// Whether VPD page 0xC9 identifies an RDAC controller (`vac1` at byte 4).
+pub fn is_rdac_page(page: &[u8]) -> bool {
+    page.len() >= 8 && page[1] == 0xc9 && &page[4..8] == b"vac1"
+}
+
+/// Ask the device for VPD page 0xC9 and check for RDAC (for detect_prio).
+pub fn read_is_rdac(devnode: &Path, timeout_ms: u32) -> Result<bool, String> {
+    let dev = sgio::Device::open(devnode)?;
+    let mut page = [0u8; 44];
+    let n = dev.inquiry(Some(0xc9), &mut page, timeout_ms)?;
+    Ok(is_rdac_page(&page[..n]))
+}
+
 /// What a path offers to `weightedpath`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeightedSubject<'a> {
