@@ -145,3 +145,20 @@ fn wwids_parse_is_lenient_and_reports() {
     assert_eq!(w.wwids, vec!["abc", "def"]);
     assert_eq!(w.invalid, vec!["invalid line 4 in wwids file: \"noslash\"", "invalid line 5 in wwids file: \"//\""]);
 }
+
+#[test]
+fn failed_wwids_marks() {
+    use multipathd::discovery::wwids::FailedWwids;
+    let d = tempfile::tempdir().unwrap();
+    let f = FailedWwids::new(d.path().join("multipath/failed_wwids"));
+    assert!(!f.is_failed("360000").unwrap());
+    assert!(f.mark("360000").unwrap());
+    assert!(!f.mark("360000").unwrap());
+    assert!(f.is_failed("360000").unwrap());
+    assert!(d.path().join("multipath/failed_wwids/360000").exists());
+    assert!(f.unmark("360000").unwrap());
+    assert!(!f.unmark("360000").unwrap());
+    assert!(!f.is_failed("360000").unwrap());
+    assert!(f.mark("../etc").is_err());
+    assert!(f.is_failed("..").is_err());
+}

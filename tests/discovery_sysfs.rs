@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use multipathd::discovery::sysfs::{self, default_uid_attribute, read_state, scan_paths};
+use multipathd::discovery::sysfs::{self, default_uid_attribute, multipath_holders, read_state, scan_paths};
 use multipathd::discovery::{filter_blacklisted, Bus, Hcil, PathInfo, ScanOptions, SysfsRoot, WwidSource};
 
 struct Disk<'a> {
@@ -161,6 +161,8 @@ fn scsi_debug_paths_with_udev_use_id_serial() {
     assert_eq!(b.size, 32768);
     assert_eq!(b.access_state.as_deref(), Some("active/optimized"));
     assert_eq!(b.preferred_path, Some(false));
+    assert_eq!(b.tpg, Some(1));
+    assert_eq!(r.paths[0].tpg, Some(2));
     assert_eq!(r.paths[0].hcil.to_string(), "1:0:0:0");
     assert_eq!(r.paths[0].access_state.as_deref(), Some("active/non-optimized"));
     assert_eq!(r.paths[0].udev.as_ref().unwrap().get("ID_WWN"), Some("0x33333330000007d0"));
@@ -194,6 +196,10 @@ fn empty_uid_attribute_means_sysfs_even_with_udev_data() {
     let r = scan_paths(&f.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &wwn });
     assert_eq!(r.paths[0].wwid.as_deref(), Some("0x33333330000007d0"));
     assert_eq!(r.paths[0].wwid_source, Some(WwidSource::Udev("ID_WWN".into())));
+    let long = "x".repeat(200);
+    f.add_udev((8, 0), &[("ID_WWN", &long)]);
+    let r = scan_paths(&f.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &wwn });
+    assert_eq!(r.paths[0].wwid.as_deref(), Some(&long[..127]));
 }
 
 #[test]
@@ -322,4 +328,92 @@ fn blacklist_predicate_and_state_reads() {
     let udev = f.udev();
     let one = sysfs::path_info(&f.root(), "sdb", &ScanOptions { udev_data_dir: &udev, uid_attribute: &default_uid_attribute }).unwrap();
     assert_eq!(one.state, "offline");
+}
+
+#[test]
+fn multipath_holders_are_found_by_dm_uuid() {
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    assert_eq!(multipath_holders(&f.root(), "sdb"), Vec::<String>::new());
+    let dm0 = f.sys("devices/virtual/block/dm-0");
+    f.write(&dm0.join("dm/uuid"), b"mpath-333333330000007d0\n");
+    f.write(&dm0.join("dm/name"), b"mpatha\n");
+    let dm1 = f.sys("devices/virtual/block/dm-1");
+    f.write(&dm1.join("dm/uuid"), b"LVM-abcdef\n");
+    fs::create_dir_all(f.sys("block/sdb/holders")).unwrap();
+    symlink(&dm0, f.sys("block/sdb/holders/dm-0")).unwrap();
+    symlink(&dm1, f.sys("block/sdb/holders/dm-1")).unwrap();
+    assert_eq!(multipath_holders(&f.root(), "sdb"), vec!["mpatha".to_string()]);
+    assert_eq!(multipath_holders(&f.root(), "sda"), Vec::<String>::new());
+    assert_eq!(multipath_holders(&f.root(), ".."), Vec::<String>::new());
+}
+
+#[test]
+fn getprio_reads_current_sysfs_state() {
+    use multipathd::discovery::prio::{getprio, Prio, PrioEnv};
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    let r = f.scan();
+    let sdb = r.paths.iter().find(|p| p.dev == "sdb").unwrap().clone();
+    let mut n = 0u32;
+    let mut rng = || {
+        n += 3;
+        n
+    };
+    let re = |re: &str, s: &str| Some(s.contains(re));
+    let dev_dir = f.dir.path().join("dev");
+    let root = f.root();
+    let mut env = PrioEnv { root: &root, dev_dir: &dev_dir, timeout_ms: 1000, rng: &mut rng, regex_search: &re };
+    assert_eq!(getprio(Prio::Const, "", &sdb, &mut env), Ok(1));
+    assert_eq!(getprio(Prio::Random, "", &sdb, &mut env), Ok(4));
+    assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env), Ok(50));
+    let devdir = f.sys("devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0");
+    fs::write(devdir.join("access_state"), "standby\n").unwrap();
+    fs::write(devdir.join("preferred_path"), "1\n").unwrap();
+    assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env), Ok(81));
+    fs::remove_file(devdir.join("access_state")).unwrap();
+    assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env), Err("sdb: no access_state in sysfs".to_string()));
+    assert_eq!(getprio(Prio::Weightedpath, "hbtl 1:0 5 0:0:0:0 9", &sdb, &mut env), Ok(9));
+    assert_eq!(getprio(Prio::Weightedpath, "wwn . 9", &sdb, &mut env), Ok(0));
+    let e = getprio(Prio::Alua, "", &sdb, &mut env).unwrap_err();
+    assert!(e.starts_with("sdb: alua: ") && e.ends_with("dev/sdb: No such file or directory (os error 2)"), "{e}");
+    assert!(getprio(Prio::PathLatency, "", &sdb, &mut env).is_err());
+}
+
+#[test]
+fn fc_wwn_for_weightedpath() {
+    use multipathd::discovery::prio::fc_wwn;
+    let f = FakeSys::new();
+    let h = Hcil { host: 3, channel: 0, target: 1, lun: 0 };
+    assert_eq!(fc_wwn(&f.root(), &h), None);
+    f.write(&f.sys("class/fc_host/host3/node_name"), b"0x2000001b32800001\n");
+    f.write(&f.sys("class/fc_host/host3/port_name"), b"0x2100001b32800001\n");
+    f.write(&f.sys("class/fc_transport/target3:0:1/node_name"), b"0x500a098000000001\n");
+    f.write(&f.sys("class/fc_transport/target3:0:1/port_name"), b"0x500a098100000001\n");
+    assert_eq!(
+        fc_wwn(&f.root(), &h).as_deref(),
+        Some("0x2000001b32800001:0x2100001b32800001:0x500a098000000001:0x500a098100000001")
+    );
+}
+
+#[test]
+fn device_in_use_by_holders_mounts_and_swap() {
+    use multipathd::discovery::sysfs::device_in_use;
+    let f = FakeSys::new();
+    two_scsi_debug_paths(&f);
+    let mountinfo = "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n\
+                     40 22 8:1 / /data rw - xfs /dev/sda1 rw,attr2\n";
+    let swaps = "Filename\tType\tSize\tUsed\tPriority\n/dev/sdb2 partition 1020 0 -2\n";
+    assert!(!device_in_use(&f.root(), "sda", mountinfo, swaps));
+    f.write(&f.sys("block/sda/sda1/partition"), b"1\n");
+    assert!(device_in_use(&f.root(), "sda", mountinfo, swaps));
+    assert!(!device_in_use(&f.root(), "sda", "", swaps));
+    f.write(&f.sys("block/sdb/sdb2/partition"), b"2\n");
+    assert!(device_in_use(&f.root(), "sdb", "", swaps));
+    assert!(!device_in_use(&f.root(), "sdb", "", ""));
+    fs::create_dir_all(f.sys("block/sdb/sdb2/holders/dm-3")).unwrap();
+    assert!(device_in_use(&f.root(), "sdb", "", ""));
+    fs::create_dir_all(f.sys("block/sda/holders")).unwrap();
+    assert!(!device_in_use(&f.root(), "sda", "", ""));
+    assert!(!device_in_use(&f.root(), "../sda", mountinfo, swaps));
 }

@@ -156,15 +156,16 @@ impl Bindings {
         prefix: &str,
         current: Option<&str>,
         taken: &dyn Fn(&str) -> bool,
-    ) -> Option<(String, AliasOrigin)> {
+    ) -> Resolved {
         if let Some(a) = self.alias_for_wwid(wwid) {
             return Some((a.to_string(), AliasOrigin::Existing));
         }
-        if let Some(cur) = current.filter(|c| scan_alias_id(c, prefix).is_some() && !c.contains([' ', '\t'])) {
-            if self.wwid_for_alias(cur).is_none() {
-                self.entries.push(Binding { alias: cur.to_string(), wwid: wwid.to_string() });
-                return Some((cur.to_string(), AliasOrigin::AdoptedCurrentName));
-            }
+        let adoptable = |c: &&str| {
+            scan_alias_id(c, prefix).is_some() && !c.contains([' ', '\t']) && self.wwid_for_alias(c).is_none()
+        };
+        if let Some(cur) = current.filter(adoptable) {
+            self.entries.push(Binding { alias: cur.to_string(), wwid: wwid.to_string() });
+            return Some((cur.to_string(), AliasOrigin::AdoptedCurrentName));
         }
         let alias = format!("{prefix}{}", format_alias_id(self.free_id(prefix, taken)?)?);
         self.entries.push(Binding { alias: alias.clone(), wwid: wwid.to_string() });
@@ -179,6 +180,10 @@ impl Bindings {
         s
     }
 }
+
+/// Result of [`Bindings::resolve`]: the alias and how it was found, `None` when
+/// no id is free.
+pub type Resolved = Option<(String, AliasOrigin)>;
 
 /// The bindings file at a configurable path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +217,7 @@ impl BindingsFile {
         prefix: &str,
         current: Option<&str>,
         taken: &dyn Fn(&str) -> bool,
-    ) -> io::Result<(Option<(String, AliasOrigin)>, Vec<String>)> {
+    ) -> io::Result<(Resolved, Vec<String>)> {
         if wwid.is_empty() || wwid.contains([' ', '\t', '\n', '\r', '#']) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("WWID {wwid:?} cannot be stored in the bindings file")));
         }

@@ -8,9 +8,11 @@
 
 pub mod bindings;
 pub mod pgpolicy;
+pub mod prio;
 pub mod statefile;
 pub mod sysfs;
 pub mod udevdb;
+pub mod valid;
 pub mod vpd;
 pub mod wwids;
 

@@ -92,6 +92,8 @@ pub struct PathInfo {
     /// ALUA state from scsi_dh_alua (`active/optimized`, `standby`, ...).
     pub access_state: Option<String>,
     pub preferred_path: Option<bool>,
+    /// ALUA target port group id from `vpd_pg83` (for group_by_tpg).
+    pub tpg: Option<u16>,
     /// udev properties, `None` when udev has no record of the device.
     pub udev: Option<UdevProperties>,
 }
@@ -221,6 +223,7 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
         size,
         access_state: None,
         preferred_path: None,
+        tpg: None,
         udev: None,
     };
     match bus {
@@ -234,7 +237,12 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
         .flatten()
         .filter(|v| !v.is_empty());
     if let Some(w) = from_udev {
-        p.wwid = Some(w.to_string());
+        // multipath-tools keeps at most WWID_MAX_LEN bytes of a WWID.
+        let mut w = w.to_string();
+        while w.len() > vpd::WWID_MAX_LEN {
+            w.pop();
+        }
+        p.wwid = Some(w);
         p.wwid_source = Some(WwidSource::Udev(attr));
     } else {
         let fallback = match bus {
@@ -277,6 +285,7 @@ fn scsi_info(root: &SysfsRoot, device: &Path, p: &mut PathInfo) -> Result<(), St
         .ok()
         .and_then(|b| vpd::parse_pg80(&b).ok())
         .unwrap_or_default();
+    p.tpg = std::fs::read(device.join("vpd_pg83")).ok().and_then(|b| super::prio::tpg_from_vpd83(&b));
     p.access_state = read_opt(&device.join("access_state")).filter(|v| !v.is_empty());
     p.preferred_path = read_opt(&device.join("preferred_path")).and_then(|v| match v.as_str() {
         "1" => Some(true),
@@ -341,6 +350,55 @@ pub fn read_state(root: &SysfsRoot, dev: &str) -> Result<String, String> {
         return Err(format!("invalid device name {dev:?}"));
     }
     read_attr(&root.sys("block").join(dev).join("device").join("state"))
+}
+
+/// Names of the device-mapper multipath maps holding `dev` (from
+/// `sys/block/<dev>/holders/*/dm/uuid` starting with `mpath-`).
+pub fn multipath_holders(root: &SysfsRoot, dev: &str) -> Vec<String> {
+    if dev.is_empty() || dev.contains('/') || dev == "." || dev == ".." {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir(root.sys("block").join(dev).join("holders")) else {
+        return Vec::new();
+    };
+    let mut maps: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| read_opt(&e.path().join("dm/uuid")).is_some_and(|u| u.starts_with("mpath-")))
+        .filter_map(|e| read_opt(&e.path().join("dm/name")).or_else(|| e.file_name().into_string().ok()))
+        .collect();
+    maps.sort();
+    maps
+}
+
+/// Whether a disk or one of its partitions is in use: held by another block
+/// device (LVM, md...), mounted (`mountinfo` = text of /proc/self/mountinfo) or
+/// used as swap (`swaps` = text of /proc/swaps). Used by find_multipaths
+/// greedy/smart to leave busy disks alone.
+pub fn device_in_use(root: &SysfsRoot, dev: &str, mountinfo: &str, swaps: &str) -> bool {
+    if dev.is_empty() || dev.contains('/') || dev == "." || dev == ".." {
+        return false;
+    }
+    let disk = root.sys("block").join(dev);
+    let mut parts = vec![(dev.to_string(), disk.clone())];
+    if let Ok(entries) = std::fs::read_dir(&disk) {
+        for e in entries.filter_map(Result::ok).filter(|e| e.path().join("partition").exists()) {
+            if let Ok(name) = e.file_name().into_string() {
+                parts.push((name, e.path()));
+            }
+        }
+    }
+    let has_holders = |dir: &Path| std::fs::read_dir(dir.join("holders")).is_ok_and(|mut d| d.next().is_some());
+    // mountinfo: the mount source is the first field after the " - " separator
+    // and the filesystem type.
+    let mounted: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split_once(" - ")?.1.split_whitespace().nth(1))
+        .collect();
+    let swapped: Vec<&str> = swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    parts.iter().any(|(name, dir)| {
+        let node = format!("/dev/{name}");
+        has_holders(dir) || mounted.contains(&node.as_str()) || swapped.contains(&node.as_str())
+    })
 }
 
 #[cfg(test)]

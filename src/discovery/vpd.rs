@@ -117,10 +117,8 @@ pub fn parse_pg83(page: &[u8]) -> Result<String, VpdError> {
         }
         if invalid {
             err = VpdError::InvalidDesignator { offset: off, header: [d[0], d[1], d[2], d[3]] };
-        } else if let Some(p) = prio {
-            if best.is_none_or(|(bp, _)| p > bp) {
-                best = Some((p, off));
-            }
+        } else if let Some(p) = prio.filter(|&p| best.is_none_or(|(bp, _)| p > bp)) {
+            best = Some((p, off));
         }
         off = end;
     }
@@ -328,6 +326,88 @@ mod tests {
         p.extend_from_slice(b"  2000 AB ");
         assert_eq!(parse_pg80(&p).unwrap(), "2000 AB");
         assert_eq!(parse_pg80(&[0, 0x80, 0, 2, b' ', b' ']), Err(VpdError::NoData));
+    }
+
+    // Vectors built like multipath-tools' tests/vpd.c: one designator made from
+    // TEST_ID, vendor "Linux" padded to 8 bytes for T10 ids.
+    const TEST_ID: &str = "A123456789AbcDefB123456789AbcDefC123456789AbcDefD123456789AbcDef";
+
+    fn hex_bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn upstream_t10_vectors() {
+        let mut input = TEST_ID.as_bytes().to_vec();
+        for i in [15, 17, 18] {
+            input[i] = b' ';
+        }
+        let t10 = |n: usize| {
+            let mut id = b"Linux   ".to_vec();
+            id.extend_from_slice(&input[..n - 8]);
+            parse_pg83(&page(&[desc(2, 0x01, &id)])).unwrap()
+        };
+        assert_eq!(t10(40), "1Linux_A123456789AbcDe_B_3456789AbcDef");
+        assert_eq!(t10(28), "1Linux_A123456789AbcDe_B_3");
+        assert_eq!(t10(27), "1Linux_A123456789AbcDe_B");
+        assert_eq!(t10(26), "1Linux_A123456789AbcDe_B");
+        assert_eq!(t10(24), "1Linux_A123456789AbcDe");
+        assert_eq!(t10(10), "1Linux_A1");
+    }
+
+    #[test]
+    fn upstream_naa_eui_vectors() {
+        let naa = |n: u8| {
+            let len = if n == 6 { 15 } else { 7 };
+            let mut id = vec![(n << 4) | 0xa];
+            id.extend(hex_bytes(&TEST_ID[1..1 + 2 * len]));
+            parse_pg83(&page(&[desc(1, 0x03, &id)])).unwrap()
+        };
+        assert_eq!(naa(6), "36a123456789abcdefb123456789abcde");
+        assert_eq!(naa(5), "35a123456789abcde");
+        assert_eq!(naa(3), "33a123456789abcde");
+        assert_eq!(naa(2), "32a123456789abcde");
+        let eui = |n: usize| parse_pg83(&page(&[desc(1, 0x02, &hex_bytes(&TEST_ID[..2 * n]))])).unwrap();
+        assert_eq!(eui(8), "2a123456789abcdef");
+        assert_eq!(eui(12), "2a123456789abcdefb1234567");
+        assert_eq!(eui(16), "2a123456789abcdefb123456789abcdef");
+    }
+
+    #[test]
+    fn upstream_scsi_name_vectors() {
+        // maxlen bytes, the last one the NUL of snprintf, zero-padded to a
+        // multiple of 4.
+        let name = |prefix: &str, maxlen: usize| {
+            let mut id = format!("{prefix}{TEST_ID}").into_bytes();
+            id.truncate(maxlen - 1);
+            id.resize(maxlen, 0);
+            parse_pg83(&page(&[desc(3, 0x08, &id)])).unwrap()
+        };
+        assert_eq!(name("eui.", 20), "2a123456789abcde");
+        assert_eq!(name("naa.", 20), "3a123456789abcde");
+        assert_eq!(name("iqn.", 20), "8A123456789AbcDe");
+        assert_eq!(name("iqn.", 12), "8A123456");
+        assert_eq!(name("eui.", 68), format!("2{}", &TEST_ID[..63].to_lowercase()));
+    }
+
+    #[test]
+    fn upstream_pg80_vectors() {
+        // Right-aligned in `size` bytes: `len` characters of TEST_ID whose
+        // characters from position 20 on are spaces.
+        let pg80 = |size: usize, len: usize| {
+            let mut input = TEST_ID.as_bytes()[..len].to_vec();
+            for b in input.iter_mut().skip(20) {
+                *b = b' ';
+            }
+            let mut p = vec![0, 0x80, 0, size as u8];
+            p.extend(std::iter::repeat_n(b' ', size - len));
+            p.extend(input);
+            parse_pg80(&p).unwrap()
+        };
+        for (size, len) in [(20, 20), (24, 24), (24, 20), (30, 24)] {
+            assert_eq!(pg80(size, len), &TEST_ID[..20], "{size}/{len}");
+        }
+        assert_eq!(pg80(20, 16), &TEST_ID[..16]);
     }
 
     proptest::proptest! {

@@ -1,6 +1,7 @@
 //! The wwids file (`/etc/multipath/wwids`): WWIDs that have been multipathed
 //! before, one `/WWID/` per line after a `#` comment header. `find_multipaths`
 //! strict/on/smart consult it; multipath-tools reads and writes the same format.
+//! Also the failed-WWID marks in /dev/shm (see [`FailedWwids`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -129,5 +130,58 @@ impl WwidsFile {
             }
         }
         statefile::write_atomic(&self.path, w.to_text().as_bytes())
+    }
+}
+
+pub const DEFAULT_FAILED_WWIDS_DIR: &str = "/dev/shm/multipath/failed_wwids";
+
+/// WWIDs multipath failed to set up, one empty file per WWID in a tmpfs
+/// directory shared with multipath-tools (`multipath -u` treats them as not
+/// valid until the mark is removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedWwids {
+    pub dir: PathBuf,
+}
+
+impl FailedWwids {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FailedWwids { dir: dir.into() }
+    }
+
+    fn file(&self, wwid: &str) -> io::Result<PathBuf> {
+        check_wwid(wwid)?;
+        if wwid == "." || wwid == ".." {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("WWID {wwid:?} cannot be a file name")));
+        }
+        Ok(self.dir.join(wwid))
+    }
+
+    pub fn is_failed(&self, wwid: &str) -> io::Result<bool> {
+        match std::fs::symlink_metadata(self.file(wwid)?) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Mark a WWID failed; `Ok(false)` if it already was.
+    pub fn mark(&self, wwid: &str) -> io::Result<bool> {
+        let f = self.file(wwid)?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", self.dir.display())))?;
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&f) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(io::Error::new(e.kind(), format!("creating {}: {e}", f.display()))),
+        }
+    }
+
+    /// Remove the mark; `Ok(false)` if there was none.
+    pub fn unmark(&self, wwid: &str) -> io::Result<bool> {
+        match std::fs::remove_file(self.file(wwid)?) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

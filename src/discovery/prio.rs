@@ -1,0 +1,555 @@
+//! Prioritizers: a number per path, higher = preferred; path groups are ordered
+//! by it. The decoders and formulas here are pure; the only device access is the
+//! thin SG_IO layer used by [`alua_getprio`].
+//!
+//! ALUA numbers (shared by `alua` and `sysfs`): active/optimized 50,
+//! active/non-optimized 10, lba-dependent 5, standby 1, anything else 0; a
+//! preferred port adds 80 unless it is already optimized (always with the
+//! `exclusive_pref_bit` argument).
+
+use std::fmt;
+use std::path::Path;
+
+use super::pgpolicy::PRIO_UNDEF;
+use super::sysfs::{Hcil, PathInfo, SysfsRoot};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prio {
+    Const,
+    Random,
+    Sysfs,
+    Alua,
+    Ana,
+    Weightedpath,
+    PathLatency,
+}
+
+impl Prio {
+    pub fn name(self) -> &'static str {
+        match self {
+            Prio::Const => "const",
+            Prio::Random => "random",
+            Prio::Sysfs => "sysfs",
+            Prio::Alua => "alua",
+            Prio::Ana => "ana",
+            Prio::Weightedpath => "weightedpath",
+            Prio::PathLatency => "path_latency",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Prio> {
+        [Prio::Const, Prio::Random, Prio::Sysfs, Prio::Alua, Prio::Ana, Prio::Weightedpath, Prio::PathLatency]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
+}
+
+/// `const`: every path the same.
+pub const CONST_PRIO: i32 = 1;
+
+/// `random`: 1..=10 from the caller's random source.
+pub fn random_prio(rng: &mut dyn FnMut() -> u32) -> i32 {
+    1 + (rng() % 10) as i32
+}
+
+// Asymmetric access states (SPC-4 REPORT TARGET PORT GROUPS).
+pub const AAS_OPTIMIZED: u8 = 0x0;
+pub const AAS_NON_OPTIMIZED: u8 = 0x1;
+pub const AAS_STANDBY: u8 = 0x2;
+pub const AAS_UNAVAILABLE: u8 = 0x3;
+pub const AAS_LBA_DEPENDENT: u8 = 0x4;
+pub const AAS_OFFLINE: u8 = 0xe;
+pub const AAS_TRANSITIONING: u8 = 0xf;
+
+fn aas_value(aas: u8) -> i32 {
+    match aas {
+        AAS_OPTIMIZED => 50,
+        AAS_NON_OPTIMIZED => 10,
+        AAS_LBA_DEPENDENT => 5,
+        AAS_STANDBY => 1,
+        _ => 0,
+    }
+}
+
+/// Priority from the first byte of an RTPG descriptor (preferred bit 0x80, AAS in
+/// the low nibble).
+pub fn alua_prio(pref_and_aas: u8, exclusive_pref: bool) -> i32 {
+    let aas = pref_and_aas & 0x0f;
+    let pref = pref_and_aas & 0x80 != 0;
+    let base = aas_value(aas);
+    if pref && (aas != AAS_OPTIMIZED || exclusive_pref) { base + 80 } else { base }
+}
+
+/// Whether prio_args contain the `exclusive_pref_bit` word.
+pub fn exclusive_pref_arg(args: &str) -> bool {
+    args.split([' ', '\t']).any(|w| w == "exclusive_pref_bit")
+}
+
+/// `sysfs`: the same numbers from scsi_dh_alua's `access_state` and
+/// `preferred_path` attributes. [`PRIO_UNDEF`] without an access state.
+pub fn sysfs_prio(access_state: Option<&str>, preferred: bool, exclusive_pref: bool) -> i32 {
+    let Some(state) = access_state else { return PRIO_UNDEF };
+    let base = [("active/optimized", 50), ("active/non-optimized", 10), ("lba-dependent", 5), ("standby", 1)]
+        .iter()
+        .find(|(name, _)| state.starts_with(name))
+        .map_or(0, |&(_, v)| v);
+    if preferred && (base != 50 || exclusive_pref) { base + 80 } else { base }
+}
+
+/// Target port group support from standard INQUIRY data (byte 5, bits 5:4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tpgs {
+    None,
+    Implicit,
+    Explicit,
+    Both,
+}
+
+pub fn inquiry_tpgs(inquiry: &[u8]) -> Option<Tpgs> {
+    Some(match (inquiry.get(5)? >> 4) & 0x3 {
+        0 => Tpgs::None,
+        1 => Tpgs::Implicit,
+        2 => Tpgs::Explicit,
+        _ => Tpgs::Both,
+    })
+}
+
+/// Target port group id from VPD page 0x83 (designator type 5); the first one wins.
+pub fn tpg_from_vpd83(page: &[u8]) -> Option<u16> {
+    if page.len() < 4 || page[1] != 0x83 {
+        return None;
+    }
+    let len = (u16::from_be_bytes([page[2], page[3]]) as usize + 4).min(page.len());
+    let mut off = 4;
+    while off + 4 <= len {
+        let d = &page[off..len];
+        let end = 4 + d[3] as usize;
+        if end > d.len() {
+            return None;
+        }
+        if d[1] & 0x0f == 0x5 && end >= 8 {
+            return Some(u16::from_be_bytes([d[6], d[7]]));
+        }
+        off += end;
+    }
+    None
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AluaError {
+    /// The device does not do ALUA (INQUIRY TPGS = 0).
+    NotSupported,
+    /// No TPG identifier in VPD 0x83 although TPGS is set.
+    NoTpgId,
+    /// REPORT TARGET PORT GROUPS data does not list our group.
+    TpgNotFound(u16),
+    /// Malformed or truncated REPORT TARGET PORT GROUPS data.
+    BadRtpgData(String),
+    /// The SCSI command failed.
+    Io(String),
+}
+
+impl fmt::Display for AluaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AluaError::NotSupported => write!(f, "device does not support ALUA"),
+            AluaError::NoTpgId => write!(f, "no target port group id in VPD page 0x83"),
+            AluaError::TpgNotFound(t) => write!(f, "target port group {t} not in REPORT TARGET PORT GROUPS data"),
+            AluaError::BadRtpgData(why) => write!(f, "bad REPORT TARGET PORT GROUPS data: {why}"),
+            AluaError::Io(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for AluaError {}
+
+/// Bytes the device has for a REPORT TARGET PORT GROUPS reply (header included).
+pub fn rtpg_needed_len(resp: &[u8]) -> Option<usize> {
+    let h: [u8; 4] = resp.get(..4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(h) as usize + 4)
+}
+
+/// Find `tpg` in a REPORT TARGET PORT GROUPS reply (length-only header format)
+/// and return its first descriptor byte (preferred bit + AAS).
+pub fn rtpg_lookup(resp: &[u8], tpg: u16) -> Result<u8, AluaError> {
+    let needed = rtpg_needed_len(resp).ok_or_else(|| AluaError::BadRtpgData(format!("{} bytes", resp.len())))?;
+    let end = needed.min(resp.len());
+    let mut off = 4;
+    while off + 8 <= end {
+        let d = &resp[off..end];
+        if u16::from_be_bytes([d[2], d[3]]) == tpg {
+            return Ok(d[0] & 0x8f);
+        }
+        off += 8 + 4 * d[7] as usize;
+    }
+    Err(AluaError::TpgNotFound(tpg))
+}
+
+/// `alua` for a SCSI device node: TPG id from `vpd83` (sysfs copy) or an
+/// INQUIRY, then REPORT TARGET PORT GROUPS.
+pub fn alua_getprio(devnode: &Path, vpd83: Option<&[u8]>, exclusive_pref: bool, timeout_ms: u32) -> Result<i32, AluaError> {
+    let dev = sgio::Device::open(devnode).map_err(AluaError::Io)?;
+    let tpg = match vpd83.and_then(tpg_from_vpd83) {
+        Some(t) => Some(t),
+        None => {
+            let mut page = vec![0u8; 4096];
+            let n = dev.inquiry(Some(0x83), &mut page, timeout_ms).map_err(AluaError::Io)?;
+            tpg_from_vpd83(&page[..n])
+        }
+    };
+    let Some(tpg) = tpg else {
+        let mut inq = [0u8; 96];
+        let n = dev.inquiry(None, &mut inq, timeout_ms).map_err(AluaError::Io)?;
+        return Err(match inquiry_tpgs(&inq[..n]) {
+            Some(Tpgs::None) => AluaError::NotSupported,
+            _ => AluaError::NoTpgId,
+        });
+    };
+    let mut resp = vec![0u8; 128];
+    let mut n = dev.rtpg(&mut resp, timeout_ms).map_err(AluaError::Io)?;
+    if let Some(need) = rtpg_needed_len(&resp[..n]).filter(|&need| need > resp.len()) {
+        // The reply did not fit: ask again with the size the device reported
+        // (the CDB allocation length is 32 bits, but keep it sane).
+        resp = vec![0u8; need.min(1 << 20)];
+        n = dev.rtpg(&mut resp, timeout_ms).map_err(AluaError::Io)?;
+    }
+    Ok(alua_prio(rtpg_lookup(&resp[..n], tpg)?, exclusive_pref))
+}
+
+/// TPGS bits of a SCSI device, by standard INQUIRY (for detect_prio).
+pub fn read_tpgs(devnode: &Path, timeout_ms: u32) -> Result<Tpgs, String> {
+    let dev = sgio::Device::open(devnode)?;
+    let mut inq = [0u8; 96];
+    let n = dev.inquiry(None, &mut inq, timeout_ms)?;
+    inquiry_tpgs(&inq[..n]).ok_or_else(|| format!("{}: short INQUIRY data ({n} bytes)", devnode.display()))
+}
+
+/// Whether VPD page 0xC9 identifies an RDAC controller (`vac1` at byte 4).
+pub fn is_rdac_page(page: &[u8]) -> bool {
+    page.len() >= 8 && page[1] == 0xc9 && &page[4..8] == b"vac1"
+}
+
+/// Ask the device for VPD page 0xC9 and check for RDAC (for detect_prio).
+pub fn read_is_rdac(devnode: &Path, timeout_ms: u32) -> Result<bool, String> {
+    let dev = sgio::Device::open(devnode)?;
+    let mut page = [0u8; 44];
+    let n = dev.inquiry(Some(0xc9), &mut page, timeout_ms)?;
+    Ok(is_rdac_page(&page[..n]))
+}
+
+/// What a path offers to `weightedpath`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedSubject<'a> {
+    /// `host:channel:target:lun`
+    pub hbtl: String,
+    pub dev: &'a str,
+    pub serial: &'a str,
+    /// `host_wwnn:host_wwpn:target_wwnn:target_wwpn` for FC paths.
+    pub wwn: Option<String>,
+}
+
+/// `weightedpath`: args `hbtl|devname|serial|wwn REGEX PRIO [REGEX PRIO]...`; the
+/// first regex matching the chosen attribute gives the priority, 0 otherwise.
+/// `matcher(regex, subject)` is POSIX-ERE search; `None` = regex does not
+/// compile (that pair is skipped).
+pub fn weightedpath_prio(args: &str, s: &WeightedSubject, matcher: &dyn Fn(&str, &str) -> Option<bool>) -> i32 {
+    let mut words = args.split([' ', '\t']).filter(|w| !w.is_empty());
+    let subject = match words.next() {
+        Some("hbtl") => s.hbtl.clone(),
+        Some("devname") => s.dev.to_string(),
+        Some("serial") => s.serial.to_string(),
+        Some("wwn") => match &s.wwn {
+            Some(w) => w.clone(),
+            None => return 0,
+        },
+        _ => return 0,
+    };
+    while let (Some(re), Some(prio)) = (words.next(), words.next()) {
+        if matcher(re, &subject) == Some(true) {
+            return atoi(prio);
+        }
+    }
+    0
+}
+
+/// C atoi: optional sign and leading digits, 0 if none, saturating.
+fn atoi(s: &str) -> i32 {
+    let s = s.trim_start();
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let v = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |acc, d| (acc * 10 + i64::from(d - b'0')).min(i64::from(i32::MAX) + 1));
+    let v = if neg { -v } else { v };
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyArgs {
+    pub io_num: u32,
+    pub base_num: f64,
+}
+
+/// Defaults used when `path_latency` args are missing or invalid.
+pub const LATENCY_DEFAULTS: LatencyArgs = LatencyArgs { io_num: 100, base_num: 1.778_279_410_04 };
+
+/// Parse `io_num=N base_num=X` (the first two words, any order; io_num 20..=200,
+/// base_num 1.1..=10).
+pub fn parse_latency_args(args: &str) -> Result<LatencyArgs, String> {
+    let (mut io, mut base) = (None, None);
+    for w in args.split([' ', '\t']).filter(|w| !w.is_empty()).take(2) {
+        if let Some(v) = w.strip_prefix("io_num=").filter(|v| !v.is_empty()) {
+            io = Some(v.parse::<u32>().map_err(|_| format!("bad io_num {v:?}"))?);
+        } else if let Some(v) = w.strip_prefix("base_num=").filter(|v| !v.is_empty()) {
+            base = Some(v.parse::<f64>().map_err(|_| format!("bad base_num {v:?}"))?);
+        }
+    }
+    let (Some(io_num), Some(base_num)) = (io, base) else {
+        return Err(format!("expected \"io_num=N base_num=X\", got {args:?}"));
+    };
+    if !(20..=200).contains(&io_num) {
+        return Err(format!("io_num {io_num} outside 20..200"));
+    }
+    if !(1.1..=10.0).contains(&base_num) {
+        return Err(format!("base_num {base_num} outside 1.1..10"));
+    }
+    Ok(LatencyArgs { io_num, base_num })
+}
+
+/// `path_latency` score from measured read latencies in microseconds: the mean of
+/// log_base(latency) over `io_num` reads (zero latencies add nothing), mapped so
+/// that 1 us scores log_base(1e8) and >= 100 s scores 0.
+pub fn path_latency_prio(latencies_us: &[u64], args: LatencyArgs) -> i32 {
+    let lg_base = args.base_num.ln();
+    let lg_max = 100_000_000f64.ln() / lg_base;
+    let lg_min = 0.0; // log(1 us)
+    let total: f64 = latencies_us.iter().filter(|&&l| l > 0).map(|&l| (l as f64).ln() / lg_base).sum();
+    let n = latencies_us.len().max(1) as f64;
+    let avg = total / n;
+    if avg <= lg_min {
+        (lg_max - lg_min) as i32
+    } else if avg >= lg_max {
+        0
+    } else {
+        (lg_max - avg) as i32
+    }
+}
+
+/// Facts for `detect_prio`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectPrioFacts {
+    pub bus: super::sysfs::Bus,
+    /// NVMe controller reports ANA support.
+    pub nvme_ana: bool,
+    pub tpgs: Tpgs,
+    /// The device answers RDAC's VPD page 0xC9 with "vac1".
+    pub rdac: bool,
+    /// scsi_dh_alua's `access_state` attribute can be read.
+    pub access_state_readable: bool,
+}
+
+/// `detect_prio yes`: the prioritizer chosen from the hardware, or `None` to fall
+/// through to the configured one.
+pub fn detect_prio(f: &DetectPrioFacts) -> Option<Prio> {
+    match f.bus {
+        super::sysfs::Bus::Nvme => f.nvme_ana.then_some(Prio::Ana),
+        super::sysfs::Bus::Scsi => {
+            if f.tpgs == Tpgs::None {
+                None
+            } else if (f.tpgs == Tpgs::Explicit || !f.rdac) && f.access_state_readable {
+                Some(Prio::Sysfs)
+            } else {
+                Some(Prio::Alua)
+            }
+        }
+    }
+}
+
+/// What [`getprio`] needs besides the path.
+pub struct PrioEnv<'a> {
+    pub root: &'a SysfsRoot,
+    /// Where device nodes live (`/dev`).
+    pub dev_dir: &'a Path,
+    pub timeout_ms: u32,
+    pub rng: &'a mut dyn FnMut() -> u32,
+    /// POSIX-ERE search, see [`weightedpath_prio`].
+    pub regex_search: &'a dyn Fn(&str, &str) -> Option<bool>,
+}
+
+/// `host_wwnn:host_wwpn:target_wwnn:target_wwpn` of an FC path, from the fc_host
+/// and fc_transport classes.
+pub fn fc_wwn(root: &SysfsRoot, h: &Hcil) -> Option<String> {
+    let read = |rel: String| {
+        std::fs::read_to_string(root.sys(&rel)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    };
+    let host = format!("class/fc_host/host{}", h.host);
+    let tgt = format!("class/fc_transport/target{}:{}:{}", h.host, h.channel, h.target);
+    Some(format!(
+        "{}:{}:{}:{}",
+        read(format!("{host}/node_name"))?,
+        read(format!("{host}/port_name"))?,
+        read(format!("{tgt}/node_name"))?,
+        read(format!("{tgt}/port_name"))?
+    ))
+}
+
+/// Run a prioritizer for a path. `Err` explains why there is no priority (the
+/// caller then uses [`PRIO_UNDEF`]). `path_latency` and `ana` need IO the daemon
+/// drives itself ([`path_latency_prio`] scores measured latencies).
+pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Result<i32, String> {
+    let excl = exclusive_pref_arg(args);
+    match prio {
+        Prio::Const => Ok(CONST_PRIO),
+        Prio::Random => Ok(random_prio(env.rng)),
+        Prio::Sysfs => {
+            // Read afresh: the ALUA state changes after discovery.
+            let device = env.root.sys("block").join(&p.dev).join("device");
+            let read = |a: &str| std::fs::read_to_string(device.join(a)).ok().map(|s| s.trim().to_string());
+            let state = read("access_state").filter(|s| !s.is_empty());
+            let Some(state) = state else {
+                return Err(format!("{}: no access_state in sysfs", p.dev));
+            };
+            Ok(sysfs_prio(Some(&state), read("preferred_path").as_deref() == Some("1"), excl))
+        }
+        Prio::Alua => {
+            let vpd = std::fs::read(env.root.sys("block").join(&p.dev).join("device/vpd_pg83")).ok();
+            alua_getprio(&env.dev_dir.join(&p.dev), vpd.as_deref(), excl, env.timeout_ms)
+                .map_err(|e| format!("{}: alua: {e}", p.dev))
+        }
+        Prio::Weightedpath => {
+            let subject = WeightedSubject {
+                hbtl: p.hcil.to_string(),
+                dev: &p.dev,
+                serial: &p.serial,
+                wwn: fc_wwn(env.root, &p.hcil),
+            };
+            Ok(weightedpath_prio(args, &subject, env.regex_search))
+        }
+        Prio::PathLatency | Prio::Ana => Err(format!("{}: prioritizer {} is driven by the daemon's IO", p.dev, prio.name())),
+    }
+}
+
+/// Minimal SG_IO for INQUIRY and REPORT TARGET PORT GROUPS. Kept private to
+/// discovery; the checkers have their own sg_io_hdr (to be unified later).
+mod sgio {
+    use std::fs::{File, OpenOptions};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    /// `struct sg_io_hdr` from <scsi/sg.h> (88 bytes on 64-bit Linux).
+    #[repr(C)]
+    pub struct SgIoHdr {
+        interface_id: libc::c_int,
+        dxfer_direction: libc::c_int,
+        cmd_len: libc::c_uchar,
+        mx_sb_len: libc::c_uchar,
+        iovec_count: libc::c_ushort,
+        dxfer_len: libc::c_uint,
+        dxferp: *mut libc::c_void,
+        cmdp: *const libc::c_uchar,
+        sbp: *mut libc::c_uchar,
+        timeout: libc::c_uint,
+        flags: libc::c_uint,
+        pack_id: libc::c_int,
+        usr_ptr: *mut libc::c_void,
+        status: libc::c_uchar,
+        masked_status: libc::c_uchar,
+        msg_status: libc::c_uchar,
+        sb_len_wr: libc::c_uchar,
+        host_status: libc::c_ushort,
+        driver_status: libc::c_ushort,
+        resid: libc::c_int,
+        duration: libc::c_uint,
+        info: libc::c_uint,
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    const _: () = assert!(std::mem::size_of::<SgIoHdr>() == 88);
+
+    const SG_DXFER_FROM_DEV: libc::c_int = -3;
+    const SG_INFO_OK_MASK: libc::c_uint = 0x1;
+
+    nix::ioctl_readwrite_bad!(sg_io, 0x2285, SgIoHdr);
+
+    pub struct Device {
+        file: File,
+        name: String,
+    }
+
+    impl Device {
+        pub fn open(path: &Path) -> Result<Device, String> {
+            let file = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Device { file, name: path.display().to_string() })
+        }
+
+        /// Run a data-in command; returns the number of bytes transferred.
+        fn data_in(&self, cdb: &[u8], buf: &mut [u8], timeout_ms: u32) -> Result<usize, String> {
+            let mut sense = [0u8; 32];
+            let mut hdr = SgIoHdr {
+                interface_id: b'S' as libc::c_int,
+                dxfer_direction: SG_DXFER_FROM_DEV,
+                cmd_len: cdb.len() as libc::c_uchar,
+                mx_sb_len: sense.len() as libc::c_uchar,
+                iovec_count: 0,
+                dxfer_len: buf.len() as libc::c_uint,
+                dxferp: buf.as_mut_ptr().cast(),
+                cmdp: cdb.as_ptr(),
+                sbp: sense.as_mut_ptr(),
+                timeout: timeout_ms,
+                flags: 0,
+                pack_id: 0,
+                usr_ptr: std::ptr::null_mut(),
+                status: 0,
+                masked_status: 0,
+                msg_status: 0,
+                sb_len_wr: 0,
+                host_status: 0,
+                driver_status: 0,
+                resid: 0,
+                duration: 0,
+                info: 0,
+            };
+            // SAFETY: every pointer in hdr refers to a live buffer of the stated
+            // length (cdb, buf, sense) for the duration of the call.
+            unsafe { sg_io(self.file.as_raw_fd(), &mut hdr) }
+                .map_err(|e| format!("{}: SG_IO opcode {:#04x}: {e}", self.name, cdb[0]))?;
+            if hdr.info & SG_INFO_OK_MASK != 0 {
+                // A "recovered error" sense key still delivered the data.
+                let key = if hdr.sb_len_wr > 2 { sense[2] & 0x0f } else { 0 };
+                if key != 0x1 {
+                    return Err(format!(
+                        "{}: opcode {:#04x} failed: status {:#04x} host {:#06x} driver {:#06x} sense key {key:#x}",
+                        self.name, cdb[0], hdr.status, hdr.host_status, hdr.driver_status
+                    ));
+                }
+            }
+            let resid = usize::try_from(hdr.resid).unwrap_or(0).min(buf.len());
+            Ok(buf.len() - resid)
+        }
+
+        /// INQUIRY, standard data (`None`) or a VPD page.
+        pub fn inquiry(&self, vpd: Option<u8>, buf: &mut [u8], timeout_ms: u32) -> Result<usize, String> {
+            let len = buf.len().min(0xffff) as u16;
+            let [hi, lo] = len.to_be_bytes();
+            let cdb = [0x12, u8::from(vpd.is_some()), vpd.unwrap_or(0), hi, lo, 0];
+            let n = buf.len().min(len as usize);
+            self.data_in(&cdb, &mut buf[..n], timeout_ms)
+        }
+
+        /// REPORT TARGET PORT GROUPS (MAINTENANCE IN, service action 0x0a).
+        pub fn rtpg(&self, buf: &mut [u8], timeout_ms: u32) -> Result<usize, String> {
+            let len = u32::try_from(buf.len()).unwrap_or(u32::MAX).to_be_bytes();
+            let cdb = [0xa3, 0x0a, 0, 0, 0, 0, len[0], len[1], len[2], len[3], 0, 0];
+            self.data_in(&cdb, buf, timeout_ms)
+        }
+    }
+}
