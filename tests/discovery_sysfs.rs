@@ -86,25 +86,21 @@ impl FakeSys {
     }
 }
 
-/// VPD page 0x83 as scsi_debug builds it (dev_id_num 2000, vpd_use_hostno=0):
-/// T10 vendor id, NAA-3 LU id, then target-port/target-device designators.
-fn scsi_debug_pg83(port_group: u16) -> Vec<u8> {
-    let mut b = vec![0x02, 0x01, 0x00, 28];
-    b.extend_from_slice(b"Linux   scsi_debug      2000");
-    b.extend_from_slice(&[0x01, 0x03, 0x00, 0x08]);
-    b.extend_from_slice(&(0x3333_3330_0000_0000u64 + 2000).to_be_bytes());
-    b.extend_from_slice(&[0x61, 0x94, 0x00, 0x04, 0, 0, 0, 1]);
-    b.extend_from_slice(&[0x61, 0x93, 0x00, 0x08]);
-    b.extend_from_slice(&(0x3222_2220_0000_0000u64 + 0x7d1).to_be_bytes());
-    b.extend_from_slice(&[0x61, 0x95, 0x00, 0x04, 0, 0]);
-    b.extend_from_slice(&port_group.to_be_bytes());
-    b.extend_from_slice(&[0x61, 0xa3, 0x00, 0x08]);
-    b.extend_from_slice(&(0x3222_2220_0000_0000u64 + 0x7d0).to_be_bytes());
-    b.extend_from_slice(&[0x63, 0xa8, 0x00, 24]);
-    b.extend_from_slice(b"naa.32222220000007D0\0\0\0\0");
-    let mut p = vec![0x00, 0x83];
-    p.extend_from_slice(&(b.len() as u16).to_be_bytes());
-    p.extend(b);
+/// VPD page 0x83 of scsi_debug (Linux 6.1, `vpd_use_hostno=0`) as read from
+/// sysfs in the lab VM: T10 vendor id, NAA-3 LU id, then relative port, target
+/// port, target port group (byte 75 = host + 1) and target device designators.
+fn scsi_debug_pg83(port_group_hi: u8) -> Vec<u8> {
+    let mut p = vec![
+        0x00, 0x83, 0x00, 0x70, 0x02, 0x01, 0x00, 0x1c, 0x4c, 0x69, 0x6e, 0x75, 0x78, 0x20, 0x20, 0x20, //
+        0x73, 0x63, 0x73, 0x69, 0x5f, 0x64, 0x65, 0x62, 0x75, 0x67, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, //
+        0x32, 0x30, 0x30, 0x30, 0x01, 0x03, 0x00, 0x08, 0x33, 0x33, 0x33, 0x30, 0x00, 0x00, 0x07, 0xd0, //
+        0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x61, 0x93, 0x00, 0x08, 0x32, 0x22, 0x22, 0x20, //
+        0x00, 0x00, 0x07, 0xce, 0x61, 0x95, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00, 0x61, 0xa3, 0x00, 0x08, //
+        0x32, 0x22, 0x22, 0x20, 0x00, 0x00, 0x07, 0xcd, 0x63, 0xa8, 0x00, 0x18, 0x6e, 0x61, 0x61, 0x2e, //
+        0x33, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x37, 0x43, 0x44, //
+        0x00, 0x00, 0x00, 0x00,
+    ];
+    p[74] = port_group_hi;
     p
 }
 
@@ -125,7 +121,7 @@ fn scsi_debug(dev: &str, devt: (u32, u32), host: u32, state: &str) -> Disk<'stat
         hcil,
         vendor: Some("Linux"),
         model: "scsi_debug",
-        pg83: Some(scsi_debug_pg83(host as u16 + 1)),
+        pg83: Some(scsi_debug_pg83(host as u8 + 1)),
         pg80: Some(pg80("2000")),
         access_state: Some(state),
         preferred: Some("0"),
@@ -161,8 +157,8 @@ fn scsi_debug_paths_with_udev_use_id_serial() {
     assert_eq!(b.size, 32768);
     assert_eq!(b.access_state.as_deref(), Some("active/optimized"));
     assert_eq!(b.preferred_path, Some(false));
-    assert_eq!(b.tpg, Some(1));
-    assert_eq!(r.paths[0].tpg, Some(2));
+    assert_eq!(b.tpg, Some(0x100));
+    assert_eq!(r.paths[0].tpg, Some(0x200));
     assert_eq!(r.paths[0].hcil.to_string(), "1:0:0:0");
     assert_eq!(r.paths[0].access_state.as_deref(), Some("active/non-optimized"));
     assert_eq!(r.paths[0].udev.as_ref().unwrap().get("ID_WWN"), Some("0x33333330000007d0"));

@@ -229,12 +229,13 @@ pub fn is_rdac_page(page: &[u8]) -> bool {
     page.len() >= 8 && page[1] == 0xc9 && &page[4..8] == b"vac1"
 }
 
-/// Ask the device for VPD page 0xC9 and check for RDAC (for detect_prio).
-pub fn read_is_rdac(devnode: &Path, timeout_ms: u32) -> Result<bool, String> {
-    let dev = sgio::Device::open(devnode)?;
+/// Ask the device for VPD page 0xC9 and check for RDAC (for detect_prio). Any
+/// failure (no such page, no SCSI device) counts as "not RDAC", as in
+/// multipath-tools.
+pub fn read_is_rdac(devnode: &Path, timeout_ms: u32) -> bool {
+    let Ok(dev) = sgio::Device::open(devnode) else { return false };
     let mut page = [0u8; 44];
-    let n = dev.inquiry(Some(0xc9), &mut page, timeout_ms)?;
-    Ok(is_rdac_page(&page[..n]))
+    dev.inquiry(Some(0xc9), &mut page, timeout_ms).is_ok_and(|n| is_rdac_page(&page[..n]))
 }
 
 /// What a path offers to `weightedpath`.

@@ -127,6 +127,9 @@ pub struct ScanResult {
 }
 
 /// Enumerate `sys/block` and describe every SCSI and NVMe disk, sorted by name.
+/// Other devices and unusable disks land in `skipped` with the reason; if
+/// `sys/block` itself cannot be read, `skipped` holds one entry with an empty
+/// `dev` naming that error.
 pub fn scan_paths(root: &SysfsRoot, opts: &ScanOptions) -> ScanResult {
     let mut res = ScanResult::default();
     let dir = root.sys("block");
