@@ -91,9 +91,9 @@ impl MultipathStatus {
                 "E" => GroupState::Enabled,
                 "D" => GroupState::Disabled,
                 other => {
-                    return Err(t.error_last(format!(
-                        "path group state {other:?}: expected A, E or D"
-                    )));
+                    return Err(
+                        t.error_last(format!("path group state {other:?}: expected A, E or D"))
+                    );
                 }
             };
             let selector_status = t.counted("selector status")?;
@@ -120,12 +120,27 @@ impl MultipathStatus {
                 let selector_args = (0..nargs)
                     .map(|_| t.word("path selector status").map(str::to_owned))
                     .collect::<Result<_, _>>()?;
-                paths.push(PathStatus { dev, active, fail_count, selector_args });
+                paths.push(PathStatus {
+                    dev,
+                    active,
+                    fail_count,
+                    selector_args,
+                });
             }
-            groups.push(GroupStatus { state, selector_status, paths });
+            groups.push(GroupStatus {
+                state,
+                selector_status,
+                paths,
+            });
         }
         t.finish()?;
-        Ok(MultipathStatus { queue_io, pg_init_count, hwhandler, next_group, groups })
+        Ok(MultipathStatus {
+            queue_io,
+            pg_init_count,
+            hwhandler,
+            next_group,
+            groups,
+        })
     }
 
     /// The status text as the kernel prints it (used by the fake DM backend).
@@ -144,7 +159,12 @@ impl MultipathStatus {
             out.push(g.selector_status.len().to_string());
             out.extend(g.selector_status.iter().cloned());
             out.push(g.paths.len().to_string());
-            out.push(g.paths.first().map_or(0, |p| p.selector_args.len()).to_string());
+            out.push(
+                g.paths
+                    .first()
+                    .map_or(0, |p| p.selector_args.len())
+                    .to_string(),
+            );
             for p in &g.paths {
                 out.push(p.dev.clone());
                 out.push(if p.active { "A" } else { "F" }.to_owned());
@@ -157,14 +177,19 @@ impl MultipathStatus {
 
     /// The status of a path by device, with its 1-based group number.
     pub fn path(&self, dev: &str) -> Option<(u32, &PathStatus)> {
-        self.groups.iter().zip(1u32..).find_map(|(g, n)| {
-            g.paths.iter().find(|p| p.dev == dev).map(|p| (n, p))
-        })
+        self.groups
+            .iter()
+            .zip(1u32..)
+            .find_map(|(g, n)| g.paths.iter().find(|p| p.dev == dev).map(|p| (n, p)))
     }
 
     /// Number of paths the kernel currently considers usable.
     pub fn active_paths(&self) -> usize {
-        self.groups.iter().flat_map(|g| &g.paths).filter(|p| p.active).count()
+        self.groups
+            .iter()
+            .flat_map(|g| &g.paths)
+            .filter(|p| p.active)
+            .count()
     }
 }
 
@@ -177,7 +202,11 @@ mod tests {
         let tl = TargetLine::parse(line).unwrap();
         assert_eq!(tl.target, "multipath");
         let s = MultipathStatus::parse(&tl.params).unwrap();
-        assert_eq!(s.format(), tl.params, "format must reproduce the kernel text");
+        assert_eq!(
+            s.format(),
+            tl.params,
+            "format must reproduce the kernel text"
+        );
         s
     }
 
@@ -192,7 +221,8 @@ mod tests {
 
     #[test]
     fn service_time_two_groups_failed_path() {
-        let s = parse_line("0 32768 multipath 2 0 1 0 2 2 E 0 1 2 8:16 F 1 0 1 A 0 1 2 8:0 A 0 0 1");
+        let s =
+            parse_line("0 32768 multipath 2 0 1 0 2 2 E 0 1 2 8:16 F 1 0 1 A 0 1 2 8:0 A 0 0 1");
         assert_eq!(
             s,
             MultipathStatus {
@@ -223,7 +253,10 @@ mod tests {
         let s = parse_line("0 32768 multipath 2 1 0 0 1 1 E 0 2 0 8:0 A 0 8:16 A 0");
         assert_eq!(s.queue_io, 1);
         assert_eq!(s.groups[0].state, GroupState::Enabled);
-        assert_eq!(s.groups[0].paths, vec![p("8:0", true, 0, &[]), p("8:16", true, 0, &[])]);
+        assert_eq!(
+            s.groups[0].paths,
+            vec![p("8:0", true, 0, &[]), p("8:16", true, 0, &[])]
+        );
         let s = parse_line("0 32768 multipath 2 0 0 0 1 1 A 0 2 0 8:0 A 0 8:16 F 1");
         assert_eq!(s.groups[0].paths[1], p("8:16", false, 1, &[]));
         assert_eq!(s.active_paths(), 1);
@@ -243,17 +276,30 @@ mod tests {
     #[test]
     fn malformed_status_errors_with_position() {
         let e = MultipathStatus::parse("2 0 0 0 1 1 X 0 1 0 8:0 A 0").unwrap_err();
-        assert_eq!(e.to_string(), "word 6 (byte 12): path group state \"X\": expected A, E or D");
+        assert_eq!(
+            e.to_string(),
+            "word 6 (byte 12): path group state \"X\": expected A, E or D"
+        );
         let e = MultipathStatus::parse("2 0 0 0 1 1 A 0 1 0 8:0 Q 0").unwrap_err();
-        assert_eq!((e.word, e.reason.as_str()), (11, "path state \"Q\": expected A or F"));
+        assert_eq!(
+            (e.word, e.reason.as_str()),
+            (11, "path state \"Q\": expected A or F")
+        );
         let e = MultipathStatus::parse("2 0 0 0 1 1 A 0 2 0 8:0 A 0").unwrap_err();
-        assert!(e.reason.contains("2 paths with 0 selector values each do not fit"), "{e}");
+        assert!(
+            e.reason
+                .contains("2 paths with 0 selector values each do not fit"),
+            "{e}"
+        );
         let e = MultipathStatus::parse("1 0 0 0 0").unwrap_err();
         assert_eq!(e.word, 0);
         let e = MultipathStatus::parse("2 0 0 0 1 3").unwrap_err();
         assert!(e.reason.contains("next path group 3"), "{e}");
         let e = MultipathStatus::parse("").unwrap_err();
-        assert_eq!(e.to_string(), "word 0 (byte 0): missing status feature count");
+        assert_eq!(
+            e.to_string(),
+            "word 0 (byte 0): missing status feature count"
+        );
         let e = MultipathStatus::parse("2 0 0 0 0 0 junk").unwrap_err();
         assert_eq!(e.word, 6);
         let e = MultipathStatus::parse("2 0 0 0 1 1 A 0 1 0 8:0 A 99999999999").unwrap_err();

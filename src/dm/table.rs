@@ -40,7 +40,10 @@ pub struct TablePath {
 
 impl TablePath {
     pub fn new(dev: impl Into<String>, args: &[&str]) -> Self {
-        TablePath { dev: dev.into(), args: args.iter().map(|s| s.to_string()).collect() }
+        TablePath {
+            dev: dev.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
     }
 }
 
@@ -50,7 +53,12 @@ pub enum TableError {
     /// The selector string is not `<name> <#args> <args..>` with a matching count.
     BadSelector { group: usize, selector: String },
     /// The kernel takes one per-path argument count per group, so all paths must agree.
-    UnevenPathArgs { group: usize, dev: String, expected: usize, found: usize },
+    UnevenPathArgs {
+        group: usize,
+        dev: String,
+        expected: usize,
+        found: usize,
+    },
     /// A word is empty or contains whitespace, which would shift every count after it.
     BadWord { word: String },
     /// The kernel rejects a priority group without paths.
@@ -65,7 +73,12 @@ impl fmt::Display for TableError {
                 "path group {}: selector {selector:?} is not '<name> <#args> <args..>'",
                 group + 1
             ),
-            TableError::UnevenPathArgs { group, dev, expected, found } => write!(
+            TableError::UnevenPathArgs {
+                group,
+                dev,
+                expected,
+                found,
+            } => write!(
                 f,
                 "path group {}: path {dev} has {found} path arguments, the group's first path has {expected}",
                 group + 1
@@ -101,7 +114,10 @@ fn push_counted(out: &mut Vec<String>, words: &[String]) -> Result<(), TableErro
 /// Checks `<name> <#args> <args..>` and returns its words.
 fn selector_words(group: usize, selector: &str) -> Result<Vec<String>, TableError> {
     let words: Vec<&str> = selector.split_whitespace().collect();
-    let bad = || TableError::BadSelector { group, selector: selector.to_owned() };
+    let bad = || TableError::BadSelector {
+        group,
+        selector: selector.to_owned(),
+    };
     match words.as_slice() {
         [_, n, args @ ..] if n.parse::<usize>().ok() == Some(args.len()) => {
             Ok(words.iter().map(|s| s.to_string()).collect())
@@ -188,7 +204,12 @@ impl MultipathTable {
             groups.push(PathGroup { selector, paths });
         }
         t.finish()?;
-        Ok(MultipathTable { features, hwhandler, groups, initial_group })
+        Ok(MultipathTable {
+            features,
+            hwhandler,
+            groups,
+            initial_group,
+        })
     }
 }
 
@@ -209,7 +230,12 @@ impl TargetLine {
         let length = t.number("length in sectors")?;
         let target = t.word("target type")?.to_owned();
         let params = t.rest(line).to_owned();
-        Ok(TargetLine { start, length, target, params })
+        Ok(TargetLine {
+            start,
+            length,
+            target,
+            params,
+        })
     }
 }
 
@@ -294,7 +320,11 @@ pub fn add_feature(features: Option<&str>, feature: &str) -> Result<String, Feat
     check_feature(feature)?;
     let words = feature.split_whitespace().count();
     let Some(features) = features else {
-        return Ok(if words == 0 { "0".to_owned() } else { format!("{words} {feature}") });
+        return Ok(if words == 0 {
+            "0".to_owned()
+        } else {
+            format!("{words} {feature}")
+        });
     };
     let (count, rest) = split_features(features)?;
     if words == 0 || find_words(rest, feature).is_some() {
@@ -350,7 +380,10 @@ mod tests {
     #[test]
     fn formats_upstream_example() {
         let t = MultipathTable {
-            features: vec!["queue_if_no_path".into(), "retain_attached_hw_handler".into()],
+            features: vec![
+                "queue_if_no_path".into(),
+                "retain_attached_hw_handler".into(),
+            ],
             hwhandler: vec!["alua".into()],
             groups: vec![st(&[("8:48", &["1"])])],
             initial_group: 1,
@@ -363,9 +396,13 @@ mod tests {
 
     #[test]
     fn parses_kernel_table_with_two_groups_and_roundtrips() {
-        let line = "0 32768 multipath 0 1 alua 2 1 service-time 0 1 2 8:16 1 1 service-time 0 1 2 8:0 1 1";
+        let line =
+            "0 32768 multipath 0 1 alua 2 1 service-time 0 1 2 8:16 1 1 service-time 0 1 2 8:0 1 1";
         let tl = TargetLine::parse(line).unwrap();
-        assert_eq!((tl.start, tl.length, tl.target.as_str()), (0, 32768, "multipath"));
+        assert_eq!(
+            (tl.start, tl.length, tl.target.as_str()),
+            (0, 32768, "multipath")
+        );
         let t = MultipathTable::parse(&tl.params).unwrap();
         assert_eq!(
             t,
@@ -389,9 +426,13 @@ mod tests {
         let t = MultipathTable::parse("2 queue_mode bio 0 1 1 round-robin 0 2 1 254:1 1 254:2 1")
             .unwrap();
         assert_eq!(t.features, vec!["queue_mode", "bio"]);
-        let t = MultipathTable::parse("1 queue_if_no_path 0 1 1 service-time 0 2 2 8:0 1 1 8:16 1 1")
-            .unwrap();
-        assert_eq!(t.format().unwrap(), "1 queue_if_no_path 0 1 1 service-time 0 2 2 8:0 1 1 8:16 1 1");
+        let t =
+            MultipathTable::parse("1 queue_if_no_path 0 1 1 service-time 0 2 2 8:0 1 1 8:16 1 1")
+                .unwrap();
+        assert_eq!(
+            t.format().unwrap(),
+            "1 queue_if_no_path 0 1 1 service-time 0 2 2 8:0 1 1 8:16 1 1"
+        );
     }
 
     #[test]
@@ -413,7 +454,10 @@ mod tests {
     fn parse_errors_carry_position() {
         let e = MultipathTable::parse("0 0 1 1 service-time 0 2 1 8:0 1").unwrap_err();
         assert_eq!(e.word, 8);
-        assert_eq!(e.to_string(), "word 8 (byte 27): 2 paths with 1 arguments each do not fit in the 2 words left");
+        assert_eq!(
+            e.to_string(),
+            "word 8 (byte 27): 2 paths with 1 arguments each do not fit in the 2 words left"
+        );
         let e = MultipathTable::parse("3 a b").unwrap_err();
         assert_eq!(e.word, 0);
         assert!(e.reason.contains("feature count 3 exceeds"), "{e}");
@@ -436,11 +480,22 @@ mod tests {
         };
         assert_eq!(
             t.format().unwrap_err(),
-            TableError::UnevenPathArgs { group: 0, dev: "8:16".into(), expected: 1, found: 0 }
+            TableError::UnevenPathArgs {
+                group: 0,
+                dev: "8:16".into(),
+                expected: 1,
+                found: 0
+            }
         );
-        t.groups[0] = PathGroup { selector: "service-time 0".into(), paths: vec![] };
+        t.groups[0] = PathGroup {
+            selector: "service-time 0".into(),
+            paths: vec![],
+        };
         assert_eq!(t.format(), Err(TableError::EmptyGroup { group: 0 }));
-        t.groups[0] = PathGroup { selector: "service-time 1".into(), paths: vec![] };
+        t.groups[0] = PathGroup {
+            selector: "service-time 1".into(),
+            paths: vec![],
+        };
         assert!(matches!(t.format(), Err(TableError::BadSelector { .. })));
         t.groups.clear();
         t.features = vec!["a b".into()];
@@ -449,7 +504,10 @@ mod tests {
 
     #[test]
     fn counted_strings() {
-        assert_eq!(parse_counted("2 pg_init_retries 50").unwrap(), vec!["pg_init_retries", "50"]);
+        assert_eq!(
+            parse_counted("2 pg_init_retries 50").unwrap(),
+            vec!["pg_init_retries", "50"]
+        );
         assert_eq!(parse_counted("0").unwrap(), Vec::<String>::new());
         assert!(parse_counted("2 queue_if_no_path").is_err());
         assert!(parse_counted("1 a b").is_err());
@@ -460,12 +518,24 @@ mod tests {
     fn add_feature_vectors() {
         let ok = |f: Option<&str>, a: &str| add_feature(f, a).unwrap();
         assert_eq!(ok(Some("0"), "test"), "1 test");
-        assert_eq!(ok(Some("3 contest testy intestine"), "test"), "4 contest testy intestine test");
+        assert_eq!(
+            ok(Some("3 contest testy intestine"), "test"),
+            "4 contest testy intestine test"
+        );
         assert_eq!(ok(Some("4 this is a test"), "test"), "4 this is a test");
-        assert_eq!(ok(Some("5 contest testy intestine test retest"), "test"), "5 contest testy intestine test retest");
+        assert_eq!(
+            ok(Some("5 contest testy intestine test retest"), "test"),
+            "5 contest testy intestine test retest"
+        );
         assert_eq!(ok(Some("0"), "this is a test"), "4 this is a test");
-        assert_eq!(ok(Some("1 features"), "more values"), "3 features more values");
-        assert_eq!(ok(Some("2 one\ttwo"), "three\t four"), "4 one\ttwo three\t four");
+        assert_eq!(
+            ok(Some("1 features"), "more values"),
+            "3 features more values"
+        );
+        assert_eq!(
+            ok(Some("2 one\ttwo"), "three\t four"),
+            "4 one\ttwo three\t four"
+        );
         assert_eq!(ok(Some("2 pg_init_retries 5"), ""), "2 pg_init_retries 5");
         assert_eq!(ok(None, "test"), "1 test");
         assert_eq!(ok(None, "test\neven\tmore"), "3 test\neven\tmore");

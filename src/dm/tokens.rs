@@ -19,7 +19,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "word {} (byte {}): {}", self.word, self.offset, self.reason)
+        write!(
+            f,
+            "word {} (byte {}): {}",
+            self.word, self.offset, self.reason
+        )
     }
 }
 
@@ -48,7 +52,11 @@ impl<'a> Tokens<'a> {
         if let Some(s) = start {
             words.push((s, &text[s..]));
         }
-        Tokens { words, pos: 0, len: text.len() }
+        Tokens {
+            words,
+            pos: 0,
+            len: text.len(),
+        }
     }
 
     /// Error located at the current word.
@@ -63,7 +71,11 @@ impl<'a> Tokens<'a> {
 
     fn error_at(&self, word: usize, reason: impl Into<String>) -> ParseError {
         let offset = self.words.get(word).map_or(self.len, |w| w.0);
-        ParseError { word, offset, reason: reason.into() }
+        ParseError {
+            word,
+            offset,
+            reason: reason.into(),
+        }
     }
 
     /// Next word; `what` names it for the error at end of input.
@@ -95,7 +107,10 @@ impl<'a> Tokens<'a> {
         if n > self.remaining() {
             return Err(self.error_at(
                 self.pos - 1,
-                format!("{what} count {n} exceeds the {} words left", self.remaining()),
+                format!(
+                    "{what} count {n} exceeds the {} words left",
+                    self.remaining()
+                ),
             ));
         }
         (0..n).map(|_| self.word(what).map(str::to_owned)).collect()
@@ -103,7 +118,9 @@ impl<'a> Tokens<'a> {
 
     /// The unconsumed text from the next word on, trailing whitespace removed.
     pub(crate) fn rest(&self, text: &'a str) -> &'a str {
-        self.words.get(self.pos).map_or("", |w| text[w.0..].trim_end())
+        self.words
+            .get(self.pos)
+            .map_or("", |w| text[w.0..].trim_end())
     }
 
     pub(crate) fn remaining(&self) -> usize {
