@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
@@ -28,6 +28,8 @@ struct FaultFile {
     delay: Duration,
     reads: AtomicU64,
     failed: AtomicU64,
+    /// While set, read() does not return: a stuck path.
+    hang: AtomicBool,
 }
 
 struct FaultFs {
@@ -106,6 +108,9 @@ impl Filesystem for FaultFs {
             return reply.error(Errno::ENOENT);
         };
         let n = f.reads.fetch_add(1, Ordering::SeqCst);
+        while f.hang.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if !f.delay.is_zero() {
             std::thread::sleep(f.delay);
         }
@@ -200,6 +205,7 @@ fn file(name: &'static str, fail_every: u64, delay: Duration) -> FaultFile {
         delay,
         reads: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        hang: AtomicBool::new(false),
     }
 }
 
@@ -342,4 +348,67 @@ fn full_length_120_second_test_measures_the_injected_rate() {
             f.name
         );
     }
+}
+
+/// Descriptors of this process open on `dev`.
+fn fds_on(dev: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t == dev)
+        .count()
+}
+
+#[test]
+fn stuck_reads_on_a_real_device_count_once_and_are_freed_when_they_return() {
+    let Some(rig) = rig(vec![file("hang", 0, Duration::ZERO)], 4) else {
+        return;
+    };
+    let dev = rig.loops[0].0.clone();
+    rig.files[0].hang.store(true, Ordering::SeqCst);
+    let (ctx, crx) = crossbeam_channel::unbounded();
+    let (etx, erx) = crossbeam_channel::unbounded();
+    let h = spawn_io_err_stat(crx, etx).expect("spawn");
+    let spec = TestSpec {
+        path: "hang".into(),
+        dev_node: dev.clone(),
+        sample_time: compressed(),
+        latency_bound: None,
+    };
+    ctx.send(Cmd::Start(spec)).expect("send");
+    let counts = loop {
+        match erx.recv_timeout(Duration::from_secs(30)).expect("verdict") {
+            IoErrEvent::Finished { counts, .. } => break counts,
+            IoErrEvent::Progress { .. } => {}
+            e @ IoErrEvent::EnqueueFailed { .. } => panic!("{e:?}"),
+        }
+    };
+    println!("hung device: {counts:?}");
+    // all 32 slots stuck from the first batch: counted once each, never re-sent
+    assert_eq!(
+        counts,
+        Counts {
+            ios: 32,
+            errs: 32,
+            stuck: 32,
+            ..Counts::default()
+        }
+    );
+    // the test is over, but the reads are still in the kernel: fd and buffers stay
+    assert_eq!(fds_on(&dev), 1);
+    rig.files[0].hang.store(false, Ordering::SeqCst);
+    let t = std::time::Instant::now();
+    while fds_on(&dev) > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "closed path never released"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        erx.try_recv().is_err(),
+        "late completions produced no report"
+    );
+    ctx.send(Cmd::Shutdown).expect("send");
+    h.join().expect("join");
 }

@@ -361,3 +361,56 @@ fn shortened_sample_time_scales_the_window() {
         Duration::from_secs(120)
     );
 }
+
+#[test]
+fn enqueue_action_and_thread_reports_map_onto_specs_and_events() {
+    use multipathd::marginal::Event;
+    use multipathd::marginal::thread::IoErrEvent;
+    let s = TestSpec::from_enqueue("sdb", 150, Some(250));
+    assert_eq!(s.dev_node, PathBuf::from("/dev/sdb"));
+    assert_eq!(s.sample_time.sample(), Duration::from_secs(150));
+    assert_eq!(s.latency_bound, Some(Duration::from_millis(250)));
+    assert_eq!(
+        TestSpec::from_enqueue("sdb", 10, None).sample_time.sample(),
+        Duration::from_secs(120)
+    );
+    let c = Counts {
+        ios: 100,
+        errs: 3,
+        failed: 3,
+        ..Counts::default()
+    };
+    assert_eq!(
+        IoErrEvent::Finished {
+            path: "sdb".into(),
+            counts: c
+        }
+        .into_event(2),
+        Event::TestFinished {
+            path: "sdb".into(),
+            ios: 100,
+            errs: 3,
+            map_active_paths: 2
+        }
+    );
+    assert_eq!(
+        IoErrEvent::Progress {
+            path: "sdb".into(),
+            counts: c
+        }
+        .into_event(2),
+        Event::TestProgress {
+            path: "sdb".into(),
+            ios: 100,
+            errs: 3
+        }
+    );
+    assert_eq!(
+        IoErrEvent::EnqueueFailed {
+            path: "sdb".into(),
+            error: "x".into()
+        }
+        .into_event(2),
+        Event::EnqueueFailed { path: "sdb".into() }
+    );
+}

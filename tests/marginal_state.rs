@@ -197,10 +197,13 @@ fn uevent_on_held_path_is_refused() {
     );
     let mut t = MarginalState::new(cfg());
     testing(&mut t, &c);
-    // while under test the uevent is dropped silently except for the main-loop line
+    // the same while under test
     assert_eq!(
         t.handle(failed("sdb", 3), c.at(21)),
-        vec![log(3, "io_err_stat: sdb: cannot handle pathfail uevent")]
+        vec![
+            log(3, "io error statistic: sdb: reinstate is already disabled"),
+            log(3, "io_err_stat: sdb: cannot handle pathfail uevent"),
+        ]
     );
 }
 

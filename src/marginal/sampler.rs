@@ -67,6 +67,19 @@ pub struct TestSpec {
     pub latency_bound: Option<Duration>,
 }
 
+impl TestSpec {
+    /// The test an [`super::Action::EnqueueTest`] asks for; the device node is
+    /// `/dev/<path>` as upstream opens it.
+    pub fn from_enqueue(path: &str, sample_time: u32, latency_bound_ms: Option<u32>) -> TestSpec {
+        TestSpec {
+            path: path.to_string(),
+            dev_node: PathBuf::from("/dev").join(path),
+            sample_time: SampleTime::from_config(sample_time),
+            latency_bound: latency_bound_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+        }
+    }
+}
+
 /// Counts of one test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {

@@ -300,9 +300,7 @@ impl MarginalState {
             .or_insert_with(|| PathRecord::new(map));
         rec.map = map.to_string();
         if rec.held() {
-            if matches!(rec.phase, Phase::Waiting { .. }) {
-                log(out, 3, format!("{P}{path}: reinstate is already disabled"));
-            }
+            log(out, 3, format!("{P}{path}: reinstate is already disabled"));
             return false;
         }
         if !cfg.enabled() {

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use super::aio_engine::AioEngine;
 use super::engine::IoEngine;
 use super::sampler::{Counts, RESUBMIT_PERIOD, Sampler, TestSpec};
+use super::state::Event;
 
 /// Commands to the thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,27 @@ pub enum IoErrEvent {
     Progress { path: String, counts: Counts },
     Finished { path: String, counts: Counts },
     EnqueueFailed { path: String, error: String },
+}
+
+impl IoErrEvent {
+    /// The state-machine event for this report; `map_active_paths` is the active path
+    /// count of the path's map when the report is handled.
+    pub fn into_event(self, map_active_paths: usize) -> Event {
+        match self {
+            IoErrEvent::Progress { path, counts } => Event::TestProgress {
+                path,
+                ios: counts.ios,
+                errs: counts.errs,
+            },
+            IoErrEvent::Finished { path, counts } => Event::TestFinished {
+                path,
+                ios: counts.ios,
+                errs: counts.errs,
+                map_active_paths,
+            },
+            IoErrEvent::EnqueueFailed { path, .. } => Event::EnqueueFailed { path },
+        }
+    }
 }
 
 /// How often live counts are reported.
