@@ -206,7 +206,11 @@ impl FileParser<'_> {
                     if !self.eof_reported {
                         self.eof_reported = true;
                         let last = self.lines.len();
-                        self.diag(Level::Error, last, format!("missing '}}' at end of {file}"));
+                        self.diag(
+                            Level::Warning,
+                            last,
+                            format!("missing '}}' at end of {file}"),
+                        );
                     }
                     return false;
                 }
@@ -223,17 +227,6 @@ impl FileParser<'_> {
                 );
                 continue;
             };
-            if let Token::Brace(_) = vtok {
-                self.diag(
-                    Level::Error,
-                    n,
-                    format!(
-                        "parsing error starting with '{}' on line {n} of {file}",
-                        vtok.shown()
-                    ),
-                );
-                continue;
-            }
             if let Token::Quoted { closed: false, .. } = vtok {
                 self.diag(
                     Level::Error,
