@@ -179,3 +179,9 @@ fn round_trip_of_a_config_setting_every_keyword() {
     }
     assert_round_trip(&cfg);
 }
+
+#[test]
+fn empty_multipaths_section_is_left_out() {
+    let dump = show_config(&Config::default());
+    assert!(dump.ends_with("devices {\n}\noverrides {\n}\n"), "{dump}");
+}

@@ -26,12 +26,18 @@ fn every_table_keyword_is_documented_and_nothing_else() {
     let missing: Vec<_> = table.difference(&doc).collect();
     let extra: Vec<_> = doc.difference(&table).collect();
     assert!(missing.is_empty(), "not in the man page: {missing:?}");
-    assert!(extra.is_empty(), "documented but not in the keyword table: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "documented but not in the keyword table: {extra:?}"
+    );
 }
 
 #[test]
 fn groff_reports_no_warnings() {
-    let out = match Command::new("groff").args(["-ww", "-z", "-man", "man/multipath.conf.5"]).output() {
+    let out = match Command::new("groff")
+        .args(["-ww", "-z", "-man", "man/multipath.conf.5"])
+        .output()
+    {
         Ok(o) => o,
         // groff is not installed here; CI installs it.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,

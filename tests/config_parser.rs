@@ -102,7 +102,6 @@ fn line_validation_messages() {
             "missing value for option 'verbosity' on line 2 of /etc/multipath.conf",
             "missing closing quotes on line 3 of /etc/multipath.conf",
             "ignoring extra data starting with 'extra' on line 4 of /etc/multipath.conf",
-            "parsing error starting with '{' on line 5 of /etc/multipath.conf",
             "missing '{' on line 7 of /etc/multipath.conf",
             "expecting '{' on line 9 of /etc/multipath.conf. found 'x'",
             "missing '}' at end of /etc/multipath.conf",
@@ -117,6 +116,11 @@ fn line_validation_messages() {
     assert_eq!(
         l.config.defaults.get("prio"),
         Some(&Value::Str("const".into()))
+    );
+    // As upstream, a brace in value position is taken as the value.
+    assert_eq!(
+        l.config.defaults.get("alias_prefix"),
+        Some(&Value::Str("{".into()))
     );
 }
 

@@ -1,7 +1,8 @@
 //! `show config`: the configuration in effect, in multipath.conf syntax.
 //!
 //! Layout as upstream: sections defaults, blacklist, blacklist_exceptions,
-//! devices (built-in then user entries), overrides, multipaths; one tab of
+//! devices (built-in then user entries), overrides, multipaths (only when it
+//! has entries); one tab of
 //! indentation per level; strings and keywords-as-values quoted with `"`
 //! doubled, numbers bare. In `defaults` every keyword with a built-in default
 //! is printed with its effective value; elsewhere only what is set.
@@ -35,13 +36,16 @@ pub fn show_config(cfg: &Config) -> String {
         out.push_str("\t}\n");
     }
     out.push_str("}\n");
-    out.push_str("multipaths {\n");
-    for mpe in &cfg.multipaths {
-        out.push_str("\tmultipath {\n");
-        attrs(&mut out, Section::Multipath, &mpe.attrs, 2);
-        out.push_str("\t}\n");
+    // As upstream, the multipaths section is left out when it has no entries.
+    if !cfg.multipaths.is_empty() {
+        out.push_str("multipaths {\n");
+        for mpe in &cfg.multipaths {
+            out.push_str("\tmultipath {\n");
+            attrs(&mut out, Section::Multipath, &mpe.attrs, 2);
+            out.push_str("\t}\n");
+        }
+        out.push_str("}\n");
     }
-    out.push_str("}\n");
     out
 }
 

@@ -4,6 +4,9 @@
 //! property selector's built-in defaults) reads this table; there is no other
 //! list of keywords. Row order is the order `show config` prints keywords in.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 /// A section (or subsection) a keyword may appear in. Used as bit flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Section {
@@ -951,9 +954,20 @@ pub static KEYWORDS: &[Keyword] = &[
 
 /// Looks a keyword up in a section.
 pub fn lookup(section: Section, name: &str) -> Option<&'static Keyword> {
-    KEYWORDS
+    // Indexed once: the parser looks up every line's keyword.
+    static INDEX: OnceLock<HashMap<&'static str, Vec<&'static Keyword>>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut m: HashMap<&'static str, Vec<&'static Keyword>> = HashMap::new();
+        for k in KEYWORDS {
+            m.entry(k.name).or_default().push(k);
+        }
+        m
+    });
+    index
+        .get(name)?
         .iter()
-        .find(|k| k.name == name && k.in_section(section))
+        .copied()
+        .find(|k| k.in_section(section))
 }
 
 /// Value keywords (no subsection openers) of a section, in table order.

@@ -1,7 +1,7 @@
 //! Structure of multipath.conf: sections, keyword dispatch through the keyword
 //! table, value validation and upstream's per-file post-processing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::diag::{Diagnostic, Level};
 use super::keywords::{self, Keyword, Section, ValueType};
@@ -206,7 +206,11 @@ impl FileParser<'_> {
                     if !self.eof_reported {
                         self.eof_reported = true;
                         let last = self.lines.len();
-                        self.diag(Level::Error, last, format!("missing '}}' at end of {file}"));
+                        self.diag(
+                            Level::Warning,
+                            last,
+                            format!("missing '}}' at end of {file}"),
+                        );
                     }
                     return false;
                 }
@@ -223,17 +227,6 @@ impl FileParser<'_> {
                 );
                 continue;
             };
-            if let Token::Brace(_) = vtok {
-                self.diag(
-                    Level::Error,
-                    n,
-                    format!(
-                        "parsing error starting with '{}' on line {n} of {file}",
-                        vtok.shown()
-                    ),
-                );
-                continue;
-            }
             if let Token::Quoted { closed: false, .. } = vtok {
                 self.diag(
                     Level::Error,
@@ -481,6 +474,8 @@ impl FileParser<'_> {
 /// wwid (later settings win), after all files are read.
 pub(crate) fn merge_multipaths(cfg: &mut Config, st: &mut LoadState, file: &str) {
     let mut kept: Vec<MultipathEntry> = Vec::new();
+    // Indexed by wwid: configurations with thousands of entries are common.
+    let mut index: HashMap<String, usize> = HashMap::new();
     for mpe in std::mem::take(&mut cfg.multipaths) {
         let Some(wwid) = mpe.wwid() else {
             st.push(
@@ -491,10 +486,12 @@ pub(crate) fn merge_multipaths(cfg: &mut Config, st: &mut LoadState, file: &str)
             );
             continue;
         };
-        if let Some(prev) = kept.iter_mut().find(|k| k.wwid() == Some(wwid)) {
-            prev.attrs.extend(mpe.attrs);
-        } else {
-            kept.push(mpe);
+        match index.get(wwid) {
+            Some(&i) => kept[i].attrs.extend(mpe.attrs),
+            None => {
+                index.insert(wwid.to_string(), kept.len());
+                kept.push(mpe);
+            }
         }
     }
     cfg.multipaths = kept;
