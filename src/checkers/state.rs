@@ -384,11 +384,18 @@ pub struct Verdict {
     pub state: PathState,
     /// Checker message with its leading space, e.g. ` reports path is down`.
     pub message: String,
+    /// The sysfs device state was down (offline): the checker did not run.
+    pub offline: bool,
 }
 
 impl Verdict {
     pub fn new(state: PathState, message: &str) -> Verdict {
-        Verdict { state, message: message.to_string() }
+        Verdict { state, message: message.to_string(), offline: false }
+    }
+
+    /// A down verdict taken from the sysfs device state.
+    pub fn offline() -> Verdict {
+        Verdict { state: PathState::Down, message: String::new(), offline: true }
     }
 }
 
@@ -416,7 +423,9 @@ pub struct PathUpdate {
 }
 
 fn checker_log(level: u8, map: &MapRecord, path: &PathRecord, v: &Verdict, out: &mut Vec<Action>) {
-    if !v.message.is_empty() {
+    if v.offline {
+        out.push(Action::Log(level, format!("{}: {} - path offline", map.alias, path.dev)));
+    } else if !v.message.is_empty() {
         out.push(Action::Log(level, format!("{}: {} - {} checker{}", map.alias, path.dev, path.checker, v.message)));
     }
 }

@@ -133,6 +133,14 @@ fn up_to_down_exact_actions_and_failback_cancel() {
 }
 
 #[test]
+fn offline_device_logs_path_offline() {
+    let pol = policy();
+    let u = update_path_state(&path_in(Up, &pol), &map(&pol), &Verdict::offline(), &ctx(1), &pol, 0);
+    assert_eq!(logs(&u.actions)[0], (1, "mpatha: sdb - path offline".to_string()));
+    assert_eq!(dm_messages(&u.actions), vec!["fail_path 8:16"]);
+}
+
+#[test]
 fn down_to_up_reinstates_and_enables_group() {
     let pol = policy();
     let u = update_path_state(&path_in(Down, &pol), &map(&pol), &verdict(Up), &ctx(1), &pol, 0);
