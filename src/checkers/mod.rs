@@ -275,7 +275,7 @@ impl<C: Clock> CheckerLoop<C> {
 
     fn wait_time(&mut self) -> Duration {
         let now = self.clock.now();
-        let mut next = [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_ref().and_then(|d| d.next_deadline())]
+        let mut next = [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_mut().and_then(|d| d.next_deadline())]
             .into_iter()
             .flatten()
             .min()
