@@ -253,3 +253,42 @@ fn hung_read_is_reported_as_timeout_then_up_once_it_completes() {
     };
     assert_eq!(r.verdict.state, PathState::Up);
 }
+
+#[test]
+fn reads_beyond_the_aio_ring_time_out_too_and_nothing_leaks() {
+    let Some(s) = setup() else { return };
+    let dev = s.loopdev.clone().unwrap();
+    // A tiny ring: most reads cannot even be submitted while the device hangs.
+    let mut engine = DirectioEngine::new(4).unwrap();
+    s.server.stall.store(true, Ordering::SeqCst);
+    let t0 = Instant::now();
+    let timeout = Duration::from_secs(3);
+    for id in 0..200u64 {
+        assert_eq!(engine.start(id, &dev, t0, timeout), None);
+    }
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while s.server.held.lock().unwrap().is_empty() {
+        assert!(engine.poll(t0).is_empty());
+        assert!(Instant::now() < give_up, "no read reached the FUSE server");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(engine.next_deadline(), Some(t0 + timeout));
+    let mut timed_out = engine.poll(t0 + timeout);
+    timed_out.sort_by_key(|r| r.path);
+    assert_eq!(timed_out.iter().map(|r| r.path).collect::<Vec<_>>(), (0..200).collect::<Vec<_>>());
+    assert!(timed_out.iter().all(|r| r.verdict.state == PathState::Timeout));
+    // Only reads the kernel holds are still tracked; the rest were dropped.
+    let held_by_kernel = engine.in_flight();
+    assert!((1..200).contains(&held_by_kernel), "{held_by_kernel}");
+    assert_eq!(engine.next_deadline(), None);
+
+    s.server.stall.store(false, Ordering::SeqCst);
+    s.server.release_held();
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while engine.in_flight() > 0 {
+        s.server.release_held();
+        assert!(engine.poll(Instant::now()).is_empty(), "a timed-out read was reported again");
+        assert!(Instant::now() < give_up, "{} reads never completed", engine.in_flight());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

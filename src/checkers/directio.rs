@@ -9,7 +9,8 @@
 //! stays owned here until the kernel completes it, and no new read is issued for
 //! that path meanwhile (each later check reports the timeout again).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -45,7 +46,6 @@ struct Inflight {
     _buf: AlignedBuf,
     _file: Arc<File>,
     started: Instant,
-    deadline: Instant,
     blksize: usize,
     submitted: bool,
     timed_out: bool,
@@ -65,6 +65,12 @@ pub struct DirectioEngine {
     open: HashMap<PathId, Open>,
     inflight: HashMap<u64, Inflight>,
     by_path: HashMap<PathId, u64>,
+    /// Tokens started but not yet accepted by `io_submit`, oldest first.
+    queued: Vec<u64>,
+    /// Reads the kernel holds (submitted, not reaped).
+    submitted: usize,
+    /// Deadlines by token; entries of finished reads are skipped when popped.
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_token: u64,
 }
 
@@ -91,6 +97,9 @@ impl DirectioEngine {
             open: HashMap::new(),
             inflight: HashMap::new(),
             by_path: HashMap::new(),
+            queued: Vec::new(),
+            submitted: 0,
+            deadlines: BinaryHeap::new(),
             next_token: 1,
         })
     }
@@ -101,8 +110,14 @@ impl DirectioEngine {
     }
 
     /// The earliest deadline of a read not yet reported, for the loop's sleep.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.inflight.values().filter(|i| !i.timed_out).map(|i| i.deadline).min()
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, token))) = self.deadlines.peek().copied() {
+            if self.inflight.get(&token).is_some_and(|i| !i.timed_out) {
+                return Some(at);
+            }
+            self.deadlines.pop();
+        }
+        None
     }
 
     /// Closes the device of a removed path (an unfinished read keeps it open).
@@ -161,58 +176,63 @@ impl DirectioEngine {
                 _buf: buf,
                 _file: file,
                 started: now,
-                deadline: now + timeout,
                 blksize,
                 submitted: false,
                 timed_out: false,
             },
         );
         self.by_path.insert(path, token);
+        self.queued.push(token);
+        self.deadlines.push(Reverse((now + timeout, token)));
         None
     }
 
     fn submit_queued(&mut self, out: &mut Vec<DirectioResult>, now: Instant) {
-        let mut tokens: Vec<u64> = self.inflight.iter().filter(|(_, i)| !i.submitted).map(|(t, _)| *t).collect();
-        tokens.sort_unstable();
+        let mut tokens = std::mem::take(&mut self.queued);
         let mut ptrs: Vec<*mut Iocb> = tokens
             .iter()
             .filter_map(|t| self.inflight.get_mut(t).map(|i| &mut *i.iocb as *mut Iocb))
             .collect();
+        tokens.retain(|t| self.inflight.contains_key(t));
         let mut done = 0;
         while done < ptrs.len() {
             // SAFETY: each iocb and its buffer and file live in `self.inflight`
             // until their completion event is reaped.
             match unsafe { self.ctx.submit(&ptrs[done..]) } {
                 Ok(0) => break,
-                Ok(n) => done += n,
+                Ok(n) => {
+                    for t in &tokens[done..done + n] {
+                        if let Some(i) = self.inflight.get_mut(t) {
+                            i.submitted = true;
+                        }
+                    }
+                    self.submitted += n;
+                    done += n;
+                }
+                // The AIO ring is full: keep the rest queued for the next poll.
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
                 Err(e) => {
                     // The first remaining iocb was refused: report it, go on with the rest.
-                    let token = tokens[done];
+                    let token = tokens.remove(done);
+                    ptrs.remove(done);
                     if let Some(i) = self.inflight.remove(&token) {
                         self.by_path.remove(&i.path);
-                        let state = if e.raw_os_error() == Some(libc::EAGAIN) { PathState::Pending } else { PathState::Down };
                         log::debug!("directio: io_submit for path {}: {e}", i.path);
                         out.push(DirectioResult {
                             path: i.path,
-                            verdict: Verdict::new(state, if state == PathState::Down { MSG_DOWN } else { "" }),
+                            verdict: Verdict::new(PathState::Down, MSG_DOWN),
                             took: now.saturating_duration_since(i.started),
                         });
                     }
-                    tokens.remove(done);
-                    ptrs.remove(done);
                 }
             }
         }
-        for t in &tokens[..done] {
-            if let Some(i) = self.inflight.get_mut(t) {
-                i.submitted = true;
-            }
-        }
-        // Whatever the kernel did not take (queue full) is retried next poll.
+        self.queued = tokens.split_off(done);
     }
 
     fn complete(&mut self, ev: &IoEvent, now: Instant, out: &mut Vec<DirectioResult>) {
         let Some(i) = self.inflight.remove(&ev.data) else { return };
+        self.submitted = self.submitted.saturating_sub(1);
         if self.by_path.get(&i.path) == Some(&ev.data) {
             self.by_path.remove(&i.path);
         }
@@ -234,7 +254,7 @@ impl DirectioEngine {
         let mut out = Vec::new();
         self.submit_queued(&mut out, now);
         let mut events = [IoEvent::default(); REAP_BATCH];
-        while self.inflight.values().any(|i| i.submitted) {
+        while self.submitted > 0 {
             let n = match self.ctx.get_events(0, &mut events, Duration::ZERO) {
                 Ok(n) => n,
                 Err(e) => {
@@ -249,19 +269,30 @@ impl DirectioEngine {
                 break;
             }
         }
-        for i in self.inflight.values_mut() {
-            if i.submitted && !i.timed_out && now >= i.deadline {
+        while let Some(Reverse((at, token))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(i) = self.inflight.get_mut(&token) else { continue };
+            if i.timed_out {
+                continue;
+            }
+            let took = now.saturating_duration_since(i.started);
+            let path = i.path;
+            if i.submitted {
                 i.timed_out = true;
                 // Block-device reads are usually not cancellable; the completion
                 // is still awaited before the buffer is freed.
                 // SAFETY: the iocb was submitted to this context and is not reaped.
                 let _ = unsafe { self.ctx.cancel(&mut *i.iocb) };
-                out.push(DirectioResult {
-                    path: i.path,
-                    verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
-                    took: now.saturating_duration_since(i.started),
-                });
+            } else {
+                // Never reached the kernel (ring full all along): drop it.
+                self.inflight.remove(&token);
+                self.queued.retain(|t| *t != token);
+                self.by_path.remove(&path);
             }
+            out.push(DirectioResult { path, verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT), took });
         }
         out
     }
@@ -273,11 +304,13 @@ impl Drop for DirectioEngine {
         // and so dropped after the buffers: wait for them here instead.
         let mut events = [IoEvent::default(); REAP_BATCH];
         let mut spins = 0;
-        while self.inflight.values().any(|i| i.submitted) && spins < 100 {
+        while self.submitted > 0 && spins < 100 {
             match self.ctx.get_events(1, &mut events, Duration::from_millis(100)) {
                 Ok(n) => {
                     for ev in &events[..n] {
-                        self.inflight.remove(&ev.data);
+                        if self.inflight.remove(&ev.data).is_some() {
+                            self.submitted = self.submitted.saturating_sub(1);
+                        }
                     }
                 }
                 Err(_) => break,

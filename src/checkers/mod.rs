@@ -219,7 +219,15 @@ impl<C: Clock> CheckerLoop<C> {
         match msg {
             Control::Schedule { req, in_secs } => {
                 let id = req.path;
-                self.paths.insert(id, req);
+                if let Some(old) = self.paths.insert(id, req.clone())
+                    && (old.kind != req.kind || old.dev != req.dev)
+                {
+                    // Another checker or device node: close what the old one held open.
+                    self.pool.forget(id);
+                    if let Some(d) = self.directio.as_mut() {
+                        d.forget(id);
+                    }
+                }
                 self.sched.schedule_in(id, now, in_secs);
             }
             Control::CheckNow(id) => {
@@ -267,7 +275,7 @@ impl<C: Clock> CheckerLoop<C> {
 
     fn wait_time(&mut self) -> Duration {
         let now = self.clock.now();
-        let mut next = [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_ref().and_then(|d| d.next_deadline())]
+        let mut next = [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_mut().and_then(|d| d.next_deadline())]
             .into_iter()
             .flatten()
             .min()

@@ -8,7 +8,8 @@
 //! the kernel enforces `checker_timeout` on each command, and the pool adds its own
 //! deadline in case a command hangs in the driver anyway.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -53,7 +54,6 @@ pub struct Done {
 struct Running {
     token: u64,
     started: Instant,
-    deadline: Instant,
     timed_out: bool,
 }
 
@@ -73,6 +73,8 @@ pub struct BlockingPool {
     done: Receiver<Done>,
     files: HashMap<PathId, (PathBuf, Arc<File>)>,
     running: HashMap<PathId, Running>,
+    /// Deadlines of running jobs; entries of finished jobs are skipped when popped.
+    deadlines: BinaryHeap<Reverse<(Instant, PathId, u64)>>,
     next_token: u64,
 }
 
@@ -116,6 +118,7 @@ impl BlockingPool {
             done: drx,
             files: HashMap::new(),
             running: HashMap::new(),
+            deadlines: BinaryHeap::new(),
             next_token: 1,
         })
     }
@@ -125,9 +128,19 @@ impl BlockingPool {
         &self.done
     }
 
+    fn is_current(&self, path: PathId, token: u64) -> bool {
+        self.running.get(&path).is_some_and(|r| r.token == token && !r.timed_out)
+    }
+
     /// The earliest deadline of a check not yet reported.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.running.values().filter(|r| !r.timed_out).map(|r| r.deadline).min()
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, path, token))) = self.deadlines.peek().copied() {
+            if self.is_current(path, token) {
+                return Some(at);
+            }
+            self.deadlines.pop();
+        }
+        None
     }
 
     /// Closes the device of a removed path (a running job keeps its own handle).
@@ -169,7 +182,8 @@ impl BlockingPool {
         if self.jobs.send(Job { token, path, check, file, timeout }).is_err() {
             return Some(Verdict::new(PathState::Wild, ""));
         }
-        self.running.insert(path, Running { token, started: now, deadline: now + timeout + GRACE, timed_out: false });
+        self.running.insert(path, Running { token, started: now, timed_out: false });
+        self.deadlines.push(Reverse((now + timeout + GRACE, path, token)));
         None
     }
 
@@ -192,11 +206,18 @@ impl BlockingPool {
         while let Ok(d) = self.done.try_recv() {
             out.extend(self.finish(d, now));
         }
-        for (path, r) in self.running.iter_mut() {
-            if !r.timed_out && now >= r.deadline {
+        while let Some(Reverse((at, path, token))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if let Some(r) = self.running.get_mut(&path)
+                && r.token == token
+                && !r.timed_out
+            {
                 r.timed_out = true;
                 out.push(PoolResult {
-                    path: *path,
+                    path,
                     verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
                     took: now.saturating_duration_since(r.started),
                 });

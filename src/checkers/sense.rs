@@ -228,7 +228,7 @@ pub fn rdac_verdict(page: &[u8]) -> Verdict {
     let (pq_pdt, avtcvp, aas_cur, vs_cur, aas_alt) = (byte(0), byte(8), byte(10), byte(11), byte(12));
     let down = |why: &str| {
         let msg = if why.is_empty() { MSG_DOWN.to_string() } else { format!("{MSG_DOWN}: {why}") };
-        Verdict { state: PathState::Down, message: msg }
+        Verdict::new(PathState::Down, &msg)
     };
     if pq_pdt & 0xe0 == 0x20 || pq_pdt & 0x7f != 0 {
         return down("lun not connected");

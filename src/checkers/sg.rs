@@ -192,7 +192,7 @@ pub fn rdac(fd: RawFd, timeout: Duration) -> Verdict {
             Ok(_) => break,
         }
     }
-    Verdict { state: PathState::Down, message: format!("{}: inquiry failed", sense::MSG_DOWN) }
+    Verdict::new(PathState::Down, &format!("{}: inquiry failed", sense::MSG_DOWN))
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@
 //!   (`no_path_retry`) is what protects the map then;
 //! * a *hold* on a working path (san_path_err threshold, delay_* checks, or the
 //!   marginal module's IO-error test) never keeps the path out of a map that has
-//!   no other active path: the hold is dropped and the path reinstated;
+//!   no other active path: the hold is dropped and the path reinstated (upstream
+//!   holds it for one interval when the san_path_err threshold is first crossed
+//!   and releases it at the next check; this build releases it at once);
 //! * a standby (ghost) path of an implicit-only ALUA target is not reinstated while
 //!   the map has no other active path, so DM does not send IO to a standby port.
 
@@ -354,6 +356,10 @@ impl MapRecord {
 }
 
 /// Something the state owner must do after an update, in order.
+///
+/// The log lines after a DM message assume it succeeded. When a message fails,
+/// the state owner logs the failure (upstream: `8:16: reinstate failed`) and sets
+/// the path's `dm_state` to `Undef`: the next check then sends it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// A `dmsetup message <map> 0 <text>`, e.g. `fail_path 8:16`.
@@ -378,11 +384,18 @@ pub struct Verdict {
     pub state: PathState,
     /// Checker message with its leading space, e.g. ` reports path is down`.
     pub message: String,
+    /// The sysfs device state was down (offline): the checker did not run.
+    pub offline: bool,
 }
 
 impl Verdict {
     pub fn new(state: PathState, message: &str) -> Verdict {
-        Verdict { state, message: message.to_string() }
+        Verdict { state, message: message.to_string(), offline: false }
+    }
+
+    /// A down verdict taken from the sysfs device state.
+    pub fn offline() -> Verdict {
+        Verdict { state: PathState::Down, message: String::new(), offline: true }
     }
 }
 
@@ -410,7 +423,9 @@ pub struct PathUpdate {
 }
 
 fn checker_log(level: u8, map: &MapRecord, path: &PathRecord, v: &Verdict, out: &mut Vec<Action>) {
-    if !v.message.is_empty() {
+    if v.offline {
+        out.push(Action::Log(level, format!("{}: {} - path offline", map.alias, path.dev)));
+    } else if !v.message.is_empty() {
         out.push(Action::Log(level, format!("{}: {} - {} checker{}", map.alias, path.dev, path.checker, v.message)));
     }
 }
@@ -521,6 +536,13 @@ fn san_path_hold(path: &mut PathRecord, san: &SanPathErr, other_active: usize, n
     }
     path.path_failures += 1;
     if path.path_failures > san.threshold {
+        if other_active == 0 {
+            // Upstream holds the path for one interval here and releases it at the
+            // next check; holding the only usable path is never worth that.
+            out.push(Action::Log(2, format!("{} : reinstating path early", path.dev)));
+            san_reset(path);
+            return false;
+        }
         out.push(Action::Log(2, format!("{} : hit error threshold. Delaying path reinstatement", path.dev)));
         path.dis_reinstate_time = now;
         path.disable_reinstate = true;

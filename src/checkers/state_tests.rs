@@ -133,6 +133,14 @@ fn up_to_down_exact_actions_and_failback_cancel() {
 }
 
 #[test]
+fn offline_device_logs_path_offline() {
+    let pol = policy();
+    let u = update_path_state(&path_in(Up, &pol), &map(&pol), &Verdict::offline(), &ctx(1), &pol, 0);
+    assert_eq!(logs(&u.actions)[0], (1, "mpatha: sdb - path offline".to_string()));
+    assert_eq!(dm_messages(&u.actions), vec!["fail_path 8:16"]);
+}
+
+#[test]
 fn down_to_up_reinstates_and_enables_group() {
     let pol = policy();
     let u = update_path_state(&path_in(Down, &pol), &map(&pol), &verdict(Up), &ctx(1), &pol, 0);
@@ -448,6 +456,19 @@ fn san_path_err_held_path_is_reinstated_early_when_map_has_no_active_path() {
 }
 
 #[test]
+fn san_path_err_threshold_never_holds_the_only_usable_path() {
+    let pol = san_policy();
+    let mut p = path_in(Down, &pol);
+    p.path_failures = 2;
+    p.forget_countdown = 3;
+    let u = update_path_state(&p, &map(&pol), &verdict(Up), &ctx(0), &pol, 50);
+    assert_eq!(logs(&u.actions)[0], (2, "sdb : reinstating path early".to_string()));
+    assert_eq!(u.path.state, Up);
+    assert_eq!((u.path.path_failures, u.path.disable_reinstate), (0, false));
+    assert_eq!(dm_messages(&u.actions), vec!["reinstate_path 8:16"]);
+}
+
+#[test]
 fn san_path_err_forgets_one_failure_per_forget_rate_good_checks() {
     let pol = san_policy();
     let mut p = path_in(Up, &pol);
@@ -706,4 +727,80 @@ fn progress_bars() {
     p.tick = 2;
     p.checkint = 20;
     assert_eq!(p.next_check_text(), "X......... 2/20");
+}
+
+// ---- invariants over random verdict sequences ----
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What checkers report: every state but `Delayed`, which only the daemon
+    /// sets (the exhaustive table above covers a `Delayed` verdict too).
+    fn any_verdict() -> impl Strategy<Value = PathState> {
+        prop::sample::select(PathState::ALL.iter().copied().filter(|s| *s != Delayed).collect::<Vec<_>>())
+    }
+
+    fn any_policy() -> impl Strategy<Value = Policy> {
+        (0usize..4, 1u32..4, prop::bool::ANY).prop_map(|(which, n, pathgroups)| {
+            let base = Policy {
+                no_path_retry: NoPathRetry::Retries(n),
+                marginal_pathgroups: if pathgroups { MarginalPathgroups::On } else { MarginalPathgroups::Off },
+                ..policy()
+            };
+            match which {
+                0 => base,
+                1 => Policy { san_path_err_threshold: n, san_path_err_forget_rate: 2, san_path_err_recovery_time: 10, ..base },
+                2 => Policy { delay_watch_checks: n, delay_wait_checks: n, ..base },
+                _ => Policy { marginal_path_enabled: true, ..base },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn state_machine_invariants(
+            pol in any_policy(),
+            steps in prop::collection::vec((any_verdict(), 0usize..3, prop::bool::ANY), 1..60),
+        ) {
+            let mut p = path_in(Up, &pol);
+            let mut m = map(&pol);
+            let mut now = 0u64;
+            let holds_possible = effective_san_path_err(&pol).enabled() || pol.marginal_path_enabled;
+            for (v, others, hold) in steps {
+                now += 5;
+                let c = MapContext { other_active_paths: others, marginal_hold: hold };
+                let before = p.clone();
+                let u = update_path_state(&p, &m, &verdict(v), &c, &pol, now);
+                let n = if v == Removed { Down } else { v };
+                prop_assert!(u.path.checkint >= pol.polling_interval && u.path.checkint <= pol.max_polling_interval);
+                prop_assert!(u.path.tick >= 1 && u.path.tick <= u.path.checkint.max(1));
+                if !holds_possible {
+                    prop_assert_ne!(u.path.state, Delayed);
+                }
+                for msg in dm_messages(&u.actions) {
+                    prop_assert!(msg == "fail_path 8:16" || msg == "reinstate_path 8:16", "{}", msg);
+                }
+                let bad = matches!(n, Down | Shaky | Timeout | Disconnected | Delayed);
+                if bad && before.state != Delayed {
+                    prop_assert_eq!(u.path.dm_state, DmState::Failed);
+                    prop_assert_eq!(u.path.state, n);
+                }
+                if n.is_usable() && u.path.state == n {
+                    // Usable and not held: DM carries IO on it.
+                    prop_assert_eq!(u.path.dm_state, DmState::Active);
+                }
+                if let NoPathRetry::Retries(r) = m.no_path_retry {
+                    prop_assert!(u.map.retry_tick <= r * pol.polling_interval + 1);
+                }
+                // A hold is never applied while the map has no other active path.
+                if u.path.state == Delayed && before.state != Delayed && !bad {
+                    prop_assert!(others > 0);
+                }
+                p = u.path;
+                let (m2, _) = map_tick(&u.map, 5, &[], 1, &pol);
+                m = m2;
+            }
+        }
+    }
 }

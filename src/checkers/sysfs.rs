@@ -15,7 +15,7 @@ pub fn state_from_sysfs(word: &str) -> Option<Verdict> {
         "running" | "live" => None,
         // The SCSI midlayer holds IO (error handling, transport loss): ask again soon.
         "blocked" | "quiesce" => Some(Verdict::new(PathState::Pending, "")),
-        _ => Some(Verdict::new(PathState::Down, "")),
+        _ => Some(Verdict::offline()),
     }
 }
 
@@ -39,7 +39,7 @@ mod tests {
     fn state_words() {
         assert_eq!(state_from_sysfs("running\n"), None);
         assert_eq!(state_from_sysfs("live"), None);
-        assert_eq!(state_from_sysfs("offline\n").map(|v| v.state), Some(PathState::Down));
+        assert_eq!(state_from_sysfs("offline\n"), Some(Verdict::offline()));
         assert_eq!(state_from_sysfs("transport-offline").map(|v| v.state), Some(PathState::Down));
         assert_eq!(state_from_sysfs("blocked").map(|v| v.state), Some(PathState::Pending));
         assert_eq!(state_from_sysfs("quiesce\n").map(|v| v.state), Some(PathState::Pending));
