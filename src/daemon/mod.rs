@@ -2,8 +2,10 @@
 
 pub mod args;
 pub mod logging;
+pub mod owner;
 pub mod pidfile;
 pub mod plan;
+pub mod policy;
 pub mod signals;
 
 use crate::config::{self, LoadOptions};

@@ -1,0 +1,976 @@
+//! The state owner: the one thread that holds paths and maps. Every other thread
+//! reaches the state only through the messages handled here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use crate::checkers::state::{self as chk, Action as ChkAction, DmState, PathState, Verdict};
+use crate::checkers::{self, CheckOutcome, CheckRequest, CheckerKind, Control};
+use crate::cli::format::{self as fmt, DaemonState};
+use crate::cli::parse::{Command, HandlerError};
+use crate::config::Config;
+use crate::config::blacklist::Blacklist;
+use crate::config::propsel::Selector;
+use crate::discovery::{self, PathInfo, SysfsRoot};
+use crate::dm::status::MultipathStatus;
+use crate::dm::table::MultipathTable;
+use crate::marginal::state::{Action as MgAction, Event as MgEvent, MarginalState};
+use crate::marginal::thread::{IoErrEvent, IoErrStat};
+
+use super::plan::{self, MapPlan, PlanPath};
+use super::policy;
+
+/// What the daemon needs from device-mapper. A narrow port, so the owner can be
+/// driven by an in-memory fake in unit tests and by the ioctl backend for real.
+pub trait MapOps: Send {
+    /// Existing `multipath` maps (uuid `mpath-…`).
+    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, String>;
+    /// Creates and resumes a map; returns its minor number.
+    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, String>;
+    /// Loads a new table into a live map and swaps it in without flushing queued IO.
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), String>;
+    fn message(&mut self, name: &str, msg: &str) -> Result<(), String>;
+    /// The map's status parameters (text after `multipath`).
+    fn status(&mut self, name: &str) -> Result<String, String>;
+}
+
+/// A map found in the kernel at startup or reconfigure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingMap {
+    pub name: String,
+    pub uuid: String,
+    pub minor: u32,
+    pub sectors: u64,
+    pub table: String,
+    pub status: String,
+}
+
+/// Where the daemon finds the system (changed by tests).
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub sysfs: SysfsRoot,
+    pub udev_dir: PathBuf,
+    pub dev_dir: PathBuf,
+    /// `/etc/multipath`: bindings and wwids files.
+    pub state_dir: PathBuf,
+    /// `-B`: never write the bindings file.
+    pub bindings_read_only: bool,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env {
+            sysfs: SysfsRoot::real(),
+            udev_dir: PathBuf::from("/run/udev/data"),
+            dev_dir: PathBuf::from("/dev"),
+            state_dir: PathBuf::from("/etc/multipath"),
+            bindings_read_only: false,
+        }
+    }
+}
+
+struct Path {
+    info: PathInfo,
+    id: checkers::scheduler::PathId,
+    rec: chk::PathRecord,
+    prio: i32,
+    prio_name: String,
+    checker: CheckerKind,
+    map: Option<String>,
+    dh_state: Option<String>,
+}
+
+struct Map {
+    name: String,
+    wwid: String,
+    minor: u32,
+    sectors: u64,
+    /// Member paths (device names) in table order.
+    paths: Vec<String>,
+    table: MultipathTable,
+    status: Option<MultipathStatus>,
+    rec: chk::MapRecord,
+    policy: chk::Policy,
+    selector: String,
+    action: Option<String>,
+    loads: u32,
+}
+
+/// Everything the owner sends out besides DM operations.
+pub struct Outputs {
+    pub checker: Sender<Control>,
+    pub ioerr: IoErrStat,
+}
+
+pub struct Owner {
+    cfg: Config,
+    env: Env,
+    dm: Box<dyn MapOps>,
+    out: Outputs,
+    paths: BTreeMap<String, Path>,
+    maps: BTreeMap<String, Map>,
+    marginal: MarginalState,
+    next_id: checkers::scheduler::PathId,
+    pub state: DaemonState,
+    started: Instant,
+}
+
+fn log_at(level: u8, text: &str) {
+    match level {
+        0 => log::error!("{text}"),
+        1 => log::warn!("{text}"),
+        2 => log::info!("{text}"),
+        3 => log::debug!("{text}"),
+        _ => log::trace!("{text}"),
+    }
+}
+
+fn read_trimmed(p: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+impl Owner {
+    pub fn new(cfg: Config, env: Env, dm: Box<dyn MapOps>, out: Outputs) -> Owner {
+        Owner {
+            marginal: MarginalState::new(Default::default()),
+            cfg,
+            env,
+            dm,
+            out,
+            paths: BTreeMap::new(),
+            maps: BTreeMap::new(),
+            next_id: 1,
+            state: DaemonState::Startup,
+            started: Instant::now(),
+        }
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Discovers paths, adopts existing maps, creates missing ones.
+    pub fn coldplug(&mut self) {
+        self.state = DaemonState::Configure;
+        let existing = match self.dm.list_maps() {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("cannot list device-mapper maps: {e}");
+                Vec::new()
+            }
+        };
+        let scanned = self.scan();
+        for info in scanned {
+            self.add_path_info(info);
+        }
+        let mut by_wwid: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (dev, p) in &self.paths {
+            if let Some(w) = &p.info.wwid {
+                by_wwid.entry(w.clone()).or_default().push(dev.clone());
+            }
+        }
+        for (wwid, devs) in by_wwid {
+            let adopt = existing.iter().find(|m| m.uuid == format!("mpath-{wwid}"));
+            if adopt.is_none() && !self.should_multipath(&wwid, devs.len()) {
+                continue;
+            }
+            self.setup_map(&wwid, devs, adopt.cloned());
+        }
+        self.state = DaemonState::Idle;
+    }
+
+    fn scan(&self) -> Vec<PathInfo> {
+        let cfg = &self.cfg;
+        let uid = |p: &PathInfo| {
+            Selector::new(cfg, &p.vendor, &p.product, &p.rev, "").uid_attribute(&p.dev).value
+        };
+        let opts = discovery::ScanOptions { udev_data_dir: &self.env.udev_dir, uid_attribute: &uid };
+        let res = discovery::sysfs::scan_paths(&self.env.sysfs, &opts);
+        for s in &res.skipped {
+            log::debug!("{}: skipped: {}", s.dev, s.reason);
+        }
+        let bl = Blacklist::new(&self.cfg, false);
+        res.paths.into_iter().filter(|p| self.blacklist_reason(&bl, p).is_none()).collect()
+    }
+
+    /// Why the path is blacklisted (logged), or `None` if it may be used.
+    fn blacklist_reason(&self, bl: &Blacklist, p: &PathInfo) -> Option<String> {
+        let sel = Selector::new(&self.cfg, &p.vendor, &p.product, &p.rev, "");
+        let uid = sel.uid_attribute(&p.dev).value;
+        let props: Vec<&str> = p.udev.as_ref().map(|u| u.0.iter().map(|(k, _)| k.as_str()).collect()).unwrap_or_default();
+        let code = bl.filter_path(&crate::config::blacklist::PathInfo {
+            devnode: &p.dev,
+            vendor: &p.vendor,
+            product: &p.product,
+            protocol: &p.protocol,
+            wwid: p.wwid.as_deref().unwrap_or(""),
+            // Without a udev database (no udevd) there is nothing to match properties on.
+            properties: &props,
+            uid_attribute: if p.udev.is_some() { Some(&uid) } else { None },
+        });
+        (code > 0).then(|| {
+            let reason = crate::config::blacklist::reason(code);
+            log::debug!("{}: {reason}", p.dev);
+            reason.to_string()
+        })
+    }
+
+    fn should_multipath(&self, wwid: &str, npaths: usize) -> bool {
+        let mode = match Selector::new(&self.cfg, "", "", "", "").get("find_multipaths").map(|s| s.value) {
+            Some(crate::config::value::Value::Str(v)) => discovery::valid::FindMultipaths::from_value(&v),
+            _ => None,
+        }
+        .unwrap_or(discovery::valid::FindMultipaths::Strict);
+        let known = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids"))
+            .load()
+            .map(|w| w.contains(wwid))
+            .unwrap_or(false);
+        let exists = self.maps.values().any(|m| m.wwid == wwid);
+        discovery::valid::should_multipath(mode, known, exists, npaths.saturating_sub(1))
+    }
+
+    fn add_path_info(&mut self, info: PathInfo) {
+        let sel = Selector::new(&self.cfg, &info.vendor, &info.product, &info.rev, info.wwid.as_deref().unwrap_or(""));
+        let checker_name = sel.checker().value;
+        let checker = checkers::checker_by_name(&checker_name).unwrap_or_else(|e| {
+            log::warn!("{}: {e}", info.dev);
+            CheckerKind::Tur
+        });
+        let (prio_name, prio) = self.prioritize(&sel, &info);
+        let dh_state = read_trimmed(&self.env.sysfs.sys("block").join(&info.dev).join("device/dh_state"));
+        let devt = format!("{}:{}", info.devt.0, info.devt.1);
+        let policy = policy::checker_policy(&self.cfg, &sel);
+        let id = self.next_id;
+        self.next_id += 1;
+        let rec = chk::PathRecord::new(&info.dev, &devt, checker.name(), &policy);
+        log::debug!("{}: path_checker = {} {}", info.dev, checker.name(), sel.checker().origin);
+        log::debug!("{}: prio = {prio_name} ({prio})", info.dev);
+        self.paths.insert(
+            info.dev.clone(),
+            Path { info, id, rec, prio, prio_name, checker, map: None, dh_state },
+        );
+    }
+
+    /// `detect_prio` first (ALUA-capable SCSI with a readable access_state → sysfs),
+    /// then the configured prioritizer.
+    fn prioritize(&self, sel: &Selector, info: &PathInfo) -> (String, i32) {
+        use discovery::prio::{self, Prio};
+        let configured = sel.prio().value;
+        let detected = if sel.detect_prio().value && info.access_state.is_some() {
+            Some(Prio::Sysfs)
+        } else {
+            None
+        };
+        let (p, args) = match detected {
+            Some(p) => (p, String::new()),
+            None => (Prio::from_name(&configured.0).unwrap_or(Prio::Const), configured.1),
+        };
+        let mut rng = || std::process::id().wrapping_mul(2654435761);
+        let regex = |re: &str, s: &str| crate::config::regex::ConfigRegex::new(re).ok().map(|r| r.is_match(s));
+        let mut env = prio::PrioEnv {
+            root: &self.env.sysfs,
+            dev_dir: &self.env.dev_dir,
+            timeout_ms: 30_000,
+            rng: &mut rng,
+            regex_search: &regex,
+        };
+        let value = prio::getprio(p, &args, info, &mut env).unwrap_or_else(|e| {
+            log::warn!("{}: prio {}: {e}", info.dev, p.name());
+            discovery::pgpolicy::PRIO_UNDEF
+        });
+        (p.name().to_string(), value)
+    }
+
+    fn alias_for(&self, wwid: &str) -> String {
+        let sel = Selector::new(&self.cfg, "", "", "", wwid);
+        if let Some(a) = sel.alias() {
+            return a.value;
+        }
+        if !sel.user_friendly_names().value {
+            return wwid.to_string();
+        }
+        let file = discovery::bindings::BindingsFile::new(self.env.state_dir.join("bindings"));
+        let taken = |name: &str| self.maps.contains_key(name);
+        match file.alias_for(wwid, &sel.alias_prefix().value, None, &taken) {
+            Ok((Some((alias, _)), issues)) => {
+                for i in issues {
+                    log::warn!("{i}");
+                }
+                alias
+            }
+            Ok((None, _)) => wwid.to_string(),
+            Err(e) => {
+                log::warn!("{wwid}: cannot allocate a user friendly name: {e}; using the WWID");
+                wwid.to_string()
+            }
+        }
+    }
+
+    fn plan_paths(&self, devs: &[String]) -> Vec<PlanPath> {
+        devs.iter()
+            .filter_map(|d| self.paths.get(d))
+            .map(|p| PlanPath {
+                dev: p.info.dev.clone(),
+                devt: p.rec.dev_t.clone(),
+                vendor: p.info.vendor.clone(),
+                product: p.info.product.clone(),
+                rev: p.info.rev.clone(),
+                serial: p.info.serial.clone(),
+                tgt_node_name: p.info.tgt_node_name.clone(),
+                tpg: None,
+                prio: p.prio,
+                prio_name: p.prio_name.clone(),
+                usable: p.rec.state != PathState::Down && p.info.state != "offline",
+                marginal: p.rec.marginal,
+                dh_state: p.dh_state.clone(),
+            })
+            .collect()
+    }
+
+    /// Creates, reloads or adopts the map for `wwid` over `devs`.
+    fn setup_map(&mut self, wwid: &str, devs: Vec<String>, existing: Option<ExistingMap>) {
+        let name = match &existing {
+            Some(m) => m.name.clone(),
+            None => self.alias_for(wwid),
+        };
+        let pp = self.plan_paths(&devs);
+        let Some(plan) = plan::plan_map(&self.cfg, wwid, &name, &pp) else {
+            return;
+        };
+        for l in &plan.log {
+            log::debug!("{l}");
+        }
+        let sectors = devs.iter().filter_map(|d| self.paths.get(d)).map(|p| p.info.size).max().unwrap_or(0);
+        let params = match plan.table.format() {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("{name}: cannot build the table: {e}");
+                return;
+            }
+        };
+        let (minor, action) = match &existing {
+            Some(m) if MultipathTable::parse(&m.table).map(|t| same_layout(&t, &plan.table)).unwrap_or(false) => {
+                log::info!("{name}: adopted existing map ({wwid})");
+                (m.minor, None)
+            }
+            Some(m) => match self.dm.reload_map(&name, m.sectors, &params) {
+                Ok(()) => {
+                    log::info!("reload: {name} ({wwid}) {params}");
+                    (m.minor, Some("reload"))
+                }
+                Err(e) => {
+                    log::error!("{name}: reload failed, keeping the current table: {e}");
+                    (m.minor, None)
+                }
+            },
+            None => match self.dm.create_map(&name, &format!("mpath-{wwid}"), sectors, &params) {
+                Ok(minor) => {
+                    log::info!("create: {name} ({wwid}) dm-{minor} {params}");
+                    (minor, Some("create"))
+                }
+                Err(e) => {
+                    log::error!("{name}: failed to create the map: {e}");
+                    return;
+                }
+            },
+        };
+        self.install_map(&name, wwid, minor, sectors.max(existing.map_or(0, |m| m.sectors)), devs, plan, action);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn install_map(&mut self, name: &str, wwid: &str, minor: u32, sectors: u64, devs: Vec<String>, plan: MapPlan, action: Option<&str>) {
+        let first = devs.first().and_then(|d| self.paths.get(d));
+        let (v, p, r) = first.map_or((String::new(), String::new(), String::new()), |x| {
+            (x.info.vendor.clone(), x.info.product.clone(), x.info.rev.clone())
+        });
+        let sel = Selector::new(&self.cfg, &v, &p, &r, wwid);
+        let policy = policy::checker_policy(&self.cfg, &sel);
+        self.marginal.set_map_config(name, policy::marginal(&sel));
+        let queueing = plan.table.features.iter().any(|f| f == "queue_if_no_path");
+        let ordered: Vec<String> = plan.groups.iter().flat_map(|g| g.paths.iter().map(|&i| devs[i].clone())).collect();
+        let rec = chk::MapRecord::new(name, &policy, queueing);
+        let loads = self.maps.get(name).map_or(0, |m| m.loads) + u32::from(action.is_some());
+        self.maps.insert(
+            name.to_string(),
+            Map {
+                name: name.to_string(),
+                wwid: wwid.to_string(),
+                minor,
+                sectors,
+                paths: ordered.clone(),
+                table: plan.table,
+                status: None,
+                rec,
+                policy,
+                selector: plan.selector,
+                action: action.map(str::to_string),
+                loads,
+            },
+        );
+        for d in &ordered {
+            if let Some(p) = self.paths.get_mut(d) {
+                p.map = Some(name.to_string());
+            }
+        }
+        self.refresh_status(name);
+        for d in ordered {
+            self.schedule_check(&d, 0);
+        }
+    }
+
+    fn refresh_status(&mut self, name: &str) {
+        let Ok(text) = self.dm.status(name) else { return };
+        let Ok(st) = MultipathStatus::parse(&text) else {
+            log::warn!("{name}: cannot parse status '{text}'");
+            return;
+        };
+        if let Some(m) = self.maps.get_mut(name) {
+            for dev in &m.paths {
+                if let Some(p) = self.paths.get_mut(dev)
+                    && let Some((_, ps)) = st.path(&p.rec.dev_t)
+                {
+                    p.rec.dm_state = if ps.active { DmState::Active } else { DmState::Failed };
+                }
+            }
+            m.status = Some(st);
+        }
+    }
+
+    fn schedule_check(&self, dev: &str, in_secs: u32) {
+        let Some(p) = self.paths.get(dev) else { return };
+        let sel = Selector::new(&self.cfg, &p.info.vendor, &p.info.product, &p.info.rev, "");
+        let configured = match sel.get("checker_timeout").map(|s| s.value) {
+            Some(crate::config::value::Value::Int(n)) if n > 0 => Some(n as u32),
+            _ => None,
+        };
+        let timeout = configured.unwrap_or_else(|| {
+            read_trimmed(&self.env.sysfs.sys("block").join(dev).join("device/timeout"))
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(30)
+        });
+        let req = CheckRequest {
+            path: p.id,
+            dev: self.env.dev_dir.join(dev),
+            sysfs_state: Some(self.env.sysfs.sys("block").join(dev).join("device/state")),
+            kind: p.checker,
+            timeout: std::time::Duration::from_secs(u64::from(timeout)),
+        };
+        let _ = self.out.checker.send(Control::Schedule { req, in_secs });
+    }
+
+    fn dev_by_id(&self, id: checkers::scheduler::PathId) -> Option<String> {
+        self.paths.values().find(|p| p.id == id).map(|p| p.info.dev.clone())
+    }
+
+    fn active_paths(&self, map: &str) -> usize {
+        self.maps.get(map).map_or(0, |m| {
+            m.paths
+                .iter()
+                .filter_map(|d| self.paths.get(d))
+                .filter(|p| matches!(p.rec.state, PathState::Up | PathState::Ghost) && p.rec.dm_state != DmState::Failed)
+                .count()
+        })
+    }
+
+    /// A finished check: run the path state machine and carry out its actions.
+    pub fn on_check(&mut self, out: CheckOutcome) {
+        let Some(dev) = self.dev_by_id(out.path_id) else { return };
+        let Some(map_name) = self.paths.get(&dev).and_then(|p| p.map.clone()) else {
+            return;
+        };
+        let usable = matches!(out.result.state, PathState::Up | PathState::Ghost);
+        if usable {
+            let active = self.active_paths(&map_name);
+            let acts = self.marginal.handle(MgEvent::CheckerSawUp { path: dev.clone(), map_active_paths: active }, Instant::now());
+            self.apply_marginal(acts);
+        }
+        let others = self.active_paths(&map_name).saturating_sub(usize::from(
+            self.paths.get(&dev).is_some_and(|p| matches!(p.rec.state, PathState::Up | PathState::Ghost)),
+        ));
+        let (Some(p), Some(m)) = (self.paths.get(&dev), self.maps.get(&map_name)) else { return };
+        let ctx = chk::MapContext { other_active_paths: others, marginal_hold: self.marginal.is_held(&dev) };
+        let upd = chk::update_path_state(&p.rec, &m.rec, &out.result, &ctx, &m.policy, self.now_secs());
+        let next = upd.path.tick;
+        if let Some(p) = self.paths.get_mut(&dev) {
+            p.rec = upd.path;
+        }
+        if let Some(m) = self.maps.get_mut(&map_name) {
+            m.rec = upd.map;
+        }
+        self.apply_checker_actions(&map_name, upd.actions);
+        let active = self.active_paths(&map_name);
+        let acts = self.marginal.handle(MgEvent::MapActivePathsChanged { map: map_name.clone(), active }, Instant::now());
+        self.apply_marginal(acts);
+        self.schedule_check(&dev, next);
+    }
+
+    fn apply_checker_actions(&mut self, map: &str, actions: Vec<ChkAction>) {
+        for a in actions {
+            match a {
+                ChkAction::DmMessage(msg) => self.dm_message(map, &msg),
+                ChkAction::SwitchGroup(n) => self.dm_message(map, &format!("switch_group {n}")),
+                ChkAction::EnableGroup => {}
+                ChkAction::QueueIfNoPath => self.dm_message(map, "queue_if_no_path"),
+                ChkAction::FailIfNoPath => self.dm_message(map, "fail_if_no_path"),
+                ChkAction::ReloadMap => self.reload(map),
+                ChkAction::Log(level, text) => log_at(level, &text),
+            }
+        }
+        self.refresh_status(map);
+    }
+
+    fn dm_message(&mut self, map: &str, msg: &str) {
+        if let Err(e) = self.dm.message(map, msg) {
+            log::warn!("{map}: message '{msg}' failed: {e}");
+        }
+    }
+
+    fn reload(&mut self, map: &str) {
+        let Some(m) = self.maps.get(map) else { return };
+        let (wwid, devs) = (m.wwid.clone(), m.paths.clone());
+        let existing = ExistingMap {
+            name: map.to_string(),
+            uuid: format!("mpath-{wwid}"),
+            minor: m.minor,
+            sectors: m.sectors,
+            table: String::new(),
+            status: String::new(),
+        };
+        self.setup_map(&wwid, devs, Some(existing));
+    }
+
+    fn apply_marginal(&mut self, actions: Vec<MgAction>) {
+        for a in actions {
+            match a {
+                MgAction::FailPath { path } => {
+                    let target = self.paths.get_mut(&path).and_then(|p| {
+                        p.rec.state = PathState::Down;
+                        p.rec.dm_state = DmState::Failed;
+                        p.map.clone().map(|m| (m, p.rec.dev_t.clone()))
+                    });
+                    if let Some((map, devt)) = target {
+                        log::info!("{path}: mark as failed");
+                        self.dm_message(&map, &format!("fail_path {devt}"));
+                        self.refresh_status(&map);
+                    }
+                }
+                MgAction::Delay { path } => {
+                    if let Some(p) = self.paths.get_mut(&path) {
+                        p.rec.state = PathState::Delayed;
+                    }
+                }
+                MgAction::MarkMarginal { path, marginal } => {
+                    let map = self.paths.get_mut(&path).and_then(|p| {
+                        p.rec.marginal = marginal;
+                        p.map.clone()
+                    });
+                    if let Some(map) = map {
+                        self.reload(&map);
+                    }
+                }
+                MgAction::EnqueueTest { path, sample_time, latency_bound_ms } => {
+                    let spec = crate::marginal::sampler::TestSpec::from_enqueue(&path, sample_time, latency_bound_ms);
+                    if let Err(e) = self.out.ioerr.start_test(spec) {
+                        log::error!("{path}: cannot start the IO error test: {e}");
+                        let acts = self.marginal.handle(MgEvent::EnqueueFailed { path }, Instant::now());
+                        self.apply_marginal(acts);
+                    }
+                }
+                MgAction::CancelTest { path } => {
+                    let _ = self.out.ioerr.cancel_test(&path);
+                }
+                MgAction::HoldReinstate { .. } => {}
+                MgAction::ReleaseReinstate { path } => self.schedule_check(&path, 0),
+                MgAction::Log { level, text } => log_at(level, &text),
+            }
+        }
+    }
+
+    /// Reports from the io-err-stat thread.
+    pub fn on_ioerr(&mut self, ev: IoErrEvent) {
+        let path = match &ev {
+            IoErrEvent::Progress { path, .. } | IoErrEvent::Finished { path, .. } | IoErrEvent::EnqueueFailed { path, .. } => {
+                path.clone()
+            }
+        };
+        let active = self.paths.get(&path).and_then(|p| p.map.clone()).map_or(0, |m| self.active_paths(&m));
+        let acts = self.marginal.handle(ev.into_event(active), Instant::now());
+        self.apply_marginal(acts);
+    }
+
+    /// A kernel uevent: dm path failures feed the marginal module; block add/remove
+    /// change the path list.
+    pub fn on_uevent(&mut self, ev: crate::uevent::Uevent) {
+        if let Some(action) = ev.dm_action() {
+            let map = action.map_name.clone().unwrap_or_default();
+            let devt = action.path.clone();
+            let dev = self.paths.values().find(|p| p.rec.dev_t == devt).map(|p| p.info.dev.clone());
+            log::debug!("{map}: uevent {:?} for {devt}", action.action);
+            if let (Some(dev), crate::uevent::DmPathAction::PathFailed) = (dev, action.action) {
+                let active = self.active_paths(&map);
+                let acts = self.marginal.handle(
+                    MgEvent::PathFailed { path: dev.clone(), map: map.clone(), map_active_paths: active },
+                    Instant::now(),
+                );
+                if let Some(p) = self.paths.get_mut(&dev) {
+                    p.rec.dm_state = DmState::Failed;
+                }
+                self.apply_marginal(acts);
+                self.schedule_check(&dev, 0);
+            }
+            self.refresh_status(&map);
+            return;
+        }
+        if ev.subsystem.as_deref() != Some("block") {
+            return;
+        }
+        let Some(dev) = ev.devname.clone() else { return };
+        match ev.action.as_str() {
+            "add" if !self.paths.contains_key(&dev) => {
+                self.add_path(&dev);
+            }
+            "remove" => self.remove_path(&dev),
+            _ => {}
+        }
+    }
+
+    fn add_path(&mut self, dev: &str) -> Option<String> {
+        let cfg = &self.cfg;
+        let uid = |p: &PathInfo| Selector::new(cfg, &p.vendor, &p.product, &p.rev, "").uid_attribute(&p.dev).value;
+        let opts = discovery::ScanOptions { udev_data_dir: &self.env.udev_dir, uid_attribute: &uid };
+        let info = match discovery::sysfs::path_info(&self.env.sysfs, dev, &opts) {
+            Ok(i) => i,
+            Err(e) => {
+                log::debug!("{dev}: not a path: {e}");
+                return None;
+            }
+        };
+        if self.blacklist_reason(&Blacklist::new(&self.cfg, false), &info).is_some() {
+            return Some("blacklisted\n".to_string());
+        }
+        let wwid = info.wwid.clone()?;
+        self.add_path_info(info);
+        let mut devs: Vec<String> = self.maps.values().find(|m| m.wwid == wwid).map(|m| m.paths.clone()).unwrap_or_default();
+        devs.push(dev.to_string());
+        let existing = self.maps.values().find(|m| m.wwid == wwid).map(|m| ExistingMap {
+            name: m.name.clone(),
+            uuid: format!("mpath-{wwid}"),
+            minor: m.minor,
+            sectors: m.sectors,
+            table: String::new(),
+            status: String::new(),
+        });
+        if existing.is_none() {
+            let n = self.paths.values().filter(|p| p.info.wwid.as_deref() == Some(&wwid)).count();
+            if !self.should_multipath(&wwid, n) {
+                return None;
+            }
+            devs = self.paths.values().filter(|p| p.info.wwid.as_deref() == Some(&wwid)).map(|p| p.info.dev.clone()).collect();
+        }
+        self.setup_map(&wwid, devs, existing);
+        None
+    }
+
+    fn remove_path(&mut self, dev: &str) {
+        let Some(p) = self.paths.remove(dev) else { return };
+        let _ = self.out.checker.send(Control::Remove(p.id));
+        let acts = self.marginal.handle(MgEvent::PathRemoved { path: dev.to_string() }, Instant::now());
+        self.apply_marginal(acts);
+        let Some(map) = p.map else { return };
+        let Some(m) = self.maps.get(&map) else { return };
+        let devs: Vec<String> = m.paths.iter().filter(|d| *d != dev).cloned().collect();
+        if devs.is_empty() {
+            // Never drop a map on our own: IO may be queued on it. It stays with no paths.
+            log::info!("{map}: last path {dev} removed, keeping the map");
+            if let Some(m) = self.maps.get_mut(&map) {
+                m.paths.clear();
+            }
+            return;
+        }
+        let existing = ExistingMap {
+            name: map.clone(),
+            uuid: format!("mpath-{}", m.wwid),
+            minor: m.minor,
+            sectors: m.sectors,
+            table: String::new(),
+            status: String::new(),
+        };
+        let wwid = m.wwid.clone();
+        log::info!("{dev}: path removed from map {map}");
+        self.setup_map(&wwid, devs, Some(existing));
+    }
+
+    /// Reads multipath.conf again and brings the maps in line without dropping any.
+    pub fn reconfigure(&mut self, cfg: Config) {
+        self.cfg = cfg;
+        let names: Vec<String> = self.maps.keys().cloned().collect();
+        for n in names {
+            self.reload(&n);
+        }
+    }
+
+    // ---- CLI --------------------------------------------------------------
+
+    fn path_view(&self, p: &Path) -> fmt::PathView {
+        let marginal = self.marginal.status(&p.info.dev, Instant::now()).is_some_and(|s| s.marginal) || p.rec.marginal;
+        fmt::PathView {
+            dev: p.info.dev.clone(),
+            dev_t: p.rec.dev_t.clone(),
+            wwid: p.info.wwid.clone().unwrap_or_default(),
+            hcil: Some(fmt::Hcil {
+                host: p.info.hcil.host,
+                channel: p.info.hcil.channel,
+                target: p.info.hcil.target,
+                lun: p.info.hcil.lun,
+            }),
+            dm_state: match p.rec.dm_state {
+                DmState::Active => fmt::PathDmState::Active,
+                DmState::Failed => fmt::PathDmState::Failed,
+                DmState::Undef => fmt::PathDmState::Undef,
+            },
+            offline: read_trimmed(&self.env.sysfs.sys("block").join(&p.info.dev).join("device/state")).as_deref()
+                == Some("offline"),
+            state: checker_state(p.rec.state),
+            vendor: p.info.vendor.clone(),
+            product: p.info.product.clone(),
+            rev: p.info.rev.clone(),
+            checker: Some(p.checker.name().to_string()),
+            tick: i64::from(p.rec.tick),
+            checkint: i64::from(p.rec.checkint),
+            priority: p.prio,
+            size: p.info.size,
+            serial: p.info.serial.clone(),
+            marginal,
+            map: p.map.clone(),
+            add_when_online: false,
+            host_wwnn: None,
+            target_wwnn: None,
+            host_wwpn: None,
+            target_wwpn: None,
+            host_adapter: None,
+            vpd_data: None,
+            failures: p.rec.path_failures as i32,
+            protocol: p.info.protocol.clone(),
+            init: fmt::InitState::Ok,
+            tpg_id: None,
+            max_sectors_kb: None,
+        }
+    }
+
+    fn map_view(&self, m: &Map) -> fmt::MapView {
+        let groups = m
+            .table
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(gi, g)| {
+                let paths: Vec<fmt::PathView> = g
+                    .paths
+                    .iter()
+                    .filter_map(|tp| self.paths.values().find(|p| p.rec.dev_t == tp.dev))
+                    .map(|p| self.path_view(p))
+                    .collect();
+                let state = match m.status.as_ref().and_then(|s| s.groups.get(gi)).map(|g| g.state.as_char()) {
+                    Some('A') => fmt::PgState::Active,
+                    Some('E') => fmt::PgState::Enabled,
+                    Some('D') => fmt::PgState::Disabled,
+                    _ => fmt::PgState::Undef,
+                };
+                let (priority, _) = discovery::pgpolicy::pg_priority(
+                    paths.iter().map(|p| (p.priority, matches!(p.state, fmt::CheckerState::Up | fmt::CheckerState::Ghost))),
+                );
+                fmt::PathGroupView { priority, state, marginal: paths.iter().all(|p| p.marginal) && !paths.is_empty(), paths }
+            })
+            .collect();
+        fmt::MapView {
+            name: m.name.clone(),
+            wwid: m.wwid.clone(),
+            dm: Some(fmt::DmInfo { minor: m.minor, read_only: false, suspended: false }),
+            failback: match m.policy.failback {
+                chk::Failback::Immediate => fmt::Failback::Immediate,
+                chk::Failback::Manual => fmt::Failback::Manual,
+                chk::Failback::Followover => fmt::Failback::Followover,
+                chk::Failback::Deferred(s) => fmt::Failback::Deferred { secs: i64::from(s), tick: i64::from(m.rec.failback_tick) },
+            },
+            queueing: match m.rec.no_path_retry {
+                chk::NoPathRetry::Undef => fmt::Queueing::Undef,
+                chk::NoPathRetry::Fail => fmt::Queueing::Fail,
+                chk::NoPathRetry::Queue => fmt::Queueing::Queue,
+                chk::NoPathRetry::Retries(n) => fmt::Queueing::Retries { retries: i64::from(n), retry_tick: i64::from(m.rec.retry_tick) },
+            },
+            size: m.sectors,
+            features: counted(&m.table.features),
+            hwhandler: counted(&m.table.hwhandler),
+            action: m.action.clone(),
+            path_faults: m.rec.stat_path_failures as u32,
+            switch_grp: m.rec.stat_switch_group as u32,
+            map_loads: m.loads,
+            total_q_time: m.rec.stat_total_queueing_time as u32,
+            q_timeouts: m.rec.stat_queueing_timeouts as u32,
+            map_failures: m.rec.stat_map_failures as u32,
+            selector: m.selector.clone(),
+            vpd_data: None,
+            max_sectors_kb: None,
+            groups,
+        }
+    }
+
+    fn find_map(&self, key: &str) -> Option<&Map> {
+        let key = key.strip_prefix("/dev/").unwrap_or(key);
+        self.maps.values().find(|m| {
+            m.name == key || m.wwid == key || key.strip_prefix("dm-").and_then(|n| n.parse().ok()) == Some(m.minor)
+        })
+    }
+
+    fn find_path(&self, key: &str) -> Option<&Path> {
+        let key = key.strip_prefix("/dev/").unwrap_or(key);
+        self.paths.get(key).or_else(|| self.paths.values().find(|p| p.rec.dev_t == key))
+    }
+
+    /// Answers one CLI command. An empty string means `ok`.
+    pub fn on_command(&mut self, cmd: Command) -> Result<String, HandlerError> {
+        let paths = || self.paths.values().map(|p| self.path_view(p)).collect::<Vec<_>>();
+        let maps = || self.maps.values().map(|m| self.map_view(m)).collect::<Vec<_>>();
+        match cmd {
+            Command::ShowPaths => Ok(fmt::paths_table(&paths(), fmt::PATHS_FORMAT, false)),
+            Command::ShowPathsFormat { fmt: f, raw } => Ok(fmt::paths_table(&paths(), &f, raw)),
+            Command::ShowPath { path } => {
+                let p = self.find_path(&path).ok_or(HandlerError::DeviceNotFound)?;
+                Ok(fmt::path_line(&self.path_view(p), "%o"))
+            }
+            Command::ShowMaps => Ok(fmt::maps_table(&maps(), fmt::MAPS_FORMAT, false)),
+            Command::ShowMapsFormat { fmt: f, raw } => Ok(fmt::maps_table(&maps(), &f, raw)),
+            Command::ShowMapsStatus => Ok(fmt::maps_table(&maps(), fmt::MAPS_STATUS_FORMAT, false)),
+            Command::ShowMapsStats => Ok(fmt::maps_table(&maps(), fmt::MAPS_STATS_FORMAT, false)),
+            Command::ShowMapsTopology => Ok(fmt::topology(&maps(), &paths())),
+            Command::ShowMapTopology { map } => {
+                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
+                Ok(fmt::topology(&[self.map_view(m)], &paths()))
+            }
+            Command::ShowMapFormat { map, fmt: f } => {
+                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
+                Ok(fmt::map_line(&self.map_view(m), &maps(), &f))
+            }
+            Command::ShowMapsJson => Ok(fmt::maps_json(&maps())),
+            Command::ShowMapJson { map } => {
+                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
+                Ok(fmt::map_json(&self.map_view(m)))
+            }
+            Command::ShowConfig { .. } => Ok(crate::config::dump::show_config(&self.cfg)),
+            Command::ShowWildcards => Ok(fmt::wildcards()),
+            Command::ShowStatus => {
+                let states: Vec<fmt::CheckerState> = self.paths.values().map(|p| checker_state(p.rec.state)).collect();
+                Ok(fmt::status(&states, self.paths.len(), false))
+            }
+            Command::ShowDaemon => Ok(fmt::daemon(std::process::id(), self.state, false)),
+            Command::FailPath { path } => {
+                let p = self.find_path(&path).ok_or(HandlerError::DeviceNotFound)?;
+                let (dev, devt, map) = (p.info.dev.clone(), p.rec.dev_t.clone(), p.map.clone());
+                let map = map.ok_or(HandlerError::Failed)?;
+                self.dm.message(&map, &format!("fail_path {devt}")).map_err(|_| HandlerError::Failed)?;
+                if let Some(p) = self.paths.get_mut(&dev) {
+                    p.rec.dm_state = DmState::Failed;
+                }
+                self.refresh_status(&map);
+                Ok(String::new())
+            }
+            Command::ReinstatePath { path } => {
+                let p = self.find_path(&path).ok_or(HandlerError::DeviceNotFound)?;
+                let (devt, map) = (p.rec.dev_t.clone(), p.map.clone());
+                let map = map.ok_or(HandlerError::Failed)?;
+                self.dm.message(&map, &format!("reinstate_path {devt}")).map_err(|_| HandlerError::Failed)?;
+                self.refresh_status(&map);
+                Ok(String::new())
+            }
+            Command::SwitchGroup { map, group } => {
+                let name = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+                let n: usize = group.parse().map_err(|_| HandlerError::Failed)?;
+                self.dm.message(&name, &format!("switch_group {n}")).map_err(|_| HandlerError::Failed)?;
+                self.refresh_status(&name);
+                Ok(String::new())
+            }
+            Command::DisableQueueing { map } => self.queueing_cmd(map.as_deref(), false),
+            Command::RestoreQueueing { map } => self.queueing_cmd(map.as_deref(), true),
+            Command::AddPath { path } => {
+                let dev = path.strip_prefix("/dev/").unwrap_or(&path).to_string();
+                if self.paths.contains_key(&dev) {
+                    return Ok(String::new());
+                }
+                Ok(self.add_path(&dev).unwrap_or_default())
+            }
+            Command::DelPath { path } => {
+                let dev = self.find_path(&path).ok_or(HandlerError::DeviceNotFound)?.info.dev.clone();
+                self.remove_path(&dev);
+                Ok(String::new())
+            }
+            Command::SetMarginal { path } | Command::UnsetMarginal { path } if false => Ok(path),
+            Command::Quit => Ok(String::new()),
+            _ => Err(HandlerError::Failed),
+        }
+    }
+
+    fn queueing_cmd(&mut self, map: Option<&str>, restore: bool) -> Result<String, HandlerError> {
+        let names: Vec<String> = match map {
+            Some(k) => vec![self.find_map(k).ok_or(HandlerError::DeviceNotFound)?.name.clone()],
+            None => self.maps.keys().cloned().collect(),
+        };
+        for n in names {
+            let active = self.active_paths(&n);
+            let Some(m) = self.maps.get(&n) else { continue };
+            let (rec, acts) = if restore {
+                chk::restore_queueing(&m.rec, active, &m.policy)
+            } else {
+                chk::disable_queueing(&m.rec, active)
+            };
+            if let Some(m) = self.maps.get_mut(&n) {
+                m.rec = rec;
+            }
+            self.apply_checker_actions(&n, acts);
+        }
+        Ok(String::new())
+    }
+
+    /// Number of paths and maps, for logs and tests.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.paths.len(), self.maps.len())
+    }
+
+    pub fn shutdown(&mut self) {
+        self.state = DaemonState::Shutdown;
+        let _ = self.out.checker.send(Control::Shutdown);
+        self.out.ioerr.shutdown();
+    }
+}
+
+fn counted(words: &[String]) -> String {
+    if words.is_empty() { "0".to_string() } else { format!("{} {}", words.len(), words.join(" ")) }
+}
+
+fn same_layout(a: &MultipathTable, b: &MultipathTable) -> bool {
+    let devs = |t: &MultipathTable| t.groups.iter().map(|g| g.paths.iter().map(|p| p.dev.clone()).collect::<Vec<_>>()).collect::<Vec<_>>();
+    a.features == b.features && a.hwhandler == b.hwhandler && devs(a) == devs(b)
+}
+
+fn checker_state(s: PathState) -> fmt::CheckerState {
+    match s {
+        PathState::Wild => fmt::CheckerState::Wild,
+        PathState::Unchecked => fmt::CheckerState::Unchecked,
+        PathState::Down => fmt::CheckerState::Down,
+        PathState::Up => fmt::CheckerState::Up,
+        PathState::Shaky => fmt::CheckerState::Shaky,
+        PathState::Ghost => fmt::CheckerState::Ghost,
+        PathState::Pending => fmt::CheckerState::Pending,
+        PathState::Timeout => fmt::CheckerState::Timeout,
+        PathState::Removed => fmt::CheckerState::Removed,
+        PathState::Delayed => fmt::CheckerState::Delayed,
+        PathState::Disconnected => fmt::CheckerState::Disconnected,
+    }
+}
+
+/// Used by verdict tests of the owner.
+pub fn verdict(state: PathState) -> Verdict {
+    Verdict::new(state, "")
+}
