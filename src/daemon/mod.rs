@@ -6,6 +6,7 @@ pub mod owner;
 pub mod pidfile;
 pub mod plan;
 pub mod policy;
+pub mod run;
 pub mod signals;
 
 use crate::config::{self, LoadOptions};

@@ -1,0 +1,98 @@
+# Our daemon against Debian's on 8 LUNs x 4 paths: both must build the same maps (names,
+# WWIDs, path groups, features, hardware handler), compared field by field in `dmsetup table`.
+# Then: a path deleted and re-added while a dd loop reads the map (no IO error), and a
+# daemon restart with maps in use (maps adopted, not recreated).
+# lab-timeout: 420
+. "$LAB_DIR/lib.sh"
+
+REF=/sbin/multipathd
+
+maps_of() { "$1" show maps raw format "%n" 2>/dev/null | grep -c .; }
+# one line per map: name, then every field of its table (sorted by name)
+tables() { dmsetup table --target multipath | sort; }
+
+step "configuration, udev and 8x4 topology"
+mkdir -p /etc/multipath
+cat > /etc/multipath.conf <<'CONF'
+defaults {
+    polling_interval 2
+    max_polling_interval 4
+    find_multipaths greedy
+    user_friendly_names yes
+}
+CONF
+modprobe dm-multipath; modprobe dm-round-robin; modprobe dm-service-time; modprobe dm-queue-length
+modprobe scsi_dh_alua
+udevd_start
+topo_scsi_debug 8 4
+udevadm settle -t 30
+
+step "reference daemon builds its maps"
+run sh -c "$REF -d -v3 > $LAB_OUT/reference.log 2>&1 &"
+wait_for "reference daemon has 8 maps" 60 sh -c "[ \$($REF show maps raw format %n 2>/dev/null | grep -c .) -eq 8 ]"
+udevadm settle -t 30
+artifact reference-table.txt tables
+artifact reference-topology.txt $REF show maps topology > /dev/null
+run $REF shutdown
+wait_for "reference daemon exited" 20 sh -c "! pidof multipathd"
+run /sbin/multipath -F
+expect_eq "maps left after flush" 0 "$(dmsetup table --target multipath | grep -c .)"
+rm -f /etc/multipath/bindings /etc/multipath/wwids
+
+step "our daemon builds its maps"
+run sh -c "multipathd -d -v3 > $LAB_OUT/ours.log 2>&1 &"
+wait_for "our daemon has 8 maps" 60 sh -c "[ \$(multipathd show maps raw format %n 2>/dev/null | grep -c .) -eq 8 ]"
+artifact ours-table.txt tables
+artifact ours-topology.txt multipathd show maps topology > /dev/null
+artifact ours-show-paths.txt multipathd show paths > /dev/null
+
+step "same maps, field by field"
+ref=$(cat "$LAB_OUT/reference-table.txt")
+ours=$(cat "$LAB_OUT/ours-table.txt")
+echo "$ref" | while read -r name rest; do
+    mine=$(echo "$ours" | grep "^$name " | cut -d' ' -f2-)
+    [ -n "$mine" ] || fail "map ${name%:} is missing in our daemon's tables"
+    i=0
+    for f in $rest; do
+        i=$((i + 1))
+        g=$(echo "$mine" | cut -d' ' -f$i)
+        [ "$f" = "$g" ] || fail "map ${name%:} field $i: reference '$f', ours '$g' (reference: $rest | ours: $mine)"
+    done
+    echo "${name%:} identical: $rest"
+done || exit 1
+expect_eq "map count" "$(echo "$ref" | grep -c .)" "$(echo "$ours" | grep -c .)"
+
+step "a path deleted and re-added under IO"
+M=$(multipathd show maps raw format %n | head -1)
+P=$(multipathd show map "$M" format "%d" 2>/dev/null | head -1)
+[ -n "$P" ] || P=$(multipathd show paths raw format "%d %m" | awk -v m="$M" '$2 == m { print $1; exit }')
+echo "map $M, path $P"
+( i=0; while [ -e "$LAB_TMP/io.run" ]; do
+      dd if=/dev/mapper/"$M" of=/dev/null bs=4k count=64 skip=$((i % 512)) iflag=direct 2>> "$LAB_TMP/io.err" ||
+          echo "IO ERROR at round $i" >> "$LAB_TMP/io.err"
+      i=$((i + 1)); done ) &
+touch "$LAB_TMP/io.run"
+sleep 1
+before=$(multipathd show paths raw format "%d %m" | awk -v m="$M" '$2 == m' | grep -c .)
+path_delete "$P"
+wait_for "$P left map $M" 30 sh -c "! multipathd show paths raw format '%d %m' | grep -q '^$P '"
+host_rescan
+udevadm settle -t 30
+wait_for "$P back in map $M" 60 sh -c "[ \$(multipathd show paths raw format '%d %m' | awk -v m=$M '\$2 == m' | grep -c .) -eq $before ]"
+rm -f "$LAB_TMP/io.run"; sleep 2
+artifact io-errors.txt cat "$LAB_TMP/io.err"
+expect_eq "IO errors during delete/re-add" 0 "$(grep -c 'IO ERROR' "$LAB_TMP/io.err")"
+
+step "restart with maps in use: adopted, not recreated"
+dmsetup info -c --noheadings -o name,major,minor,events --target multipath | sort > "$LAB_TMP/before.txt"
+kill "$(pidof multipathd)"
+wait_for "our daemon exited" 20 sh -c "! pidof multipathd"
+expect_eq "maps kept after shutdown" 8 "$(dmsetup table --target multipath | grep -c .)"
+run sh -c "multipathd -d -v3 > $LAB_OUT/ours-restart.log 2>&1 &"
+wait_for "our daemon has 8 maps again" 60 sh -c "[ \$(multipathd show maps raw format %n 2>/dev/null | grep -c .) -eq 8 ]"
+dmsetup info -c --noheadings -o name,major,minor,events --target multipath | sort > "$LAB_TMP/after.txt"
+artifact restart-before.txt cat "$LAB_TMP/before.txt"
+artifact restart-after.txt cat "$LAB_TMP/after.txt"
+expect_eq "maps (name, dev, events) across a restart" "$(cat "$LAB_TMP/before.txt")" "$(cat "$LAB_TMP/after.txt")"
+expect_eq "adopted maps logged" 8 "$(grep -c 'adopted existing map' "$LAB_OUT/ours-restart.log")"
+run multipathd shutdown
