@@ -106,7 +106,7 @@ topo_scsi_debug() {
     run modprobe scsi_debug add_host="$_paths" num_tgts=1 max_luns="$_luns" dev_size_mb="$_mb" \
         vpd_use_hostno=0 delay=0 || fail "modprobe scsi_debug failed"
     _want=$((_luns * _paths))
-    wait_for "$_want sd devices" 20 sh -c "[ \$(ls /sys/block | grep -c '^sd') -ge $_want ]"
+    wait_for "$_want sd devices" $((20 + _want)) sh -c "[ \$(ls /sys/block | grep -c '^sd') -ge $_want ]"
     # the disks' block nodes are created by devtmpfs; wait until the last one is there too
     for _d in $(sd_devices); do wait_for "/dev/$_d" 10 test -b "/dev/$_d" > /dev/null; done
     expect_eq "sd device count" "$_want" "$(sd_count)"

@@ -87,11 +87,11 @@ expect_eq "sd devices left" 0 "$(sd_count)"
 
 step "8 LUNs x 4 paths: topology"
 topo_scsi_debug 8 4
-udevadm settle -t 60
+udevadm settle -t 120
 
 step "8x4: start the reference daemon"
 ref_start multipathd-8x4.log
-wait_for "8 maps of 4 paths" 60 sh -c "[ \"\$($REF show maps raw format '%N' | grep -c '^4$')\" = 8 ]"
+wait_for "8 maps of 4 paths" 120 sh -c "[ \"\$($REF show maps raw format '%N' | grep -c '^4$')\" = 8 ]"
 ref_artifacts 8x4
 expect_eq "paths" 32 "$(ref_paths)"
 expect_eq "maps" 8 "$(ref_maps)"
