@@ -174,6 +174,8 @@ pub struct Policy {
     pub marginal_pathgroups: MarginalPathgroups,
     /// `ghost_delay` seconds, 0 = off.
     pub ghost_delay: u32,
+    /// `log_checker_err once`: repeated "still down" lines go to verbosity 3.
+    pub log_checker_err_once: bool,
 }
 
 impl Default for Policy {
@@ -191,6 +193,7 @@ impl Default for Policy {
             marginal_path_enabled: false,
             marginal_pathgroups: MarginalPathgroups::Off,
             ghost_delay: 0,
+            log_checker_err_once: false,
         }
     }
 }
@@ -402,7 +405,8 @@ impl Verdict {
 /// Facts about the rest of the map at the moment of the update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MapContext {
-    /// Paths of the map other than this one whose state is up or ghost.
+    /// Paths of the map other than this one whose daemon state (`PathRecord::state`)
+    /// is up or ghost; delayed paths do not count.
     pub other_active_paths: usize,
     /// The marginal module holds this path out (IO-error test running or failed).
     pub marginal_hold: bool,
@@ -690,7 +694,7 @@ pub fn update_path_state(
             fail_path(&mut p, &mut m, policy, None, &mut out);
         }
         if newstate == PathState::Down {
-            checker_log(2, &m, &p, verdict, &mut out);
+            checker_log(if policy.log_checker_err_once { 3 } else { 2 }, &m, &p, verdict, &mut out);
         }
     }
     p.state = newstate;

@@ -186,6 +186,15 @@ fn still_down_but_active_in_dm_is_failed_again_without_queue_change() {
 }
 
 #[test]
+fn log_checker_err_once_demotes_repeated_down_lines() {
+    for (once, level) in [(false, 2), (true, 3)] {
+        let pol = Policy { log_checker_err_once: once, ..policy() };
+        let u = update_path_state(&path_in(Down, &pol), &map(&pol), &verdict(Down), &ctx(1), &pol, 0);
+        assert_eq!(u.actions, vec![Action::Log(level, "mpatha: sdb - tur checker reports path is down".into())]);
+    }
+}
+
+#[test]
 fn interval_doubles_up_to_max_and_resets_on_change() {
     let pol = policy();
     let mut p = path_in(Up, &pol);
