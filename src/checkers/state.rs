@@ -344,6 +344,18 @@ impl MapRecord {
         }
     }
 
+    /// `%F` text: immediate / followover / manual, or for a deferred failback
+    /// `deferred:N` when none is scheduled and else the countdown bar.
+    pub fn failback_text(&self, policy: &Policy) -> String {
+        match policy.failback {
+            Failback::Immediate => "immediate".to_string(),
+            Failback::Followover => "followover".to_string(),
+            Failback::Manual => "manual".to_string(),
+            Failback::Deferred(n) if self.failback_tick == 0 => format!("deferred:{n}"),
+            Failback::Deferred(n) => progress_bar(self.failback_tick, n),
+        }
+    }
+
     /// `%Q` text: off / on / `-` / `N sec` while counting down / `N chk` while
     /// paths are usable; a countdown that ran out shows `off`.
     pub fn queueing_text(&self, active: usize) -> String {

@@ -813,3 +813,14 @@ mod props {
         }
     }
 }
+
+#[test]
+fn failback_texts() {
+    let m = |tick| MapRecord { failback_tick: tick, ..map(&policy()) };
+    let p = |failback| Policy { failback, ..policy() };
+    assert_eq!(m(0).failback_text(&p(Failback::Immediate)), "immediate");
+    assert_eq!(m(0).failback_text(&p(Failback::Followover)), "followover");
+    assert_eq!(m(0).failback_text(&p(Failback::Manual)), "manual");
+    assert_eq!(m(0).failback_text(&p(Failback::Deferred(30))), "deferred:30");
+    assert_eq!(m(15).failback_text(&p(Failback::Deferred(30))), "XXXXX..... 15/30");
+}
