@@ -619,6 +619,11 @@ pub fn update_path_state(
         // Bad again while held: drop the delay and check at the base interval.
         p.state = newstate;
         p.checkint = policy.polling_interval;
+        // A hold normally covers a path DM already failed; if DM still uses it
+        // (the marginal module held a working path), fail it now.
+        if matches!(p.dm_state, DmState::Active | DmState::Undef) {
+            fail_path(&mut p, &mut m, policy, None, &mut out);
+        }
         return finish(p, m, out, upd_flags);
     }
 

@@ -554,6 +554,17 @@ fn marginal_hold_shows_delayed_and_rechecks_next_second() {
 }
 
 #[test]
+fn delayed_path_still_active_in_dm_is_failed_when_it_goes_bad() {
+    let pol = Policy { marginal_path_enabled: true, ..policy() };
+    let mut p = path_in(Delayed, &pol);
+    p.dm_state = DmState::Active;
+    let u = update_path_state(&p, &map(&pol), &verdict(Down), &ctx(1), &pol, 0);
+    assert_eq!(u.path.state, Down);
+    assert_eq!(dm_messages(&u.actions), vec!["fail_path 8:16"]);
+    assert_eq!(u.path.dm_state, DmState::Failed);
+}
+
+#[test]
 fn marginal_hold_never_keeps_the_last_path_out() {
     let pol = Policy { marginal_path_enabled: true, ..policy() };
     let c = MapContext { other_active_paths: 0, marginal_hold: true };
