@@ -381,7 +381,8 @@ pub enum Action {
     DmMessage(String),
     /// Switch the map to path group N (1-based; message `switch_group N`).
     SwitchGroup(usize),
-    /// Re-enable the path group holding this path (message `enable_group N`).
+    /// If the path group holding this path is disabled in the kernel, re-enable
+    /// it (message `enable_group N`); otherwise nothing.
     EnableGroup,
     /// Message `queue_if_no_path`.
     QueueIfNoPath,
