@@ -135,7 +135,7 @@ impl DirectioEngine {
             std::collections::hash_map::Entry::Vacant(v) => {
                 let file = std::fs::OpenOptions::new()
                     .read(true)
-                    .custom_flags(libc::O_DIRECT | libc::O_NONBLOCK)
+                    .custom_flags(libc::O_DIRECT)
                     .open(dev)?;
                 let blksize = block_size(&file);
                 Ok(v.insert(Open { dev: dev.to_path_buf(), file: Arc::new(file), blksize }))

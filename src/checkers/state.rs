@@ -174,6 +174,8 @@ pub struct Policy {
     pub marginal_pathgroups: MarginalPathgroups,
     /// `ghost_delay` seconds, 0 = off.
     pub ghost_delay: u32,
+    /// `log_checker_err once`: repeated "still down" lines go to verbosity 3.
+    pub log_checker_err_once: bool,
 }
 
 impl Default for Policy {
@@ -191,6 +193,7 @@ impl Default for Policy {
             marginal_path_enabled: false,
             marginal_pathgroups: MarginalPathgroups::Off,
             ghost_delay: 0,
+            log_checker_err_once: false,
         }
     }
 }
@@ -341,6 +344,18 @@ impl MapRecord {
         }
     }
 
+    /// `%F` text: immediate / followover / manual, or for a deferred failback
+    /// `deferred:N` when none is scheduled and else the countdown bar.
+    pub fn failback_text(&self, policy: &Policy) -> String {
+        match policy.failback {
+            Failback::Immediate => "immediate".to_string(),
+            Failback::Followover => "followover".to_string(),
+            Failback::Manual => "manual".to_string(),
+            Failback::Deferred(n) if self.failback_tick == 0 => format!("deferred:{n}"),
+            Failback::Deferred(n) => progress_bar(self.failback_tick, n),
+        }
+    }
+
     /// `%Q` text: off / on / `-` / `N sec` while counting down / `N chk` while
     /// paths are usable; a countdown that ran out shows `off`.
     pub fn queueing_text(&self, active: usize) -> String {
@@ -366,7 +381,8 @@ pub enum Action {
     DmMessage(String),
     /// Switch the map to path group N (1-based; message `switch_group N`).
     SwitchGroup(usize),
-    /// Re-enable the path group holding this path (message `enable_group N`).
+    /// If the path group holding this path is disabled in the kernel, re-enable
+    /// it (message `enable_group N`); otherwise nothing.
     EnableGroup,
     /// Message `queue_if_no_path`.
     QueueIfNoPath,
@@ -402,7 +418,8 @@ impl Verdict {
 /// Facts about the rest of the map at the moment of the update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MapContext {
-    /// Paths of the map other than this one whose state is up or ghost.
+    /// Paths of the map other than this one whose daemon state (`PathRecord::state`)
+    /// is up or ghost; delayed paths do not count.
     pub other_active_paths: usize,
     /// The marginal module holds this path out (IO-error test running or failed).
     pub marginal_hold: bool,
@@ -603,6 +620,11 @@ pub fn update_path_state(
         // Bad again while held: drop the delay and check at the base interval.
         p.state = newstate;
         p.checkint = policy.polling_interval;
+        // A hold normally covers a path DM already failed; if DM still uses it
+        // (the marginal module held a working path), fail it now.
+        if matches!(p.dm_state, DmState::Active | DmState::Undef) {
+            fail_path(&mut p, &mut m, policy, None, &mut out);
+        }
         return finish(p, m, out, upd_flags);
     }
 
@@ -690,7 +712,7 @@ pub fn update_path_state(
             fail_path(&mut p, &mut m, policy, None, &mut out);
         }
         if newstate == PathState::Down {
-            checker_log(2, &m, &p, verdict, &mut out);
+            checker_log(if policy.log_checker_err_once { 3 } else { 2 }, &m, &p, verdict, &mut out);
         }
     }
     p.state = newstate;

@@ -186,6 +186,15 @@ fn still_down_but_active_in_dm_is_failed_again_without_queue_change() {
 }
 
 #[test]
+fn log_checker_err_once_demotes_repeated_down_lines() {
+    for (once, level) in [(false, 2), (true, 3)] {
+        let pol = Policy { log_checker_err_once: once, ..policy() };
+        let u = update_path_state(&path_in(Down, &pol), &map(&pol), &verdict(Down), &ctx(1), &pol, 0);
+        assert_eq!(u.actions, vec![Action::Log(level, "mpatha: sdb - tur checker reports path is down".into())]);
+    }
+}
+
+#[test]
 fn interval_doubles_up_to_max_and_resets_on_change() {
     let pol = policy();
     let mut p = path_in(Up, &pol);
@@ -545,6 +554,17 @@ fn marginal_hold_shows_delayed_and_rechecks_next_second() {
 }
 
 #[test]
+fn delayed_path_still_active_in_dm_is_failed_when_it_goes_bad() {
+    let pol = Policy { marginal_path_enabled: true, ..policy() };
+    let mut p = path_in(Delayed, &pol);
+    p.dm_state = DmState::Active;
+    let u = update_path_state(&p, &map(&pol), &verdict(Down), &ctx(1), &pol, 0);
+    assert_eq!(u.path.state, Down);
+    assert_eq!(dm_messages(&u.actions), vec!["fail_path 8:16"]);
+    assert_eq!(u.path.dm_state, DmState::Failed);
+}
+
+#[test]
 fn marginal_hold_never_keeps_the_last_path_out() {
     let pol = Policy { marginal_path_enabled: true, ..policy() };
     let c = MapContext { other_active_paths: 0, marginal_hold: true };
@@ -803,4 +823,15 @@ mod props {
             }
         }
     }
+}
+
+#[test]
+fn failback_texts() {
+    let m = |tick| MapRecord { failback_tick: tick, ..map(&policy()) };
+    let p = |failback| Policy { failback, ..policy() };
+    assert_eq!(m(0).failback_text(&p(Failback::Immediate)), "immediate");
+    assert_eq!(m(0).failback_text(&p(Failback::Followover)), "followover");
+    assert_eq!(m(0).failback_text(&p(Failback::Manual)), "manual");
+    assert_eq!(m(0).failback_text(&p(Failback::Deferred(30))), "deferred:30");
+    assert_eq!(m(15).failback_text(&p(Failback::Deferred(30))), "XXXXX..... 15/30");
 }
