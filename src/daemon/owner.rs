@@ -501,10 +501,100 @@ impl Owner {
             m.rec = upd.map;
         }
         self.apply_checker_actions(&map_name, upd.actions);
+        self.failback(&map_name, &dev, upd.new_path_up || upd.chkr_new_path_up);
         let active = self.active_paths(&map_name);
         let acts = self.marginal.handle(MgEvent::MapActivePathsChanged { map: map_name.clone(), active }, Instant::now());
         self.apply_marginal(acts);
         self.schedule_check(&dev, next);
+    }
+
+    /// Per-group facts for failback decisions, in table order, and the group the
+    /// kernel uses now (1-based; 1 when the status is unknown).
+    fn group_info(&self, map: &str) -> (Vec<chk::GroupInfo>, usize) {
+        let Some(m) = self.maps.get(map) else { return (Vec::new(), 1) };
+        let groups = m
+            .table
+            .groups
+            .iter()
+            .map(|g| {
+                let members: Vec<&Path> =
+                    g.paths.iter().filter_map(|tp| self.paths.values().find(|p| p.rec.dev_t == tp.dev)).collect();
+                let usable = |p: &&Path| matches!(p.rec.state, PathState::Up | PathState::Ghost);
+                let (prio, enabled_paths) =
+                    discovery::pgpolicy::pg_priority(members.iter().map(|p| (p.prio, usable(p))));
+                chk::GroupInfo {
+                    prio,
+                    enabled_paths,
+                    marginal: !members.is_empty() && members.iter().all(|p| p.rec.marginal),
+                }
+            })
+            .collect();
+        let current = m
+            .status
+            .as_ref()
+            .and_then(|st| st.groups.iter().position(|g| g.state.as_char() == 'A'))
+            .map_or(1, |i| i + 1);
+        (groups, current)
+    }
+
+    /// The failback step after a check of `dev` in `map`.
+    fn failback(&mut self, map: &str, dev: &str, came_up: bool) {
+        if !came_up {
+            return;
+        }
+        let (groups, current) = self.group_info(map);
+        let Some(m) = self.maps.get(map) else { return };
+        let Some(p) = self.paths.get(dev) else { return };
+        let path_group = m
+            .table
+            .groups
+            .iter()
+            .position(|g| g.paths.iter().any(|tp| tp.dev == p.rec.dev_t))
+            .map_or(0, |i| i + 1);
+        let others_down = m.table.groups.get(path_group.wrapping_sub(1)).is_some_and(|g| {
+            g.paths.iter().filter(|tp| tp.dev != p.rec.dev_t).all(|tp| {
+                self.paths
+                    .values()
+                    .find(|q| q.rec.dev_t == tp.dev)
+                    .is_none_or(|q| matches!(q.rec.state, PathState::Down | PathState::Shaky))
+            })
+        });
+        let input = chk::FailbackInput {
+            groups: &groups,
+            current_group: current,
+            path_group,
+            others_in_group_down: others_down,
+            prio_regroup: false,
+        };
+        let upd = chk::PathUpdate {
+            path: p.rec.clone(),
+            map: m.rec.clone(),
+            actions: Vec::new(),
+            new_path_up: true,
+            chkr_new_path_up: true,
+            marginal_changed: false,
+        };
+        let (rec, acts) = chk::failback_after_check(&m.rec, &upd, &input, &m.policy);
+        if let Some(m) = self.maps.get_mut(map) {
+            m.rec = rec;
+        }
+        self.apply_checker_actions(map, acts);
+    }
+
+    /// Once a second: queueing countdowns, deferred failback, ghost delay.
+    pub fn tick(&mut self) {
+        let names: Vec<String> = self.maps.keys().cloned().collect();
+        for name in names {
+            let (groups, current) = self.group_info(&name);
+            let Some(m) = self.maps.get(&name) else { continue };
+            let (rec, acts) = chk::map_tick(&m.rec, 1, &groups, current, &m.policy);
+            if let Some(m) = self.maps.get_mut(&name) {
+                m.rec = rec;
+            }
+            if !acts.is_empty() {
+                self.apply_checker_actions(&name, acts);
+            }
+        }
     }
 
     fn apply_checker_actions(&mut self, map: &str, actions: Vec<ChkAction>) {

@@ -146,8 +146,10 @@ fn run_threads(opts: &Options, cfg: config::Config, dm: impl FnOnce() -> Result<
     };
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("up")]);
 
+    let ticker = crossbeam_channel::tick(Duration::from_secs(1));
     loop {
         select! {
+            recv(ticker) -> _ => owner.tick(),
             recv(sig_rx) -> s => match s {
                 Ok(SignalEvent::Shutdown) | Err(_) => break,
                 Ok(SignalEvent::Reconfigure) => reconfigure(&mut owner),
