@@ -1,0 +1,831 @@
+//! The kernel device-mapper interface: `/dev/mapper/control` ioctls, by hand.
+//!
+//! Every command passes one buffer: a `struct dm_ioctl` header followed by a
+//! command-specific payload; replies come back in the same buffer from
+//! `data_start`. When a reply does not fit, the kernel sets DM_BUFFER_FULL_FLAG and
+//! we retry with a bigger buffer.
+
+use std::fs::{File, OpenOptions};
+use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+use super::{DmBackend, DmDevice, DmError, DmInfo, TargetLine};
+
+pub const DM_CONTROL: &str = "/dev/mapper/control";
+
+const DM_NAME_LEN: usize = 128;
+const DM_UUID_LEN: usize = 129;
+const DM_MAX_TYPE_NAME: usize = 16;
+
+/// `struct dm_ioctl` from `<linux/dm-ioctl.h>`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct DmIoctlHeader {
+    version: [u32; 3],
+    data_size: u32,
+    data_start: u32,
+    target_count: u32,
+    open_count: i32,
+    flags: u32,
+    event_nr: u32,
+    padding: u32,
+    dev: u64,
+    name: [u8; DM_NAME_LEN],
+    uuid: [u8; DM_UUID_LEN],
+    data: [u8; 7],
+}
+
+/// `struct dm_target_spec`; the parameter string follows it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct DmTargetSpec {
+    sector_start: u64,
+    length: u64,
+    status: i32,
+    next: u32,
+    target_type: [u8; DM_MAX_TYPE_NAME],
+}
+
+/// `struct dm_target_msg`; the message string follows the sector.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct DmTargetMsg {
+    sector: u64,
+}
+
+/// `struct dm_name_list` without its flexible `name`, which starts at NAME_LIST_NAME_OFFSET.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct DmNameList {
+    dev: u64,
+    next: u32,
+}
+const NAME_LIST_NAME_OFFSET: usize = 12;
+
+const HEADER_SIZE: usize = size_of::<DmIoctlHeader>();
+const SPEC_SIZE: usize = size_of::<DmTargetSpec>();
+
+/// Interface version we speak. The kernel refuses a request whose major differs
+/// or whose minor is newer than its own, so we claim minor 0 and read the real one.
+const CLIENT_VERSION: [u32; 3] = [4, 0, 0];
+/// DM_LIST_DEVICES carries event numbers from this minor version on.
+const EVENT_NR_MINOR: u32 = 37;
+
+const DM_READONLY_FLAG: u32 = 1 << 0;
+const DM_SUSPEND_FLAG: u32 = 1 << 1;
+const DM_STATUS_TABLE_FLAG: u32 = 1 << 4;
+const DM_ACTIVE_PRESENT_FLAG: u32 = 1 << 5;
+const DM_INACTIVE_PRESENT_FLAG: u32 = 1 << 6;
+const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
+const DM_NOFLUSH_FLAG: u32 = 1 << 11;
+const DM_DATA_OUT_FLAG: u32 = 1 << 16;
+
+const INITIAL_BUFFER: usize = 16 * 1024;
+const MAX_BUFFER: usize = 64 * 1024 * 1024;
+
+/// The DM commands we issue, with their `_IOWR(0xfd, nr, struct dm_ioctl)` numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Version = 0,
+    ListDevices = 2,
+    DevCreate = 3,
+    DevRemove = 4,
+    DevRename = 5,
+    DevSuspend = 6,
+    DevStatus = 7,
+    TableLoad = 9,
+    TableStatus = 12,
+    TargetMsg = 14,
+    DevArmPoll = 16,
+}
+
+impl Cmd {
+    fn name(self) -> &'static str {
+        match self {
+            Cmd::Version => "DM_VERSION",
+            Cmd::ListDevices => "DM_LIST_DEVICES",
+            Cmd::DevCreate => "DM_DEV_CREATE",
+            Cmd::DevRemove => "DM_DEV_REMOVE",
+            Cmd::DevRename => "DM_DEV_RENAME",
+            Cmd::DevSuspend => "DM_DEV_SUSPEND",
+            Cmd::DevStatus => "DM_DEV_STATUS",
+            Cmd::TableLoad => "DM_TABLE_LOAD",
+            Cmd::TableStatus => "DM_TABLE_STATUS",
+            Cmd::TargetMsg => "DM_TARGET_MSG",
+            Cmd::DevArmPoll => "DM_DEV_ARM_POLL",
+        }
+    }
+}
+
+mod raw {
+    use super::DmIoctlHeader;
+    nix::ioctl_readwrite!(version, 0xfd, 0, DmIoctlHeader);
+    nix::ioctl_readwrite!(list_devices, 0xfd, 2, DmIoctlHeader);
+    nix::ioctl_readwrite!(dev_create, 0xfd, 3, DmIoctlHeader);
+    nix::ioctl_readwrite!(dev_remove, 0xfd, 4, DmIoctlHeader);
+    nix::ioctl_readwrite!(dev_rename, 0xfd, 5, DmIoctlHeader);
+    nix::ioctl_readwrite!(dev_suspend, 0xfd, 6, DmIoctlHeader);
+    nix::ioctl_readwrite!(dev_status, 0xfd, 7, DmIoctlHeader);
+    nix::ioctl_readwrite!(table_load, 0xfd, 9, DmIoctlHeader);
+    nix::ioctl_readwrite!(table_status, 0xfd, 12, DmIoctlHeader);
+    nix::ioctl_readwrite!(target_msg, 0xfd, 14, DmIoctlHeader);
+    nix::ioctl_readwrite!(dev_arm_poll, 0xfd, 16, DmIoctlHeader);
+}
+
+/// Kernel `new_encode_dev` as used in `dm_ioctl.dev` and `dm_name_list.dev`.
+fn decode_dev(dev: u64) -> (u32, u32) {
+    let major = ((dev >> 8) & 0xfff) as u32;
+    let minor = ((dev & 0xff) | ((dev >> 12) & 0xfff00)) as u32;
+    (major, minor)
+}
+
+/// NUL-terminated text from a fixed-size field.
+fn c_text(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// A request/reply buffer, 8-byte aligned as the kernel's structs require.
+struct Buffer {
+    words: Vec<u64>,
+}
+
+impl Buffer {
+    fn new(len: usize) -> Self {
+        Buffer {
+            words: vec![0; len.div_ceil(8)],
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: a u64 slice reinterpreted as bytes: same memory, no invalid values.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast(), self.words.len() * 8) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`; the borrow is exclusive.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast(), self.words.len() * 8)
+        }
+    }
+
+    fn header(&self) -> DmIoctlHeader {
+        // SAFETY: the buffer is at least HEADER_SIZE bytes and 8-aligned; every bit
+        // pattern is a valid DmIoctlHeader (integers and byte arrays only).
+        unsafe { std::ptr::read(self.words.as_ptr().cast()) }
+    }
+
+    fn set_header(&mut self, h: &DmIoctlHeader) {
+        // SAFETY: as in `header`.
+        unsafe { std::ptr::write(self.words.as_mut_ptr().cast(), *h) }
+    }
+}
+
+/// Appends a `T` (a repr(C) plain-data struct) to a byte payload.
+fn push_struct<T: Copy>(out: &mut Vec<u8>, v: &T) {
+    // SAFETY: T is one of our repr(C) structs made of integers and byte arrays with no
+    // padding inside (DmTargetSpec, DmTargetMsg), so every byte is initialised.
+    let b = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) };
+    out.extend_from_slice(b);
+}
+
+fn pad8(out: &mut Vec<u8>) {
+    while !out.len().is_multiple_of(8) {
+        out.push(0);
+    }
+}
+
+/// The reply of one ioctl: the header and the data area (data_start..data_size).
+struct Reply {
+    header: DmIoctlHeader,
+    data: Vec<u8>,
+}
+
+/// Device-mapper over `/dev/mapper/control`.
+pub struct DmIoctl {
+    control: File,
+    version: [u32; 3],
+}
+
+impl DmIoctl {
+    /// Opens the standard control node and checks the interface version.
+    pub fn open() -> Result<Self, DmError> {
+        Self::open_path(Path::new(DM_CONTROL))
+    }
+
+    /// Opens a control node at `path` (tests, unusual /dev layouts).
+    pub fn open_path(path: &Path) -> Result<Self, DmError> {
+        let control = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| DmError::Unavailable {
+                path: path.display().to_string(),
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            })?;
+        let mut dm = DmIoctl {
+            control,
+            version: [0; 3],
+        };
+        let reply = dm.run(Cmd::Version, None, 0, &[])?;
+        dm.version = reply.header.version;
+        if dm.version[0] != CLIENT_VERSION[0] {
+            return Err(DmError::BadReply {
+                op: Cmd::Version.name(),
+                name: None,
+                why: format!(
+                    "kernel interface {}.{}.{}, need 4.x",
+                    dm.version[0], dm.version[1], dm.version[2]
+                ),
+            });
+        }
+        Ok(dm)
+    }
+
+    /// The control fd: readable after `arm_poll` once a map has a table event.
+    pub fn control_fd(&self) -> BorrowedFd<'_> {
+        self.control.as_fd()
+    }
+
+    fn header_for(
+        cmd: Cmd,
+        name: Option<&str>,
+        uuid: Option<&str>,
+        flags: u32,
+    ) -> Result<DmIoctlHeader, DmError> {
+        let invalid = |why: String| DmError::Invalid {
+            op: cmd.name(),
+            name: name.map(str::to_owned),
+            why,
+        };
+        let mut h = DmIoctlHeader {
+            version: CLIENT_VERSION,
+            data_size: 0,
+            data_start: HEADER_SIZE as u32,
+            target_count: 0,
+            open_count: 0,
+            flags,
+            event_nr: 0,
+            padding: 0,
+            dev: 0,
+            name: [0; DM_NAME_LEN],
+            uuid: [0; DM_UUID_LEN],
+            data: [0; 7],
+        };
+        if let Some(n) = name {
+            check_name(n).map_err(invalid)?;
+            h.name[..n.len()].copy_from_slice(n.as_bytes());
+        }
+        if let Some(u) = uuid {
+            if u.len() >= DM_UUID_LEN || u.contains('\0') {
+                return Err(invalid(format!(
+                    "uuid {u:?} longer than {} bytes or contains NUL",
+                    DM_UUID_LEN - 1
+                )));
+            }
+            h.uuid[..u.len()].copy_from_slice(u.as_bytes());
+        }
+        Ok(h)
+    }
+
+    fn run(
+        &self,
+        cmd: Cmd,
+        name: Option<&str>,
+        flags: u32,
+        payload: &[u8],
+    ) -> Result<Reply, DmError> {
+        self.run_full(cmd, name, None, flags, 0, payload)
+    }
+
+    fn run_full(
+        &self,
+        cmd: Cmd,
+        name: Option<&str>,
+        uuid: Option<&str>,
+        flags: u32,
+        target_count: u32,
+        payload: &[u8],
+    ) -> Result<Reply, DmError> {
+        let err = |errno| DmError::Ioctl {
+            op: cmd.name(),
+            name: name.map(str::to_owned),
+            errno,
+        };
+        let bad = |why: String| DmError::BadReply {
+            op: cmd.name(),
+            name: name.map(str::to_owned),
+            why,
+        };
+        let mut size = (HEADER_SIZE + payload.len())
+            .max(INITIAL_BUFFER)
+            .next_multiple_of(8);
+        loop {
+            let mut header = Self::header_for(cmd, name, uuid, flags)?;
+            header.data_size = size as u32;
+            header.target_count = target_count;
+            let mut buf = Buffer::new(size);
+            buf.set_header(&header);
+            buf.bytes_mut()[HEADER_SIZE..HEADER_SIZE + payload.len()].copy_from_slice(payload);
+            let fd = self.control.as_raw_fd();
+            let p = buf.words.as_mut_ptr().cast::<DmIoctlHeader>();
+            // SAFETY: `p` points to `size` writable, 8-aligned bytes starting with a
+            // valid header whose data_size tells the kernel how far it may write.
+            let r = unsafe {
+                match cmd {
+                    Cmd::Version => raw::version(fd, p),
+                    Cmd::ListDevices => raw::list_devices(fd, p),
+                    Cmd::DevCreate => raw::dev_create(fd, p),
+                    Cmd::DevRemove => raw::dev_remove(fd, p),
+                    Cmd::DevRename => raw::dev_rename(fd, p),
+                    Cmd::DevSuspend => raw::dev_suspend(fd, p),
+                    Cmd::DevStatus => raw::dev_status(fd, p),
+                    Cmd::TableLoad => raw::table_load(fd, p),
+                    Cmd::TableStatus => raw::table_status(fd, p),
+                    Cmd::TargetMsg => raw::target_msg(fd, p),
+                    Cmd::DevArmPoll => raw::dev_arm_poll(fd, p),
+                }
+            };
+            r.map_err(err)?;
+            let out = buf.header();
+            if out.flags & DM_BUFFER_FULL_FLAG != 0 {
+                if size >= MAX_BUFFER {
+                    return Err(bad(format!("reply larger than {MAX_BUFFER} bytes")));
+                }
+                size *= 2;
+                continue;
+            }
+            let start = out.data_start as usize;
+            let end = out.data_size as usize;
+            let data = match buf.bytes().get(start..end) {
+                Some(d) => d.to_vec(),
+                None if end <= start => Vec::new(),
+                None => {
+                    return Err(bad(format!(
+                        "data {start}..{end} outside the {size}-byte buffer"
+                    )));
+                }
+            };
+            return Ok(Reply { header: out, data });
+        }
+    }
+
+    fn info_from(&self, h: &DmIoctlHeader) -> DmInfo {
+        let (major, minor) = decode_dev(h.dev);
+        DmInfo {
+            name: c_text(&h.name),
+            uuid: c_text(&h.uuid),
+            major,
+            minor,
+            open_count: h.open_count,
+            event_nr: h.event_nr,
+            target_count: h.target_count,
+            suspended: h.flags & DM_SUSPEND_FLAG != 0,
+            read_only: h.flags & DM_READONLY_FLAG != 0,
+            live_table: h.flags & DM_ACTIVE_PRESENT_FLAG != 0,
+            inactive_table: h.flags & DM_INACTIVE_PRESENT_FLAG != 0,
+        }
+    }
+
+    fn table_or_status(&self, name: &str, flags: u32) -> Result<Vec<TargetLine>, DmError> {
+        let reply = self.run(Cmd::TableStatus, Some(name), flags, &[])?;
+        parse_target_specs(&reply.data, reply.header.target_count).map_err(|why| {
+            DmError::BadReply {
+                op: Cmd::TableStatus.name(),
+                name: Some(name.to_owned()),
+                why,
+            }
+        })
+    }
+}
+
+fn check_name(n: &str) -> Result<(), String> {
+    if n.is_empty() || n.len() >= DM_NAME_LEN || n.contains(['/', '\0']) || n == "." || n == ".." {
+        Err(format!(
+            "map name {n:?} must be 1..{} bytes without '/' or NUL",
+            DM_NAME_LEN - 1
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Serialises targets for DM_TABLE_LOAD: spec, params, NUL, padding to 8; `next`
+/// is the distance from this spec to the following one.
+fn encode_targets(targets: &[TargetLine]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for t in targets {
+        if t.target.is_empty() || t.target.len() >= DM_MAX_TYPE_NAME {
+            return Err(format!(
+                "target type {:?} must be 1..{} bytes",
+                t.target,
+                DM_MAX_TYPE_NAME - 1
+            ));
+        }
+        if t.params.contains('\0') {
+            return Err("table parameters contain NUL".into());
+        }
+        let mut params = t.params.as_bytes().to_vec();
+        params.push(0);
+        let mut target_type = [0u8; DM_MAX_TYPE_NAME];
+        target_type[..t.target.len()].copy_from_slice(t.target.as_bytes());
+        let next = (SPEC_SIZE + params.len()).next_multiple_of(8);
+        let spec = DmTargetSpec {
+            sector_start: t.start,
+            length: t.length,
+            status: 0,
+            next: u32::try_from(next).map_err(|_| "table parameters too long".to_owned())?,
+            target_type,
+        };
+        push_struct(&mut out, &spec);
+        out.extend_from_slice(&params);
+        pad8(&mut out);
+    }
+    Ok(out)
+}
+
+fn read_u32(d: &[u8], at: usize) -> Option<u32> {
+    d.get(at..at + 4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_u64(d: &[u8], at: usize) -> Option<u64> {
+    d.get(at..at + 8).map(|b| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        u64::from_ne_bytes(a)
+    })
+}
+
+/// Parses DM_TABLE_STATUS output: `count` specs; each `next` is relative to the
+/// first spec; params follow each spec NUL-terminated.
+fn parse_target_specs(data: &[u8], count: u32) -> Result<Vec<TargetLine>, String> {
+    let mut lines = Vec::new();
+    let mut at = 0usize;
+    for i in 0..count {
+        let spec = data.get(at..at + SPEC_SIZE).ok_or_else(|| {
+            format!(
+                "target {i} at byte {at} runs past the {}-byte reply",
+                data.len()
+            )
+        })?;
+        let start = read_u64(spec, 0).unwrap_or(0);
+        let length = read_u64(spec, 8).unwrap_or(0);
+        let next = read_u32(spec, 20).unwrap_or(0) as usize;
+        let target = c_text(&spec[24..24 + DM_MAX_TYPE_NAME]);
+        let params = c_text(&data[at + SPEC_SIZE..]);
+        lines.push(TargetLine {
+            start,
+            length,
+            target,
+            params,
+        });
+        if i + 1 < count {
+            if next <= at {
+                return Err(format!("target {i}: next offset {next} does not advance"));
+            }
+            at = next;
+        }
+    }
+    Ok(lines)
+}
+
+/// The fixed part of a `dm_name_list` record at byte `at`, if it fits.
+fn read_name_list_head(d: &[u8], at: usize) -> Option<DmNameList> {
+    let bytes = d.get(at..at.checked_add(size_of::<DmNameList>())?)?;
+    // SAFETY: `bytes` holds size_of::<DmNameList>() bytes; the struct is integers only,
+    // so any bit pattern is valid; read_unaligned copes with the Vec<u8> alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<DmNameList>()) })
+}
+
+/// Parses DM_LIST_DEVICES output (`dm_name_list` records linked by `next`).
+fn parse_name_list(data: &[u8], with_event_nr: bool) -> Result<Vec<DmDevice>, String> {
+    let mut out = Vec::new();
+    if data.len() < 8 || read_u64(data, 0) == Some(0) {
+        return Ok(out); // dev 0 marks an empty list
+    }
+    let mut at = 0usize;
+    loop {
+        let head =
+            read_name_list_head(data, at).ok_or_else(|| format!("record at {at} truncated"))?;
+        let (dev, next) = (head.dev, head.next as usize);
+        let end = if next == 0 {
+            data.len()
+        } else {
+            (at + next).min(data.len())
+        };
+        let name_start = at + NAME_LIST_NAME_OFFSET;
+        let rec = data
+            .get(name_start..end)
+            .ok_or_else(|| format!("record at {at} truncated"))?;
+        let name_len = rec
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| format!("record at {at}: name not terminated"))?;
+        let name = String::from_utf8_lossy(&rec[..name_len]).into_owned();
+        // event_nr follows the name's NUL, aligned to 8 from the record start.
+        let ev_at = (name_start + name_len + 1).next_multiple_of(8);
+        let event_nr = if with_event_nr && ev_at + 4 <= end {
+            read_u32(data, ev_at)
+        } else {
+            None
+        };
+        let (major, minor) = decode_dev(dev);
+        out.push(DmDevice {
+            name,
+            major,
+            minor,
+            event_nr,
+        });
+        if next == 0 {
+            return Ok(out);
+        }
+        at += next;
+        if at >= data.len() {
+            return Err(format!(
+                "next record at {at} is past the {}-byte reply",
+                data.len()
+            ));
+        }
+    }
+}
+
+impl DmBackend for DmIoctl {
+    fn version(&self) -> Result<[u32; 3], DmError> {
+        Ok(self.run(Cmd::Version, None, 0, &[])?.header.version)
+    }
+
+    fn list(&self) -> Result<Vec<DmDevice>, DmError> {
+        let reply = self.run(Cmd::ListDevices, None, 0, &[])?;
+        let with_ev = reply.header.version[0] == 4 && reply.header.version[1] >= EVENT_NR_MINOR;
+        parse_name_list(&reply.data, with_ev).map_err(|why| DmError::BadReply {
+            op: Cmd::ListDevices.name(),
+            name: None,
+            why,
+        })
+    }
+
+    fn create(&self, name: &str, uuid: &str) -> Result<DmInfo, DmError> {
+        let r = self.run_full(Cmd::DevCreate, Some(name), Some(uuid), 0, 0, &[])?;
+        Ok(self.info_from(&r.header))
+    }
+
+    fn load(&self, name: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError> {
+        let payload = encode_targets(targets).map_err(|why| DmError::Invalid {
+            op: Cmd::TableLoad.name(),
+            name: Some(name.to_owned()),
+            why,
+        })?;
+        let count = targets.len() as u32;
+        let r = self.run_full(Cmd::TableLoad, Some(name), None, 0, count, &payload)?;
+        Ok(self.info_from(&r.header))
+    }
+
+    fn suspend(&self, name: &str, noflush: bool) -> Result<DmInfo, DmError> {
+        let flags = DM_SUSPEND_FLAG | if noflush { DM_NOFLUSH_FLAG } else { 0 };
+        Ok(self.info_from(&self.run(Cmd::DevSuspend, Some(name), flags, &[])?.header))
+    }
+
+    fn resume(&self, name: &str) -> Result<DmInfo, DmError> {
+        Ok(self.info_from(&self.run(Cmd::DevSuspend, Some(name), 0, &[])?.header))
+    }
+
+    fn remove(&self, name: &str) -> Result<(), DmError> {
+        self.run(Cmd::DevRemove, Some(name), 0, &[]).map(|_| ())
+    }
+
+    fn rename(&self, name: &str, new_name: &str) -> Result<(), DmError> {
+        check_name(new_name).map_err(|why| DmError::Invalid {
+            op: Cmd::DevRename.name(),
+            name: Some(name.to_owned()),
+            why,
+        })?;
+        let mut payload = new_name.as_bytes().to_vec();
+        payload.push(0);
+        self.run(Cmd::DevRename, Some(name), 0, &payload)
+            .map(|_| ())
+    }
+
+    fn info(&self, name: &str) -> Result<DmInfo, DmError> {
+        Ok(self.info_from(&self.run(Cmd::DevStatus, Some(name), 0, &[])?.header))
+    }
+
+    fn table(&self, name: &str) -> Result<Vec<TargetLine>, DmError> {
+        self.table_or_status(name, DM_STATUS_TABLE_FLAG)
+    }
+
+    fn status(&self, name: &str) -> Result<Vec<TargetLine>, DmError> {
+        self.table_or_status(name, 0)
+    }
+
+    fn message(&self, name: &str, message: &str) -> Result<Option<String>, DmError> {
+        if message.is_empty() || message.contains('\0') {
+            return Err(DmError::Invalid {
+                op: Cmd::TargetMsg.name(),
+                name: Some(name.to_owned()),
+                why: format!("message {message:?} is empty or contains NUL"),
+            });
+        }
+        let mut payload = Vec::new();
+        push_struct(&mut payload, &DmTargetMsg { sector: 0 });
+        payload.extend_from_slice(message.as_bytes());
+        payload.push(0);
+        let r = self.run(Cmd::TargetMsg, Some(name), 0, &payload)?;
+        if r.header.flags & DM_DATA_OUT_FLAG != 0 {
+            let text = c_text(&r.data);
+            Ok(if text.is_empty() { None } else { Some(text) })
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn arm_poll(&self) -> Result<(), DmError> {
+        self.run(Cmd::DevArmPoll, None, 0, &[]).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    #[test]
+    fn struct_layouts_match_the_uapi() {
+        assert_eq!(size_of::<DmIoctlHeader>(), 312);
+        assert_eq!(offset_of!(DmIoctlHeader, dev), 40);
+        assert_eq!(offset_of!(DmIoctlHeader, name), 48);
+        assert_eq!(offset_of!(DmIoctlHeader, uuid), 176);
+        assert_eq!(size_of::<DmTargetSpec>(), 40);
+        assert_eq!(offset_of!(DmTargetSpec, next), 20);
+        assert_eq!(offset_of!(DmTargetSpec, target_type), 24);
+        assert_eq!(size_of::<DmTargetMsg>(), 8);
+        assert_eq!(size_of::<DmNameList>(), 16);
+        assert_eq!(offset_of!(DmNameList, next), 8);
+        assert_eq!(NAME_LIST_NAME_OFFSET, offset_of!(DmNameList, next) + 4);
+    }
+
+    #[test]
+    fn request_numbers_match_the_uapi() {
+        let code = |nr: Cmd| {
+            nix::request_code_readwrite!(0xfd, nr as u8, size_of::<DmIoctlHeader>()) as u32
+        };
+        assert_eq!(code(Cmd::TableLoad), 0xc138fd09);
+        assert_eq!(code(Cmd::TargetMsg), 0xc138fd0e);
+        assert_eq!(code(Cmd::ListDevices), 0xc138fd02);
+        assert_eq!(code(Cmd::DevArmPoll), 0xc138fd10);
+        assert_eq!(code(Cmd::Version), 0xc138fd00);
+    }
+
+    #[test]
+    fn dev_decoding() {
+        assert_eq!(decode_dev((254 << 8) | 3), (254, 3));
+        assert_eq!(decode_dev((8 << 8) | 16), (8, 16));
+        // minor 300 = 0x12c: low byte in bits 0..8, the rest from bit 20.
+        assert_eq!(decode_dev((253 << 8) | 0x2c | (0x100 << 12)), (253, 300));
+    }
+
+    #[test]
+    fn target_encoding_layout() {
+        let t = TargetLine {
+            start: 0,
+            length: 32768,
+            target: "multipath".into(),
+            params: "0 0 0 0".into(),
+        };
+        let b = encode_targets(&[t.clone(), t]).unwrap();
+        // 40-byte spec + "0 0 0 0\0" (8 bytes) = 48, already aligned.
+        assert_eq!(b.len(), 96);
+        assert_eq!(read_u64(&b, 8), Some(32768));
+        assert_eq!(read_u32(&b, 20), Some(48));
+        assert_eq!(&b[24..33], b"multipath");
+        assert_eq!(&b[40..48], b"0 0 0 0\0");
+        let long = TargetLine {
+            start: 0,
+            length: 1,
+            target: "x".repeat(16),
+            params: String::new(),
+        };
+        assert!(encode_targets(&[long]).unwrap_err().contains("1..15 bytes"));
+    }
+
+    #[test]
+    fn status_reply_parsing() {
+        // Reply layout: `next` counts from the first spec.
+        let mk = |params: &str, next: u32| {
+            let mut v = Vec::new();
+            let mut tt = [0u8; 16];
+            tt[..9].copy_from_slice(b"multipath");
+            push_struct(
+                &mut v,
+                &DmTargetSpec {
+                    sector_start: 0,
+                    length: 8,
+                    status: 0,
+                    next,
+                    target_type: tt,
+                },
+            );
+            v.extend_from_slice(params.as_bytes());
+            v.push(0);
+            pad8(&mut v);
+            v
+        };
+        let mut data = mk("2 0 0 0 0 0", 56);
+        data.extend(mk("x", 0));
+        let lines = parse_target_specs(&data, 2).unwrap();
+        assert_eq!(lines[0].params, "2 0 0 0 0 0");
+        assert_eq!(lines[1].params, "x");
+        assert!(
+            parse_target_specs(&data[..30], 1)
+                .unwrap_err()
+                .contains("runs past")
+        );
+        let looped = mk("a", 0);
+        assert!(
+            parse_target_specs(&[looped.clone(), looped].concat(), 2)
+                .unwrap_err()
+                .contains("does not advance")
+        );
+    }
+
+    #[test]
+    fn name_list_parsing() {
+        let rec = |dev: u64, name: &str, ev: u32, last: bool| {
+            let mut v = Vec::new();
+            v.extend_from_slice(&dev.to_ne_bytes());
+            v.extend_from_slice(&0u32.to_ne_bytes());
+            v.extend_from_slice(name.as_bytes());
+            v.push(0);
+            pad8(&mut v);
+            v.extend_from_slice(&ev.to_ne_bytes());
+            v.extend_from_slice(&0u32.to_ne_bytes());
+            pad8(&mut v);
+            if !last {
+                let n = v.len() as u32;
+                v[8..12].copy_from_slice(&n.to_ne_bytes());
+            }
+            v
+        };
+        let data = [
+            rec(254 << 8, "mpatha", 7, false),
+            rec((254 << 8) | 1, "mpathb", 0, true),
+        ]
+        .concat();
+        let l = parse_name_list(&data, true).unwrap();
+        assert_eq!(
+            l,
+            vec![
+                DmDevice {
+                    name: "mpatha".into(),
+                    major: 254,
+                    minor: 0,
+                    event_nr: Some(7)
+                },
+                DmDevice {
+                    name: "mpathb".into(),
+                    major: 254,
+                    minor: 1,
+                    event_nr: Some(0)
+                },
+            ]
+        );
+        assert_eq!(parse_name_list(&data, false).unwrap()[0].event_nr, None);
+        assert_eq!(parse_name_list(&[0u8; 16], true).unwrap(), vec![]);
+        let mut broken = rec(1 << 8, "x", 0, false);
+        broken[8..12].copy_from_slice(&4096u32.to_ne_bytes());
+        assert!(parse_name_list(&broken, true).is_err());
+    }
+
+    #[test]
+    fn names_are_checked_before_any_ioctl() {
+        assert!(check_name("mpatha").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("a/b").is_err());
+        assert!(check_name(&"x".repeat(128)).is_err());
+        let e = DmIoctl::header_for(Cmd::DevCreate, Some("m"), Some(&"u".repeat(129)), 0)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("DM_DEV_CREATE m: invalid request: uuid"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_control_node_is_a_clear_error() {
+        let e = DmIoctl::open_path(Path::new("/nonexistent/mapper/control"))
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "device-mapper not available: /nonexistent/mapper/control: No such file or directory"
+        );
+        assert_eq!(e.errno(), Some(Errno::ENOENT));
+    }
+}
