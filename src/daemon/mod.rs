@@ -1,6 +1,7 @@
 //! The daemon: command line, state owner thread, signals, logging.
 
 pub mod args;
+pub mod dmport;
 pub mod logging;
 pub mod owner;
 pub mod pidfile;
@@ -29,10 +30,11 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
         }
         Mode::DumpConfig => dump_config(&LoadOptions::default(), opts.verbosity.unwrap_or(2)),
         Mode::Client(mode) => crate::cli::client::run(mode, client_timeout(&LoadOptions::default())),
-        Mode::Daemon => {
-            eprintln!("multipathd: daemon mode is not implemented yet");
-            1
-        }
+        Mode::Daemon => run::run(&opts, &LoadOptions::default(), || {
+            crate::dm::DmIoctl::open()
+                .map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
+                .map_err(|e| e.to_string())
+        }),
     }
 }
 
