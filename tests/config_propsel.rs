@@ -342,3 +342,39 @@ fn flags_and_defaults() {
         "f line 4, invalid keyword in the multipath section: alias_prefix"
     );
 }
+
+#[test]
+fn queue_if_no_path_feature_becomes_no_path_retry() {
+    let c = cfg("defaults {\n\tfeatures \"3 queue_if_no_path pg_init_retries 50\"\n}\n");
+    let s = Selector::new(&c, "a", "b", "", "w");
+    assert_eq!(
+        s.features(),
+        Selected {
+            value: "2 pg_init_retries 50".into(),
+            origin: ORIGIN_CONF
+        }
+    );
+    assert_eq!(
+        s.no_path_retry(),
+        Selected {
+            value: NoPathRetry::Queue,
+            origin: ORIGIN_FEATURE_QUEUE
+        }
+    );
+    // An explicit no_path_retry wins over the feature.
+    let c = cfg("defaults {\n\tfeatures \"1 queue_if_no_path\"\n\tno_path_retry fail\n}\n");
+    let s = Selector::new(&c, "a", "b", "", "w");
+    assert_eq!(s.features().value, "0");
+    assert_eq!(s.no_path_retry().value, NoPathRetry::Fail);
+}
+
+#[test]
+fn remove_feature_vectors() {
+    assert_eq!(remove_feature("4 this is a test", "is a"), "2 this test");
+    assert_eq!(
+        remove_feature("1 queue_if_no_path", "queue_if_no_path"),
+        "0"
+    );
+    assert_eq!(remove_feature("0", "queue_if_no_path"), "0");
+    assert_eq!(remove_feature("bad", "x"), "bad");
+}

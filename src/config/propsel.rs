@@ -21,7 +21,46 @@ pub const ORIGIN_DEFAULT: &str = "(setting: multipath internal)";
 pub const ORIGIN_MARGINAL_PATH: &str = "(setting: implied by marginal_path check)";
 pub const ORIGIN_DELAY_WATCH: &str = "(setting: implied by delay_watch_checks)";
 pub const ORIGIN_DELAY_WAIT: &str = "(setting: implied by delay_wait_checks)";
+pub const ORIGIN_FEATURE_QUEUE: &str = "(inherited setting from feature 'queue_if_no_path')";
 pub const ORIGIN_UID_ATTRS: &str = "(setting: multipath.conf defaults section / uid_attrs)";
+
+const FEATURE_QUEUE_IF_NO_PATH: &str = "queue_if_no_path";
+const FEATURE_RETAIN_HWHANDLER: &str = "retain_attached_hw_handler";
+
+/// Removes every occurrence of `feature` (one or more words) from a
+/// count-prefixed feature string and fixes the count: `"2 a b"` minus `a`
+/// is `"1 b"`. A string without a valid count is returned unchanged.
+pub fn remove_feature(features: &str, feature: &str) -> String {
+    let words: Vec<&str> = features.split_ascii_whitespace().collect();
+    let pat: Vec<&str> = feature.split_ascii_whitespace().collect();
+    let Some(count) = words.first().and_then(|c| c.parse::<usize>().ok()) else {
+        return features.to_string();
+    };
+    if pat.is_empty() {
+        return features.to_string();
+    }
+    let mut rest: Vec<&str> = Vec::new();
+    let mut i = 1;
+    let mut removed = 0;
+    while i < words.len() {
+        if words[i..].starts_with(&pat) {
+            i += pat.len();
+            removed += pat.len();
+        } else {
+            rest.push(words[i]);
+            i += 1;
+        }
+    }
+    if removed == 0 {
+        return features.to_string();
+    }
+    let mut out = count.saturating_sub(removed).to_string();
+    for w in rest {
+        out.push(' ');
+        out.push_str(w);
+    }
+    out
+}
 
 /// A selected value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,8 +278,17 @@ impl<'a> Selector<'a> {
     pub fn selector(&self) -> Selected<String> {
         self.string("path_selector", "service-time 0")
     }
+    /// Features with `queue_if_no_path` and `retain_attached_hw_handler`
+    /// taken out: as upstream, those two are expressed through
+    /// `no_path_retry` and `retain_attached_hw_handler` instead.
     pub fn features(&self) -> Selected<String> {
-        self.string("features", "0")
+        let raw = self.string("features", "0");
+        let origin = raw.origin;
+        let mut f = raw.value;
+        for word in [FEATURE_QUEUE_IF_NO_PATH, FEATURE_RETAIN_HWHANDLER] {
+            f = remove_feature(&f, word);
+        }
+        Selected { value: f, origin }
     }
     /// Configured hardware handler (the kernel's attached handler and TPGS
     /// detection are applied by the caller).
@@ -339,20 +387,31 @@ impl<'a> Selector<'a> {
             .map(|s| s == "priorities")
     }
 
+    /// `no_path_retry`; when unset, a `queue_if_no_path` feature means queue.
     pub fn no_path_retry(&self) -> Selected<NoPathRetry> {
-        self.int("no_path_retry").map_or(
+        let queue_feature = self
+            .string("features", "0")
+            .value
+            .split_ascii_whitespace()
+            .any(|w| w == FEATURE_QUEUE_IF_NO_PATH);
+        let unset = if queue_feature {
+            Selected {
+                value: NoPathRetry::Queue,
+                origin: ORIGIN_FEATURE_QUEUE,
+            }
+        } else {
             Selected {
                 value: NoPathRetry::Undef,
                 origin: ORIGIN_DEFAULT,
-            },
-            |s| {
-                s.map(|n| match n {
-                    enc::NPR_QUEUE => NoPathRetry::Queue,
-                    n if n > 0 => NoPathRetry::Retries(u32_of(n)),
-                    _ => NoPathRetry::Fail,
-                })
-            },
-        )
+            }
+        };
+        self.int("no_path_retry").map_or(unset, |s| {
+            s.map(|n| match n {
+                enc::NPR_QUEUE => NoPathRetry::Queue,
+                n if n > 0 => NoPathRetry::Retries(u32_of(n)),
+                _ => NoPathRetry::Fail,
+            })
+        })
     }
 
     pub fn rr_min_io(&self) -> Selected<u32> {
