@@ -34,22 +34,6 @@ impl Section {
     const fn bit(self) -> u16 {
         1 << (self as u16)
     }
-
-    /// Name as used in diagnostics ("invalid keyword in the X section").
-    pub fn name(self) -> &'static str {
-        match self {
-            Section::Root => "root",
-            Section::Defaults => "defaults",
-            Section::Blacklist => "blacklist",
-            Section::BlacklistDevice => "blacklist device",
-            Section::Devices => "devices",
-            Section::Device => "device",
-            Section::Overrides => "overrides",
-            Section::Protocol => "protocol",
-            Section::Multipaths => "multipaths",
-            Section::Multipath => "multipath",
-        }
-    }
 }
 
 const ROOT: u16 = Section::Root.bit();

@@ -199,11 +199,6 @@ impl<'a> Selector<'a> {
         &self.hwes
     }
 
-    /// Whether a multipaths entry matched the WWID.
-    pub fn has_mpe(&self) -> bool {
-        self.mpe.is_some()
-    }
-
     /// Generic lookup through the levels the keyword table allows for `name`;
     /// `None` when no level sets it and there is no built-in default.
     pub fn get(&self, name: &str) -> Option<Selected<Value>> {
