@@ -379,13 +379,6 @@ pub static KEYWORDS: &[Keyword] = &[
         "Products of this vendor to blacklist.",
     ),
     kw(
-        "hardware_handler",
-        DEV,
-        T::Counted,
-        None,
-        "Kernel hardware handler, e.g. \"1 alua\".",
-    ),
-    kw(
         "vpd_vendor",
         DEV,
         T::Choice(&["hp3par"]),
@@ -443,20 +436,6 @@ pub static KEYWORDS: &[Keyword] = &[
         "How paths are grouped into priority groups.",
     ),
     kw(
-        "detect_pgpolicy",
-        PATHS,
-        T::YesNo,
-        Some("yes"),
-        "Use group_by_prio when all paths have ALUA/sysfs priorities.",
-    ),
-    kw(
-        "detect_pgpolicy_use_tpg",
-        PATHS,
-        T::YesNo,
-        Some("no"),
-        "Let detect_pgpolicy choose group_by_tpg instead.",
-    ),
-    kw(
         "uid_attrs",
         DEF,
         T::Str,
@@ -491,6 +470,13 @@ pub static KEYWORDS: &[Keyword] = &[
         T::Counted,
         Some("0"),
         "Device-mapper feature words preceded by their count.",
+    ),
+    kw(
+        "hardware_handler",
+        DEV,
+        T::Counted,
+        None,
+        "Kernel hardware handler, e.g. \"1 alua\".",
     ),
     kw(
         "path_checker",
@@ -702,6 +688,20 @@ pub static KEYWORDS: &[Keyword] = &[
         T::YesNo,
         Some("yes"),
         "Pick the checker from ALUA/RDAC support.",
+    ),
+    kw(
+        "detect_pgpolicy",
+        PATHS,
+        T::YesNo,
+        Some("yes"),
+        "Use group_by_prio when all paths have ALUA/sysfs priorities.",
+    ),
+    kw(
+        "detect_pgpolicy_use_tpg",
+        PATHS,
+        T::YesNo,
+        Some("no"),
+        "Let detect_pgpolicy choose group_by_tpg instead.",
     ),
     kw(
         "force_sync",
