@@ -373,3 +373,26 @@ fn show_config_offline_reports_diagnostics_and_dump() {
     );
     assert!(dump.starts_with("defaults {\n\tverbosity 2\n\tpolling_interval 5\n"));
 }
+
+#[test]
+fn default_values_for_global_settings() {
+    let c = config::parse_str(
+        F,
+        "defaults {\n\tverbosity 3\n\tchecker rdac\n\tpolling_interval 4\n}\n",
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.default_value("verbosity"), Some(Value::Int(3)));
+    assert_eq!(c.default_value("checker"), Some(Value::Str("rdac".into())));
+    assert_eq!(c.default_value("uxsock_timeout"), Some(Value::Int(4000)));
+    assert_eq!(
+        c.default_value("find_multipaths"),
+        Some(Value::Str("strict".into()))
+    );
+    assert_eq!(
+        c.default_value("max_polling_interval"),
+        Some(Value::Int(16))
+    );
+    assert_eq!(c.default_value("no_path_retry"), None);
+    assert_eq!(c.default_value("vendor"), None);
+}
