@@ -396,3 +396,18 @@ fn default_values_for_global_settings() {
     assert_eq!(c.default_value("no_path_retry"), None);
     assert_eq!(c.default_value("vendor"), None);
 }
+
+#[test]
+fn device_regex_that_does_not_compile_is_rejected() {
+    let text = "devices {\n\tdevice {\n\t\tvendor \"(\"\n\t\tproduct X\n\t}\n}\n";
+    let l = config::parse_str(F, text).unwrap();
+    let m: Vec<_> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        m,
+        [
+            "/etc/multipath.conf line 3, invalid value for vendor: \"(\"",
+            "device config in /etc/multipath.conf missing vendor or product parameter"
+        ]
+    );
+    assert!(l.config.devices.is_empty());
+}
