@@ -21,6 +21,11 @@ pub const ORIGIN_DEFAULT: &str = "(setting: multipath internal)";
 pub const ORIGIN_MARGINAL_PATH: &str = "(setting: implied by marginal_path check)";
 pub const ORIGIN_DELAY_WATCH: &str = "(setting: implied by delay_watch_checks)";
 pub const ORIGIN_DELAY_WAIT: &str = "(setting: implied by delay_wait_checks)";
+pub const ORIGIN_AUTODETECT: &str = "(setting: storage device autodetected)";
+pub const ORIGIN_RETAINED: &str = "(setting: retained by kernel driver)";
+pub const ORIGIN_TPGS: &str = "(setting: autodetected from TPGS)";
+pub const ORIGIN_TPG_FALLBACK: &str = "(setting: emergency fallback - not all paths use alua prio)";
+pub const ORIGIN_ALUA_FALLBACK: &str = "(setting: emergency fallback - alua failed)";
 pub const ORIGIN_FEATURE_QUEUE: &str = "(inherited setting from feature 'queue_if_no_path')";
 pub const ORIGIN_UID_ATTRS: &str = "(setting: multipath.conf defaults section / uid_attrs)";
 
@@ -628,5 +633,121 @@ impl<'a> Selector<'a> {
             marginal_path_err_recheck_gap_time: g,
             marginal_path_double_failed_time: d,
         }
+    }
+}
+
+/// What the daemon found out about the paths, for the autodetection steps of
+/// upstream's selection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathFacts<'p> {
+    /// The path supports ALUA (TPGS) at all.
+    pub tpgs: bool,
+    /// VPD page 0xC9 identifies an RDAC array.
+    pub rdac: bool,
+    /// Prioritizer chosen by detection (`ana`, `sysfs` or `alua`), if any.
+    pub detected_prio: Option<&'p str>,
+}
+
+impl Selector<'_> {
+    /// Path checker after `detect_checker`: RDAC arrays get `rdac`, other
+    /// ALUA devices `tur`.
+    pub fn checker_for_path(&self, facts: &PathFacts<'_>) -> Selected<String> {
+        if self.detect_checker().value {
+            if facts.rdac {
+                return Selected {
+                    value: "rdac".into(),
+                    origin: ORIGIN_AUTODETECT,
+                };
+            }
+            if facts.tpgs {
+                return Selected {
+                    value: "tur".into(),
+                    origin: ORIGIN_AUTODETECT,
+                };
+            }
+        }
+        self.checker()
+    }
+
+    /// Prioritizer and arguments after `detect_prio`; an `alua` choice on a
+    /// device without TPGS falls back to `const`.
+    pub fn prio_for_path(&self, facts: &PathFacts<'_>) -> Selected<(String, String)> {
+        if self.detect_prio().value
+            && let Some(p) = facts.detected_prio
+        {
+            return Selected {
+                value: (p.to_string(), String::new()),
+                origin: ORIGIN_AUTODETECT,
+            };
+        }
+        let chosen = self.prio();
+        if chosen.value.0 == "alua" && !facts.tpgs {
+            return Selected {
+                value: ("const".into(), String::new()),
+                origin: ORIGIN_ALUA_FALLBACK,
+            };
+        }
+        chosen
+    }
+
+    /// Path grouping policy of a map. `all_alua_prio`: every path uses the
+    /// `alua` or `sysfs` prioritizer.
+    pub fn pgpolicy_for_map(&self, all_alua_prio: bool) -> Selected<String> {
+        if self.detect_pgpolicy().value && all_alua_prio {
+            let p = if self.detect_pgpolicy_use_tpg().value {
+                "group_by_tpg"
+            } else {
+                "group_by_prio"
+            };
+            return Selected {
+                value: p.into(),
+                origin: ORIGIN_AUTODETECT,
+            };
+        }
+        let chosen = self.pgpolicy();
+        if chosen.value == "group_by_tpg" && !all_alua_prio {
+            return Selected {
+                value: "failover".into(),
+                origin: ORIGIN_TPG_FALLBACK,
+            };
+        }
+        chosen
+    }
+
+    /// Hardware handler of a map. `kernel_handlers`: the `dh_state` of each
+    /// path's SCSI device (absent for non-SCSI paths); `all_tpgs`: every path
+    /// supports ALUA.
+    pub fn hwhandler_for_map(
+        &self,
+        kernel_handlers: &[Option<&str>],
+        all_tpgs: bool,
+    ) -> Selected<String> {
+        let mut chosen = None;
+        if self.retain_hwhandler().value {
+            let attached = kernel_handlers
+                .iter()
+                .flatten()
+                .find(|h| !h.is_empty() && **h != "detached");
+            if let Some(h) = attached {
+                chosen = Some(Selected {
+                    value: format!("1 {h}"),
+                    origin: ORIGIN_RETAINED,
+                });
+            }
+        }
+        let chosen = chosen.unwrap_or_else(|| self.hwhandler());
+        if all_tpgs && chosen.value == "0" && chosen.origin == ORIGIN_DEFAULT {
+            return Selected {
+                value: "1 alua".into(),
+                origin: ORIGIN_TPGS,
+            };
+        }
+        if !all_tpgs && chosen.value == "1 alua" {
+            return Selected {
+                value: "0".into(),
+                origin: ORIGIN_TPGS,
+            };
+        }
+        chosen
     }
 }
