@@ -220,3 +220,17 @@ fn quoted_inverted_regex_in_config() {
     assert_eq!(bl.filter_wwid("a!x"), 1);
     assert_eq!(bl.filter_wwid("ax"), 0);
 }
+
+#[test]
+fn reasons_as_upstream_logs_them() {
+    assert_eq!(
+        b::reason(b::MATCH_PROPERTY_BLIST_MISSING),
+        "blacklisted, udev property missing"
+    );
+    assert_eq!(
+        b::reason(b::MATCH_DEVNODE_BLIST),
+        "device node name blacklisted"
+    );
+    assert_eq!(b::reason(-b::MATCH_WWID_BLIST), "whitelisted");
+    assert_eq!(b::reason(b::MATCH_NOTHING), "not blacklisted");
+}

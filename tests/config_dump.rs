@@ -27,7 +27,7 @@ fn defaults_show_effective_values() {
     let dump = show_config(&Config::default());
     assert!(dump.starts_with(
         "defaults {\n\tverbosity 2\n\tpolling_interval 5\n\tmax_polling_interval 20\n\treassign_maps \"no\"\n\
-         \tpath_selector \"service-time 0\"\n\tpath_grouping_policy \"failover\"\n\tdetect_pgpolicy \"yes\"\n"
+         \tpath_selector \"service-time 0\"\n\tpath_grouping_policy \"failover\"\n\tuid_attribute \"ID_SERIAL\"\n"
     ));
     for line in [
         "\tfailback \"manual\"\n",

@@ -373,3 +373,41 @@ fn show_config_offline_reports_diagnostics_and_dump() {
     );
     assert!(dump.starts_with("defaults {\n\tverbosity 2\n\tpolling_interval 5\n"));
 }
+
+#[test]
+fn default_values_for_global_settings() {
+    let c = config::parse_str(
+        F,
+        "defaults {\n\tverbosity 3\n\tchecker rdac\n\tpolling_interval 4\n}\n",
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.default_value("verbosity"), Some(Value::Int(3)));
+    assert_eq!(c.default_value("checker"), Some(Value::Str("rdac".into())));
+    assert_eq!(c.default_value("uxsock_timeout"), Some(Value::Int(4000)));
+    assert_eq!(
+        c.default_value("find_multipaths"),
+        Some(Value::Str("strict".into()))
+    );
+    assert_eq!(
+        c.default_value("max_polling_interval"),
+        Some(Value::Int(16))
+    );
+    assert_eq!(c.default_value("no_path_retry"), None);
+    assert_eq!(c.default_value("vendor"), None);
+}
+
+#[test]
+fn device_regex_that_does_not_compile_is_rejected() {
+    let text = "devices {\n\tdevice {\n\t\tvendor \"(\"\n\t\tproduct X\n\t}\n}\n";
+    let l = config::parse_str(F, text).unwrap();
+    let m: Vec<_> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        m,
+        [
+            "/etc/multipath.conf line 3, invalid value for vendor: \"(\"",
+            "device config in /etc/multipath.conf missing vendor or product parameter"
+        ]
+    );
+    assert!(l.config.devices.is_empty());
+}

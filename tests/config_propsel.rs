@@ -342,3 +342,158 @@ fn flags_and_defaults() {
         "f line 4, invalid keyword in the multipath section: alias_prefix"
     );
 }
+
+#[test]
+fn queue_if_no_path_feature_becomes_no_path_retry() {
+    let c = cfg("defaults {\n\tfeatures \"3 queue_if_no_path pg_init_retries 50\"\n}\n");
+    let s = Selector::new(&c, "a", "b", "", "w");
+    assert_eq!(
+        s.features(),
+        Selected {
+            value: "2 pg_init_retries 50".into(),
+            origin: ORIGIN_CONF
+        }
+    );
+    assert_eq!(
+        s.no_path_retry(),
+        Selected {
+            value: NoPathRetry::Queue,
+            origin: ORIGIN_FEATURE_QUEUE
+        }
+    );
+    // An explicit no_path_retry wins over the feature.
+    let c = cfg("defaults {\n\tfeatures \"1 queue_if_no_path\"\n\tno_path_retry fail\n}\n");
+    let s = Selector::new(&c, "a", "b", "", "w");
+    assert_eq!(s.features().value, "0");
+    assert_eq!(s.no_path_retry().value, NoPathRetry::Fail);
+}
+
+#[test]
+fn remove_feature_vectors() {
+    assert_eq!(remove_feature("4 this is a test", "is a"), "2 this test");
+    assert_eq!(
+        remove_feature("1 queue_if_no_path", "queue_if_no_path"),
+        "0"
+    );
+    assert_eq!(remove_feature("0", "queue_if_no_path"), "0");
+    assert_eq!(remove_feature("bad", "x"), "bad");
+}
+
+#[test]
+fn autodetection_steps() {
+    let c = cfg(
+        "devices {\n\tdevice {\n\t\tvendor V\n\t\tproduct P\n\t\tpath_checker hp_sw\n\t\tprio alua\n\t\tdetect_checker no\n\t}\n}\n",
+    );
+    let alua = PathFacts {
+        tpgs: true,
+        rdac: false,
+        detected_prio: Some("sysfs"),
+    };
+    let plain = PathFacts::default();
+    let generic = Selector::new(&c, "X", "Y", "", "w");
+    assert_eq!(
+        generic.checker_for_path(&alua),
+        Selected {
+            value: "tur".into(),
+            origin: ORIGIN_AUTODETECT
+        }
+    );
+    let rdac = PathFacts {
+        rdac: true,
+        ..plain
+    };
+    assert_eq!(generic.checker_for_path(&rdac).value, "rdac");
+    assert_eq!(
+        generic.checker_for_path(&plain),
+        Selected {
+            value: "tur".into(),
+            origin: ORIGIN_DEFAULT
+        }
+    );
+    assert_eq!(
+        generic.prio_for_path(&alua),
+        Selected {
+            value: ("sysfs".into(), String::new()),
+            origin: ORIGIN_AUTODETECT
+        }
+    );
+    let vp = Selector::new(&c, "V", "P", "", "w");
+    // detect_checker off for this device: the configured checker stays.
+    assert_eq!(
+        vp.checker_for_path(&alua),
+        Selected {
+            value: "hp_sw".into(),
+            origin: ORIGIN_HWE
+        }
+    );
+    // alua prio without TPGS falls back to const.
+    assert_eq!(
+        vp.prio_for_path(&PathFacts {
+            detected_prio: None,
+            ..plain
+        }),
+        Selected {
+            value: ("const".into(), String::new()),
+            origin: ORIGIN_ALUA_FALLBACK
+        }
+    );
+}
+
+#[test]
+fn map_level_autodetection() {
+    let c = cfg(
+        "defaults {\n\tpath_grouping_policy group_by_tpg\n}\ndevices {\n\tdevice {\n\t\tvendor V\n\t\tproduct P\n\t\thardware_handler \"1 alua\"\n\t\tdetect_pgpolicy_use_tpg yes\n\t}\n}\n",
+    );
+    let s = Selector::new(&c, "X", "Y", "", "w");
+    assert_eq!(
+        s.pgpolicy_for_map(true),
+        Selected {
+            value: "group_by_prio".into(),
+            origin: ORIGIN_AUTODETECT
+        }
+    );
+    assert_eq!(
+        s.pgpolicy_for_map(false),
+        Selected {
+            value: "failover".into(),
+            origin: ORIGIN_TPG_FALLBACK
+        }
+    );
+    let vp = Selector::new(&c, "V", "P", "", "w");
+    assert_eq!(vp.pgpolicy_for_map(true).value, "group_by_tpg");
+    assert_eq!(
+        s.hwhandler_for_map(&[None, None], true),
+        Selected {
+            value: "1 alua".into(),
+            origin: ORIGIN_TPGS
+        }
+    );
+    assert_eq!(
+        s.hwhandler_for_map(&[Some("detached")], false),
+        Selected {
+            value: "0".into(),
+            origin: ORIGIN_DEFAULT
+        }
+    );
+    assert_eq!(
+        s.hwhandler_for_map(&[Some("rdac"), Some("rdac")], false),
+        Selected {
+            value: "1 rdac".into(),
+            origin: ORIGIN_RETAINED
+        }
+    );
+    assert_eq!(
+        vp.hwhandler_for_map(&[None], false),
+        Selected {
+            value: "0".into(),
+            origin: ORIGIN_TPGS
+        }
+    );
+    assert_eq!(
+        vp.hwhandler_for_map(&[None], true),
+        Selected {
+            value: "1 alua".into(),
+            origin: ORIGIN_HWE
+        }
+    );
+}

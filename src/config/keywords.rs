@@ -34,22 +34,6 @@ impl Section {
     const fn bit(self) -> u16 {
         1 << (self as u16)
     }
-
-    /// Name as used in diagnostics ("invalid keyword in the X section").
-    pub fn name(self) -> &'static str {
-        match self {
-            Section::Root => "root",
-            Section::Defaults => "defaults",
-            Section::Blacklist => "blacklist",
-            Section::BlacklistDevice => "blacklist device",
-            Section::Devices => "devices",
-            Section::Device => "device",
-            Section::Overrides => "overrides",
-            Section::Protocol => "protocol",
-            Section::Multipaths => "multipaths",
-            Section::Multipath => "multipath",
-        }
-    }
 }
 
 const ROOT: u16 = Section::Root.bit();
@@ -395,13 +379,6 @@ pub static KEYWORDS: &[Keyword] = &[
         "Products of this vendor to blacklist.",
     ),
     kw(
-        "hardware_handler",
-        DEV,
-        T::Counted,
-        None,
-        "Kernel hardware handler, e.g. \"1 alua\".",
-    ),
-    kw(
         "vpd_vendor",
         DEV,
         T::Choice(&["hp3par"]),
@@ -459,20 +436,6 @@ pub static KEYWORDS: &[Keyword] = &[
         "How paths are grouped into priority groups.",
     ),
     kw(
-        "detect_pgpolicy",
-        PATHS,
-        T::YesNo,
-        Some("yes"),
-        "Use group_by_prio when all paths have ALUA/sysfs priorities.",
-    ),
-    kw(
-        "detect_pgpolicy_use_tpg",
-        PATHS,
-        T::YesNo,
-        Some("no"),
-        "Let detect_pgpolicy choose group_by_tpg instead.",
-    ),
-    kw(
         "uid_attrs",
         DEF,
         T::Str,
@@ -507,6 +470,13 @@ pub static KEYWORDS: &[Keyword] = &[
         T::Counted,
         Some("0"),
         "Device-mapper feature words preceded by their count.",
+    ),
+    kw(
+        "hardware_handler",
+        DEV,
+        T::Counted,
+        None,
+        "Kernel hardware handler, e.g. \"1 alua\".",
     ),
     kw(
         "path_checker",
@@ -718,6 +688,20 @@ pub static KEYWORDS: &[Keyword] = &[
         T::YesNo,
         Some("yes"),
         "Pick the checker from ALUA/RDAC support.",
+    ),
+    kw(
+        "detect_pgpolicy",
+        PATHS,
+        T::YesNo,
+        Some("yes"),
+        "Use group_by_prio when all paths have ALUA/sysfs priorities.",
+    ),
+    kw(
+        "detect_pgpolicy_use_tpg",
+        PATHS,
+        T::YesNo,
+        Some("no"),
+        "Let detect_pgpolicy choose group_by_tpg instead.",
     ),
     kw(
         "force_sync",

@@ -38,17 +38,6 @@ impl Token {
             t => t.text().to_string(),
         }
     }
-
-    /// Number of entries upstream's token vector holds for this token: a quoted
-    /// string is an opening marker, the text (when not empty) and a closing marker.
-    pub fn upstream_len(&self) -> usize {
-        match self {
-            Token::Quoted { text, closed } => {
-                1 + usize::from(!text.is_empty()) + usize::from(*closed)
-            }
-            _ => 1,
-        }
-    }
 }
 
 /// Tokenizes one line (without its newline). Never fails: the grammar
@@ -86,10 +75,21 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, String> {
 mod tests {
     use super::*;
 
+    /// Number of entries upstream's token vector holds for a token: a quoted
+    /// string is an opening marker, the text (when not empty) and a closing marker.
+    fn upstream_len(t: &Token) -> usize {
+        match t {
+            Token::Quoted { text, closed } => {
+                1 + usize::from(!text.is_empty()) + usize::from(*closed)
+            }
+            _ => 1,
+        }
+    }
+
     fn value(line: &str) -> (usize, String) {
         let t = tokenize(line).unwrap();
         (
-            t.iter().map(Token::upstream_len).sum(),
+            t.iter().map(upstream_len).sum(),
             t.get(1).map(|t| t.text().to_string()).unwrap_or_default(),
         )
     }

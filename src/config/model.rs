@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::dump::builtin_default;
+use super::keywords::{self, Section};
 use super::regex::ConfigRegex;
 use super::value::Value;
 
@@ -187,6 +189,22 @@ impl Config {
     /// Built-in then user device entries: upstream's table order.
     pub fn all_devices(&self) -> impl DoubleEndedIterator<Item = &DeviceEntry> {
         self.hwtable.iter().chain(self.devices.iter())
+    }
+
+    /// A `defaults` setting with the built-in default applied: the value the
+    /// daemon uses for global settings such as `verbosity`, `find_multipaths`
+    /// or `uxsock_timeout`. `None` when unset and without a built-in default.
+    pub fn default_value(&self, name: &str) -> Option<Value> {
+        let kw = keywords::lookup(Section::Defaults, keywords::canonical(name))?;
+        match kw.name {
+            "polling_interval" => return Some(Value::Int(self.polling_interval().into())),
+            "max_polling_interval" => return Some(Value::Int(self.max_polling_interval().into())),
+            _ => {}
+        }
+        self.defaults
+            .get(kw.name)
+            .cloned()
+            .or_else(|| builtin_default(kw))
     }
 
     fn default_int(&self, key: &str) -> Option<i64> {

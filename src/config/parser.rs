@@ -343,6 +343,16 @@ impl FileParser<'_> {
                 }
                 return;
             }
+            // A device regex that does not compile could never match: say so
+            // instead of keeping an entry that silently applies to nothing.
+            Target::Device(_) if kw.ty == ValueType::Regex && Pattern::new(text).is_err() => {
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!("{file} line {n}, invalid value for {}: \"{text}\"", kw.name),
+                );
+                return;
+            }
             _ => {}
         }
         if kw.ty == ValueType::Deprecated {

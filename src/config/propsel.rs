@@ -21,7 +21,51 @@ pub const ORIGIN_DEFAULT: &str = "(setting: multipath internal)";
 pub const ORIGIN_MARGINAL_PATH: &str = "(setting: implied by marginal_path check)";
 pub const ORIGIN_DELAY_WATCH: &str = "(setting: implied by delay_watch_checks)";
 pub const ORIGIN_DELAY_WAIT: &str = "(setting: implied by delay_wait_checks)";
+pub const ORIGIN_AUTODETECT: &str = "(setting: storage device autodetected)";
+pub const ORIGIN_RETAINED: &str = "(setting: retained by kernel driver)";
+pub const ORIGIN_TPGS: &str = "(setting: autodetected from TPGS)";
+pub const ORIGIN_TPG_FALLBACK: &str = "(setting: emergency fallback - not all paths use alua prio)";
+pub const ORIGIN_ALUA_FALLBACK: &str = "(setting: emergency fallback - alua failed)";
+pub const ORIGIN_FEATURE_QUEUE: &str = "(inherited setting from feature 'queue_if_no_path')";
 pub const ORIGIN_UID_ATTRS: &str = "(setting: multipath.conf defaults section / uid_attrs)";
+
+const FEATURE_QUEUE_IF_NO_PATH: &str = "queue_if_no_path";
+const FEATURE_RETAIN_HWHANDLER: &str = "retain_attached_hw_handler";
+
+/// Removes every occurrence of `feature` (one or more words) from a
+/// count-prefixed feature string and fixes the count: `"2 a b"` minus `a`
+/// is `"1 b"`. A string without a valid count is returned unchanged.
+pub fn remove_feature(features: &str, feature: &str) -> String {
+    let words: Vec<&str> = features.split_ascii_whitespace().collect();
+    let pat: Vec<&str> = feature.split_ascii_whitespace().collect();
+    let Some(count) = words.first().and_then(|c| c.parse::<usize>().ok()) else {
+        return features.to_string();
+    };
+    if pat.is_empty() {
+        return features.to_string();
+    }
+    let mut rest: Vec<&str> = Vec::new();
+    let mut i = 1;
+    let mut removed = 0;
+    while i < words.len() {
+        if words[i..].starts_with(&pat) {
+            i += pat.len();
+            removed += pat.len();
+        } else {
+            rest.push(words[i]);
+            i += 1;
+        }
+    }
+    if removed == 0 {
+        return features.to_string();
+    }
+    let mut out = count.saturating_sub(removed).to_string();
+    for w in rest {
+        out.push(' ');
+        out.push_str(w);
+    }
+    out
+}
 
 /// A selected value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,11 +204,6 @@ impl<'a> Selector<'a> {
         &self.hwes
     }
 
-    /// Whether a multipaths entry matched the WWID.
-    pub fn has_mpe(&self) -> bool {
-        self.mpe.is_some()
-    }
-
     /// Generic lookup through the levels the keyword table allows for `name`;
     /// `None` when no level sets it and there is no built-in default.
     pub fn get(&self, name: &str) -> Option<Selected<Value>> {
@@ -239,8 +278,17 @@ impl<'a> Selector<'a> {
     pub fn selector(&self) -> Selected<String> {
         self.string("path_selector", "service-time 0")
     }
+    /// Features with `queue_if_no_path` and `retain_attached_hw_handler`
+    /// taken out: as upstream, those two are expressed through
+    /// `no_path_retry` and `retain_attached_hw_handler` instead.
     pub fn features(&self) -> Selected<String> {
-        self.string("features", "0")
+        let raw = self.string("features", "0");
+        let origin = raw.origin;
+        let mut f = raw.value;
+        for word in [FEATURE_QUEUE_IF_NO_PATH, FEATURE_RETAIN_HWHANDLER] {
+            f = remove_feature(&f, word);
+        }
+        Selected { value: f, origin }
     }
     /// Configured hardware handler (the kernel's attached handler and TPGS
     /// detection are applied by the caller).
@@ -339,20 +387,31 @@ impl<'a> Selector<'a> {
             .map(|s| s == "priorities")
     }
 
+    /// `no_path_retry`; when unset, a `queue_if_no_path` feature means queue.
     pub fn no_path_retry(&self) -> Selected<NoPathRetry> {
-        self.int("no_path_retry").map_or(
+        let queue_feature = self
+            .string("features", "0")
+            .value
+            .split_ascii_whitespace()
+            .any(|w| w == FEATURE_QUEUE_IF_NO_PATH);
+        let unset = if queue_feature {
+            Selected {
+                value: NoPathRetry::Queue,
+                origin: ORIGIN_FEATURE_QUEUE,
+            }
+        } else {
             Selected {
                 value: NoPathRetry::Undef,
                 origin: ORIGIN_DEFAULT,
-            },
-            |s| {
-                s.map(|n| match n {
-                    enc::NPR_QUEUE => NoPathRetry::Queue,
-                    n if n > 0 => NoPathRetry::Retries(u32_of(n)),
-                    _ => NoPathRetry::Fail,
-                })
-            },
-        )
+            }
+        };
+        self.int("no_path_retry").map_or(unset, |s| {
+            s.map(|n| match n {
+                enc::NPR_QUEUE => NoPathRetry::Queue,
+                n if n > 0 => NoPathRetry::Retries(u32_of(n)),
+                _ => NoPathRetry::Fail,
+            })
+        })
     }
 
     pub fn rr_min_io(&self) -> Selected<u32> {
@@ -574,5 +633,121 @@ impl<'a> Selector<'a> {
             marginal_path_err_recheck_gap_time: g,
             marginal_path_double_failed_time: d,
         }
+    }
+}
+
+/// What the daemon found out about the paths, for the autodetection steps of
+/// upstream's selection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathFacts<'p> {
+    /// The path supports ALUA (TPGS) at all.
+    pub tpgs: bool,
+    /// VPD page 0xC9 identifies an RDAC array.
+    pub rdac: bool,
+    /// Prioritizer chosen by detection (`ana`, `sysfs` or `alua`), if any.
+    pub detected_prio: Option<&'p str>,
+}
+
+impl Selector<'_> {
+    /// Path checker after `detect_checker`: RDAC arrays get `rdac`, other
+    /// ALUA devices `tur`.
+    pub fn checker_for_path(&self, facts: &PathFacts<'_>) -> Selected<String> {
+        if self.detect_checker().value {
+            if facts.rdac {
+                return Selected {
+                    value: "rdac".into(),
+                    origin: ORIGIN_AUTODETECT,
+                };
+            }
+            if facts.tpgs {
+                return Selected {
+                    value: "tur".into(),
+                    origin: ORIGIN_AUTODETECT,
+                };
+            }
+        }
+        self.checker()
+    }
+
+    /// Prioritizer and arguments after `detect_prio`; an `alua` choice on a
+    /// device without TPGS falls back to `const`.
+    pub fn prio_for_path(&self, facts: &PathFacts<'_>) -> Selected<(String, String)> {
+        if self.detect_prio().value
+            && let Some(p) = facts.detected_prio
+        {
+            return Selected {
+                value: (p.to_string(), String::new()),
+                origin: ORIGIN_AUTODETECT,
+            };
+        }
+        let chosen = self.prio();
+        if chosen.value.0 == "alua" && !facts.tpgs {
+            return Selected {
+                value: ("const".into(), String::new()),
+                origin: ORIGIN_ALUA_FALLBACK,
+            };
+        }
+        chosen
+    }
+
+    /// Path grouping policy of a map. `all_alua_prio`: every path uses the
+    /// `alua` or `sysfs` prioritizer.
+    pub fn pgpolicy_for_map(&self, all_alua_prio: bool) -> Selected<String> {
+        if self.detect_pgpolicy().value && all_alua_prio {
+            let p = if self.detect_pgpolicy_use_tpg().value {
+                "group_by_tpg"
+            } else {
+                "group_by_prio"
+            };
+            return Selected {
+                value: p.into(),
+                origin: ORIGIN_AUTODETECT,
+            };
+        }
+        let chosen = self.pgpolicy();
+        if chosen.value == "group_by_tpg" && !all_alua_prio {
+            return Selected {
+                value: "failover".into(),
+                origin: ORIGIN_TPG_FALLBACK,
+            };
+        }
+        chosen
+    }
+
+    /// Hardware handler of a map. `kernel_handlers`: the `dh_state` of each
+    /// path's SCSI device (absent for non-SCSI paths); `all_tpgs`: every path
+    /// supports ALUA.
+    pub fn hwhandler_for_map(
+        &self,
+        kernel_handlers: &[Option<&str>],
+        all_tpgs: bool,
+    ) -> Selected<String> {
+        let mut chosen = None;
+        if self.retain_hwhandler().value {
+            let attached = kernel_handlers
+                .iter()
+                .flatten()
+                .find(|h| !h.is_empty() && **h != "detached");
+            if let Some(h) = attached {
+                chosen = Some(Selected {
+                    value: format!("1 {h}"),
+                    origin: ORIGIN_RETAINED,
+                });
+            }
+        }
+        let chosen = chosen.unwrap_or_else(|| self.hwhandler());
+        if all_tpgs && chosen.value == "0" && chosen.origin == ORIGIN_DEFAULT {
+            return Selected {
+                value: "1 alua".into(),
+                origin: ORIGIN_TPGS,
+            };
+        }
+        if !all_tpgs && chosen.value == "1 alua" {
+            return Selected {
+                value: "0".into(),
+                origin: ORIGIN_TPGS,
+            };
+        }
+        chosen
     }
 }
