@@ -207,6 +207,22 @@ impl Config {
             .or_else(|| builtin_default(kw))
     }
 
+    /// [`Config::default_value`] of an integer setting.
+    pub fn setting_int(&self, name: &str) -> Option<i64> {
+        match self.default_value(name) {
+            Some(Value::Int(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// [`Config::default_value`] of a string setting.
+    pub fn setting_str(&self, name: &str) -> Option<String> {
+        match self.default_value(name) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     fn default_int(&self, key: &str) -> Option<i64> {
         match self.defaults.get(key) {
             Some(Value::Int(n)) => Some(*n),

@@ -61,10 +61,9 @@ fn dump_config(opts: &LoadOptions, verbosity: u8) -> i32 {
 fn client_timeout(opts: &LoadOptions) -> Duration {
     let ms = config::load(opts)
         .ok()
-        .and_then(|l| match l.config.defaults.get("uxsock_timeout") {
-            Some(config::value::Value::Int(n)) if *n > 0 => Some(*n as u64),
-            _ => None,
-        })
+        .and_then(|l| l.config.setting_int("uxsock_timeout"))
+        .filter(|n| *n > 0)
+        .map(|n| n as u64)
         .unwrap_or(4000);
     Duration::from_millis(ms)
 }

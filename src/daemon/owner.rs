@@ -192,8 +192,15 @@ impl Owner {
         for s in &res.skipped {
             log::debug!("{}: skipped: {}", s.dev, s.reason);
         }
-        let bl = Blacklist::new(&self.cfg, false);
+        let bl = self.blacklist();
         res.paths.into_iter().filter(|p| self.blacklist_reason(&bl, p).is_none()).collect()
+    }
+
+    /// The blacklist in force. NVMe namespaces stay out of the default devnode
+    /// exception when the kernel does native NVMe multipathing.
+    fn blacklist(&self) -> Blacklist {
+        let native = read_trimmed(&self.env.sysfs.sys("module/nvme_core/parameters/multipath")).as_deref() == Some("Y");
+        Blacklist::new(&self.cfg, native)
     }
 
     /// Why the path is blacklisted (logged), or `None` if it may be used.
@@ -219,11 +226,11 @@ impl Owner {
     }
 
     fn should_multipath(&self, wwid: &str, npaths: usize) -> bool {
-        let mode = match Selector::new(&self.cfg, "", "", "", "").get("find_multipaths").map(|s| s.value) {
-            Some(crate::config::value::Value::Str(v)) => discovery::valid::FindMultipaths::from_value(&v),
-            _ => None,
-        }
-        .unwrap_or(discovery::valid::FindMultipaths::Strict);
+        let mode = self
+            .cfg
+            .setting_str("find_multipaths")
+            .and_then(|v| discovery::valid::FindMultipaths::from_value(&v))
+            .unwrap_or(discovery::valid::FindMultipaths::Strict);
         let known = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids"))
             .load()
             .map(|w| w.contains(wwid))
@@ -738,7 +745,7 @@ impl Owner {
                 return None;
             }
         };
-        if self.blacklist_reason(&Blacklist::new(&self.cfg, false), &info).is_some() {
+        if self.blacklist_reason(&self.blacklist(), &info).is_some() {
             return Some("blacklisted\n".to_string());
         }
         let wwid = info.wwid.clone()?;

@@ -68,10 +68,7 @@ pub fn checker_policy(cfg: &Config, sel: &Selector) -> Policy {
         marginal_path_enabled: shaky.marginal_path_enabled(),
         marginal_pathgroups: pathgroups(&sel.marginal_pathgroups().value).0,
         ghost_delay: sel.ghost_delay().value.unwrap_or(0),
-        log_checker_err_once: matches!(
-            cfg.defaults.get("log_checker_err"),
-            Some(crate::config::value::Value::Str(v)) if v == "once"
-        ),
+        log_checker_err_once: cfg.setting_str("log_checker_err").as_deref() == Some("once"),
     }
 }
 

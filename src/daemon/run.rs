@@ -26,17 +26,11 @@ fn notify(state: &[sd_notify::NotifyState]) {
 }
 
 fn uxsock_timeout(cfg: &config::Config) -> Duration {
-    match cfg.defaults.get("uxsock_timeout") {
-        Some(config::value::Value::Int(n)) if *n > 0 => Duration::from_millis(*n as u64),
-        _ => Duration::from_millis(4000),
-    }
+    Duration::from_millis(cfg.setting_int("uxsock_timeout").filter(|n| *n > 0).map_or(4000, |n| n as u64))
 }
 
 fn verbosity(cfg: &config::Config, opts: &Options) -> u8 {
-    opts.verbosity.unwrap_or(match cfg.defaults.get("verbosity") {
-        Some(config::value::Value::Int(n)) => (*n).clamp(0, 6) as u8,
-        _ => 2,
-    })
+    opts.verbosity.unwrap_or_else(|| cfg.setting_int("verbosity").map_or(2, |n| n.clamp(0, 6) as u8))
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or `shutdown`; returns the exit code.

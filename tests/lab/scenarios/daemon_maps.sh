@@ -7,9 +7,15 @@
 
 REF=/sbin/multipathd
 
-maps_of() { "$1" show maps raw format "%n" 2>/dev/null | grep -c .; }
-# one line per map: name, then every field of its table (sorted by name)
-tables() { dmsetup table --target multipath | sort; }
+# one line per multipath map: its DM uuid, then every field of its table, sorted by uuid
+# (names depend on the order in which udev announced the LUNs, so maps are matched by WWID)
+tables() {
+    for n in $(dmsetup ls --target multipath | grep -v '^No devices' | cut -f1); do
+        echo "$(dmsetup info -c --noheadings -o uuid "$n") $(dmsetup table "$n")"
+    done | sort
+}
+names() { dmsetup ls --target multipath | grep -v '^No devices' | cut -f1 | sort | tr '\n' ' '; }
+mp_count() { dmsetup ls --target multipath | grep -vc '^No devices'; }
 
 step "configuration, udev and 8x4 topology"
 mkdir -p /etc/multipath
@@ -32,35 +38,41 @@ run sh -c "$REF -d -v3 > $LAB_OUT/reference.log 2>&1 &"
 wait_for "reference daemon has 8 maps" 60 sh -c "[ \$($REF show maps raw format %n 2>/dev/null | grep -c .) -eq 8 ]"
 udevadm settle -t 30
 artifact reference-table.txt tables
+REF_NAMES=$(names)
 artifact reference-topology.txt $REF show maps topology > /dev/null
 run $REF shutdown
 wait_for "reference daemon exited" 20 sh -c "! pidof multipathd"
 run /sbin/multipath -F
-expect_eq "maps left after flush" 0 "$(dmsetup table --target multipath | grep -c .)"
+udevadm settle -t 30
+# a map udev still holds open escapes the flush: remove the rest with retries
+for m in $(dmsetup ls --target multipath | grep -v '^No devices' | cut -f1); do run dmsetup remove --retry "$m"; done
+expect_eq "maps left after flush" 0 "$(mp_count)"
 rm -f /etc/multipath/bindings /etc/multipath/wwids
 
 step "our daemon builds its maps"
 run sh -c "multipathd -d -v3 > $LAB_OUT/ours.log 2>&1 &"
 wait_for "our daemon has 8 maps" 60 sh -c "[ \$(multipathd show maps raw format %n 2>/dev/null | grep -c .) -eq 8 ]"
 artifact ours-table.txt tables
+OUR_NAMES=$(names)
 artifact ours-topology.txt multipathd show maps topology > /dev/null
 artifact ours-show-paths.txt multipathd show paths > /dev/null
 
 step "same maps, field by field"
 ref=$(cat "$LAB_OUT/reference-table.txt")
 ours=$(cat "$LAB_OUT/ours-table.txt")
-echo "$ref" | while read -r name rest; do
-    mine=$(echo "$ours" | grep "^$name " | cut -d' ' -f2-)
-    [ -n "$mine" ] || fail "map ${name%:} is missing in our daemon's tables"
+echo "$ref" | while read -r uuid rest; do
+    mine=$(echo "$ours" | grep "^$uuid " | cut -d' ' -f2-)
+    [ -n "$mine" ] || fail "map $uuid is missing in our daemon's tables"
     i=0
     for f in $rest; do
         i=$((i + 1))
         g=$(echo "$mine" | cut -d' ' -f$i)
-        [ "$f" = "$g" ] || fail "map ${name%:} field $i: reference '$f', ours '$g' (reference: $rest | ours: $mine)"
+        [ "$f" = "$g" ] || fail "map $uuid field $i: reference '$f', ours '$g' (reference: $rest | ours: $mine)"
     done
-    echo "${name%:} identical: $rest"
+    echo "$uuid identical: $rest"
 done || exit 1
 expect_eq "map count" "$(echo "$ref" | grep -c .)" "$(echo "$ours" | grep -c .)"
+expect_eq "map names" "$REF_NAMES" "$OUR_NAMES"
 
 step "a path deleted and re-added under IO"
 M=$(multipathd show maps raw format %n | head -1)
@@ -87,7 +99,7 @@ step "restart with maps in use: adopted, not recreated"
 dmsetup info -c --noheadings -o name,major,minor,events --target multipath | sort > "$LAB_TMP/before.txt"
 kill "$(pidof multipathd)"
 wait_for "our daemon exited" 20 sh -c "! pidof multipathd"
-expect_eq "maps kept after shutdown" 8 "$(dmsetup table --target multipath | grep -c .)"
+expect_eq "maps kept after shutdown" 8 "$(mp_count)"
 run sh -c "multipathd -d -v3 > $LAB_OUT/ours-restart.log 2>&1 &"
 wait_for "our daemon has 8 maps again" 60 sh -c "[ \$(multipathd show maps raw format %n 2>/dev/null | grep -c .) -eq 8 ]"
 dmsetup info -c --noheadings -o name,major,minor,events --target multipath | sort > "$LAB_TMP/after.txt"
