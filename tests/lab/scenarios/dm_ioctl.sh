@@ -82,3 +82,18 @@ expect_match "renamed" '^lab_mp2' "$(dmsetup ls)"
 run dmctl remove lab_mp2 || fail "remove"
 expect_eq "no dm devices left" "No devices found" "$(dmsetup ls)"
 expect_eq "dmctl list empty" "" "$(dmctl list)"
+
+step "a device list larger than the first ioctl buffer (16 KiB): dmctl grows it"
+# 125 table-less devices with 120-byte names: 144 bytes a record, 18 000 bytes in all.
+F=$(printf '%0105d' 0)
+i=0
+while [ $i -lt 125 ]; do
+    dmsetup create "lab_growth_${F}_$(printf %03d $i)" --notable || fail "dmsetup create #$i"
+    i=$((i + 1))
+done
+expect_eq "dmsetup count" 125 "$(dmsetup ls | grep -c '^lab_growth_')"
+expect_eq "dmctl list count" 125 "$(dmctl list | grep -c '^lab_growth_')"
+expect_eq "dmctl list names = dmsetup ls names" \
+    "$(dmsetup ls | awk '{print $1}' | sort)" "$(dmctl list | awk '{print $1}' | sort)"
+run dmsetup remove_all || fail "dmsetup remove_all"
+expect_eq "dmctl list empty again" "" "$(dmctl list)"
