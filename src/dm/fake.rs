@@ -65,8 +65,9 @@ fn fresh_selector_status(selector: &str, table_args: &[String]) -> Vec<String> {
 }
 
 fn fresh_status(t: &MultipathTable) -> MultipathStatus {
+    // A fresh map queues IO until its first path group is chosen (measured in the lab).
     MultipathStatus {
-        queue_io: 0,
+        queue_io: 1,
         pg_init_count: 0,
         hwhandler: Vec::new(),
         next_group: if t.groups.is_empty() {
@@ -445,7 +446,7 @@ mod tests {
         assert_eq!(t, vec![TargetLine::parse(TABLE).unwrap()]);
         assert_eq!(
             status(&dm),
-            "0 32768 multipath 2 0 0 0 2 1 E 0 1 2 8:16 A 0 0 1 E 0 1 2 8:0 A 0 0 1"
+            "0 32768 multipath 2 1 0 0 2 1 E 0 1 2 8:16 A 0 0 1 E 0 1 2 8:0 A 0 0 1"
         );
         let info = dm.info("mpatha").unwrap();
         assert_eq!(
@@ -462,7 +463,7 @@ mod tests {
         dm.message("mpatha", "fail_path 8:16").unwrap();
         assert_eq!(
             status(&dm),
-            "0 32768 multipath 2 0 0 0 2 1 E 0 1 2 8:16 F 1 0 1 E 0 1 2 8:0 A 0 0 1"
+            "0 32768 multipath 2 1 0 0 2 1 E 0 1 2 8:16 F 1 0 1 E 0 1 2 8:0 A 0 0 1"
         );
         dm.message("mpatha", "fail_path 8:16").unwrap(); // already failed: no second count
         dm.message("mpatha", "reinstate_path 8:16").unwrap();

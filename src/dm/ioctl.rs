@@ -205,6 +205,57 @@ struct Reply {
     data: Vec<u8>,
 }
 
+/// One request/reply round: lays out header + payload, calls `ioctl`, and retries
+/// with a doubled buffer while the kernel reports DM_BUFFER_FULL_FLAG.
+fn exchange(
+    cmd: Cmd,
+    name: Option<&str>,
+    header: DmIoctlHeader,
+    payload: &[u8],
+    ioctl: &mut dyn FnMut(&mut Buffer) -> nix::Result<()>,
+) -> Result<Reply, DmError> {
+    let bad = |why: String| DmError::BadReply {
+        op: cmd.name(),
+        name: name.map(str::to_owned),
+        why,
+    };
+    let mut size = (HEADER_SIZE + payload.len())
+        .max(INITIAL_BUFFER)
+        .next_multiple_of(8);
+    loop {
+        let mut h = header;
+        h.data_size = u32::try_from(size).map_err(|_| bad(format!("buffer of {size} bytes")))?;
+        let mut buf = Buffer::new(size);
+        buf.set_header(&h);
+        buf.bytes_mut()[HEADER_SIZE..HEADER_SIZE + payload.len()].copy_from_slice(payload);
+        ioctl(&mut buf).map_err(|errno| DmError::Ioctl {
+            op: cmd.name(),
+            name: name.map(str::to_owned),
+            errno,
+        })?;
+        let out = buf.header();
+        if out.flags & DM_BUFFER_FULL_FLAG != 0 {
+            if size >= MAX_BUFFER {
+                return Err(bad(format!("reply larger than {MAX_BUFFER} bytes")));
+            }
+            size *= 2;
+            continue;
+        }
+        let start = out.data_start as usize;
+        let end = out.data_size as usize;
+        let data = match buf.bytes().get(start..end) {
+            Some(d) => d.to_vec(),
+            None if end <= start => Vec::new(),
+            None => {
+                return Err(bad(format!(
+                    "data {start}..{end} outside the {size}-byte buffer"
+                )));
+            }
+        };
+        return Ok(Reply { header: out, data });
+    }
+}
+
 /// Device-mapper over `/dev/mapper/control`.
 pub struct DmIoctl {
     control: File,
@@ -312,31 +363,14 @@ impl DmIoctl {
         target_count: u32,
         payload: &[u8],
     ) -> Result<Reply, DmError> {
-        let err = |errno| DmError::Ioctl {
-            op: cmd.name(),
-            name: name.map(str::to_owned),
-            errno,
-        };
-        let bad = |why: String| DmError::BadReply {
-            op: cmd.name(),
-            name: name.map(str::to_owned),
-            why,
-        };
-        let mut size = (HEADER_SIZE + payload.len())
-            .max(INITIAL_BUFFER)
-            .next_multiple_of(8);
-        loop {
-            let mut header = Self::header_for(cmd, name, uuid, flags)?;
-            header.data_size = size as u32;
-            header.target_count = target_count;
-            let mut buf = Buffer::new(size);
-            buf.set_header(&header);
-            buf.bytes_mut()[HEADER_SIZE..HEADER_SIZE + payload.len()].copy_from_slice(payload);
-            let fd = self.control.as_raw_fd();
+        let mut header = Self::header_for(cmd, name, uuid, flags)?;
+        header.target_count = target_count;
+        let fd = self.control.as_raw_fd();
+        exchange(cmd, name, header, payload, &mut |buf: &mut Buffer| {
             let p = buf.words.as_mut_ptr().cast::<DmIoctlHeader>();
-            // SAFETY: `p` points to `size` writable, 8-aligned bytes starting with a
-            // valid header whose data_size tells the kernel how far it may write.
-            let r = unsafe {
+            // SAFETY: `p` points to the buffer's writable, 8-aligned bytes, starting with
+            // a valid header whose data_size (set by `exchange`) bounds the kernel's writes.
+            unsafe {
                 match cmd {
                     Cmd::Version => raw::version(fd, p),
                     Cmd::ListDevices => raw::list_devices(fd, p),
@@ -350,29 +384,9 @@ impl DmIoctl {
                     Cmd::TargetMsg => raw::target_msg(fd, p),
                     Cmd::DevArmPoll => raw::dev_arm_poll(fd, p),
                 }
-            };
-            r.map_err(err)?;
-            let out = buf.header();
-            if out.flags & DM_BUFFER_FULL_FLAG != 0 {
-                if size >= MAX_BUFFER {
-                    return Err(bad(format!("reply larger than {MAX_BUFFER} bytes")));
-                }
-                size *= 2;
-                continue;
             }
-            let start = out.data_start as usize;
-            let end = out.data_size as usize;
-            let data = match buf.bytes().get(start..end) {
-                Some(d) => d.to_vec(),
-                None if end <= start => Vec::new(),
-                None => {
-                    return Err(bad(format!(
-                        "data {start}..{end} outside the {size}-byte buffer"
-                    )));
-                }
-            };
-            return Ok(Reply { header: out, data });
-        }
+            .map(|_| ())
+        })
     }
 
     fn info_from(&self, h: &DmIoctlHeader) -> DmInfo {
@@ -679,6 +693,120 @@ mod tests {
         assert_eq!(code(Cmd::ListDevices), 0xc138fd02);
         assert_eq!(code(Cmd::DevArmPoll), 0xc138fd10);
         assert_eq!(code(Cmd::Version), 0xc138fd00);
+    }
+
+    fn header(cmd: Cmd) -> DmIoctlHeader {
+        DmIoctl::header_for(cmd, Some("mpatha"), None, 0).unwrap()
+    }
+
+    #[test]
+    fn buffer_grows_until_the_reply_fits() {
+        // A fake kernel whose reply needs 100 000 bytes of data.
+        let need = 100_000usize;
+        let mut sizes = Vec::new();
+        let mut call = |buf: &mut Buffer| {
+            let mut h = buf.header();
+            sizes.push(h.data_size);
+            if (h.data_size as usize) < HEADER_SIZE + need {
+                h.flags |= DM_BUFFER_FULL_FLAG;
+            } else {
+                h.data_size = (HEADER_SIZE + need) as u32;
+                buf.bytes_mut()[HEADER_SIZE + need - 1] = 0x5a;
+            }
+            buf.set_header(&h);
+            Ok(())
+        };
+        let r = exchange(
+            Cmd::TableStatus,
+            Some("mpatha"),
+            header(Cmd::TableStatus),
+            &[],
+            &mut call,
+        )
+        .unwrap();
+        assert_eq!(sizes, [16384, 32768, 65536, 131072]);
+        assert_eq!(r.data.len(), need);
+        assert_eq!(r.data[need - 1], 0x5a);
+    }
+
+    #[test]
+    fn exchange_errors() {
+        let mut always_full = |buf: &mut Buffer| {
+            let mut h = buf.header();
+            h.flags |= DM_BUFFER_FULL_FLAG;
+            buf.set_header(&h);
+            Ok(())
+        };
+        let e = exchange(
+            Cmd::ListDevices,
+            None,
+            header(Cmd::ListDevices),
+            &[],
+            &mut always_full,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "DM_LIST_DEVICES: unexpected kernel reply: reply larger than 67108864 bytes"
+        );
+        let mut enxio = |_: &mut Buffer| Err(Errno::ENXIO);
+        let e = exchange(
+            Cmd::DevStatus,
+            Some("mpatha"),
+            header(Cmd::DevStatus),
+            &[],
+            &mut enxio,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "DM_DEV_STATUS mpatha: No such device or address"
+        );
+        let mut overlong = |buf: &mut Buffer| {
+            let mut h = buf.header();
+            h.data_size = 1 << 30;
+            buf.set_header(&h);
+            Ok(())
+        };
+        let e = exchange(
+            Cmd::DevStatus,
+            Some("m"),
+            header(Cmd::DevStatus),
+            &[],
+            &mut overlong,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string().contains("outside the 16384-byte buffer"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn request_payload_follows_the_header() {
+        let mut seen = Vec::new();
+        let mut call = |buf: &mut Buffer| {
+            let h = buf.header();
+            seen.extend_from_slice(&buf.bytes()[HEADER_SIZE..HEADER_SIZE + 8]);
+            assert_eq!(
+                (h.data_start as usize, h.version),
+                (HEADER_SIZE, CLIENT_VERSION)
+            );
+            assert_eq!(c_text(&h.name), "mpatha");
+            Ok(())
+        };
+        exchange(
+            Cmd::TargetMsg,
+            Some("mpatha"),
+            header(Cmd::TargetMsg),
+            b"payload!",
+            &mut call,
+        )
+        .unwrap();
+        assert_eq!(seen, b"payload!");
     }
 
     #[test]

@@ -266,6 +266,19 @@ mod tests {
     }
 
     #[test]
+    fn lab_measured_strings_with_trailing_space() {
+        // dmctl/dmsetup output in the lab VM (tests/lab/scenarios/dm_ioctl.sh), kernel 6.1.
+        for (line, failed) in [
+            ("0 32768 multipath 2 1 0 0 2 1 E 0 1 2 8:16 A 0 0 1 E 0 1 2 8:0 A 0 0 1 ", 0),
+            ("0 32768 multipath 2 0 1 0 2 1 A 0 1 2 8:16 F 1 0 1 E 0 1 2 8:0 A 0 0 1 ", 1),
+        ] {
+            let s = MultipathStatus::parse(&TargetLine::parse(line).unwrap().params).unwrap();
+            assert_eq!(s.format(), line[18..].trim_end());
+            assert_eq!(s.active_paths(), 2 - failed);
+        }
+    }
+
+    #[test]
     fn hwhandler_status_and_disabled_group() {
         let s = parse_line("0 8 multipath 2 0 0 1 alua 1 0 D 0 1 0 8:32 F 3");
         assert_eq!(s.hwhandler, vec!["alua"]);

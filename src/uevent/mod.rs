@@ -148,6 +148,13 @@ impl UidAttrs {
             .find(|(prefix, _)| devname.starts_with(prefix.as_str()))
             .map(|(_, attr)| attr.as_str())
     }
+
+    /// The WWID an event carries: the property `attr_for` names for its kernel name,
+    /// else `default_attr` (the `uid_attribute` setting, e.g. `ID_SERIAL`).
+    pub fn wwid_of(&self, ev: &Uevent, default_attr: &str) -> Option<String> {
+        let attr = self.attr_for(ev.kernel_name()).unwrap_or(default_attr);
+        ev.get(attr).filter(|w| !w.is_empty()).map(str::to_owned)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +234,12 @@ mod tests {
             "uid_attrs entry \"bogus\" is not '<device prefix>:<udev property>'"
         );
         assert!(UidAttrs::parse(":ID_X").is_err());
+        let e = ev(&["DEVNAME=/dev/dasda", "ID_SPAM=w1", "ID_SERIAL=w2"]);
+        assert_eq!(u.wwid_of(&e, "ID_SERIAL").as_deref(), Some("w1"));
+        let e = ev(&["DEVNAME=/dev/vda", "ID_SPAM=w1", "ID_SERIAL=w2"]);
+        assert_eq!(u.wwid_of(&e, "ID_SERIAL").as_deref(), Some("w2"));
+        let e = ev(&["DEVNAME=/dev/sdb", "ID_BOGUS="]);
+        assert_eq!(u.wwid_of(&e, "ID_SERIAL"), None);
         assert!(UidAttrs::parse("sd:").is_err());
     }
 
