@@ -99,6 +99,20 @@ struct Map {
     loads: u32,
 }
 
+impl Map {
+    /// The map as the owner knows it, for a reload through [`Owner::setup_map`].
+    fn as_existing(&self) -> ExistingMap {
+        ExistingMap {
+            name: self.name.clone(),
+            uuid: crate::dm::map_uuid(&self.wwid),
+            minor: self.minor,
+            sectors: self.sectors,
+            table: String::new(),
+            status: String::new(),
+        }
+    }
+}
+
 /// Everything the owner sends out besides DM operations.
 pub struct Outputs {
     pub checker: Sender<Control>,
@@ -338,7 +352,10 @@ impl Owner {
     }
 
     /// Creates, reloads or adopts the map for `wwid` over `devs`.
-    fn setup_map(&mut self, wwid: &str, devs: Vec<String>, existing: Option<ExistingMap>) {
+    fn setup_map(&mut self, wwid: &str, mut devs: Vec<String>, existing: Option<ExistingMap>) {
+        // Discovery order decides ties between equal groups: upstream enumerates devices
+        // by sysfs device path, i.e. by SCSI address, not by kernel name (sdc before sdaa).
+        devs.sort_by_key(|d| self.paths.get(d).map(|p| (p.info.hcil.host, p.info.hcil.channel, p.info.hcil.target, p.info.hcil.lun)));
         let name = match &existing {
             Some(m) => m.name.clone(),
             None => self.alias_for(wwid),
@@ -627,15 +644,7 @@ impl Owner {
 
     fn reload(&mut self, map: &str) {
         let Some(m) = self.maps.get(map) else { return };
-        let (wwid, devs) = (m.wwid.clone(), m.paths.clone());
-        let existing = ExistingMap {
-            name: map.to_string(),
-            uuid: format!("mpath-{wwid}"),
-            minor: m.minor,
-            sectors: m.sectors,
-            table: String::new(),
-            status: String::new(),
-        };
+        let (wwid, devs, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());
         self.setup_map(&wwid, devs, Some(existing));
     }
 
@@ -698,6 +707,33 @@ impl Owner {
         self.apply_marginal(acts);
     }
 
+    /// A batch of queued uevents: filtered and merged first, so a storm of path adds
+    /// for one LUN becomes one map reload.
+    pub fn on_uevents(&mut self, batch: Vec<crate::uevent::Uevent>) {
+        let bl = self.blacklist();
+        let is_blacklisted = |name: &str| bl.filter_devnode(name) > 0;
+        let cfg = &self.cfg;
+        let wwid_of = |e: &crate::uevent::Uevent| {
+            let attr = Selector::new(cfg, "", "", "", "").uid_attribute(e.kernel_name()).value;
+            e.get(&attr).filter(|w| !w.is_empty()).map(str::to_owned)
+        };
+        for entry in crate::uevent::merge_batch(batch, &is_blacklisted, &wwid_of) {
+            if entry.merged.is_empty() {
+                self.on_uevent(entry.uevent);
+                continue;
+            }
+            let devs: Vec<String> = entry.all().filter_map(|e| e.devname.clone()).collect();
+            log::debug!("{} merged {} uevents: {}", entry.uevent.action, devs.len(), devs.join(" "));
+            match entry.uevent.action.as_str() {
+                "add" => {
+                    self.add_paths(&devs);
+                }
+                "remove" => self.remove_paths(&devs),
+                _ => {}
+            }
+        }
+    }
+
     /// A kernel uevent: dm path failures feed the marginal module; block add/remove
     /// change the path list.
     pub fn on_uevent(&mut self, ev: crate::uevent::Uevent) {
@@ -726,15 +762,20 @@ impl Owner {
         }
         let Some(dev) = ev.devname.clone() else { return };
         match ev.action.as_str() {
-            "add" if !self.paths.contains_key(&dev) => {
-                self.add_path(&dev);
+            "add" => {
+                self.add_paths(&[dev]);
             }
-            "remove" => self.remove_path(&dev),
+            "remove" => self.remove_paths(&[dev]),
             _ => {}
         }
     }
 
-    fn add_path(&mut self, dev: &str) -> Option<String> {
+    /// Discovers one new path. `Ok(Some(wwid))` when it joined the path list,
+    /// `Err(reply)` when the CLI should hear why not (blacklisted).
+    fn discover(&mut self, dev: &str) -> Result<Option<String>, String> {
+        if self.paths.contains_key(dev) {
+            return Ok(None);
+        }
         let cfg = &self.cfg;
         let uid = |p: &PathInfo| Selector::new(cfg, &p.vendor, &p.product, &p.rev, "").uid_attribute(&p.dev).value;
         let opts = discovery::ScanOptions { udev_data_dir: &self.env.udev_dir, uid_attribute: &uid };
@@ -742,62 +783,67 @@ impl Owner {
             Ok(i) => i,
             Err(e) => {
                 log::debug!("{dev}: not a path: {e}");
-                return None;
+                return Ok(None);
             }
         };
         if self.blacklist_reason(&self.blacklist(), &info).is_some() {
-            return Some("blacklisted\n".to_string());
+            return Err("blacklisted\n".to_string());
         }
-        let wwid = info.wwid.clone()?;
+        let wwid = info.wwid.clone();
         self.add_path_info(info);
-        let mut devs: Vec<String> = self.maps.values().find(|m| m.wwid == wwid).map(|m| m.paths.clone()).unwrap_or_default();
-        devs.push(dev.to_string());
-        let existing = self.maps.values().find(|m| m.wwid == wwid).map(|m| ExistingMap {
-            name: m.name.clone(),
-            uuid: format!("mpath-{wwid}"),
-            minor: m.minor,
-            sectors: m.sectors,
-            table: String::new(),
-            status: String::new(),
-        });
-        if existing.is_none() {
-            let n = self.paths.values().filter(|p| p.info.wwid.as_deref() == Some(&wwid)).count();
-            if !self.should_multipath(&wwid, n) {
-                return None;
-            }
-            devs = self.paths.values().filter(|p| p.info.wwid.as_deref() == Some(&wwid)).map(|p| p.info.dev.clone()).collect();
-        }
-        self.setup_map(&wwid, devs, existing);
-        None
+        Ok(wwid)
     }
 
-    fn remove_path(&mut self, dev: &str) {
-        let Some(p) = self.paths.remove(dev) else { return };
-        let _ = self.out.checker.send(Control::Remove(p.id));
-        let acts = self.marginal.handle(MgEvent::PathRemoved { path: dev.to_string() }, Instant::now());
-        self.apply_marginal(acts);
-        let Some(map) = p.map else { return };
-        let Some(m) = self.maps.get(&map) else { return };
-        let devs: Vec<String> = m.paths.iter().filter(|d| *d != dev).cloned().collect();
-        if devs.is_empty() {
-            // Never drop a map on our own: IO may be queued on it. It stays with no paths.
-            log::info!("{map}: last path {dev} removed, keeping the map");
-            if let Some(m) = self.maps.get_mut(&map) {
-                m.paths.clear();
+    /// Adds paths and then sets up each affected map once (a burst of adds for one
+    /// LUN is one reload, not one per path).
+    fn add_paths(&mut self, devs: &[String]) -> Option<String> {
+        let mut reply = None;
+        let mut wwids = std::collections::BTreeSet::new();
+        for dev in devs {
+            match self.discover(dev) {
+                Ok(Some(w)) => {
+                    wwids.insert(w);
+                }
+                Ok(None) => {}
+                Err(r) => reply = Some(r),
             }
-            return;
         }
-        let existing = ExistingMap {
-            name: map.clone(),
-            uuid: format!("mpath-{}", m.wwid),
-            minor: m.minor,
-            sectors: m.sectors,
-            table: String::new(),
-            status: String::new(),
-        };
-        let wwid = m.wwid.clone();
-        log::info!("{dev}: path removed from map {map}");
-        self.setup_map(&wwid, devs, Some(existing));
+        for wwid in wwids {
+            let devs: Vec<String> =
+                self.paths.values().filter(|p| p.info.wwid.as_deref() == Some(wwid.as_str())).map(|p| p.info.dev.clone()).collect();
+            let existing = self.maps.values().find(|m| m.wwid == wwid).map(Map::as_existing);
+            if existing.is_none() && !self.should_multipath(&wwid, devs.len()) {
+                continue;
+            }
+            self.setup_map(&wwid, devs, existing);
+        }
+        reply
+    }
+
+    /// Removes paths, then reloads each affected map once. A map is never removed on
+    /// our own, even without paths: IO may be queued on it.
+    fn remove_paths(&mut self, devs: &[String]) {
+        let mut touched = std::collections::BTreeSet::new();
+        for dev in devs {
+            let Some(p) = self.paths.remove(dev) else { continue };
+            let _ = self.out.checker.send(Control::Remove(p.id));
+            let acts = self.marginal.handle(MgEvent::PathRemoved { path: dev.clone() }, Instant::now());
+            self.apply_marginal(acts);
+            if let Some(map) = p.map {
+                log::info!("{dev}: path removed from map {map}");
+                touched.insert(map);
+            }
+        }
+        for map in touched {
+            let Some(m) = self.maps.get_mut(&map) else { continue };
+            m.paths.retain(|d| !devs.contains(d));
+            if m.paths.is_empty() {
+                log::info!("{map}: last path removed, keeping the map");
+                continue;
+            }
+            let (wwid, left, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());
+            self.setup_map(&wwid, left, Some(existing));
+        }
     }
 
     /// Reads multipath.conf again and brings the maps in line without dropping any.
@@ -993,14 +1039,11 @@ impl Owner {
             Command::RestoreQueueing { map } => self.queueing_cmd(map.as_deref(), true),
             Command::AddPath { path } => {
                 let dev = path.strip_prefix("/dev/").unwrap_or(&path).to_string();
-                if self.paths.contains_key(&dev) {
-                    return Ok(String::new());
-                }
-                Ok(self.add_path(&dev).unwrap_or_default())
+                Ok(self.add_paths(&[dev]).unwrap_or_default())
             }
             Command::DelPath { path } => {
                 let dev = self.find_path(&path).ok_or(HandlerError::DeviceNotFound)?.info.dev.clone();
-                self.remove_path(&dev);
+                self.remove_paths(&[dev]);
                 Ok(String::new())
             }
             Command::SetMarginal { path } | Command::UnsetMarginal { path } if false => Ok(path),

@@ -19,6 +19,8 @@ use crate::uevent;
 
 /// Threads for blocking SG_IO checks (tur, readsector0); each check is short.
 const CHECKER_WORKERS: usize = 4;
+/// Upper bound of uevents merged in one pass, so other inputs are still served in a storm.
+const UEVENT_BATCH: usize = 4096;
 
 fn notify(state: &[sd_notify::NotifyState]) {
     // Outside systemd there is no NOTIFY_SOCKET; that is not an error.
@@ -149,7 +151,12 @@ fn run_threads(opts: &Options, cfg: config::Config, dm: impl FnOnce() -> Result<
                 Ok(SignalEvent::Reconfigure) => reconfigure(&mut owner),
                 Ok(SignalEvent::ReopenLog) => log::info!("reopening the log"),
             },
-            recv(uev_rx) -> ev => if let Ok(ev) = ev { owner.on_uevent(ev) },
+            recv(uev_rx) -> ev => if let Ok(ev) = ev {
+                // Take whatever else is queued: merging needs the whole burst.
+                let mut batch = vec![ev];
+                batch.extend(uev_rx.try_iter().take(UEVENT_BATCH - 1));
+                owner.on_uevents(batch);
+            },
             recv(res_rx) -> r => if let Ok(r) = r { owner.on_check(r) },
             recv(ioerr_rx) -> e => if let Ok(e) = e { owner.on_ioerr(e) },
             recv(req_rx) -> req => {
