@@ -6,24 +6,25 @@ use std::fmt::Write;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use multipathd::config;
 
 const ENTRIES: usize = 10_000;
 
-/// Settings rotated through the entries, so that every value parser on the
-/// multipath level gets its share instead of one keyword dominating.
-const SETTINGS: &[&str] = &[
-    "path_grouping_policy group_by_prio",
-    "no_path_retry 12",
-    "failback immediate",
-    "rr_weight priorities",
-    "path_selector \"service-time 0\"",
-    "no_path_retry queue",
-    "failback 30",
-    "rr_min_io_rq 1",
-    "flush_on_last_del always",
-    "path_grouping_policy multibus",
+/// Settings rotated through the entries (two values per keyword), so that every
+/// value parser on the multipath level gets its share instead of one dominating.
+const SETTINGS: &[[&str; 2]] = &[
+    [
+        "path_grouping_policy group_by_prio",
+        "path_grouping_policy multibus",
+    ],
+    ["no_path_retry 12", "no_path_retry queue"],
+    ["failback immediate", "failback 30"],
+    ["rr_weight priorities", "rr_min_io_rq 1"],
+    [
+        "path_selector \"service-time 0\"",
+        "flush_on_last_del always",
+    ],
 ];
 
 fn generated(n: usize) -> String {
@@ -35,9 +36,14 @@ fn generated(n: usize) -> String {
             t,
             "\tmultipath {{\n\t\twwid 3600a0980{i:023x}\n\t\talias \"db_{i}\"\n"
         );
-        // Three settings for even entries, four for odd ones.
+        // Three settings for even entries, four for odd ones, from consecutive rows
+        // of SETTINGS so that no keyword repeats within an entry.
         for k in 0..3 + i % 2 {
-            let _ = writeln!(t, "\t\t{}", SETTINGS[(i + 3 * k) % SETTINGS.len()]);
+            let _ = writeln!(
+                t,
+                "\t\t{}",
+                SETTINGS[(i + k) % SETTINGS.len()][(i / SETTINGS.len()) % 2]
+            );
         }
         t.push_str("\t}\n");
     }
@@ -57,6 +63,8 @@ fn bench(c: &mut Criterion) {
     );
 
     let mut g = c.benchmark_group("config_parse_10k");
+    // Milliseconds per iteration: equal-sized samples (not a linear ramp) fit the time.
+    g.sampling_mode(SamplingMode::Flat);
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.bench_function("parse_str 10k multipaths", |b| {
         b.iter(|| config::parse_str("bench.conf", black_box(&text)).unwrap())
@@ -69,7 +77,7 @@ criterion_group! {
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+        .measurement_time(Duration::from_secs(5));
     targets = bench
 }
 criterion_main!(benches);

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use multipathd::cli::format::{
     CheckerState, DmInfo, Failback, Hcil, InitState, MapView, PATHS_FORMAT, PathDmState,
     PathGroupView, PathView, PgState, Queueing, maps_json, paths_table, topology,
@@ -153,6 +153,8 @@ fn bench(c: &mut Criterion) {
     );
 
     let mut g = c.benchmark_group("show");
+    // Milliseconds per iteration: equal-sized samples (not a linear ramp) fit the time.
+    g.sampling_mode(SamplingMode::Flat);
     g.throughput(Throughput::Elements(paths.len() as u64));
     g.bench_function("paths_table 4096 paths", |b| {
         b.iter(|| paths_table(black_box(&paths), PATHS_FORMAT, false))
@@ -172,7 +174,7 @@ criterion_group! {
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+        .measurement_time(Duration::from_secs(4));
     targets = bench
 }
 criterion_main!(benches);
