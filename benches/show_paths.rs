@@ -44,7 +44,7 @@ fn wwid(map: usize) -> String {
 /// host 2 (non-optimized, prio 10); every 16th map has one failed path.
 fn path(m: usize, j: usize) -> PathView {
     let i = m * PATHS_PER_MAP + j;
-    let failed = m % 16 == 0 && j == 3;
+    let failed = m.is_multiple_of(16) && j == 3;
     PathView {
         dev: sd_name(i),
         dev_t: sd_dev_t(i),
