@@ -711,7 +711,8 @@ impl Owner {
     /// for one LUN becomes one map reload.
     pub fn on_uevents(&mut self, batch: Vec<crate::uevent::Uevent>) {
         let bl = self.blacklist();
-        let is_blacklisted = |name: &str| bl.filter_devnode(name) > 0;
+        // dm-N events carry path failures of our maps: the devnode blacklist is for paths.
+        let is_blacklisted = |name: &str| !name.starts_with("dm-") && bl.filter_devnode(name) > 0;
         let cfg = &self.cfg;
         let wwid_of = |e: &crate::uevent::Uevent| {
             let attr = Selector::new(cfg, "", "", "", "").uid_attribute(e.kernel_name()).value;

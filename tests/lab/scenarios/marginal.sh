@@ -21,6 +21,9 @@ defaults {
     max_polling_interval 4
     find_multipaths greedy
     user_friendly_names yes
+    # one group with both paths, so IO really goes through the flaky one
+    detect_pgpolicy no
+    path_grouping_policy multibus
     marginal_path_double_failed_time 60
     marginal_path_err_sample_time 120
     marginal_path_err_rate_threshold 10
