@@ -8,7 +8,7 @@ PREFIX  ?= /usr
 MAN5 := $(wildcard man/*.5)
 MAN8 := $(wildcard man/*.8)
 
-.PHONY: build test lab-test lab-demo install bench
+.PHONY: build test lab-test lab-demo install bench fuzz
 
 build:
 	$(CARGO) build --bins --examples
@@ -21,9 +21,10 @@ test:
 lab-test:
 	$(CARGO) test --test lab -- --nocapture
 
-# Boot the lab VM and run the demo scenario with its full output (sets up the lab on first use).
+# The main job: boot the lab VM and tell the marginal-path story with its full output
+# (sets up the lab on first use; about 7 minutes, most of it the 2 x 120 s IO-error samples).
 lab-demo: build
-	LAB_NO_BUILD=1 LAB_VERBOSE=1 tests/lab/run.sh demo
+	LAB_NO_BUILD=1 LAB_VERBOSE=1 tests/lab/run.sh marginal
 
 install:
 	$(CARGO) build --release --bins
@@ -33,3 +34,7 @@ install:
 
 bench:
 	$(CARGO) bench
+
+# Bounded property-based fuzzing of every parser (config, CLI, uevent, DM table/status).
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} LAB=0 $(CARGO) test --release --test 'fuzz_*' -- --nocapture
