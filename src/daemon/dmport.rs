@@ -1,6 +1,6 @@
 //! The daemon's device-mapper port over the dm module's backend (ioctls or fake).
 
-use super::owner::{ExistingMap, MapOps};
+use super::owner::{ExistingMap, MapOps, RemoveError};
 use crate::dm::{DmBackend, MULTIPATH_TARGET, TargetLine};
 
 /// Adapts any [`DmBackend`] to the owner's narrow [`MapOps`] port.
@@ -71,5 +71,20 @@ impl<B: DmBackend> MapOps for DmPort<B> {
     fn status(&mut self, name: &str) -> Result<String, String> {
         let lines = self.0.status(name).map_err(|e| e.to_string())?;
         one_multipath_line(name, lines).map(|l| l.params)
+    }
+
+    fn remove_map(&mut self, name: &str) -> Result<(), RemoveError> {
+        self.0.remove(name).map_err(|e| match e.errno() {
+            Some(nix::errno::Errno::EBUSY) => RemoveError::Busy,
+            _ => RemoveError::Failed(e.to_string()),
+        })
+    }
+
+    fn suspend(&mut self, name: &str) -> Result<(), String> {
+        self.0.suspend(name, true).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn resume(&mut self, name: &str) -> Result<(), String> {
+        self.0.resume(name).map(|_| ()).map_err(|e| e.to_string())
     }
 }

@@ -35,6 +35,17 @@ pub trait MapOps: Send {
     fn message(&mut self, name: &str, msg: &str) -> Result<(), String>;
     /// The map's status parameters (text after `multipath`).
     fn status(&mut self, name: &str) -> Result<String, String>;
+    /// Removes a map; [`RemoveError::Busy`] while it is open (mounted, in use).
+    fn remove_map(&mut self, name: &str) -> Result<(), RemoveError>;
+    fn suspend(&mut self, name: &str) -> Result<(), String>;
+    fn resume(&mut self, name: &str) -> Result<(), String>;
+}
+
+/// Why a map could not be removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveError {
+    Busy,
+    Failed(String),
 }
 
 /// A map found in the kernel at startup or reconfigure.
@@ -97,6 +108,11 @@ struct Map {
     selector: String,
     action: Option<String>,
     loads: u32,
+    /// Persistent-reservation bookkeeping for libmpathpersist (`setprstatus`, `setprkey`,
+    /// `setprhold`): the daemon only remembers what the tool tells it.
+    prstatus: bool,
+    prkey: Option<String>,
+    prhold: bool,
 }
 
 impl Map {
@@ -417,6 +433,7 @@ impl Owner {
         let ordered: Vec<String> = plan.groups.iter().flat_map(|g| g.paths.iter().map(|&i| devs[i].clone())).collect();
         let rec = chk::MapRecord::new(name, &policy, queueing);
         let loads = self.maps.get(name).map_or(0, |m| m.loads) + u32::from(action.is_some());
+        let prev = self.maps.get(name).map(|m| (m.prstatus, m.prkey.clone(), m.prhold));
         self.maps.insert(
             name.to_string(),
             Map {
@@ -432,6 +449,9 @@ impl Owner {
                 selector: plan.selector,
                 action: action.map(str::to_string),
                 loads,
+                prstatus: prev.as_ref().is_some_and(|p| p.0),
+                prkey: prev.as_ref().and_then(|p| p.1.clone()),
+                prhold: prev.as_ref().is_some_and(|p| p.2),
             },
         );
         for d in &ordered {
@@ -1047,9 +1067,162 @@ impl Owner {
                 self.remove_paths(&[dev]);
                 Ok(String::new())
             }
-            Command::SetMarginal { path } | Command::UnsetMarginal { path } if false => Ok(path),
+            Command::SetMarginal { path } => self.marginal_cmd(&path, true),
+            Command::UnsetMarginal { path } => self.marginal_cmd(&path, false),
+            Command::UnsetMarginalMap { map } => {
+                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
+                let devs = m.paths.clone();
+                for d in devs {
+                    self.marginal_cmd(&d, false)?;
+                }
+                Ok(String::new())
+            }
+            Command::Resize { map } | Command::Reload { map } | Command::ResetMap { map } => {
+                let name = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+                self.resize(&name);
+                Ok(String::new())
+            }
+            Command::AddMap { map } => {
+                if self.find_map(&map).is_some() {
+                    return Ok(String::new());
+                }
+                let devs: Vec<String> =
+                    self.paths.values().filter(|p| p.info.wwid.as_deref() == Some(map.as_str())).map(|p| p.info.dev.clone()).collect();
+                if devs.is_empty() {
+                    return Err(HandlerError::DeviceNotFound);
+                }
+                self.setup_map(&map, devs, None);
+                Ok(String::new())
+            }
+            Command::DelMap { map } => {
+                let name = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+                self.remove_map(&name)
+            }
+            Command::DelMaps => {
+                let names: Vec<String> = self.maps.keys().cloned().collect();
+                let mut result = Ok(String::new());
+                for n in names {
+                    if let Err(e) = self.remove_map(&n) {
+                        result = Err(e);
+                    }
+                }
+                result
+            }
+            Command::Suspend { map } => {
+                let name = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+                self.dm.suspend(&name).map_err(|_| HandlerError::Failed)?;
+                Ok(String::new())
+            }
+            Command::Resume { map } => {
+                let name = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+                self.dm.resume(&name).map_err(|_| HandlerError::Failed)?;
+                Ok(String::new())
+            }
+            Command::ResetMapsStats => {
+                for m in self.maps.values_mut() {
+                    reset_stats(m);
+                }
+                Ok(String::new())
+            }
+            Command::ResetMapStats { map } => {
+                let name = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+                if let Some(m) = self.maps.get_mut(&name) {
+                    reset_stats(m);
+                }
+                Ok(String::new())
+            }
+            Command::GetPrStatus { map } => {
+                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
+                Ok(if m.prstatus { "set\n" } else { "unset\n" }.to_string())
+            }
+            Command::SetPrStatus { map, .. } => self.pr_update(&map, |m| m.prstatus = true),
+            Command::UnsetPrStatus { map } => self.pr_update(&map, |m| m.prstatus = false),
+            Command::GetPrKey { map } => {
+                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
+                Ok(match &m.prkey {
+                    Some(k) => format!("{k}\n"),
+                    None => "none\n".to_string(),
+                })
+            }
+            Command::SetPrKey { map, key } => {
+                let key = normalize_prkey(&key).ok_or(HandlerError::Failed)?;
+                self.pr_update(&map, move |m| m.prkey = Some(key))
+            }
+            Command::UnsetPrKey { map } => self.pr_update(&map, |m| m.prkey = None),
+            Command::GetPrHold { map } => {
+                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
+                Ok(if m.prhold { "set\n" } else { "unset\n" }.to_string())
+            }
+            Command::SetPrHold { map } => self.pr_update(&map, |m| m.prhold = true),
+            Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = false),
+            Command::ForceQueueingDaemon | Command::RestoreQueueingDaemon => Ok(String::new()),
             Command::Quit => Ok(String::new()),
-            _ => Err(HandlerError::Failed),
+            Command::ShowBlacklist | Command::ShowDevices => Err(HandlerError::Failed),
+            // Answered by the run loop before they get here.
+            Command::Shutdown | Command::Reconfigure { .. } => Ok(String::new()),
+        }
+    }
+
+    fn pr_update(&mut self, map: &str, f: impl FnOnce(&mut Map)) -> Result<String, HandlerError> {
+        let name = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+        if let Some(m) = self.maps.get_mut(&name) {
+            f(m);
+        }
+        Ok(String::new())
+    }
+
+    fn marginal_cmd(&mut self, path: &str, set: bool) -> Result<String, HandlerError> {
+        let p = self.find_path(path).ok_or(HandlerError::DeviceNotFound)?;
+        let (dev, dev_t) = (p.info.dev.clone(), p.rec.dev_t.clone());
+        let map = p.map.clone().ok_or(HandlerError::Failed)?;
+        let ev = if set {
+            MgEvent::SetMarginal { path: dev, map, dev_t }
+        } else {
+            MgEvent::UnsetMarginal { path: dev, map, dev_t }
+        };
+        let acts = self.marginal.handle(ev, Instant::now());
+        self.apply_marginal(acts);
+        Ok(String::new())
+    }
+
+    /// `resize map`: the paths' current size from sysfs, then a reload.
+    fn resize(&mut self, name: &str) {
+        let Some(m) = self.maps.get(name) else { return };
+        let devs = m.paths.clone();
+        for d in &devs {
+            let size = read_trimmed(&self.env.sysfs.sys("block").join(d).join("size")).and_then(|s| s.parse().ok());
+            if let (Some(p), Some(size)) = (self.paths.get_mut(d), size) {
+                p.info.size = size;
+            }
+        }
+        let sectors = devs.iter().filter_map(|d| self.paths.get(d)).map(|p| p.info.size).max();
+        if let (Some(m), Some(sectors)) = (self.maps.get_mut(name), sectors) {
+            if sectors != m.sectors {
+                log::info!("{name}: size {} -> {sectors} sectors", m.sectors);
+            }
+            m.sectors = sectors;
+        }
+        self.reload(name);
+    }
+
+    fn remove_map(&mut self, name: &str) -> Result<String, HandlerError> {
+        match self.dm.remove_map(name) {
+            Ok(()) => {
+                log::info!("{name}: map removed");
+                if let Some(m) = self.maps.remove(name) {
+                    for d in m.paths {
+                        if let Some(p) = self.paths.get_mut(&d) {
+                            p.map = None;
+                        }
+                    }
+                }
+                Ok(String::new())
+            }
+            Err(RemoveError::Busy) => Err(HandlerError::Busy),
+            Err(RemoveError::Failed(e)) => {
+                log::warn!("{name}: remove failed: {e}");
+                Err(HandlerError::Failed)
+            }
         }
     }
 
@@ -1084,6 +1257,27 @@ impl Owner {
         let _ = self.out.checker.send(Control::Shutdown);
         self.out.ioerr.shutdown();
     }
+}
+
+fn reset_stats(m: &mut Map) {
+    m.rec.stat_path_failures = 0;
+    m.rec.stat_map_failures = 0;
+    m.rec.stat_queueing_timeouts = 0;
+    m.rec.stat_total_queueing_time = 0;
+    m.rec.stat_switch_group = 0;
+    m.loads = 0;
+}
+
+/// A reservation key as `getprkey` prints it: `0x<hex>` (16 digits at most), with an
+/// optional `:aptpl`. `None` for anything else.
+fn normalize_prkey(key: &str) -> Option<String> {
+    let (hex, aptpl) = match key.strip_suffix(":aptpl") {
+        Some(h) => (h, true),
+        None => (key, false),
+    };
+    let digits = hex.strip_prefix("0x").or_else(|| hex.strip_prefix("0X")).unwrap_or(hex);
+    let value = u64::from_str_radix(digits, 16).ok().filter(|_| !digits.is_empty() && digits.len() <= 16)?;
+    Some(format!("0x{value:x}{}", if aptpl { ":aptpl" } else { "" }))
 }
 
 fn counted(words: &[String]) -> String {

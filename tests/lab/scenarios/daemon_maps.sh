@@ -112,4 +112,12 @@ artifact restart-before.txt cat "$LAB_TMP/before.txt"
 artifact restart-after.txt cat "$LAB_TMP/after.txt"
 expect_eq "maps (name, dev, events) across a restart" "$(cat "$LAB_TMP/before.txt")" "$(cat "$LAB_TMP/after.txt")"
 expect_eq "adopted maps logged" 8 "$(grep -c 'adopted existing map' "$LAB_OUT/ours-restart.log")"
+step "reconfigure: a changed multipath.conf takes effect, no map is dropped"
+dmsetup info -c --noheadings -o name,major,minor --target multipath | sort > "$LAB_TMP/devs-before.txt"
+sed -i 's/^defaults {/defaults {\n    no_path_retry 5/' /etc/multipath.conf
+run multipathd reconfigure
+wait_for "queue_if_no_path in all 8 tables" 60 sh -c "[ \$(dmsetup table --target multipath | grep -c queue_if_no_path) -eq 8 ]"
+dmsetup info -c --noheadings -o name,major,minor --target multipath | sort > "$LAB_TMP/devs-after.txt"
+expect_eq "maps (name, dev) across reconfigure" "$(cat "$LAB_TMP/devs-before.txt")" "$(cat "$LAB_TMP/devs-after.txt")"
+expect_match "queueing shown by show maps status" "mpatha .* 5 chk" "$(multipathd show maps status)"
 run multipathd shutdown
