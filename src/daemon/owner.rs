@@ -510,9 +510,15 @@ impl Owner {
     }
 
     fn active_paths(&self, map: &str) -> usize {
+        self.active_paths_except(map, None)
+    }
+
+    /// Usable paths of `map` (up or ghost, not failed in DM), leaving out `except`.
+    fn active_paths_except(&self, map: &str, except: Option<&str>) -> usize {
         self.maps.get(map).map_or(0, |m| {
             m.paths
                 .iter()
+                .filter(|d| Some(d.as_str()) != except)
                 .filter_map(|d| self.paths.get(d))
                 .filter(|p| matches!(p.rec.state, PathState::Up | PathState::Ghost) && p.rec.dm_state != DmState::Failed)
                 .count()
@@ -531,9 +537,7 @@ impl Owner {
             let acts = self.marginal.handle(MgEvent::CheckerSawUp { path: dev.clone(), map_active_paths: active }, Instant::now());
             self.apply_marginal(acts);
         }
-        let others = self.active_paths(&map_name).saturating_sub(usize::from(
-            self.paths.get(&dev).is_some_and(|p| matches!(p.rec.state, PathState::Up | PathState::Ghost)),
-        ));
+        let others = self.active_paths_except(&map_name, Some(&dev));
         let (Some(p), Some(m)) = (self.paths.get(&dev), self.maps.get(&map_name)) else { return };
         let ctx = chk::MapContext { other_active_paths: others, marginal_hold: self.marginal.is_held(&dev) };
         let upd = chk::update_path_state(&p.rec, &m.rec, &out.result, &ctx, &m.policy, self.now_secs());
