@@ -1,0 +1,124 @@
+# Debian's multipathd binary as a client: every command of the list (what os-brick, gobrick,
+# Trident, HPE, IBM, curtin, vdsm, avocado, PCP, libdmmp and libmpathpersist send) goes to
+# Debian's daemon and then to ours on the same topology; the replies and exit codes must be
+# the same, after masking what changes by itself (pid, next_check).  Then our client against
+# Debian's daemon.
+# lab-timeout: 420
+. "$LAB_DIR/lib.sh"
+
+REF=/sbin/multipathd
+
+# The commands, one per line, as argv words separated by '|'.
+cat > "$LAB_TMP/commands" <<'CMDS'
+show|status
+show|paths|raw|format|%d
+show|maps
+show|paths|raw|format|%d %w %m
+show|paths|format|%w %d %t %i %o %T %z %s %m
+show|maps|format|%w %d %n %s
+show|daemon
+show|maps|topology
+show|topology
+show|map|mpatha|topology
+show|maps|status
+show|maps|json
+show|map|mpatha|json
+list|multipath|mpatha|json
+show|paths
+show|maps|raw|format|name=%n multipath='%w' sysfs='%d' paths='%N'
+show|paths|raw|format|device='%d' serial='%z' multipath='%m' host_wwpn='%N' target_wwnn='%n' host_wwpn='%R' target_wwpn='%r' host_adapter='%a'
+show|maps|raw|format|"%d,%w"
+show|path|sda
+resize|map|mpatha
+resize|map|/dev/dm-0
+add|path|sda
+fail|path|sdb
+show|paths|raw|format|%d %t %T
+reinstate|path|sdb
+getprstatus|map|mpatha
+getprkey|map|mpatha
+setprkey|map|mpatha|key|0x123abc
+getprkey|map|mpatha
+unsetprkey|map|mpatha
+getprkey|map|mpatha
+disablequeueing|maps
+restorequeueing|maps
+switchgroup|map|mpatha|group|1
+show|map|nosuchmap|topology
+fail|path|sdzz
+del|map|mpatha
+CMDS
+
+# ask BIN OUTDIR: run every command with BIN as the client; N.out holds the reply, N.rc its
+# exit code.  Volatile fields are masked: pid, the next_check bar and tick.
+ask() {
+    mkdir -p "$2"; n=0
+    while IFS= read -r line; do
+        n=$((n + 1))
+        old_ifs=$IFS; IFS='|'; set -- $line; IFS=$old_ifs
+        "$BIN" "$@" > "$OUT/$n.raw" 2>&1; echo $? > "$OUT/$n.rc"
+        sed -E 's/pid [0-9]+/pid N/; s/[X.]{10} [0-9]+\/[0-9]+/BAR/' "$OUT/$n.raw" > "$OUT/$n.out"
+        echo "$line" > "$OUT/$n.cmd"
+    done < "$LAB_TMP/commands"
+}
+
+mkdir -p /etc/multipath
+cat > /etc/multipath.conf <<'CONF'
+defaults {
+    detect_pgpolicy no
+    polling_interval 2
+    max_polling_interval 4
+    find_multipaths greedy
+    user_friendly_names yes
+}
+CONF
+modprobe dm-multipath; modprobe dm-service-time; modprobe dm-round-robin; modprobe scsi_dh_alua
+udevd_start
+
+step "topology: one LUN through two hosts"
+topo_scsi_debug_2paths
+udevadm settle -t 30
+
+step "Debian's client against Debian's daemon"
+run sh -c "$REF -d -v2 > $LAB_OUT/reference.log 2>&1 &"
+wait_for "reference daemon has its map" 60 sh -c "$REF show maps raw format %n 2>/dev/null | grep -q ."
+wait_for "both paths ready" 30 sh -c "[ \$($REF show paths raw format %T | grep -c ready) -eq 2 ]"
+BIN=$REF OUT=$LAB_OUT/reference; ask
+run $REF shutdown
+wait_for "reference daemon exited" 20 sh -c "! pidof multipathd"
+for m in $(dmsetup ls --target multipath | grep -v '^No devices' | cut -f1); do run dmsetup remove --retry "$m"; done
+rm -f /etc/multipath/bindings /etc/multipath/wwids
+
+step "Debian's client against our daemon"
+run sh -c "multipathd -d -v3 > $LAB_OUT/ours.log 2>&1 &"
+wait_for "our daemon has its map" 60 sh -c "$REF show maps raw format %n 2>/dev/null | grep -q ."
+wait_for "both paths ready" 30 sh -c "[ \$($REF show paths raw format %T | grep -c ready) -eq 2 ]"
+BIN=$REF OUT=$LAB_OUT/ours; ask
+
+step "replies compared"
+same=0; differ=0
+: > "$LAB_OUT/differences.txt"
+for f in "$LAB_OUT"/reference/*.cmd; do
+    n=$(basename "$f" .cmd)
+    if cmp -s "$LAB_OUT/reference/$n.out" "$LAB_OUT/ours/$n.out" && cmp -s "$LAB_OUT/reference/$n.rc" "$LAB_OUT/ours/$n.rc"; then
+        same=$((same + 1))
+    else
+        differ=$((differ + 1))
+        { echo "=== $(cat "$f") (rc reference $(cat "$LAB_OUT/reference/$n.rc"), ours $(cat "$LAB_OUT/ours/$n.rc"))"
+          diff "$LAB_OUT/reference/$n.out" "$LAB_OUT/ours/$n.out"; } >> "$LAB_OUT/differences.txt"
+    fi
+done
+echo "identical replies: $same, different: $differ"
+cat "$LAB_OUT/differences.txt"
+expect_eq "commands with a different reply" 0 "$differ"
+
+step "our client against Debian's daemon"
+run multipathd shutdown
+wait_for "our daemon exited" 20 sh -c "! pidof multipathd"
+run sh -c "$REF -d -v2 >> $LAB_OUT/reference.log 2>&1 &"
+wait_for "reference daemon answers our client" 60 sh -c "multipathd show maps raw format %n 2>/dev/null | grep -q ."
+expect_eq "show daemon via our client" "pid $(pidof multipathd) idle" "$(multipathd show daemon)"
+expect_eq "exit code of a failing command via our client" 1 "$(multipathd fail path sdzz > /dev/null 2>&1; echo $?)"
+expect_eq "reply of a failing command via our client" "device not found" "$(multipathd fail path sdzz)"
+expect_match "topology via our client" "^mpatha \(333333330000007d0\) dm-" "$(multipathd show maps topology)"
+run multipathd shutdown
