@@ -49,10 +49,10 @@ fail|path|sdzz
 del|map|mpatha
 CMDS
 
-# ask BIN OUTDIR: run every command with BIN as the client; N.out holds the reply, N.rc its
+# ask: run every command with $BIN as the client, into $OUT: N.out holds the reply, N.rc its
 # exit code.  Volatile fields are masked: pid, the next_check bar and tick.
 ask() {
-    mkdir -p "$2"; n=0
+    mkdir -p "$OUT"; n=0
     while IFS= read -r line; do
         n=$((n + 1))
         old_ifs=$IFS; IFS='|'; set -- $line; IFS=$old_ifs
