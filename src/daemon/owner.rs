@@ -531,6 +531,9 @@ impl Owner {
         let Some(map_name) = self.paths.get(&dev).and_then(|p| p.map.clone()) else {
             return;
         };
+        // The kernel changes group and path states on its own (IO errors, group
+        // switches): read them before deciding, as upstream does on every check.
+        self.refresh_status(&map_name);
         let usable = matches!(out.result.state, PathState::Up | PathState::Ghost);
         if usable {
             let active = self.active_paths(&map_name);
@@ -1040,7 +1043,9 @@ impl Owner {
                 let map = map.ok_or(HandlerError::Failed)?;
                 self.dm.message(&map, &format!("fail_path {devt}")).map_err(|_| HandlerError::Failed)?;
                 if let Some(p) = self.paths.get_mut(&dev) {
+                    // Shown faulty until the next check finds it up and reinstates it.
                     p.rec.dm_state = DmState::Failed;
+                    p.rec.state = PathState::Down;
                 }
                 self.refresh_status(&map);
                 Ok(String::new())
@@ -1143,16 +1148,29 @@ impl Owner {
             Command::UnsetPrStatus { map } => self.pr_update(&map, |m| m.prstatus = false),
             Command::GetPrKey { map } => {
                 let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
-                Ok(match &m.prkey {
+                let configured = self.reservation_key(m).filter(|k| k != "file").and_then(|k| normalize_prkey(&k));
+                Ok(match m.prkey.clone().or(configured) {
                     Some(k) => format!("{k}\n"),
                     None => "none\n".to_string(),
                 })
             }
+            // Keys set at run time only make sense with `reservation_key file`, where the
+            // prkeys file keeps them; otherwise the configuration owns the key.
             Command::SetPrKey { map, key } => {
+                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
+                if self.reservation_key(m).as_deref() != Some("file") {
+                    return Err(HandlerError::Failed);
+                }
                 let key = normalize_prkey(&key).ok_or(HandlerError::Failed)?;
                 self.pr_update(&map, move |m| m.prkey = Some(key))
             }
-            Command::UnsetPrKey { map } => self.pr_update(&map, |m| m.prkey = None),
+            Command::UnsetPrKey { map } => {
+                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
+                if self.reservation_key(m).as_deref() != Some("file") {
+                    return Err(HandlerError::Failed);
+                }
+                self.pr_update(&map, |m| m.prkey = None)
+            }
             Command::GetPrHold { map } => {
                 let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
                 Ok(if m.prhold { "set\n" } else { "unset\n" }.to_string())
@@ -1165,6 +1183,10 @@ impl Owner {
             // Answered by the run loop before they get here.
             Command::Shutdown | Command::Reconfigure { .. } => Ok(String::new()),
         }
+    }
+
+    fn reservation_key(&self, m: &Map) -> Option<String> {
+        Selector::new(&self.cfg, "", "", "", &m.wwid).reservation_key().map(|s| s.value)
     }
 
     fn pr_update(&mut self, map: &str, f: impl FnOnce(&mut Map)) -> Result<String, HandlerError> {
