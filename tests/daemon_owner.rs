@@ -1,0 +1,667 @@
+//! The daemon's state owner driven with fakes: an in-memory device-mapper that
+//! records every call, a scsi_debug-shaped sysfs tree, a udev database and a state
+//! directory in a tempdir. No checker or uevent threads: the test feeds the owner
+//! the messages those threads would send and inspects what it sends back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, unbounded};
+use multipathd::checkers::state::{PathState, Verdict};
+use multipathd::checkers::{CheckOutcome, Control};
+use multipathd::cli::parse::{Command, HandlerError};
+use multipathd::config::{Config, parse_str};
+use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::discovery::SysfsRoot;
+use multipathd::dm::table::MultipathTable;
+use multipathd::marginal::thread::{IoErrEvent, IoErrStat};
+use multipathd::uevent::Uevent;
+
+const WWID: &str = "333333330000007d0";
+const SECTORS: u64 = 32768;
+
+// ---- fake device-mapper --------------------------------------------------
+
+/// One call the owner made that changes (or lists) kernel state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    List,
+    Create { name: String, uuid: String, sectors: u64, params: String },
+    Reload { name: String, sectors: u64, params: String },
+    Message { name: String, msg: String },
+}
+
+#[derive(Debug, Clone)]
+struct FakeMap {
+    uuid: String,
+    minor: u32,
+    sectors: u64,
+    params: String,
+    /// Paths (`major:minor`) the kernel has failed.
+    failed: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct DmState {
+    calls: Vec<Call>,
+    maps: BTreeMap<String, FakeMap>,
+    next_minor: u32,
+}
+
+impl DmState {
+    /// Calls recorded since the last `take_calls`.
+    fn take_calls(&mut self) -> Vec<Call> {
+        std::mem::take(&mut self.calls)
+    }
+
+    /// A map that exists before the daemon starts.
+    fn preload(&mut self, name: &str, uuid: &str, params: &str) -> u32 {
+        let minor = self.next_minor;
+        self.next_minor += 1;
+        self.maps.insert(
+            name.to_string(),
+            FakeMap { uuid: uuid.into(), minor, sectors: SECTORS, params: params.into(), failed: BTreeSet::new() },
+        );
+        minor
+    }
+
+    /// The kernel's status text for a map: groups and paths from its table, the
+    /// table's initial group active, paths failed by `fail_path` shown `F`.
+    fn status_of(&self, m: &FakeMap) -> Result<String, String> {
+        let t = MultipathTable::parse(&m.params).map_err(|e| e.to_string())?;
+        let next = if t.groups.is_empty() { 0 } else { t.initial_group.max(1) };
+        let mut s = format!("2 0 0 0 {} {next}", t.groups.len());
+        for (i, g) in t.groups.iter().enumerate() {
+            let st = if i as u32 + 1 == next { "A" } else { "E" };
+            s.push_str(&format!(" {st} 0 {} 2", g.paths.len()));
+            for p in &g.paths {
+                let af = if m.failed.contains(&p.dev) { "F" } else { "A" };
+                s.push_str(&format!(" {} {af} 0 0 1", p.dev));
+            }
+        }
+        Ok(s)
+    }
+}
+
+struct FakeDm(Arc<Mutex<DmState>>);
+
+impl MapOps for FakeDm {
+    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, String> {
+        let mut st = self.0.lock().unwrap();
+        st.calls.push(Call::List);
+        let st = &*st;
+        st.maps
+            .iter()
+            .map(|(name, m)| {
+                Ok(ExistingMap {
+                    name: name.clone(),
+                    uuid: m.uuid.clone(),
+                    minor: m.minor,
+                    sectors: m.sectors,
+                    table: m.params.clone(),
+                    status: st.status_of(m)?,
+                })
+            })
+            .collect()
+    }
+
+    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, String> {
+        let mut st = self.0.lock().unwrap();
+        st.calls.push(Call::Create { name: name.into(), uuid: uuid.into(), sectors, params: params.into() });
+        if st.maps.contains_key(name) {
+            return Err(format!("{name}: device or resource busy"));
+        }
+        let minor = st.next_minor;
+        st.next_minor += 1;
+        st.maps.insert(
+            name.into(),
+            FakeMap { uuid: uuid.into(), minor, sectors, params: params.into(), failed: BTreeSet::new() },
+        );
+        Ok(minor)
+    }
+
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), String> {
+        let mut st = self.0.lock().unwrap();
+        st.calls.push(Call::Reload { name: name.into(), sectors, params: params.into() });
+        let m = st.maps.get_mut(name).ok_or_else(|| format!("{name}: no such device"))?;
+        m.sectors = sectors;
+        m.params = params.into();
+        Ok(())
+    }
+
+    fn message(&mut self, name: &str, msg: &str) -> Result<(), String> {
+        let mut st = self.0.lock().unwrap();
+        st.calls.push(Call::Message { name: name.into(), msg: msg.into() });
+        let m = st.maps.get_mut(name).ok_or_else(|| format!("{name}: no such device"))?;
+        let mut words = msg.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("fail_path"), Some(dev)) => {
+                m.failed.insert(dev.to_string());
+            }
+            (Some("reinstate_path"), Some(dev)) => {
+                m.failed.remove(dev);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn status(&mut self, name: &str) -> Result<String, String> {
+        let st = self.0.lock().unwrap();
+        let m = st.maps.get(name).ok_or_else(|| format!("{name}: no such device"))?;
+        st.status_of(m)
+    }
+}
+
+// ---- fake system -----------------------------------------------------------
+
+/// A tempdir holding `sys/`, `run/udev/data`, `dev/` and `etc/multipath`.
+struct FakeSys {
+    dir: tempfile::TempDir,
+}
+
+/// One scsi_debug LUN as seen through one host.
+struct Disk<'a> {
+    dev: &'a str,
+    devt: (u32, u32),
+    host: u32,
+    lun: u32,
+    wwid: &'a str,
+    access_state: &'a str,
+}
+
+/// VPD page 0x83 of scsi_debug (Linux 6.1) as in tests/discovery_sysfs.rs; byte 74
+/// carries the target port group, which differs per host.
+fn scsi_debug_pg83(port_group_hi: u8) -> Vec<u8> {
+    let mut p = vec![
+        0x00, 0x83, 0x00, 0x70, 0x02, 0x01, 0x00, 0x1c, 0x4c, 0x69, 0x6e, 0x75, 0x78, 0x20, 0x20, 0x20, //
+        0x73, 0x63, 0x73, 0x69, 0x5f, 0x64, 0x65, 0x62, 0x75, 0x67, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, //
+        0x32, 0x30, 0x30, 0x30, 0x01, 0x03, 0x00, 0x08, 0x33, 0x33, 0x33, 0x30, 0x00, 0x00, 0x07, 0xd0, //
+        0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x61, 0x93, 0x00, 0x08, 0x32, 0x22, 0x22, 0x20, //
+        0x00, 0x00, 0x07, 0xce, 0x61, 0x95, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00, 0x61, 0xa3, 0x00, 0x08, //
+        0x32, 0x22, 0x22, 0x20, 0x00, 0x00, 0x07, 0xcd, 0x63, 0xa8, 0x00, 0x18, 0x6e, 0x61, 0x61, 0x2e, //
+        0x33, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x37, 0x43, 0x44, //
+        0x00, 0x00, 0x00, 0x00,
+    ];
+    p[74] = port_group_hi;
+    p
+}
+
+impl FakeSys {
+    fn new() -> Self {
+        let f = FakeSys { dir: tempfile::tempdir().unwrap() };
+        for d in [f.sys("block"), f.udev(), f.dev(), f.state()] {
+            fs::create_dir_all(d).unwrap();
+        }
+        f
+    }
+    fn sys(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("sys").join(rel)
+    }
+    fn udev(&self) -> PathBuf {
+        self.dir.path().join("run/udev/data")
+    }
+    fn dev(&self) -> PathBuf {
+        self.dir.path().join("dev")
+    }
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("etc/multipath")
+    }
+    fn env(&self) -> Env {
+        Env {
+            sysfs: SysfsRoot::new(self.dir.path()),
+            udev_dir: self.udev(),
+            dev_dir: self.dev(),
+            state_dir: self.state(),
+            bindings_read_only: false,
+        }
+    }
+    fn write(path: &Path, content: &[u8]) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    /// sysfs block and SCSI device dirs plus the udev record, as scsi_debug with
+    /// the ALUA device handler attached looks.
+    fn add(&self, d: &Disk) {
+        let h = d.host;
+        let devdir = self
+            .sys("devices")
+            .join(format!("pseudo_0/adapter{h}/host{h}/target{h}:0:0"))
+            .join(format!("{h}:0:0:{}", d.lun));
+        let access = format!("{}\n", d.access_state);
+        let attrs: [(&str, &[u8]); 9] = [
+            ("vendor", b"Linux   \n"),
+            ("model", b"scsi_debug      \n"),
+            ("rev", b"0191\n"),
+            ("state", b"running\n"),
+            ("access_state", access.as_bytes()),
+            ("preferred_path", b"0\n"),
+            ("dh_state", b"alua\n"),
+            ("timeout", b"30\n"),
+            ("vpd_pg80", b"\x00\x80\x00\x042000"),
+        ];
+        for (name, content) in attrs {
+            Self::write(&devdir.join(name), content);
+        }
+        Self::write(&devdir.join("vpd_pg83"), &scsi_debug_pg83(h as u8 + 1));
+        let block = self.sys("block").join(d.dev);
+        fs::create_dir_all(&block).unwrap();
+        Self::write(&block.join("dev"), format!("{}:{}\n", d.devt.0, d.devt.1).as_bytes());
+        Self::write(&block.join("size"), format!("{SECTORS}\n").as_bytes());
+        symlink(&devdir, block.join("device")).unwrap();
+        let wwn = format!("0x{}", &d.wwid[1..]);
+        Self::write(
+            &self.udev().join(format!("b{}:{}", d.devt.0, d.devt.1)),
+            format!("I:1\nE:ID_SERIAL={}\nE:ID_WWN={wwn}\nE:ID_BUS=scsi\n", d.wwid).as_bytes(),
+        );
+    }
+
+    /// What the kernel removes when a disk goes away.
+    fn remove(&self, dev: &str, devt: (u32, u32)) {
+        fs::remove_dir_all(self.sys("block").join(dev)).unwrap();
+        fs::remove_file(self.udev().join(format!("b{}:{}", devt.0, devt.1))).unwrap();
+    }
+
+    fn bindings(&self) -> String {
+        fs::read_to_string(self.state().join("bindings")).unwrap_or_default()
+    }
+}
+
+/// The lab's 2-path scsi_debug LUN: `a` through host 1 (non-optimized), `b`
+/// through host 0 (optimized).
+fn two_paths(f: &FakeSys, a: &str, b: &str) {
+    f.add(&Disk { dev: a, devt: (8, 0), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
+    f.add(&Disk { dev: b, devt: (8, 16), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
+}
+
+// ---- harness -----------------------------------------------------------------
+
+const GREEDY: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n}\n";
+
+/// The table the reference daemon loads for the lab LUN: the optimized path's group first.
+const TWO_PATH_TABLE: &str = "0 1 alua 2 1 service-time 0 1 1 8:16 1 service-time 0 1 1 8:0 1";
+
+fn config(text: &str) -> Config {
+    parse_str("multipath.conf", text).expect("config parses").config
+}
+
+struct Harness {
+    owner: Owner,
+    dm: Arc<Mutex<DmState>>,
+    checker: Receiver<Control>,
+    ioerr: Receiver<IoErrEvent>,
+}
+
+impl Harness {
+    fn new(f: &FakeSys, conf: &str, dm: DmState) -> Harness {
+        let dm = Arc::new(Mutex::new(dm));
+        let (ctx, crx) = unbounded();
+        let (itx, irx) = unbounded();
+        let out = Outputs { checker: ctx, ioerr: IoErrStat::new(itx) };
+        let owner = Owner::new(config(conf), f.env(), Box::new(FakeDm(dm.clone())), out);
+        Harness { owner, dm, checker: crx, ioerr: irx }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.dm.lock().unwrap().take_calls()
+    }
+
+    /// Mutating calls only (without `List`).
+    fn changes(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| *c != Call::List).collect()
+    }
+
+    /// Everything sent to the checker loop so far.
+    fn controls(&self) -> Vec<Control> {
+        self.checker.try_iter().collect()
+    }
+
+    /// Device → checker path id, from the `Schedule` messages.
+    fn scheduled(&self) -> BTreeMap<String, u64> {
+        self.controls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Control::Schedule { req, .. } => {
+                    Some((req.dev.file_name().unwrap().to_string_lossy().into_owned(), req.path as u64))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn cmd(&mut self, c: Command) -> String {
+        self.owner.on_command(c).expect("command succeeds")
+    }
+
+    fn check(&mut self, id: u64, state: PathState) {
+        self.owner.on_check(CheckOutcome {
+            path_id: id as _,
+            result: Verdict::new(state, ""),
+            took: Duration::from_millis(1),
+        });
+    }
+
+    /// `show paths` rows as (dev, dm_st, chk_st) by device.
+    fn path_rows(&mut self) -> BTreeMap<String, Vec<String>> {
+        let out = self.cmd(Command::ShowPaths);
+        out.lines()
+            .skip(1)
+            .map(|l| {
+                let w: Vec<String> = l.split_whitespace().map(str::to_string).collect();
+                (w[1].clone(), w)
+            })
+            .collect()
+    }
+}
+
+fn uevent(props: &[(&str, &str)]) -> Uevent {
+    Uevent::from_env(props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap()
+}
+
+fn path_failed(map: &str, devt: &str, seq: u64) -> Uevent {
+    let seq = seq.to_string();
+    uevent(&[
+        ("ACTION", "change"),
+        ("DEVPATH", "/devices/virtual/block/dm-0"),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/dm-0"),
+        ("DM_TARGET", "multipath"),
+        ("DM_ACTION", "PATH_FAILED"),
+        ("DM_SEQNUM", &seq),
+        ("DM_PATH", devt),
+        ("DM_NR_VALID_PATHS", "1"),
+        ("DM_NAME", map),
+        ("DM_UUID", &format!("mpath-{WWID}")),
+    ])
+}
+
+fn remove_uevent(dev: &str, host: u32) -> Uevent {
+    uevent(&[
+        ("ACTION", "remove"),
+        ("DEVPATH", &format!("/devices/pseudo_0/adapter{host}/host{host}/target{host}:0:0/{host}:0:0:0/block/{dev}")),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", &format!("/dev/{dev}")),
+        ("DEVTYPE", "disk"),
+    ])
+}
+
+fn msg(name: &str, m: &str) -> Call {
+    Call::Message { name: name.into(), msg: m.into() }
+}
+
+// ---- tests ---------------------------------------------------------------------
+
+#[test]
+fn coldplug_two_alua_paths_creates_mpatha() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(
+        h.calls(),
+        vec![
+            Call::List,
+            Call::Create {
+                name: "mpatha".into(),
+                uuid: format!("mpath-{WWID}"),
+                sectors: SECTORS,
+                params: TWO_PATH_TABLE.into(),
+            }
+        ]
+    );
+    assert!(f.bindings().lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["mpatha", WWID]), "{}", f.bindings());
+    assert_eq!(h.owner.counts(), (2, 1));
+    // Both paths are handed to the checker loop for an immediate first check.
+    let sched: Vec<(String, u32)> = h
+        .controls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Control::Schedule { req, in_secs } => Some((req.dev.display().to_string(), in_secs)),
+            _ => None,
+        })
+        .collect();
+    let dev = f.dev();
+    assert_eq!(
+        sched,
+        vec![(dev.join("sdb").display().to_string(), 0), (dev.join("sda").display().to_string(), 0)]
+    );
+}
+
+#[test]
+fn coldplug_adopts_an_existing_map_with_the_same_table() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut dm = DmState::default();
+    dm.next_minor = 3;
+    dm.preload("mpathq", &format!("mpath-{WWID}"), TWO_PATH_TABLE);
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    assert_eq!(h.calls(), vec![Call::List], "adoption must neither create nor reload");
+    assert_eq!(h.owner.counts(), (2, 1));
+    let topo = h.cmd(Command::ShowMapsTopology);
+    assert_eq!(topo.lines().next().unwrap(), format!("mpathq ({WWID}) dm-3 Linux,scsi_debug"));
+}
+
+#[test]
+fn coldplug_reloads_an_existing_map_with_another_layout() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut dm = DmState::default();
+    let old = "0 0 1 1 service-time 0 1 1 8:0 1";
+    dm.preload("mpatha", &format!("mpath-{WWID}"), old);
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload { name: "mpatha".into(), sectors: SECTORS, params: TWO_PATH_TABLE.into() }]
+    );
+}
+
+#[test]
+fn eight_luns_by_four_paths_make_eight_maps() {
+    let f = FakeSys::new();
+    let wwids: Vec<String> = (0..8).map(|l| format!("33333333000000{l}d0")).collect();
+    let mut devt_of = BTreeMap::new();
+    for lun in 0..8u32 {
+        for host in 0..4u32 {
+            let i = lun * 4 + host;
+            let dev = if i < 26 {
+                format!("sd{}", (b'a' + i as u8) as char)
+            } else {
+                format!("sda{}", (b'a' + (i - 26) as u8) as char)
+            };
+            let devt = if i < 16 { (8, i * 16) } else { (65, (i - 16) * 16) };
+            devt_of.insert(format!("{}:{}", devt.0, devt.1), wwids[lun as usize].clone());
+            let state = if host == 0 { "active/optimized" } else { "active/non-optimized" };
+            f.add(&Disk { dev: &dev, devt, host, lun, wwid: &wwids[lun as usize], access_state: state });
+        }
+    }
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let creates: Vec<(String, String, String)> = h
+        .changes()
+        .into_iter()
+        .map(|c| match c {
+            Call::Create { name, uuid, params, sectors } => {
+                assert_eq!(sectors, SECTORS);
+                (name, uuid, params)
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(creates.len(), 8);
+    let names: BTreeSet<&str> = creates.iter().map(|c| c.0.as_str()).collect();
+    let expected: BTreeSet<String> = (b'a'..=b'h').map(|c| format!("mpath{}", c as char)).collect();
+    assert_eq!(names, expected.iter().map(String::as_str).collect());
+    let bindings = f.bindings();
+    for (name, uuid, params) in &creates {
+        let wwid = uuid.strip_prefix("mpath-").unwrap();
+        assert!(bindings.lines().any(|l| l == format!("{name} {wwid}")), "{name} {wwid} not in\n{bindings}");
+        let t = MultipathTable::parse(params).unwrap();
+        let devs: Vec<&str> = t.groups.iter().flat_map(|g| g.paths.iter().map(|p| p.dev.as_str())).collect();
+        assert_eq!(devs.len(), 4, "{params}");
+        assert!(devs.iter().all(|d| devt_of[*d] == wwid), "{name}: {params} mixes LUNs");
+        // The optimized (host 0) path alone in the first group, the others after it.
+        assert_eq!(t.groups.len(), 2, "{params}");
+        assert_eq!(t.groups[0].paths.len(), 1, "{params}");
+    }
+    assert_eq!(h.owner.counts(), (32, 8));
+}
+
+#[test]
+fn show_commands_describe_the_map_and_its_paths() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids["sda"], PathState::Up);
+    h.check(ids["sdb"], PathState::Up);
+
+    let paths = h.cmd(Command::ShowPaths);
+    let mut lines = paths.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["hcil", "dev", "dev_t", "pri", "dm_st", "chk_st", "dev_st", "next_check"]);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{paths}");
+    assert_eq!(rows[0][..7], ["1:0:0:0", "sda", "8:0", "10", "active", "ready", "running"]);
+    assert_eq!(rows[1][..7], ["0:0:0:0", "sdb", "8:16", "50", "active", "ready", "running"]);
+
+    // Exactly what Debian's multipathd 0.9.4 printed for this LUN in the lab VM
+    // (vm-harness.md), `create:` action prefix included.
+    assert_eq!(
+        h.cmd(Command::ShowMapsTopology),
+        format!(
+            "create: mpatha ({WWID}) dm-0 Linux,scsi_debug\n\
+             size=16M features='0' hwhandler='1 alua' wp=rw\n\
+             |-+- policy='service-time 0' prio=50 status=active\n\
+             | `- 0:0:0:0 sdb 8:16 active ready running\n\
+             `-+- policy='service-time 0' prio=10 status=enabled\n  \
+             `- 1:0:0:0 sda 8:0  active ready running\n"
+        )
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&h.cmd(Command::ShowMapsJson)).expect("valid JSON");
+    let m = &json["maps"][0];
+    assert_eq!(m["name"], "mpatha");
+    assert_eq!(m["uuid"], WWID);
+    let pgs = m["path_groups"].as_array().unwrap();
+    assert_eq!(pgs.len(), 2);
+    assert_eq!(pgs[0]["pri"], 50);
+    assert_eq!(pgs[0]["paths"][0]["dev"], "sdb");
+    assert_eq!(pgs[1]["pri"], 10);
+    assert_eq!(pgs[1]["paths"][0]["dev"], "sda");
+
+    assert_eq!(h.cmd(Command::ShowDaemon), format!("pid {} idle\n", std::process::id()));
+    assert_eq!(h.cmd(Command::ShowStatus), "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n");
+}
+
+#[test]
+fn fail_and_reinstate_path_commands_send_dm_messages() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    assert_eq!(h.cmd(Command::FailPath { path: "sdb".into() }), "");
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
+    assert_eq!(h.path_rows()["sdb"][4], "failed");
+    assert_eq!(h.cmd(Command::ReinstatePath { path: "8:16".into() }), "");
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()["sdb"][4], "active");
+    assert_eq!(h.owner.on_command(Command::FailPath { path: "sdz".into() }), Err(HandlerError::DeviceNotFound));
+    assert_eq!(
+        h.owner.on_command(Command::ReinstatePath { path: "/dev/sdz".into() }),
+        Err(HandlerError::DeviceNotFound)
+    );
+    assert_eq!(h.changes(), vec![]);
+}
+
+const MARGINAL: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n marginal_path_double_failed_time 60\n marginal_path_err_sample_time 120\n marginal_path_err_rate_threshold 10\n marginal_path_err_recheck_gap_time 300\n}\n";
+
+#[test]
+fn second_path_failed_uevent_in_the_window_holds_the_path() {
+    let f = FakeSys::new();
+    // Names no real machine has: the io-err-stat test opens /dev/<name> itself.
+    let (a, b) = ("sdzya", "sdzyb");
+    assert!(!Path::new("/dev").join(b).exists());
+    two_paths(&f, a, b);
+    let mut h = Harness::new(&f, MARGINAL, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids[a], PathState::Up);
+    h.check(ids[b], PathState::Up);
+    h.calls();
+    h.controls();
+
+    // The kernel failed the path and says so; the first uevent only starts pre-checking.
+    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert("8:16".into());
+    h.owner.on_uevent(path_failed("mpatha", "8:16", 1));
+    assert_eq!(h.changes(), vec![]);
+    assert_eq!(h.path_rows()[b][4], "failed");
+    // The path came back (checker up, kernel reinstated it), then failed again.
+    h.check(ids[b], PathState::Up);
+    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.clear();
+    h.calls();
+    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert("8:16".into());
+    h.owner.on_uevent(path_failed("mpatha", "8:16", 2));
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
+    let rows = h.path_rows();
+    assert_eq!(rows[b][4..6], ["failed", "faulty"]);
+    assert_eq!(rows[a][4..6], ["active", "ready"]);
+
+    // The checker sees it up: held back (delayed), and an IO error test is asked for.
+    // This machine has no such device, so the test cannot start: the path is released.
+    h.check(ids[b], PathState::Up);
+    assert_eq!(h.changes(), vec![], "a held path is not reinstated");
+    assert_eq!(h.path_rows()[b][5], "delayed");
+    let ev = h.ioerr.recv_timeout(Duration::from_secs(30)).expect("io-err-stat reports");
+    assert!(matches!(&ev, IoErrEvent::EnqueueFailed { path, .. } if path == b), "{ev:?}");
+    h.owner.on_ioerr(ev);
+    let again: Vec<Control> = h.controls();
+    assert!(
+        again.iter().any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path as u64 == ids[b])),
+        "released path is checked at once: {again:?}"
+    );
+    // The next good check reinstates it.
+    h.check(ids[b], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()[b][4..6], ["active", "ready"]);
+    h.owner.shutdown();
+}
+
+#[test]
+fn removing_paths_reloads_and_never_drops_the_map() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.calls();
+
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 1 1 service-time 0 1 1 8:0 1".into()
+        }]
+    );
+    let ctl = h.controls();
+    assert!(ctl.contains(&Control::Remove(ids["sdb"] as _)), "{ctl:?}");
+    assert_eq!(h.owner.counts(), (1, 1));
+
+    f.remove("sda", (8, 0));
+    h.owner.on_uevent(remove_uevent("sda", 1));
+    assert_eq!(h.changes(), vec![], "the last path leaves the map as it is");
+    assert!(h.controls().contains(&Control::Remove(ids["sda"] as _)));
+    assert_eq!(h.owner.counts(), (0, 1));
+    assert!(h.dm.lock().unwrap().maps.contains_key("mpatha"));
+}
