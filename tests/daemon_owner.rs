@@ -462,29 +462,33 @@ fn coldplug_reloads_an_existing_map_with_another_layout() {
     );
 }
 
-#[test]
-fn eight_luns_by_four_paths_make_eight_maps() {
-    let f = FakeSys::new();
-    let wwids: Vec<String> = (0..8).map(|l| format!("33333333000000{l}d0")).collect();
-    let mut devt_of = BTreeMap::new();
-    for lun in 0..8u32 {
-        for host in 0..4u32 {
-            let i = lun * 4 + host;
+/// The lab's 8 LUNs x 4 hosts as the kernel names them (host-major: host 0 gets
+/// sda..sdh, host 3 sdy..sdaf), with the ALUA states scsi_debug reports there:
+/// hosts 0 and 3 optimized, host 1 non-optimized, host 2 standby.
+/// Returns (dev, `major:minor`, host, lun) in kernel (hcil) order.
+fn lab_8x4(f: &FakeSys) -> Vec<(String, String, u32, u32)> {
+    let mut out = Vec::new();
+    for host in 0..4u32 {
+        for lun in 0..8u32 {
+            let i = host * 8 + lun;
             let dev = if i < 26 {
                 format!("sd{}", (b'a' + i as u8) as char)
             } else {
                 format!("sda{}", (b'a' + (i - 26) as u8) as char)
             };
             let devt = if i < 16 { (8, i * 16) } else { (65, (i - 16) * 16) };
-            devt_of.insert(format!("{}:{}", devt.0, devt.1), wwids[lun as usize].clone());
-            let state = if host == 0 { "active/optimized" } else { "active/non-optimized" };
-            f.add(&Disk { dev: &dev, devt, host, lun, wwid: &wwids[lun as usize], access_state: state });
+            let state = ["active/optimized", "active/non-optimized", "standby", "active/optimized"][host as usize];
+            let wwid = format!("333333330000007d{lun}");
+            f.add(&Disk { dev: &dev, devt, host, lun, wwid: &wwid, access_state: state });
+            out.push((dev, format!("{}:{}", devt.0, devt.1), host, lun));
         }
     }
-    let mut h = Harness::new(&f, GREEDY, DmState::default());
-    h.owner.coldplug();
-    let creates: Vec<(String, String, String)> = h
-        .changes()
+    out
+}
+
+/// Creates in call order as (name, uuid, params).
+fn creates(calls: Vec<Call>) -> Vec<(String, String, String)> {
+    calls
         .into_iter()
         .map(|c| match c {
             Call::Create { name, uuid, params, sectors } => {
@@ -493,24 +497,154 @@ fn eight_luns_by_four_paths_make_eight_maps() {
             }
             other => panic!("unexpected {other:?}"),
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn eight_luns_by_four_paths_make_eight_maps() {
+    let f = FakeSys::new();
+    let disks = lab_8x4(&f);
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let creates = creates(h.changes());
     assert_eq!(creates.len(), 8);
-    let names: BTreeSet<&str> = creates.iter().map(|c| c.0.as_str()).collect();
-    let expected: BTreeSet<String> = (b'a'..=b'h').map(|c| format!("mpath{}", c as char)).collect();
-    assert_eq!(names, expected.iter().map(String::as_str).collect());
     let bindings = f.bindings();
-    for (name, uuid, params) in &creates {
-        let wwid = uuid.strip_prefix("mpath-").unwrap();
+    for (lun, (name, uuid, params)) in creates.iter().enumerate() {
+        // Aliases are handed out in WWID order, as the reference daemon did.
+        assert_eq!(*name, format!("mpath{}", (b'a' + lun as u8) as char));
+        let wwid = format!("333333330000007d{lun}");
+        assert_eq!(*uuid, format!("mpath-{wwid}"));
         assert!(bindings.lines().any(|l| l == format!("{name} {wwid}")), "{name} {wwid} not in\n{bindings}");
+        let devt = |host: u32| disks.iter().find(|d| d.2 == host && d.3 == lun as u32).unwrap().1.clone();
         let t = MultipathTable::parse(params).unwrap();
-        let devs: Vec<&str> = t.groups.iter().flat_map(|g| g.paths.iter().map(|p| p.dev.as_str())).collect();
-        assert_eq!(devs.len(), 4, "{params}");
-        assert!(devs.iter().all(|d| devt_of[*d] == wwid), "{name}: {params} mixes LUNs");
-        // The optimized (host 0) path alone in the first group, the others after it.
-        assert_eq!(t.groups.len(), 2, "{params}");
-        assert_eq!(t.groups[0].paths.len(), 1, "{params}");
+        let groups: Vec<BTreeSet<String>> =
+            t.groups.iter().map(|g| g.paths.iter().map(|p| p.dev.clone()).collect()).collect();
+        // group_by_prio (detected from ALUA): 50 (hosts 0 and 3), 10 (host 1), 1 (host 2).
+        assert_eq!(
+            groups,
+            vec![BTreeSet::from([devt(0), devt(3)]), BTreeSet::from([devt(1)]), BTreeSet::from([devt(2)])],
+            "{name}: {params}"
+        );
+        assert_eq!(t.hwhandler, ["alua"]);
+        assert_eq!(t.initial_group, 1);
     }
+    // Where device-name order and kernel order agree, the whole table is exact.
+    assert_eq!(
+        creates[0].2,
+        "0 1 alua 3 1 service-time 0 2 1 8:0 1 65:128 1 service-time 0 1 1 8:128 1 service-time 0 1 1 65:0 1"
+    );
     assert_eq!(h.owner.counts(), (32, 8));
+    let maps = h.cmd(Command::ShowMaps);
+    assert_eq!(maps.lines().count(), 9, "{maps}");
+    assert_eq!(maps.lines().nth(8).unwrap().split_whitespace().collect::<Vec<_>>(), ["mpathh", "dm-7", "333333330000007d7"]);
+}
+
+/// Upstream keeps paths in udev enumeration order (sorted by sysfs devpath, i.e.
+/// by host, then LUN), and both `show paths` and the order of paths inside a
+/// group follow it. The owner keeps paths in a map keyed by device name, so
+/// `sdaa` (host 3) sorts before `sdc` (host 0).
+#[test]
+#[ignore = "bug: owner orders paths by device name (BTreeMap<String, Path>), upstream by sysfs devpath; sdaa..sdaf come before sdb"]
+fn paths_keep_kernel_order_like_the_reference_daemon() {
+    let f = FakeSys::new();
+    let disks = lab_8x4(&f);
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let creates = creates(h.changes());
+    // LUN 2: host 0 is sdc (8:32), host 3 is sdaa (65:160).
+    assert_eq!(
+        creates[2].2,
+        "0 1 alua 3 1 service-time 0 2 1 8:32 1 65:160 1 service-time 0 1 1 8:160 1 service-time 0 1 1 65:32 1"
+    );
+    let shown: Vec<String> =
+        h.cmd(Command::ShowPaths).lines().skip(1).map(|l| l.split_whitespace().nth(1).unwrap().to_string()).collect();
+    let kernel: Vec<String> = disks.into_iter().map(|d| d.0).collect();
+    assert_eq!(shown, kernel, "reference 8x4-show-paths.txt lists sda..sdz, sdaa..sdaf");
+}
+
+#[test]
+fn find_multipaths_strict_needs_the_wwids_file() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let strict = "defaults {\n user_friendly_names yes\n find_multipaths strict\n}\n";
+    let mut h = Harness::new(&f, strict, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.calls(), vec![Call::List], "unknown WWID: no map");
+    assert_eq!(h.owner.counts(), (2, 0));
+    assert_eq!(f.bindings(), "", "no alias is taken for a WWID left alone");
+
+    fs::write(f.state().join("wwids"), format!("# Multipath wwids, Version : 1.0\n/{WWID}/\n")).unwrap();
+    let mut h = Harness::new(&f, strict, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes()), vec![("mpatha".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]);
+}
+
+/// Upstream's daemon remembers the WWID of every map it sets up in the wwids file
+/// (so `find_multipaths strict|yes` keeps claiming it after a restart and udev's
+/// `multipath -u` reports the paths as multipath members).
+#[test]
+#[ignore = "bug: Owner::setup_map never adds the WWID to <state_dir>/wwids after creating a map"]
+fn creating_a_map_remembers_its_wwid() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes()).len(), 1);
+    let wwids = fs::read_to_string(f.state().join("wwids")).unwrap_or_default();
+    assert!(wwids.lines().any(|l| l == format!("/{WWID}/")), "wwids file:\n{wwids}");
+}
+
+/// Two equally good paths share one group; the kernel may list them in either
+/// order. Upstream compares groups as sets of paths (`pgcmp`) and leaves such a
+/// map alone at startup.
+#[test]
+#[ignore = "bug: owner.rs same_layout compares the paths of a group in order, so a map whose group lists the same paths in another order is reloaded instead of adopted"]
+fn adoption_ignores_path_order_inside_a_group() {
+    let f = FakeSys::new();
+    f.add(&Disk { dev: "sda", devt: (8, 0), host: 1, lun: 0, wwid: WWID, access_state: "active/optimized" });
+    f.add(&Disk { dev: "sdb", devt: (8, 16), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
+    let mut dm = DmState::default();
+    dm.preload("mpatha", &format!("mpath-{WWID}"), "0 1 alua 1 1 service-time 0 2 1 8:16 1 8:0 1");
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    assert_eq!(h.changes(), vec![]);
+}
+
+#[test]
+fn add_uevent_for_a_new_path_reloads_its_map() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    h.controls();
+    f.add(&Disk { dev: "sdc", devt: (8, 32), host: 2, lun: 0, wwid: WWID, access_state: "standby" });
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        ("DEVPATH", "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc"),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdc"),
+        ("DEVTYPE", "disk"),
+    ]));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 3 1 service-time 0 1 1 8:16 1 service-time 0 1 1 8:0 1 service-time 0 1 1 8:32 1".into(),
+        }]
+    );
+    assert_eq!(h.owner.counts(), (3, 1));
+    let sched = h.scheduled();
+    assert!(sched.contains_key("sdc"), "the new path is checked: {sched:?}");
+    // A second add for the same device changes nothing.
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        ("DEVPATH", "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc"),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdc"),
+    ]));
+    assert_eq!(h.changes(), vec![]);
 }
 
 #[test]
