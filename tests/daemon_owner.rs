@@ -961,3 +961,41 @@ const REF_MAPS_STATUS: &str = "name   failback queueing paths dm-st  write_prot\
 const REF_MAPS: &str = "name   sysfs uuid             \nmpatha dm-0  333333330000007d0\n";
 
 const REF_STATUS: &str = "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n";
+
+/// The lab's offline/online cycle (reference 2paths-failed-*.txt): the checker
+/// finds sdb's device offline, the daemon fails it in DM and shows it
+/// `failed faulty offline`; once it runs again the next check reinstates it.
+#[test]
+fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
+    let f = FakeSys::new();
+    f.add(&Disk { dev: "sda", devt: (8, 0), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
+    f.add(&Disk { dev: "sdb", devt: (8, 16), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids["sda"], PathState::Up);
+    h.check(ids["sdb"], PathState::Up);
+    h.calls();
+
+    let state = f.sys("block/sdb/device/state");
+    fs::write(&state, "offline\n").unwrap();
+    h.owner.on_check(CheckOutcome { path_id: ids["sdb"] as _, result: Verdict::offline(), took: Duration::ZERO });
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
+    let out = h.cmd(Command::ShowPaths);
+    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0][..7], ["0:0:0:0", "sda", "8:0", "50", "active", "ready", "running"]);
+    assert_eq!(rows[1][..7], ["1:0:0:0", "sdb", "8:16", "10", "failed", "faulty", "offline"]);
+    {
+        let st = h.dm.lock().unwrap();
+        assert_eq!(st.status_of(&st.maps["mpatha"]).unwrap(), "2 0 0 0 2 1 A 0 1 2 8:0 A 0 0 1 E 0 1 2 8:16 F 0 0 1");
+    }
+    // Still down on the next check: nothing more is sent.
+    h.owner.on_check(CheckOutcome { path_id: ids["sdb"] as _, result: Verdict::offline(), took: Duration::ZERO });
+    assert_eq!(h.changes(), vec![]);
+
+    fs::write(&state, "running\n").unwrap();
+    h.check(ids["sdb"], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()["sdb"][4..7], ["active", "ready", "running"]);
+    assert_eq!(h.cmd(Command::ShowStatus), "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n");
+}
