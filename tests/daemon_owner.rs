@@ -327,7 +327,7 @@ impl Harness {
             .into_iter()
             .filter_map(|c| match c {
                 Control::Schedule { req, .. } => {
-                    Some((req.dev.file_name().unwrap().to_string_lossy().into_owned(), req.path as u64))
+                    Some((req.dev.file_name().unwrap().to_string_lossy().into_owned(), req.path))
                 }
                 _ => None,
             })
@@ -340,7 +340,7 @@ impl Harness {
 
     fn check(&mut self, id: u64, state: PathState) {
         self.owner.on_check(CheckOutcome {
-            path_id: id as _,
+            path_id: id,
             result: Verdict::new(state, ""),
             took: Duration::from_millis(1),
         });
@@ -436,8 +436,7 @@ fn coldplug_two_alua_paths_creates_mpatha() {
 fn coldplug_adopts_an_existing_map_with_the_same_table() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
-    let mut dm = DmState::default();
-    dm.next_minor = 3;
+    let mut dm = DmState { next_minor: 3, ..Default::default() };
     dm.preload("mpathq", &format!("mpath-{WWID}"), TWO_PATH_TABLE);
     let mut h = Harness::new(&f, GREEDY, dm);
     h.owner.coldplug();
@@ -760,7 +759,7 @@ fn second_path_failed_uevent_in_the_window_holds_the_path() {
     h.owner.on_ioerr(ev);
     let again: Vec<Control> = h.controls();
     assert!(
-        again.iter().any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path as u64 == ids[b])),
+        again.iter().any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[b])),
         "released path is checked at once: {again:?}"
     );
     // The next good check reinstates it.
@@ -790,13 +789,13 @@ fn removing_paths_reloads_and_never_drops_the_map() {
         }]
     );
     let ctl = h.controls();
-    assert!(ctl.contains(&Control::Remove(ids["sdb"] as _)), "{ctl:?}");
+    assert!(ctl.contains(&Control::Remove(ids["sdb"])), "{ctl:?}");
     assert_eq!(h.owner.counts(), (1, 1));
 
     f.remove("sda", (8, 0));
     h.owner.on_uevent(remove_uevent("sda", 1));
     assert_eq!(h.changes(), vec![], "the last path leaves the map as it is");
-    assert!(h.controls().contains(&Control::Remove(ids["sda"] as _)));
+    assert!(h.controls().contains(&Control::Remove(ids["sda"])));
     assert_eq!(h.owner.counts(), (0, 1));
     assert!(h.dm.lock().unwrap().maps.contains_key("mpatha"));
     let topo = h.cmd(Command::ShowMapsTopology);
@@ -979,7 +978,7 @@ fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
 
     let state = f.sys("block/sdb/device/state");
     fs::write(&state, "offline\n").unwrap();
-    h.owner.on_check(CheckOutcome { path_id: ids["sdb"] as _, result: Verdict::offline(), took: Duration::ZERO });
+    h.owner.on_check(CheckOutcome { path_id: ids["sdb"], result: Verdict::offline(), took: Duration::ZERO });
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
     let out = h.cmd(Command::ShowPaths);
     let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
@@ -990,7 +989,7 @@ fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
         assert_eq!(st.status_of(&st.maps["mpatha"]).unwrap(), "2 0 0 0 2 1 A 0 1 2 8:0 A 0 0 1 E 0 1 2 8:16 F 0 0 1");
     }
     // Still down on the next check: nothing more is sent.
-    h.owner.on_check(CheckOutcome { path_id: ids["sdb"] as _, result: Verdict::offline(), took: Duration::ZERO });
+    h.owner.on_check(CheckOutcome { path_id: ids["sdb"], result: Verdict::offline(), took: Duration::ZERO });
     assert_eq!(h.changes(), vec![]);
 
     fs::write(&state, "running\n").unwrap();
@@ -1024,7 +1023,7 @@ fn queueing_and_switch_group_commands() {
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
     let st = h.cmd(Command::ShowMapsStatus);
     assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("off"), "{st}");
-    assert_eq!(h.cmd(Command::RestoreQueueing { map: Some(format!("/dev/dm-0")) }), "");
+    assert_eq!(h.cmd(Command::RestoreQueueing { map: Some("/dev/dm-0".into()) }), "");
     assert_eq!(h.changes(), vec![msg("mpatha", "queue_if_no_path")]);
     let st = h.cmd(Command::ShowMapsStatus);
     assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("on"), "{st}");
