@@ -18,6 +18,7 @@ use multipathd::config::{Config, parse_str};
 use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
 use multipathd::discovery::SysfsRoot;
 use multipathd::dm::table::MultipathTable;
+use multipathd::marginal::sampler::Counts;
 use multipathd::marginal::thread::{IoErrEvent, IoErrStat};
 use multipathd::uevent::Uevent;
 
@@ -717,20 +718,107 @@ fn fail_and_reinstate_path_commands_send_dm_messages() {
 
 const MARGINAL: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n marginal_path_double_failed_time 60\n marginal_path_err_sample_time 120\n marginal_path_err_rate_threshold 10\n marginal_path_err_recheck_gap_time 300\n}\n";
 
-#[test]
-fn second_path_failed_uevent_in_the_window_holds_the_path() {
+/// Paths named so that no real machine has them: the io-err-stat test opens
+/// `/dev/<name>` itself (not under `Env::dev_dir`).
+const A: &str = "sdzya";
+const B: &str = "sdzyb";
+
+/// A 2-path map with the marginal settings on, both paths checked up.
+fn marginal_setup() -> (FakeSys, Harness, BTreeMap<String, u64>) {
     let f = FakeSys::new();
-    // Names no real machine has: the io-err-stat test opens /dev/<name> itself.
-    let (a, b) = ("sdzya", "sdzyb");
-    assert!(!Path::new("/dev").join(b).exists());
-    two_paths(&f, a, b);
+    assert!(!Path::new("/dev").join(B).exists());
+    two_paths(&f, A, B);
     let mut h = Harness::new(&f, MARGINAL, DmState::default());
     h.owner.coldplug();
     let ids = h.scheduled();
-    h.check(ids[a], PathState::Up);
-    h.check(ids[b], PathState::Up);
+    h.check(ids[A], PathState::Up);
+    h.check(ids[B], PathState::Up);
     h.calls();
     h.controls();
+    (f, h, ids)
+}
+
+/// The kernel fails `devt` of mpatha and sends the uevent.
+fn kernel_fails(h: &mut Harness, devt: &str, seq: u64) {
+    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert(devt.into());
+    h.owner.on_uevent(path_failed("mpatha", devt, seq));
+}
+
+/// Two failures of B in the window, then the checker sees B up: B is held and
+/// under test (the io-err-stat thread has been asked to start).
+fn hold_b(h: &mut Harness, ids: &BTreeMap<String, u64>) {
+    kernel_fails(h, "8:16", 1);
+    h.check(ids[B], PathState::Up);
+    kernel_fails(h, "8:16", 2);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(
+        h.changes(),
+        vec![msg("mpatha", "reinstate_path 8:16"), msg("mpatha", "fail_path 8:16")]
+    );
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
+    h.controls();
+}
+
+fn finished(path: &str, ios: u64, errs: u64) -> IoErrEvent {
+    IoErrEvent::Finished { path: path.into(), counts: Counts { ios, errs, failed: errs, ..Default::default() } }
+}
+
+#[test]
+fn a_bad_io_error_verdict_keeps_the_path_out() {
+    let (_f, mut h, ids) = marginal_setup();
+    hold_b(&mut h, &ids);
+    // 100 errors in 1000 reads: 100/1000 is over the threshold of 10/1000.
+    h.owner.on_ioerr(finished(B, 1000, 100));
+    assert_eq!(h.changes(), vec![]);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![], "still inside marginal_path_err_recheck_gap_time");
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
+    // The thread's own report (it could not open the device) comes after the
+    // verdict and is stale by then.
+    let ev = h.ioerr.recv_timeout(Duration::from_secs(30)).expect("io-err-stat reports");
+    assert!(matches!(&ev, IoErrEvent::EnqueueFailed { path, .. } if path == B), "{ev:?}");
+    h.owner.on_ioerr(ev);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![]);
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
+    h.owner.shutdown();
+}
+
+#[test]
+fn a_good_io_error_verdict_lets_the_path_back() {
+    let (_f, mut h, ids) = marginal_setup();
+    hold_b(&mut h, &ids);
+    h.owner.on_ioerr(finished(B, 1000, 10));
+    let ctl = h.controls();
+    assert!(
+        ctl.iter().any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[B])),
+        "released path is checked at once: {ctl:?}"
+    );
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()[B][4..6], ["active", "ready"]);
+    h.owner.shutdown();
+}
+
+#[test]
+fn the_last_active_path_is_never_held() {
+    let (_f, mut h, ids) = marginal_setup();
+    assert_eq!(h.cmd(Command::FailPath { path: A.into() }), "");
+    h.calls();
+    kernel_fails(&mut h, "8:16", 1);
+    h.check(ids[B], PathState::Up);
+    kernel_fails(&mut h, "8:16", 2);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")], "no fail_path from the daemon");
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()[B][4..6], ["active", "ready"]);
+    assert!(h.ioerr.try_recv().is_err(), "no IO error test was started");
+}
+
+#[test]
+fn second_path_failed_uevent_in_the_window_holds_the_path() {
+    let (_f, mut h, ids) = marginal_setup();
+    let (a, b) = (A, B);
 
     // The kernel failed the path and says so; the first uevent only starts pre-checking.
     h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert("8:16".into());
