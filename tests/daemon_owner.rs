@@ -1,0 +1,1312 @@
+//! The daemon's state owner driven with fakes: an in-memory device-mapper that
+//! records every call, a scsi_debug-shaped sysfs tree, a udev database and a state
+//! directory in a tempdir. No checker or uevent threads: the test feeds the owner
+//! the messages those threads would send and inspects what it sends back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, unbounded};
+use multipathd::checkers::state::{PathState, Verdict};
+use multipathd::checkers::{CheckOutcome, Control};
+use multipathd::cli::parse::{Command, HandlerError};
+use multipathd::config::{Config, parse_str};
+use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::discovery::SysfsRoot;
+use multipathd::dm::table::MultipathTable;
+use multipathd::marginal::sampler::Counts;
+use multipathd::marginal::thread::{IoErrEvent, IoErrStat};
+use multipathd::uevent::Uevent;
+
+const WWID: &str = "333333330000007d0";
+const SECTORS: u64 = 32768;
+
+// ---- fake device-mapper --------------------------------------------------
+
+/// One call the owner made that changes (or lists) kernel state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    List,
+    Create { name: String, uuid: String, sectors: u64, params: String },
+    Reload { name: String, sectors: u64, params: String },
+    Message { name: String, msg: String },
+}
+
+#[derive(Debug, Clone)]
+struct FakeMap {
+    uuid: String,
+    minor: u32,
+    sectors: u64,
+    params: String,
+    /// Paths (`major:minor`) the kernel has failed.
+    failed: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct DmState {
+    calls: Vec<Call>,
+    maps: BTreeMap<String, FakeMap>,
+    next_minor: u32,
+}
+
+impl DmState {
+    /// Calls recorded since the last `take_calls`.
+    fn take_calls(&mut self) -> Vec<Call> {
+        std::mem::take(&mut self.calls)
+    }
+
+    /// A map that exists before the daemon starts.
+    fn preload(&mut self, name: &str, uuid: &str, params: &str) -> u32 {
+        let minor = self.next_minor;
+        self.next_minor += 1;
+        self.maps.insert(
+            name.to_string(),
+            FakeMap { uuid: uuid.into(), minor, sectors: SECTORS, params: params.into(), failed: BTreeSet::new() },
+        );
+        minor
+    }
+
+    /// The kernel's status text for a map: groups and paths from its table, the
+    /// table's initial group active, paths failed by `fail_path` shown `F`.
+    fn status_of(&self, m: &FakeMap) -> Result<String, String> {
+        let t = MultipathTable::parse(&m.params).map_err(|e| e.to_string())?;
+        let next = if t.groups.is_empty() { 0 } else { t.initial_group.max(1) };
+        let mut s = format!("2 0 0 0 {} {next}", t.groups.len());
+        for (i, g) in t.groups.iter().enumerate() {
+            let st = if i as u32 + 1 == next { "A" } else { "E" };
+            s.push_str(&format!(" {st} 0 {} 2", g.paths.len()));
+            for p in &g.paths {
+                let af = if m.failed.contains(&p.dev) { "F" } else { "A" };
+                s.push_str(&format!(" {} {af} 0 0 1", p.dev));
+            }
+        }
+        Ok(s)
+    }
+}
+
+struct FakeDm(Arc<Mutex<DmState>>);
+
+impl MapOps for FakeDm {
+    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, String> {
+        let mut st = self.0.lock().unwrap();
+        st.calls.push(Call::List);
+        let st = &*st;
+        st.maps
+            .iter()
+            .map(|(name, m)| {
+                Ok(ExistingMap {
+                    name: name.clone(),
+                    uuid: m.uuid.clone(),
+                    minor: m.minor,
+                    sectors: m.sectors,
+                    table: m.params.clone(),
+                    status: st.status_of(m)?,
+                })
+            })
+            .collect()
+    }
+
+    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, String> {
+        let mut st = self.0.lock().unwrap();
+        st.calls.push(Call::Create { name: name.into(), uuid: uuid.into(), sectors, params: params.into() });
+        if st.maps.contains_key(name) {
+            return Err(format!("{name}: device or resource busy"));
+        }
+        let minor = st.next_minor;
+        st.next_minor += 1;
+        st.maps.insert(
+            name.into(),
+            FakeMap { uuid: uuid.into(), minor, sectors, params: params.into(), failed: BTreeSet::new() },
+        );
+        Ok(minor)
+    }
+
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), String> {
+        let mut st = self.0.lock().unwrap();
+        st.calls.push(Call::Reload { name: name.into(), sectors, params: params.into() });
+        let m = st.maps.get_mut(name).ok_or_else(|| format!("{name}: no such device"))?;
+        m.sectors = sectors;
+        m.params = params.into();
+        Ok(())
+    }
+
+    fn message(&mut self, name: &str, msg: &str) -> Result<(), String> {
+        let mut st = self.0.lock().unwrap();
+        st.calls.push(Call::Message { name: name.into(), msg: msg.into() });
+        let m = st.maps.get_mut(name).ok_or_else(|| format!("{name}: no such device"))?;
+        let mut words = msg.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("fail_path"), Some(dev)) => {
+                m.failed.insert(dev.to_string());
+            }
+            (Some("reinstate_path"), Some(dev)) => {
+                m.failed.remove(dev);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn status(&mut self, name: &str) -> Result<String, String> {
+        let st = self.0.lock().unwrap();
+        let m = st.maps.get(name).ok_or_else(|| format!("{name}: no such device"))?;
+        st.status_of(m)
+    }
+}
+
+// ---- fake system -----------------------------------------------------------
+
+/// A tempdir holding `sys/`, `run/udev/data`, `dev/` and `etc/multipath`.
+struct FakeSys {
+    dir: tempfile::TempDir,
+}
+
+/// One scsi_debug LUN as seen through one host.
+struct Disk<'a> {
+    dev: &'a str,
+    devt: (u32, u32),
+    host: u32,
+    lun: u32,
+    wwid: &'a str,
+    access_state: &'a str,
+}
+
+/// VPD page 0x83 of scsi_debug (Linux 6.1) as in tests/discovery_sysfs.rs; byte 74
+/// carries the target port group, which differs per host.
+fn scsi_debug_pg83(port_group_hi: u8) -> Vec<u8> {
+    let mut p = vec![
+        0x00, 0x83, 0x00, 0x70, 0x02, 0x01, 0x00, 0x1c, 0x4c, 0x69, 0x6e, 0x75, 0x78, 0x20, 0x20, 0x20, //
+        0x73, 0x63, 0x73, 0x69, 0x5f, 0x64, 0x65, 0x62, 0x75, 0x67, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, //
+        0x32, 0x30, 0x30, 0x30, 0x01, 0x03, 0x00, 0x08, 0x33, 0x33, 0x33, 0x30, 0x00, 0x00, 0x07, 0xd0, //
+        0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x61, 0x93, 0x00, 0x08, 0x32, 0x22, 0x22, 0x20, //
+        0x00, 0x00, 0x07, 0xce, 0x61, 0x95, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00, 0x61, 0xa3, 0x00, 0x08, //
+        0x32, 0x22, 0x22, 0x20, 0x00, 0x00, 0x07, 0xcd, 0x63, 0xa8, 0x00, 0x18, 0x6e, 0x61, 0x61, 0x2e, //
+        0x33, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x37, 0x43, 0x44, //
+        0x00, 0x00, 0x00, 0x00,
+    ];
+    p[74] = port_group_hi;
+    p
+}
+
+impl FakeSys {
+    fn new() -> Self {
+        let f = FakeSys { dir: tempfile::tempdir().unwrap() };
+        for d in [f.sys("block"), f.udev(), f.dev(), f.state()] {
+            fs::create_dir_all(d).unwrap();
+        }
+        f
+    }
+    fn sys(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("sys").join(rel)
+    }
+    fn udev(&self) -> PathBuf {
+        self.dir.path().join("run/udev/data")
+    }
+    fn dev(&self) -> PathBuf {
+        self.dir.path().join("dev")
+    }
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("etc/multipath")
+    }
+    fn env(&self) -> Env {
+        Env {
+            sysfs: SysfsRoot::new(self.dir.path()),
+            udev_dir: self.udev(),
+            dev_dir: self.dev(),
+            state_dir: self.state(),
+            bindings_read_only: false,
+        }
+    }
+    fn write(path: &Path, content: &[u8]) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    /// sysfs block and SCSI device dirs plus the udev record, as scsi_debug with
+    /// the ALUA device handler attached looks.
+    fn add(&self, d: &Disk) {
+        let h = d.host;
+        let devdir = self
+            .sys("devices")
+            .join(format!("pseudo_0/adapter{h}/host{h}/target{h}:0:0"))
+            .join(format!("{h}:0:0:{}", d.lun));
+        let access = format!("{}\n", d.access_state);
+        let attrs: [(&str, &[u8]); 9] = [
+            ("vendor", b"Linux   \n"),
+            ("model", b"scsi_debug      \n"),
+            ("rev", b"0191\n"),
+            ("state", b"running\n"),
+            ("access_state", access.as_bytes()),
+            ("preferred_path", b"0\n"),
+            ("dh_state", b"alua\n"),
+            ("timeout", b"30\n"),
+            ("vpd_pg80", b"\x00\x80\x00\x042000"),
+        ];
+        for (name, content) in attrs {
+            Self::write(&devdir.join(name), content);
+        }
+        Self::write(&devdir.join("vpd_pg83"), &scsi_debug_pg83(h as u8 + 1));
+        let block = self.sys("block").join(d.dev);
+        fs::create_dir_all(&block).unwrap();
+        Self::write(&block.join("dev"), format!("{}:{}\n", d.devt.0, d.devt.1).as_bytes());
+        Self::write(&block.join("size"), format!("{SECTORS}\n").as_bytes());
+        symlink(&devdir, block.join("device")).unwrap();
+        let wwn = format!("0x{}", &d.wwid[1..]);
+        Self::write(
+            &self.udev().join(format!("b{}:{}", d.devt.0, d.devt.1)),
+            format!("I:1\nE:ID_SERIAL={}\nE:ID_WWN={wwn}\nE:ID_BUS=scsi\n", d.wwid).as_bytes(),
+        );
+    }
+
+    /// What the kernel removes when a disk goes away.
+    fn remove(&self, dev: &str, devt: (u32, u32)) {
+        fs::remove_dir_all(self.sys("block").join(dev)).unwrap();
+        fs::remove_file(self.udev().join(format!("b{}:{}", devt.0, devt.1))).unwrap();
+    }
+
+    fn bindings(&self) -> String {
+        fs::read_to_string(self.state().join("bindings")).unwrap_or_default()
+    }
+}
+
+/// The lab's 2-path scsi_debug LUN: `a` through host 1 (non-optimized), `b`
+/// through host 0 (optimized).
+fn two_paths(f: &FakeSys, a: &str, b: &str) {
+    f.add(&Disk { dev: a, devt: (8, 0), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
+    f.add(&Disk { dev: b, devt: (8, 16), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
+}
+
+// ---- harness -----------------------------------------------------------------
+
+const GREEDY: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n}\n";
+
+/// The table the reference daemon loads for the lab LUN: the optimized path's group first.
+const TWO_PATH_TABLE: &str = "0 1 alua 2 1 service-time 0 1 1 8:16 1 service-time 0 1 1 8:0 1";
+
+fn config(text: &str) -> Config {
+    parse_str("multipath.conf", text).expect("config parses").config
+}
+
+struct Harness {
+    owner: Owner,
+    dm: Arc<Mutex<DmState>>,
+    checker: Receiver<Control>,
+    ioerr: Receiver<IoErrEvent>,
+}
+
+impl Harness {
+    fn new(f: &FakeSys, conf: &str, dm: DmState) -> Harness {
+        let dm = Arc::new(Mutex::new(dm));
+        let (ctx, crx) = unbounded();
+        let (itx, irx) = unbounded();
+        let out = Outputs { checker: ctx, ioerr: IoErrStat::new(itx) };
+        let owner = Owner::new(config(conf), f.env(), Box::new(FakeDm(dm.clone())), out);
+        Harness { owner, dm, checker: crx, ioerr: irx }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.dm.lock().unwrap().take_calls()
+    }
+
+    /// Mutating calls only (without `List`).
+    fn changes(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| *c != Call::List).collect()
+    }
+
+    /// Everything sent to the checker loop so far.
+    fn controls(&self) -> Vec<Control> {
+        self.checker.try_iter().collect()
+    }
+
+    /// Device → checker path id, from the `Schedule` messages.
+    fn scheduled(&self) -> BTreeMap<String, u64> {
+        self.controls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Control::Schedule { req, .. } => {
+                    Some((req.dev.file_name().unwrap().to_string_lossy().into_owned(), req.path))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn cmd(&mut self, c: Command) -> String {
+        self.owner.on_command(c).expect("command succeeds")
+    }
+
+    fn check(&mut self, id: u64, state: PathState) {
+        self.owner.on_check(CheckOutcome {
+            path_id: id,
+            result: Verdict::new(state, ""),
+            took: Duration::from_millis(1),
+        });
+    }
+
+    /// `show paths` rows as (dev, dm_st, chk_st) by device.
+    fn path_rows(&mut self) -> BTreeMap<String, Vec<String>> {
+        let out = self.cmd(Command::ShowPaths);
+        out.lines()
+            .skip(1)
+            .map(|l| {
+                let w: Vec<String> = l.split_whitespace().map(str::to_string).collect();
+                (w[1].clone(), w)
+            })
+            .collect()
+    }
+}
+
+fn uevent(props: &[(&str, &str)]) -> Uevent {
+    Uevent::from_env(props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap()
+}
+
+fn path_failed(map: &str, devt: &str, seq: u64) -> Uevent {
+    let seq = seq.to_string();
+    uevent(&[
+        ("ACTION", "change"),
+        ("DEVPATH", "/devices/virtual/block/dm-0"),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/dm-0"),
+        ("DM_TARGET", "multipath"),
+        ("DM_ACTION", "PATH_FAILED"),
+        ("DM_SEQNUM", &seq),
+        ("DM_PATH", devt),
+        ("DM_NR_VALID_PATHS", "1"),
+        ("DM_NAME", map),
+        ("DM_UUID", &format!("mpath-{WWID}")),
+    ])
+}
+
+fn remove_uevent(dev: &str, host: u32) -> Uevent {
+    uevent(&[
+        ("ACTION", "remove"),
+        ("DEVPATH", &format!("/devices/pseudo_0/adapter{host}/host{host}/target{host}:0:0/{host}:0:0:0/block/{dev}")),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", &format!("/dev/{dev}")),
+        ("DEVTYPE", "disk"),
+    ])
+}
+
+fn msg(name: &str, m: &str) -> Call {
+    Call::Message { name: name.into(), msg: m.into() }
+}
+
+// ---- tests ---------------------------------------------------------------------
+
+#[test]
+fn coldplug_two_alua_paths_creates_mpatha() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(
+        h.calls(),
+        vec![
+            Call::List,
+            Call::Create {
+                name: "mpatha".into(),
+                uuid: format!("mpath-{WWID}"),
+                sectors: SECTORS,
+                params: TWO_PATH_TABLE.into(),
+            }
+        ]
+    );
+    assert!(f.bindings().lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["mpatha", WWID]), "{}", f.bindings());
+    assert_eq!(h.owner.counts(), (2, 1));
+    // Both paths are handed to the checker loop for an immediate first check.
+    let sched: Vec<(String, u32)> = h
+        .controls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Control::Schedule { req, in_secs } => Some((req.dev.display().to_string(), in_secs)),
+            _ => None,
+        })
+        .collect();
+    let dev = f.dev();
+    assert_eq!(
+        sched,
+        vec![(dev.join("sdb").display().to_string(), 0), (dev.join("sda").display().to_string(), 0)]
+    );
+}
+
+#[test]
+fn coldplug_adopts_an_existing_map_with_the_same_table() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut dm = DmState { next_minor: 3, ..Default::default() };
+    dm.preload("mpathq", &format!("mpath-{WWID}"), TWO_PATH_TABLE);
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    assert_eq!(h.calls(), vec![Call::List], "adoption must neither create nor reload");
+    assert_eq!(h.owner.counts(), (2, 1));
+    let topo = h.cmd(Command::ShowMapsTopology);
+    assert_eq!(topo.lines().next().unwrap(), format!("mpathq ({WWID}) dm-3 Linux,scsi_debug"));
+}
+
+#[test]
+fn coldplug_reloads_an_existing_map_with_another_layout() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut dm = DmState::default();
+    let old = "0 0 1 1 service-time 0 1 1 8:0 1";
+    dm.preload("mpatha", &format!("mpath-{WWID}"), old);
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload { name: "mpatha".into(), sectors: SECTORS, params: TWO_PATH_TABLE.into() }]
+    );
+}
+
+/// The lab's 8 LUNs x 4 hosts as the kernel names them (host-major: host 0 gets
+/// sda..sdh, host 3 sdy..sdaf), with the ALUA states scsi_debug reports there:
+/// hosts 0 and 3 optimized, host 1 non-optimized, host 2 standby.
+/// Returns (dev, `major:minor`, host, lun) in kernel (hcil) order.
+fn lab_8x4(f: &FakeSys) -> Vec<(String, String, u32, u32)> {
+    let mut out = Vec::new();
+    for host in 0..4u32 {
+        for lun in 0..8u32 {
+            let i = host * 8 + lun;
+            let dev = if i < 26 {
+                format!("sd{}", (b'a' + i as u8) as char)
+            } else {
+                format!("sda{}", (b'a' + (i - 26) as u8) as char)
+            };
+            let devt = if i < 16 { (8, i * 16) } else { (65, (i - 16) * 16) };
+            let state = ["active/optimized", "active/non-optimized", "standby", "active/optimized"][host as usize];
+            let wwid = format!("333333330000007d{lun}");
+            f.add(&Disk { dev: &dev, devt, host, lun, wwid: &wwid, access_state: state });
+            out.push((dev, format!("{}:{}", devt.0, devt.1), host, lun));
+        }
+    }
+    out
+}
+
+/// Creates in call order as (name, uuid, params).
+fn creates(calls: Vec<Call>) -> Vec<(String, String, String)> {
+    calls
+        .into_iter()
+        .map(|c| match c {
+            Call::Create { name, uuid, params, sectors } => {
+                assert_eq!(sectors, SECTORS);
+                (name, uuid, params)
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn eight_luns_by_four_paths_make_eight_maps() {
+    let f = FakeSys::new();
+    let disks = lab_8x4(&f);
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let creates = creates(h.changes());
+    assert_eq!(creates.len(), 8);
+    let bindings = f.bindings();
+    for (lun, (name, uuid, params)) in creates.iter().enumerate() {
+        // Aliases are handed out in WWID order, as the reference daemon did.
+        assert_eq!(*name, format!("mpath{}", (b'a' + lun as u8) as char));
+        let wwid = format!("333333330000007d{lun}");
+        assert_eq!(*uuid, format!("mpath-{wwid}"));
+        assert!(bindings.lines().any(|l| l == format!("{name} {wwid}")), "{name} {wwid} not in\n{bindings}");
+        let devt = |host: u32| disks.iter().find(|d| d.2 == host && d.3 == lun as u32).unwrap().1.clone();
+        let t = MultipathTable::parse(params).unwrap();
+        let groups: Vec<BTreeSet<String>> =
+            t.groups.iter().map(|g| g.paths.iter().map(|p| p.dev.clone()).collect()).collect();
+        // group_by_prio (detected from ALUA): 50 (hosts 0 and 3), 10 (host 1), 1 (host 2).
+        assert_eq!(
+            groups,
+            vec![BTreeSet::from([devt(0), devt(3)]), BTreeSet::from([devt(1)]), BTreeSet::from([devt(2)])],
+            "{name}: {params}"
+        );
+        assert_eq!(t.hwhandler, ["alua"]);
+        assert_eq!(t.initial_group, 1);
+    }
+    // Where device-name order and kernel order agree, the whole table is exact.
+    assert_eq!(
+        creates[0].2,
+        "0 1 alua 3 1 service-time 0 2 1 8:0 1 65:128 1 service-time 0 1 1 8:128 1 service-time 0 1 1 65:0 1"
+    );
+    assert_eq!(h.owner.counts(), (32, 8));
+    let maps = h.cmd(Command::ShowMaps);
+    assert_eq!(maps.lines().count(), 9, "{maps}");
+    assert_eq!(maps.lines().nth(8).unwrap().split_whitespace().collect::<Vec<_>>(), ["mpathh", "dm-7", "333333330000007d7"]);
+}
+
+/// Upstream keeps paths in udev enumeration order (sorted by sysfs devpath, i.e.
+/// by host, then LUN), and both `show paths` and the order of paths inside a
+/// group follow it. The owner keeps paths in a map keyed by device name, so
+/// `sdaa` (host 3) sorts before `sdc` (host 0).
+#[test]
+#[ignore = "bug: owner orders paths by device name (BTreeMap<String, Path>), upstream by sysfs devpath; sdaa..sdaf come before sdb"]
+fn paths_keep_kernel_order_like_the_reference_daemon() {
+    let f = FakeSys::new();
+    let disks = lab_8x4(&f);
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let creates = creates(h.changes());
+    // LUN 2: host 0 is sdc (8:32), host 3 is sdaa (65:160).
+    assert_eq!(
+        creates[2].2,
+        "0 1 alua 3 1 service-time 0 2 1 8:32 1 65:160 1 service-time 0 1 1 8:160 1 service-time 0 1 1 65:32 1"
+    );
+    let shown: Vec<String> =
+        h.cmd(Command::ShowPaths).lines().skip(1).map(|l| l.split_whitespace().nth(1).unwrap().to_string()).collect();
+    let kernel: Vec<String> = disks.into_iter().map(|d| d.0).collect();
+    assert_eq!(shown, kernel, "reference 8x4-show-paths.txt lists sda..sdz, sdaa..sdaf");
+}
+
+#[test]
+fn find_multipaths_strict_needs_the_wwids_file() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let strict = "defaults {\n user_friendly_names yes\n find_multipaths strict\n}\n";
+    let mut h = Harness::new(&f, strict, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.calls(), vec![Call::List], "unknown WWID: no map");
+    assert_eq!(h.owner.counts(), (2, 0));
+    assert_eq!(f.bindings(), "", "no alias is taken for a WWID left alone");
+
+    fs::write(f.state().join("wwids"), format!("# Multipath wwids, Version : 1.0\n/{WWID}/\n")).unwrap();
+    let mut h = Harness::new(&f, strict, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes()), vec![("mpatha".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]);
+}
+
+/// Upstream's daemon remembers the WWID of every map it sets up in the wwids file
+/// (so `find_multipaths strict|yes` keeps claiming it after a restart and udev's
+/// `multipath -u` reports the paths as multipath members).
+#[test]
+#[ignore = "bug: Owner::setup_map never adds the WWID to <state_dir>/wwids after creating a map"]
+fn creating_a_map_remembers_its_wwid() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes()).len(), 1);
+    let wwids = fs::read_to_string(f.state().join("wwids")).unwrap_or_default();
+    assert!(wwids.lines().any(|l| l == format!("/{WWID}/")), "wwids file:\n{wwids}");
+}
+
+/// Two equally good paths share one group; the kernel may list them in either
+/// order. Upstream compares groups as sets of paths (`pgcmp`) and leaves such a
+/// map alone at startup.
+#[test]
+#[ignore = "bug: owner.rs same_layout compares the paths of a group in order, so a map whose group lists the same paths in another order is reloaded instead of adopted"]
+fn adoption_ignores_path_order_inside_a_group() {
+    let f = FakeSys::new();
+    f.add(&Disk { dev: "sda", devt: (8, 0), host: 1, lun: 0, wwid: WWID, access_state: "active/optimized" });
+    f.add(&Disk { dev: "sdb", devt: (8, 16), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
+    let mut dm = DmState::default();
+    dm.preload("mpatha", &format!("mpath-{WWID}"), "0 1 alua 1 1 service-time 0 2 1 8:16 1 8:0 1");
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    assert_eq!(h.changes(), vec![]);
+}
+
+#[test]
+fn add_uevent_for_a_new_path_reloads_its_map() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    h.controls();
+    f.add(&Disk { dev: "sdc", devt: (8, 32), host: 2, lun: 0, wwid: WWID, access_state: "standby" });
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        ("DEVPATH", "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc"),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdc"),
+        ("DEVTYPE", "disk"),
+    ]));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 3 1 service-time 0 1 1 8:16 1 service-time 0 1 1 8:0 1 service-time 0 1 1 8:32 1".into(),
+        }]
+    );
+    assert_eq!(h.owner.counts(), (3, 1));
+    let sched = h.scheduled();
+    assert!(sched.contains_key("sdc"), "the new path is checked: {sched:?}");
+    // A second add for the same device changes nothing.
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        ("DEVPATH", "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc"),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdc"),
+    ]));
+    assert_eq!(h.changes(), vec![]);
+}
+
+#[test]
+fn show_commands_describe_the_map_and_its_paths() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids["sda"], PathState::Up);
+    h.check(ids["sdb"], PathState::Up);
+
+    let paths = h.cmd(Command::ShowPaths);
+    let mut lines = paths.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["hcil", "dev", "dev_t", "pri", "dm_st", "chk_st", "dev_st", "next_check"]);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{paths}");
+    assert_eq!(rows[0][..7], ["1:0:0:0", "sda", "8:0", "10", "active", "ready", "running"]);
+    assert_eq!(rows[1][..7], ["0:0:0:0", "sdb", "8:16", "50", "active", "ready", "running"]);
+
+    // Exactly what Debian's multipathd 0.9.4 printed for this LUN in the lab VM
+    // (vm-harness.md), `create:` action prefix included.
+    assert_eq!(
+        h.cmd(Command::ShowMapsTopology),
+        format!(
+            "create: mpatha ({WWID}) dm-0 Linux,scsi_debug\n\
+             size=16M features='0' hwhandler='1 alua' wp=rw\n\
+             |-+- policy='service-time 0' prio=50 status=active\n\
+             | `- 0:0:0:0 sdb 8:16 active ready running\n\
+             `-+- policy='service-time 0' prio=10 status=enabled\n  \
+             `- 1:0:0:0 sda 8:0  active ready running\n"
+        )
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&h.cmd(Command::ShowMapsJson)).expect("valid JSON");
+    let m = &json["maps"][0];
+    assert_eq!(m["name"], "mpatha");
+    assert_eq!(m["uuid"], WWID);
+    let pgs = m["path_groups"].as_array().unwrap();
+    assert_eq!(pgs.len(), 2);
+    assert_eq!(pgs[0]["pri"], 50);
+    assert_eq!(pgs[0]["paths"][0]["dev"], "sdb");
+    assert_eq!(pgs[1]["pri"], 10);
+    assert_eq!(pgs[1]["paths"][0]["dev"], "sda");
+
+    assert_eq!(h.cmd(Command::ShowDaemon), format!("pid {} idle\n", std::process::id()));
+    assert_eq!(h.cmd(Command::ShowStatus), "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n");
+}
+
+#[test]
+fn fail_and_reinstate_path_commands_send_dm_messages() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    assert_eq!(h.cmd(Command::FailPath { path: "sdb".into() }), "");
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
+    assert_eq!(h.path_rows()["sdb"][4], "failed");
+    assert_eq!(h.cmd(Command::ReinstatePath { path: "8:16".into() }), "");
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()["sdb"][4], "active");
+    assert_eq!(h.owner.on_command(Command::FailPath { path: "sdz".into() }), Err(HandlerError::DeviceNotFound));
+    assert_eq!(
+        h.owner.on_command(Command::ReinstatePath { path: "/dev/sdz".into() }),
+        Err(HandlerError::DeviceNotFound)
+    );
+    assert_eq!(h.changes(), vec![]);
+}
+
+const MARGINAL: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n marginal_path_double_failed_time 60\n marginal_path_err_sample_time 120\n marginal_path_err_rate_threshold 10\n marginal_path_err_recheck_gap_time 300\n}\n";
+
+/// Paths named so that no real machine has them: the io-err-stat test opens
+/// `/dev/<name>` itself (not under `Env::dev_dir`).
+const A: &str = "sdzya";
+const B: &str = "sdzyb";
+
+/// A 2-path map with the marginal settings on, both paths checked up.
+fn marginal_setup() -> (FakeSys, Harness, BTreeMap<String, u64>) {
+    let f = FakeSys::new();
+    assert!(!Path::new("/dev").join(B).exists());
+    two_paths(&f, A, B);
+    let mut h = Harness::new(&f, MARGINAL, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids[A], PathState::Up);
+    h.check(ids[B], PathState::Up);
+    h.calls();
+    h.controls();
+    (f, h, ids)
+}
+
+/// The kernel fails `devt` of mpatha and sends the uevent.
+fn kernel_fails(h: &mut Harness, devt: &str, seq: u64) {
+    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert(devt.into());
+    h.owner.on_uevent(path_failed("mpatha", devt, seq));
+}
+
+/// Two failures of B in the window, then the checker sees B up: B is held and
+/// under test (the io-err-stat thread has been asked to start).
+fn hold_b(h: &mut Harness, ids: &BTreeMap<String, u64>) {
+    kernel_fails(h, "8:16", 1);
+    h.check(ids[B], PathState::Up);
+    kernel_fails(h, "8:16", 2);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(
+        h.changes(),
+        vec![msg("mpatha", "reinstate_path 8:16"), msg("mpatha", "fail_path 8:16")]
+    );
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
+    h.controls();
+}
+
+fn finished(path: &str, ios: u64, errs: u64) -> IoErrEvent {
+    IoErrEvent::Finished { path: path.into(), counts: Counts { ios, errs, failed: errs, ..Default::default() } }
+}
+
+#[test]
+fn a_bad_io_error_verdict_keeps_the_path_out() {
+    let (_f, mut h, ids) = marginal_setup();
+    hold_b(&mut h, &ids);
+    // 100 errors in 1000 reads: 100/1000 is over the threshold of 10/1000.
+    h.owner.on_ioerr(finished(B, 1000, 100));
+    assert_eq!(h.changes(), vec![]);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![], "still inside marginal_path_err_recheck_gap_time");
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
+    // The thread's own report (it could not open the device) comes after the
+    // verdict and is stale by then.
+    let ev = h.ioerr.recv_timeout(Duration::from_secs(30)).expect("io-err-stat reports");
+    assert!(matches!(&ev, IoErrEvent::EnqueueFailed { path, .. } if path == B), "{ev:?}");
+    h.owner.on_ioerr(ev);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![]);
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
+    h.owner.shutdown();
+}
+
+#[test]
+fn a_good_io_error_verdict_lets_the_path_back() {
+    let (_f, mut h, ids) = marginal_setup();
+    hold_b(&mut h, &ids);
+    h.owner.on_ioerr(finished(B, 1000, 10));
+    let ctl = h.controls();
+    assert!(
+        ctl.iter().any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[B])),
+        "released path is checked at once: {ctl:?}"
+    );
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()[B][4..6], ["active", "ready"]);
+    h.owner.shutdown();
+}
+
+#[test]
+fn the_last_active_path_is_never_held() {
+    let (_f, mut h, ids) = marginal_setup();
+    assert_eq!(h.cmd(Command::FailPath { path: A.into() }), "");
+    h.calls();
+    kernel_fails(&mut h, "8:16", 1);
+    h.check(ids[B], PathState::Up);
+    kernel_fails(&mut h, "8:16", 2);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")], "no fail_path from the daemon");
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()[B][4..6], ["active", "ready"]);
+    assert!(h.ioerr.try_recv().is_err(), "no IO error test was started");
+}
+
+#[test]
+fn second_path_failed_uevent_in_the_window_holds_the_path() {
+    let (_f, mut h, ids) = marginal_setup();
+    let (a, b) = (A, B);
+
+    // The kernel failed the path and says so; the first uevent only starts pre-checking.
+    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert("8:16".into());
+    h.owner.on_uevent(path_failed("mpatha", "8:16", 1));
+    assert_eq!(h.changes(), vec![]);
+    assert_eq!(h.path_rows()[b][4], "failed");
+    // Not held after one failure: the next good check reinstates it.
+    h.check(ids[b], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()[b][4..6], ["active", "ready"]);
+    // And it fails again within marginal_path_double_failed_time.
+    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert("8:16".into());
+    h.owner.on_uevent(path_failed("mpatha", "8:16", 2));
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
+    let rows = h.path_rows();
+    assert_eq!(rows[b][4..6], ["failed", "faulty"]);
+    assert_eq!(rows[a][4..6], ["active", "ready"]);
+
+    // The checker sees it up: held back (delayed), and an IO error test is asked for.
+    // This machine has no such device, so the test cannot start: the path is released.
+    h.check(ids[b], PathState::Up);
+    assert_eq!(h.changes(), vec![], "a held path is not reinstated");
+    assert_eq!(h.path_rows()[b][5], "delayed");
+    let ev = h.ioerr.recv_timeout(Duration::from_secs(30)).expect("io-err-stat reports");
+    assert!(matches!(&ev, IoErrEvent::EnqueueFailed { path, .. } if path == b), "{ev:?}");
+    h.owner.on_ioerr(ev);
+    let again: Vec<Control> = h.controls();
+    assert!(
+        again.iter().any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[b])),
+        "released path is checked at once: {again:?}"
+    );
+    // The next good check reinstates it.
+    h.check(ids[b], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()[b][4..6], ["active", "ready"]);
+    h.owner.shutdown();
+}
+
+#[test]
+fn removing_paths_reloads_and_never_drops_the_map() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.calls();
+
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 1 1 service-time 0 1 1 8:0 1".into()
+        }]
+    );
+    let ctl = h.controls();
+    assert!(ctl.contains(&Control::Remove(ids["sdb"])), "{ctl:?}");
+    assert_eq!(h.owner.counts(), (1, 1));
+
+    f.remove("sda", (8, 0));
+    h.owner.on_uevent(remove_uevent("sda", 1));
+    assert_eq!(h.changes(), vec![], "the last path leaves the map as it is");
+    assert!(h.controls().contains(&Control::Remove(ids["sda"])));
+    assert_eq!(h.owner.counts(), (0, 1));
+    assert!(h.dm.lock().unwrap().maps.contains_key("mpatha"));
+    let topo = h.cmd(Command::ShowMapsTopology);
+    // With no path left there is no vendor to show: upstream prints `##,##` then.
+    assert!(topo.lines().next().unwrap().ends_with(&format!("mpatha ({WWID}) dm-0 ##,##")), "{topo}");
+    assert!(!topo.contains("sda") && !topo.contains("sdb"), "{topo}");
+
+    // The disk comes back: the kept map gets it again by a reload, not a new map.
+    f.add(&Disk { dev: "sda", devt: (8, 0), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        ("DEVPATH", "/devices/pseudo_0/adapter1/host1/target1:0:0/1:0:0:0/block/sda"),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sda"),
+    ]));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 1 1 service-time 0 1 1 8:0 1".into()
+        }]
+    );
+    assert_eq!(h.owner.counts(), (1, 1));
+}
+
+/// Upstream's daemon clears a map's action once a reload is done (only `create`
+/// stays, `domap` in daemon mode), so `show topology` after a path removal prints
+/// no `reload:` prefix.
+#[test]
+#[ignore = "bug: owner.rs setup_map/install_map keeps action \"reload\" after a successful reload; show topology then prints `reload: mpatha ...`"]
+fn topology_after_a_reload_has_no_action_prefix() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    let topo = h.cmd(Command::ShowMapsTopology);
+    assert_eq!(topo.lines().next().unwrap(), format!("mpatha ({WWID}) dm-0 Linux,scsi_debug"), "{topo}");
+}
+
+#[test]
+fn del_path_command_works_like_a_remove_uevent() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    assert_eq!(h.cmd(Command::DelPath { path: "/dev/sda".into() }), "");
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 1 1 service-time 0 1 1 8:16 1".into()
+        }]
+    );
+    assert_eq!(h.owner.on_command(Command::DelPath { path: "sda".into() }), Err(HandlerError::DeviceNotFound));
+    // `add path` takes it back from sysfs (it is still there).
+    assert_eq!(h.cmd(Command::AddPath { path: "sda".into() }), "");
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload { name: "mpatha".into(), sectors: SECTORS, params: TWO_PATH_TABLE.into() }]
+    );
+}
+
+/// The lab run where host 0 came up as `sda`: `show maps json`, `show maps status`,
+/// `show maps` and `show status` as Debian's multipathd 0.9.4 printed them
+/// (tests/lab reference_daemon/2paths-*.txt). One deliberate difference: 0.9.4
+/// shows manual failback as `-`, current upstream (which we follow) as `manual`.
+#[test]
+fn show_output_matches_the_reference_daemon() {
+    let f = FakeSys::new();
+    f.add(&Disk { dev: "sda", devt: (8, 0), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
+    f.add(&Disk { dev: "sdb", devt: (8, 16), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids["sda"], PathState::Up);
+    h.check(ids["sdb"], PathState::Up);
+    assert_eq!(h.cmd(Command::ShowMapsJson), REF_JSON);
+    assert_eq!(h.cmd(Command::ShowMapsStatus), REF_MAPS_STATUS);
+    assert_eq!(h.cmd(Command::ShowMaps), REF_MAPS);
+    assert_eq!(h.cmd(Command::ShowStatus), REF_STATUS);
+}
+
+const REF_JSON: &str = r#"{
+   "major_version": 0,
+   "minor_version": 1,
+   "maps": [{
+      "name" : "mpatha",
+      "uuid" : "333333330000007d0",
+      "sysfs" : "dm-0",
+      "failback" : "manual",
+      "queueing" : "-",
+      "paths" : 2,
+      "write_prot" : "rw",
+      "dm_st" : "active",
+      "features" : "0",
+      "hwhandler" : "1 alua",
+      "action" : "create",
+      "path_faults" : 0,
+      "vend" : "Linux",
+      "prod" : "scsi_debug",
+      "rev" : "0191",
+      "switch_grp" : 0,
+      "map_loads" : 1,
+      "total_q_time" : 0,
+      "q_timeouts" : 0,
+      "path_groups": [{
+         "selector" : "service-time 0",
+         "pri" : 50,
+         "dm_st" : "active",
+         "marginal_st" : "normal",
+         "group" : 1,
+         "paths": [{
+            "dev" : "sda",
+            "dev_t" : "8:0",
+            "dm_st" : "active",
+            "dev_st" : "running",
+            "chk_st" : "ready",
+            "checker" : "tur",
+            "pri" : 50,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]",
+            "lun_hex" : "0x0000000000000000",
+            "marginal_st" : "normal"
+         }]
+      },{
+         "selector" : "service-time 0",
+         "pri" : 10,
+         "dm_st" : "enabled",
+         "marginal_st" : "normal",
+         "group" : 2,
+         "paths": [{
+            "dev" : "sdb",
+            "dev_t" : "8:16",
+            "dm_st" : "active",
+            "dev_st" : "running",
+            "chk_st" : "ready",
+            "checker" : "tur",
+            "pri" : 10,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]",
+            "lun_hex" : "0x0000000000000000",
+            "marginal_st" : "normal"
+         }]
+      }]
+   }]
+}
+"#;
+
+const REF_MAPS_STATUS: &str = "name   failback queueing paths dm-st  write_prot\nmpatha manual   -        2     active rw        \n";
+
+const REF_MAPS: &str = "name   sysfs uuid             \nmpatha dm-0  333333330000007d0\n";
+
+const REF_STATUS: &str = "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n";
+
+/// The lab's offline/online cycle (reference 2paths-failed-*.txt): the checker
+/// finds sdb's device offline, the daemon fails it in DM and shows it
+/// `failed faulty offline`; once it runs again the next check reinstates it.
+#[test]
+fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
+    let f = FakeSys::new();
+    f.add(&Disk { dev: "sda", devt: (8, 0), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
+    f.add(&Disk { dev: "sdb", devt: (8, 16), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids["sda"], PathState::Up);
+    h.check(ids["sdb"], PathState::Up);
+    h.calls();
+
+    let state = f.sys("block/sdb/device/state");
+    fs::write(&state, "offline\n").unwrap();
+    h.owner.on_check(CheckOutcome { path_id: ids["sdb"], result: Verdict::offline(), took: Duration::ZERO });
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
+    let out = h.cmd(Command::ShowPaths);
+    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0][..7], ["0:0:0:0", "sda", "8:0", "50", "active", "ready", "running"]);
+    assert_eq!(rows[1][..7], ["1:0:0:0", "sdb", "8:16", "10", "failed", "faulty", "offline"]);
+    {
+        let st = h.dm.lock().unwrap();
+        assert_eq!(st.status_of(&st.maps["mpatha"]).unwrap(), "2 0 0 0 2 1 A 0 1 2 8:0 A 0 0 1 E 0 1 2 8:16 F 0 0 1");
+    }
+    // Still down on the next check: nothing more is sent.
+    h.owner.on_check(CheckOutcome { path_id: ids["sdb"], result: Verdict::offline(), took: Duration::ZERO });
+    assert_eq!(h.changes(), vec![]);
+
+    fs::write(&state, "running\n").unwrap();
+    h.check(ids["sdb"], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()["sdb"][4..7], ["active", "ready", "running"]);
+    assert_eq!(h.cmd(Command::ShowStatus), "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n");
+}
+
+#[test]
+fn queueing_and_switch_group_commands() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(
+        creates(h.changes()),
+        vec![(
+            "mpatha".into(),
+            format!("mpath-{WWID}"),
+            "1 queue_if_no_path 1 alua 2 1 service-time 0 1 1 8:16 1 service-time 0 1 1 8:0 1".into()
+        )]
+    );
+    let ids = h.scheduled();
+    h.check(ids["sda"], PathState::Up);
+    h.check(ids["sdb"], PathState::Up);
+    h.calls();
+
+    assert_eq!(h.cmd(Command::DisableQueueing { map: Some("mpatha".into()) }), "");
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
+    let st = h.cmd(Command::ShowMapsStatus);
+    assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("off"), "{st}");
+    assert_eq!(h.cmd(Command::RestoreQueueing { map: Some("/dev/dm-0".into()) }), "");
+    assert_eq!(h.changes(), vec![msg("mpatha", "queue_if_no_path")]);
+    let st = h.cmd(Command::ShowMapsStatus);
+    assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("on"), "{st}");
+    assert_eq!(
+        h.owner.on_command(Command::DisableQueueing { map: Some("mpathz".into()) }),
+        Err(HandlerError::DeviceNotFound)
+    );
+    // Without a map: every map.
+    assert_eq!(h.cmd(Command::DisableQueueing { map: None }), "");
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
+
+    assert_eq!(h.cmd(Command::SwitchGroup { map: WWID.into(), group: "2".into() }), "");
+    assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 2")]);
+    assert_eq!(
+        h.owner.on_command(Command::SwitchGroup { map: "mpathz".into(), group: "1".into() }),
+        Err(HandlerError::DeviceNotFound)
+    );
+}
+
+/// `set marginal path P` (upstream `cli_set_marginal`): flag the path marginal and
+/// reload; with `marginal_pathgroups on` it moves to a group of its own after the
+/// normal ones. `unset marginal path P` undoes it.
+#[test]
+#[ignore = "bug: Owner::on_command has no SetMarginal/UnsetMarginal/UnsetMarginalMap handling (the `if false` arm is dead code); they answer fail"]
+fn set_marginal_path_moves_it_to_a_marginal_group() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n marginal_pathgroups on\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    assert_eq!(h.owner.on_command(Command::SetMarginal { path: "sdb".into() }), Ok(String::new()));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 2 1 service-time 0 1 1 8:0 1 service-time 0 1 1 8:16 1".into()
+        }]
+    );
+    assert_eq!(h.owner.on_command(Command::UnsetMarginal { path: "sdb".into() }), Ok(String::new()));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload { name: "mpatha".into(), sectors: SECTORS, params: TWO_PATH_TABLE.into() }]
+    );
+}
+
+/// Commands upstream answers that need nothing beyond the current `MapOps`.
+#[test]
+#[ignore = "bug: Owner::on_command answers fail to reload map, reset map(s) stats, show devices and show blacklist"]
+fn map_and_listing_commands_are_answered() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    assert_eq!(h.owner.on_command(Command::Reload { map: "mpatha".into() }), Ok(String::new()));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload { name: "mpatha".into(), sectors: SECTORS, params: TWO_PATH_TABLE.into() }]
+    );
+    assert_eq!(h.owner.on_command(Command::ResetMapStats { map: "mpatha".into() }), Ok(String::new()));
+    assert_eq!(h.owner.on_command(Command::ResetMapsStats), Ok(String::new()));
+    let devices = h.owner.on_command(Command::ShowDevices).expect("show devices");
+    assert!(devices.contains("sda") && devices.contains("sdb"), "{devices}");
+    let blacklist = h.owner.on_command(Command::ShowBlacklist).expect("show blacklist");
+    assert!(blacklist.contains("device node rules:"), "{blacklist}");
+}
+
+#[test]
+fn blacklisted_paths_are_left_out() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n}\nblacklist {\n devnode \"^sdb$\"\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(
+        creates(h.changes()),
+        vec![("mpatha".into(), format!("mpath-{WWID}"), "0 1 alua 1 1 service-time 0 1 1 8:0 1".into())]
+    );
+    assert_eq!(h.owner.counts(), (1, 1));
+
+    let conf = format!("defaults {{\n find_multipaths greedy\n}}\nblacklist {{\n wwid \"^{WWID}$\"\n}}\n");
+    let mut h = Harness::new(&f, &conf, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.changes(), vec![]);
+    assert_eq!(h.owner.counts(), (0, 0));
+}
+
+#[test]
+fn paths_without_an_id_wwn_or_scsi_ident_property_are_blacklisted() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    for devt in ["b8:0", "b8:16"] {
+        fs::write(f.udev().join(devt), format!("I:1\nE:ID_SERIAL={WWID}\nE:ID_BUS=scsi\n")).unwrap();
+    }
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.changes(), vec![]);
+    assert_eq!(h.owner.counts(), (0, 0));
+}
+
+#[test]
+fn reconfigure_reloads_maps_with_the_new_settings() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    h.owner.reconfigure(config("defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n"));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: format!("1 queue_if_no_path {}", &TWO_PATH_TABLE[2..]),
+        }]
+    );
+    assert_eq!(h.owner.counts(), (2, 1));
+    let st = h.cmd(Command::ShowMapsStatus);
+    assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("on"), "{st}");
+}
+
+/// Upstream's reconfigure discovers paths again under the new configuration, so a
+/// newly blacklisted path leaves its map and a newly allowed WWID gets one.
+#[test]
+#[ignore = "bug: Owner::reconfigure only reloads existing maps over the paths it already has; it neither rescans nor re-applies blacklist/find_multipaths"]
+fn reconfigure_applies_a_new_blacklist_and_find_multipaths() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    h.owner.reconfigure(config(
+        "defaults {\n user_friendly_names yes\n find_multipaths greedy\n}\nblacklist {\n devnode \"^sdb$\"\n}\n",
+    ));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 1 1 service-time 0 1 1 8:0 1".into()
+        }]
+    );
+    assert_eq!(h.owner.counts(), (1, 1));
+
+    let strict = "defaults {\n user_friendly_names yes\n find_multipaths strict\n}\n";
+    let mut h = Harness::new(&f, strict, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.owner.counts(), (2, 0));
+    h.calls();
+    h.owner.reconfigure(config(GREEDY));
+    assert_eq!(creates(h.changes()).len(), 1);
+}
+
+#[test]
+fn aliases_follow_the_bindings_file() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    fs::write(f.state().join("bindings"), "# Multipath bindings, Version : 1.0\nmpatha 3600000000000000000000000000000aa\nmpathc 333333330000007d0\n").unwrap();
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes()), vec![("mpathc".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]);
+
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    fs::write(f.state().join("bindings"), "mpatha 3600000000000000000000000000000aa\n").unwrap();
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes())[0].0, "mpathb");
+    assert!(f.bindings().lines().any(|l| l == format!("mpathb {WWID}")), "{}", f.bindings());
+
+    // Without user_friendly_names the map is named by its WWID and no binding is written.
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, "defaults {\n find_multipaths greedy\n}\n", DmState::default());
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes())[0].0, WWID);
+    assert_eq!(f.bindings(), "");
+    let topo = h.cmd(Command::ShowMapsTopology);
+    assert_eq!(topo.lines().next().unwrap(), format!("create: {WWID} dm-0 Linux,scsi_debug"));
+}
+
+/// A multipath map whose paths are all gone (or whose WWID is not ours) still holds
+/// its name: upstream tracks it and does not hand that alias to another WWID.
+#[test]
+#[ignore = "bug: Owner::alias_for only treats aliases of maps it tracks as taken; a kernel map without paths is neither tracked nor avoided, so create_map(\"mpatha\") fails with busy"]
+fn an_alias_held_by_a_pathless_kernel_map_is_not_reused() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut dm = DmState::default();
+    dm.preload("mpatha", "mpath-3600000000000000000000000000000aa", "0 0 1 1 service-time 0 1 1 8:240 1");
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes()), vec![("mpathb".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]);
+    let maps = h.cmd(Command::ShowMaps);
+    assert!(maps.contains("mpatha") && maps.contains("mpathb"), "{maps}");
+}
