@@ -15,7 +15,7 @@ use multipathd::checkers::state::{PathState, Verdict};
 use multipathd::checkers::{CheckOutcome, Control};
 use multipathd::cli::parse::{Command, HandlerError};
 use multipathd::config::{Config, parse_str};
-use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner, RemoveError};
 use multipathd::discovery::SysfsRoot;
 use multipathd::dm::table::MultipathTable;
 use multipathd::marginal::sampler::Counts;
@@ -34,6 +34,9 @@ enum Call {
     Create { name: String, uuid: String, sectors: u64, params: String },
     Reload { name: String, sectors: u64, params: String },
     Message { name: String, msg: String },
+    Remove { name: String },
+    Suspend { name: String },
+    Resume { name: String },
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +158,22 @@ impl MapOps for FakeDm {
         let st = self.0.lock().unwrap();
         let m = st.maps.get(name).ok_or_else(|| format!("{name}: no such device"))?;
         st.status_of(m)
+    }
+
+    fn remove_map(&mut self, name: &str) -> Result<(), RemoveError> {
+        let mut st = self.0.lock().unwrap();
+        st.calls.push(Call::Remove { name: name.to_string() });
+        st.maps.remove(name).map(|_| ()).ok_or_else(|| RemoveError::Failed(format!("{name}: no such device")))
+    }
+
+    fn suspend(&mut self, name: &str) -> Result<(), String> {
+        self.0.lock().unwrap().calls.push(Call::Suspend { name: name.to_string() });
+        Ok(())
+    }
+
+    fn resume(&mut self, name: &str) -> Result<(), String> {
+        self.0.lock().unwrap().calls.push(Call::Resume { name: name.to_string() });
+        Ok(())
     }
 }
 
@@ -544,7 +563,6 @@ fn eight_luns_by_four_paths_make_eight_maps() {
 /// group follow it. The owner keeps paths in a map keyed by device name, so
 /// `sdaa` (host 3) sorts before `sdc` (host 0).
 #[test]
-#[ignore = "bug: owner orders paths by device name (BTreeMap<String, Path>), upstream by sysfs devpath; sdaa..sdaf come before sdb"]
 fn paths_keep_kernel_order_like_the_reference_daemon() {
     let f = FakeSys::new();
     let disks = lab_8x4(&f);
@@ -583,7 +601,6 @@ fn find_multipaths_strict_needs_the_wwids_file() {
 /// (so `find_multipaths strict|yes` keeps claiming it after a restart and udev's
 /// `multipath -u` reports the paths as multipath members).
 #[test]
-#[ignore = "bug: Owner::setup_map never adds the WWID to <state_dir>/wwids after creating a map"]
 fn creating_a_map_remembers_its_wwid() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
@@ -598,7 +615,6 @@ fn creating_a_map_remembers_its_wwid() {
 /// order. Upstream compares groups as sets of paths (`pgcmp`) and leaves such a
 /// map alone at startup.
 #[test]
-#[ignore = "bug: owner.rs same_layout compares the paths of a group in order, so a map whose group lists the same paths in another order is reloaded instead of adopted"]
 fn adoption_ignores_path_order_inside_a_group() {
     let f = FakeSys::new();
     f.add(&Disk { dev: "sda", devt: (8, 0), host: 1, lun: 0, wwid: WWID, access_state: "active/optimized" });
@@ -663,8 +679,9 @@ fn show_commands_describe_the_map_and_its_paths() {
     assert_eq!(header, ["hcil", "dev", "dev_t", "pri", "dm_st", "chk_st", "dev_st", "next_check"]);
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows.len(), 2, "{paths}");
-    assert_eq!(rows[0][..7], ["1:0:0:0", "sda", "8:0", "10", "active", "ready", "running"]);
-    assert_eq!(rows[1][..7], ["0:0:0:0", "sdb", "8:16", "50", "active", "ready", "running"]);
+    // SCSI address order, as the reference daemon lists them (vm-harness.md: sdb on host0 first).
+    assert_eq!(rows[0][..7], ["0:0:0:0", "sdb", "8:16", "50", "active", "ready", "running"]);
+    assert_eq!(rows[1][..7], ["1:0:0:0", "sda", "8:0", "10", "active", "ready", "running"]);
 
     // Exactly what Debian's multipathd 0.9.4 printed for this LUN in the lab VM
     // (vm-harness.md), `create:` action prefix included.
@@ -914,7 +931,6 @@ fn removing_paths_reloads_and_never_drops_the_map() {
 /// stays, `domap` in daemon mode), so `show topology` after a path removal prints
 /// no `reload:` prefix.
 #[test]
-#[ignore = "bug: owner.rs setup_map/install_map keeps action \"reload\" after a successful reload; show topology then prints `reload: mpatha ...`"]
 fn topology_after_a_reload_has_no_action_prefix() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
@@ -1135,7 +1151,6 @@ fn queueing_and_switch_group_commands() {
 /// reload; with `marginal_pathgroups on` it moves to a group of its own after the
 /// normal ones. `unset marginal path P` undoes it.
 #[test]
-#[ignore = "bug: Owner::on_command has no SetMarginal/UnsetMarginal/UnsetMarginalMap handling (the `if false` arm is dead code); they answer fail"]
 fn set_marginal_path_moves_it_to_a_marginal_group() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
@@ -1161,7 +1176,6 @@ fn set_marginal_path_moves_it_to_a_marginal_group() {
 
 /// Commands upstream answers that need nothing beyond the current `MapOps`.
 #[test]
-#[ignore = "bug: Owner::on_command answers fail to reload map, reset map(s) stats, show devices and show blacklist"]
 fn map_and_listing_commands_are_answered() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
@@ -1238,7 +1252,6 @@ fn reconfigure_reloads_maps_with_the_new_settings() {
 /// Upstream's reconfigure discovers paths again under the new configuration, so a
 /// newly blacklisted path leaves its map and a newly allowed WWID gets one.
 #[test]
-#[ignore = "bug: Owner::reconfigure only reloads existing maps over the paths it already has; it neither rescans nor re-applies blacklist/find_multipaths"]
 fn reconfigure_applies_a_new_blacklist_and_find_multipaths() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
@@ -1258,6 +1271,8 @@ fn reconfigure_applies_a_new_blacklist_and_find_multipaths() {
     );
     assert_eq!(h.owner.counts(), (1, 1));
 
+    // The first daemon recorded the WWID when it created the map; strict must not see it.
+    std::fs::remove_file(f.dir.path().join("etc/multipath/wwids")).expect("wwids file written on create");
     let strict = "defaults {\n user_friendly_names yes\n find_multipaths strict\n}\n";
     let mut h = Harness::new(&f, strict, DmState::default());
     h.owner.coldplug();
@@ -1298,7 +1313,6 @@ fn aliases_follow_the_bindings_file() {
 /// A multipath map whose paths are all gone (or whose WWID is not ours) still holds
 /// its name: upstream tracks it and does not hand that alias to another WWID.
 #[test]
-#[ignore = "bug: Owner::alias_for only treats aliases of maps it tracks as taken; a kernel map without paths is neither tracked nor avoided, so create_map(\"mpatha\") fails with busy"]
 fn an_alias_held_by_a_pathless_kernel_map_is_not_reused() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
@@ -1307,6 +1321,18 @@ fn an_alias_held_by_a_pathless_kernel_map_is_not_reused() {
     let mut h = Harness::new(&f, GREEDY, dm);
     h.owner.coldplug();
     assert_eq!(creates(h.changes()), vec![("mpathb".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]);
+}
+
+/// Upstream also lists such a pathless map in `show maps`.
+#[test]
+#[ignore = "not implemented: multipath maps without any known path are not tracked by the owner, so show maps omits them"]
+fn a_pathless_kernel_map_is_listed() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut dm = DmState::default();
+    dm.preload("mpatha", "mpath-3600000000000000000000000000000aa", "0 0 1 1 service-time 0 1 1 8:240 1");
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
     let maps = h.cmd(Command::ShowMaps);
     assert!(maps.contains("mpatha") && maps.contains("mpathb"), "{maps}");
 }

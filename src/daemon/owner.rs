@@ -144,6 +144,9 @@ pub struct Owner {
     maps: BTreeMap<String, Map>,
     marginal: MarginalState,
     next_id: checkers::scheduler::PathId,
+    /// (name, WWID) of every multipath map found in the kernel at coldplug, ours or not:
+    /// their names are never handed out to another WWID.
+    kernel_maps: Vec<(String, String)>,
     pub state: DaemonState,
     started: Instant,
 }
@@ -173,6 +176,7 @@ impl Owner {
             paths: BTreeMap::new(),
             maps: BTreeMap::new(),
             next_id: 1,
+            kernel_maps: Vec::new(),
             state: DaemonState::Startup,
             started: Instant::now(),
         }
@@ -192,6 +196,10 @@ impl Owner {
                 Vec::new()
             }
         };
+        self.kernel_maps = existing
+            .iter()
+            .filter_map(|m| m.uuid.strip_prefix("mpath-").map(|w| (m.name.clone(), w.to_string())))
+            .collect();
         let scanned = self.scan();
         for info in scanned {
             self.add_path_info(info);
@@ -330,7 +338,9 @@ impl Owner {
             return wwid.to_string();
         }
         let file = discovery::bindings::BindingsFile::new(self.env.state_dir.join("bindings"));
-        let taken = |name: &str| self.maps.contains_key(name);
+        let taken = |name: &str| {
+            self.maps.contains_key(name) || self.kernel_maps.iter().any(|(n, w)| n == name && w != wwid)
+        };
         match file.alias_for(wwid, &sel.alias_prefix().value, None, &taken) {
             Ok((Some((alias, _)), issues)) => {
                 for i in issues {
@@ -399,16 +409,21 @@ impl Owner {
             Some(m) => match self.dm.reload_map(&name, m.sectors, &params) {
                 Ok(()) => {
                     log::info!("reload: {name} ({wwid}) {params}");
-                    (m.minor, Some("reload"))
+                    // Upstream shows only a creation as the map's action (`create:` in topology).
+                    (m.minor, None)
                 }
                 Err(e) => {
                     log::error!("{name}: reload failed, keeping the current table: {e}");
                     (m.minor, None)
                 }
             },
-            None => match self.dm.create_map(&name, &format!("mpath-{wwid}"), sectors, &params) {
+            None => match self.dm.create_map(&name, &crate::dm::map_uuid(wwid), sectors, &params) {
                 Ok(minor) => {
                     log::info!("create: {name} ({wwid}) dm-{minor} {params}");
+                    // find_multipaths strict/smart consult this file later (and multipath -u).
+                    if let Err(e) = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid) {
+                        log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
+                    }
                     (minor, Some("create"))
                 }
                 Err(e) => {
@@ -432,7 +447,7 @@ impl Owner {
         let queueing = plan.table.features.iter().any(|f| f == "queue_if_no_path");
         let ordered: Vec<String> = plan.groups.iter().flat_map(|g| g.paths.iter().map(|&i| devs[i].clone())).collect();
         let rec = chk::MapRecord::new(name, &policy, queueing);
-        let loads = self.maps.get(name).map_or(0, |m| m.loads) + u32::from(action.is_some());
+        let loads = self.maps.get(name).map_or(0, |m| m.loads) + 1;
         let prev = self.maps.get(name).map(|m| (m.prstatus, m.prkey.clone(), m.prhold));
         self.maps.insert(
             name.to_string(),
@@ -756,7 +771,9 @@ impl Owner {
                 "add" => {
                     self.add_paths(&devs);
                 }
-                "remove" => self.remove_paths(&devs),
+                "remove" => {
+                    self.remove_paths(&devs);
+                }
                 _ => {}
             }
         }
@@ -793,7 +810,9 @@ impl Owner {
             "add" => {
                 self.add_paths(&[dev]);
             }
-            "remove" => self.remove_paths(&[dev]),
+            "remove" => {
+                self.remove_paths(&[dev]);
+            }
             _ => {}
         }
     }
@@ -836,6 +855,13 @@ impl Owner {
                 Err(r) => reply = Some(r),
             }
         }
+        self.assemble(wwids);
+        reply
+    }
+
+    /// Sets up (creates or reloads) the map of each WWID over all its known paths,
+    /// creating only where find_multipaths allows.
+    fn assemble(&mut self, wwids: impl IntoIterator<Item = String>) {
         for wwid in wwids {
             let devs: Vec<String> =
                 self.paths.values().filter(|p| p.info.wwid.as_deref() == Some(wwid.as_str())).map(|p| p.info.dev.clone()).collect();
@@ -845,12 +871,11 @@ impl Owner {
             }
             self.setup_map(&wwid, devs, existing);
         }
-        reply
     }
 
     /// Removes paths, then reloads each affected map once. A map is never removed on
     /// our own, even without paths: IO may be queued on it.
-    fn remove_paths(&mut self, devs: &[String]) {
+    fn remove_paths(&mut self, devs: &[String]) -> std::collections::BTreeSet<String> {
         let mut touched = std::collections::BTreeSet::new();
         for dev in devs {
             let Some(p) = self.paths.remove(dev) else { continue };
@@ -862,8 +887,8 @@ impl Owner {
                 touched.insert(map);
             }
         }
-        for map in touched {
-            let Some(m) = self.maps.get_mut(&map) else { continue };
+        for map in &touched {
+            let Some(m) = self.maps.get_mut(map) else { continue };
             m.paths.retain(|d| !devs.contains(d));
             if m.paths.is_empty() {
                 log::info!("{map}: last path removed, keeping the map");
@@ -872,15 +897,29 @@ impl Owner {
             let (wwid, left, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());
             self.setup_map(&wwid, left, Some(existing));
         }
+        touched
     }
 
     /// Reads multipath.conf again and brings the maps in line without dropping any.
     pub fn reconfigure(&mut self, cfg: Config) {
+        self.state = DaemonState::Configure;
         self.cfg = cfg;
-        let names: Vec<String> = self.maps.keys().cloned().collect();
+        // Blacklist and find_multipaths may have changed: paths now excluded leave
+        // their maps, newly allowed ones join.
+        let allowed: Vec<String> = self.scan().into_iter().map(|p| p.dev).collect();
+        let gone: Vec<String> = self.paths.keys().filter(|d| !allowed.contains(d)).cloned().collect();
+        let reloaded = self.remove_paths(&gone);
+        let names: Vec<String> = self.maps.keys().filter(|n| !reloaded.contains(*n)).cloned().collect();
         for n in names {
             self.reload(&n);
         }
+        let new: Vec<String> = allowed.into_iter().filter(|d| !self.paths.contains_key(d)).collect();
+        self.add_paths(&new);
+        // find_multipaths may now allow WWIDs that had paths but no map.
+        let unmapped: std::collections::BTreeSet<String> =
+            self.paths.values().filter(|p| p.map.is_none()).filter_map(|p| p.info.wwid.clone()).collect();
+        self.assemble(unmapped);
+        self.state = DaemonState::Idle;
     }
 
     // ---- CLI --------------------------------------------------------------
@@ -1003,7 +1042,29 @@ impl Owner {
 
     /// Answers one CLI command. An empty string means `ok`.
     pub fn on_command(&mut self, cmd: Command) -> Result<String, HandlerError> {
-        let paths = || self.paths.values().map(|p| self.path_view(p)).collect::<Vec<_>>();
+        // Group states (active/enabled) change with IO, without any event: read them
+        // fresh for the commands that print them.
+        if matches!(
+            cmd,
+            Command::ShowMapsTopology
+                | Command::ShowMapTopology { .. }
+                | Command::ShowMapsJson
+                | Command::ShowMapJson { .. }
+                | Command::ShowMapsStatus
+                | Command::ShowMapFormat { .. }
+                | Command::ShowMapsFormat { .. }
+        ) {
+            let names: Vec<String> = self.maps.keys().cloned().collect();
+            for n in names {
+                self.refresh_status(&n);
+            }
+        }
+        // Listed in SCSI address order, as upstream's sysfs enumeration gives them.
+        let paths = || {
+            let mut v: Vec<&Path> = self.paths.values().collect();
+            v.sort_by_key(|p| (p.info.hcil.host, p.info.hcil.channel, p.info.hcil.target, p.info.hcil.lun));
+            v.into_iter().map(|p| self.path_view(p)).collect::<Vec<_>>()
+        };
         let maps = || self.maps.values().map(|m| self.map_view(m)).collect::<Vec<_>>();
         match cmd {
             Command::ShowPaths => Ok(fmt::paths_table(&paths(), fmt::PATHS_FORMAT, false)),
@@ -1179,7 +1240,8 @@ impl Owner {
             Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = false),
             Command::ForceQueueingDaemon | Command::RestoreQueueingDaemon => Ok(String::new()),
             Command::Quit => Ok(String::new()),
-            Command::ShowBlacklist | Command::ShowDevices => Err(HandlerError::Failed),
+            Command::ShowBlacklist => Ok(fmt::blacklist(&self.blacklist_view())),
+            Command::ShowDevices => Ok(fmt::devices(&self.devices())),
             // Answered by the run loop before they get here.
             Command::Shutdown | Command::Reconfigure { .. } => Ok(String::new()),
         }
@@ -1187,6 +1249,61 @@ impl Owner {
 
     fn reservation_key(&self, m: &Map) -> Option<String> {
         Selector::new(&self.cfg, "", "", "", &m.wwid).reservation_key().map(|s| s.value)
+    }
+
+    /// Every block device in sysfs and what the daemon makes of it (`show devices`).
+    fn devices(&self) -> Vec<(String, fmt::DeviceStatus)> {
+        let bl = self.blacklist();
+        let mut names: Vec<String> = std::fs::read_dir(self.env.sysfs.sys("block"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+            .into_iter()
+            .map(|n| {
+                let st = if self.paths.contains_key(&n) {
+                    fmt::DeviceStatus::Monitored
+                } else if bl.filter_devnode(&n) > 0 {
+                    fmt::DeviceStatus::Blacklisted
+                } else {
+                    fmt::DeviceStatus::Unmonitored
+                };
+                (n, st)
+            })
+            .collect()
+    }
+
+    /// The blacklist in force, each rule marked as from the configuration or built in.
+    fn blacklist_view(&self) -> fmt::BlacklistView {
+        let (bl, ex) = crate::config::blacklist::effective_lists(&self.cfg, false);
+        let user = (&self.cfg.blacklist, &self.cfg.exceptions);
+        let pats = |list: &[crate::config::model::Pattern], mine: &[crate::config::model::Pattern]| {
+            list.iter()
+                .map(|p| fmt::BlacklistRule { text: p.text.clone(), from_config: mine.iter().any(|m| m.text == p.text) })
+                .collect::<Vec<_>>()
+        };
+        let dev_text = |d: &crate::config::model::BlacklistDevice| {
+            format!(
+                "{}:{}",
+                d.vendor.as_ref().map_or("", |p| p.text.as_str()),
+                d.product.as_ref().map_or("", |p| p.text.as_str())
+            )
+        };
+        let devs = |list: &[crate::config::model::BlacklistDevice], mine: &[crate::config::model::BlacklistDevice]| {
+            list.iter()
+                .map(|d| fmt::BlacklistRule {
+                    text: dev_text(d),
+                    from_config: mine.iter().any(|m| dev_text(m) == dev_text(d)),
+                })
+                .collect::<Vec<_>>()
+        };
+        fmt::BlacklistView {
+            devnode: (pats(&bl.devnode, &user.0.devnode), pats(&ex.devnode, &user.1.devnode)),
+            property: (pats(&bl.property, &user.0.property), pats(&ex.property, &user.1.property)),
+            protocol: (pats(&bl.protocol, &user.0.protocol), pats(&ex.protocol, &user.1.protocol)),
+            wwid: (pats(&bl.wwid, &user.0.wwid), pats(&ex.wwid, &user.1.wwid)),
+            device: (devs(&bl.device, &user.0.device), devs(&ex.device, &user.1.device)),
+        }
     }
 
     fn pr_update(&mut self, map: &str, f: impl FnOnce(&mut Map)) -> Result<String, HandlerError> {
