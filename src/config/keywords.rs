@@ -115,6 +115,8 @@ pub struct Keyword {
     /// Built-in default as configuration text (what an unset defaults entry means).
     pub default: Option<&'static str>,
     pub doc: &'static str,
+    /// Ours, not upstream's (documented as an extension in multipath.conf(5)).
+    pub extension: bool,
 }
 
 impl Keyword {
@@ -173,6 +175,19 @@ const fn kw(
         ty,
         default,
         doc,
+        extension: false,
+    }
+}
+
+/// A keyword upstream does not have.
+const fn ext(name: &'static str, sections: u16, ty: ValueType, doc: &'static str) -> Keyword {
+    Keyword {
+        name,
+        sections,
+        ty,
+        default: None,
+        doc,
+        extension: true,
     }
 }
 
@@ -793,6 +808,12 @@ pub static KEYWORDS: &[Keyword] = &[
         T::NoOrN,
         None,
         "Seconds before a marginal path is sampled again.",
+    ),
+    ext(
+        "marginal_path_err_latency_bound",
+        ALL,
+        T::NoOrN,
+        "Milliseconds: a sampling read slower than this counts as an error (extension).",
     ),
     kw(
         "marginal_path_double_failed_time",

@@ -81,7 +81,7 @@ mod tests {
     fn marginal_settings_flow_through_and_disable_san_path_err() {
         let c = parse_str(
             "multipath.conf",
-            "defaults {\n marginal_path_double_failed_time 60\n marginal_path_err_sample_time 180\n marginal_path_err_rate_threshold 10\n marginal_path_err_recheck_gap_time 300\n san_path_err_threshold 3\n polling_interval 2\n no_path_retry 5\n failback immediate\n}\n",
+            "defaults {\n marginal_path_double_failed_time 60\n marginal_path_err_sample_time 180\n marginal_path_err_rate_threshold 10\n marginal_path_err_recheck_gap_time 300\n marginal_path_err_latency_bound 500\n san_path_err_threshold 3\n polling_interval 2\n no_path_retry 5\n failback immediate\n}\n",
         )
         .unwrap()
         .config;
@@ -90,6 +90,7 @@ mod tests {
         assert!(m.enabled());
         assert_eq!(m.err_sample_time, Some(180));
         assert_eq!(m.err_rate_threshold, Some(10));
+        assert_eq!(m.latency_bound_ms, Some(500));
         let p = checker_policy(&c, &sel);
         assert!(p.marginal_path_enabled);
         assert_eq!(p.san_path_err_threshold, 0, "marginal_path forces san_path_err off");
