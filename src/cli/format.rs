@@ -45,7 +45,7 @@ pub const MAP_WILDCARDS: &[(char, &str)] = &[
     ('2', "map_loads"),
     ('3', "total_q_time"),
     ('4', "q_timeouts"),
-    ('s', "vend/prod"),
+    ('s', "vend/prod/rev"),
     ('v', "vend"),
     ('p', "prod"),
     ('e', "rev"),

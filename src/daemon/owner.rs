@@ -608,6 +608,17 @@ impl Owner {
         if !came_up {
             return;
         }
+        // Until every path has been checked once, "the best group" is a guess: at startup
+        // the first path checked would otherwise pull the map into its own group.
+        let unknown = self.maps.get(map).is_some_and(|m| {
+            m.paths
+                .iter()
+                .filter_map(|d| self.paths.get(d))
+                .any(|p| matches!(p.rec.state, PathState::Unchecked | PathState::Wild))
+        });
+        if unknown {
+            return;
+        }
         let (groups, current) = self.group_info(map);
         let Some(m) = self.maps.get(map) else { return };
         let Some(p) = self.paths.get(dev) else { return };
@@ -1225,13 +1236,8 @@ impl Owner {
                 let key = normalize_prkey(&key).ok_or(HandlerError::Failed)?;
                 self.pr_update(&map, move |m| m.prkey = Some(key))
             }
-            Command::UnsetPrKey { map } => {
-                let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
-                if self.reservation_key(m).as_deref() != Some("file") {
-                    return Err(HandlerError::Failed);
-                }
-                self.pr_update(&map, |m| m.prkey = None)
-            }
+            // Clearing a run-time key is harmless whatever the configuration says.
+            Command::UnsetPrKey { map } => self.pr_update(&map, |m| m.prkey = None),
             Command::GetPrHold { map } => {
                 let m = self.find_map(&map).ok_or(HandlerError::DeviceNotFound)?;
                 Ok(if m.prhold { "set\n" } else { "unset\n" }.to_string())

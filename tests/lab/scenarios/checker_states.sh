@@ -74,12 +74,15 @@ M=$(multipathd show maps raw format %n)
 
 step "failback immediate: the map returns to the higher-priority path"
 multipathd show maps topology
+# scsi_debug's hosts come up in any order: the ALUA-optimized (prio 50) path is group 1
+HI=$(multipathd show paths raw format "%p %d" | sort -rn | head -1 | cut -d' ' -f2)
+echo "higher-priority path: $HI"
 read_direct /dev/mapper/"$M" 64
 expect_eq "group in use before" 1 "$(active_group "$M")"
-path_offline sda
+path_offline "$HI"
 read_direct /dev/mapper/"$M" 64
-expect_eq "group in use with sda offline" 2 "$(active_group "$M")"
-path_online sda
+expect_eq "group in use with $HI offline" 2 "$(active_group "$M")"
+path_online "$HI"
 wait_for "failback to group #1 logged" 20 grep -q "switch to path group #1" "$LAB_OUT/ours.log"
 read_direct /dev/mapper/"$M" 64
 expect_eq "group in use after failback" 1 "$(active_group "$M")"
