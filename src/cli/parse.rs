@@ -41,6 +41,7 @@ pub enum Kw {
     GetPrHold,
     SetPrHold,
     UnsetPrHold,
+    Marginal,
     Path,
     Paths,
     Map,
@@ -135,6 +136,8 @@ pub const KEYWORDS: &[Keyword] = &[
     k("setprhold", Kw::SetPrHold, false),
     k("unsetprhold", Kw::UnsetPrHold, false),
     k("pathlist", Kw::PathList, true),
+    // ours: `show marginal`, the IO error accounting of marginal-path detection
+    k("marginal", Kw::Marginal, false),
 ];
 
 /// Which handler a keyword sequence selects.
@@ -201,6 +204,7 @@ pub enum Handler {
     GetPrHold,
     SetPrHold,
     UnsetPrHold,
+    ShowMarginal,
 }
 
 /// The handler table in upstream's registration order (the help lists it in this order).
@@ -269,6 +273,8 @@ pub const HANDLERS: &[(&[Kw], Handler)] = {
         (&[GetPrHold, Map], H::GetPrHold),
         (&[SetPrHold, Map], H::SetPrHold),
         (&[UnsetPrHold, Map], H::UnsetPrHold),
+        // ours, after upstream's so the help keeps their order
+        (&[List, Marginal], H::ShowMarginal),
     ]
 };
 
@@ -416,6 +422,8 @@ pub enum Command {
     UnsetPrHold {
         map: String,
     },
+    /// `show marginal`: per-path IO error accounting (our extension).
+    ShowMarginal,
 }
 
 impl Command {
@@ -442,6 +450,7 @@ impl Command {
                 | ShowBlacklist
                 | ShowDevices
                 | ShowWildcards
+                | ShowMarginal
         )
     }
 }
@@ -714,6 +723,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         H::GetPrHold => C::GetPrHold { map: map() },
         H::SetPrHold => C::SetPrHold { map: map() },
         H::UnsetPrHold => C::UnsetPrHold { map: map() },
+        H::ShowMarginal => C::ShowMarginal,
     })
 }
 

@@ -1104,6 +1104,19 @@ impl Owner {
             }
             Command::ShowConfig { .. } => Ok(crate::config::dump::show_config(&self.cfg)),
             Command::ShowWildcards => Ok(fmt::wildcards()),
+            Command::ShowMarginal => {
+                let rows = self.marginal.statuses(Instant::now());
+                let mut out = String::new();
+                if !rows.is_empty() {
+                    out.push_str(crate::marginal::status::header().trim_end());
+                    out.push('\n');
+                    for r in &rows {
+                        out.push_str(crate::marginal::status::format_line(r).trim_end());
+                        out.push('\n');
+                    }
+                }
+                Ok(out)
+            }
             Command::ShowStatus => {
                 let states: Vec<fmt::CheckerState> = self.paths.values().map(|p| checker_state(p.rec.state)).collect();
                 Ok(fmt::status(&states, self.paths.len(), false))

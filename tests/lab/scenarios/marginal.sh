@@ -65,12 +65,16 @@ wait_for "$FLAKY under IO-error accounting" 90 grep -q "$FLAKY: start path flaki
 wait_for "$FLAKY shown delayed (held back, being tested)" 90 sh -c "multipathd show paths raw format '%d %T' | grep -q '^$FLAKY delayed'"
 show "under test"
 expect_eq "dm state of $FLAKY while tested" failed "$(dm_state_of $FLAKY)"
+multipathd show marginal | tee "$LAB_OUT/show-marginal-testing.txt"
+expect_match "show marginal lists $FLAKY" "^$FLAKY +$M " "$(cat "$LAB_OUT/show-marginal-testing.txt")"
 
 step "first verdict: error rate above the threshold, $FLAKY stays failed"
 wait_for "first verdict" 200 grep -q "$FLAKY: IO error rate" "$LAB_OUT/multipathd.log"
 grep "io_err_stat" "$LAB_OUT/multipathd.log" | tail -5
 expect_match "verdict keeps $FLAKY failed" "keep failing the dm path $FLAKY|reschedule checking after" "$(cat $LAB_OUT/multipathd.log)"
 show "after the first verdict"
+multipathd show marginal | tee "$LAB_OUT/show-marginal-verdict.txt"
+expect_match "show marginal has the measured rate" "^$FLAKY +$M .* [0-9]+\.[0-9]/1000" "$(cat "$LAB_OUT/show-marginal-verdict.txt")"
 expect_eq "dm state of $FLAKY after a bad verdict" failed "$(dm_state_of $FLAKY)"
 
 step "remove the fault; after the recheck gap the path is tested again and reinstated"
