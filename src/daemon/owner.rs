@@ -567,7 +567,11 @@ impl Owner {
             m.rec = upd.map;
         }
         self.apply_checker_actions(&map_name, upd.actions);
-        self.failback(&map_name, &dev, upd.new_path_up || upd.chkr_new_path_up);
+        if usable {
+            // Also when the path merely stayed up: the kernel may have left the best
+            // group on its own (IO errors), and failback immediate must bring it back.
+            self.failback(&map_name, &dev, upd.new_path_up, upd.chkr_new_path_up);
+        }
         let active = self.active_paths(&map_name);
         let acts = self.marginal.handle(MgEvent::MapActivePathsChanged { map: map_name.clone(), active }, Instant::now());
         self.apply_marginal(acts);
@@ -604,10 +608,7 @@ impl Owner {
     }
 
     /// The failback step after a check of `dev` in `map`.
-    fn failback(&mut self, map: &str, dev: &str, came_up: bool) {
-        if !came_up {
-            return;
-        }
+    fn failback(&mut self, map: &str, dev: &str, new_path_up: bool, chkr_new_path_up: bool) {
         // Until every path has been checked once, "the best group" is a guess: at startup
         // the first path checked would otherwise pull the map into its own group.
         let unknown = self.maps.get(map).is_some_and(|m| {
@@ -647,8 +648,8 @@ impl Owner {
             path: p.rec.clone(),
             map: m.rec.clone(),
             actions: Vec::new(),
-            new_path_up: true,
-            chkr_new_path_up: true,
+            new_path_up,
+            chkr_new_path_up,
             marginal_changed: false,
         };
         let (rec, acts) = chk::failback_after_check(&m.rec, &upd, &input, &m.policy);
