@@ -25,9 +25,16 @@ CONF
 }
 states() { "$1" show paths raw format "%d %t %T %o" | sort; }
 # active_group: the 1-based path group the kernel uses now (A in the status)
-# (group states are A/E/D words not preceded by a MAJ:MIN, which path states are)
+# (parsed from the status parameters: features, hardware handler, #groups, next group,
+#  then per group: state, selector args, #paths, #per-path args, and the paths)
 active_group() {
-    dmsetup status "$1" | awk '{ n = 0; for (i = 7; i <= NF; i++) if ($i ~ /^[AED]$/ && $(i-1) !~ /:/) { n++; if ($i == "A") { print n; exit } } }'
+    dmsetup status "$1" | cut -d' ' -f4- | awk '{
+        i = 1; i += $i + 1; i += $i + 1; npg = $i; i += 2
+        for (g = 1; g <= npg; g++) {
+            st = $i; i++; i += $i + 1; np = $i; ns = $(i + 1); i += 2
+            if (st == "A") { print g; exit }
+            i += np * (3 + ns)
+        } }'
 }
 
 # story BIN LABEL: offline/online of sdb under BIN's daemon, states saved per step
