@@ -85,7 +85,7 @@ step "Debian's client against Debian's daemon"
 run sh -c "$REF -d -v2 > $LAB_OUT/reference.log 2>&1 &"
 wait_for "reference daemon has its map" 60 sh -c "$REF show maps raw format %n 2>/dev/null | grep -q ."
 wait_for "both paths ready" 30 sh -c "[ \$($REF show paths raw format %T | grep -c ready) -eq 2 ]"
-read_direct /dev/mapper/mpatha 16   # the kernel marks a group active on its first IO
+read_direct /dev/dm-0 16   # the kernel marks a group active on its first IO (dm-0: udev may not have made the /dev/mapper link yet)
 BIN=$REF OUT=$LAB_OUT/reference; ask
 run $REF shutdown
 wait_for "reference daemon exited" 20 sh -c "! pidof multipathd"
@@ -96,7 +96,7 @@ step "Debian's client against our daemon"
 run sh -c "multipathd -d -v3 > $LAB_OUT/ours.log 2>&1 &"
 wait_for "our daemon has its map" 60 sh -c "$REF show maps raw format %n 2>/dev/null | grep -q ."
 wait_for "both paths ready" 30 sh -c "[ \$($REF show paths raw format %T | grep -c ready) -eq 2 ]"
-read_direct /dev/mapper/mpatha 16
+read_direct /dev/dm-0 16
 BIN=$REF OUT=$LAB_OUT/ours; ask
 
 step "replies compared"
