@@ -589,7 +589,9 @@ impl Owner {
             .map(|g| {
                 let members: Vec<&Path> =
                     g.paths.iter().filter_map(|tp| self.paths.values().find(|p| p.rec.dev_t == tp.dev)).collect();
-                let usable = |p: &&Path| matches!(p.rec.state, PathState::Up | PathState::Ghost);
+                // A path the kernel has failed carries no IO, whatever its last check said.
+                let usable =
+                    |p: &&Path| matches!(p.rec.state, PathState::Up | PathState::Ghost) && p.rec.dm_state != DmState::Failed;
                 let (prio, enabled_paths) =
                     discovery::pgpolicy::pg_priority(members.iter().map(|p| (p.prio, usable(p))));
                 chk::GroupInfo {
