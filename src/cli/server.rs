@@ -535,6 +535,12 @@ impl Server {
             drop(fds);
             if !revents[0].is_empty() {
                 log::debug!("cli: listener stopping");
+                // Replies already produced (the `ok` of `shutdown`) still go out.
+                let now = Instant::now();
+                let mut clients = std::mem::take(&mut self.clients);
+                for c in clients.iter_mut().filter(|c| !c.dead) {
+                    self.tick(c, now);
+                }
                 return;
             }
             let now = Instant::now();
