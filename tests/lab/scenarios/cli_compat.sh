@@ -135,5 +135,5 @@ expect_eq "show daemon via our client" "pid $(pidof multipathd) idle" "$(multipa
 expect_eq "exit code of a failing command via our client" 1 "$(multipathd fail path sdzz > /dev/null 2>&1; echo $?)"
 # 0.9.4's daemon answers a bare "fail", which the client prints as it is
 expect_eq "reply of a failing command via our client" "fail" "$(multipathd fail path sdzz)"
-expect_match "topology via our client" "^mpatha \(333333330000007d0\) dm-" "$(multipathd show maps topology)"
+expect_match "topology via our client" "^(create: )?mpatha \(333333330000007d0\) dm-" "$(multipathd show maps topology)"
 run multipathd shutdown
