@@ -365,7 +365,7 @@ pub fn human_size(sectors: u64) -> String {
 fn progress(cur: i64, total: i64) -> String {
     let mut out = String::new();
     if total > 0 {
-        let x = (PROGRESS_LEN * cur / total).clamp(0, PROGRESS_LEN);
+        let x = (i128::from(PROGRESS_LEN) * i128::from(cur) / i128::from(total)).clamp(0, i128::from(PROGRESS_LEN)) as i64;
         out.extend(std::iter::repeat_n('X', x as usize));
         out.extend(std::iter::repeat_n('.', (PROGRESS_LEN - x) as usize));
     }

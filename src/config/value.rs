@@ -143,10 +143,11 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
                 _ => Err(ValueError::Invalid),
             },
         },
+        // Any spelling of zero ("0", "00") means off, as strtol reads them all as 0.
         T::NoOrN => match text {
-            "no" | "0" => ok(Value::Int(enc::OFF)),
+            "no" => ok(Value::Int(enc::OFF)),
             _ => uint(text)
-                .map(|n| (Value::Int(n.min(i32::MAX.into())), Note::None))
+                .map(|n| (Value::Int(if n == 0 { enc::OFF } else { n.min(i32::MAX.into()) }), Note::None))
                 .ok_or(ValueError::Invalid),
         },
         T::OffZeroN => match text {

@@ -330,10 +330,12 @@ pub fn add_feature(features: Option<&str>, feature: &str) -> Result<String, Feat
     if words == 0 || find_words(rest, feature).is_some() {
         return Ok(features.to_owned());
     }
+    // A count this large cannot match its words anyway: refuse rather than wrap.
+    let total = count.checked_add(words).ok_or_else(|| FeatureError::BadFeatures(features.to_owned()))?;
     if rest.is_empty() {
-        Ok(format!("{} {feature}", count + words))
+        Ok(format!("{total} {feature}"))
     } else {
-        Ok(format!("{} {rest} {feature}", count + words))
+        Ok(format!("{total} {rest} {feature}"))
     }
 }
 
