@@ -160,7 +160,7 @@ pub fn soup(
 /// Watches the case in progress and aborts the process on a hang, printing the input.
 struct Watchdog {
     started_ms: Arc<AtomicU64>,
-    current: Arc<Mutex<Option<String>>>,
+    current: Arc<Mutex<Option<Box<dyn Debug + Send>>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -170,7 +170,7 @@ const IDLE: u64 = u64::MAX;
 impl Watchdog {
     fn new(target: &'static str, epoch: Instant, limit: Duration) -> Self {
         let started_ms = Arc::new(AtomicU64::new(IDLE));
-        let current: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let current: Arc<Mutex<Option<Box<dyn Debug + Send>>>> = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, c, st) = (started_ms.clone(), current.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -182,7 +182,7 @@ impl Watchdog {
                 }
                 let now = epoch.elapsed().as_millis() as u64;
                 if now.saturating_sub(at) > limit.as_millis() as u64 {
-                    let input = c.lock().map(|g| g.clone()).unwrap_or(None);
+                    let input = c.lock().ok().and_then(|g| g.as_ref().map(|v| format!("{v:?}")));
                     eprintln!(
                         "[{target}] HANG: one case ran longer than {limit:?}; input:\n{}",
                         input.unwrap_or_else(|| "<unknown>".into())
@@ -215,7 +215,7 @@ impl Drop for Watchdog {
 pub fn run<S>(target: &'static str, strategy: S, property: impl Fn(&S::Value))
 where
     S: Strategy,
-    S::Value: Debug,
+    S::Value: Debug + Clone + Send + 'static,
 {
     let cases = env_u64("FUZZ_CASES").unwrap_or(2000).max(1) as u32;
     let budget = env_u64("FUZZ_SECONDS").map(Duration::from_secs);
@@ -242,12 +242,13 @@ where
         let mut runner =
             TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
         let result = runner.run(&strategy, |v| {
-            // The input is kept as text so that a hang can be reported with it.
+            // A copy of the input is kept so that a hang can be reported with it; it is
+            // formatted only then (formatting every case would halve the throughput).
+            if let Ok(mut g) = dog.current.lock() {
+                *g = Some(Box::new(v.clone()));
+            }
             dog.started_ms
                 .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-            if let Ok(mut g) = dog.current.lock() {
-                *g = Some(format!("{v:?}"));
-            }
             property(&v);
             dog.started_ms.store(IDLE, Ordering::Relaxed);
             Ok(())
