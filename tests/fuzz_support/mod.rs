@@ -210,6 +210,33 @@ impl Drop for Watchdog {
     }
 }
 
+/// The last panic of the fuzzing thread: where and why.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// Keeps panics of the thread named `target` quiet (shrinking panics hundreds of times)
+/// and remembers the last one; other threads report as before.
+fn quiet_panics(target: &'static str) -> Arc<Hook> {
+    let prev: Arc<Hook> = Arc::new(std::panic::take_hook());
+    let chained = prev.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some(target) {
+            if let Ok(mut g) = LAST_PANIC.lock() {
+                *g = Some(info.to_string());
+            }
+        } else {
+            chained(info);
+        }
+    }));
+    prev
+}
+
+fn restore_panics(prev: Arc<Hook>) {
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| prev(info)));
+}
+
 /// Runs `property` on values of `strategy` in batches (see the module doc) and panics
 /// with the minimal failing input and the batch seed on the first failure.
 pub fn run<S>(target: &'static str, strategy: S, property: impl Fn(&S::Value))
@@ -230,6 +257,7 @@ where
     });
     let mut total = 0u64;
     let mut batches = 0u64;
+    let prev_hook = quiet_panics(target);
     loop {
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&seed.to_le_bytes());
@@ -256,10 +284,19 @@ where
         dog.started_ms.store(IDLE, Ordering::Relaxed);
         match result {
             Ok(()) => {}
-            Err(TestError::Fail(why, v)) => panic!(
-                "[{target}] property failed (replay with FUZZ_SEED={seed} FUZZ_CASES={cases}): {why}\nminimal input: {v:?}"
-            ),
-            Err(TestError::Abort(why)) => panic!("[{target}] aborted: {why}"),
+            Err(TestError::Fail(_, v)) => {
+                // Run the minimal input once more so the panic location is its own.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| property(&v)));
+                let why = LAST_PANIC.lock().ok().and_then(|g| g.clone()).unwrap_or_default();
+                restore_panics(prev_hook);
+                panic!(
+                    "[{target}] property failed (replay with FUZZ_SEED={seed} FUZZ_CASES={cases})\n{why}\nminimal input: {v:?}"
+                );
+            }
+            Err(TestError::Abort(why)) => {
+                restore_panics(prev_hook);
+                panic!("[{target}] aborted: {why}");
+            }
         }
         total += u64::from(cases);
         batches += 1;
@@ -272,6 +309,7 @@ where
             break;
         }
     }
+    restore_panics(prev_hook);
     let secs = epoch.elapsed().as_secs_f64();
     println!(
         "[{target}] {total} cases in {batches} batches, {secs:.1} s, {:.0} cases/s",
