@@ -30,8 +30,26 @@ fn words() -> Vec<String> {
         w.push(k.word.to_uppercase());
     }
     for s in [
-        "\"", "\"\"", "#", "!", "{", "}", "sdb", "/dev/sdb", "/dev/", "/dev//dev/x", "8:16",
-        "mpatha", "dm-0", "2", "0x1a2b:aptpl", "\"%n %w\"", "\"a\"\"b\"", "é", "\t", "\n",
+        "\"",
+        "\"\"",
+        "#",
+        "!",
+        "{",
+        "}",
+        "sdb",
+        "/dev/sdb",
+        "/dev/",
+        "/dev//dev/x",
+        "8:16",
+        "mpatha",
+        "dm-0",
+        "2",
+        "0x1a2b:aptpl",
+        "\"%n %w\"",
+        "\"a\"\"b\"",
+        "é",
+        "\t",
+        "\n",
     ] {
         w.push(s.to_string());
     }
@@ -40,8 +58,8 @@ fn words() -> Vec<String> {
 
 fn input() -> impl Strategy<Value = String> {
     let random = ".{0,80}";
-    let ascii = proptest::collection::vec(0u8..128, 0..80)
-        .prop_map(|b| String::from_utf8(b).unwrap());
+    let ascii =
+        proptest::collection::vec(0u8..128, 0..80).prop_map(|b| String::from_utf8(b).unwrap());
     let soup = fuzz_support::soup(words(), &[" ", " ", " ", "", "\t", "\""], 8);
     let seeds: Vec<Vec<u8>> = commands().into_iter().map(String::into_bytes).collect();
     let dict: Vec<Vec<u8>> = words().into_iter().map(String::into_bytes).collect();
@@ -53,8 +71,7 @@ fn input() -> impl Strategy<Value = String> {
 /// A parameter as one word: bare when it is plain ASCII, else quoted with `""` for `"`.
 fn q(p: &str) -> String {
     let plain = !p.is_empty()
-        && p
-            .bytes()
+        && p.bytes()
             .all(|b| b.is_ascii_graphic() && !b"\"!#{}".contains(&b));
     if plain {
         p.to_string()
@@ -147,7 +164,7 @@ fn has_empty_param(c: &Command) -> bool {
     dbg.contains(": \"\"")
 }
 
-fn property(line: &String) {
+fn property(line: &str) {
     match parse(line) {
         Ok(cmd) => {
             if has_empty_param(&cmd) {
@@ -169,7 +186,7 @@ fn property(line: &String) {
 
 #[test]
 fn fuzz_cli() {
-    fuzz_support::run("fuzz_cli", input(), property);
+    fuzz_support::run("fuzz_cli", input(), |t: &String| property(t));
 }
 
 /// Every seed command but the help requests and the comment-only line is accepted.

@@ -31,12 +31,58 @@ fn words() -> Vec<String> {
             .map(|s| s.to_string()),
     );
     for s in [
-        "{", "}", "{", "}", "\"", "\"\"", "#", "!", "\n", "yes", "no", "0", "1", "-1", "5",
-        "2147483648", "99999999999999999999", "queue", "fail", "infinity", "max", "off", "on",
-        "smart", "greedy", "strict", "immediate", "manual", "followover", "\"2 queue_if_no_path pg_init_retries 50\"",
-        "\"1 alua\"", "\"service-time 0\"", "\"^sd[a-z]\"", "\"[unclosed\"", "\"(a|b\"",
-        "\".*\"", "0x1234abcd:aptpl", "0xzz", "file", "/UNSET/", "0644", "0999", "root", "disk",
-        "\"sd:ID_SERIAL\"", "tur", "directio", "alua", "const", "é", "\u{fffd}", "\0",
+        "{",
+        "}",
+        "{",
+        "}",
+        "\"",
+        "\"\"",
+        "#",
+        "!",
+        "\n",
+        "yes",
+        "no",
+        "0",
+        "1",
+        "-1",
+        "5",
+        "2147483648",
+        "99999999999999999999",
+        "queue",
+        "fail",
+        "infinity",
+        "max",
+        "off",
+        "on",
+        "smart",
+        "greedy",
+        "strict",
+        "immediate",
+        "manual",
+        "followover",
+        "\"2 queue_if_no_path pg_init_retries 50\"",
+        "\"1 alua\"",
+        "\"service-time 0\"",
+        "\"^sd[a-z]\"",
+        "\"[unclosed\"",
+        "\"(a|b\"",
+        "\".*\"",
+        "0x1234abcd:aptpl",
+        "0xzz",
+        "file",
+        "/UNSET/",
+        "0644",
+        "0999",
+        "root",
+        "disk",
+        "\"sd:ID_SERIAL\"",
+        "tur",
+        "directio",
+        "alua",
+        "const",
+        "é",
+        "\u{fffd}",
+        "\0",
         "3600a098038303053453f463045727a41",
     ] {
         w.push(s.to_string());
@@ -46,7 +92,15 @@ fn words() -> Vec<String> {
 
 fn dict() -> Vec<Vec<u8>> {
     let mut d: Vec<Vec<u8>> = words().into_iter().map(String::into_bytes).collect();
-    for s in ["\n}\n", "{\n", " \"", "\" ", "\n# c\n", "\ndevice {\n", "\nmultipath {\n"] {
+    for s in [
+        "\n}\n",
+        "{\n",
+        " \"",
+        "\" ",
+        "\n# c\n",
+        "\ndevice {\n",
+        "\nmultipath {\n",
+    ] {
         d.push(s.as_bytes().to_vec());
     }
     d
@@ -55,7 +109,11 @@ fn dict() -> Vec<Vec<u8>> {
 fn input() -> impl Strategy<Value = String> {
     let bytes = proptest::collection::vec(any::<u8>(), 0..512)
         .prop_map(|b| String::from_utf8_lossy(&b).into_owned());
-    let soup = fuzz_support::soup(words(), &[" ", " ", "\n", "\t", "", " \"", "\" ", "\n}\n"], 120);
+    let soup = fuzz_support::soup(
+        words(),
+        &[" ", " ", "\n", "\t", "", " \"", "\" ", "\n}\n"],
+        120,
+    );
     let mutated = fuzz_support::mutated(seeds(), dict(), 12)
         .prop_map(|b| String::from_utf8_lossy(&b).into_owned());
     prop_oneof![1 => bytes, 3 => soup, 4 => mutated]
@@ -87,7 +145,7 @@ fn known_dump_drift(first: &str, second: &str) -> bool {
         })
 }
 
-fn property(text: &String) {
+fn property(text: &str) {
     match config::parse_str(FILE, text) {
         Ok(l) => check_diags(text, &l.diagnostics),
         Err(ConfigError::Parse { diagnostics, .. }) => {
@@ -113,7 +171,7 @@ fn property(text: &String) {
 
 #[test]
 fn fuzz_config() {
-    fuzz_support::run("fuzz_config", input(), property);
+    fuzz_support::run("fuzz_config", input(), |t: &String| property(t));
 }
 
 /// The seeds are real configurations: the examples parse without errors.

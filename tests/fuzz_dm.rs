@@ -28,11 +28,44 @@ fn lines(target: &str) -> Vec<Vec<u8>> {
 }
 
 const TOKENS: &[&str] = &[
-    "0", "0", "1", "1", "2", "3", "4", "5", "10", "1000", "4294967295", "4294967296",
-    "18446744073709551615", "18446744073709551616", "+1", "-1", "01", "A", "F", "E", "D", "X",
-    "a", "8:0", "8:16", "253:1", "round-robin", "service-time", "queue-length",
-    "historical-service-time", "queue_if_no_path", "pg_init_retries", "queue_mode", "bio", "alua",
-    "emc", "é", "\u{fffd}",
+    "0",
+    "0",
+    "1",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "10",
+    "1000",
+    "4294967295",
+    "4294967296",
+    "18446744073709551615",
+    "18446744073709551616",
+    "+1",
+    "-1",
+    "01",
+    "A",
+    "F",
+    "E",
+    "D",
+    "X",
+    "a",
+    "8:0",
+    "8:16",
+    "253:1",
+    "round-robin",
+    "service-time",
+    "queue-length",
+    "historical-service-time",
+    "queue_if_no_path",
+    "pg_init_retries",
+    "queue_mode",
+    "bio",
+    "alua",
+    "emc",
+    "é",
+    "\u{fffd}",
 ];
 const SEPS: &[&str] = &[" ", " ", " ", "  ", "\t", "\n", "\u{a0}", "\u{2003}", ""];
 
@@ -67,7 +100,10 @@ fn word() -> impl Strategy<Value = String> {
 }
 
 fn dev() -> impl Strategy<Value = String> {
-    prop_oneof![(0u32..300, 0u32..1024).prop_map(|(a, b)| format!("{a}:{b}")), word()]
+    prop_oneof![
+        (0u32..300, 0u32..1024).prop_map(|(a, b)| format!("{a}:{b}")),
+        word()
+    ]
 }
 
 fn table() -> impl Strategy<Value = MultipathTable> {
@@ -129,11 +165,13 @@ fn status() -> impl Strategy<Value = MultipathStatus> {
                     any::<u32>(),
                     proptest::collection::vec(word(), nargs..=nargs),
                 )
-                    .prop_map(|(dev, active, fail_count, selector_args)| PathStatus {
-                        dev,
-                        active,
-                        fail_count,
-                        selector_args,
+                    .prop_map(|(dev, active, fail_count, selector_args)| {
+                        PathStatus {
+                            dev,
+                            active,
+                            fail_count,
+                            selector_args,
+                        }
                     }),
                 npaths..=npaths,
             )
@@ -241,7 +279,9 @@ fn known_crash(features: &str) -> bool {
     // add_feature_count_overflow: a count near usize::MAX overflows in add_feature.
     let digits: String = features.chars().take_while(char::is_ascii_digit).collect();
     let max = usize::MAX as u128;
-    digits.parse::<u128>().is_ok_and(|n| n > max - 64 && n <= max)
+    digits
+        .parse::<u128>()
+        .is_ok_and(|n| n > max - 64 && n <= max)
 }
 
 fn check_features(features: &str, feature: &str) {
@@ -249,22 +289,20 @@ fn check_features(features: &str, feature: &str) {
         return;
     }
     let well_formed = parse_counted(features).is_ok();
-    if let Ok(added) = add_feature(Some(features), feature) {
-        if well_formed {
-            let words = parse_counted(&added)
-                .unwrap_or_else(|e| panic!("adding to {features:?} gave {added:?}: {e}"));
-            let want: Vec<&str> = feature.split_whitespace().collect();
-            assert!(
-                want.is_empty() || words.windows(want.len()).any(|w| w == want.as_slice()),
-                "{added:?} lacks {feature:?}"
-            );
-        }
+    let added = add_feature(Some(features), feature);
+    if let (true, Ok(added)) = (well_formed, added) {
+        let words = parse_counted(&added)
+            .unwrap_or_else(|e| panic!("adding to {features:?} gave {added:?}: {e}"));
+        let want: Vec<&str> = feature.split_whitespace().collect();
+        assert!(
+            want.is_empty() || words.windows(want.len()).any(|w| w == want.as_slice()),
+            "{added:?} lacks {feature:?}"
+        );
     }
-    if let Ok(removed) = remove_feature(features, feature) {
-        if well_formed {
-            parse_counted(&removed)
-                .unwrap_or_else(|e| panic!("removing from {features:?} gave {removed:?}: {e}"));
-        }
+    let removed = remove_feature(features, feature);
+    if let (true, Ok(removed)) = (well_formed, removed) {
+        parse_counted(&removed)
+            .unwrap_or_else(|e| panic!("removing from {features:?} gave {removed:?}: {e}"));
     }
     let _ = add_feature(None, feature);
 }

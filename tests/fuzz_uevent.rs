@@ -54,11 +54,33 @@ fn seeds() -> Vec<Vec<u8>> {
 
 fn dict() -> Vec<Vec<u8>> {
     let words: &[&[u8]] = &[
-        b"\0", b"\0\0", b"=", b"@", b"/", b"ACTION=", b"DEVPATH=", b"SEQNUM=",
-        b"SEQNUM=18446744073709551616", b"MAJOR=", b"MAJOR=-1", b"MAJOR=4294967296",
-        b"DM_ACTION=PATH_FAILED", b"DM_ACTION=PATH_REINSTATED", b"DM_PATH=", b"DM_NR_VALID_PATHS=x",
-        b"DM_SEQNUM=", b"DM_UUID=mpath-", b"DEVNAME=/dev/", b"DEVNAME=", b"libudev\0",
-        b"\xfe\xed\xca\xfe", b"\xff", b"\xc3", b"add@/", b"remove@", "\u{e9}".as_bytes(),
+        b"\0",
+        b"\0\0",
+        b"=",
+        b"@",
+        b"/",
+        b"ACTION=",
+        b"DEVPATH=",
+        b"SEQNUM=",
+        b"SEQNUM=18446744073709551616",
+        b"MAJOR=",
+        b"MAJOR=-1",
+        b"MAJOR=4294967296",
+        b"DM_ACTION=PATH_FAILED",
+        b"DM_ACTION=PATH_REINSTATED",
+        b"DM_PATH=",
+        b"DM_NR_VALID_PATHS=x",
+        b"DM_SEQNUM=",
+        b"DM_UUID=mpath-",
+        b"DEVNAME=/dev/",
+        b"DEVNAME=",
+        b"libudev\0",
+        b"\xfe\xed\xca\xfe",
+        b"\xff",
+        b"\xc3",
+        b"add@/",
+        b"remove@",
+        "\u{e9}".as_bytes(),
     ];
     words.iter().map(|w| w.to_vec()).collect()
 }
@@ -119,18 +141,29 @@ fn check_event(msg: &[u8], ev: &Uevent) {
         assert_eq!(ev.get("MAJOR").and_then(|v| v.parse::<u32>().ok()), Some(m));
     }
     if !msg.starts_with(UDEV_PREFIX) {
-        assert!(!ev.action.is_empty() && ev.devpath.starts_with('/'), "{ev:?}");
+        assert!(
+            !ev.action.is_empty() && ev.devpath.starts_with('/'),
+            "{ev:?}"
+        );
     }
     // Written back as udevd would send it, the event reads the same.
     let body = env_fields(ev);
     let again = udev_message(&body, UDEV_HEADER, UDEV_HEADER, body.len() as u32);
-    assert_eq!(uevent::parse_udev(&again).as_ref(), Ok(ev), "udev re-encoding");
+    assert_eq!(
+        uevent::parse_udev(&again).as_ref(),
+        Ok(ev),
+        "udev re-encoding"
+    );
     // And as the kernel would, where the header can carry ACTION and DEVPATH.
     if !ev.action.is_empty() && !ev.action.contains('@') && ev.devpath.starts_with('/') {
         let mut k = format!("{}@{}", ev.action, ev.devpath).into_bytes();
         k.push(0);
         k.extend_from_slice(&body);
-        assert_eq!(uevent::parse_kernel(&k).as_ref(), Ok(ev), "kernel re-encoding");
+        assert_eq!(
+            uevent::parse_kernel(&k).as_ref(),
+            Ok(ev),
+            "kernel re-encoding"
+        );
     }
 }
 
@@ -153,11 +186,9 @@ fn property(msgs: &Vec<Vec<u8>>) {
         }
     }
     let n = batch.len();
-    let merged = merge_batch(
-        batch,
-        &|name| name.starts_with("sdc"),
-        &|ev| ev.get("ID_SERIAL").map(str::to_owned),
-    );
+    let merged = merge_batch(batch, &|name| name.starts_with("sdc"), &|ev| {
+        ev.get("ID_SERIAL").map(str::to_owned)
+    });
     let out: usize = merged.iter().map(|m| m.all().count()).sum();
     assert!(out <= n, "merge_batch produced {out} events from {n}");
 }
@@ -171,7 +202,8 @@ fn fuzz_uevent() {
 #[test]
 fn corpus_messages_parse() {
     for m in seeds() {
-        let ev = uevent::parse(&m).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&m)));
+        let ev =
+            uevent::parse(&m).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&m)));
         check_event(&m, &ev);
         if ev.get("DM_ACTION").is_some() {
             assert!(ev.is_dm_multipath(), "{ev:?}");

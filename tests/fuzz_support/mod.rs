@@ -71,14 +71,14 @@ pub enum Mutation {
 pub fn mutation() -> impl Strategy<Value = Mutation> {
     let p = any::<usize>();
     prop_oneof![
-        3 => (p.clone(), any::<u8>()).prop_map(|(a, b)| Mutation::Set(a, b)),
-        2 => (p.clone(), 0u8..8).prop_map(|(a, b)| Mutation::Flip(a, b)),
-        2 => (p.clone(), any::<u8>()).prop_map(|(a, b)| Mutation::Insert(a, b)),
-        3 => (p.clone(), 1usize..16).prop_map(|(a, n)| Mutation::Delete(a, n)),
-        2 => (p.clone(), 1usize..32, p.clone()).prop_map(|(a, n, b)| Mutation::Duplicate(a, n, b)),
-        4 => (p.clone(), p.clone()).prop_map(|(a, w)| Mutation::Splice(a, w)),
-        1 => p.clone().prop_map(Mutation::Truncate),
-        1 => (p.clone(), 1usize..64, p).prop_map(|(a, n, k)| Mutation::Rotate(a, n, k)),
+        3 => (p, any::<u8>()).prop_map(|(a, b)| Mutation::Set(a, b)),
+        2 => (p, 0u8..8).prop_map(|(a, b)| Mutation::Flip(a, b)),
+        2 => (p, any::<u8>()).prop_map(|(a, b)| Mutation::Insert(a, b)),
+        3 => (p, 1usize..16).prop_map(|(a, n)| Mutation::Delete(a, n)),
+        2 => (p, 1usize..32, p).prop_map(|(a, n, b)| Mutation::Duplicate(a, n, b)),
+        4 => (p, p).prop_map(|(a, w)| Mutation::Splice(a, w)),
+        1 => p.prop_map(Mutation::Truncate),
+        1 => (p, 1usize..64, p).prop_map(|(a, n, k)| Mutation::Rotate(a, n, k)),
     ]
 }
 
@@ -146,15 +146,16 @@ pub fn soup(
     max_len: usize,
 ) -> impl Strategy<Value = String> {
     let words = Arc::new(words);
-    proptest::collection::vec((any::<prop::sample::Index>(), 0..seps.len()), 0..max_len)
-        .prop_map(move |picks| {
+    proptest::collection::vec((any::<prop::sample::Index>(), 0..seps.len()), 0..max_len).prop_map(
+        move |picks| {
             let mut s = String::new();
             for (w, sep) in picks {
                 s.push_str(&words[w.index(words.len())]);
                 s.push_str(seps[sep]);
             }
             s
-        })
+        },
+    )
 }
 
 /// Watches the case in progress and aborts the process on a hang, printing the input.
@@ -182,7 +183,10 @@ impl Watchdog {
                 }
                 let now = epoch.elapsed().as_millis() as u64;
                 if now.saturating_sub(at) > limit.as_millis() as u64 {
-                    let input = c.lock().ok().and_then(|g| g.as_ref().map(|v| format!("{v:?}")));
+                    let input = c
+                        .lock()
+                        .ok()
+                        .and_then(|g| g.as_ref().map(|v| format!("{v:?}")));
                     eprintln!(
                         "[{target}] HANG: one case ran longer than {limit:?}; input:\n{}",
                         input.unwrap_or_else(|| "<unknown>".into())
@@ -287,7 +291,11 @@ where
             Err(TestError::Fail(_, v)) => {
                 // Run the minimal input once more so the panic location is its own.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| property(&v)));
-                let why = LAST_PANIC.lock().ok().and_then(|g| g.clone()).unwrap_or_default();
+                let why = LAST_PANIC
+                    .lock()
+                    .ok()
+                    .and_then(|g| g.clone())
+                    .unwrap_or_default();
                 restore_panics(prev_hook);
                 panic!(
                     "[{target}] property failed (replay with FUZZ_SEED={seed} FUZZ_CASES={cases})\n{why}\nminimal input: {v:?}"
