@@ -373,6 +373,28 @@ fn progress(cur: i64, total: i64) -> String {
     out
 }
 
+/// Escapes a JSON string value. Upstream prints values raw; ordinary values (no quote,
+/// backslash or control character) come out the same, the others stay parsable.
+fn json_escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn undef_or(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "[undef]".to_string())
 }
@@ -787,7 +809,7 @@ fn json_map_fields(out: &mut String, m: &MapView, last: bool) {
         ("q_timeouts", '4', false),
     ] {
         if quoted {
-            let _ = writeln!(out, "{i2}\"{key}\" : \"{}\",", f(c));
+            let _ = writeln!(out, "{i2}\"{key}\" : \"{}\",", json_escape(&f(c)));
         } else {
             let _ = writeln!(out, "{i2}\"{key}\" : {},", f(c));
         }
@@ -798,7 +820,7 @@ fn json_map_fields(out: &mut String, m: &MapView, last: bool) {
     for (gi, g) in m.groups.iter().enumerate() {
         let gf = |c| group_field(g, &m.selector, c);
         let _ = writeln!(out, "{{");
-        let _ = writeln!(out, "{i3}\"selector\" : \"{}\",", gf('s'));
+        let _ = writeln!(out, "{i3}\"selector\" : \"{}\",", json_escape(&gf('s')));
         let _ = writeln!(out, "{i3}\"pri\" : {},", gf('p'));
         let _ = writeln!(out, "{i3}\"dm_st\" : \"{}\",", gf('t'));
         let _ = writeln!(out, "{i3}\"marginal_st\" : \"{}\",", gf('M'));
@@ -823,7 +845,7 @@ fn json_map_fields(out: &mut String, m: &MapView, last: bool) {
                 ("lun_hex", 'L', true),
             ] {
                 if quoted {
-                    let _ = writeln!(out, "{i4}\"{key}\" : \"{}\",", pf(c));
+                    let _ = writeln!(out, "{i4}\"{key}\" : \"{}\",", json_escape(&pf(c)));
                 } else {
                     let _ = writeln!(out, "{i4}\"{key}\" : {},", pf(c));
                 }
