@@ -155,6 +155,7 @@ fn canonical(c: &Command) -> String {
         C::GetPrHold { map } => format!("getprhold map {}", dev(map)),
         C::SetPrHold { map } => format!("setprhold map {}", dev(map)),
         C::UnsetPrHold { map } => format!("unsetprhold map {}", dev(map)),
+        C::ShowMarginal => "show marginal".to_string(),
     }
 }
 
