@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod discovery;
 pub mod dm;
 pub mod marginal;
+pub mod scsi;
 pub mod uevent;
 
 /// Entry point shared by the binary: returns the process exit code.

@@ -9,93 +9,18 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use super::sense::{self, ScsiCompletion, TurDecision};
+use crate::scsi::{self, Data};
 use super::state::{PathState, Verdict};
 
-/// Kernel `struct sg_io_hdr` (`<scsi/sg.h>`), 88 bytes on LP64.
-#[repr(C)]
-#[derive(Debug)]
-pub struct SgIoHdr {
-    pub interface_id: libc::c_int,
-    pub dxfer_direction: libc::c_int,
-    pub cmd_len: libc::c_uchar,
-    pub mx_sb_len: libc::c_uchar,
-    pub iovec_count: libc::c_ushort,
-    pub dxfer_len: libc::c_uint,
-    pub dxferp: *mut libc::c_void,
-    pub cmdp: *const libc::c_uchar,
-    pub sbp: *mut libc::c_uchar,
-    pub timeout: libc::c_uint,
-    pub flags: libc::c_uint,
-    pub pack_id: libc::c_int,
-    pub usr_ptr: *mut libc::c_void,
-    pub status: libc::c_uchar,
-    pub masked_status: libc::c_uchar,
-    pub msg_status: libc::c_uchar,
-    pub sb_len_wr: libc::c_uchar,
-    pub host_status: libc::c_ushort,
-    pub driver_status: libc::c_ushort,
-    pub resid: libc::c_int,
-    pub duration: libc::c_uint,
-    pub info: libc::c_uint,
-}
-
-const SG_IO: u32 = 0x2285;
-const SG_DXFER_NONE: libc::c_int = -1;
-const SG_DXFER_FROM_DEV: libc::c_int = -3;
-const SG_INFO_OK_MASK: libc::c_uint = 0x1;
-const SENSE_LEN: usize = 32;
 /// Attempts per check, as upstream (unit attention after a reset clears quickly).
 const ATTEMPTS: u32 = 3;
 
-nix::ioctl_readwrite_bad!(sg_io_ioctl, SG_IO, SgIoHdr);
 nix::ioctl_read_bad!(blksszget, 0x1268, libc::c_int);
 
-/// Direction and buffer of a command.
-enum Data<'a> {
-    None,
-    FromDevice(&'a mut [u8]),
-}
-
-/// Issues one SCSI command through SG_IO and returns its completion fields.
+/// Issues one SCSI command and keeps what the sense decoding needs.
 fn scsi_command(fd: RawFd, cdb: &[u8], data: Data<'_>, timeout: Duration) -> io::Result<ScsiCompletion> {
-    let mut sense = [0u8; SENSE_LEN];
-    let (dir, ptr, len) = match data {
-        Data::None => (SG_DXFER_NONE, std::ptr::null_mut(), 0),
-        Data::FromDevice(b) => (SG_DXFER_FROM_DEV, b.as_mut_ptr().cast(), b.len()),
-    };
-    let mut hdr = SgIoHdr {
-        interface_id: libc::c_int::from(b'S'),
-        dxfer_direction: dir,
-        cmd_len: cdb.len() as u8,
-        mx_sb_len: SENSE_LEN as u8,
-        iovec_count: 0,
-        dxfer_len: len as libc::c_uint,
-        dxferp: ptr,
-        cmdp: cdb.as_ptr(),
-        sbp: sense.as_mut_ptr(),
-        timeout: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
-        flags: 0,
-        pack_id: 0,
-        usr_ptr: std::ptr::null_mut(),
-        status: 0,
-        masked_status: 0,
-        msg_status: 0,
-        sb_len_wr: 0,
-        host_status: 0,
-        driver_status: 0,
-        resid: 0,
-        duration: 0,
-        info: 0,
-    };
-    // SAFETY: hdr points at cdb, sense and the data buffer, all alive for the call.
-    unsafe { sg_io_ioctl(fd, &mut hdr) }.map_err(io::Error::from)?;
-    let written = usize::from(hdr.sb_len_wr).min(SENSE_LEN);
-    Ok(ScsiCompletion {
-        ok: hdr.info & SG_INFO_OK_MASK == 0,
-        status: hdr.status,
-        host_status: hdr.host_status,
-        sense: sense[..written].to_vec(),
-    })
+    let c = scsi::command(fd, cdb, data, timeout)?;
+    Ok(ScsiCompletion { ok: c.ok, status: c.status, host_status: c.host_status, sense: c.sense })
 }
 
 /// Maps an SG_IO failure: a device without SCSI passthrough cannot be checked this

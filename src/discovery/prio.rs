@@ -442,41 +442,6 @@ mod sgio {
     use std::os::unix::fs::OpenOptionsExt;
     use std::path::Path;
 
-    /// `struct sg_io_hdr` from <scsi/sg.h> (88 bytes on 64-bit Linux).
-    #[repr(C)]
-    pub struct SgIoHdr {
-        interface_id: libc::c_int,
-        dxfer_direction: libc::c_int,
-        cmd_len: libc::c_uchar,
-        mx_sb_len: libc::c_uchar,
-        iovec_count: libc::c_ushort,
-        dxfer_len: libc::c_uint,
-        dxferp: *mut libc::c_void,
-        cmdp: *const libc::c_uchar,
-        sbp: *mut libc::c_uchar,
-        timeout: libc::c_uint,
-        flags: libc::c_uint,
-        pack_id: libc::c_int,
-        usr_ptr: *mut libc::c_void,
-        status: libc::c_uchar,
-        masked_status: libc::c_uchar,
-        msg_status: libc::c_uchar,
-        sb_len_wr: libc::c_uchar,
-        host_status: libc::c_ushort,
-        driver_status: libc::c_ushort,
-        resid: libc::c_int,
-        duration: libc::c_uint,
-        info: libc::c_uint,
-    }
-
-    #[cfg(target_pointer_width = "64")]
-    const _: () = assert!(std::mem::size_of::<SgIoHdr>() == 88);
-
-    const SG_DXFER_FROM_DEV: libc::c_int = -3;
-    const SG_INFO_OK_MASK: libc::c_uint = 0x1;
-
-    nix::ioctl_readwrite_bad!(sg_io, 0x2285, SgIoHdr);
-
     pub struct Device {
         file: File,
         name: String,
@@ -494,47 +459,25 @@ mod sgio {
 
         /// Run a data-in command; returns the number of bytes transferred.
         fn data_in(&self, cdb: &[u8], buf: &mut [u8], timeout_ms: u32) -> Result<usize, String> {
-            let mut sense = [0u8; 32];
-            let mut hdr = SgIoHdr {
-                interface_id: b'S' as libc::c_int,
-                dxfer_direction: SG_DXFER_FROM_DEV,
-                cmd_len: cdb.len() as libc::c_uchar,
-                mx_sb_len: sense.len() as libc::c_uchar,
-                iovec_count: 0,
-                dxfer_len: buf.len() as libc::c_uint,
-                dxferp: buf.as_mut_ptr().cast(),
-                cmdp: cdb.as_ptr(),
-                sbp: sense.as_mut_ptr(),
-                timeout: timeout_ms,
-                flags: 0,
-                pack_id: 0,
-                usr_ptr: std::ptr::null_mut(),
-                status: 0,
-                masked_status: 0,
-                msg_status: 0,
-                sb_len_wr: 0,
-                host_status: 0,
-                driver_status: 0,
-                resid: 0,
-                duration: 0,
-                info: 0,
-            };
-            // SAFETY: every pointer in hdr refers to a live buffer of the stated
-            // length (cdb, buf, sense) for the duration of the call.
-            unsafe { sg_io(self.file.as_raw_fd(), &mut hdr) }
-                .map_err(|e| format!("{}: SG_IO opcode {:#04x}: {e}", self.name, cdb[0]))?;
-            if hdr.info & SG_INFO_OK_MASK != 0 {
+            let len = buf.len();
+            let c = crate::scsi::command(
+                self.file.as_raw_fd(),
+                cdb,
+                crate::scsi::Data::FromDevice(buf),
+                std::time::Duration::from_millis(u64::from(timeout_ms)),
+            )
+            .map_err(|e| format!("{}: SG_IO opcode {:#04x}: {e}", self.name, cdb[0]))?;
+            if !c.ok {
                 // A "recovered error" sense key still delivered the data.
-                let key = if hdr.sb_len_wr > 2 { sense[2] & 0x0f } else { 0 };
+                let key = c.sense.get(2).map_or(0, |k| k & 0x0f);
                 if key != 0x1 {
                     return Err(format!(
                         "{}: opcode {:#04x} failed: status {:#04x} host {:#06x} driver {:#06x} sense key {key:#x}",
-                        self.name, cdb[0], hdr.status, hdr.host_status, hdr.driver_status
+                        self.name, cdb[0], c.status, c.host_status, c.driver_status
                     ));
                 }
             }
-            let resid = usize::try_from(hdr.resid).unwrap_or(0).min(buf.len());
-            Ok(buf.len() - resid)
+            Ok(len - c.resid)
         }
 
         /// INQUIRY, standard data (`None`) or a VPD page.
