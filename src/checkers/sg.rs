@@ -123,23 +123,6 @@ pub fn rdac(fd: RawFd, timeout: Duration) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::mem::{offset_of, size_of};
-
-    #[test]
-    fn sg_io_hdr_matches_the_kernel_layout() {
-        assert_eq!(size_of::<SgIoHdr>(), 88);
-        assert_eq!(offset_of!(SgIoHdr, dxfer_len), 12);
-        assert_eq!(offset_of!(SgIoHdr, dxferp), 16);
-        assert_eq!(offset_of!(SgIoHdr, cmdp), 24);
-        assert_eq!(offset_of!(SgIoHdr, sbp), 32);
-        assert_eq!(offset_of!(SgIoHdr, timeout), 40);
-        assert_eq!(offset_of!(SgIoHdr, usr_ptr), 56);
-        assert_eq!(offset_of!(SgIoHdr, status), 64);
-        assert_eq!(offset_of!(SgIoHdr, sb_len_wr), 67);
-        assert_eq!(offset_of!(SgIoHdr, host_status), 68);
-        assert_eq!(offset_of!(SgIoHdr, resid), 72);
-        assert_eq!(offset_of!(SgIoHdr, info), 80);
-    }
 
     #[test]
     fn non_scsi_file_is_unsupported() {

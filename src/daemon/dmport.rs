@@ -27,7 +27,7 @@ impl<B: DmBackend> MapOps for DmPort<B> {
                 // Removed between list and info: not ours to worry about.
                 Err(_) => continue,
             };
-            if !info.uuid.strip_prefix("mpath-").is_some_and(|w| !w.is_empty()) {
+            if info.uuid.strip_prefix("mpath-").is_none_or(|w| w.is_empty()) {
                 continue;
             }
             let table = match self.0.table(&dev.name).map_err(|e| e.to_string()).and_then(|t| one_multipath_line(&dev.name, t)) {

@@ -130,14 +130,13 @@ pub fn plan_map(cfg: &Config, wwid: &str, alias: &str, paths: &[PlanPath]) -> Op
 /// The kernel's attached handler wins while `retain_attached_hw_handler` is on;
 /// otherwise the configured one. Returned as table words (`["alua"]`, or none).
 fn select_hwhandler(sel: &Selector, paths: &[PlanPath]) -> Vec<String> {
-    if sel.retain_hwhandler().value {
-        if let Some(dh) = paths
+    if sel.retain_hwhandler().value
+        && let Some(dh) = paths
             .iter()
             .filter_map(|p| p.dh_state.as_deref())
             .find(|d| !d.is_empty() && *d != "detached")
-        {
-            return vec![dh.to_string()];
-        }
+    {
+        return vec![dh.to_string()];
     }
     let configured = sel.hwhandler().value;
     let mut words = configured.split_whitespace();

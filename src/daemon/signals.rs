@@ -29,10 +29,10 @@ pub fn spawn(tx: Sender<SignalEvent>) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGINT, SIGTERM])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for sig in signals.forever() {
-            if let Some(ev) = classify(sig) {
-                if tx.send(ev).is_err() {
-                    break;
-                }
+            if let Some(ev) = classify(sig)
+                && tx.send(ev).is_err()
+            {
+                break;
             }
         }
     })?;
