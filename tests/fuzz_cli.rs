@@ -159,10 +159,12 @@ fn canonical(c: &Command) -> String {
     }
 }
 
-/// The parameters of a command; an empty one has no spelling on the command line.
+/// Whether a parameter is empty (`parse` accepts `map /dev/`), which no command line
+/// can spell. In the Debug form an empty string is `""` right after `: ` or `(`; inside
+/// a string a quote is escaped, so `""` there always follows a backslash.
 fn has_empty_param(c: &Command) -> bool {
     let dbg = format!("{c:?}");
-    dbg.contains(": \"\"")
+    dbg.contains(": \"\"") || dbg.contains("(\"\")")
 }
 
 fn property(line: &str) {
