@@ -251,28 +251,8 @@ fn json_ok(out: &str) {
     }
 }
 
-/// Inputs of crashes already recorded in `tests/fuzz_regressions.rs`, skipped so the
-/// run can look for new ones; remove an entry when its fix lands.
-fn known_crash(maps: &[MapView], paths: &[PathView]) -> bool {
-    // progress_bar_tick_overflow: the progress bar (`%C` of a path, `%F` of a map with
-    // deferred failback) multiplies the tick by the bar length unchecked.
-    let huge = |t: i64| t.unsigned_abs() > (i64::MAX / 64) as u64;
-    let path = |p: &PathView| huge(p.tick);
-    let map = |m: &MapView| matches!(m.failback, Failback::Deferred { tick, .. } if huge(tick));
-    paths.iter().any(path)
-        || maps.iter().any(map)
-        || maps
-            .iter()
-            .flat_map(|m| &m.groups)
-            .flat_map(|g| &g.paths)
-            .any(path)
-}
-
 fn property(case: &(String, Vec<MapView>, Vec<PathView>, bool)) {
     let (fmt, maps, paths, raw) = case;
-    if known_crash(maps, paths) {
-        return;
-    }
     let _ = paths_table(paths, fmt, *raw);
     let _ = maps_table(maps, fmt, *raw);
     let _ = topology(maps, paths);

@@ -273,21 +273,7 @@ fn check_text(text: &str) {
     }
 }
 
-/// Inputs of crashes already recorded in `tests/fuzz_regressions.rs`, skipped so the
-/// run can look for new ones; remove an entry when its fix lands.
-fn known_crash(features: &str) -> bool {
-    // add_feature_count_overflow: a count near usize::MAX overflows in add_feature.
-    let digits: String = features.chars().take_while(char::is_ascii_digit).collect();
-    let max = usize::MAX as u128;
-    digits
-        .parse::<u128>()
-        .is_ok_and(|n| n > max - 64 && n <= max)
-}
-
 fn check_features(features: &str, feature: &str) {
-    if known_crash(features) {
-        return;
-    }
     let well_formed = parse_counted(features).is_ok();
     let added = add_feature(Some(features), feature);
     if let (true, Ok(added)) = (well_formed, added) {
