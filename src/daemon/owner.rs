@@ -147,6 +147,10 @@ pub struct Owner {
     /// (name, WWID) of every multipath map found in the kernel at coldplug, ours or not:
     /// their names are never handed out to another WWID.
     kernel_maps: Vec<(String, String)>,
+    /// Paths udev has not described yet (no uid_attribute property): retriggers done and
+    /// when to try next (daemon seconds). Their sysfs WWID may differ from udev's, and a
+    /// wrong WWID would build a second map for the same LUN.
+    udev_pending: BTreeMap<String, (i64, u64)>,
     pub state: DaemonState,
     started: Instant,
 }
@@ -177,6 +181,7 @@ impl Owner {
             maps: BTreeMap::new(),
             next_id: 1,
             kernel_maps: Vec::new(),
+            udev_pending: BTreeMap::new(),
             state: DaemonState::Startup,
             started: Instant::now(),
         }
@@ -202,7 +207,9 @@ impl Owner {
             .collect();
         let scanned = self.scan();
         for info in scanned {
-            self.add_path_info(info);
+            if !self.waits_for_udev(&info) {
+                self.add_path_info(info);
+            }
         }
         let mut by_wwid: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (dev, p) in &self.paths {
@@ -275,6 +282,51 @@ impl Owner {
             .unwrap_or(false);
         let exists = self.maps.values().any(|m| m.wwid == wwid);
         discovery::valid::should_multipath(mode, known, exists, npaths.saturating_sub(1))
+    }
+
+    /// Whether to wait for udev before using the path: udev runs but has not stored the
+    /// path's uid_attribute yet. As upstream, the device is retriggered `retrigger_tries`
+    /// times, `retrigger_delay` seconds apart, before the sysfs WWID is used.
+    fn waits_for_udev(&mut self, info: &PathInfo) -> bool {
+        let from_udev = matches!(info.wwid_source, Some(discovery::WwidSource::Udev(_)));
+        let attr = Selector::new(&self.cfg, &info.vendor, &info.product, &info.rev, "").uid_attribute(&info.dev).value;
+        if from_udev || attr.is_empty() || !self.env.udev_dir.is_dir() {
+            self.udev_pending.remove(&info.dev);
+            return false;
+        }
+        let tries = self.cfg.setting_int("retrigger_tries").unwrap_or(3);
+        let delay = self.cfg.setting_int("retrigger_delay").unwrap_or(10).max(1) as u64;
+        let now = self.now_secs();
+        let entry = self.udev_pending.entry(info.dev.clone()).or_insert((0, now + delay));
+        if entry.0 >= tries {
+            log::warn!("{}: udev has no {attr} after {tries} retriggers, using the WWID from sysfs", info.dev);
+            self.udev_pending.remove(&info.dev);
+            return false;
+        }
+        log::info!("{}: waiting for udev to set {attr} (retrigger {}/{tries})", info.dev, entry.0);
+        true
+    }
+
+    /// Retriggers paths still waiting for udev; their `change` uevent brings them back.
+    fn retrigger_udev(&mut self) {
+        let now = self.now_secs();
+        let delay = self.cfg.setting_int("retrigger_delay").unwrap_or(10).max(1) as u64;
+        let tries = self.cfg.setting_int("retrigger_tries").unwrap_or(3);
+        let due: Vec<String> = self.udev_pending.iter().filter(|(_, (_, at))| *at <= now).map(|(d, _)| d.clone()).collect();
+        for dev in due {
+            let Some(entry) = self.udev_pending.get_mut(&dev) else { continue };
+            entry.0 += 1;
+            entry.1 = now + delay;
+            if entry.0 >= tries {
+                // Out of retriggers: the next discovery takes the sysfs WWID.
+                self.add_paths(&[dev]);
+                continue;
+            }
+            let uevent = self.env.sysfs.sys("block").join(&dev).join("uevent");
+            if let Err(e) = std::fs::write(&uevent, "change") {
+                log::warn!("{dev}: cannot retrigger udev through {}: {e}", uevent.display());
+            }
+        }
     }
 
     fn add_path_info(&mut self, info: PathInfo) {
@@ -663,6 +715,9 @@ impl Owner {
 
     /// Once a second: queueing countdowns, deferred failback, ghost delay.
     pub fn tick(&mut self) {
+        if !self.udev_pending.is_empty() {
+            self.retrigger_udev();
+        }
         let names: Vec<String> = self.maps.keys().cloned().collect();
         for name in names {
             let (groups, current) = self.group_info(&name);
@@ -821,7 +876,8 @@ impl Owner {
         }
         let Some(dev) = ev.devname.clone() else { return };
         match ev.action.as_str() {
-            "add" => {
+            // udev's `change` completes a path that waited for its properties
+            "add" | "change" if !self.paths.contains_key(&dev) => {
                 self.add_paths(&[dev]);
             }
             "remove" => {
@@ -849,6 +905,9 @@ impl Owner {
         };
         if self.blacklist_reason(&self.blacklist(), &info).is_some() {
             return Err("blacklisted\n".to_string());
+        }
+        if self.waits_for_udev(&info) {
+            return Ok(None);
         }
         let wwid = info.wwid.clone();
         self.add_path_info(info);
