@@ -80,6 +80,10 @@ udevd_start
 step "topology: one LUN through two hosts"
 topo_scsi_debug_2paths
 udevadm settle -t 30
+# scsi_dh_alua sets the ALUA states a moment after the disks appear; a daemon started
+# before that reads the same priority on both paths
+wait_for "ALUA states of both paths known" 30 sh -c \
+    "[ \$(cat /sys/block/sda/device/access_state /sys/block/sdb/device/access_state | sort -u | grep -c '^active/') -eq 2 ]"
 
 step "Debian's client against Debian's daemon"
 run sh -c "$REF -d -v2 > $LAB_OUT/reference.log 2>&1 &"
