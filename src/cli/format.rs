@@ -94,70 +94,9 @@ pub enum PathDmState {
     Undef,
 }
 
-/// Result of the last path check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckerState {
-    Wild,
-    Unchecked,
-    Down,
-    Up,
-    Shaky,
-    Ghost,
-    Pending,
-    Timeout,
-    Removed,
-    Delayed,
-    Disconnected,
-}
-
-impl CheckerState {
-    /// All states, in the order `show status` lists them.
-    pub const ALL: [CheckerState; 11] = [
-        CheckerState::Wild,
-        CheckerState::Unchecked,
-        CheckerState::Down,
-        CheckerState::Up,
-        CheckerState::Shaky,
-        CheckerState::Ghost,
-        CheckerState::Pending,
-        CheckerState::Timeout,
-        CheckerState::Removed,
-        CheckerState::Delayed,
-        CheckerState::Disconnected,
-    ];
-
-    /// The name `show status` uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            CheckerState::Wild => "wild",
-            CheckerState::Unchecked => "unchecked",
-            CheckerState::Down => "down",
-            CheckerState::Up => "up",
-            CheckerState::Shaky => "shaky",
-            CheckerState::Ghost => "ghost",
-            CheckerState::Pending => "pending",
-            CheckerState::Timeout => "timeout",
-            CheckerState::Removed => "removed",
-            CheckerState::Delayed => "delayed",
-            CheckerState::Disconnected => "disconnected",
-        }
-    }
-
-    /// The `%T` (chk_st) text of a path that belongs to a map.
-    fn chk_st(self) -> &'static str {
-        match self {
-            CheckerState::Up => "ready",
-            CheckerState::Down => "faulty",
-            CheckerState::Shaky => "shaky",
-            CheckerState::Ghost => "ghost",
-            CheckerState::Pending => "i/o pending",
-            CheckerState::Timeout => "i/o timeout",
-            CheckerState::Delayed => "delayed",
-            CheckerState::Disconnected => "disconnected",
-            _ => "undef",
-        }
-    }
-}
+/// Result of the last path check: the checker state machine's own type.
+pub use crate::checkers::state::PathState as CheckerState;
+use crate::checkers::state::chk_state_text;
 
 /// How far path discovery got (`%I`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,7 +390,7 @@ pub fn path_field(p: &PathView, c: char) -> Option<String> {
             "running"
         }
         .to_string(),
-        'T' => if orphan { "undef" } else { p.state.chk_st() }.to_string(),
+        'T' => if orphan { "undef" } else { chk_state_text(p.state) }.to_string(),
         's' => {
             let or_hash = |s: &str| {
                 if s.is_empty() {

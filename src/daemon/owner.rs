@@ -1016,7 +1016,7 @@ impl Owner {
             },
             offline: read_trimmed(&self.env.sysfs.sys("block").join(&p.info.dev).join("device/state")).as_deref()
                 == Some("offline"),
-            state: checker_state(p.rec.state),
+            state: p.rec.state,
             vendor: p.info.vendor.clone(),
             product: p.info.product.clone(),
             rev: p.info.rev.clone(),
@@ -1180,7 +1180,7 @@ impl Owner {
                 Ok(out)
             }
             Command::ShowStatus => {
-                let states: Vec<fmt::CheckerState> = self.paths.values().map(|p| checker_state(p.rec.state)).collect();
+                let states: Vec<fmt::CheckerState> = self.paths.values().map(|p| p.rec.state).collect();
                 Ok(fmt::status(&states, self.paths.len(), false))
             }
             Command::ShowDaemon => Ok(fmt::daemon(std::process::id(), self.state, false)),
@@ -1513,21 +1513,6 @@ fn same_layout(a: &MultipathTable, b: &MultipathTable) -> bool {
     a.features == b.features && a.hwhandler == b.hwhandler && devs(a) == devs(b)
 }
 
-fn checker_state(s: PathState) -> fmt::CheckerState {
-    match s {
-        PathState::Wild => fmt::CheckerState::Wild,
-        PathState::Unchecked => fmt::CheckerState::Unchecked,
-        PathState::Down => fmt::CheckerState::Down,
-        PathState::Up => fmt::CheckerState::Up,
-        PathState::Shaky => fmt::CheckerState::Shaky,
-        PathState::Ghost => fmt::CheckerState::Ghost,
-        PathState::Pending => fmt::CheckerState::Pending,
-        PathState::Timeout => fmt::CheckerState::Timeout,
-        PathState::Removed => fmt::CheckerState::Removed,
-        PathState::Delayed => fmt::CheckerState::Delayed,
-        PathState::Disconnected => fmt::CheckerState::Disconnected,
-    }
-}
 
 /// Used by verdict tests of the owner.
 pub fn verdict(state: PathState) -> Verdict {
