@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, unbounded};
 use multipathd::cli::client::{ClientMode, run_with};
 use multipathd::cli::parse::{Command, help_text};
 use multipathd::cli::protocol::{FrameError, LEN_SIZE, recv_reply, send_frame};
-use multipathd::cli::server::{Request, ServerConfig, ServerHandle, SocketName, bind, spawn};
+use multipathd::cli::server::{Reply, Request, ServerConfig, ServerHandle, SocketName, bind, spawn};
 
 const BIG: usize = 8 * 1024 * 1024;
 
@@ -28,7 +28,7 @@ struct Harness {
 /// Fake state owner: answers from a fixed table; `show daemon` never gets an answer
 /// (the sender is kept alive), `shutdown` drops the sender unanswered.
 fn owner(rx: Receiver<Request>, seen: Arc<Mutex<Vec<Command>>>) {
-    let mut parked: Vec<Sender<String>> = Vec::new();
+    let mut parked: Vec<Reply> = Vec::new();
     for req in rx {
         seen.lock().unwrap().push(req.cmd.clone());
         let text = match &req.cmd {

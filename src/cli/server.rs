@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, SendError, Sender, TryRecvError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use super::parse::{Command, HandlerError, parse};
@@ -31,16 +32,31 @@ pub const PATH_SOCKET: &str = "/run/multipathd.socket";
 /// Environment variable overriding the socket name (`@name` = abstract).
 pub const SOCKET_ENV: &str = "MULTIPATH_SOCKET_NAME";
 
-/// How often a client with an outstanding request checks for its reply.
-const REPLY_POLL: Duration = Duration::from_millis(5);
-
 /// A command for the state owner, with the channel its reply goes to. An empty reply
 /// is sent to the client as `ok\n`; error replies start with `fail\n` (see
 /// [`HandlerError::reply`]). The owner must not block on a dropped receiver.
 #[derive(Debug)]
 pub struct Request {
     pub cmd: Command,
-    pub reply: Sender<String>,
+    pub reply: Reply,
+}
+
+/// Where the state owner answers a [`Request`]: the text goes down a channel and an
+/// eventfd wakes the listener's `poll`, so the reply leaves as soon as it exists.
+#[derive(Debug)]
+pub struct Reply {
+    tx: Sender<String>,
+    wake: Arc<EventFd>,
+}
+
+impl Reply {
+    /// Errs when the listener no longer waits for it (the client timed out or left).
+    pub fn send(&self, text: String) -> Result<(), SendError<String>> {
+        self.tx.send(text)?;
+        // The counter cannot overflow in practice; either way the poll is woken.
+        let _ = self.wake.write(1);
+        Ok(())
+    }
 }
 
 /// Where to listen.
@@ -265,7 +281,7 @@ impl Client {
                 deadline: Some(d), ..
             }
             | State::Body { deadline: d, .. } => *d,
-            State::Waiting { deadline, .. } => (*deadline).min(Instant::now() + REPLY_POLL),
+            State::Waiting { deadline, .. } => *deadline,
             State::Sending { deadline, .. } => *deadline,
         }
     }
@@ -290,6 +306,8 @@ fn read_some(stream: &mut UnixStream, buf: &mut [u8], got: &mut usize) -> bool {
 struct Server {
     listeners: Vec<UnixListener>,
     waker: UnixStream,
+    /// Written by [`Reply::send`]; its readiness wakes the poll to pass replies on.
+    replies_ready: Arc<EventFd>,
     cfg: ServerConfig,
     requests: Sender<Request>,
     clients: Vec<Client>,
@@ -345,7 +363,8 @@ impl Server {
             return c.reply(&status(), false, now, &self.cfg);
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        if self.requests.send(Request { cmd, reply: tx }).is_err() {
+        let reply = Reply { tx, wake: Arc::clone(&self.replies_ready) };
+        if self.requests.send(Request { cmd, reply }).is_err() {
             log::error!("cli: state owner is gone");
             return c.reply(HandlerError::Failed.reply(), false, now, &self.cfg);
         }
@@ -507,8 +526,9 @@ impl Server {
                 }
             };
             let mut fds: Vec<PollFd> =
-                Vec::with_capacity(1 + self.listeners.len() + self.clients.len());
+                Vec::with_capacity(2 + self.listeners.len() + self.clients.len());
             fds.push(PollFd::new(self.waker.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(self.replies_ready.as_fd(), PollFlags::POLLIN));
             for l in &self.listeners {
                 let ev = if accepting {
                     PollFlags::POLLIN
@@ -543,10 +563,14 @@ impl Server {
                 }
                 return;
             }
+            if !revents[1].is_empty() {
+                // Only resets the counter: every waiting client looks for its reply below.
+                let _ = self.replies_ready.read();
+            }
             let now = Instant::now();
             let nl = self.listeners.len();
             let mut clients = std::mem::take(&mut self.clients);
-            for (c, ev) in clients.iter_mut().zip(&revents[1 + nl..]) {
+            for (c, ev) in clients.iter_mut().zip(&revents[2 + nl..]) {
                 if !ev.is_empty() {
                     self.service(c, *ev, now);
                 }
@@ -557,7 +581,7 @@ impl Server {
             clients.retain(|c| !c.dead);
             self.clients = clients;
             for i in 0..nl {
-                if revents[1 + i].contains(PollFlags::POLLIN) {
+                if revents[2 + i].contains(PollFlags::POLLIN) {
                     self.accept(i, now);
                 }
             }
@@ -595,6 +619,9 @@ pub fn spawn(
     let server = Server {
         listeners,
         waker: wake_rx,
+        replies_ready: Arc::new(EventFd::from_flags(
+            EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
+        )?),
         cfg,
         requests,
         clients: Vec::new(),
