@@ -6,7 +6,8 @@
 # Exit status: the scenario's; 124 on timeout, 125 when the VM did not run the scenario.
 # Environment: LAB_TIMEOUT (seconds, default: the scenario's "# lab-timeout: N" line, else 300),
 #   LAB_NO_BUILD=1 (skip cargo build), LAB_VERBOSE=1 (print the whole scenario output),
-#   LAB_MEM (MiB, default 1024), LAB_SMP (default 2).
+#   LAB_MEM (MiB, default 1024), LAB_SMP (default 2), LAB_PROFILE (debug, the default, or
+#   release: which build of our binaries the VM gets; benchmarks use release).
 set -euo pipefail
 
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,8 +27,10 @@ NAME=$(basename "$SCRIPT" .sh)
 # shellcheck disable=SC1091
 . "$TARGET/lab-cache/current.env"
 
+PROFILE=${LAB_PROFILE:-debug}
+case $PROFILE in debug|release) ;; *) echo "lab: LAB_PROFILE must be debug or release" >&2; exit 2 ;; esac
 if [ "${LAB_NO_BUILD:-0}" != 1 ]; then
-    (cd "$REPO" && cargo build --quiet --bins --examples) || { echo "lab: cargo build failed" >&2; exit 125; }
+    (cd "$REPO" && cargo build --quiet --bins --examples $([ "$PROFILE" = release ] && echo --release)) || { echo "lab: cargo build failed" >&2; exit 125; }
 fi
 
 # Per-run share (our binaries + a copy of tests/lab) and results directory, so two VMs can run at once.
@@ -37,7 +40,7 @@ rm -rf "$WORK" "$OUT"
 mkdir -p "$WORK/share/bin" "$WORK/share/lab/run" "$OUT"
 cp -a "$LAB/." "$WORK/share/lab/"
 cp "$SCRIPT" "$WORK/share/lab/run/$NAME.sh"
-for f in "$TARGET/debug/multipathd" "$TARGET"/debug/examples/*; do
+for f in "$TARGET/$PROFILE/multipathd" "$TARGET/$PROFILE"/examples/*; do
     [ -f "$f" ] && [ -x "$f" ] || continue
     case ${f##*/} in *.*) continue ;; esac                       # .d, .so, .rlib ...
     [[ ${f##*/} =~ -[0-9a-f]{16}$ ]] && continue                 # hashed duplicates of examples

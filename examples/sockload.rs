@@ -1,0 +1,141 @@
+//! sockload: a measuring client for the multipathd socket, used by the lab to compare our
+//! daemon with Debian's through the same client code (so the client's own start-up cost is
+//! not part of what is measured).
+//!
+//! usage: sockload latency COUNT CMD
+//!            COUNT round trips one after another, each on a fresh connection as the real
+//!            client does; prints `n= ok= failed= median_ms= p90_ms= max_ms= reply_bytes=`.
+//!        sockload load CLIENTS TIMEOUT_MS CMD
+//!            CLIENTS connections at once (all connected before any sends), each waits at
+//!            most TIMEOUT_MS for its reply; prints `clients= ok= failed= median_ms= max_ms=`
+//!            and one line per failure; exits 1 if any client failed.
+//! Both talk to the abstract socket both daemons listen on.
+
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use multipathd::cli::client::connect;
+use multipathd::cli::protocol::{recv_reply, send_frame};
+use multipathd::cli::server::{ABSTRACT_SOCKET, SocketName};
+
+const USAGE: &str = "usage: sockload latency COUNT CMD | sockload load CLIENTS TIMEOUT_MS CMD";
+
+fn open() -> Result<UnixStream, String> {
+    connect(&[SocketName::Abstract(ABSTRACT_SOCKET.to_string())])
+        .map_err(|e| format!("connect: {e}"))
+}
+
+/// One command on an open connection; the reply's length on success.
+fn exchange(s: &mut UnixStream, cmd: &str, timeout: Duration) -> Result<usize, String> {
+    let deadline = Instant::now() + timeout;
+    send_frame(s, cmd, deadline).map_err(|e| format!("send: {e:?}"))?;
+    let reply = recv_reply(s, deadline).map_err(|e| format!("receive: {e:?}"))?;
+    if reply.starts_with("fail\n") {
+        return Err(format!("daemon replied: {}", reply.trim_end()));
+    }
+    Ok(reply.len())
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Value at quantile `q` (0..=1) of sorted durations, in ms.
+fn quantile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    millis(sorted[i])
+}
+
+fn latency(count: usize, cmd: &str) -> ExitCode {
+    let mut times = Vec::with_capacity(count);
+    let mut failed = 0;
+    let mut bytes = 0;
+    for _ in 0..count {
+        let t0 = Instant::now();
+        match open().and_then(|mut s| exchange(&mut s, cmd, Duration::from_secs(30))) {
+            Ok(n) => {
+                times.push(t0.elapsed());
+                bytes = n;
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("sockload: {e}");
+            }
+        }
+    }
+    times.sort();
+    println!(
+        "n={count} ok={} failed={failed} median_ms={:.2} p90_ms={:.2} max_ms={:.2} reply_bytes={bytes}",
+        times.len(),
+        quantile(&times, 0.5),
+        quantile(&times, 0.9),
+        quantile(&times, 1.0)
+    );
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn load(clients: usize, timeout: Duration, cmd: &str) -> ExitCode {
+    let barrier = Arc::new(Barrier::new(clients));
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            let cmd = cmd.to_string();
+            thread::spawn(move || {
+                let conn = open();
+                // every client is connected (or has failed to) before the first one sends
+                barrier.wait();
+                let t0 = Instant::now();
+                let r = conn.and_then(|mut s| exchange(&mut s, &cmd, timeout));
+                (t0.elapsed(), r)
+            })
+        })
+        .collect();
+    let mut times = Vec::with_capacity(clients);
+    let mut failures = Vec::new();
+    for (i, w) in workers.into_iter().enumerate() {
+        match w.join() {
+            Ok((t, Ok(_))) => times.push(t),
+            Ok((t, Err(e))) => failures.push(format!("client {i}: {e} after {:.0} ms", millis(t))),
+            Err(_) => failures.push(format!("client {i}: thread panicked")),
+        }
+    }
+    times.sort();
+    println!(
+        "clients={clients} ok={} failed={} median_ms={:.1} max_ms={:.1}",
+        times.len(),
+        failures.len(),
+        quantile(&times, 0.5),
+        quantile(&times, 1.0)
+    );
+    for f in &failures {
+        println!("{f}");
+    }
+    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |s: &str| s.parse::<usize>().ok().filter(|n| *n > 0);
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["latency", count, cmd] => match num(count) {
+            Some(n) => latency(n, cmd),
+            None => usage(),
+        },
+        ["load", clients, ms, cmd] => match (num(clients), num(ms)) {
+            (Some(n), Some(ms)) => load(n, Duration::from_millis(ms as u64), cmd),
+            _ => usage(),
+        },
+        _ => usage(),
+    }
+}
