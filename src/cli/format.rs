@@ -124,14 +124,8 @@ impl InitState {
     }
 }
 
-/// SCSI address of a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hcil {
-    pub host: u32,
-    pub channel: u32,
-    pub target: u32,
-    pub lun: u64,
-}
+/// SCSI address of a path: discovery's type, whose `Display` is the `%i` text.
+pub use crate::discovery::Hcil;
 
 /// Everything the path wildcards print.
 #[derive(Debug, Clone, PartialEq)]
@@ -359,7 +353,7 @@ pub fn path_field(p: &PathView, c: char) -> Option<String> {
     Some(match c {
         'w' => p.wwid.clone(),
         'i' => match p.hcil {
-            Some(h) => format!("{}:{}:{}:{}", h.host, h.channel, h.target, h.lun),
+            Some(h) => h.to_string(),
             None => "#:#:#:#".to_string(),
         },
         'd' => {

@@ -1003,12 +1003,7 @@ impl Owner {
             dev: p.info.dev.clone(),
             dev_t: p.rec.dev_t.clone(),
             wwid: p.info.wwid.clone().unwrap_or_default(),
-            hcil: Some(fmt::Hcil {
-                host: p.info.hcil.host,
-                channel: p.info.hcil.channel,
-                target: p.info.hcil.target,
-                lun: p.info.hcil.lun,
-            }),
+            hcil: Some(p.info.hcil),
             dm_state: match p.rec.dm_state {
                 DmState::Active => fmt::PathDmState::Active,
                 DmState::Failed => fmt::PathDmState::Failed,
