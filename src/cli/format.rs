@@ -192,34 +192,8 @@ pub struct PathGroupView {
     pub paths: Vec<PathView>,
 }
 
-/// The map's failback setting and progress (`%F`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failback {
-    Immediate,
-    Followover,
-    Manual,
-    Undef,
-    /// Fail back after `secs`; `tick` seconds have elapsed (0 = not counting).
-    Deferred {
-        secs: i64,
-        tick: i64,
-    },
-}
-
-/// The map's queueing setting and state (`%Q`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Queueing {
-    /// no_path_retry fail.
-    Fail,
-    /// no_path_retry queue.
-    Queue,
-    Undef,
-    /// no_path_retry N; `retry_tick` seconds of queueing left (0 = not queueing).
-    Retries {
-        retries: i64,
-        retry_tick: i64,
-    },
-}
+/// A map's selected `failback` and `no_path_retry` (`%F`, `%Q`).
+pub use crate::config::propsel::{Failback, NoPathRetry};
 
 /// Device-mapper facts about a map that exists in the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +212,12 @@ pub struct MapView {
     /// None when the map has no device-mapper info (prints `undef`).
     pub dm: Option<DmInfo>,
     pub failback: Failback,
-    pub queueing: Queueing,
+    /// Seconds of a deferred failback elapsed, 0 = not counting.
+    pub failback_tick: u32,
+    /// `no_path_retry`; `disablequeueing` shows as `Fail`.
+    pub no_path_retry: NoPathRetry,
+    /// Seconds of queueing left, 0 = not counting down.
+    pub retry_tick: u32,
     /// Size in 512-byte sectors.
     pub size: u64,
     pub features: String,
@@ -304,6 +283,34 @@ fn progress(cur: i64, total: i64) -> String {
     }
     let _ = write!(out, " {cur}/{total}");
     out
+}
+
+/// `%F`: immediate / followover / manual, or for a deferred failback `deferred:N`
+/// while none is scheduled and else the countdown bar (`tick` seconds elapsed).
+pub fn failback_text(failback: Failback, tick: u32) -> String {
+    match failback {
+        Failback::Immediate => "immediate".to_string(),
+        Failback::Followover => "followover".to_string(),
+        Failback::Manual => "manual".to_string(),
+        Failback::Deferred(secs) if tick == 0 => format!("deferred:{secs}"),
+        Failback::Deferred(secs) => progress(i64::from(tick), i64::from(secs)),
+    }
+}
+
+/// `%Q`: off / on / `-`, or for `no_path_retry N` `S sec` while counting down,
+/// `N chk` while paths are usable, and `off` once the countdown ran out.
+/// `active` is the number of usable paths of the map.
+pub fn queueing_text(no_path_retry: NoPathRetry, retry_tick: u32, active: usize) -> String {
+    match no_path_retry {
+        NoPathRetry::Fail => "off".to_string(),
+        NoPathRetry::Queue => "on".to_string(),
+        NoPathRetry::Undef => "-".to_string(),
+        // Selection turns a count of 0 into `Fail`; upstream prints nothing for it.
+        NoPathRetry::Retries(0) => String::new(),
+        NoPathRetry::Retries(_) if retry_tick > 0 => format!("{retry_tick} sec"),
+        NoPathRetry::Retries(n) if active > 0 => format!("{n} chk"),
+        NoPathRetry::Retries(_) => "off".to_string(),
+    }
 }
 
 /// Escapes a JSON string value. Upstream prints values raw; ordinary values (no quote,
@@ -447,23 +454,8 @@ pub fn map_field(m: &MapView, c: char) -> Option<String> {
         'd' => {
             m.dm.map_or_else(|| "undef".to_string(), |d| format!("dm-{}", d.minor))
         }
-        'F' => match m.failback {
-            Failback::Immediate => "immediate".to_string(),
-            Failback::Followover => "followover".to_string(),
-            Failback::Manual => "manual".to_string(),
-            Failback::Undef => "undef".to_string(),
-            Failback::Deferred { secs, tick: 0 } => format!("deferred:{secs}"),
-            Failback::Deferred { secs, tick } => progress(tick, secs),
-        },
-        'Q' => match m.queueing {
-            Queueing::Fail => "off".to_string(),
-            Queueing::Queue => "on".to_string(),
-            Queueing::Undef => "-".to_string(),
-            Queueing::Retries { retries, .. } if retries <= 0 => String::new(),
-            Queueing::Retries { retry_tick, .. } if retry_tick > 0 => format!("{retry_tick} sec"),
-            Queueing::Retries { retries, .. } if m.active_paths() > 0 => format!("{retries} chk"),
-            Queueing::Retries { .. } => "off".to_string(),
-        },
+        'F' => failback_text(m.failback, m.failback_tick),
+        'Q' => queueing_text(m.no_path_retry, m.retry_tick, m.active_paths()),
         'N' => m.active_paths().to_string(),
         'r' => match m.dm {
             None => "undef",
@@ -980,6 +972,15 @@ mod tests {
         assert_eq!(progress(2, 4), "XXXXX..... 2/4");
         assert_eq!(progress(14, 20), "XXXXXXX... 14/20");
         assert_eq!(progress(0, 0), " 0/0");
+    }
+
+    #[test]
+    fn failback_texts() {
+        assert_eq!(failback_text(Failback::Immediate, 0), "immediate");
+        assert_eq!(failback_text(Failback::Followover, 0), "followover");
+        assert_eq!(failback_text(Failback::Manual, 0), "manual");
+        assert_eq!(failback_text(Failback::Deferred(30), 0), "deferred:30");
+        assert_eq!(failback_text(Failback::Deferred(30), 15), "XXXXX..... 15/30");
     }
 
     #[test]
