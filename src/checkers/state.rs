@@ -98,27 +98,6 @@ pub fn chk_state_text(state: PathState) -> &'static str {
     }
 }
 
-/// Width of the `%C` / `%F` progress bar.
-pub const PROGRESS_LEN: u32 = 10;
-
-/// The `%C` (next_check) text: a 10-char bar of `X` (elapsed share `cur/total`) and
-/// `.`, then ` cur/total`. With `total == 0` only the numbers are printed.
-pub fn progress_bar(cur: u32, total: u32) -> String {
-    let mut s = String::with_capacity(24);
-    if total > 0 {
-        // cur can exceed total for a moment after a config reload; never overflow the bar.
-        let x = ((u64::from(PROGRESS_LEN) * u64::from(cur)) / u64::from(total)).min(u64::from(PROGRESS_LEN));
-        for _ in 0..x {
-            s.push('X');
-        }
-        for _ in x..u64::from(PROGRESS_LEN) {
-            s.push('.');
-        }
-    }
-    s.push_str(&format!(" {cur}/{total}"));
-    s
-}
-
 /// The path's state in the kernel table (`A`/`F` in the DM status line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DmState {
@@ -275,11 +254,6 @@ impl PathRecord {
             marginal: false,
             implicit_tpgs_only: false,
         }
-    }
-
-    /// `%C` for this path (mapped paths only; orphans print `orphan`).
-    pub fn next_check_text(&self) -> String {
-        progress_bar(self.tick, self.checkint)
     }
 }
 

@@ -740,20 +740,6 @@ fn chk_state_texts() {
     );
 }
 
-#[test]
-fn progress_bars() {
-    assert_eq!(progress_bar(0, 5), ".......... 0/5");
-    assert_eq!(progress_bar(1, 5), "XX........ 1/5");
-    assert_eq!(progress_bar(3, 20), "X......... 3/20");
-    assert_eq!(progress_bar(20, 20), "XXXXXXXXXX 20/20");
-    assert_eq!(progress_bar(25, 20), "XXXXXXXXXX 25/20");
-    assert_eq!(progress_bar(3, 0), " 3/0");
-    let mut p = path_in(Up, &policy());
-    p.tick = 2;
-    p.checkint = 20;
-    assert_eq!(p.next_check_text(), "X......... 2/20");
-}
-
 // ---- invariants over random verdict sequences ----
 
 mod props {

@@ -274,6 +274,10 @@ pub fn human_size(sectors: u64) -> String {
     }
 }
 
+/// The `%C` (next check) and deferred `%F` text: a 10-char bar of `X` for the
+/// elapsed share `cur/total` and `.`, then ` cur/total`; with `total <= 0` only
+/// the numbers. Wide arithmetic and the clamp keep any pair of values in range
+/// (`cur` can pass `total` after a reload; see tests/fuzz_regressions.rs).
 fn progress(cur: i64, total: i64) -> String {
     let mut out = String::new();
     if total > 0 {
@@ -972,6 +976,13 @@ mod tests {
         assert_eq!(progress(2, 4), "XXXXX..... 2/4");
         assert_eq!(progress(14, 20), "XXXXXXX... 14/20");
         assert_eq!(progress(0, 0), " 0/0");
+        assert_eq!(progress(0, 5), ".......... 0/5");
+        assert_eq!(progress(1, 5), "XX........ 1/5");
+        assert_eq!(progress(2, 20), "X......... 2/20");
+        assert_eq!(progress(3, 20), "X......... 3/20");
+        assert_eq!(progress(20, 20), "XXXXXXXXXX 20/20");
+        assert_eq!(progress(25, 20), "XXXXXXXXXX 25/20");
+        assert_eq!(progress(3, 0), " 3/0");
     }
 
     #[test]
