@@ -86,13 +86,8 @@ pub const PATH_WILDCARDS: &[(char, &str)] = &[
     ('k', "max_sectors_kb"),
 ];
 
-/// Path state in the kernel's multipath table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathDmState {
-    Active,
-    Failed,
-    Undef,
-}
+/// Path state in the kernel's multipath table: the checker state machine's own type.
+pub use crate::checkers::state::DmState as PathDmState;
 
 /// Result of the last path check: the checker state machine's own type.
 pub use crate::checkers::state::PathState as CheckerState;

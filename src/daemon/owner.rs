@@ -1004,11 +1004,7 @@ impl Owner {
             dev_t: p.rec.dev_t.clone(),
             wwid: p.info.wwid.clone().unwrap_or_default(),
             hcil: Some(p.info.hcil),
-            dm_state: match p.rec.dm_state {
-                DmState::Active => fmt::PathDmState::Active,
-                DmState::Failed => fmt::PathDmState::Failed,
-                DmState::Undef => fmt::PathDmState::Undef,
-            },
+            dm_state: p.rec.dm_state,
             offline: read_trimmed(&self.env.sysfs.sys("block").join(&p.info.dev).join("device/state")).as_deref()
                 == Some("offline"),
             state: p.rec.state,
