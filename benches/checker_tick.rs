@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use multipathd::checkers::scheduler::{PathId, Scheduler};
 use multipathd::checkers::state::{
-    DmState, MapContext, MapRecord, NoPathRetry, PathRecord, PathState, Policy, Verdict,
-    update_path_state,
+    DmState, MapContext, MapRecord, PathRecord, PathState, Policy, Verdict, update_path_state,
 };
+use multipathd::config::propsel::NoPathRetry;
 
 const PATHS: u64 = 4096;
 const INTERVAL: u32 = 5;

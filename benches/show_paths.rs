@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use multipathd::cli::format::{
-    CheckerState, DmInfo, Failback, Hcil, InitState, MapView, PATHS_FORMAT, PathDmState,
-    PathGroupView, PathView, PgState, Queueing, maps_json, paths_table, topology,
+    CheckerState, DmInfo, Failback, Hcil, InitState, MapView, NoPathRetry, PATHS_FORMAT,
+    PathDmState, PathGroupView, PathView, PgState, maps_json, paths_table, topology,
 };
 
 const MAPS: usize = 1024;
@@ -108,10 +108,9 @@ fn map(m: usize, paths: &[PathView]) -> MapView {
             suspended: false,
         }),
         failback: Failback::Immediate,
-        queueing: Queueing::Retries {
-            retries: 12,
-            retry_tick: 0,
-        },
+        failback_tick: 0,
+        no_path_retry: NoPathRetry::Retries(12),
+        retry_tick: 0,
         size: 209_715_200,
         features: "3 queue_if_no_path pg_init_retries 50".into(),
         hwhandler: "1 alua".into(),

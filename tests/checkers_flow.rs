@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use crossbeam_channel::unbounded;
 use multipathd::checkers::state::{
-    Action, MapContext, MapRecord, NoPathRetry, PathRecord, PathState, Policy, update_path_state,
+    Action, MapContext, MapRecord, PathRecord, PathState, Policy, update_path_state,
 };
 use multipathd::checkers::{CheckRequest, CheckerKind, Control, MonotonicClock, spawn_checker_loop};
+use multipathd::config::propsel::NoPathRetry;
 
 struct Loop {
     dev: PathBuf,

@@ -66,7 +66,9 @@ fn vm_map() -> MapView {
             suspended: false,
         }),
         failback: Failback::Manual,
-        queueing: Queueing::Fail,
+        failback_tick: 0,
+        no_path_retry: NoPathRetry::Fail,
+        retry_tick: 0,
         size: 32768,
         features: "0".into(),
         hwhandler: "1 alua".into(),
@@ -287,11 +289,10 @@ fn show_map_format_is_padded_without_header() {
 #[test]
 fn map_wildcards_values() {
     let mut m = vm_map();
-    m.failback = Failback::Deferred { secs: 20, tick: 0 };
-    m.queueing = Queueing::Retries {
-        retries: 12,
-        retry_tick: 0,
-    };
+    m.failback = Failback::Deferred(20);
+    m.failback_tick = 0;
+    m.no_path_retry = NoPathRetry::Retries(12);
+    m.retry_tick = 0;
     assert_eq!(
         maps_table(
             std::slice::from_ref(&m),
@@ -300,11 +301,8 @@ fn map_wildcards_values() {
         ),
         "deferred:20 12 chk 2 active rw 16M Linux,scsi_debug Linux scsi_debug 0191 -- [undef] n/a 0 create\n"
     );
-    m.failback = Failback::Deferred { secs: 20, tick: 5 };
-    m.queueing = Queueing::Retries {
-        retries: 12,
-        retry_tick: 7,
-    };
+    m.failback_tick = 5;
+    m.retry_tick = 7;
     assert_eq!(
         maps_table(std::slice::from_ref(&m), "%F|%Q", true),
         "XX........ 5/20|7 sec\n"
@@ -314,16 +312,13 @@ fn map_wildcards_values() {
             p.state = CheckerState::Down;
         }
     }
-    m.queueing = Queueing::Retries {
-        retries: 12,
-        retry_tick: 0,
-    };
+    m.retry_tick = 0;
     m.dm = None;
     assert_eq!(
         maps_table(std::slice::from_ref(&m), "%Q %N %d %t %r", true),
         "off 0 undef undef undef\n"
     );
-    m.queueing = Queueing::Queue;
+    m.no_path_retry = NoPathRetry::Queue;
     m.failback = Failback::Immediate;
     assert_eq!(
         maps_table(std::slice::from_ref(&m), "%Q %F", true),

@@ -5,8 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,14 +15,16 @@ use multipathd::checkers::{CheckOutcome, Control};
 use multipathd::cli::parse::{Command, HandlerError};
 use multipathd::config::{Config, parse_str};
 use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner, RemoveError};
-use multipathd::discovery::SysfsRoot;
 use multipathd::dm::table::MultipathTable;
 use multipathd::marginal::sampler::Counts;
 use multipathd::marginal::thread::{IoErrEvent, IoErrStat};
 use multipathd::uevent::Uevent;
 
+mod common;
+
+use common::{FakeSys, SECTORS, scsi_debug};
+
 const WWID: &str = "333333330000007d0";
-const SECTORS: u64 = 32768;
 
 // ---- fake device-mapper --------------------------------------------------
 
@@ -179,11 +180,6 @@ impl MapOps for FakeDm {
 
 // ---- fake system -----------------------------------------------------------
 
-/// A tempdir holding `sys/`, `run/udev/data`, `dev/` and `etc/multipath`.
-struct FakeSys {
-    dir: tempfile::TempDir,
-}
-
 /// One scsi_debug LUN as seen through one host.
 struct Disk<'a> {
     dev: &'a str,
@@ -194,91 +190,26 @@ struct Disk<'a> {
     access_state: &'a str,
 }
 
-/// VPD page 0x83 of scsi_debug (Linux 6.1) as in tests/discovery_sysfs.rs; byte 74
-/// carries the target port group, which differs per host.
-fn scsi_debug_pg83(port_group_hi: u8) -> Vec<u8> {
-    let mut p = vec![
-        0x00, 0x83, 0x00, 0x70, 0x02, 0x01, 0x00, 0x1c, 0x4c, 0x69, 0x6e, 0x75, 0x78, 0x20, 0x20, 0x20, //
-        0x73, 0x63, 0x73, 0x69, 0x5f, 0x64, 0x65, 0x62, 0x75, 0x67, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, //
-        0x32, 0x30, 0x30, 0x30, 0x01, 0x03, 0x00, 0x08, 0x33, 0x33, 0x33, 0x30, 0x00, 0x00, 0x07, 0xd0, //
-        0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x61, 0x93, 0x00, 0x08, 0x32, 0x22, 0x22, 0x20, //
-        0x00, 0x00, 0x07, 0xce, 0x61, 0x95, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00, 0x61, 0xa3, 0x00, 0x08, //
-        0x32, 0x22, 0x22, 0x20, 0x00, 0x00, 0x07, 0xcd, 0x63, 0xa8, 0x00, 0x18, 0x6e, 0x61, 0x61, 0x2e, //
-        0x33, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x37, 0x43, 0x44, //
-        0x00, 0x00, 0x00, 0x00,
-    ];
-    p[74] = port_group_hi;
-    p
-}
-
+// What the state owner needs of the fake system besides sysfs.
 impl FakeSys {
-    fn new() -> Self {
-        let f = FakeSys { dir: tempfile::tempdir().unwrap() };
-        for d in [f.sys("block"), f.udev(), f.dev(), f.state()] {
-            fs::create_dir_all(d).unwrap();
-        }
-        f
-    }
-    fn sys(&self, rel: &str) -> PathBuf {
-        self.dir.path().join("sys").join(rel)
-    }
-    fn udev(&self) -> PathBuf {
-        self.dir.path().join("run/udev/data")
-    }
-    fn dev(&self) -> PathBuf {
-        self.dir.path().join("dev")
-    }
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("etc/multipath")
-    }
     fn env(&self) -> Env {
         Env {
-            sysfs: SysfsRoot::new(self.dir.path()),
+            sysfs: self.root(),
             udev_dir: self.udev(),
             dev_dir: self.dev(),
             state_dir: self.state(),
             bindings_read_only: false,
         }
     }
-    fn write(path: &Path, content: &[u8]) {
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
 
     /// sysfs block and SCSI device dirs plus the udev record, as scsi_debug with
     /// the ALUA device handler attached looks.
     fn add(&self, d: &Disk) {
-        let h = d.host;
-        let devdir = self
-            .sys("devices")
-            .join(format!("pseudo_0/adapter{h}/host{h}/target{h}:0:0"))
-            .join(format!("{h}:0:0:{}", d.lun));
-        let access = format!("{}\n", d.access_state);
-        let attrs: [(&str, &[u8]); 9] = [
-            ("vendor", b"Linux   \n"),
-            ("model", b"scsi_debug      \n"),
-            ("rev", b"0191\n"),
-            ("state", b"running\n"),
-            ("access_state", access.as_bytes()),
-            ("preferred_path", b"0\n"),
-            ("dh_state", b"alua\n"),
-            ("timeout", b"30\n"),
-            ("vpd_pg80", b"\x00\x80\x00\x042000"),
-        ];
-        for (name, content) in attrs {
-            Self::write(&devdir.join(name), content);
-        }
-        Self::write(&devdir.join("vpd_pg83"), &scsi_debug_pg83(h as u8 + 1));
-        let block = self.sys("block").join(d.dev);
-        fs::create_dir_all(&block).unwrap();
-        Self::write(&block.join("dev"), format!("{}:{}\n", d.devt.0, d.devt.1).as_bytes());
-        Self::write(&block.join("size"), format!("{SECTORS}\n").as_bytes());
-        symlink(&devdir, block.join("device")).unwrap();
+        let mut disk = scsi_debug(d.dev, d.devt, d.host, d.lun, d.access_state);
+        disk.attrs = vec![("dh_state", "alua\n"), ("timeout", "30\n")];
+        self.add_scsi(&disk);
         let wwn = format!("0x{}", &d.wwid[1..]);
-        Self::write(
-            &self.udev().join(format!("b{}:{}", d.devt.0, d.devt.1)),
-            format!("I:1\nE:ID_SERIAL={}\nE:ID_WWN={wwn}\nE:ID_BUS=scsi\n", d.wwid).as_bytes(),
-        );
+        self.add_udev(d.devt, &[("ID_SERIAL", d.wwid), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
     }
 
     /// What the kernel removes when a disk goes away.

@@ -3,134 +3,25 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
 
 use multipathd::discovery::sysfs::{self, default_uid_attribute, multipath_holders, read_state, scan_paths};
-use multipathd::discovery::{filter_blacklisted, Bus, Hcil, PathInfo, ScanOptions, SysfsRoot, WwidSource};
+use multipathd::discovery::{filter_blacklisted, Bus, Hcil, PathInfo, ScanOptions, WwidSource};
 
-struct Disk<'a> {
-    dev: &'a str,
-    devt: (u32, u32),
-    /// Ancestry of the SCSI device below sys/devices, ending in the target dir.
-    parent: &'a str,
-    hcil: &'a str,
-    vendor: Option<&'a str>,
-    model: &'a str,
-    pg83: Option<Vec<u8>>,
-    pg80: Option<Vec<u8>>,
-    access_state: Option<&'a str>,
-    preferred: Option<&'a str>,
-}
+mod common;
 
-struct FakeSys {
-    dir: tempfile::TempDir,
-}
+use common::{FakeSys, scsi_debug};
 
+// The scan as the daemon runs it, over the fake root.
 impl FakeSys {
-    fn new() -> Self {
-        let f = FakeSys { dir: tempfile::tempdir().unwrap() };
-        fs::create_dir_all(f.sys("block")).unwrap();
-        fs::create_dir_all(f.udev()).unwrap();
-        f
-    }
-    fn sys(&self, rel: &str) -> PathBuf {
-        self.dir.path().join("sys").join(rel)
-    }
-    fn udev(&self) -> PathBuf {
-        self.dir.path().join("run/udev/data")
-    }
-    fn root(&self) -> SysfsRoot {
-        SysfsRoot::new(self.dir.path())
-    }
-    fn write(&self, path: &Path, content: &[u8]) {
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
-    fn add_scsi(&self, d: Disk) {
-        let devdir = self.sys("devices").join(d.parent).join(d.hcil);
-        fs::create_dir_all(&devdir).unwrap();
-        if let Some(v) = d.vendor {
-            self.write(&devdir.join("vendor"), format!("{v:<8}\n").as_bytes());
-        }
-        self.write(&devdir.join("model"), format!("{:<16}\n", d.model).as_bytes());
-        self.write(&devdir.join("rev"), b"0191\n");
-        self.write(&devdir.join("state"), b"running\n");
-        if let Some(p) = &d.pg83 {
-            self.write(&devdir.join("vpd_pg83"), p);
-        }
-        if let Some(p) = &d.pg80 {
-            self.write(&devdir.join("vpd_pg80"), p);
-        }
-        if let Some(a) = d.access_state {
-            self.write(&devdir.join("access_state"), format!("{a}\n").as_bytes());
-        }
-        if let Some(p) = d.preferred {
-            self.write(&devdir.join("preferred_path"), format!("{p}\n").as_bytes());
-        }
-        let block = self.sys("block").join(d.dev);
-        fs::create_dir_all(&block).unwrap();
-        self.write(&block.join("dev"), format!("{}:{}\n", d.devt.0, d.devt.1).as_bytes());
-        self.write(&block.join("size"), b"32768\n");
-        symlink(&devdir, block.join("device")).unwrap();
-    }
-    fn add_udev(&self, devt: (u32, u32), props: &[(&str, &str)]) {
-        let mut s = String::from("I:123\n");
-        for (k, v) in props {
-            s.push_str(&format!("E:{k}={v}\n"));
-        }
-        self.write(&self.udev().join(format!("b{}:{}", devt.0, devt.1)), s.as_bytes());
-    }
     fn scan(&self) -> multipathd::discovery::ScanResult {
         let udev = self.udev();
         scan_paths(&self.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &default_uid_attribute })
     }
 }
 
-/// VPD page 0x83 of scsi_debug (Linux 6.1, `vpd_use_hostno=0`) as read from
-/// sysfs in the lab VM: T10 vendor id, NAA-3 LU id, then relative port, target
-/// port, target port group (byte 75 = host + 1) and target device designators.
-fn scsi_debug_pg83(port_group_hi: u8) -> Vec<u8> {
-    let mut p = vec![
-        0x00, 0x83, 0x00, 0x70, 0x02, 0x01, 0x00, 0x1c, 0x4c, 0x69, 0x6e, 0x75, 0x78, 0x20, 0x20, 0x20, //
-        0x73, 0x63, 0x73, 0x69, 0x5f, 0x64, 0x65, 0x62, 0x75, 0x67, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, //
-        0x32, 0x30, 0x30, 0x30, 0x01, 0x03, 0x00, 0x08, 0x33, 0x33, 0x33, 0x30, 0x00, 0x00, 0x07, 0xd0, //
-        0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x61, 0x93, 0x00, 0x08, 0x32, 0x22, 0x22, 0x20, //
-        0x00, 0x00, 0x07, 0xce, 0x61, 0x95, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00, 0x61, 0xa3, 0x00, 0x08, //
-        0x32, 0x22, 0x22, 0x20, 0x00, 0x00, 0x07, 0xcd, 0x63, 0xa8, 0x00, 0x18, 0x6e, 0x61, 0x61, 0x2e, //
-        0x33, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x37, 0x43, 0x44, //
-        0x00, 0x00, 0x00, 0x00,
-    ];
-    p[74] = port_group_hi;
-    p
-}
-
-fn pg80(s: &str) -> Vec<u8> {
-    let mut p = vec![0x00, 0x80, 0x00, s.len() as u8];
-    p.extend_from_slice(s.as_bytes());
-    p
-}
-
-fn scsi_debug(dev: &str, devt: (u32, u32), host: u32, state: &str) -> Disk<'static> {
-    let parent: &'static str = Box::leak(format!("pseudo_0/adapter{host}/host{host}/target{host}:0:0").into_boxed_str());
-    let hcil: &'static str = Box::leak(format!("{host}:0:0:0").into_boxed_str());
-    let state: &'static str = Box::leak(state.to_string().into_boxed_str());
-    Disk {
-        dev: Box::leak(dev.to_string().into_boxed_str()),
-        devt,
-        parent,
-        hcil,
-        vendor: Some("Linux"),
-        model: "scsi_debug",
-        pg83: Some(scsi_debug_pg83(host as u8 + 1)),
-        pg80: Some(pg80("2000")),
-        access_state: Some(state),
-        preferred: Some("0"),
-    }
-}
-
 fn two_scsi_debug_paths(f: &FakeSys) {
-    f.add_scsi(scsi_debug("sda", (8, 0), 1, "active/non-optimized"));
-    f.add_scsi(scsi_debug("sdb", (8, 16), 0, "active/optimized"));
+    f.add_scsi(&scsi_debug("sda", (8, 0), 1, 0, "active/non-optimized"));
+    f.add_scsi(&scsi_debug("sdb", (8, 16), 0, 0, "active/optimized"));
 }
 
 #[test]
@@ -201,20 +92,20 @@ fn empty_uid_attribute_means_sysfs_even_with_udev_data() {
 #[test]
 fn fc_iscsi_and_sas_transports() {
     let f = FakeSys::new();
-    let mut d = scsi_debug("sdc", (8, 32), 3, "standby");
-    d.parent = "pci0000:00/0000:00:01.0/host3/rport-3:0-0/target3:0:0";
-    d.hcil = "3:0:0:1";
-    f.add_scsi(d);
+    let mut d = scsi_debug("sdc", (8, 32), 3, 0, "standby");
+    d.parent = "pci0000:00/0000:00:01.0/host3/rport-3:0-0/target3:0:0".into();
+    d.hcil = "3:0:0:1".into();
+    f.add_scsi(&d);
     f.write(&f.sys("class/fc_remote_ports/rport-3:0-0/node_name"), b"0x20000024ff123456\n");
-    let mut d = scsi_debug("sdd", (8, 48), 4, "standby");
-    d.parent = "platform/host4/session2/target4:0:0";
-    d.hcil = "4:0:0:2";
-    f.add_scsi(d);
+    let mut d = scsi_debug("sdd", (8, 48), 4, 0, "standby");
+    d.parent = "platform/host4/session2/target4:0:0".into();
+    d.hcil = "4:0:0:2".into();
+    f.add_scsi(&d);
     f.write(&f.sys("class/iscsi_session/session2/targetname"), b"iqn.2003-01.org.linux-iscsi:t1\n");
-    let mut d = scsi_debug("sde", (8, 64), 5, "standby");
-    d.parent = "pci0000:00/0000:00:02.0/host5/port-5:0/end_device-5:0/target5:0:0";
-    d.hcil = "5:0:0:0";
-    f.add_scsi(d);
+    let mut d = scsi_debug("sde", (8, 64), 5, 0, "standby");
+    d.parent = "pci0000:00/0000:00:02.0/host5/port-5:0/end_device-5:0/target5:0:0".into();
+    d.hcil = "5:0:0:0".into();
+    f.add_scsi(&d);
     f.write(&f.sys("class/sas_device/end_device-5:0/sas_address"), b"0x5000c500a1b2c3d4\n");
     let r = f.scan();
     assert_eq!(r.skipped, vec![]);
@@ -239,9 +130,9 @@ fn odd_sysfs_content_skips_paths_with_reasons() {
     two_scsi_debug_paths(&f);
     f.write(&f.sys("block/sda/dev"), b"garbage\n");
     fs::remove_file(f.sys("block/sdb/size")).unwrap();
-    let mut d = scsi_debug("sdc", (8, 32), 2, "standby");
-    d.hcil = "not-an-hcil";
-    f.add_scsi(d);
+    let mut d = scsi_debug("sdc", (8, 32), 2, 0, "standby");
+    d.hcil = "not-an-hcil".into();
+    f.add_scsi(&d);
     fs::create_dir_all(f.sys("block/loop0")).unwrap();
     fs::create_dir_all(f.sys("block/sdz")).unwrap(); // no attributes at all
     let r = f.scan();
@@ -259,12 +150,12 @@ fn odd_sysfs_content_skips_paths_with_reasons() {
 #[test]
 fn missing_vendor_and_bad_vpd_keep_the_path_without_wwid() {
     let f = FakeSys::new();
-    let mut d = scsi_debug("sdb", (8, 16), 0, "active/optimized");
+    let mut d = scsi_debug("sdb", (8, 16), 0, 0, "active/optimized");
     d.vendor = None;
     d.pg83 = Some(vec![0x00, 0x83, 0x00, 0x08, 0x01, 0x03, 0x00, 0x30, 0x60, 0, 0, 0]);
     d.pg80 = Some(vec![0xff]);
-    d.preferred = Some("yes?");
-    f.add_scsi(d);
+    d.preferred = Some("yes?".into());
+    f.add_scsi(&d);
     f.add_udev((8, 16), &[("ID_VENDOR", "Linux")]);
     let r = f.scan();
     let p = &r.paths[0];

@@ -3,7 +3,7 @@
 //!
 //! Inputs: format strings (random text, soups of every wildcard, `%%`, a trailing `%`,
 //! multi-byte characters) and path/map views with extreme numbers (zero and negative
-//! check intervals, `u64::MAX` sizes, negative ticks) and names holding quotes,
+//! check intervals, `u64::MAX` sizes, negative path ticks, `u32::MAX` map countdowns) and names holding quotes,
 //! backslashes and control characters. Properties: no panic; the JSON output parses
 //! (when no string in it needs escaping, see `tests/fuzz_regressions.rs`).
 
@@ -42,6 +42,10 @@ fn text() -> impl Strategy<Value = String> {
 
 fn num() -> impl Strategy<Value = i64> {
     prop_oneof![-3i64..8, Just(i64::MIN), Just(i64::MAX), any::<i64>()]
+}
+
+fn tick() -> impl Strategy<Value = u32> {
+    prop_oneof![0u32..8, Just(u32::MAX), any::<u32>()]
 }
 
 fn int() -> impl Strategy<Value = i32> {
@@ -147,22 +151,25 @@ fn path() -> impl Strategy<Value = PathView> {
 }
 
 fn map() -> impl Strategy<Value = MapView> {
-    let failback = prop_oneof![
-        Just(Failback::Immediate),
-        Just(Failback::Followover),
-        Just(Failback::Manual),
-        Just(Failback::Undef),
-        (num(), num()).prop_map(|(secs, tick)| Failback::Deferred { secs, tick }),
-    ];
-    let queueing = prop_oneof![
-        Just(Queueing::Fail),
-        Just(Queueing::Queue),
-        Just(Queueing::Undef),
-        (num(), num()).prop_map(|(retries, retry_tick)| Queueing::Retries {
-            retries,
-            retry_tick
-        }),
-    ];
+    // The setting with its countdown in seconds.
+    let failback = (
+        prop_oneof![
+            Just(Failback::Immediate),
+            Just(Failback::Followover),
+            Just(Failback::Manual),
+            tick().prop_map(Failback::Deferred),
+        ],
+        tick(),
+    );
+    let queueing = (
+        prop_oneof![
+            Just(NoPathRetry::Fail),
+            Just(NoPathRetry::Queue),
+            Just(NoPathRetry::Undef),
+            tick().prop_map(NoPathRetry::Retries),
+        ],
+        tick(),
+    );
     let pg_state = prop_oneof![
         Just(PgState::Enabled),
         Just(PgState::Disabled),
@@ -216,8 +223,10 @@ fn map() -> impl Strategy<Value = MapView> {
                 name,
                 wwid,
                 dm,
-                failback,
-                queueing,
+                failback: failback.0,
+                failback_tick: failback.1,
+                no_path_retry: queueing.0,
+                retry_tick: queueing.1,
                 size,
                 features,
                 hwhandler,

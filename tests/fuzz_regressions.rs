@@ -3,7 +3,7 @@
 //! guards the fix.
 
 use multipathd::cli::format::{
-    CheckerState, Failback, InitState, MapView, PathDmState, PathView, Queueing, map_json,
+    CheckerState, Failback, InitState, MapView, NoPathRetry, PathDmState, PathView, map_json,
     path_line,
 };
 use multipathd::config::{self, dump};
@@ -84,7 +84,9 @@ fn json_strings_unescaped() {
         wwid: "3600\\x".into(),
         dm: None,
         failback: Failback::Manual,
-        queueing: Queueing::Fail,
+        failback_tick: 0,
+        no_path_retry: NoPathRetry::Fail,
+        retry_tick: 0,
         size: 0,
         features: "0".into(),
         hwhandler: "0".into(),

@@ -21,6 +21,8 @@
 
 use std::fmt;
 
+use crate::config::propsel::{Failback, NoPathRetry};
+
 /// Checker states, numbered as upstream `checkers.h` (the order of `show status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PathState {
@@ -96,53 +98,12 @@ pub fn chk_state_text(state: PathState) -> &'static str {
     }
 }
 
-/// Width of the `%C` / `%F` progress bar.
-pub const PROGRESS_LEN: u32 = 10;
-
-/// The `%C` (next_check) text: a 10-char bar of `X` (elapsed share `cur/total`) and
-/// `.`, then ` cur/total`. With `total == 0` only the numbers are printed.
-pub fn progress_bar(cur: u32, total: u32) -> String {
-    let mut s = String::with_capacity(24);
-    if total > 0 {
-        // cur can exceed total for a moment after a config reload; never overflow the bar.
-        let x = ((u64::from(PROGRESS_LEN) * u64::from(cur)) / u64::from(total)).min(u64::from(PROGRESS_LEN));
-        for _ in 0..x {
-            s.push('X');
-        }
-        for _ in x..u64::from(PROGRESS_LEN) {
-            s.push('.');
-        }
-    }
-    s.push_str(&format!(" {cur}/{total}"));
-    s
-}
-
 /// The path's state in the kernel table (`A`/`F` in the DM status line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DmState {
     Undef,
     Active,
     Failed,
-}
-
-/// `no_path_retry` as selected for a map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoPathRetry {
-    Undef,
-    Fail,
-    Queue,
-    /// Queue for this many checker intervals with no usable path, then fail IO.
-    Retries(u32),
-}
-
-/// `failback` as selected for a map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failback {
-    Immediate,
-    Manual,
-    Followover,
-    /// Switch back this many seconds after a better group became usable.
-    Deferred(u32),
 }
 
 /// `marginal_pathgroups`.
@@ -294,11 +255,6 @@ impl PathRecord {
             implicit_tpgs_only: false,
         }
     }
-
-    /// `%C` for this path (mapped paths only; orphans print `orphan`).
-    pub fn next_check_text(&self) -> String {
-        progress_bar(self.tick, self.checkint)
-    }
 }
 
 /// What the state owner keeps per map for the state machine.
@@ -341,31 +297,6 @@ impl MapRecord {
             stat_queueing_timeouts: 0,
             stat_total_queueing_time: 0,
             stat_switch_group: 0,
-        }
-    }
-
-    /// `%F` text: immediate / followover / manual, or for a deferred failback
-    /// `deferred:N` when none is scheduled and else the countdown bar.
-    pub fn failback_text(&self, policy: &Policy) -> String {
-        match policy.failback {
-            Failback::Immediate => "immediate".to_string(),
-            Failback::Followover => "followover".to_string(),
-            Failback::Manual => "manual".to_string(),
-            Failback::Deferred(n) if self.failback_tick == 0 => format!("deferred:{n}"),
-            Failback::Deferred(n) => progress_bar(self.failback_tick, n),
-        }
-    }
-
-    /// `%Q` text: off / on / `-` / `N sec` while counting down / `N chk` while
-    /// paths are usable; a countdown that ran out shows `off`.
-    pub fn queueing_text(&self, active: usize) -> String {
-        match self.no_path_retry {
-            NoPathRetry::Fail => "off".to_string(),
-            NoPathRetry::Queue => "on".to_string(),
-            NoPathRetry::Undef => "-".to_string(),
-            NoPathRetry::Retries(_) if self.retry_tick > 0 => format!("{} sec", self.retry_tick),
-            NoPathRetry::Retries(n) if active > 0 => format!("{n} chk"),
-            NoPathRetry::Retries(_) => "off".to_string(),
         }
     }
 }

@@ -17,6 +17,11 @@ fn map(pol: &Policy) -> MapRecord {
     MapRecord::new("mpatha", pol, false)
 }
 
+/// The map's `%Q` text, to check the queueing state a test drove the map into.
+fn queueing(m: &MapRecord, active: usize) -> String {
+    crate::cli::format::queueing_text(m.no_path_retry, m.retry_tick, active)
+}
+
 fn ctx(other_active: usize) -> MapContext {
     MapContext { other_active_paths: other_active, marginal_hold: false }
 }
@@ -259,7 +264,7 @@ fn no_path_retry_countdown_then_fail_then_recover() {
     let pol = Policy { no_path_retry: NoPathRetry::Retries(2), ..policy() };
     let u = fail_last(&pol, true);
     assert_eq!(u.map.retry_tick, 11);
-    assert_eq!(u.map.queueing_text(0), "11 sec");
+    assert_eq!(queueing(&u.map, 0), "11 sec");
     let (m, a) = map_tick(&u.map, 10, &[], 1, &pol);
     assert!(!a.contains(&Action::FailIfNoPath));
     assert_eq!(m.retry_tick, 1);
@@ -275,7 +280,7 @@ fn no_path_retry_countdown_then_fail_then_recover() {
     );
     assert!(!m.queueing && m.in_recovery);
     assert_eq!(m.stat_map_failures, 1);
-    assert_eq!(m.queueing_text(0), "off");
+    assert_eq!(queueing(&m, 0), "off");
     // Further ticks do nothing.
     let (m2, a) = map_tick(&m, 5, &[], 1, &pol);
     assert!(a.is_empty());
@@ -296,7 +301,7 @@ fn no_path_retry_countdown_then_fail_then_recover() {
         ]
     );
     assert!(u.map.queueing && !u.map.in_recovery && u.map.retry_tick == 0);
-    assert_eq!(u.map.queueing_text(1), "2 chk");
+    assert_eq!(queueing(&u.map, 1), "2 chk");
 }
 
 #[test]
@@ -360,7 +365,7 @@ fn disablequeueing_overrides_until_restored() {
     assert_eq!(a, vec![Action::FailIfNoPath]);
     assert_eq!((m.no_path_retry, m.retry_tick, m.disable_queueing), (NoPathRetry::Fail, 0, true));
     assert_eq!(m.stat_map_failures, 1);
-    assert_eq!(m.queueing_text(0), "off");
+    assert_eq!(queueing(&m, 0), "off");
     // A path coming back does not re-enable queueing while disabled.
     let u2 = update_path_state(&u.path, &m, &verdict(Up), &ctx(0), &pol, 1);
     assert!(!u2.actions.contains(&Action::QueueIfNoPath));
@@ -735,20 +740,6 @@ fn chk_state_texts() {
     );
 }
 
-#[test]
-fn progress_bars() {
-    assert_eq!(progress_bar(0, 5), ".......... 0/5");
-    assert_eq!(progress_bar(1, 5), "XX........ 1/5");
-    assert_eq!(progress_bar(3, 20), "X......... 3/20");
-    assert_eq!(progress_bar(20, 20), "XXXXXXXXXX 20/20");
-    assert_eq!(progress_bar(25, 20), "XXXXXXXXXX 25/20");
-    assert_eq!(progress_bar(3, 0), " 3/0");
-    let mut p = path_in(Up, &policy());
-    p.tick = 2;
-    p.checkint = 20;
-    assert_eq!(p.next_check_text(), "X......... 2/20");
-}
-
 // ---- invariants over random verdict sequences ----
 
 mod props {
@@ -823,15 +814,4 @@ mod props {
             }
         }
     }
-}
-
-#[test]
-fn failback_texts() {
-    let m = |tick| MapRecord { failback_tick: tick, ..map(&policy()) };
-    let p = |failback| Policy { failback, ..policy() };
-    assert_eq!(m(0).failback_text(&p(Failback::Immediate)), "immediate");
-    assert_eq!(m(0).failback_text(&p(Failback::Followover)), "followover");
-    assert_eq!(m(0).failback_text(&p(Failback::Manual)), "manual");
-    assert_eq!(m(0).failback_text(&p(Failback::Deferred(30))), "deferred:30");
-    assert_eq!(m(15).failback_text(&p(Failback::Deferred(30))), "XXXXX..... 15/30");
 }

@@ -86,13 +86,8 @@ pub const PATH_WILDCARDS: &[(char, &str)] = &[
     ('k', "max_sectors_kb"),
 ];
 
-/// Path state in the kernel's multipath table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathDmState {
-    Active,
-    Failed,
-    Undef,
-}
+/// Path state in the kernel's multipath table: the checker state machine's own type.
+pub use crate::checkers::state::DmState as PathDmState;
 
 /// Result of the last path check: the checker state machine's own type.
 pub use crate::checkers::state::PathState as CheckerState;
@@ -124,14 +119,8 @@ impl InitState {
     }
 }
 
-/// SCSI address of a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hcil {
-    pub host: u32,
-    pub channel: u32,
-    pub target: u32,
-    pub lun: u64,
-}
+/// SCSI address of a path: discovery's type, whose `Display` is the `%i` text.
+pub use crate::discovery::Hcil;
 
 /// Everything the path wildcards print.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,34 +187,8 @@ pub struct PathGroupView {
     pub paths: Vec<PathView>,
 }
 
-/// The map's failback setting and progress (`%F`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failback {
-    Immediate,
-    Followover,
-    Manual,
-    Undef,
-    /// Fail back after `secs`; `tick` seconds have elapsed (0 = not counting).
-    Deferred {
-        secs: i64,
-        tick: i64,
-    },
-}
-
-/// The map's queueing setting and state (`%Q`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Queueing {
-    /// no_path_retry fail.
-    Fail,
-    /// no_path_retry queue.
-    Queue,
-    Undef,
-    /// no_path_retry N; `retry_tick` seconds of queueing left (0 = not queueing).
-    Retries {
-        retries: i64,
-        retry_tick: i64,
-    },
-}
+/// A map's selected `failback` and `no_path_retry` (`%F`, `%Q`).
+pub use crate::config::propsel::{Failback, NoPathRetry};
 
 /// Device-mapper facts about a map that exists in the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,7 +207,12 @@ pub struct MapView {
     /// None when the map has no device-mapper info (prints `undef`).
     pub dm: Option<DmInfo>,
     pub failback: Failback,
-    pub queueing: Queueing,
+    /// Seconds of a deferred failback elapsed, 0 = not counting.
+    pub failback_tick: u32,
+    /// `no_path_retry`; `disablequeueing` shows as `Fail`.
+    pub no_path_retry: NoPathRetry,
+    /// Seconds of queueing left, 0 = not counting down.
+    pub retry_tick: u32,
     /// Size in 512-byte sectors.
     pub size: u64,
     pub features: String,
@@ -301,6 +269,10 @@ pub fn human_size(sectors: u64) -> String {
     }
 }
 
+/// The `%C` (next check) and deferred `%F` text: a 10-char bar of `X` for the
+/// elapsed share `cur/total` and `.`, then ` cur/total`; with `total <= 0` only
+/// the numbers. Wide arithmetic and the clamp keep any pair of values in range
+/// (`cur` can pass `total` after a reload; see tests/fuzz_regressions.rs).
 fn progress(cur: i64, total: i64) -> String {
     let mut out = String::new();
     if total > 0 {
@@ -310,6 +282,34 @@ fn progress(cur: i64, total: i64) -> String {
     }
     let _ = write!(out, " {cur}/{total}");
     out
+}
+
+/// `%F`: immediate / followover / manual, or for a deferred failback `deferred:N`
+/// while none is scheduled and else the countdown bar (`tick` seconds elapsed).
+pub fn failback_text(failback: Failback, tick: u32) -> String {
+    match failback {
+        Failback::Immediate => "immediate".to_string(),
+        Failback::Followover => "followover".to_string(),
+        Failback::Manual => "manual".to_string(),
+        Failback::Deferred(secs) if tick == 0 => format!("deferred:{secs}"),
+        Failback::Deferred(secs) => progress(i64::from(tick), i64::from(secs)),
+    }
+}
+
+/// `%Q`: off / on / `-`, or for `no_path_retry N` `S sec` while counting down,
+/// `N chk` while paths are usable, and `off` once the countdown ran out.
+/// `active` is the number of usable paths of the map.
+pub fn queueing_text(no_path_retry: NoPathRetry, retry_tick: u32, active: usize) -> String {
+    match no_path_retry {
+        NoPathRetry::Fail => "off".to_string(),
+        NoPathRetry::Queue => "on".to_string(),
+        NoPathRetry::Undef => "-".to_string(),
+        // Selection turns a count of 0 into `Fail`; upstream prints nothing for it.
+        NoPathRetry::Retries(0) => String::new(),
+        NoPathRetry::Retries(_) if retry_tick > 0 => format!("{retry_tick} sec"),
+        NoPathRetry::Retries(n) if active > 0 => format!("{n} chk"),
+        NoPathRetry::Retries(_) => "off".to_string(),
+    }
 }
 
 /// Escapes a JSON string value. Upstream prints values raw; ordinary values (no quote,
@@ -359,7 +359,7 @@ pub fn path_field(p: &PathView, c: char) -> Option<String> {
     Some(match c {
         'w' => p.wwid.clone(),
         'i' => match p.hcil {
-            Some(h) => format!("{}:{}:{}:{}", h.host, h.channel, h.target, h.lun),
+            Some(h) => h.to_string(),
             None => "#:#:#:#".to_string(),
         },
         'd' => {
@@ -453,23 +453,8 @@ pub fn map_field(m: &MapView, c: char) -> Option<String> {
         'd' => {
             m.dm.map_or_else(|| "undef".to_string(), |d| format!("dm-{}", d.minor))
         }
-        'F' => match m.failback {
-            Failback::Immediate => "immediate".to_string(),
-            Failback::Followover => "followover".to_string(),
-            Failback::Manual => "manual".to_string(),
-            Failback::Undef => "undef".to_string(),
-            Failback::Deferred { secs, tick: 0 } => format!("deferred:{secs}"),
-            Failback::Deferred { secs, tick } => progress(tick, secs),
-        },
-        'Q' => match m.queueing {
-            Queueing::Fail => "off".to_string(),
-            Queueing::Queue => "on".to_string(),
-            Queueing::Undef => "-".to_string(),
-            Queueing::Retries { retries, .. } if retries <= 0 => String::new(),
-            Queueing::Retries { retry_tick, .. } if retry_tick > 0 => format!("{retry_tick} sec"),
-            Queueing::Retries { retries, .. } if m.active_paths() > 0 => format!("{retries} chk"),
-            Queueing::Retries { .. } => "off".to_string(),
-        },
+        'F' => failback_text(m.failback, m.failback_tick),
+        'Q' => queueing_text(m.no_path_retry, m.retry_tick, m.active_paths()),
         'N' => m.active_paths().to_string(),
         'r' => match m.dm {
             None => "undef",
@@ -986,6 +971,22 @@ mod tests {
         assert_eq!(progress(2, 4), "XXXXX..... 2/4");
         assert_eq!(progress(14, 20), "XXXXXXX... 14/20");
         assert_eq!(progress(0, 0), " 0/0");
+        assert_eq!(progress(0, 5), ".......... 0/5");
+        assert_eq!(progress(1, 5), "XX........ 1/5");
+        assert_eq!(progress(2, 20), "X......... 2/20");
+        assert_eq!(progress(3, 20), "X......... 3/20");
+        assert_eq!(progress(20, 20), "XXXXXXXXXX 20/20");
+        assert_eq!(progress(25, 20), "XXXXXXXXXX 25/20");
+        assert_eq!(progress(3, 0), " 3/0");
+    }
+
+    #[test]
+    fn failback_texts() {
+        assert_eq!(failback_text(Failback::Immediate, 0), "immediate");
+        assert_eq!(failback_text(Failback::Followover, 0), "followover");
+        assert_eq!(failback_text(Failback::Manual, 0), "manual");
+        assert_eq!(failback_text(Failback::Deferred(30), 0), "deferred:30");
+        assert_eq!(failback_text(Failback::Deferred(30), 15), "XXXXX..... 15/30");
     }
 
     #[test]

@@ -83,25 +83,27 @@ impl<T> Selected<T> {
     }
 }
 
-/// `no_path_retry`.
+/// `no_path_retry`, as selected for a map; the checker state machine and the
+/// `show maps` output use it as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoPathRetry {
-    /// Not configured anywhere: behaves like `fail`.
+    /// Not configured anywhere: IO fails unless the kernel table queues.
     Undef,
     Fail,
     Queue,
-    /// Queue for this many checker intervals after the last path failed.
+    /// Queue for this many checker intervals with no usable path, then fail IO.
     Retries(u32),
 }
 
-/// `failback`.
+/// `failback`, as selected for a map; the checker state machine and the
+/// `show maps` output use it as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failback {
     Manual,
     Immediate,
     Followover,
-    /// Fail back after this many seconds.
-    Delay(u32),
+    /// Switch back this many seconds after a better group became usable.
+    Deferred(u32),
 }
 
 /// `fast_io_fail_tmo`, `dev_loss_tmo`, `eh_deadline`.
@@ -374,7 +376,7 @@ impl<'a> Selector<'a> {
                 s.map(|n| match n {
                     enc::FAILBACK_IMMEDIATE => Failback::Immediate,
                     enc::FAILBACK_FOLLOWOVER => Failback::Followover,
-                    n if n > 0 => Failback::Delay(u32_of(n)),
+                    n if n > 0 => Failback::Deferred(u32_of(n)),
                     _ => Failback::Manual,
                 })
             },

@@ -1,28 +1,10 @@
 //! Turns property selection results into the plain values the checker state machine
-//! and the marginal module take (they do not depend on the config module).
+//! and the marginal module take (they do not depend on the selector).
 
-use crate::checkers::state::{self as chk, MarginalPathgroups, Policy};
+use crate::checkers::state::{MarginalPathgroups, Policy};
 use crate::config::Config;
-use crate::config::propsel::{self, Selector};
+use crate::config::propsel::Selector;
 use crate::marginal::config::{MarginalConfig, PathGroups};
-
-pub fn no_path_retry(v: propsel::NoPathRetry) -> chk::NoPathRetry {
-    match v {
-        propsel::NoPathRetry::Undef => chk::NoPathRetry::Undef,
-        propsel::NoPathRetry::Fail => chk::NoPathRetry::Fail,
-        propsel::NoPathRetry::Queue => chk::NoPathRetry::Queue,
-        propsel::NoPathRetry::Retries(n) => chk::NoPathRetry::Retries(n),
-    }
-}
-
-pub fn failback(v: propsel::Failback) -> chk::Failback {
-    match v {
-        propsel::Failback::Manual => chk::Failback::Manual,
-        propsel::Failback::Immediate => chk::Failback::Immediate,
-        propsel::Failback::Followover => chk::Failback::Followover,
-        propsel::Failback::Delay(n) => chk::Failback::Deferred(n),
-    }
-}
 
 fn pathgroups(name: &str) -> (MarginalPathgroups, PathGroups) {
     match name {
@@ -58,8 +40,8 @@ pub fn checker_policy(cfg: &Config, sel: &Selector) -> Policy {
     Policy {
         polling_interval: cfg.polling_interval(),
         max_polling_interval: cfg.max_polling_interval(),
-        no_path_retry: no_path_retry(sel.no_path_retry().value),
-        failback: failback(sel.failback().value),
+        no_path_retry: sel.no_path_retry().value,
+        failback: sel.failback().value,
         delay_watch_checks: sel.delay_watch_checks().value.unwrap_or(0),
         delay_wait_checks: sel.delay_wait_checks().value.unwrap_or(0),
         san_path_err_threshold: shaky.san_path_err_threshold.value.unwrap_or(0),
@@ -76,6 +58,7 @@ pub fn checker_policy(cfg: &Config, sel: &Selector) -> Policy {
 mod tests {
     use super::*;
     use crate::config::parse_str;
+    use crate::config::propsel::{Failback, NoPathRetry};
 
     #[test]
     fn marginal_settings_flow_through_and_disable_san_path_err() {
@@ -96,7 +79,7 @@ mod tests {
         assert_eq!(p.san_path_err_threshold, 0, "marginal_path forces san_path_err off");
         assert_eq!(p.polling_interval, 2);
         assert_eq!(p.max_polling_interval, 8);
-        assert_eq!(p.no_path_retry, chk::NoPathRetry::Retries(5));
-        assert_eq!(p.failback, chk::Failback::Immediate);
+        assert_eq!(p.no_path_retry, NoPathRetry::Retries(5));
+        assert_eq!(p.failback, Failback::Immediate);
     }
 }

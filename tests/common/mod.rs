@@ -1,0 +1,150 @@
+//! The fake system root the integration tests build: a tempdir holding `sys/`,
+//! `run/udev/data`, `dev/` and `etc/multipath`, with SCSI disks shaped like the
+//! lab VM's scsi_debug LUNs.
+
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use multipathd::discovery::SysfsRoot;
+
+pub struct FakeSys {
+    pub dir: tempfile::TempDir,
+}
+
+/// One SCSI disk: its sysfs block directory and SCSI device directory.
+pub struct ScsiDisk {
+    pub dev: String,
+    pub devt: (u32, u32),
+    /// Ancestry of the SCSI device below sys/devices, ending in the target dir.
+    pub parent: String,
+    /// Name of the SCSI device dir, normally H:C:T:L.
+    pub hcil: String,
+    pub vendor: Option<String>,
+    pub model: String,
+    pub pg83: Option<Vec<u8>>,
+    pub pg80: Option<Vec<u8>>,
+    pub access_state: Option<String>,
+    pub preferred: Option<String>,
+    /// Further attribute files of the SCSI device, as name and content.
+    pub attrs: Vec<(&'static str, &'static str)>,
+}
+
+impl FakeSys {
+    pub fn new() -> Self {
+        let f = FakeSys { dir: tempfile::tempdir().unwrap() };
+        for d in [f.sys("block"), f.udev(), f.dev(), f.state()] {
+            fs::create_dir_all(d).unwrap();
+        }
+        f
+    }
+    pub fn sys(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("sys").join(rel)
+    }
+    pub fn udev(&self) -> PathBuf {
+        self.dir.path().join("run/udev/data")
+    }
+    pub fn dev(&self) -> PathBuf {
+        self.dir.path().join("dev")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("etc/multipath")
+    }
+    pub fn root(&self) -> SysfsRoot {
+        SysfsRoot::new(self.dir.path())
+    }
+    pub fn write(&self, path: &Path, content: &[u8]) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    /// The disk's SCSI device dir with its attributes, and its block dir
+    /// ([`SECTORS`] long) linking to it.
+    pub fn add_scsi(&self, d: &ScsiDisk) {
+        let devdir = self.sys("devices").join(&d.parent).join(&d.hcil);
+        fs::create_dir_all(&devdir).unwrap();
+        if let Some(v) = &d.vendor {
+            self.write(&devdir.join("vendor"), format!("{v:<8}\n").as_bytes());
+        }
+        self.write(&devdir.join("model"), format!("{:<16}\n", d.model).as_bytes());
+        self.write(&devdir.join("rev"), b"0191\n");
+        self.write(&devdir.join("state"), b"running\n");
+        if let Some(p) = &d.pg83 {
+            self.write(&devdir.join("vpd_pg83"), p);
+        }
+        if let Some(p) = &d.pg80 {
+            self.write(&devdir.join("vpd_pg80"), p);
+        }
+        if let Some(a) = &d.access_state {
+            self.write(&devdir.join("access_state"), format!("{a}\n").as_bytes());
+        }
+        if let Some(p) = &d.preferred {
+            self.write(&devdir.join("preferred_path"), format!("{p}\n").as_bytes());
+        }
+        for (name, content) in &d.attrs {
+            self.write(&devdir.join(name), content.as_bytes());
+        }
+        let block = self.sys("block").join(&d.dev);
+        fs::create_dir_all(&block).unwrap();
+        self.write(&block.join("dev"), format!("{}:{}\n", d.devt.0, d.devt.1).as_bytes());
+        self.write(&block.join("size"), format!("{SECTORS}\n").as_bytes());
+        symlink(&devdir, block.join("device")).unwrap();
+    }
+
+    /// The udev database record of a block device, with these properties.
+    pub fn add_udev(&self, devt: (u32, u32), props: &[(&str, &str)]) {
+        let mut s = String::from("I:1\n");
+        for (k, v) in props {
+            s.push_str(&format!("E:{k}={v}\n"));
+        }
+        self.write(&self.udev().join(format!("b{}:{}", devt.0, devt.1)), s.as_bytes());
+    }
+}
+
+/// Size of every fake disk, in 512-byte sectors.
+pub const SECTORS: u64 = 32768;
+
+/// A scsi_debug LUN as the lab VM shows it through `host` (which sets the target
+/// port group in VPD page 0x83) with the given ALUA `access_state`.
+pub fn scsi_debug(dev: &str, devt: (u32, u32), host: u32, lun: u32, access_state: &str) -> ScsiDisk {
+    ScsiDisk {
+        dev: dev.to_string(),
+        devt,
+        parent: format!("pseudo_0/adapter{host}/host{host}/target{host}:0:0"),
+        hcil: format!("{host}:0:0:{lun}"),
+        vendor: Some("Linux".to_string()),
+        model: "scsi_debug".to_string(),
+        pg83: Some(scsi_debug_pg83(host as u8 + 1)),
+        pg80: Some(pg80("2000")),
+        access_state: Some(access_state.to_string()),
+        preferred: Some("0".to_string()),
+        attrs: vec![],
+    }
+}
+
+/// VPD page 0x83 of scsi_debug (Linux 6.1, `vpd_use_hostno=0`) as read from
+/// sysfs in the lab VM: T10 vendor id, NAA-3 LU id, then relative port, target
+/// port, target port group (byte 75 = host + 1) and target device designators.
+pub fn scsi_debug_pg83(port_group_hi: u8) -> Vec<u8> {
+    let mut p = vec![
+        0x00, 0x83, 0x00, 0x70, 0x02, 0x01, 0x00, 0x1c, 0x4c, 0x69, 0x6e, 0x75, 0x78, 0x20, 0x20, 0x20, //
+        0x73, 0x63, 0x73, 0x69, 0x5f, 0x64, 0x65, 0x62, 0x75, 0x67, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, //
+        0x32, 0x30, 0x30, 0x30, 0x01, 0x03, 0x00, 0x08, 0x33, 0x33, 0x33, 0x30, 0x00, 0x00, 0x07, 0xd0, //
+        0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x61, 0x93, 0x00, 0x08, 0x32, 0x22, 0x22, 0x20, //
+        0x00, 0x00, 0x07, 0xce, 0x61, 0x95, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00, 0x61, 0xa3, 0x00, 0x08, //
+        0x32, 0x22, 0x22, 0x20, 0x00, 0x00, 0x07, 0xcd, 0x63, 0xa8, 0x00, 0x18, 0x6e, 0x61, 0x61, 0x2e, //
+        0x33, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x37, 0x43, 0x44, //
+        0x00, 0x00, 0x00, 0x00,
+    ];
+    p[74] = port_group_hi;
+    p
+}
+
+/// VPD page 0x80 (unit serial number) holding `s`.
+pub fn pg80(s: &str) -> Vec<u8> {
+    let mut p = vec![0x00, 0x80, 0x00, s.len() as u8];
+    p.extend_from_slice(s.as_bytes());
+    p
+}
