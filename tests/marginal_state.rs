@@ -610,3 +610,22 @@ fn reconfigure_that_disables_the_feature_releases_held_paths() {
     assert!(m.handle(up("sdb", 2), c.at(31)).is_empty());
     assert!(!m.is_held("sdb"));
 }
+
+#[test]
+fn test_is_due_while_held_waiting_and_after_the_recheck_gap() {
+    let c = Clock(Instant::now());
+    let mut m = MarginalState::new(cfg());
+    assert!(!m.test_due("sdb", c.at(0)), "unknown path");
+    m.handle(failed("sdb", 3), c.at(0));
+    assert!(!m.test_due("sdb", c.at(1)), "one failure only pre-checks");
+    m.handle(failed("sdb", 3), c.at(10));
+    assert!(m.test_due("sdb", c.at(11)), "held, no verdict yet");
+    m.handle(up("sdb", 2), c.at(20));
+    assert!(!m.test_due("sdb", c.at(21)), "under test");
+    m.handle(finished("sdb", 1000, 11, 2), c.at(140));
+    assert!(!m.test_due("sdb", c.at(440)), "inside the 300 s gap");
+    assert!(m.test_due("sdb", c.at(441)), "gap over");
+    m.handle(up("sdb", 2), c.at(441));
+    m.handle(finished("sdb", 1000, 0, 2), c.at(561));
+    assert!(!m.test_due("sdb", c.at(562)), "released after a good verdict");
+}

@@ -611,7 +611,7 @@ impl Owner {
         let (Some(p), Some(m)) = (self.paths.get(&dev), self.maps.get(&map_name)) else { return };
         let ctx = chk::MapContext { other_active_paths: others, marginal_hold: self.marginal.is_held(&dev) };
         let upd = chk::update_path_state(&p.rec, &m.rec, &out.result, &ctx, &m.policy, self.now_secs());
-        let next = upd.path.tick;
+        let next = if self.marginal.test_due(&dev, Instant::now()) { upd.path.tick.min(1) } else { upd.path.tick };
         if let Some(p) = self.paths.get_mut(&dev) {
             p.rec = upd.path;
         }

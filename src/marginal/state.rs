@@ -185,6 +185,20 @@ impl MarginalState {
         self.paths.get(path).is_some_and(PathRecord::held)
     }
 
+    /// Whether the path's test starts as soon as the checker sees it up (held, and the
+    /// recheck gap since the last bad verdict is over). The daemon then checks it every
+    /// second rather than every polling interval, so testing begins within a second of
+    /// the path working again.
+    pub fn test_due(&self, path: &str, now: Instant) -> bool {
+        self.paths.get(path).is_some_and(|rec| match rec.phase {
+            Phase::Waiting { since } => {
+                let gap = self.cfg(&rec.map).err_recheck_gap_time.unwrap_or(0);
+                since.is_none_or(|t| secs_since(now, t) > u64::from(gap))
+            }
+            _ => false,
+        })
+    }
+
     /// Feeds one event; returns the actions in the order they must be carried out.
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
