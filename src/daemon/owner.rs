@@ -92,6 +92,9 @@ struct Path {
     checker: CheckerKind,
     map: Option<String>,
     dh_state: Option<String>,
+    /// The sysfs device state was down at the last look (discovery, then every check),
+    /// as upstream's `%o` reports it: `show` commands read no sysfs.
+    offline: bool,
 }
 
 struct Map {
@@ -343,11 +346,12 @@ impl Owner {
         let id = self.next_id;
         self.next_id += 1;
         let rec = chk::PathRecord::new(&info.dev, &devt, checker.name(), &policy);
+        let offline = checkers::sysfs::state_from_sysfs(&info.state).is_some_and(|v| v.offline);
         log::debug!("{}: path_checker = {} {}", info.dev, checker.name(), sel.checker().origin);
         log::debug!("{}: prio = {prio_name} ({prio})", info.dev);
         self.paths.insert(
             info.dev.clone(),
-            Path { info, id, rec, prio, prio_name, checker, map: None, dh_state },
+            Path { info, id, rec, prio, prio_name, checker, map: None, dh_state, offline },
         );
     }
 
@@ -614,6 +618,7 @@ impl Owner {
         let next = if self.marginal.test_due(&dev, Instant::now()) { upd.path.tick.min(1) } else { upd.path.tick };
         if let Some(p) = self.paths.get_mut(&dev) {
             p.rec = upd.path;
+            p.offline = out.result.offline;
         }
         if let Some(m) = self.maps.get_mut(&map_name) {
             m.rec = upd.map;
@@ -1005,8 +1010,7 @@ impl Owner {
             wwid: p.info.wwid.clone().unwrap_or_default(),
             hcil: Some(p.info.hcil),
             dm_state: p.rec.dm_state,
-            offline: read_trimmed(&self.env.sysfs.sys("block").join(&p.info.dev).join("device/state")).as_deref()
-                == Some("offline"),
+            offline: p.offline,
             state: p.rec.state,
             vendor: p.info.vendor.clone(),
             product: p.info.product.clone(),
