@@ -8,7 +8,7 @@ PREFIX  ?= /usr
 MAN5 := $(wildcard man/*.5)
 MAN8 := $(wildcard man/*.8)
 
-.PHONY: build test lab-test lab-demo install bench fuzz
+.PHONY: build test lab-test lab-demo lab-bench install bench fuzz
 
 build:
 	$(CARGO) build --bins --examples
@@ -38,3 +38,9 @@ bench:
 # Bounded property-based fuzzing of every parser (config, CLI, uevent, DM table/status).
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} LAB=0 $(CARGO) test --release --test 'fuzz_*' -- --nocapture
+
+# Side-by-side benchmark against Debian's multipathd in the lab VM (release build of ours;
+# about 25 minutes).  The table is printed and saved as target/lab/results/side_by_side/table.txt.
+lab-bench:
+	$(CARGO) build --release --bins --examples
+	LAB_PROFILE=release LAB_NO_BUILD=1 LAB_MEM=2048 tests/lab/run.sh tests/lab/bench/side_by_side.sh
