@@ -553,16 +553,26 @@ fn width_of(widths: &Widths, c: char) -> usize {
     widths.iter().find(|(w, _)| *w == c).map_or(0, |(_, n)| *n)
 }
 
-/// Widths of every known wildcard: the header (if `with_header`) or 0, widened to the
-/// longest value (capped).
+/// Widths of the known wildcards `fmt` uses: the header (if `with_header`) or 0, widened
+/// to the longest value (capped). Only those: every other field of every item would be
+/// formatted for nothing.
 fn layout<T>(
     items: &[T],
     table: &[(char, &str)],
+    fmt: &str,
     with_header: bool,
     field: impl Fn(&T, char) -> Option<String>,
 ) -> Widths {
+    let used: Vec<char> = pieces(fmt)
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Wild(c) => Some(c),
+            Piece::Text(_) => None,
+        })
+        .collect();
     table
         .iter()
+        .filter(|(c, _)| used.contains(c))
         .map(|(c, header)| {
             let base = if with_header { header.len() } else { 0 };
             let widest = items
@@ -633,7 +643,7 @@ fn table<T>(
             .map(|it| render(fmt, |c| field(it, c), None))
             .collect();
     }
-    let widths = layout(items, wildcards, true, field);
+    let widths = layout(items, wildcards, fmt, true, field);
     let mut out = header(fmt, wildcards, &widths);
     for it in items {
         out.push_str(&render(fmt, |c| field(it, c), Some(&widths)));
@@ -653,7 +663,7 @@ pub fn maps_table(maps: &[MapView], fmt: &str, raw: bool) -> String {
 
 /// `show map M [raw] format F`: one line, no header, padded as in the full table.
 pub fn map_line(map: &MapView, all_maps: &[MapView], fmt: &str) -> String {
-    let widths = layout(all_maps, MAP_WILDCARDS, true, map_field);
+    let widths = layout(all_maps, MAP_WILDCARDS, fmt, true, map_field);
     render(fmt, |c| map_field(map, c), Some(&widths))
 }
 
@@ -665,7 +675,7 @@ pub fn path_line(path: &PathView, fmt: &str) -> String {
 /// Topology of `maps` like `multipath -ll`; path columns are aligned across
 /// `all_paths` (every path the daemon knows, orphans included), as upstream does.
 pub fn topology(maps: &[MapView], all_paths: &[PathView]) -> String {
-    let widths = layout(all_paths, PATH_WILDCARDS, false, path_field);
+    let widths = layout(all_paths, PATH_WILDCARDS, TOPOLOGY_PATH_FORMAT, false, path_field);
     let mut out = String::new();
     for m in maps {
         let mut style = String::new();
