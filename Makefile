@@ -40,7 +40,9 @@ fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} LAB=0 $(CARGO) test --release --test 'fuzz_*' -- --nocapture
 
 # Side-by-side benchmark against Debian's multipathd in the lab VM (release build of ours;
-# about 25 minutes).  The table is printed and saved as target/lab/results/side_by_side/table.txt.
+# about 25 minutes for 64 LUNs x 4 paths).  BENCH=side_by_side_large: 128 x 4.  The table is
+# printed and saved as target/lab/results/$(BENCH)/table.txt.
+BENCH ?= side_by_side
 lab-bench:
 	$(CARGO) build --release --bins --examples
-	LAB_PROFILE=release LAB_NO_BUILD=1 LAB_MEM=2048 tests/lab/run.sh tests/lab/bench/side_by_side.sh
+	LAB_PROFILE=release LAB_NO_BUILD=1 LAB_MEM=2048 tests/lab/run.sh tests/lab/bench/$(BENCH).sh

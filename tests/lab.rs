@@ -57,13 +57,21 @@ fn prepare() {
         if !setup.status.success() {
             return Err(format!("tests/lab/setup.sh failed:\n{}", String::from_utf8_lossy(&setup.stderr)));
         }
-        let build = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--bins", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .map_err(|e| format!("cannot run cargo build: {e}"))?;
-        if !build.status.success() {
-            return Err(format!("cargo build --bins --examples failed:\n{}", String::from_utf8_lossy(&build.stderr)));
+        // Both profiles: a scenario picks one with a `# lab-profile:` line (run.sh).
+        for profile in [&[][..], &["--release"][..]] {
+            let build = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--bins", "--examples"])
+                .args(profile)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .map_err(|e| format!("cannot run cargo build: {e}"))?;
+            if !build.status.success() {
+                return Err(format!(
+                    "cargo build --bins --examples {}failed:\n{}",
+                    profile.join(" "),
+                    String::from_utf8_lossy(&build.stderr)
+                ));
+            }
         }
         Ok(())
     });

@@ -6,8 +6,9 @@
 # Exit status: the scenario's; 124 on timeout, 125 when the VM did not run the scenario.
 # Environment: LAB_TIMEOUT (seconds, default: the scenario's "# lab-timeout: N" line, else 300),
 #   LAB_NO_BUILD=1 (skip cargo build), LAB_VERBOSE=1 (print the whole scenario output),
-#   LAB_MEM (MiB, default 1024), LAB_SMP (default 2), LAB_PROFILE (debug, the default, or
-#   release: which build of our binaries the VM gets; benchmarks use release).
+#   LAB_MEM (MiB, default 1024), LAB_SMP (default 2), LAB_PROFILE (debug or release: which
+#   build of our binaries the VM gets; default: the scenario's "# lab-profile: P" line, else
+#   debug; benchmarks and load tests use release).
 set -euo pipefail
 
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,11 +28,14 @@ NAME=$(basename "$SCRIPT" .sh)
 # shellcheck disable=SC1091
 . "$TARGET/lab-cache/current.env"
 
-PROFILE=${LAB_PROFILE:-debug}
+PROFILE=${LAB_PROFILE:-$(sed -n 's/^# lab-profile: *\([a-z]*\).*/\1/p' "$SCRIPT" | head -1)}
+PROFILE=${PROFILE:-debug}
 case $PROFILE in debug|release) ;; *) echo "lab: LAB_PROFILE must be debug or release" >&2; exit 2 ;; esac
 if [ "${LAB_NO_BUILD:-0}" != 1 ]; then
     (cd "$REPO" && cargo build --quiet --bins --examples $([ "$PROFILE" = release ] && echo --release)) || { echo "lab: cargo build failed" >&2; exit 125; }
 fi
+
+[ -x "$TARGET/$PROFILE/multipathd" ] || { echo "lab: no $PROFILE build of multipathd in $TARGET/$PROFILE" >&2; exit 125; }
 
 # Per-run share (our binaries + a copy of tests/lab) and results directory, so two VMs can run at once.
 WORK=$TARGET/lab/work/$NAME
