@@ -612,7 +612,7 @@ fn reconfigure_that_disables_the_feature_releases_held_paths() {
 }
 
 #[test]
-fn test_is_due_while_held_waiting_and_after_the_recheck_gap() {
+fn test_is_due_while_held_waiting_and_after_the_recheck_gap_for_a_while() {
     let c = Clock(Instant::now());
     let mut m = MarginalState::new(cfg());
     assert!(!m.test_due("sdb", c.at(0)), "unknown path");
@@ -620,12 +620,16 @@ fn test_is_due_while_held_waiting_and_after_the_recheck_gap() {
     assert!(!m.test_due("sdb", c.at(1)), "one failure only pre-checks");
     m.handle(failed("sdb", 3), c.at(10));
     assert!(m.test_due("sdb", c.at(11)), "held, no verdict yet");
-    m.handle(up("sdb", 2), c.at(20));
-    assert!(!m.test_due("sdb", c.at(21)), "under test");
-    m.handle(finished("sdb", 1000, 11, 2), c.at(140));
-    assert!(!m.test_due("sdb", c.at(440)), "inside the 300 s gap");
-    assert!(m.test_due("sdb", c.at(441)), "gap over");
-    m.handle(up("sdb", 2), c.at(441));
-    m.handle(finished("sdb", 1000, 0, 2), c.at(561));
-    assert!(!m.test_due("sdb", c.at(562)), "released after a good verdict");
+    assert!(m.test_due("sdb", c.at(130)), "still inside the prompt-check window");
+    assert!(!m.test_due("sdb", c.at(131)), "a path that stays dead is checked as usual again");
+    m.handle(up("sdb", 2), c.at(131));
+    assert!(!m.test_due("sdb", c.at(132)), "under test");
+    m.handle(finished("sdb", 1000, 11, 2), c.at(251));
+    assert!(!m.test_due("sdb", c.at(551)), "inside the 300 s gap");
+    assert!(m.test_due("sdb", c.at(552)), "gap over");
+    assert!(m.test_due("sdb", c.at(672)), "window after the gap");
+    assert!(!m.test_due("sdb", c.at(673)), "window over");
+    m.handle(up("sdb", 2), c.at(673));
+    m.handle(finished("sdb", 1000, 0, 2), c.at(793));
+    assert!(!m.test_due("sdb", c.at(794)), "released after a good verdict");
 }

@@ -100,9 +100,11 @@ enum Phase {
         since: Instant,
     },
     /// Held: failed, waiting for the checker to see it up and the recheck gap to pass.
-    /// `since` is the last bad verdict (None: test as soon as the path is up).
+    /// `since` is the last bad verdict (None: test as soon as the path is up); `held` is
+    /// when the path started waiting.
     Waiting {
         since: Option<Instant>,
+        held: Instant,
     },
     /// Held and under test.
     Testing,
@@ -157,6 +159,10 @@ fn log(out: &mut Vec<Action>, level: u8, text: String) {
     out.push(Action::Log { level, text });
 }
 
+/// How long (s) after a held path's test became due the daemon keeps checking it every
+/// second; then it goes back to its polling interval.
+pub const PROMPT_CHECK_WINDOW: u64 = 120;
+
 fn secs_since(now: Instant, then: Instant) -> u64 {
     now.saturating_duration_since(then).as_secs()
 }
@@ -186,14 +192,19 @@ impl MarginalState {
     }
 
     /// Whether the path's test starts as soon as the checker sees it up (held, and the
-    /// recheck gap since the last bad verdict is over). The daemon then checks it every
-    /// second rather than every polling interval, so testing begins within a second of
-    /// the path working again.
+    /// recheck gap since the last bad verdict is over), and became due no more than
+    /// [`PROMPT_CHECK_WINDOW`] seconds ago. The daemon then checks it every second rather
+    /// than every polling interval, so testing begins within a second of the path working
+    /// again; a path that stays dead goes back to the normal interval.
     pub fn test_due(&self, path: &str, now: Instant) -> bool {
         self.paths.get(path).is_some_and(|rec| match rec.phase {
-            Phase::Waiting { since } => {
-                let gap = self.cfg(&rec.map).err_recheck_gap_time.unwrap_or(0);
-                since.is_none_or(|t| secs_since(now, t) > u64::from(gap))
+            Phase::Waiting { since, held } => {
+                let gap = u64::from(self.cfg(&rec.map).err_recheck_gap_time.unwrap_or(0));
+                let due_for = match since {
+                    None => Some(secs_since(now, held)),
+                    Some(t) => secs_since(now, t).checked_sub(gap + 1),
+                };
+                due_for.is_some_and(|d| d <= PROMPT_CHECK_WINDOW)
             }
             _ => false,
         })
@@ -330,7 +341,7 @@ impl MarginalState {
         match rec.phase {
             Phase::PreCheck { since } if secs_since(now, since) <= window => {
                 // Second failure within the window: the path looks flaky.
-                rec.phase = Phase::Waiting { since: None };
+                rec.phase = Phase::Waiting { since: None, held: now };
                 out.push(Action::HoldReinstate {
                     path: path.to_string(),
                 });
@@ -460,7 +471,7 @@ impl MarginalState {
                 3,
                 format!("{P}{}: keep failing the dm path {path}", rec.map),
             );
-            rec.phase = Phase::Waiting { since: Some(now) };
+            rec.phase = Phase::Waiting { since: Some(now), held: now };
             log(
                 out,
                 3,
@@ -486,8 +497,8 @@ impl MarginalState {
         let (state, next_recheck_in) = match rec.phase {
             Phase::Idle => (TestState::Normal, None),
             Phase::PreCheck { .. } => (TestState::PreChecking, None),
-            Phase::Waiting { since: None } => (TestState::Delayed, Some(0)),
-            Phase::Waiting { since: Some(t) } => {
+            Phase::Waiting { since: None, .. } => (TestState::Delayed, Some(0)),
+            Phase::Waiting { since: Some(t), .. } => {
                 // The recheck is due once strictly more than `gap` seconds have passed.
                 (
                     TestState::Delayed,
@@ -530,7 +541,7 @@ fn need_io_err_check(
         release(path, rec, out);
         return false;
     }
-    if let Phase::Waiting { since } = rec.phase {
+    if let Phase::Waiting { since, .. } = rec.phase {
         let gap = cfg.err_recheck_gap_time.unwrap_or(0);
         if since.is_none_or(|t| secs_since(now, t) > u64::from(gap)) {
             log(
