@@ -98,6 +98,29 @@ fn sysfs_state_gates_the_checker_and_none_reports_up() {
 }
 
 #[test]
+fn a_usable_path_going_offline_is_checked_at_once_not_at_its_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::write(&state, "running\n").unwrap();
+    let (ctl, res, h) = start();
+    let r = req(6, Path::new("/dev/null"), CheckerKind::None, Some(state.clone()));
+    ctl.send(Control::Schedule { req: r.clone(), in_secs: 0 }).unwrap();
+    assert_eq!(res.recv_timeout(WAIT).unwrap().result.state, PathState::Up);
+    // As the owner does after an up verdict: the next check in 300 s.
+    ctl.send(Control::Schedule { req: r.clone(), in_secs: 300 }).unwrap();
+    // blocked is transient (pending): no early check for it
+    std::fs::write(&state, "blocked\n").unwrap();
+    assert!(res.recv_timeout(Duration::from_millis(2500)).is_err(), "blocked triggered a check");
+    std::fs::write(&state, "offline\n").unwrap();
+    let o = res.recv_timeout(WAIT).expect("the offline device was not checked before its turn");
+    assert_eq!((o.path_id, o.result.state, o.result.offline), (6, PathState::Down, true));
+    // A path last seen down is not watched: its own schedule decides.
+    ctl.send(Control::Schedule { req: r, in_secs: 300 }).unwrap();
+    assert!(res.recv_timeout(Duration::from_millis(2500)).is_err(), "a down path was reported again");
+    stop(ctl, h);
+}
+
+#[test]
 fn missing_device_is_down() {
     let (ctl, res, h) = start();
     let r = req(9, Path::new("/dev/mpd-no-such-disk"), CheckerKind::Tur, None);

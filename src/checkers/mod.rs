@@ -154,6 +154,8 @@ const AIO_POLL: Duration = Duration::from_millis(10);
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// AIO slots of the shared directio context.
 const AIO_SLOTS: usize = 1024;
+/// How often the sysfs device state of paths last seen usable is read between checks.
+const SYSFS_SWEEP: Duration = Duration::from_secs(1);
 
 /// The checker thread's state. [`CheckerLoop::run`] blocks until shutdown.
 pub struct CheckerLoop<C: Clock> {
@@ -162,6 +164,9 @@ pub struct CheckerLoop<C: Clock> {
     results: Sender<CheckOutcome>,
     sched: Scheduler,
     paths: HashMap<PathId, CheckRequest>,
+    /// Paths whose last verdict was usable: the sysfs sweep watches them.
+    usable: std::collections::HashSet<PathId>,
+    next_sweep: Instant,
     pool: BlockingPool,
     directio: Option<DirectioEngine>,
 }
@@ -169,19 +174,53 @@ pub struct CheckerLoop<C: Clock> {
 impl<C: Clock> CheckerLoop<C> {
     /// `workers` = threads for blocking SG_IO checks.
     pub fn new(control: Receiver<Control>, results: Sender<CheckOutcome>, clock: C, workers: usize) -> std::io::Result<Self> {
+        let next_sweep = clock.now() + SYSFS_SWEEP;
         Ok(CheckerLoop {
             clock,
             control,
             results,
             sched: Scheduler::new(),
             paths: HashMap::new(),
+            usable: std::collections::HashSet::new(),
+            next_sweep,
             pool: BlockingPool::new(workers)?,
             directio: None,
         })
     }
 
-    fn send(&self, path_id: PathId, result: Verdict, took: Duration) -> bool {
+    fn send(&mut self, path_id: PathId, result: Verdict, took: Duration) -> bool {
+        if result.state.is_usable() {
+            self.usable.insert(path_id);
+        } else {
+            self.usable.remove(&path_id);
+        }
         self.results.send(CheckOutcome { path_id, result, took }).is_ok()
+    }
+
+    /// Between checks a steady path waits up to max_polling_interval, but the kernel
+    /// marks a device it gave up on (SCSI error handling, FC dev_loss) in sysfs at
+    /// once. Reading that word is cheap and does no IO, so it is read every second for
+    /// the paths last seen usable; one that went down is checked now, not at its turn.
+    fn sweep_sysfs(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + SYSFS_SWEEP;
+        let went_down: Vec<PathId> = self
+            .usable
+            .iter()
+            .filter(|id| {
+                self.paths.get(id).and_then(|r| r.sysfs_state.as_ref()).is_some_and(|f| {
+                    sysfs::read_sysfs_state(f).is_some_and(|v| !matches!(v.state, PathState::Pending))
+                })
+            })
+            .copied()
+            .collect();
+        for id in went_down {
+            // Reported once: the next verdict decides whether it is watched again.
+            self.usable.remove(&id);
+            self.sched.schedule(id, now);
+        }
     }
 
     /// Starts one check; returns an immediate verdict if it completed synchronously.
@@ -237,6 +276,7 @@ impl<C: Clock> CheckerLoop<C> {
             }
             Control::Remove(id) => {
                 self.paths.remove(&id);
+                self.usable.remove(&id);
                 self.sched.remove(id);
                 self.pool.forget(id);
                 if let Some(d) = self.directio.as_mut() {
@@ -252,6 +292,7 @@ impl<C: Clock> CheckerLoop<C> {
     /// results receiver is gone.
     fn round(&mut self) -> bool {
         let now = self.clock.now();
+        self.sweep_sysfs(now);
         for id in self.sched.take_due(now, MAX_STARTS_PER_ROUND) {
             if let Some(v) = self.start(id, now)
                 && !self.send(id, v, Duration::ZERO)
@@ -275,7 +316,8 @@ impl<C: Clock> CheckerLoop<C> {
 
     fn wait_time(&mut self) -> Duration {
         let now = self.clock.now();
-        let mut next = [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_mut().and_then(|d| d.next_deadline())]
+        let sweep = (!self.usable.is_empty()).then_some(self.next_sweep);
+        let mut next = [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_mut().and_then(|d| d.next_deadline()), sweep]
             .into_iter()
             .flatten()
             .min()
