@@ -164,8 +164,9 @@ pub struct CheckerLoop<C: Clock> {
     results: Sender<CheckOutcome>,
     sched: Scheduler,
     paths: HashMap<PathId, CheckRequest>,
-    /// Paths whose last verdict was usable: the sysfs sweep watches them.
-    usable: std::collections::HashSet<PathId>,
+    /// Paths whose last verdict was usable: the sysfs sweep watches them, through their
+    /// state file kept open (a re-read at offset 0 is one syscall, not five).
+    watched: HashMap<PathId, Option<std::fs::File>>,
     next_sweep: Instant,
     pool: BlockingPool,
     directio: Option<DirectioEngine>,
@@ -181,7 +182,7 @@ impl<C: Clock> CheckerLoop<C> {
             results,
             sched: Scheduler::new(),
             paths: HashMap::new(),
-            usable: std::collections::HashSet::new(),
+            watched: HashMap::new(),
             next_sweep,
             pool: BlockingPool::new(workers)?,
             directio: None,
@@ -190,9 +191,9 @@ impl<C: Clock> CheckerLoop<C> {
 
     fn send(&mut self, path_id: PathId, result: Verdict, took: Duration) -> bool {
         if result.state.is_usable() {
-            self.usable.insert(path_id);
+            self.watched.entry(path_id).or_insert(None);
         } else {
-            self.usable.remove(&path_id);
+            self.watched.remove(&path_id);
         }
         self.results.send(CheckOutcome { path_id, result, took }).is_ok()
     }
@@ -206,19 +207,29 @@ impl<C: Clock> CheckerLoop<C> {
             return;
         }
         self.next_sweep = now + SYSFS_SWEEP;
-        let went_down: Vec<PathId> = self
-            .usable
-            .iter()
-            .filter(|id| {
-                self.paths.get(id).and_then(|r| r.sysfs_state.as_ref()).is_some_and(|f| {
-                    sysfs::read_sysfs_state(f).is_some_and(|v| !matches!(v.state, PathState::Pending))
-                })
-            })
-            .copied()
-            .collect();
+        let mut went_down = Vec::new();
+        let mut buf = [0u8; 64];
+        for (id, file) in self.watched.iter_mut() {
+            let Some(path) = self.paths.get(id).and_then(|r| r.sysfs_state.as_ref()) else { continue };
+            if file.is_none() {
+                *file = std::fs::File::open(path).ok();
+            }
+            // A device deleted since: its open attribute fails to read (ENODEV).
+            let word = file.as_ref().and_then(|f| {
+                use std::os::unix::fs::FileExt;
+                f.read_at(&mut buf, 0).ok().map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+            });
+            let down = match word {
+                Some(w) => sysfs::state_from_sysfs(&w).is_some_and(|v| !matches!(v.state, PathState::Pending)),
+                None => true,
+            };
+            if down {
+                went_down.push(*id);
+            }
+        }
         for id in went_down {
             // Reported once: the next verdict decides whether it is watched again.
-            self.usable.remove(&id);
+            self.watched.remove(&id);
             self.sched.schedule(id, now);
         }
     }
@@ -261,6 +272,9 @@ impl<C: Clock> CheckerLoop<C> {
                 if let Some(old) = self.paths.insert(id, req.clone())
                     && (old.kind != req.kind || old.dev != req.dev)
                 {
+                    if let Some(f) = self.watched.get_mut(&id) {
+                        *f = None;
+                    }
                     // Another checker or device node: close what the old one held open.
                     self.pool.forget(id);
                     if let Some(d) = self.directio.as_mut() {
@@ -276,7 +290,7 @@ impl<C: Clock> CheckerLoop<C> {
             }
             Control::Remove(id) => {
                 self.paths.remove(&id);
-                self.usable.remove(&id);
+                self.watched.remove(&id);
                 self.sched.remove(id);
                 self.pool.forget(id);
                 if let Some(d) = self.directio.as_mut() {
@@ -316,7 +330,7 @@ impl<C: Clock> CheckerLoop<C> {
 
     fn wait_time(&mut self) -> Duration {
         let now = self.clock.now();
-        let sweep = (!self.usable.is_empty()).then_some(self.next_sweep);
+        let sweep = (!self.watched.is_empty()).then_some(self.next_sweep);
         let mut next = [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_mut().and_then(|d| d.next_deadline()), sweep]
             .into_iter()
             .flatten()

@@ -1,7 +1,7 @@
 //! The state owner: the one thread that holds paths and maps. Every other thread
 //! reaches the state only through the messages handled here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -95,6 +95,9 @@ struct Path {
     /// The sysfs device state was down at the last look (discovery, then every check),
     /// as upstream's `%o` reports it: `show` commands read no sysfs.
     offline: bool,
+    /// The checker's timeout, selected when the path is added and on reconfigure (not on
+    /// every check: selection matches the hardware table).
+    check_timeout: std::time::Duration,
 }
 
 struct Map {
@@ -144,6 +147,11 @@ pub struct Owner {
     dm: Box<dyn MapOps>,
     out: Outputs,
     paths: BTreeMap<String, Path>,
+    /// Indexes into `paths` (kept with it in `add_path_info` / `remove_paths`): table
+    /// entries name paths by dev_t and check outcomes by id, and a scan of every path
+    /// for each of them made the 1 s tick quadratic in the number of paths.
+    dev_by_devt: HashMap<String, String>,
+    dev_by_path_id: HashMap<checkers::scheduler::PathId, String>,
     maps: BTreeMap<String, Map>,
     marginal: MarginalState,
     next_id: checkers::scheduler::PathId,
@@ -181,6 +189,8 @@ impl Owner {
             dm,
             out,
             paths: BTreeMap::new(),
+            dev_by_devt: HashMap::new(),
+            dev_by_path_id: HashMap::new(),
             maps: BTreeMap::new(),
             next_id: 1,
             kernel_maps: Vec::new(),
@@ -347,11 +357,18 @@ impl Owner {
         self.next_id += 1;
         let rec = chk::PathRecord::new(&info.dev, &devt, checker.name(), &policy);
         let offline = checkers::sysfs::state_from_sysfs(&info.state).is_some_and(|v| v.offline);
+        let check_timeout = self.check_timeout(&sel, &info.dev);
         log::debug!("{}: path_checker = {} {}", info.dev, checker.name(), sel.checker().origin);
         log::debug!("{}: prio = {prio_name} ({prio})", info.dev);
+        if let Some(old) = self.paths.get(&info.dev) {
+            self.dev_by_devt.remove(&old.rec.dev_t);
+            self.dev_by_path_id.remove(&old.id);
+        }
+        self.dev_by_devt.insert(devt.clone(), info.dev.clone());
+        self.dev_by_path_id.insert(id, info.dev.clone());
         self.paths.insert(
             info.dev.clone(),
-            Path { info, id, rec, prio, prio_name, checker, map: None, dh_state, offline },
+            Path { info, id, rec, prio, prio_name, checker, map: None, dh_state, offline, check_timeout },
         );
     }
 
@@ -554,9 +571,8 @@ impl Owner {
         }
     }
 
-    fn schedule_check(&self, dev: &str, in_secs: u32) {
-        let Some(p) = self.paths.get(dev) else { return };
-        let sel = Selector::new(&self.cfg, &p.info.vendor, &p.info.product, &p.info.rev, "");
+    /// `checker_timeout` from the configuration, else the SCSI command timeout in sysfs.
+    fn check_timeout(&self, sel: &Selector, dev: &str) -> std::time::Duration {
         let configured = match sel.get("checker_timeout").map(|s| s.value) {
             Some(crate::config::value::Value::Int(n)) if n > 0 => Some(n as u32),
             _ => None,
@@ -566,18 +582,27 @@ impl Owner {
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(30)
         });
+        std::time::Duration::from_secs(u64::from(timeout))
+    }
+
+    fn schedule_check(&self, dev: &str, in_secs: u32) {
+        let Some(p) = self.paths.get(dev) else { return };
         let req = CheckRequest {
             path: p.id,
             dev: self.env.dev_dir.join(dev),
             sysfs_state: Some(self.env.sysfs.sys("block").join(dev).join("device/state")),
             kind: p.checker,
-            timeout: std::time::Duration::from_secs(u64::from(timeout)),
+            timeout: p.check_timeout,
         };
         let _ = self.out.checker.send(Control::Schedule { req, in_secs });
     }
 
+    fn path_by_devt(&self, devt: &str) -> Option<&Path> {
+        self.dev_by_devt.get(devt).and_then(|d| self.paths.get(d))
+    }
+
     fn dev_by_id(&self, id: checkers::scheduler::PathId) -> Option<String> {
-        self.paths.values().find(|p| p.id == id).map(|p| p.info.dev.clone())
+        self.dev_by_path_id.get(&id).cloned()
     }
 
     fn active_paths(&self, map: &str) -> usize {
@@ -645,7 +670,7 @@ impl Owner {
             .iter()
             .map(|g| {
                 let members: Vec<&Path> =
-                    g.paths.iter().filter_map(|tp| self.paths.values().find(|p| p.rec.dev_t == tp.dev)).collect();
+                    g.paths.iter().filter_map(|tp| self.path_by_devt(&tp.dev)).collect();
                 // A path the kernel has failed carries no IO, whatever its last check said.
                 let usable =
                     |p: &&Path| matches!(p.rec.state, PathState::Up | PathState::Ghost) && p.rec.dm_state != DmState::Failed;
@@ -859,7 +884,7 @@ impl Owner {
         if let Some(action) = ev.dm_action() {
             let map = action.map_name.clone().unwrap_or_default();
             let devt = action.path.clone();
-            let dev = self.paths.values().find(|p| p.rec.dev_t == devt).map(|p| p.info.dev.clone());
+            let dev = self.path_by_devt(&devt).map(|p| p.info.dev.clone());
             log::debug!("{map}: uevent {:?} for {devt}", action.action);
             if let (Some(dev), crate::uevent::DmPathAction::PathFailed) = (dev, action.action) {
                 let active = self.active_paths(&map);
@@ -957,6 +982,8 @@ impl Owner {
         let mut touched = std::collections::BTreeSet::new();
         for dev in devs {
             let Some(p) = self.paths.remove(dev) else { continue };
+            self.dev_by_devt.remove(&p.rec.dev_t);
+            self.dev_by_path_id.remove(&p.id);
             let _ = self.out.checker.send(Control::Remove(p.id));
             let acts = self.marginal.handle(MgEvent::PathRemoved { path: dev.clone() }, Instant::now());
             self.apply_marginal(acts);
@@ -982,6 +1009,19 @@ impl Owner {
     pub fn reconfigure(&mut self, cfg: Config) {
         self.state = DaemonState::Configure;
         self.cfg = cfg;
+        let timeouts: Vec<(String, std::time::Duration)> = self
+            .paths
+            .values()
+            .map(|p| {
+                let sel = Selector::new(&self.cfg, &p.info.vendor, &p.info.product, &p.info.rev, "");
+                (p.info.dev.clone(), self.check_timeout(&sel, &p.info.dev))
+            })
+            .collect();
+        for (dev, t) in timeouts {
+            if let Some(p) = self.paths.get_mut(&dev) {
+                p.check_timeout = t;
+            }
+        }
         // Blacklist and find_multipaths may have changed: paths now excluded leave
         // their maps, newly allowed ones join.
         let allowed: Vec<String> = self.scan().into_iter().map(|p| p.dev).collect();
@@ -1048,7 +1088,7 @@ impl Owner {
                 let paths: Vec<fmt::PathView> = g
                     .paths
                     .iter()
-                    .filter_map(|tp| self.paths.values().find(|p| p.rec.dev_t == tp.dev))
+                    .filter_map(|tp| self.path_by_devt(&tp.dev))
                     .map(|p| self.path_view(p))
                     .collect();
                 let state = match m.status.as_ref().and_then(|s| s.groups.get(gi)).map(|g| g.state.as_char()) {
@@ -1097,7 +1137,7 @@ impl Owner {
 
     fn find_path(&self, key: &str) -> Option<&Path> {
         let key = key.strip_prefix("/dev/").unwrap_or(key);
-        self.paths.get(key).or_else(|| self.paths.values().find(|p| p.rec.dev_t == key))
+        self.paths.get(key).or_else(|| self.path_by_devt(key))
     }
 
     /// Answers one CLI command. An empty string means `ok`.
