@@ -164,9 +164,10 @@ pub struct CheckerLoop<C: Clock> {
     results: Sender<CheckOutcome>,
     sched: Scheduler,
     paths: HashMap<PathId, CheckRequest>,
-    /// Paths whose last verdict was usable: the sysfs sweep watches them, through their
-    /// state file kept open (a re-read at offset 0 is one syscall, not five).
-    watched: HashMap<PathId, Option<std::fs::File>>,
+    /// Paths whose last verdict was usable: the sysfs sweep watches them. Their state
+    /// files are opened for each read, not kept open: descriptors per path are what
+    /// runs a daemon with hundreds of paths into its open-file limit.
+    watched: std::collections::HashSet<PathId>,
     next_sweep: Instant,
     pool: BlockingPool,
     directio: Option<DirectioEngine>,
@@ -182,7 +183,7 @@ impl<C: Clock> CheckerLoop<C> {
             results,
             sched: Scheduler::new(),
             paths: HashMap::new(),
-            watched: HashMap::new(),
+            watched: std::collections::HashSet::new(),
             next_sweep,
             pool: BlockingPool::new(workers)?,
             directio: None,
@@ -191,7 +192,7 @@ impl<C: Clock> CheckerLoop<C> {
 
     fn send(&mut self, path_id: PathId, result: Verdict, took: Duration) -> bool {
         if result.state.is_usable() {
-            self.watched.entry(path_id).or_insert(None);
+            self.watched.insert(path_id);
         } else {
             self.watched.remove(&path_id);
         }
@@ -207,26 +208,16 @@ impl<C: Clock> CheckerLoop<C> {
             return;
         }
         self.next_sweep = now + SYSFS_SWEEP;
-        let mut went_down = Vec::new();
-        let mut buf = [0u8; 64];
-        for (id, file) in self.watched.iter_mut() {
-            let Some(path) = self.paths.get(id).and_then(|r| r.sysfs_state.as_ref()) else { continue };
-            if file.is_none() {
-                *file = std::fs::File::open(path).ok();
-            }
-            // A device deleted since: its open attribute fails to read (ENODEV).
-            let word = file.as_ref().and_then(|f| {
-                use std::os::unix::fs::FileExt;
-                f.read_at(&mut buf, 0).ok().map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
-            });
-            let down = match word {
-                Some(w) => sysfs::state_from_sysfs(&w).is_some_and(|v| !matches!(v.state, PathState::Pending)),
-                None => true,
-            };
-            if down {
-                went_down.push(*id);
-            }
-        }
+        let went_down: Vec<PathId> = self
+            .watched
+            .iter()
+            .filter(|id| {
+                self.paths.get(id).and_then(|r| r.sysfs_state.as_ref()).is_some_and(|f| {
+                    sysfs::read_sysfs_state(f).is_some_and(|v| !matches!(v.state, PathState::Pending))
+                })
+            })
+            .copied()
+            .collect();
         for id in went_down {
             // Reported once: the next verdict decides whether it is watched again.
             self.watched.remove(&id);
@@ -272,9 +263,6 @@ impl<C: Clock> CheckerLoop<C> {
                 if let Some(old) = self.paths.insert(id, req.clone())
                     && (old.kind != req.kind || old.dev != req.dev)
                 {
-                    if let Some(f) = self.watched.get_mut(&id) {
-                        *f = None;
-                    }
                     // Another checker or device node: close what the old one held open.
                     self.pool.forget(id);
                     if let Some(d) = self.directio.as_mut() {

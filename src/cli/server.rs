@@ -32,6 +32,9 @@ pub const PATH_SOCKET: &str = "/run/multipathd.socket";
 /// Environment variable overriding the socket name (`@name` = abstract).
 pub const SOCKET_ENV: &str = "MULTIPATH_SOCKET_NAME";
 
+/// How long new connections wait after `accept` failed (e.g. out of descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// A command for the state owner, with the channel its reply goes to. An empty reply
 /// is sent to the client as `ok\n`; error replies start with `fail\n` (see
 /// [`HandlerError::reply`]). The owner must not block on a dropped receiver.
@@ -308,6 +311,8 @@ struct Server {
     waker: UnixStream,
     /// Written by [`Reply::send`]; its readiness wakes the poll to pass replies on.
     replies_ready: Arc<EventFd>,
+    /// After a failed accept: no new connections before this instant.
+    accept_paused_until: Option<Instant>,
     cfg: ServerConfig,
     requests: Sender<Request>,
     clients: Vec<Client>,
@@ -318,6 +323,7 @@ impl Server {
         while self.clients.len() < self.cfg.max_clients {
             match self.listeners[idx].accept() {
                 Ok((stream, _)) => {
+                    self.accept_paused_until = None;
                     if let Err(e) = stream.set_nonblocking(true) {
                         log::warn!("cli: cannot make client socket non-blocking: {e}");
                         continue;
@@ -336,7 +342,13 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    log::warn!("cli: accept failed: {e}");
+                    // Out of descriptors (EMFILE/ENFILE) or memory: the connection stays
+                    // queued and the listener readable, so stop polling it for a moment
+                    // instead of spinning on it.
+                    if self.accept_paused_until.is_none() {
+                        log::warn!("cli: accept failed: {e}; pausing new connections");
+                    }
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }
             }
@@ -516,8 +528,9 @@ impl Server {
     fn run(mut self) {
         loop {
             let now = Instant::now();
-            let accepting = self.clients.len() < self.cfg.max_clients;
-            let wake = self.clients.iter().map(|c| c.wake_at(&self.cfg)).min();
+            let paused = self.accept_paused_until.filter(|t| now < *t);
+            let accepting = self.clients.len() < self.cfg.max_clients && paused.is_none();
+            let wake = self.clients.iter().map(|c| c.wake_at(&self.cfg)).chain(paused).min();
             let timeout = match wake {
                 None => PollTimeout::NONE,
                 Some(t) => {
@@ -622,6 +635,7 @@ pub fn spawn(
         replies_ready: Arc::new(EventFd::from_flags(
             EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
         )?),
+        accept_paused_until: None,
         cfg,
         requests,
         clients: Vec::new(),

@@ -66,8 +66,39 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
     code
 }
 
+/// The open-file limit `max_fds` asks for: a number, or `max` (also the default) for
+/// the kernel's ceiling, `/proc/sys/fs/nr_open`.
+fn wanted_fds(cfg: &config::Config) -> u64 {
+    match cfg.setting_int("max_fds") {
+        Some(n) if n > 0 => n as u64,
+        _ => std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1024 * 1024),
+    }
+}
+
+/// Raise RLIMIT_NOFILE as upstream does at start: the daemon holds descriptors per path
+/// (checkers, IO error tests) and the usual 1024 runs out at a few hundred paths, after
+/// which checks fail to open their device and working paths would be failed.
+fn raise_fd_limit(want: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    if soft >= want {
+        return;
+    }
+    // Raising the hard limit needs CAP_SYS_RESOURCE; without it go as far as it allows.
+    let result = setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want))
+        .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard));
+    match (result, getrlimit(Resource::RLIMIT_NOFILE)) {
+        (Ok(()), Ok((now, _))) => log::info!("open file limit raised from {soft} to {now}"),
+        (Err(e), _) | (Ok(()), Err(e)) => log::warn!("cannot raise the open file limit from {soft} to {want}: {e}"),
+    }
+}
+
 fn run_threads(opts: &Options, cfg: config::Config, dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>) -> i32 {
     log::info!("multipathd v{}: start up", env!("CARGO_PKG_VERSION"));
+    raise_fd_limit(wanted_fds(&cfg));
     notify(&[sd_notify::NotifyState::Status("configure")]);
     let _pidfile = match PidFile::create(Path::new(DEFAULT_PIDFILE)) {
         Ok(p) => p,
@@ -200,4 +231,18 @@ fn reconfigure(owner: &mut Owner) {
         Err(e) => log::error!("reconfigure failed, keeping the old configuration: {e}"),
     }
     notify(&[sd_notify::NotifyState::Ready]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_fds_number_or_the_kernel_ceiling() {
+        let parse = |text: &str| config::parse_str("multipath.conf", text).expect("parses").config;
+        assert_eq!(wanted_fds(&parse("defaults {\n max_fds 8192\n}\n")), 8192);
+        let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open").unwrap().trim().parse().unwrap();
+        assert_eq!(wanted_fds(&parse("defaults {\n max_fds max\n}\n")), nr_open);
+        assert_eq!(wanted_fds(&parse("")), nr_open);
+    }
 }
