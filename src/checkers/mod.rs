@@ -174,9 +174,10 @@ pub struct CheckerLoop<C: Clock> {
 }
 
 impl<C: Clock> CheckerLoop<C> {
-    /// `workers` = threads for blocking SG_IO checks.
+    /// `workers` = threads kept for blocking SG_IO checks; more start while checks hang.
     pub fn new(control: Receiver<Control>, results: Sender<CheckOutcome>, clock: C, workers: usize) -> std::io::Result<Self> {
-        let next_sweep = clock.now() + SYSFS_SWEEP;
+        let now = clock.now();
+        let next_sweep = now + SYSFS_SWEEP;
         Ok(CheckerLoop {
             clock,
             control,
@@ -185,7 +186,7 @@ impl<C: Clock> CheckerLoop<C> {
             paths: HashMap::new(),
             watched: std::collections::HashSet::new(),
             next_sweep,
-            pool: BlockingPool::new(workers)?,
+            pool: BlockingPool::new(workers, now)?,
             directio: None,
         })
     }

@@ -1,15 +1,24 @@
-//! A small fixed pool of worker threads for checks that block in an ioctl
-//! (`tur`, `readsector0`, `hp_sw`, `rdac`).
+//! Worker threads for checks that block in an ioctl (`tur`, `readsector0`,
+//! `hp_sw`, `rdac`).
 //!
 //! Why threads and not the sg driver's async write/read interface: that interface
 //! only exists on `/dev/sgN` character nodes, which need the optional `sg` module
 //! and a block-to-sg mapping per path, while SG_IO works on the `/dev/sdX` node the
-//! daemon already knows. A fixed pool bounds the threads whatever the path count;
-//! the kernel enforces `checker_timeout` on each command, and the pool adds its own
-//! deadline in case a command hangs in the driver anyway.
+//! daemon already knows.
+//!
+//! A check that hangs (a portal that stops answering, a backstore stuck in the
+//! target) holds its thread until the kernel gives the command up, which can take
+//! far longer than `checker_timeout` while SCSI error handling runs. So the pool
+//! never lets one path's hang cost another path anything:
+//! - a check runs at once on an idle worker, or on a new one when none is idle,
+//!   as upstream runs each TUR in a thread of its own (up to [`MAX_WORKERS`]);
+//! - a check's deadline starts when a worker takes it, never while it waits;
+//! - each path has at most one check in flight, so a hung path holds one thread;
+//! - workers beyond the configured minimum that stay idle for [`RETIRE_AFTER`]
+//!   end, so a storm does not leave hundreds of threads behind.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -35,6 +44,13 @@ pub enum BlockingCheck {
 
 /// Extra time over the command timeout before the pool gives up on a worker.
 const GRACE: Duration = Duration::from_secs(1);
+/// Threads at most; past it checks wait for a worker (their deadline has not
+/// started, so waiting never turns into a timeout).
+pub const MAX_WORKERS: usize = 1024;
+/// An extra worker idle this long ends.
+pub const RETIRE_AFTER: Duration = Duration::from_secs(30);
+/// SG_IO needs little stack: the data buffers are on the heap or small.
+const WORKER_STACK: usize = 256 * 1024;
 
 struct Job {
     token: u64,
@@ -46,15 +62,23 @@ struct Job {
 
 /// A worker's answer.
 pub struct Done {
+    worker: usize,
     token: u64,
     path: PathId,
     verdict: Verdict,
 }
 
-struct Running {
-    token: u64,
-    started: Instant,
-    timed_out: bool,
+/// Where a path's one check in flight is.
+enum Slot {
+    /// Waiting for a worker (only when [`MAX_WORKERS`] are busy).
+    Queued,
+    Running { token: u64, started: Instant, timed_out: bool },
+}
+
+struct Worker {
+    id: usize,
+    jobs: Sender<Job>,
+    idle_since: Instant,
 }
 
 /// A finished blocking check.
@@ -66,22 +90,29 @@ pub struct PoolResult {
 }
 
 pub struct BlockingPool {
-    /// Dropping the pool closes this channel, which ends the workers once their
-    /// current ioctl returns. They are never joined: shutdown must not wait for a
-    /// hung LUN.
-    jobs: Sender<Job>,
+    runner: Runner,
+    min_workers: usize,
+    max_workers: usize,
+    done_tx: Sender<Done>,
     done: Receiver<Done>,
+    /// Idle workers, longest idle first. Dropping a worker closes its job channel,
+    /// which ends its thread once its current ioctl returns. Workers are never
+    /// joined: shutdown must not wait for a hung LUN.
+    idle: VecDeque<Worker>,
+    busy: HashMap<usize, Worker>,
+    next_worker: usize,
+    queue: VecDeque<Job>,
     files: HashMap<PathId, (PathBuf, Arc<File>)>,
-    running: HashMap<PathId, Running>,
+    slots: HashMap<PathId, Slot>,
     /// Deadlines of running jobs; entries of finished jobs are skipped when popped.
     deadlines: BinaryHeap<Reverse<(Instant, PathId, u64)>>,
     next_token: u64,
 }
 
 /// What a worker runs for one job; the real one issues SG_IO, tests pass fakes.
-pub type Runner = Arc<dyn Fn(BlockingCheck, RawFd, Duration) -> Verdict + Send + Sync>;
+pub type Runner = Arc<dyn Fn(PathId, BlockingCheck, RawFd, Duration) -> Verdict + Send + Sync>;
 
-fn run_sg(check: BlockingCheck, fd: RawFd, timeout: Duration) -> Verdict {
+fn run_sg(_path: PathId, check: BlockingCheck, fd: RawFd, timeout: Duration) -> Verdict {
     match check {
         BlockingCheck::Tur => sg::tur(fd, timeout),
         BlockingCheck::Readsector0 => sg::readsector0(fd, timeout),
@@ -91,36 +122,62 @@ fn run_sg(check: BlockingCheck, fd: RawFd, timeout: Duration) -> Verdict {
 }
 
 impl BlockingPool {
-    /// Starts `workers` threads (at least one) issuing SG_IO.
-    pub fn new(workers: usize) -> std::io::Result<BlockingPool> {
-        BlockingPool::with_runner(workers, Arc::new(run_sg))
+    /// A pool of at least `workers` threads issuing SG_IO.
+    pub fn new(workers: usize, now: Instant) -> std::io::Result<BlockingPool> {
+        BlockingPool::with_runner(workers, MAX_WORKERS, Arc::new(run_sg), now)
     }
 
-    /// Starts `workers` threads running `runner` for each job.
-    pub fn with_runner(workers: usize, runner: Runner) -> std::io::Result<BlockingPool> {
-        let (jtx, jrx) = crossbeam_channel::unbounded::<Job>();
-        let (dtx, drx) = crossbeam_channel::unbounded::<Done>();
-        for n in 0..workers.max(1) {
-            let jrx = jrx.clone();
-            let dtx = dtx.clone();
-            let runner = Arc::clone(&runner);
-            std::thread::Builder::new().name(format!("checker-{n}")).spawn(move || {
-                for job in jrx.iter() {
-                    let verdict = runner(job.check, job.file.as_raw_fd(), job.timeout);
-                    if dtx.send(Done { token: job.token, path: job.path, verdict }).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        }
-        Ok(BlockingPool {
-            jobs: jtx,
-            done: drx,
+    /// A pool of `min_workers..=max_workers` threads running `runner` for each job.
+    pub fn with_runner(min_workers: usize, max_workers: usize, runner: Runner, now: Instant) -> std::io::Result<BlockingPool> {
+        let (done_tx, done) = crossbeam_channel::unbounded::<Done>();
+        let min_workers = min_workers.max(1);
+        let mut pool = BlockingPool {
+            runner,
+            min_workers,
+            max_workers: max_workers.max(min_workers),
+            done_tx,
+            done,
+            idle: VecDeque::new(),
+            busy: HashMap::new(),
+            next_worker: 0,
+            queue: VecDeque::new(),
             files: HashMap::new(),
-            running: HashMap::new(),
+            slots: HashMap::new(),
             deadlines: BinaryHeap::new(),
             next_token: 1,
-        })
+        };
+        for _ in 0..min_workers {
+            let w = pool.spawn_worker(now)?;
+            pool.idle.push_back(w);
+        }
+        Ok(pool)
+    }
+
+    fn spawn_worker(&mut self, now: Instant) -> std::io::Result<Worker> {
+        let id = self.next_worker;
+        let (jtx, jrx) = crossbeam_channel::bounded::<Job>(1);
+        let dtx = self.done_tx.clone();
+        let runner = Arc::clone(&self.runner);
+        std::thread::Builder::new().name(format!("checker-{id}")).stack_size(WORKER_STACK).spawn(move || {
+            for job in jrx.iter() {
+                let verdict = runner(job.path, job.check, job.file.as_raw_fd(), job.timeout);
+                if dtx.send(Done { worker: id, token: job.token, path: job.path, verdict }).is_err() {
+                    break;
+                }
+            }
+        })?;
+        self.next_worker += 1;
+        Ok(Worker { id, jobs: jtx, idle_since: now })
+    }
+
+    /// Threads alive or still stuck in a job (hung ones included).
+    pub fn workers(&self) -> usize {
+        self.idle.len() + self.busy.len()
+    }
+
+    /// Checks waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
     }
 
     /// The channel workers answer on, for the loop's `select`.
@@ -128,19 +185,23 @@ impl BlockingPool {
         &self.done
     }
 
-    fn is_current(&self, path: PathId, token: u64) -> bool {
-        self.running.get(&path).is_some_and(|r| r.token == token && !r.timed_out)
+    fn is_running(&self, path: PathId, token: u64) -> bool {
+        matches!(self.slots.get(&path), Some(Slot::Running { token: t, timed_out: false, .. }) if *t == token)
     }
 
-    /// The earliest deadline of a check not yet reported.
+    /// The earliest deadline of a check not yet reported, or the next retirement
+    /// of an idle extra worker.
     pub fn next_deadline(&mut self) -> Option<Instant> {
+        let mut next = None;
         while let Some(Reverse((at, path, token))) = self.deadlines.peek().copied() {
-            if self.is_current(path, token) {
-                return Some(at);
+            if self.is_running(path, token) {
+                next = Some(at);
+                break;
             }
             self.deadlines.pop();
         }
-        None
+        let retire = (self.workers() > self.min_workers).then(|| self.idle.front().map(|w| w.idle_since + RETIRE_AFTER)).flatten();
+        [next, retire].into_iter().flatten().min()
     }
 
     /// Closes the device of a removed path (a running job keeps its own handle).
@@ -159,16 +220,14 @@ impl BlockingPool {
         Ok(f)
     }
 
-    /// Hands a check to the workers. Returns a verdict right away when it cannot
+    /// Hands a check to a worker. Returns a verdict right away when it cannot
     /// run: the device does not open, or the previous check of this path is still
-    /// running (pending) or hung past its deadline (timeout).
+    /// waiting or running (pending) or hung past its deadline (timeout).
     pub fn start(&mut self, path: PathId, dev: &Path, check: BlockingCheck, now: Instant, timeout: Duration) -> Option<Verdict> {
-        if let Some(r) = self.running.get(&path) {
-            return Some(if r.timed_out {
-                Verdict::new(PathState::Timeout, MSG_TIMEOUT)
-            } else {
-                Verdict::new(PathState::Pending, "")
-            });
+        match self.slots.get(&path) {
+            Some(Slot::Running { timed_out: true, .. }) => return Some(Verdict::new(PathState::Timeout, MSG_TIMEOUT)),
+            Some(_) => return Some(Verdict::new(PathState::Pending, "")),
+            None => {}
         }
         let file = match self.file(path, dev) {
             Ok(f) => f,
@@ -179,28 +238,75 @@ impl BlockingPool {
         };
         let token = self.next_token;
         self.next_token += 1;
-        if self.jobs.send(Job { token, path, check, file, timeout }).is_err() {
-            return Some(Verdict::new(PathState::Wild, ""));
-        }
-        self.running.insert(path, Running { token, started: now, timed_out: false });
-        self.deadlines.push(Reverse((now + timeout + GRACE, path, token)));
+        self.slots.insert(path, Slot::Queued);
+        self.queue.push_back(Job { token, path, check, file, timeout });
+        self.dispatch(now);
         None
     }
 
-    /// Turns one worker answer into a result (None for a stale or late answer).
-    pub fn finish(&mut self, done: Done, now: Instant) -> Option<PoolResult> {
-        let r = self.running.get(&done.path)?;
-        if r.token != done.token {
+    /// An idle worker, or a new one while under the maximum.
+    fn free_worker(&mut self, now: Instant) -> Option<Worker> {
+        if let Some(w) = self.idle.pop_back() {
+            return Some(w);
+        }
+        if self.workers() >= self.max_workers {
             return None;
         }
-        let r = self.running.remove(&done.path)?;
-        if r.timed_out {
-            return None;
+        match self.spawn_worker(now) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                // Checks wait for a running worker instead; nothing is lost.
+                log::warn!("checker: cannot start another worker thread ({} running): {e}", self.workers());
+                None
+            }
         }
-        Some(PoolResult { path: done.path, verdict: done.verdict, took: now.saturating_duration_since(r.started) })
     }
 
-    /// Collects answers without blocking and reports checks past their deadline.
+    /// Starts waiting checks on free workers; their deadlines start now.
+    fn dispatch(&mut self, now: Instant) {
+        while !self.queue.is_empty() {
+            let Some(w) = self.free_worker(now) else { return };
+            let Some(job) = self.queue.pop_front() else {
+                self.idle.push_back(w);
+                return;
+            };
+            let (path, token, timeout) = (job.path, job.token, job.timeout);
+            match w.jobs.try_send(job) {
+                Ok(()) => {
+                    self.slots.insert(path, Slot::Running { token, started: now, timed_out: false });
+                    self.deadlines.push(Reverse((now + timeout + GRACE, path, token)));
+                    self.busy.insert(w.id, w);
+                }
+                // Its thread is gone (only a panic in a check ends one): drop it, retry the job.
+                Err(e) => self.queue.push_front(e.into_inner()),
+            }
+        }
+    }
+
+    /// Turns one worker answer into a result (None for a stale or late answer),
+    /// and gives the freed worker the next waiting check.
+    pub fn finish(&mut self, done: Done, now: Instant) -> Option<PoolResult> {
+        if let Some(mut w) = self.busy.remove(&done.worker) {
+            w.idle_since = now;
+            self.idle.push_back(w);
+        }
+        let result = match self.slots.get(&done.path) {
+            Some(&Slot::Running { token, started, timed_out }) if token == done.token => {
+                self.slots.remove(&done.path);
+                (!timed_out).then(|| PoolResult {
+                    path: done.path,
+                    verdict: done.verdict,
+                    took: now.saturating_duration_since(started),
+                })
+            }
+            _ => None,
+        };
+        self.dispatch(now);
+        result
+    }
+
+    /// Collects answers without blocking, reports checks past their deadline and
+    /// ends extra workers that stayed idle.
     pub fn poll(&mut self, now: Instant) -> Vec<PoolResult> {
         let mut out = Vec::new();
         while let Ok(d) = self.done.try_recv() {
@@ -211,17 +317,22 @@ impl BlockingPool {
                 break;
             }
             self.deadlines.pop();
-            if let Some(r) = self.running.get_mut(&path)
-                && r.token == token
-                && !r.timed_out
+            if let Some(Slot::Running { token: t, started, timed_out }) = self.slots.get_mut(&path)
+                && *t == token
+                && !*timed_out
             {
-                r.timed_out = true;
+                *timed_out = true;
                 out.push(PoolResult {
                     path,
                     verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
-                    took: now.saturating_duration_since(r.started),
+                    took: now.saturating_duration_since(*started),
                 });
             }
+        }
+        while self.workers() > self.min_workers
+            && self.idle.front().is_some_and(|w| now.saturating_duration_since(w.idle_since) >= RETIRE_AFTER)
+        {
+            self.idle.pop_front();
         }
         out
     }
@@ -230,66 +341,170 @@ impl BlockingPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossbeam_channel::bounded;
+    use crossbeam_channel::{Receiver, unbounded};
+    use std::collections::HashSet;
+    use std::sync::Mutex;
 
-    /// A pool whose single worker answers `Up` only when the test says so.
-    fn gated() -> (BlockingPool, Sender<()>, tempfile::NamedTempFile) {
-        let (gate_tx, gate_rx) = bounded::<()>(0);
-        let runner: Runner = Arc::new(move |check, _fd, _t| {
-            assert_eq!(check, BlockingCheck::Tur);
-            let _ = gate_rx.recv();
+    const T: Duration = Duration::from_secs(10);
+    const WAIT: Duration = Duration::from_secs(20);
+
+    /// Paths in `hung` block until the test releases them through the returned
+    /// sender; every other path answers `Up` at once.
+    struct Fixture {
+        pool: BlockingPool,
+        release: Sender<PathId>,
+        dev: tempfile::NamedTempFile,
+        t0: Instant,
+    }
+
+    fn fixture(min: usize, max: usize, hung: &[PathId]) -> Fixture {
+        let hung: HashSet<PathId> = hung.iter().copied().collect();
+        let (release, released): (Sender<PathId>, Receiver<PathId>) = unbounded();
+        let waiting = Mutex::new(HashSet::new());
+        let runner: Runner = Arc::new(move |path, check, _fd, timeout| {
+            assert_eq!((check, timeout), (BlockingCheck::Readsector0, T));
+            if hung.contains(&path) {
+                // Releases may come for other hung paths first: keep them for their owners.
+                loop {
+                    if waiting.lock().unwrap().remove(&path) {
+                        break;
+                    }
+                    match released.recv_timeout(Duration::from_millis(5)) {
+                        Ok(p) if p == path => break,
+                        Ok(p) => {
+                            waiting.lock().unwrap().insert(p);
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
             Verdict::new(PathState::Up, " reports path is up")
         });
-        let pool = BlockingPool::with_runner(1, runner).unwrap();
-        (pool, gate_tx, tempfile::NamedTempFile::new().unwrap())
+        let t0 = Instant::now();
+        Fixture { pool: BlockingPool::with_runner(min, max, runner, t0).unwrap(), release, dev: tempfile::NamedTempFile::new().unwrap(), t0 }
+    }
+
+    impl Fixture {
+        fn at(&self, ms: u64) -> Instant {
+            self.t0 + Duration::from_millis(ms)
+        }
+        fn start(&mut self, path: PathId, ms: u64) -> Option<Verdict> {
+            let now = self.at(ms);
+            self.pool.start(path, self.dev.path(), BlockingCheck::Readsector0, now, T)
+        }
+        /// The next worker answer, applied at `ms`.
+        fn answer(&mut self, ms: u64) -> Option<PoolResult> {
+            let d = self.pool.done_channel().recv_timeout(WAIT).expect("a worker answers");
+            let now = self.at(ms);
+            self.pool.finish(d, now)
+        }
+    }
+
+    fn up(path: PathId, took_ms: u64) -> Option<PoolResult> {
+        Some(PoolResult { path, verdict: Verdict::new(PathState::Up, " reports path is up"), took: Duration::from_millis(took_ms) })
+    }
+
+    fn timeout(path: PathId, took_ms: u64) -> PoolResult {
+        PoolResult { path, verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT), took: Duration::from_millis(took_ms) }
     }
 
     #[test]
-    fn answer_before_deadline() {
-        let (mut pool, gate, dev) = gated();
-        let t0 = Instant::now();
-        assert_eq!(pool.start(1, dev.path(), BlockingCheck::Tur, t0, Duration::from_secs(5)), None);
+    fn answer_before_deadline_and_one_check_per_path() {
+        let mut f = fixture(1, 4, &[1]);
+        assert_eq!(f.start(1, 0), None);
         // Asked again while running: pending, no second job.
-        let again = pool.start(1, dev.path(), BlockingCheck::Tur, t0, Duration::from_secs(5));
-        assert_eq!(again, Some(Verdict::new(PathState::Pending, "")));
-        assert_eq!(pool.next_deadline(), Some(t0 + Duration::from_secs(6)));
-        gate.send(()).unwrap();
-        let done = pool.done_channel().recv_timeout(Duration::from_secs(20)).unwrap();
-        let r = pool.finish(done, t0 + Duration::from_millis(1500)).unwrap();
-        assert_eq!((r.path, r.verdict.state, r.took), (1, PathState::Up, Duration::from_millis(1500)));
-        assert_eq!(pool.next_deadline(), None);
+        assert_eq!(f.start(1, 100), Some(Verdict::new(PathState::Pending, "")));
+        assert_eq!(f.pool.next_deadline(), Some(f.at(11_000)));
+        f.release.send(1).unwrap();
+        assert_eq!(f.answer(1500), up(1, 1500));
+        assert_eq!(f.pool.next_deadline(), None);
+    }
+
+    /// The lab defect: five hung LUNs x 2 paths on a pool of four workers made the
+    /// checks of a healthy LUN wait behind them and time out. Each check gets a
+    /// worker of its own now, and a healthy one answers whatever hangs.
+    #[test]
+    fn hung_checks_beyond_the_minimum_never_delay_a_healthy_path() {
+        let hung: Vec<PathId> = (1..=10).collect();
+        let mut f = fixture(4, MAX_WORKERS, &hung);
+        for &p in &hung {
+            assert_eq!(f.start(p, 0), None);
+        }
+        assert_eq!(f.pool.workers(), 10);
+        for healthy in [11, 12] {
+            assert_eq!(f.start(healthy, 50), None);
+        }
+        assert_eq!(f.pool.queued(), 0);
+        let mut got = vec![f.answer(60), f.answer(60)];
+        got.sort_by_key(|r| r.as_ref().map(|r| r.path));
+        assert_eq!(got, vec![up(11, 10), up(12, 10)]);
+        // The hung ones time out at their own deadline, once each, and the healthy
+        // paths' next checks run on the two workers they freed.
+        assert!(f.pool.poll(f.at(10_999)).is_empty());
+        let mut expired = f.pool.poll(f.at(11_000));
+        expired.sort_by_key(|r| r.path);
+        assert_eq!(expired, hung.iter().map(|&p| timeout(p, 11_000)).collect::<Vec<_>>());
+        assert_eq!(f.start(11, 12_000), None);
+        assert_eq!(f.answer(12_001), up(11, 1));
+        assert_eq!(f.pool.workers(), 12);
+        // Still hung: their next checks say timeout without a job.
+        assert_eq!(f.start(3, 12_000), Some(Verdict::new(PathState::Timeout, MSG_TIMEOUT)));
+        assert_eq!(f.pool.workers(), 12);
+    }
+
+    /// With every worker stuck, a check waits, and its deadline starts only when a
+    /// worker takes it: waiting is never reported as a timeout.
+    #[test]
+    fn deadline_starts_when_a_worker_takes_the_check() {
+        let mut f = fixture(1, 1, &[1]);
+        assert_eq!(f.start(1, 0), None);
+        assert_eq!(f.start(2, 0), None);
+        assert_eq!(f.pool.queued(), 1);
+        assert_eq!(f.start(2, 500), Some(Verdict::new(PathState::Pending, "")));
+        assert_eq!(f.pool.poll(f.at(30_000)), vec![timeout(1, 30_000)]);
+        f.release.send(1).unwrap();
+        // The late answer of path 1 is dropped; path 2 starts on the freed worker.
+        assert_eq!(f.answer(40_000), None);
+        assert_eq!(f.pool.queued(), 0);
+        assert_eq!(f.pool.next_deadline(), Some(f.at(51_000)));
+        assert!(f.pool.poll(f.at(40_000)).is_empty());
+        assert_eq!(f.answer(40_020), up(2, 20));
+        // Path 1 can be checked again.
+        assert_eq!(f.start(1, 41_000), None);
+        f.release.send(1).unwrap();
+        assert_eq!(f.answer(41_002), up(1, 2));
     }
 
     #[test]
-    fn hung_worker_times_out_once_and_late_answer_is_dropped() {
-        let (mut pool, gate, dev) = gated();
-        let t0 = Instant::now();
-        let timeout = Duration::from_secs(5);
-        assert_eq!(pool.start(7, dev.path(), BlockingCheck::Tur, t0, timeout), None);
-        // The deadline is the command timeout plus a second of grace.
-        assert!(pool.poll(t0 + Duration::from_millis(5999)).is_empty());
-        let r = pool.poll(t0 + Duration::from_secs(6));
-        assert_eq!(r, vec![PoolResult { path: 7, verdict: Verdict::new(PathState::Timeout, " timed out"), took: Duration::from_secs(6) }]);
-        assert!(pool.poll(t0 + Duration::from_secs(60)).is_empty());
-        // Still hung: every new check says timeout at once.
-        let again = pool.start(7, dev.path(), BlockingCheck::Tur, t0 + Duration::from_secs(10), timeout);
-        assert_eq!(again, Some(Verdict::new(PathState::Timeout, " timed out")));
-        // The worker finally returns: its answer is stale.
-        gate.send(()).unwrap();
-        let done = pool.done_channel().recv_timeout(Duration::from_secs(20)).unwrap();
-        assert_eq!(pool.finish(done, t0 + Duration::from_secs(11)), None);
-        // The path can be checked again.
-        assert_eq!(pool.start(7, dev.path(), BlockingCheck::Tur, t0 + Duration::from_secs(12), timeout), None);
-        gate.send(()).unwrap();
-        let done = pool.done_channel().recv_timeout(Duration::from_secs(20)).unwrap();
-        assert_eq!(pool.finish(done, t0 + Duration::from_secs(13)).map(|r| r.verdict.state), Some(PathState::Up));
+    fn extra_workers_retire_after_staying_idle() {
+        let mut f = fixture(2, 8, &[1, 2, 3, 4, 5]);
+        for p in 1..=5 {
+            assert_eq!(f.start(p, 0), None);
+        }
+        assert_eq!(f.pool.workers(), 5);
+        for p in 1..=5 {
+            f.release.send(p).unwrap();
+        }
+        for _ in 1..=5 {
+            assert!(f.answer(1_000).is_some());
+        }
+        let retire = f.at(1_000) + RETIRE_AFTER;
+        assert_eq!(f.pool.next_deadline(), Some(retire));
+        f.pool.poll(retire - Duration::from_millis(1));
+        assert_eq!(f.pool.workers(), 5);
+        f.pool.poll(retire);
+        assert_eq!(f.pool.workers(), 2);
+        assert_eq!(f.pool.next_deadline(), None);
+        // The minimum stays and still works.
+        assert_eq!(f.start(9, 40_000), None);
+        assert_eq!(f.answer(40_001), up(9, 1));
     }
 
     #[test]
     fn unopenable_device_is_down_without_a_job() {
-        let (mut pool, _gate, _dev) = gated();
-        let v = pool.start(2, Path::new("/dev/mpd-missing"), BlockingCheck::Tur, Instant::now(), Duration::from_secs(1));
+        let mut f = fixture(1, 1, &[]);
+        let v = f.pool.start(2, Path::new("/dev/mpd-missing"), BlockingCheck::Tur, f.t0, T);
         assert_eq!(v, Some(Verdict::new(PathState::Down, MSG_DOWN)));
-        assert_eq!(pool.next_deadline(), None);
+        assert_eq!(f.pool.next_deadline(), None);
     }
 }

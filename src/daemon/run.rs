@@ -17,7 +17,7 @@ use crate::config::{self, LoadOptions};
 use crate::marginal::thread::IoErrStat;
 use crate::uevent;
 
-/// Threads for blocking SG_IO checks (tur, readsector0); each check is short.
+/// Threads kept for blocking SG_IO checks (tur, readsector0); more start while checks hang.
 const CHECKER_WORKERS: usize = 4;
 /// Upper bound of uevents merged in one pass, so other inputs are still served in a storm.
 const UEVENT_BATCH: usize = 4096;
