@@ -94,24 +94,31 @@ pub fn connect(names: &[SocketName]) -> io::Result<UnixStream> {
     Err(last)
 }
 
-/// Receive error text as upstream prints it.
-fn recv_error_text(e: &FrameError) -> String {
-    match e {
-        FrameError::Timeout => "timeout receiving packet".to_string(),
-        FrameError::Closed => format!("error {} receiving packet", -libc::ECONNRESET),
-        FrameError::BadLength(_) => format!("error {} receiving packet", -libc::ERANGE),
-        FrameError::Io(err) => format!(
-            "error {} receiving packet",
-            -err.raw_os_error().unwrap_or(libc::EIO)
-        ),
+/// Why a command got no reply; Display is the text upstream's client prints.
+#[derive(Debug)]
+enum ExchangeError {
+    Send,
+    Recv(FrameError),
+}
+
+impl std::fmt::Display for ExchangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExchangeError::Send => f.write_str("cannot send packet"),
+            ExchangeError::Recv(FrameError::Timeout) => f.write_str("timeout receiving packet"),
+            ExchangeError::Recv(FrameError::Closed) => write!(f, "error {} receiving packet", -libc::ECONNRESET),
+            ExchangeError::Recv(FrameError::BadLength(_)) => write!(f, "error {} receiving packet", -libc::ERANGE),
+            ExchangeError::Recv(FrameError::Io(err)) => {
+                write!(f, "error {} receiving packet", -err.raw_os_error().unwrap_or(libc::EIO))
+            }
+        }
     }
 }
 
 /// Send one command and wait for its reply.
-fn exchange(stream: &mut UnixStream, cmd: &str, timeout: Duration) -> Result<String, String> {
-    send_frame(stream, cmd, Instant::now() + timeout)
-        .map_err(|_| "cannot send packet".to_string())?;
-    recv_reply(stream, Instant::now() + timeout + REPLY_SLACK).map_err(|e| recv_error_text(&e))
+fn exchange(stream: &mut UnixStream, cmd: &str, timeout: Duration) -> Result<String, ExchangeError> {
+    send_frame(stream, cmd, Instant::now() + timeout).map_err(|_| ExchangeError::Send)?;
+    recv_reply(stream, Instant::now() + timeout + REPLY_SLACK).map_err(ExchangeError::Recv)
 }
 
 /// Run the client with explicit sockets and streams (testable core of [`run`]).

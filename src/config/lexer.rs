@@ -8,6 +8,9 @@ use pest_derive::Parser;
 #[grammar = "../grammar/multipath.pest"]
 struct LineGrammar;
 
+/// The grammar refused a line (boxed: pest's error is large).
+pub type LexError = Box<pest::error::Error<Rule>>;
+
 /// One token of a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Token {
@@ -43,8 +46,8 @@ impl Token {
 /// Tokenizes one line (without its newline). Never fails: the grammar
 /// accepts every string; a failure would be a grammar bug and is reported as
 /// an error so the caller can name the line.
-pub fn tokenize(line: &str) -> Result<Vec<Token>, String> {
-    let mut pairs = LineGrammar::parse(Rule::line, line).map_err(|e| e.to_string())?;
+pub fn tokenize(line: &str) -> Result<Vec<Token>, LexError> {
+    let mut pairs = LineGrammar::parse(Rule::line, line).map_err(Box::new)?;
     let mut tokens = Vec::new();
     let Some(root) = pairs.next() else {
         return Ok(tokens);

@@ -22,7 +22,7 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    pub fn new(text: &str) -> Result<Pattern, String> {
+    pub fn new(text: &str) -> Result<Pattern, super::regex::RegexError> {
         Ok(Pattern {
             text: text.to_string(),
             re: Arc::new(ConfigRegex::new(text)?),

@@ -6,6 +6,26 @@ use std::ffi::{CStr, CString};
 use std::fmt;
 use std::mem::MaybeUninit;
 
+/// Why a pattern does not compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegexError {
+    /// C strings end at NUL: the pattern cannot be handed to regcomp.
+    Nul,
+    /// regcomp refused it; the text is regerror's, as upstream prints it.
+    Compile(String),
+}
+
+impl fmt::Display for RegexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegexError::Nul => f.write_str("pattern contains a NUL byte"),
+            RegexError::Compile(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for RegexError {}
+
 /// A compiled pattern; `regfree` runs on drop.
 pub struct Regex {
     raw: libc::regex_t,
@@ -18,8 +38,8 @@ unsafe impl Sync for Regex {}
 
 impl Regex {
     /// Compiles with `REG_EXTENDED | REG_NOSUB`. The error is regerror's text.
-    pub fn new(pattern: &str) -> Result<Regex, String> {
-        let c = CString::new(pattern).map_err(|_| "pattern contains a NUL byte".to_string())?;
+    pub fn new(pattern: &str) -> Result<Regex, RegexError> {
+        let c = CString::new(pattern).map_err(|_| RegexError::Nul)?;
         let mut raw = MaybeUninit::<libc::regex_t>::zeroed();
         // SAFETY: raw points to writable storage for a regex_t, c is NUL-terminated.
         let rc = unsafe {
@@ -35,7 +55,7 @@ impl Regex {
             // failed regcomp leaves nothing that needs regfree.
             unsafe { libc::regerror(rc, raw.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
             let msg = CStr::from_bytes_until_nul(&buf).map(|s| s.to_string_lossy().into_owned());
-            return Err(msg.unwrap_or_else(|_| format!("regcomp error {rc}")));
+            return Err(RegexError::Compile(msg.unwrap_or_else(|_| format!("regcomp error {rc}"))));
         }
         // SAFETY: regcomp succeeded, so the regex_t is initialised.
         Ok(Regex {
@@ -77,7 +97,7 @@ pub struct ConfigRegex {
 }
 
 impl ConfigRegex {
-    pub fn new(text: &str) -> Result<ConfigRegex, String> {
+    pub fn new(text: &str) -> Result<ConfigRegex, RegexError> {
         let (pattern, invert) = if let Some(rest) = text.strip_prefix('!') {
             (rest, true)
         } else if let Some(rest) = text.strip_prefix('\\').filter(|r| r.starts_with('!')) {

@@ -114,13 +114,55 @@ pub fn default_uid_attribute(p: &PathInfo) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedPath {
-    pub dev: String,
-    pub reason: String,
+/// Why a block device is not usable as a path.
+#[derive(Debug)]
+pub enum PathError {
+    /// A name that could leave `sys/block` (`/`, `.`, `..`) or is empty.
+    InvalidName(String),
+    NotADisk,
+    /// A sysfs attribute (or link) that must be there could not be read.
+    Read { path: PathBuf, error: std::io::Error },
+    /// An attribute holds something other than what the kernel writes there.
+    BadAttribute { name: &'static str, value: String },
+    DevtZero,
+    NotHcil(String),
+    NotNvmeName(String),
+    NoNvmeController,
+    Udev(std::io::Error),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathError::InvalidName(d) => write!(f, "invalid device name {d:?}"),
+            PathError::NotADisk => f.write_str("not a SCSI or NVMe disk"),
+            PathError::Read { path, error } => write!(f, "{}: {error}", path.display()),
+            PathError::BadAttribute { name, value } => write!(f, "bad {name} attribute {value:?}"),
+            PathError::DevtZero => f.write_str("device number 0:0"),
+            PathError::NotHcil(name) => write!(f, "device link target {name:?} is not H:C:T:L"),
+            PathError::NotNvmeName(d) => write!(f, "{d:?} is not nvme<C>n<N>"),
+            PathError::NoNvmeController => f.write_str("no NVMe controller (device link missing)"),
+            PathError::Udev(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for PathError {}
+
+fn check_name(dev: &str) -> Result<(), PathError> {
+    if dev.is_empty() || dev.contains('/') || dev == "." || dev == ".." {
+        return Err(PathError::InvalidName(dev.to_string()));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct SkippedPath {
+    pub dev: String,
+    pub reason: PathError,
+}
+
+#[derive(Debug, Default)]
 pub struct ScanResult {
     pub paths: Vec<PathInfo>,
     pub skipped: Vec<SkippedPath>,
@@ -136,7 +178,7 @@ pub fn scan_paths(root: &SysfsRoot, opts: &ScanOptions) -> ScanResult {
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) => {
-            res.skipped.push(SkippedPath { dev: String::new(), reason: format!("{}: {e}", dir.display()) });
+            res.skipped.push(SkippedPath { dev: String::new(), reason: PathError::Read { path: dir.clone(), error: e } });
             return res;
         }
     };
@@ -154,8 +196,8 @@ pub fn scan_paths(root: &SysfsRoot, opts: &ScanOptions) -> ScanResult {
     res
 }
 
-fn read_attr(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_attr(path: &Path) -> Result<String, PathError> {
+    let bytes = std::fs::read(path).map_err(|error| PathError::Read { path: path.to_path_buf(), error })?;
     Ok(String::from_utf8_lossy(&bytes).trim_end_matches(['\n', ' ', '\t', '\0']).to_string())
 }
 
@@ -188,25 +230,23 @@ fn parse_nvme_name(dev: &str) -> Option<(u32, u32)> {
 
 /// Describe one block device by kernel name. `Err` carries the reason it is not
 /// usable as a path.
-pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<PathInfo, String> {
-    if dev.is_empty() || dev.contains('/') || dev == "." || dev == ".." {
-        return Err(format!("invalid device name {dev:?}"));
-    }
+pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<PathInfo, PathError> {
+    check_name(dev)?;
     let bus = if dev.starts_with("sd") {
         Bus::Scsi
     } else if dev.starts_with("nvme") {
         Bus::Nvme
     } else {
-        return Err("not a SCSI or NVMe disk".to_string());
+        return Err(PathError::NotADisk);
     };
     let block = root.sys("block").join(dev);
     let devt_s = read_attr(&block.join("dev"))?;
-    let devt = parse_devt(&devt_s).ok_or_else(|| format!("bad dev attribute {devt_s:?}"))?;
+    let devt = parse_devt(&devt_s).ok_or(PathError::BadAttribute { name: "dev", value: devt_s })?;
     if devt == (0, 0) {
-        return Err("device number 0:0".to_string());
+        return Err(PathError::DevtZero);
     }
     let size_s = read_attr(&block.join("size"))?;
-    let size = size_s.parse().map_err(|_| format!("bad size attribute {size_s:?}"))?;
+    let size = size_s.parse().map_err(|_| PathError::BadAttribute { name: "size", value: size_s })?;
     let device = block.join("device");
     let mut p = PathInfo {
         dev: dev.to_string(),
@@ -233,7 +273,7 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
         Bus::Scsi => scsi_info(root, &device, &mut p)?,
         Bus::Nvme => nvme_info(&block, &device, &mut p)?,
     }
-    p.udev = udevdb::read(opts.udev_data_dir, devt.0, devt.1).map_err(|e| e.to_string())?;
+    p.udev = udevdb::read(opts.udev_data_dir, devt.0, devt.1).map_err(PathError::Udev)?;
     let attr = (opts.uid_attribute)(&p);
     let from_udev = (!attr.is_empty())
         .then(|| p.udev.as_ref().and_then(|u| u.get(&attr)).map(str::trim))
@@ -254,6 +294,7 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
                 .and_then(|b| vpd::parse_pg83(&b).map_err(|e| format!("vpd_pg83: {e}")))
                 .map(|w| (w, WwidSource::Vpd83)),
             Bus::Nvme => read_attr(&block.join("wwid"))
+                .map_err(|e| e.to_string())
                 .and_then(|w| if w.is_empty() { Err("empty wwid attribute".to_string()) } else { Ok(w) })
                 .map(|w| (w, WwidSource::SysfsWwid)),
         };
@@ -275,10 +316,10 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
     Ok(p)
 }
 
-fn scsi_info(root: &SysfsRoot, device: &Path, p: &mut PathInfo) -> Result<(), String> {
-    let real = std::fs::canonicalize(device).map_err(|e| format!("{}: {e}", device.display()))?;
+fn scsi_info(root: &SysfsRoot, device: &Path, p: &mut PathInfo) -> Result<(), PathError> {
+    let real = std::fs::canonicalize(device).map_err(|error| PathError::Read { path: device.to_path_buf(), error })?;
     let name = real.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    p.hcil = parse_hcil(name).ok_or_else(|| format!("device link target {name:?} is not H:C:T:L"))?;
+    p.hcil = parse_hcil(name).ok_or_else(|| PathError::NotHcil(name.to_string()))?;
     let unknown = || "UNKNOWN".to_string();
     p.vendor = read_opt(&device.join("vendor")).filter(|v| !v.is_empty()).unwrap_or_else(unknown);
     p.product = read_opt(&device.join("model")).filter(|v| !v.is_empty()).unwrap_or_else(unknown);
@@ -327,10 +368,10 @@ fn numbered(comp: &str, prefix: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn nvme_info(block: &Path, ctrl: &Path, p: &mut PathInfo) -> Result<(), String> {
-    let (c, n) = parse_nvme_name(&p.dev).ok_or_else(|| format!("{:?} is not nvme<C>n<N>", p.dev))?;
+fn nvme_info(block: &Path, ctrl: &Path, p: &mut PathInfo) -> Result<(), PathError> {
+    let (c, n) = parse_nvme_name(&p.dev).ok_or_else(|| PathError::NotNvmeName(p.dev.clone()))?;
     if !ctrl.exists() {
-        return Err("no NVMe controller (device link missing)".to_string());
+        return Err(PathError::NoNvmeController);
     }
     let num = |path: &Path| read_opt(path).and_then(|v| v.parse().ok()).unwrap_or(0);
     p.hcil = Hcil { host: c, channel: num(&ctrl.join("cntlid")) as u32, target: n, lun: num(&block.join("nsid")) };
@@ -348,10 +389,8 @@ fn nvme_info(block: &Path, ctrl: &Path, p: &mut PathInfo) -> Result<(), String> 
 }
 
 /// The current raw state attribute of a path (`running`, `offline`, `live`...).
-pub fn read_state(root: &SysfsRoot, dev: &str) -> Result<String, String> {
-    if dev.is_empty() || dev.contains('/') || dev == "." || dev == ".." {
-        return Err(format!("invalid device name {dev:?}"));
-    }
+pub fn read_state(root: &SysfsRoot, dev: &str) -> Result<String, PathError> {
+    check_name(dev)?;
     read_attr(&root.sys("block").join(dev).join("device").join("state"))
 }
 

@@ -217,7 +217,7 @@ fn exchange(
     let bad = |why: String| DmError::BadReply {
         op: cmd.name(),
         name: name.map(str::to_owned),
-        why,
+        why: why.to_string(),
     };
     let mut size = (HEADER_SIZE + payload.len())
         .max(INITIAL_BUFFER)
@@ -312,7 +312,7 @@ impl DmIoctl {
         let invalid = |why: String| DmError::Invalid {
             op: cmd.name(),
             name: name.map(str::to_owned),
-            why,
+            why: why.to_string(),
         };
         let mut h = DmIoctlHeader {
             version: CLIENT_VERSION,
@@ -329,7 +329,7 @@ impl DmIoctl {
             data: [0; 7],
         };
         if let Some(n) = name {
-            check_name(n).map_err(invalid)?;
+            check_name(n).map_err(|e| invalid(e.to_string()))?;
             h.name[..n.len()].copy_from_slice(n.as_bytes());
         }
         if let Some(u) = uuid {
@@ -412,18 +412,47 @@ impl DmIoctl {
             DmError::BadReply {
                 op: Cmd::TableStatus.name(),
                 name: Some(name.to_owned()),
-                why,
+                why: why.to_string(),
             }
         })
     }
 }
 
-fn check_name(n: &str) -> Result<(), String> {
+/// What is wrong with a request before it is sent, or with the kernel's reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WireError {
+    BadName(String),
+    BadTargetType(String),
+    ParamsNul,
+    ParamsTooLong,
+    SpecPastEnd { target: u32, at: usize, len: usize },
+    NextNotAdvancing { target: u32, next: usize },
+    RecordTruncated(usize),
+    NameNotTerminated(usize),
+    NextRecordPastEnd { at: usize, len: usize },
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::BadName(n) => write!(f, "map name {n:?} must be 1..{} bytes without '/' or NUL", DM_NAME_LEN - 1),
+            WireError::BadTargetType(t) => write!(f, "target type {t:?} must be 1..{} bytes", DM_MAX_TYPE_NAME - 1),
+            WireError::ParamsNul => f.write_str("table parameters contain NUL"),
+            WireError::ParamsTooLong => f.write_str("table parameters too long"),
+            WireError::SpecPastEnd { target, at, len } => {
+                write!(f, "target {target} at byte {at} runs past the {len}-byte reply")
+            }
+            WireError::NextNotAdvancing { target, next } => write!(f, "target {target}: next offset {next} does not advance"),
+            WireError::RecordTruncated(at) => write!(f, "record at {at} truncated"),
+            WireError::NameNotTerminated(at) => write!(f, "record at {at}: name not terminated"),
+            WireError::NextRecordPastEnd { at, len } => write!(f, "next record at {at} is past the {len}-byte reply"),
+        }
+    }
+}
+
+fn check_name(n: &str) -> Result<(), WireError> {
     if n.is_empty() || n.len() >= DM_NAME_LEN || n.contains(['/', '\0']) || n == "." || n == ".." {
-        Err(format!(
-            "map name {n:?} must be 1..{} bytes without '/' or NUL",
-            DM_NAME_LEN - 1
-        ))
+        Err(WireError::BadName(n.to_string()))
     } else {
         Ok(())
     }
@@ -431,18 +460,14 @@ fn check_name(n: &str) -> Result<(), String> {
 
 /// Serialises targets for DM_TABLE_LOAD: spec, params, NUL, padding to 8; `next`
 /// is the distance from this spec to the following one.
-fn encode_targets(targets: &[TargetLine]) -> Result<Vec<u8>, String> {
+fn encode_targets(targets: &[TargetLine]) -> Result<Vec<u8>, WireError> {
     let mut out = Vec::new();
     for t in targets {
         if t.target.is_empty() || t.target.len() >= DM_MAX_TYPE_NAME {
-            return Err(format!(
-                "target type {:?} must be 1..{} bytes",
-                t.target,
-                DM_MAX_TYPE_NAME - 1
-            ));
+            return Err(WireError::BadTargetType(t.target.clone()));
         }
         if t.params.contains('\0') {
-            return Err("table parameters contain NUL".into());
+            return Err(WireError::ParamsNul);
         }
         let mut params = t.params.as_bytes().to_vec();
         params.push(0);
@@ -453,7 +478,7 @@ fn encode_targets(targets: &[TargetLine]) -> Result<Vec<u8>, String> {
             sector_start: t.start,
             length: t.length,
             status: 0,
-            next: u32::try_from(next).map_err(|_| "table parameters too long".to_owned())?,
+            next: u32::try_from(next).map_err(|_| WireError::ParamsTooLong)?,
             target_type,
         };
         push_struct(&mut out, &spec);
@@ -478,16 +503,11 @@ fn read_u64(d: &[u8], at: usize) -> Option<u64> {
 
 /// Parses DM_TABLE_STATUS output: `count` specs; each `next` is relative to the
 /// first spec; params follow each spec NUL-terminated.
-fn parse_target_specs(data: &[u8], count: u32) -> Result<Vec<TargetLine>, String> {
+fn parse_target_specs(data: &[u8], count: u32) -> Result<Vec<TargetLine>, WireError> {
     let mut lines = Vec::new();
     let mut at = 0usize;
     for i in 0..count {
-        let spec = data.get(at..at + SPEC_SIZE).ok_or_else(|| {
-            format!(
-                "target {i} at byte {at} runs past the {}-byte reply",
-                data.len()
-            )
-        })?;
+        let spec = data.get(at..at + SPEC_SIZE).ok_or(WireError::SpecPastEnd { target: i, at, len: data.len() })?;
         let start = read_u64(spec, 0).unwrap_or(0);
         let length = read_u64(spec, 8).unwrap_or(0);
         let next = read_u32(spec, 20).unwrap_or(0) as usize;
@@ -501,7 +521,7 @@ fn parse_target_specs(data: &[u8], count: u32) -> Result<Vec<TargetLine>, String
         });
         if i + 1 < count {
             if next <= at {
-                return Err(format!("target {i}: next offset {next} does not advance"));
+                return Err(WireError::NextNotAdvancing { target: i, next });
             }
             at = next;
         }
@@ -518,15 +538,14 @@ fn read_name_list_head(d: &[u8], at: usize) -> Option<DmNameList> {
 }
 
 /// Parses DM_LIST_DEVICES output (`dm_name_list` records linked by `next`).
-fn parse_name_list(data: &[u8], with_event_nr: bool) -> Result<Vec<DmDevice>, String> {
+fn parse_name_list(data: &[u8], with_event_nr: bool) -> Result<Vec<DmDevice>, WireError> {
     let mut out = Vec::new();
     if data.len() < 8 || read_u64(data, 0) == Some(0) {
         return Ok(out); // dev 0 marks an empty list
     }
     let mut at = 0usize;
     loop {
-        let head =
-            read_name_list_head(data, at).ok_or_else(|| format!("record at {at} truncated"))?;
+        let head = read_name_list_head(data, at).ok_or(WireError::RecordTruncated(at))?;
         let (dev, next) = (head.dev, head.next as usize);
         let end = if next == 0 {
             data.len()
@@ -536,11 +555,11 @@ fn parse_name_list(data: &[u8], with_event_nr: bool) -> Result<Vec<DmDevice>, St
         let name_start = at + NAME_LIST_NAME_OFFSET;
         let rec = data
             .get(name_start..end)
-            .ok_or_else(|| format!("record at {at} truncated"))?;
+            .ok_or(WireError::RecordTruncated(at))?;
         let name_len = rec
             .iter()
             .position(|&b| b == 0)
-            .ok_or_else(|| format!("record at {at}: name not terminated"))?;
+            .ok_or(WireError::NameNotTerminated(at))?;
         let name = String::from_utf8_lossy(&rec[..name_len]).into_owned();
         // event_nr follows the name's NUL, aligned to 8 from the record start.
         let ev_at = (name_start + name_len + 1).next_multiple_of(8);
@@ -561,10 +580,7 @@ fn parse_name_list(data: &[u8], with_event_nr: bool) -> Result<Vec<DmDevice>, St
         }
         at += next;
         if at >= data.len() {
-            return Err(format!(
-                "next record at {at} is past the {}-byte reply",
-                data.len()
-            ));
+            return Err(WireError::NextRecordPastEnd { at, len: data.len() });
         }
     }
 }
@@ -580,7 +596,7 @@ impl DmBackend for DmIoctl {
         parse_name_list(&reply.data, with_ev).map_err(|why| DmError::BadReply {
             op: Cmd::ListDevices.name(),
             name: None,
-            why,
+            why: why.to_string(),
         })
     }
 
@@ -593,7 +609,7 @@ impl DmBackend for DmIoctl {
         let payload = encode_targets(targets).map_err(|why| DmError::Invalid {
             op: Cmd::TableLoad.name(),
             name: Some(name.to_owned()),
-            why,
+            why: why.to_string(),
         })?;
         let count = targets.len() as u32;
         let r = self.run_full(Cmd::TableLoad, Some(name), None, 0, count, &payload)?;
@@ -617,7 +633,7 @@ impl DmBackend for DmIoctl {
         check_name(new_name).map_err(|why| DmError::Invalid {
             op: Cmd::DevRename.name(),
             name: Some(name.to_owned()),
-            why,
+            why: why.to_string(),
         })?;
         let mut payload = new_name.as_bytes().to_vec();
         payload.push(0);
@@ -838,7 +854,8 @@ mod tests {
             target: "x".repeat(16),
             params: String::new(),
         };
-        assert!(encode_targets(&[long]).unwrap_err().contains("1..15 bytes"));
+        let e = encode_targets(&[long]).unwrap_err();
+        assert_eq!(e.to_string(), "target type \"xxxxxxxxxxxxxxxx\" must be 1..15 bytes");
     }
 
     #[test]
@@ -868,16 +885,11 @@ mod tests {
         let lines = parse_target_specs(&data, 2).unwrap();
         assert_eq!(lines[0].params, "2 0 0 0 0 0");
         assert_eq!(lines[1].params, "x");
-        assert!(
-            parse_target_specs(&data[..30], 1)
-                .unwrap_err()
-                .contains("runs past")
-        );
+        assert_eq!(parse_target_specs(&data[..30], 1), Err(WireError::SpecPastEnd { target: 0, at: 0, len: 30 }));
         let looped = mk("a", 0);
-        assert!(
-            parse_target_specs(&[looped.clone(), looped].concat(), 2)
-                .unwrap_err()
-                .contains("does not advance")
+        assert_eq!(
+            parse_target_specs(&[looped.clone(), looped].concat(), 2),
+            Err(WireError::NextNotAdvancing { target: 0, next: 0 })
         );
     }
 

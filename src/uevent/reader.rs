@@ -96,18 +96,39 @@ pub fn spawn_reader(group: u32, tx: Sender<Uevent>) -> io::Result<ReaderHandle> 
 }
 
 /// Why a received message is not trusted.
-fn check_sender(group: u32, uid: Option<u32>, nl_pid: Option<u32>) -> Result<(), String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Untrusted {
+    NotRoot(u32),
+    NoCredentials,
+    NoAddress,
+    KernelGroupFromPort(u32),
+    UdevGroupFromKernelPort,
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Untrusted::NotRoot(u) => write!(f, "sender uid {u} is not root"),
+            Untrusted::NoCredentials => f.write_str("no sender credentials"),
+            Untrusted::NoAddress => f.write_str("no sender address"),
+            Untrusted::KernelGroupFromPort(p) => write!(f, "kernel group message from port {p}"),
+            Untrusted::UdevGroupFromKernelPort => f.write_str("udev group message from the kernel port"),
+        }
+    }
+}
+
+fn check_sender(group: u32, uid: Option<u32>, nl_pid: Option<u32>) -> Result<(), Untrusted> {
     match uid {
         Some(0) => {}
-        Some(u) => return Err(format!("sender uid {u} is not root")),
-        None => return Err("no sender credentials".into()),
+        Some(u) => return Err(Untrusted::NotRoot(u)),
+        None => return Err(Untrusted::NoCredentials),
     }
     // Kernel messages come from port 0; udevd's from its own non-zero port.
     match (group, nl_pid) {
-        (_, None) => Err("no sender address".into()),
+        (_, None) => Err(Untrusted::NoAddress),
         (UEVENT_GROUP_KERNEL, Some(0)) => Ok(()),
-        (UEVENT_GROUP_KERNEL, Some(p)) => Err(format!("kernel group message from port {p}")),
-        (_, Some(0)) => Err("udev group message from the kernel port".into()),
+        (UEVENT_GROUP_KERNEL, Some(p)) => Err(Untrusted::KernelGroupFromPort(p)),
+        (_, Some(0)) => Err(Untrusted::UdevGroupFromKernelPort),
         (_, Some(_)) => Ok(()),
     }
 }
@@ -190,14 +211,12 @@ mod tests {
     fn sender_checks() {
         assert_eq!(check_sender(1, Some(0), Some(0)), Ok(()));
         assert_eq!(check_sender(2, Some(0), Some(4711)), Ok(()));
-        assert_eq!(
-            check_sender(1, Some(1000), Some(0)),
-            Err("sender uid 1000 is not root".into())
-        );
-        assert!(check_sender(1, None, Some(0)).is_err());
-        assert!(check_sender(1, Some(0), Some(77)).is_err());
-        assert!(check_sender(2, Some(0), Some(0)).is_err());
-        assert!(check_sender(2, Some(0), None).is_err());
+        assert_eq!(check_sender(1, Some(1000), Some(0)), Err(Untrusted::NotRoot(1000)));
+        assert_eq!(Untrusted::NotRoot(1000).to_string(), "sender uid 1000 is not root");
+        assert_eq!(check_sender(1, None, Some(0)), Err(Untrusted::NoCredentials));
+        assert_eq!(check_sender(1, Some(0), Some(77)), Err(Untrusted::KernelGroupFromPort(77)));
+        assert_eq!(check_sender(2, Some(0), Some(0)), Err(Untrusted::UdevGroupFromKernelPort));
+        assert_eq!(check_sender(2, Some(0), None), Err(Untrusted::NoAddress));
     }
 
     #[test]
