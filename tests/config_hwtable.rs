@@ -1,6 +1,7 @@
 //! The built-in hardware table and hardware-entry precedence (upstream tests/hwtable.c vectors).
 
 use multipathd::config::hwtable;
+use multipathd::config::keywords::Setting;
 use multipathd::config::propsel::{
     NoPathRetry, ORIGIN_CONF, ORIGIN_DEFAULT, ORIGIN_HWE, ORIGIN_MULTIPATHS, Selector,
 };
@@ -18,7 +19,7 @@ fn builtin_table_parses_cleanly() {
 fn builtin_table_has_all_upstream_entries() {
     let t = hwtable::builtin();
     assert_eq!(t.len(), 137);
-    let bl = t.iter().filter(|h| h.str("product_blacklist").is_some());
+    let bl = t.iter().filter(|h| h.str(Setting::ProductBlacklist).is_some());
     assert_eq!(bl.count(), 33);
 }
 
@@ -28,11 +29,11 @@ fn builtin_entries_identify_hardware_and_set_no_handler() {
     assert!(t.len() > 100);
     for h in t {
         assert!(
-            h.str("vendor").is_some() && h.str("product").is_some(),
+            h.str(Setting::Vendor).is_some() && h.str(Setting::Product).is_some(),
             "{h:?}"
         );
         // Upstream removed hardware handlers from the table in 0.11.0.
-        assert!(h.str("hardware_handler").is_none(), "{h:?}");
+        assert!(h.str(Setting::HardwareHandler).is_none(), "{h:?}");
     }
 }
 
@@ -81,7 +82,7 @@ fn triple(cfg: &config::Config, v: &str, p: &str) -> (String, Option<String>, St
     let vpd = s
         .hwes()
         .iter()
-        .find_map(|h| h.str("vpd_vendor").map(str::to_string));
+        .find_map(|h| h.str(Setting::VpdVendor).map(str::to_string));
     (s.prio().value.0, vpd, s.checker().value)
 }
 

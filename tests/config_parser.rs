@@ -1,6 +1,7 @@
 //! Parser structure, validation messages, keyword table and load behaviour.
 
 use multipathd::config::keywords::{self, KEYWORDS, Section, ValueType};
+use multipathd::config::keywords::Setting;
 use multipathd::config::value::Value;
 use multipathd::config::{self, ConfigError, Level, LoadOptions};
 
@@ -228,7 +229,7 @@ fn device_merge_and_protocol_checks() {
         ]
     );
     assert_eq!(l.config.devices.len(), 1);
-    assert_eq!(l.config.devices[0].str("prio"), Some("alua"));
+    assert_eq!(l.config.devices[0].str(Setting::Prio), Some("alua"));
     assert_eq!(
         l.config.devices[0].attrs.get("failback"),
         Some(&Value::Int(5))
@@ -383,19 +384,19 @@ fn default_values_for_global_settings() {
     )
     .unwrap()
     .config;
-    assert_eq!(c.default_value("verbosity"), Some(Value::Int(3)));
-    assert_eq!(c.default_value("checker"), Some(Value::Str("rdac".into())));
-    assert_eq!(c.default_value("uxsock_timeout"), Some(Value::Int(4000)));
+    assert_eq!(c.default_value(Setting::Verbosity), Some(Value::Int(3)));
+    assert_eq!(c.default_value(Setting::PathChecker), Some(Value::Str("rdac".into())));
+    assert_eq!(c.default_value(Setting::UxsockTimeout), Some(Value::Int(4000)));
     assert_eq!(
-        c.default_value("find_multipaths"),
+        c.default_value(Setting::FindMultipaths),
         Some(Value::Str("strict".into()))
     );
     assert_eq!(
-        c.default_value("max_polling_interval"),
+        c.default_value(Setting::MaxPollingInterval),
         Some(Value::Int(16))
     );
-    assert_eq!(c.default_value("no_path_retry"), None);
-    assert_eq!(c.default_value("vendor"), None);
+    assert_eq!(c.default_value(Setting::NoPathRetry), None);
+    assert_eq!(c.default_value(Setting::Vendor), None);
 }
 
 #[test]

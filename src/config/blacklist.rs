@@ -4,6 +4,7 @@
 //! negated code (matched an exception). Exceptions are checked first.
 
 use super::model::{BlacklistDevice, BlacklistLists, Config, Pattern};
+use super::keywords::Setting;
 
 pub const MATCH_NOTHING: i32 = 0;
 pub const MATCH_WWID_BLIST: i32 = 1;
@@ -36,7 +37,7 @@ pub fn effective_lists(
     add_pattern(&mut bl.devnode, devnode);
     add_pattern(&mut ex.property, DEFAULT_PROPERTY_EXCEPTION);
     for hwe in cfg.all_devices() {
-        let (Some(vendor), Some(product)) = (hwe.str("vendor"), hwe.str("product_blacklist"))
+        let (Some(vendor), Some(product)) = (hwe.str(Setting::Vendor), hwe.str(Setting::ProductBlacklist))
         else {
             continue;
         };

@@ -114,7 +114,6 @@ pub struct Keyword {
     pub ty: ValueType,
     /// Built-in default as configuration text (what an unset defaults entry means).
     pub default: Option<&'static str>,
-    pub doc: &'static str,
     /// Ours, not upstream's (documented as an extension in multipath.conf(5)).
     pub extension: bool,
 }
@@ -135,12 +134,7 @@ impl Keyword {
         matches!(self.ty, ValueType::Regex) && self.in_section(Section::Blacklist)
             || matches!(
                 self.ty,
-                ValueType::Section(
-                    Section::Device
-                        | Section::Multipath
-                        | Section::Protocol
-                        | Section::BlacklistDevice
-                )
+                ValueType::Section(Section::Device | Section::Multipath | Section::Protocol | Section::BlacklistDevice)
             )
     }
     /// Sections this keyword is allowed in.
@@ -162,31 +156,23 @@ pub const ALL_SECTIONS: [Section; 10] = [
     Section::Multipath,
 ];
 
-const fn kw(
-    name: &'static str,
-    sections: u16,
-    ty: ValueType,
-    default: Option<&'static str>,
-    doc: &'static str,
-) -> Keyword {
+const fn kw(name: &'static str, sections: u16, ty: ValueType, default: Option<&'static str>) -> Keyword {
     Keyword {
         name,
         sections,
         ty,
         default,
-        doc,
         extension: false,
     }
 }
 
 /// A keyword upstream does not have.
-const fn ext(name: &'static str, sections: u16, ty: ValueType, doc: &'static str) -> Keyword {
+const fn ext(name: &'static str, sections: u16, ty: ValueType) -> Keyword {
     Keyword {
         name,
         sections,
         ty,
         default: None,
-        doc,
         extension: true,
     }
 }
@@ -195,21 +181,13 @@ use ValueType as T;
 
 const INT_MAX: i64 = i32::MAX as i64;
 const UINT: ValueType = T::Uint { max: INT_MAX };
-const POS: ValueType = T::Int {
-    min: 1,
-    max: INT_MAX,
-};
+const POS: ValueType = T::Int { min: 1, max: INT_MAX };
 /// Keywords that every hardware/override/multipath level can set.
 const ALL: u16 = DEF | DEV | OVR | MP;
 /// Path-level keywords without a multipaths level.
 const PATHS: u16 = DEF | DEV | OVR;
 
-pub const SELECTORS: &[&str] = &[
-    "round-robin",
-    "queue-length",
-    "service-time",
-    "historical-service-time",
-];
+pub const SELECTORS: &[&str] = &["round-robin", "queue-length", "service-time", "historical-service-time"];
 
 /// Every protocol name accepted by `overrides { protocol { type … } }` and printed by discovery.
 pub const PROTOCOLS: &[&str] = &[
@@ -249,586 +227,95 @@ pub const PGPOLICIES: &[&str] = &[
 /// The keyword table.
 pub static KEYWORDS: &[Keyword] = &[
     // Top-level sections.
-    kw(
-        "defaults",
-        ROOT,
-        T::Section(Section::Defaults),
-        None,
-        "Global settings, the lowest configured precedence level.",
-    ),
-    kw(
-        "blacklist",
-        ROOT,
-        T::Section(Section::Blacklist),
-        None,
-        "Devices that multipathd must not use.",
-    ),
-    kw(
-        "blacklist_exceptions",
-        ROOT,
-        T::Section(Section::Blacklist),
-        None,
-        "Exceptions to the blacklist.",
-    ),
-    kw(
-        "devices",
-        ROOT,
-        T::Section(Section::Devices),
-        None,
-        "Per storage-array settings.",
-    ),
-    kw(
-        "overrides",
-        ROOT,
-        T::Section(Section::Overrides),
-        None,
-        "Settings that beat every devices entry.",
-    ),
-    kw(
-        "multipaths",
-        ROOT,
-        T::Section(Section::Multipaths),
-        None,
-        "Per-map settings keyed by WWID.",
-    ),
+    kw("defaults", ROOT, T::Section(Section::Defaults), None),
+    kw("blacklist", ROOT, T::Section(Section::Blacklist), None),
+    kw("blacklist_exceptions", ROOT, T::Section(Section::Blacklist), None),
+    kw("devices", ROOT, T::Section(Section::Devices), None),
+    kw("overrides", ROOT, T::Section(Section::Overrides), None),
+    kw("multipaths", ROOT, T::Section(Section::Multipaths), None),
     // Container entries.
-    kw(
-        "device",
-        DEVS,
-        T::Section(Section::Device),
-        None,
-        "One storage array description.",
-    ),
-    kw(
-        "multipath",
-        MPS,
-        T::Section(Section::Multipath),
-        None,
-        "One map description.",
-    ),
+    kw("device", DEVS, T::Section(Section::Device), None),
+    kw("multipath", MPS, T::Section(Section::Multipath), None),
     // Blacklist keywords.
-    kw(
-        "devnode",
-        BL,
-        T::Regex,
-        None,
-        "Regex on the kernel device name (sda, nvme0n1).",
-    ),
-    kw("wwid", BL, T::Regex, None, "Regex on the path WWID."),
-    kw(
-        "property",
-        BL,
-        T::Regex,
-        None,
-        "Regex on udev property names.",
-    ),
-    kw(
-        "protocol",
-        BL,
-        T::Regex,
-        None,
-        "Regex on the path transport protocol (scsi:fcp, nvme:tcp, …).",
-    ),
-    kw(
-        "device",
-        BL,
-        T::Section(Section::BlacklistDevice),
-        None,
-        "A vendor/product pair of regexes.",
-    ),
-    kw(
-        "vendor",
-        BLD,
-        T::Regex,
-        None,
-        "Regex on the SCSI vendor string.",
-    ),
-    kw(
-        "product",
-        BLD,
-        T::Regex,
-        None,
-        "Regex on the SCSI product string.",
-    ),
+    kw("devnode", BL, T::Regex, None),
+    kw("wwid", BL, T::Regex, None),
+    kw("property", BL, T::Regex, None),
+    kw("protocol", BL, T::Regex, None),
+    kw("device", BL, T::Section(Section::BlacklistDevice), None),
+    kw("vendor", BLD, T::Regex, None),
+    kw("product", BLD, T::Regex, None),
     // Identification of multipaths and devices entries.
-    kw(
-        "wwid",
-        MP,
-        T::Str,
-        None,
-        "WWID the multipaths entry applies to (exact match).",
-    ),
-    kw(
-        "alias",
-        MP,
-        T::Str,
-        None,
-        "Map name to use instead of the WWID or a friendly name.",
-    ),
-    kw(
-        "vendor",
-        DEV,
-        T::Regex,
-        None,
-        "Regex on the SCSI vendor string.",
-    ),
-    kw(
-        "product",
-        DEV,
-        T::Regex,
-        None,
-        "Regex on the SCSI product string.",
-    ),
-    kw(
-        "revision",
-        DEV,
-        T::Regex,
-        None,
-        "Regex on the SCSI revision string.",
-    ),
-    kw(
-        "product_blacklist",
-        DEV,
-        T::Regex,
-        None,
-        "Products of this vendor to blacklist.",
-    ),
-    kw(
-        "vpd_vendor",
-        DEV,
-        T::Choice(&["hp3par"]),
-        None,
-        "Vendor-specific VPD page to read (hp3par).",
-    ),
+    kw("wwid", MP, T::Str, None),
+    kw("alias", MP, T::Str, None),
+    kw("vendor", DEV, T::Regex, None),
+    kw("product", DEV, T::Regex, None),
+    kw("revision", DEV, T::Regex, None),
+    kw("product_blacklist", DEV, T::Regex, None),
+    kw("vpd_vendor", DEV, T::Choice(&["hp3par"]), None),
     // Settings, in show-config order.
-    kw(
-        "verbosity",
-        DEF,
-        T::Int { min: 0, max: 4 },
-        Some("2"),
-        "Log level, 0 (errors only) to 4 (debug).",
-    ),
-    kw(
-        "polling_interval",
-        DEF,
-        POS,
-        Some("5"),
-        "Seconds between path checks of a healthy path.",
-    ),
-    kw(
-        "max_polling_interval",
-        DEF,
-        POS,
-        None,
-        "Upper bound of the check interval; four times polling_interval when unset.",
-    ),
-    kw(
-        "reassign_maps",
-        DEF,
-        T::YesNo,
-        Some("no"),
-        "Remap existing device-mapper maps to the multipath device.",
-    ),
-    kw(
-        "multipath_dir",
-        DEF,
-        T::Deprecated,
-        Some("/lib/multipath"),
-        "Deprecated, ignored.",
-    ),
-    kw(
-        "path_selector",
-        ALL,
-        T::Selector,
-        Some("service-time 0"),
-        "Kernel path selector with its argument count.",
-    ),
-    kw(
-        "path_grouping_policy",
-        ALL,
-        T::PgPolicy,
-        Some("failover"),
-        "How paths are grouped into priority groups.",
-    ),
-    kw(
-        "uid_attrs",
-        DEF,
-        T::Str,
-        None,
-        "Per-device-type udev attributes for the WWID, \"sd:ATTR nvme:ATTR\".",
-    ),
-    kw(
-        "uid_attribute",
-        PATHS,
-        T::Str,
-        Some("ID_SERIAL"),
-        "udev attribute holding the WWID; empty means read sysfs.",
-    ),
-    kw(
-        "getuid_callout",
-        PATHS,
-        T::Deprecated,
-        None,
-        "Deprecated, ignored.",
-    ),
-    kw("prio", ALL, T::Str, Some("const"), "Prioritizer name."),
-    kw(
-        "prio_args",
-        ALL,
-        T::Str,
-        Some(""),
-        "Arguments of the prioritizer.",
-    ),
-    kw(
-        "features",
-        ALL,
-        T::Counted,
-        Some("0"),
-        "Device-mapper feature words preceded by their count.",
-    ),
-    kw(
-        "hardware_handler",
-        DEV,
-        T::Counted,
-        None,
-        "Kernel hardware handler, e.g. \"1 alua\".",
-    ),
-    kw(
-        "path_checker",
-        PATHS,
-        T::Str,
-        Some("tur"),
-        "Path checker name.",
-    ),
-    kw("checker", PATHS, T::Str, None, "Alias of path_checker."),
-    kw(
-        "alias_prefix",
-        PATHS,
-        T::Str,
-        Some("mpath"),
-        "Prefix of user friendly names.",
-    ),
-    kw(
-        "failback",
-        ALL,
-        T::Failback,
-        Some("manual"),
-        "When to return to the highest priority group.",
-    ),
-    kw(
-        "rr_min_io",
-        ALL,
-        POS,
-        Some("1000"),
-        "IOs per path before switching (bio-based maps).",
-    ),
-    kw(
-        "rr_min_io_rq",
-        ALL,
-        POS,
-        Some("1"),
-        "IOs per path before switching (request-based maps).",
-    ),
-    kw(
-        "max_fds",
-        DEF,
-        T::MaxFds,
-        None,
-        "Open file limit; max means the system maximum.",
-    ),
-    kw(
-        "rr_weight",
-        ALL,
-        T::Choice(&["priorities", "uniform"]),
-        Some("uniform"),
-        "Weight paths by priority.",
-    ),
-    kw(
-        "no_path_retry",
-        ALL,
-        T::NoPathRetry,
-        None,
-        "Checks to queue for after the last path failed.",
-    ),
-    kw(
-        "queue_without_daemon",
-        DEF,
-        T::YesNo,
-        Some("no"),
-        "Keep queueing when multipathd stops.",
-    ),
-    kw(
-        "checker_timeout",
-        DEF,
-        UINT,
-        None,
-        "Checker command timeout in seconds; sysfs device timeout when unset.",
-    ),
-    kw(
-        "allow_usb_devices",
-        DEF,
-        T::YesNo,
-        Some("no"),
-        "Allow USB devices as paths.",
-    ),
-    kw(
-        "pg_timeout",
-        ALL,
-        T::Deprecated,
-        None,
-        "Deprecated, ignored.",
-    ),
-    kw(
-        "flush_on_last_del",
-        ALL,
-        T::FlushOnLastDel,
-        Some("unused"),
-        "When to stop queueing as the last path is removed.",
-    ),
-    kw(
-        "user_friendly_names",
-        ALL,
-        T::YesNo,
-        Some("no"),
-        "Name maps mpathN instead of by WWID.",
-    ),
-    kw(
-        "mode",
-        DEF | MP,
-        T::Mode,
-        None,
-        "Permission bits of the map device node.",
-    ),
-    kw(
-        "uid",
-        DEF | MP,
-        T::Uid,
-        None,
-        "Owner of the map device node.",
-    ),
-    kw(
-        "gid",
-        DEF | MP,
-        T::Gid,
-        None,
-        "Group of the map device node.",
-    ),
-    kw(
-        "fast_io_fail_tmo",
-        PATHS | PROTO,
-        T::OffZeroN,
-        Some("5"),
-        "SCSI transport fast_io_fail_tmo in seconds.",
-    ),
-    kw(
-        "dev_loss_tmo",
-        PATHS | PROTO,
-        T::DevLoss,
-        None,
-        "SCSI transport dev_loss_tmo in seconds.",
-    ),
-    kw(
-        "eh_deadline",
-        PATHS | PROTO,
-        T::OffZeroN,
-        None,
-        "SCSI error handler deadline in seconds.",
-    ),
-    kw(
-        "max_retries",
-        DEF,
-        T::MaxRetries,
-        None,
-        "SCSI command retries of the path devices.",
-    ),
-    kw(
-        "bindings_file",
-        DEF,
-        T::Deprecated,
-        Some("/etc/multipath/bindings"),
-        "Deprecated, ignored.",
-    ),
-    kw(
-        "wwids_file",
-        DEF,
-        T::Deprecated,
-        Some("/etc/multipath/wwids"),
-        "Deprecated, ignored.",
-    ),
-    kw(
-        "prkeys_file",
-        DEF,
-        T::Deprecated,
-        Some("/etc/multipath/prkeys"),
-        "Deprecated, ignored.",
-    ),
-    kw(
-        "log_checker_err",
-        DEF,
-        T::Choice(&["once", "always"]),
-        Some("always"),
-        "Log checker errors at every check or once.",
-    ),
-    kw(
-        "reservation_key",
-        DEF | MP,
-        T::ReservationKey,
-        None,
-        "Persistent reservation key, or file.",
-    ),
-    kw(
-        "all_tg_pt",
-        PATHS,
-        T::YesNo,
-        Some("no"),
-        "Register the reservation key on all target ports.",
-    ),
-    kw(
-        "retain_attached_hw_handler",
-        PATHS,
-        T::YesNo,
-        Some("yes"),
-        "Keep a hardware handler the kernel attached.",
-    ),
-    kw(
-        "detect_prio",
-        PATHS,
-        T::YesNo,
-        Some("yes"),
-        "Pick the prioritizer from ALUA/ANA support.",
-    ),
-    kw(
-        "detect_checker",
-        PATHS,
-        T::YesNo,
-        Some("yes"),
-        "Pick the checker from ALUA/RDAC support.",
-    ),
-    kw(
-        "detect_pgpolicy",
-        PATHS,
-        T::YesNo,
-        Some("yes"),
-        "Use group_by_prio when all paths have ALUA/sysfs priorities.",
-    ),
-    kw(
-        "detect_pgpolicy_use_tpg",
-        PATHS,
-        T::YesNo,
-        Some("no"),
-        "Let detect_pgpolicy choose group_by_tpg instead.",
-    ),
-    kw(
-        "force_sync",
-        DEF,
-        T::YesNo,
-        Some("no"),
-        "Run path checkers synchronously.",
-    ),
-    kw(
-        "strict_timing",
-        DEF,
-        T::YesNo,
-        Some("no"),
-        "Keep the check interval exact.",
-    ),
-    kw(
-        "deferred_remove",
-        ALL,
-        T::YesNo,
-        Some("no"),
-        "Remove the map once its last opener closes it.",
-    ),
-    kw(
-        "partition_delimiter",
-        DEF,
-        T::PartitionDelimiter,
-        None,
-        "String between map name and partition number.",
-    ),
-    kw(
-        "config_dir",
-        DEF,
-        T::Deprecated,
-        Some("/etc/multipath/conf.d"),
-        "Deprecated, ignored.",
-    ),
-    kw(
-        "delay_watch_checks",
-        ALL,
-        T::NoOrN,
-        None,
-        "Deprecated, mapped to san_path_err_forget_rate.",
-    ),
-    kw(
-        "delay_wait_checks",
-        ALL,
-        T::NoOrN,
-        None,
-        "Deprecated, mapped to san_path_err_recovery_time.",
-    ),
-    kw(
-        "san_path_err_threshold",
-        ALL,
-        T::NoOrN,
-        None,
-        "Failures before a path's reinstatement is delayed.",
-    ),
-    kw(
-        "san_path_err_forget_rate",
-        ALL,
-        T::NoOrN,
-        None,
-        "Checks after which one counted failure is forgotten.",
-    ),
-    kw(
-        "san_path_err_recovery_time",
-        ALL,
-        T::NoOrN,
-        None,
-        "Seconds a flaky path stays failed.",
-    ),
-    kw(
-        "marginal_path_err_sample_time",
-        ALL,
-        T::NoOrN,
-        None,
-        "Seconds of IO error sampling (at least 120).",
-    ),
-    kw(
-        "marginal_path_err_rate_threshold",
-        ALL,
-        T::NoOrN,
-        None,
-        "IO error rate in permille above which a path stays failed.",
-    ),
-    kw(
-        "marginal_path_err_recheck_gap_time",
-        ALL,
-        T::NoOrN,
-        None,
-        "Seconds before a marginal path is sampled again.",
-    ),
-    ext(
-        "marginal_path_err_latency_bound",
-        ALL,
-        T::NoOrN,
-        "Milliseconds: a sampling read slower than this counts as an error (extension).",
-    ),
-    kw(
-        "marginal_path_double_failed_time",
-        ALL,
-        T::NoOrN,
-        None,
-        "Window in seconds for a second failure to start sampling.",
-    ),
-    kw(
-        "find_multipaths",
-        DEF,
-        T::FindMultipaths,
-        Some("strict"),
-        "Which devices become multipath paths.",
-    ),
+    kw("verbosity", DEF, T::Int { min: 0, max: 4 }, Some("2")),
+    kw("polling_interval", DEF, POS, Some("5")),
+    kw("max_polling_interval", DEF, POS, None),
+    kw("reassign_maps", DEF, T::YesNo, Some("no")),
+    kw("multipath_dir", DEF, T::Deprecated, Some("/lib/multipath")),
+    kw("path_selector", ALL, T::Selector, Some("service-time 0")),
+    kw("path_grouping_policy", ALL, T::PgPolicy, Some("failover")),
+    kw("uid_attrs", DEF, T::Str, None),
+    kw("uid_attribute", PATHS, T::Str, Some("ID_SERIAL")),
+    kw("getuid_callout", PATHS, T::Deprecated, None),
+    kw("prio", ALL, T::Str, Some("const")),
+    kw("prio_args", ALL, T::Str, Some("")),
+    kw("features", ALL, T::Counted, Some("0")),
+    kw("hardware_handler", DEV, T::Counted, Some("0")),
+    kw("path_checker", PATHS, T::Str, Some("tur")),
+    kw("checker", PATHS, T::Str, None),
+    kw("alias_prefix", PATHS, T::Str, Some("mpath")),
+    kw("failback", ALL, T::Failback, Some("manual")),
+    kw("rr_min_io", ALL, POS, Some("1000")),
+    kw("rr_min_io_rq", ALL, POS, Some("1")),
+    kw("max_fds", DEF, T::MaxFds, None),
+    kw("rr_weight", ALL, T::Choice(&["priorities", "uniform"]), Some("uniform")),
+    kw("no_path_retry", ALL, T::NoPathRetry, None),
+    kw("queue_without_daemon", DEF, T::YesNo, Some("no")),
+    kw("checker_timeout", DEF, UINT, None),
+    kw("allow_usb_devices", DEF, T::YesNo, Some("no")),
+    kw("pg_timeout", ALL, T::Deprecated, None),
+    kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")),
+    kw("user_friendly_names", ALL, T::YesNo, Some("no")),
+    kw("mode", DEF | MP, T::Mode, None),
+    kw("uid", DEF | MP, T::Uid, None),
+    kw("gid", DEF | MP, T::Gid, None),
+    kw("fast_io_fail_tmo", PATHS | PROTO, T::OffZeroN, Some("5")),
+    kw("dev_loss_tmo", PATHS | PROTO, T::DevLoss, None),
+    kw("eh_deadline", PATHS | PROTO, T::OffZeroN, None),
+    kw("max_retries", DEF, T::MaxRetries, None),
+    kw("bindings_file", DEF, T::Deprecated, Some("/etc/multipath/bindings")),
+    kw("wwids_file", DEF, T::Deprecated, Some("/etc/multipath/wwids")),
+    kw("prkeys_file", DEF, T::Deprecated, Some("/etc/multipath/prkeys")),
+    kw("log_checker_err", DEF, T::Choice(&["once", "always"]), Some("always")),
+    kw("reservation_key", DEF | MP, T::ReservationKey, None),
+    kw("all_tg_pt", PATHS, T::YesNo, Some("no")),
+    kw("retain_attached_hw_handler", PATHS, T::YesNo, Some("yes")),
+    kw("detect_prio", PATHS, T::YesNo, Some("yes")),
+    kw("detect_checker", PATHS, T::YesNo, Some("yes")),
+    kw("detect_pgpolicy", PATHS, T::YesNo, Some("yes")),
+    kw("detect_pgpolicy_use_tpg", PATHS, T::YesNo, Some("no")),
+    kw("force_sync", DEF, T::YesNo, Some("no")),
+    kw("strict_timing", DEF, T::YesNo, Some("no")),
+    kw("deferred_remove", ALL, T::YesNo, Some("no")),
+    kw("partition_delimiter", DEF, T::PartitionDelimiter, None),
+    kw("config_dir", DEF, T::Deprecated, Some("/etc/multipath/conf.d")),
+    kw("delay_watch_checks", ALL, T::NoOrN, None),
+    kw("delay_wait_checks", ALL, T::NoOrN, None),
+    kw("san_path_err_threshold", ALL, T::NoOrN, None),
+    kw("san_path_err_forget_rate", ALL, T::NoOrN, None),
+    kw("san_path_err_recovery_time", ALL, T::NoOrN, None),
+    kw("marginal_path_err_sample_time", ALL, T::NoOrN, None),
+    kw("marginal_path_err_rate_threshold", ALL, T::NoOrN, None),
+    kw("marginal_path_err_recheck_gap_time", ALL, T::NoOrN, None),
+    ext("marginal_path_err_latency_bound", ALL, T::NoOrN),
+    kw("marginal_path_double_failed_time", ALL, T::NoOrN, None),
+    kw("find_multipaths", DEF, T::FindMultipaths, Some("strict")),
     kw(
         "uxsock_timeout",
         DEF,
@@ -837,64 +324,15 @@ pub static KEYWORDS: &[Keyword] = &[
             max: INT_MAX,
         },
         Some("4000"),
-        "CLI reply timeout in milliseconds.",
     ),
-    kw(
-        "retrigger_tries",
-        DEF,
-        UINT,
-        Some("3"),
-        "Uevent retriggers for paths without a WWID.",
-    ),
-    kw(
-        "retrigger_delay",
-        DEF,
-        UINT,
-        Some("10"),
-        "Seconds between uevent retriggers.",
-    ),
-    kw(
-        "missing_uev_wait_timeout",
-        DEF,
-        UINT,
-        Some("30"),
-        "Seconds to wait for the map's creation uevent.",
-    ),
-    kw(
-        "skip_kpartx",
-        ALL,
-        T::YesNo,
-        Some("no"),
-        "Do not create partition mappings.",
-    ),
-    kw(
-        "disable_changed_wwids",
-        DEF,
-        T::Deprecated,
-        Some("yes"),
-        "Deprecated, ignored.",
-    ),
-    kw(
-        "remove_retries",
-        DEF,
-        UINT,
-        Some("0"),
-        "Retries of a busy map removal.",
-    ),
-    kw(
-        "max_sectors_kb",
-        ALL,
-        UINT,
-        None,
-        "max_sectors_kb set on paths before the map is created.",
-    ),
-    kw(
-        "ghost_delay",
-        ALL,
-        T::NoOrN,
-        None,
-        "Seconds to wait for an active path when only ghost paths exist.",
-    ),
+    kw("retrigger_tries", DEF, UINT, Some("3")),
+    kw("retrigger_delay", DEF, UINT, Some("10")),
+    kw("missing_uev_wait_timeout", DEF, UINT, Some("30")),
+    kw("skip_kpartx", ALL, T::YesNo, Some("no")),
+    kw("disable_changed_wwids", DEF, T::Deprecated, Some("yes")),
+    kw("remove_retries", DEF, UINT, Some("0")),
+    kw("max_sectors_kb", ALL, UINT, None),
+    kw("ghost_delay", ALL, T::NoOrN, None),
     kw(
         "find_multipaths_timeout",
         DEF,
@@ -903,59 +341,124 @@ pub static KEYWORDS: &[Keyword] = &[
             max: INT_MAX,
         },
         Some("-10"),
-        "Seconds to wait for a second path (negative: known hardware only).",
     ),
-    kw(
-        "enable_foreign",
-        DEF,
-        T::Str,
-        Some("NONE"),
-        "Regex of foreign libraries to enable.",
-    ),
-    kw(
-        "marginal_pathgroups",
-        DEF,
-        T::MarginalPathgroups,
-        Some("off"),
-        "Put marginal paths into their own path groups.",
-    ),
-    kw(
-        "recheck_wwid",
-        PATHS,
-        T::YesNo,
-        Some("no"),
-        "Re-read the WWID when a path comes back.",
-    ),
+    kw("enable_foreign", DEF, T::Str, Some("NONE")),
+    kw("marginal_pathgroups", DEF, T::MarginalPathgroups, Some("off")),
+    kw("recheck_wwid", PATHS, T::YesNo, Some("no")),
     kw(
         "auto_resize",
         DEF,
         T::Choice(&["never", "grow_only", "grow_shrink"]),
         Some("never"),
-        "Resize maps when path sizes change.",
     ),
-    kw(
-        "purge_disconnected",
-        ALL,
-        T::YesNo,
-        Some("no"),
-        "Remove paths the checker reports as disconnected.",
-    ),
+    kw("purge_disconnected", ALL, T::YesNo, Some("no")),
     // Overrides protocol subsection.
-    kw(
-        "protocol",
-        OVR,
-        T::Section(Section::Protocol),
-        None,
-        "Timeouts for one transport protocol.",
-    ),
-    kw(
-        "type",
-        PROTO,
-        T::ProtocolType,
-        None,
-        "Transport protocol the subsection applies to.",
-    ),
+    kw("protocol", OVR, T::Section(Section::Protocol), None),
+    kw("type", PROTO, T::ProtocolType, None),
 ];
+
+/// Declares [`Setting`]: the keywords the daemon reads, as names the compiler checks.
+macro_rules! keyword_ids {
+    ($($id:ident = $name:literal,)*) => {
+        /// A keyword the daemon reads a setting of. Reading goes through this enum,
+        /// never through a string, so a typo does not compile; a test checks that
+        /// every variant names a row of [`KEYWORDS`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Setting {
+            $($id,)*
+        }
+
+        impl Setting {
+            pub const ALL: &'static [Setting] = &[$(Setting::$id,)*];
+
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Setting::$id => $name,)*
+                }
+            }
+        }
+    };
+}
+
+keyword_ids! {
+    Alias = "alias",
+    AliasPrefix = "alias_prefix",
+    AllTgPt = "all_tg_pt",
+    CheckerTimeout = "checker_timeout",
+    DeferredRemove = "deferred_remove",
+    DelayWaitChecks = "delay_wait_checks",
+    DelayWatchChecks = "delay_watch_checks",
+    DetectChecker = "detect_checker",
+    DetectPgpolicy = "detect_pgpolicy",
+    DetectPgpolicyUseTpg = "detect_pgpolicy_use_tpg",
+    DetectPrio = "detect_prio",
+    DevLossTmo = "dev_loss_tmo",
+    EhDeadline = "eh_deadline",
+    Failback = "failback",
+    FastIoFailTmo = "fast_io_fail_tmo",
+    Features = "features",
+    FindMultipaths = "find_multipaths",
+    FlushOnLastDel = "flush_on_last_del",
+    GhostDelay = "ghost_delay",
+    Gid = "gid",
+    HardwareHandler = "hardware_handler",
+    LogCheckerErr = "log_checker_err",
+    MarginalPathDoubleFailedTime = "marginal_path_double_failed_time",
+    MarginalPathErrLatencyBound = "marginal_path_err_latency_bound",
+    MarginalPathErrRateThreshold = "marginal_path_err_rate_threshold",
+    MarginalPathErrRecheckGapTime = "marginal_path_err_recheck_gap_time",
+    MarginalPathErrSampleTime = "marginal_path_err_sample_time",
+    MarginalPathgroups = "marginal_pathgroups",
+    MaxFds = "max_fds",
+    MaxPollingInterval = "max_polling_interval",
+    MaxSectorsKb = "max_sectors_kb",
+    Mode = "mode",
+    NoPathRetry = "no_path_retry",
+    PathChecker = "path_checker",
+    PathGroupingPolicy = "path_grouping_policy",
+    PathSelector = "path_selector",
+    PollingInterval = "polling_interval",
+    Prio = "prio",
+    PrioArgs = "prio_args",
+    Product = "product",
+    ProductBlacklist = "product_blacklist",
+    PurgeDisconnected = "purge_disconnected",
+    RecheckWwid = "recheck_wwid",
+    ReservationKey = "reservation_key",
+    RetainAttachedHwHandler = "retain_attached_hw_handler",
+    RetriggerDelay = "retrigger_delay",
+    RetriggerTries = "retrigger_tries",
+    Revision = "revision",
+    RrMinIo = "rr_min_io",
+    RrMinIoRq = "rr_min_io_rq",
+    RrWeight = "rr_weight",
+    SanPathErrForgetRate = "san_path_err_forget_rate",
+    SanPathErrRecoveryTime = "san_path_err_recovery_time",
+    SanPathErrThreshold = "san_path_err_threshold",
+    SkipKpartx = "skip_kpartx",
+    Type = "type",
+    Uid = "uid",
+    UidAttribute = "uid_attribute",
+    UidAttrs = "uid_attrs",
+    UserFriendlyNames = "user_friendly_names",
+    UxsockTimeout = "uxsock_timeout",
+    Vendor = "vendor",
+    Verbosity = "verbosity",
+    VpdVendor = "vpd_vendor",
+    Wwid = "wwid",
+}
+
+impl Setting {
+    /// The keyword's row in `section`, if it may appear there.
+    pub fn row(self, section: Section) -> Option<&'static Keyword> {
+        lookup(section, self.name())
+    }
+
+    /// The built-in default as configuration text, from the one table.
+    pub fn default_text(self) -> Option<&'static str> {
+        KEYWORDS.iter().filter(|k| k.name == self.name()).find_map(|k| k.default)
+    }
+}
 
 /// Looks a keyword up in a section.
 pub fn lookup(section: Section, name: &str) -> Option<&'static Keyword> {
@@ -968,11 +471,7 @@ pub fn lookup(section: Section, name: &str) -> Option<&'static Keyword> {
         }
         m
     });
-    index
-        .get(name)?
-        .iter()
-        .copied()
-        .find(|k| k.in_section(section))
+    index.get(name)?.iter().copied().find(|k| k.in_section(section))
 }
 
 /// Value keywords (no subsection openers) of a section, in table order.
@@ -987,5 +486,17 @@ pub fn canonical(name: &str) -> &str {
     match name {
         "checker" => "path_checker",
         n => n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kw_is_a_table_row() {
+        for &k in Setting::ALL {
+            assert!(KEYWORDS.iter().any(|row| row.name == k.name() && row.subsection().is_none()), "{k:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::dump::builtin_default;
-use super::keywords::{self, Section};
+use super::keywords::{Section, Setting};
 use super::regex::ConfigRegex;
 use super::value::Value;
 
@@ -80,12 +80,12 @@ impl DeviceEntry {
             Some(Value::Str(s)) => Pattern::new(s).map(Field::Re).unwrap_or(Field::Never),
             _ => Field::Any,
         };
-        let fields = [field("vendor"), field("product"), field("revision")];
+        let fields = [field(Setting::Vendor.name()), field(Setting::Product.name()), field(Setting::Revision.name())];
         DeviceEntry { attrs, fields }
     }
 
-    pub fn str(&self, key: &str) -> Option<&str> {
-        match self.attrs.get(key) {
+    pub fn str(&self, kw: Setting) -> Option<&str> {
+        match self.attrs.get(kw.name()) {
             Some(Value::Str(s)) => Some(s),
             _ => None,
         }
@@ -112,7 +112,7 @@ pub struct MultipathEntry {
 
 impl MultipathEntry {
     pub fn wwid(&self) -> Option<&str> {
-        match self.attrs.get("wwid") {
+        match self.attrs.get(Setting::Wwid.name()) {
             Some(Value::Str(s)) => Some(s),
             _ => None,
         }
@@ -127,7 +127,7 @@ pub struct ProtocolEntry {
 
 impl ProtocolEntry {
     pub fn protocol(&self) -> Option<&str> {
-        match self.attrs.get("type") {
+        match self.attrs.get(Setting::Type.name()) {
             Some(Value::Str(s)) => Some(s),
             _ => None,
         }
@@ -194,37 +194,34 @@ impl Config {
     /// A `defaults` setting with the built-in default applied: the value the
     /// daemon uses for global settings such as `verbosity`, `find_multipaths`
     /// or `uxsock_timeout`. `None` when unset and without a built-in default.
-    pub fn default_value(&self, name: &str) -> Option<Value> {
-        let kw = keywords::lookup(Section::Defaults, keywords::canonical(name))?;
-        match kw.name {
-            "polling_interval" => return Some(Value::Int(self.polling_interval().into())),
-            "max_polling_interval" => return Some(Value::Int(self.max_polling_interval().into())),
+    pub fn default_value(&self, kw: Setting) -> Option<Value> {
+        match kw {
+            Setting::PollingInterval => return Some(Value::Int(self.polling_interval().into())),
+            Setting::MaxPollingInterval => return Some(Value::Int(self.max_polling_interval().into())),
             _ => {}
         }
-        self.defaults
-            .get(kw.name)
-            .cloned()
-            .or_else(|| builtin_default(kw))
+        let row = kw.row(Section::Defaults)?;
+        self.defaults.get(row.name).cloned().or_else(|| builtin_default(row))
     }
 
     /// [`Config::default_value`] of an integer setting.
-    pub fn setting_int(&self, name: &str) -> Option<i64> {
-        match self.default_value(name) {
+    pub fn setting_int(&self, kw: Setting) -> Option<i64> {
+        match self.default_value(kw) {
             Some(Value::Int(n)) => Some(n),
             _ => None,
         }
     }
 
     /// [`Config::default_value`] of a string setting.
-    pub fn setting_str(&self, name: &str) -> Option<String> {
-        match self.default_value(name) {
+    pub fn setting_str(&self, kw: Setting) -> Option<String> {
+        match self.default_value(kw) {
             Some(Value::Str(s)) => Some(s),
             _ => None,
         }
     }
 
-    fn default_int(&self, key: &str) -> Option<i64> {
-        match self.defaults.get(key) {
+    fn default_int(&self, kw: Setting) -> Option<i64> {
+        match self.defaults.get(kw.name()) {
             Some(Value::Int(n)) => Some(*n),
             _ => None,
         }
@@ -243,8 +240,8 @@ impl Config {
     fn intervals(&self) -> (u32, u32) {
         let clamp = |n: i64| n.clamp(1, i64::from(i32::MAX)) as u32;
         match (
-            self.default_int("polling_interval"),
-            self.default_int("max_polling_interval"),
+            self.default_int(Setting::PollingInterval),
+            self.default_int(Setting::MaxPollingInterval),
         ) {
             (None, None) => (5, 20),
             (Some(p), None) => (clamp(p), clamp(p.saturating_mul(4))),

@@ -8,7 +8,7 @@
 //! never looked up there.
 
 use super::dump::builtin_default;
-use super::keywords::{self, Section};
+use super::keywords::{Section, Setting};
 use super::model::{Attrs, Config, DeviceEntry, MultipathEntry};
 use super::value::{Value, enc};
 
@@ -206,17 +206,12 @@ impl<'a> Selector<'a> {
         &self.hwes
     }
 
-    /// Generic lookup through the levels the keyword table allows for `name`;
-    /// `None` when no level sets it and there is no built-in default.
-    pub fn get(&self, name: &str) -> Option<Selected<Value>> {
-        let key = keywords::canonical(name);
-        let allowed = |s: Section| keywords::lookup(s, key).is_some();
-        let from = |a: &Attrs, origin| {
-            a.get(key).map(|v| Selected {
-                value: v.clone(),
-                origin,
-            })
-        };
+    /// Lookup through the levels the keyword table allows for `kw`; `None` when
+    /// no level sets it and the defaults section has no built-in default for it.
+    pub fn get(&self, kw: Setting) -> Option<Selected<Value>> {
+        let key = kw.name();
+        let allowed = |s: Section| kw.row(s).is_some();
+        let from = |a: &Attrs, origin| a.get(key).map(|v| Selected { value: v.clone(), origin });
         if allowed(Section::Multipath)
             && let Some(s) = self.mpe.and_then(|m| from(&m.attrs, ORIGIN_MULTIPATHS))
         {
@@ -237,54 +232,41 @@ impl<'a> Selector<'a> {
         {
             return Some(s);
         }
-        keywords::lookup(Section::Defaults, key)
-            .and_then(builtin_default)
-            .map(|value| Selected {
-                value,
-                origin: ORIGIN_DEFAULT,
-            })
+        kw.row(Section::Defaults).and_then(builtin_default).map(|value| Selected { value, origin: ORIGIN_DEFAULT })
     }
 
-    fn string(&self, name: &str, fallback: &str) -> Selected<String> {
-        self.get(name).map(|s| s.map(as_str)).unwrap_or(Selected {
-            value: fallback.to_string(),
+    /// A string setting; unset everywhere, the table's built-in default (every
+    /// keyword read this way has one: `string_settings_have_a_table_default`).
+    fn string(&self, kw: Setting) -> Selected<String> {
+        self.get(kw).map(|s| s.map(as_str)).unwrap_or_else(|| Selected {
+            value: kw.default_text().unwrap_or_default().to_string(),
             origin: ORIGIN_DEFAULT,
         })
     }
 
-    fn int(&self, name: &str) -> Option<Selected<i64>> {
-        self.get(name).map(|s| s.map(|v| as_int(&v)))
+    fn int(&self, kw: Setting) -> Option<Selected<i64>> {
+        self.get(kw).map(|s| s.map(|v| as_int(&v)))
     }
 
-    fn flag(&self, name: &str) -> Selected<bool> {
-        self.get(name)
-            .map(|s| s.map(|v| as_bool(&v)))
-            .unwrap_or(Selected {
-                value: false,
-                origin: ORIGIN_DEFAULT,
-            })
+    fn flag(&self, kw: Setting) -> Selected<bool> {
+        self.get(kw).map(|s| s.map(|v| as_bool(&v))).unwrap_or(Selected { value: false, origin: ORIGIN_DEFAULT })
     }
 
-    fn no_or_n(&self, name: &str) -> Selected<Option<u32>> {
-        self.get(name)
-            .map(|s| s.map(|v| no_or_n(&v)))
-            .unwrap_or(Selected {
-                value: None,
-                origin: ORIGIN_DEFAULT,
-            })
+    fn no_or_n(&self, kw: Setting) -> Selected<Option<u32>> {
+        self.get(kw).map(|s| s.map(|v| no_or_n(&v))).unwrap_or(Selected { value: None, origin: ORIGIN_DEFAULT })
     }
 
     pub fn pgpolicy(&self) -> Selected<String> {
-        self.string("path_grouping_policy", "failover")
+        self.string(Setting::PathGroupingPolicy)
     }
     pub fn selector(&self) -> Selected<String> {
-        self.string("path_selector", "service-time 0")
+        self.string(Setting::PathSelector)
     }
     /// Features with `queue_if_no_path` and `retain_attached_hw_handler`
     /// taken out: as upstream, those two are expressed through
     /// `no_path_retry` and `retain_attached_hw_handler` instead.
     pub fn features(&self) -> Selected<String> {
-        let raw = self.string("features", "0");
+        let raw = self.string(Setting::Features);
         let origin = raw.origin;
         let mut f = raw.value;
         for word in [FEATURE_QUEUE_IF_NO_PATH, FEATURE_RETAIN_HWHANDLER] {
@@ -295,19 +277,19 @@ impl<'a> Selector<'a> {
     /// Configured hardware handler (the kernel's attached handler and TPGS
     /// detection are applied by the caller).
     pub fn hwhandler(&self) -> Selected<String> {
-        self.string("hardware_handler", "0")
+        self.string(Setting::HardwareHandler)
     }
     pub fn checker(&self) -> Selected<String> {
-        self.string("path_checker", "tur")
+        self.string(Setting::PathChecker)
     }
     pub fn uid_attribute_configured(&self) -> Selected<String> {
-        self.string("uid_attribute", "ID_SERIAL")
+        self.string(Setting::UidAttribute)
     }
 
     /// uid_attribute for device `devname`: a matching `uid_attrs` entry beats
     /// every other level.
     pub fn uid_attribute(&self, devname: &str) -> Selected<String> {
-        if let Some(Value::Str(attrs)) = self.cfg.defaults.get("uid_attrs") {
+        if let Some(Value::Str(attrs)) = self.cfg.defaults.get(Setting::UidAttrs.name()) {
             for item in attrs.split_ascii_whitespace() {
                 if let Some((prefix, attr)) = item.split_once(':')
                     && devname.starts_with(prefix)
@@ -325,9 +307,9 @@ impl<'a> Selector<'a> {
     /// Prioritizer name and arguments. Within the hardware entries name and
     /// arguments are found independently; elsewhere they come as a pair.
     pub fn prio(&self) -> Selected<(String, String)> {
-        let pair = |a: &Attrs| match a.get("prio") {
+        let pair = |a: &Attrs| match a.get(Setting::Prio.name()) {
             Some(Value::Str(p)) => {
-                let args = match a.get("prio_args") {
+                let args = match a.get(Setting::PrioArgs.name()) {
                     Some(Value::Str(s)) => s.clone(),
                     _ => String::new(),
                 };
@@ -347,10 +329,10 @@ impl<'a> Selector<'a> {
                 origin: ORIGIN_OVERRIDES,
             };
         }
-        let first = |k: &str| self.hwes.iter().find_map(|h| h.str(k).map(str::to_string));
-        if let Some(name) = first("prio") {
+        let first = |k: Setting| self.hwes.iter().find_map(|h| h.str(k).map(str::to_string));
+        if let Some(name) = first(Setting::Prio) {
             return Selected {
-                value: (name, first("prio_args").unwrap_or_default()),
+                value: (name, first(Setting::PrioArgs).unwrap_or_default()),
                 origin: ORIGIN_HWE,
             };
         }
@@ -367,7 +349,7 @@ impl<'a> Selector<'a> {
     }
 
     pub fn failback(&self) -> Selected<Failback> {
-        self.int("failback").map_or(
+        self.int(Setting::Failback).map_or(
             Selected {
                 value: Failback::Manual,
                 origin: ORIGIN_DEFAULT,
@@ -385,14 +367,14 @@ impl<'a> Selector<'a> {
 
     /// `true` = priorities, `false` = uniform.
     pub fn rr_weight_priorities(&self) -> Selected<bool> {
-        self.string("rr_weight", "uniform")
+        self.string(Setting::RrWeight)
             .map(|s| s == "priorities")
     }
 
     /// `no_path_retry`; when unset, a `queue_if_no_path` feature means queue.
     pub fn no_path_retry(&self) -> Selected<NoPathRetry> {
         let queue_feature = self
-            .string("features", "0")
+            .string(Setting::Features)
             .value
             .split_ascii_whitespace()
             .any(|w| w == FEATURE_QUEUE_IF_NO_PATH);
@@ -407,7 +389,7 @@ impl<'a> Selector<'a> {
                 origin: ORIGIN_DEFAULT,
             }
         };
-        self.int("no_path_retry").map_or(unset, |s| {
+        self.int(Setting::NoPathRetry).map_or(unset, |s| {
             s.map(|n| match n {
                 enc::NPR_QUEUE => NoPathRetry::Queue,
                 n if n > 0 => NoPathRetry::Retries(u32_of(n)),
@@ -417,7 +399,7 @@ impl<'a> Selector<'a> {
     }
 
     pub fn rr_min_io(&self) -> Selected<u32> {
-        self.int("rr_min_io").map_or(
+        self.int(Setting::RrMinIo).map_or(
             Selected {
                 value: 1000,
                 origin: ORIGIN_DEFAULT,
@@ -426,7 +408,7 @@ impl<'a> Selector<'a> {
         )
     }
     pub fn rr_min_io_rq(&self) -> Selected<u32> {
-        self.int("rr_min_io_rq").map_or(
+        self.int(Setting::RrMinIoRq).map_or(
             Selected {
                 value: 1,
                 origin: ORIGIN_DEFAULT,
@@ -436,10 +418,10 @@ impl<'a> Selector<'a> {
     }
     /// `never`, `always` or `unused`.
     pub fn flush_on_last_del(&self) -> Selected<String> {
-        self.string("flush_on_last_del", "unused")
+        self.string(Setting::FlushOnLastDel)
     }
 
-    fn timeout(&self, name: &str, protocol: Option<&str>) -> Selected<Option<Timeout>> {
+    fn timeout(&self, kw: Setting, protocol: Option<&str>) -> Selected<Option<Timeout>> {
         let conv = |v: &Value| match as_int(v) {
             enc::OFF => Timeout::Off,
             n => Timeout::Secs(u32_of(n)),
@@ -451,31 +433,25 @@ impl<'a> Selector<'a> {
                 .protocols
                 .iter()
                 .find(|p| p.protocol() == Some(proto));
-            if let Some(v) = hit.and_then(|p| p.attrs.get(name)) {
+            if let Some(v) = hit.and_then(|p| p.attrs.get(kw.name())) {
                 return Selected {
                     value: Some(conv(v)),
                     origin: ORIGIN_OVERRIDES_PROTOCOL,
                 };
             }
         }
-        self.get(name).map_or(
-            Selected {
-                value: None,
-                origin: ORIGIN_DEFAULT,
-            },
-            |s| s.map(|v| Some(conv(&v))),
-        )
+        self.get(kw).map_or(Selected { value: None, origin: ORIGIN_DEFAULT }, |s| s.map(|v| Some(conv(&v))))
     }
 
     /// `fast_io_fail_tmo` for a path of transport `protocol` (e.g. `scsi:fcp`).
     pub fn fast_io_fail(&self, protocol: Option<&str>) -> Selected<Option<Timeout>> {
-        self.timeout("fast_io_fail_tmo", protocol)
+        self.timeout(Setting::FastIoFailTmo, protocol)
     }
     pub fn dev_loss(&self, protocol: Option<&str>) -> Selected<Option<Timeout>> {
-        self.timeout("dev_loss_tmo", protocol)
+        self.timeout(Setting::DevLossTmo, protocol)
     }
     pub fn eh_deadline(&self, protocol: Option<&str>) -> Selected<Option<Timeout>> {
-        self.timeout("eh_deadline", protocol)
+        self.timeout(Setting::EhDeadline, protocol)
     }
 
     /// Alias from the multipaths entry, if any (bindings and WWID fallback are the caller's).
@@ -489,47 +465,47 @@ impl<'a> Selector<'a> {
         }
     }
     pub fn user_friendly_names(&self) -> Selected<bool> {
-        self.flag("user_friendly_names")
+        self.flag(Setting::UserFriendlyNames)
     }
     pub fn alias_prefix(&self) -> Selected<String> {
-        self.string("alias_prefix", "mpath")
+        self.string(Setting::AliasPrefix)
     }
     pub fn detect_prio(&self) -> Selected<bool> {
-        self.flag("detect_prio")
+        self.flag(Setting::DetectPrio)
     }
     pub fn detect_checker(&self) -> Selected<bool> {
-        self.flag("detect_checker")
+        self.flag(Setting::DetectChecker)
     }
     pub fn detect_pgpolicy(&self) -> Selected<bool> {
-        self.flag("detect_pgpolicy")
+        self.flag(Setting::DetectPgpolicy)
     }
     pub fn detect_pgpolicy_use_tpg(&self) -> Selected<bool> {
-        self.flag("detect_pgpolicy_use_tpg")
+        self.flag(Setting::DetectPgpolicyUseTpg)
     }
     pub fn retain_hwhandler(&self) -> Selected<bool> {
-        self.flag("retain_attached_hw_handler")
+        self.flag(Setting::RetainAttachedHwHandler)
     }
     pub fn all_tg_pt(&self) -> Selected<bool> {
-        self.flag("all_tg_pt")
+        self.flag(Setting::AllTgPt)
     }
     pub fn deferred_remove(&self) -> Selected<bool> {
-        self.flag("deferred_remove")
+        self.flag(Setting::DeferredRemove)
     }
     pub fn skip_kpartx(&self) -> Selected<bool> {
-        self.flag("skip_kpartx")
+        self.flag(Setting::SkipKpartx)
     }
     pub fn purge_disconnected(&self) -> Selected<bool> {
-        self.flag("purge_disconnected")
+        self.flag(Setting::PurgeDisconnected)
     }
     pub fn recheck_wwid(&self) -> Selected<bool> {
-        self.flag("recheck_wwid")
+        self.flag(Setting::RecheckWwid)
     }
     /// Seconds to wait for an active path; `None` = no delay.
     pub fn ghost_delay(&self) -> Selected<Option<u32>> {
-        self.no_or_n("ghost_delay")
+        self.no_or_n(Setting::GhostDelay)
     }
     pub fn max_sectors_kb(&self) -> Selected<Option<u32>> {
-        self.int("max_sectors_kb").map_or(
+        self.int(Setting::MaxSectorsKb).map_or(
             Selected {
                 value: None,
                 origin: ORIGIN_DEFAULT,
@@ -538,29 +514,29 @@ impl<'a> Selector<'a> {
         )
     }
     pub fn delay_watch_checks(&self) -> Selected<Option<u32>> {
-        self.no_or_n("delay_watch_checks")
+        self.no_or_n(Setting::DelayWatchChecks)
     }
     pub fn delay_wait_checks(&self) -> Selected<Option<u32>> {
-        self.no_or_n("delay_wait_checks")
+        self.no_or_n(Setting::DelayWaitChecks)
     }
     /// Octal mode, uid and gid of the map node (multipaths or defaults only).
     pub fn mode(&self) -> Option<Selected<u32>> {
-        self.int("mode").map(|s| s.map(u32_of))
+        self.int(Setting::Mode).map(|s| s.map(u32_of))
     }
     pub fn uid(&self) -> Option<Selected<u32>> {
-        self.int("uid").map(|s| s.map(u32_of))
+        self.int(Setting::Uid).map(|s| s.map(u32_of))
     }
     pub fn gid(&self) -> Option<Selected<u32>> {
-        self.int("gid").map(|s| s.map(u32_of))
+        self.int(Setting::Gid).map(|s| s.map(u32_of))
     }
     /// `file`, or `0x<hex>[:aptpl]`.
     pub fn reservation_key(&self) -> Option<Selected<String>> {
-        self.get("reservation_key").map(|s| s.map(as_str))
+        self.get(Setting::ReservationKey).map(|s| s.map(as_str))
     }
 
     /// `off`, `on` or `fpin` (a defaults-only setting).
     pub fn marginal_pathgroups(&self) -> Selected<String> {
-        self.string("marginal_pathgroups", "off")
+        self.string(Setting::MarginalPathgroups)
     }
 
     /// The shaky-path settings after upstream's interactions: marginal_path
@@ -574,10 +550,10 @@ impl<'a> Selector<'a> {
             origin,
         };
         let mut mp = [
-            self.no_or_n("marginal_path_err_sample_time"),
-            self.no_or_n("marginal_path_err_rate_threshold"),
-            self.no_or_n("marginal_path_err_recheck_gap_time"),
-            self.no_or_n("marginal_path_double_failed_time"),
+            self.no_or_n(Setting::MarginalPathErrSampleTime),
+            self.no_or_n(Setting::MarginalPathErrRateThreshold),
+            self.no_or_n(Setting::MarginalPathErrRecheckGapTime),
+            self.no_or_n(Setting::MarginalPathDoubleFailedTime),
         ];
         if fpin {
             mp = [
@@ -596,9 +572,9 @@ impl<'a> Selector<'a> {
             ]
         } else {
             [
-                self.no_or_n("san_path_err_threshold"),
-                self.no_or_n("san_path_err_forget_rate"),
-                self.no_or_n("san_path_err_recovery_time"),
+                self.no_or_n(Setting::SanPathErrThreshold),
+                self.no_or_n(Setting::SanPathErrForgetRate),
+                self.no_or_n(Setting::SanPathErrRecoveryTime),
             ]
         };
         if !marginal_on && !fpin && san.iter().all(|s| s.value.is_none()) {
@@ -751,5 +727,32 @@ impl Selector<'_> {
             };
         }
         chosen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_settings_have_a_table_default() {
+        for kw in [
+            Setting::PathGroupingPolicy,
+            Setting::PathSelector,
+            Setting::Features,
+            Setting::HardwareHandler,
+            Setting::PathChecker,
+            Setting::UidAttribute,
+            Setting::RrWeight,
+            Setting::FlushOnLastDel,
+            Setting::AliasPrefix,
+            Setting::MarginalPathgroups,
+        ] {
+            assert!(kw.default_text().is_some(), "{kw:?}");
+        }
+        let cfg = Config::default();
+        let sel = Selector::new(&cfg, "", "", "", "");
+        assert_eq!(sel.hwhandler(), Selected { value: "0".to_string(), origin: ORIGIN_DEFAULT });
+        assert_eq!(sel.pgpolicy(), Selected { value: "failover".to_string(), origin: ORIGIN_DEFAULT });
     }
 }

@@ -10,6 +10,7 @@ pub mod policy;
 pub mod run;
 pub mod signals;
 
+use crate::config::keywords::Setting;
 use crate::config::{self, LoadOptions};
 use args::Mode;
 use std::time::Duration;
@@ -61,7 +62,7 @@ fn dump_config(opts: &LoadOptions, verbosity: u8) -> i32 {
 fn client_timeout(opts: &LoadOptions) -> Duration {
     let ms = config::load(opts)
         .ok()
-        .and_then(|l| l.config.setting_int("uxsock_timeout"))
+        .and_then(|l| l.config.setting_int(Setting::UxsockTimeout))
         .filter(|n| *n > 0)
         .map(|n| n as u64)
         .unwrap_or(4000);

@@ -12,6 +12,7 @@ use crate::checkers::{self, CheckOutcome, CheckRequest, CheckerKind, Control};
 use crate::cli::format::{self as fmt, DaemonState};
 use crate::cli::parse::{Command, HandlerError};
 use crate::config::Config;
+use crate::config::keywords::Setting;
 use crate::config::blacklist::Blacklist;
 use crate::config::propsel::Selector;
 use crate::discovery::{self, PathInfo, SysfsRoot};
@@ -286,7 +287,7 @@ impl Owner {
     fn should_multipath(&self, wwid: &str, npaths: usize) -> bool {
         let mode = self
             .cfg
-            .setting_str("find_multipaths")
+            .setting_str(Setting::FindMultipaths)
             .and_then(|v| discovery::valid::FindMultipaths::from_value(&v))
             .unwrap_or(discovery::valid::FindMultipaths::Strict);
         let known = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids"))
@@ -307,8 +308,8 @@ impl Owner {
             self.udev_pending.remove(&info.dev);
             return false;
         }
-        let tries = self.cfg.setting_int("retrigger_tries").unwrap_or(3);
-        let delay = self.cfg.setting_int("retrigger_delay").unwrap_or(10).max(1) as u64;
+        let tries = self.cfg.setting_int(Setting::RetriggerTries).unwrap_or(3);
+        let delay = self.cfg.setting_int(Setting::RetriggerDelay).unwrap_or(10).max(1) as u64;
         let now = self.now_secs();
         let entry = self.udev_pending.entry(info.dev.clone()).or_insert((0, now + delay));
         if entry.0 >= tries {
@@ -323,8 +324,8 @@ impl Owner {
     /// Retriggers paths still waiting for udev; their `change` uevent brings them back.
     fn retrigger_udev(&mut self) {
         let now = self.now_secs();
-        let delay = self.cfg.setting_int("retrigger_delay").unwrap_or(10).max(1) as u64;
-        let tries = self.cfg.setting_int("retrigger_tries").unwrap_or(3);
+        let delay = self.cfg.setting_int(Setting::RetriggerDelay).unwrap_or(10).max(1) as u64;
+        let tries = self.cfg.setting_int(Setting::RetriggerTries).unwrap_or(3);
         let due: Vec<String> = self.udev_pending.iter().filter(|(_, (_, at))| *at <= now).map(|(d, _)| d.clone()).collect();
         for dev in due {
             let Some(entry) = self.udev_pending.get_mut(&dev) else { continue };
@@ -573,7 +574,7 @@ impl Owner {
 
     /// `checker_timeout` from the configuration, else the SCSI command timeout in sysfs.
     fn check_timeout(&self, sel: &Selector, dev: &str) -> std::time::Duration {
-        let configured = match sel.get("checker_timeout").map(|s| s.value) {
+        let configured = match sel.get(Setting::CheckerTimeout).map(|s| s.value) {
             Some(crate::config::value::Value::Int(n)) if n > 0 => Some(n as u32),
             _ => None,
         };

@@ -3,6 +3,7 @@
 
 use crate::checkers::state::{MarginalPathgroups, Policy};
 use crate::config::Config;
+use crate::config::keywords::Setting;
 use crate::config::propsel::Selector;
 use crate::marginal::config::{MarginalConfig, PathGroups};
 
@@ -17,7 +18,7 @@ fn pathgroups(name: &str) -> (MarginalPathgroups, PathGroups) {
 /// The marginal-path settings of one map. `latency_bound_ms` is our extension.
 pub fn marginal(sel: &Selector) -> MarginalConfig {
     let shaky = sel.shaky_path();
-    let latency = match sel.get("marginal_path_err_latency_bound") {
+    let latency = match sel.get(Setting::MarginalPathErrLatencyBound) {
         Some(s) => match s.value {
             crate::config::value::Value::Int(n) if n > 0 => Some(n as u32),
             _ => None,
@@ -50,7 +51,7 @@ pub fn checker_policy(cfg: &Config, sel: &Selector) -> Policy {
         marginal_path_enabled: shaky.marginal_path_enabled(),
         marginal_pathgroups: pathgroups(&sel.marginal_pathgroups().value).0,
         ghost_delay: sel.ghost_delay().value.unwrap_or(0),
-        log_checker_err_once: cfg.setting_str("log_checker_err").as_deref() == Some("once"),
+        log_checker_err_once: cfg.setting_str(Setting::LogCheckerErr).as_deref() == Some("once"),
     }
 }
 

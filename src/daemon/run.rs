@@ -13,6 +13,7 @@ use super::pidfile::{DEFAULT_PIDFILE, PidFile};
 use super::signals::{self, SignalEvent};
 use crate::checkers::{self, MonotonicClock};
 use crate::cli::server::{self, ServerConfig};
+use crate::config::keywords::Setting;
 use crate::config::{self, LoadOptions};
 use crate::marginal::thread::IoErrStat;
 use crate::uevent;
@@ -28,11 +29,11 @@ fn notify(state: &[sd_notify::NotifyState]) {
 }
 
 fn uxsock_timeout(cfg: &config::Config) -> Duration {
-    Duration::from_millis(cfg.setting_int("uxsock_timeout").filter(|n| *n > 0).map_or(4000, |n| n as u64))
+    Duration::from_millis(cfg.setting_int(Setting::UxsockTimeout).filter(|n| *n > 0).map_or(4000, |n| n as u64))
 }
 
 fn verbosity(cfg: &config::Config, opts: &Options) -> u8 {
-    opts.verbosity.unwrap_or_else(|| cfg.setting_int("verbosity").map_or(2, |n| n.clamp(0, 6) as u8))
+    opts.verbosity.unwrap_or_else(|| cfg.setting_int(Setting::Verbosity).map_or(2, |n| n.clamp(0, 6) as u8))
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or `shutdown`; returns the exit code.
@@ -69,7 +70,7 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
 /// The open-file limit `max_fds` asks for: a number, or `max` (also the default) for
 /// the kernel's ceiling, `/proc/sys/fs/nr_open`.
 fn wanted_fds(cfg: &config::Config) -> u64 {
-    match cfg.setting_int("max_fds") {
+    match cfg.setting_int(Setting::MaxFds) {
         Some(n) if n > 0 => n as u64,
         _ => std::fs::read_to_string("/proc/sys/fs/nr_open")
             .ok()
