@@ -8,7 +8,7 @@ PREFIX  ?= /usr
 MAN5 := $(wildcard man/*.5)
 MAN8 := $(wildcard man/*.8)
 
-.PHONY: build test lab-test lab-demo lab-bench install bench fuzz
+.PHONY: build test lint lab-test lab-demo lab-bench install bench fuzz
 
 build:
 	$(CARGO) build --bins --examples
@@ -16,6 +16,12 @@ build:
 # The whole suite: unit, integration (the lab VMs included), doc, example and bench targets.
 test:
 	$(CARGO) test --all-targets
+
+# The gates CI runs before the tests: formatting (rustfmt.toml) and clippy with warnings as
+# errors (the lint levels are in Cargo.toml's [lints]).
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
 
 # Only the lab: every tests/lab/scenarios/*.sh in a VM, plus the harness self-test.
 lab-test:

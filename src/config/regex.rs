@@ -31,9 +31,11 @@ pub struct Regex {
     raw: libc::regex_t,
 }
 
+// SAFETY: the compiled pattern is plain memory owned by this value; moving it
+// to another thread moves that ownership.
+unsafe impl Send for Regex {}
 // SAFETY: the compiled pattern is only read by regexec after compilation, and
 // glibc serialises regexec's internal state with a lock inside the regex_t.
-unsafe impl Send for Regex {}
 unsafe impl Sync for Regex {}
 
 impl Regex {
@@ -58,9 +60,8 @@ impl Regex {
             return Err(RegexError::Compile(msg.unwrap_or_else(|_| format!("regcomp error {rc}"))));
         }
         // SAFETY: regcomp succeeded, so the regex_t is initialised.
-        Ok(Regex {
-            raw: unsafe { raw.assume_init() },
-        })
+        let raw = unsafe { raw.assume_init() };
+        Ok(Regex { raw })
     }
 
     /// Unanchored search. A subject with a NUL byte is matched up to the NUL,
