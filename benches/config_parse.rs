@@ -1,4 +1,5 @@
-//! Parsing speed of a large configuration: 10,000 `multipath` entries.
+//! Parsing speed of large configurations: 10,000 `multipath` entries, and
+//! 10,000 `device` sections (each compared with the earlier ones for duplicates).
 
 use std::fmt::Write;
 use std::hint::black_box;
@@ -21,7 +22,31 @@ fn generated(n: usize) -> String {
     t
 }
 
+/// A devices section with `n` distinct entries (every tenth product repeated
+/// once, so duplicates are merged too).
+fn devices(n: usize) -> String {
+    let mut t = String::from("devices {\n");
+    for i in 0..n {
+        let product = if i % 10 == 9 { i - 1 } else { i };
+        let _ = write!(
+            t,
+            "\tdevice {{\n\t\tvendor \"VENDOR{}\"\n\t\tproduct \"MODEL{product}\"\n\t\tpath_grouping_policy group_by_prio\n\t\tprio alua\n\t\tfailback immediate\n\t\tno_path_retry 30\n\t}}\n",
+            product % 100
+        );
+    }
+    t.push_str("}\n");
+    t
+}
+
 fn bench(c: &mut Criterion) {
+    let devs = devices(10_000);
+    c.bench_function("parse 10k device sections", |b| {
+        b.iter(|| {
+            let loaded = config::parse_str("bench.conf", black_box(&devs)).unwrap();
+            assert_eq!(loaded.config.devices.len(), 9_000);
+            loaded
+        })
+    });
     let text = generated(10_000);
     c.bench_function("parse 10k multipaths", |b| {
         b.iter(|| {

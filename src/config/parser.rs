@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::diag::{Diagnostic, Level};
-use super::keywords::{self, Keyword, Section, ValueType};
+use super::keywords::{self, Keyword, Section, Setting, ValueType};
 use super::lexer::{self, Token};
 use super::model::{
     Attrs, BlacklistDevice, Config, DeviceEntry, MultipathEntry, Pattern, ProtocolEntry,
@@ -434,6 +434,9 @@ impl FileParser<'_> {
     fn finish(&mut self) {
         let file = self.file;
         let mut kept: Vec<Attrs> = Vec::new();
+        // Indexed by vendor/product/revision: files with thousands of device
+        // sections exist, and a scan per entry made them take seconds.
+        let mut index: HashMap<[Option<String>; 3], usize> = HashMap::new();
         for attrs in std::mem::take(&mut self.devices) {
             if !attrs.contains_key("vendor") || !attrs.contains_key("product") {
                 self.diag(
@@ -443,8 +446,11 @@ impl FileParser<'_> {
                 );
                 continue;
             }
-            let id = |a: &Attrs| ["vendor", "product", "revision"].map(|k| a.get(k).cloned());
-            if let Some(prev) = kept.iter_mut().find(|k| id(k) == id(&attrs)) {
+            let id = [Setting::Vendor, Setting::Product, Setting::Revision].map(|k| match attrs.get(k.name()) {
+                Some(Value::Str(s)) => Some(s.clone()),
+                _ => None,
+            });
+            if let Some(prev) = index.get(&id).map(|&i| &mut kept[i]) {
                 let show = |k: &str| match attrs.get(k) {
                     Some(Value::Str(s)) => s.clone(),
                     _ => "(null)".to_string(),
@@ -458,6 +464,7 @@ impl FileParser<'_> {
                 self.diag(Level::Warning, 0, msg);
                 prev.extend(attrs);
             } else {
+                index.insert(id, kept.len());
                 kept.push(attrs);
             }
         }
