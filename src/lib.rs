@@ -6,6 +6,7 @@
 //! `daemon` owns the state and the threads.
 
 pub mod aio;
+pub mod blkdev;
 pub mod checkers;
 pub mod cli;
 pub mod config;

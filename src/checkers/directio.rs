@@ -1,52 +1,40 @@
 //! The `directio` checker: one O_DIRECT block read at offset 0 through kernel AIO.
 //!
-//! All directio paths share one AIO context. Checks started in a tick are submitted
-//! together with one `io_submit`, completions are reaped with one non-blocking
-//! `io_getevents` per loop iteration, and device files stay open between checks,
-//! so a tick costs a few syscalls however many paths it checks.
+//! All directio paths share one ring of the [`aio::Engine`]. Checks started in a tick
+//! are submitted together with one `io_submit`, completions are reaped with one
+//! non-blocking `io_getevents` when the engine's eventfd says some landed (see
+//! [`DirectioEngine::waker`]), and device files stay open between checks, so a tick
+//! costs a few syscalls however many paths it checks.
 //!
-//! A read that outlives `checker_timeout` is reported as `i/o timeout`; its buffer
-//! stays owned here until the kernel completes it, and no new read is issued for
+//! A read that outlives `checker_timeout` is reported as `i/o timeout`; the engine
+//! keeps its buffer until the kernel completes it, and no new read is issued for
 //! that path meanwhile (each later check reports the timeout again).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::aio::{AioContext, AlignedBuf, IoEvent, Iocb};
+use crate::aio::{self, Device, RingId};
 
 use super::scheduler::PathId;
 use super::sense::{MSG_DOWN, MSG_TIMEOUT, MSG_UP};
 use super::state::{PathState, Verdict};
 
-nix::ioctl_read_bad!(blkbszget, 0x8008_1270u32, libc::size_t);
-
-/// O_DIRECT needs the buffer aligned to the logical block size; a page covers all.
-const BUF_ALIGN: usize = 4096;
-/// Events reaped per `io_getevents` call.
-const REAP_BATCH: usize = 64;
+/// When `io_submit` refuses for lack of kernel memory with no read in flight, no
+/// completion will wake the loop: retry this much later.
+const SUBMIT_RETRY: Duration = Duration::from_millis(10);
 
 struct Open {
     dev: PathBuf,
-    file: Arc<File>,
-    blksize: usize,
+    device: Device,
 }
 
 struct Inflight {
     path: PathId,
-    // Boxed so the address handed to the kernel stays put while the map rehashes.
-    iocb: Box<Iocb>,
-    // Kept alive until the kernel completes the read (the kernel writes into it).
-    _buf: AlignedBuf,
-    _file: Arc<File>,
+    device: Device,
     started: Instant,
-    blksize: usize,
     submitted: bool,
     timed_out: bool,
 }
@@ -59,49 +47,45 @@ pub struct DirectioResult {
     pub took: Duration,
 }
 
-/// Shared AIO engine for every directio path.
+/// The directio checks of every path, over one engine ring. A read's token is its
+/// slot in the ring.
 pub struct DirectioEngine {
-    ctx: AioContext,
+    aio: aio::Engine,
+    ring: RingId,
     open: HashMap<PathId, Open>,
     inflight: HashMap<u64, Inflight>,
     by_path: HashMap<PathId, u64>,
     /// Tokens started but not yet accepted by `io_submit`, oldest first.
     queued: Vec<u64>,
-    /// Reads the kernel holds (submitted, not reaped).
-    submitted: usize,
     /// Deadlines by token; entries of finished reads are skipped when popped.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_token: u64,
-}
-
-fn block_size(f: &File) -> usize {
-    let mut bs: libc::size_t = 0;
-    // SAFETY: BLKBSZGET writes one size_t.
-    if let Ok(_) = unsafe { blkbszget(f.as_raw_fd(), &mut bs) }
-        && bs > 0
-    {
-        return bs;
-    }
-    // Not a block device (tests on files): the file system's preferred IO size.
-    match nix::sys::stat::fstat(f) {
-        Ok(st) if st.st_blksize > 0 => st.st_blksize as usize,
-        _ => 512,
-    }
+    retry_at: Option<Instant>,
+    reaped: Vec<aio::Done>,
 }
 
 impl DirectioEngine {
-    /// One AIO context with room for `capacity` reads in flight.
+    /// One engine ring with room for `capacity` reads in flight.
     pub fn new(capacity: usize) -> io::Result<DirectioEngine> {
+        let mut aio = aio::Engine::new()?;
+        let ring = aio.add_ring(capacity)?;
         Ok(DirectioEngine {
-            ctx: AioContext::new(capacity)?,
+            aio,
+            ring,
             open: HashMap::new(),
             inflight: HashMap::new(),
             by_path: HashMap::new(),
             queued: Vec::new(),
-            submitted: 0,
             deadlines: BinaryHeap::new(),
             next_token: 1,
+            retry_at: None,
+            reaped: Vec::new(),
         })
+    }
+
+    /// A waker whose channel yields after completions: [`poll`](Self::poll) then.
+    pub fn waker(&self) -> io::Result<aio::Waker> {
+        self.aio.waker()
     }
 
     /// Reads in flight, timed-out ones included.
@@ -109,15 +93,16 @@ impl DirectioEngine {
         self.inflight.len()
     }
 
-    /// The earliest deadline of a read not yet reported, for the loop's sleep.
+    /// The earliest deadline of a read not yet reported (or of a submit retry), for
+    /// the loop's sleep.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, token))) = self.deadlines.peek().copied() {
             if self.inflight.get(&token).is_some_and(|i| !i.timed_out) {
-                return Some(at);
+                return Some(self.retry_at.map_or(at, |r| r.min(at)));
             }
             self.deadlines.pop();
         }
-        None
+        self.retry_at
     }
 
     /// Closes the device of a removed path (an unfinished read keeps it open).
@@ -133,12 +118,8 @@ impl DirectioEngine {
         match self.open.entry(path) {
             std::collections::hash_map::Entry::Occupied(o) => Ok(o.into_mut()),
             std::collections::hash_map::Entry::Vacant(v) => {
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_DIRECT)
-                    .open(dev)?;
-                let blksize = block_size(&file);
-                Ok(v.insert(Open { dev: dev.to_path_buf(), file: Arc::new(file), blksize }))
+                let device = Device::open(dev)?;
+                Ok(v.insert(Open { dev: dev.to_path_buf(), device }))
             }
         }
     }
@@ -157,8 +138,8 @@ impl DirectioEngine {
                 Verdict::new(PathState::Pending, "")
             });
         }
-        let (file, blksize) = match self.open_dev(path, dev) {
-            Ok(o) => (Arc::clone(&o.file), o.blksize),
+        let device = match self.open_dev(path, dev) {
+            Ok(o) => o.device.clone(),
             Err(e) => {
                 log::debug!("directio: cannot open {}: {e}", dev.display());
                 return Some(Verdict::new(PathState::Down, MSG_DOWN));
@@ -166,21 +147,7 @@ impl DirectioEngine {
         };
         let token = self.next_token;
         self.next_token += 1;
-        let mut buf = AlignedBuf::new(blksize, BUF_ALIGN.max(blksize));
-        let iocb = Box::new(Iocb::pread(file.as_raw_fd(), buf.as_mut_ptr(), blksize, 0, token));
-        self.inflight.insert(
-            token,
-            Inflight {
-                path,
-                iocb,
-                _buf: buf,
-                _file: file,
-                started: now,
-                blksize,
-                submitted: false,
-                timed_out: false,
-            },
-        );
+        self.inflight.insert(token, Inflight { path, device, started: now, submitted: false, timed_out: false });
         self.by_path.insert(path, token);
         self.queued.push(token);
         self.deadlines.push(Reverse((now + timeout, token)));
@@ -188,17 +155,15 @@ impl DirectioEngine {
     }
 
     fn submit_queued(&mut self, out: &mut Vec<DirectioResult>, now: Instant) {
+        self.retry_at = None;
         let mut tokens = std::mem::take(&mut self.queued);
-        let mut ptrs: Vec<*mut Iocb> = tokens
-            .iter()
-            .filter_map(|t| self.inflight.get_mut(t).map(|i| &mut *i.iocb as *mut Iocb))
-            .collect();
         tokens.retain(|t| self.inflight.contains_key(t));
         let mut done = 0;
-        while done < ptrs.len() {
-            // SAFETY: each iocb and its buffer and file live in `self.inflight`
-            // until their completion event is reaped.
-            match unsafe { self.ctx.submit(&ptrs[done..]) } {
+        while done < tokens.len() {
+            let reads: Vec<(&Device, u64)> =
+                tokens[done..].iter().map(|t| (&self.inflight[t].device, *t)).collect();
+            match self.aio.submit(self.ring, &reads) {
+                // The AIO ring is full: keep the rest queued for the next poll.
                 Ok(0) => break,
                 Ok(n) => {
                     for t in &tokens[done..done + n] {
@@ -206,15 +171,17 @@ impl DirectioEngine {
                             i.submitted = true;
                         }
                     }
-                    self.submitted += n;
                     done += n;
                 }
-                // The AIO ring is full: keep the rest queued for the next poll.
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    if self.aio.in_flight() == 0 {
+                        self.retry_at = Some(now + SUBMIT_RETRY);
+                    }
+                    break;
+                }
                 Err(e) => {
-                    // The first remaining iocb was refused: report it, go on with the rest.
+                    // The first remaining read was refused: report it, go on with the rest.
                     let token = tokens.remove(done);
-                    ptrs.remove(done);
                     if let Some(i) = self.inflight.remove(&token) {
                         self.by_path.remove(&i.path);
                         log::debug!("directio: io_submit for path {}: {e}", i.path);
@@ -230,19 +197,18 @@ impl DirectioEngine {
         self.queued = tokens.split_off(done);
     }
 
-    fn complete(&mut self, ev: &IoEvent, now: Instant, out: &mut Vec<DirectioResult>) {
-        let Some(i) = self.inflight.remove(&ev.data) else { return };
-        self.submitted = self.submitted.saturating_sub(1);
-        if self.by_path.get(&i.path) == Some(&ev.data) {
+    fn complete(&mut self, token: u64, res: i64, now: Instant, out: &mut Vec<DirectioResult>) {
+        let Some(i) = self.inflight.remove(&token) else { return };
+        if self.by_path.get(&i.path) == Some(&token) {
             self.by_path.remove(&i.path);
         }
         if i.timed_out {
             return;
         }
-        let verdict = if ev.res == i.blksize as i64 {
+        let verdict = if res == i.device.block_size() as i64 {
             Verdict::new(PathState::Up, MSG_UP)
         } else {
-            log::debug!("directio: path {} read returned {}", i.path, ev.res);
+            log::debug!("directio: path {} read returned {}", i.path, res);
             Verdict::new(PathState::Down, MSG_DOWN)
         };
         out.push(DirectioResult { path: i.path, verdict, took: now.saturating_duration_since(i.started) });
@@ -253,22 +219,14 @@ impl DirectioEngine {
     pub fn poll(&mut self, now: Instant) -> Vec<DirectioResult> {
         let mut out = Vec::new();
         self.submit_queued(&mut out, now);
-        let mut events = [IoEvent::default(); REAP_BATCH];
-        while self.submitted > 0 {
-            let n = match self.ctx.get_events(0, &mut events, Duration::ZERO) {
-                Ok(n) => n,
-                Err(e) => {
-                    log::warn!("directio: io_getevents: {e}");
-                    break;
-                }
-            };
-            for ev in &events[..n] {
-                self.complete(ev, now, &mut out);
-            }
-            if n < REAP_BATCH {
-                break;
-            }
+        let mut reaped = std::mem::take(&mut self.reaped);
+        if let Err(e) = self.aio.reap(&mut reaped) {
+            log::warn!("directio: io_getevents: {e}");
         }
+        for d in reaped.drain(..) {
+            self.complete(d.slot, d.res, now, &mut out);
+        }
+        self.reaped = reaped;
         while let Some(Reverse((at, token))) = self.deadlines.peek().copied() {
             if at > now {
                 break;
@@ -282,10 +240,13 @@ impl DirectioEngine {
             let path = i.path;
             if i.submitted {
                 i.timed_out = true;
-                // Block-device reads are usually not cancellable; the completion
-                // is still awaited before the buffer is freed.
-                // SAFETY: the iocb was submitted to this context and is not reaped.
-                let _ = unsafe { self.ctx.cancel(&mut *i.iocb) };
+                // Block-device reads are usually not cancellable: the engine keeps the
+                // buffer until the completion, swallowed then. A read that did end
+                // here is released now.
+                if self.aio.cancel(self.ring, token).is_ok() {
+                    self.inflight.remove(&token);
+                    self.by_path.remove(&path);
+                }
             } else {
                 // Never reached the kernel (ring full all along): drop it.
                 self.inflight.remove(&token);
@@ -295,34 +256,5 @@ impl DirectioEngine {
             out.push(DirectioResult { path, verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT), took });
         }
         out
-    }
-}
-
-impl Drop for DirectioEngine {
-    fn drop(&mut self) {
-        // The AIO context drop waits for in-flight reads, but it is declared first
-        // and so dropped after the buffers: wait for them here instead.
-        let mut events = [IoEvent::default(); REAP_BATCH];
-        let mut spins = 0;
-        while self.submitted > 0 && spins < 100 {
-            match self.ctx.get_events(1, &mut events, Duration::from_millis(100)) {
-                Ok(n) => {
-                    for ev in &events[..n] {
-                        if self.inflight.remove(&ev.data).is_some() {
-                            self.submitted = self.submitted.saturating_sub(1);
-                        }
-                    }
-                }
-                Err(_) => break,
-            }
-            spins += 1;
-        }
-        // Reads the kernel still holds after 10 s: leak their buffers rather than
-        // let the kernel write into freed memory.
-        for (_, i) in self.inflight.drain() {
-            if i.submitted {
-                std::mem::forget(i);
-            }
-        }
     }
 }

@@ -22,8 +22,9 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, Sender, never, select};
 
+use crate::aio::Waker;
 use directio::DirectioEngine;
 use pool::{BlockingCheck, BlockingPool};
 use scheduler::{PathId, Scheduler};
@@ -147,9 +148,6 @@ impl Clock for MonotonicClock {
 /// Checks started per loop iteration at most, so control messages are served
 /// between batches even when thousands of paths fall due together.
 const MAX_STARTS_PER_ROUND: usize = 512;
-/// AIO completions have no channel to wake the loop: poll this often while
-/// directio reads are in flight.
-const AIO_POLL: Duration = Duration::from_millis(10);
 /// Sleep cap when nothing is scheduled (control messages still wake the loop).
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// AIO slots of the shared directio context.
@@ -170,7 +168,9 @@ pub struct CheckerLoop<C: Clock> {
     watched: std::collections::HashSet<PathId>,
     next_sweep: Instant,
     pool: BlockingPool,
-    directio: Option<DirectioEngine>,
+    /// Started with the first directio check; the waker's channel wakes the loop
+    /// when reads complete.
+    directio: Option<(DirectioEngine, Waker)>,
 }
 
 impl<C: Clock> CheckerLoop<C> {
@@ -242,15 +242,15 @@ impl<C: Clock> CheckerLoop<C> {
             CheckerKind::Rdac => self.pool.start(id, &req.dev, BlockingCheck::Rdac, now, req.timeout),
             CheckerKind::Directio => {
                 if self.directio.is_none() {
-                    match DirectioEngine::new(AIO_SLOTS) {
-                        Ok(e) => self.directio = Some(e),
+                    match DirectioEngine::new(AIO_SLOTS).and_then(|e| Ok((e.waker()?, e))) {
+                        Ok((w, e)) => self.directio = Some((e, w)),
                         Err(e) => {
                             log::error!("directio checker: io_setup failed: {e}");
                             return Some(Verdict::new(PathState::Wild, " failed to initialize"));
                         }
                     }
                 }
-                self.directio.as_mut()?.start(id, &req.dev, now, req.timeout)
+                self.directio.as_mut()?.0.start(id, &req.dev, now, req.timeout)
             }
         }
     }
@@ -266,7 +266,7 @@ impl<C: Clock> CheckerLoop<C> {
                 {
                     // Another checker or device node: close what the old one held open.
                     self.pool.forget(id);
-                    if let Some(d) = self.directio.as_mut() {
+                    if let Some((d, _)) = self.directio.as_mut() {
                         d.forget(id);
                     }
                 }
@@ -282,7 +282,7 @@ impl<C: Clock> CheckerLoop<C> {
                 self.watched.remove(&id);
                 self.sched.remove(id);
                 self.pool.forget(id);
-                if let Some(d) = self.directio.as_mut() {
+                if let Some((d, _)) = self.directio.as_mut() {
                     d.forget(id);
                 }
             }
@@ -305,7 +305,7 @@ impl<C: Clock> CheckerLoop<C> {
         }
         let mut done: Vec<(PathId, Verdict, Duration)> =
             self.pool.poll(now).into_iter().map(|r| (r.path, r.verdict, r.took)).collect();
-        if let Some(d) = self.directio.as_mut() {
+        if let Some((d, _)) = self.directio.as_mut() {
             done.extend(d.poll(now).into_iter().map(|r| (r.path, r.verdict, r.took)));
         }
         for (id, v, took) in done {
@@ -320,15 +320,11 @@ impl<C: Clock> CheckerLoop<C> {
     fn wait_time(&mut self) -> Duration {
         let now = self.clock.now();
         let sweep = (!self.watched.is_empty()).then_some(self.next_sweep);
-        let mut next = [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_mut().and_then(|d| d.next_deadline()), sweep]
+        [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_mut().and_then(|(d, _)| d.next_deadline()), sweep]
             .into_iter()
             .flatten()
             .min()
-            .map_or(IDLE_WAIT, |t| t.saturating_duration_since(now).min(IDLE_WAIT));
-        if self.directio.as_ref().is_some_and(|d| d.in_flight() > 0) {
-            next = next.min(AIO_POLL);
-        }
-        next
+            .map_or(IDLE_WAIT, |t| t.saturating_duration_since(now).min(IDLE_WAIT))
     }
 
     /// Runs until [`Control::Shutdown`], or until either channel is closed.
@@ -339,6 +335,8 @@ impl<C: Clock> CheckerLoop<C> {
             }
             let wait = self.wait_time();
             let done_rx = self.pool.done_channel().clone();
+            // Completions are reaped by the next round.
+            let aio_rx = self.directio.as_ref().map_or_else(never, |(_, w)| w.receiver().clone());
             select! {
                 recv(self.control) -> msg => match msg {
                     Ok(m) => {
@@ -365,6 +363,7 @@ impl<C: Clock> CheckerLoop<C> {
                         }
                     }
                 },
+                recv(aio_rx) -> _ => {},
                 default(wait) => {}
             }
         }

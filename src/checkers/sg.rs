@@ -15,8 +15,6 @@ use super::state::{PathState, Verdict};
 /// Attempts per check, as upstream (unit attention after a reset clears quickly).
 const ATTEMPTS: u32 = 3;
 
-nix::ioctl_read_bad!(blksszget, 0x1268, libc::c_int);
-
 /// Issues one SCSI command and keeps what the sense decoding needs.
 fn scsi_command(fd: RawFd, cdb: &[u8], data: Data<'_>, timeout: Duration) -> io::Result<ScsiCompletion> {
     let c = scsi::command(fd, cdb, data, timeout)?;
@@ -65,12 +63,7 @@ pub fn tur(fd: RawFd, timeout: Duration) -> Verdict {
 
 /// READ(10) of logical block 0, one block long.
 pub fn readsector0(fd: RawFd, timeout: Duration) -> Verdict {
-    let mut bs: libc::c_int = 0;
-    // SAFETY: BLKSSZGET writes one int.
-    let block = match unsafe { blksszget(fd, &mut bs) } {
-        Ok(_) if bs > 0 => bs as usize,
-        _ => 512,
-    };
+    let block = crate::blkdev::logical_block_size(fd).unwrap_or(512);
     let mut buf = vec![0u8; block];
     let cdb = [0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0];
     with_retries(fd, &cdb, Some(&mut buf), timeout, sense::interpret_read)

@@ -1,6 +1,6 @@
 //! Prioritizers: a number per path, higher = preferred; path groups are ordered
 //! by it. The decoders and formulas here are pure; the only device access is the
-//! thin SG_IO layer used by [`alua_getprio`].
+//! SG_IO (through [`crate::scsi`]) of [`alua_getprio`].
 //!
 //! ALUA numbers (shared by `alua` and `sysfs`): active/optimized 50,
 //! active/non-optimized 10, lba-dependent 5, standby 1, anything else 0; a
@@ -434,8 +434,8 @@ pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Resul
     }
 }
 
-/// Minimal SG_IO for INQUIRY and REPORT TARGET PORT GROUPS. Kept private to
-/// discovery; the checkers have their own sg_io_hdr (to be unified later).
+/// INQUIRY and REPORT TARGET PORT GROUPS over [`crate::scsi`], with the
+/// prioritizers' error texts.
 mod sgio {
     use std::fs::{File, OpenOptions};
     use std::os::fd::AsRawFd;

@@ -164,7 +164,7 @@ fn run<E: IoEngine>(mut eng: E, rx: Receiver<Cmd>, tx: Sender<IoErrEvent>) {
         }
     }
     // Cancel what still runs; dropping the engine then waits for in-flight reads
-    // (io_destroy) before their buffers are freed.
+    // before their buffers are freed (and leaks those of reads that never end).
     for r in s.progress() {
         s.cancel(&mut eng, &r.path);
     }
