@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use crate::checkers::state::{self as chk, Action as ChkAction, DmState, PathState, Verdict};
+use crate::checkers::state::{self as chk, Action as ChkAction, DmState, PathState};
 use crate::checkers::{self, CheckOutcome, CheckRequest, CheckerKind, Control};
 use crate::cli::format::{self as fmt, DaemonState};
 use crate::cli::parse::{Command, HandlerError};
@@ -1540,8 +1540,3 @@ fn same_layout(a: &MultipathTable, b: &MultipathTable) -> bool {
     a.features == b.features && a.hwhandler == b.hwhandler && devs(a) == devs(b)
 }
 
-
-/// Used by verdict tests of the owner.
-pub fn verdict(state: PathState) -> Verdict {
-    Verdict::new(state, "")
-}
