@@ -9,6 +9,38 @@ use crate::discovery;
 use super::{Map, Owner, Path};
 
 impl Owner {
+    /// Every path, in SCSI address order as upstream's sysfs enumeration lists them.
+    pub(super) fn path_views(&self) -> Vec<fmt::PathView> {
+        let mut v: Vec<&Path> = self.paths.values().collect();
+        v.sort_by_key(|p| (p.info.hcil.host, p.info.hcil.channel, p.info.hcil.target, p.info.hcil.lun));
+        v.into_iter().map(|p| self.path_view(p)).collect()
+    }
+
+    pub(super) fn map_views(&self) -> Vec<fmt::MapView> {
+        self.maps.values().map(|m| self.map_view(m)).collect()
+    }
+
+    /// `show marginal`: nothing at all when no path is under watch.
+    pub(super) fn marginal_text(&self) -> String {
+        let rows = self.marginal.statuses(Instant::now());
+        let mut out = String::new();
+        if !rows.is_empty() {
+            out.push_str(crate::marginal::status::header().trim_end());
+            out.push('\n');
+            for r in &rows {
+                out.push_str(crate::marginal::status::format_line(r).trim_end());
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// `show status`: path counts by checker state.
+    pub(super) fn status_text(&self) -> String {
+        let states: Vec<fmt::CheckerState> = self.paths.values().map(|p| p.rec.state).collect();
+        fmt::status(&states, self.paths.len(), false)
+    }
+
     pub(super) fn path_view(&self, p: &Path) -> fmt::PathView {
         let marginal = self.marginal.status(&p.info.dev, Instant::now()).is_some_and(|s| s.marginal) || p.rec.marginal;
         fmt::PathView {
