@@ -14,6 +14,12 @@ use crate::config::{self, LoadOptions};
 use args::Mode;
 use std::time::Duration;
 
+/// Tells systemd about a state change (start-up, reload, stop). Outside systemd there
+/// is no NOTIFY_SOCKET; that is not an error.
+pub(crate) fn notify(state: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(state);
+}
+
 /// Parses the command line and runs the daemon or the client; returns the exit code.
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let opts = match args::parse(&argv) {

@@ -4,28 +4,25 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, select, unbounded};
+use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 
 use super::args::Options;
 use super::logging::{self, Sink};
+use super::notify;
 use super::owner::{Env, MapOps, Outputs, Owner};
 use super::pidfile::{DEFAULT_PIDFILE, PidFile};
 use super::signals::{self, SignalEvent};
-use crate::checkers::{self, MonotonicClock};
-use crate::cli::server::{self, ServerConfig};
+use crate::checkers::{self, CheckOutcome, MonotonicClock};
+use crate::cli::format::DaemonState;
+use crate::cli::server::{self, Request, ServerConfig};
 use crate::config::{self, LoadOptions};
-use crate::marginal::thread::IoErrStat;
-use crate::uevent;
+use crate::marginal::thread::{IoErrEvent, IoErrStat};
+use crate::uevent::{self, Uevent};
 
 /// Threads for blocking SG_IO checks (tur, readsector0); each check is short.
 const CHECKER_WORKERS: usize = 4;
 /// Upper bound of uevents merged in one pass, so other inputs are still served in a storm.
 const UEVENT_BATCH: usize = 4096;
-
-fn notify(state: &[sd_notify::NotifyState]) {
-    // Outside systemd there is no NOTIFY_SOCKET; that is not an error.
-    let _ = sd_notify::notify(state);
-}
 
 fn uxsock_timeout(cfg: &config::Config) -> Duration {
     Duration::from_millis(cfg.setting_int("uxsock_timeout").filter(|n| *n > 0).map_or(4000, |n| n as u64))
@@ -61,7 +58,7 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
             config::Level::Notice => log::debug!("{d}"),
         }
     }
-    let code = run_threads(opts, cfg, dm);
+    let code = run_threads(opts, load, cfg, dm);
     logger.shutdown();
     code
 }
@@ -96,7 +93,12 @@ fn raise_fd_limit(want: u64) {
     }
 }
 
-fn run_threads(opts: &Options, cfg: config::Config, dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>) -> i32 {
+fn run_threads(
+    opts: &Options,
+    load: &LoadOptions,
+    cfg: config::Config,
+    dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
+) -> i32 {
     log::info!("multipathd v{}: start up", env!("CARGO_PKG_VERSION"));
     raise_fd_limit(wanted_fds(&cfg));
     notify(&[sd_notify::NotifyState::Status("configure")]);
@@ -116,10 +118,13 @@ fn run_threads(opts: &Options, cfg: config::Config, dm: impl FnOnce() -> Result<
     };
 
     let (sig_tx, sig_rx) = bounded(16);
-    if let Err(e) = signals::spawn(sig_tx) {
-        log::error!("cannot install signal handlers: {e}");
-        return 1;
-    }
+    let signals = match signals::spawn(sig_tx) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
     let (uev_tx, uev_rx) = unbounded();
     // udevd re-broadcasts processed events (with ID_SERIAL etc.); without udevd only
     // the kernel's own events exist.
@@ -128,11 +133,12 @@ fn run_threads(opts: &Options, cfg: config::Config, dm: impl FnOnce() -> Result<
     } else {
         uevent::UEVENT_GROUP_KERNEL
     };
-    let uevents = match uevent::spawn_reader(group, uev_tx) {
-        Ok(h) => Some(h),
+    // As upstream, the daemon runs on without uevents (paths are still checked).
+    let (uevents, uev_rx) = match uevent::spawn_reader(group, uev_tx) {
+        Ok(h) => (Some(h), uev_rx),
         Err(e) => {
             log::error!("cannot listen for uevents: {e}");
-            None
+            (None, never())
         }
     };
     let (chk_tx, chk_ctl) = unbounded();
@@ -146,12 +152,8 @@ fn run_threads(opts: &Options, cfg: config::Config, dm: impl FnOnce() -> Result<
     };
     let (ioerr_tx, ioerr_rx) = unbounded();
     let timeout = uxsock_timeout(&cfg);
-    let mut owner = Owner::new(
-        cfg,
-        Env { bindings_read_only: opts.bindings_read_only, ..Env::default() },
-        dm,
-        Outputs { checker: chk_tx, ioerr: IoErrStat::new(ioerr_tx) },
-    );
+    let env = Env { bindings_read_only: opts.bindings_read_only, config: load.clone(), ..Env::default() };
+    let mut owner = Owner::new(cfg, env, dm, Outputs { checker: chk_tx, ioerr: IoErrStat::new(ioerr_tx) });
     owner.coldplug();
     let (paths, maps) = owner.counts();
     log::info!("path checkers start up: {paths} paths, {maps} maps");
@@ -173,64 +175,137 @@ fn run_threads(opts: &Options, cfg: config::Config, dm: impl FnOnce() -> Result<
     };
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("up")]);
 
-    let ticker = crossbeam_channel::tick(Duration::from_secs(1));
-    loop {
-        select! {
-            recv(ticker) -> _ => owner.tick(),
-            recv(sig_rx) -> s => match s {
-                Ok(SignalEvent::Shutdown) | Err(_) => break,
-                Ok(SignalEvent::Reconfigure) => reconfigure(&mut owner),
-                Ok(SignalEvent::ReopenLog) => log::info!("reopening the log"),
-            },
-            recv(uev_rx) -> ev => if let Ok(ev) = ev {
-                // Take whatever else is queued: merging needs the whole burst.
-                let mut batch = vec![ev];
-                batch.extend(uev_rx.try_iter().take(UEVENT_BATCH - 1));
-                owner.on_uevents(batch);
-            },
-            recv(res_rx) -> r => if let Ok(r) = r { owner.on_check(r) },
-            recv(ioerr_rx) -> e => if let Ok(e) = e { owner.on_ioerr(e) },
-            recv(req_rx) -> req => {
-                let Ok(req) = req else { break };
-                match req.cmd {
-                    crate::cli::parse::Command::Shutdown => {
-                        let _ = req.reply.send(String::new());
-                        break;
-                    }
-                    crate::cli::parse::Command::Reconfigure { .. } => {
-                        reconfigure(&mut owner);
-                        let _ = req.reply.send(String::new());
-                    }
-                    cmd => {
-                        let reply = owner.on_command(cmd).unwrap_or_else(|e| e.reply().to_string());
-                        // The server may have timed the client out already.
-                        let _ = req.reply.send(reply);
-                    }
-                }
-            }
-        }
-    }
-    log::info!("multipathd: shut down");
-    notify(&[sd_notify::NotifyState::Stopping]);
-    owner.shutdown();
+    let inbox = Inbox { signals: sig_rx, uevents: uev_rx, checks: res_rx, ioerr: ioerr_rx, requests: req_rx };
+    let ended = serve(&mut owner, inbox);
+    // The owner has stopped the threads it commands (checker, io-err-stat); the
+    // others are stopped here, and every one is joined.
     server.stop();
     if let Some(u) = uevents {
         u.stop();
     }
-    let _ = checker.join();
-    0
+    if checker.join().is_err() {
+        log::error!("checker thread panicked");
+    }
+    signals.stop();
+    match ended {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
 }
 
-fn reconfigure(owner: &mut Owner) {
-    notify(&[sd_notify::NotifyState::Reloading]);
-    match config::load(&LoadOptions::default()) {
-        Ok(l) => {
-            log::info!("reconfigure: new configuration loaded");
-            owner.reconfigure(l.config);
-        }
-        Err(e) => log::error!("reconfigure failed, keeping the old configuration: {e}"),
+/// The receiving ends the main loop serves, one per worker thread.
+pub struct Inbox {
+    pub signals: Receiver<SignalEvent>,
+    pub uevents: Receiver<Uevent>,
+    pub checks: Receiver<CheckOutcome>,
+    pub ioerr: Receiver<IoErrEvent>,
+    pub requests: Receiver<Request>,
+}
+
+/// A worker thread the daemon cannot run without ended (its channel closed): the
+/// daemon shuts down and exits non-zero, so that systemd's `Restart=` starts it afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerDied {
+    /// SIGTERM and SIGHUP would no longer be heard.
+    Signals,
+    /// Paths would no longer be checked.
+    Checker,
+    /// Nobody could talk to the daemon.
+    CliServer,
+}
+
+impl std::fmt::Display for WorkerDied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WorkerDied::Signals => "the signal thread ended",
+            WorkerDied::Checker => "the checker thread ended",
+            WorkerDied::CliServer => "the CLI listener ended",
+        })
     }
-    notify(&[sd_notify::NotifyState::Ready]);
+}
+
+impl std::error::Error for WorkerDied {}
+
+/// Hands every message to the owner until it is shut down (signal or `shutdown`
+/// command), or until a worker it cannot run without ends. No arm spins on a closed
+/// channel: a fatal one shuts the owner down, the others are no longer selected.
+pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
+    let Inbox { signals, mut uevents, checks, mut ioerr, requests } = inbox;
+    let ticker = crossbeam_channel::tick(Duration::from_secs(1));
+    let mut died = None;
+    while owner.state != DaemonState::Shutdown {
+        let fatal = select! {
+            recv(ticker) -> _ => {
+                owner.tick();
+                None
+            },
+            recv(signals) -> s => match s {
+                Ok(SignalEvent::Shutdown) => {
+                    owner.shutdown();
+                    None
+                }
+                Ok(SignalEvent::Reconfigure) => {
+                    owner.reread_config();
+                    None
+                }
+                Ok(SignalEvent::ReopenLog) => {
+                    log::info!("reopening the log");
+                    None
+                }
+                Err(_) => Some(WorkerDied::Signals),
+            },
+            recv(uevents) -> ev => {
+                match ev {
+                    Ok(ev) => {
+                        // Take whatever else is queued: merging needs the whole burst.
+                        let mut batch = vec![ev];
+                        batch.extend(uevents.try_iter().take(UEVENT_BATCH - 1));
+                        owner.on_uevents(batch);
+                    }
+                    Err(_) => {
+                        // As when it cannot start: run on without uevents, paths are still checked.
+                        log::error!("uevent reader ended: new and removed paths are no longer noticed");
+                        uevents = never();
+                    }
+                }
+                None
+            },
+            recv(checks) -> r => match r {
+                Ok(r) => {
+                    owner.on_check(r);
+                    None
+                }
+                Err(_) => Some(WorkerDied::Checker),
+            },
+            recv(ioerr) -> e => {
+                match e {
+                    Ok(e) => owner.on_ioerr(e),
+                    Err(_) => {
+                        // The owner's IoErrStat keeps a sender, so in the daemon this
+                        // channel outlives the loop; a closed one only means no reports.
+                        log::error!("io-err-stat reports channel closed");
+                        ioerr = never();
+                    }
+                }
+                None
+            },
+            recv(requests) -> req => match req {
+                Ok(req) => {
+                    let reply = owner.on_command(req.cmd).unwrap_or_else(|e| e.reply().to_string());
+                    // The server may have timed the client out already.
+                    let _ = req.reply.send(reply);
+                    None
+                }
+                Err(_) => Some(WorkerDied::CliServer),
+            },
+        };
+        if let Some(w) = fatal {
+            log::error!("{w}: shutting down");
+            owner.shutdown();
+            died = Some(w);
+        }
+    }
+    died.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

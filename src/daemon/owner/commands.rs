@@ -91,9 +91,9 @@ impl Owner {
             Command::SetPrHold { map } => self.pr_update(&map, |m| m.prhold = true),
             Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = false),
 
+            Command::Reconfigure { .. } => self.reconfigure_cmd(),
+            Command::Shutdown => self.shutdown_cmd(),
             Command::ForceQueueingDaemon | Command::RestoreQueueingDaemon | Command::Quit => Ok(String::new()),
-            // Answered by the run loop before they get here.
-            Command::Shutdown | Command::Reconfigure { .. } => Ok(String::new()),
         }
     }
 
@@ -356,6 +356,20 @@ impl Owner {
         Selector::new(&self.cfg, "", "", "", &m.wwid).reservation_key().map(|s| s.value)
     }
 
+
+    // ---- the daemon ------------------------------------------------------------
+
+    /// `reconfigure`: `ok` even when the new configuration does not load (logged).
+    fn reconfigure_cmd(&mut self) -> Answer {
+        self.reread_config();
+        Ok(String::new())
+    }
+
+    /// `shutdown`: answered, then the run loop ends.
+    fn shutdown_cmd(&mut self) -> Answer {
+        self.shutdown();
+        Ok(String::new())
+    }
 }
 
 fn reset_stats(m: &mut Map) {

@@ -1,13 +1,17 @@
-//! The daemon's life: start-up (coldplug), reconfigure, shutdown.
+//! The daemon's life: start-up (coldplug), reconfigure, shutdown. SIGHUP and the
+//! `reconfigure` command both end in [`Owner::reread_config`], SIGTERM/SIGINT and the
+//! `shutdown` command in [`Owner::shutdown`]; the run loop ends once the state is
+//! `Shutdown` and joins the threads it started.
 
 use std::collections::BTreeMap;
 
 use crate::cli::format::DaemonState;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::config::propsel::Selector;
 use crate::checkers::Control;
 
 use super::Owner;
+use crate::daemon::notify;
 
 impl Owner {
     /// Discovers paths, adopts existing maps, creates missing ones.
@@ -46,7 +50,21 @@ impl Owner {
         self.state = DaemonState::Idle;
     }
 
-    /// Reads multipath.conf again and brings the maps in line without dropping any.
+    /// Reads multipath.conf again ([`super::Env::config`]) and applies it; a configuration
+    /// that does not load leaves the old one in force.
+    pub fn reread_config(&mut self) {
+        notify(&[sd_notify::NotifyState::Reloading]);
+        match config::load(&self.env.config) {
+            Ok(l) => {
+                log::info!("reconfigure: new configuration loaded");
+                self.reconfigure(l.config);
+            }
+            Err(e) => log::error!("reconfigure failed, keeping the old configuration: {e}"),
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
+    }
+
+    /// Applies a new configuration and brings the maps in line without dropping any.
     pub fn reconfigure(&mut self, cfg: Config) {
         self.state = DaemonState::Configure;
         self.cfg = cfg;
@@ -81,7 +99,11 @@ impl Owner {
         self.state = DaemonState::Idle;
     }
 
+    /// Stops the threads the owner commands (checker, io-err-stat) and enters the
+    /// `Shutdown` state, on which the run loop ends.
     pub fn shutdown(&mut self) {
+        log::info!("multipathd: shut down");
+        notify(&[sd_notify::NotifyState::Stopping]);
         self.state = DaemonState::Shutdown;
         let _ = self.out.checker.send(Control::Shutdown);
         self.out.ioerr.shutdown();

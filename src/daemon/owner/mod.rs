@@ -2,7 +2,8 @@
 //! reaches the state only through the messages handled here.
 //!
 //! One file per concern, each an `impl Owner` block:
-//! - `lifecycle.rs`: start-up (coldplug), reconfigure, shutdown
+//! - `lifecycle.rs`: start-up (coldplug), reconfigure, shutdown: the one place for
+//!   both, whether a signal or a CLI command asks
 //! - `paths.rs`: discovering, adding and removing paths
 //! - `maps.rs`: building, loading and removing maps
 //! - `checks.rs`: a check result, the 1 s tick, marginal-path (io-err-stat) events
@@ -27,7 +28,7 @@ use crossbeam_channel::Sender;
 use crate::checkers::state::{self as chk, DmState, PathState};
 use crate::checkers::{self, CheckerKind, Control};
 use crate::cli::format::DaemonState;
-use crate::config::Config;
+use crate::config::{Config, LoadOptions};
 use crate::discovery::{PathInfo, SysfsRoot};
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
@@ -80,6 +81,8 @@ pub struct Env {
     pub state_dir: PathBuf,
     /// `-B`: never write the bindings file.
     pub bindings_read_only: bool,
+    /// Where `reconfigure` (command or SIGHUP) reads multipath.conf from.
+    pub config: LoadOptions,
 }
 
 impl Default for Env {
@@ -90,6 +93,7 @@ impl Default for Env {
             dev_dir: PathBuf::from("/dev"),
             state_dir: PathBuf::from("/etc/multipath"),
             bindings_read_only: false,
+            config: LoadOptions::default(),
         }
     }
 }
