@@ -86,28 +86,61 @@ fn start() -> (Workers, Loop) {
     };
     let (chk_tx, checker) = unbounded();
     let (owner_ioerr_tx, _) = unbounded();
-    let cfg = parse_str("multipath.conf", "").expect("empty config parses").config;
-    let out = Outputs { checker: chk_tx, ioerr: IoErrStat::new(owner_ioerr_tx) };
+    let cfg = parse_str("multipath.conf", "")
+        .expect("empty config parses")
+        .config;
+    let out = Outputs {
+        checker: chk_tx,
+        ioerr: IoErrStat::new(owner_ioerr_tx),
+    };
     let mut owner = Owner::new(cfg, env, Box::new(NoMaps), out);
     let (signals, sig_rx) = bounded(16);
     let (uevents, uev_rx) = unbounded();
     let (checks, res_rx) = unbounded();
     let (ioerr, ioerr_rx) = unbounded();
     let (requests, req_rx) = unbounded();
-    let inbox = Inbox { signals: sig_rx, uevents: uev_rx, checks: res_rx, ioerr: ioerr_rx, requests: req_rx };
+    let inbox = Inbox {
+        signals: sig_rx,
+        uevents: uev_rx,
+        checks: res_rx,
+        ioerr: ioerr_rx,
+        requests: req_rx,
+    };
     let thread = std::thread::spawn(move || {
         let result = serve(&mut owner, inbox);
-        let cpu = Duration::from(clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread CPU clock"));
-        Ended { result, state: owner.state, cpu }
+        let cpu = Duration::from(
+            clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread CPU clock"),
+        );
+        Ended {
+            result,
+            state: owner.state,
+            cpu,
+        }
     });
-    (Workers { signals, uevents, checks, ioerr, requests }, Loop { checker, thread, _sys: sys })
+    (
+        Workers {
+            signals,
+            uevents,
+            checks,
+            ioerr,
+            requests,
+        },
+        Loop {
+            checker,
+            thread,
+            _sys: sys,
+        },
+    )
 }
 
 /// Waits up to `limit` for the loop to return.
 fn ended_within(thread: JoinHandle<Ended>, limit: Duration) -> Ended {
     let deadline = Instant::now() + limit;
     while !thread.is_finished() {
-        assert!(Instant::now() < deadline, "the loop did not end within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the loop did not end within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     thread.join().expect("the loop does not panic")
@@ -119,7 +152,10 @@ fn assert_fatal(l: Loop, expected: WorkerDied) {
     let ended = ended_within(l.thread, Duration::from_secs(5));
     assert_eq!(ended.result, Err(expected));
     assert_eq!(ended.state, DaemonState::Shutdown);
-    assert_eq!(l.checker.try_iter().collect::<Vec<_>>(), vec![Control::Shutdown]);
+    assert_eq!(
+        l.checker.try_iter().collect::<Vec<_>>(),
+        vec![Control::Shutdown]
+    );
 }
 
 /// A worker the daemon runs on without: the loop stops selecting its channel, keeps
@@ -133,7 +169,11 @@ fn assert_runs_on(signals: &Sender<SignalEvent>, l: Loop) {
     assert_eq!(ended.result, Ok(()));
     assert_eq!(ended.state, DaemonState::Shutdown);
     // A spin would use most of `idle` even on a busy machine.
-    assert!(ended.cpu < idle / 5, "the loop used {:?} of CPU in {idle:?}", ended.cpu);
+    assert!(
+        ended.cpu < idle / 5,
+        "the loop used {:?} of CPU in {idle:?}",
+        ended.cpu
+    );
 }
 
 #[test]
@@ -177,5 +217,8 @@ fn sigterm_ends_the_loop_cleanly() {
     w.signals.send(SignalEvent::Shutdown).unwrap();
     let ended = ended_within(l.thread, Duration::from_secs(5));
     assert_eq!(ended.result, Ok(()));
-    assert_eq!(l.checker.try_iter().collect::<Vec<_>>(), vec![Control::Shutdown]);
+    assert_eq!(
+        l.checker.try_iter().collect::<Vec<_>>(),
+        vec![Control::Shutdown]
+    );
 }

@@ -35,7 +35,9 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             0
         }
         Mode::DumpConfig => dump_config(&LoadOptions::default(), opts.verbosity.unwrap_or(2)),
-        Mode::Client(mode) => crate::cli::client::run(mode, client_timeout(&LoadOptions::default())),
+        Mode::Client(mode) => {
+            crate::cli::client::run(mode, client_timeout(&LoadOptions::default()))
+        }
         Mode::Daemon => run::run(&opts, &LoadOptions::default(), || {
             crate::dm::DmIoctl::open()
                 .map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
@@ -49,7 +51,10 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
 fn dump_config(opts: &LoadOptions, verbosity: u8) -> i32 {
     match config::show_config_offline(opts) {
         Ok((diagnostics, text)) => {
-            for d in diagnostics.iter().filter(|d| d.level != config::Level::Notice || verbosity >= 3) {
+            for d in diagnostics
+                .iter()
+                .filter(|d| d.level != config::Level::Notice || verbosity >= 3)
+            {
                 eprintln!("{d}");
             }
             print!("{text}");

@@ -25,15 +25,26 @@ const CHECKER_WORKERS: usize = 4;
 const UEVENT_BATCH: usize = 4096;
 
 fn uxsock_timeout(cfg: &config::Config) -> Duration {
-    Duration::from_millis(cfg.setting_int("uxsock_timeout").filter(|n| *n > 0).map_or(4000, |n| n as u64))
+    Duration::from_millis(
+        cfg.setting_int("uxsock_timeout")
+            .filter(|n| *n > 0)
+            .map_or(4000, |n| n as u64),
+    )
 }
 
 fn verbosity(cfg: &config::Config, opts: &Options) -> u8 {
-    opts.verbosity.unwrap_or_else(|| cfg.setting_int("verbosity").map_or(2, |n| n.clamp(0, 6) as u8))
+    opts.verbosity.unwrap_or_else(|| {
+        cfg.setting_int("verbosity")
+            .map_or(2, |n| n.clamp(0, 6) as u8)
+    })
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or `shutdown`; returns the exit code.
-pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>) -> i32 {
+pub fn run(
+    opts: &Options,
+    load: &LoadOptions,
+    dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
+) -> i32 {
     let loaded = match config::load(load) {
         Ok(l) => l,
         Err(e) => {
@@ -49,7 +60,13 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
             return 1;
         }
     }
-    let sink = if opts.foreground { Sink::Stderr { timestamps: !opts.no_timestamps } } else { Sink::Syslog };
+    let sink = if opts.foreground {
+        Sink::Stderr {
+            timestamps: !opts.no_timestamps,
+        }
+    } else {
+        Sink::Syslog
+    };
     let logger = logging::init(sink, verbosity(&cfg, opts));
     for d in &loaded.diagnostics {
         match d.level {
@@ -80,7 +97,9 @@ fn wanted_fds(cfg: &config::Config) -> u64 {
 /// which checks fail to open their device and working paths would be failed.
 fn raise_fd_limit(want: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
     if soft >= want {
         return;
     }
@@ -89,7 +108,9 @@ fn raise_fd_limit(want: u64) {
         .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard));
     match (result, getrlimit(Resource::RLIMIT_NOFILE)) {
         (Ok(()), Ok((now, _))) => log::info!("open file limit raised from {soft} to {now}"),
-        (Err(e), _) | (Ok(()), Err(e)) => log::warn!("cannot raise the open file limit from {soft} to {want}: {e}"),
+        (Err(e), _) | (Ok(()), Err(e)) => {
+            log::warn!("cannot raise the open file limit from {soft} to {want}: {e}")
+        }
     }
 }
 
@@ -143,17 +164,30 @@ fn run_threads(
     };
     let (chk_tx, chk_ctl) = unbounded();
     let (res_tx, res_rx) = unbounded();
-    let checker = match checkers::spawn_checker_loop(chk_ctl, res_tx, MonotonicClock, CHECKER_WORKERS) {
-        Ok(h) => h,
-        Err(e) => {
-            log::error!("cannot start the checker thread: {e}");
-            return 1;
-        }
-    };
+    let checker =
+        match checkers::spawn_checker_loop(chk_ctl, res_tx, MonotonicClock, CHECKER_WORKERS) {
+            Ok(h) => h,
+            Err(e) => {
+                log::error!("cannot start the checker thread: {e}");
+                return 1;
+            }
+        };
     let (ioerr_tx, ioerr_rx) = unbounded();
     let timeout = uxsock_timeout(&cfg);
-    let env = Env { bindings_read_only: opts.bindings_read_only, config: load.clone(), ..Env::default() };
-    let mut owner = Owner::new(cfg, env, dm, Outputs { checker: chk_tx, ioerr: IoErrStat::new(ioerr_tx) });
+    let env = Env {
+        bindings_read_only: opts.bindings_read_only,
+        config: load.clone(),
+        ..Env::default()
+    };
+    let mut owner = Owner::new(
+        cfg,
+        env,
+        dm,
+        Outputs {
+            checker: chk_tx,
+            ioerr: IoErrStat::new(ioerr_tx),
+        },
+    );
     owner.coldplug();
     let (paths, maps) = owner.counts();
     log::info!("path checkers start up: {paths} paths, {maps} maps");
@@ -166,16 +200,32 @@ fn run_threads(
             return 1;
         }
     };
-    let server = match server::spawn(listeners, ServerConfig { uxsock_timeout: timeout, ..ServerConfig::default() }, req_tx) {
+    let server = match server::spawn(
+        listeners,
+        ServerConfig {
+            uxsock_timeout: timeout,
+            ..ServerConfig::default()
+        },
+        req_tx,
+    ) {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot start the CLI listener: {e}");
             return 1;
         }
     };
-    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("up")]);
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("up"),
+    ]);
 
-    let inbox = Inbox { signals: sig_rx, uevents: uev_rx, checks: res_rx, ioerr: ioerr_rx, requests: req_rx };
+    let inbox = Inbox {
+        signals: sig_rx,
+        uevents: uev_rx,
+        checks: res_rx,
+        ioerr: ioerr_rx,
+        requests: req_rx,
+    };
     let ended = serve(&mut owner, inbox);
     // The owner has stopped the threads it commands (checker, io-err-stat); the
     // others are stopped here, and every one is joined.
@@ -230,7 +280,13 @@ impl std::error::Error for WorkerDied {}
 /// command), or until a worker it cannot run without ends. No arm spins on a closed
 /// channel: a fatal one shuts the owner down, the others are no longer selected.
 pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
-    let Inbox { signals, mut uevents, checks, mut ioerr, requests } = inbox;
+    let Inbox {
+        signals,
+        mut uevents,
+        checks,
+        mut ioerr,
+        requests,
+    } = inbox;
     let ticker = crossbeam_channel::tick(Duration::from_secs(1));
     let mut died = None;
     while owner.state != DaemonState::Shutdown {
@@ -314,9 +370,17 @@ mod tests {
 
     #[test]
     fn max_fds_number_or_the_kernel_ceiling() {
-        let parse = |text: &str| config::parse_str("multipath.conf", text).expect("parses").config;
+        let parse = |text: &str| {
+            config::parse_str("multipath.conf", text)
+                .expect("parses")
+                .config
+        };
         assert_eq!(wanted_fds(&parse("defaults {\n max_fds 8192\n}\n")), 8192);
-        let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open").unwrap().trim().parse().unwrap();
+        let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert_eq!(wanted_fds(&parse("defaults {\n max_fds max\n}\n")), nr_open);
         assert_eq!(wanted_fds(&parse("")), nr_open);
     }

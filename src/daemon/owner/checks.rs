@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use crate::checkers::state::{self as chk, Action as ChkAction, DmState, PathState};
 use crate::checkers::CheckOutcome;
+use crate::checkers::state::{self as chk, Action as ChkAction, DmState, PathState};
 use crate::discovery;
 use crate::marginal::state::{Action as MgAction, Event as MgEvent};
 use crate::marginal::thread::IoErrEvent;
@@ -14,7 +14,9 @@ use super::{Owner, Path, log_at};
 impl Owner {
     /// A finished check: run the path state machine and carry out its actions.
     pub fn on_check(&mut self, out: CheckOutcome) {
-        let Some(dev) = self.dev_by_id(out.path_id) else { return };
+        let Some(dev) = self.dev_by_id(out.path_id) else {
+            return;
+        };
         let Some(map_name) = self.paths.get(&dev).and_then(|p| p.map.clone()) else {
             return;
         };
@@ -24,14 +26,36 @@ impl Owner {
         let usable = matches!(out.result.state, PathState::Up | PathState::Ghost);
         if usable {
             let active = self.active_paths(&map_name);
-            let acts = self.marginal.handle(MgEvent::CheckerSawUp { path: dev.clone(), map_active_paths: active }, Instant::now());
+            let acts = self.marginal.handle(
+                MgEvent::CheckerSawUp {
+                    path: dev.clone(),
+                    map_active_paths: active,
+                },
+                Instant::now(),
+            );
             self.apply_marginal(acts);
         }
         let others = self.active_paths_except(&map_name, Some(&dev));
-        let (Some(p), Some(m)) = (self.paths.get(&dev), self.maps.get(&map_name)) else { return };
-        let ctx = chk::MapContext { other_active_paths: others, marginal_hold: self.marginal.is_held(&dev) };
-        let upd = chk::update_path_state(&p.rec, &m.rec, &out.result, &ctx, &m.policy, self.now_secs());
-        let next = if self.marginal.test_due(&dev, Instant::now()) { upd.path.tick.min(1) } else { upd.path.tick };
+        let (Some(p), Some(m)) = (self.paths.get(&dev), self.maps.get(&map_name)) else {
+            return;
+        };
+        let ctx = chk::MapContext {
+            other_active_paths: others,
+            marginal_hold: self.marginal.is_held(&dev),
+        };
+        let upd = chk::update_path_state(
+            &p.rec,
+            &m.rec,
+            &out.result,
+            &ctx,
+            &m.policy,
+            self.now_secs(),
+        );
+        let next = if self.marginal.test_due(&dev, Instant::now()) {
+            upd.path.tick.min(1)
+        } else {
+            upd.path.tick
+        };
         if let Some(p) = self.paths.get_mut(&dev) {
             p.rec = upd.path;
             p.offline = out.result.offline;
@@ -46,7 +70,13 @@ impl Owner {
             self.failback(&map_name, &dev, upd.new_path_up, upd.chkr_new_path_up);
         }
         let active = self.active_paths(&map_name);
-        let acts = self.marginal.handle(MgEvent::MapActivePathsChanged { map: map_name.clone(), active }, Instant::now());
+        let acts = self.marginal.handle(
+            MgEvent::MapActivePathsChanged {
+                map: map_name.clone(),
+                active,
+            },
+            Instant::now(),
+        );
         self.apply_marginal(acts);
         self.schedule_check(&dev, next);
     }
@@ -54,17 +84,24 @@ impl Owner {
     /// Per-group facts for failback decisions, in table order, and the group the
     /// kernel uses now (1-based; 1 when the status is unknown).
     fn group_info(&self, map: &str) -> (Vec<chk::GroupInfo>, usize) {
-        let Some(m) = self.maps.get(map) else { return (Vec::new(), 1) };
+        let Some(m) = self.maps.get(map) else {
+            return (Vec::new(), 1);
+        };
         let groups = m
             .table
             .groups
             .iter()
             .map(|g| {
-                let members: Vec<&Path> =
-                    g.paths.iter().filter_map(|tp| self.path_by_devt(&tp.dev)).collect();
+                let members: Vec<&Path> = g
+                    .paths
+                    .iter()
+                    .filter_map(|tp| self.path_by_devt(&tp.dev))
+                    .collect();
                 // A path the kernel has failed carries no IO, whatever its last check said.
-                let usable =
-                    |p: &&Path| matches!(p.rec.state, PathState::Up | PathState::Ghost) && p.rec.dm_state != DmState::Failed;
+                let usable = |p: &&Path| {
+                    matches!(p.rec.state, PathState::Up | PathState::Ghost)
+                        && p.rec.dm_state != DmState::Failed
+                };
                 let (prio, enabled_paths) =
                     discovery::pgpolicy::pg_priority(members.iter().map(|p| (p.prio, usable(p))));
                 chk::GroupInfo {
@@ -104,14 +141,18 @@ impl Owner {
             .iter()
             .position(|g| g.paths.iter().any(|tp| tp.dev == p.rec.dev_t))
             .map_or(0, |i| i + 1);
-        let others_down = m.table.groups.get(path_group.wrapping_sub(1)).is_some_and(|g| {
-            g.paths.iter().filter(|tp| tp.dev != p.rec.dev_t).all(|tp| {
-                self.paths
-                    .values()
-                    .find(|q| q.rec.dev_t == tp.dev)
-                    .is_none_or(|q| matches!(q.rec.state, PathState::Down | PathState::Shaky))
-            })
-        });
+        let others_down = m
+            .table
+            .groups
+            .get(path_group.wrapping_sub(1))
+            .is_some_and(|g| {
+                g.paths.iter().filter(|tp| tp.dev != p.rec.dev_t).all(|tp| {
+                    self.paths
+                        .values()
+                        .find(|q| q.rec.dev_t == tp.dev)
+                        .is_none_or(|q| matches!(q.rec.state, PathState::Down | PathState::Shaky))
+                })
+            });
         let input = chk::FailbackInput {
             groups: &groups,
             current_group: current,
@@ -142,7 +183,9 @@ impl Owner {
         let names: Vec<String> = self.maps.keys().cloned().collect();
         for name in names {
             let (groups, current) = self.group_info(&name);
-            let Some(m) = self.maps.get(&name) else { continue };
+            let Some(m) = self.maps.get(&name) else {
+                continue;
+            };
             let (rec, acts) = chk::map_tick(&m.rec, 1, &groups, current, &m.policy);
             if let Some(m) = self.maps.get_mut(&name) {
                 m.rec = rec;
@@ -197,11 +240,21 @@ impl Owner {
                         self.reload(&map);
                     }
                 }
-                MgAction::EnqueueTest { path, sample_time, latency_bound_ms } => {
-                    let spec = crate::marginal::sampler::TestSpec::from_enqueue(&path, sample_time, latency_bound_ms);
+                MgAction::EnqueueTest {
+                    path,
+                    sample_time,
+                    latency_bound_ms,
+                } => {
+                    let spec = crate::marginal::sampler::TestSpec::from_enqueue(
+                        &path,
+                        sample_time,
+                        latency_bound_ms,
+                    );
                     if let Err(e) = self.out.ioerr.start_test(spec) {
                         log::error!("{path}: cannot start the IO error test: {e}");
-                        let acts = self.marginal.handle(MgEvent::EnqueueFailed { path }, Instant::now());
+                        let acts = self
+                            .marginal
+                            .handle(MgEvent::EnqueueFailed { path }, Instant::now());
                         self.apply_marginal(acts);
                     }
                 }
@@ -218,11 +271,15 @@ impl Owner {
     /// Reports from the io-err-stat thread.
     pub fn on_ioerr(&mut self, ev: IoErrEvent) {
         let path = match &ev {
-            IoErrEvent::Progress { path, .. } | IoErrEvent::Finished { path, .. } | IoErrEvent::EnqueueFailed { path, .. } => {
-                path.clone()
-            }
+            IoErrEvent::Progress { path, .. }
+            | IoErrEvent::Finished { path, .. }
+            | IoErrEvent::EnqueueFailed { path, .. } => path.clone(),
         };
-        let active = self.paths.get(&path).and_then(|p| p.map.clone()).map_or(0, |m| self.active_paths(&m));
+        let active = self
+            .paths
+            .get(&path)
+            .and_then(|p| p.map.clone())
+            .map_or(0, |m| self.active_paths(&m));
         let acts = self.marginal.handle(ev.into_event(active), Instant::now());
         self.apply_marginal(acts);
     }

@@ -40,13 +40,13 @@ impl Owner {
             }
         }
         match cmd {
-            Command::ShowPaths => Ok(fmt::paths_table(&self.path_views(), fmt::PATHS_FORMAT, false)),
-            Command::ShowPathsFormat { fmt: f, raw } => Ok(fmt::paths_table(&self.path_views(), &f, raw)),
+            Command::ShowPaths => Ok(self.paths_table(fmt::PATHS_FORMAT, false)),
+            Command::ShowPathsFormat { fmt: f, raw } => Ok(self.paths_table(&f, raw)),
             Command::ShowPath { path } => self.show_path(&path),
-            Command::ShowMaps => Ok(fmt::maps_table(&self.map_views(), fmt::MAPS_FORMAT, false)),
-            Command::ShowMapsFormat { fmt: f, raw } => Ok(fmt::maps_table(&self.map_views(), &f, raw)),
-            Command::ShowMapsStatus => Ok(fmt::maps_table(&self.map_views(), fmt::MAPS_STATUS_FORMAT, false)),
-            Command::ShowMapsStats => Ok(fmt::maps_table(&self.map_views(), fmt::MAPS_STATS_FORMAT, false)),
+            Command::ShowMaps => Ok(self.maps_table(fmt::MAPS_FORMAT, false)),
+            Command::ShowMapsFormat { fmt: f, raw } => Ok(self.maps_table(&f, raw)),
+            Command::ShowMapsStatus => Ok(self.maps_table(fmt::MAPS_STATUS_FORMAT, false)),
+            Command::ShowMapsStats => Ok(self.maps_table(fmt::MAPS_STATS_FORMAT, false)),
             Command::ShowMapsTopology => Ok(fmt::topology(&self.map_views(), &self.path_views())),
             Command::ShowMapTopology { map } => self.show_map_topology(&map),
             Command::ShowMapFormat { map, fmt: f } => self.show_map_format(&map, &f),
@@ -72,7 +72,9 @@ impl Owner {
             Command::DelMap { map } => self.del_map(&map),
             Command::DelMaps => self.del_maps(),
             Command::SwitchGroup { map, group } => self.switch_group(&map, &group),
-            Command::Resize { map } | Command::Reload { map } | Command::ResetMap { map } => self.resize(&map),
+            Command::Resize { map } | Command::Reload { map } | Command::ResetMap { map } => {
+                self.resize(&map)
+            }
             Command::Suspend { map } => self.suspend(&map),
             Command::Resume { map } => self.resume(&map),
             Command::DisableQueueing { map } => self.queueing_cmd(map.as_deref(), false),
@@ -93,13 +95,18 @@ impl Owner {
 
             Command::Reconfigure { .. } => self.reconfigure_cmd(),
             Command::Shutdown => self.shutdown_cmd(),
-            Command::ForceQueueingDaemon | Command::RestoreQueueingDaemon | Command::Quit => Ok(String::new()),
+            Command::ForceQueueingDaemon | Command::RestoreQueueingDaemon => Ok(String::new()),
+            Command::Quit => Ok(String::new()),
         }
     }
 
     /// The name of the map `key` (name, WWID, dm-N or /dev/dm-N) designates.
     fn map_name(&self, key: &str) -> Result<String, HandlerError> {
-        Ok(self.find_map(key).ok_or(HandlerError::DeviceNotFound)?.name.clone())
+        Ok(self
+            .find_map(key)
+            .ok_or(HandlerError::DeviceNotFound)?
+            .name
+            .clone())
     }
 
     // ---- show ----------------------------------------------------------------
@@ -133,7 +140,12 @@ impl Owner {
     }
 
     fn del_path(&mut self, path: &str) -> Answer {
-        let dev = self.find_path(path).ok_or(HandlerError::DeviceNotFound)?.info.dev.clone();
+        let dev = self
+            .find_path(path)
+            .ok_or(HandlerError::DeviceNotFound)?
+            .info
+            .dev
+            .clone();
         self.remove_paths(&[dev]);
         Ok(String::new())
     }
@@ -142,7 +154,9 @@ impl Owner {
         let p = self.find_path(path).ok_or(HandlerError::DeviceNotFound)?;
         let (dev, devt, map) = (p.info.dev.clone(), p.rec.dev_t.clone(), p.map.clone());
         let map = map.ok_or(HandlerError::Failed)?;
-        self.dm.message(&map, &format!("fail_path {devt}")).map_err(|_| HandlerError::Failed)?;
+        self.dm
+            .message(&map, &format!("fail_path {devt}"))
+            .map_err(|_| HandlerError::Failed)?;
         if let Some(p) = self.paths.get_mut(&dev) {
             // Shown faulty until the next check finds it up and reinstates it.
             p.rec.dm_state = DmState::Failed;
@@ -156,7 +170,9 @@ impl Owner {
         let p = self.find_path(path).ok_or(HandlerError::DeviceNotFound)?;
         let (devt, map) = (p.rec.dev_t.clone(), p.map.clone());
         let map = map.ok_or(HandlerError::Failed)?;
-        self.dm.message(&map, &format!("reinstate_path {devt}")).map_err(|_| HandlerError::Failed)?;
+        self.dm
+            .message(&map, &format!("reinstate_path {devt}"))
+            .map_err(|_| HandlerError::Failed)?;
         self.refresh_status(&map);
         Ok(String::new())
     }
@@ -166,9 +182,17 @@ impl Owner {
         let (dev, dev_t) = (p.info.dev.clone(), p.rec.dev_t.clone());
         let map = p.map.clone().ok_or(HandlerError::Failed)?;
         let ev = if set {
-            MgEvent::SetMarginal { path: dev, map, dev_t }
+            MgEvent::SetMarginal {
+                path: dev,
+                map,
+                dev_t,
+            }
         } else {
-            MgEvent::UnsetMarginal { path: dev, map, dev_t }
+            MgEvent::UnsetMarginal {
+                path: dev,
+                map,
+                dev_t,
+            }
         };
         let acts = self.marginal.handle(ev, Instant::now());
         self.apply_marginal(acts);
@@ -191,8 +215,12 @@ impl Owner {
         if self.find_map(map).is_some() {
             return Ok(String::new());
         }
-        let devs: Vec<String> =
-            self.paths.values().filter(|p| p.info.wwid.as_deref() == Some(map)).map(|p| p.info.dev.clone()).collect();
+        let devs: Vec<String> = self
+            .paths
+            .values()
+            .filter(|p| p.info.wwid.as_deref() == Some(map))
+            .map(|p| p.info.dev.clone())
+            .collect();
         if devs.is_empty() {
             return Err(HandlerError::DeviceNotFound);
         }
@@ -241,7 +269,9 @@ impl Owner {
     fn switch_group(&mut self, map: &str, group: &str) -> Answer {
         let name = self.map_name(map)?;
         let n: usize = group.parse().map_err(|_| HandlerError::Failed)?;
-        self.dm.message(&name, &format!("switch_group {n}")).map_err(|_| HandlerError::Failed)?;
+        self.dm
+            .message(&name, &format!("switch_group {n}"))
+            .map_err(|_| HandlerError::Failed)?;
         self.refresh_status(&name);
         Ok(String::new())
     }
@@ -260,7 +290,12 @@ impl Owner {
 
     fn queueing_cmd(&mut self, map: Option<&str>, restore: bool) -> Answer {
         let names: Vec<String> = match map {
-            Some(k) => vec![self.find_map(k).ok_or(HandlerError::DeviceNotFound)?.name.clone()],
+            Some(k) => vec![
+                self.find_map(k)
+                    .ok_or(HandlerError::DeviceNotFound)?
+                    .name
+                    .clone(),
+            ],
             None => self.maps.keys().cloned().collect(),
         };
         for n in names {
@@ -283,14 +318,23 @@ impl Owner {
     /// sysfs, then a reload.
     fn resize(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
-        let devs = self.maps.get(&name).map(|m| m.paths.clone()).unwrap_or_default();
+        let devs = self
+            .maps
+            .get(&name)
+            .map(|m| m.paths.clone())
+            .unwrap_or_default();
         for d in &devs {
-            let size = read_trimmed(&self.env.sysfs.sys("block").join(d).join("size")).and_then(|s| s.parse().ok());
+            let size = read_trimmed(&self.env.sysfs.sys("block").join(d).join("size"))
+                .and_then(|s| s.parse().ok());
             if let (Some(p), Some(size)) = (self.paths.get_mut(d), size) {
                 p.info.size = size;
             }
         }
-        let sectors = devs.iter().filter_map(|d| self.paths.get(d)).map(|p| p.info.size).max();
+        let sectors = devs
+            .iter()
+            .filter_map(|d| self.paths.get(d))
+            .map(|p| p.info.size)
+            .max();
         if let (Some(m), Some(sectors)) = (self.maps.get_mut(&name), sectors) {
             if sectors != m.sectors {
                 log::info!("{name}: size {} -> {sectors} sectors", m.sectors);
@@ -326,7 +370,10 @@ impl Owner {
 
     fn get_pr_key(&self, map: &str) -> Answer {
         let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
-        let configured = self.reservation_key(m).filter(|k| k != "file").and_then(|k| normalize_prkey(&k));
+        let configured = self
+            .reservation_key(m)
+            .filter(|k| k != "file")
+            .and_then(|k| normalize_prkey(&k));
         Ok(match m.prkey.clone().or(configured) {
             Some(k) => format!("{k}\n"),
             None => "none\n".to_string(),
@@ -345,7 +392,11 @@ impl Owner {
     }
 
     fn pr_update(&mut self, map: &str, f: impl FnOnce(&mut Map)) -> Answer {
-        let name = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+        let name = self
+            .find_map(map)
+            .ok_or(HandlerError::DeviceNotFound)?
+            .name
+            .clone();
         if let Some(m) = self.maps.get_mut(&name) {
             f(m);
         }
@@ -353,9 +404,10 @@ impl Owner {
     }
 
     fn reservation_key(&self, m: &Map) -> Option<String> {
-        Selector::new(&self.cfg, "", "", "", &m.wwid).reservation_key().map(|s| s.value)
+        Selector::new(&self.cfg, "", "", "", &m.wwid)
+            .reservation_key()
+            .map(|s| s.value)
     }
-
 
     // ---- the daemon ------------------------------------------------------------
 
@@ -388,7 +440,12 @@ fn normalize_prkey(key: &str) -> Option<String> {
         Some(h) => (h, true),
         None => (key, false),
     };
-    let digits = hex.strip_prefix("0x").or_else(|| hex.strip_prefix("0X")).unwrap_or(hex);
-    let value = u64::from_str_radix(digits, 16).ok().filter(|_| !digits.is_empty() && digits.len() <= 16)?;
+    let digits = hex
+        .strip_prefix("0x")
+        .or_else(|| hex.strip_prefix("0X"))
+        .unwrap_or(hex);
+    let value = u64::from_str_radix(digits, 16)
+        .ok()
+        .filter(|_| !digits.is_empty() && digits.len() <= 16)?;
     Some(format!("0x{value:x}{}", if aptpl { ":aptpl" } else { "" }))
 }

@@ -36,7 +36,8 @@ impl Owner {
         }
         let file = discovery::bindings::BindingsFile::new(self.env.state_dir.join("bindings"));
         let taken = |name: &str| {
-            self.maps.contains_key(name) || self.kernel_maps.iter().any(|(n, w)| n == name && w != wwid)
+            self.maps.contains_key(name)
+                || self.kernel_maps.iter().any(|(n, w)| n == name && w != wwid)
         };
         match file.alias_for(wwid, &sel.alias_prefix().value, None, &taken) {
             Ok((Some((alias, _)), issues)) => {
@@ -75,10 +76,24 @@ impl Owner {
     }
 
     /// Creates, reloads or adopts the map for `wwid` over `devs`.
-    pub(super) fn setup_map(&mut self, wwid: &str, mut devs: Vec<String>, existing: Option<ExistingMap>) {
+    pub(super) fn setup_map(
+        &mut self,
+        wwid: &str,
+        mut devs: Vec<String>,
+        existing: Option<ExistingMap>,
+    ) {
         // Discovery order decides ties between equal groups: upstream enumerates devices
         // by sysfs device path, i.e. by SCSI address, not by kernel name (sdc before sdaa).
-        devs.sort_by_key(|d| self.paths.get(d).map(|p| (p.info.hcil.host, p.info.hcil.channel, p.info.hcil.target, p.info.hcil.lun)));
+        devs.sort_by_key(|d| {
+            self.paths.get(d).map(|p| {
+                (
+                    p.info.hcil.host,
+                    p.info.hcil.channel,
+                    p.info.hcil.target,
+                    p.info.hcil.lun,
+                )
+            })
+        });
         let name = match &existing {
             Some(m) => m.name.clone(),
             None => self.alias_for(wwid),
@@ -90,7 +105,12 @@ impl Owner {
         for l in &plan.log {
             log::debug!("{l}");
         }
-        let sectors = devs.iter().filter_map(|d| self.paths.get(d)).map(|p| p.info.size).max().unwrap_or(0);
+        let sectors = devs
+            .iter()
+            .filter_map(|d| self.paths.get(d))
+            .map(|p| p.info.size)
+            .max()
+            .unwrap_or(0);
         let params = match plan.table.format() {
             Ok(p) => p,
             Err(e) => {
@@ -99,7 +119,11 @@ impl Owner {
             }
         };
         let (minor, action) = match &existing {
-            Some(m) if MultipathTable::parse(&m.table).map(|t| same_layout(&t, &plan.table)).unwrap_or(false) => {
+            Some(m)
+                if MultipathTable::parse(&m.table)
+                    .map(|t| same_layout(&t, &plan.table))
+                    .unwrap_or(false) =>
+            {
                 log::info!("{name}: adopted existing map ({wwid})");
                 (m.minor, None)
             }
@@ -114,11 +138,16 @@ impl Owner {
                     (m.minor, None)
                 }
             },
-            None => match self.dm.create_map(&name, &crate::dm::map_uuid(wwid), sectors, &params) {
+            None => match self
+                .dm
+                .create_map(&name, &crate::dm::map_uuid(wwid), sectors, &params)
+            {
                 Ok(minor) => {
                     log::info!("create: {name} ({wwid}) dm-{minor} {params}");
                     // find_multipaths strict/smart consult this file later (and multipath -u).
-                    if let Err(e) = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid) {
+                    if let Err(e) =
+                        discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid)
+                    {
                         log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
                     }
                     (minor, Some("create"))
@@ -129,23 +158,51 @@ impl Owner {
                 }
             },
         };
-        self.install_map(&name, wwid, minor, sectors.max(existing.map_or(0, |m| m.sectors)), devs, plan, action);
+        self.install_map(
+            &name,
+            wwid,
+            minor,
+            sectors.max(existing.map_or(0, |m| m.sectors)),
+            devs,
+            plan,
+            action,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn install_map(&mut self, name: &str, wwid: &str, minor: u32, sectors: u64, devs: Vec<String>, plan: MapPlan, action: Option<&str>) {
+    fn install_map(
+        &mut self,
+        name: &str,
+        wwid: &str,
+        minor: u32,
+        sectors: u64,
+        devs: Vec<String>,
+        plan: MapPlan,
+        action: Option<&str>,
+    ) {
         let first = devs.first().and_then(|d| self.paths.get(d));
         let (v, p, r) = first.map_or((String::new(), String::new(), String::new()), |x| {
-            (x.info.vendor.clone(), x.info.product.clone(), x.info.rev.clone())
+            (
+                x.info.vendor.clone(),
+                x.info.product.clone(),
+                x.info.rev.clone(),
+            )
         });
         let sel = Selector::new(&self.cfg, &v, &p, &r, wwid);
         let policy = policy::checker_policy(&self.cfg, &sel);
         self.marginal.set_map_config(name, policy::marginal(&sel));
         let queueing = plan.table.features.iter().any(|f| f == "queue_if_no_path");
-        let ordered: Vec<String> = plan.groups.iter().flat_map(|g| g.paths.iter().map(|&i| devs[i].clone())).collect();
+        let ordered: Vec<String> = plan
+            .groups
+            .iter()
+            .flat_map(|g| g.paths.iter().map(|&i| devs[i].clone()))
+            .collect();
         let rec = chk::MapRecord::new(name, &policy, queueing);
         let loads = self.maps.get(name).map_or(0, |m| m.loads) + 1;
-        let prev = self.maps.get(name).map(|m| (m.prstatus, m.prkey.clone(), m.prhold));
+        let prev = self
+            .maps
+            .get(name)
+            .map(|m| (m.prstatus, m.prkey.clone(), m.prhold));
         self.maps.insert(
             name.to_string(),
             Map {
@@ -178,7 +235,9 @@ impl Owner {
     }
 
     pub(super) fn refresh_status(&mut self, name: &str) {
-        let Ok(text) = self.dm.status(name) else { return };
+        let Ok(text) = self.dm.status(name) else {
+            return;
+        };
         let Ok(st) = MultipathStatus::parse(&text) else {
             log::warn!("{name}: cannot parse status '{text}'");
             return;
@@ -188,7 +247,11 @@ impl Owner {
                 if let Some(p) = self.paths.get_mut(dev)
                     && let Some((_, ps)) = st.path(&p.rec.dev_t)
                 {
-                    p.rec.dm_state = if ps.active { DmState::Active } else { DmState::Failed };
+                    p.rec.dm_state = if ps.active {
+                        DmState::Active
+                    } else {
+                        DmState::Failed
+                    };
                 }
             }
             m.status = Some(st);
@@ -199,9 +262,17 @@ impl Owner {
     /// creating only where find_multipaths allows.
     pub(super) fn assemble(&mut self, wwids: impl IntoIterator<Item = String>) {
         for wwid in wwids {
-            let devs: Vec<String> =
-                self.paths.values().filter(|p| p.info.wwid.as_deref() == Some(wwid.as_str())).map(|p| p.info.dev.clone()).collect();
-            let existing = self.maps.values().find(|m| m.wwid == wwid).map(Map::as_existing);
+            let devs: Vec<String> = self
+                .paths
+                .values()
+                .filter(|p| p.info.wwid.as_deref() == Some(wwid.as_str()))
+                .map(|p| p.info.dev.clone())
+                .collect();
+            let existing = self
+                .maps
+                .values()
+                .find(|m| m.wwid == wwid)
+                .map(Map::as_existing);
             if existing.is_none() && !self.should_multipath(&wwid, devs.len()) {
                 continue;
             }
@@ -220,10 +291,14 @@ impl Owner {
             log::warn!("{map}: message '{msg}' failed: {e}");
         }
     }
-
 }
 
 fn same_layout(a: &MultipathTable, b: &MultipathTable) -> bool {
-    let devs = |t: &MultipathTable| t.groups.iter().map(|g| g.paths.iter().map(|p| p.dev.clone()).collect::<Vec<_>>()).collect::<Vec<_>>();
+    let devs = |t: &MultipathTable| {
+        t.groups
+            .iter()
+            .map(|g| g.paths.iter().map(|p| p.dev.clone()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
     a.features == b.features && a.hwhandler == b.hwhandler && devs(a) == devs(b)
 }

@@ -41,7 +41,13 @@ pub trait MapOps: Send {
     /// Existing `multipath` maps (uuid `mpath-…`).
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, String>;
     /// Creates and resumes a map; returns its minor number.
-    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, String>;
+    fn create_map(
+        &mut self,
+        name: &str,
+        uuid: &str,
+        sectors: u64,
+        params: &str,
+    ) -> Result<u32, String>;
     /// Loads a new table into a live map and swaps it in without flushing queued IO.
     fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), String>;
     fn message(&mut self, name: &str, msg: &str) -> Result<(), String>;
@@ -192,7 +198,10 @@ fn log_at(level: u8, text: &str) {
 }
 
 fn read_trimmed(p: &std::path::Path) -> Option<String> {
-    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 impl Owner {
@@ -235,7 +244,9 @@ impl Owner {
     fn find_map(&self, key: &str) -> Option<&Map> {
         let key = key.strip_prefix("/dev/").unwrap_or(key);
         self.maps.values().find(|m| {
-            m.name == key || m.wwid == key || key.strip_prefix("dm-").and_then(|n| n.parse().ok()) == Some(m.minor)
+            m.name == key
+                || m.wwid == key
+                || key.strip_prefix("dm-").and_then(|n| n.parse().ok()) == Some(m.minor)
         })
     }
 
@@ -255,7 +266,10 @@ impl Owner {
                 .iter()
                 .filter(|d| Some(d.as_str()) != except)
                 .filter_map(|d| self.paths.get(d))
-                .filter(|p| matches!(p.rec.state, PathState::Up | PathState::Ghost) && p.rec.dm_state != DmState::Failed)
+                .filter(|p| {
+                    matches!(p.rec.state, PathState::Up | PathState::Ghost)
+                        && p.rec.dm_state != DmState::Failed
+                })
                 .count()
         })
     }

@@ -17,21 +17,31 @@ impl Owner {
     pub(super) fn scan(&self) -> Vec<PathInfo> {
         let cfg = &self.cfg;
         let uid = |p: &PathInfo| {
-            Selector::new(cfg, &p.vendor, &p.product, &p.rev, "").uid_attribute(&p.dev).value
+            Selector::new(cfg, &p.vendor, &p.product, &p.rev, "")
+                .uid_attribute(&p.dev)
+                .value
         };
-        let opts = discovery::ScanOptions { udev_data_dir: &self.env.udev_dir, uid_attribute: &uid };
+        let opts = discovery::ScanOptions {
+            udev_data_dir: &self.env.udev_dir,
+            uid_attribute: &uid,
+        };
         let res = discovery::sysfs::scan_paths(&self.env.sysfs, &opts);
         for s in &res.skipped {
             log::debug!("{}: skipped: {}", s.dev, s.reason);
         }
         let bl = self.blacklist();
-        res.paths.into_iter().filter(|p| self.blacklist_reason(&bl, p).is_none()).collect()
+        res.paths
+            .into_iter()
+            .filter(|p| self.blacklist_reason(&bl, p).is_none())
+            .collect()
     }
 
     /// The blacklist in force. NVMe namespaces stay out of the default devnode
     /// exception when the kernel does native NVMe multipathing.
     pub(super) fn blacklist(&self) -> Blacklist {
-        let native = read_trimmed(&self.env.sysfs.sys("module/nvme_core/parameters/multipath")).as_deref() == Some("Y");
+        let native = read_trimmed(&self.env.sysfs.sys("module/nvme_core/parameters/multipath"))
+            .as_deref()
+            == Some("Y");
         Blacklist::new(&self.cfg, native)
     }
 
@@ -39,7 +49,11 @@ impl Owner {
     fn blacklist_reason(&self, bl: &Blacklist, p: &PathInfo) -> Option<String> {
         let sel = Selector::new(&self.cfg, &p.vendor, &p.product, &p.rev, "");
         let uid = sel.uid_attribute(&p.dev).value;
-        let props: Vec<&str> = p.udev.as_ref().map(|u| u.0.iter().map(|(k, _)| k.as_str()).collect()).unwrap_or_default();
+        let props: Vec<&str> = p
+            .udev
+            .as_ref()
+            .map(|u| u.0.iter().map(|(k, _)| k.as_str()).collect())
+            .unwrap_or_default();
         let code = bl.filter_path(&crate::config::blacklist::PathInfo {
             devnode: &p.dev,
             vendor: &p.vendor,
@@ -62,7 +76,9 @@ impl Owner {
     /// times, `retrigger_delay` seconds apart, before the sysfs WWID is used.
     pub(super) fn waits_for_udev(&mut self, info: &PathInfo) -> bool {
         let from_udev = matches!(info.wwid_source, Some(discovery::WwidSource::Udev(_)));
-        let attr = Selector::new(&self.cfg, &info.vendor, &info.product, &info.rev, "").uid_attribute(&info.dev).value;
+        let attr = Selector::new(&self.cfg, &info.vendor, &info.product, &info.rev, "")
+            .uid_attribute(&info.dev)
+            .value;
         if from_udev || attr.is_empty() || !self.env.udev_dir.is_dir() {
             self.udev_pending.remove(&info.dev);
             return false;
@@ -70,13 +86,23 @@ impl Owner {
         let tries = self.cfg.setting_int("retrigger_tries").unwrap_or(3);
         let delay = self.cfg.setting_int("retrigger_delay").unwrap_or(10).max(1) as u64;
         let now = self.now_secs();
-        let entry = self.udev_pending.entry(info.dev.clone()).or_insert((0, now + delay));
+        let entry = self
+            .udev_pending
+            .entry(info.dev.clone())
+            .or_insert((0, now + delay));
         if entry.0 >= tries {
-            log::warn!("{}: udev has no {attr} after {tries} retriggers, using the WWID from sysfs", info.dev);
+            log::warn!(
+                "{}: udev has no {attr} after {tries} retriggers, using the WWID from sysfs",
+                info.dev
+            );
             self.udev_pending.remove(&info.dev);
             return false;
         }
-        log::info!("{}: waiting for udev to set {attr} (retrigger {}/{tries})", info.dev, entry.0);
+        log::info!(
+            "{}: waiting for udev to set {attr} (retrigger {}/{tries})",
+            info.dev,
+            entry.0
+        );
         true
     }
 
@@ -85,9 +111,16 @@ impl Owner {
         let now = self.now_secs();
         let delay = self.cfg.setting_int("retrigger_delay").unwrap_or(10).max(1) as u64;
         let tries = self.cfg.setting_int("retrigger_tries").unwrap_or(3);
-        let due: Vec<String> = self.udev_pending.iter().filter(|(_, (_, at))| *at <= now).map(|(d, _)| d.clone()).collect();
+        let due: Vec<String> = self
+            .udev_pending
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(d, _)| d.clone())
+            .collect();
         for dev in due {
-            let Some(entry) = self.udev_pending.get_mut(&dev) else { continue };
+            let Some(entry) = self.udev_pending.get_mut(&dev) else {
+                continue;
+            };
             entry.0 += 1;
             entry.1 = now + delay;
             if entry.0 >= tries {
@@ -97,20 +130,36 @@ impl Owner {
             }
             let uevent = self.env.sysfs.sys("block").join(&dev).join("uevent");
             if let Err(e) = std::fs::write(&uevent, "change") {
-                log::warn!("{dev}: cannot retrigger udev through {}: {e}", uevent.display());
+                log::warn!(
+                    "{dev}: cannot retrigger udev through {}: {e}",
+                    uevent.display()
+                );
             }
         }
     }
 
     pub(super) fn add_path_info(&mut self, info: PathInfo) {
-        let sel = Selector::new(&self.cfg, &info.vendor, &info.product, &info.rev, info.wwid.as_deref().unwrap_or(""));
+        let sel = Selector::new(
+            &self.cfg,
+            &info.vendor,
+            &info.product,
+            &info.rev,
+            info.wwid.as_deref().unwrap_or(""),
+        );
         let checker_name = sel.checker().value;
         let checker = checkers::checker_by_name(&checker_name).unwrap_or_else(|e| {
             log::warn!("{}: {e}", info.dev);
             CheckerKind::Tur
         });
         let (prio_name, prio) = self.prioritize(&sel, &info);
-        let dh_state = read_trimmed(&self.env.sysfs.sys("block").join(&info.dev).join("device/dh_state"));
+        let dh_state = read_trimmed(
+            &self
+                .env
+                .sysfs
+                .sys("block")
+                .join(&info.dev)
+                .join("device/dh_state"),
+        );
         let devt = format!("{}:{}", info.devt.0, info.devt.1);
         let policy = policy::checker_policy(&self.cfg, &sel);
         let id = self.next_id;
@@ -118,7 +167,12 @@ impl Owner {
         let rec = chk::PathRecord::new(&info.dev, &devt, checker.name(), &policy);
         let offline = checkers::sysfs::state_from_sysfs(&info.state).is_some_and(|v| v.offline);
         let check_timeout = self.check_timeout(&sel, &info.dev);
-        log::debug!("{}: path_checker = {} {}", info.dev, checker.name(), sel.checker().origin);
+        log::debug!(
+            "{}: path_checker = {} {}",
+            info.dev,
+            checker.name(),
+            sel.checker().origin
+        );
         log::debug!("{}: prio = {prio_name} ({prio})", info.dev);
         if let Some(old) = self.paths.get(&info.dev) {
             self.dev_by_devt.remove(&old.rec.dev_t);
@@ -128,7 +182,18 @@ impl Owner {
         self.dev_by_path_id.insert(id, info.dev.clone());
         self.paths.insert(
             info.dev.clone(),
-            Path { info, id, rec, prio, prio_name, checker, map: None, dh_state, offline, check_timeout },
+            Path {
+                info,
+                id,
+                rec,
+                prio,
+                prio_name,
+                checker,
+                map: None,
+                dh_state,
+                offline,
+                check_timeout,
+            },
         );
     }
 
@@ -144,10 +209,17 @@ impl Owner {
         };
         let (p, args) = match detected {
             Some(p) => (p, String::new()),
-            None => (Prio::from_name(&configured.0).unwrap_or(Prio::Const), configured.1),
+            None => (
+                Prio::from_name(&configured.0).unwrap_or(Prio::Const),
+                configured.1,
+            ),
         };
         let mut rng = || std::process::id().wrapping_mul(2654435761);
-        let regex = |re: &str, s: &str| crate::config::regex::ConfigRegex::new(re).ok().map(|r| r.is_match(s));
+        let regex = |re: &str, s: &str| {
+            crate::config::regex::ConfigRegex::new(re)
+                .ok()
+                .map(|r| r.is_match(s))
+        };
         let mut env = prio::PrioEnv {
             root: &self.env.sysfs,
             dev_dir: &self.env.dev_dir,
@@ -195,8 +267,15 @@ impl Owner {
             return Ok(None);
         }
         let cfg = &self.cfg;
-        let uid = |p: &PathInfo| Selector::new(cfg, &p.vendor, &p.product, &p.rev, "").uid_attribute(&p.dev).value;
-        let opts = discovery::ScanOptions { udev_data_dir: &self.env.udev_dir, uid_attribute: &uid };
+        let uid = |p: &PathInfo| {
+            Selector::new(cfg, &p.vendor, &p.product, &p.rev, "")
+                .uid_attribute(&p.dev)
+                .value
+        };
+        let opts = discovery::ScanOptions {
+            udev_data_dir: &self.env.udev_dir,
+            uid_attribute: &uid,
+        };
         let info = match discovery::sysfs::path_info(&self.env.sysfs, dev, &opts) {
             Ok(i) => i,
             Err(e) => {
@@ -238,11 +317,15 @@ impl Owner {
     pub(super) fn remove_paths(&mut self, devs: &[String]) -> std::collections::BTreeSet<String> {
         let mut touched = std::collections::BTreeSet::new();
         for dev in devs {
-            let Some(p) = self.paths.remove(dev) else { continue };
+            let Some(p) = self.paths.remove(dev) else {
+                continue;
+            };
             self.dev_by_devt.remove(&p.rec.dev_t);
             self.dev_by_path_id.remove(&p.id);
             let _ = self.out.checker.send(Control::Remove(p.id));
-            let acts = self.marginal.handle(MgEvent::PathRemoved { path: dev.clone() }, Instant::now());
+            let acts = self
+                .marginal
+                .handle(MgEvent::PathRemoved { path: dev.clone() }, Instant::now());
             self.apply_marginal(acts);
             if let Some(map) = p.map {
                 log::info!("{dev}: path removed from map {map}");
@@ -250,7 +333,9 @@ impl Owner {
             }
         }
         for map in &touched {
-            let Some(m) = self.maps.get_mut(map) else { continue };
+            let Some(m) = self.maps.get_mut(map) else {
+                continue;
+            };
             m.paths.retain(|d| !devs.contains(d));
             if m.paths.is_empty() {
                 log::info!("{map}: last path removed, keeping the map");

@@ -18,7 +18,9 @@ impl Owner {
         let is_blacklisted = |name: &str| !name.starts_with("dm-") && bl.filter_devnode(name) > 0;
         let cfg = &self.cfg;
         let wwid_of = |e: &crate::uevent::Uevent| {
-            let attr = Selector::new(cfg, "", "", "", "").uid_attribute(e.kernel_name()).value;
+            let attr = Selector::new(cfg, "", "", "", "")
+                .uid_attribute(e.kernel_name())
+                .value;
             e.get(&attr).filter(|w| !w.is_empty()).map(str::to_owned)
         };
         for entry in crate::uevent::merge_batch(batch, &is_blacklisted, &wwid_of) {
@@ -27,7 +29,12 @@ impl Owner {
                 continue;
             }
             let devs: Vec<String> = entry.all().filter_map(|e| e.devname.clone()).collect();
-            log::debug!("{} merged {} uevents: {}", entry.uevent.action, devs.len(), devs.join(" "));
+            log::debug!(
+                "{} merged {} uevents: {}",
+                entry.uevent.action,
+                devs.len(),
+                devs.join(" ")
+            );
             match entry.uevent.action.as_str() {
                 "add" => {
                     self.add_paths(&devs);
@@ -51,7 +58,11 @@ impl Owner {
             if let (Some(dev), crate::uevent::DmPathAction::PathFailed) = (dev, action.action) {
                 let active = self.active_paths(&map);
                 let acts = self.marginal.handle(
-                    MgEvent::PathFailed { path: dev.clone(), map: map.clone(), map_active_paths: active },
+                    MgEvent::PathFailed {
+                        path: dev.clone(),
+                        map: map.clone(),
+                        map_active_paths: active,
+                    },
                     Instant::now(),
                 );
                 if let Some(p) = self.paths.get_mut(&dev) {
@@ -66,7 +77,9 @@ impl Owner {
         if ev.subsystem.as_deref() != Some("block") {
             return;
         }
-        let Some(dev) = ev.devname.clone() else { return };
+        let Some(dev) = ev.devname.clone() else {
+            return;
+        };
         match ev.action.as_str() {
             // udev's `change` completes a path that waited for its properties
             "add" | "change" if !self.paths.contains_key(&dev) => {

@@ -12,12 +12,29 @@ impl Owner {
     /// Every path, in SCSI address order as upstream's sysfs enumeration lists them.
     pub(super) fn path_views(&self) -> Vec<fmt::PathView> {
         let mut v: Vec<&Path> = self.paths.values().collect();
-        v.sort_by_key(|p| (p.info.hcil.host, p.info.hcil.channel, p.info.hcil.target, p.info.hcil.lun));
+        v.sort_by_key(|p| {
+            (
+                p.info.hcil.host,
+                p.info.hcil.channel,
+                p.info.hcil.target,
+                p.info.hcil.lun,
+            )
+        });
         v.into_iter().map(|p| self.path_view(p)).collect()
     }
 
     pub(super) fn map_views(&self) -> Vec<fmt::MapView> {
         self.maps.values().map(|m| self.map_view(m)).collect()
+    }
+
+    /// `show paths` (also with a format): one row per path.
+    pub(super) fn paths_table(&self, format: &str, raw: bool) -> String {
+        fmt::paths_table(&self.path_views(), format, raw)
+    }
+
+    /// `show maps` (also status, stats or a format): one row per map.
+    pub(super) fn maps_table(&self, format: &str, raw: bool) -> String {
+        fmt::maps_table(&self.map_views(), format, raw)
     }
 
     /// `show marginal`: nothing at all when no path is under watch.
@@ -42,7 +59,11 @@ impl Owner {
     }
 
     pub(super) fn path_view(&self, p: &Path) -> fmt::PathView {
-        let marginal = self.marginal.status(&p.info.dev, Instant::now()).is_some_and(|s| s.marginal) || p.rec.marginal;
+        let marginal = self
+            .marginal
+            .status(&p.info.dev, Instant::now())
+            .is_some_and(|s| s.marginal)
+            || p.rec.marginal;
         fmt::PathView {
             dev: p.info.dev.clone(),
             dev_t: p.rec.dev_t.clone(),
@@ -90,22 +111,39 @@ impl Owner {
                     .filter_map(|tp| self.path_by_devt(&tp.dev))
                     .map(|p| self.path_view(p))
                     .collect();
-                let state = match m.status.as_ref().and_then(|s| s.groups.get(gi)).map(|g| g.state.as_char()) {
+                let state = match m
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.groups.get(gi))
+                    .map(|g| g.state.as_char())
+                {
                     Some('A') => fmt::PgState::Active,
                     Some('E') => fmt::PgState::Enabled,
                     Some('D') => fmt::PgState::Disabled,
                     _ => fmt::PgState::Undef,
                 };
-                let (priority, _) = discovery::pgpolicy::pg_priority(
-                    paths.iter().map(|p| (p.priority, matches!(p.state, fmt::CheckerState::Up | fmt::CheckerState::Ghost))),
-                );
-                fmt::PathGroupView { priority, state, marginal: paths.iter().all(|p| p.marginal) && !paths.is_empty(), paths }
+                let (priority, _) = discovery::pgpolicy::pg_priority(paths.iter().map(|p| {
+                    (
+                        p.priority,
+                        matches!(p.state, fmt::CheckerState::Up | fmt::CheckerState::Ghost),
+                    )
+                }));
+                fmt::PathGroupView {
+                    priority,
+                    state,
+                    marginal: paths.iter().all(|p| p.marginal) && !paths.is_empty(),
+                    paths,
+                }
             })
             .collect();
         fmt::MapView {
             name: m.name.clone(),
             wwid: m.wwid.clone(),
-            dm: Some(fmt::DmInfo { minor: m.minor, read_only: false, suspended: false }),
+            dm: Some(fmt::DmInfo {
+                minor: m.minor,
+                read_only: false,
+                suspended: false,
+            }),
             failback: m.policy.failback,
             failback_tick: m.rec.failback_tick,
             no_path_retry: m.rec.no_path_retry,
@@ -131,7 +169,11 @@ impl Owner {
     pub(super) fn devices(&self) -> Vec<(String, fmt::DeviceStatus)> {
         let bl = self.blacklist();
         let mut names: Vec<String> = std::fs::read_dir(self.env.sysfs.sys("block"))
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         names
@@ -153,9 +195,13 @@ impl Owner {
     pub(super) fn blacklist_view(&self) -> fmt::BlacklistView {
         let (bl, ex) = crate::config::blacklist::effective_lists(&self.cfg, false);
         let user = (&self.cfg.blacklist, &self.cfg.exceptions);
-        let pats = |list: &[crate::config::model::Pattern], mine: &[crate::config::model::Pattern]| {
+        let pats = |list: &[crate::config::model::Pattern],
+                    mine: &[crate::config::model::Pattern]| {
             list.iter()
-                .map(|p| fmt::BlacklistRule { text: p.text.clone(), from_config: mine.iter().any(|m| m.text == p.text) })
+                .map(|p| fmt::BlacklistRule {
+                    text: p.text.clone(),
+                    from_config: mine.iter().any(|m| m.text == p.text),
+                })
                 .collect::<Vec<_>>()
         };
         let dev_text = |d: &crate::config::model::BlacklistDevice| {
@@ -165,7 +211,8 @@ impl Owner {
                 d.product.as_ref().map_or("", |p| p.text.as_str())
             )
         };
-        let devs = |list: &[crate::config::model::BlacklistDevice], mine: &[crate::config::model::BlacklistDevice]| {
+        let devs = |list: &[crate::config::model::BlacklistDevice],
+                    mine: &[crate::config::model::BlacklistDevice]| {
             list.iter()
                 .map(|d| fmt::BlacklistRule {
                     text: dev_text(d),
@@ -174,15 +221,31 @@ impl Owner {
                 .collect::<Vec<_>>()
         };
         fmt::BlacklistView {
-            devnode: (pats(&bl.devnode, &user.0.devnode), pats(&ex.devnode, &user.1.devnode)),
-            property: (pats(&bl.property, &user.0.property), pats(&ex.property, &user.1.property)),
-            protocol: (pats(&bl.protocol, &user.0.protocol), pats(&ex.protocol, &user.1.protocol)),
+            devnode: (
+                pats(&bl.devnode, &user.0.devnode),
+                pats(&ex.devnode, &user.1.devnode),
+            ),
+            property: (
+                pats(&bl.property, &user.0.property),
+                pats(&ex.property, &user.1.property),
+            ),
+            protocol: (
+                pats(&bl.protocol, &user.0.protocol),
+                pats(&ex.protocol, &user.1.protocol),
+            ),
             wwid: (pats(&bl.wwid, &user.0.wwid), pats(&ex.wwid, &user.1.wwid)),
-            device: (devs(&bl.device, &user.0.device), devs(&ex.device, &user.1.device)),
+            device: (
+                devs(&bl.device, &user.0.device),
+                devs(&ex.device, &user.1.device),
+            ),
         }
     }
 }
 
 fn counted(words: &[String]) -> String {
-    if words.is_empty() { "0".to_string() } else { format!("{} {}", words.len(), words.join(" ")) }
+    if words.is_empty() {
+        "0".to_string()
+    } else {
+        format!("{} {}", words.len(), words.join(" "))
+    }
 }
