@@ -1,7 +1,9 @@
 //! Daemon mode: start the threads, hand the state to the owner, route messages
 //! until a shutdown is asked for.
 
+use std::io;
 use std::path::Path;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
@@ -10,14 +12,14 @@ use super::args::Options;
 use super::logging::{self, Sink};
 use super::notify;
 use super::owner::{Env, MapOps, Outputs, Owner};
-use super::pidfile::{DEFAULT_PIDFILE, PidFile};
-use super::signals::{self, SignalEvent};
+use super::pidfile::{DEFAULT_PIDFILE, PidFile, PidFileError};
+use super::signals::{self, SignalEvent, SignalThread};
 use crate::checkers::{self, CheckOutcome, MonotonicClock};
 use crate::cli::format::DaemonState;
-use crate::cli::server::{self, Request, ServerConfig};
+use crate::cli::server::{self, Request, ServerConfig, ServerHandle};
 use crate::config::{self, LoadOptions};
 use crate::marginal::thread::{IoErrEvent, IoErrStat};
-use crate::uevent::{self, Uevent};
+use crate::uevent::{self, ReaderHandle, Uevent};
 
 /// Threads for blocking SG_IO checks (tur, readsector0); each check is short.
 const CHECKER_WORKERS: usize = 4;
@@ -114,48 +116,69 @@ fn raise_fd_limit(want: u64) {
     }
 }
 
+/// Why the daemon stopped other than by a shutdown request. The text is what the log
+/// says.
+#[derive(Debug)]
+enum DaemonError {
+    PidFile(PidFileError),
+    DeviceMapper(String),
+    Signals(io::Error),
+    Checker(io::Error),
+    CliSocket(io::Error),
+    CliListener(io::Error),
+    WorkerDied(WorkerDied),
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::PidFile(e) => write!(f, "{e}"),
+            DaemonError::DeviceMapper(e) => write!(f, "{e}"),
+            DaemonError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            DaemonError::Checker(e) => write!(f, "cannot start the checker thread: {e}"),
+            DaemonError::CliSocket(e) => write!(f, "cannot open the CLI socket: {e}"),
+            DaemonError::CliListener(e) => write!(f, "cannot start the CLI listener: {e}"),
+            DaemonError::WorkerDied(w) => write!(f, "{w}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
 fn run_threads(
     opts: &Options,
     load: &LoadOptions,
     cfg: config::Config,
     dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
 ) -> i32 {
+    match start_and_serve(opts, load, cfg, dm) {
+        Ok(()) => 0,
+        // Logged when it happened, before the shutdown.
+        Err(DaemonError::WorkerDied(_)) => 1,
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}
+
+fn start_and_serve(
+    opts: &Options,
+    load: &LoadOptions,
+    cfg: config::Config,
+    dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
+) -> Result<(), DaemonError> {
     log::info!("multipathd v{}: start up", env!("CARGO_PKG_VERSION"));
     raise_fd_limit(wanted_fds(&cfg));
     notify(&[sd_notify::NotifyState::Status("configure")]);
-    let _pidfile = match PidFile::create(Path::new(DEFAULT_PIDFILE)) {
-        Ok(p) => p,
-        Err(e) => {
-            log::error!("{e}");
-            return 1;
-        }
-    };
-    let dm = match dm() {
-        Ok(d) => d,
-        Err(e) => {
-            log::error!("{e}");
-            return 1;
-        }
-    };
+    let _pidfile = PidFile::create(Path::new(DEFAULT_PIDFILE)).map_err(DaemonError::PidFile)?;
+    let dm = dm().map_err(DaemonError::DeviceMapper)?;
 
     let (sig_tx, sig_rx) = bounded(16);
-    let signals = match signals::spawn(sig_tx) {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return 1;
-        }
-    };
+    let signals = signals::spawn(sig_tx).map_err(DaemonError::Signals)?;
     let (uev_tx, uev_rx) = unbounded();
-    // udevd re-broadcasts processed events (with ID_SERIAL etc.); without udevd only
-    // the kernel's own events exist.
-    let group = if Path::new("/run/udev/control").exists() {
-        uevent::UEVENT_GROUP_UDEV
-    } else {
-        uevent::UEVENT_GROUP_KERNEL
-    };
     // As upstream, the daemon runs on without uevents (paths are still checked).
-    let (uevents, uev_rx) = match uevent::spawn_reader(group, uev_tx) {
+    let (uevents, uev_rx) = match uevent::spawn_reader(uevent_group(), uev_tx) {
         Ok(h) => (Some(h), uev_rx),
         Err(e) => {
             log::error!("cannot listen for uevents: {e}");
@@ -164,56 +187,30 @@ fn run_threads(
     };
     let (chk_tx, chk_ctl) = unbounded();
     let (res_tx, res_rx) = unbounded();
-    let checker =
-        match checkers::spawn_checker_loop(chk_ctl, res_tx, MonotonicClock, CHECKER_WORKERS) {
-            Ok(h) => h,
-            Err(e) => {
-                log::error!("cannot start the checker thread: {e}");
-                return 1;
-            }
-        };
+    let checker = checkers::spawn_checker_loop(chk_ctl, res_tx, MonotonicClock, CHECKER_WORKERS)
+        .map_err(DaemonError::Checker)?;
     let (ioerr_tx, ioerr_rx) = unbounded();
-    let timeout = uxsock_timeout(&cfg);
+    let server_cfg = ServerConfig {
+        uxsock_timeout: uxsock_timeout(&cfg),
+        ..ServerConfig::default()
+    };
     let env = Env {
         bindings_read_only: opts.bindings_read_only,
         config: load.clone(),
         ..Env::default()
     };
-    let mut owner = Owner::new(
-        cfg,
-        env,
-        dm,
-        Outputs {
-            checker: chk_tx,
-            ioerr: IoErrStat::new(ioerr_tx),
-        },
-    );
+    let out = Outputs {
+        checker: chk_tx,
+        ioerr: IoErrStat::new(ioerr_tx),
+    };
+    let mut owner = Owner::new(cfg, env, dm, out);
     owner.coldplug();
     let (paths, maps) = owner.counts();
     log::info!("path checkers start up: {paths} paths, {maps} maps");
 
     let (req_tx, req_rx) = unbounded();
-    let listeners = match server::open_listeners() {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!("cannot open the CLI socket: {e}");
-            return 1;
-        }
-    };
-    let server = match server::spawn(
-        listeners,
-        ServerConfig {
-            uxsock_timeout: timeout,
-            ..ServerConfig::default()
-        },
-        req_tx,
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot start the CLI listener: {e}");
-            return 1;
-        }
-    };
+    let listeners = server::open_listeners().map_err(DaemonError::CliSocket)?;
+    let server = server::spawn(listeners, server_cfg, req_tx).map_err(DaemonError::CliListener)?;
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("up"),
@@ -227,19 +224,45 @@ fn run_threads(
         requests: req_rx,
     };
     let ended = serve(&mut owner, inbox);
-    // The owner has stopped the threads it commands (checker, io-err-stat); the
-    // others are stopped here, and every one is joined.
-    server.stop();
-    if let Some(u) = uevents {
-        u.stop();
+    Threads {
+        signals,
+        uevents,
+        checker,
+        server,
     }
-    if checker.join().is_err() {
-        log::error!("checker thread panicked");
+    .join();
+    ended.map_err(DaemonError::WorkerDied)
+}
+
+/// udevd re-broadcasts processed events (with ID_SERIAL etc.); without udevd only the
+/// kernel's own events exist.
+fn uevent_group() -> u32 {
+    if Path::new("/run/udev/control").exists() {
+        uevent::UEVENT_GROUP_UDEV
+    } else {
+        uevent::UEVENT_GROUP_KERNEL
     }
-    signals.stop();
-    match ended {
-        Ok(()) => 0,
-        Err(_) => 1,
+}
+
+/// The threads this file starts. The owner stops the ones it commands (checker,
+/// io-err-stat) in its shutdown; `join` stops the others and waits for every one.
+struct Threads {
+    signals: SignalThread,
+    uevents: Option<ReaderHandle>,
+    checker: JoinHandle<()>,
+    server: ServerHandle,
+}
+
+impl Threads {
+    fn join(self) {
+        self.server.stop();
+        if let Some(u) = self.uevents {
+            u.stop();
+        }
+        if self.checker.join().is_err() {
+            log::error!("checker thread panicked");
+        }
+        self.signals.stop();
     }
 }
 
@@ -288,80 +311,62 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
         requests,
     } = inbox;
     let ticker = crossbeam_channel::tick(Duration::from_secs(1));
-    let mut died = None;
     while owner.state != DaemonState::Shutdown {
-        let fatal = select! {
-            recv(ticker) -> _ => {
-                owner.tick();
-                None
-            },
+        let mut died = None;
+        select! {
+            recv(ticker) -> _ => owner.tick(),
             recv(signals) -> s => match s {
-                Ok(SignalEvent::Shutdown) => {
-                    owner.shutdown();
-                    None
-                }
-                Ok(SignalEvent::Reconfigure) => {
-                    owner.reread_config();
-                    None
-                }
-                Ok(SignalEvent::ReopenLog) => {
-                    log::info!("reopening the log");
-                    None
-                }
-                Err(_) => Some(WorkerDied::Signals),
+                Ok(SignalEvent::Shutdown) => owner.shutdown(),
+                Ok(SignalEvent::Reconfigure) => owner.reread_config(),
+                Ok(SignalEvent::ReopenLog) => log::info!("reopening the log"),
+                Err(_) => died = Some(WorkerDied::Signals),
             },
-            recv(uevents) -> ev => {
-                match ev {
-                    Ok(ev) => {
-                        // Take whatever else is queued: merging needs the whole burst.
-                        let mut batch = vec![ev];
-                        batch.extend(uevents.try_iter().take(UEVENT_BATCH - 1));
-                        owner.on_uevents(batch);
-                    }
-                    Err(_) => {
-                        // As when it cannot start: run on without uevents, paths are still checked.
-                        log::error!("uevent reader ended: new and removed paths are no longer noticed");
-                        uevents = never();
-                    }
+            recv(uevents) -> ev => match ev {
+                Ok(ev) => {
+                    // Take whatever else is queued: merging needs the whole burst.
+                    let mut batch = vec![ev];
+                    batch.extend(uevents.try_iter().take(UEVENT_BATCH - 1));
+                    owner.on_uevents(batch);
                 }
-                None
+                // As when it cannot start: run on without uevents (paths are still checked).
+                Err(_) => {
+                    log::error!("uevent reader ended: new and removed paths go unnoticed");
+                    uevents = never();
+                }
             },
             recv(checks) -> r => match r {
-                Ok(r) => {
-                    owner.on_check(r);
-                    None
-                }
-                Err(_) => Some(WorkerDied::Checker),
+                Ok(r) => owner.on_check(r),
+                Err(_) => died = Some(WorkerDied::Checker),
             },
-            recv(ioerr) -> e => {
-                match e {
-                    Ok(e) => owner.on_ioerr(e),
-                    Err(_) => {
-                        // The owner's IoErrStat keeps a sender, so in the daemon this
-                        // channel outlives the loop; a closed one only means no reports.
-                        log::error!("io-err-stat reports channel closed");
-                        ioerr = never();
-                    }
+            recv(ioerr) -> e => match e {
+                Ok(e) => owner.on_ioerr(e),
+                // The owner's IoErrStat holds a sender: in the daemon this never closes.
+                Err(_) => {
+                    log::error!("io-err-stat reports channel closed");
+                    ioerr = never();
                 }
-                None
             },
             recv(requests) -> req => match req {
-                Ok(req) => {
-                    let reply = owner.on_command(req.cmd).unwrap_or_else(|e| e.reply().to_string());
-                    // The server may have timed the client out already.
-                    let _ = req.reply.send(reply);
-                    None
-                }
-                Err(_) => Some(WorkerDied::CliServer),
+                Ok(req) => answer(owner, req),
+                Err(_) => died = Some(WorkerDied::CliServer),
             },
-        };
-        if let Some(w) = fatal {
+        }
+        if let Some(w) = died {
             log::error!("{w}: shutting down");
             owner.shutdown();
-            died = Some(w);
+            return Err(w);
         }
     }
-    died.map_or(Ok(()), Err)
+    Ok(())
+}
+
+/// Answers one CLI request.
+fn answer(owner: &mut Owner, req: Request) {
+    let reply = owner
+        .on_command(req.cmd)
+        .unwrap_or_else(|e| e.reply().to_string());
+    // The server may have timed the client out already.
+    let _ = req.reply.send(reply);
 }
 
 #[cfg(test)]
