@@ -7,7 +7,7 @@ use crate::discovery;
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
 
-use super::{ExistingMap, Map, Owner};
+use super::{ExistingMap, Map, Owner, Path};
 use crate::daemon::plan::{self, MapPlan, PlanPath};
 use crate::daemon::policy;
 
@@ -82,18 +82,8 @@ impl Owner {
         mut devs: Vec<String>,
         existing: Option<ExistingMap>,
     ) {
-        // Discovery order decides ties between equal groups: upstream enumerates devices
-        // by sysfs device path, i.e. by SCSI address, not by kernel name (sdc before sdaa).
-        devs.sort_by_key(|d| {
-            self.paths.get(d).map(|p| {
-                (
-                    p.info.hcil.host,
-                    p.info.hcil.channel,
-                    p.info.hcil.target,
-                    p.info.hcil.lun,
-                )
-            })
-        });
+        // Discovery order decides ties between equal groups.
+        devs.sort_by_key(|d| self.paths.get(d).map(Path::scsi_order));
         let name = match &existing {
             Some(m) => m.name.clone(),
             None => self.alias_for(wwid),
@@ -118,45 +108,15 @@ impl Owner {
                 return;
             }
         };
-        let (minor, action) = match &existing {
-            Some(m)
-                if MultipathTable::parse(&m.table)
-                    .map(|t| same_layout(&t, &plan.table))
-                    .unwrap_or(false) =>
-            {
-                log::info!("{name}: adopted existing map ({wwid})");
-                (m.minor, None)
-            }
-            Some(m) => match self.dm.reload_map(&name, m.sectors, &params) {
-                Ok(()) => {
-                    log::info!("reload: {name} ({wwid}) {params}");
-                    // Upstream shows only a creation as the map's action (`create:` in topology).
-                    (m.minor, None)
-                }
-                Err(e) => {
-                    log::error!("{name}: reload failed, keeping the current table: {e}");
-                    (m.minor, None)
-                }
-            },
-            None => match self
-                .dm
-                .create_map(&name, &crate::dm::map_uuid(wwid), sectors, &params)
-            {
-                Ok(minor) => {
-                    log::info!("create: {name} ({wwid}) dm-{minor} {params}");
-                    // find_multipaths strict/smart consult this file later (and multipath -u).
-                    if let Err(e) =
-                        discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid)
-                    {
-                        log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
-                    }
-                    (minor, Some("create"))
-                }
-                Err(e) => {
-                    log::error!("{name}: failed to create the map: {e}");
-                    return;
-                }
-            },
+        let Some((minor, action)) = self.load_map(
+            &name,
+            wwid,
+            sectors,
+            &params,
+            existing.as_ref(),
+            &plan.table,
+        ) else {
+            return;
         };
         self.install_map(
             &name,
@@ -167,6 +127,60 @@ impl Owner {
             plan,
             action,
         );
+    }
+
+    /// Puts the planned table in the kernel: adopts an existing map with the same
+    /// layout, reloads one with another, creates a missing one. Returns the minor and
+    /// the action `show` reports, `None` when the map could not be created.
+    fn load_map(
+        &mut self,
+        name: &str,
+        wwid: &str,
+        sectors: u64,
+        params: &str,
+        existing: Option<&ExistingMap>,
+        table: &MultipathTable,
+    ) -> Option<(u32, Option<&'static str>)> {
+        match existing {
+            Some(m)
+                if MultipathTable::parse(&m.table)
+                    .map(|t| same_layout(&t, table))
+                    .unwrap_or(false) =>
+            {
+                log::info!("{name}: adopted existing map ({wwid})");
+                Some((m.minor, None))
+            }
+            Some(m) => match self.dm.reload_map(name, m.sectors, params) {
+                Ok(()) => {
+                    log::info!("reload: {name} ({wwid}) {params}");
+                    // Upstream shows only a creation as the map's action (`create:` in topology).
+                    Some((m.minor, None))
+                }
+                Err(e) => {
+                    log::error!("{name}: reload failed, keeping the current table: {e}");
+                    Some((m.minor, None))
+                }
+            },
+            None => match self
+                .dm
+                .create_map(name, &crate::dm::map_uuid(wwid), sectors, params)
+            {
+                Ok(minor) => {
+                    log::info!("create: {name} ({wwid}) dm-{minor} {params}");
+                    // find_multipaths strict/smart consult this file later (and multipath -u).
+                    if let Err(e) =
+                        discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid)
+                    {
+                        log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
+                    }
+                    Some((minor, Some("create")))
+                }
+                Err(e) => {
+                    log::error!("{name}: failed to create the map: {e}");
+                    None
+                }
+            },
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

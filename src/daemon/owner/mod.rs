@@ -121,6 +121,15 @@ struct Path {
     check_timeout: std::time::Duration,
 }
 
+impl Path {
+    /// Upstream's discovery order: it enumerates devices by sysfs device path, i.e. by
+    /// SCSI address, not by kernel name (sdc before sdaa).
+    fn scsi_order(&self) -> (u32, u32, u32, u64) {
+        let h = self.info.hcil;
+        (h.host, h.channel, h.target, h.lun)
+    }
+}
+
 struct Map {
     name: String,
     wwid: String,

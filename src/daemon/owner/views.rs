@@ -12,14 +12,7 @@ impl Owner {
     /// Every path, in SCSI address order as upstream's sysfs enumeration lists them.
     pub(super) fn path_views(&self) -> Vec<fmt::PathView> {
         let mut v: Vec<&Path> = self.paths.values().collect();
-        v.sort_by_key(|p| {
-            (
-                p.info.hcil.host,
-                p.info.hcil.channel,
-                p.info.hcil.target,
-                p.info.hcil.lun,
-            )
-        });
+        v.sort_by_key(|p| p.scsi_order());
         v.into_iter().map(|p| self.path_view(p)).collect()
     }
 
