@@ -200,7 +200,10 @@ impl FakeSys {
             dev_dir: self.dev(),
             state_dir: self.state(),
             bindings_read_only: false,
-            config: LoadOptions { path: self.conf(), conf_dir: self.state().join("conf.d") },
+            config: LoadOptions {
+                path: self.conf(),
+                conf_dir: self.state().join("conf.d"),
+            },
         }
     }
 
@@ -1196,7 +1199,11 @@ fn reconfigure_command_rereads_the_configuration_file() {
     let mut h = Harness::new(&f, GREEDY, DmState::default());
     h.owner.coldplug();
     h.calls();
-    fs::write(f.conf(), "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n").unwrap();
+    fs::write(
+        f.conf(),
+        "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n",
+    )
+    .unwrap();
     assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
     assert_eq!(
         h.changes(),
@@ -1212,7 +1219,11 @@ fn reconfigure_command_rereads_the_configuration_file() {
     h.owner.reread_config();
     assert_eq!(h.changes(), vec![]);
     let st = h.cmd(Command::ShowMapsStatus);
-    assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("on"), "{st}");
+    assert_eq!(
+        st.lines().nth(1).unwrap().split_whitespace().nth(2),
+        Some("on"),
+        "{st}"
+    );
 }
 
 /// The `shutdown` command, like SIGTERM, stops the checker loop and leaves the
