@@ -5,15 +5,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
 use multipathd::checkers::state::{PathState, Verdict};
 use multipathd::checkers::{CheckOutcome, Control};
+use multipathd::cli::format::DaemonState;
 use multipathd::cli::parse::{Command, HandlerError};
-use multipathd::config::{Config, parse_str};
+use multipathd::config::{Config, LoadOptions, parse_str};
 use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner, RemoveError};
 use multipathd::dm::table::MultipathTable;
 use multipathd::marginal::sampler::Counts;
@@ -199,6 +200,10 @@ impl FakeSys {
             dev_dir: self.dev(),
             state_dir: self.state(),
             bindings_read_only: false,
+            config: LoadOptions {
+                path: self.conf(),
+                conf_dir: self.state().join("conf.d"),
+            },
         }
     }
 
@@ -216,6 +221,11 @@ impl FakeSys {
     fn remove(&self, dev: &str, devt: (u32, u32)) {
         fs::remove_dir_all(self.sys("block").join(dev)).unwrap();
         fs::remove_file(self.udev().join(format!("b{}:{}", devt.0, devt.1))).unwrap();
+    }
+
+    /// The multipath.conf `reconfigure` reads.
+    fn conf(&self) -> PathBuf {
+        self.state().join("multipath.conf")
     }
 
     fn bindings(&self) -> String {
@@ -1178,6 +1188,56 @@ fn reconfigure_reloads_maps_with_the_new_settings() {
     assert_eq!(h.owner.counts(), (2, 1));
     let st = h.cmd(Command::ShowMapsStatus);
     assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("on"), "{st}");
+}
+
+/// SIGHUP and the `reconfigure` command read multipath.conf again; one that does
+/// not load leaves the old configuration in force.
+#[test]
+fn reconfigure_command_rereads_the_configuration_file() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    fs::write(
+        f.conf(),
+        "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n",
+    )
+    .unwrap();
+    assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: format!("1 queue_if_no_path {}", &TWO_PATH_TABLE[2..]),
+        }]
+    );
+    // A main file that cannot be read (here a directory) does not load.
+    fs::remove_file(f.conf()).unwrap();
+    fs::create_dir(f.conf()).unwrap();
+    h.owner.reread_config();
+    assert_eq!(h.changes(), vec![]);
+    let st = h.cmd(Command::ShowMapsStatus);
+    assert_eq!(
+        st.lines().nth(1).unwrap().split_whitespace().nth(2),
+        Some("on"),
+        "{st}"
+    );
+}
+
+/// The `shutdown` command, like SIGTERM, stops the checker loop and leaves the
+/// owner in the state the run loop ends on.
+#[test]
+fn shutdown_command_stops_the_checker_and_ends_the_daemon() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.controls();
+    assert_eq!(h.cmd(Command::Shutdown), "");
+    assert_eq!(h.controls(), vec![Control::Shutdown]);
+    assert_eq!(h.owner.state, DaemonState::Shutdown);
 }
 
 /// Upstream's reconfigure discovers paths again under the new configuration, so a

@@ -15,6 +15,12 @@ use crate::config::{self, LoadOptions};
 use args::Mode;
 use std::time::Duration;
 
+/// Tells systemd about a state change (start-up, reload, stop). Outside systemd there
+/// is no NOTIFY_SOCKET; that is not an error.
+pub(crate) fn notify(state: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(state);
+}
+
 /// Parses the command line and runs the daemon or the client; returns the exit code.
 pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let opts = match args::parse(&argv) {
@@ -30,7 +36,9 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             0
         }
         Mode::DumpConfig => dump_config(&LoadOptions::default(), opts.verbosity.unwrap_or(2)),
-        Mode::Client(mode) => crate::cli::client::run(mode, client_timeout(&LoadOptions::default())),
+        Mode::Client(mode) => {
+            crate::cli::client::run(mode, client_timeout(&LoadOptions::default()))
+        }
         Mode::Daemon => run::run(&opts, &LoadOptions::default(), || {
             crate::dm::DmIoctl::open()
                 .map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
@@ -44,7 +52,10 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
 fn dump_config(opts: &LoadOptions, verbosity: u8) -> i32 {
     match config::show_config_offline(opts) {
         Ok((diagnostics, text)) => {
-            for d in diagnostics.iter().filter(|d| d.level != config::Level::Notice || verbosity >= 3) {
+            for d in diagnostics
+                .iter()
+                .filter(|d| d.level != config::Level::Notice || verbosity >= 3)
+            {
                 eprintln!("{d}");
             }
             print!("{text}");

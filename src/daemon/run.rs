@@ -1,43 +1,53 @@
 //! Daemon mode: start the threads, hand the state to the owner, route messages
 //! until a shutdown is asked for.
 
+use std::io;
 use std::path::Path;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, select, unbounded};
+use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 
 use super::args::Options;
 use super::logging::{self, Sink};
+use super::notify;
 use super::owner::{Env, MapOps, Outputs, Owner};
-use super::pidfile::{DEFAULT_PIDFILE, PidFile};
-use super::signals::{self, SignalEvent};
-use crate::checkers::{self, MonotonicClock};
-use crate::cli::server::{self, ServerConfig};
+use super::pidfile::{DEFAULT_PIDFILE, PidFile, PidFileError};
+use super::signals::{self, SignalEvent, SignalThread};
+use crate::checkers::{self, CheckOutcome, MonotonicClock};
+use crate::cli::format::DaemonState;
+use crate::cli::server::{self, Request, ServerConfig, ServerHandle};
 use crate::config::keywords::Setting;
 use crate::config::{self, LoadOptions};
-use crate::marginal::thread::IoErrStat;
-use crate::uevent;
+use crate::marginal::thread::{IoErrEvent, IoErrStat};
+use crate::uevent::{self, ReaderHandle, Uevent};
 
 /// Threads kept for blocking SG_IO checks (tur, readsector0); more start while checks hang.
 const CHECKER_WORKERS: usize = 4;
 /// Upper bound of uevents merged in one pass, so other inputs are still served in a storm.
 const UEVENT_BATCH: usize = 4096;
 
-fn notify(state: &[sd_notify::NotifyState]) {
-    // Outside systemd there is no NOTIFY_SOCKET; that is not an error.
-    let _ = sd_notify::notify(state);
-}
-
 fn uxsock_timeout(cfg: &config::Config) -> Duration {
-    Duration::from_millis(cfg.setting_int(Setting::UxsockTimeout).filter(|n| *n > 0).map_or(4000, |n| n as u64))
+    Duration::from_millis(
+        cfg.setting_int(Setting::UxsockTimeout)
+            .filter(|n| *n > 0)
+            .map_or(4000, |n| n as u64),
+    )
 }
 
 fn verbosity(cfg: &config::Config, opts: &Options) -> u8 {
-    opts.verbosity.unwrap_or_else(|| cfg.setting_int(Setting::Verbosity).map_or(2, |n| n.clamp(0, 6) as u8))
+    opts.verbosity.unwrap_or_else(|| {
+        cfg.setting_int(Setting::Verbosity)
+            .map_or(2, |n| n.clamp(0, 6) as u8)
+    })
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or `shutdown`; returns the exit code.
-pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>) -> i32 {
+pub fn run(
+    opts: &Options,
+    load: &LoadOptions,
+    dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
+) -> i32 {
     let loaded = match config::load(load) {
         Ok(l) => l,
         Err(e) => {
@@ -53,7 +63,13 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
             return 1;
         }
     }
-    let sink = if opts.foreground { Sink::Stderr { timestamps: !opts.no_timestamps } } else { Sink::Syslog };
+    let sink = if opts.foreground {
+        Sink::Stderr {
+            timestamps: !opts.no_timestamps,
+        }
+    } else {
+        Sink::Syslog
+    };
     let logger = logging::init(sink, verbosity(&cfg, opts));
     for d in &loaded.diagnostics {
         match d.level {
@@ -62,7 +78,7 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
             config::Level::Notice => log::debug!("{d}"),
         }
     }
-    let code = run_threads(opts, cfg, dm);
+    let code = run_threads(opts, load, cfg, dm);
     logger.shutdown();
     code
 }
@@ -84,7 +100,9 @@ fn wanted_fds(cfg: &config::Config) -> u64 {
 /// which checks fail to open their device and working paths would be failed.
 fn raise_fd_limit(want: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
     if soft >= want {
         return;
     }
@@ -93,145 +111,263 @@ fn raise_fd_limit(want: u64) {
         .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard));
     match (result, getrlimit(Resource::RLIMIT_NOFILE)) {
         (Ok(()), Ok((now, _))) => log::info!("open file limit raised from {soft} to {now}"),
-        (Err(e), _) | (Ok(()), Err(e)) => log::warn!("cannot raise the open file limit from {soft} to {want}: {e}"),
+        (Err(e), _) | (Ok(()), Err(e)) => {
+            log::warn!("cannot raise the open file limit from {soft} to {want}: {e}")
+        }
     }
 }
 
-fn run_threads(opts: &Options, cfg: config::Config, dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>) -> i32 {
+/// Why the daemon stopped other than by a shutdown request. The text is what the log
+/// says.
+#[derive(Debug)]
+enum DaemonError {
+    PidFile(PidFileError),
+    DeviceMapper(String),
+    Signals(io::Error),
+    Checker(io::Error),
+    CliSocket(io::Error),
+    CliListener(io::Error),
+    WorkerDied(WorkerDied),
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::PidFile(e) => write!(f, "{e}"),
+            DaemonError::DeviceMapper(e) => write!(f, "{e}"),
+            DaemonError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            DaemonError::Checker(e) => write!(f, "cannot start the checker thread: {e}"),
+            DaemonError::CliSocket(e) => write!(f, "cannot open the CLI socket: {e}"),
+            DaemonError::CliListener(e) => write!(f, "cannot start the CLI listener: {e}"),
+            DaemonError::WorkerDied(w) => write!(f, "{w}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+fn run_threads(
+    opts: &Options,
+    load: &LoadOptions,
+    cfg: config::Config,
+    dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
+) -> i32 {
+    match start_and_serve(opts, load, cfg, dm) {
+        Ok(()) => 0,
+        // Logged when it happened, before the shutdown.
+        Err(DaemonError::WorkerDied(_)) => 1,
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}
+
+fn start_and_serve(
+    opts: &Options,
+    load: &LoadOptions,
+    cfg: config::Config,
+    dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
+) -> Result<(), DaemonError> {
     log::info!("multipathd v{}: start up", env!("CARGO_PKG_VERSION"));
     raise_fd_limit(wanted_fds(&cfg));
     notify(&[sd_notify::NotifyState::Status("configure")]);
-    let _pidfile = match PidFile::create(Path::new(DEFAULT_PIDFILE)) {
-        Ok(p) => p,
-        Err(e) => {
-            log::error!("{e}");
-            return 1;
-        }
-    };
-    let dm = match dm() {
-        Ok(d) => d,
-        Err(e) => {
-            log::error!("{e}");
-            return 1;
-        }
-    };
+    let _pidfile = PidFile::create(Path::new(DEFAULT_PIDFILE)).map_err(DaemonError::PidFile)?;
+    let dm = dm().map_err(DaemonError::DeviceMapper)?;
 
     let (sig_tx, sig_rx) = bounded(16);
-    if let Err(e) = signals::spawn(sig_tx) {
-        log::error!("cannot install signal handlers: {e}");
-        return 1;
-    }
+    let signals = signals::spawn(sig_tx).map_err(DaemonError::Signals)?;
     let (uev_tx, uev_rx) = unbounded();
-    // udevd re-broadcasts processed events (with ID_SERIAL etc.); without udevd only
-    // the kernel's own events exist.
-    let group = if Path::new("/run/udev/control").exists() {
-        uevent::UEVENT_GROUP_UDEV
-    } else {
-        uevent::UEVENT_GROUP_KERNEL
-    };
-    let uevents = match uevent::spawn_reader(group, uev_tx) {
-        Ok(h) => Some(h),
+    // As upstream, the daemon runs on without uevents (paths are still checked).
+    let (uevents, uev_rx) = match uevent::spawn_reader(uevent_group(), uev_tx) {
+        Ok(h) => (Some(h), uev_rx),
         Err(e) => {
             log::error!("cannot listen for uevents: {e}");
-            None
+            (None, never())
         }
     };
     let (chk_tx, chk_ctl) = unbounded();
     let (res_tx, res_rx) = unbounded();
-    let checker = match checkers::spawn_checker_loop(chk_ctl, res_tx, MonotonicClock, CHECKER_WORKERS) {
-        Ok(h) => h,
-        Err(e) => {
-            log::error!("cannot start the checker thread: {e}");
-            return 1;
-        }
-    };
+    let checker = checkers::spawn_checker_loop(chk_ctl, res_tx, MonotonicClock, CHECKER_WORKERS)
+        .map_err(DaemonError::Checker)?;
     let (ioerr_tx, ioerr_rx) = unbounded();
-    let timeout = uxsock_timeout(&cfg);
-    let mut owner = Owner::new(
-        cfg,
-        Env { bindings_read_only: opts.bindings_read_only, ..Env::default() },
-        dm,
-        Outputs { checker: chk_tx, ioerr: IoErrStat::new(ioerr_tx) },
-    );
+    let server_cfg = ServerConfig {
+        uxsock_timeout: uxsock_timeout(&cfg),
+        ..ServerConfig::default()
+    };
+    let env = Env {
+        bindings_read_only: opts.bindings_read_only,
+        config: load.clone(),
+        ..Env::default()
+    };
+    let out = Outputs {
+        checker: chk_tx,
+        ioerr: IoErrStat::new(ioerr_tx),
+    };
+    let mut owner = Owner::new(cfg, env, dm, out);
     owner.coldplug();
     let (paths, maps) = owner.counts();
     log::info!("path checkers start up: {paths} paths, {maps} maps");
 
     let (req_tx, req_rx) = unbounded();
-    let listeners = match server::open_listeners() {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!("cannot open the CLI socket: {e}");
-            return 1;
-        }
-    };
-    let server = match server::spawn(listeners, ServerConfig { uxsock_timeout: timeout, ..ServerConfig::default() }, req_tx) {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot start the CLI listener: {e}");
-            return 1;
-        }
-    };
-    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("up")]);
+    let listeners = server::open_listeners().map_err(DaemonError::CliSocket)?;
+    let server = server::spawn(listeners, server_cfg, req_tx).map_err(DaemonError::CliListener)?;
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("up"),
+    ]);
 
-    let ticker = crossbeam_channel::tick(Duration::from_secs(1));
-    loop {
-        select! {
-            recv(ticker) -> _ => owner.tick(),
-            recv(sig_rx) -> s => match s {
-                Ok(SignalEvent::Shutdown) | Err(_) => break,
-                Ok(SignalEvent::Reconfigure) => reconfigure(&mut owner),
-                Ok(SignalEvent::ReopenLog) => log::info!("reopening the log"),
-            },
-            recv(uev_rx) -> ev => if let Ok(ev) = ev {
-                // Take whatever else is queued: merging needs the whole burst.
-                let mut batch = vec![ev];
-                batch.extend(uev_rx.try_iter().take(UEVENT_BATCH - 1));
-                owner.on_uevents(batch);
-            },
-            recv(res_rx) -> r => if let Ok(r) = r { owner.on_check(r) },
-            recv(ioerr_rx) -> e => if let Ok(e) = e { owner.on_ioerr(e) },
-            recv(req_rx) -> req => {
-                let Ok(req) = req else { break };
-                match req.cmd {
-                    crate::cli::parse::Command::Shutdown => {
-                        let _ = req.reply.send(String::new());
-                        break;
-                    }
-                    crate::cli::parse::Command::Reconfigure { .. } => {
-                        reconfigure(&mut owner);
-                        let _ = req.reply.send(String::new());
-                    }
-                    cmd => {
-                        let reply = owner.on_command(cmd).unwrap_or_else(|e| e.reply().to_string());
-                        // The server may have timed the client out already.
-                        let _ = req.reply.send(reply);
-                    }
-                }
-            }
-        }
+    let inbox = Inbox {
+        signals: sig_rx,
+        uevents: uev_rx,
+        checks: res_rx,
+        ioerr: ioerr_rx,
+        requests: req_rx,
+    };
+    let ended = serve(&mut owner, inbox);
+    Threads {
+        signals,
+        uevents,
+        checker,
+        server,
     }
-    log::info!("multipathd: shut down");
-    notify(&[sd_notify::NotifyState::Stopping]);
-    owner.shutdown();
-    server.stop();
-    if let Some(u) = uevents {
-        u.stop();
-    }
-    let _ = checker.join();
-    0
+    .join();
+    ended.map_err(DaemonError::WorkerDied)
 }
 
-fn reconfigure(owner: &mut Owner) {
-    notify(&[sd_notify::NotifyState::Reloading]);
-    match config::load(&LoadOptions::default()) {
-        Ok(l) => {
-            log::info!("reconfigure: new configuration loaded");
-            owner.reconfigure(l.config);
-        }
-        Err(e) => log::error!("reconfigure failed, keeping the old configuration: {e}"),
+/// udevd re-broadcasts processed events (with ID_SERIAL etc.); without udevd only the
+/// kernel's own events exist.
+fn uevent_group() -> u32 {
+    if Path::new("/run/udev/control").exists() {
+        uevent::UEVENT_GROUP_UDEV
+    } else {
+        uevent::UEVENT_GROUP_KERNEL
     }
-    notify(&[sd_notify::NotifyState::Ready]);
+}
+
+/// The threads this file starts. The owner stops the ones it commands (checker,
+/// io-err-stat) in its shutdown; `join` stops the others and waits for every one.
+struct Threads {
+    signals: SignalThread,
+    uevents: Option<ReaderHandle>,
+    checker: JoinHandle<()>,
+    server: ServerHandle,
+}
+
+impl Threads {
+    fn join(self) {
+        self.server.stop();
+        if let Some(u) = self.uevents {
+            u.stop();
+        }
+        if self.checker.join().is_err() {
+            log::error!("checker thread panicked");
+        }
+        self.signals.stop();
+    }
+}
+
+/// The receiving ends the main loop serves, one per worker thread.
+pub struct Inbox {
+    pub signals: Receiver<SignalEvent>,
+    pub uevents: Receiver<Uevent>,
+    pub checks: Receiver<CheckOutcome>,
+    pub ioerr: Receiver<IoErrEvent>,
+    pub requests: Receiver<Request>,
+}
+
+/// A worker thread the daemon cannot run without ended (its channel closed): the
+/// daemon shuts down and exits non-zero, so that systemd's `Restart=` starts it afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerDied {
+    /// SIGTERM and SIGHUP would no longer be heard.
+    Signals,
+    /// Paths would no longer be checked.
+    Checker,
+    /// Nobody could talk to the daemon.
+    CliServer,
+}
+
+impl std::fmt::Display for WorkerDied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WorkerDied::Signals => "the signal thread ended",
+            WorkerDied::Checker => "the checker thread ended",
+            WorkerDied::CliServer => "the CLI listener ended",
+        })
+    }
+}
+
+impl std::error::Error for WorkerDied {}
+
+/// Hands every message to the owner until it is shut down (signal or `shutdown`
+/// command), or until a worker it cannot run without ends. No arm spins on a closed
+/// channel: a fatal one shuts the owner down, the others are no longer selected.
+pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
+    let Inbox {
+        signals,
+        mut uevents,
+        checks,
+        mut ioerr,
+        requests,
+    } = inbox;
+    let ticker = crossbeam_channel::tick(Duration::from_secs(1));
+    while owner.state != DaemonState::Shutdown {
+        let mut died = None;
+        select! {
+            recv(ticker) -> _ => owner.tick(),
+            recv(signals) -> s => match s {
+                Ok(SignalEvent::Shutdown) => owner.shutdown(),
+                Ok(SignalEvent::Reconfigure) => owner.reread_config(),
+                Ok(SignalEvent::ReopenLog) => log::info!("reopening the log"),
+                Err(_) => died = Some(WorkerDied::Signals),
+            },
+            recv(uevents) -> ev => match ev {
+                Ok(ev) => {
+                    // Take whatever else is queued: merging needs the whole burst.
+                    let mut batch = vec![ev];
+                    batch.extend(uevents.try_iter().take(UEVENT_BATCH - 1));
+                    owner.on_uevents(batch);
+                }
+                // As when it cannot start: run on without uevents (paths are still checked).
+                Err(_) => {
+                    log::error!("uevent reader ended: new and removed paths go unnoticed");
+                    uevents = never();
+                }
+            },
+            recv(checks) -> r => match r {
+                Ok(r) => owner.on_check(r),
+                Err(_) => died = Some(WorkerDied::Checker),
+            },
+            recv(ioerr) -> e => match e {
+                Ok(e) => owner.on_ioerr(e),
+                // The owner's IoErrStat holds a sender: in the daemon this never closes.
+                Err(_) => {
+                    log::error!("io-err-stat reports channel closed");
+                    ioerr = never();
+                }
+            },
+            recv(requests) -> req => match req {
+                Ok(req) => answer(owner, req),
+                Err(_) => died = Some(WorkerDied::CliServer),
+            },
+        }
+        if let Some(w) = died {
+            log::error!("{w}: shutting down");
+            owner.shutdown();
+            return Err(w);
+        }
+    }
+    Ok(())
+}
+
+/// Answers one CLI request.
+fn answer(owner: &mut Owner, req: Request) {
+    let reply = owner
+        .on_command(req.cmd)
+        .unwrap_or_else(|e| e.reply().to_string());
+    // The server may have timed the client out already.
+    let _ = req.reply.send(reply);
 }
 
 #[cfg(test)]
@@ -240,9 +376,17 @@ mod tests {
 
     #[test]
     fn max_fds_number_or_the_kernel_ceiling() {
-        let parse = |text: &str| config::parse_str("multipath.conf", text).expect("parses").config;
+        let parse = |text: &str| {
+            config::parse_str("multipath.conf", text)
+                .expect("parses")
+                .config
+        };
         assert_eq!(wanted_fds(&parse("defaults {\n max_fds 8192\n}\n")), 8192);
-        let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open").unwrap().trim().parse().unwrap();
+        let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert_eq!(wanted_fds(&parse("defaults {\n max_fds max\n}\n")), nr_open);
         assert_eq!(wanted_fds(&parse("")), nr_open);
     }

@@ -1,8 +1,10 @@
 //! Signals become messages: a signal-hook thread forwards them to the state owner.
 
+use std::thread::JoinHandle;
+
 use crossbeam_channel::Sender;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
-use signal_hook::iterator::Signals;
+use signal_hook::iterator::{Handle, Signals};
 
 /// What a signal asks the daemon to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,19 +26,39 @@ pub fn classify(sig: i32) -> Option<SignalEvent> {
     }
 }
 
-/// Starts the forwarding thread. It lives as long as the process.
-pub fn spawn(tx: Sender<SignalEvent>) -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGINT, SIGTERM])?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        for sig in signals.forever() {
-            if let Some(ev) = classify(sig)
-                && tx.send(ev).is_err()
-            {
-                break;
-            }
+/// The forwarding thread, kept so shutdown can end and join it.
+pub struct SignalThread {
+    handle: Handle,
+    thread: JoinHandle<()>,
+}
+
+impl SignalThread {
+    /// Ends the thread and waits for it.
+    pub fn stop(self) {
+        self.handle.close();
+        if self.thread.join().is_err() {
+            log::error!("signal thread panicked");
         }
-    })?;
-    Ok(())
+    }
+}
+
+/// Starts the forwarding thread. It runs until [`SignalThread::stop`] or until the
+/// receiver is gone.
+pub fn spawn(tx: Sender<SignalEvent>) -> std::io::Result<SignalThread> {
+    let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGINT, SIGTERM])?;
+    let handle = signals.handle();
+    let thread = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if let Some(ev) = classify(sig)
+                    && tx.send(ev).is_err()
+                {
+                    break;
+                }
+            }
+        })?;
+    Ok(SignalThread { handle, thread })
 }
 
 #[cfg(test)]

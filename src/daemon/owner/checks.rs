@@ -1,0 +1,286 @@
+//! What happens on a check result, on the 1 s tick and on an io-err-stat report:
+//! the checker and marginal state machines decide, the owner carries out their actions.
+
+use std::time::Instant;
+
+use crate::checkers::CheckOutcome;
+use crate::checkers::state::{self as chk, Action as ChkAction, DmState, PathState};
+use crate::discovery;
+use crate::marginal::state::{Action as MgAction, Event as MgEvent};
+use crate::marginal::thread::IoErrEvent;
+
+use super::{Owner, Path, log_at};
+
+impl Owner {
+    /// A finished check: run the path state machine and carry out its actions.
+    pub fn on_check(&mut self, out: CheckOutcome) {
+        let Some(dev) = self.dev_by_id(out.path_id) else {
+            return;
+        };
+        let Some(map_name) = self.paths.get(&dev).and_then(|p| p.map.clone()) else {
+            return;
+        };
+        // The kernel changes group and path states on its own (IO errors, group
+        // switches): read them before deciding, as upstream does on every check.
+        self.refresh_status(&map_name);
+        let usable = matches!(out.result.state, PathState::Up | PathState::Ghost);
+        if usable {
+            let active = self.active_paths(&map_name);
+            let acts = self.marginal.handle(
+                MgEvent::CheckerSawUp {
+                    path: dev.clone(),
+                    map_active_paths: active,
+                },
+                Instant::now(),
+            );
+            self.apply_marginal(acts);
+        }
+        let others = self.active_paths_except(&map_name, Some(&dev));
+        let (Some(p), Some(m)) = (self.paths.get(&dev), self.maps.get(&map_name)) else {
+            return;
+        };
+        let ctx = chk::MapContext {
+            other_active_paths: others,
+            marginal_hold: self.marginal.is_held(&dev),
+        };
+        let upd = chk::update_path_state(
+            &p.rec,
+            &m.rec,
+            &out.result,
+            &ctx,
+            &m.policy,
+            self.now_secs(),
+        );
+        let next = if self.marginal.test_due(&dev, Instant::now()) {
+            upd.path.tick.min(1)
+        } else {
+            upd.path.tick
+        };
+        if let Some(p) = self.paths.get_mut(&dev) {
+            p.rec = upd.path;
+            p.offline = out.result.offline;
+        }
+        if let Some(m) = self.maps.get_mut(&map_name) {
+            m.rec = upd.map;
+        }
+        self.apply_checker_actions(&map_name, upd.actions);
+        if usable {
+            // Also when the path merely stayed up: the kernel may have left the best
+            // group on its own (IO errors), and failback immediate must bring it back.
+            self.failback(&map_name, &dev, upd.new_path_up, upd.chkr_new_path_up);
+        }
+        let active = self.active_paths(&map_name);
+        let acts = self.marginal.handle(
+            MgEvent::MapActivePathsChanged {
+                map: map_name.clone(),
+                active,
+            },
+            Instant::now(),
+        );
+        self.apply_marginal(acts);
+        self.schedule_check(&dev, next);
+    }
+
+    /// Per-group facts for failback decisions, in table order, and the group the
+    /// kernel uses now (1-based; 1 when the status is unknown).
+    fn group_info(&self, map: &str) -> (Vec<chk::GroupInfo>, usize) {
+        let Some(m) = self.maps.get(map) else {
+            return (Vec::new(), 1);
+        };
+        let groups = m
+            .table
+            .groups
+            .iter()
+            .map(|g| {
+                let members: Vec<&Path> = g
+                    .paths
+                    .iter()
+                    .filter_map(|tp| self.path_by_devt(&tp.dev))
+                    .collect();
+                // A path the kernel has failed carries no IO, whatever its last check said.
+                let usable = |p: &&Path| {
+                    matches!(p.rec.state, PathState::Up | PathState::Ghost)
+                        && p.rec.dm_state != DmState::Failed
+                };
+                let (prio, enabled_paths) =
+                    discovery::pgpolicy::pg_priority(members.iter().map(|p| (p.prio, usable(p))));
+                chk::GroupInfo {
+                    prio,
+                    enabled_paths,
+                    marginal: !members.is_empty() && members.iter().all(|p| p.rec.marginal),
+                }
+            })
+            .collect();
+        let current = m
+            .status
+            .as_ref()
+            .and_then(|st| st.groups.iter().position(|g| g.state.as_char() == 'A'))
+            .map_or(1, |i| i + 1);
+        (groups, current)
+    }
+
+    /// The failback step after a check of `dev` in `map`.
+    fn failback(&mut self, map: &str, dev: &str, new_path_up: bool, chkr_new_path_up: bool) {
+        // Until every path has been checked once, "the best group" is a guess: at startup
+        // the first path checked would otherwise pull the map into its own group.
+        let unknown = self.maps.get(map).is_some_and(|m| {
+            m.paths
+                .iter()
+                .filter_map(|d| self.paths.get(d))
+                .any(|p| matches!(p.rec.state, PathState::Unchecked | PathState::Wild))
+        });
+        if unknown {
+            return;
+        }
+        let (groups, current) = self.group_info(map);
+        let Some(m) = self.maps.get(map) else { return };
+        let Some(p) = self.paths.get(dev) else { return };
+        let path_group = m
+            .table
+            .groups
+            .iter()
+            .position(|g| g.paths.iter().any(|tp| tp.dev == p.rec.dev_t))
+            .map_or(0, |i| i + 1);
+        let others_down = m
+            .table
+            .groups
+            .get(path_group.wrapping_sub(1))
+            .is_some_and(|g| {
+                g.paths.iter().filter(|tp| tp.dev != p.rec.dev_t).all(|tp| {
+                    self.paths
+                        .values()
+                        .find(|q| q.rec.dev_t == tp.dev)
+                        .is_none_or(|q| matches!(q.rec.state, PathState::Down | PathState::Shaky))
+                })
+            });
+        let input = chk::FailbackInput {
+            groups: &groups,
+            current_group: current,
+            path_group,
+            others_in_group_down: others_down,
+            prio_regroup: false,
+        };
+        let upd = chk::PathUpdate {
+            path: p.rec.clone(),
+            map: m.rec.clone(),
+            actions: Vec::new(),
+            new_path_up,
+            chkr_new_path_up,
+            marginal_changed: false,
+        };
+        let (rec, acts) = chk::failback_after_check(&m.rec, &upd, &input, &m.policy);
+        if let Some(m) = self.maps.get_mut(map) {
+            m.rec = rec;
+        }
+        self.apply_checker_actions(map, acts);
+    }
+
+    /// Once a second: queueing countdowns, deferred failback, ghost delay.
+    pub fn tick(&mut self) {
+        if !self.udev_pending.is_empty() {
+            self.retrigger_udev();
+        }
+        let names: Vec<String> = self.maps.keys().cloned().collect();
+        for name in names {
+            let (groups, current) = self.group_info(&name);
+            let Some(m) = self.maps.get(&name) else {
+                continue;
+            };
+            let (rec, acts) = chk::map_tick(&m.rec, 1, &groups, current, &m.policy);
+            if let Some(m) = self.maps.get_mut(&name) {
+                m.rec = rec;
+            }
+            if !acts.is_empty() {
+                self.apply_checker_actions(&name, acts);
+            }
+        }
+    }
+
+    pub(super) fn apply_checker_actions(&mut self, map: &str, actions: Vec<ChkAction>) {
+        for a in actions {
+            match a {
+                ChkAction::DmMessage(msg) => self.dm_message(map, &msg),
+                ChkAction::SwitchGroup(n) => self.dm_message(map, &format!("switch_group {n}")),
+                ChkAction::EnableGroup => {}
+                ChkAction::QueueIfNoPath => self.dm_message(map, "queue_if_no_path"),
+                ChkAction::FailIfNoPath => self.dm_message(map, "fail_if_no_path"),
+                ChkAction::ReloadMap => self.reload(map),
+                ChkAction::Log(level, text) => log_at(level, &text),
+            }
+        }
+        self.refresh_status(map);
+    }
+
+    pub(super) fn apply_marginal(&mut self, actions: Vec<MgAction>) {
+        for a in actions {
+            match a {
+                MgAction::FailPath { path } => {
+                    let target = self.paths.get_mut(&path).and_then(|p| {
+                        p.rec.state = PathState::Down;
+                        p.rec.dm_state = DmState::Failed;
+                        p.map.clone().map(|m| (m, p.rec.dev_t.clone()))
+                    });
+                    if let Some((map, devt)) = target {
+                        log::info!("{path}: mark as failed");
+                        self.dm_message(&map, &format!("fail_path {devt}"));
+                        self.refresh_status(&map);
+                    }
+                }
+                MgAction::Delay { path } => {
+                    if let Some(p) = self.paths.get_mut(&path) {
+                        p.rec.state = PathState::Delayed;
+                    }
+                }
+                MgAction::MarkMarginal { path, marginal } => {
+                    let map = self.paths.get_mut(&path).and_then(|p| {
+                        p.rec.marginal = marginal;
+                        p.map.clone()
+                    });
+                    if let Some(map) = map {
+                        self.reload(&map);
+                    }
+                }
+                MgAction::EnqueueTest {
+                    path,
+                    sample_time,
+                    latency_bound_ms,
+                } => {
+                    let spec = crate::marginal::sampler::TestSpec::from_enqueue(
+                        &path,
+                        sample_time,
+                        latency_bound_ms,
+                    );
+                    if let Err(e) = self.out.ioerr.start_test(spec) {
+                        log::error!("{path}: cannot start the IO error test: {e}");
+                        let acts = self
+                            .marginal
+                            .handle(MgEvent::EnqueueFailed { path }, Instant::now());
+                        self.apply_marginal(acts);
+                    }
+                }
+                MgAction::CancelTest { path } => {
+                    let _ = self.out.ioerr.cancel_test(&path);
+                }
+                MgAction::HoldReinstate { .. } => {}
+                MgAction::ReleaseReinstate { path } => self.schedule_check(&path, 0),
+                MgAction::Log { level, text } => log_at(level, &text),
+            }
+        }
+    }
+
+    /// Reports from the io-err-stat thread.
+    pub fn on_ioerr(&mut self, ev: IoErrEvent) {
+        let path = match &ev {
+            IoErrEvent::Progress { path, .. }
+            | IoErrEvent::Finished { path, .. }
+            | IoErrEvent::EnqueueFailed { path, .. } => path.clone(),
+        };
+        let active = self
+            .paths
+            .get(&path)
+            .and_then(|p| p.map.clone())
+            .map_or(0, |m| self.active_paths(&m));
+        let acts = self.marginal.handle(ev.into_event(active), Instant::now());
+        self.apply_marginal(acts);
+    }
+}

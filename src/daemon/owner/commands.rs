@@ -1,0 +1,451 @@
+//! What happens on a CLI command. `on_command` is the one table that ties each command
+//! to its handler, as upstream's cli_handlers.c; the handlers follow in the table's
+//! order: `show`, paths, maps, persistent reservations, the daemon.
+
+use std::time::Instant;
+
+use crate::checkers::state::{self as chk, DmState, PathState};
+use crate::cli::format as fmt;
+use crate::cli::parse::{Command, HandlerError};
+use crate::config::propsel::Selector;
+use crate::marginal::state::Event as MgEvent;
+
+use super::{Map, Owner, RemoveError, read_trimmed};
+
+/// A command's answer: the text for the client (empty means `ok`) or the error it sees.
+type Answer = Result<String, HandlerError>;
+
+/// Commands that print group states (active/enabled), which change with IO without
+/// any event: the maps' status is read fresh before they are answered.
+fn prints_group_states(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::ShowMapsTopology
+            | Command::ShowMapTopology { .. }
+            | Command::ShowMapsJson
+            | Command::ShowMapJson { .. }
+            | Command::ShowMapsStatus
+            | Command::ShowMapFormat { .. }
+            | Command::ShowMapsFormat { .. }
+    )
+}
+
+impl Owner {
+    /// Answers one CLI command. An empty string means `ok`.
+    pub fn on_command(&mut self, cmd: Command) -> Answer {
+        if prints_group_states(&cmd) {
+            let names: Vec<String> = self.maps.keys().cloned().collect();
+            for n in names {
+                self.refresh_status(&n);
+            }
+        }
+        match cmd {
+            Command::ShowPaths => Ok(self.paths_table(fmt::PATHS_FORMAT, false)),
+            Command::ShowPathsFormat { fmt: f, raw } => Ok(self.paths_table(&f, raw)),
+            Command::ShowPath { path } => self.show_path(&path),
+            Command::ShowMaps => Ok(self.maps_table(fmt::MAPS_FORMAT, false)),
+            Command::ShowMapsFormat { fmt: f, raw } => Ok(self.maps_table(&f, raw)),
+            Command::ShowMapsStatus => Ok(self.maps_table(fmt::MAPS_STATUS_FORMAT, false)),
+            Command::ShowMapsStats => Ok(self.maps_table(fmt::MAPS_STATS_FORMAT, false)),
+            Command::ShowMapsTopology => Ok(fmt::topology(&self.map_views(), &self.path_views())),
+            Command::ShowMapTopology { map } => self.show_map_topology(&map),
+            Command::ShowMapFormat { map, fmt: f } => self.show_map_format(&map, &f),
+            Command::ShowMapsJson => Ok(fmt::maps_json(&self.map_views())),
+            Command::ShowMapJson { map } => self.show_map_json(&map),
+            Command::ShowConfig { .. } => Ok(crate::config::dump::show_config(&self.cfg)),
+            Command::ShowWildcards => Ok(fmt::wildcards()),
+            Command::ShowMarginal => Ok(self.marginal_text()),
+            Command::ShowStatus => Ok(self.status_text()),
+            Command::ShowDaemon => Ok(fmt::daemon(std::process::id(), self.state, false)),
+            Command::ShowBlacklist => Ok(fmt::blacklist(&self.blacklist_view())),
+            Command::ShowDevices => Ok(fmt::devices(&self.devices())),
+
+            Command::AddPath { path } => Ok(self.add_path(&path)),
+            Command::DelPath { path } => self.del_path(&path),
+            Command::FailPath { path } => self.fail_path(&path),
+            Command::ReinstatePath { path } => self.reinstate_path(&path),
+            Command::SetMarginal { path } => self.marginal_cmd(&path, true),
+            Command::UnsetMarginal { path } => self.marginal_cmd(&path, false),
+            Command::UnsetMarginalMap { map } => self.unset_marginal_map(&map),
+
+            Command::AddMap { map } => self.add_map(&map),
+            Command::DelMap { map } => self.del_map(&map),
+            Command::DelMaps => self.del_maps(),
+            Command::SwitchGroup { map, group } => self.switch_group(&map, &group),
+            Command::Resize { map } | Command::Reload { map } | Command::ResetMap { map } => {
+                self.resize(&map)
+            }
+            Command::Suspend { map } => self.suspend(&map),
+            Command::Resume { map } => self.resume(&map),
+            Command::DisableQueueing { map } => self.queueing_cmd(map.as_deref(), false),
+            Command::RestoreQueueing { map } => self.queueing_cmd(map.as_deref(), true),
+            Command::ResetMapsStats => self.reset_maps_stats(),
+            Command::ResetMapStats { map } => self.reset_map_stats(&map),
+
+            Command::GetPrStatus { map } => self.get_pr_flag(&map, |m| m.prstatus),
+            Command::SetPrStatus { map, .. } => self.pr_update(&map, |m| m.prstatus = true),
+            Command::UnsetPrStatus { map } => self.pr_update(&map, |m| m.prstatus = false),
+            Command::GetPrKey { map } => self.get_pr_key(&map),
+            Command::SetPrKey { map, key } => self.set_pr_key(&map, &key),
+            // Clearing a run-time key is harmless whatever the configuration says.
+            Command::UnsetPrKey { map } => self.pr_update(&map, |m| m.prkey = None),
+            Command::GetPrHold { map } => self.get_pr_flag(&map, |m| m.prhold),
+            Command::SetPrHold { map } => self.pr_update(&map, |m| m.prhold = true),
+            Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = false),
+
+            Command::Reconfigure { .. } => self.reconfigure_cmd(),
+            Command::Shutdown => self.shutdown_cmd(),
+            Command::ForceQueueingDaemon | Command::RestoreQueueingDaemon => Ok(String::new()),
+            Command::Quit => Ok(String::new()),
+        }
+    }
+
+    /// The name of the map `key` (name, WWID, dm-N or /dev/dm-N) designates.
+    fn map_name(&self, key: &str) -> Result<String, HandlerError> {
+        Ok(self
+            .find_map(key)
+            .ok_or(HandlerError::DeviceNotFound)?
+            .name
+            .clone())
+    }
+
+    // ---- show ----------------------------------------------------------------
+
+    fn show_path(&self, path: &str) -> Answer {
+        let p = self.find_path(path).ok_or(HandlerError::DeviceNotFound)?;
+        Ok(fmt::path_line(&self.path_view(p), "%o"))
+    }
+
+    fn show_map_topology(&self, map: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        Ok(fmt::topology(&[self.map_view(m)], &self.path_views()))
+    }
+
+    fn show_map_format(&self, map: &str, format: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        Ok(fmt::map_line(&self.map_view(m), &self.map_views(), format))
+    }
+
+    fn show_map_json(&self, map: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        Ok(fmt::map_json(&self.map_view(m)))
+    }
+
+    // ---- paths -----------------------------------------------------------------
+
+    /// `add path`: the reply is why the path was not added (blacklisted), else `ok`.
+    fn add_path(&mut self, path: &str) -> String {
+        let dev = path.strip_prefix("/dev/").unwrap_or(path).to_string();
+        self.add_paths(&[dev]).unwrap_or_default()
+    }
+
+    fn del_path(&mut self, path: &str) -> Answer {
+        let dev = self
+            .find_path(path)
+            .ok_or(HandlerError::DeviceNotFound)?
+            .info
+            .dev
+            .clone();
+        self.remove_paths(&[dev]);
+        Ok(String::new())
+    }
+
+    fn fail_path(&mut self, path: &str) -> Answer {
+        let p = self.find_path(path).ok_or(HandlerError::DeviceNotFound)?;
+        let (dev, devt, map) = (p.info.dev.clone(), p.rec.dev_t.clone(), p.map.clone());
+        let map = map.ok_or(HandlerError::Failed)?;
+        self.dm
+            .message(&map, &format!("fail_path {devt}"))
+            .map_err(|_| HandlerError::Failed)?;
+        if let Some(p) = self.paths.get_mut(&dev) {
+            // Shown faulty until the next check finds it up and reinstates it.
+            p.rec.dm_state = DmState::Failed;
+            p.rec.state = PathState::Down;
+        }
+        self.refresh_status(&map);
+        Ok(String::new())
+    }
+
+    fn reinstate_path(&mut self, path: &str) -> Answer {
+        let p = self.find_path(path).ok_or(HandlerError::DeviceNotFound)?;
+        let (devt, map) = (p.rec.dev_t.clone(), p.map.clone());
+        let map = map.ok_or(HandlerError::Failed)?;
+        self.dm
+            .message(&map, &format!("reinstate_path {devt}"))
+            .map_err(|_| HandlerError::Failed)?;
+        self.refresh_status(&map);
+        Ok(String::new())
+    }
+
+    fn marginal_cmd(&mut self, path: &str, set: bool) -> Answer {
+        let p = self.find_path(path).ok_or(HandlerError::DeviceNotFound)?;
+        let (dev, dev_t) = (p.info.dev.clone(), p.rec.dev_t.clone());
+        let map = p.map.clone().ok_or(HandlerError::Failed)?;
+        let ev = if set {
+            MgEvent::SetMarginal {
+                path: dev,
+                map,
+                dev_t,
+            }
+        } else {
+            MgEvent::UnsetMarginal {
+                path: dev,
+                map,
+                dev_t,
+            }
+        };
+        let acts = self.marginal.handle(ev, Instant::now());
+        self.apply_marginal(acts);
+        Ok(String::new())
+    }
+
+    fn unset_marginal_map(&mut self, map: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        let devs = m.paths.clone();
+        for d in devs {
+            self.marginal_cmd(&d, false)?;
+        }
+        Ok(String::new())
+    }
+
+    // ---- maps ------------------------------------------------------------------
+
+    /// `add map`: a map over the known paths with that WWID.
+    fn add_map(&mut self, map: &str) -> Answer {
+        if self.find_map(map).is_some() {
+            return Ok(String::new());
+        }
+        let devs: Vec<String> = self
+            .paths
+            .values()
+            .filter(|p| p.info.wwid.as_deref() == Some(map))
+            .map(|p| p.info.dev.clone())
+            .collect();
+        if devs.is_empty() {
+            return Err(HandlerError::DeviceNotFound);
+        }
+        self.setup_map(map, devs, None);
+        Ok(String::new())
+    }
+
+    fn del_map(&mut self, map: &str) -> Answer {
+        let name = self.map_name(map)?;
+        self.remove_map(&name)
+    }
+
+    /// `del maps`: every map it can; the last failure is the answer.
+    fn del_maps(&mut self) -> Answer {
+        let names: Vec<String> = self.maps.keys().cloned().collect();
+        let mut result = Ok(String::new());
+        for n in names {
+            if let Err(e) = self.remove_map(&n) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    fn remove_map(&mut self, name: &str) -> Answer {
+        match self.dm.remove_map(name) {
+            Ok(()) => {
+                log::info!("{name}: map removed");
+                if let Some(m) = self.maps.remove(name) {
+                    for d in m.paths {
+                        if let Some(p) = self.paths.get_mut(&d) {
+                            p.map = None;
+                        }
+                    }
+                }
+                Ok(String::new())
+            }
+            Err(RemoveError::Busy) => Err(HandlerError::Busy),
+            Err(RemoveError::Failed(e)) => {
+                log::warn!("{name}: remove failed: {e}");
+                Err(HandlerError::Failed)
+            }
+        }
+    }
+
+    fn switch_group(&mut self, map: &str, group: &str) -> Answer {
+        let name = self.map_name(map)?;
+        let n: usize = group.parse().map_err(|_| HandlerError::Failed)?;
+        self.dm
+            .message(&name, &format!("switch_group {n}"))
+            .map_err(|_| HandlerError::Failed)?;
+        self.refresh_status(&name);
+        Ok(String::new())
+    }
+
+    fn suspend(&mut self, map: &str) -> Answer {
+        let name = self.map_name(map)?;
+        self.dm.suspend(&name).map_err(|_| HandlerError::Failed)?;
+        Ok(String::new())
+    }
+
+    fn resume(&mut self, map: &str) -> Answer {
+        let name = self.map_name(map)?;
+        self.dm.resume(&name).map_err(|_| HandlerError::Failed)?;
+        Ok(String::new())
+    }
+
+    fn queueing_cmd(&mut self, map: Option<&str>, restore: bool) -> Answer {
+        let names: Vec<String> = match map {
+            Some(k) => vec![
+                self.find_map(k)
+                    .ok_or(HandlerError::DeviceNotFound)?
+                    .name
+                    .clone(),
+            ],
+            None => self.maps.keys().cloned().collect(),
+        };
+        for n in names {
+            let active = self.active_paths(&n);
+            let Some(m) = self.maps.get(&n) else { continue };
+            let (rec, acts) = if restore {
+                chk::restore_queueing(&m.rec, active, &m.policy)
+            } else {
+                chk::disable_queueing(&m.rec, active)
+            };
+            if let Some(m) = self.maps.get_mut(&n) {
+                m.rec = rec;
+            }
+            self.apply_checker_actions(&n, acts);
+        }
+        Ok(String::new())
+    }
+
+    /// `resize map` (also `reload` and `reset map`): the paths' current size from
+    /// sysfs, then a reload.
+    fn resize(&mut self, map: &str) -> Answer {
+        let name = self.map_name(map)?;
+        let devs = self
+            .maps
+            .get(&name)
+            .map(|m| m.paths.clone())
+            .unwrap_or_default();
+        for d in &devs {
+            let size = read_trimmed(&self.env.sysfs.sys("block").join(d).join("size"))
+                .and_then(|s| s.parse().ok());
+            if let (Some(p), Some(size)) = (self.paths.get_mut(d), size) {
+                p.info.size = size;
+            }
+        }
+        let sectors = devs
+            .iter()
+            .filter_map(|d| self.paths.get(d))
+            .map(|p| p.info.size)
+            .max();
+        if let (Some(m), Some(sectors)) = (self.maps.get_mut(&name), sectors) {
+            if sectors != m.sectors {
+                log::info!("{name}: size {} -> {sectors} sectors", m.sectors);
+            }
+            m.sectors = sectors;
+        }
+        self.reload(&name);
+        Ok(String::new())
+    }
+
+    fn reset_maps_stats(&mut self) -> Answer {
+        for m in self.maps.values_mut() {
+            reset_stats(m);
+        }
+        Ok(String::new())
+    }
+
+    fn reset_map_stats(&mut self, map: &str) -> Answer {
+        let name = self.map_name(map)?;
+        if let Some(m) = self.maps.get_mut(&name) {
+            reset_stats(m);
+        }
+        Ok(String::new())
+    }
+
+    // ---- persistent reservations -------------------------------------------------
+
+    /// `getprstatus`, `getprhold`: `set` or `unset`.
+    fn get_pr_flag(&self, map: &str, flag: impl FnOnce(&Map) -> bool) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        Ok(if flag(m) { "set\n" } else { "unset\n" }.to_string())
+    }
+
+    fn get_pr_key(&self, map: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        let configured = self
+            .reservation_key(m)
+            .filter(|k| k != "file")
+            .and_then(|k| normalize_prkey(&k));
+        Ok(match m.prkey.clone().or(configured) {
+            Some(k) => format!("{k}\n"),
+            None => "none\n".to_string(),
+        })
+    }
+
+    /// Keys set at run time only make sense with `reservation_key file`, where the
+    /// prkeys file keeps them; otherwise the configuration owns the key.
+    fn set_pr_key(&mut self, map: &str, key: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        if self.reservation_key(m).as_deref() != Some("file") {
+            return Err(HandlerError::Failed);
+        }
+        let key = normalize_prkey(key).ok_or(HandlerError::Failed)?;
+        self.pr_update(map, move |m| m.prkey = Some(key))
+    }
+
+    fn pr_update(&mut self, map: &str, f: impl FnOnce(&mut Map)) -> Answer {
+        let name = self
+            .find_map(map)
+            .ok_or(HandlerError::DeviceNotFound)?
+            .name
+            .clone();
+        if let Some(m) = self.maps.get_mut(&name) {
+            f(m);
+        }
+        Ok(String::new())
+    }
+
+    fn reservation_key(&self, m: &Map) -> Option<String> {
+        Selector::new(&self.cfg, "", "", "", &m.wwid)
+            .reservation_key()
+            .map(|s| s.value)
+    }
+
+    // ---- the daemon ------------------------------------------------------------
+
+    /// `reconfigure`: `ok` even when the new configuration does not load (logged).
+    fn reconfigure_cmd(&mut self) -> Answer {
+        self.reread_config();
+        Ok(String::new())
+    }
+
+    /// `shutdown`: answered, then the run loop ends.
+    fn shutdown_cmd(&mut self) -> Answer {
+        self.shutdown();
+        Ok(String::new())
+    }
+}
+
+fn reset_stats(m: &mut Map) {
+    m.rec.stat_path_failures = 0;
+    m.rec.stat_map_failures = 0;
+    m.rec.stat_queueing_timeouts = 0;
+    m.rec.stat_total_queueing_time = 0;
+    m.rec.stat_switch_group = 0;
+    m.loads = 0;
+}
+
+/// A reservation key as `getprkey` prints it: `0x<hex>` (16 digits at most), with an
+/// optional `:aptpl`. `None` for anything else.
+fn normalize_prkey(key: &str) -> Option<String> {
+    let (hex, aptpl) = match key.strip_suffix(":aptpl") {
+        Some(h) => (h, true),
+        None => (key, false),
+    };
+    let digits = hex
+        .strip_prefix("0x")
+        .or_else(|| hex.strip_prefix("0X"))
+        .unwrap_or(hex);
+    let value = u64::from_str_radix(digits, 16)
+        .ok()
+        .filter(|_| !digits.is_empty() && digits.len() <= 16)?;
+    Some(format!("0x{value:x}{}", if aptpl { ":aptpl" } else { "" }))
+}

@@ -1,0 +1,133 @@
+//! The daemon's life: start-up (coldplug), reconfigure, shutdown. SIGHUP and the
+//! `reconfigure` command both end in [`Owner::reread_config`], SIGTERM/SIGINT and the
+//! `shutdown` command in [`Owner::shutdown`]; the run loop ends once the state is
+//! `Shutdown` and joins the threads it started.
+
+use std::collections::BTreeMap;
+
+use crate::checkers::Control;
+use crate::cli::format::DaemonState;
+use crate::config::propsel::Selector;
+use crate::config::{self, Config};
+
+use super::Owner;
+use crate::daemon::notify;
+
+impl Owner {
+    /// Discovers paths, adopts existing maps, creates missing ones.
+    pub fn coldplug(&mut self) {
+        self.state = DaemonState::Configure;
+        let existing = match self.dm.list_maps() {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("cannot list device-mapper maps: {e}");
+                Vec::new()
+            }
+        };
+        self.kernel_maps = existing
+            .iter()
+            .filter_map(|m| {
+                m.uuid
+                    .strip_prefix("mpath-")
+                    .map(|w| (m.name.clone(), w.to_string()))
+            })
+            .collect();
+        let scanned = self.scan();
+        for info in scanned {
+            if !self.waits_for_udev(&info) {
+                self.add_path_info(info);
+            }
+        }
+        let mut by_wwid: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (dev, p) in &self.paths {
+            if let Some(w) = &p.info.wwid {
+                by_wwid.entry(w.clone()).or_default().push(dev.clone());
+            }
+        }
+        for (wwid, devs) in by_wwid {
+            let adopt = existing.iter().find(|m| m.uuid == format!("mpath-{wwid}"));
+            if adopt.is_none() && !self.should_multipath(&wwid, devs.len()) {
+                continue;
+            }
+            self.setup_map(&wwid, devs, adopt.cloned());
+        }
+        self.state = DaemonState::Idle;
+    }
+
+    /// Reads multipath.conf again ([`super::Env::config`]) and applies it; a configuration
+    /// that does not load leaves the old one in force.
+    pub fn reread_config(&mut self) {
+        notify(&[sd_notify::NotifyState::Reloading]);
+        match config::load(&self.env.config) {
+            Ok(l) => {
+                log::info!("reconfigure: new configuration loaded");
+                self.reconfigure(l.config);
+            }
+            Err(e) => log::error!("reconfigure failed, keeping the old configuration: {e}"),
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
+    }
+
+    /// Applies a new configuration and brings the maps in line without dropping any.
+    pub fn reconfigure(&mut self, cfg: Config) {
+        self.state = DaemonState::Configure;
+        self.cfg = cfg;
+        let timeouts: Vec<(String, std::time::Duration)> = self
+            .paths
+            .values()
+            .map(|p| {
+                let sel =
+                    Selector::new(&self.cfg, &p.info.vendor, &p.info.product, &p.info.rev, "");
+                (p.info.dev.clone(), self.check_timeout(&sel, &p.info.dev))
+            })
+            .collect();
+        for (dev, t) in timeouts {
+            if let Some(p) = self.paths.get_mut(&dev) {
+                p.check_timeout = t;
+            }
+        }
+        // Blacklist and find_multipaths may have changed: paths now excluded leave
+        // their maps, newly allowed ones join.
+        let allowed: Vec<String> = self.scan().into_iter().map(|p| p.dev).collect();
+        let gone: Vec<String> = self
+            .paths
+            .keys()
+            .filter(|d| !allowed.contains(d))
+            .cloned()
+            .collect();
+        let reloaded = self.remove_paths(&gone);
+        let names: Vec<String> = self
+            .maps
+            .keys()
+            .filter(|n| !reloaded.contains(*n))
+            .cloned()
+            .collect();
+        for n in names {
+            self.reload(&n);
+        }
+        let new: Vec<String> = allowed
+            .into_iter()
+            .filter(|d| !self.paths.contains_key(d))
+            .collect();
+        self.add_paths(&new);
+        // find_multipaths may now allow WWIDs that had paths but no map.
+        let unmapped: std::collections::BTreeSet<String> = self
+            .paths
+            .values()
+            .filter(|p| p.map.is_none())
+            .filter_map(|p| p.info.wwid.clone())
+            .collect();
+        self.assemble(unmapped);
+        self.state = DaemonState::Idle;
+    }
+
+    /// Stops the threads the owner commands (checker, io-err-stat) and enters the
+    /// `Shutdown` state, on which the run loop ends.
+    pub fn shutdown(&mut self) {
+        log::info!("multipathd: shut down");
+        notify(&[sd_notify::NotifyState::Stopping]);
+        self.state = DaemonState::Shutdown;
+        let _ = self.out.checker.send(Control::Shutdown);
+        self.out.ioerr.shutdown();
+    }
+}

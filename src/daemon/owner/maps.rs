@@ -1,0 +1,319 @@
+//! Maps: naming, planning and loading the `multipath` table, status refresh,
+//! removal.
+
+use crate::checkers::state::{self as chk, DmState, PathState};
+use crate::config::propsel::Selector;
+use crate::config::keywords::Setting;
+use crate::discovery;
+use crate::dm::status::MultipathStatus;
+use crate::dm::table::MultipathTable;
+
+use super::{ExistingMap, Map, Owner, Path};
+use crate::daemon::plan::{self, MapPlan, PlanPath};
+use crate::daemon::policy;
+
+impl Owner {
+    pub(super) fn should_multipath(&self, wwid: &str, npaths: usize) -> bool {
+        let mode = self
+            .cfg
+            .setting_str(Setting::FindMultipaths)
+            .and_then(|v| discovery::valid::FindMultipaths::from_value(&v))
+            .unwrap_or(discovery::valid::FindMultipaths::Strict);
+        let known = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids"))
+            .load()
+            .map(|w| w.contains(wwid))
+            .unwrap_or(false);
+        let exists = self.maps.values().any(|m| m.wwid == wwid);
+        discovery::valid::should_multipath(mode, known, exists, npaths.saturating_sub(1))
+    }
+
+    fn alias_for(&self, wwid: &str) -> String {
+        let sel = Selector::new(&self.cfg, "", "", "", wwid);
+        if let Some(a) = sel.alias() {
+            return a.value;
+        }
+        if !sel.user_friendly_names().value {
+            return wwid.to_string();
+        }
+        let file = discovery::bindings::BindingsFile::new(self.env.state_dir.join("bindings"));
+        let taken = |name: &str| {
+            self.maps.contains_key(name)
+                || self.kernel_maps.iter().any(|(n, w)| n == name && w != wwid)
+        };
+        match file.alias_for(wwid, &sel.alias_prefix().value, None, &taken) {
+            Ok((Some((alias, _)), issues)) => {
+                for i in issues {
+                    log::warn!("{i}");
+                }
+                alias
+            }
+            Ok((None, _)) => wwid.to_string(),
+            Err(e) => {
+                log::warn!("{wwid}: cannot allocate a user friendly name: {e}; using the WWID");
+                wwid.to_string()
+            }
+        }
+    }
+
+    fn plan_paths(&self, devs: &[String]) -> Vec<PlanPath> {
+        devs.iter()
+            .filter_map(|d| self.paths.get(d))
+            .map(|p| PlanPath {
+                dev: p.info.dev.clone(),
+                devt: p.rec.dev_t.clone(),
+                vendor: p.info.vendor.clone(),
+                product: p.info.product.clone(),
+                rev: p.info.rev.clone(),
+                serial: p.info.serial.clone(),
+                tgt_node_name: p.info.tgt_node_name.clone(),
+                tpg: None,
+                prio: p.prio,
+                prio_name: p.prio_name.clone(),
+                usable: p.rec.state != PathState::Down && p.info.state != "offline",
+                marginal: p.rec.marginal,
+                dh_state: p.dh_state.clone(),
+            })
+            .collect()
+    }
+
+    /// Creates, reloads or adopts the map for `wwid` over `devs`.
+    pub(super) fn setup_map(
+        &mut self,
+        wwid: &str,
+        mut devs: Vec<String>,
+        existing: Option<ExistingMap>,
+    ) {
+        // Discovery order decides ties between equal groups.
+        devs.sort_by_key(|d| self.paths.get(d).map(Path::scsi_order));
+        let name = match &existing {
+            Some(m) => m.name.clone(),
+            None => self.alias_for(wwid),
+        };
+        let pp = self.plan_paths(&devs);
+        let Some(plan) = plan::plan_map(&self.cfg, wwid, &name, &pp) else {
+            return;
+        };
+        for l in &plan.log {
+            log::debug!("{l}");
+        }
+        let sectors = devs
+            .iter()
+            .filter_map(|d| self.paths.get(d))
+            .map(|p| p.info.size)
+            .max()
+            .unwrap_or(0);
+        let params = match plan.table.format() {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("{name}: cannot build the table: {e}");
+                return;
+            }
+        };
+        let Some((minor, action)) = self.load_map(
+            &name,
+            wwid,
+            sectors,
+            &params,
+            existing.as_ref(),
+            &plan.table,
+        ) else {
+            return;
+        };
+        self.install_map(
+            &name,
+            wwid,
+            minor,
+            sectors.max(existing.map_or(0, |m| m.sectors)),
+            devs,
+            plan,
+            action,
+        );
+    }
+
+    /// Puts the planned table in the kernel: adopts an existing map with the same
+    /// layout, reloads one with another, creates a missing one. Returns the minor and
+    /// the action `show` reports, `None` when the map could not be created.
+    fn load_map(
+        &mut self,
+        name: &str,
+        wwid: &str,
+        sectors: u64,
+        params: &str,
+        existing: Option<&ExistingMap>,
+        table: &MultipathTable,
+    ) -> Option<(u32, Option<&'static str>)> {
+        match existing {
+            Some(m)
+                if MultipathTable::parse(&m.table)
+                    .map(|t| same_layout(&t, table))
+                    .unwrap_or(false) =>
+            {
+                log::info!("{name}: adopted existing map ({wwid})");
+                Some((m.minor, None))
+            }
+            Some(m) => match self.dm.reload_map(name, m.sectors, params) {
+                Ok(()) => {
+                    log::info!("reload: {name} ({wwid}) {params}");
+                    // Upstream shows only a creation as the map's action (`create:` in topology).
+                    Some((m.minor, None))
+                }
+                Err(e) => {
+                    log::error!("{name}: reload failed, keeping the current table: {e}");
+                    Some((m.minor, None))
+                }
+            },
+            None => match self
+                .dm
+                .create_map(name, &crate::dm::map_uuid(wwid), sectors, params)
+            {
+                Ok(minor) => {
+                    log::info!("create: {name} ({wwid}) dm-{minor} {params}");
+                    // find_multipaths strict/smart consult this file later (and multipath -u).
+                    if let Err(e) =
+                        discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid)
+                    {
+                        log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
+                    }
+                    Some((minor, Some("create")))
+                }
+                Err(e) => {
+                    log::error!("{name}: failed to create the map: {e}");
+                    None
+                }
+            },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn install_map(
+        &mut self,
+        name: &str,
+        wwid: &str,
+        minor: u32,
+        sectors: u64,
+        devs: Vec<String>,
+        plan: MapPlan,
+        action: Option<&str>,
+    ) {
+        let first = devs.first().and_then(|d| self.paths.get(d));
+        let (v, p, r) = first.map_or((String::new(), String::new(), String::new()), |x| {
+            (
+                x.info.vendor.clone(),
+                x.info.product.clone(),
+                x.info.rev.clone(),
+            )
+        });
+        let sel = Selector::new(&self.cfg, &v, &p, &r, wwid);
+        let policy = policy::checker_policy(&self.cfg, &sel);
+        self.marginal.set_map_config(name, policy::marginal(&sel));
+        let queueing = plan.table.features.iter().any(|f| f == "queue_if_no_path");
+        let ordered: Vec<String> = plan
+            .groups
+            .iter()
+            .flat_map(|g| g.paths.iter().map(|&i| devs[i].clone()))
+            .collect();
+        let rec = chk::MapRecord::new(name, &policy, queueing);
+        let loads = self.maps.get(name).map_or(0, |m| m.loads) + 1;
+        let prev = self
+            .maps
+            .get(name)
+            .map(|m| (m.prstatus, m.prkey.clone(), m.prhold));
+        self.maps.insert(
+            name.to_string(),
+            Map {
+                name: name.to_string(),
+                wwid: wwid.to_string(),
+                minor,
+                sectors,
+                paths: ordered.clone(),
+                table: plan.table,
+                status: None,
+                rec,
+                policy,
+                selector: plan.selector,
+                action: action.map(str::to_string),
+                loads,
+                prstatus: prev.as_ref().is_some_and(|p| p.0),
+                prkey: prev.as_ref().and_then(|p| p.1.clone()),
+                prhold: prev.as_ref().is_some_and(|p| p.2),
+            },
+        );
+        for d in &ordered {
+            if let Some(p) = self.paths.get_mut(d) {
+                p.map = Some(name.to_string());
+            }
+        }
+        self.refresh_status(name);
+        for d in ordered {
+            self.schedule_check(&d, 0);
+        }
+    }
+
+    pub(super) fn refresh_status(&mut self, name: &str) {
+        let Ok(text) = self.dm.status(name) else {
+            return;
+        };
+        let Ok(st) = MultipathStatus::parse(&text) else {
+            log::warn!("{name}: cannot parse status '{text}'");
+            return;
+        };
+        if let Some(m) = self.maps.get_mut(name) {
+            for dev in &m.paths {
+                if let Some(p) = self.paths.get_mut(dev)
+                    && let Some((_, ps)) = st.path(&p.rec.dev_t)
+                {
+                    p.rec.dm_state = if ps.active {
+                        DmState::Active
+                    } else {
+                        DmState::Failed
+                    };
+                }
+            }
+            m.status = Some(st);
+        }
+    }
+
+    /// Sets up (creates or reloads) the map of each WWID over all its known paths,
+    /// creating only where find_multipaths allows.
+    pub(super) fn assemble(&mut self, wwids: impl IntoIterator<Item = String>) {
+        for wwid in wwids {
+            let devs: Vec<String> = self
+                .paths
+                .values()
+                .filter(|p| p.info.wwid.as_deref() == Some(wwid.as_str()))
+                .map(|p| p.info.dev.clone())
+                .collect();
+            let existing = self
+                .maps
+                .values()
+                .find(|m| m.wwid == wwid)
+                .map(Map::as_existing);
+            if existing.is_none() && !self.should_multipath(&wwid, devs.len()) {
+                continue;
+            }
+            self.setup_map(&wwid, devs, existing);
+        }
+    }
+
+    pub(super) fn reload(&mut self, map: &str) {
+        let Some(m) = self.maps.get(map) else { return };
+        let (wwid, devs, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());
+        self.setup_map(&wwid, devs, Some(existing));
+    }
+
+    pub(super) fn dm_message(&mut self, map: &str, msg: &str) {
+        if let Err(e) = self.dm.message(map, msg) {
+            log::warn!("{map}: message '{msg}' failed: {e}");
+        }
+    }
+}
+
+fn same_layout(a: &MultipathTable, b: &MultipathTable) -> bool {
+    let devs = |t: &MultipathTable| {
+        t.groups
+            .iter()
+            .map(|g| g.paths.iter().map(|p| p.dev.clone()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    a.features == b.features && a.hwhandler == b.hwhandler && devs(a) == devs(b)
+}

@@ -1,0 +1,285 @@
+//! The state owner: the one thread that holds paths and maps. Every other thread
+//! reaches the state only through the messages handled here.
+//!
+//! One file per concern, each an `impl Owner` block:
+//! - `lifecycle.rs`: start-up (coldplug), reconfigure, shutdown: the one place for
+//!   both, whether a signal or a CLI command asks
+//! - `paths.rs`: discovering, adding and removing paths
+//! - `maps.rs`: building, loading and removing maps
+//! - `checks.rs`: a check result, the 1 s tick, marginal-path (io-err-stat) events
+//! - `uevents.rs`: a kernel or udev uevent
+//! - `commands.rs`: a CLI command, one handler per command
+//! - `views.rs`: how `show` output is built from the owner's records
+
+mod checks;
+mod commands;
+mod lifecycle;
+mod maps;
+mod paths;
+mod uevents;
+mod views;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use crate::checkers::state::{self as chk, DmState, PathState};
+use crate::checkers::{self, CheckerKind, Control};
+use crate::cli::format::DaemonState;
+use crate::config::{Config, LoadOptions};
+use crate::discovery::{PathInfo, SysfsRoot};
+use crate::dm::status::MultipathStatus;
+use crate::dm::table::MultipathTable;
+use crate::marginal::state::MarginalState;
+use crate::marginal::thread::IoErrStat;
+
+/// What the daemon needs from device-mapper. A narrow port, so the owner can be
+/// driven by an in-memory fake in unit tests and by the ioctl backend for real.
+pub trait MapOps: Send {
+    /// Existing `multipath` maps (uuid `mpath-…`).
+    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, String>;
+    /// Creates and resumes a map; returns its minor number.
+    fn create_map(
+        &mut self,
+        name: &str,
+        uuid: &str,
+        sectors: u64,
+        params: &str,
+    ) -> Result<u32, String>;
+    /// Loads a new table into a live map and swaps it in without flushing queued IO.
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), String>;
+    fn message(&mut self, name: &str, msg: &str) -> Result<(), String>;
+    /// The map's status parameters (text after `multipath`).
+    fn status(&mut self, name: &str) -> Result<String, String>;
+    /// Removes a map; [`RemoveError::Busy`] while it is open (mounted, in use).
+    fn remove_map(&mut self, name: &str) -> Result<(), RemoveError>;
+    fn suspend(&mut self, name: &str) -> Result<(), String>;
+    fn resume(&mut self, name: &str) -> Result<(), String>;
+}
+
+/// Why a map could not be removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveError {
+    Busy,
+    Failed(String),
+}
+
+/// A map found in the kernel at startup or reconfigure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingMap {
+    pub name: String,
+    pub uuid: String,
+    pub minor: u32,
+    pub sectors: u64,
+    pub table: String,
+    pub status: String,
+}
+
+/// Where the daemon finds the system (changed by tests).
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub sysfs: SysfsRoot,
+    pub udev_dir: PathBuf,
+    pub dev_dir: PathBuf,
+    /// `/etc/multipath`: bindings and wwids files.
+    pub state_dir: PathBuf,
+    /// `-B`: never write the bindings file.
+    pub bindings_read_only: bool,
+    /// Where `reconfigure` (command or SIGHUP) reads multipath.conf from.
+    pub config: LoadOptions,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env {
+            sysfs: SysfsRoot::real(),
+            udev_dir: PathBuf::from("/run/udev/data"),
+            dev_dir: PathBuf::from("/dev"),
+            state_dir: PathBuf::from("/etc/multipath"),
+            bindings_read_only: false,
+            config: LoadOptions::default(),
+        }
+    }
+}
+
+struct Path {
+    info: PathInfo,
+    id: checkers::scheduler::PathId,
+    rec: chk::PathRecord,
+    prio: i32,
+    prio_name: String,
+    checker: CheckerKind,
+    map: Option<String>,
+    dh_state: Option<String>,
+    /// The sysfs device state was down at the last look (discovery, then every check),
+    /// as upstream's `%o` reports it: `show` commands read no sysfs.
+    offline: bool,
+    /// The checker's timeout, selected when the path is added and on reconfigure (not on
+    /// every check: selection matches the hardware table).
+    check_timeout: std::time::Duration,
+}
+
+impl Path {
+    /// Upstream's discovery order: it enumerates devices by sysfs device path, i.e. by
+    /// SCSI address, not by kernel name (sdc before sdaa).
+    fn scsi_order(&self) -> (u32, u32, u32, u64) {
+        let h = self.info.hcil;
+        (h.host, h.channel, h.target, h.lun)
+    }
+}
+
+struct Map {
+    name: String,
+    wwid: String,
+    minor: u32,
+    sectors: u64,
+    /// Member paths (device names) in table order.
+    paths: Vec<String>,
+    table: MultipathTable,
+    status: Option<MultipathStatus>,
+    rec: chk::MapRecord,
+    policy: chk::Policy,
+    selector: String,
+    action: Option<String>,
+    loads: u32,
+    /// Persistent-reservation bookkeeping for libmpathpersist (`setprstatus`, `setprkey`,
+    /// `setprhold`): the daemon only remembers what the tool tells it.
+    prstatus: bool,
+    prkey: Option<String>,
+    prhold: bool,
+}
+
+impl Map {
+    /// The map as the owner knows it, for a reload through [`Owner::setup_map`].
+    fn as_existing(&self) -> ExistingMap {
+        ExistingMap {
+            name: self.name.clone(),
+            uuid: crate::dm::map_uuid(&self.wwid),
+            minor: self.minor,
+            sectors: self.sectors,
+            table: String::new(),
+            status: String::new(),
+        }
+    }
+}
+
+/// Everything the owner sends out besides DM operations.
+pub struct Outputs {
+    pub checker: Sender<Control>,
+    pub ioerr: IoErrStat,
+}
+
+pub struct Owner {
+    cfg: Config,
+    env: Env,
+    dm: Box<dyn MapOps>,
+    out: Outputs,
+    paths: BTreeMap<String, Path>,
+    /// Indexes into `paths` (kept with it in `add_path_info` / `remove_paths`): table
+    /// entries name paths by dev_t and check outcomes by id, and a scan of every path
+    /// for each of them made the 1 s tick quadratic in the number of paths.
+    dev_by_devt: HashMap<String, String>,
+    dev_by_path_id: HashMap<checkers::scheduler::PathId, String>,
+    maps: BTreeMap<String, Map>,
+    marginal: MarginalState,
+    next_id: checkers::scheduler::PathId,
+    /// (name, WWID) of every multipath map found in the kernel at coldplug, ours or not:
+    /// their names are never handed out to another WWID.
+    kernel_maps: Vec<(String, String)>,
+    /// Paths udev has not described yet (no uid_attribute property): retriggers done and
+    /// when to try next (daemon seconds). Their sysfs WWID may differ from udev's, and a
+    /// wrong WWID would build a second map for the same LUN.
+    udev_pending: BTreeMap<String, (i64, u64)>,
+    pub state: DaemonState,
+    started: Instant,
+}
+
+fn log_at(level: u8, text: &str) {
+    match level {
+        0 => log::error!("{text}"),
+        1 => log::warn!("{text}"),
+        2 => log::info!("{text}"),
+        3 => log::debug!("{text}"),
+        _ => log::trace!("{text}"),
+    }
+}
+
+fn read_trimmed(p: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+impl Owner {
+    pub fn new(cfg: Config, env: Env, dm: Box<dyn MapOps>, out: Outputs) -> Owner {
+        Owner {
+            marginal: MarginalState::new(Default::default()),
+            cfg,
+            env,
+            dm,
+            out,
+            paths: BTreeMap::new(),
+            dev_by_devt: HashMap::new(),
+            dev_by_path_id: HashMap::new(),
+            maps: BTreeMap::new(),
+            next_id: 1,
+            kernel_maps: Vec::new(),
+            udev_pending: BTreeMap::new(),
+            state: DaemonState::Startup,
+            started: Instant::now(),
+        }
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Number of paths and maps, for logs and tests.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.paths.len(), self.maps.len())
+    }
+
+    fn path_by_devt(&self, devt: &str) -> Option<&Path> {
+        self.dev_by_devt.get(devt).and_then(|d| self.paths.get(d))
+    }
+
+    fn dev_by_id(&self, id: checkers::scheduler::PathId) -> Option<String> {
+        self.dev_by_path_id.get(&id).cloned()
+    }
+
+    fn find_map(&self, key: &str) -> Option<&Map> {
+        let key = key.strip_prefix("/dev/").unwrap_or(key);
+        self.maps.values().find(|m| {
+            m.name == key
+                || m.wwid == key
+                || key.strip_prefix("dm-").and_then(|n| n.parse().ok()) == Some(m.minor)
+        })
+    }
+
+    fn find_path(&self, key: &str) -> Option<&Path> {
+        let key = key.strip_prefix("/dev/").unwrap_or(key);
+        self.paths.get(key).or_else(|| self.path_by_devt(key))
+    }
+
+    fn active_paths(&self, map: &str) -> usize {
+        self.active_paths_except(map, None)
+    }
+
+    /// Usable paths of `map` (up or ghost, not failed in DM), leaving out `except`.
+    fn active_paths_except(&self, map: &str, except: Option<&str>) -> usize {
+        self.maps.get(map).map_or(0, |m| {
+            m.paths
+                .iter()
+                .filter(|d| Some(d.as_str()) != except)
+                .filter_map(|d| self.paths.get(d))
+                .filter(|p| {
+                    matches!(p.rec.state, PathState::Up | PathState::Ghost)
+                        && p.rec.dm_state != DmState::Failed
+                })
+                .count()
+        })
+    }
+}

@@ -1,0 +1,350 @@
+//! Paths: discovery (sysfs, udev, blacklist), adding and removing them, scheduling
+//! their checks.
+
+use std::time::Instant;
+
+use crate::checkers::state as chk;
+use crate::checkers::{self, CheckRequest, CheckerKind, Control};
+use crate::config::blacklist::Blacklist;
+use crate::config::keywords::Setting;
+use crate::config::propsel::Selector;
+use crate::discovery::{self, PathInfo};
+use crate::marginal::state::Event as MgEvent;
+
+use super::{Owner, Path, read_trimmed};
+use crate::daemon::policy;
+
+impl Owner {
+    pub(super) fn scan(&self) -> Vec<PathInfo> {
+        let cfg = &self.cfg;
+        let uid = |p: &PathInfo| {
+            Selector::new(cfg, &p.vendor, &p.product, &p.rev, "")
+                .uid_attribute(&p.dev)
+                .value
+        };
+        let opts = discovery::ScanOptions {
+            udev_data_dir: &self.env.udev_dir,
+            uid_attribute: &uid,
+        };
+        let res = discovery::sysfs::scan_paths(&self.env.sysfs, &opts);
+        for s in &res.skipped {
+            log::debug!("{}: skipped: {}", s.dev, s.reason);
+        }
+        let bl = self.blacklist();
+        res.paths
+            .into_iter()
+            .filter(|p| self.blacklist_reason(&bl, p).is_none())
+            .collect()
+    }
+
+    /// The blacklist in force. NVMe namespaces stay out of the default devnode
+    /// exception when the kernel does native NVMe multipathing.
+    pub(super) fn blacklist(&self) -> Blacklist {
+        let native = read_trimmed(&self.env.sysfs.sys("module/nvme_core/parameters/multipath"))
+            .as_deref()
+            == Some("Y");
+        Blacklist::new(&self.cfg, native)
+    }
+
+    /// Why the path is blacklisted (logged), or `None` if it may be used.
+    fn blacklist_reason(&self, bl: &Blacklist, p: &PathInfo) -> Option<String> {
+        let sel = Selector::new(&self.cfg, &p.vendor, &p.product, &p.rev, "");
+        let uid = sel.uid_attribute(&p.dev).value;
+        let props: Vec<&str> = p
+            .udev
+            .as_ref()
+            .map(|u| u.0.iter().map(|(k, _)| k.as_str()).collect())
+            .unwrap_or_default();
+        let code = bl.filter_path(&crate::config::blacklist::PathInfo {
+            devnode: &p.dev,
+            vendor: &p.vendor,
+            product: &p.product,
+            protocol: &p.protocol,
+            wwid: p.wwid.as_deref().unwrap_or(""),
+            // Without a udev database (no udevd) there is nothing to match properties on.
+            properties: &props,
+            uid_attribute: if p.udev.is_some() { Some(&uid) } else { None },
+        });
+        (code > 0).then(|| {
+            let reason = crate::config::blacklist::reason(code);
+            log::debug!("{}: {reason}", p.dev);
+            reason.to_string()
+        })
+    }
+
+    /// Whether to wait for udev before using the path: udev runs but has not stored the
+    /// path's uid_attribute yet. As upstream, the device is retriggered `retrigger_tries`
+    /// times, `retrigger_delay` seconds apart, before the sysfs WWID is used.
+    pub(super) fn waits_for_udev(&mut self, info: &PathInfo) -> bool {
+        let from_udev = matches!(info.wwid_source, Some(discovery::WwidSource::Udev(_)));
+        let attr = Selector::new(&self.cfg, &info.vendor, &info.product, &info.rev, "")
+            .uid_attribute(&info.dev)
+            .value;
+        if from_udev || attr.is_empty() || !self.env.udev_dir.is_dir() {
+            self.udev_pending.remove(&info.dev);
+            return false;
+        }
+        let tries = self.cfg.setting_int(Setting::RetriggerTries).unwrap_or(3);
+        let delay = self.cfg.setting_int(Setting::RetriggerDelay).unwrap_or(10).max(1) as u64;
+        let now = self.now_secs();
+        let entry = self
+            .udev_pending
+            .entry(info.dev.clone())
+            .or_insert((0, now + delay));
+        if entry.0 >= tries {
+            log::warn!(
+                "{}: udev has no {attr} after {tries} retriggers, using the WWID from sysfs",
+                info.dev
+            );
+            self.udev_pending.remove(&info.dev);
+            return false;
+        }
+        log::info!(
+            "{}: waiting for udev to set {attr} (retrigger {}/{tries})",
+            info.dev,
+            entry.0
+        );
+        true
+    }
+
+    /// Retriggers paths still waiting for udev; their `change` uevent brings them back.
+    pub(super) fn retrigger_udev(&mut self) {
+        let now = self.now_secs();
+        let delay = self.cfg.setting_int(Setting::RetriggerDelay).unwrap_or(10).max(1) as u64;
+        let tries = self.cfg.setting_int(Setting::RetriggerTries).unwrap_or(3);
+        let due: Vec<String> = self
+            .udev_pending
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for dev in due {
+            let Some(entry) = self.udev_pending.get_mut(&dev) else {
+                continue;
+            };
+            entry.0 += 1;
+            entry.1 = now + delay;
+            if entry.0 >= tries {
+                // Out of retriggers: the next discovery takes the sysfs WWID.
+                self.add_paths(&[dev]);
+                continue;
+            }
+            let uevent = self.env.sysfs.sys("block").join(&dev).join("uevent");
+            if let Err(e) = std::fs::write(&uevent, "change") {
+                log::warn!(
+                    "{dev}: cannot retrigger udev through {}: {e}",
+                    uevent.display()
+                );
+            }
+        }
+    }
+
+    pub(super) fn add_path_info(&mut self, info: PathInfo) {
+        let sel = Selector::new(
+            &self.cfg,
+            &info.vendor,
+            &info.product,
+            &info.rev,
+            info.wwid.as_deref().unwrap_or(""),
+        );
+        let checker_name = sel.checker().value;
+        let checker = checkers::checker_by_name(&checker_name).unwrap_or_else(|e| {
+            log::warn!("{}: {e}", info.dev);
+            CheckerKind::Tur
+        });
+        let (prio_name, prio) = self.prioritize(&sel, &info);
+        let dh_state = read_trimmed(
+            &self
+                .env
+                .sysfs
+                .sys("block")
+                .join(&info.dev)
+                .join("device/dh_state"),
+        );
+        let devt = format!("{}:{}", info.devt.0, info.devt.1);
+        let policy = policy::checker_policy(&self.cfg, &sel);
+        let id = self.next_id;
+        self.next_id += 1;
+        let rec = chk::PathRecord::new(&info.dev, &devt, checker.name(), &policy);
+        let offline = checkers::sysfs::state_from_sysfs(&info.state).is_some_and(|v| v.offline);
+        let check_timeout = self.check_timeout(&sel, &info.dev);
+        log::debug!(
+            "{}: path_checker = {} {}",
+            info.dev,
+            checker.name(),
+            sel.checker().origin
+        );
+        log::debug!("{}: prio = {prio_name} ({prio})", info.dev);
+        if let Some(old) = self.paths.get(&info.dev) {
+            self.dev_by_devt.remove(&old.rec.dev_t);
+            self.dev_by_path_id.remove(&old.id);
+        }
+        self.dev_by_devt.insert(devt.clone(), info.dev.clone());
+        self.dev_by_path_id.insert(id, info.dev.clone());
+        self.paths.insert(
+            info.dev.clone(),
+            Path {
+                info,
+                id,
+                rec,
+                prio,
+                prio_name,
+                checker,
+                map: None,
+                dh_state,
+                offline,
+                check_timeout,
+            },
+        );
+    }
+
+    /// `detect_prio` first (ALUA-capable SCSI with a readable access_state → sysfs),
+    /// then the configured prioritizer.
+    fn prioritize(&self, sel: &Selector, info: &PathInfo) -> (String, i32) {
+        use discovery::prio::{self, Prio};
+        let configured = sel.prio().value;
+        let detected = if sel.detect_prio().value && info.access_state.is_some() {
+            Some(Prio::Sysfs)
+        } else {
+            None
+        };
+        let (p, args) = match detected {
+            Some(p) => (p, String::new()),
+            None => (
+                Prio::from_name(&configured.0).unwrap_or(Prio::Const),
+                configured.1,
+            ),
+        };
+        let mut rng = || std::process::id().wrapping_mul(2654435761);
+        let regex = |re: &str, s: &str| {
+            crate::config::regex::ConfigRegex::new(re)
+                .ok()
+                .map(|r| r.is_match(s))
+        };
+        let mut env = prio::PrioEnv {
+            root: &self.env.sysfs,
+            dev_dir: &self.env.dev_dir,
+            timeout_ms: 30_000,
+            rng: &mut rng,
+            regex_search: &regex,
+        };
+        let value = prio::getprio(p, &args, info, &mut env).unwrap_or_else(|e| {
+            log::warn!("{}: prio {}: {e}", info.dev, p.name());
+            discovery::pgpolicy::PRIO_UNDEF
+        });
+        (p.name().to_string(), value)
+    }
+
+    /// `checker_timeout` from the configuration, else the SCSI command timeout in sysfs.
+    pub(super) fn check_timeout(&self, sel: &Selector, dev: &str) -> std::time::Duration {
+        let configured = match sel.get(Setting::CheckerTimeout).map(|s| s.value) {
+            Some(crate::config::value::Value::Int(n)) if n > 0 => Some(n as u32),
+            _ => None,
+        };
+        let timeout = configured.unwrap_or_else(|| {
+            read_trimmed(&self.env.sysfs.sys("block").join(dev).join("device/timeout"))
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(30)
+        });
+        std::time::Duration::from_secs(u64::from(timeout))
+    }
+
+    pub(super) fn schedule_check(&self, dev: &str, in_secs: u32) {
+        let Some(p) = self.paths.get(dev) else { return };
+        let req = CheckRequest {
+            path: p.id,
+            dev: self.env.dev_dir.join(dev),
+            sysfs_state: Some(self.env.sysfs.sys("block").join(dev).join("device/state")),
+            kind: p.checker,
+            timeout: p.check_timeout,
+        };
+        let _ = self.out.checker.send(Control::Schedule { req, in_secs });
+    }
+
+    /// Discovers one new path. `Ok(Some(wwid))` when it joined the path list,
+    /// `Err(reply)` when the CLI should hear why not (blacklisted).
+    fn discover(&mut self, dev: &str) -> Result<Option<String>, String> {
+        if self.paths.contains_key(dev) {
+            return Ok(None);
+        }
+        let cfg = &self.cfg;
+        let uid = |p: &PathInfo| {
+            Selector::new(cfg, &p.vendor, &p.product, &p.rev, "")
+                .uid_attribute(&p.dev)
+                .value
+        };
+        let opts = discovery::ScanOptions {
+            udev_data_dir: &self.env.udev_dir,
+            uid_attribute: &uid,
+        };
+        let info = match discovery::sysfs::path_info(&self.env.sysfs, dev, &opts) {
+            Ok(i) => i,
+            Err(e) => {
+                log::debug!("{dev}: not a path: {e}");
+                return Ok(None);
+            }
+        };
+        if self.blacklist_reason(&self.blacklist(), &info).is_some() {
+            return Err("blacklisted\n".to_string());
+        }
+        if self.waits_for_udev(&info) {
+            return Ok(None);
+        }
+        let wwid = info.wwid.clone();
+        self.add_path_info(info);
+        Ok(wwid)
+    }
+
+    /// Adds paths and then sets up each affected map once (a burst of adds for one
+    /// LUN is one reload, not one per path).
+    pub(super) fn add_paths(&mut self, devs: &[String]) -> Option<String> {
+        let mut reply = None;
+        let mut wwids = std::collections::BTreeSet::new();
+        for dev in devs {
+            match self.discover(dev) {
+                Ok(Some(w)) => {
+                    wwids.insert(w);
+                }
+                Ok(None) => {}
+                Err(r) => reply = Some(r),
+            }
+        }
+        self.assemble(wwids);
+        reply
+    }
+
+    /// Removes paths, then reloads each affected map once. A map is never removed on
+    /// our own, even without paths: IO may be queued on it.
+    pub(super) fn remove_paths(&mut self, devs: &[String]) -> std::collections::BTreeSet<String> {
+        let mut touched = std::collections::BTreeSet::new();
+        for dev in devs {
+            let Some(p) = self.paths.remove(dev) else {
+                continue;
+            };
+            self.dev_by_devt.remove(&p.rec.dev_t);
+            self.dev_by_path_id.remove(&p.id);
+            let _ = self.out.checker.send(Control::Remove(p.id));
+            let acts = self
+                .marginal
+                .handle(MgEvent::PathRemoved { path: dev.clone() }, Instant::now());
+            self.apply_marginal(acts);
+            if let Some(map) = p.map {
+                log::info!("{dev}: path removed from map {map}");
+                touched.insert(map);
+            }
+        }
+        for map in &touched {
+            let Some(m) = self.maps.get_mut(map) else {
+                continue;
+            };
+            m.paths.retain(|d| !devs.contains(d));
+            if m.paths.is_empty() {
+                log::info!("{map}: last path removed, keeping the map");
+                continue;
+            }
+            let (wwid, left, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());
+            self.setup_map(&wwid, left, Some(existing));
+        }
+        touched
+    }
+}

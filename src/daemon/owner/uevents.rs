@@ -1,0 +1,94 @@
+//! What happens on a uevent: dm path failures feed the marginal module, block
+//! add/remove change the path list.
+
+use std::time::Instant;
+
+use crate::checkers::state::DmState;
+use crate::config::propsel::Selector;
+use crate::marginal::state::Event as MgEvent;
+
+use super::Owner;
+
+impl Owner {
+    /// A batch of queued uevents: filtered and merged first, so a storm of path adds
+    /// for one LUN becomes one map reload.
+    pub fn on_uevents(&mut self, batch: Vec<crate::uevent::Uevent>) {
+        let bl = self.blacklist();
+        // dm-N events carry path failures of our maps: the devnode blacklist is for paths.
+        let is_blacklisted = |name: &str| !name.starts_with("dm-") && bl.filter_devnode(name) > 0;
+        let cfg = &self.cfg;
+        let wwid_of = |e: &crate::uevent::Uevent| {
+            let attr = Selector::new(cfg, "", "", "", "")
+                .uid_attribute(e.kernel_name())
+                .value;
+            e.get(&attr).filter(|w| !w.is_empty()).map(str::to_owned)
+        };
+        for entry in crate::uevent::merge_batch(batch, &is_blacklisted, &wwid_of) {
+            if entry.merged.is_empty() {
+                self.on_uevent(entry.uevent);
+                continue;
+            }
+            let devs: Vec<String> = entry.all().filter_map(|e| e.devname.clone()).collect();
+            log::debug!(
+                "{} merged {} uevents: {}",
+                entry.uevent.action,
+                devs.len(),
+                devs.join(" ")
+            );
+            match entry.uevent.action.as_str() {
+                "add" => {
+                    self.add_paths(&devs);
+                }
+                "remove" => {
+                    self.remove_paths(&devs);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A kernel uevent: dm path failures feed the marginal module; block add/remove
+    /// change the path list.
+    pub fn on_uevent(&mut self, ev: crate::uevent::Uevent) {
+        if let Some(action) = ev.dm_action() {
+            let map = action.map_name.clone().unwrap_or_default();
+            let devt = action.path.clone();
+            let dev = self.path_by_devt(&devt).map(|p| p.info.dev.clone());
+            log::debug!("{map}: uevent {:?} for {devt}", action.action);
+            if let (Some(dev), crate::uevent::DmPathAction::PathFailed) = (dev, action.action) {
+                let active = self.active_paths(&map);
+                let acts = self.marginal.handle(
+                    MgEvent::PathFailed {
+                        path: dev.clone(),
+                        map: map.clone(),
+                        map_active_paths: active,
+                    },
+                    Instant::now(),
+                );
+                if let Some(p) = self.paths.get_mut(&dev) {
+                    p.rec.dm_state = DmState::Failed;
+                }
+                self.apply_marginal(acts);
+                self.schedule_check(&dev, 0);
+            }
+            self.refresh_status(&map);
+            return;
+        }
+        if ev.subsystem.as_deref() != Some("block") {
+            return;
+        }
+        let Some(dev) = ev.devname.clone() else {
+            return;
+        };
+        match ev.action.as_str() {
+            // udev's `change` completes a path that waited for its properties
+            "add" | "change" if !self.paths.contains_key(&dev) => {
+                self.add_paths(&[dev]);
+            }
+            "remove" => {
+                self.remove_paths(&[dev]);
+            }
+            _ => {}
+        }
+    }
+}
