@@ -15,7 +15,8 @@ use multipathd::checkers::{CheckOutcome, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::parse::{Command, HandlerError};
 use multipathd::config::{Config, LoadOptions, parse_str};
-use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner, RemoveError};
+use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::dm::DmError;
 use multipathd::dm::table::MultipathTable;
 use multipathd::marginal::sampler::Counts;
 use multipathd::marginal::thread::{IoErrEvent, IoErrStat};
@@ -77,8 +78,9 @@ impl DmState {
 
     /// The kernel's status text for a map: groups and paths from its table, the
     /// table's initial group active, paths failed by `fail_path` shown `F`.
-    fn status_of(&self, m: &FakeMap) -> Result<String, String> {
-        let t = MultipathTable::parse(&m.params).map_err(|e| e.to_string())?;
+    fn status_of(&self, m: &FakeMap) -> Result<String, DmError> {
+        let t = MultipathTable::parse(&m.params)
+            .map_err(|e| DmError::BadReply { op: "status", name: None, why: e.to_string() })?;
         let next = if t.groups.is_empty() { 0 } else { t.initial_group.max(1) };
         let mut s = format!("2 0 0 0 {} {next}", t.groups.len());
         for (i, g) in t.groups.iter().enumerate() {
@@ -93,10 +95,15 @@ impl DmState {
     }
 }
 
+/// The error the kernel gives for a map that does not exist.
+fn gone(op: &'static str, name: &str) -> DmError {
+    DmError::Ioctl { op, name: Some(name.to_string()), errno: nix::errno::Errno::ENXIO }
+}
+
 struct FakeDm(Arc<Mutex<DmState>>);
 
 impl MapOps for FakeDm {
-    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, String> {
+    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         let mut st = self.0.lock().unwrap();
         st.calls.push(Call::List);
         let st = &*st;
@@ -115,11 +122,11 @@ impl MapOps for FakeDm {
             .collect()
     }
 
-    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, String> {
+    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, DmError> {
         let mut st = self.0.lock().unwrap();
         st.calls.push(Call::Create { name: name.into(), uuid: uuid.into(), sectors, params: params.into() });
         if st.maps.contains_key(name) {
-            return Err(format!("{name}: device or resource busy"));
+            return Err(DmError::Ioctl { op: "create", name: Some(name.to_string()), errno: nix::errno::Errno::EBUSY });
         }
         let minor = st.next_minor;
         st.next_minor += 1;
@@ -130,19 +137,19 @@ impl MapOps for FakeDm {
         Ok(minor)
     }
 
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), String> {
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), DmError> {
         let mut st = self.0.lock().unwrap();
         st.calls.push(Call::Reload { name: name.into(), sectors, params: params.into() });
-        let m = st.maps.get_mut(name).ok_or_else(|| format!("{name}: no such device"))?;
+        let m = st.maps.get_mut(name).ok_or_else(|| gone("reload", name))?;
         m.sectors = sectors;
         m.params = params.into();
         Ok(())
     }
 
-    fn message(&mut self, name: &str, msg: &str) -> Result<(), String> {
+    fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError> {
         let mut st = self.0.lock().unwrap();
         st.calls.push(Call::Message { name: name.into(), msg: msg.into() });
-        let m = st.maps.get_mut(name).ok_or_else(|| format!("{name}: no such device"))?;
+        let m = st.maps.get_mut(name).ok_or_else(|| gone("message", name))?;
         let mut words = msg.split_whitespace();
         match (words.next(), words.next()) {
             (Some("fail_path"), Some(dev)) => {
@@ -156,24 +163,24 @@ impl MapOps for FakeDm {
         Ok(())
     }
 
-    fn status(&mut self, name: &str) -> Result<String, String> {
+    fn status(&mut self, name: &str) -> Result<String, DmError> {
         let st = self.0.lock().unwrap();
-        let m = st.maps.get(name).ok_or_else(|| format!("{name}: no such device"))?;
+        let m = st.maps.get(name).ok_or_else(|| gone("status", name))?;
         st.status_of(m)
     }
 
-    fn remove_map(&mut self, name: &str) -> Result<(), RemoveError> {
+    fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
         let mut st = self.0.lock().unwrap();
         st.calls.push(Call::Remove { name: name.to_string() });
-        st.maps.remove(name).map(|_| ()).ok_or_else(|| RemoveError::Failed(format!("{name}: no such device")))
+        st.maps.remove(name).map(|_| ()).ok_or_else(|| gone("remove", name))
     }
 
-    fn suspend(&mut self, name: &str) -> Result<(), String> {
+    fn suspend(&mut self, name: &str) -> Result<(), DmError> {
         self.0.lock().unwrap().calls.push(Call::Suspend { name: name.to_string() });
         Ok(())
     }
 
-    fn resume(&mut self, name: &str) -> Result<(), String> {
+    fn resume(&mut self, name: &str) -> Result<(), DmError> {
         self.0.lock().unwrap().calls.push(Call::Resume { name: name.to_string() });
         Ok(())
     }

@@ -12,7 +12,8 @@ use multipathd::checkers::{CheckOutcome, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::server::Request;
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner, RemoveError};
+use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::dm::DmError;
 use multipathd::daemon::run::{Inbox, WorkerDied, serve};
 use multipathd::daemon::signals::SignalEvent;
 use multipathd::marginal::thread::{IoErrEvent, IoErrStat};
@@ -21,33 +22,38 @@ use nix::time::{ClockId, clock_gettime};
 
 use common::FakeSys;
 
+/// The error the kernel gives for a map that does not exist.
+fn gone(op: &'static str, name: &str) -> DmError {
+    DmError::Ioctl { op, name: Some(name.to_string()), errno: nix::errno::Errno::ENXIO }
+}
+
 /// A kernel without multipath maps: the loop tests need no device-mapper.
 struct NoMaps;
 
 impl MapOps for NoMaps {
-    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, String> {
+    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         Ok(Vec::new())
     }
-    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str) -> Result<u32, String> {
-        Err(format!("{name}: not in this test"))
+    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str) -> Result<u32, DmError> {
+        Err(gone("create", name))
     }
-    fn reload_map(&mut self, name: &str, _: u64, _: &str) -> Result<(), String> {
-        Err(format!("{name}: no such device"))
+    fn reload_map(&mut self, name: &str, _: u64, _: &str) -> Result<(), DmError> {
+        Err(gone("message", name))
     }
-    fn message(&mut self, name: &str, _: &str) -> Result<(), String> {
-        Err(format!("{name}: no such device"))
+    fn message(&mut self, name: &str, _: &str) -> Result<(), DmError> {
+        Err(gone("message", name))
     }
-    fn status(&mut self, name: &str) -> Result<String, String> {
-        Err(format!("{name}: no such device"))
+    fn status(&mut self, name: &str) -> Result<String, DmError> {
+        Err(gone("message", name))
     }
-    fn remove_map(&mut self, name: &str) -> Result<(), RemoveError> {
-        Err(RemoveError::Failed(format!("{name}: no such device")))
+    fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
+        Err(gone("remove", name))
     }
-    fn suspend(&mut self, name: &str) -> Result<(), String> {
-        Err(format!("{name}: no such device"))
+    fn suspend(&mut self, name: &str) -> Result<(), DmError> {
+        Err(gone("message", name))
     }
-    fn resume(&mut self, name: &str) -> Result<(), String> {
-        Err(format!("{name}: no such device"))
+    fn resume(&mut self, name: &str) -> Result<(), DmError> {
+        Err(gone("message", name))
     }
 }
 

@@ -104,11 +104,11 @@ fn rtpg_decoding() {
     assert_eq!(rtpg_needed_len(&r), Some(r.len()));
     assert_eq!(rtpg_lookup(&r, 1), Ok(0x82));
     assert_eq!(rtpg_lookup(&r, 2), Ok(0x00)); // first descriptor of a group wins
-    assert_eq!(rtpg_lookup(&r, 3), Err(AluaError::TpgNotFound(3)));
+    assert_eq!(rtpg_lookup(&r, 3), Err(RtpgError::TpgNotFound(3)));
     // A truncated reply (device had more than we asked for) is searched as far as it goes.
     assert_eq!(rtpg_lookup(&r[..20], 1), Ok(0x82));
-    assert_eq!(rtpg_lookup(&r[..20], 2), Err(AluaError::TpgNotFound(2)));
-    assert!(matches!(rtpg_lookup(&r[..3], 1), Err(AluaError::BadRtpgData(_))));
+    assert_eq!(rtpg_lookup(&r[..20], 2), Err(RtpgError::TpgNotFound(2)));
+    assert_eq!(rtpg_lookup(&r[..3], 1), Err(RtpgError::Truncated(3)));
     assert_eq!(alua_prio(rtpg_lookup(&r, 1).unwrap(), false), 81);
 }
 
@@ -155,10 +155,13 @@ fn weightedpath() {
 fn latency_args() {
     assert_eq!(parse_latency_args("io_num=20 base_num=10"), Ok(LatencyArgs { io_num: 20, base_num: 10.0 }));
     assert_eq!(parse_latency_args("base_num=1.5\tio_num=200"), Ok(LatencyArgs { io_num: 200, base_num: 1.5 }));
-    assert_eq!(parse_latency_args("io_num=19 base_num=10"), Err("io_num 19 outside 20..200".into()));
-    assert_eq!(parse_latency_args("io_num=20 base_num=1.05"), Err("base_num 1.05 outside 1.1..10".into()));
-    assert_eq!(parse_latency_args("io_num=x base_num=2"), Err("bad io_num \"x\"".into()));
-    assert_eq!(parse_latency_args("io_num=20"), Err("expected \"io_num=N base_num=X\", got \"io_num=20\"".into()));
+    assert_eq!(parse_latency_args("io_num=19 base_num=10"), Err(LatencyArgsError::IoNumRange(19)));
+    assert_eq!(parse_latency_args("io_num=20 base_num=1.05"), Err(LatencyArgsError::BaseNumRange(1.05)));
+    assert_eq!(parse_latency_args("io_num=x base_num=2"), Err(LatencyArgsError::BadIoNum("x".into())));
+    assert_eq!(
+        parse_latency_args("io_num=20").unwrap_err().to_string(),
+        "expected \"io_num=N base_num=X\", got \"io_num=20\""
+    );
     // Only the first two words count.
     assert!(parse_latency_args("foo io_num=20 base_num=2").is_err());
     assert_eq!(LATENCY_DEFAULTS.io_num, 100);
@@ -203,7 +206,7 @@ fn rdac_page_and_device_probes_fail_cleanly_without_scsi() {
     assert!(!is_rdac_page(&[0, 0x83, 0, 0x28, b'v', b'a', b'c', b'1']));
     assert!(!is_rdac_page(&[0, 0xc9, 0, 0x28, b'v']));
     let f = tempfile::NamedTempFile::new().unwrap();
-    let e = read_tpgs(f.path(), 1000).unwrap_err();
+    let e = read_tpgs(f.path(), 1000).unwrap_err().to_string();
     assert!(e.contains("SG_IO opcode 0x12"), "{e}");
     assert!(!read_is_rdac(f.path(), 1000));
 }

@@ -42,7 +42,6 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
         Mode::Daemon => run::run(&opts, &LoadOptions::default(), || {
             crate::dm::DmIoctl::open()
                 .map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
-                .map_err(|e| e.to_string())
         }),
     }
 }

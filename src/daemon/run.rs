@@ -18,6 +18,7 @@ use crate::checkers::{self, CheckOutcome, MonotonicClock};
 use crate::cli::format::DaemonState;
 use crate::cli::server::{self, Request, ServerConfig, ServerHandle};
 use crate::config::keywords::Setting;
+use crate::dm::DmError;
 use crate::config::{self, LoadOptions};
 use crate::marginal::thread::{IoErrEvent, IoErrStat};
 use crate::uevent::{self, ReaderHandle, Uevent};
@@ -46,7 +47,7 @@ fn verbosity(cfg: &config::Config, opts: &Options) -> u8 {
 pub fn run(
     opts: &Options,
     load: &LoadOptions,
-    dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
+    dm: impl FnOnce() -> Result<Box<dyn MapOps>, DmError>,
 ) -> i32 {
     let loaded = match config::load(load) {
         Ok(l) => l,
@@ -122,7 +123,7 @@ fn raise_fd_limit(want: u64) {
 #[derive(Debug)]
 enum DaemonError {
     PidFile(PidFileError),
-    DeviceMapper(String),
+    DeviceMapper(DmError),
     Signals(io::Error),
     Checker(io::Error),
     CliSocket(io::Error),
@@ -150,7 +151,7 @@ fn run_threads(
     opts: &Options,
     load: &LoadOptions,
     cfg: config::Config,
-    dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
+    dm: impl FnOnce() -> Result<Box<dyn MapOps>, DmError>,
 ) -> i32 {
     match start_and_serve(opts, load, cfg, dm) {
         Ok(()) => 0,
@@ -167,7 +168,7 @@ fn start_and_serve(
     opts: &Options,
     load: &LoadOptions,
     cfg: config::Config,
-    dm: impl FnOnce() -> Result<Box<dyn MapOps>, String>,
+    dm: impl FnOnce() -> Result<Box<dyn MapOps>, DmError>,
 ) -> Result<(), DaemonError> {
     log::info!("multipathd v{}: start up", env!("CARGO_PKG_VERSION"));
     raise_fd_limit(wanted_fds(&cfg));

@@ -135,18 +135,61 @@ pub fn tpg_from_vpd83(page: &[u8]) -> Option<u16> {
     None
 }
 
+/// What a REPORT TARGET PORT GROUPS reply does not tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RtpgError {
+    /// The reply does not list our group.
+    TpgNotFound(u16),
+    /// Too short to hold its own header (the byte count).
+    Truncated(usize),
+}
+
+impl fmt::Display for RtpgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RtpgError::TpgNotFound(t) => write!(f, "target port group {t} not in REPORT TARGET PORT GROUPS data"),
+            RtpgError::Truncated(n) => write!(f, "bad REPORT TARGET PORT GROUPS data: {n} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for RtpgError {}
+
+/// Why a SCSI command of a prioritizer gave no answer.
+#[derive(Debug)]
+pub enum ScsiError {
+    Open { dev: String, error: std::io::Error },
+    /// The SG_IO ioctl itself failed (not a SCSI device, device gone).
+    SgIo { dev: String, opcode: u8, error: std::io::Error },
+    /// The command completed with an error status.
+    Failed { dev: String, opcode: u8, status: u8, host: u16, driver: u16, key: u8 },
+    ShortInquiry { dev: String, len: usize },
+}
+
+impl fmt::Display for ScsiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScsiError::Open { dev, error } => write!(f, "{dev}: {error}"),
+            ScsiError::SgIo { dev, opcode, error } => write!(f, "{dev}: SG_IO opcode {opcode:#04x}: {error}"),
+            ScsiError::Failed { dev, opcode, status, host, driver, key } => write!(
+                f,
+                "{dev}: opcode {opcode:#04x} failed: status {status:#04x} host {host:#06x} driver {driver:#06x} sense key {key:#x}"
+            ),
+            ScsiError::ShortInquiry { dev, len } => write!(f, "{dev}: short INQUIRY data ({len} bytes)"),
+        }
+    }
+}
+
+impl std::error::Error for ScsiError {}
+
+#[derive(Debug)]
 pub enum AluaError {
     /// The device does not do ALUA (INQUIRY TPGS = 0).
     NotSupported,
     /// No TPG identifier in VPD 0x83 although TPGS is set.
     NoTpgId,
-    /// REPORT TARGET PORT GROUPS data does not list our group.
-    TpgNotFound(u16),
-    /// Malformed or truncated REPORT TARGET PORT GROUPS data.
-    BadRtpgData(String),
-    /// The SCSI command failed.
-    Io(String),
+    Rtpg(RtpgError),
+    Scsi(ScsiError),
 }
 
 impl fmt::Display for AluaError {
@@ -154,9 +197,8 @@ impl fmt::Display for AluaError {
         match self {
             AluaError::NotSupported => write!(f, "device does not support ALUA"),
             AluaError::NoTpgId => write!(f, "no target port group id in VPD page 0x83"),
-            AluaError::TpgNotFound(t) => write!(f, "target port group {t} not in REPORT TARGET PORT GROUPS data"),
-            AluaError::BadRtpgData(why) => write!(f, "bad REPORT TARGET PORT GROUPS data: {why}"),
-            AluaError::Io(why) => write!(f, "{why}"),
+            AluaError::Rtpg(e) => write!(f, "{e}"),
+            AluaError::Scsi(e) => write!(f, "{e}"),
         }
     }
 }
@@ -171,8 +213,8 @@ pub fn rtpg_needed_len(resp: &[u8]) -> Option<usize> {
 
 /// Find `tpg` in a REPORT TARGET PORT GROUPS reply (length-only header format)
 /// and return its first descriptor byte (preferred bit + AAS).
-pub fn rtpg_lookup(resp: &[u8], tpg: u16) -> Result<u8, AluaError> {
-    let needed = rtpg_needed_len(resp).ok_or_else(|| AluaError::BadRtpgData(format!("{} bytes", resp.len())))?;
+pub fn rtpg_lookup(resp: &[u8], tpg: u16) -> Result<u8, RtpgError> {
+    let needed = rtpg_needed_len(resp).ok_or(RtpgError::Truncated(resp.len()))?;
     let end = needed.min(resp.len());
     let mut off = 4;
     while off + 8 <= end {
@@ -182,46 +224,46 @@ pub fn rtpg_lookup(resp: &[u8], tpg: u16) -> Result<u8, AluaError> {
         }
         off += 8 + 4 * d[7] as usize;
     }
-    Err(AluaError::TpgNotFound(tpg))
+    Err(RtpgError::TpgNotFound(tpg))
 }
 
 /// `alua` for a SCSI device node: TPG id from `vpd83` (sysfs copy) or an
 /// INQUIRY, then REPORT TARGET PORT GROUPS.
 pub fn alua_getprio(devnode: &Path, vpd83: Option<&[u8]>, exclusive_pref: bool, timeout_ms: u32) -> Result<i32, AluaError> {
-    let dev = sgio::Device::open(devnode).map_err(AluaError::Io)?;
+    let dev = sgio::Device::open(devnode).map_err(AluaError::Scsi)?;
     let tpg = match vpd83.and_then(tpg_from_vpd83) {
         Some(t) => Some(t),
         None => {
             let mut page = vec![0u8; 4096];
-            let n = dev.inquiry(Some(0x83), &mut page, timeout_ms).map_err(AluaError::Io)?;
+            let n = dev.inquiry(Some(0x83), &mut page, timeout_ms).map_err(AluaError::Scsi)?;
             tpg_from_vpd83(&page[..n])
         }
     };
     let Some(tpg) = tpg else {
         let mut inq = [0u8; 96];
-        let n = dev.inquiry(None, &mut inq, timeout_ms).map_err(AluaError::Io)?;
+        let n = dev.inquiry(None, &mut inq, timeout_ms).map_err(AluaError::Scsi)?;
         return Err(match inquiry_tpgs(&inq[..n]) {
             Some(Tpgs::None) => AluaError::NotSupported,
             _ => AluaError::NoTpgId,
         });
     };
     let mut resp = vec![0u8; 128];
-    let mut n = dev.rtpg(&mut resp, timeout_ms).map_err(AluaError::Io)?;
+    let mut n = dev.rtpg(&mut resp, timeout_ms).map_err(AluaError::Scsi)?;
     if let Some(need) = rtpg_needed_len(&resp[..n]).filter(|&need| need > resp.len()) {
         // The reply did not fit: ask again with the size the device reported
         // (the CDB allocation length is 32 bits, but keep it sane).
         resp = vec![0u8; need.min(1 << 20)];
-        n = dev.rtpg(&mut resp, timeout_ms).map_err(AluaError::Io)?;
+        n = dev.rtpg(&mut resp, timeout_ms).map_err(AluaError::Scsi)?;
     }
-    Ok(alua_prio(rtpg_lookup(&resp[..n], tpg)?, exclusive_pref))
+    Ok(alua_prio(rtpg_lookup(&resp[..n], tpg).map_err(AluaError::Rtpg)?, exclusive_pref))
 }
 
 /// TPGS bits of a SCSI device, by standard INQUIRY (for detect_prio).
-pub fn read_tpgs(devnode: &Path, timeout_ms: u32) -> Result<Tpgs, String> {
+pub fn read_tpgs(devnode: &Path, timeout_ms: u32) -> Result<Tpgs, ScsiError> {
     let dev = sgio::Device::open(devnode)?;
     let mut inq = [0u8; 96];
     let n = dev.inquiry(None, &mut inq, timeout_ms)?;
-    inquiry_tpgs(&inq[..n]).ok_or_else(|| format!("{}: short INQUIRY data ({n} bytes)", devnode.display()))
+    inquiry_tpgs(&inq[..n]).ok_or_else(|| ScsiError::ShortInquiry { dev: devnode.display().to_string(), len: n })
 }
 
 /// Whether VPD page 0xC9 identifies an RDAC controller (`vac1` at byte 4).
@@ -295,28 +337,53 @@ pub struct LatencyArgs {
     pub base_num: f64,
 }
 
+/// Why `path_latency` arguments were refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LatencyArgsError {
+    BadIoNum(String),
+    BadBaseNum(String),
+    /// Not both of `io_num=` and `base_num=` among the first two words.
+    Missing(String),
+    IoNumRange(u32),
+    BaseNumRange(f64),
+}
+
+impl fmt::Display for LatencyArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LatencyArgsError::BadIoNum(v) => write!(f, "bad io_num {v:?}"),
+            LatencyArgsError::BadBaseNum(v) => write!(f, "bad base_num {v:?}"),
+            LatencyArgsError::Missing(args) => write!(f, "expected \"io_num=N base_num=X\", got {args:?}"),
+            LatencyArgsError::IoNumRange(n) => write!(f, "io_num {n} outside 20..200"),
+            LatencyArgsError::BaseNumRange(b) => write!(f, "base_num {b} outside 1.1..10"),
+        }
+    }
+}
+
+impl std::error::Error for LatencyArgsError {}
+
 /// Defaults used when `path_latency` args are missing or invalid.
 pub const LATENCY_DEFAULTS: LatencyArgs = LatencyArgs { io_num: 100, base_num: 1.778_279_410_04 };
 
 /// Parse `io_num=N base_num=X` (the first two words, any order; io_num 20..=200,
 /// base_num 1.1..=10).
-pub fn parse_latency_args(args: &str) -> Result<LatencyArgs, String> {
+pub fn parse_latency_args(args: &str) -> Result<LatencyArgs, LatencyArgsError> {
     let (mut io, mut base) = (None, None);
     for w in args.split([' ', '\t']).filter(|w| !w.is_empty()).take(2) {
         if let Some(v) = w.strip_prefix("io_num=").filter(|v| !v.is_empty()) {
-            io = Some(v.parse::<u32>().map_err(|_| format!("bad io_num {v:?}"))?);
+            io = Some(v.parse::<u32>().map_err(|_| LatencyArgsError::BadIoNum(v.to_string()))?);
         } else if let Some(v) = w.strip_prefix("base_num=").filter(|v| !v.is_empty()) {
-            base = Some(v.parse::<f64>().map_err(|_| format!("bad base_num {v:?}"))?);
+            base = Some(v.parse::<f64>().map_err(|_| LatencyArgsError::BadBaseNum(v.to_string()))?);
         }
     }
     let (Some(io_num), Some(base_num)) = (io, base) else {
-        return Err(format!("expected \"io_num=N base_num=X\", got {args:?}"));
+        return Err(LatencyArgsError::Missing(args.to_string()));
     };
     if !(20..=200).contains(&io_num) {
-        return Err(format!("io_num {io_num} outside 20..200"));
+        return Err(LatencyArgsError::IoNumRange(io_num));
     }
     if !(1.1..=10.0).contains(&base_num) {
-        return Err(format!("base_num {base_num} outside 1.1..10"));
+        return Err(LatencyArgsError::BaseNumRange(base_num));
     }
     Ok(LatencyArgs { io_num, base_num })
 }
@@ -398,10 +465,31 @@ pub fn fc_wwn(root: &SysfsRoot, h: &Hcil) -> Option<String> {
     ))
 }
 
+/// Why a prioritizer gave no priority.
+#[derive(Debug)]
+pub enum PrioError {
+    NoAccessState(String),
+    Alua { dev: String, error: AluaError },
+    /// `path_latency` and `ana` are not computed by [`getprio`].
+    NotRunHere { dev: String, prio: Prio },
+}
+
+impl fmt::Display for PrioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrioError::NoAccessState(dev) => write!(f, "{dev}: no access_state in sysfs"),
+            PrioError::Alua { dev, error } => write!(f, "{dev}: alua: {error}"),
+            PrioError::NotRunHere { dev, prio } => write!(f, "{dev}: prioritizer {} is driven by the daemon's IO", prio.name()),
+        }
+    }
+}
+
+impl std::error::Error for PrioError {}
+
 /// Run a prioritizer for a path. `Err` explains why there is no priority (the
 /// caller then uses [`PRIO_UNDEF`]). `path_latency` and `ana` need IO the daemon
 /// drives itself ([`path_latency_prio`] scores measured latencies).
-pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Result<i32, String> {
+pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Result<i32, PrioError> {
     let excl = exclusive_pref_arg(args);
     match prio {
         Prio::Const => Ok(CONST_PRIO),
@@ -412,14 +500,14 @@ pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Resul
             let read = |a: &str| std::fs::read_to_string(device.join(a)).ok().map(|s| s.trim().to_string());
             let state = read("access_state").filter(|s| !s.is_empty());
             let Some(state) = state else {
-                return Err(format!("{}: no access_state in sysfs", p.dev));
+                return Err(PrioError::NoAccessState(p.dev.clone()));
             };
             Ok(sysfs_prio(Some(&state), read("preferred_path").as_deref() == Some("1"), excl))
         }
         Prio::Alua => {
             let vpd = std::fs::read(env.root.sys("block").join(&p.dev).join("device/vpd_pg83")).ok();
             alua_getprio(&env.dev_dir.join(&p.dev), vpd.as_deref(), excl, env.timeout_ms)
-                .map_err(|e| format!("{}: alua: {e}", p.dev))
+                .map_err(|e| PrioError::Alua { dev: p.dev.clone(), error: e })
         }
         Prio::Weightedpath => {
             let subject = WeightedSubject {
@@ -430,7 +518,7 @@ pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Resul
             };
             Ok(weightedpath_prio(args, &subject, env.regex_search))
         }
-        Prio::PathLatency | Prio::Ana => Err(format!("{}: prioritizer {} is driven by the daemon's IO", p.dev, prio.name())),
+        Prio::PathLatency | Prio::Ana => Err(PrioError::NotRunHere { dev: p.dev.clone(), prio }),
     }
 }
 
@@ -442,23 +530,25 @@ mod sgio {
     use std::os::unix::fs::OpenOptionsExt;
     use std::path::Path;
 
+    use super::ScsiError;
+
     pub struct Device {
         file: File,
         name: String,
     }
 
     impl Device {
-        pub fn open(path: &Path) -> Result<Device, String> {
+        pub fn open(path: &Path) -> Result<Device, ScsiError> {
             let file = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK)
                 .open(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|error| ScsiError::Open { dev: path.display().to_string(), error })?;
             Ok(Device { file, name: path.display().to_string() })
         }
 
         /// Run a data-in command; returns the number of bytes transferred.
-        fn data_in(&self, cdb: &[u8], buf: &mut [u8], timeout_ms: u32) -> Result<usize, String> {
+        fn data_in(&self, cdb: &[u8], buf: &mut [u8], timeout_ms: u32) -> Result<usize, ScsiError> {
             let len = buf.len();
             let c = crate::scsi::command(
                 self.file.as_raw_fd(),
@@ -466,22 +556,26 @@ mod sgio {
                 crate::scsi::Data::FromDevice(buf),
                 std::time::Duration::from_millis(u64::from(timeout_ms)),
             )
-            .map_err(|e| format!("{}: SG_IO opcode {:#04x}: {e}", self.name, cdb[0]))?;
+            .map_err(|error| ScsiError::SgIo { dev: self.name.clone(), opcode: cdb[0], error })?;
             if !c.ok {
                 // A "recovered error" sense key still delivered the data.
                 let key = c.sense.get(2).map_or(0, |k| k & 0x0f);
                 if key != 0x1 {
-                    return Err(format!(
-                        "{}: opcode {:#04x} failed: status {:#04x} host {:#06x} driver {:#06x} sense key {key:#x}",
-                        self.name, cdb[0], c.status, c.host_status, c.driver_status
-                    ));
+                    return Err(ScsiError::Failed {
+                        dev: self.name.clone(),
+                        opcode: cdb[0],
+                        status: c.status,
+                        host: c.host_status,
+                        driver: c.driver_status,
+                        key,
+                    });
                 }
             }
             Ok(len - c.resid)
         }
 
         /// INQUIRY, standard data (`None`) or a VPD page.
-        pub fn inquiry(&self, vpd: Option<u8>, buf: &mut [u8], timeout_ms: u32) -> Result<usize, String> {
+        pub fn inquiry(&self, vpd: Option<u8>, buf: &mut [u8], timeout_ms: u32) -> Result<usize, ScsiError> {
             let len = buf.len().min(0xffff) as u16;
             let [hi, lo] = len.to_be_bytes();
             let cdb = [0x12, u8::from(vpd.is_some()), vpd.unwrap_or(0), hi, lo, 0];
@@ -490,7 +584,7 @@ mod sgio {
         }
 
         /// REPORT TARGET PORT GROUPS (MAINTENANCE IN, service action 0x0a).
-        pub fn rtpg(&self, buf: &mut [u8], timeout_ms: u32) -> Result<usize, String> {
+        pub fn rtpg(&self, buf: &mut [u8], timeout_ms: u32) -> Result<usize, ScsiError> {
             let len = u32::try_from(buf.len()).unwrap_or(u32::MAX).to_be_bytes();
             let cdb = [0xa3, 0x0a, 0, 0, 0, 0, len[0], len[1], len[2], len[3], 0, 0];
             self.data_in(&cdb, buf, timeout_ms)

@@ -10,7 +10,7 @@ use crate::cli::parse::{Command, HandlerError};
 use crate::config::propsel::Selector;
 use crate::marginal::state::Event as MgEvent;
 
-use super::{Map, Owner, RemoveError, read_trimmed};
+use super::{Map, Owner, read_trimmed};
 
 /// A command's answer: the text for the client (empty means `ok`) or the error it sees.
 type Answer = Result<String, HandlerError>;
@@ -258,8 +258,8 @@ impl Owner {
                 }
                 Ok(String::new())
             }
-            Err(RemoveError::Busy) => Err(HandlerError::Busy),
-            Err(RemoveError::Failed(e)) => {
+            Err(e) if e.errno() == Some(nix::errno::Errno::EBUSY) => Err(HandlerError::Busy),
+            Err(e) => {
                 log::warn!("{name}: remove failed: {e}");
                 Err(HandlerError::Failed)
             }

@@ -30,6 +30,7 @@ use crate::checkers::{self, CheckerKind, Control};
 use crate::cli::format::DaemonState;
 use crate::config::{Config, LoadOptions};
 use crate::discovery::{PathInfo, SysfsRoot};
+use crate::dm::DmError;
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
 use crate::marginal::state::MarginalState;
@@ -39,31 +40,18 @@ use crate::marginal::thread::IoErrStat;
 /// driven by an in-memory fake in unit tests and by the ioctl backend for real.
 pub trait MapOps: Send {
     /// Existing `multipath` maps (uuid `mpath-…`).
-    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, String>;
+    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError>;
     /// Creates and resumes a map; returns its minor number.
-    fn create_map(
-        &mut self,
-        name: &str,
-        uuid: &str,
-        sectors: u64,
-        params: &str,
-    ) -> Result<u32, String>;
+    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, DmError>;
     /// Loads a new table into a live map and swaps it in without flushing queued IO.
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), String>;
-    fn message(&mut self, name: &str, msg: &str) -> Result<(), String>;
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), DmError>;
+    fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError>;
     /// The map's status parameters (text after `multipath`).
-    fn status(&mut self, name: &str) -> Result<String, String>;
-    /// Removes a map; [`RemoveError::Busy`] while it is open (mounted, in use).
-    fn remove_map(&mut self, name: &str) -> Result<(), RemoveError>;
-    fn suspend(&mut self, name: &str) -> Result<(), String>;
-    fn resume(&mut self, name: &str) -> Result<(), String>;
-}
-
-/// Why a map could not be removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoveError {
-    Busy,
-    Failed(String),
+    fn status(&mut self, name: &str) -> Result<String, DmError>;
+    /// Removes a map; the error's errno is EBUSY while it is open (mounted, in use).
+    fn remove_map(&mut self, name: &str) -> Result<(), DmError>;
+    fn suspend(&mut self, name: &str) -> Result<(), DmError>;
+    fn resume(&mut self, name: &str) -> Result<(), DmError>;
 }
 
 /// A map found in the kernel at startup or reconfigure.

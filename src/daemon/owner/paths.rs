@@ -261,11 +261,10 @@ impl Owner {
         let _ = self.out.checker.send(Control::Schedule { req, in_secs });
     }
 
-    /// Discovers one new path. `Ok(Some(wwid))` when it joined the path list,
-    /// `Err(reply)` when the CLI should hear why not (blacklisted).
-    fn discover(&mut self, dev: &str) -> Result<Option<String>, String> {
+    /// Discovers one new path.
+    fn discover(&mut self, dev: &str) -> Discovered {
         if self.paths.contains_key(dev) {
-            return Ok(None);
+            return Discovered::Not;
         }
         let cfg = &self.cfg;
         let uid = |p: &PathInfo| {
@@ -281,18 +280,18 @@ impl Owner {
             Ok(i) => i,
             Err(e) => {
                 log::debug!("{dev}: not a path: {e}");
-                return Ok(None);
+                return Discovered::Not;
             }
         };
         if self.blacklist_reason(&self.blacklist(), &info).is_some() {
-            return Err("blacklisted\n".to_string());
+            return Discovered::Blacklisted;
         }
         if self.waits_for_udev(&info) {
-            return Ok(None);
+            return Discovered::Not;
         }
         let wwid = info.wwid.clone();
         self.add_path_info(info);
-        Ok(wwid)
+        wwid.map_or(Discovered::Not, Discovered::Joined)
     }
 
     /// Adds paths and then sets up each affected map once (a burst of adds for one
@@ -302,11 +301,12 @@ impl Owner {
         let mut wwids = std::collections::BTreeSet::new();
         for dev in devs {
             match self.discover(dev) {
-                Ok(Some(w)) => {
+                Discovered::Joined(w) => {
                     wwids.insert(w);
                 }
-                Ok(None) => {}
-                Err(r) => reply = Some(r),
+                Discovered::Not => {}
+                // The CLI tells the user why `add path` did nothing.
+                Discovered::Blacklisted => reply = Some("blacklisted\n".to_string()),
             }
         }
         self.assemble(wwids);
@@ -347,4 +347,13 @@ impl Owner {
         }
         touched
     }
+}
+
+/// What discovering one device came to.
+enum Discovered {
+    /// It joined the path list, for the map of this WWID.
+    Joined(String),
+    /// Known already, not a path, waiting for udev, or without a WWID.
+    Not,
+    Blacklisted,
 }
