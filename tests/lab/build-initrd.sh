@@ -23,7 +23,10 @@ ln -s ../run "$R/var/run"
 # 1. kernel modules with their dependency closure, resolved by modprobe against the unpacked kernel
 MODS="dm-mod dm-multipath dm-round-robin dm-queue-length dm-service-time dm-zero dm-flakey dm-delay
  scsi_debug sd_mod sg scsi_dh_alua scsi_dh_emc scsi_dh_rdac loop fuse 9p 9pnet_virtio virtio_pci
- crct10dif_generic crct10dif-pclmul crc64_rocksoft_generic"
+ crct10dif_generic crct10dif-pclmul crc64_rocksoft_generic
+ target_core_mod target_core_iblock target_core_file tcm_loop"
+# (the LIO target for topo_tcm_loop: tcm_loop ports in front of iblock/fileio backstores;
+#  configfs is a module in Debian's kernel and comes in as their dependency)
 for m in $MODS; do
     modprobe -d "$B/kroot" -S "$KV" --show-depends "$m" || { echo "module $m not found in $KV" >&2; exit 1; }
 done | awk '$1=="insmod"{print $2}' | sort -u | while read -r f; do

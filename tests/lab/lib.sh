@@ -159,6 +159,85 @@ mpath_create() {
         fail "dmsetup create $_name failed"
 }
 
+# ---- LIO (tcm_loop) targets ---------------------------------------------------------------------
+# A real SCSI target in the kernel: LUN N (0, 1, ...) is an iblock backstore over the dm-linear
+# device lab_lunN (a slice of a loop device on tmpfs), exported through tcm_loop ports (one
+# SCSI host each).  lun_hang suspends lab_lunN without flushing: the target stops answering
+# (commands wait in dm, no error) until lun_resume, as a controller that hangs does.
+TCM=/sys/kernel/config/target
+TCM_LUNS=0 TCM_PORTS=0
+
+# topo_tcm_loop LUNS PORTS [SIZE_MB]: LUNS new LUNs, each exported through the same PORTS new
+# tcm_loop ports, so LUNS*PORTS new sd devices with LUNS new WWIDs (vpd_unit_serial
+# lab-lun-000N).  Call it again for LUNs behind other ports (other SCSI hosts).
+topo_tcm_loop() {
+    _luns=$1 _ports=$2 _mb=${3:-16}
+    modprobe sd_mod; modprobe sg; modprobe dm-mod; modprobe loop
+    modprobe target_core_iblock && modprobe tcm_loop || fail "modprobe of the LIO modules failed"
+    [ -d "$TCM/core" ] || mount -t configfs configfs /sys/kernel/config
+    [ -d "$TCM/core" ] || fail "no $TCM/core (configfs)"
+    _sd0=$(sd_count) _first=$TCM_LUNS
+    dd if=/dev/zero of="$LAB_TMP/tcm$_first.img" bs=1M count=0 seek=$((_luns * _mb)) 2> /dev/null
+    _loop=$(losetup -f) && losetup "$_loop" "$LAB_TMP/tcm$_first.img" || fail "losetup $LAB_TMP/tcm$_first.img"
+    _sects=$((_mb * 2048)) _n=$_first
+    while [ "$_n" -lt $((_first + _luns)) ]; do
+        dmsetup create "lab_lun$_n" --table "0 $_sects linear $(devt "${_loop#/dev/}") $(( (_n - _first) * _sects ))" ||
+            fail "dmsetup create lab_lun$_n"
+        _b=$TCM/core/iblock_$_n/lab_lun$_n
+        mkdir -p "$_b" &&
+            echo "udev_path=/dev/dm-$(dmsetup info -c --noheadings -o minor "lab_lun$_n")" > "$_b/control" &&
+            echo "lab-lun-$(printf %04d "$_n")" > "$_b/wwn/vpd_unit_serial" &&
+            echo 1 > "$_b/enable" || fail "LIO backstore iblock_$_n/lab_lun$_n"
+        _n=$((_n + 1))
+    done
+    _p=$TCM_PORTS
+    while [ "$_p" -lt $((TCM_PORTS + _ports)) ]; do
+        _t=$TCM/loopback/naa.$(printf '500140500000%04x' "$_p")/tpgt_1
+        mkdir -p "$_t" && echo "naa.$(printf '500140510000%04x' "$_p")" > "$_t/nexus" ||
+            fail "tcm_loop port $_p"
+        _n=$_first
+        while [ "$_n" -lt $((_first + _luns)) ]; do
+            mkdir -p "$_t/lun/lun_$((_n - _first))" &&
+                ln -s "$TCM/core/iblock_$_n/lab_lun$_n" "$_t/lun/lun_$((_n - _first))/lab_lun$_n" ||
+                fail "tcm_loop port $_p: LUN $_n"
+            _n=$((_n + 1))
+        done
+        _p=$((_p + 1))
+    done
+    TCM_LUNS=$((_first + _luns)) TCM_PORTS=$((TCM_PORTS + _ports))
+    _want=$((_sd0 + _luns * _ports))
+    wait_for "$_want sd devices" $((20 + _want)) sh -c "[ \$(ls /sys/block | grep -c '^sd') -ge $_want ]"
+    for _d in $(sd_devices); do wait_for "/dev/$_d" 10 test -b "/dev/$_d" > /dev/null; done
+    expect_eq "sd device count" "$_want" "$(sd_count)"
+    _n=$_first
+    while [ "$_n" -lt "$TCM_LUNS" ]; do
+        expect_eq "paths of LUN $_n" "$_ports" "$(lun_sds "$_n" | wc -l)"
+        expect_eq "WWIDs of LUN $_n" 1 "$(for _d in $(lun_sds "$_n"); do wwid "$_d"; done | sort -u | wc -l)"
+        _n=$((_n + 1))
+    done
+}
+
+# lun_sds N: the sd devices of LIO LUN N, one a line (matched by the unit serial, VPD page 0x80)
+lun_sds() {
+    for _d in $(sd_devices); do
+        grep -q "lab-lun-$(printf %04d "$1")" "/sys/block/$_d/device/vpd_pg80" 2> /dev/null && echo "$_d"
+    done
+}
+# lun_hang N...: the LUNs stop answering: their commands wait in the suspended lab_lunN, no
+# error.  All at once (in parallel: one dmsetup takes a second or more under TCG).
+lun_hang() { _tcm_dm "suspend --noflush" "$@"; }
+# lun_resume N...: the LUNs answer again; the commands that waited complete
+lun_resume() { _tcm_dm resume "$@"; }
+_tcm_dm() {
+    _op=$1 _pids=""; shift
+    for _n in "$@"; do
+        echo "+ dmsetup $_op lab_lun$_n"
+        dmsetup $_op "lab_lun$_n" &
+        _pids="$_pids $!"
+    done
+    for _p in $_pids; do wait "$_p" || fail "dmsetup $_op failed (LUNs $*)"; done
+}
+
 # ---- per-path faults ---------------------------------------------------------------------------
 
 path_offline() { run sh -c "echo offline > /sys/block/$1/device/state"; }
