@@ -162,14 +162,7 @@ fn state_machine(c: &mut Criterion) {
             b.iter(|| {
                 let mut actions = 0;
                 for k in cases.iter() {
-                    let upd = update_path_state(
-                        &k.path,
-                        &k.map,
-                        black_box(&k.verdict),
-                        &k.ctx,
-                        &policy,
-                        100,
-                    );
+                    let upd = update_path_state(&k.path, &k.map, black_box(&k.verdict), &k.ctx, &policy, 100);
                     actions += upd.actions.len();
                 }
                 actions

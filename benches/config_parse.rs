@@ -9,9 +9,7 @@ use multipathd::config;
 
 /// A multipaths section with `n` entries of five settings each.
 fn generated(n: usize) -> String {
-    let mut t = String::from(
-        "defaults {\n\tuser_friendly_names yes\n\tpolling_interval 10\n}\nmultipaths {\n",
-    );
+    let mut t = String::from("defaults {\n\tuser_friendly_names yes\n\tpolling_interval 10\n}\nmultipaths {\n");
     for i in 0..n {
         let _ = write!(
             t,

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use multipathd::marginal::engine::fake::{FakeEngine, FakeRead};
 use multipathd::marginal::engine::{Completion, IoEngine};
-use multipathd::marginal::sampler::{
-    CONCUR_NR_EVENT, RESUBMIT_PERIOD, SampleTime, Sampler, TestSpec,
-};
+use multipathd::marginal::sampler::{CONCUR_NR_EVENT, RESUBMIT_PERIOD, SampleTime, Sampler, TestSpec};
 
 const PATHS: usize = 32;
 

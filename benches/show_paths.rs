@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use multipathd::cli::format::{
-    CheckerState, DmInfo, Failback, Hcil, InitState, MapView, NoPathRetry, PATHS_FORMAT,
-    PathDmState, PathGroupView, PathView, PgState, maps_json, paths_table, topology,
+    CheckerState, DmInfo, Failback, Hcil, InitState, MapView, NoPathRetry, PATHS_FORMAT, PathDmState, PathGroupView,
+    PathView, PgState, maps_json, paths_table, topology,
 };
 
 const MAPS: usize = 1024;
@@ -30,9 +30,7 @@ fn sd_name(mut i: usize) -> String {
 
 /// Major:minor of the `i`-th sd disk (16 minors per disk, as the kernel hands them out).
 fn sd_dev_t(i: usize) -> String {
-    const MAJORS: [u32; 16] = [
-        8, 65, 66, 67, 68, 69, 70, 71, 128, 129, 130, 131, 132, 133, 134, 135,
-    ];
+    const MAJORS: [u32; 16] = [8, 65, 66, 67, 68, 69, 70, 71, 128, 129, 130, 131, 132, 133, 134, 135];
     format!("{}:{}", MAJORS[(i / 16) % 16], (i % 16) * 16)
 }
 
@@ -61,11 +59,7 @@ fn path(m: usize, j: usize) -> PathView {
             PathDmState::Active
         },
         offline: false,
-        state: if failed {
-            CheckerState::Down
-        } else {
-            CheckerState::Up
-        },
+        state: if failed { CheckerState::Down } else { CheckerState::Up },
         vendor: "NETAPP".into(),
         product: "LUN C-Mode".into(),
         rev: "9800".into(),
@@ -142,14 +136,8 @@ fn bench(c: &mut Criterion) {
     assert_eq!(paths[4095].dev, "sdfan");
     // Header plus one line per path; a topology has a name and a size line
     // per map, one line per path group and one per path.
-    assert_eq!(
-        paths_table(&paths, PATHS_FORMAT, false).lines().count(),
-        4097
-    );
-    assert_eq!(
-        topology(&maps, &paths).lines().count(),
-        MAPS * (2 + 2 + PATHS_PER_MAP)
-    );
+    assert_eq!(paths_table(&paths, PATHS_FORMAT, false).lines().count(), 4097);
+    assert_eq!(topology(&maps, &paths).lines().count(), MAPS * (2 + 2 + PATHS_PER_MAP));
 
     let mut g = c.benchmark_group("show");
     // Milliseconds per iteration: equal-sized samples (not a linear ramp) fit the time.

@@ -12,8 +12,7 @@ use std::process::ExitCode;
 use multipathd::dm::{DmBackend, DmIoctl, MultipathStatus, MultipathTable, TargetLine};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-const USAGE: &str =
-    "usage: dmctl version | list | info NAME | create NAME UUID TABLE | reload NAME TABLE
+const USAGE: &str = "usage: dmctl version | list | info NAME | create NAME UUID TABLE | reload NAME TABLE
        | table NAME | status NAME | check NAME | message NAME MSG... | suspend [--noflush] NAME
        | resume NAME | rename NAME NEW | remove NAME | event NAME MSG...";
 
@@ -83,11 +82,7 @@ fn event(dm: &DmIoctl, name: &str, msg: &str) -> Result<(), String> {
     let after = event_nr(dm)?;
     println!(
         "event_nr {before} -> {after}, control fd {}",
-        if ready > 0 {
-            "readable"
-        } else {
-            "not readable"
-        }
+        if ready > 0 { "readable" } else { "not readable" }
     );
     if ready > 0 && after > before {
         Ok(())
@@ -128,24 +123,14 @@ fn run(args: &[String]) -> Result<(), String> {
             );
         }
         ["create", name, uuid, table] => {
-            let i = dm
-                .create_map(name, uuid, &[parse_table(table)?])
-                .map_err(e)?;
+            let i = dm.create_map(name, uuid, &[parse_table(table)?]).map_err(e)?;
             println!("created {} {}:{}", i.name, i.major, i.minor);
         }
         ["reload", name, table] => {
             dm.reload(name, &[parse_table(table)?]).map_err(e)?;
         }
-        ["table", name] => dm
-            .table(name)
-            .map_err(e)?
-            .iter()
-            .for_each(|t| println!("{}", line(t))),
-        ["status", name] => dm
-            .status(name)
-            .map_err(e)?
-            .iter()
-            .for_each(|t| println!("{}", line(t))),
+        ["table", name] => dm.table(name).map_err(e)?.iter().for_each(|t| println!("{}", line(t))),
+        ["status", name] => dm.status(name).map_err(e)?.iter().for_each(|t| println!("{}", line(t))),
         ["check", name] => check(&dm, name)?,
         ["message", name, msg @ ..] if !msg.is_empty() => {
             if let Some(reply) = dm.message(name, &msg.join(" ")).map_err(e)? {

@@ -24,8 +24,7 @@ use multipathd::cli::server::{ABSTRACT_SOCKET, SocketName};
 const USAGE: &str = "usage: sockload latency COUNT CMD | sockload load CLIENTS TIMEOUT_MS CMD";
 
 fn open() -> Result<UnixStream, String> {
-    connect(&[SocketName::Abstract(ABSTRACT_SOCKET.to_string())])
-        .map_err(|e| format!("connect: {e}"))
+    connect(&[SocketName::Abstract(ABSTRACT_SOCKET.to_string())]).map_err(|e| format!("connect: {e}"))
 }
 
 /// One command on an open connection; the reply's length on success.
@@ -77,7 +76,11 @@ fn latency(count: usize, cmd: &str) -> ExitCode {
         quantile(&times, 0.9),
         quantile(&times, 1.0)
     );
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn load(clients: usize, timeout: Duration, cmd: &str) -> ExitCode {
@@ -116,7 +119,11 @@ fn load(clients: usize, timeout: Duration, cmd: &str) -> ExitCode {
     for f in &failures {
         println!("{f}");
     }
-    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn usage() -> ExitCode {

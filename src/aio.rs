@@ -220,7 +220,6 @@ impl Drop for AlignedBuf {
     }
 }
 
-
 /// O_DIRECT buffers are aligned to a page, which covers every logical block size.
 const BUF_ALIGN: usize = 4096;
 /// Events taken per `io_getevents` call.
@@ -247,13 +246,15 @@ impl Device {
             .read(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)?;
-        let blksize = crate::blkdev::soft_block_size(file.as_raw_fd()).unwrap_or_else(|_| {
-            match nix::sys::stat::fstat(&file) {
+        let blksize =
+            crate::blkdev::soft_block_size(file.as_raw_fd()).unwrap_or_else(|_| match nix::sys::stat::fstat(&file) {
                 Ok(st) if st.st_blksize > 0 => st.st_blksize as usize,
                 _ => 512,
-            }
-        });
-        Ok(Device { file: Arc::new(file), blksize })
+            });
+        Ok(Device {
+            file: Arc::new(file),
+            blksize,
+        })
     }
 
     pub fn block_size(&self) -> usize {
@@ -316,7 +317,14 @@ impl Engine {
         let ctx = AioContext::new(nr_events)?;
         let id = self.next_ring;
         self.next_ring += 1;
-        self.rings.insert(id, Ring { ctx, reads: HashMap::new(), closed: false });
+        self.rings.insert(
+            id,
+            Ring {
+                ctx,
+                reads: HashMap::new(),
+                closed: false,
+            },
+        );
         Ok(id)
     }
 
@@ -347,13 +355,29 @@ impl Engine {
         let mut new = Vec::with_capacity(reads.len().min(room));
         for &(dev, slot) in &reads[..reads.len().min(room)] {
             if r.reads.contains_key(&slot) {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("slot {slot} not free")));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("slot {slot} not free"),
+                ));
             }
             let mut buf = AlignedBuf::new(dev.blksize, BUF_ALIGN.max(dev.blksize));
-            let mut iocb = Box::new(Iocb::pread(dev.file.as_raw_fd(), buf.as_mut_ptr(), dev.blksize, 0, slot));
+            let mut iocb = Box::new(Iocb::pread(
+                dev.file.as_raw_fd(),
+                buf.as_mut_ptr(),
+                dev.blksize,
+                0,
+                slot,
+            ));
             iocb.flags = IOCB_FLAG_RESFD;
             iocb.resfd = resfd;
-            new.push((slot, Read { iocb, _buf: buf, _file: Arc::clone(&dev.file) }));
+            new.push((
+                slot,
+                Read {
+                    iocb,
+                    _buf: buf,
+                    _file: Arc::clone(&dev.file),
+                },
+            ));
         }
         let ptrs: Vec<*mut Iocb> = new.iter_mut().map(|(_, read)| &mut *read.iocb as *mut Iocb).collect();
         // SAFETY: the accepted iocbs, their buffers and files move into `r.reads`
@@ -374,8 +398,14 @@ impl Engine {
     /// error (EINVAL: block devices do not cancel; EINPROGRESS) means its completion
     /// still comes through [`reap`](Self::reap).
     pub fn cancel(&mut self, ring: RingId, slot: u64) -> io::Result<i64> {
-        let r = self.rings.get_mut(&ring).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
-        let read = r.reads.get_mut(&slot).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let r = self
+            .rings
+            .get_mut(&ring)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        let read = r
+            .reads
+            .get_mut(&slot)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         // SAFETY: the iocb was submitted to this ring's context and is not reaped.
         let ev = unsafe { r.ctx.cancel(&mut *read.iocb) }?;
         r.reads.remove(&slot);
@@ -405,7 +435,11 @@ impl Engine {
                 let n = r.ctx.get_events(0, &mut self.events, Duration::ZERO)?;
                 for ev in &self.events[..n] {
                     if r.reads.remove(&ev.data).is_some() && !r.closed {
-                        out.push(Done { ring: id, slot: ev.data, res: ev.res });
+                        out.push(Done {
+                            ring: id,
+                            slot: ev.data,
+                            res: ev.res,
+                        });
                     }
                 }
                 if n < self.events.len() {
@@ -467,26 +501,35 @@ impl Waker {
         let stop = Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?);
         let (tx, rx) = crossbeam_channel::bounded(1);
         let stop_rx = Arc::clone(&stop);
-        let thread = std::thread::Builder::new().name("aio-waker".to_string()).spawn(move || {
-            loop {
-                let mut fds = [PollFd::new(efd.as_fd(), PollFlags::POLLIN), PollFd::new(stop_rx.as_fd(), PollFlags::POLLIN)];
-                match poll(&mut fds, PollTimeout::NONE) {
-                    Ok(_) | Err(Errno::EINTR) => {}
-                    Err(e) => {
-                        log::warn!("aio waker: poll: {e}");
-                        std::thread::sleep(WAKER_RETRY);
+        let thread = std::thread::Builder::new()
+            .name("aio-waker".to_string())
+            .spawn(move || {
+                loop {
+                    let mut fds = [
+                        PollFd::new(efd.as_fd(), PollFlags::POLLIN),
+                        PollFd::new(stop_rx.as_fd(), PollFlags::POLLIN),
+                    ];
+                    match poll(&mut fds, PollTimeout::NONE) {
+                        Ok(_) | Err(Errno::EINTR) => {}
+                        Err(e) => {
+                            log::warn!("aio waker: poll: {e}");
+                            std::thread::sleep(WAKER_RETRY);
+                        }
+                    }
+                    if stop_rx.read().is_ok() {
+                        return;
+                    }
+                    // Clear before sending: a completion after this read signals again.
+                    if efd.read().is_ok() && matches!(tx.try_send(()), Err(TrySendError::Disconnected(()))) {
+                        return;
                     }
                 }
-                if stop_rx.read().is_ok() {
-                    return;
-                }
-                // Clear before sending: a completion after this read signals again.
-                if efd.read().is_ok() && matches!(tx.try_send(()), Err(TrySendError::Disconnected(()))) {
-                    return;
-                }
-            }
-        })?;
-        Ok(Waker { rx, stop, thread: Some(thread) })
+            })?;
+        Ok(Waker {
+            rx,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Yields a token after completions; reap then.
@@ -513,7 +556,10 @@ mod tests {
     /// A file in /var/tmp (tmpfs, often /tmp, has no O_DIRECT) opened as a Device;
     /// None, said loudly, where O_DIRECT is refused.
     fn device() -> Option<(tempfile::TempDir, Device)> {
-        let dir = tempfile::Builder::new().prefix("mpd-aio").tempdir_in("/var/tmp").expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("mpd-aio")
+            .tempdir_in("/var/tmp")
+            .expect("tempdir");
         let path = dir.path().join("disk");
         std::fs::write(&path, vec![0x5a; 1 << 16]).expect("write");
         match Device::open(&path) {
@@ -548,7 +594,23 @@ mod tests {
         let mut got = reap_n(&mut eng, 3);
         got.sort_by_key(|d| (d.ring, d.slot));
         let bs = dev.block_size() as i64;
-        let want = vec![Done { ring: a, slot: 0, res: bs }, Done { ring: a, slot: 1, res: bs }, Done { ring: b, slot: 0, res: bs }];
+        let want = vec![
+            Done {
+                ring: a,
+                slot: 0,
+                res: bs,
+            },
+            Done {
+                ring: a,
+                slot: 1,
+                res: bs,
+            },
+            Done {
+                ring: b,
+                slot: 0,
+                res: bs,
+            },
+        ];
         assert_eq!(got, want);
         assert_eq!(eng.in_flight(), 0);
         // A full ring takes no more (0 accepted), and a closed ring none at all.
@@ -556,7 +618,10 @@ mod tests {
         assert_eq!(eng.submit(a, &four).expect("submit"), 4);
         assert_eq!(eng.submit(a, &[(&dev, 9)]).expect("submit"), 0);
         eng.close_ring(a);
-        assert_eq!(eng.submit(a, &[(&dev, 9)]).unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(
+            eng.submit(a, &[(&dev, 9)]).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
     }
 
     #[test]
@@ -568,7 +633,14 @@ mod tests {
         assert_eq!(eng.submit(b, &[(&dev, 7)]).expect("submit"), 1);
         eng.close_ring(a);
         let got = reap_n(&mut eng, 1);
-        assert_eq!(got, vec![Done { ring: b, slot: 7, res: dev.block_size() as i64 }]);
+        assert_eq!(
+            got,
+            vec![Done {
+                ring: b,
+                slot: 7,
+                res: dev.block_size() as i64
+            }]
+        );
         let give_up = Instant::now() + Duration::from_secs(10);
         while eng.in_flight() > 0 {
             assert!(Instant::now() < give_up, "reads of the closed ring never completed");
@@ -587,13 +659,26 @@ mod tests {
         let ring = eng.add_ring(4).expect("ring");
         let waker = eng.waker().expect("waker");
         assert_eq!(eng.submit(ring, &[(&dev, 3)]).expect("submit"), 1);
-        waker.receiver().recv_timeout(Duration::from_secs(10)).expect("a token after the completion");
+        waker
+            .receiver()
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a token after the completion");
         let mut out = Vec::new();
         eng.reap(&mut out).expect("reap");
-        assert_eq!(out, vec![Done { ring, slot: 3, res: dev.block_size() as i64 }]);
+        assert_eq!(
+            out,
+            vec![Done {
+                ring,
+                slot: 3,
+                res: dev.block_size() as i64
+            }]
+        );
         let rx = waker.receiver().clone();
         drop(waker);
-        assert!(rx.recv_timeout(Duration::from_secs(10)).is_err(), "the waker thread ended");
+        assert!(
+            rx.recv_timeout(Duration::from_secs(10)).is_err(),
+            "the waker thread ended"
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@ nix::ioctl_read_bad!(blkbszget, BLKBSZGET, libc::c_int);
 nix::ioctl_read_bad!(blksszget, BLKSSZGET, libc::c_int);
 
 fn positive(v: libc::c_int) -> io::Result<usize> {
-    usize::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+    usize::try_from(v)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// `BLKBSZGET`: the block size the kernel uses for the device's IO ("soft" block size).
@@ -48,7 +51,13 @@ mod tests {
     fn a_regular_file_is_not_a_block_device() {
         use std::os::fd::AsRawFd;
         let f = tempfile::tempfile().expect("tempfile");
-        assert_eq!(soft_block_size(f.as_raw_fd()).unwrap_err().raw_os_error(), Some(libc::ENOTTY));
-        assert_eq!(logical_block_size(f.as_raw_fd()).unwrap_err().raw_os_error(), Some(libc::ENOTTY));
+        assert_eq!(
+            soft_block_size(f.as_raw_fd()).unwrap_err().raw_os_error(),
+            Some(libc::ENOTTY)
+        );
+        assert_eq!(
+            logical_block_size(f.as_raw_fd()).unwrap_err().raw_os_error(),
+            Some(libc::ENOTTY)
+        );
     }
 }

@@ -24,21 +24,41 @@ impl Loop {
             return None;
         }
         // /var/tmp: tmpfs (often /tmp) refuses O_DIRECT.
-        let dir = tempfile::Builder::new().prefix("mpd-directio").tempdir_in("/var/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("mpd-directio")
+            .tempdir_in("/var/tmp")
+            .unwrap();
         let backing = dir.path().join("disk.img");
         let mut f = std::fs::File::create(&backing).unwrap();
         f.write_all(&vec![0xa5u8; size]).unwrap();
         f.sync_all().unwrap();
-        let out = Command::new("losetup").args(["-f", "--show"]).arg(&backing).output().unwrap();
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&backing)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        Some(Loop { dev, backing, _dir: dir })
+        Some(Loop {
+            dev,
+            backing,
+            _dir: dir,
+        })
     }
 
     /// Shrinks the backing file to nothing and tells the loop driver, so that a
     /// read at offset 0 returns no data: the device is gone for the checker.
     fn empty(&self) {
-        std::fs::File::options().write(true).open(&self.backing).unwrap().set_len(0).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&self.backing)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
         let st = Command::new("losetup").arg("-c").arg(&self.dev).status().unwrap();
         assert!(st.success());
     }
@@ -96,7 +116,10 @@ fn many_paths_in_one_batch() {
     }
     let mut got = collect(&mut engine, 300);
     got.sort_by_key(|r| r.path);
-    assert_eq!(got.iter().map(|r| r.path).collect::<Vec<_>>(), (0..300).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(|r| r.path).collect::<Vec<_>>(),
+        (0..300).collect::<Vec<_>>()
+    );
     assert!(got.iter().all(|r| r.verdict.state == PathState::Up));
     // More checks than AIO slots: the surplus waits in the queue, none is lost.
     let mut small = DirectioEngine::new(16).unwrap();
@@ -110,7 +133,12 @@ fn many_paths_in_one_batch() {
 #[test]
 fn missing_device_is_down_at_once() {
     let mut engine = DirectioEngine::new(4).unwrap();
-    let v = engine.start(1, Path::new("/dev/does-not-exist-mpd"), Instant::now(), Duration::from_secs(1));
+    let v = engine.start(
+        1,
+        Path::new("/dev/does-not-exist-mpd"),
+        Instant::now(),
+        Duration::from_secs(1),
+    );
     assert_eq!(v.map(|v| v.state), Some(PathState::Down));
     assert_eq!(engine.in_flight(), 0);
 }

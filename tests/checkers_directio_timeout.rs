@@ -47,7 +47,11 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 
 /// `struct fuse_attr` (88 bytes).
 fn attr(ino: u64) -> Vec<u8> {
-    let (size, mode, nlink) = if ino == FUSE_ROOT { (0, 0o040755u32, 2u32) } else { (FILE_SIZE, 0o100644, 1) };
+    let (size, mode, nlink) = if ino == FUSE_ROOT {
+        (0, 0o040755u32, 2u32)
+    } else {
+        (FILE_SIZE, 0o100644, 1)
+    };
     let mut a = Vec::with_capacity(88);
     a.extend(ino.to_ne_bytes());
     a.extend(size.to_ne_bytes());
@@ -165,26 +169,57 @@ fn cstr(p: &Path) -> std::ffi::CString {
 }
 
 fn setup() -> Option<Setup> {
-    if !nix::unistd::geteuid().is_root() || !Path::new("/dev/fuse").exists() || !Path::new("/dev/loop-control").exists() {
+    if !nix::unistd::geteuid().is_root() || !Path::new("/dev/fuse").exists() || !Path::new("/dev/loop-control").exists()
+    {
         eprintln!("skipping: needs root, /dev/fuse and loop devices");
         return None;
     }
     let dev = File::options().read(true).write(true).open("/dev/fuse").unwrap();
-    let mnt = tempfile::Builder::new().prefix("mpd-fuse").tempdir_in("/var/tmp").unwrap();
+    let mnt = tempfile::Builder::new()
+        .prefix("mpd-fuse")
+        .tempdir_in("/var/tmp")
+        .unwrap();
     let opts = format!("fd={},rootmode=40000,user_id=0,group_id=0", dev.as_raw_fd());
-    let (src, target, fstype, data) = (cstr(Path::new("mpd-stall")), cstr(mnt.path()), cstr(Path::new("fuse")), cstr(Path::new(&opts)));
+    let (src, target, fstype, data) = (
+        cstr(Path::new("mpd-stall")),
+        cstr(mnt.path()),
+        cstr(Path::new("fuse")),
+        cstr(Path::new(&opts)),
+    );
     // SAFETY: valid NUL-terminated strings for the duration of the call.
     let rc = unsafe {
-        libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), libc::MS_NOSUID | libc::MS_NODEV, data.as_ptr().cast())
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr().cast(),
+        )
     };
     assert_eq!(rc, 0, "mount fuse: {}", std::io::Error::last_os_error());
-    let server = Arc::new(Server { dev: Arc::new(dev), stall: AtomicBool::new(false), held: Mutex::new(Vec::new()) });
+    let server = Arc::new(Server {
+        dev: Arc::new(dev),
+        stall: AtomicBool::new(false),
+        held: Mutex::new(Vec::new()),
+    });
     let s = Arc::clone(&server);
     std::thread::spawn(move || s.serve());
-    let mut setup = Setup { server, mnt, loopdev: None };
+    let mut setup = Setup {
+        server,
+        mnt,
+        loopdev: None,
+    };
     let file = setup.mnt.path().join("disk");
-    let out = Command::new("losetup").args(["-f", "--show"]).arg(&file).output().unwrap();
-    assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "losetup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     setup.loopdev = Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
     Some(setup)
 }
@@ -225,7 +260,10 @@ fn hung_read_is_reported_as_timeout_then_up_once_it_completes() {
     assert!(engine.poll(t1 + timeout - Duration::from_millis(1)).is_empty());
     let r = engine.poll(t1 + timeout);
     assert_eq!(r.len(), 1);
-    assert_eq!((r[0].path, r[0].verdict.state, r[0].verdict.message.as_str()), (1, PathState::Timeout, " timed out"));
+    assert_eq!(
+        (r[0].path, r[0].verdict.state, r[0].verdict.message.as_str()),
+        (1, PathState::Timeout, " timed out")
+    );
     assert_eq!(r[0].took, timeout);
     // Reported once; the next check while still hung says timeout again at once.
     assert!(engine.poll(t1 + timeout * 2).is_empty());
@@ -238,7 +276,10 @@ fn hung_read_is_reported_as_timeout_then_up_once_it_completes() {
     s.server.release_held();
     let give_up = Instant::now() + Duration::from_secs(20);
     while engine.in_flight() > 0 {
-        assert!(engine.poll(Instant::now()).is_empty(), "a timed-out read was reported twice");
+        assert!(
+            engine.poll(Instant::now()).is_empty(),
+            "a timed-out read was reported twice"
+        );
         assert!(Instant::now() < give_up, "the held read never completed");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -275,7 +316,10 @@ fn reads_beyond_the_aio_ring_time_out_too_and_nothing_leaks() {
     assert_eq!(engine.next_deadline(), Some(t0 + timeout));
     let mut timed_out = engine.poll(t0 + timeout);
     timed_out.sort_by_key(|r| r.path);
-    assert_eq!(timed_out.iter().map(|r| r.path).collect::<Vec<_>>(), (0..200).collect::<Vec<_>>());
+    assert_eq!(
+        timed_out.iter().map(|r| r.path).collect::<Vec<_>>(),
+        (0..200).collect::<Vec<_>>()
+    );
     assert!(timed_out.iter().all(|r| r.verdict.state == PathState::Timeout));
     // Only reads the kernel holds are still tracked; the rest were dropped.
     let held_by_kernel = engine.in_flight();
@@ -287,7 +331,10 @@ fn reads_beyond_the_aio_ring_time_out_too_and_nothing_leaks() {
     let give_up = Instant::now() + Duration::from_secs(20);
     while engine.in_flight() > 0 {
         s.server.release_held();
-        assert!(engine.poll(Instant::now()).is_empty(), "a timed-out read was reported again");
+        assert!(
+            engine.poll(Instant::now()).is_empty(),
+            "a timed-out read was reported again"
+        );
         assert!(Instant::now() < give_up, "{} reads never completed", engine.in_flight());
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -8,9 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crossbeam_channel::unbounded;
-use multipathd::checkers::state::{
-    Action, MapContext, MapRecord, PathRecord, PathState, Policy, update_path_state,
-};
+use multipathd::checkers::state::{Action, MapContext, MapRecord, PathRecord, PathState, Policy, update_path_state};
 use multipathd::checkers::{CheckRequest, CheckerKind, Control, MonotonicClock, spawn_checker_loop};
 use multipathd::config::propsel::NoPathRetry;
 
@@ -31,20 +29,36 @@ fn loop_device() -> Option<Loop> {
         eprintln!("skipping: loop devices need root and /dev/loop-control");
         return None;
     }
-    let dir = tempfile::Builder::new().prefix("mpd-flow").tempdir_in("/var/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("mpd-flow")
+        .tempdir_in("/var/tmp")
+        .unwrap();
     let backing = dir.path().join("disk.img");
     let mut f = std::fs::File::create(&backing).unwrap();
     f.write_all(&vec![7u8; 1 << 20]).unwrap();
     f.sync_all().unwrap();
-    let out = Command::new("losetup").args(["-f", "--show"]).arg(&backing).output().unwrap();
+    let out = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&backing)
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    Some(Loop { dev: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()), backing, _dir: dir })
+    Some(Loop {
+        dev: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+        backing,
+        _dir: dir,
+    })
 }
 
 #[test]
 fn loop_device_failing_drives_fail_path_and_queueing() {
     let Some(lo) = loop_device() else { return };
-    let policy = Policy { polling_interval: 5, max_polling_interval: 20, no_path_retry: NoPathRetry::Retries(2), ..Policy::default() };
+    let policy = Policy {
+        polling_interval: 5,
+        max_polling_interval: 20,
+        no_path_retry: NoPathRetry::Retries(2),
+        ..Policy::default()
+    };
     let (ctl, ctl_rx) = unbounded();
     let (res_tx, res) = unbounded();
     let h = spawn_checker_loop(ctl_rx, res_tx, MonotonicClock, 1).unwrap();
@@ -57,7 +71,10 @@ fn loop_device_failing_drives_fail_path_and_queueing() {
     };
     let mut path = PathRecord::new("loop", "7:0", "directio", &policy);
     let mut map = MapRecord::new("mpatha", &policy, true);
-    let ctx = MapContext { other_active_paths: 0, marginal_hold: false };
+    let ctx = MapContext {
+        other_active_paths: 0,
+        marginal_hold: false,
+    };
     let mut now = 0u64;
     let mut step = |path: &mut PathRecord, map: &mut MapRecord| -> Vec<Action> {
         let o = res.recv_timeout(Duration::from_secs(20)).expect("a check result");
@@ -67,19 +84,39 @@ fn loop_device_failing_drives_fail_path_and_queueing() {
         *path = u.path;
         *map = u.map;
         // What the daemon does after every outcome: reschedule with the chosen delay.
-        ctl.send(Control::Schedule { req: req.clone(), in_secs: path.tick }).unwrap();
+        ctl.send(Control::Schedule {
+            req: req.clone(),
+            in_secs: path.tick,
+        })
+        .unwrap();
         u.actions
     };
 
-    ctl.send(Control::Schedule { req: req.clone(), in_secs: 0 }).unwrap();
+    ctl.send(Control::Schedule {
+        req: req.clone(),
+        in_secs: 0,
+    })
+    .unwrap();
     let a = step(&mut path, &mut map);
     assert_eq!(path.state, PathState::Up);
     assert!(a.contains(&Action::DmMessage("reinstate_path 7:0".into())), "{a:?}");
     assert_eq!(path.tick, 5);
 
     // The media goes away; the daemon asks for an immediate check (as on a uevent).
-    std::fs::File::options().write(true).open(&lo.backing).unwrap().set_len(0).unwrap();
-    assert!(Command::new("losetup").arg("-c").arg(&lo.dev).status().unwrap().success());
+    std::fs::File::options()
+        .write(true)
+        .open(&lo.backing)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    assert!(
+        Command::new("losetup")
+            .arg("-c")
+            .arg(&lo.dev)
+            .status()
+            .unwrap()
+            .success()
+    );
     ctl.send(Control::CheckNow(1)).unwrap();
     let a = step(&mut path, &mut map);
     assert_eq!(path.state, PathState::Down);

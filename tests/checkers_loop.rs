@@ -25,14 +25,28 @@ impl Loop {
             eprintln!("skipping: loop devices need root and /dev/loop-control");
             return None;
         }
-        let dir = tempfile::Builder::new().prefix("mpd-loop").tempdir_in("/var/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("mpd-loop")
+            .tempdir_in("/var/tmp")
+            .unwrap();
         let backing = dir.path().join("disk.img");
         let mut f = std::fs::File::create(&backing).unwrap();
         f.write_all(&vec![1u8; 1 << 20]).unwrap();
         f.sync_all().unwrap();
-        let out = Command::new("losetup").args(["-f", "--show"]).arg(&backing).output().unwrap();
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
-        Some(Loop { dev: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()), _dir: dir })
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&backing)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(Loop {
+            dev: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+            _dir: dir,
+        })
     }
 }
 
@@ -50,7 +64,13 @@ fn start() -> (Sender<Control>, Receiver<CheckOutcome>, std::thread::JoinHandle<
 }
 
 fn req(path: u64, dev: &Path, kind: CheckerKind, sysfs: Option<PathBuf>) -> CheckRequest {
-    CheckRequest { path, dev: dev.to_path_buf(), sysfs_state: sysfs, kind, timeout: Duration::from_secs(5) }
+    CheckRequest {
+        path,
+        dev: dev.to_path_buf(),
+        sysfs_state: sysfs,
+        kind,
+        timeout: Duration::from_secs(5),
+    }
 }
 
 fn stop(ctl: Sender<Control>, h: std::thread::JoinHandle<()>) {
@@ -62,14 +82,29 @@ fn stop(ctl: Sender<Control>, h: std::thread::JoinHandle<()>) {
 fn directio_tur_and_readsector0_on_a_loop_device() {
     let Some(lo) = Loop::new() else { return };
     let (ctl, res, h) = start();
-    ctl.send(Control::Schedule { req: req(1, &lo.dev, CheckerKind::Directio, None), in_secs: 0 }).unwrap();
+    ctl.send(Control::Schedule {
+        req: req(1, &lo.dev, CheckerKind::Directio, None),
+        in_secs: 0,
+    })
+    .unwrap();
     let o = res.recv_timeout(WAIT).unwrap();
     assert_eq!((o.path_id, o.result.state), (1, PathState::Up));
     // A loop device has no SCSI passthrough: tur and readsector0 cannot judge it.
-    ctl.send(Control::Schedule { req: req(2, &lo.dev, CheckerKind::Tur, None), in_secs: 0 }).unwrap();
+    ctl.send(Control::Schedule {
+        req: req(2, &lo.dev, CheckerKind::Tur, None),
+        in_secs: 0,
+    })
+    .unwrap();
     let o = res.recv_timeout(WAIT).unwrap();
-    assert_eq!((o.path_id, o.result.state, o.result.message.as_str()), (2, PathState::Wild, " doesn't support this device"));
-    ctl.send(Control::Schedule { req: req(3, &lo.dev, CheckerKind::Readsector0, None), in_secs: 0 }).unwrap();
+    assert_eq!(
+        (o.path_id, o.result.state, o.result.message.as_str()),
+        (2, PathState::Wild, " doesn't support this device")
+    );
+    ctl.send(Control::Schedule {
+        req: req(3, &lo.dev, CheckerKind::Readsector0, None),
+        in_secs: 0,
+    })
+    .unwrap();
     let o = res.recv_timeout(WAIT).unwrap();
     assert_eq!((o.path_id, o.result.state), (3, PathState::Wild));
     stop(ctl, h);
@@ -82,7 +117,11 @@ fn sysfs_state_gates_the_checker_and_none_reports_up() {
     std::fs::write(&state, "offline\n").unwrap();
     let (ctl, res, h) = start();
     let r = req(5, Path::new("/dev/null"), CheckerKind::None, Some(state.clone()));
-    ctl.send(Control::Schedule { req: r.clone(), in_secs: 0 }).unwrap();
+    ctl.send(Control::Schedule {
+        req: r.clone(),
+        in_secs: 0,
+    })
+    .unwrap();
     assert_eq!(res.recv_timeout(WAIT).unwrap().result.state, PathState::Down);
     std::fs::write(&state, "running\n").unwrap();
     ctl.send(Control::CheckNow(5)).unwrap();
@@ -105,19 +144,38 @@ fn a_usable_path_going_offline_is_checked_at_once_not_at_its_turn() {
     std::fs::write(&state, "running\n").unwrap();
     let (ctl, res, h) = start();
     let r = req(6, Path::new("/dev/null"), CheckerKind::None, Some(state.clone()));
-    ctl.send(Control::Schedule { req: r.clone(), in_secs: 0 }).unwrap();
+    ctl.send(Control::Schedule {
+        req: r.clone(),
+        in_secs: 0,
+    })
+    .unwrap();
     assert_eq!(res.recv_timeout(WAIT).unwrap().result.state, PathState::Up);
     // As the owner does after an up verdict: the next check in 300 s.
-    ctl.send(Control::Schedule { req: r.clone(), in_secs: 300 }).unwrap();
+    ctl.send(Control::Schedule {
+        req: r.clone(),
+        in_secs: 300,
+    })
+    .unwrap();
     // blocked is transient (pending): no early check for it
     std::fs::write(&state, "blocked\n").unwrap();
-    assert!(res.recv_timeout(Duration::from_millis(2500)).is_err(), "blocked triggered a check");
+    assert!(
+        res.recv_timeout(Duration::from_millis(2500)).is_err(),
+        "blocked triggered a check"
+    );
     std::fs::write(&state, "offline\n").unwrap();
-    let o = res.recv_timeout(WAIT).expect("the offline device was not checked before its turn");
-    assert_eq!((o.path_id, o.result.state, o.result.offline), (6, PathState::Down, true));
+    let o = res
+        .recv_timeout(WAIT)
+        .expect("the offline device was not checked before its turn");
+    assert_eq!(
+        (o.path_id, o.result.state, o.result.offline),
+        (6, PathState::Down, true)
+    );
     // A path last seen down is not watched: its own schedule decides.
     ctl.send(Control::Schedule { req: r, in_secs: 300 }).unwrap();
-    assert!(res.recv_timeout(Duration::from_millis(2500)).is_err(), "a down path was reported again");
+    assert!(
+        res.recv_timeout(Duration::from_millis(2500)).is_err(),
+        "a down path was reported again"
+    );
     stop(ctl, h);
 }
 
@@ -127,7 +185,10 @@ fn missing_device_is_down() {
     let r = req(9, Path::new("/dev/mpd-no-such-disk"), CheckerKind::Tur, None);
     ctl.send(Control::Schedule { req: r, in_secs: 0 }).unwrap();
     let o = res.recv_timeout(WAIT).unwrap();
-    assert_eq!((o.path_id, o.result.state, o.result.message.as_str()), (9, PathState::Down, " reports path is down"));
+    assert_eq!(
+        (o.path_id, o.result.state, o.result.message.as_str()),
+        (9, PathState::Down, " reports path is down")
+    );
     stop(ctl, h);
 }
 
@@ -137,8 +198,16 @@ fn four_thousand_paths_all_get_exactly_one_result() {
     let (ctl, res, h) = start();
     for id in 0..4096u64 {
         // Half directio on the loop device, half the none checker.
-        let kind = if id % 2 == 0 { CheckerKind::Directio } else { CheckerKind::None };
-        ctl.send(Control::Schedule { req: req(id, &lo.dev, kind, None), in_secs: 0 }).unwrap();
+        let kind = if id % 2 == 0 {
+            CheckerKind::Directio
+        } else {
+            CheckerKind::None
+        };
+        ctl.send(Control::Schedule {
+            req: req(id, &lo.dev, kind, None),
+            in_secs: 0,
+        })
+        .unwrap();
     }
     let mut seen = HashSet::new();
     for _ in 0..4096 {
@@ -154,15 +223,26 @@ fn four_thousand_paths_all_get_exactly_one_result() {
 #[test]
 fn a_directio_completion_is_delivered_at_once_not_at_a_poll_tick() {
     // A regular file where O_DIRECT works: /var/tmp, as tmpfs has none.
-    let dir = tempfile::Builder::new().prefix("mpd-loop").tempdir_in("/var/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("mpd-loop")
+        .tempdir_in("/var/tmp")
+        .unwrap();
     let file = dir.path().join("disk.img");
     std::fs::write(&file, vec![1u8; 1 << 16]).unwrap();
-    if let Err(e) = std::fs::File::options().read(true).custom_flags(libc::O_DIRECT).open(&file) {
+    if let Err(e) = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&file)
+    {
         eprintln!("\n*** SKIPPED: no O_DIRECT on /var/tmp ({e}) ***\n");
         return;
     }
     let (ctl, res, h) = start();
-    ctl.send(Control::Schedule { req: req(1, &file, CheckerKind::Directio, None), in_secs: 0 }).unwrap();
+    ctl.send(Control::Schedule {
+        req: req(1, &file, CheckerKind::Directio, None),
+        in_secs: 0,
+    })
+    .unwrap();
     let mut took = Vec::new();
     for _ in 0..41 {
         let o = res.recv_timeout(WAIT).unwrap();

@@ -2,13 +2,7 @@
 
 use multipathd::cli::format::*;
 
-fn path(
-    dev: &str,
-    dev_t: &str,
-    hcil: (u32, u32, u32, u64),
-    pri: i32,
-    map: Option<&str>,
-) -> PathView {
+fn path(dev: &str, dev_t: &str, hcil: (u32, u32, u32, u64), pri: i32, map: Option<&str>) -> PathView {
     PathView {
         dev: dev.into(),
         dev_t: dev_t.into(),
@@ -226,10 +220,7 @@ fn raw_drops_header_and_padding() {
         paths_table(&vm_paths(), "%d %w %m", true),
         "sdb 333333330000007d0 mpatha\nsda 333333330000007d0 mpatha\n"
     );
-    assert_eq!(
-        maps_table(&[vm_map()], " %d,%w ", true),
-        " dm-0,333333330000007d0 \n"
-    );
+    assert_eq!(maps_table(&[vm_map()], " %d,%w ", true), " dm-0,333333330000007d0 \n");
 }
 
 #[test]
@@ -240,10 +231,7 @@ fn no_rows_means_empty_body() {
 
 #[test]
 fn unknown_wildcards_print_nothing() {
-    assert_eq!(
-        paths_table(&vm_paths()[..1], "%d|%Y|%d", true),
-        "sdb||sdb\n"
-    );
+    assert_eq!(paths_table(&vm_paths()[..1], "%d|%Y|%d", true), "sdb||sdb\n");
 }
 
 #[test]
@@ -320,10 +308,7 @@ fn map_wildcards_values() {
     );
     m.no_path_retry = NoPathRetry::Queue;
     m.failback = Failback::Immediate;
-    assert_eq!(
-        maps_table(std::slice::from_ref(&m), "%Q %F", true),
-        "on immediate\n"
-    );
+    assert_eq!(maps_table(std::slice::from_ref(&m), "%Q %F", true), "on immediate\n");
 }
 
 #[test]
@@ -422,7 +407,9 @@ fn json_multiple_maps_groups_paths_are_valid_json() {
     assert_eq!(v["maps"][1]["path_groups"][1]["group"], 2);
 
     let single = map_json(&m2);
-    assert!(single.starts_with("{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"map\":{\n      \"name\" : \"mpathb\",\n"));
+    assert!(single.starts_with(
+        "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"map\":{\n      \"name\" : \"mpathb\",\n"
+    ));
     assert!(single.ends_with("      }]\n   }\n}\n"));
     let v: serde_json::Value = serde_json::from_str(&single).unwrap();
     assert_eq!(v["map"]["name"], "mpathb");
@@ -453,11 +440,7 @@ fn show_status_text() {
         "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n"
     );
     assert_eq!(
-        status(
-            &[CheckerState::Down, CheckerState::Up, CheckerState::Pending],
-            3,
-            true
-        ),
+        status(&[CheckerState::Down, CheckerState::Up, CheckerState::Pending], 3, true),
         "path checker states:\ndown                1\nup                  1\npending             1\n\npaths: 3\nbusy: True\n"
     );
 }
@@ -494,10 +477,7 @@ fn show_blacklist_text() {
     };
     let view = BlacklistView {
         devnode: (
-            vec![
-                rule("!^(sd[a-z]|dasd[a-z]|nvme[0-9])", false),
-                rule("^vd", true),
-            ],
+            vec![rule("!^(sd[a-z]|dasd[a-z]|nvme[0-9])", false), rule("^vd", true)],
             vec![],
         ),
         device: (

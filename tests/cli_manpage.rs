@@ -15,11 +15,7 @@ fn section(name: &str) -> Vec<&'static str> {
 
 /// Entry heads: the line after each `.TP`.
 fn entries(lines: &[&'static str]) -> Vec<&'static str> {
-    lines
-        .windows(2)
-        .filter(|w| w[0] == ".TP")
-        .map(|w| w[1])
-        .collect()
+    lines.windows(2).filter(|w| w[0] == ".TP").map(|w| w[1]).collect()
 }
 
 #[test]

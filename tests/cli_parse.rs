@@ -39,18 +39,12 @@ fn quoted_parameter_keeps_spaces() {
 
 #[test]
 fn doubled_quote_is_one_quote() {
-    assert_eq!(
-        p("show path \"2\"\"\""),
-        Command::ShowPath { path: s("2\"") }
-    );
+    assert_eq!(p("show path \"2\"\"\""), Command::ShowPath { path: s("2\"") });
 }
 
 #[test]
 fn five_keywords_have_no_handler() {
-    assert_eq!(
-        parse("show maps raw format x json"),
-        Err(ParseError::NoHandler)
-    );
+    assert_eq!(parse("show maps raw format x json"), Err(ParseError::NoHandler));
 }
 
 #[test]
@@ -67,10 +61,7 @@ fn prefixes_work() {
 #[test]
 fn error_replies() {
     let help = help_text();
-    assert_eq!(
-        ParseError::NotFound.reply("sh"),
-        format!("fail\nsh: not found\n{help}")
-    );
+    assert_eq!(ParseError::NotFound.reply("sh"), format!("fail\nsh: not found\n{help}"));
     assert_eq!(
         ParseError::MissingArgument.reply("show map \n"),
         format!("fail\nshow map \n: Missing argument\n{help}")
@@ -103,23 +94,11 @@ fn os_brick() {
             raw: true
         }
     );
-    assert_eq!(
-        p("add path /dev/sdb \n"),
-        Command::AddPath { path: s("sdb") }
-    );
-    assert_eq!(
-        p("del path /dev/sdb \n"),
-        Command::DelPath { path: s("sdb") }
-    );
-    assert_eq!(
-        p("del map 3600a098 \n"),
-        Command::DelMap { map: s("3600a098") }
-    );
+    assert_eq!(p("add path /dev/sdb \n"), Command::AddPath { path: s("sdb") });
+    assert_eq!(p("del path /dev/sdb \n"), Command::DelPath { path: s("sdb") });
+    assert_eq!(p("del map 3600a098 \n"), Command::DelMap { map: s("3600a098") });
     assert_eq!(p("reconfigure \n"), Command::Reconfigure { all: false });
-    assert_eq!(
-        p("resize map /dev/dm-3 \n"),
-        Command::Resize { map: s("dm-3") }
-    );
+    assert_eq!(p("resize map /dev/dm-3 \n"), Command::Resize { map: s("dm-3") });
 }
 
 #[test]
@@ -146,10 +125,7 @@ fn gobrick_and_hpe() {
             raw: false
         }
     );
-    assert_eq!(
-        p("resize map mpathb \n"),
-        Command::Resize { map: s("mpathb") }
-    );
+    assert_eq!(p("resize map mpathb \n"), Command::Resize { map: s("mpathb") });
 }
 
 #[test]
@@ -177,10 +153,7 @@ fn curtin_single_quotes_pass_through() {
     let fmt = "device='%d' serial='%z' multipath='%m' host_wwpn='%N' target_wwnn='%n' host_wwpn='%R' target_wwpn='%r' host_adapter='%a'";
     assert_eq!(
         p(&format!("show paths raw format \"{fmt}\" \n")),
-        Command::ShowPathsFormat {
-            fmt: s(fmt),
-            raw: true
-        }
+        Command::ShowPathsFormat { fmt: s(fmt), raw: true }
     );
     assert_eq!(
         p("show maps raw format \"name=%n multipath='%w' sysfs='%d' paths='%N'\" \n"),
@@ -193,10 +166,7 @@ fn curtin_single_quotes_pass_through() {
 
 #[test]
 fn vdsm_xapi_avocado_pcp_libdmmp() {
-    assert_eq!(
-        p("show config local \n"),
-        Command::ShowConfig { local: true }
-    );
+    assert_eq!(p("show config local \n"), Command::ShowConfig { local: true });
     assert_eq!(p("remove path sdd"), Command::DelPath { path: s("sdd") });
     assert_eq!(p("remove map mpathc"), Command::DelMap { map: s("mpathc") });
     assert_eq!(p("show topology"), Command::ShowMapsTopology);
@@ -206,43 +176,25 @@ fn vdsm_xapi_avocado_pcp_libdmmp() {
     );
     assert_eq!(p("list maps"), Command::ShowMaps);
     assert_eq!(p("show maps json \n"), Command::ShowMapsJson);
-    assert_eq!(
-        p("list multipath 3600a json"),
-        Command::ShowMapJson { map: s("3600a") }
-    );
+    assert_eq!(p("list multipath 3600a json"), Command::ShowMapJson { map: s("3600a") });
     assert_eq!(p("show maps status"), Command::ShowMapsStatus);
-    assert_eq!(
-        p("reinstate path sdb"),
-        Command::ReinstatePath { path: s("sdb") }
-    );
+    assert_eq!(p("reinstate path sdb"), Command::ReinstatePath { path: s("sdb") });
     assert_eq!(p("show multipaths topology"), Command::ShowMapsTopology);
 }
 
 #[test]
 fn multipath_delegation_and_systemd() {
     assert_eq!(p("reconfigure all"), Command::Reconfigure { all: true });
-    assert_eq!(
-        p("del map mapper/X"),
-        Command::DelMap { map: s("mapper/X") }
-    );
+    assert_eq!(p("del map mapper/X"), Command::DelMap { map: s("mapper/X") });
     assert_eq!(p("del maps"), Command::DelMaps);
-    assert_eq!(
-        p("disablequeueing maps \n"),
-        Command::DisableQueueing { map: None }
-    );
+    assert_eq!(p("disablequeueing maps \n"), Command::DisableQueueing { map: None });
     assert_eq!(p("shutdown \n"), Command::Shutdown);
 }
 
 #[test]
 fn libmpathpersist() {
-    assert_eq!(
-        p("getprstatus map mpatha"),
-        Command::GetPrStatus { map: s("mpatha") }
-    );
-    assert_eq!(
-        p("getprhold map mpatha"),
-        Command::GetPrHold { map: s("mpatha") }
-    );
+    assert_eq!(p("getprstatus map mpatha"), Command::GetPrStatus { map: s("mpatha") });
+    assert_eq!(p("getprhold map mpatha"), Command::GetPrHold { map: s("mpatha") });
     assert_eq!(
         p("setprstatus map mpatha pathlist \"sdb 8:32 8:48\""),
         Command::SetPrStatus {
@@ -268,22 +220,10 @@ fn libmpathpersist() {
             key: s("0x123abc:aptpl")
         }
     );
-    assert_eq!(
-        p("unsetprkey map mpatha"),
-        Command::UnsetPrKey { map: s("mpatha") }
-    );
-    assert_eq!(
-        p("getprkey map mpatha"),
-        Command::GetPrKey { map: s("mpatha") }
-    );
-    assert_eq!(
-        p("setprhold map mpatha"),
-        Command::SetPrHold { map: s("mpatha") }
-    );
-    assert_eq!(
-        p("unsetprhold map mpatha"),
-        Command::UnsetPrHold { map: s("mpatha") }
-    );
+    assert_eq!(p("unsetprkey map mpatha"), Command::UnsetPrKey { map: s("mpatha") });
+    assert_eq!(p("getprkey map mpatha"), Command::GetPrKey { map: s("mpatha") });
+    assert_eq!(p("setprhold map mpatha"), Command::SetPrHold { map: s("mpatha") });
+    assert_eq!(p("unsetprhold map mpatha"), Command::UnsetPrHold { map: s("mpatha") });
     // pre-0.9.4 libraries put the map first; that order is rejected
     assert!(parse("map mpatha setprstatus").is_err());
 }
@@ -303,14 +243,8 @@ fn remaining_handlers() {
         }
     );
     assert_eq!(p("reset maps stats"), Command::ResetMapsStats);
-    assert_eq!(
-        p("reset map mpatha stats"),
-        Command::ResetMapStats { map: s("mpatha") }
-    );
-    assert_eq!(
-        p("reset map mpatha"),
-        Command::ResetMap { map: s("mpatha") }
-    );
+    assert_eq!(p("reset map mpatha stats"), Command::ResetMapStats { map: s("mpatha") });
+    assert_eq!(p("reset map mpatha"), Command::ResetMap { map: s("mpatha") });
     assert_eq!(p("add map mpatha"), Command::AddMap { map: s("mpatha") });
     assert_eq!(
         p("switchgroup multipath mpatha group 2"),
@@ -319,32 +253,18 @@ fn remaining_handlers() {
             group: s("2")
         }
     );
-    assert_eq!(
-        p("suspend map mpatha"),
-        Command::Suspend { map: s("mpatha") }
-    );
+    assert_eq!(p("suspend map mpatha"), Command::Suspend { map: s("mpatha") });
     assert_eq!(p("resume map mpatha"), Command::Resume { map: s("mpatha") });
     assert_eq!(p("reload map mpatha"), Command::Reload { map: s("mpatha") });
     assert_eq!(
         p("restorequeueing map mpatha"),
-        Command::RestoreQueueing {
-            map: Some(s("mpatha"))
-        }
+        Command::RestoreQueueing { map: Some(s("mpatha")) }
     );
-    assert_eq!(
-        p("restorequeueing maps"),
-        Command::RestoreQueueing { map: None }
-    );
+    assert_eq!(p("restorequeueing maps"), Command::RestoreQueueing { map: None });
     assert_eq!(p("forcequeueing daemon"), Command::ForceQueueingDaemon);
     assert_eq!(p("restorequeueing daemon"), Command::RestoreQueueingDaemon);
-    assert_eq!(
-        p("setmarginal path sdb"),
-        Command::SetMarginal { path: s("sdb") }
-    );
-    assert_eq!(
-        p("unsetmarginal path 8:16"),
-        Command::UnsetMarginal { path: s("8:16") }
-    );
+    assert_eq!(p("setmarginal path sdb"), Command::SetMarginal { path: s("sdb") });
+    assert_eq!(p("unsetmarginal path 8:16"), Command::UnsetMarginal { path: s("8:16") });
     assert_eq!(
         p("unsetmarginal map mpatha"),
         Command::UnsetMarginalMap { map: s("mpatha") }

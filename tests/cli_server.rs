@@ -122,10 +122,7 @@ fn commands_round_trip_and_empty_reply_is_ok() {
     // many commands on one connection
     assert_eq!(h.ask(&mut s, "add path /dev/sdb"), "ok\n");
     assert_eq!(h.ask(&mut s, "add path sdz"), "blacklisted\n");
-    assert_eq!(
-        h.ask(&mut s, "del map mpatha"),
-        "fail\nmap or partition in use\n"
-    );
+    assert_eq!(h.ask(&mut s, "del map mpatha"), "fail\nmap or partition in use\n");
     assert_eq!(h.ask(&mut s, "sho topo"), "ShowMapsTopology\n");
     assert!(
         h.seen
@@ -138,16 +135,10 @@ fn commands_round_trip_and_empty_reply_is_ok() {
 #[test]
 fn parse_errors_are_answered_without_the_owner() {
     let h = Harness::new(ServerConfig::default());
-    assert_eq!(
-        h.ask_once("sh"),
-        format!("fail\nsh: not found\n{}", help_text())
-    );
+    assert_eq!(h.ask_once("sh"), format!("fail\nsh: not found\n{}", help_text()));
     assert_eq!(
         h.ask_once("show map mpatha \n"),
-        format!(
-            "fail\nshow map mpatha \n: Missing argument\n{}",
-            help_text()
-        )
+        format!("fail\nshow map mpatha \n: Missing argument\n{}", help_text())
     );
     assert_eq!(h.ask_once("queueing disable"), "fail\n");
     assert!(h.seen.lock().unwrap().is_empty());
@@ -170,10 +161,7 @@ fn unprivileged_clients_may_only_show() {
         privileged_uid: u32::MAX - 1,
         ..ServerConfig::default()
     });
-    assert_eq!(
-        h.ask_once("add path sdb"),
-        "fail\npermission deny: need to be root\n"
-    );
+    assert_eq!(h.ask_once("add path sdb"), "fail\npermission deny: need to be root\n");
     assert_eq!(h.ask_once("show paths"), "paths\n");
     assert_eq!(h.seen.lock().unwrap().as_slice(), [Command::ShowPaths]);
 }
@@ -214,12 +202,7 @@ fn largest_allowed_request_is_served() {
     assert_eq!(cmd.len() + 1, 512);
     assert_eq!(
         h.ask_once(&cmd),
-        format!(
-            "{:?}\n",
-            Command::ShowPath {
-                path: "a".repeat(501)
-            }
-        )
+        format!("{:?}\n", Command::ShowPath { path: "a".repeat(501) })
     );
 }
 
@@ -240,8 +223,7 @@ fn binary_garbage() {
     let h = Harness::new(ServerConfig::default());
     // garbage as a length header: far too long, dropped
     let mut s = h.connect();
-    s.write_all(&[0xde, 0xad, 0xbe, 0xef, 0xff, 0x17, 0x00, 0x80])
-        .unwrap();
+    s.write_all(&[0xde, 0xad, 0xbe, 0xef, 0xff, 0x17, 0x00, 0x80]).unwrap();
     assert!(closed_without_reply(&mut s));
     // valid length, garbage body: a parse error reply, nothing reaches the owner
     let mut s = h.connect();
@@ -310,10 +292,7 @@ fn client_that_never_reads_a_large_reply() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(
-        total < BIG + LEN_SIZE + 1,
-        "hog got the whole reply after its deadline"
-    );
+    assert!(total < BIG + LEN_SIZE + 1, "hog got the whole reply after its deadline");
 }
 
 #[test]
@@ -350,13 +329,8 @@ fn connection_limit_queues_extra_clients() {
 #[test]
 fn pathname_socket_is_world_accessible() {
     let h = Harness::new(ServerConfig::default());
-    let SocketName::Path(p) = &h.name else {
-        unreachable!()
-    };
-    assert_eq!(
-        std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
-        0o666
-    );
+    let SocketName::Path(p) = &h.name else { unreachable!() };
+    assert_eq!(std::fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o666);
 }
 
 #[test]
@@ -387,11 +361,7 @@ fn client(h: &Harness, mode: ClientMode, stdin: &str) -> (i32, String, String) {
         &mut out,
         &mut err,
     );
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }
 
 fn words(w: &[&str]) -> ClientMode {
@@ -434,15 +404,8 @@ fn client_sends_joined_words_verbatim() {
     // the trailing " \n" shows up in the error reply, as with upstream
     let (code, out, _) = client(&h, words(&["show", "map", "m"]), "");
     assert_eq!(code, 1);
-    assert!(
-        out.starts_with("show map m \n: Missing argument\n"),
-        "{out:?}"
-    );
-    let (code, out, _) = client(
-        &h,
-        words(&["show", "maps", "raw", "format", "\"", "%d,%w", "\""]),
-        "",
-    );
+    assert!(out.starts_with("show map m \n: Missing argument\n"), "{out:?}");
+    let (code, out, _) = client(&h, words(&["show", "maps", "raw", "format", "\"", "%d,%w", "\""]), "");
     assert_eq!(code, 0);
     assert_eq!(
         out,
@@ -508,22 +471,14 @@ fn interactive_session_like_xapi_expects() {
     let h = Harness::new(ServerConfig::default());
     let (code, out, _) = client(&h, ClientMode::Interactive, "add path sdb\n");
     assert_eq!((code, out.as_str()), (0, "multipathd> ok\nmultipathd> "));
-    let (code, out, _) = client(
-        &h,
-        ClientMode::Interactive,
-        "show paths\n\nquit\nshow paths\n",
-    );
-    assert_eq!(
-        (code, out.as_str()),
-        (0, "multipathd> paths\nmultipathd> multipathd> ")
-    );
+    let (code, out, _) = client(&h, ClientMode::Interactive, "show paths\n\nquit\nshow paths\n");
+    assert_eq!((code, out.as_str()), (0, "multipathd> paths\nmultipathd> multipathd> "));
 }
 
 #[test]
 fn show_daemon_can_be_answered_without_the_owner() {
     use multipathd::cli::format::{DaemonState, daemon};
-    let status: multipathd::cli::server::DaemonStatusFn =
-        Arc::new(|| daemon(2509, DaemonState::Idle, false));
+    let status: multipathd::cli::server::DaemonStatusFn = Arc::new(|| daemon(2509, DaemonState::Idle, false));
     let h = Harness::new(ServerConfig {
         daemon_status: Some(status),
         ..quick()

@@ -50,19 +50,10 @@ fn devnode() {
 #[test]
 fn builtin_devnode_default() {
     let bl = Blacklist::new(&Config::default(), false);
-    for (dev, want) in [
-        ("sdaa", 0),
-        ("dasda", 0),
-        ("hda", 3),
-        ("nvme0n1", 0),
-        ("loop0", 3),
-    ] {
+    for (dev, want) in [("sdaa", 0), ("dasda", 0), ("hda", 3), ("nvme0n1", 0), ("loop0", 3)] {
         assert_eq!(bl.filter_devnode(dev), want, "{dev}");
     }
-    assert_eq!(
-        Blacklist::new(&Config::default(), true).filter_devnode("nvme0n1"),
-        3
-    );
+    assert_eq!(Blacklist::new(&Config::default(), true).filter_devnode("nvme0n1"), 3);
 }
 
 #[test]
@@ -172,10 +163,7 @@ fn all_criteria_whitelisted_and_order() {
     let mut ex = all.clone();
     ex.property = pats(&["ID_SERIAL"]);
     ex.devnode.clear();
-    assert_eq!(
-        Blacklist::from_lists(all, ex).filter_path(&p),
-        b::MATCH_DEVNODE_BLIST
-    );
+    assert_eq!(Blacklist::from_lists(all, ex).filter_path(&p), b::MATCH_DEVNODE_BLIST);
 }
 
 #[test]
@@ -204,10 +192,7 @@ fn builtin_property_exception() {
     let bl = Blacklist::new(&Config::default(), false);
     assert_eq!(bl.filter_property(&["ID_WWN"], Some("ID_SERIAL")), -4);
     assert_eq!(bl.filter_property(&["SCSI_IDENT_LUN_NAA_REG"], None), -4);
-    assert_eq!(
-        bl.filter_property(&["ID_SERIAL", "DEVTYPE"], Some("ID_SERIAL")),
-        5
-    );
+    assert_eq!(bl.filter_property(&["ID_SERIAL", "DEVTYPE"], Some("ID_SERIAL")), 5);
 }
 
 #[test]
@@ -227,10 +212,7 @@ fn reasons_as_upstream_logs_them() {
         b::reason(b::MATCH_PROPERTY_BLIST_MISSING),
         "blacklisted, udev property missing"
     );
-    assert_eq!(
-        b::reason(b::MATCH_DEVNODE_BLIST),
-        "device node name blacklisted"
-    );
+    assert_eq!(b::reason(b::MATCH_DEVNODE_BLIST), "device node name blacklisted");
     assert_eq!(b::reason(-b::MATCH_WWID_BLIST), "whitelisted");
     assert_eq!(b::reason(b::MATCH_NOTHING), "not blacklisted");
 }

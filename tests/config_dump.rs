@@ -47,12 +47,9 @@ fn defaults_show_effective_values() {
     ] {
         assert!(!dump.contains(kw), "{kw:?} printed");
     }
-    let cfg = config::parse_str_bare(
-        "f",
-        "defaults {\n\tpolling_interval 2\n\tno_path_retry 0\n}\n",
-    )
-    .unwrap()
-    .config;
+    let cfg = config::parse_str_bare("f", "defaults {\n\tpolling_interval 2\n\tno_path_retry 0\n}\n")
+        .unwrap()
+        .config;
     let dump = show_config(&cfg);
     assert!(dump.contains("\tpolling_interval 2\n\tmax_polling_interval 8\n"));
     assert!(dump.contains("\tno_path_retry \"fail\"\n"));
@@ -165,12 +162,9 @@ fn round_trip_of_a_config_setting_every_keyword() {
                 Section::Overrides => cfg.overrides.attrs.contains_key(key),
                 Section::Protocol => cfg.overrides.protocols[0].attrs.contains_key(key),
                 Section::Multipath => cfg.multipaths[0].attrs.contains_key(key),
-                Section::Blacklist => {
-                    !cfg.blacklist.devnode.is_empty() && !cfg.exceptions.protocol.is_empty()
-                }
+                Section::Blacklist => !cfg.blacklist.devnode.is_empty() && !cfg.exceptions.protocol.is_empty(),
                 Section::BlacklistDevice => {
-                    cfg.blacklist.device[0].vendor.is_some()
-                        && cfg.exceptions.device[0].product.is_some()
+                    cfg.blacklist.device[0].vendor.is_some() && cfg.exceptions.device[0].product.is_some()
                 }
                 _ => true,
             };

@@ -23,12 +23,7 @@ fn check(text: &str, diags: &[Diagnostic]) {
                 d.message
             );
         } else {
-            assert!(
-                d.line <= lines,
-                "line {} beyond {lines}: {}",
-                d.line,
-                d.message
-            );
+            assert!(d.line <= lines, "line {} beyond {lines}: {}", d.line, d.message);
             let n = d.line.to_string();
             assert!(
                 d.message.contains(&format!("line {n}")) || d.message.contains("end of fuzz.conf"),
@@ -54,11 +49,7 @@ fn run(text: &str) {
         }
         Err(ConfigError::Parse { diagnostics, .. }) => {
             check(text, &diagnostics);
-            assert!(
-                diagnostics
-                    .iter()
-                    .any(|d| d.message.contains("parsing failed"))
-            );
+            assert!(diagnostics.iter().any(|d| d.message.contains("parsing failed")));
         }
         Err(e) => panic!("unexpected error {e}"),
     }

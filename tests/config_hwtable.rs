@@ -2,9 +2,7 @@
 
 use multipathd::config::hwtable;
 use multipathd::config::keywords::Setting;
-use multipathd::config::propsel::{
-    NoPathRetry, ORIGIN_CONF, ORIGIN_DEFAULT, ORIGIN_HWE, ORIGIN_MULTIPATHS, Selector,
-};
+use multipathd::config::propsel::{NoPathRetry, ORIGIN_CONF, ORIGIN_DEFAULT, ORIGIN_HWE, ORIGIN_MULTIPATHS, Selector};
 use multipathd::config::{self, LoadOptions};
 
 #[test]
@@ -75,7 +73,8 @@ fn examples_from_the_reference() {
 }
 
 const KV1: &str = "devices {\n\tdevice {\n\t\tvendor \"^.oo\"\n\t\tproduct \"(bar|baz|ba\\.)$\"\n\t\tprio emc\n\t\tpath_checker hp_sw\n\t}\n}\n";
-const KV2: &str = "devices {\n\tdevice {\n\t\tvendor foo\n\t\tproduct bar\n\t\tprio hds\n\t\tvpd_vendor hp3par\n\t}\n}\n";
+const KV2: &str =
+    "devices {\n\tdevice {\n\t\tvendor foo\n\t\tproduct bar\n\t\tprio hds\n\t\tvpd_vendor hp3par\n\t}\n}\n";
 
 fn triple(cfg: &config::Config, v: &str, p: &str) -> (String, Option<String>, String) {
     let s = Selector::new(cfg, v, p, "", "w");
@@ -93,19 +92,11 @@ fn t(p: &str, v: Option<&str>, c: &str) -> (String, Option<String>, String) {
 #[test]
 fn multiple_hwe_in_one_file() {
     let text = format!("{KV1}{KV2}");
-    let cfg = config::parse_str("/etc/multipath.conf", &text)
-        .unwrap()
-        .config;
+    let cfg = config::parse_str("/etc/multipath.conf", &text).unwrap().config;
     assert_eq!(triple(&cfg, "foo", "baz"), t("emc", None, "hp_sw"));
-    assert_eq!(
-        triple(&cfg, "foo", "bar"),
-        t("hds", Some("hp3par"), "hp_sw")
-    );
+    assert_eq!(triple(&cfg, "foo", "bar"), t("hds", Some("hp3par"), "hp_sw"));
     assert_eq!(triple(&cfg, ".oo", "ba."), t("emc", None, "hp_sw"));
-    assert_eq!(
-        Selector::new(&cfg, "foo", "bar", "", "w").prio().origin,
-        ORIGIN_HWE
-    );
+    assert_eq!(Selector::new(&cfg, "foo", "bar", "", "w").prio().origin, ORIGIN_HWE);
 }
 
 #[test]
@@ -123,10 +114,7 @@ fn conf_d_entry_beats_main_file_entry() {
     })
     .unwrap();
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-    assert_eq!(
-        triple(&loaded.config, "foo", "bar"),
-        t("emc", Some("hp3par"), "hp_sw")
-    );
+    assert_eq!(triple(&loaded.config, "foo", "bar"), t("emc", Some("hp3par"), "hp_sw"));
     assert!(!loaded.config.defaults.contains_key("verbosity"));
 }
 
@@ -136,26 +124,14 @@ fn quoted_product_matches_literal_quotes_and_entry_without_product_is_dropped() 
     let l = config::parse_str("/etc/multipath.conf", text).unwrap();
     assert_eq!(l.config.devices.len(), 1);
     assert_eq!(
-        l.diagnostics
-            .iter()
-            .map(|d| d.message.as_str())
-            .collect::<Vec<_>>(),
+        l.diagnostics.iter().map(|d| d.message.as_str()).collect::<Vec<_>>(),
         ["device config in /etc/multipath.conf missing vendor or product parameter"]
     );
     assert_eq!(
-        Selector::new(&l.config, "foo", "\"bar\"", "", "w")
-            .prio()
-            .value
-            .0,
+        Selector::new(&l.config, "foo", "\"bar\"", "", "w").prio().value.0,
         "hds"
     );
-    assert_eq!(
-        Selector::new(&l.config, "foo", "bar", "", "w")
-            .prio()
-            .value
-            .0,
-        "const"
-    );
+    assert_eq!(Selector::new(&l.config, "foo", "bar", "", "w").prio().value.0, "const");
 }
 
 #[test]
@@ -172,10 +148,7 @@ fn multipaths_entry_beats_device_entry() {
     assert_eq!(s.uid_attribute("sda").value, "BAZ_ATTR");
     let s = Selector::new(&cfg, "foo", "bar", "", "other");
     assert_eq!(s.prio().value.0, "emc");
-    assert_eq!(
-        (s.rr_min_io_rq().value, s.rr_min_io_rq().origin),
-        (1, ORIGIN_DEFAULT)
-    );
+    assert_eq!((s.rr_min_io_rq().value, s.rr_min_io_rq().origin), (1, ORIGIN_DEFAULT));
 }
 
 #[test]

@@ -26,10 +26,7 @@ fn every_table_keyword_is_documented_and_nothing_else() {
     let missing: Vec<_> = table.difference(&doc).collect();
     let extra: Vec<_> = doc.difference(&table).collect();
     assert!(missing.is_empty(), "not in the man page: {missing:?}");
-    assert!(
-        extra.is_empty(),
-        "documented but not in the keyword table: {extra:?}"
-    );
+    assert!(extra.is_empty(), "documented but not in the keyword table: {extra:?}");
 }
 
 #[test]

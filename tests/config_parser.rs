@@ -1,7 +1,7 @@
 //! Parser structure, validation messages, keyword table and load behaviour.
 
-use multipathd::config::keywords::{self, KEYWORDS, Section, ValueType};
 use multipathd::config::keywords::Setting;
+use multipathd::config::keywords::{self, KEYWORDS, Section, ValueType};
 use multipathd::config::value::Value;
 use multipathd::config::{self, ConfigError, Level, LoadOptions};
 
@@ -59,21 +59,9 @@ fn unknown_keywords_warn_and_parsing_continues() {
                 2,
                 "/etc/multipath.conf line 2, invalid keyword in the defaults section: foo"
             ),
-            (
-                Level::Warning,
-                5,
-                "/etc/multipath.conf line 5, invalid keyword: bogus"
-            ),
-            (
-                Level::Error,
-                6,
-                "unmatched '}' at line 6 of /etc/multipath.conf"
-            ),
-            (
-                Level::Warning,
-                6,
-                "/etc/multipath.conf line 6, invalid keyword: }"
-            ),
+            (Level::Warning, 5, "/etc/multipath.conf line 5, invalid keyword: bogus"),
+            (Level::Error, 6, "unmatched '}' at line 6 of /etc/multipath.conf"),
+            (Level::Warning, 6, "/etc/multipath.conf line 6, invalid keyword: }"),
         ]
     );
     assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
@@ -111,28 +99,15 @@ fn line_validation_messages() {
         ]
     );
     let l = config::parse_str(F, text).unwrap();
-    assert_eq!(
-        l.config.defaults.get("uid_attribute"),
-        Some(&Value::Str("open".into()))
-    );
-    assert_eq!(
-        l.config.defaults.get("prio"),
-        Some(&Value::Str("const".into()))
-    );
+    assert_eq!(l.config.defaults.get("uid_attribute"), Some(&Value::Str("open".into())));
+    assert_eq!(l.config.defaults.get("prio"), Some(&Value::Str("const".into())));
     // As upstream, a brace in value position is taken as the value.
-    assert_eq!(
-        l.config.defaults.get("alias_prefix"),
-        Some(&Value::Str("{".into()))
-    );
+    assert_eq!(l.config.defaults.get("alias_prefix"), Some(&Value::Str("{".into())));
 }
 
 #[test]
 fn duplicate_keywords_warn_and_last_wins() {
-    let l = config::parse_str(
-        F,
-        "defaults {\n\tverbosity 1\n\tverbosity 3\n}\ndefaults {\n}\n",
-    )
-    .unwrap();
+    let l = config::parse_str(F, "defaults {\n\tverbosity 1\n\tverbosity 3\n}\ndefaults {\n}\n").unwrap();
     let m: Vec<_> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(
         m,
@@ -166,14 +141,8 @@ fn value_messages() {
     );
     let c = config::parse_str(F, text).unwrap().config;
     assert_eq!(c.defaults.get("verbosity"), Some(&Value::Int(4)));
-    assert_eq!(
-        c.defaults.get("marginal_path_err_sample_time"),
-        Some(&Value::Int(120))
-    );
-    assert_eq!(
-        c.defaults.get("flush_on_last_del"),
-        Some(&Value::Str("always".into()))
-    );
+    assert_eq!(c.defaults.get("marginal_path_err_sample_time"), Some(&Value::Int(120)));
+    assert_eq!(c.defaults.get("flush_on_last_del"), Some(&Value::Str("always".into())));
     assert!(!c.defaults.contains_key("reassign_maps") && !c.defaults.contains_key("features"));
     assert!(!c.defaults.contains_key("config_dir"));
 }
@@ -190,10 +159,7 @@ fn typed_encodings_in_sections() {
     assert_eq!(d.get("path_checker"), Some(&Value::Str("rdac".into())));
     assert_eq!(d.get("find_multipaths"), Some(&Value::Str("on".into())));
     assert_eq!(d.get("mode"), Some(&Value::Int(0o640)));
-    assert_eq!(
-        d.get("path_grouping_policy"),
-        Some(&Value::Str("multibus".into()))
-    );
+    assert_eq!(d.get("path_grouping_policy"), Some(&Value::Str("multibus".into())));
     assert!(!d.contains_key("partition_delimiter"));
     assert_eq!(l.diagnostics.len(), 1, "{:?}", l.diagnostics);
 }
@@ -230,10 +196,7 @@ fn device_merge_and_protocol_checks() {
     );
     assert_eq!(l.config.devices.len(), 1);
     assert_eq!(l.config.devices[0].str(Setting::Prio), Some("alua"));
-    assert_eq!(
-        l.config.devices[0].attrs.get("failback"),
-        Some(&Value::Int(5))
-    );
+    assert_eq!(l.config.devices[0].attrs.get("failback"), Some(&Value::Int(5)));
     assert_eq!(l.config.overrides.protocols.len(), 1);
     assert_eq!(l.config.overrides.protocols[0].protocol(), Some("scsi:fcp"));
 }
@@ -242,10 +205,7 @@ fn device_merge_and_protocol_checks() {
 fn multipaths_without_wwid_are_dropped() {
     let l = config::parse_str(F, "multipaths {\n\tmultipath {\n\t\talias foo\n\t}\n}\n").unwrap();
     assert!(l.config.multipaths.is_empty());
-    assert_eq!(
-        l.diagnostics[0].message,
-        "multipaths config section missing wwid"
-    );
+    assert_eq!(l.diagnostics[0].message, "multipaths config section missing wwid");
 }
 
 #[test]
@@ -272,11 +232,7 @@ fn invalid_regex_in_conf_d_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let confd = dir.path().join("conf.d");
     std::fs::create_dir(&confd).unwrap();
-    std::fs::write(
-        confd.join("b.conf"),
-        "blacklist {\n\tdevnode \"(\"\n\twwid abc\n}\n",
-    )
-    .unwrap();
+    std::fs::write(confd.join("b.conf"), "blacklist {\n\tdevnode \"(\"\n\twwid abc\n}\n").unwrap();
     std::fs::write(confd.join("a.conf"), "defaults {\n\tverbosity 1\n}\n").unwrap();
     std::fs::write(confd.join("c.conf"), "defaults {\n\tverbosity 3\n}\n").unwrap();
     let opts = LoadOptions {
@@ -306,10 +262,7 @@ fn missing_files_and_dirs() {
     assert_eq!(l.config, config::builtin());
     assert_eq!(
         l.diagnostics[0].message,
-        format!(
-            "No configuration dir '{}'",
-            dir.path().join("nodir").display()
-        )
+        format!("No configuration dir '{}'", dir.path().join("nodir").display())
     );
     let rel = LoadOptions {
         path: dir.path().join("none.conf"),
@@ -325,11 +278,7 @@ fn missing_files_and_dirs() {
 fn non_utf8_bytes_are_whitespace_outside_quotes() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("multipath.conf");
-    std::fs::write(
-        &main,
-        b"defaults {\n\tverbosity\xff3\n\talias_prefix \"a\xfeb\"\n}\n",
-    )
-    .unwrap();
+    std::fs::write(&main, b"defaults {\n\tverbosity\xff3\n\talias_prefix \"a\xfeb\"\n}\n").unwrap();
     let l = config::load(&LoadOptions {
         path: main,
         conf_dir: dir.path().to_path_buf(),
@@ -350,10 +299,7 @@ fn crlf_and_comments() {
     )
     .unwrap();
     assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
-    assert_eq!(
-        l.config.defaults.get("prio"),
-        Some(&Value::Str("a#b".into()))
-    );
+    assert_eq!(l.config.defaults.get("prio"), Some(&Value::Str("a#b".into())));
 }
 
 #[test]
@@ -391,10 +337,7 @@ fn default_values_for_global_settings() {
         c.default_value(Setting::FindMultipaths),
         Some(Value::Str("strict".into()))
     );
-    assert_eq!(
-        c.default_value(Setting::MaxPollingInterval),
-        Some(Value::Int(16))
-    );
+    assert_eq!(c.default_value(Setting::MaxPollingInterval), Some(Value::Int(16)));
     assert_eq!(c.default_value(Setting::NoPathRetry), None);
     assert_eq!(c.default_value(Setting::Vendor), None);
 }

@@ -245,8 +245,7 @@ fn rate_threshold_zero_disables_marginal_path_and_fpin_disables_both() {
 
 #[test]
 fn delay_checks_stand_in_for_san_path_err() {
-    let c =
-        cfg("defaults {\n\tdelay_watch_checks 4\n\tdelay_wait_checks 3\n\tpolling_interval 5\n}\n");
+    let c = cfg("defaults {\n\tdelay_watch_checks 4\n\tdelay_wait_checks 3\n\tpolling_interval 5\n}\n");
     let s = Selector::new(&c, "a", "b", "", "w").shaky_path();
     assert_eq!(
         s.san_path_err_threshold,
@@ -296,10 +295,7 @@ fn node_attributes_only_from_multipaths_or_defaults() {
         })
     );
     assert_eq!(s.gid(), None);
-    assert_eq!(
-        s.reservation_key().map(|r| r.value),
-        Some("file".to_string())
-    );
+    assert_eq!(s.reservation_key().map(|r| r.value), Some("file".to_string()));
     assert_eq!(
         Selector::new(&c, "a", "b", "", "V").mode().map(|m| m.value),
         Some(0o640)
@@ -371,10 +367,7 @@ fn queue_if_no_path_feature_becomes_no_path_retry() {
 #[test]
 fn remove_feature_vectors() {
     assert_eq!(remove_feature("4 this is a test", "is a"), "2 this test");
-    assert_eq!(
-        remove_feature("1 queue_if_no_path", "queue_if_no_path"),
-        "0"
-    );
+    assert_eq!(remove_feature("1 queue_if_no_path", "queue_if_no_path"), "0");
     assert_eq!(remove_feature("0", "queue_if_no_path"), "0");
     assert_eq!(remove_feature("bad", "x"), "bad");
 }
@@ -398,10 +391,7 @@ fn autodetection_steps() {
             origin: ORIGIN_AUTODETECT
         }
     );
-    let rdac = PathFacts {
-        rdac: true,
-        ..plain
-    };
+    let rdac = PathFacts { rdac: true, ..plain };
     assert_eq!(generic.checker_for_path(&rdac).value, "rdac");
     assert_eq!(
         generic.checker_for_path(&plain),

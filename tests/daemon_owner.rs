@@ -34,12 +34,30 @@ const WWID: &str = "333333330000007d0";
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {
     List,
-    Create { name: String, uuid: String, sectors: u64, params: String },
-    Reload { name: String, sectors: u64, params: String },
-    Message { name: String, msg: String },
-    Remove { name: String },
-    Suspend { name: String },
-    Resume { name: String },
+    Create {
+        name: String,
+        uuid: String,
+        sectors: u64,
+        params: String,
+    },
+    Reload {
+        name: String,
+        sectors: u64,
+        params: String,
+    },
+    Message {
+        name: String,
+        msg: String,
+    },
+    Remove {
+        name: String,
+    },
+    Suspend {
+        name: String,
+    },
+    Resume {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +89,13 @@ impl DmState {
         self.next_minor += 1;
         self.maps.insert(
             name.to_string(),
-            FakeMap { uuid: uuid.into(), minor, sectors: SECTORS, params: params.into(), failed: BTreeSet::new() },
+            FakeMap {
+                uuid: uuid.into(),
+                minor,
+                sectors: SECTORS,
+                params: params.into(),
+                failed: BTreeSet::new(),
+            },
         );
         minor
     }
@@ -79,8 +103,11 @@ impl DmState {
     /// The kernel's status text for a map: groups and paths from its table, the
     /// table's initial group active, paths failed by `fail_path` shown `F`.
     fn status_of(&self, m: &FakeMap) -> Result<String, DmError> {
-        let t = MultipathTable::parse(&m.params)
-            .map_err(|e| DmError::BadReply { op: "status", name: None, why: e.to_string() })?;
+        let t = MultipathTable::parse(&m.params).map_err(|e| DmError::BadReply {
+            op: "status",
+            name: None,
+            why: e.to_string(),
+        })?;
         let next = if t.groups.is_empty() { 0 } else { t.initial_group.max(1) };
         let mut s = format!("2 0 0 0 {} {next}", t.groups.len());
         for (i, g) in t.groups.iter().enumerate() {
@@ -97,7 +124,11 @@ impl DmState {
 
 /// The error the kernel gives for a map that does not exist.
 fn gone(op: &'static str, name: &str) -> DmError {
-    DmError::Ioctl { op, name: Some(name.to_string()), errno: nix::errno::Errno::ENXIO }
+    DmError::Ioctl {
+        op,
+        name: Some(name.to_string()),
+        errno: nix::errno::Errno::ENXIO,
+    }
 }
 
 struct FakeDm(Arc<Mutex<DmState>>);
@@ -124,22 +155,41 @@ impl MapOps for FakeDm {
 
     fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, DmError> {
         let mut st = self.0.lock().unwrap();
-        st.calls.push(Call::Create { name: name.into(), uuid: uuid.into(), sectors, params: params.into() });
+        st.calls.push(Call::Create {
+            name: name.into(),
+            uuid: uuid.into(),
+            sectors,
+            params: params.into(),
+        });
         if st.maps.contains_key(name) {
-            return Err(DmError::Ioctl { op: "create", name: Some(name.to_string()), errno: nix::errno::Errno::EBUSY });
+            return Err(DmError::Ioctl {
+                op: "create",
+                name: Some(name.to_string()),
+                errno: nix::errno::Errno::EBUSY,
+            });
         }
         let minor = st.next_minor;
         st.next_minor += 1;
         st.maps.insert(
             name.into(),
-            FakeMap { uuid: uuid.into(), minor, sectors, params: params.into(), failed: BTreeSet::new() },
+            FakeMap {
+                uuid: uuid.into(),
+                minor,
+                sectors,
+                params: params.into(),
+                failed: BTreeSet::new(),
+            },
         );
         Ok(minor)
     }
 
     fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), DmError> {
         let mut st = self.0.lock().unwrap();
-        st.calls.push(Call::Reload { name: name.into(), sectors, params: params.into() });
+        st.calls.push(Call::Reload {
+            name: name.into(),
+            sectors,
+            params: params.into(),
+        });
         let m = st.maps.get_mut(name).ok_or_else(|| gone("reload", name))?;
         m.sectors = sectors;
         m.params = params.into();
@@ -148,7 +198,10 @@ impl MapOps for FakeDm {
 
     fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError> {
         let mut st = self.0.lock().unwrap();
-        st.calls.push(Call::Message { name: name.into(), msg: msg.into() });
+        st.calls.push(Call::Message {
+            name: name.into(),
+            msg: msg.into(),
+        });
         let m = st.maps.get_mut(name).ok_or_else(|| gone("message", name))?;
         let mut words = msg.split_whitespace();
         match (words.next(), words.next()) {
@@ -176,12 +229,20 @@ impl MapOps for FakeDm {
     }
 
     fn suspend(&mut self, name: &str) -> Result<(), DmError> {
-        self.0.lock().unwrap().calls.push(Call::Suspend { name: name.to_string() });
+        self.0
+            .lock()
+            .unwrap()
+            .calls
+            .push(Call::Suspend { name: name.to_string() });
         Ok(())
     }
 
     fn resume(&mut self, name: &str) -> Result<(), DmError> {
-        self.0.lock().unwrap().calls.push(Call::Resume { name: name.to_string() });
+        self.0
+            .lock()
+            .unwrap()
+            .calls
+            .push(Call::Resume { name: name.to_string() });
         Ok(())
     }
 }
@@ -243,8 +304,22 @@ impl FakeSys {
 /// The lab's 2-path scsi_debug LUN: `a` through host 1 (non-optimized), `b`
 /// through host 0 (optimized).
 fn two_paths(f: &FakeSys, a: &str, b: &str) {
-    f.add(&Disk { dev: a, devt: (8, 0), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
-    f.add(&Disk { dev: b, devt: (8, 16), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
+    f.add(&Disk {
+        dev: a,
+        devt: (8, 0),
+        host: 1,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/non-optimized",
+    });
+    f.add(&Disk {
+        dev: b,
+        devt: (8, 16),
+        host: 0,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
 }
 
 // ---- harness -----------------------------------------------------------------
@@ -270,9 +345,17 @@ impl Harness {
         let dm = Arc::new(Mutex::new(dm));
         let (ctx, crx) = unbounded();
         let (itx, irx) = unbounded();
-        let out = Outputs { checker: ctx, ioerr: IoErrStat::new(itx) };
+        let out = Outputs {
+            checker: ctx,
+            ioerr: IoErrStat::new(itx),
+        };
         let owner = Owner::new(config(conf), f.env(), Box::new(FakeDm(dm.clone())), out);
-        Harness { owner, dm, checker: crx, ioerr: irx }
+        Harness {
+            owner,
+            dm,
+            checker: crx,
+            ioerr: irx,
+        }
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -351,7 +434,10 @@ fn path_failed(map: &str, devt: &str, seq: u64) -> Uevent {
 fn remove_uevent(dev: &str, host: u32) -> Uevent {
     uevent(&[
         ("ACTION", "remove"),
-        ("DEVPATH", &format!("/devices/pseudo_0/adapter{host}/host{host}/target{host}:0:0/{host}:0:0:0/block/{dev}")),
+        (
+            "DEVPATH",
+            &format!("/devices/pseudo_0/adapter{host}/host{host}/target{host}:0:0/{host}:0:0:0/block/{dev}"),
+        ),
         ("SUBSYSTEM", "block"),
         ("DEVNAME", &format!("/dev/{dev}")),
         ("DEVTYPE", "disk"),
@@ -359,7 +445,10 @@ fn remove_uevent(dev: &str, host: u32) -> Uevent {
 }
 
 fn msg(name: &str, m: &str) -> Call {
-    Call::Message { name: name.into(), msg: m.into() }
+    Call::Message {
+        name: name.into(),
+        msg: m.into(),
+    }
 }
 
 // ---- tests ---------------------------------------------------------------------
@@ -382,7 +471,13 @@ fn coldplug_two_alua_paths_creates_mpatha() {
             }
         ]
     );
-    assert!(f.bindings().lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["mpatha", WWID]), "{}", f.bindings());
+    assert!(
+        f.bindings()
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["mpatha", WWID]),
+        "{}",
+        f.bindings()
+    );
     assert_eq!(h.owner.counts(), (2, 1));
     // Both paths are handed to the checker loop for an immediate first check.
     let sched: Vec<(String, u32)> = h
@@ -396,7 +491,10 @@ fn coldplug_two_alua_paths_creates_mpatha() {
     let dev = f.dev();
     assert_eq!(
         sched,
-        vec![(dev.join("sdb").display().to_string(), 0), (dev.join("sda").display().to_string(), 0)]
+        vec![
+            (dev.join("sdb").display().to_string(), 0),
+            (dev.join("sda").display().to_string(), 0)
+        ]
     );
 }
 
@@ -404,14 +502,20 @@ fn coldplug_two_alua_paths_creates_mpatha() {
 fn coldplug_adopts_an_existing_map_with_the_same_table() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
-    let mut dm = DmState { next_minor: 3, ..Default::default() };
+    let mut dm = DmState {
+        next_minor: 3,
+        ..Default::default()
+    };
     dm.preload("mpathq", &format!("mpath-{WWID}"), TWO_PATH_TABLE);
     let mut h = Harness::new(&f, GREEDY, dm);
     h.owner.coldplug();
     assert_eq!(h.calls(), vec![Call::List], "adoption must neither create nor reload");
     assert_eq!(h.owner.counts(), (2, 1));
     let topo = h.cmd(Command::ShowMapsTopology);
-    assert_eq!(topo.lines().next().unwrap(), format!("mpathq ({WWID}) dm-3 Linux,scsi_debug"));
+    assert_eq!(
+        topo.lines().next().unwrap(),
+        format!("mpathq ({WWID}) dm-3 Linux,scsi_debug")
+    );
 }
 
 #[test]
@@ -425,7 +529,11 @@ fn coldplug_reloads_an_existing_map_with_another_layout() {
     h.owner.coldplug();
     assert_eq!(
         h.changes(),
-        vec![Call::Reload { name: "mpatha".into(), sectors: SECTORS, params: TWO_PATH_TABLE.into() }]
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: TWO_PATH_TABLE.into()
+        }]
     );
 }
 
@@ -444,9 +552,21 @@ fn lab_8x4(f: &FakeSys) -> Vec<(String, String, u32, u32)> {
                 format!("sda{}", (b'a' + (i - 26) as u8) as char)
             };
             let devt = if i < 16 { (8, i * 16) } else { (65, (i - 16) * 16) };
-            let state = ["active/optimized", "active/non-optimized", "standby", "active/optimized"][host as usize];
+            let state = [
+                "active/optimized",
+                "active/non-optimized",
+                "standby",
+                "active/optimized",
+            ][host as usize];
             let wwid = format!("333333330000007d{lun}");
-            f.add(&Disk { dev: &dev, devt, host, lun, wwid: &wwid, access_state: state });
+            f.add(&Disk {
+                dev: &dev,
+                devt,
+                host,
+                lun,
+                wwid: &wwid,
+                access_state: state,
+            });
             out.push((dev, format!("{}:{}", devt.0, devt.1), host, lun));
         }
     }
@@ -458,7 +578,12 @@ fn creates(calls: Vec<Call>) -> Vec<(String, String, String)> {
     calls
         .into_iter()
         .map(|c| match c {
-            Call::Create { name, uuid, params, sectors } => {
+            Call::Create {
+                name,
+                uuid,
+                params,
+                sectors,
+            } => {
                 assert_eq!(sectors, SECTORS);
                 (name, uuid, params)
             }
@@ -481,15 +606,32 @@ fn eight_luns_by_four_paths_make_eight_maps() {
         assert_eq!(*name, format!("mpath{}", (b'a' + lun as u8) as char));
         let wwid = format!("333333330000007d{lun}");
         assert_eq!(*uuid, format!("mpath-{wwid}"));
-        assert!(bindings.lines().any(|l| l == format!("{name} {wwid}")), "{name} {wwid} not in\n{bindings}");
-        let devt = |host: u32| disks.iter().find(|d| d.2 == host && d.3 == lun as u32).unwrap().1.clone();
+        assert!(
+            bindings.lines().any(|l| l == format!("{name} {wwid}")),
+            "{name} {wwid} not in\n{bindings}"
+        );
+        let devt = |host: u32| {
+            disks
+                .iter()
+                .find(|d| d.2 == host && d.3 == lun as u32)
+                .unwrap()
+                .1
+                .clone()
+        };
         let t = MultipathTable::parse(params).unwrap();
-        let groups: Vec<BTreeSet<String>> =
-            t.groups.iter().map(|g| g.paths.iter().map(|p| p.dev.clone()).collect()).collect();
+        let groups: Vec<BTreeSet<String>> = t
+            .groups
+            .iter()
+            .map(|g| g.paths.iter().map(|p| p.dev.clone()).collect())
+            .collect();
         // group_by_prio (detected from ALUA): 50 (hosts 0 and 3), 10 (host 1), 1 (host 2).
         assert_eq!(
             groups,
-            vec![BTreeSet::from([devt(0), devt(3)]), BTreeSet::from([devt(1)]), BTreeSet::from([devt(2)])],
+            vec![
+                BTreeSet::from([devt(0), devt(3)]),
+                BTreeSet::from([devt(1)]),
+                BTreeSet::from([devt(2)])
+            ],
             "{name}: {params}"
         );
         assert_eq!(t.hwhandler, ["alua"]);
@@ -503,7 +645,10 @@ fn eight_luns_by_four_paths_make_eight_maps() {
     assert_eq!(h.owner.counts(), (32, 8));
     let maps = h.cmd(Command::ShowMaps);
     assert_eq!(maps.lines().count(), 9, "{maps}");
-    assert_eq!(maps.lines().nth(8).unwrap().split_whitespace().collect::<Vec<_>>(), ["mpathh", "dm-7", "333333330000007d7"]);
+    assert_eq!(
+        maps.lines().nth(8).unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["mpathh", "dm-7", "333333330000007d7"]
+    );
 }
 
 /// Upstream keeps paths in udev enumeration order (sorted by sysfs devpath, i.e.
@@ -522,8 +667,12 @@ fn paths_keep_kernel_order_like_the_reference_daemon() {
         creates[2].2,
         "0 1 alua 3 1 service-time 0 2 1 8:32 1 65:160 1 service-time 0 1 1 8:160 1 service-time 0 1 1 65:32 1"
     );
-    let shown: Vec<String> =
-        h.cmd(Command::ShowPaths).lines().skip(1).map(|l| l.split_whitespace().nth(1).unwrap().to_string()).collect();
+    let shown: Vec<String> = h
+        .cmd(Command::ShowPaths)
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+        .collect();
     let kernel: Vec<String> = disks.into_iter().map(|d| d.0).collect();
     assert_eq!(shown, kernel, "reference 8x4-show-paths.txt lists sda..sdz, sdaa..sdaf");
 }
@@ -539,10 +688,17 @@ fn find_multipaths_strict_needs_the_wwids_file() {
     assert_eq!(h.owner.counts(), (2, 0));
     assert_eq!(f.bindings(), "", "no alias is taken for a WWID left alone");
 
-    fs::write(f.state().join("wwids"), format!("# Multipath wwids, Version : 1.0\n/{WWID}/\n")).unwrap();
+    fs::write(
+        f.state().join("wwids"),
+        format!("# Multipath wwids, Version : 1.0\n/{WWID}/\n"),
+    )
+    .unwrap();
     let mut h = Harness::new(&f, strict, DmState::default());
     h.owner.coldplug();
-    assert_eq!(creates(h.changes()), vec![("mpatha".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]);
+    assert_eq!(
+        creates(h.changes()),
+        vec![("mpatha".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]
+    );
 }
 
 /// Upstream's daemon remembers the WWID of every map it sets up in the wwids file
@@ -565,10 +721,28 @@ fn creating_a_map_remembers_its_wwid() {
 #[test]
 fn adoption_ignores_path_order_inside_a_group() {
     let f = FakeSys::new();
-    f.add(&Disk { dev: "sda", devt: (8, 0), host: 1, lun: 0, wwid: WWID, access_state: "active/optimized" });
-    f.add(&Disk { dev: "sdb", devt: (8, 16), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
+    f.add(&Disk {
+        dev: "sda",
+        devt: (8, 0),
+        host: 1,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
+    f.add(&Disk {
+        dev: "sdb",
+        devt: (8, 16),
+        host: 0,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
     let mut dm = DmState::default();
-    dm.preload("mpatha", &format!("mpath-{WWID}"), "0 1 alua 1 1 service-time 0 2 1 8:16 1 8:0 1");
+    dm.preload(
+        "mpatha",
+        &format!("mpath-{WWID}"),
+        "0 1 alua 1 1 service-time 0 2 1 8:16 1 8:0 1",
+    );
     let mut h = Harness::new(&f, GREEDY, dm);
     h.owner.coldplug();
     assert_eq!(h.changes(), vec![]);
@@ -582,10 +756,20 @@ fn add_uevent_for_a_new_path_reloads_its_map() {
     h.owner.coldplug();
     h.calls();
     h.controls();
-    f.add(&Disk { dev: "sdc", devt: (8, 32), host: 2, lun: 0, wwid: WWID, access_state: "standby" });
+    f.add(&Disk {
+        dev: "sdc",
+        devt: (8, 32),
+        host: 2,
+        lun: 0,
+        wwid: WWID,
+        access_state: "standby",
+    });
     h.owner.on_uevent(uevent(&[
         ("ACTION", "add"),
-        ("DEVPATH", "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc",
+        ),
         ("SUBSYSTEM", "block"),
         ("DEVNAME", "/dev/sdc"),
         ("DEVTYPE", "disk"),
@@ -604,7 +788,10 @@ fn add_uevent_for_a_new_path_reloads_its_map() {
     // A second add for the same device changes nothing.
     h.owner.on_uevent(uevent(&[
         ("ACTION", "add"),
-        ("DEVPATH", "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc",
+        ),
         ("SUBSYSTEM", "block"),
         ("DEVNAME", "/dev/sdc"),
     ]));
@@ -624,12 +811,21 @@ fn show_commands_describe_the_map_and_its_paths() {
     let paths = h.cmd(Command::ShowPaths);
     let mut lines = paths.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["hcil", "dev", "dev_t", "pri", "dm_st", "chk_st", "dev_st", "next_check"]);
+    assert_eq!(
+        header,
+        ["hcil", "dev", "dev_t", "pri", "dm_st", "chk_st", "dev_st", "next_check"]
+    );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows.len(), 2, "{paths}");
     // SCSI address order, as the reference daemon lists them (vm-harness.md: sdb on host0 first).
-    assert_eq!(rows[0][..7], ["0:0:0:0", "sdb", "8:16", "50", "active", "ready", "running"]);
-    assert_eq!(rows[1][..7], ["1:0:0:0", "sda", "8:0", "10", "active", "ready", "running"]);
+    assert_eq!(
+        rows[0][..7],
+        ["0:0:0:0", "sdb", "8:16", "50", "active", "ready", "running"]
+    );
+    assert_eq!(
+        rows[1][..7],
+        ["1:0:0:0", "sda", "8:0", "10", "active", "ready", "running"]
+    );
 
     // Exactly what Debian's multipathd 0.9.4 printed for this LUN in the lab VM
     // (vm-harness.md), `create:` action prefix included.
@@ -657,7 +853,10 @@ fn show_commands_describe_the_map_and_its_paths() {
     assert_eq!(pgs[1]["paths"][0]["dev"], "sda");
 
     assert_eq!(h.cmd(Command::ShowDaemon), format!("pid {} idle\n", std::process::id()));
-    assert_eq!(h.cmd(Command::ShowStatus), "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n");
+    assert_eq!(
+        h.cmd(Command::ShowStatus),
+        "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n"
+    );
 }
 
 #[test]
@@ -673,9 +872,14 @@ fn fail_and_reinstate_path_commands_send_dm_messages() {
     assert_eq!(h.cmd(Command::ReinstatePath { path: "8:16".into() }), "");
     assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
     assert_eq!(h.path_rows()["sdb"][4], "active");
-    assert_eq!(h.owner.on_command(Command::FailPath { path: "sdz".into() }), Err(HandlerError::DeviceNotFound));
     assert_eq!(
-        h.owner.on_command(Command::ReinstatePath { path: "/dev/sdz".into() }),
+        h.owner.on_command(Command::FailPath { path: "sdz".into() }),
+        Err(HandlerError::DeviceNotFound)
+    );
+    assert_eq!(
+        h.owner.on_command(Command::ReinstatePath {
+            path: "/dev/sdz".into()
+        }),
         Err(HandlerError::DeviceNotFound)
     );
     assert_eq!(h.changes(), vec![]);
@@ -705,7 +909,13 @@ fn marginal_setup() -> (FakeSys, Harness, BTreeMap<String, u64>) {
 
 /// The kernel fails `devt` of mpatha and sends the uevent.
 fn kernel_fails(h: &mut Harness, devt: &str, seq: u64) {
-    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert(devt.into());
+    h.dm.lock()
+        .unwrap()
+        .maps
+        .get_mut("mpatha")
+        .unwrap()
+        .failed
+        .insert(devt.into());
     h.owner.on_uevent(path_failed("mpatha", devt, seq));
 }
 
@@ -725,7 +935,15 @@ fn hold_b(h: &mut Harness, ids: &BTreeMap<String, u64>) {
 }
 
 fn finished(path: &str, ios: u64, errs: u64) -> IoErrEvent {
-    IoErrEvent::Finished { path: path.into(), counts: Counts { ios, errs, failed: errs, ..Default::default() } }
+    IoErrEvent::Finished {
+        path: path.into(),
+        counts: Counts {
+            ios,
+            errs,
+            failed: errs,
+            ..Default::default()
+        },
+    }
 }
 
 #[test]
@@ -740,8 +958,14 @@ fn a_bad_io_error_verdict_keeps_the_path_out() {
     assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
     // The thread's own report (it could not open the device) comes after the
     // verdict and is stale by then.
-    let ev = h.ioerr.recv_timeout(Duration::from_secs(30)).expect("io-err-stat reports");
-    assert!(matches!(&ev, IoErrEvent::EnqueueFailed { path, .. } if path == B), "{ev:?}");
+    let ev = h
+        .ioerr
+        .recv_timeout(Duration::from_secs(30))
+        .expect("io-err-stat reports");
+    assert!(
+        matches!(&ev, IoErrEvent::EnqueueFailed { path, .. } if path == B),
+        "{ev:?}"
+    );
     h.owner.on_ioerr(ev);
     h.check(ids[B], PathState::Up);
     assert_eq!(h.changes(), vec![]);
@@ -756,7 +980,8 @@ fn a_good_io_error_verdict_lets_the_path_back() {
     h.owner.on_ioerr(finished(B, 1000, 10));
     let ctl = h.controls();
     assert!(
-        ctl.iter().any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[B])),
+        ctl.iter()
+            .any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[B])),
         "released path is checked at once: {ctl:?}"
     );
     h.check(ids[B], PathState::Up);
@@ -773,7 +998,11 @@ fn the_last_active_path_is_never_held() {
     kernel_fails(&mut h, "8:16", 1);
     h.check(ids[B], PathState::Up);
     kernel_fails(&mut h, "8:16", 2);
-    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")], "no fail_path from the daemon");
+    assert_eq!(
+        h.changes(),
+        vec![msg("mpatha", "reinstate_path 8:16")],
+        "no fail_path from the daemon"
+    );
     h.check(ids[B], PathState::Up);
     assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
     assert_eq!(h.path_rows()[B][4..6], ["active", "ready"]);
@@ -786,7 +1015,13 @@ fn second_path_failed_uevent_in_the_window_holds_the_path() {
     let (a, b) = (A, B);
 
     // The kernel failed the path and says so; the first uevent only starts pre-checking.
-    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert("8:16".into());
+    h.dm.lock()
+        .unwrap()
+        .maps
+        .get_mut("mpatha")
+        .unwrap()
+        .failed
+        .insert("8:16".into());
     h.owner.on_uevent(path_failed("mpatha", "8:16", 1));
     assert_eq!(h.changes(), vec![]);
     assert_eq!(h.path_rows()[b][4], "failed");
@@ -795,7 +1030,13 @@ fn second_path_failed_uevent_in_the_window_holds_the_path() {
     assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
     assert_eq!(h.path_rows()[b][4..6], ["active", "ready"]);
     // And it fails again within marginal_path_double_failed_time.
-    h.dm.lock().unwrap().maps.get_mut("mpatha").unwrap().failed.insert("8:16".into());
+    h.dm.lock()
+        .unwrap()
+        .maps
+        .get_mut("mpatha")
+        .unwrap()
+        .failed
+        .insert("8:16".into());
     h.owner.on_uevent(path_failed("mpatha", "8:16", 2));
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
     let rows = h.path_rows();
@@ -807,12 +1048,20 @@ fn second_path_failed_uevent_in_the_window_holds_the_path() {
     h.check(ids[b], PathState::Up);
     assert_eq!(h.changes(), vec![], "a held path is not reinstated");
     assert_eq!(h.path_rows()[b][5], "delayed");
-    let ev = h.ioerr.recv_timeout(Duration::from_secs(30)).expect("io-err-stat reports");
-    assert!(matches!(&ev, IoErrEvent::EnqueueFailed { path, .. } if path == b), "{ev:?}");
+    let ev = h
+        .ioerr
+        .recv_timeout(Duration::from_secs(30))
+        .expect("io-err-stat reports");
+    assert!(
+        matches!(&ev, IoErrEvent::EnqueueFailed { path, .. } if path == b),
+        "{ev:?}"
+    );
     h.owner.on_ioerr(ev);
     let again: Vec<Control> = h.controls();
     assert!(
-        again.iter().any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[b])),
+        again
+            .iter()
+            .any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[b])),
         "released path is checked at once: {again:?}"
     );
     // The next good check reinstates it.
@@ -853,14 +1102,30 @@ fn removing_paths_reloads_and_never_drops_the_map() {
     assert!(h.dm.lock().unwrap().maps.contains_key("mpatha"));
     let topo = h.cmd(Command::ShowMapsTopology);
     // With no path left there is no vendor to show: upstream prints `##,##` then.
-    assert!(topo.lines().next().unwrap().ends_with(&format!("mpatha ({WWID}) dm-0 ##,##")), "{topo}");
+    assert!(
+        topo.lines()
+            .next()
+            .unwrap()
+            .ends_with(&format!("mpatha ({WWID}) dm-0 ##,##")),
+        "{topo}"
+    );
     assert!(!topo.contains("sda") && !topo.contains("sdb"), "{topo}");
 
     // The disk comes back: the kept map gets it again by a reload, not a new map.
-    f.add(&Disk { dev: "sda", devt: (8, 0), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
+    f.add(&Disk {
+        dev: "sda",
+        devt: (8, 0),
+        host: 1,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/non-optimized",
+    });
     h.owner.on_uevent(uevent(&[
         ("ACTION", "add"),
-        ("DEVPATH", "/devices/pseudo_0/adapter1/host1/target1:0:0/1:0:0:0/block/sda"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter1/host1/target1:0:0/1:0:0:0/block/sda",
+        ),
         ("SUBSYSTEM", "block"),
         ("DEVNAME", "/dev/sda"),
     ]));
@@ -887,7 +1152,11 @@ fn topology_after_a_reload_has_no_action_prefix() {
     f.remove("sdb", (8, 16));
     h.owner.on_uevent(remove_uevent("sdb", 0));
     let topo = h.cmd(Command::ShowMapsTopology);
-    assert_eq!(topo.lines().next().unwrap(), format!("mpatha ({WWID}) dm-0 Linux,scsi_debug"), "{topo}");
+    assert_eq!(
+        topo.lines().next().unwrap(),
+        format!("mpatha ({WWID}) dm-0 Linux,scsi_debug"),
+        "{topo}"
+    );
 }
 
 #[test]
@@ -897,7 +1166,12 @@ fn del_path_command_works_like_a_remove_uevent() {
     let mut h = Harness::new(&f, GREEDY, DmState::default());
     h.owner.coldplug();
     h.calls();
-    assert_eq!(h.cmd(Command::DelPath { path: "/dev/sda".into() }), "");
+    assert_eq!(
+        h.cmd(Command::DelPath {
+            path: "/dev/sda".into()
+        }),
+        ""
+    );
     assert_eq!(
         h.changes(),
         vec![Call::Reload {
@@ -906,12 +1180,19 @@ fn del_path_command_works_like_a_remove_uevent() {
             params: "0 1 alua 1 1 service-time 0 1 1 8:16 1".into()
         }]
     );
-    assert_eq!(h.owner.on_command(Command::DelPath { path: "sda".into() }), Err(HandlerError::DeviceNotFound));
+    assert_eq!(
+        h.owner.on_command(Command::DelPath { path: "sda".into() }),
+        Err(HandlerError::DeviceNotFound)
+    );
     // `add path` takes it back from sysfs (it is still there).
     assert_eq!(h.cmd(Command::AddPath { path: "sda".into() }), "");
     assert_eq!(
         h.changes(),
-        vec![Call::Reload { name: "mpatha".into(), sectors: SECTORS, params: TWO_PATH_TABLE.into() }]
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: TWO_PATH_TABLE.into()
+        }]
     );
 }
 
@@ -922,8 +1203,22 @@ fn del_path_command_works_like_a_remove_uevent() {
 #[test]
 fn show_output_matches_the_reference_daemon() {
     let f = FakeSys::new();
-    f.add(&Disk { dev: "sda", devt: (8, 0), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
-    f.add(&Disk { dev: "sdb", devt: (8, 16), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
+    f.add(&Disk {
+        dev: "sda",
+        devt: (8, 0),
+        host: 0,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
+    f.add(&Disk {
+        dev: "sdb",
+        devt: (8, 16),
+        host: 1,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/non-optimized",
+    });
     let mut h = Harness::new(&f, GREEDY, DmState::default());
     h.owner.coldplug();
     let ids = h.scheduled();
@@ -1007,7 +1302,8 @@ const REF_JSON: &str = r#"{
 }
 "#;
 
-const REF_MAPS_STATUS: &str = "name   failback queueing paths dm-st  write_prot\nmpatha manual   -        2     active rw        \n";
+const REF_MAPS_STATUS: &str =
+    "name   failback queueing paths dm-st  write_prot\nmpatha manual   -        2     active rw        \n";
 
 const REF_MAPS: &str = "name   sysfs uuid             \nmpatha dm-0  333333330000007d0\n";
 
@@ -1019,8 +1315,22 @@ const REF_STATUS: &str = "path checker states:\nup                  2\n\npaths: 
 #[test]
 fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
     let f = FakeSys::new();
-    f.add(&Disk { dev: "sda", devt: (8, 0), host: 0, lun: 0, wwid: WWID, access_state: "active/optimized" });
-    f.add(&Disk { dev: "sdb", devt: (8, 16), host: 1, lun: 0, wwid: WWID, access_state: "active/non-optimized" });
+    f.add(&Disk {
+        dev: "sda",
+        devt: (8, 0),
+        host: 0,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
+    f.add(&Disk {
+        dev: "sdb",
+        devt: (8, 16),
+        host: 1,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/non-optimized",
+    });
     let mut h = Harness::new(&f, GREEDY, DmState::default());
     h.owner.coldplug();
     let ids = h.scheduled();
@@ -1030,25 +1340,45 @@ fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
 
     let state = f.sys("block/sdb/device/state");
     fs::write(&state, "offline\n").unwrap();
-    h.owner.on_check(CheckOutcome { path_id: ids["sdb"], result: Verdict::offline(), took: Duration::ZERO });
+    h.owner.on_check(CheckOutcome {
+        path_id: ids["sdb"],
+        result: Verdict::offline(),
+        took: Duration::ZERO,
+    });
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
     let out = h.cmd(Command::ShowPaths);
     let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows[0][..7], ["0:0:0:0", "sda", "8:0", "50", "active", "ready", "running"]);
-    assert_eq!(rows[1][..7], ["1:0:0:0", "sdb", "8:16", "10", "failed", "faulty", "offline"]);
+    assert_eq!(
+        rows[0][..7],
+        ["0:0:0:0", "sda", "8:0", "50", "active", "ready", "running"]
+    );
+    assert_eq!(
+        rows[1][..7],
+        ["1:0:0:0", "sdb", "8:16", "10", "failed", "faulty", "offline"]
+    );
     {
         let st = h.dm.lock().unwrap();
-        assert_eq!(st.status_of(&st.maps["mpatha"]).unwrap(), "2 0 0 0 2 1 A 0 1 2 8:0 A 0 0 1 E 0 1 2 8:16 F 0 0 1");
+        assert_eq!(
+            st.status_of(&st.maps["mpatha"]).unwrap(),
+            "2 0 0 0 2 1 A 0 1 2 8:0 A 0 0 1 E 0 1 2 8:16 F 0 0 1"
+        );
     }
     // Still down on the next check: nothing more is sent.
-    h.owner.on_check(CheckOutcome { path_id: ids["sdb"], result: Verdict::offline(), took: Duration::ZERO });
+    h.owner.on_check(CheckOutcome {
+        path_id: ids["sdb"],
+        result: Verdict::offline(),
+        took: Duration::ZERO,
+    });
     assert_eq!(h.changes(), vec![]);
 
     fs::write(&state, "running\n").unwrap();
     h.check(ids["sdb"], PathState::Up);
     assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
     assert_eq!(h.path_rows()["sdb"][4..7], ["active", "ready", "running"]);
-    assert_eq!(h.cmd(Command::ShowStatus), "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n");
+    assert_eq!(
+        h.cmd(Command::ShowStatus),
+        "path checker states:\nup                  2\n\npaths: 2\nbusy: False\n"
+    );
 }
 
 #[test]
@@ -1071,26 +1401,51 @@ fn queueing_and_switch_group_commands() {
     h.check(ids["sdb"], PathState::Up);
     h.calls();
 
-    assert_eq!(h.cmd(Command::DisableQueueing { map: Some("mpatha".into()) }), "");
+    assert_eq!(
+        h.cmd(Command::DisableQueueing {
+            map: Some("mpatha".into())
+        }),
+        ""
+    );
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
     let st = h.cmd(Command::ShowMapsStatus);
-    assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("off"), "{st}");
-    assert_eq!(h.cmd(Command::RestoreQueueing { map: Some("/dev/dm-0".into()) }), "");
+    assert_eq!(
+        st.lines().nth(1).unwrap().split_whitespace().nth(2),
+        Some("off"),
+        "{st}"
+    );
+    assert_eq!(
+        h.cmd(Command::RestoreQueueing {
+            map: Some("/dev/dm-0".into())
+        }),
+        ""
+    );
     assert_eq!(h.changes(), vec![msg("mpatha", "queue_if_no_path")]);
     let st = h.cmd(Command::ShowMapsStatus);
     assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("on"), "{st}");
     assert_eq!(
-        h.owner.on_command(Command::DisableQueueing { map: Some("mpathz".into()) }),
+        h.owner.on_command(Command::DisableQueueing {
+            map: Some("mpathz".into())
+        }),
         Err(HandlerError::DeviceNotFound)
     );
     // Without a map: every map.
     assert_eq!(h.cmd(Command::DisableQueueing { map: None }), "");
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
 
-    assert_eq!(h.cmd(Command::SwitchGroup { map: WWID.into(), group: "2".into() }), "");
+    assert_eq!(
+        h.cmd(Command::SwitchGroup {
+            map: WWID.into(),
+            group: "2".into()
+        }),
+        ""
+    );
     assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 2")]);
     assert_eq!(
-        h.owner.on_command(Command::SwitchGroup { map: "mpathz".into(), group: "1".into() }),
+        h.owner.on_command(Command::SwitchGroup {
+            map: "mpathz".into(),
+            group: "1".into()
+        }),
         Err(HandlerError::DeviceNotFound)
     );
 }
@@ -1106,7 +1461,10 @@ fn set_marginal_path_moves_it_to_a_marginal_group() {
     let mut h = Harness::new(&f, conf, DmState::default());
     h.owner.coldplug();
     h.calls();
-    assert_eq!(h.owner.on_command(Command::SetMarginal { path: "sdb".into() }), Ok(String::new()));
+    assert_eq!(
+        h.owner.on_command(Command::SetMarginal { path: "sdb".into() }),
+        Ok(String::new())
+    );
     assert_eq!(
         h.changes(),
         vec![Call::Reload {
@@ -1115,10 +1473,17 @@ fn set_marginal_path_moves_it_to_a_marginal_group() {
             params: "0 1 alua 2 1 service-time 0 1 1 8:0 1 service-time 0 1 1 8:16 1".into()
         }]
     );
-    assert_eq!(h.owner.on_command(Command::UnsetMarginal { path: "sdb".into() }), Ok(String::new()));
+    assert_eq!(
+        h.owner.on_command(Command::UnsetMarginal { path: "sdb".into() }),
+        Ok(String::new())
+    );
     assert_eq!(
         h.changes(),
-        vec![Call::Reload { name: "mpatha".into(), sectors: SECTORS, params: TWO_PATH_TABLE.into() }]
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: TWO_PATH_TABLE.into()
+        }]
     );
 }
 
@@ -1130,12 +1495,22 @@ fn map_and_listing_commands_are_answered() {
     let mut h = Harness::new(&f, GREEDY, DmState::default());
     h.owner.coldplug();
     h.calls();
-    assert_eq!(h.owner.on_command(Command::Reload { map: "mpatha".into() }), Ok(String::new()));
+    assert_eq!(
+        h.owner.on_command(Command::Reload { map: "mpatha".into() }),
+        Ok(String::new())
+    );
     assert_eq!(
         h.changes(),
-        vec![Call::Reload { name: "mpatha".into(), sectors: SECTORS, params: TWO_PATH_TABLE.into() }]
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: TWO_PATH_TABLE.into()
+        }]
     );
-    assert_eq!(h.owner.on_command(Command::ResetMapStats { map: "mpatha".into() }), Ok(String::new()));
+    assert_eq!(
+        h.owner.on_command(Command::ResetMapStats { map: "mpatha".into() }),
+        Ok(String::new())
+    );
     assert_eq!(h.owner.on_command(Command::ResetMapsStats), Ok(String::new()));
     let devices = h.owner.on_command(Command::ShowDevices).expect("show devices");
     assert!(devices.contains("sda") && devices.contains("sdb"), "{devices}");
@@ -1152,7 +1527,11 @@ fn blacklisted_paths_are_left_out() {
     h.owner.coldplug();
     assert_eq!(
         creates(h.changes()),
-        vec![("mpatha".into(), format!("mpath-{WWID}"), "0 1 alua 1 1 service-time 0 1 1 8:0 1".into())]
+        vec![(
+            "mpatha".into(),
+            format!("mpath-{WWID}"),
+            "0 1 alua 1 1 service-time 0 1 1 8:0 1".into()
+        )]
     );
     assert_eq!(h.owner.counts(), (1, 1));
 
@@ -1183,7 +1562,9 @@ fn reconfigure_reloads_maps_with_the_new_settings() {
     let mut h = Harness::new(&f, GREEDY, DmState::default());
     h.owner.coldplug();
     h.calls();
-    h.owner.reconfigure(config("defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n"));
+    h.owner.reconfigure(config(
+        "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n",
+    ));
     assert_eq!(
         h.changes(),
         vec![Call::Reload {
@@ -1226,11 +1607,7 @@ fn reconfigure_command_rereads_the_configuration_file() {
     h.owner.reread_config();
     assert_eq!(h.changes(), vec![]);
     let st = h.cmd(Command::ShowMapsStatus);
-    assert_eq!(
-        st.lines().nth(1).unwrap().split_whitespace().nth(2),
-        Some("on"),
-        "{st}"
-    );
+    assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("on"), "{st}");
 }
 
 /// The `shutdown` command, like SIGTERM, stops the checker loop and leaves the
@@ -1284,10 +1661,17 @@ fn reconfigure_applies_a_new_blacklist_and_find_multipaths() {
 fn aliases_follow_the_bindings_file() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
-    fs::write(f.state().join("bindings"), "# Multipath bindings, Version : 1.0\nmpatha 3600000000000000000000000000000aa\nmpathc 333333330000007d0\n").unwrap();
+    fs::write(
+        f.state().join("bindings"),
+        "# Multipath bindings, Version : 1.0\nmpatha 3600000000000000000000000000000aa\nmpathc 333333330000007d0\n",
+    )
+    .unwrap();
     let mut h = Harness::new(&f, GREEDY, DmState::default());
     h.owner.coldplug();
-    assert_eq!(creates(h.changes()), vec![("mpathc".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]);
+    assert_eq!(
+        creates(h.changes()),
+        vec![("mpathc".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]
+    );
 
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
@@ -1295,7 +1679,11 @@ fn aliases_follow_the_bindings_file() {
     let mut h = Harness::new(&f, GREEDY, DmState::default());
     h.owner.coldplug();
     assert_eq!(creates(h.changes())[0].0, "mpathb");
-    assert!(f.bindings().lines().any(|l| l == format!("mpathb {WWID}")), "{}", f.bindings());
+    assert!(
+        f.bindings().lines().any(|l| l == format!("mpathb {WWID}")),
+        "{}",
+        f.bindings()
+    );
 
     // Without user_friendly_names the map is named by its WWID and no binding is written.
     let f = FakeSys::new();
@@ -1305,7 +1693,10 @@ fn aliases_follow_the_bindings_file() {
     assert_eq!(creates(h.changes())[0].0, WWID);
     assert_eq!(f.bindings(), "");
     let topo = h.cmd(Command::ShowMapsTopology);
-    assert_eq!(topo.lines().next().unwrap(), format!("create: {WWID} dm-0 Linux,scsi_debug"));
+    assert_eq!(
+        topo.lines().next().unwrap(),
+        format!("create: {WWID} dm-0 Linux,scsi_debug")
+    );
 }
 
 /// A multipath map whose paths are all gone (or whose WWID is not ours) still holds
@@ -1315,10 +1706,17 @@ fn an_alias_held_by_a_pathless_kernel_map_is_not_reused() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
     let mut dm = DmState::default();
-    dm.preload("mpatha", "mpath-3600000000000000000000000000000aa", "0 0 1 1 service-time 0 1 1 8:240 1");
+    dm.preload(
+        "mpatha",
+        "mpath-3600000000000000000000000000000aa",
+        "0 0 1 1 service-time 0 1 1 8:240 1",
+    );
     let mut h = Harness::new(&f, GREEDY, dm);
     h.owner.coldplug();
-    assert_eq!(creates(h.changes()), vec![("mpathb".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]);
+    assert_eq!(
+        creates(h.changes()),
+        vec![("mpathb".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]
+    );
 }
 
 /// Upstream also lists such a pathless map in `show maps`.
@@ -1328,7 +1726,11 @@ fn a_pathless_kernel_map_is_listed() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
     let mut dm = DmState::default();
-    dm.preload("mpatha", "mpath-3600000000000000000000000000000aa", "0 0 1 1 service-time 0 1 1 8:240 1");
+    dm.preload(
+        "mpatha",
+        "mpath-3600000000000000000000000000000aa",
+        "0 0 1 1 service-time 0 1 1 8:240 1",
+    );
     let mut h = Harness::new(&f, GREEDY, dm);
     h.owner.coldplug();
     let maps = h.cmd(Command::ShowMaps);

@@ -13,9 +13,9 @@ use multipathd::cli::format::DaemonState;
 use multipathd::cli::server::Request;
 use multipathd::config::parse_str;
 use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
-use multipathd::dm::DmError;
 use multipathd::daemon::run::{Inbox, WorkerDied, serve};
 use multipathd::daemon::signals::SignalEvent;
+use multipathd::dm::DmError;
 use multipathd::marginal::thread::{IoErrEvent, IoErrStat};
 use multipathd::uevent::Uevent;
 use nix::time::{ClockId, clock_gettime};
@@ -24,7 +24,11 @@ use common::FakeSys;
 
 /// The error the kernel gives for a map that does not exist.
 fn gone(op: &'static str, name: &str) -> DmError {
-    DmError::Ioctl { op, name: Some(name.to_string()), errno: nix::errno::Errno::ENXIO }
+    DmError::Ioctl {
+        op,
+        name: Some(name.to_string()),
+        errno: nix::errno::Errno::ENXIO,
+    }
 }
 
 /// A kernel without multipath maps: the loop tests need no device-mapper.
@@ -92,9 +96,7 @@ fn start() -> (Workers, Loop) {
     };
     let (chk_tx, checker) = unbounded();
     let (owner_ioerr_tx, _) = unbounded();
-    let cfg = parse_str("multipath.conf", "")
-        .expect("empty config parses")
-        .config;
+    let cfg = parse_str("multipath.conf", "").expect("empty config parses").config;
     let out = Outputs {
         checker: chk_tx,
         ioerr: IoErrStat::new(owner_ioerr_tx),
@@ -114,9 +116,7 @@ fn start() -> (Workers, Loop) {
     };
     let thread = std::thread::spawn(move || {
         let result = serve(&mut owner, inbox);
-        let cpu = Duration::from(
-            clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread CPU clock"),
-        );
+        let cpu = Duration::from(clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread CPU clock"));
         Ended {
             result,
             state: owner.state,
@@ -143,10 +143,7 @@ fn start() -> (Workers, Loop) {
 fn ended_within(thread: JoinHandle<Ended>, limit: Duration) -> Ended {
     let deadline = Instant::now() + limit;
     while !thread.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "the loop did not end within {limit:?}"
-        );
+        assert!(Instant::now() < deadline, "the loop did not end within {limit:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
     thread.join().expect("the loop does not panic")
@@ -158,10 +155,7 @@ fn assert_fatal(l: Loop, expected: WorkerDied) {
     let ended = ended_within(l.thread, Duration::from_secs(5));
     assert_eq!(ended.result, Err(expected));
     assert_eq!(ended.state, DaemonState::Shutdown);
-    assert_eq!(
-        l.checker.try_iter().collect::<Vec<_>>(),
-        vec![Control::Shutdown]
-    );
+    assert_eq!(l.checker.try_iter().collect::<Vec<_>>(), vec![Control::Shutdown]);
 }
 
 /// A worker the daemon runs on without: the loop stops selecting its channel, keeps
@@ -175,11 +169,7 @@ fn assert_runs_on(signals: &Sender<SignalEvent>, l: Loop) {
     assert_eq!(ended.result, Ok(()));
     assert_eq!(ended.state, DaemonState::Shutdown);
     // A spin would use most of `idle` even on a busy machine.
-    assert!(
-        ended.cpu < idle / 5,
-        "the loop used {:?} of CPU in {idle:?}",
-        ended.cpu
-    );
+    assert!(ended.cpu < idle / 5, "the loop used {:?} of CPU in {idle:?}", ended.cpu);
 }
 
 #[test]
@@ -223,8 +213,5 @@ fn sigterm_ends_the_loop_cleanly() {
     w.signals.send(SignalEvent::Shutdown).unwrap();
     let ended = ended_within(l.thread, Duration::from_secs(5));
     assert_eq!(ended.result, Ok(()));
-    assert_eq!(
-        l.checker.try_iter().collect::<Vec<_>>(),
-        vec![Control::Shutdown]
-    );
+    assert_eq!(l.checker.try_iter().collect::<Vec<_>>(), vec![Control::Shutdown]);
 }

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use multipathd::discovery::bindings::{format_alias_id, scan_alias_id, AliasOrigin, Bindings, BindingsFile};
+use multipathd::discovery::bindings::{AliasOrigin, Bindings, BindingsFile, format_alias_id, scan_alias_id};
 use multipathd::discovery::wwids::{Wwids, WwidsFile};
 
 fn foo(id: i32) -> Option<String> {
@@ -19,7 +19,10 @@ fn format_vectors() {
     assert_eq!(foo(26 * 26 + 27).as_deref(), Some("FOOaaa"));
     assert_eq!(foo(26 * 26 * 26 + 26 * 26 + 26).as_deref(), Some("FOOzzz"));
     assert_eq!(foo(26 * 26 * 26 + 26 * 26 + 27).as_deref(), Some("FOOaaaa"));
-    assert_eq!(foo(26 * 26 * 26 * 26 + 26 * 26 * 26 + 26 * 26 + 26).as_deref(), Some("FOOzzzz"));
+    assert_eq!(
+        foo(26 * 26 * 26 * 26 + 26 * 26 * 26 + 26 * 26 + 26).as_deref(),
+        Some("FOOzzzz")
+    );
     assert_eq!(format_alias_id(i32::MAX).as_deref(), Some("fxshrxw"));
     assert_eq!(format_alias_id(i32::MIN), None);
     assert_eq!(format_alias_id(0), None);
@@ -60,7 +63,9 @@ fn lowest_free_id() {
     assert_eq!(free(&bindings(&["MPATHa"])), Some(2));
     assert_eq!(free(&bindings(&["MPATHa", "MPATHz", "MPATHb"])), Some(3));
     assert_eq!(free(&bindings(&["MPATHb"])), Some(1));
-    let a_to_aa: Vec<String> = (1..=27).map(|i| format!("MPATH{}", format_alias_id(i).unwrap())).collect();
+    let a_to_aa: Vec<String> = (1..=27)
+        .map(|i| format!("MPATH{}", format_alias_id(i).unwrap()))
+        .collect();
     let refs: Vec<&str> = a_to_aa.iter().map(String::as_str).collect();
     assert_eq!(free(&bindings(&refs)), Some(28));
     // Foreign prefixes and junk do not occupy ids.
@@ -76,7 +81,10 @@ fn parse_reports_bad_lines() {
         "# Multipath bindings, Version : 1.0\n\nMPATHa WWID0 # comment\nMPATHb\nMPATHc WWID2 extra junk\nMPATHa WWID9\nMPATHd WWID0\n  \t\nMPATHe\tWWID4\r\n",
     );
     let pairs: Vec<(&str, &str)> = b.entries.iter().map(|e| (e.alias.as_str(), e.wwid.as_str())).collect();
-    assert_eq!(pairs, vec![("MPATHa", "WWID0"), ("MPATHc", "WWID2"), ("MPATHe", "WWID4")]);
+    assert_eq!(
+        pairs,
+        vec![("MPATHa", "WWID0"), ("MPATHc", "WWID2"), ("MPATHe", "WWID4")]
+    );
     assert_eq!(
         b.issues,
         vec![
@@ -92,11 +100,23 @@ fn parse_reports_bad_lines() {
 fn resolve_existing_adopted_created() {
     let mut b = bindings(&["mpatha"]);
     let none = |_: &str| false;
-    assert_eq!(b.resolve("WWID0", "mpath", None, &none), Some(("mpatha".into(), AliasOrigin::Existing)));
-    assert_eq!(b.resolve("NEW1", "mpath", Some("mpathq"), &none), Some(("mpathq".into(), AliasOrigin::AdoptedCurrentName)));
+    assert_eq!(
+        b.resolve("WWID0", "mpath", None, &none),
+        Some(("mpatha".into(), AliasOrigin::Existing))
+    );
+    assert_eq!(
+        b.resolve("NEW1", "mpath", Some("mpathq"), &none),
+        Some(("mpathq".into(), AliasOrigin::AdoptedCurrentName))
+    );
     // The current name is bound to someone else: a fresh id is allocated.
-    assert_eq!(b.resolve("NEW2", "mpath", Some("mpatha"), &none), Some(("mpathb".into(), AliasOrigin::Created)));
-    assert_eq!(b.resolve("NEW3", "mpath", Some("data_vol"), &none), Some(("mpathc".into(), AliasOrigin::Created)));
+    assert_eq!(
+        b.resolve("NEW2", "mpath", Some("mpatha"), &none),
+        Some(("mpathb".into(), AliasOrigin::Created))
+    );
+    assert_eq!(
+        b.resolve("NEW3", "mpath", Some("data_vol"), &none),
+        Some(("mpathc".into(), AliasOrigin::Created))
+    );
     assert_eq!(b.alias_for_wwid("NEW3"), Some("mpathc"));
 }
 
@@ -129,7 +149,10 @@ fn wwids_file_round_trip() {
     assert!(f.contains("360000").unwrap());
     let text = fs::read_to_string(f.path()).unwrap();
     assert!(text.starts_with("# Multipath wwids, Version : 1.0\n"));
-    assert!(text.ends_with("# Valid WWIDs:\n/360000/\n/333333330000007d0/\n"), "{text}");
+    assert!(
+        text.ends_with("# Valid WWIDs:\n/360000/\n/333333330000007d0/\n"),
+        "{text}"
+    );
     assert!(f.remove("360000").unwrap());
     assert!(!f.remove("360000").unwrap());
     assert_eq!(f.load().unwrap().wwids, vec!["333333330000007d0"]);
@@ -143,7 +166,13 @@ fn wwids_file_round_trip() {
 fn wwids_parse_is_lenient_and_reports() {
     let w = Wwids::parse("# c\n  /abc/  \n/def/ trailing\nnoslash\n//\n/abc/\n");
     assert_eq!(w.wwids, vec!["abc", "def"]);
-    assert_eq!(w.invalid, vec!["invalid line 4 in wwids file: \"noslash\"", "invalid line 5 in wwids file: \"//\""]);
+    assert_eq!(
+        w.invalid,
+        vec![
+            "invalid line 4 in wwids file: \"noslash\"",
+            "invalid line 5 in wwids file: \"//\""
+        ]
+    );
 }
 
 #[test]

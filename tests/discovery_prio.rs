@@ -1,13 +1,21 @@
 //! Prioritizers: ALUA numbers, RTPG/INQUIRY/VPD decoding, weightedpath,
 //! path_latency scoring and detect_prio.
 
+use multipathd::discovery::Bus;
 use multipathd::discovery::pgpolicy::PRIO_UNDEF;
 use multipathd::discovery::prio::*;
-use multipathd::discovery::Bus;
 
 #[test]
 fn names() {
-    for n in ["const", "random", "sysfs", "alua", "ana", "weightedpath", "path_latency"] {
+    for n in [
+        "const",
+        "random",
+        "sysfs",
+        "alua",
+        "ana",
+        "weightedpath",
+        "path_latency",
+    ] {
         assert_eq!(Prio::from_name(n).map(Prio::name), Some(n));
     }
     assert_eq!(Prio::from_name("emc"), None);
@@ -100,7 +108,11 @@ fn rtpg(groups: &[(u8, u16, u8)]) -> Vec<u8> {
 
 #[test]
 fn rtpg_decoding() {
-    let r = rtpg(&[(0x80 | AAS_STANDBY, 1, 2), (AAS_OPTIMIZED, 2, 1), (AAS_NON_OPTIMIZED, 2, 0)]);
+    let r = rtpg(&[
+        (0x80 | AAS_STANDBY, 1, 2),
+        (AAS_OPTIMIZED, 2, 1),
+        (AAS_NON_OPTIMIZED, 2, 0),
+    ]);
     assert_eq!(rtpg_needed_len(&r), Some(r.len()));
     assert_eq!(rtpg_lookup(&r, 1), Ok(0x82));
     assert_eq!(rtpg_lookup(&r, 2), Ok(0x00)); // first descriptor of a group wins
@@ -119,7 +131,10 @@ fn alua_getprio_reports_sg_io_failure_on_a_non_scsi_file() {
     let msg = e.to_string();
     assert!(msg.contains("SG_IO opcode 0x12"), "{msg}");
     let e = alua_getprio(std::path::Path::new("/nonexistent/sdq"), None, false, 1000).unwrap_err();
-    assert_eq!(e.to_string(), "/nonexistent/sdq: No such file or directory (os error 2)");
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/sdq: No such file or directory (os error 2)"
+    );
 }
 
 /// Tiny stand-in for POSIX regex search: `^` anchors, otherwise substring;
@@ -136,7 +151,12 @@ fn fake_re(re: &str, s: &str) -> Option<bool> {
 
 #[test]
 fn weightedpath() {
-    let s = WeightedSubject { hbtl: "2:0:1:3".into(), dev: "sdc", serial: "SN42", wwn: None };
+    let s = WeightedSubject {
+        hbtl: "2:0:1:3".into(),
+        dev: "sdc",
+        serial: "SN42",
+        wwn: None,
+    };
     assert_eq!(weightedpath_prio("hbtl ^1: 10 ^2: 20", &s, &fake_re), 20);
     assert_eq!(weightedpath_prio("hbtl :0: 5 ^2: 20", &s, &fake_re), 5);
     assert_eq!(weightedpath_prio("devname sdb 1 sdc 7", &s, &fake_re), 7);
@@ -147,17 +167,41 @@ fn weightedpath() {
     assert_eq!(weightedpath_prio("wwn . 4", &s, &fake_re), 0);
     assert_eq!(weightedpath_prio("bogus sdc 4", &s, &fake_re), 0);
     assert_eq!(weightedpath_prio("", &s, &fake_re), 0);
-    let fc = WeightedSubject { wwn: Some("0x2000:0x2100:0x5000:0x5001".into()), ..s };
+    let fc = WeightedSubject {
+        wwn: Some("0x2000:0x2100:0x5000:0x5001".into()),
+        ..s
+    };
     assert_eq!(weightedpath_prio("wwn :0x5000: 4", &fc, &fake_re), 4);
 }
 
 #[test]
 fn latency_args() {
-    assert_eq!(parse_latency_args("io_num=20 base_num=10"), Ok(LatencyArgs { io_num: 20, base_num: 10.0 }));
-    assert_eq!(parse_latency_args("base_num=1.5\tio_num=200"), Ok(LatencyArgs { io_num: 200, base_num: 1.5 }));
-    assert_eq!(parse_latency_args("io_num=19 base_num=10"), Err(LatencyArgsError::IoNumRange(19)));
-    assert_eq!(parse_latency_args("io_num=20 base_num=1.05"), Err(LatencyArgsError::BaseNumRange(1.05)));
-    assert_eq!(parse_latency_args("io_num=x base_num=2"), Err(LatencyArgsError::BadIoNum("x".into())));
+    assert_eq!(
+        parse_latency_args("io_num=20 base_num=10"),
+        Ok(LatencyArgs {
+            io_num: 20,
+            base_num: 10.0
+        })
+    );
+    assert_eq!(
+        parse_latency_args("base_num=1.5\tio_num=200"),
+        Ok(LatencyArgs {
+            io_num: 200,
+            base_num: 1.5
+        })
+    );
+    assert_eq!(
+        parse_latency_args("io_num=19 base_num=10"),
+        Err(LatencyArgsError::IoNumRange(19))
+    );
+    assert_eq!(
+        parse_latency_args("io_num=20 base_num=1.05"),
+        Err(LatencyArgsError::BaseNumRange(1.05))
+    );
+    assert_eq!(
+        parse_latency_args("io_num=x base_num=2"),
+        Err(LatencyArgsError::BadIoNum("x".into()))
+    );
     assert_eq!(
         parse_latency_args("io_num=20").unwrap_err().to_string(),
         "expected \"io_num=N base_num=X\", got \"io_num=20\""
@@ -169,7 +213,10 @@ fn latency_args() {
 
 #[test]
 fn latency_scores() {
-    let base10 = LatencyArgs { io_num: 20, base_num: 10.0 };
+    let base10 = LatencyArgs {
+        io_num: 20,
+        base_num: 10.0,
+    };
     // log10(1e8 us) = 8 steps from 1 us; each factor of 10 costs one step.
     assert_eq!(path_latency_prio(&[1; 20], base10), 8);
     assert_eq!(path_latency_prio(&[0; 20], base10), 8);
@@ -188,15 +235,52 @@ fn latency_scores() {
 
 #[test]
 fn detect_prio_rules() {
-    let scsi = DetectPrioFacts { bus: Bus::Scsi, nvme_ana: false, tpgs: Tpgs::Implicit, rdac: false, access_state_readable: true };
+    let scsi = DetectPrioFacts {
+        bus: Bus::Scsi,
+        nvme_ana: false,
+        tpgs: Tpgs::Implicit,
+        rdac: false,
+        access_state_readable: true,
+    };
     assert_eq!(detect_prio(&scsi), Some(Prio::Sysfs));
-    assert_eq!(detect_prio(&DetectPrioFacts { access_state_readable: false, ..scsi }), Some(Prio::Alua));
+    assert_eq!(
+        detect_prio(&DetectPrioFacts {
+            access_state_readable: false,
+            ..scsi
+        }),
+        Some(Prio::Alua)
+    );
     assert_eq!(detect_prio(&DetectPrioFacts { rdac: true, ..scsi }), Some(Prio::Alua));
-    assert_eq!(detect_prio(&DetectPrioFacts { rdac: true, tpgs: Tpgs::Explicit, ..scsi }), Some(Prio::Sysfs));
-    assert_eq!(detect_prio(&DetectPrioFacts { tpgs: Tpgs::None, ..scsi }), None);
-    let nvme = DetectPrioFacts { bus: Bus::Nvme, nvme_ana: true, tpgs: Tpgs::None, rdac: false, access_state_readable: false };
+    assert_eq!(
+        detect_prio(&DetectPrioFacts {
+            rdac: true,
+            tpgs: Tpgs::Explicit,
+            ..scsi
+        }),
+        Some(Prio::Sysfs)
+    );
+    assert_eq!(
+        detect_prio(&DetectPrioFacts {
+            tpgs: Tpgs::None,
+            ..scsi
+        }),
+        None
+    );
+    let nvme = DetectPrioFacts {
+        bus: Bus::Nvme,
+        nvme_ana: true,
+        tpgs: Tpgs::None,
+        rdac: false,
+        access_state_readable: false,
+    };
     assert_eq!(detect_prio(&nvme), Some(Prio::Ana));
-    assert_eq!(detect_prio(&DetectPrioFacts { nvme_ana: false, ..nvme }), None);
+    assert_eq!(
+        detect_prio(&DetectPrioFacts {
+            nvme_ana: false,
+            ..nvme
+        }),
+        None
+    );
 }
 
 #[test]

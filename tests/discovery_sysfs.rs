@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 
 use multipathd::discovery::sysfs::{self, default_uid_attribute, multipath_holders, read_state, scan_paths};
-use multipathd::discovery::{filter_blacklisted, Bus, Hcil, PathInfo, ScanOptions, WwidSource};
+use multipathd::discovery::{Bus, Hcil, PathInfo, ScanOptions, WwidSource, filter_blacklisted};
 
 mod common;
 
@@ -15,7 +15,13 @@ use common::{FakeSys, scsi_debug};
 impl FakeSys {
     fn scan(&self) -> multipathd::discovery::ScanResult {
         let udev = self.udev();
-        scan_paths(&self.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &default_uid_attribute })
+        scan_paths(
+            &self.root(),
+            &ScanOptions {
+                udev_data_dir: &udev,
+                uid_attribute: &default_uid_attribute,
+            },
+        )
     }
 }
 
@@ -28,7 +34,10 @@ fn two_scsi_debug_paths(f: &FakeSys) {
 fn scsi_debug_paths_with_udev_use_id_serial() {
     let f = FakeSys::new();
     two_scsi_debug_paths(&f);
-    f.add_udev((8, 0), &[("ID_SERIAL", "333333330000007d0"), ("ID_WWN", "0x33333330000007d0")]);
+    f.add_udev(
+        (8, 0),
+        &[("ID_SERIAL", "333333330000007d0"), ("ID_WWN", "0x33333330000007d0")],
+    );
     f.add_udev((8, 16), &[("ID_SERIAL", "333333330000007d0")]);
     let r = f.scan();
     assert!(r.skipped.is_empty(), "{:?}", r.skipped);
@@ -37,8 +46,19 @@ fn scsi_debug_paths_with_udev_use_id_serial() {
     assert_eq!(b.dev, "sdb");
     assert_eq!(b.devt, (8, 16));
     assert_eq!(b.bus, Bus::Scsi);
-    assert_eq!(b.hcil, Hcil { host: 0, channel: 0, target: 0, lun: 0 });
-    assert_eq!((b.vendor.as_str(), b.product.as_str(), b.rev.as_str()), ("Linux", "scsi_debug", "0191"));
+    assert_eq!(
+        b.hcil,
+        Hcil {
+            host: 0,
+            channel: 0,
+            target: 0,
+            lun: 0
+        }
+    );
+    assert_eq!(
+        (b.vendor.as_str(), b.product.as_str(), b.rev.as_str()),
+        ("Linux", "scsi_debug", "0191")
+    );
     assert_eq!(b.serial, "2000");
     assert_eq!(b.wwid.as_deref(), Some("333333330000007d0"));
     assert_eq!(b.wwid_source, Some(WwidSource::Udev("ID_SERIAL".into())));
@@ -52,7 +72,10 @@ fn scsi_debug_paths_with_udev_use_id_serial() {
     assert_eq!(r.paths[0].tpg, Some(0x200));
     assert_eq!(r.paths[0].hcil.to_string(), "1:0:0:0");
     assert_eq!(r.paths[0].access_state.as_deref(), Some("active/non-optimized"));
-    assert_eq!(r.paths[0].udev.as_ref().unwrap().get("ID_WWN"), Some("0x33333330000007d0"));
+    assert_eq!(
+        r.paths[0].udev.as_ref().unwrap().get("ID_WWN"),
+        Some("0x33333330000007d0")
+    );
 }
 
 #[test]
@@ -76,16 +99,34 @@ fn empty_uid_attribute_means_sysfs_even_with_udev_data() {
     f.add_udev((8, 0), &[("ID_SERIAL", "333333330000007d0")]);
     let udev = f.udev();
     let none = |_: &PathInfo| String::new();
-    let r = scan_paths(&f.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &none });
+    let r = scan_paths(
+        &f.root(),
+        &ScanOptions {
+            udev_data_dir: &udev,
+            uid_attribute: &none,
+        },
+    );
     assert_eq!(r.paths[0].wwid.as_deref(), Some("1Linux_scsi_debug_2000"));
     let wwn = |_: &PathInfo| "ID_WWN".to_string();
     f.add_udev((8, 0), &[("ID_WWN", " 0x33333330000007d0 ")]);
-    let r = scan_paths(&f.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &wwn });
+    let r = scan_paths(
+        &f.root(),
+        &ScanOptions {
+            udev_data_dir: &udev,
+            uid_attribute: &wwn,
+        },
+    );
     assert_eq!(r.paths[0].wwid.as_deref(), Some("0x33333330000007d0"));
     assert_eq!(r.paths[0].wwid_source, Some(WwidSource::Udev("ID_WWN".into())));
     let long = "x".repeat(200);
     f.add_udev((8, 0), &[("ID_WWN", &long)]);
-    let r = scan_paths(&f.root(), &ScanOptions { udev_data_dir: &udev, uid_attribute: &wwn });
+    let r = scan_paths(
+        &f.root(),
+        &ScanOptions {
+            udev_data_dir: &udev,
+            uid_attribute: &wwn,
+        },
+    );
     assert_eq!(r.paths[0].wwid.as_deref(), Some(&long[..127]));
 }
 
@@ -96,17 +137,26 @@ fn fc_iscsi_and_sas_transports() {
     d.parent = "pci0000:00/0000:00:01.0/host3/rport-3:0-0/target3:0:0".into();
     d.hcil = "3:0:0:1".into();
     f.add_scsi(&d);
-    f.write(&f.sys("class/fc_remote_ports/rport-3:0-0/node_name"), b"0x20000024ff123456\n");
+    f.write(
+        &f.sys("class/fc_remote_ports/rport-3:0-0/node_name"),
+        b"0x20000024ff123456\n",
+    );
     let mut d = scsi_debug("sdd", (8, 48), 4, 0, "standby");
     d.parent = "platform/host4/session2/target4:0:0".into();
     d.hcil = "4:0:0:2".into();
     f.add_scsi(&d);
-    f.write(&f.sys("class/iscsi_session/session2/targetname"), b"iqn.2003-01.org.linux-iscsi:t1\n");
+    f.write(
+        &f.sys("class/iscsi_session/session2/targetname"),
+        b"iqn.2003-01.org.linux-iscsi:t1\n",
+    );
     let mut d = scsi_debug("sde", (8, 64), 5, 0, "standby");
     d.parent = "pci0000:00/0000:00:02.0/host5/port-5:0/end_device-5:0/target5:0:0".into();
     d.hcil = "5:0:0:0".into();
     f.add_scsi(&d);
-    f.write(&f.sys("class/sas_device/end_device-5:0/sas_address"), b"0x5000c500a1b2c3d4\n");
+    f.write(
+        &f.sys("class/sas_device/end_device-5:0/sas_address"),
+        b"0x5000c500a1b2c3d4\n",
+    );
     let r = f.scan();
     assert!(r.skipped.is_empty(), "{:?}", r.skipped);
     let got: Vec<(&str, &str, String)> = r
@@ -138,11 +188,22 @@ fn odd_sysfs_content_skips_paths_with_reasons() {
     let r = f.scan();
     assert_eq!(r.paths, vec![]);
     let texts: Vec<String> = r.skipped.iter().map(|s| s.reason.to_string()).collect();
-    let reasons: Vec<(&str, &str)> = r.skipped.iter().zip(&texts).map(|(s, t)| (s.dev.as_str(), t.as_str())).collect();
+    let reasons: Vec<(&str, &str)> = r
+        .skipped
+        .iter()
+        .zip(&texts)
+        .map(|(s, t)| (s.dev.as_str(), t.as_str()))
+        .collect();
     assert_eq!(reasons[0], ("loop0", "not a SCSI or NVMe disk"));
     assert_eq!(reasons[1], ("sda", "bad dev attribute \"garbage\""));
     assert_eq!(reasons[2].0, "sdb");
-    assert!(reasons[2].1.ends_with("sys/block/sdb/size: No such file or directory (os error 2)"), "{}", reasons[2].1);
+    assert!(
+        reasons[2]
+            .1
+            .ends_with("sys/block/sdb/size: No such file or directory (os error 2)"),
+        "{}",
+        reasons[2].1
+    );
     assert_eq!(reasons[3], ("sdc", "device link target \"not-an-hcil\" is not H:C:T:L"));
     assert_eq!(reasons[4].0, "sdz");
     assert!(reasons[4].1.contains("sys/block/sdz/dev"), "{}", reasons[4].1);
@@ -166,7 +227,9 @@ fn missing_vendor_and_bad_vpd_keep_the_path_without_wwid() {
     assert_eq!(p.wwid, None);
     assert_eq!(
         p.wwid_error.as_deref(),
-        Some("no udev property ID_SERIAL; sysfs fallback failed: vpd_pg83: designator at offset 4 ends at 56, beyond the page length 12")
+        Some(
+            "no udev property ID_SERIAL; sysfs fallback failed: vpd_pg83: designator at offset 4 ends at 56, beyond the page length 12"
+        )
     );
 }
 
@@ -189,7 +252,15 @@ fn nvme_namespace() {
     let r = f.scan();
     let p = &r.paths[0];
     assert_eq!(p.bus, Bus::Nvme);
-    assert_eq!(p.hcil, Hcil { host: 0, channel: 4, target: 1, lun: 1 });
+    assert_eq!(
+        p.hcil,
+        Hcil {
+            host: 0,
+            channel: 4,
+            target: 1,
+            lun: 1
+        }
+    );
     assert_eq!((p.vendor.as_str(), p.product.as_str()), ("NVME", "Samsung SSD 980"));
     assert_eq!((p.serial.as_str(), p.rev.as_str()), ("S64DNX0R123456", "1B4QFXO7"));
     assert_eq!(p.protocol, "nvme:tcp");
@@ -210,11 +281,23 @@ fn blacklist_predicate_and_state_reads() {
     assert_eq!(kept.iter().map(|p| p.dev.as_str()).collect::<Vec<_>>(), vec!["sdb"]);
     assert_eq!(dropped.iter().map(|p| p.dev.as_str()).collect::<Vec<_>>(), vec!["sda"]);
     assert_eq!(read_state(&f.root(), "sdb").unwrap(), "running");
-    fs::write(f.sys("devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0/state"), "offline\n").unwrap();
+    fs::write(
+        f.sys("devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0/state"),
+        "offline\n",
+    )
+    .unwrap();
     assert_eq!(read_state(&f.root(), "sdb").unwrap(), "offline");
     assert!(read_state(&f.root(), "../sdb").is_err());
     let udev = f.udev();
-    let one = sysfs::path_info(&f.root(), "sdb", &ScanOptions { udev_data_dir: &udev, uid_attribute: &default_uid_attribute }).unwrap();
+    let one = sysfs::path_info(
+        &f.root(),
+        "sdb",
+        &ScanOptions {
+            udev_data_dir: &udev,
+            uid_attribute: &default_uid_attribute,
+        },
+    )
+    .unwrap();
     assert_eq!(one.state, "offline");
 }
 
@@ -238,7 +321,7 @@ fn multipath_holders_are_found_by_dm_uuid() {
 
 #[test]
 fn getprio_reads_current_sysfs_state() {
-    use multipathd::discovery::prio::{getprio, Prio, PrioEnv};
+    use multipathd::discovery::prio::{Prio, PrioEnv, getprio};
     let f = FakeSys::new();
     two_scsi_debug_paths(&f);
     let r = f.scan();
@@ -251,7 +334,13 @@ fn getprio_reads_current_sysfs_state() {
     let re = |re: &str, s: &str| Some(s.contains(re));
     let dev_dir = f.dir.path().join("dev");
     let root = f.root();
-    let mut env = PrioEnv { root: &root, dev_dir: &dev_dir, timeout_ms: 1000, rng: &mut rng, regex_search: &re };
+    let mut env = PrioEnv {
+        root: &root,
+        dev_dir: &dev_dir,
+        timeout_ms: 1000,
+        rng: &mut rng,
+        regex_search: &re,
+    };
     assert_eq!(getprio(Prio::Const, "", &sdb, &mut env).ok(), Some(1));
     assert_eq!(getprio(Prio::Random, "", &sdb, &mut env).ok(), Some(4));
     assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env).ok(), Some(50));
@@ -260,11 +349,20 @@ fn getprio_reads_current_sysfs_state() {
     fs::write(devdir.join("preferred_path"), "1\n").unwrap();
     assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env).ok(), Some(81));
     fs::remove_file(devdir.join("access_state")).unwrap();
-    assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env).unwrap_err().to_string(), "sdb: no access_state in sysfs");
-    assert_eq!(getprio(Prio::Weightedpath, "hbtl 1:0 5 0:0:0:0 9", &sdb, &mut env).ok(), Some(9));
+    assert_eq!(
+        getprio(Prio::Sysfs, "", &sdb, &mut env).unwrap_err().to_string(),
+        "sdb: no access_state in sysfs"
+    );
+    assert_eq!(
+        getprio(Prio::Weightedpath, "hbtl 1:0 5 0:0:0:0 9", &sdb, &mut env).ok(),
+        Some(9)
+    );
     assert_eq!(getprio(Prio::Weightedpath, "wwn . 9", &sdb, &mut env).ok(), Some(0));
     let e = getprio(Prio::Alua, "", &sdb, &mut env).unwrap_err().to_string();
-    assert!(e.starts_with("sdb: alua: ") && e.ends_with("dev/sdb: No such file or directory (os error 2)"), "{e}");
+    assert!(
+        e.starts_with("sdb: alua: ") && e.ends_with("dev/sdb: No such file or directory (os error 2)"),
+        "{e}"
+    );
     assert!(getprio(Prio::PathLatency, "", &sdb, &mut env).is_err());
 }
 
@@ -272,12 +370,23 @@ fn getprio_reads_current_sysfs_state() {
 fn fc_wwn_for_weightedpath() {
     use multipathd::discovery::prio::fc_wwn;
     let f = FakeSys::new();
-    let h = Hcil { host: 3, channel: 0, target: 1, lun: 0 };
+    let h = Hcil {
+        host: 3,
+        channel: 0,
+        target: 1,
+        lun: 0,
+    };
     assert_eq!(fc_wwn(&f.root(), &h), None);
     f.write(&f.sys("class/fc_host/host3/node_name"), b"0x2000001b32800001\n");
     f.write(&f.sys("class/fc_host/host3/port_name"), b"0x2100001b32800001\n");
-    f.write(&f.sys("class/fc_transport/target3:0:1/node_name"), b"0x500a098000000001\n");
-    f.write(&f.sys("class/fc_transport/target3:0:1/port_name"), b"0x500a098100000001\n");
+    f.write(
+        &f.sys("class/fc_transport/target3:0:1/node_name"),
+        b"0x500a098000000001\n",
+    );
+    f.write(
+        &f.sys("class/fc_transport/target3:0:1/port_name"),
+        b"0x500a098100000001\n",
+    );
     assert_eq!(
         fc_wwn(&f.root(), &h).as_deref(),
         Some("0x2000001b32800001:0x2100001b32800001:0x500a098000000001:0x500a098100000001")

@@ -10,9 +10,7 @@ fn open_without_device_mapper_names_the_control_node() {
         eprintln!("skipped: this machine has {DM_CONTROL}");
         return;
     }
-    let e: DmError = DmIoctl::open()
-        .err()
-        .expect("open must fail without the control node");
+    let e: DmError = DmIoctl::open().err().expect("open must fail without the control node");
     assert_eq!(
         e.to_string(),
         "device-mapper not available: /dev/mapper/control: No such file or directory"
@@ -22,8 +20,6 @@ fn open_without_device_mapper_names_the_control_node() {
 #[test]
 fn open_of_a_non_dm_node_fails_with_the_ioctl_named() {
     // /dev/null opens fine but is no DM control node: the version ioctl is refused.
-    let e = DmIoctl::open_path(Path::new("/dev/null"))
-        .err()
-        .expect("not a DM node");
+    let e = DmIoctl::open_path(Path::new("/dev/null")).err().expect("not a DM node");
     assert_eq!(e.to_string(), "DM_VERSION: Inappropriate ioctl for device");
 }

@@ -58,21 +58,17 @@ fn words() -> Vec<String> {
 
 fn input() -> impl Strategy<Value = String> {
     let random = ".{0,80}";
-    let ascii =
-        proptest::collection::vec(0u8..128, 0..80).prop_map(|b| String::from_utf8(b).unwrap());
+    let ascii = proptest::collection::vec(0u8..128, 0..80).prop_map(|b| String::from_utf8(b).unwrap());
     let soup = fuzz_support::soup(words(), &[" ", " ", " ", "", "\t", "\""], 8);
     let seeds: Vec<Vec<u8>> = commands().into_iter().map(String::into_bytes).collect();
     let dict: Vec<Vec<u8>> = words().into_iter().map(String::into_bytes).collect();
-    let mutated = fuzz_support::mutated(seeds, dict, 4)
-        .prop_map(|b| String::from_utf8_lossy(&b).into_owned());
+    let mutated = fuzz_support::mutated(seeds, dict, 4).prop_map(|b| String::from_utf8_lossy(&b).into_owned());
     prop_oneof![1 => random, 1 => ascii, 3 => soup, 4 => mutated]
 }
 
 /// A parameter as one word: bare when it is plain ASCII, else quoted with `""` for `"`.
 fn q(p: &str) -> String {
-    let plain = !p.is_empty()
-        && p.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"\"!#{}".contains(&b));
+    let plain = !p.is_empty() && p.bytes().all(|b| b.is_ascii_graphic() && !b"\"!#{}".contains(&b));
     if plain {
         p.to_string()
     } else {
@@ -135,14 +131,8 @@ fn canonical(c: &Command) -> String {
         C::Quit => "quit".into(),
         C::Shutdown => "shutdown".into(),
         C::GetPrStatus { map } => format!("getprstatus map {}", dev(map)),
-        C::SetPrStatus {
-            map,
-            pathlist: None,
-        } => format!("setprstatus map {}", dev(map)),
-        C::SetPrStatus {
-            map,
-            pathlist: Some(l),
-        } => format!("setprstatus map {} pathlist {}", dev(map), q(l)),
+        C::SetPrStatus { map, pathlist: None } => format!("setprstatus map {}", dev(map)),
+        C::SetPrStatus { map, pathlist: Some(l) } => format!("setprstatus map {} pathlist {}", dev(map), q(l)),
         C::UnsetPrStatus { map } => format!("unsetprstatus map {}", dev(map)),
         C::ForceQueueingDaemon => "forcequeueing daemon".into(),
         C::RestoreQueueingDaemon => "restorequeueing daemon".into(),

@@ -21,12 +21,7 @@ fn fmt() -> impl Strategy<Value = String> {
     for w in ["%", "%%", " ", "x", "é", "\t", "%é", "\"", "\n"] {
         words.push(w.to_string());
     }
-    for f in [
-        PATHS_FORMAT,
-        MAPS_FORMAT,
-        MAPS_STATUS_FORMAT,
-        MAPS_STATS_FORMAT,
-    ] {
+    for f in [PATHS_FORMAT, MAPS_FORMAT, MAPS_STATUS_FORMAT, MAPS_STATS_FORMAT] {
         words.push(f.to_string());
     }
     prop_oneof![1 => ".{0,20}", 4 => fuzz_support::soup(words, &["", " "], 12)]
@@ -67,16 +62,14 @@ fn path() -> impl Strategy<Value = PathView> {
         Just(InitState::Removed),
         Just(InitState::Partial)
     ];
-    let hcil = proptest::option::of(
-        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
-            |(host, channel, target, lun)| Hcil {
-                host,
-                channel,
-                target,
-                lun,
-            },
-        ),
-    );
+    let hcil = proptest::option::of((any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
+        |(host, channel, target, lun)| Hcil {
+            host,
+            channel,
+            target,
+            lun,
+        },
+    ));
     (
         (
             text(),
@@ -176,18 +169,14 @@ fn map() -> impl Strategy<Value = MapView> {
         Just(PgState::Active),
         Just(PgState::Undef)
     ];
-    let group = (
-        int(),
-        pg_state,
-        any::<bool>(),
-        proptest::collection::vec(path(), 0..3),
-    )
-        .prop_map(|(priority, state, marginal, paths)| PathGroupView {
+    let group = (int(), pg_state, any::<bool>(), proptest::collection::vec(path(), 0..3)).prop_map(
+        |(priority, state, marginal, paths)| PathGroupView {
             priority,
             state,
             marginal,
             paths,
-        });
+        },
+    );
     let dm = proptest::option::of((any::<u32>(), any::<bool>(), any::<bool>()).prop_map(
         |(minor, read_only, suspended)| DmInfo {
             minor,
@@ -196,16 +185,7 @@ fn map() -> impl Strategy<Value = MapView> {
         },
     ));
     (
-        (
-            text(),
-            text(),
-            dm,
-            failback,
-            queueing,
-            any::<u64>(),
-            text(),
-            text(),
-        ),
+        (text(), text(), dm, failback, queueing, any::<u64>(), text(), text()),
         (
             proptest::option::of(text()),
             any::<[u32; 6]>(),

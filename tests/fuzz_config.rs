@@ -15,10 +15,7 @@ use proptest::prelude::*;
 const FILE: &str = "fuzz.conf";
 
 fn seeds() -> Vec<Vec<u8>> {
-    fuzz_support::corpus("config")
-        .into_iter()
-        .map(|(_, b)| b)
-        .collect()
+    fuzz_support::corpus("config").into_iter().map(|(_, b)| b).collect()
 }
 
 fn words() -> Vec<String> {
@@ -107,15 +104,9 @@ fn dict() -> Vec<Vec<u8>> {
 }
 
 fn input() -> impl Strategy<Value = String> {
-    let bytes = proptest::collection::vec(any::<u8>(), 0..512)
-        .prop_map(|b| String::from_utf8_lossy(&b).into_owned());
-    let soup = fuzz_support::soup(
-        words(),
-        &[" ", " ", "\n", "\t", "", " \"", "\" ", "\n}\n"],
-        120,
-    );
-    let mutated = fuzz_support::mutated(seeds(), dict(), 12)
-        .prop_map(|b| String::from_utf8_lossy(&b).into_owned());
+    let bytes = proptest::collection::vec(any::<u8>(), 0..512).prop_map(|b| String::from_utf8_lossy(&b).into_owned());
+    let soup = fuzz_support::soup(words(), &[" ", " ", "\n", "\t", "", " \"", "\" ", "\n}\n"], 120);
+    let mutated = fuzz_support::mutated(seeds(), dict(), 12).prop_map(|b| String::from_utf8_lossy(&b).into_owned());
     prop_oneof![1 => bytes, 3 => soup, 4 => mutated]
 }
 
@@ -171,11 +162,7 @@ fn corpus_examples_parse() {
             assert!(r.is_err(), "{name} should fail");
         } else {
             let l = r.unwrap_or_else(|e| panic!("{name}: {e}"));
-            let errors: Vec<_> = l
-                .diagnostics
-                .iter()
-                .filter(|d| d.level == Level::Error)
-                .collect();
+            let errors: Vec<_> = l.diagnostics.iter().filter(|d| d.level == Level::Error).collect();
             assert!(errors.is_empty(), "{name}: {errors:?}");
         }
     }

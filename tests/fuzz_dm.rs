@@ -13,8 +13,7 @@ mod fuzz_support;
 
 use multipathd::dm::table::{add_feature, parse_counted, remove_feature};
 use multipathd::dm::{
-    GroupState, GroupStatus, MultipathStatus, MultipathTable, ParseError, PathGroup, PathStatus,
-    TablePath, TargetLine,
+    GroupState, GroupStatus, MultipathStatus, MultipathTable, ParseError, PathGroup, PathStatus, TablePath, TargetLine,
 };
 use proptest::prelude::*;
 
@@ -82,15 +81,10 @@ enum Case {
 fn text() -> impl Strategy<Value = String> {
     let words: Vec<String> = TOKENS.iter().map(|s| s.to_string()).collect();
     let soup = fuzz_support::soup(words, SEPS, 40);
-    let dict: Vec<Vec<u8>> = TOKENS
-        .iter()
-        .chain(SEPS)
-        .map(|s| s.as_bytes().to_vec())
-        .collect();
+    let dict: Vec<Vec<u8>> = TOKENS.iter().chain(SEPS).map(|s| s.as_bytes().to_vec()).collect();
     let mut seeds = lines("dm_status");
     seeds.extend(lines("dm_table"));
-    let mutated = fuzz_support::mutated(seeds, dict, 6)
-        .prop_map(|b| String::from_utf8_lossy(&b).into_owned());
+    let mutated = fuzz_support::mutated(seeds, dict, 6).prop_map(|b| String::from_utf8_lossy(&b).into_owned());
     prop_oneof![1 => ".{0,60}", 3 => soup, 4 => mutated]
 }
 
@@ -100,20 +94,12 @@ fn word() -> impl Strategy<Value = String> {
 }
 
 fn dev() -> impl Strategy<Value = String> {
-    prop_oneof![
-        (0u32..300, 0u32..1024).prop_map(|(a, b)| format!("{a}:{b}")),
-        word()
-    ]
+    prop_oneof![(0u32..300, 0u32..1024).prop_map(|(a, b)| format!("{a}:{b}")), word()]
 }
 
 fn table() -> impl Strategy<Value = MultipathTable> {
-    let group = (
-        word(),
-        proptest::collection::vec(word(), 0..3),
-        0usize..3,
-        1usize..5,
-    )
-        .prop_flat_map(|(name, sel_args, nargs, npaths)| {
+    let group = (word(), proptest::collection::vec(word(), 0..3), 0usize..3, 1usize..5).prop_flat_map(
+        |(name, sel_args, nargs, npaths)| {
             let selector = std::iter::once(name)
                 .chain(std::iter::once(sel_args.len().to_string()))
                 .chain(sel_args)
@@ -128,7 +114,8 @@ fn table() -> impl Strategy<Value = MultipathTable> {
                 selector: selector.clone(),
                 paths,
             })
-        });
+        },
+    );
     (
         proptest::collection::vec(word(), 0..4),
         proptest::collection::vec(word(), 0..3),
@@ -151,13 +138,8 @@ fn status() -> impl Strategy<Value = MultipathStatus> {
         Just(GroupState::Enabled),
         Just(GroupState::Disabled)
     ];
-    let group = (
-        state,
-        proptest::collection::vec(word(), 0..3),
-        0usize..3,
-        0usize..5,
-    )
-        .prop_flat_map(|(state, selector_status, nargs, npaths)| {
+    let group = (state, proptest::collection::vec(word(), 0..3), 0usize..3, 0usize..5).prop_flat_map(
+        |(state, selector_status, nargs, npaths)| {
             proptest::collection::vec(
                 (
                     dev(),
@@ -165,13 +147,11 @@ fn status() -> impl Strategy<Value = MultipathStatus> {
                     any::<u32>(),
                     proptest::collection::vec(word(), nargs..=nargs),
                 )
-                    .prop_map(|(dev, active, fail_count, selector_args)| {
-                        PathStatus {
-                            dev,
-                            active,
-                            fail_count,
-                            selector_args,
-                        }
+                    .prop_map(|(dev, active, fail_count, selector_args)| PathStatus {
+                        dev,
+                        active,
+                        fail_count,
+                        selector_args,
                     }),
                 npaths..=npaths,
             )
@@ -180,7 +160,8 @@ fn status() -> impl Strategy<Value = MultipathStatus> {
                 selector_status: selector_status.clone(),
                 paths,
             })
-        });
+        },
+    );
     (
         any::<u32>(),
         any::<u32>(),
@@ -277,8 +258,7 @@ fn check_features(features: &str, feature: &str) {
     let well_formed = parse_counted(features).is_ok();
     let added = add_feature(Some(features), feature);
     if let (true, Ok(added)) = (well_formed, added) {
-        let words = parse_counted(&added)
-            .unwrap_or_else(|e| panic!("adding to {features:?} gave {added:?}: {e}"));
+        let words = parse_counted(&added).unwrap_or_else(|e| panic!("adding to {features:?} gave {added:?}: {e}"));
         let want: Vec<&str> = feature.split_whitespace().collect();
         assert!(
             want.is_empty() || words.windows(want.len()).any(|w| w == want.as_slice()),
@@ -287,8 +267,7 @@ fn check_features(features: &str, feature: &str) {
     }
     let removed = remove_feature(features, feature);
     if let (true, Ok(removed)) = (well_formed, removed) {
-        parse_counted(&removed)
-            .unwrap_or_else(|e| panic!("removing from {features:?} gave {removed:?}: {e}"));
+        parse_counted(&removed).unwrap_or_else(|e| panic!("removing from {features:?} gave {removed:?}: {e}"));
     }
     let _ = add_feature(None, feature);
 }

@@ -3,8 +3,7 @@
 //! guards the fix.
 
 use multipathd::cli::format::{
-    CheckerState, Failback, InitState, MapView, NoPathRetry, PathDmState, PathView, map_json,
-    path_line,
+    CheckerState, Failback, InitState, MapView, NoPathRetry, PathDmState, PathView, map_json, path_line,
 };
 use multipathd::config::{self, dump};
 use multipathd::dm::table::add_feature;
@@ -68,10 +67,7 @@ fn progress_bar_tick_overflow() {
         tpg_id: None,
         max_sectors_kb: None,
     };
-    assert_eq!(
-        path_line(&p, "%C"),
-        format!("XXXXXXXXXX {0}/{0}\n", i64::MAX)
-    );
+    assert_eq!(path_line(&p, "%C"), format!("XXXXXXXXXX {0}/{0}\n", i64::MAX));
 }
 
 /// `show map(s) json` writes names, WWIDs, selectors and path attributes (vendor and

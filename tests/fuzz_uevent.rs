@@ -141,29 +141,18 @@ fn check_event(msg: &[u8], ev: &Uevent) {
         assert_eq!(ev.get("MAJOR").and_then(|v| v.parse::<u32>().ok()), Some(m));
     }
     if !msg.starts_with(UDEV_PREFIX) {
-        assert!(
-            !ev.action.is_empty() && ev.devpath.starts_with('/'),
-            "{ev:?}"
-        );
+        assert!(!ev.action.is_empty() && ev.devpath.starts_with('/'), "{ev:?}");
     }
     // Written back as udevd would send it, the event reads the same.
     let body = env_fields(ev);
     let again = udev_message(&body, UDEV_HEADER, UDEV_HEADER, body.len() as u32);
-    assert_eq!(
-        uevent::parse_udev(&again).as_ref(),
-        Ok(ev),
-        "udev re-encoding"
-    );
+    assert_eq!(uevent::parse_udev(&again).as_ref(), Ok(ev), "udev re-encoding");
     // And as the kernel would, where the header can carry ACTION and DEVPATH.
     if !ev.action.is_empty() && !ev.action.contains('@') && ev.devpath.starts_with('/') {
         let mut k = format!("{}@{}", ev.action, ev.devpath).into_bytes();
         k.push(0);
         k.extend_from_slice(&body);
-        assert_eq!(
-            uevent::parse_kernel(&k).as_ref(),
-            Ok(ev),
-            "kernel re-encoding"
-        );
+        assert_eq!(uevent::parse_kernel(&k).as_ref(), Ok(ev), "kernel re-encoding");
     }
 }
 
@@ -202,8 +191,7 @@ fn fuzz_uevent() {
 #[test]
 fn corpus_messages_parse() {
     for m in seeds() {
-        let ev =
-            uevent::parse(&m).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&m)));
+        let ev = uevent::parse(&m).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&m)));
         check_event(&m, &ev);
         if ev.get("DM_ACTION").is_some() {
             assert!(ev.is_dm_multipath(), "{ev:?}");

@@ -17,7 +17,10 @@ struct Slots {
     freed: Condvar,
 }
 
-static SLOTS: Slots = Slots { free: Mutex::new(MAX_VMS), freed: Condvar::new() };
+static SLOTS: Slots = Slots {
+    free: Mutex::new(MAX_VMS),
+    freed: Condvar::new(),
+};
 
 struct SlotGuard;
 
@@ -43,7 +46,9 @@ fn lab_dir() -> PathBuf {
 
 fn skipped() -> bool {
     if std::env::var("LAB").as_deref() == Ok("0") {
-        eprintln!("\n!!!!!!!! LAB=0: the lab VM tests are SKIPPED: nothing was checked against a real kernel !!!!!!!!\n");
+        eprintln!(
+            "\n!!!!!!!! LAB=0: the lab VM tests are SKIPPED: nothing was checked against a real kernel !!!!!!!!\n"
+        );
         return true;
     }
     false
@@ -53,9 +58,14 @@ fn skipped() -> bool {
 fn prepare() {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let result = DONE.get_or_init(|| {
-        let setup = Command::new(lab_dir().join("setup.sh")).output().map_err(|e| format!("cannot run setup.sh: {e}"))?;
+        let setup = Command::new(lab_dir().join("setup.sh"))
+            .output()
+            .map_err(|e| format!("cannot run setup.sh: {e}"))?;
         if !setup.status.success() {
-            return Err(format!("tests/lab/setup.sh failed:\n{}", String::from_utf8_lossy(&setup.stderr)));
+            return Err(format!(
+                "tests/lab/setup.sh failed:\n{}",
+                String::from_utf8_lossy(&setup.stderr)
+            ));
         }
         // Both profiles: a scenario picks one with a `# lab-profile:` line (run.sh).
         for profile in [&[][..], &["--release"][..]] {
@@ -123,8 +133,14 @@ fn scenarios() -> Vec<PathBuf> {
 /// Wall time of the scenario's previous run, if its results are still there.
 fn last_seconds(script: &Path) -> f64 {
     let name = script.file_stem().unwrap_or_default();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lab/results").join(name).join("seconds");
-    std::fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0.0)
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/lab/results")
+        .join(name)
+        .join("seconds");
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[test]
@@ -138,7 +154,10 @@ fn lab_scenarios() {
         .into_iter()
         .filter(|p| only.as_deref().is_none_or(|o| p.file_stem().is_some_and(|s| s == o)))
         .collect();
-    assert!(!selected.is_empty(), "no scenario in tests/lab/scenarios matches LAB_ONLY={only:?}");
+    assert!(
+        !selected.is_empty(),
+        "no scenario in tests/lab/scenarios matches LAB_ONLY={only:?}"
+    );
 
     // Longest first (by the last run's time), so the two VM slots finish close together.
     let mut queue: Vec<(f64, &PathBuf)> = selected.iter().map(|p| (last_seconds(p), p)).collect();
@@ -171,13 +190,24 @@ fn lab_scenarios() {
         };
         summary += &format!("  {:<24} {:<14} {:6.1} s\n", r.name, verdict, r.seconds);
     }
-    summary += &format!("  total wall time {:.1} s with at most {MAX_VMS} VMs at once\n", start.elapsed().as_secs_f64());
+    summary += &format!(
+        "  total wall time {:.1} s with at most {MAX_VMS} VMs at once\n",
+        start.elapsed().as_secs_f64()
+    );
     println!("{summary}");
 
     let failed: Vec<&Run> = runs.iter().filter(|r| r.code != Some(0)).collect();
     if !failed.is_empty() {
-        let logs: Vec<String> = failed.iter().map(|r| format!("\n######## {} ########\n{}", r.name, r.output)).collect();
-        panic!("{} of {} lab scenarios failed\n{summary}{}", failed.len(), runs.len(), logs.concat());
+        let logs: Vec<String> = failed
+            .iter()
+            .map(|r| format!("\n######## {} ########\n{}", r.name, r.output))
+            .collect();
+        panic!(
+            "{} of {} lab scenarios failed\n{summary}{}",
+            failed.len(),
+            runs.len(),
+            logs.concat()
+        );
     }
 }
 
@@ -190,7 +220,11 @@ fn lab_selftest_broken_scenario_fails_readably() {
     prepare();
     let run = run_scenario(&lab_dir().join("selftest/broken_on_purpose.sh"));
     let log = &run.output;
-    assert_eq!(run.code, Some(1), "broken_on_purpose.sh must fail with exit status 1; output:\n{log}");
+    assert_eq!(
+        run.code,
+        Some(1),
+        "broken_on_purpose.sh must fail with exit status 1; output:\n{log}"
+    );
     for needle in [
         "==== lab: broken_on_purpose: FAIL (exit 1)",
         "FAIL [",
@@ -198,7 +232,13 @@ fn lab_selftest_broken_scenario_fails_readably() {
         "### ",
         "] two scsi_debug paths",
     ] {
-        assert!(log.contains(needle), "the failure report lacks {needle:?}; output:\n{log}");
+        assert!(
+            log.contains(needle),
+            "the failure report lacks {needle:?}; output:\n{log}"
+        );
     }
-    assert!(!log.contains("not reached"), "the scenario went on after a failed expectation:\n{log}");
+    assert!(
+        !log.contains("not reached"),
+        "the scenario went on after a failed expectation:\n{log}"
+    );
 }

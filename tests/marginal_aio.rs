@@ -23,9 +23,7 @@ impl Loop {
             eprintln!("losetup failed: {}", String::from_utf8_lossy(&out.stderr));
             return None;
         }
-        Some(Loop(PathBuf::from(
-            String::from_utf8_lossy(&out.stdout).trim(),
-        )))
+        Some(Loop(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())))
     }
 }
 
@@ -68,18 +66,12 @@ fn healthy_loop_device_measures_rate_zero() {
     let spec = TestSpec {
         path: "loop-good".into(),
         dev_node: lo.0.clone(),
-        sample_time: SampleTime::shortened_for_tests(
-            Duration::from_secs(3),
-            Duration::from_secs(1),
-        ),
+        sample_time: SampleTime::shortened_for_tests(Duration::from_secs(3), Duration::from_secs(1)),
         latency_bound: None,
     };
     ctx.send(Cmd::Start(spec)).expect("send");
     let counts = loop {
-        match erx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("verdict within 30 s")
-        {
+        match erx.recv_timeout(Duration::from_secs(30)).expect("verdict within 30 s") {
             IoErrEvent::Finished { path, counts } => {
                 assert_eq!(path, "loop-good");
                 break counts;
@@ -122,16 +114,11 @@ fn closing_a_path_mid_test_leaks_no_fd_or_iocb() {
     let mut out = Vec::new();
     let t = Instant::now();
     while eng.in_flight() > 0 {
-        eng.reap(Duration::from_millis(100), &mut out)
-            .expect("reap");
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "reads never completed"
-        );
+        eng.reap(Duration::from_millis(100), &mut out).expect("reap");
+        assert!(t.elapsed() < Duration::from_secs(10), "reads never completed");
     }
     assert!(
-        out.iter()
-            .all(|c: &Completion| c.key == b && c.res == blk as i64),
+        out.iter().all(|c: &Completion| c.key == b && c.res == blk as i64),
         "closed path's completions were reported"
     );
     assert_eq!(out.len(), 32);
@@ -146,9 +133,7 @@ fn per_pass_cost_with_eight_busy_paths() {
         return;
     };
     let mut eng = AioEngine::new().expect("engine");
-    let keys: Vec<u64> = (0..8)
-        .map(|_| eng.open(&lo.0, 32).expect("open").0)
-        .collect();
+    let keys: Vec<u64> = (0..8).map(|_| eng.open(&lo.0, 32).expect("open").0).collect();
     let all: Vec<usize> = (0..32).collect();
     let mut free: Vec<Vec<usize>> = vec![all.clone(); 8];
     let mut out = Vec::new();
@@ -183,8 +168,7 @@ fn per_pass_cost_with_eight_busy_paths() {
         eng.close(k);
     }
     while eng.in_flight() > 0 {
-        eng.reap(Duration::from_millis(100), &mut out)
-            .expect("reap");
+        eng.reap(Duration::from_millis(100), &mut out).expect("reap");
     }
 }
 
@@ -192,8 +176,7 @@ fn per_pass_cost_with_eight_busy_paths() {
 fn lazy_handle_starts_on_first_test_reports_open_failure_and_joins() {
     let (etx, erx) = crossbeam_channel::unbounded();
     let mut io = IoErrStat::new(etx);
-    io.cancel_test("sdb")
-        .expect("cancel before start is a no-op");
+    io.cancel_test("sdb").expect("cancel before start is a no-op");
     assert!(!io.is_running());
     let spec = TestSpec {
         path: "sdz".into(),

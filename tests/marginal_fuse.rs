@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
-    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner,
-    MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyEntry, ReplyOpen, Request,
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, MountOption, OpenFlags,
+    ReplyAttr, ReplyData, ReplyEntry, ReplyOpen, Request,
 };
 use multipathd::marginal::sampler::{Counts, SampleTime, TestSpec};
 use multipathd::marginal::thread::{Cmd, IoErrEvent, spawn_io_err_stat};
@@ -71,11 +71,9 @@ impl FaultFs {
 impl Filesystem for FaultFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.files.iter().position(|f| OsStr::new(f.name) == name) {
-            Some(i) if u64::from(parent) == 1 => reply.entry(
-                &Duration::from_secs(60),
-                &attr(i as u64 + 2),
-                fuser::Generation(0),
-            ),
+            Some(i) if u64::from(parent) == 1 => {
+                reply.entry(&Duration::from_secs(60), &attr(i as u64 + 2), fuser::Generation(0))
+            }
             _ => reply.error(Errno::ENOENT),
         }
     }
@@ -138,14 +136,9 @@ fn losetup(file: &Path) -> Result<Loop, String> {
         .output()
         .map_err(|e| format!("losetup: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(format!("losetup: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
-    Ok(Loop(PathBuf::from(
-        String::from_utf8_lossy(&out.stdout).trim(),
-    )))
+    Ok(Loop(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())))
 }
 
 /// The mounted filesystem and one loop device per file. Field order = drop order: the
@@ -167,13 +160,7 @@ fn rig(files: Vec<FaultFile>, threads: usize) -> Option<Rig> {
     let mut cfg = Config::default();
     cfg.mount_options = vec![MountOption::RO, MountOption::FSName("mpath-fault".into())];
     cfg.n_threads = Some(threads);
-    let session = match fuser::spawn_mount(
-        FaultFs {
-            files: files.clone(),
-        },
-        dir.path(),
-        &cfg,
-    ) {
+    let session = match fuser::spawn_mount(FaultFs { files: files.clone() }, dir.path(), &cfg) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("\n*** SKIPPED: cannot mount FUSE (needs root): {e} ***\n");
@@ -304,10 +291,7 @@ fn slow_reads_count_against_the_latency_bound() {
     let tight = measure(vec![spec(10)]).remove(0);
     println!("slow disk, 10 ms bound: {tight:?}");
     assert!(tight.ios >= 32);
-    assert_eq!(
-        (tight.errs, tight.slow, tight.failed),
-        (tight.ios, tight.ios, 0)
-    );
+    assert_eq!((tight.errs, tight.slow, tight.failed), (tight.ios, tight.ios, 0));
     let loose = measure(vec![spec(5000)]).remove(0);
     println!("slow disk, 5 s bound: {loose:?}");
     assert!(loose.ios >= 32);
@@ -319,10 +303,7 @@ fn slow_reads_count_against_the_latency_bound() {
 #[test]
 #[ignore]
 fn full_length_120_second_test_measures_the_injected_rate() {
-    let files = vec![
-        file("every10", 10, Duration::ZERO),
-        file("every3", 3, Duration::ZERO),
-    ];
+    let files = vec![file("every10", 10, Duration::ZERO), file("every3", 3, Duration::ZERO)];
     let Some(rig) = rig(files, 4) else { return };
     let specs = rig
         .files
@@ -399,16 +380,10 @@ fn stuck_reads_on_a_real_device_count_once_and_are_freed_when_they_return() {
     rig.files[0].hang.store(false, Ordering::SeqCst);
     let t = std::time::Instant::now();
     while fds_on(&dev) > 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "closed path never released"
-        );
+        assert!(t.elapsed() < Duration::from_secs(10), "closed path never released");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        erx.try_recv().is_err(),
-        "late completions produced no report"
-    );
+    assert!(erx.try_recv().is_err(), "late completions produced no report");
     ctx.send(Cmd::Shutdown).expect("send");
     h.join().expect("join");
 }

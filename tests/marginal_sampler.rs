@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use multipathd::marginal::engine::IoEngine;
 use multipathd::marginal::engine::fake::{FakeEngine, FakeRead};
-use multipathd::marginal::sampler::{
-    CONCUR_NR_EVENT, Counts, Report, SampleTime, Sampler, TestSpec,
-};
+use multipathd::marginal::sampler::{CONCUR_NR_EVENT, Counts, Report, SampleTime, Sampler, TestSpec};
 
 const TICK: Duration = Duration::from_millis(100);
 const MS: Duration = Duration::from_millis(1);
@@ -76,11 +74,7 @@ fn no_reads_are_sent_once_elapsed_plus_timeout_reaches_the_sample_time() {
     assert_eq!(eng.reads_sent("/dev/sdb"), 19200);
     for k in 600..=1199u32 {
         eng.set_now(t0 + TICK * k);
-        assert!(
-            s.cycle(&mut eng, t0 + TICK * k, &mut buf)
-                .expect("cycle")
-                .is_empty()
-        );
+        assert!(s.cycle(&mut eng, t0 + TICK * k, &mut buf).expect("cycle").is_empty());
     }
     assert_eq!(eng.reads_sent("/dev/sdb"), 19200);
     assert_eq!(s.progress()[0].counts.ios, 19200);
@@ -150,18 +144,10 @@ fn reads_slower_than_the_latency_bound_are_errors() {
         let t0 = Instant::now();
         let mut eng = FakeEngine::new(t0);
         // every read takes 300 ms: a slot is refilled every 3rd tick
-        eng.add_device(
-            "/dev/sdb",
-            512,
-            Box::new(|_| FakeRead::Ok(Duration::from_millis(300))),
-        );
+        eng.add_device("/dev/sdb", 512, Box::new(|_| FakeRead::Ok(Duration::from_millis(300))));
         let mut s = Sampler::new();
-        s.start(
-            &mut eng,
-            spec("sdb", Some(Duration::from_millis(bound))),
-            t0,
-        )
-        .expect("start");
+        s.start(&mut eng, spec("sdb", Some(Duration::from_millis(bound))), t0)
+            .expect("start");
         let (rep, _) = run(&mut s, &mut eng, t0);
         let c = rep[0].counts;
         assert_eq!(c.ios, 200 * 32, "bound {bound}");
@@ -177,13 +163,7 @@ fn a_stuck_read_is_counted_once_cancelled_once_and_its_slot_stays_busy() {
     eng.add_device(
         "/dev/sdb",
         512,
-        Box::new(|n| {
-            if n == 0 {
-                FakeRead::Stuck
-            } else {
-                FakeRead::Ok(MS)
-            }
-        }),
+        Box::new(|n| if n == 0 { FakeRead::Stuck } else { FakeRead::Ok(MS) }),
     );
     let mut s = Sampler::new();
     s.start(&mut eng, spec("sdb", None), t0).expect("start");
@@ -198,11 +178,7 @@ fn a_stuck_read_is_counted_once_cancelled_once_and_its_slot_stays_busy() {
             ..Counts::default()
         }
     );
-    assert_eq!(
-        eng.cancels,
-        vec![(1, 0)],
-        "cancelled once, not on every poll"
-    );
+    assert_eq!(eng.cancels, vec![(1, 0)], "cancelled once, not on every poll");
     // the closed test keeps its engine handle until the stuck read comes home
     assert_eq!((eng.handles(), eng.in_flight()), (1, 1));
     eng.unstick("/dev/sdb");
@@ -217,13 +193,7 @@ fn a_read_that_returns_after_being_counted_stuck_is_not_counted_again() {
     eng.add_device(
         "/dev/sdb",
         512,
-        Box::new(|n| {
-            if n == 0 {
-                FakeRead::Stuck
-            } else {
-                FakeRead::Ok(MS)
-            }
-        }),
+        Box::new(|n| if n == 0 { FakeRead::Stuck } else { FakeRead::Ok(MS) }),
     );
     let mut s = Sampler::new();
     s.start(&mut eng, spec("sdb", None), t0).expect("start");
@@ -264,11 +234,7 @@ fn all_slots_stuck_counts_32_errors() {
 fn cancelling_a_test_cancels_its_reads_and_releases_the_handle_after_reaping() {
     let t0 = Instant::now();
     let mut eng = FakeEngine::new(t0);
-    eng.add_device(
-        "/dev/sdb",
-        512,
-        Box::new(|_| FakeRead::Ok(Duration::from_millis(250))),
-    );
+    eng.add_device("/dev/sdb", 512, Box::new(|_| FakeRead::Ok(Duration::from_millis(250))));
     let mut s = Sampler::new();
     s.start(&mut eng, spec("sdb", None), t0).expect("start");
     assert_eq!(eng.in_flight(), CONCUR_NR_EVENT);
@@ -276,11 +242,7 @@ fn cancelling_a_test_cancels_its_reads_and_releases_the_handle_after_reaping() {
     assert!(!s.cancel(&mut eng, "sdb"));
     assert!(s.is_empty());
     assert_eq!(eng.cancels.len(), 32);
-    assert_eq!(
-        eng.handles(),
-        1,
-        "buffers stay alive while reads are in flight"
-    );
+    assert_eq!(eng.handles(), 1, "buffers stay alive while reads are in flight");
     eng.set_now(t0 + Duration::from_millis(300));
     let mut buf = Vec::new();
     eng.reap(Duration::ZERO, &mut buf).expect("reap");
@@ -313,15 +275,10 @@ fn one_reap_pass_serves_all_paths() {
     s.start(&mut eng, spec("sdb", None), t0).expect("start");
     assert_eq!(eng.handles(), 3);
     let (mut rep, cycles) = run(&mut s, &mut eng, t0);
-    assert_eq!(
-        eng.reaps as u32, cycles,
-        "one reap per cycle, not one per path"
-    );
+    assert_eq!(eng.reaps as u32, cycles, "one reap per cycle, not one per path");
     rep.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(
-        rep.iter()
-            .map(|r| (r.counts.ios, r.counts.errs))
-            .collect::<Vec<_>>(),
+        rep.iter().map(|r| (r.counts.ios, r.counts.errs)).collect::<Vec<_>>(),
         vec![(19200, 0), (19200, 9600), (19200, 0)]
     );
 }
@@ -331,9 +288,7 @@ fn missing_device_fails_to_start_and_partial_submits_count_only_accepted_reads()
     let t0 = Instant::now();
     let mut eng = FakeEngine::new(t0);
     let mut s = Sampler::new();
-    let e = s
-        .start(&mut eng, spec("sdx", None), t0)
-        .expect_err("no such device");
+    let e = s.start(&mut eng, spec("sdx", None), t0).expect_err("no such device");
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     assert!(s.is_empty());
 
@@ -351,15 +306,11 @@ fn shortened_sample_time_scales_the_window() {
     eng.add_device("/dev/sdb", 512, Box::new(|_| FakeRead::Ok(MS)));
     let mut s = Sampler::new();
     let mut sp = spec("sdb", None);
-    sp.sample_time =
-        SampleTime::shortened_for_tests(Duration::from_secs(4), Duration::from_secs(2));
+    sp.sample_time = SampleTime::shortened_for_tests(Duration::from_secs(4), Duration::from_secs(2));
     s.start(&mut eng, sp, t0).expect("start");
     let (rep, cycles) = run(&mut s, &mut eng, t0);
     assert_eq!((rep[0].counts.ios, cycles), (20 * 32, 40));
-    assert_eq!(
-        SampleTime::from_config(30).sample(),
-        Duration::from_secs(120)
-    );
+    assert_eq!(SampleTime::from_config(30).sample(), Duration::from_secs(120));
 }
 
 #[test]

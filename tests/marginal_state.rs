@@ -74,10 +74,7 @@ fn testing(m: &mut MarginalState, c: &Clock) {
     assert_eq!(
         a,
         vec![
-            log(
-                4,
-                "io error statistic: sdb: reschedule checking after 300 seconds"
-            ),
+            log(4, "io error statistic: sdb: reschedule checking after 300 seconds"),
             Action::EnqueueTest {
                 path: p("sdb"),
                 sample_time: 120,
@@ -103,10 +100,7 @@ fn disabled_feature_ignores_uevents() {
             log(3, "io_err_stat: sdb: cannot handle pathfail uevent"),
         ]
     );
-    assert_eq!(
-        m.status("sdb", c.at(0)).map(|s| s.state),
-        Some(TestState::Normal)
-    );
+    assert_eq!(m.status("sdb", c.at(0)).map(|s| s.state), Some(TestState::Normal));
     assert!(m.handle(up("sdb", 2), c.at(1)).is_empty());
     let mut f = MarginalState::new(MarginalConfig {
         pathgroups: PathGroups::Fpin,
@@ -134,15 +128,9 @@ fn first_failure_starts_prechecking() {
     let mut m = MarginalState::new(cfg());
     assert_eq!(
         m.handle(failed("sdb", 2), c.at(0)),
-        vec![log(
-            5,
-            "io error statistic: sdb: start path flakiness pre-checking"
-        )]
+        vec![log(5, "io error statistic: sdb: start path flakiness pre-checking")]
     );
-    assert_eq!(
-        m.status("sdb", c.at(0)).map(|s| s.state),
-        Some(TestState::PreChecking)
-    );
+    assert_eq!(m.status("sdb", c.at(0)).map(|s| s.state), Some(TestState::PreChecking));
     assert!(!m.is_held("sdb"));
 }
 
@@ -171,10 +159,7 @@ fn window_boundary_is_inclusive_and_late_failure_restarts() {
     m.handle(failed("sdb", 3), c.at(0));
     assert_eq!(
         m.handle(failed("sdb", 3), c.at(61)),
-        vec![log(
-            5,
-            "io error statistic: sdb: restart path flakiness pre-checking"
-        )]
+        vec![log(5, "io error statistic: sdb: restart path flakiness pre-checking")]
     );
     assert!(!m.is_held("sdb"));
     assert!(
@@ -212,14 +197,8 @@ fn checker_up_enqueues_once_then_keeps_delaying() {
     let c = Clock(Instant::now());
     let mut m = MarginalState::new(cfg());
     testing(&mut m, &c);
-    assert_eq!(
-        m.handle(up("sdb", 2), c.at(21)),
-        vec![Action::Delay { path: p("sdb") }]
-    );
-    assert_eq!(
-        m.status("sdb", c.at(21)).map(|s| s.state),
-        Some(TestState::Testing)
-    );
+    assert_eq!(m.handle(up("sdb", 2), c.at(21)), vec![Action::Delay { path: p("sdb") }]);
+    assert_eq!(m.status("sdb", c.at(21)).map(|s| s.state), Some(TestState::Testing));
     m.handle(
         Event::TestProgress {
             path: p("sdb"),
@@ -242,10 +221,7 @@ fn good_verdict_releases_and_the_next_checker_run_clears_delayed() {
         vec![
             log(4, "io error statistic: sdb: check end"),
             log(3, "io error statistic: sdb: IO error rate (10.0/1000)"),
-            log(
-                3,
-                "io error statistic: sdb: (10/1000) good to enable reinstating"
-            ),
+            log(3, "io error statistic: sdb: (10/1000) good to enable reinstating"),
             Action::ReleaseReinstate { path: p("sdb") },
         ]
     );
@@ -284,10 +260,7 @@ fn bad_verdict_keeps_failing_and_rechecks_after_the_gap() {
         vec![
             log(4, "io error statistic: sdb: check end"),
             log(3, "io error statistic: sdb: IO error rate (11.0/1000)"),
-            log(
-                3,
-                "io error statistic: mpatha: keep failing the dm path sdb"
-            ),
+            log(3, "io error statistic: mpatha: keep failing the dm path sdb"),
             log(3, "io error statistic: mpatha: disable reinstating of sdb"),
         ]
     );
@@ -306,17 +279,11 @@ fn bad_verdict_keeps_failing_and_rechecks_after_the_gap() {
         m.handle(up("sdb", 2), c.at(440)),
         vec![Action::Delay { path: p("sdb") }]
     );
-    assert_eq!(
-        m.status("sdb", c.at(440)).and_then(|s| s.next_recheck_in),
-        Some(1)
-    );
+    assert_eq!(m.status("sdb", c.at(440)).and_then(|s| s.next_recheck_in), Some(1));
     assert_eq!(
         m.handle(up("sdb", 2), c.at(441)),
         vec![
-            log(
-                4,
-                "io error statistic: sdb: reschedule checking after 300 seconds"
-            ),
+            log(4, "io error statistic: sdb: reschedule checking after 300 seconds"),
             Action::EnqueueTest {
                 path: p("sdb"),
                 sample_time: 120,
@@ -337,10 +304,7 @@ fn bad_verdict_on_the_only_usable_path_releases_it() {
     assert_eq!(
         m.handle(finished("sdb", 100, 50, 0), c.at(140))[2..],
         [
-            log(
-                3,
-                "io error statistic: sdb: there is orphan path, enable reinstating"
-            ),
+            log(3, "io error statistic: sdb: there is orphan path, enable reinstating"),
             Action::ReleaseReinstate { path: p("sdb") },
         ]
     );
@@ -439,10 +403,7 @@ fn removed_path_cancels_its_test() {
     );
     let mut w = MarginalState::new(cfg());
     held(&mut w, &c);
-    assert!(
-        w.handle(Event::PathRemoved { path: p("sdb") }, c.at(30))
-            .is_empty()
-    );
+    assert!(w.handle(Event::PathRemoved { path: p("sdb") }, c.at(30)).is_empty());
 }
 
 #[test]
@@ -457,10 +418,7 @@ fn failed_enqueue_recovers_the_path() {
             Action::ReleaseReinstate { path: p("sdb") }
         ]
     );
-    assert!(
-        m.handle(Event::EnqueueFailed { path: p("sdb") }, c.at(22))
-            .is_empty()
-    );
+    assert!(m.handle(Event::EnqueueFailed { path: p("sdb") }, c.at(22)).is_empty());
 }
 
 #[test]
@@ -474,10 +432,7 @@ fn marginal_pathgroups_on_reinstates_into_the_marginal_group() {
     assert_eq!(
         m.handle(up("sdb", 2), c.at(20)),
         vec![
-            log(
-                4,
-                "io error statistic: sdb: reschedule checking after 300 seconds"
-            ),
+            log(4, "io error statistic: sdb: reschedule checking after 300 seconds"),
             Action::EnqueueTest {
                 path: p("sdb"),
                 sample_time: 120,
@@ -562,10 +517,7 @@ fn per_map_settings_override_the_defaults() {
     let a = m.handle(up("sdb", 2), c.at(20));
     assert_eq!(
         a[0],
-        log(
-            4,
-            "io error statistic: sdb: reschedule checking after 5 seconds"
-        )
+        log(4, "io error statistic: sdb: reschedule checking after 5 seconds")
     );
     assert_eq!(
         a[1],
@@ -621,7 +573,10 @@ fn test_is_due_while_held_waiting_and_after_the_recheck_gap_for_a_while() {
     m.handle(failed("sdb", 3), c.at(10));
     assert!(m.test_due("sdb", c.at(11)), "held, no verdict yet");
     assert!(m.test_due("sdb", c.at(130)), "still inside the prompt-check window");
-    assert!(!m.test_due("sdb", c.at(131)), "a path that stays dead is checked as usual again");
+    assert!(
+        !m.test_due("sdb", c.at(131)),
+        "a path that stays dead is checked as usual again"
+    );
     m.handle(up("sdb", 2), c.at(131));
     assert!(!m.test_due("sdb", c.at(132)), "under test");
     m.handle(finished("sdb", 1000, 11, 2), c.at(251));

@@ -17,9 +17,7 @@ fn kernel_change_event_arrives_and_stop_disconnects() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let ev = loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let ev = rx
-            .recv_timeout(left)
-            .expect("uevent for /dev/null within 10 s");
+        let ev = rx.recv_timeout(left).expect("uevent for /dev/null within 10 s");
         if ev.devpath == "/devices/virtual/mem/null" {
             break ev;
         }

@@ -119,7 +119,10 @@ impl DirectioEngine {
             std::collections::hash_map::Entry::Occupied(o) => Ok(o.into_mut()),
             std::collections::hash_map::Entry::Vacant(v) => {
                 let device = Device::open(dev)?;
-                Ok(v.insert(Open { dev: dev.to_path_buf(), device }))
+                Ok(v.insert(Open {
+                    dev: dev.to_path_buf(),
+                    device,
+                }))
             }
         }
     }
@@ -147,7 +150,16 @@ impl DirectioEngine {
         };
         let token = self.next_token;
         self.next_token += 1;
-        self.inflight.insert(token, Inflight { path, device, started: now, submitted: false, timed_out: false });
+        self.inflight.insert(
+            token,
+            Inflight {
+                path,
+                device,
+                started: now,
+                submitted: false,
+                timed_out: false,
+            },
+        );
         self.by_path.insert(path, token);
         self.queued.push(token);
         self.deadlines.push(Reverse((now + timeout, token)));
@@ -160,8 +172,7 @@ impl DirectioEngine {
         tokens.retain(|t| self.inflight.contains_key(t));
         let mut done = 0;
         while done < tokens.len() {
-            let reads: Vec<(&Device, u64)> =
-                tokens[done..].iter().map(|t| (&self.inflight[t].device, *t)).collect();
+            let reads: Vec<(&Device, u64)> = tokens[done..].iter().map(|t| (&self.inflight[t].device, *t)).collect();
             match self.aio.submit(self.ring, &reads) {
                 // The AIO ring is full: keep the rest queued for the next poll.
                 Ok(0) => break,
@@ -211,7 +222,11 @@ impl DirectioEngine {
             log::debug!("directio: path {} read returned {}", i.path, res);
             Verdict::new(PathState::Down, MSG_DOWN)
         };
-        out.push(DirectioResult { path: i.path, verdict, took: now.saturating_duration_since(i.started) });
+        out.push(DirectioResult {
+            path: i.path,
+            verdict,
+            took: now.saturating_duration_since(i.started),
+        });
     }
 
     /// Submits queued reads, reaps completions without blocking and reports reads
@@ -232,7 +247,9 @@ impl DirectioEngine {
                 break;
             }
             self.deadlines.pop();
-            let Some(i) = self.inflight.get_mut(&token) else { continue };
+            let Some(i) = self.inflight.get_mut(&token) else {
+                continue;
+            };
             if i.timed_out {
                 continue;
             }
@@ -253,7 +270,11 @@ impl DirectioEngine {
                 self.queued.retain(|t| *t != token);
                 self.by_path.remove(&path);
             }
-            out.push(DirectioResult { path, verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT), took });
+            out.push(DirectioResult {
+                path,
+                verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
+                took,
+            });
         }
         out
     }

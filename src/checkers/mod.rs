@@ -71,7 +71,11 @@ impl fmt::Display for CheckerNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CheckerNameError::NotBuilt(n) => {
-                write!(f, "checker \"{n}\" is not supported by this build, using {}", DEFAULT_CHECKER.name())
+                write!(
+                    f,
+                    "checker \"{n}\" is not supported by this build, using {}",
+                    DEFAULT_CHECKER.name()
+                )
             }
             CheckerNameError::Unknown(n) => write!(f, "unknown checker \"{n}\", using {}", DEFAULT_CHECKER.name()),
         }
@@ -175,7 +179,12 @@ pub struct CheckerLoop<C: Clock> {
 
 impl<C: Clock> CheckerLoop<C> {
     /// `workers` = threads kept for blocking SG_IO checks; more start while checks hang.
-    pub fn new(control: Receiver<Control>, results: Sender<CheckOutcome>, clock: C, workers: usize) -> std::io::Result<Self> {
+    pub fn new(
+        control: Receiver<Control>,
+        results: Sender<CheckOutcome>,
+        clock: C,
+        workers: usize,
+    ) -> std::io::Result<Self> {
         let now = clock.now();
         let next_sweep = now + SYSFS_SWEEP;
         Ok(CheckerLoop {
@@ -213,9 +222,10 @@ impl<C: Clock> CheckerLoop<C> {
             .watched
             .iter()
             .filter(|id| {
-                self.paths.get(id).and_then(|r| r.sysfs_state.as_ref()).is_some_and(|f| {
-                    sysfs::read_sysfs_state(f).is_some_and(|v| !matches!(v.state, PathState::Pending))
-                })
+                self.paths
+                    .get(id)
+                    .and_then(|r| r.sysfs_state.as_ref())
+                    .is_some_and(|f| sysfs::read_sysfs_state(f).is_some_and(|v| !matches!(v.state, PathState::Pending)))
             })
             .copied()
             .collect();
@@ -237,7 +247,9 @@ impl<C: Clock> CheckerLoop<C> {
         match req.kind {
             CheckerKind::None => Some(Verdict::new(PathState::Up, MSG_UP)),
             CheckerKind::Tur => self.pool.start(id, &req.dev, BlockingCheck::Tur, now, req.timeout),
-            CheckerKind::Readsector0 => self.pool.start(id, &req.dev, BlockingCheck::Readsector0, now, req.timeout),
+            CheckerKind::Readsector0 => self
+                .pool
+                .start(id, &req.dev, BlockingCheck::Readsector0, now, req.timeout),
             CheckerKind::HpSw => self.pool.start(id, &req.dev, BlockingCheck::HpSw, now, req.timeout),
             CheckerKind::Rdac => self.pool.start(id, &req.dev, BlockingCheck::Rdac, now, req.timeout),
             CheckerKind::Directio => {
@@ -303,8 +315,12 @@ impl<C: Clock> CheckerLoop<C> {
                 return false;
             }
         }
-        let mut done: Vec<(PathId, Verdict, Duration)> =
-            self.pool.poll(now).into_iter().map(|r| (r.path, r.verdict, r.took)).collect();
+        let mut done: Vec<(PathId, Verdict, Duration)> = self
+            .pool
+            .poll(now)
+            .into_iter()
+            .map(|r| (r.path, r.verdict, r.took))
+            .collect();
         if let Some((d, _)) = self.directio.as_mut() {
             done.extend(d.poll(now).into_iter().map(|r| (r.path, r.verdict, r.took)));
         }
@@ -320,11 +336,16 @@ impl<C: Clock> CheckerLoop<C> {
     fn wait_time(&mut self) -> Duration {
         let now = self.clock.now();
         let sweep = (!self.watched.is_empty()).then_some(self.next_sweep);
-        [self.sched.next_deadline(), self.pool.next_deadline(), self.directio.as_mut().and_then(|(d, _)| d.next_deadline()), sweep]
-            .into_iter()
-            .flatten()
-            .min()
-            .map_or(IDLE_WAIT, |t| t.saturating_duration_since(now).min(IDLE_WAIT))
+        [
+            self.sched.next_deadline(),
+            self.pool.next_deadline(),
+            self.directio.as_mut().and_then(|(d, _)| d.next_deadline()),
+            sweep,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(IDLE_WAIT, |t| t.saturating_duration_since(now).min(IDLE_WAIT))
     }
 
     /// Runs until [`Control::Shutdown`], or until either channel is closed.
@@ -380,7 +401,9 @@ pub fn spawn_checker_loop<C: Clock + 'static>(
     workers: usize,
 ) -> std::io::Result<JoinHandle<()>> {
     let lp = CheckerLoop::new(rx_control, tx_results, clock, workers)?;
-    std::thread::Builder::new().name("checkerloop".to_string()).spawn(move || lp.run())
+    std::thread::Builder::new()
+        .name("checkerloop".to_string())
+        .spawn(move || lp.run())
 }
 
 #[cfg(test)]
@@ -395,9 +418,15 @@ mod tests {
         assert_eq!(checker_by_name("none"), Ok(CheckerKind::None));
         for n in ["emc_clariion", "cciss_tur"] {
             let e = checker_by_name(n).unwrap_err();
-            assert_eq!(e.to_string(), format!("checker \"{n}\" is not supported by this build, using tur"));
+            assert_eq!(
+                e.to_string(),
+                format!("checker \"{n}\" is not supported by this build, using tur")
+            );
         }
-        assert_eq!(checker_by_name("bogus").unwrap_err().to_string(), "unknown checker \"bogus\", using tur");
+        assert_eq!(
+            checker_by_name("bogus").unwrap_err().to_string(),
+            "unknown checker \"bogus\", using tur"
+        );
         for k in [
             CheckerKind::Tur,
             CheckerKind::Directio,

@@ -72,7 +72,11 @@ pub struct Done {
 enum Slot {
     /// Waiting for a worker (only when [`MAX_WORKERS`] are busy).
     Queued,
-    Running { token: u64, started: Instant, timed_out: bool },
+    Running {
+        token: u64,
+        started: Instant,
+        timed_out: bool,
+    },
 }
 
 struct Worker {
@@ -128,7 +132,12 @@ impl BlockingPool {
     }
 
     /// A pool of `min_workers..=max_workers` threads running `runner` for each job.
-    pub fn with_runner(min_workers: usize, max_workers: usize, runner: Runner, now: Instant) -> std::io::Result<BlockingPool> {
+    pub fn with_runner(
+        min_workers: usize,
+        max_workers: usize,
+        runner: Runner,
+        now: Instant,
+    ) -> std::io::Result<BlockingPool> {
         let (done_tx, done) = crossbeam_channel::unbounded::<Done>();
         let min_workers = min_workers.max(1);
         let mut pool = BlockingPool {
@@ -158,16 +167,31 @@ impl BlockingPool {
         let (jtx, jrx) = crossbeam_channel::bounded::<Job>(1);
         let dtx = self.done_tx.clone();
         let runner = Arc::clone(&self.runner);
-        std::thread::Builder::new().name(format!("checker-{id}")).stack_size(WORKER_STACK).spawn(move || {
-            for job in jrx.iter() {
-                let verdict = runner(job.path, job.check, job.file.as_raw_fd(), job.timeout);
-                if dtx.send(Done { worker: id, token: job.token, path: job.path, verdict }).is_err() {
-                    break;
+        std::thread::Builder::new()
+            .name(format!("checker-{id}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || {
+                for job in jrx.iter() {
+                    let verdict = runner(job.path, job.check, job.file.as_raw_fd(), job.timeout);
+                    if dtx
+                        .send(Done {
+                            worker: id,
+                            token: job.token,
+                            path: job.path,
+                            verdict,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
                 }
-            }
-        })?;
+            })?;
         self.next_worker += 1;
-        Ok(Worker { id, jobs: jtx, idle_since: now })
+        Ok(Worker {
+            id,
+            jobs: jtx,
+            idle_since: now,
+        })
     }
 
     /// Threads alive or still stuck in a job (hung ones included).
@@ -200,7 +224,9 @@ impl BlockingPool {
             }
             self.deadlines.pop();
         }
-        let retire = (self.workers() > self.min_workers).then(|| self.idle.front().map(|w| w.idle_since + RETIRE_AFTER)).flatten();
+        let retire = (self.workers() > self.min_workers)
+            .then(|| self.idle.front().map(|w| w.idle_since + RETIRE_AFTER))
+            .flatten();
         [next, retire].into_iter().flatten().min()
     }
 
@@ -215,7 +241,12 @@ impl BlockingPool {
         {
             return Ok(Arc::clone(f));
         }
-        let f = Arc::new(std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(dev)?);
+        let f = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(dev)?,
+        );
         self.files.insert(path, (dev.to_path_buf(), Arc::clone(&f)));
         Ok(f)
     }
@@ -223,7 +254,14 @@ impl BlockingPool {
     /// Hands a check to a worker. Returns a verdict right away when it cannot
     /// run: the device does not open, or the previous check of this path is still
     /// waiting or running (pending) or hung past its deadline (timeout).
-    pub fn start(&mut self, path: PathId, dev: &Path, check: BlockingCheck, now: Instant, timeout: Duration) -> Option<Verdict> {
+    pub fn start(
+        &mut self,
+        path: PathId,
+        dev: &Path,
+        check: BlockingCheck,
+        now: Instant,
+        timeout: Duration,
+    ) -> Option<Verdict> {
         match self.slots.get(&path) {
             Some(Slot::Running { timed_out: true, .. }) => return Some(Verdict::new(PathState::Timeout, MSG_TIMEOUT)),
             Some(_) => return Some(Verdict::new(PathState::Pending, "")),
@@ -239,7 +277,13 @@ impl BlockingPool {
         let token = self.next_token;
         self.next_token += 1;
         self.slots.insert(path, Slot::Queued);
-        self.queue.push_back(Job { token, path, check, file, timeout });
+        self.queue.push_back(Job {
+            token,
+            path,
+            check,
+            file,
+            timeout,
+        });
         self.dispatch(now);
         None
     }
@@ -256,7 +300,10 @@ impl BlockingPool {
             Ok(w) => Some(w),
             Err(e) => {
                 // Checks wait for a running worker instead; nothing is lost.
-                log::warn!("checker: cannot start another worker thread ({} running): {e}", self.workers());
+                log::warn!(
+                    "checker: cannot start another worker thread ({} running): {e}",
+                    self.workers()
+                );
                 None
             }
         }
@@ -273,7 +320,14 @@ impl BlockingPool {
             let (path, token, timeout) = (job.path, job.token, job.timeout);
             match w.jobs.try_send(job) {
                 Ok(()) => {
-                    self.slots.insert(path, Slot::Running { token, started: now, timed_out: false });
+                    self.slots.insert(
+                        path,
+                        Slot::Running {
+                            token,
+                            started: now,
+                            timed_out: false,
+                        },
+                    );
                     self.deadlines.push(Reverse((now + timeout + GRACE, path, token)));
                     self.busy.insert(w.id, w);
                 }
@@ -291,7 +345,11 @@ impl BlockingPool {
             self.idle.push_back(w);
         }
         let result = match self.slots.get(&done.path) {
-            Some(&Slot::Running { token, started, timed_out }) if token == done.token => {
+            Some(&Slot::Running {
+                token,
+                started,
+                timed_out,
+            }) if token == done.token => {
                 self.slots.remove(&done.path);
                 (!timed_out).then(|| PoolResult {
                     path: done.path,
@@ -317,7 +375,11 @@ impl BlockingPool {
                 break;
             }
             self.deadlines.pop();
-            if let Some(Slot::Running { token: t, started, timed_out }) = self.slots.get_mut(&path)
+            if let Some(Slot::Running {
+                token: t,
+                started,
+                timed_out,
+            }) = self.slots.get_mut(&path)
                 && *t == token
                 && !*timed_out
             {
@@ -330,7 +392,10 @@ impl BlockingPool {
             }
         }
         while self.workers() > self.min_workers
-            && self.idle.front().is_some_and(|w| now.saturating_duration_since(w.idle_since) >= RETIRE_AFTER)
+            && self
+                .idle
+                .front()
+                .is_some_and(|w| now.saturating_duration_since(w.idle_since) >= RETIRE_AFTER)
         {
             self.idle.pop_front();
         }
@@ -381,7 +446,12 @@ mod tests {
             Verdict::new(PathState::Up, " reports path is up")
         });
         let t0 = Instant::now();
-        Fixture { pool: BlockingPool::with_runner(min, max, runner, t0).unwrap(), release, dev: tempfile::NamedTempFile::new().unwrap(), t0 }
+        Fixture {
+            pool: BlockingPool::with_runner(min, max, runner, t0).unwrap(),
+            release,
+            dev: tempfile::NamedTempFile::new().unwrap(),
+            t0,
+        }
     }
 
     impl Fixture {
@@ -390,7 +460,8 @@ mod tests {
         }
         fn start(&mut self, path: PathId, ms: u64) -> Option<Verdict> {
             let now = self.at(ms);
-            self.pool.start(path, self.dev.path(), BlockingCheck::Readsector0, now, T)
+            self.pool
+                .start(path, self.dev.path(), BlockingCheck::Readsector0, now, T)
         }
         /// The next worker answer, applied at `ms`.
         fn answer(&mut self, ms: u64) -> Option<PoolResult> {
@@ -401,11 +472,19 @@ mod tests {
     }
 
     fn up(path: PathId, took_ms: u64) -> Option<PoolResult> {
-        Some(PoolResult { path, verdict: Verdict::new(PathState::Up, " reports path is up"), took: Duration::from_millis(took_ms) })
+        Some(PoolResult {
+            path,
+            verdict: Verdict::new(PathState::Up, " reports path is up"),
+            took: Duration::from_millis(took_ms),
+        })
     }
 
     fn timeout(path: PathId, took_ms: u64) -> PoolResult {
-        PoolResult { path, verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT), took: Duration::from_millis(took_ms) }
+        PoolResult {
+            path,
+            verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
+            took: Duration::from_millis(took_ms),
+        }
     }
 
     #[test]
@@ -503,7 +582,9 @@ mod tests {
     #[test]
     fn unopenable_device_is_down_without_a_job() {
         let mut f = fixture(1, 1, &[]);
-        let v = f.pool.start(2, Path::new("/dev/mpd-missing"), BlockingCheck::Tur, f.t0, T);
+        let v = f
+            .pool
+            .start(2, Path::new("/dev/mpd-missing"), BlockingCheck::Tur, f.t0, T);
         assert_eq!(v, Some(Verdict::new(PathState::Down, MSG_DOWN)));
         assert_eq!(f.pool.next_deadline(), None);
     }

@@ -54,7 +54,12 @@ impl Scheduler {
         self.seq += 1;
         let generation = self.seq;
         self.live.insert(id, (generation, at));
-        self.heap.push(Reverse(Entry { at, seq: self.seq, id, generation }));
+        self.heap.push(Reverse(Entry {
+            at,
+            seq: self.seq,
+            id,
+            generation,
+        }));
         self.compact_if_stale();
     }
 
@@ -78,7 +83,10 @@ impl Scheduler {
         for (i, &id) in ids.iter().enumerate() {
             let offset = window_ns * i as u128 / n;
             // offset < window, which fits in u64 nanoseconds for any sane window.
-            self.schedule(id, now + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX)));
+            self.schedule(
+                id,
+                now + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX)),
+            );
         }
     }
 

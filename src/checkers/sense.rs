@@ -36,8 +36,16 @@ pub fn decode_sense(sb: &[u8]) -> Option<Sense> {
         return None;
     }
     match sb[0] & 0x7f {
-        0x72 | 0x73 => Some(Sense { key: sb[1] & 0x0f, asc: sb[2], ascq: sb[3] }),
-        0x70 | 0x71 if sb.len() > 13 => Some(Sense { key: sb[2] & 0x0f, asc: sb[12], ascq: sb[13] }),
+        0x72 | 0x73 => Some(Sense {
+            key: sb[1] & 0x0f,
+            asc: sb[2],
+            ascq: sb[3],
+        }),
+        0x70 | 0x71 if sb.len() > 13 => Some(Sense {
+            key: sb[2] & 0x0f,
+            asc: sb[12],
+            ascq: sb[13],
+        }),
         _ => None,
     }
 }
@@ -131,7 +139,12 @@ mod tests {
     }
 
     fn check_condition(sense: Vec<u8>) -> ScsiCompletion {
-        ScsiCompletion { ok: false, status: 0x02, host_status: 0, sense }
+        ScsiCompletion {
+            ok: false,
+            status: 0x02,
+            host_status: 0,
+            sense,
+        }
     }
 
     fn done(state: PathState, msg: &str) -> TurDecision {
@@ -140,14 +153,32 @@ mod tests {
 
     #[test]
     fn decodes_both_sense_formats() {
-        let want = Some(Sense { key: 2, asc: 4, ascq: 0x0b });
+        let want = Some(Sense {
+            key: 2,
+            asc: 4,
+            ascq: 0x0b,
+        });
         assert_eq!(decode_sense(&fixed(2, 4, 0x0b)), want);
         assert_eq!(decode_sense(&desc(2, 4, 0x0b)), want);
         // Deferred-error and "valid bit" variants.
         let mut f = fixed(6, 0x29, 0);
         f[0] = 0xf1;
-        assert_eq!(decode_sense(&f), Some(Sense { key: 6, asc: 0x29, ascq: 0 }));
-        assert_eq!(decode_sense(&[0x73, 0x05, 0x25, 0x00]), Some(Sense { key: 5, asc: 0x25, ascq: 0 }));
+        assert_eq!(
+            decode_sense(&f),
+            Some(Sense {
+                key: 6,
+                asc: 0x29,
+                ascq: 0
+            })
+        );
+        assert_eq!(
+            decode_sense(&[0x73, 0x05, 0x25, 0x00]),
+            Some(Sense {
+                key: 5,
+                asc: 0x25,
+                ascq: 0
+            })
+        );
         // Too short or unknown.
         assert_eq!(decode_sense(&fixed(2, 4, 0x0b)[..13]), None);
         assert_eq!(decode_sense(&[0x72, 1, 2]), None);
@@ -157,31 +188,103 @@ mod tests {
     #[test]
     fn tur_table() {
         let cases: Vec<(ScsiCompletion, u32, TurDecision)> = vec![
-            (ScsiCompletion { ok: true, ..Default::default() }, 3, done(PathState::Up, MSG_UP)),
+            (
+                ScsiCompletion {
+                    ok: true,
+                    ..Default::default()
+                },
+                3,
+                done(PathState::Up, MSG_UP),
+            ),
             // Reservation conflict (also with a stray low bit) is up.
-            (ScsiCompletion { ok: false, status: 0x18, ..Default::default() }, 3, done(PathState::Up, MSG_UP)),
-            (ScsiCompletion { ok: false, status: 0x19, ..Default::default() }, 0, done(PathState::Up, MSG_UP)),
+            (
+                ScsiCompletion {
+                    ok: false,
+                    status: 0x18,
+                    ..Default::default()
+                },
+                3,
+                done(PathState::Up, MSG_UP),
+            ),
+            (
+                ScsiCompletion {
+                    ok: false,
+                    status: 0x19,
+                    ..Default::default()
+                },
+                0,
+                done(PathState::Up, MSG_UP),
+            ),
             (check_condition(fixed(6, 0x29, 0)), 2, TurDecision::Retry),
             (check_condition(desc(6, 0x2a, 6)), 1, TurDecision::Retry),
             (check_condition(fixed(6, 0x29, 0)), 0, done(PathState::Down, MSG_DOWN)),
             (check_condition(fixed(2, 4, 0x0b)), 3, done(PathState::Ghost, MSG_GHOST)),
             (check_condition(desc(2, 4, 0x0b)), 3, done(PathState::Ghost, MSG_GHOST)),
-            (check_condition(fixed(2, 4, 0x0a)), 3, done(PathState::Pending, MSG_TRANSITIONING)),
+            (
+                check_condition(fixed(2, 4, 0x0a)),
+                3,
+                done(PathState::Pending, MSG_TRANSITIONING),
+            ),
             (check_condition(fixed(2, 4, 0x02)), 3, done(PathState::Down, MSG_DOWN)),
             (check_condition(fixed(2, 0x3a, 0)), 3, done(PathState::Down, MSG_DOWN)),
-            (check_condition(fixed(5, 0x25, 0)), 3, done(PathState::Disconnected, MSG_DISCONNECTED)),
+            (
+                check_condition(fixed(5, 0x25, 0)),
+                3,
+                done(PathState::Disconnected, MSG_DISCONNECTED),
+            ),
             (check_condition(fixed(5, 0x24, 0)), 3, done(PathState::Down, MSG_DOWN)),
             (check_condition(fixed(3, 0x11, 0)), 3, done(PathState::Down, MSG_DOWN)),
             (check_condition(vec![]), 3, done(PathState::Down, MSG_DOWN)),
             // Transient driver/host error (DID_ERROR 0x07, DID_SOFT_ERROR 0x0b): retried.
-            (ScsiCompletion { ok: false, status: 0, host_status: 0x07, sense: vec![] }, 1, TurDecision::Retry),
-            (ScsiCompletion { ok: false, status: 0, host_status: 0x0b, sense: vec![] }, 0, done(PathState::Down, MSG_DOWN)),
+            (
+                ScsiCompletion {
+                    ok: false,
+                    status: 0,
+                    host_status: 0x07,
+                    sense: vec![],
+                },
+                1,
+                TurDecision::Retry,
+            ),
+            (
+                ScsiCompletion {
+                    ok: false,
+                    status: 0,
+                    host_status: 0x0b,
+                    sense: vec![],
+                },
+                0,
+                done(PathState::Down, MSG_DOWN),
+            ),
             // Final host errors are not retried.
-            (ScsiCompletion { ok: false, status: 0, host_status: 0x01, sense: vec![] }, 3, done(PathState::Down, MSG_DOWN)),
-            (ScsiCompletion { ok: false, status: 0, host_status: 0x0f, sense: vec![] }, 3, done(PathState::Down, MSG_DOWN)),
+            (
+                ScsiCompletion {
+                    ok: false,
+                    status: 0,
+                    host_status: 0x01,
+                    sense: vec![],
+                },
+                3,
+                done(PathState::Down, MSG_DOWN),
+            ),
+            (
+                ScsiCompletion {
+                    ok: false,
+                    status: 0,
+                    host_status: 0x0f,
+                    sense: vec![],
+                },
+                3,
+                done(PathState::Down, MSG_DOWN),
+            ),
             // A transient host error whose sense says standby, out of retries: ghost.
             (
-                ScsiCompletion { ok: false, status: 2, host_status: 0x07, sense: fixed(2, 4, 0x0b) },
+                ScsiCompletion {
+                    ok: false,
+                    status: 2,
+                    host_status: 0x07,
+                    sense: fixed(2, 4, 0x0b),
+                },
                 0,
                 done(PathState::Ghost, MSG_GHOST),
             ),
@@ -193,12 +296,36 @@ mod tests {
 
     #[test]
     fn read_table() {
-        assert_eq!(interpret_read(&ScsiCompletion { ok: true, ..Default::default() }, 0), done(PathState::Up, MSG_UP));
-        assert_eq!(interpret_read(&check_condition(fixed(1, 0x17, 0)), 0), done(PathState::Up, MSG_UP));
-        assert_eq!(interpret_read(&check_condition(fixed(6, 0x29, 0)), 1), TurDecision::Retry);
-        assert_eq!(interpret_read(&check_condition(fixed(6, 0x29, 0)), 0), done(PathState::Down, MSG_DOWN));
-        assert_eq!(interpret_read(&check_condition(fixed(3, 0x11, 0)), 3), done(PathState::Down, MSG_DOWN));
-        assert_eq!(interpret_read(&check_condition(fixed(2, 4, 0x0b)), 3), done(PathState::Down, MSG_DOWN));
+        assert_eq!(
+            interpret_read(
+                &ScsiCompletion {
+                    ok: true,
+                    ..Default::default()
+                },
+                0
+            ),
+            done(PathState::Up, MSG_UP)
+        );
+        assert_eq!(
+            interpret_read(&check_condition(fixed(1, 0x17, 0)), 0),
+            done(PathState::Up, MSG_UP)
+        );
+        assert_eq!(
+            interpret_read(&check_condition(fixed(6, 0x29, 0)), 1),
+            TurDecision::Retry
+        );
+        assert_eq!(
+            interpret_read(&check_condition(fixed(6, 0x29, 0)), 0),
+            done(PathState::Down, MSG_DOWN)
+        );
+        assert_eq!(
+            interpret_read(&check_condition(fixed(3, 0x11, 0)), 3),
+            done(PathState::Down, MSG_DOWN)
+        );
+        assert_eq!(
+            interpret_read(&check_condition(fixed(2, 4, 0x0b)), 3),
+            done(PathState::Down, MSG_DOWN)
+        );
     }
 }
 
@@ -227,7 +354,11 @@ pub fn rdac_verdict(page: &[u8]) -> Verdict {
     let byte = |i: usize| page.get(i).copied().unwrap_or(0);
     let (pq_pdt, avtcvp, aas_cur, vs_cur, aas_alt) = (byte(0), byte(8), byte(10), byte(11), byte(12));
     let down = |why: &str| {
-        let msg = if why.is_empty() { MSG_DOWN.to_string() } else { format!("{MSG_DOWN}: {why}") };
+        let msg = if why.is_empty() {
+            MSG_DOWN.to_string()
+        } else {
+            format!("{MSG_DOWN}: {why}")
+        };
         Verdict::new(PathState::Down, &msg)
     };
     if pq_pdt & 0xe0 == 0x20 || pq_pdt & 0x7f != 0 {
@@ -279,16 +410,56 @@ mod vendor_tests {
             (page(0, 0x01, 0, 0, 0), PathState::Up, " reports path is up"),
             (page(0, 0x20, 0, 0, 0), PathState::Up, " reports path is up"),
             (page(0, 0x00, 0, 0, 0), PathState::Ghost, " reports path is ghost"),
-            (page(0x20, 0x01, 0, 0, 0), PathState::Down, " reports path is down: lun not connected"),
-            (page(0x01, 0x01, 0, 0, 0), PathState::Down, " reports path is down: lun not connected"),
-            (page(0, 0x11, 0x3, 0x2, 0), PathState::Down, " reports path is down: non-responsive to queries"),
-            (page(0, 0x11, 0x3, 0x3, 0), PathState::Down, " reports path is down: ctlr held in reset"),
-            (page(0, 0x11, 0x3, 0x4, 0), PathState::Down, " reports path is down: ctlr firmware downloading"),
-            (page(0, 0x11, 0x3, 0x5, 0), PathState::Down, " reports path is down: ctlr firmware downloading"),
-            (page(0, 0x11, 0x3, 0x6, 0), PathState::Down, " reports path is down: ctlr quiesced by admin request"),
-            (page(0, 0x11, 0x3, 0x7, 0), PathState::Down, " reports path is down: ctlr is in service mode"),
-            (page(0, 0x11, 0x3, 0x9, 0), PathState::Down, " reports path is down: ctlr is unavailable"),
-            (page(0, 0x11, 0xf, 0, 0x0), PathState::Down, " reports path is down: ctlr is in startup sequence"),
+            (
+                page(0x20, 0x01, 0, 0, 0),
+                PathState::Down,
+                " reports path is down: lun not connected",
+            ),
+            (
+                page(0x01, 0x01, 0, 0, 0),
+                PathState::Down,
+                " reports path is down: lun not connected",
+            ),
+            (
+                page(0, 0x11, 0x3, 0x2, 0),
+                PathState::Down,
+                " reports path is down: non-responsive to queries",
+            ),
+            (
+                page(0, 0x11, 0x3, 0x3, 0),
+                PathState::Down,
+                " reports path is down: ctlr held in reset",
+            ),
+            (
+                page(0, 0x11, 0x3, 0x4, 0),
+                PathState::Down,
+                " reports path is down: ctlr firmware downloading",
+            ),
+            (
+                page(0, 0x11, 0x3, 0x5, 0),
+                PathState::Down,
+                " reports path is down: ctlr firmware downloading",
+            ),
+            (
+                page(0, 0x11, 0x3, 0x6, 0),
+                PathState::Down,
+                " reports path is down: ctlr quiesced by admin request",
+            ),
+            (
+                page(0, 0x11, 0x3, 0x7, 0),
+                PathState::Down,
+                " reports path is down: ctlr is in service mode",
+            ),
+            (
+                page(0, 0x11, 0x3, 0x9, 0),
+                PathState::Down,
+                " reports path is down: ctlr is unavailable",
+            ),
+            (
+                page(0, 0x11, 0xf, 0, 0x0),
+                PathState::Down,
+                " reports path is down: ctlr is in startup sequence",
+            ),
             // Both controllers transitioning: judged by ownership.
             (page(0, 0x11, 0xf, 0, 0xf), PathState::Up, " reports path is up"),
             (page(0, 0x10, 0xf, 0, 0xf), PathState::Ghost, " reports path is ghost"),
@@ -305,12 +476,28 @@ mod vendor_tests {
 
     #[test]
     fn inquiry_outcomes() {
-        assert!(inquiry_ok(&ScsiCompletion { ok: true, ..Default::default() }));
-        let recovered = ScsiCompletion { ok: false, status: 2, host_status: 0, sense: vec![0x70, 0, 1, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x17, 0] };
+        assert!(inquiry_ok(&ScsiCompletion {
+            ok: true,
+            ..Default::default()
+        }));
+        let recovered = ScsiCompletion {
+            ok: false,
+            status: 2,
+            host_status: 0,
+            sense: vec![0x70, 0, 1, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x17, 0],
+        };
         assert!(inquiry_ok(&recovered));
-        let medium = ScsiCompletion { sense: vec![0x72, 3, 0x11, 0], ..recovered.clone() };
+        let medium = ScsiCompletion {
+            sense: vec![0x72, 3, 0x11, 0],
+            ..recovered.clone()
+        };
         assert!(!inquiry_ok(&medium));
-        assert!(!inquiry_ok(&ScsiCompletion { ok: false, status: 0, host_status: 1, sense: vec![] }));
+        assert!(!inquiry_ok(&ScsiCompletion {
+            ok: false,
+            status: 0,
+            host_status: 1,
+            sense: vec![]
+        }));
         assert!(transient_host_status(0x07) && transient_host_status(0x0e));
         assert!(!transient_host_status(0x01) && !transient_host_status(0));
     }

@@ -9,8 +9,8 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use super::sense::{self, ScsiCompletion, TurDecision};
-use crate::scsi::{self, Data};
 use super::state::{PathState, Verdict};
+use crate::scsi::{self, Data};
 
 /// Attempts per check, as upstream (unit attention after a reset clears quickly).
 const ATTEMPTS: u32 = 3;
@@ -18,7 +18,12 @@ const ATTEMPTS: u32 = 3;
 /// Issues one SCSI command and keeps what the sense decoding needs.
 fn scsi_command(fd: RawFd, cdb: &[u8], data: Data<'_>, timeout: Duration) -> io::Result<ScsiCompletion> {
     let c = scsi::command(fd, cdb, data, timeout)?;
-    Ok(ScsiCompletion { ok: c.ok, status: c.status, host_status: c.host_status, sense: c.sense })
+    Ok(ScsiCompletion {
+        ok: c.ok,
+        status: c.status,
+        host_status: c.host_status,
+        sense: c.sense,
+    })
 }
 
 /// Maps an SG_IO failure: a device without SCSI passthrough cannot be checked this

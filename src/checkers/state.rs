@@ -180,7 +180,11 @@ impl SanPathErr {
 /// recovery time = wait checks × max_polling_interval) unless any san_path_err_*
 /// value is set explicitly.
 pub fn effective_san_path_err(p: &Policy) -> SanPathErr {
-    let off = SanPathErr { threshold: 0, forget_rate: 0, recovery_time: 0 };
+    let off = SanPathErr {
+        threshold: 0,
+        forget_rate: 0,
+        recovery_time: 0,
+    };
     if p.marginal_path_enabled || p.marginal_pathgroups == MarginalPathgroups::Fpin {
         return off;
     }
@@ -337,12 +341,20 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn new(state: PathState, message: &str) -> Verdict {
-        Verdict { state, message: message.to_string(), offline: false }
+        Verdict {
+            state,
+            message: message.to_string(),
+            offline: false,
+        }
     }
 
     /// A down verdict taken from the sysfs device state.
     pub fn offline() -> Verdict {
-        Verdict { state: PathState::Down, message: String::new(), offline: true }
+        Verdict {
+            state: PathState::Down,
+            message: String::new(),
+            offline: true,
+        }
     }
 }
 
@@ -372,9 +384,15 @@ pub struct PathUpdate {
 
 fn checker_log(level: u8, map: &MapRecord, path: &PathRecord, v: &Verdict, out: &mut Vec<Action>) {
     if v.offline {
-        out.push(Action::Log(level, format!("{}: {} - path offline", map.alias, path.dev)));
+        out.push(Action::Log(
+            level,
+            format!("{}: {} - path offline", map.alias, path.dev),
+        ));
     } else if !v.message.is_empty() {
-        out.push(Action::Log(level, format!("{}: {} - {} checker{}", map.alias, path.dev, path.checker, v.message)));
+        out.push(Action::Log(
+            level,
+            format!("{}: {} - {} checker{}", map.alias, path.dev, path.checker, v.message),
+        ));
     }
 }
 
@@ -386,7 +404,10 @@ fn queue_mode_del_path(map: &mut MapRecord, policy: &Policy, active: usize, out:
             map.stat_map_failures += 1;
         }
     }
-    out.push(Action::Log(2, format!("{}: remaining active paths: {}", map.alias, active)));
+    out.push(Action::Log(
+        2,
+        format!("{}: remaining active paths: {}", map.alias, active),
+    ));
 }
 
 /// Queue mode after the map gained a usable path (`update_queue_mode_add_path`).
@@ -394,11 +415,16 @@ fn queue_mode_add_path(map: &mut MapRecord, active: usize, out: &mut Vec<Action>
     if active > 0 {
         leave_recovery_mode(map, out);
     }
-    out.push(Action::Log(2, format!("{}: remaining active paths: {}", map.alias, active)));
+    out.push(Action::Log(
+        2,
+        format!("{}: remaining active paths: {}", map.alias, active),
+    ));
 }
 
 fn enter_recovery_mode(map: &mut MapRecord, policy: &Policy, out: &mut Vec<Action>) {
-    let NoPathRetry::Retries(n) = map.no_path_retry else { return };
+    let NoPathRetry::Retries(n) = map.no_path_retry else {
+        return;
+    };
     if map.in_recovery || n == 0 {
         return;
     }
@@ -406,7 +432,10 @@ fn enter_recovery_mode(map: &mut MapRecord, policy: &Policy, out: &mut Vec<Actio
     // +1: the per-second tick may run before the first retry interval starts.
     map.retry_tick = n.saturating_mul(policy.polling_interval).saturating_add(1);
     map.in_recovery = true;
-    out.push(Action::Log(1, format!("{}: Entering recovery mode: max_retries={}", map.alias, n)));
+    out.push(Action::Log(
+        1,
+        format!("{}: Entering recovery mode: max_retries={}", map.alias, n),
+    ));
 }
 
 fn leave_recovery_mode(map: &mut MapRecord, out: &mut Vec<Action>) {
@@ -423,11 +452,24 @@ fn leave_recovery_mode(map: &mut MapRecord, out: &mut Vec<Action>) {
 
 fn set_queueing(map: &mut MapRecord, on: bool, out: &mut Vec<Action>) {
     map.queueing = on;
-    out.push(if on { Action::QueueIfNoPath } else { Action::FailIfNoPath });
+    out.push(if on {
+        Action::QueueIfNoPath
+    } else {
+        Action::FailIfNoPath
+    });
 }
 
-fn fail_path(path: &mut PathRecord, map: &mut MapRecord, policy: &Policy, del_active: Option<usize>, out: &mut Vec<Action>) {
-    out.push(Action::Log(2, format!("checker failed path {} in map {}", path.dev_t, map.alias)));
+fn fail_path(
+    path: &mut PathRecord,
+    map: &mut MapRecord,
+    policy: &Policy,
+    del_active: Option<usize>,
+    out: &mut Vec<Action>,
+) {
+    out.push(Action::Log(
+        2,
+        format!("checker failed path {} in map {}", path.dev_t, map.alias),
+    ));
     out.push(Action::DmMessage(format!("fail_path {}", path.dev_t)));
     path.dm_state = DmState::Failed;
     if let Some(active) = del_active {
@@ -445,7 +487,13 @@ fn reinstate_path(path: &mut PathRecord, map: &mut MapRecord, active: usize, out
 /// The san_path_err bookkeeping run on every usable verdict (upstream
 /// `check_path_reinstate_state`). `path.state` is still the previous state.
 /// Returns true when the path must be held out (shown delayed).
-fn san_path_hold(path: &mut PathRecord, san: &SanPathErr, other_active: usize, now: u64, out: &mut Vec<Action>) -> bool {
+fn san_path_hold(
+    path: &mut PathRecord,
+    san: &SanPathErr,
+    other_active: usize,
+    now: u64,
+    out: &mut Vec<Action>,
+) -> bool {
     if !san.enabled() {
         return false;
     }
@@ -461,7 +509,10 @@ fn san_path_hold(path: &mut PathRecord, san: &SanPathErr, other_active: usize, n
             path.dis_reinstate_time = now;
         }
         if now.saturating_sub(path.dis_reinstate_time) > u64::from(san.recovery_time) {
-            out.push(Action::Log(2, format!("{} : reinstate the path after err recovery time", path.dev)));
+            out.push(Action::Log(
+                2,
+                format!("{} : reinstate the path after err recovery time", path.dev),
+            ));
             san_reset(path);
             return false;
         }
@@ -491,7 +542,10 @@ fn san_path_hold(path: &mut PathRecord, san: &SanPathErr, other_active: usize, n
             san_reset(path);
             return false;
         }
-        out.push(Action::Log(2, format!("{} : hit error threshold. Delaying path reinstatement", path.dev)));
+        out.push(Action::Log(
+            2,
+            format!("{} : hit error threshold. Delaying path reinstatement", path.dev),
+        ));
         path.dis_reinstate_time = now;
         path.disable_reinstate = true;
         return true;
@@ -523,20 +577,34 @@ pub fn update_path_state(
     let mut out = Vec::new();
     let mut upd_flags = (false, false, false);
     // Removed devices wait for their uevent; until then they count as down.
-    let newstate = if verdict.state == PathState::Removed { PathState::Down } else { verdict.state };
+    let newstate = if verdict.state == PathState::Removed {
+        PathState::Down
+    } else {
+        verdict.state
+    };
 
     let finish = |mut p: PathRecord, m: MapRecord, out: Vec<Action>, flags: (bool, bool, bool)| {
         if p.tick == 0 {
             p.tick = p.checkint.max(1);
         }
-        PathUpdate { path: p, map: m, actions: out, new_path_up: flags.0, chkr_new_path_up: flags.1, marginal_changed: flags.2 }
+        PathUpdate {
+            path: p,
+            map: m,
+            actions: out,
+            new_path_up: flags.0,
+            chkr_new_path_up: flags.1,
+            marginal_changed: flags.2,
+        }
     };
     // Every outcome below sets the next check explicitly; 0 means "use checkint".
     p.tick = 0;
 
     match newstate {
         PathState::Wild | PathState::Unchecked => {
-            out.push(Action::Log(2, format!("{}: unusable path ({}) - checker failed", p.dev, newstate.name())));
+            out.push(Action::Log(
+                2,
+                format!("{}: unusable path ({}) - checker failed", p.dev, newstate.name()),
+            ));
             checker_log(2, &m, &p, verdict, &mut out);
             return finish(p, m, out, upd_flags);
         }
@@ -563,7 +631,10 @@ pub fn update_path_state(
     if newstate.is_usable() && (san.enabled() || policy.marginal_path_enabled) {
         let marginal_hold = policy.marginal_path_enabled && ctx.marginal_hold && ctx.other_active_paths > 0;
         if policy.marginal_path_enabled && ctx.marginal_hold && ctx.other_active_paths == 0 {
-            out.push(Action::Log(2, format!("{}: no other active path, ignoring marginal hold", p.dev)));
+            out.push(Action::Log(
+                2,
+                format!("{}: no other active path, ignoring marginal hold", p.dev),
+            ));
         }
         let hold = if policy.marginal_path_enabled {
             marginal_hold
@@ -605,7 +676,11 @@ pub fn update_path_state(
         checker_log(1, &m, &p, verdict, &mut out);
         p.checkint = policy.polling_interval;
         if !newstate.is_usable() {
-            let del = if oldstate.is_usable() { Some(ctx.other_active_paths) } else { None };
+            let del = if oldstate.is_usable() {
+                Some(ctx.other_active_paths)
+            } else {
+                None
+            };
             fail_path(&mut p, &mut m, policy, del, &mut out);
             m.failback_tick = 0;
             m.stat_path_failures += 1;
@@ -634,7 +709,11 @@ pub fn update_path_state(
             checker_log(4, &m, &p, verdict, &mut out);
             let max = policy.max_polling_interval.max(policy.polling_interval);
             if p.checkint != max {
-                p.checkint = if p.checkint < max / 2 { p.checkint.saturating_mul(2).max(1) } else { max };
+                p.checkint = if p.checkint < max / 2 {
+                    p.checkint.saturating_mul(2).max(1)
+                } else {
+                    max
+                };
                 out.push(Action::Log(4, format!("{}: delay next check {}s", p.dev_t, p.checkint)));
             }
         }
@@ -643,7 +722,13 @@ pub fn update_path_state(
             fail_path(&mut p, &mut m, policy, None, &mut out);
         }
         if newstate == PathState::Down {
-            checker_log(if policy.log_checker_err_once { 3 } else { 2 }, &m, &p, verdict, &mut out);
+            checker_log(
+                if policy.log_checker_err_once { 3 } else { 2 },
+                &m,
+                &p,
+                verdict,
+                &mut out,
+            );
         }
     }
     p.state = newstate;
@@ -668,7 +753,14 @@ pub fn mark_failed(path: &PathRecord, map: &MapRecord, other_active_paths: usize
         }
         p.tick = p.tick.min(policy.polling_interval);
     }
-    PathUpdate { path: p, map: m, actions: out, new_path_up: false, chkr_new_path_up: false, marginal_changed: false }
+    PathUpdate {
+        path: p,
+        map: m,
+        actions: out,
+        new_path_up: false,
+        chkr_new_path_up: false,
+        marginal_changed: false,
+    }
 }
 
 /// Per path group facts for failback decisions, in table order.
@@ -721,12 +813,20 @@ pub struct FailbackInput<'a> {
 /// refresh): reload on marginal or prio regrouping, otherwise schedule a deferred
 /// failback or switch at once (immediate, or followover when this path was the
 /// first of the best group to come back).
-pub fn failback_after_check(map: &MapRecord, upd: &PathUpdate, input: &FailbackInput<'_>, policy: &Policy) -> (MapRecord, Vec<Action>) {
+pub fn failback_after_check(
+    map: &MapRecord,
+    upd: &PathUpdate,
+    input: &FailbackInput<'_>,
+    policy: &Policy,
+) -> (MapRecord, Vec<Action>) {
     let mut m = map.clone();
     let mut out = Vec::new();
     if upd.marginal_changed || input.prio_regroup {
         if input.prio_regroup && !upd.marginal_changed {
-            out.push(Action::Log(2, format!("{}: path priorities changed. reloading", m.alias)));
+            out.push(Action::Log(
+                2,
+                format!("{}: path priorities changed. reloading", m.alias),
+            ));
         }
         out.push(Action::ReloadMap);
         return (m, out);
@@ -740,9 +840,7 @@ pub fn failback_after_check(map: &MapRecord, upd: &PathUpdate, input: &FailbackI
             m.failback_tick = secs + 1;
         }
         Failback::Immediate => switch_group(&mut m, best, &mut out),
-        Failback::Followover
-            if upd.chkr_new_path_up && input.path_group == best && input.others_in_group_down =>
-        {
+        Failback::Followover if upd.chkr_new_path_up && input.path_group == best && input.others_in_group_down => {
             switch_group(&mut m, best, &mut out)
         }
         _ => {}
@@ -758,7 +856,13 @@ fn switch_group(m: &mut MapRecord, pg: usize, out: &mut Vec<Action>) {
 
 /// The per-second map work of the checker loop (`retry_count_tick`, deferred
 /// failback, ghost delay) for `ticks` elapsed seconds.
-pub fn map_tick(map: &MapRecord, ticks: u32, groups: &[GroupInfo], current_group: usize, policy: &Policy) -> (MapRecord, Vec<Action>) {
+pub fn map_tick(
+    map: &MapRecord,
+    ticks: u32,
+    groups: &[GroupInfo],
+    current_group: usize,
+    policy: &Policy,
+) -> (MapRecord, Vec<Action>) {
     let mut m = map.clone();
     let mut out = Vec::new();
     for _ in 0..ticks {
@@ -784,7 +888,10 @@ pub fn map_tick(map: &MapRecord, ticks: u32, groups: &[GroupInfo], current_group
         if m.ghost_delay_tick > 0 {
             m.ghost_delay_tick -= 1;
             if m.ghost_delay_tick == 0 {
-                out.push(Action::Log(0, format!("{}: timed out waiting for active path", m.alias)));
+                out.push(Action::Log(
+                    0,
+                    format!("{}: timed out waiting for active path", m.alias),
+                ));
                 out.push(Action::ReloadMap);
             }
         }

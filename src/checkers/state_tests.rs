@@ -2,14 +2,22 @@ use super::*;
 use PathState::*;
 
 fn policy() -> Policy {
-    Policy { polling_interval: 5, max_polling_interval: 20, ..Policy::default() }
+    Policy {
+        polling_interval: 5,
+        max_polling_interval: 20,
+        ..Policy::default()
+    }
 }
 
 fn path_in(state: PathState, pol: &Policy) -> PathRecord {
     let mut p = PathRecord::new("sdb", "8:16", "tur", pol);
     p.state = state;
     p.chkr_state = state;
-    p.dm_state = if state.is_usable() { DmState::Active } else { DmState::Failed };
+    p.dm_state = if state.is_usable() {
+        DmState::Active
+    } else {
+        DmState::Failed
+    };
     p
 }
 
@@ -23,7 +31,10 @@ fn queueing(m: &MapRecord, active: usize) -> String {
 }
 
 fn ctx(other_active: usize) -> MapContext {
-    MapContext { other_active_paths: other_active, marginal_hold: false }
+    MapContext {
+        other_active_paths: other_active,
+        marginal_hold: false,
+    }
 }
 
 fn verdict(s: PathState) -> Verdict {
@@ -115,7 +126,10 @@ fn every_state_and_verdict_pair() {
 
 #[test]
 fn up_to_down_exact_actions_and_failback_cancel() {
-    let pol = Policy { no_path_retry: NoPathRetry::Retries(3), ..policy() };
+    let pol = Policy {
+        no_path_retry: NoPathRetry::Retries(3),
+        ..policy()
+    };
     let mut m = map(&pol);
     m.failback_tick = 7;
     let u = update_path_state(&path_in(Up, &pol), &m, &verdict(Down), &ctx(0), &pol, 0);
@@ -175,7 +189,10 @@ fn up_path_failed_in_dm_is_reinstated_without_state_change() {
 
 #[test]
 fn still_down_but_active_in_dm_is_failed_again_without_queue_change() {
-    let pol = Policy { no_path_retry: NoPathRetry::Retries(2), ..policy() };
+    let pol = Policy {
+        no_path_retry: NoPathRetry::Retries(2),
+        ..policy()
+    };
     let mut p = path_in(Down, &pol);
     p.dm_state = DmState::Active;
     let u = update_path_state(&p, &map(&pol), &verdict(Down), &ctx(0), &pol, 0);
@@ -193,9 +210,18 @@ fn still_down_but_active_in_dm_is_failed_again_without_queue_change() {
 #[test]
 fn log_checker_err_once_demotes_repeated_down_lines() {
     for (once, level) in [(false, 2), (true, 3)] {
-        let pol = Policy { log_checker_err_once: once, ..policy() };
+        let pol = Policy {
+            log_checker_err_once: once,
+            ..policy()
+        };
         let u = update_path_state(&path_in(Down, &pol), &map(&pol), &verdict(Down), &ctx(1), &pol, 0);
-        assert_eq!(u.actions, vec![Action::Log(level, "mpatha: sdb - tur checker reports path is down".into())]);
+        assert_eq!(
+            u.actions,
+            vec![Action::Log(
+                level,
+                "mpatha: sdb - tur checker reports path is down".into()
+            )]
+        );
     }
 }
 
@@ -214,7 +240,10 @@ fn interval_doubles_up_to_max_and_resets_on_change() {
     assert_eq!((u.path.checkint, u.path.tick), (5, 5));
 
     // A max that is not a power-of-two multiple is reached exactly.
-    let pol = Policy { max_polling_interval: 30, ..policy() };
+    let pol = Policy {
+        max_polling_interval: 30,
+        ..policy()
+    };
     let mut p = path_in(Up, &pol);
     let mut seen = vec![];
     for _ in 0..4 {
@@ -261,7 +290,10 @@ fn fail_last(pol: &Policy, queueing: bool) -> PathUpdate {
 
 #[test]
 fn no_path_retry_countdown_then_fail_then_recover() {
-    let pol = Policy { no_path_retry: NoPathRetry::Retries(2), ..policy() };
+    let pol = Policy {
+        no_path_retry: NoPathRetry::Retries(2),
+        ..policy()
+    };
     let u = fail_last(&pol, true);
     assert_eq!(u.map.retry_tick, 11);
     assert_eq!(queueing(&u.map, 0), "11 sec");
@@ -287,7 +319,12 @@ fn no_path_retry_countdown_then_fail_then_recover() {
     assert_eq!(m2, m);
     // The path returns: queueing is re-enabled.
     let u = update_path_state(&u.path, &m, &verdict(Up), &ctx(0), &pol, 20);
-    let a: Vec<_> = u.actions.iter().filter(|a| !matches!(a, Action::Log(1, t) if t.contains("checker"))).cloned().collect();
+    let a: Vec<_> = u
+        .actions
+        .iter()
+        .filter(|a| !matches!(a, Action::Log(1, t) if t.contains("checker")))
+        .cloned()
+        .collect();
     assert_eq!(
         a,
         vec![
@@ -306,7 +343,10 @@ fn no_path_retry_countdown_then_fail_then_recover() {
 
 #[test]
 fn no_path_retry_path_back_before_timeout_stops_countdown() {
-    let pol = Policy { no_path_retry: NoPathRetry::Retries(4), ..policy() };
+    let pol = Policy {
+        no_path_retry: NoPathRetry::Retries(4),
+        ..policy()
+    };
     let u = fail_last(&pol, true);
     let (m, _) = map_tick(&u.map, 3, &[], 1, &pol);
     let u = update_path_state(&u.path, &m, &verdict(Up), &ctx(0), &pol, 3);
@@ -319,7 +359,10 @@ fn no_path_retry_path_back_before_timeout_stops_countdown() {
 #[test]
 fn no_path_retry_queue_and_fail_never_count_down() {
     for (npr, failures) in [(NoPathRetry::Queue, 0), (NoPathRetry::Fail, 1)] {
-        let pol = Policy { no_path_retry: npr, ..policy() };
+        let pol = Policy {
+            no_path_retry: npr,
+            ..policy()
+        };
         let u = fail_last(&pol, npr == NoPathRetry::Queue);
         assert_eq!(u.map.retry_tick, 0);
         assert!(!u.map.in_recovery);
@@ -327,28 +370,46 @@ fn no_path_retry_queue_and_fail_never_count_down() {
         let (_, a) = map_tick(&u.map, 1000, &[], 1, &pol);
         assert!(a.is_empty());
     }
-    let pol = Policy { no_path_retry: NoPathRetry::Undef, ..policy() };
+    let pol = Policy {
+        no_path_retry: NoPathRetry::Undef,
+        ..policy()
+    };
     assert_eq!(fail_last(&pol, false).map.stat_map_failures, 1);
     assert_eq!(fail_last(&pol, true).map.stat_map_failures, 0);
 }
 
 #[test]
 fn sync_queue_mode_follows_no_path_retry() {
-    let p = |npr| Policy { no_path_retry: npr, ..policy() };
+    let p = |npr| Policy {
+        no_path_retry: npr,
+        ..policy()
+    };
     let m = |pol: &Policy, q| MapRecord::new("mpatha", pol, q);
     let pol = p(NoPathRetry::Fail);
-    assert_eq!(sync_queue_mode(&m(&pol, true), 1, 0, &pol).1, vec![Action::FailIfNoPath]);
+    assert_eq!(
+        sync_queue_mode(&m(&pol, true), 1, 0, &pol).1,
+        vec![Action::FailIfNoPath]
+    );
     assert!(sync_queue_mode(&m(&pol, false), 1, 0, &pol).1.is_empty());
     let pol = p(NoPathRetry::Queue);
-    assert_eq!(sync_queue_mode(&m(&pol, false), 0, 0, &pol).1, vec![Action::QueueIfNoPath]);
+    assert_eq!(
+        sync_queue_mode(&m(&pol, false), 0, 0, &pol).1,
+        vec![Action::QueueIfNoPath]
+    );
     let pol = p(NoPathRetry::Undef);
     assert!(sync_queue_mode(&m(&pol, true), 0, 0, &pol).1.is_empty());
     let pol = p(NoPathRetry::Retries(2));
-    assert_eq!(sync_queue_mode(&m(&pol, false), 1, 0, &pol).1, vec![Action::QueueIfNoPath]);
+    assert_eq!(
+        sync_queue_mode(&m(&pol, false), 1, 0, &pol).1,
+        vec![Action::QueueIfNoPath]
+    );
     // No usable path at sync: countdown starts, unless a check is still pending.
     let (mm, a) = sync_queue_mode(&m(&pol, true), 0, 0, &pol);
     assert_eq!(mm.retry_tick, 11);
-    assert_eq!(a, vec![Action::Log(1, "mpatha: Entering recovery mode: max_retries=2".into())]);
+    assert_eq!(
+        a,
+        vec![Action::Log(1, "mpatha: Entering recovery mode: max_retries=2".into())]
+    );
     let (mm, a) = sync_queue_mode(&m(&pol, true), 0, 1, &pol);
     assert!(a.is_empty() && mm.retry_tick == 0);
     // Timed out but the kernel still queues: stop it.
@@ -359,11 +420,17 @@ fn sync_queue_mode_follows_no_path_retry() {
 
 #[test]
 fn disablequeueing_overrides_until_restored() {
-    let pol = Policy { no_path_retry: NoPathRetry::Retries(2), ..policy() };
+    let pol = Policy {
+        no_path_retry: NoPathRetry::Retries(2),
+        ..policy()
+    };
     let u = fail_last(&pol, true);
     let (m, a) = disable_queueing(&u.map, 0);
     assert_eq!(a, vec![Action::FailIfNoPath]);
-    assert_eq!((m.no_path_retry, m.retry_tick, m.disable_queueing), (NoPathRetry::Fail, 0, true));
+    assert_eq!(
+        (m.no_path_retry, m.retry_tick, m.disable_queueing),
+        (NoPathRetry::Fail, 0, true)
+    );
     assert_eq!(m.stat_map_failures, 1);
     assert_eq!(queueing(&m, 0), "off");
     // A path coming back does not re-enable queueing while disabled.
@@ -503,7 +570,10 @@ fn san_path_err_forgets_one_failure_per_forget_rate_good_checks() {
 
 #[test]
 fn san_path_err_needs_all_three_values() {
-    let pol = Policy { san_path_err_recovery_time: 0, ..san_policy() };
+    let pol = Policy {
+        san_path_err_recovery_time: 0,
+        ..san_policy()
+    };
     let mut p = path_in(Up, &pol);
     let mut now = 0;
     let s = drive(&pol, &mut p, &[Down, Up, Down, Up, Down, Up, Down, Up], &mut now, 1);
@@ -514,21 +584,41 @@ fn san_path_err_needs_all_three_values() {
 #[test]
 fn delay_checks_map_onto_san_path_err() {
     let base = policy();
-    let watch_wait = Policy { delay_watch_checks: 4, delay_wait_checks: 3, ..base.clone() };
+    let watch_wait = Policy {
+        delay_watch_checks: 4,
+        delay_wait_checks: 3,
+        ..base.clone()
+    };
     assert_eq!(
         effective_san_path_err(&watch_wait),
-        SanPathErr { threshold: 1, forget_rate: 4, recovery_time: 60 }
+        SanPathErr {
+            threshold: 1,
+            forget_rate: 4,
+            recovery_time: 60
+        }
     );
-    let watch_only = Policy { delay_watch_checks: 4, ..base.clone() };
+    let watch_only = Policy {
+        delay_watch_checks: 4,
+        ..base.clone()
+    };
     assert!(!effective_san_path_err(&watch_only).enabled());
     // Explicit san_path_err_* win over delay_*.
-    let both = Policy { san_path_err_threshold: 5, ..watch_wait.clone() };
+    let both = Policy {
+        san_path_err_threshold: 5,
+        ..watch_wait.clone()
+    };
     assert_eq!(effective_san_path_err(&both).threshold, 5);
     assert_eq!(effective_san_path_err(&both).forget_rate, 0);
     // The marginal path check and fpin switch it off.
-    let marg = Policy { marginal_path_enabled: true, ..san_policy() };
+    let marg = Policy {
+        marginal_path_enabled: true,
+        ..san_policy()
+    };
     assert!(!effective_san_path_err(&marg).enabled());
-    let fpin = Policy { marginal_pathgroups: MarginalPathgroups::Fpin, ..san_policy() };
+    let fpin = Policy {
+        marginal_pathgroups: MarginalPathgroups::Fpin,
+        ..san_policy()
+    };
     assert!(!effective_san_path_err(&fpin).enabled());
 
     // delay_watch 4 / wait 3: the second flap holds the path for 60 s.
@@ -542,9 +632,15 @@ fn delay_checks_map_onto_san_path_err() {
 
 #[test]
 fn marginal_hold_shows_delayed_and_rechecks_next_second() {
-    let pol = Policy { marginal_path_enabled: true, ..policy() };
+    let pol = Policy {
+        marginal_path_enabled: true,
+        ..policy()
+    };
     let p = path_in(Down, &pol);
-    let c = MapContext { other_active_paths: 1, marginal_hold: true };
+    let c = MapContext {
+        other_active_paths: 1,
+        marginal_hold: true,
+    };
     let u = update_path_state(&p, &map(&pol), &verdict(Up), &c, &pol, 0);
     assert_eq!(u.path.state, Delayed);
     assert_eq!(u.path.tick, 1);
@@ -560,7 +656,10 @@ fn marginal_hold_shows_delayed_and_rechecks_next_second() {
 
 #[test]
 fn delayed_path_still_active_in_dm_is_failed_when_it_goes_bad() {
-    let pol = Policy { marginal_path_enabled: true, ..policy() };
+    let pol = Policy {
+        marginal_path_enabled: true,
+        ..policy()
+    };
     let mut p = path_in(Delayed, &pol);
     p.dm_state = DmState::Active;
     let u = update_path_state(&p, &map(&pol), &verdict(Down), &ctx(1), &pol, 0);
@@ -571,18 +670,34 @@ fn delayed_path_still_active_in_dm_is_failed_when_it_goes_bad() {
 
 #[test]
 fn marginal_hold_never_keeps_the_last_path_out() {
-    let pol = Policy { marginal_path_enabled: true, ..policy() };
-    let c = MapContext { other_active_paths: 0, marginal_hold: true };
+    let pol = Policy {
+        marginal_path_enabled: true,
+        ..policy()
+    };
+    let c = MapContext {
+        other_active_paths: 0,
+        marginal_hold: true,
+    };
     let u = update_path_state(&path_in(Down, &pol), &map(&pol), &verdict(Up), &c, &pol, 0);
     assert_eq!(u.path.state, Up);
-    assert_eq!(logs(&u.actions)[0], (2, "sdb: no other active path, ignoring marginal hold".to_string()));
+    assert_eq!(
+        logs(&u.actions)[0],
+        (2, "sdb: no other active path, ignoring marginal hold".to_string())
+    );
     assert_eq!(dm_messages(&u.actions), vec!["reinstate_path 8:16"]);
 }
 
 #[test]
 fn marginal_pathgroups_on_reinstates_into_marginal_group() {
-    let pol = Policy { marginal_path_enabled: true, marginal_pathgroups: MarginalPathgroups::On, ..policy() };
-    let c = MapContext { other_active_paths: 1, marginal_hold: true };
+    let pol = Policy {
+        marginal_path_enabled: true,
+        marginal_pathgroups: MarginalPathgroups::On,
+        ..policy()
+    };
+    let c = MapContext {
+        other_active_paths: 1,
+        marginal_hold: true,
+    };
     let u = update_path_state(&path_in(Down, &pol), &map(&pol), &verdict(Up), &c, &pol, 0);
     assert_eq!(u.path.state, Up);
     assert!(u.path.marginal && u.marginal_changed);
@@ -596,7 +711,10 @@ fn marginal_pathgroups_on_reinstates_into_marginal_group() {
 
 #[test]
 fn mark_failed_by_io_error_accounting() {
-    let pol = Policy { no_path_retry: NoPathRetry::Queue, ..policy() };
+    let pol = Policy {
+        no_path_retry: NoPathRetry::Queue,
+        ..policy()
+    };
     let mut p = path_in(Up, &pol);
     p.tick = 20;
     let u = mark_failed(&p, &map(&pol), 2, &pol);
@@ -614,10 +732,20 @@ fn mark_failed_by_io_error_accounting() {
 // ---- failback ----
 
 fn fb(groups: &[GroupInfo], current: usize, path_group: usize, others_down: bool) -> FailbackInput<'_> {
-    FailbackInput { groups, current_group: current, path_group, others_in_group_down: others_down, prio_regroup: false }
+    FailbackInput {
+        groups,
+        current_group: current,
+        path_group,
+        others_in_group_down: others_down,
+        prio_regroup: false,
+    }
 }
 
-const G: fn(i32, usize) -> GroupInfo = |prio, enabled_paths| GroupInfo { prio, enabled_paths, marginal: false };
+const G: fn(i32, usize) -> GroupInfo = |prio, enabled_paths| GroupInfo {
+    prio,
+    enabled_paths,
+    marginal: false,
+};
 
 #[test]
 fn select_path_group_rules() {
@@ -626,7 +754,11 @@ fn select_path_group_rules() {
     assert_eq!(select_path_group(&[G(50, 1), G(50, 2)]), 2);
     assert_eq!(select_path_group(&[G(50, 2), G(50, 2)]), 1);
     assert_eq!(select_path_group(&[G(0, 0), G(0, 0)]), 1);
-    let marginal = GroupInfo { prio: 90, enabled_paths: 2, marginal: true };
+    let marginal = GroupInfo {
+        prio: 90,
+        enabled_paths: 2,
+        marginal: true,
+    };
     assert_eq!(select_path_group(&[marginal, G(1, 1)]), 2);
     assert_eq!(select_path_group(&[marginal, G(1, 0)]), 1);
 }
@@ -637,19 +769,35 @@ fn path_back_up(pol: &Policy) -> PathUpdate {
 
 #[test]
 fn failback_immediate_switches() {
-    let pol = Policy { failback: Failback::Immediate, ..policy() };
+    let pol = Policy {
+        failback: Failback::Immediate,
+        ..policy()
+    };
     let u = path_back_up(&pol);
     let groups = [G(50, 1), G(10, 1)];
     let (m, a) = failback_after_check(&u.map, &u, &fb(&groups, 2, 1, true), &pol);
-    assert_eq!(a, vec![Action::SwitchGroup(1), Action::Log(2, "mpatha: switch to path group #1".into())]);
+    assert_eq!(
+        a,
+        vec![
+            Action::SwitchGroup(1),
+            Action::Log(2, "mpatha: switch to path group #1".into())
+        ]
+    );
     assert_eq!(m.stat_switch_group, 1);
     // Already on the best group: nothing.
-    assert!(failback_after_check(&u.map, &u, &fb(&groups, 1, 1, true), &pol).1.is_empty());
+    assert!(
+        failback_after_check(&u.map, &u, &fb(&groups, 1, 1, true), &pol)
+            .1
+            .is_empty()
+    );
 }
 
 #[test]
 fn failback_manual_never_switches() {
-    let pol = Policy { failback: Failback::Manual, ..policy() };
+    let pol = Policy {
+        failback: Failback::Manual,
+        ..policy()
+    };
     let u = path_back_up(&pol);
     let (m, a) = failback_after_check(&u.map, &u, &fb(&[G(50, 1), G(10, 1)], 2, 1, true), &pol);
     assert!(a.is_empty());
@@ -658,22 +806,43 @@ fn failback_manual_never_switches() {
 
 #[test]
 fn failback_followover_only_for_first_path_of_best_group() {
-    let pol = Policy { failback: Failback::Followover, ..policy() };
+    let pol = Policy {
+        failback: Failback::Followover,
+        ..policy()
+    };
     let u = path_back_up(&pol);
     let groups = [G(50, 1), G(10, 1)];
-    assert_eq!(failback_after_check(&u.map, &u, &fb(&groups, 2, 1, true), &pol).1[0], Action::SwitchGroup(1));
+    assert_eq!(
+        failback_after_check(&u.map, &u, &fb(&groups, 2, 1, true), &pol).1[0],
+        Action::SwitchGroup(1)
+    );
     // Another path of that group was already up: the admin chose the group.
-    assert!(failback_after_check(&u.map, &u, &fb(&groups, 2, 1, false), &pol).1.is_empty());
+    assert!(
+        failback_after_check(&u.map, &u, &fb(&groups, 2, 1, false), &pol)
+            .1
+            .is_empty()
+    );
     // The path is not in the best group.
-    assert!(failback_after_check(&u.map, &u, &fb(&groups, 2, 2, true), &pol).1.is_empty());
+    assert!(
+        failback_after_check(&u.map, &u, &fb(&groups, 2, 2, true), &pol)
+            .1
+            .is_empty()
+    );
     // Unchanged up path (no new checker up): no switch.
     let steady = update_path_state(&path_in(Up, &pol), &map(&pol), &verdict(Up), &ctx(1), &pol, 0);
-    assert!(failback_after_check(&steady.map, &steady, &fb(&groups, 2, 1, true), &pol).1.is_empty());
+    assert!(
+        failback_after_check(&steady.map, &steady, &fb(&groups, 2, 1, true), &pol)
+            .1
+            .is_empty()
+    );
 }
 
 #[test]
 fn failback_deferred_counts_down_with_map_ticks() {
-    let pol = Policy { failback: Failback::Deferred(10), ..policy() };
+    let pol = Policy {
+        failback: Failback::Deferred(10),
+        ..policy()
+    };
     let u = path_back_up(&pol);
     let groups = [G(50, 1), G(10, 1)];
     let (m, a) = failback_after_check(&u.map, &u, &fb(&groups, 2, 1, true), &pol);
@@ -687,7 +856,13 @@ fn failback_deferred_counts_down_with_map_ticks() {
     let (m, a) = map_tick(&m, 6, &groups, 2, &pol);
     assert!(a.is_empty());
     let (m, a) = map_tick(&m, 1, &groups, 2, &pol);
-    assert_eq!(a, vec![Action::SwitchGroup(1), Action::Log(2, "mpatha: switch to path group #1".into())]);
+    assert_eq!(
+        a,
+        vec![
+            Action::SwitchGroup(1),
+            Action::Log(2, "mpatha: switch to path group #1".into())
+        ]
+    );
     assert_eq!(m.failback_tick, 0);
     // A path failing cancels a scheduled failback.
     let mut m2 = m.clone();
@@ -698,24 +873,42 @@ fn failback_deferred_counts_down_with_map_ticks() {
 
 #[test]
 fn prio_regroup_reloads() {
-    let pol = Policy { failback: Failback::Immediate, ..policy() };
+    let pol = Policy {
+        failback: Failback::Immediate,
+        ..policy()
+    };
     let u = path_back_up(&pol);
     let groups = [G(50, 1)];
-    let input = FailbackInput { prio_regroup: true, ..fb(&groups, 1, 1, true) };
+    let input = FailbackInput {
+        prio_regroup: true,
+        ..fb(&groups, 1, 1, true)
+    };
     assert_eq!(
         failback_after_check(&u.map, &u, &input, &pol).1,
-        vec![Action::Log(2, "mpatha: path priorities changed. reloading".into()), Action::ReloadMap]
+        vec![
+            Action::Log(2, "mpatha: path priorities changed. reloading".into()),
+            Action::ReloadMap
+        ]
     );
 }
 
 #[test]
 fn ghost_delay_expires_or_ends_on_first_up_path() {
-    let pol = Policy { ghost_delay: 3, ..policy() };
+    let pol = Policy {
+        ghost_delay: 3,
+        ..policy()
+    };
     let m = start_ghost_delay(&map(&pol), &pol);
     let (m1, a) = map_tick(&m, 2, &[], 1, &pol);
     assert!(a.is_empty());
     let (_, a) = map_tick(&m1, 1, &[], 1, &pol);
-    assert_eq!(a, vec![Action::Log(0, "mpatha: timed out waiting for active path".into()), Action::ReloadMap]);
+    assert_eq!(
+        a,
+        vec![
+            Action::Log(0, "mpatha: timed out waiting for active path".into()),
+            Action::ReloadMap
+        ]
+    );
     let u = update_path_state(&path_in(Ghost, &pol), &m1, &verdict(Up), &ctx(1), &pol, 0);
     assert!(u.actions.contains(&Action::ReloadMap));
     assert_eq!(u.map.ghost_delay_tick, 0);
@@ -729,7 +922,16 @@ fn chk_state_texts() {
     assert_eq!(
         got,
         vec![
-            "undef", "undef", "faulty", "ready", "shaky", "ghost", "i/o pending", "i/o timeout", "undef", "delayed",
+            "undef",
+            "undef",
+            "faulty",
+            "ready",
+            "shaky",
+            "ghost",
+            "i/o pending",
+            "i/o timeout",
+            "undef",
+            "delayed",
             "disconnected"
         ]
     );
@@ -749,21 +951,43 @@ mod props {
     /// What checkers report: every state but `Delayed`, which only the daemon
     /// sets (the exhaustive table above covers a `Delayed` verdict too).
     fn any_verdict() -> impl Strategy<Value = PathState> {
-        prop::sample::select(PathState::ALL.iter().copied().filter(|s| *s != Delayed).collect::<Vec<_>>())
+        prop::sample::select(
+            PathState::ALL
+                .iter()
+                .copied()
+                .filter(|s| *s != Delayed)
+                .collect::<Vec<_>>(),
+        )
     }
 
     fn any_policy() -> impl Strategy<Value = Policy> {
         (0usize..4, 1u32..4, prop::bool::ANY).prop_map(|(which, n, pathgroups)| {
             let base = Policy {
                 no_path_retry: NoPathRetry::Retries(n),
-                marginal_pathgroups: if pathgroups { MarginalPathgroups::On } else { MarginalPathgroups::Off },
+                marginal_pathgroups: if pathgroups {
+                    MarginalPathgroups::On
+                } else {
+                    MarginalPathgroups::Off
+                },
                 ..policy()
             };
             match which {
                 0 => base,
-                1 => Policy { san_path_err_threshold: n, san_path_err_forget_rate: 2, san_path_err_recovery_time: 10, ..base },
-                2 => Policy { delay_watch_checks: n, delay_wait_checks: n, ..base },
-                _ => Policy { marginal_path_enabled: true, ..base },
+                1 => Policy {
+                    san_path_err_threshold: n,
+                    san_path_err_forget_rate: 2,
+                    san_path_err_recovery_time: 10,
+                    ..base
+                },
+                2 => Policy {
+                    delay_watch_checks: n,
+                    delay_wait_checks: n,
+                    ..base
+                },
+                _ => Policy {
+                    marginal_path_enabled: true,
+                    ..base
+                },
             }
         })
     }

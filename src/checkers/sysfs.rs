@@ -40,7 +40,10 @@ mod tests {
         assert_eq!(state_from_sysfs("running\n"), None);
         assert_eq!(state_from_sysfs("live"), None);
         assert_eq!(state_from_sysfs("offline\n"), Some(Verdict::offline()));
-        assert_eq!(state_from_sysfs("transport-offline").map(|v| v.state), Some(PathState::Down));
+        assert_eq!(
+            state_from_sysfs("transport-offline").map(|v| v.state),
+            Some(PathState::Down)
+        );
         assert_eq!(state_from_sysfs("blocked").map(|v| v.state), Some(PathState::Pending));
         assert_eq!(state_from_sysfs("quiesce\n").map(|v| v.state), Some(PathState::Pending));
         assert_eq!(state_from_sysfs("created").map(|v| v.state), Some(PathState::Down));
@@ -54,6 +57,9 @@ mod tests {
         assert_eq!(read_sysfs_state(&f), None);
         std::fs::write(&f, "offline\n").unwrap();
         assert_eq!(read_sysfs_state(&f).map(|v| v.state), Some(PathState::Down));
-        assert_eq!(read_sysfs_state(&dir.path().join("gone")).map(|v| v.state), Some(PathState::Removed));
+        assert_eq!(
+            read_sysfs_state(&dir.path().join("gone")).map(|v| v.state),
+            Some(PathState::Removed)
+        );
     }
 }

@@ -175,12 +175,7 @@ pub fn run_with(
 
 /// The `multipathd> ` loop: one connection, one command per input line; `exit` and
 /// `quit` end it locally, as does end of input.
-fn interactive(
-    stream: &mut UnixStream,
-    timeout: Duration,
-    input: &mut dyn BufRead,
-    out: &mut dyn Write,
-) -> i32 {
+fn interactive(stream: &mut UnixStream, timeout: Duration, input: &mut dyn BufRead, out: &mut dyn Write) -> i32 {
     let mut line = String::new();
     loop {
         let _ = write!(out, "{PROMPT}");
@@ -251,18 +246,12 @@ mod tests {
     #[test]
     fn command_size_limit() {
         let long = "x".repeat(158);
-        assert_eq!(
-            join_words(std::slice::from_ref(&long)).unwrap(),
-            format!("{long} ")
-        );
+        assert_eq!(join_words(std::slice::from_ref(&long)).unwrap(), format!("{long} "));
         assert_eq!(
             join_words(&[long[..157].to_string()]).unwrap(),
             format!("{} \n", &long[..157])
         );
-        assert_eq!(
-            join_words(&["x".repeat(159)]),
-            Err("multipathd command too large")
-        );
+        assert_eq!(join_words(&["x".repeat(159)]), Err("multipathd command too large"));
     }
 
     #[test]
@@ -272,10 +261,7 @@ mod tests {
             ClientMode::from_cli(None, w(&["show", "paths"])),
             Some(ClientMode::Words(w(&["show", "paths"])))
         );
-        assert_eq!(
-            ClientMode::from_cli(Some(None), vec![]),
-            Some(ClientMode::Interactive)
-        );
+        assert_eq!(ClientMode::from_cli(Some(None), vec![]), Some(ClientMode::Interactive));
         assert_eq!(
             ClientMode::from_cli(Some(Some("resize map x".into())), w(&["ignored"])),
             Some(ClientMode::Verbatim("resize map x".into()))
@@ -284,13 +270,7 @@ mod tests {
 
     #[test]
     fn env_socket_name_is_abstract_with_at() {
-        assert_eq!(
-            SocketName::from_env_value("@foo"),
-            SocketName::Abstract("foo".into())
-        );
-        assert_eq!(
-            SocketName::from_env_value("/tmp/s"),
-            SocketName::Path("/tmp/s".into())
-        );
+        assert_eq!(SocketName::from_env_value("@foo"), SocketName::Abstract("foo".into()));
+        assert_eq!(SocketName::from_env_value("/tmp/s"), SocketName::Path("/tmp/s".into()));
     }
 }

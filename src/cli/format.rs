@@ -276,7 +276,8 @@ pub fn human_size(sectors: u64) -> String {
 fn progress(cur: i64, total: i64) -> String {
     let mut out = String::new();
     if total > 0 {
-        let x = (i128::from(PROGRESS_LEN) * i128::from(cur) / i128::from(total)).clamp(0, i128::from(PROGRESS_LEN)) as i64;
+        let x =
+            (i128::from(PROGRESS_LEN) * i128::from(cur) / i128::from(total)).clamp(0, i128::from(PROGRESS_LEN)) as i64;
         out.extend(std::iter::repeat_n('X', x as usize));
         out.extend(std::iter::repeat_n('.', (PROGRESS_LEN - x) as usize));
     }
@@ -393,18 +394,9 @@ pub fn path_field(p: &PathView, c: char) -> Option<String> {
         'T' => if orphan { "undef" } else { chk_state_text(p.state) }.to_string(),
         's' => {
             let or_hash = |s: &str| {
-                if s.is_empty() {
-                    "##".to_string()
-                } else {
-                    s.to_string()
-                }
+                if s.is_empty() { "##".to_string() } else { s.to_string() }
             };
-            format!(
-                "{},{},{}",
-                or_hash(&p.vendor),
-                or_hash(&p.product),
-                or_hash(&p.rev)
-            )
+            format!("{},{},{}", or_hash(&p.vendor), or_hash(&p.product), or_hash(&p.rev))
         }
         'c' => p.checker.clone().unwrap_or_else(|| "(null)".to_string()),
         'C' => {
@@ -438,9 +430,7 @@ pub fn path_field(p: &PathView, c: char) -> Option<String> {
             Some(t) => format!("0x{t:04x}"),
             None => "[undef]".to_string(),
         },
-        'k' => p
-            .max_sectors_kb
-            .map_or_else(|| "n/a".to_string(), |k| k.to_string()),
+        'k' => p.max_sectors_kb.map_or_else(|| "n/a".to_string(), |k| k.to_string()),
         _ => return None,
     })
 }
@@ -450,9 +440,7 @@ pub fn map_field(m: &MapView, c: char) -> Option<String> {
     Some(match c {
         'n' => m.name.clone(),
         'w' => m.wwid.clone(),
-        'd' => {
-            m.dm.map_or_else(|| "undef".to_string(), |d| format!("dm-{}", d.minor))
-        }
+        'd' => m.dm.map_or_else(|| "undef".to_string(), |d| format!("dm-{}", d.minor)),
         'F' => failback_text(m.failback, m.failback_tick),
         'Q' => queueing_text(m.no_path_retry, m.retry_tick, m.active_paths()),
         'N' => m.active_paths().to_string(),
@@ -481,10 +469,7 @@ pub fn map_field(m: &MapView, c: char) -> Option<String> {
         's' => m
             .paths()
             .find(|p| !p.vendor.is_empty() && !p.product.is_empty())
-            .map_or_else(
-                || "##,##".to_string(),
-                |p| format!("{},{}", p.vendor, p.product),
-            ),
+            .map_or_else(|| "##,##".to_string(), |p| format!("{},{}", p.vendor, p.product)),
         'v' => m.first_path_attr(|p| &p.vendor),
         'p' => m.first_path_attr(|p| &p.product),
         'e' => m.first_path_attr(|p| &p.rev),
@@ -493,9 +478,7 @@ pub fn map_field(m: &MapView, c: char) -> Option<String> {
             .paths()
             .find_map(|p| p.vpd_data.clone())
             .unwrap_or_else(|| "[undef]".to_string()),
-        'k' => m
-            .max_sectors_kb
-            .map_or_else(|| "n/a".to_string(), |k| k.to_string()),
+        'k' => m.max_sectors_kb.map_or_else(|| "n/a".to_string(), |k| k.to_string()),
         _ => return None,
     })
 }
@@ -616,12 +599,7 @@ fn render(fmt: &str, field: impl Fn(char) -> Option<String>, widths: Option<&Wid
 fn header(fmt: &str, table: &[(char, &str)], widths: &Widths) -> String {
     render(
         fmt,
-        |c| {
-            table
-                .iter()
-                .find(|(w, _)| *w == c)
-                .map(|(_, h)| h.to_string())
-        },
+        |c| table.iter().find(|(w, _)| *w == c).map(|(_, h)| h.to_string()),
         Some(widths),
     )
 }
@@ -638,10 +616,7 @@ fn table<T>(
         return String::new();
     }
     if raw {
-        return items
-            .iter()
-            .map(|it| render(fmt, |c| field(it, c), None))
-            .collect();
+        return items.iter().map(|it| render(fmt, |c| field(it, c), None)).collect();
     }
     let widths = layout(items, wildcards, fmt, true, field);
     let mut out = header(fmt, wildcards, &widths);
@@ -699,16 +674,8 @@ pub fn topology(maps: &[MapView], all_paths: &[PathView]) -> String {
             ));
             for (pi, p) in g.paths.iter().enumerate() {
                 out.push(if last_group { ' ' } else { '|' });
-                out.push_str(if pi + 1 == g.paths.len() {
-                    " `- "
-                } else {
-                    " |- "
-                });
-                out.push_str(&render(
-                    TOPOLOGY_PATH_FORMAT,
-                    |c| path_field(p, c),
-                    Some(&widths),
-                ));
+                out.push_str(if pi + 1 == g.paths.len() { " `- " } else { " |- " });
+                out.push_str(&render(TOPOLOGY_PATH_FORMAT, |c| path_field(p, c), Some(&widths)));
             }
         }
     }
@@ -1002,11 +969,7 @@ mod tests {
     #[test]
     fn format_pieces_drop_unknown_and_trailing_percent() {
         let f = |c| {
-            if c == 'a' {
-                Some("A".to_string())
-            } else {
-                None
-            }
+            if c == 'a' { Some("A".to_string()) } else { None }
         };
         assert_eq!(render("x%a%q-%%y%", f, None), "xA-y\n");
     }

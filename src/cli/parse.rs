@@ -72,11 +72,7 @@ pub struct Keyword {
 }
 
 const fn k(word: &'static str, kw: Kw, has_param: bool) -> Keyword {
-    Keyword {
-        word,
-        kw,
-        has_param,
-    }
+    Keyword { word, kw, has_param }
 }
 
 /// The keyword table. Order matters: the first spelling of a keyword is the one the
@@ -524,10 +520,7 @@ pub fn tokenize(line: &str) -> Vec<Token> {
         } else {
             let mut doubled = false;
             loop {
-                while i < b.len()
-                    && b[i] != b'"'
-                    && (in_string || !(is_blank(b[i]) || b"!#{}".contains(&b[i])))
-                {
+                while i < b.len() && b[i] != b'"' && (in_string || !(is_blank(b[i]) || b"!#{}".contains(&b[i]))) {
                     i += 1;
                 }
                 if in_string && i + 1 < b.len() && b[i] == b'"' && b[i + 1] == b'"' {
@@ -638,35 +631,20 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
     use Handler as H;
     Ok(match handler {
         H::ShowPaths => C::ShowPaths,
-        H::ShowPathsFormat => C::ShowPathsFormat {
-            fmt: fmt(),
-            raw: false,
-        },
-        H::ShowPathsRawFormat => C::ShowPathsFormat {
-            fmt: fmt(),
-            raw: true,
-        },
+        H::ShowPathsFormat => C::ShowPathsFormat { fmt: fmt(), raw: false },
+        H::ShowPathsRawFormat => C::ShowPathsFormat { fmt: fmt(), raw: true },
         H::ShowPath => C::ShowPath { path: path() },
         H::ShowMaps => C::ShowMaps,
         H::ShowStatus => C::ShowStatus,
         H::ShowDaemon => C::ShowDaemon,
         H::ShowMapsStatus => C::ShowMapsStatus,
         H::ShowMapsStats => C::ShowMapsStats,
-        H::ShowMapsFormat => C::ShowMapsFormat {
-            fmt: fmt(),
-            raw: false,
-        },
-        H::ShowMapsRawFormat => C::ShowMapsFormat {
-            fmt: fmt(),
-            raw: true,
-        },
+        H::ShowMapsFormat => C::ShowMapsFormat { fmt: fmt(), raw: false },
+        H::ShowMapsRawFormat => C::ShowMapsFormat { fmt: fmt(), raw: true },
         H::ShowMapsTopology | H::ShowTopology => C::ShowMapsTopology,
         H::ShowMapsJson => C::ShowMapsJson,
         H::ShowMapTopology => C::ShowMapTopology { map: map() },
-        H::ShowMapFormat | H::ShowMapRawFormat => C::ShowMapFormat {
-            map: map(),
-            fmt: fmt(),
-        },
+        H::ShowMapFormat | H::ShowMapRawFormat => C::ShowMapFormat { map: map(), fmt: fmt() },
         H::ShowMapJson => C::ShowMapJson { map: map() },
         H::ShowConfigLocal => C::ShowConfig { local: true },
         H::ShowConfig => C::ShowConfig { local: false },
@@ -806,15 +784,9 @@ mod tests {
             words("keyword \t \"  value   more  \""),
             ["keyword", "  value   more  "]
         );
-        assert_eq!(
-            words("keyword\"value comment\""),
-            ["keyword", "value comment"]
-        );
+        assert_eq!(words("keyword\"value comment\""), ["keyword", "value comment"]);
         assert_eq!(words("keyword \"2.5\"\" SSD\""), ["keyword", "2.5\" SSD"]);
-        assert_eq!(
-            words("keyword \"\"\"\"\" is empty\""),
-            ["keyword", "\"\" is empty"]
-        );
+        assert_eq!(words("keyword \"\"\"\"\" is empty\""), ["keyword", "\"\" is empty"]);
         assert_eq!(words("keyword \"\"\"\""), ["keyword", "\""]);
         assert_eq!(words("key \"!value\""), ["key", "!value"]);
         assert_eq!(words("keyword value ! comment"), ["keyword", "value"]);
@@ -829,10 +801,7 @@ mod tests {
         assert!(find_keyword("sh").is_none());
         assert_eq!(find_keyword("map").map(|k| k.word), Some("map"));
         assert_eq!(find_keyword("path").map(|k| k.word), Some("path"));
-        assert_eq!(
-            find_keyword("disable").map(|k| k.word),
-            Some("disablequeueing")
-        );
+        assert_eq!(find_keyword("disable").map(|k| k.word), Some("disablequeueing"));
         assert!(find_keyword("stat").is_none());
         assert_eq!(find_keyword("topo").map(|k| k.word), Some("topology"));
     }
@@ -852,8 +821,6 @@ mod tests {
             assert!(help.lines().any(|l| l == line), "missing {line:?}");
         }
         assert_eq!(help.lines().count(), 2 + HANDLERS.len());
-        assert!(help.starts_with(&format!(
-            "{VERSION_LINE}\nCLI commands reference:\n list|show paths\n"
-        )));
+        assert!(help.starts_with(&format!("{VERSION_LINE}\nCLI commands reference:\n list|show paths\n")));
     }
 }

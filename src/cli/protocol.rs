@@ -65,10 +65,7 @@ pub fn decode_len(header: [u8; LEN_SIZE]) -> usize {
 /// The text of a payload: everything before the first NUL (a peer may omit the NUL,
 /// in which case the whole payload is the text).
 pub fn payload_text(payload: &[u8]) -> String {
-    let end = payload
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(payload.len());
+    let end = payload.iter().position(|&b| b == 0).unwrap_or(payload.len());
     String::from_utf8_lossy(&payload[..end]).into_owned()
 }
 
@@ -89,22 +86,14 @@ fn wait(fd: &impl AsFd, flags: PollFlags, deadline: Instant) -> Result<(), Frame
     }
 }
 
-fn read_exact_by<S: Read + AsFd>(
-    s: &mut S,
-    buf: &mut [u8],
-    deadline: Instant,
-) -> Result<(), FrameError> {
+fn read_exact_by<S: Read + AsFd>(s: &mut S, buf: &mut [u8], deadline: Instant) -> Result<(), FrameError> {
     let mut done = 0;
     while done < buf.len() {
         wait(s, PollFlags::POLLIN, deadline)?;
         match s.read(&mut buf[done..]) {
             Ok(0) => return Err(FrameError::Closed),
             Ok(n) => done += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -112,11 +101,7 @@ fn read_exact_by<S: Read + AsFd>(
 }
 
 /// Send `text` as one frame before `deadline`.
-pub fn send_frame<S: Write + AsFd>(
-    s: &mut S,
-    text: &str,
-    deadline: Instant,
-) -> Result<(), FrameError> {
+pub fn send_frame<S: Write + AsFd>(s: &mut S, text: &str, deadline: Instant) -> Result<(), FrameError> {
     let frame = encode(text);
     let mut done = 0;
     while done < frame.len() {
@@ -124,11 +109,7 @@ pub fn send_frame<S: Write + AsFd>(
         match s.write(&frame[done..]) {
             Ok(0) => return Err(FrameError::Closed),
             Ok(n) => done += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -137,11 +118,7 @@ pub fn send_frame<S: Write + AsFd>(
 
 /// Receive one frame whose length must lie in `1..max_len` (exclusive upper bound, as
 /// for replies) and return its text.
-pub fn recv_frame<S: Read + AsFd>(
-    s: &mut S,
-    max_len: usize,
-    deadline: Instant,
-) -> Result<String, FrameError> {
+pub fn recv_frame<S: Read + AsFd>(s: &mut S, max_len: usize, deadline: Instant) -> Result<String, FrameError> {
     let mut header = [0u8; LEN_SIZE];
     read_exact_by(s, &mut header, deadline)?;
     let len = decode_len(header);
@@ -186,14 +163,9 @@ mod tests {
     fn reply_length_zero_and_huge_are_rejected() {
         let (mut a, mut b) = UnixStream::pair().unwrap();
         a.write_all(&0usize.to_ne_bytes()).unwrap();
-        assert!(matches!(
-            recv_reply(&mut b, soon()),
-            Err(FrameError::BadLength(0))
-        ));
+        assert!(matches!(recv_reply(&mut b, soon()), Err(FrameError::BadLength(0))));
         a.write_all(&MAX_REPLY_LEN.to_ne_bytes()).unwrap();
-        assert!(
-            matches!(recv_reply(&mut b, soon()), Err(FrameError::BadLength(n)) if n == MAX_REPLY_LEN)
-        );
+        assert!(matches!(recv_reply(&mut b, soon()), Err(FrameError::BadLength(n)) if n == MAX_REPLY_LEN));
     }
 
     #[test]
@@ -202,10 +174,7 @@ mod tests {
         let r = recv_reply(&mut b, Instant::now() + Duration::from_millis(20));
         assert!(matches!(r, Err(FrameError::Timeout)));
         drop(a);
-        assert!(matches!(
-            recv_reply(&mut b, soon()),
-            Err(FrameError::Closed)
-        ));
+        assert!(matches!(recv_reply(&mut b, soon()), Err(FrameError::Closed)));
     }
 
     #[test]

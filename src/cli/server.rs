@@ -220,10 +220,7 @@ enum State {
         deadline: Instant,
     },
     /// The state owner has the command.
-    Waiting {
-        rx: Receiver<String>,
-        deadline: Instant,
-    },
+    Waiting { rx: Receiver<String>, deadline: Instant },
     Sending {
         out: Vec<u8>,
         pos: usize,
@@ -252,10 +249,7 @@ impl Client {
     fn reply(&mut self, text: &str, close_after: bool, now: Instant, cfg: &ServerConfig) {
         let text = if text.is_empty() { "ok\n" } else { text };
         let out = if text.len() + 1 >= MAX_REPLY_LEN {
-            log::warn!(
-                "cli: reply of {} bytes exceeds the maximum, sending fail",
-                text.len()
-            );
+            log::warn!("cli: reply of {} bytes exceeds the maximum, sending fail", text.len());
             encode(HandlerError::Failed.reply())
         } else {
             encode(text)
@@ -280,10 +274,7 @@ impl Client {
     fn wake_at(&self, cfg: &ServerConfig) -> Instant {
         match &self.state {
             State::Len { deadline: None, .. } => self.last_active + cfg.idle_timeout,
-            State::Len {
-                deadline: Some(d), ..
-            }
-            | State::Body { deadline: d, .. } => *d,
+            State::Len { deadline: Some(d), .. } | State::Body { deadline: d, .. } => *d,
             State::Waiting { deadline, .. } => *deadline,
             State::Sending { deadline, .. } => *deadline,
         }
@@ -364,18 +355,16 @@ impl Server {
         };
         if c.uid != self.cfg.privileged_uid && !cmd.is_show() {
             log::info!("cli: unauthorized command {text:?} from uid {}", c.uid);
-            return c.reply(
-                HandlerError::PermissionDenied.reply(),
-                false,
-                now,
-                &self.cfg,
-            );
+            return c.reply(HandlerError::PermissionDenied.reply(), false, now, &self.cfg);
         }
         if let (Command::ShowDaemon, Some(status)) = (&cmd, &self.cfg.daemon_status) {
             return c.reply(&status(), false, now, &self.cfg);
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let reply = Reply { tx, wake: Arc::clone(&self.replies_ready) };
+        let reply = Reply {
+            tx,
+            wake: Arc::clone(&self.replies_ready),
+        };
         if self.requests.send(Request { cmd, reply }).is_err() {
             log::error!("cli: state owner is gone");
             return c.reply(HandlerError::Failed.reply(), false, now, &self.cfg);
@@ -411,10 +400,7 @@ impl Server {
                 }
                 let len = decode_len(*hdr);
                 if len == 0 || len > MAX_CMD_LEN {
-                    log::warn!(
-                        "cli: fd {}: bad command length {len}, dropping",
-                        c.stream.as_raw_fd()
-                    );
+                    log::warn!("cli: fd {}: bad command length {len}, dropping", c.stream.as_raw_fd());
                     c.dead = true;
                     return;
                 }
@@ -447,10 +433,7 @@ impl Server {
                 }
             }
             State::Sending {
-                out,
-                pos,
-                close_after,
-                ..
+                out, pos, close_after, ..
             } => {
                 if revents.contains(PollFlags::POLLHUP) {
                     c.dead = true;
@@ -491,10 +474,7 @@ impl Server {
                     c.dead = true;
                 }
             }
-            State::Len {
-                deadline: Some(d), ..
-            }
-            | State::Body { deadline: d, .. } => {
+            State::Len { deadline: Some(d), .. } | State::Body { deadline: d, .. } => {
                 if now >= *d {
                     // The stream is out of step now; answer and hang up.
                     c.reply(timeout, true, now, &self.cfg);
@@ -505,13 +485,9 @@ impl Server {
                     c.reply(&text, false, now, &self.cfg);
                     self.service(c, PollFlags::POLLOUT, now);
                 }
-                Err(TryRecvError::Empty) if now >= *deadline => {
-                    c.reply(timeout, false, now, &self.cfg)
-                }
+                Err(TryRecvError::Empty) if now >= *deadline => c.reply(timeout, false, now, &self.cfg),
                 Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => {
-                    c.reply(HandlerError::Failed.reply(), false, now, &self.cfg)
-                }
+                Err(TryRecvError::Disconnected) => c.reply(HandlerError::Failed.reply(), false, now, &self.cfg),
             },
             State::Sending { deadline, .. } => {
                 if now >= *deadline {
@@ -538,8 +514,7 @@ impl Server {
                     PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
                 }
             };
-            let mut fds: Vec<PollFd> =
-                Vec::with_capacity(2 + self.listeners.len() + self.clients.len());
+            let mut fds: Vec<PollFd> = Vec::with_capacity(2 + self.listeners.len() + self.clients.len());
             fds.push(PollFd::new(self.waker.as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(self.replies_ready.as_fd(), PollFlags::POLLIN));
             for l in &self.listeners {
@@ -561,10 +536,7 @@ impl Server {
                     return;
                 }
             }
-            let revents: Vec<PollFlags> = fds
-                .iter()
-                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
-                .collect();
+            let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
             drop(fds);
             if !revents[0].is_empty() {
                 log::debug!("cli: listener stopping");
@@ -620,11 +592,7 @@ impl ServerHandle {
 }
 
 /// Start the listener thread on `listeners`, sending parsed commands to `requests`.
-pub fn spawn(
-    listeners: Vec<UnixListener>,
-    cfg: ServerConfig,
-    requests: Sender<Request>,
-) -> io::Result<ServerHandle> {
+pub fn spawn(listeners: Vec<UnixListener>, cfg: ServerConfig, requests: Sender<Request>) -> io::Result<ServerHandle> {
     for l in &listeners {
         l.set_nonblocking(true)?;
     }
@@ -632,9 +600,7 @@ pub fn spawn(
     let server = Server {
         listeners,
         waker: wake_rx,
-        replies_ready: Arc::new(EventFd::from_flags(
-            EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
-        )?),
+        replies_ready: Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?),
         accept_paused_until: None,
         cfg,
         requests,

@@ -3,8 +3,8 @@
 //! Each `filter_*` returns 0 (no match), a positive code (blacklisted) or the
 //! negated code (matched an exception). Exceptions are checked first.
 
-use super::model::{BlacklistDevice, BlacklistLists, Config, Pattern};
 use super::keywords::Setting;
+use super::model::{BlacklistDevice, BlacklistLists, Config, Pattern};
 
 pub const MATCH_NOTHING: i32 = 0;
 pub const MATCH_WWID_BLIST: i32 = 1;
@@ -23,10 +23,7 @@ pub const DEFAULT_PROPERTY_EXCEPTION: &str = "(SCSI_IDENT_|ID_WWN)";
 
 /// User entries followed by the built-in ones (skipping built-ins the user
 /// already lists): the blacklist and exception lists in effect.
-pub fn effective_lists(
-    cfg: &Config,
-    nvme_native_multipath: bool,
-) -> (BlacklistLists, BlacklistLists) {
+pub fn effective_lists(cfg: &Config, nvme_native_multipath: bool) -> (BlacklistLists, BlacklistLists) {
     let mut bl = cfg.blacklist.clone();
     let mut ex = cfg.exceptions.clone();
     let devnode = if nvme_native_multipath {
@@ -37,8 +34,7 @@ pub fn effective_lists(
     add_pattern(&mut bl.devnode, devnode);
     add_pattern(&mut ex.property, DEFAULT_PROPERTY_EXCEPTION);
     for hwe in cfg.all_devices() {
-        let (Some(vendor), Some(product)) = (hwe.str(Setting::Vendor), hwe.str(Setting::ProductBlacklist))
-        else {
+        let (Some(vendor), Some(product)) = (hwe.str(Setting::Vendor), hwe.str(Setting::ProductBlacklist)) else {
             continue;
         };
         let (Ok(v), Ok(p)) = (Pattern::new(vendor), Pattern::new(product)) else {
@@ -91,8 +87,7 @@ fn any(list: &[Pattern], s: &str) -> bool {
 
 fn device_match(list: &[BlacklistDevice], vendor: &str, product: &str) -> bool {
     list.iter().any(|d| {
-        d.vendor.as_ref().is_none_or(|p| p.is_match(vendor))
-            && d.product.as_ref().is_none_or(|p| p.is_match(product))
+        d.vendor.as_ref().is_none_or(|p| p.is_match(vendor)) && d.product.as_ref().is_none_or(|p| p.is_match(product))
     })
 }
 
@@ -119,12 +114,7 @@ impl Blacklist {
     }
 
     pub fn filter_devnode(&self, devnode: &str) -> i32 {
-        Self::simple(
-            &self.ex.devnode,
-            &self.bl.devnode,
-            devnode,
-            MATCH_DEVNODE_BLIST,
-        )
+        Self::simple(&self.ex.devnode, &self.bl.devnode, devnode, MATCH_DEVNODE_BLIST)
     }
 
     pub fn filter_wwid(&self, wwid: &str) -> i32 {
@@ -132,12 +122,7 @@ impl Blacklist {
     }
 
     pub fn filter_protocol(&self, protocol: &str) -> i32 {
-        Self::simple(
-            &self.ex.protocol,
-            &self.bl.protocol,
-            protocol,
-            MATCH_PROTOCOL_BLIST,
-        )
+        Self::simple(&self.ex.protocol, &self.bl.protocol, protocol, MATCH_PROTOCOL_BLIST)
     }
 
     pub fn filter_device(&self, vendor: &str, product: &str) -> i32 {
@@ -166,9 +151,7 @@ impl Blacklist {
             }
         }
         match uid_attribute {
-            Some(uid) if !uid.is_empty() && properties.contains(&uid) => {
-                MATCH_PROPERTY_BLIST_MISSING
-            }
+            Some(uid) if !uid.is_empty() && properties.contains(&uid) => MATCH_PROPERTY_BLIST_MISSING,
             _ => MATCH_NOTHING,
         }
     }

@@ -52,8 +52,7 @@ pub fn show_config(cfg: &Config) -> String {
 /// Keywords printed for a section: value keywords minus the `checker` alias
 /// and deprecated ones.
 fn printable(section: Section) -> impl Iterator<Item = &'static Keyword> {
-    keywords::value_keywords(section)
-        .filter(|k| k.name != "checker" && k.ty != ValueType::Deprecated)
+    keywords::value_keywords(section).filter(|k| k.name != "checker" && k.ty != ValueType::Deprecated)
 }
 
 fn line(out: &mut String, depth: usize, name: &str, value: &str) {
@@ -74,11 +73,7 @@ fn defaults(out: &mut String, cfg: &Config) {
         let effective = match kw.name {
             "polling_interval" => Some(Value::Int(cfg.polling_interval().into())),
             "max_polling_interval" => Some(Value::Int(cfg.max_polling_interval().into())),
-            _ => cfg
-                .defaults
-                .get(kw.name)
-                .cloned()
-                .or_else(|| builtin_default(kw)),
+            _ => cfg.defaults.get(kw.name).cloned().or_else(|| builtin_default(kw)),
         };
         if let Some(v) = effective {
             line(out, 1, kw.name, &value::print(kw.ty, &v));
@@ -89,9 +84,7 @@ fn defaults(out: &mut String, cfg: &Config) {
 
 /// The parsed built-in default of a keyword, if it has one.
 pub fn builtin_default(kw: &Keyword) -> Option<Value> {
-    kw.default
-        .and_then(|d| value::parse(kw.ty, d).ok())
-        .map(|(v, _)| v)
+    kw.default.and_then(|d| value::parse(kw.ty, d).ok()).map(|(v, _)| v)
 }
 
 fn blacklist(out: &mut String, name: &str, l: &BlacklistLists) {

@@ -456,7 +456,10 @@ impl Setting {
 
     /// The built-in default as configuration text, from the one table.
     pub fn default_text(self) -> Option<&'static str> {
-        KEYWORDS.iter().filter(|k| k.name == self.name()).find_map(|k| k.default)
+        KEYWORDS
+            .iter()
+            .filter(|k| k.name == self.name())
+            .find_map(|k| k.default)
     }
 }
 
@@ -496,7 +499,12 @@ mod tests {
     #[test]
     fn every_kw_is_a_table_row() {
         for &k in Setting::ALL {
-            assert!(KEYWORDS.iter().any(|row| row.name == k.name() && row.subsection().is_none()), "{k:?}");
+            assert!(
+                KEYWORDS
+                    .iter()
+                    .any(|row| row.name == k.name() && row.subsection().is_none()),
+                "{k:?}"
+            );
         }
     }
 }

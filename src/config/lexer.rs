@@ -82,9 +82,7 @@ mod tests {
     /// string is an opening marker, the text (when not empty) and a closing marker.
     fn upstream_len(t: &Token) -> usize {
         match t {
-            Token::Quoted { text, closed } => {
-                1 + usize::from(!text.is_empty()) + usize::from(*closed)
-            }
+            Token::Quoted { text, closed } => 1 + usize::from(!text.is_empty()) + usize::from(*closed),
             _ => 1,
         }
     }

@@ -51,10 +51,7 @@ pub struct Loaded {
 #[derive(Debug)]
 pub enum ConfigError {
     /// The main file exists but cannot be read.
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Read { path: PathBuf, error: std::io::Error },
     /// A handler failed in the main file (invalid blacklist regex, bad
     /// reservation key); the diagnostics say where.
     Parse {
@@ -67,11 +64,7 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Read { path, error } => {
-                write!(
-                    f,
-                    "couldn't open configuration file '{}': {error}",
-                    path.display()
-                )
+                write!(f, "couldn't open configuration file '{}': {error}", path.display())
             }
             ConfigError::Parse { diagnostics, .. } => {
                 for d in diagnostics.iter().filter(|d| d.level == Level::Error) {
@@ -154,10 +147,7 @@ fn read_conf_dir(dir: &Path, cfg: &mut Config, st: &mut parser::LoadState) {
             return;
         }
         Err(e) => {
-            diag(
-                Level::Error,
-                format!("couldn't open configuration dir '{shown}': {e}"),
-            );
+            diag(Level::Error, format!("couldn't open configuration dir '{shown}': {e}"));
             return;
         }
     };

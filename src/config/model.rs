@@ -80,7 +80,11 @@ impl DeviceEntry {
             Some(Value::Str(s)) => Pattern::new(s).map(Field::Re).unwrap_or(Field::Never),
             _ => Field::Any,
         };
-        let fields = [field(Setting::Vendor.name()), field(Setting::Product.name()), field(Setting::Revision.name())];
+        let fields = [
+            field(Setting::Vendor.name()),
+            field(Setting::Product.name()),
+            field(Setting::Revision.name()),
+        ];
         DeviceEntry { attrs, fields }
     }
 

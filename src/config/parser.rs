@@ -6,9 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::diag::{Diagnostic, Level};
 use super::keywords::{self, Keyword, Section, Setting, ValueType};
 use super::lexer::{self, Token};
-use super::model::{
-    Attrs, BlacklistDevice, Config, DeviceEntry, MultipathEntry, Pattern, ProtocolEntry,
-};
+use super::model::{Attrs, BlacklistDevice, Config, DeviceEntry, MultipathEntry, Pattern, ProtocolEntry};
 use super::value::{self, Note, Value, ValueError};
 
 /// Where the keywords of the section being parsed are stored.
@@ -130,24 +128,12 @@ impl FileParser<'_> {
                         }
                         return true;
                     }
-                    self.diag(
-                        Level::Error,
-                        n,
-                        format!("unmatched '}}' at line {n} of {file}"),
-                    );
-                    self.diag(
-                        Level::Warning,
-                        n,
-                        format!("{file} line {n}, invalid keyword: }}"),
-                    );
+                    self.diag(Level::Error, n, format!("unmatched '}}' at line {n} of {file}"));
+                    self.diag(Level::Warning, n, format!("{file} line {n}, invalid keyword: }}"));
                     continue;
                 }
                 Token::Brace(_) => {
-                    self.diag(
-                        Level::Error,
-                        n,
-                        format!("invalid keyword '{{' on line {n} of {file}"),
-                    );
+                    self.diag(Level::Error, n, format!("invalid keyword '{{' on line {n} of {file}"));
                     continue;
                 }
                 _ => {}
@@ -176,19 +162,12 @@ impl FileParser<'_> {
             }
             if let Some(sub) = kw.subsection() {
                 match tokens.get(1) {
-                    None => self.diag(
-                        Level::Error,
-                        n,
-                        format!("missing '{{' on line {n} of {file}"),
-                    ),
+                    None => self.diag(Level::Error, n, format!("missing '{{' on line {n} of {file}")),
                     Some(Token::Brace('{')) => {}
                     Some(t) => self.diag(
                         Level::Error,
                         n,
-                        format!(
-                            "expecting '{{' on line {n} of {file}. found '{}'",
-                            t.shown()
-                        ),
+                        format!("expecting '{{' on line {n} of {file}. found '{}'", t.shown()),
                     ),
                 }
                 if let Some(extra) = tokens.get(2) {
@@ -206,11 +185,7 @@ impl FileParser<'_> {
                     if !self.eof_reported {
                         self.eof_reported = true;
                         let last = self.lines.len();
-                        self.diag(
-                            Level::Warning,
-                            last,
-                            format!("missing '}}' at end of {file}"),
-                        );
+                        self.diag(Level::Warning, last, format!("missing '}}' at end of {file}"));
                     }
                     return false;
                 }
@@ -220,19 +195,12 @@ impl FileParser<'_> {
                 self.diag(
                     Level::Error,
                     n,
-                    format!(
-                        "missing value for option '{}' on line {n} of {file}",
-                        kw.name
-                    ),
+                    format!("missing value for option '{}' on line {n} of {file}", kw.name),
                 );
                 continue;
             };
             if let Token::Quoted { closed: false, .. } = vtok {
-                self.diag(
-                    Level::Error,
-                    n,
-                    format!("missing closing quotes on line {n} of {file}"),
-                );
+                self.diag(Level::Error, n, format!("missing closing quotes on line {n} of {file}"));
             }
             if let Some(extra) = tokens.get(2) {
                 self.diag(
@@ -290,18 +258,11 @@ impl FileParser<'_> {
             Target::Defaults => Some(&mut self.cfg.defaults),
             Target::Device(i) => self.devices.get_mut(i),
             Target::Overrides => Some(&mut self.cfg.overrides.attrs),
-            Target::Protocol(i) => self
-                .cfg
-                .overrides
-                .protocols
-                .get_mut(i)
-                .map(|p| &mut p.attrs),
+            Target::Protocol(i) => self.cfg.overrides.protocols.get_mut(i).map(|p| &mut p.attrs),
             Target::Multipath(i) => self.cfg.multipaths.get_mut(i).map(|m| &mut m.attrs),
-            Target::Root
-            | Target::Blacklist(_)
-            | Target::BlacklistDevice(_)
-            | Target::Devices
-            | Target::Multipaths => None,
+            Target::Root | Target::Blacklist(_) | Target::BlacklistDevice(_) | Target::Devices | Target::Multipaths => {
+                None
+            }
         }
     }
 
@@ -362,17 +323,13 @@ impl FileParser<'_> {
                         "{file} line {n}: ignoring deprecated option \"{}\", using built-in value: \"{v}\"",
                         kw.name
                     ),
-                    None => format!(
-                        "{file} line {n}: ignoring deprecated option \"{}\"",
-                        kw.name
-                    ),
+                    None => format!("{file} line {n}: ignoring deprecated option \"{}\"", kw.name),
                 };
                 self.diag(Level::Warning, n, msg);
             }
             return;
         }
-        let key = keywords::lookup(Section::Defaults, keywords::canonical(kw.name))
-            .map_or(kw.name, |k| k.name);
+        let key = keywords::lookup(Section::Defaults, keywords::canonical(kw.name)).map_or(kw.name, |k| k.name);
         let (mut v, note) = match value::parse(kw.ty, text) {
             Ok(r) => r,
             Err(ValueError::Invalid) => {
@@ -395,7 +352,10 @@ impl FileParser<'_> {
                 self.diag(
                     Level::Warning,
                     n,
-                    format!("{file} line {n}, invalid argument count for {}:, got '{got}' expected '{expected}'", kw.name),
+                    format!(
+                        "{file} line {n}, invalid argument count for {}:, got '{got}' expected '{expected}'",
+                        kw.name
+                    ),
                 );
                 return;
             }
@@ -408,16 +368,26 @@ impl FileParser<'_> {
             Note::None => {}
             Note::Capped(x, large) => {
                 let what = if large { "large" } else { "small" };
-                self.diag(Level::Warning, n, format!("{file} line {n}, value for {} too {what}, capping at {x}", kw.name));
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!("{file} line {n}, value for {} too {what}, capping at {x}", kw.name),
+                );
             }
             Note::FlushYes => self.diag(
                 Level::Notice,
                 n,
-                format!("{file} line {n}, \"yes\" is a deprecated value for flush_on_last_del and is treated as \"always\""),
+                format!(
+                    "{file} line {n}, \"yes\" is a deprecated value for flush_on_last_del and is treated as \"always\""
+                ),
             ),
         }
         if kw.name == "marginal_path_err_sample_time" && matches!(v, Value::Int(1..=119)) {
-            self.diag(Level::Notice, n, format!("{file} line {n}: configuration error: marginal_path_err_sample_time must be >= 120"));
+            self.diag(
+                Level::Notice,
+                n,
+                format!("{file} line {n}: configuration error: marginal_path_err_sample_time must be >= 120"),
+            );
             v = Value::Int(120);
         }
         let unset = kw.ty == ValueType::PartitionDelimiter && text == "/UNSET/";
@@ -468,18 +438,12 @@ impl FileParser<'_> {
                 kept.push(attrs);
             }
         }
-        self.cfg
-            .devices
-            .extend(kept.into_iter().map(DeviceEntry::new));
+        self.cfg.devices.extend(kept.into_iter().map(DeviceEntry::new));
         let mut i = self.first_protocol;
         while i < self.cfg.overrides.protocols.len() {
             if self.cfg.overrides.protocols[i].protocol().is_none() {
                 self.cfg.overrides.protocols.remove(i);
-                self.diag(
-                    Level::Error,
-                    0,
-                    format!("protocol section in {file} missing type"),
-                );
+                self.diag(Level::Error, 0, format!("protocol section in {file} missing type"));
             } else {
                 i += 1;
             }

@@ -185,13 +185,7 @@ fn no_or_n(v: &Value) -> Option<u32> {
 }
 
 impl<'a> Selector<'a> {
-    pub fn new(
-        cfg: &'a Config,
-        vendor: &str,
-        product: &str,
-        revision: &str,
-        wwid: &str,
-    ) -> Selector<'a> {
+    pub fn new(cfg: &'a Config, vendor: &str, product: &str, revision: &str, wwid: &str) -> Selector<'a> {
         let mpe = cfg.multipaths.iter().find(|m| m.wwid() == Some(wwid));
         let hwes = cfg
             .all_devices()
@@ -211,7 +205,12 @@ impl<'a> Selector<'a> {
     pub fn get(&self, kw: Setting) -> Option<Selected<Value>> {
         let key = kw.name();
         let allowed = |s: Section| kw.row(s).is_some();
-        let from = |a: &Attrs, origin| a.get(key).map(|v| Selected { value: v.clone(), origin });
+        let from = |a: &Attrs, origin| {
+            a.get(key).map(|v| Selected {
+                value: v.clone(),
+                origin,
+            })
+        };
         if allowed(Section::Multipath)
             && let Some(s) = self.mpe.and_then(|m| from(&m.attrs, ORIGIN_MULTIPATHS))
         {
@@ -232,7 +231,12 @@ impl<'a> Selector<'a> {
         {
             return Some(s);
         }
-        kw.row(Section::Defaults).and_then(builtin_default).map(|value| Selected { value, origin: ORIGIN_DEFAULT })
+        kw.row(Section::Defaults)
+            .and_then(builtin_default)
+            .map(|value| Selected {
+                value,
+                origin: ORIGIN_DEFAULT,
+            })
     }
 
     /// A string setting; unset everywhere, the table's built-in default (every
@@ -249,11 +253,17 @@ impl<'a> Selector<'a> {
     }
 
     fn flag(&self, kw: Setting) -> Selected<bool> {
-        self.get(kw).map(|s| s.map(|v| as_bool(&v))).unwrap_or(Selected { value: false, origin: ORIGIN_DEFAULT })
+        self.get(kw).map(|s| s.map(|v| as_bool(&v))).unwrap_or(Selected {
+            value: false,
+            origin: ORIGIN_DEFAULT,
+        })
     }
 
     fn no_or_n(&self, kw: Setting) -> Selected<Option<u32>> {
-        self.get(kw).map(|s| s.map(|v| no_or_n(&v))).unwrap_or(Selected { value: None, origin: ORIGIN_DEFAULT })
+        self.get(kw).map(|s| s.map(|v| no_or_n(&v))).unwrap_or(Selected {
+            value: None,
+            origin: ORIGIN_DEFAULT,
+        })
     }
 
     pub fn pgpolicy(&self) -> Selected<String> {
@@ -367,8 +377,7 @@ impl<'a> Selector<'a> {
 
     /// `true` = priorities, `false` = uniform.
     pub fn rr_weight_priorities(&self) -> Selected<bool> {
-        self.string(Setting::RrWeight)
-            .map(|s| s == "priorities")
+        self.string(Setting::RrWeight).map(|s| s == "priorities")
     }
 
     /// `no_path_retry`; when unset, a `queue_if_no_path` feature means queue.
@@ -440,7 +449,13 @@ impl<'a> Selector<'a> {
                 };
             }
         }
-        self.get(kw).map_or(Selected { value: None, origin: ORIGIN_DEFAULT }, |s| s.map(|v| Some(conv(&v))))
+        self.get(kw).map_or(
+            Selected {
+                value: None,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| s.map(|v| Some(conv(&v))),
+        )
     }
 
     /// `fast_io_fail_tmo` for a path of transport `protocol` (e.g. `scsi:fcp`).
@@ -545,10 +560,7 @@ impl<'a> Selector<'a> {
     /// san_path_err settings.
     pub fn shaky_path(&self) -> ShakyPath {
         let fpin = self.marginal_pathgroups().value == "fpin";
-        let off = |origin| Selected {
-            value: None,
-            origin,
-        };
+        let off = |origin| Selected { value: None, origin };
         let mut mp = [
             self.no_or_n(Setting::MarginalPathErrSampleTime),
             self.no_or_n(Setting::MarginalPathErrRateThreshold),
@@ -556,12 +568,7 @@ impl<'a> Selector<'a> {
             self.no_or_n(Setting::MarginalPathDoubleFailedTime),
         ];
         if fpin {
-            mp = [
-                off(ORIGIN_CONF),
-                off(ORIGIN_CONF),
-                off(ORIGIN_CONF),
-                off(ORIGIN_CONF),
-            ];
+            mp = [off(ORIGIN_CONF), off(ORIGIN_CONF), off(ORIGIN_CONF), off(ORIGIN_CONF)];
         }
         let marginal_on = mp.iter().all(|s| s.value.is_some());
         let mut san = if marginal_on || fpin {
@@ -695,11 +702,7 @@ impl Selector<'_> {
     /// Hardware handler of a map. `kernel_handlers`: the `dh_state` of each
     /// path's SCSI device (absent for non-SCSI paths); `all_tpgs`: every path
     /// supports ALUA.
-    pub fn hwhandler_for_map(
-        &self,
-        kernel_handlers: &[Option<&str>],
-        all_tpgs: bool,
-    ) -> Selected<String> {
+    pub fn hwhandler_for_map(&self, kernel_handlers: &[Option<&str>], all_tpgs: bool) -> Selected<String> {
         let mut chosen = None;
         if self.retain_hwhandler().value {
             let attached = kernel_handlers
@@ -752,7 +755,19 @@ mod tests {
         }
         let cfg = Config::default();
         let sel = Selector::new(&cfg, "", "", "", "");
-        assert_eq!(sel.hwhandler(), Selected { value: "0".to_string(), origin: ORIGIN_DEFAULT });
-        assert_eq!(sel.pgpolicy(), Selected { value: "failover".to_string(), origin: ORIGIN_DEFAULT });
+        assert_eq!(
+            sel.hwhandler(),
+            Selected {
+                value: "0".to_string(),
+                origin: ORIGIN_DEFAULT
+            }
+        );
+        assert_eq!(
+            sel.pgpolicy(),
+            Selected {
+                value: "failover".to_string(),
+                origin: ORIGIN_DEFAULT
+            }
+        );
     }
 }

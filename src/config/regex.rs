@@ -44,20 +44,16 @@ impl Regex {
         let c = CString::new(pattern).map_err(|_| RegexError::Nul)?;
         let mut raw = MaybeUninit::<libc::regex_t>::zeroed();
         // SAFETY: raw points to writable storage for a regex_t, c is NUL-terminated.
-        let rc = unsafe {
-            libc::regcomp(
-                raw.as_mut_ptr(),
-                c.as_ptr(),
-                libc::REG_EXTENDED | libc::REG_NOSUB,
-            )
-        };
+        let rc = unsafe { libc::regcomp(raw.as_mut_ptr(), c.as_ptr(), libc::REG_EXTENDED | libc::REG_NOSUB) };
         if rc != 0 {
             let mut buf = [0u8; 256];
             // SAFETY: regerror writes at most buf.len() bytes, NUL-terminated; a
             // failed regcomp leaves nothing that needs regfree.
             unsafe { libc::regerror(rc, raw.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
             let msg = CStr::from_bytes_until_nul(&buf).map(|s| s.to_string_lossy().into_owned());
-            return Err(RegexError::Compile(msg.unwrap_or_else(|_| format!("regcomp error {rc}"))));
+            return Err(RegexError::Compile(
+                msg.unwrap_or_else(|_| format!("regcomp error {rc}")),
+            ));
         }
         // SAFETY: regcomp succeeded, so the regex_t is initialised.
         let raw = unsafe { raw.assume_init() };

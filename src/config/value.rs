@@ -71,9 +71,10 @@ fn uint(s: &str) -> Option<i64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(s.bytes().fold(0i64, |v, b| {
-        v.saturating_mul(10).saturating_add(i64::from(b - b'0'))
-    }))
+    Some(
+        s.bytes()
+            .fold(0i64, |v, b| v.saturating_mul(10).saturating_add(i64::from(b - b'0'))),
+    )
 }
 
 fn cap(v: i64, min: i64, max: i64) -> (Value, Note) {
@@ -105,12 +106,8 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         T::Section(_) | T::Deprecated => Err(ValueError::Invalid),
         T::Str | T::Regex => ok(Value::Str(text.to_string())),
         T::PartitionDelimiter => ok(Value::Str(text.to_string())),
-        T::Int { min, max } => strtol(text)
-            .map(|v| cap(v, min, max))
-            .ok_or(ValueError::Invalid),
-        T::Uint { max } => uint(text)
-            .map(|v| cap(v, 0, max))
-            .ok_or(ValueError::Invalid),
+        T::Int { min, max } => strtol(text).map(|v| cap(v, min, max)).ok_or(ValueError::Invalid),
+        T::Uint { max } => uint(text).map(|v| cap(v, 0, max)).ok_or(ValueError::Invalid),
         T::YesNo => match text {
             "yes" | "1" => ok(Value::Bool(true)),
             "no" | "0" => ok(Value::Bool(false)),
@@ -147,7 +144,12 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         T::NoOrN => match text {
             "no" => ok(Value::Int(enc::OFF)),
             _ => uint(text)
-                .map(|n| (Value::Int(if n == 0 { enc::OFF } else { n.min(i32::MAX.into()) }), Note::None))
+                .map(|n| {
+                    (
+                        Value::Int(if n == 0 { enc::OFF } else { n.min(i32::MAX.into()) }),
+                        Note::None,
+                    )
+                })
                 .ok_or(ValueError::Invalid),
         },
         T::OffZeroN => match text {
@@ -158,9 +160,7 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         },
         T::DevLoss => match text {
             "infinity" => ok(Value::Int(enc::INFINITY)),
-            _ => uint(text)
-                .map(|n| cap(n, 0, enc::INFINITY))
-                .ok_or(ValueError::Invalid),
+            _ => uint(text).map(|n| cap(n, 0, enc::INFINITY)).ok_or(ValueError::Invalid),
         },
         T::MaxFds => match text {
             "max" => ok(Value::Int(enc::OFF)),
@@ -238,18 +238,12 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
                 Some(k) => (k, true),
                 None => (text, false),
             };
-            let hex = key
-                .strip_prefix("0x")
-                .or_else(|| key.strip_prefix("0X"))
-                .unwrap_or(key);
+            let hex = key.strip_prefix("0x").or_else(|| key.strip_prefix("0X")).unwrap_or(key);
             if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ValueError::Fatal);
             }
             let v = u64::from_str_radix(hex, 16).map_err(|_| ValueError::Fatal)?;
-            ok(Value::Str(format!(
-                "0x{v:x}{}",
-                if aptpl { ":aptpl" } else { "" }
-            )))
+            ok(Value::Str(format!("0x{v:x}{}", if aptpl { ":aptpl" } else { "" })))
         }
         T::ProtocolType => PROTOCOLS
             .iter()
@@ -309,10 +303,7 @@ mod tests {
         assert_eq!(parse(T::NoOrN, "0").unwrap().0, Value::Int(enc::OFF));
         assert_eq!(parse(T::OffZeroN, "0").unwrap().0, Value::Int(0));
         assert_eq!(parse(T::OffZeroN, "off").unwrap().0, Value::Int(enc::OFF));
-        assert_eq!(
-            parse(T::NoPathRetry, "0").unwrap().0,
-            Value::Int(enc::NPR_FAIL)
-        );
+        assert_eq!(parse(T::NoPathRetry, "0").unwrap().0, Value::Int(enc::NPR_FAIL));
         assert_eq!(
             parse(T::PgPolicy, "multibusXYZ").unwrap().0,
             Value::Str("multibus".into())
@@ -321,10 +312,7 @@ mod tests {
             parse(T::Int { min: 0, max: 4 }, "9"),
             Ok((Value::Int(4), Note::Capped(4, true)))
         );
-        assert_eq!(
-            parse(T::Int { min: 0, max: 4 }, "4x"),
-            Err(ValueError::Invalid)
-        );
+        assert_eq!(parse(T::Int { min: 0, max: 4 }, "4x"), Err(ValueError::Invalid));
         assert_eq!(parse(T::Uint { max: 10 }, "-1"), Err(ValueError::Invalid));
         assert_eq!(
             parse(T::Counted, "2 pg_init_retries 50").unwrap().0,
@@ -333,18 +321,12 @@ mod tests {
         assert_eq!(parse(T::Counted, "x"), Err(ValueError::MissingCount));
         assert_eq!(
             parse(T::Counted, "1 a b"),
-            Err(ValueError::BadCount {
-                got: 2,
-                expected: 1
-            })
+            Err(ValueError::BadCount { got: 2, expected: 1 })
         );
         assert_eq!(parse(T::Selector, "service-time 0").unwrap().1, Note::None);
         assert_eq!(
             parse(T::Selector, "service-time 1"),
-            Err(ValueError::BadCount {
-                got: 0,
-                expected: 1
-            })
+            Err(ValueError::BadCount { got: 0, expected: 1 })
         );
         assert_eq!(
             parse(T::ReservationKey, "0xABC:aptpl").unwrap().0,

@@ -137,7 +137,9 @@ pub fn parse(args: &[OsString]) -> Result<Options, ArgError> {
     }
     if !words.is_empty() {
         if matches!(o.mode, Mode::Client(ClientMode::Verbatim(_))) {
-            return Err(ArgError("give the command either with -k\"...\" or as words, not both".into()));
+            return Err(ArgError(
+                "give the command either with -k\"...\" or as words, not both".into(),
+            ));
         }
         o.mode = Mode::Client(ClientMode::Words(words));
     }

@@ -14,11 +14,20 @@ fn one_multipath_line(op: &'static str, name: &str, lines: Vec<TargetLine>) -> R
         Ok([line]) => format!("target is '{}', not multipath", line.target),
         Err(lines) => format!("{} targets, expected one multipath target", lines.len()),
     };
-    Err(DmError::BadReply { op, name: Some(name.to_string()), why })
+    Err(DmError::BadReply {
+        op,
+        name: Some(name.to_string()),
+        why,
+    })
 }
 
 fn targets(sectors: u64, params: &str) -> [TargetLine; 1] {
-    [TargetLine { start: 0, length: sectors, target: MULTIPATH_TARGET.to_string(), params: params.to_string() }]
+    [TargetLine {
+        start: 0,
+        length: sectors,
+        target: MULTIPATH_TARGET.to_string(),
+        params: params.to_string(),
+    }]
 }
 
 impl<B: DmBackend> MapOps for DmPort<B> {
@@ -33,7 +42,11 @@ impl<B: DmBackend> MapOps for DmPort<B> {
             if info.uuid.strip_prefix("mpath-").is_none_or(|w| w.is_empty()) {
                 continue;
             }
-            let table = match self.0.table(&dev.name).and_then(|t| one_multipath_line("table", &dev.name, t)) {
+            let table = match self
+                .0
+                .table(&dev.name)
+                .and_then(|t| one_multipath_line("table", &dev.name, t))
+            {
                 Ok(t) => t,
                 Err(e) => {
                     log::warn!("{}: not adopting: {e}", dev.name);
@@ -59,7 +72,9 @@ impl<B: DmBackend> MapOps for DmPort<B> {
     }
 
     fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, DmError> {
-        self.0.create_map(name, uuid, &targets(sectors, params)).map(|i| i.minor)
+        self.0
+            .create_map(name, uuid, &targets(sectors, params))
+            .map(|i| i.minor)
     }
 
     fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), DmError> {

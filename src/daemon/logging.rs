@@ -47,7 +47,10 @@ impl log::Log for Front {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let rec = Record { level: record.level(), text: record.args().to_string() };
+        let rec = Record {
+            level: record.level(),
+            text: record.args().to_string(),
+        };
         // A full queue means the sink is stuck: drop rather than stall path handling.
         if let Err(TrySendError::Full(_)) = self.tx.try_send(rec) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -68,7 +71,10 @@ impl LoggerHandle {
     pub fn shutdown(mut self) {
         if let Some(front) = FRONT.get() {
             // Dropping senders is impossible for a 'static logger; a sentinel ends the thread.
-            let _ = front.tx.send(Record { level: log::Level::Error, text: String::new() });
+            let _ = front.tx.send(Record {
+                level: log::Level::Error,
+                text: String::new(),
+            });
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -36,12 +36,9 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             0
         }
         Mode::DumpConfig => dump_config(&LoadOptions::default(), opts.verbosity.unwrap_or(2)),
-        Mode::Client(mode) => {
-            crate::cli::client::run(mode, client_timeout(&LoadOptions::default()))
-        }
+        Mode::Client(mode) => crate::cli::client::run(mode, client_timeout(&LoadOptions::default())),
         Mode::Daemon => run::run(&opts, &LoadOptions::default(), || {
-            crate::dm::DmIoctl::open()
-                .map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
+            crate::dm::DmIoctl::open().map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
         }),
     }
 }

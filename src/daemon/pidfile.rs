@@ -46,7 +46,10 @@ impl PidFile {
         }
         file.set_len(0).map_err(io_err)?;
         writeln!(file, "{}", std::process::id()).map_err(io_err)?;
-        Ok(PidFile { path: path.to_path_buf(), _file: file })
+        Ok(PidFile {
+            path: path.to_path_buf(),
+            _file: file,
+        })
     }
 }
 
@@ -65,7 +68,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("multipathd.pid");
         let first = PidFile::create(&p).unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{}\n", std::process::id()));
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("{}\n", std::process::id())
+        );
         match PidFile::create(&p) {
             Err(PidFileError::AlreadyRunning(_)) => {}
             other => panic!("expected AlreadyRunning, got {:?}", other.map(|_| ())),

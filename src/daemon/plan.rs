@@ -48,8 +48,7 @@ pub fn plan_map(cfg: &Config, wwid: &str, alias: &str, paths: &[PlanPath]) -> Op
     let sel = Selector::new(cfg, &first.vendor, &first.product, &first.rev, wwid);
     let mut log = Vec::new();
 
-    let detected = sel.detect_pgpolicy().value
-        && paths.iter().all(|p| p.prio_name == "alua" || p.prio_name == "sysfs");
+    let detected = sel.detect_pgpolicy().value && paths.iter().all(|p| p.prio_name == "alua" || p.prio_name == "sysfs");
     let (pgpolicy, origin) = if detected {
         (Pgpolicy::GroupByPrio, "(setting: detected)")
     } else {
@@ -75,7 +74,10 @@ pub fn plan_map(cfg: &Config, wwid: &str, alias: &str, paths: &[PlanPath]) -> Op
     let groups = pgpolicy::group_paths(pgpolicy, &descs, marginal_pg);
 
     let selector = sel.selector();
-    log.push(format!("{alias}: path_selector = \"{}\" {}", selector.value, selector.origin));
+    log.push(format!(
+        "{alias}: path_selector = \"{}\" {}",
+        selector.value, selector.origin
+    ));
     let no_path_retry = sel.no_path_retry();
     let features = sel.features();
     // queue_if_no_path in `features` is upstream's old spelling of no_path_retry queue;
@@ -108,13 +110,24 @@ pub fn plan_map(cfg: &Config, wwid: &str, alias: &str, paths: &[PlanPath]) -> Op
                     .iter()
                     .map(|&i| {
                         let p = &paths[i];
-                        let w = if weighted { minio.saturating_mul(p.prio.max(1) as u32) } else { minio };
-                        TablePath { dev: p.devt.clone(), args: vec![w.to_string()] }
+                        let w = if weighted {
+                            minio.saturating_mul(p.prio.max(1) as u32)
+                        } else {
+                            minio
+                        };
+                        TablePath {
+                            dev: p.devt.clone(),
+                            args: vec![w.to_string()],
+                        }
                     })
                     .collect(),
             })
             .collect(),
-        initial_group: if groups.is_empty() { 0 } else { pgpolicy::best_group(&groups) as u32 },
+        initial_group: if groups.is_empty() {
+            0
+        } else {
+            pgpolicy::best_group(&groups) as u32
+        },
     };
     Some(MapPlan {
         wwid: wwid.to_string(),

@@ -18,8 +18,8 @@ use crate::checkers::{self, CheckOutcome, MonotonicClock};
 use crate::cli::format::DaemonState;
 use crate::cli::server::{self, Request, ServerConfig, ServerHandle};
 use crate::config::keywords::Setting;
-use crate::dm::DmError;
 use crate::config::{self, LoadOptions};
+use crate::dm::DmError;
 use crate::marginal::thread::{IoErrEvent, IoErrStat};
 use crate::uevent::{self, ReaderHandle, Uevent};
 
@@ -37,18 +37,12 @@ fn uxsock_timeout(cfg: &config::Config) -> Duration {
 }
 
 fn verbosity(cfg: &config::Config, opts: &Options) -> u8 {
-    opts.verbosity.unwrap_or_else(|| {
-        cfg.setting_int(Setting::Verbosity)
-            .map_or(2, |n| n.clamp(0, 6) as u8)
-    })
+    opts.verbosity
+        .unwrap_or_else(|| cfg.setting_int(Setting::Verbosity).map_or(2, |n| n.clamp(0, 6) as u8))
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or `shutdown`; returns the exit code.
-pub fn run(
-    opts: &Options,
-    load: &LoadOptions,
-    dm: impl FnOnce() -> Result<Box<dyn MapOps>, DmError>,
-) -> i32 {
+pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<dyn MapOps>, DmError>) -> i32 {
     let loaded = match config::load(load) {
         Ok(l) => l,
         Err(e) => {
@@ -189,8 +183,8 @@ fn start_and_serve(
     };
     let (chk_tx, chk_ctl) = unbounded();
     let (res_tx, res_rx) = unbounded();
-    let checker = checkers::spawn_checker_loop(chk_ctl, res_tx, MonotonicClock, CHECKER_WORKERS)
-        .map_err(DaemonError::Checker)?;
+    let checker =
+        checkers::spawn_checker_loop(chk_ctl, res_tx, MonotonicClock, CHECKER_WORKERS).map_err(DaemonError::Checker)?;
     let (ioerr_tx, ioerr_rx) = unbounded();
     let server_cfg = ServerConfig {
         uxsock_timeout: uxsock_timeout(&cfg),
@@ -213,10 +207,7 @@ fn start_and_serve(
     let (req_tx, req_rx) = unbounded();
     let listeners = server::open_listeners().map_err(DaemonError::CliSocket)?;
     let server = server::spawn(listeners, server_cfg, req_tx).map_err(DaemonError::CliListener)?;
-    notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status("up"),
-    ]);
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("up")]);
 
     let inbox = Inbox {
         signals: sig_rx,
@@ -364,9 +355,7 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
 
 /// Answers one CLI request.
 fn answer(owner: &mut Owner, req: Request) {
-    let reply = owner
-        .on_command(req.cmd)
-        .unwrap_or_else(|e| e.reply().to_string());
+    let reply = owner.on_command(req.cmd).unwrap_or_else(|e| e.reply().to_string());
     // The server may have timed the client out already.
     let _ = req.reply.send(reply);
 }
@@ -377,11 +366,7 @@ mod tests {
 
     #[test]
     fn max_fds_number_or_the_kernel_ceiling() {
-        let parse = |text: &str| {
-            config::parse_str("multipath.conf", text)
-                .expect("parses")
-                .config
-        };
+        let parse = |text: &str| config::parse_str("multipath.conf", text).expect("parses").config;
         assert_eq!(wanted_fds(&parse("defaults {\n max_fds 8192\n}\n")), 8192);
         let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
             .unwrap()

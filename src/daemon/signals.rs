@@ -47,17 +47,15 @@ impl SignalThread {
 pub fn spawn(tx: Sender<SignalEvent>) -> std::io::Result<SignalThread> {
     let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGINT, SIGTERM])?;
     let handle = signals.handle();
-    let thread = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if let Some(ev) = classify(sig)
-                    && tx.send(ev).is_err()
-                {
-                    break;
-                }
+    let thread = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            if let Some(ev) = classify(sig)
+                && tx.send(ev).is_err()
+            {
+                break;
             }
-        })?;
+        }
+    })?;
     Ok(SignalThread { handle, thread })
 }
 

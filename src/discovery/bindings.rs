@@ -97,24 +97,35 @@ impl Bindings {
             let mut tokens = content.split([' ', '\t']).filter(|t| !t.is_empty());
             let Some(alias) = tokens.next() else { continue };
             let Some(wwid) = tokens.next() else {
-                b.issues.push(format!("invalid line {n} in bindings file, missing WWID"));
+                b.issues
+                    .push(format!("invalid line {n} in bindings file, missing WWID"));
                 continue;
             };
             let extra: Vec<&str> = tokens.collect();
             if !extra.is_empty() {
-                b.issues.push(format!("invalid line {n} in bindings file, extra args \"{}\"", extra.join(" ")));
+                b.issues.push(format!(
+                    "invalid line {n} in bindings file, extra args \"{}\"",
+                    extra.join(" ")
+                ));
             }
             if let Some(w) = b.wwid_for_alias(alias) {
                 if w != wwid {
-                    b.issues.push(format!("invalid line {n} in bindings file, alias {alias} already bound to wwid {w}"));
+                    b.issues.push(format!(
+                        "invalid line {n} in bindings file, alias {alias} already bound to wwid {w}"
+                    ));
                 }
                 continue;
             }
             if let Some(a) = b.alias_for_wwid(wwid) {
-                b.issues.push(format!("invalid line {n} in bindings file, wwid {wwid} already bound to alias {a}"));
+                b.issues.push(format!(
+                    "invalid line {n} in bindings file, wwid {wwid} already bound to alias {a}"
+                ));
                 continue;
             }
-            b.entries.push(Binding { alias: alias.to_string(), wwid: wwid.to_string() });
+            b.entries.push(Binding {
+                alias: alias.to_string(),
+                wwid: wwid.to_string(),
+            });
         }
         b
     }
@@ -131,7 +142,11 @@ impl Bindings {
     /// (the caller's check whether a device-mapper map of that name exists for
     /// another WWID). `None` when all i32 ids are used.
     pub fn free_id(&self, prefix: &str, taken: &dyn Fn(&str) -> bool) -> Option<i32> {
-        let mut used: Vec<i32> = self.entries.iter().filter_map(|e| scan_alias_id(&e.alias, prefix)).collect();
+        let mut used: Vec<i32> = self
+            .entries
+            .iter()
+            .filter_map(|e| scan_alias_id(&e.alias, prefix))
+            .collect();
         used.sort_unstable();
         used.dedup();
         let mut id: i32 = 1;
@@ -164,11 +179,17 @@ impl Bindings {
             scan_alias_id(c, prefix).is_some() && !c.contains([' ', '\t']) && self.wwid_for_alias(c).is_none()
         };
         if let Some(cur) = current.filter(adoptable) {
-            self.entries.push(Binding { alias: cur.to_string(), wwid: wwid.to_string() });
+            self.entries.push(Binding {
+                alias: cur.to_string(),
+                wwid: wwid.to_string(),
+            });
             return Some((cur.to_string(), AliasOrigin::AdoptedCurrentName));
         }
         let alias = format!("{prefix}{}", format_alias_id(self.free_id(prefix, taken)?)?);
-        self.entries.push(Binding { alias: alias.clone(), wwid: wwid.to_string() });
+        self.entries.push(Binding {
+            alias: alias.clone(),
+            wwid: wwid.to_string(),
+        });
         Some((alias, AliasOrigin::Created))
     }
 
@@ -219,7 +240,10 @@ impl BindingsFile {
         taken: &dyn Fn(&str) -> bool,
     ) -> io::Result<(Resolved, Vec<String>)> {
         if wwid.is_empty() || wwid.contains([' ', '\t', '\n', '\r', '#']) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("WWID {wwid:?} cannot be stored in the bindings file")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("WWID {wwid:?} cannot be stored in the bindings file"),
+            ));
         }
         let mut b = self.load()?;
         let res = b.resolve(wwid, prefix, current, taken);

@@ -140,7 +140,12 @@ pub fn group_paths(policy: Pgpolicy, paths: &[PathDesc], marginal_pathgroups: bo
             let members: Vec<&PathDesc> = ids.iter().filter_map(|&i| by_id(i)).collect();
             let (prio, enabled_paths) = pg_priority(members.iter().map(|p| (p.prio, p.enabled)));
             let marginal = !members.is_empty() && members.iter().all(|p| p.marginal);
-            Group { paths: ids, marginal, prio, enabled_paths }
+            Group {
+                paths: ids,
+                marginal,
+                prio,
+                enabled_paths,
+            }
         })
         .collect();
     sort_groups(&mut groups);
@@ -214,7 +219,12 @@ mod tests {
     }
 
     fn g(paths: &[usize], marginal: bool, prio: i32, enabled: usize) -> Group {
-        Group { paths: paths.to_vec(), marginal, prio, enabled_paths: enabled }
+        Group {
+            paths: paths.to_vec(),
+            marginal,
+            prio,
+            enabled_paths: enabled,
+        }
     }
 
     #[test]

@@ -38,9 +38,17 @@ impl Prio {
     }
 
     pub fn from_name(s: &str) -> Option<Prio> {
-        [Prio::Const, Prio::Random, Prio::Sysfs, Prio::Alua, Prio::Ana, Prio::Weightedpath, Prio::PathLatency]
-            .into_iter()
-            .find(|p| p.name() == s)
+        [
+            Prio::Const,
+            Prio::Random,
+            Prio::Sysfs,
+            Prio::Alua,
+            Prio::Ana,
+            Prio::Weightedpath,
+            Prio::PathLatency,
+        ]
+        .into_iter()
+        .find(|p| p.name() == s)
     }
 }
 
@@ -77,7 +85,11 @@ pub fn alua_prio(pref_and_aas: u8, exclusive_pref: bool) -> i32 {
     let aas = pref_and_aas & 0x0f;
     let pref = pref_and_aas & 0x80 != 0;
     let base = aas_value(aas);
-    if pref && (aas != AAS_OPTIMIZED || exclusive_pref) { base + 80 } else { base }
+    if pref && (aas != AAS_OPTIMIZED || exclusive_pref) {
+        base + 80
+    } else {
+        base
+    }
 }
 
 /// Whether prio_args contain the `exclusive_pref_bit` word.
@@ -89,11 +101,20 @@ pub fn exclusive_pref_arg(args: &str) -> bool {
 /// `preferred_path` attributes. [`PRIO_UNDEF`] without an access state.
 pub fn sysfs_prio(access_state: Option<&str>, preferred: bool, exclusive_pref: bool) -> i32 {
     let Some(state) = access_state else { return PRIO_UNDEF };
-    let base = [("active/optimized", 50), ("active/non-optimized", 10), ("lba-dependent", 5), ("standby", 1)]
-        .iter()
-        .find(|(name, _)| state.starts_with(name))
-        .map_or(0, |&(_, v)| v);
-    if preferred && (base != 50 || exclusive_pref) { base + 80 } else { base }
+    let base = [
+        ("active/optimized", 50),
+        ("active/non-optimized", 10),
+        ("lba-dependent", 5),
+        ("standby", 1),
+    ]
+    .iter()
+    .find(|(name, _)| state.starts_with(name))
+    .map_or(0, |&(_, v)| v);
+    if preferred && (base != 50 || exclusive_pref) {
+        base + 80
+    } else {
+        base
+    }
 }
 
 /// Target port group support from standard INQUIRY data (byte 5, bits 5:4).
@@ -158,12 +179,29 @@ impl std::error::Error for RtpgError {}
 /// Why a SCSI command of a prioritizer gave no answer.
 #[derive(Debug)]
 pub enum ScsiError {
-    Open { dev: String, error: std::io::Error },
+    Open {
+        dev: String,
+        error: std::io::Error,
+    },
     /// The SG_IO ioctl itself failed (not a SCSI device, device gone).
-    SgIo { dev: String, opcode: u8, error: std::io::Error },
+    SgIo {
+        dev: String,
+        opcode: u8,
+        error: std::io::Error,
+    },
     /// The command completed with an error status.
-    Failed { dev: String, opcode: u8, status: u8, host: u16, driver: u16, key: u8 },
-    ShortInquiry { dev: String, len: usize },
+    Failed {
+        dev: String,
+        opcode: u8,
+        status: u8,
+        host: u16,
+        driver: u16,
+        key: u8,
+    },
+    ShortInquiry {
+        dev: String,
+        len: usize,
+    },
 }
 
 impl fmt::Display for ScsiError {
@@ -171,7 +209,14 @@ impl fmt::Display for ScsiError {
         match self {
             ScsiError::Open { dev, error } => write!(f, "{dev}: {error}"),
             ScsiError::SgIo { dev, opcode, error } => write!(f, "{dev}: SG_IO opcode {opcode:#04x}: {error}"),
-            ScsiError::Failed { dev, opcode, status, host, driver, key } => write!(
+            ScsiError::Failed {
+                dev,
+                opcode,
+                status,
+                host,
+                driver,
+                key,
+            } => write!(
                 f,
                 "{dev}: opcode {opcode:#04x} failed: status {status:#04x} host {host:#06x} driver {driver:#06x} sense key {key:#x}"
             ),
@@ -229,13 +274,20 @@ pub fn rtpg_lookup(resp: &[u8], tpg: u16) -> Result<u8, RtpgError> {
 
 /// `alua` for a SCSI device node: TPG id from `vpd83` (sysfs copy) or an
 /// INQUIRY, then REPORT TARGET PORT GROUPS.
-pub fn alua_getprio(devnode: &Path, vpd83: Option<&[u8]>, exclusive_pref: bool, timeout_ms: u32) -> Result<i32, AluaError> {
+pub fn alua_getprio(
+    devnode: &Path,
+    vpd83: Option<&[u8]>,
+    exclusive_pref: bool,
+    timeout_ms: u32,
+) -> Result<i32, AluaError> {
     let dev = sgio::Device::open(devnode).map_err(AluaError::Scsi)?;
     let tpg = match vpd83.and_then(tpg_from_vpd83) {
         Some(t) => Some(t),
         None => {
             let mut page = vec![0u8; 4096];
-            let n = dev.inquiry(Some(0x83), &mut page, timeout_ms).map_err(AluaError::Scsi)?;
+            let n = dev
+                .inquiry(Some(0x83), &mut page, timeout_ms)
+                .map_err(AluaError::Scsi)?;
             tpg_from_vpd83(&page[..n])
         }
     };
@@ -255,7 +307,10 @@ pub fn alua_getprio(devnode: &Path, vpd83: Option<&[u8]>, exclusive_pref: bool, 
         resp = vec![0u8; need.min(1 << 20)];
         n = dev.rtpg(&mut resp, timeout_ms).map_err(AluaError::Scsi)?;
     }
-    Ok(alua_prio(rtpg_lookup(&resp[..n], tpg).map_err(AluaError::Rtpg)?, exclusive_pref))
+    Ok(alua_prio(
+        rtpg_lookup(&resp[..n], tpg).map_err(AluaError::Rtpg)?,
+        exclusive_pref,
+    ))
 }
 
 /// TPGS bits of a SCSI device, by standard INQUIRY (for detect_prio).
@@ -263,7 +318,10 @@ pub fn read_tpgs(devnode: &Path, timeout_ms: u32) -> Result<Tpgs, ScsiError> {
     let dev = sgio::Device::open(devnode)?;
     let mut inq = [0u8; 96];
     let n = dev.inquiry(None, &mut inq, timeout_ms)?;
-    inquiry_tpgs(&inq[..n]).ok_or_else(|| ScsiError::ShortInquiry { dev: devnode.display().to_string(), len: n })
+    inquiry_tpgs(&inq[..n]).ok_or_else(|| ScsiError::ShortInquiry {
+        dev: devnode.display().to_string(),
+        len: n,
+    })
 }
 
 /// Whether VPD page 0xC9 identifies an RDAC controller (`vac1` at byte 4).
@@ -275,9 +333,12 @@ pub fn is_rdac_page(page: &[u8]) -> bool {
 /// failure (no such page, no SCSI device) counts as "not RDAC", as in
 /// multipath-tools.
 pub fn read_is_rdac(devnode: &Path, timeout_ms: u32) -> bool {
-    let Ok(dev) = sgio::Device::open(devnode) else { return false };
+    let Ok(dev) = sgio::Device::open(devnode) else {
+        return false;
+    };
     let mut page = [0u8; 44];
-    dev.inquiry(Some(0xc9), &mut page, timeout_ms).is_ok_and(|n| is_rdac_page(&page[..n]))
+    dev.inquiry(Some(0xc9), &mut page, timeout_ms)
+        .is_ok_and(|n| is_rdac_page(&page[..n]))
 }
 
 /// What a path offers to `weightedpath`.
@@ -323,10 +384,9 @@ fn atoi(s: &str) -> i32 {
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    let v = digits
-        .bytes()
-        .take_while(u8::is_ascii_digit)
-        .fold(0i64, |acc, d| (acc * 10 + i64::from(d - b'0')).min(i64::from(i32::MAX) + 1));
+    let v = digits.bytes().take_while(u8::is_ascii_digit).fold(0i64, |acc, d| {
+        (acc * 10 + i64::from(d - b'0')).min(i64::from(i32::MAX) + 1)
+    });
     let v = if neg { -v } else { v };
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
@@ -363,7 +423,10 @@ impl fmt::Display for LatencyArgsError {
 impl std::error::Error for LatencyArgsError {}
 
 /// Defaults used when `path_latency` args are missing or invalid.
-pub const LATENCY_DEFAULTS: LatencyArgs = LatencyArgs { io_num: 100, base_num: 1.778_279_410_04 };
+pub const LATENCY_DEFAULTS: LatencyArgs = LatencyArgs {
+    io_num: 100,
+    base_num: 1.778_279_410_04,
+};
 
 /// Parse `io_num=N base_num=X` (the first two words, any order; io_num 20..=200,
 /// base_num 1.1..=10).
@@ -371,9 +434,15 @@ pub fn parse_latency_args(args: &str) -> Result<LatencyArgs, LatencyArgsError> {
     let (mut io, mut base) = (None, None);
     for w in args.split([' ', '\t']).filter(|w| !w.is_empty()).take(2) {
         if let Some(v) = w.strip_prefix("io_num=").filter(|v| !v.is_empty()) {
-            io = Some(v.parse::<u32>().map_err(|_| LatencyArgsError::BadIoNum(v.to_string()))?);
+            io = Some(
+                v.parse::<u32>()
+                    .map_err(|_| LatencyArgsError::BadIoNum(v.to_string()))?,
+            );
         } else if let Some(v) = w.strip_prefix("base_num=").filter(|v| !v.is_empty()) {
-            base = Some(v.parse::<f64>().map_err(|_| LatencyArgsError::BadBaseNum(v.to_string()))?);
+            base = Some(
+                v.parse::<f64>()
+                    .map_err(|_| LatencyArgsError::BadBaseNum(v.to_string()))?,
+            );
         }
     }
     let (Some(io_num), Some(base_num)) = (io, base) else {
@@ -395,7 +464,11 @@ pub fn path_latency_prio(latencies_us: &[u64], args: LatencyArgs) -> i32 {
     let lg_base = args.base_num.ln();
     let lg_max = 100_000_000f64.ln() / lg_base;
     let lg_min = 0.0; // log(1 us)
-    let total: f64 = latencies_us.iter().filter(|&&l| l > 0).map(|&l| (l as f64).ln() / lg_base).sum();
+    let total: f64 = latencies_us
+        .iter()
+        .filter(|&&l| l > 0)
+        .map(|&l| (l as f64).ln() / lg_base)
+        .sum();
     let n = latencies_us.len().max(1) as f64;
     let avg = total / n;
     if avg <= lg_min {
@@ -452,7 +525,10 @@ pub struct PrioEnv<'a> {
 /// and fc_transport classes.
 pub fn fc_wwn(root: &SysfsRoot, h: &Hcil) -> Option<String> {
     let read = |rel: String| {
-        std::fs::read_to_string(root.sys(&rel)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        std::fs::read_to_string(root.sys(&rel))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
     };
     let host = format!("class/fc_host/host{}", h.host);
     let tgt = format!("class/fc_transport/target{}:{}:{}", h.host, h.channel, h.target);
@@ -469,9 +545,15 @@ pub fn fc_wwn(root: &SysfsRoot, h: &Hcil) -> Option<String> {
 #[derive(Debug)]
 pub enum PrioError {
     NoAccessState(String),
-    Alua { dev: String, error: AluaError },
+    Alua {
+        dev: String,
+        error: AluaError,
+    },
     /// `path_latency` and `ana` are not computed by [`getprio`].
-    NotRunHere { dev: String, prio: Prio },
+    NotRunHere {
+        dev: String,
+        prio: Prio,
+    },
 }
 
 impl fmt::Display for PrioError {
@@ -479,7 +561,9 @@ impl fmt::Display for PrioError {
         match self {
             PrioError::NoAccessState(dev) => write!(f, "{dev}: no access_state in sysfs"),
             PrioError::Alua { dev, error } => write!(f, "{dev}: alua: {error}"),
-            PrioError::NotRunHere { dev, prio } => write!(f, "{dev}: prioritizer {} is driven by the daemon's IO", prio.name()),
+            PrioError::NotRunHere { dev, prio } => {
+                write!(f, "{dev}: prioritizer {} is driven by the daemon's IO", prio.name())
+            }
         }
     }
 }
@@ -497,17 +581,27 @@ pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Resul
         Prio::Sysfs => {
             // Read afresh: the ALUA state changes after discovery.
             let device = env.root.sys("block").join(&p.dev).join("device");
-            let read = |a: &str| std::fs::read_to_string(device.join(a)).ok().map(|s| s.trim().to_string());
+            let read = |a: &str| {
+                std::fs::read_to_string(device.join(a))
+                    .ok()
+                    .map(|s| s.trim().to_string())
+            };
             let state = read("access_state").filter(|s| !s.is_empty());
             let Some(state) = state else {
                 return Err(PrioError::NoAccessState(p.dev.clone()));
             };
-            Ok(sysfs_prio(Some(&state), read("preferred_path").as_deref() == Some("1"), excl))
+            Ok(sysfs_prio(
+                Some(&state),
+                read("preferred_path").as_deref() == Some("1"),
+                excl,
+            ))
         }
         Prio::Alua => {
             let vpd = std::fs::read(env.root.sys("block").join(&p.dev).join("device/vpd_pg83")).ok();
-            alua_getprio(&env.dev_dir.join(&p.dev), vpd.as_deref(), excl, env.timeout_ms)
-                .map_err(|e| PrioError::Alua { dev: p.dev.clone(), error: e })
+            alua_getprio(&env.dev_dir.join(&p.dev), vpd.as_deref(), excl, env.timeout_ms).map_err(|e| PrioError::Alua {
+                dev: p.dev.clone(),
+                error: e,
+            })
         }
         Prio::Weightedpath => {
             let subject = WeightedSubject {
@@ -518,7 +612,10 @@ pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Resul
             };
             Ok(weightedpath_prio(args, &subject, env.regex_search))
         }
-        Prio::PathLatency | Prio::Ana => Err(PrioError::NotRunHere { dev: p.dev.clone(), prio }),
+        Prio::PathLatency | Prio::Ana => Err(PrioError::NotRunHere {
+            dev: p.dev.clone(),
+            prio,
+        }),
     }
 }
 
@@ -543,8 +640,14 @@ mod sgio {
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK)
                 .open(path)
-                .map_err(|error| ScsiError::Open { dev: path.display().to_string(), error })?;
-            Ok(Device { file, name: path.display().to_string() })
+                .map_err(|error| ScsiError::Open {
+                    dev: path.display().to_string(),
+                    error,
+                })?;
+            Ok(Device {
+                file,
+                name: path.display().to_string(),
+            })
         }
 
         /// Run a data-in command; returns the number of bytes transferred.
@@ -556,7 +659,11 @@ mod sgio {
                 crate::scsi::Data::FromDevice(buf),
                 std::time::Duration::from_millis(u64::from(timeout_ms)),
             )
-            .map_err(|error| ScsiError::SgIo { dev: self.name.clone(), opcode: cdb[0], error })?;
+            .map_err(|error| ScsiError::SgIo {
+                dev: self.name.clone(),
+                opcode: cdb[0],
+                error,
+            })?;
             if !c.ok {
                 // A "recovered error" sense key still delivered the data.
                 let key = c.sense.get(2).map_or(0, |k| k & 0x0f);

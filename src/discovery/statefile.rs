@@ -38,7 +38,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         f.write_all(contents).map_err(|e| annotate(&tmp, "writing", e))?;
         f.sync_all().map_err(|e| annotate(&tmp, "syncing", e))?;
         fs::rename(&tmp, path).map_err(|e| annotate(path, "renaming over", e))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| annotate(dir, "syncing", e))
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| annotate(dir, "syncing", e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -68,7 +70,10 @@ mod tests {
         write_atomic(&p, b"two\n").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "two\n");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
-        let names: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("wwids")]);
         assert_eq!(read_or_empty(&d.path().join("nope")).unwrap(), "");
     }

@@ -121,9 +121,15 @@ pub enum PathError {
     InvalidName(String),
     NotADisk,
     /// A sysfs attribute (or link) that must be there could not be read.
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// An attribute holds something other than what the kernel writes there.
-    BadAttribute { name: &'static str, value: String },
+    BadAttribute {
+        name: &'static str,
+        value: String,
+    },
     DevtZero,
     NotHcil(String),
     NotNvmeName(String),
@@ -178,7 +184,13 @@ pub fn scan_paths(root: &SysfsRoot, opts: &ScanOptions) -> ScanResult {
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) => {
-            res.skipped.push(SkippedPath { dev: String::new(), reason: PathError::Read { path: dir.clone(), error: e } });
+            res.skipped.push(SkippedPath {
+                dev: String::new(),
+                reason: PathError::Read {
+                    path: dir.clone(),
+                    error: e,
+                },
+            });
             return res;
         }
     };
@@ -197,8 +209,13 @@ pub fn scan_paths(root: &SysfsRoot, opts: &ScanOptions) -> ScanResult {
 }
 
 fn read_attr(path: &Path) -> Result<String, PathError> {
-    let bytes = std::fs::read(path).map_err(|error| PathError::Read { path: path.to_path_buf(), error })?;
-    Ok(String::from_utf8_lossy(&bytes).trim_end_matches(['\n', ' ', '\t', '\0']).to_string())
+    let bytes = std::fs::read(path).map_err(|error| PathError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    Ok(String::from_utf8_lossy(&bytes)
+        .trim_end_matches(['\n', ' ', '\t', '\0'])
+        .to_string())
 }
 
 fn read_opt(path: &Path) -> Option<String> {
@@ -241,18 +258,29 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
     };
     let block = root.sys("block").join(dev);
     let devt_s = read_attr(&block.join("dev"))?;
-    let devt = parse_devt(&devt_s).ok_or(PathError::BadAttribute { name: "dev", value: devt_s })?;
+    let devt = parse_devt(&devt_s).ok_or(PathError::BadAttribute {
+        name: "dev",
+        value: devt_s,
+    })?;
     if devt == (0, 0) {
         return Err(PathError::DevtZero);
     }
     let size_s = read_attr(&block.join("size"))?;
-    let size = size_s.parse().map_err(|_| PathError::BadAttribute { name: "size", value: size_s })?;
+    let size = size_s.parse().map_err(|_| PathError::BadAttribute {
+        name: "size",
+        value: size_s,
+    })?;
     let device = block.join("device");
     let mut p = PathInfo {
         dev: dev.to_string(),
         devt,
         bus,
-        hcil: Hcil { host: 0, channel: 0, target: 0, lun: 0 },
+        hcil: Hcil {
+            host: 0,
+            channel: 0,
+            target: 0,
+            lun: 0,
+        },
         vendor: String::new(),
         product: String::new(),
         rev: String::new(),
@@ -295,7 +323,13 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
                 .map(|w| (w, WwidSource::Vpd83)),
             Bus::Nvme => read_attr(&block.join("wwid"))
                 .map_err(|e| e.to_string())
-                .and_then(|w| if w.is_empty() { Err("empty wwid attribute".to_string()) } else { Ok(w) })
+                .and_then(|w| {
+                    if w.is_empty() {
+                        Err("empty wwid attribute".to_string())
+                    } else {
+                        Ok(w)
+                    }
+                })
                 .map(|w| (w, WwidSource::SysfsWwid)),
         };
         match fallback {
@@ -317,19 +351,28 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
 }
 
 fn scsi_info(root: &SysfsRoot, device: &Path, p: &mut PathInfo) -> Result<(), PathError> {
-    let real = std::fs::canonicalize(device).map_err(|error| PathError::Read { path: device.to_path_buf(), error })?;
+    let real = std::fs::canonicalize(device).map_err(|error| PathError::Read {
+        path: device.to_path_buf(),
+        error,
+    })?;
     let name = real.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     p.hcil = parse_hcil(name).ok_or_else(|| PathError::NotHcil(name.to_string()))?;
     let unknown = || "UNKNOWN".to_string();
-    p.vendor = read_opt(&device.join("vendor")).filter(|v| !v.is_empty()).unwrap_or_else(unknown);
-    p.product = read_opt(&device.join("model")).filter(|v| !v.is_empty()).unwrap_or_else(unknown);
+    p.vendor = read_opt(&device.join("vendor"))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(unknown);
+    p.product = read_opt(&device.join("model"))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(unknown);
     p.rev = read_opt(&device.join("rev")).unwrap_or_else(unknown);
     p.state = read_opt(&device.join("state")).unwrap_or_default();
     p.serial = std::fs::read(device.join("vpd_pg80"))
         .ok()
         .and_then(|b| vpd::parse_pg80(&b).ok())
         .unwrap_or_default();
-    p.tpg = std::fs::read(device.join("vpd_pg83")).ok().and_then(|b| super::prio::tpg_from_vpd83(&b));
+    p.tpg = std::fs::read(device.join("vpd_pg83"))
+        .ok()
+        .and_then(|b| super::prio::tpg_from_vpd83(&b));
     p.access_state = read_opt(&device.join("access_state")).filter(|v| !v.is_empty());
     p.preferred_path = read_opt(&device.join("preferred_path")).and_then(|v| match v.as_str() {
         "1" => Some(true),
@@ -374,7 +417,12 @@ fn nvme_info(block: &Path, ctrl: &Path, p: &mut PathInfo) -> Result<(), PathErro
         return Err(PathError::NoNvmeController);
     }
     let num = |path: &Path| read_opt(path).and_then(|v| v.parse().ok()).unwrap_or(0);
-    p.hcil = Hcil { host: c, channel: num(&ctrl.join("cntlid")) as u32, target: n, lun: num(&block.join("nsid")) };
+    p.hcil = Hcil {
+        host: c,
+        channel: num(&ctrl.join("cntlid")) as u32,
+        target: n,
+        lun: num(&block.join("nsid")),
+    };
     p.vendor = "NVME".to_string();
     p.product = read_opt(&ctrl.join("model")).unwrap_or_default();
     p.serial = read_opt(&ctrl.join("serial")).unwrap_or_default();
@@ -423,7 +471,10 @@ pub fn device_in_use(root: &SysfsRoot, dev: &str, mountinfo: &str, swaps: &str) 
     let disk = root.sys("block").join(dev);
     let mut parts = vec![(dev.to_string(), disk.clone())];
     if let Ok(entries) = std::fs::read_dir(&disk) {
-        for e in entries.filter_map(Result::ok).filter(|e| e.path().join("partition").exists()) {
+        for e in entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join("partition").exists())
+        {
             if let Ok(name) = e.file_name().into_string() {
                 parts.push((name, e.path()));
             }
@@ -436,7 +487,11 @@ pub fn device_in_use(root: &SysfsRoot, dev: &str, mountinfo: &str, swaps: &str) 
         .lines()
         .filter_map(|l| l.split_once(" - ")?.1.split_whitespace().nth(1))
         .collect();
-    let swapped: Vec<&str> = swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    let swapped: Vec<&str> = swaps
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     parts.iter().any(|(name, dir)| {
         let node = format!("/dev/{name}");
         has_holders(dir) || mounted.contains(&node.as_str()) || swapped.contains(&node.as_str())
@@ -451,12 +506,29 @@ mod tests {
     fn small_parsers() {
         assert_eq!(parse_devt("8:16\n"), Some((8, 16)));
         assert_eq!(parse_devt("8-16"), None);
-        assert_eq!(parse_hcil("1:0:2:3"), Some(Hcil { host: 1, channel: 0, target: 2, lun: 3 }));
+        assert_eq!(
+            parse_hcil("1:0:2:3"),
+            Some(Hcil {
+                host: 1,
+                channel: 0,
+                target: 2,
+                lun: 3
+            })
+        );
         assert_eq!(parse_hcil("1:0:2"), None);
         assert_eq!(parse_hcil("1:0:2:3:4"), None);
         assert_eq!(parse_hcil("target1:0:2"), None);
         assert_eq!(parse_nvme_name("nvme0n1"), Some((0, 1)));
         assert_eq!(parse_nvme_name("nvme0c1n1"), None);
-        assert_eq!(Hcil { host: 1, channel: 0, target: 0, lun: 0 }.to_string(), "1:0:0:0");
+        assert_eq!(
+            Hcil {
+                host: 1,
+                channel: 0,
+                target: 0,
+                lun: 0
+            }
+            .to_string(),
+            "1:0:0:0"
+        );
     }
 }

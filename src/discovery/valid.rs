@@ -83,7 +83,11 @@ pub struct ValidityFacts<'a> {
 pub fn is_path_valid(mode: FindMultipaths, f: &ValidityFacts) -> PathValidity {
     let wwid = f.wwid.filter(|w| !w.is_empty());
     if f.in_multipath_map {
-        return if wwid.is_some() { PathValidity::ValidNoCheck } else { PathValidity::Error };
+        return if wwid.is_some() {
+            PathValidity::ValidNoCheck
+        } else {
+            PathValidity::Error
+        };
     }
     if !f.is_disk || f.blacklisted || wwid.is_none() || f.failed_wwid {
         return PathValidity::NotValid;
@@ -119,9 +123,7 @@ pub fn should_multipath(
     match mode {
         FindMultipaths::Off | FindMultipaths::Greedy => true,
         FindMultipaths::Strict => in_wwids_file,
-        FindMultipaths::On | FindMultipaths::Smart => {
-            map_exists || other_paths_with_same_wwid > 0 || in_wwids_file
-        }
+        FindMultipaths::On | FindMultipaths::Smart => map_exists || other_paths_with_same_wwid > 0 || in_wwids_file,
     }
 }
 
@@ -136,7 +138,9 @@ pub fn candidate_maps(
 ) -> Vec<(String, Vec<usize>)> {
     let mut by_wwid: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, p) in paths.iter().enumerate() {
-        let Some(w) = p.wwid.as_deref().filter(|w| !w.is_empty()) else { continue };
+        let Some(w) = p.wwid.as_deref().filter(|w| !w.is_empty()) else {
+            continue;
+        };
         match by_wwid.iter_mut().find(|(k, _)| k == w) {
             Some((_, v)) => v.push(i),
             None => by_wwid.push((w.to_string(), vec![i])),

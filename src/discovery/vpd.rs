@@ -54,7 +54,10 @@ fn page_len(page: &[u8], code: u8) -> Result<usize, VpdError> {
         return Err(VpdError::TooShort(page.len()));
     }
     if page[1] != code {
-        return Err(VpdError::WrongPage { expected: code, found: page[1] });
+        return Err(VpdError::WrongPage {
+            expected: code,
+            found: page[1],
+        });
     }
     let declared = u16::from_be_bytes([page[2], page[3]]) as usize + 4;
     Ok(declared.min(page.len()))
@@ -80,8 +83,7 @@ fn rank(d: &[u8], first_id_byte: u8) -> (Option<u8>, bool) {
         }
         0x2 => (Some(4), !matches!(len, 8 | 12 | 16)),
         0x8 => {
-            let prefix_ok = d.len() >= 8
-                && matches!(&d[4..8], b"eui." | b"naa." | b"iqn.");
+            let prefix_ok = d.len() >= 8 && matches!(&d[4..8], b"eui." | b"naa." | b"iqn.");
             (Some(3), len < 4 || !prefix_ok)
         }
         0x1 => (Some(2), len < 8),
@@ -112,11 +114,18 @@ pub fn parse_pg83(page: &[u8]) -> Result<String, VpdError> {
         };
         let end = off + 4 + d[3] as usize;
         if end > in_len {
-            err = VpdError::DescriptorOverflow { offset: off, end, page_len: in_len };
+            err = VpdError::DescriptorOverflow {
+                offset: off,
+                end,
+                page_len: in_len,
+            };
             break;
         }
         if invalid {
-            err = VpdError::InvalidDesignator { offset: off, header: [d[0], d[1], d[2], d[3]] };
+            err = VpdError::InvalidDesignator {
+                offset: off,
+                header: [d[0], d[1], d[2], d[3]],
+            };
         } else if let Some(p) = prio.filter(|&p| best.is_none_or(|(bp, _)| p > bp)) {
             best = Some((p, off));
         }
@@ -210,7 +219,13 @@ mod tests {
         d
     }
     fn naa6() -> Vec<u8> {
-        desc(1, 0x03, &[0x60, 0x0a, 0x09, 0x80, 0x38, 0x30, 0x4b, 0x41, 0x2f, 0x5d, 0x4e, 0x77, 0x37, 0x58, 0x61, 0x4a])
+        desc(
+            1,
+            0x03,
+            &[
+                0x60, 0x0a, 0x09, 0x80, 0x38, 0x30, 0x4b, 0x41, 0x2f, 0x5d, 0x4e, 0x77, 0x37, 0x58, 0x61, 0x4a,
+            ],
+        )
     }
     fn naa5() -> Vec<u8> {
         desc(1, 0x03, &[0x50, 0x01, 0x40, 0x51, 0x23, 0x45, 0x67, 0x89])
@@ -233,7 +248,10 @@ mod tests {
 
     #[test]
     fn each_type_formats_like_multipath() {
-        assert_eq!(parse_pg83(&page(&[naa6()])).unwrap(), "3600a098038304b412f5d4e773758614a");
+        assert_eq!(
+            parse_pg83(&page(&[naa6()])).unwrap(),
+            "3600a098038304b412f5d4e773758614a"
+        );
         assert_eq!(parse_pg83(&page(&[naa5()])).unwrap(), "35001405123456789");
         assert_eq!(parse_pg83(&page(&[naa2()])).unwrap(), "32000001122334455");
         assert_eq!(parse_pg83(&page(&[naa3()])).unwrap(), "333333330000007d0");
@@ -279,7 +297,10 @@ mod tests {
         let mut bad = naa6();
         bad[3] = 8;
         bad.truncate(12);
-        assert!(matches!(parse_pg83(&page(&[bad])), Err(VpdError::InvalidDesignator { offset: 4, .. })));
+        assert!(matches!(
+            parse_pg83(&page(&[bad])),
+            Err(VpdError::InvalidDesignator { offset: 4, .. })
+        ));
     }
 
     #[test]
@@ -293,14 +314,24 @@ mod tests {
         p[7] = 200;
         assert_eq!(
             parse_pg83(&p),
-            Err(VpdError::DescriptorOverflow { offset: 4, end: 208, page_len: 24 })
+            Err(VpdError::DescriptorOverflow {
+                offset: 4,
+                end: 208,
+                page_len: 24
+            })
         );
     }
 
     #[test]
     fn header_errors() {
         assert_eq!(parse_pg83(&[0, 0x83]), Err(VpdError::TooShort(2)));
-        assert_eq!(parse_pg83(&[0, 0x80, 0, 0]), Err(VpdError::WrongPage { expected: 0x83, found: 0x80 }));
+        assert_eq!(
+            parse_pg83(&[0, 0x80, 0, 0]),
+            Err(VpdError::WrongPage {
+                expected: 0x83,
+                found: 0x80
+            })
+        );
         assert_eq!(parse_pg83(&[0, 0x83, 0, 0]), Err(VpdError::NoData));
     }
 
@@ -333,7 +364,9 @@ mod tests {
     const TEST_ID: &str = "A123456789AbcDefB123456789AbcDefC123456789AbcDefD123456789AbcDef";
 
     fn hex_bytes(hex: &str) -> Vec<u8> {
-        (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
+        (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]

@@ -44,7 +44,9 @@ impl Wwids {
                         w.wwids.push(wwid.to_string());
                     }
                 }
-                None => w.invalid.push(format!("invalid line {} in wwids file: {line:?}", i + 1)),
+                None => w
+                    .invalid
+                    .push(format!("invalid line {} in wwids file: {line:?}", i + 1)),
             }
         }
         w
@@ -67,7 +69,10 @@ impl Wwids {
 
 fn check_wwid(wwid: &str) -> io::Result<()> {
     if wwid.is_empty() || wwid.contains(['/', '\n', '\r']) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("WWID {wwid:?} cannot be stored in the wwids file")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("WWID {wwid:?} cannot be stored in the wwids file"),
+        ));
     }
     Ok(())
 }
@@ -151,7 +156,10 @@ impl FailedWwids {
     fn file(&self, wwid: &str) -> io::Result<PathBuf> {
         check_wwid(wwid)?;
         if wwid == "." || wwid == ".." {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("WWID {wwid:?} cannot be a file name")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("WWID {wwid:?} cannot be a file name"),
+            ));
         }
         Ok(self.dir.join(wwid))
     }

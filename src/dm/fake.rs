@@ -54,10 +54,7 @@ fn fresh_selector_status(selector: &str, table_args: &[String]) -> Vec<String> {
     match selector.split_whitespace().next() {
         // in-flight size, relative throughput (2nd table argument)
         Some("service-time") => {
-            vec![
-                "0".into(),
-                table_args.get(1).cloned().unwrap_or_else(|| "1".into()),
-            ]
+            vec!["0".into(), table_args.get(1).cloned().unwrap_or_else(|| "1".into())]
         }
         Some("queue-length") => vec!["0".into()],
         _ => Vec::new(),
@@ -70,11 +67,7 @@ fn fresh_status(t: &MultipathTable) -> MultipathStatus {
         queue_io: 1,
         pg_init_count: 0,
         hwhandler: Vec::new(),
-        next_group: if t.groups.is_empty() {
-            0
-        } else {
-            t.initial_group.max(1)
-        },
+        next_group: if t.groups.is_empty() { 0 } else { t.initial_group.max(1) },
         groups: t
             .groups
             .iter()
@@ -177,10 +170,7 @@ impl FakeDm {
     ) -> Result<T, DmError> {
         let mut s = self.lock();
         Self::check_fail(&mut s, op, name)?;
-        let m = s
-            .maps
-            .get_mut(name)
-            .ok_or_else(|| ioctl_err(op, name, Errno::ENXIO))?;
+        let m = s.maps.get_mut(name).ok_or_else(|| ioctl_err(op, name, Errno::ENXIO))?;
         f(m).map_err(|e| ioctl_err(op, name, e))
     }
 }
@@ -206,11 +196,7 @@ fn set_path(m: &mut FakeMap, dev: &str, active: bool) -> Result<(), Errno> {
 }
 
 fn set_queueing(m: &mut FakeMap, queue: bool) -> Result<(), Errno> {
-    let live = m
-        .live
-        .as_mut()
-        .and_then(|l| l.first_mut())
-        .ok_or(Errno::EINVAL)?;
+    let live = m.live.as_mut().and_then(|l| l.first_mut()).ok_or(Errno::EINVAL)?;
     let mut t = MultipathTable::parse(&live.params).map_err(|_| Errno::EINVAL)?;
     t.features.retain(|f| f != "queue_if_no_path");
     if queue {
@@ -281,9 +267,7 @@ impl DmBackend for FakeDm {
         let op = "DM_DEV_CREATE";
         let mut s = self.lock();
         Self::check_fail(&mut s, op, name)?;
-        if s.maps.contains_key(name)
-            || (!uuid.is_empty() && s.maps.values().any(|m| m.uuid == uuid))
-        {
+        if s.maps.contains_key(name) || (!uuid.is_empty() && s.maps.values().any(|m| m.uuid == uuid)) {
             return Err(ioctl_err(op, name, Errno::EBUSY));
         }
         let minor = s.next_minor;
@@ -328,9 +312,9 @@ impl DmBackend for FakeDm {
         self.with_map("DM_DEV_SUSPEND", name, |m| {
             if let Some(new) = m.inactive.take() {
                 m.status = match new.as_slice() {
-                    [t] if t.target == MULTIPATH_TARGET => MultipathTable::parse(&t.params)
-                        .ok()
-                        .map(|mt| fresh_status(&mt)),
+                    [t] if t.target == MULTIPATH_TARGET => {
+                        MultipathTable::parse(&t.params).ok().map(|mt| fresh_status(&mt))
+                    }
                     _ => None,
                 };
                 m.live = Some(new);
@@ -362,10 +346,7 @@ impl DmBackend for FakeDm {
         if s.maps.contains_key(new_name) {
             return Err(ioctl_err(op, name, Errno::EBUSY));
         }
-        let m = s
-            .maps
-            .remove(name)
-            .ok_or_else(|| ioctl_err(op, name, Errno::ENXIO))?;
+        let m = s.maps.remove(name).ok_or_else(|| ioctl_err(op, name, Errno::ENXIO))?;
         s.maps.insert(new_name.to_owned(), m);
         Ok(())
     }
@@ -375,9 +356,7 @@ impl DmBackend for FakeDm {
     }
 
     fn table(&self, name: &str) -> Result<Vec<TargetLine>, DmError> {
-        self.with_map("DM_TABLE_STATUS", name, |m| {
-            Ok(m.live.clone().unwrap_or_default())
-        })
+        self.with_map("DM_TABLE_STATUS", name, |m| Ok(m.live.clone().unwrap_or_default()))
     }
 
     fn status(&self, name: &str) -> Result<Vec<TargetLine>, DmError> {
@@ -403,10 +382,7 @@ impl DmBackend for FakeDm {
         let mut s = self.lock();
         Self::check_fail(&mut s, op, name)?;
         s.messages.push((name.to_owned(), message.to_owned()));
-        let m = s
-            .maps
-            .get_mut(name)
-            .ok_or_else(|| ioctl_err(op, name, Errno::ENXIO))?;
+        let m = s.maps.get_mut(name).ok_or_else(|| ioctl_err(op, name, Errno::ENXIO))?;
         apply_message(m, message).map_err(|e| ioctl_err(op, name, e))?;
         Ok(None)
     }
@@ -420,23 +396,18 @@ impl DmBackend for FakeDm {
 mod tests {
     use super::*;
 
-    const TABLE: &str =
-        "0 32768 multipath 0 1 alua 2 1 service-time 0 1 2 8:16 1 1 service-time 0 1 2 8:0 1 1";
+    const TABLE: &str = "0 32768 multipath 0 1 alua 2 1 service-time 0 1 2 8:16 1 1 service-time 0 1 2 8:0 1 1";
 
     fn fake_with_map() -> FakeDm {
         let dm = FakeDm::new();
         let line = TargetLine::parse(TABLE).unwrap();
-        dm.create_map("mpatha", "mpath-333333330000007d0", &[line])
-            .unwrap();
+        dm.create_map("mpatha", "mpath-333333330000007d0", &[line]).unwrap();
         dm
     }
 
     fn status(dm: &FakeDm) -> String {
         let l = dm.status("mpatha").unwrap();
-        format!(
-            "{} {} {} {}",
-            l[0].start, l[0].length, l[0].target, l[0].params
-        )
+        format!("{} {} {} {}", l[0].start, l[0].length, l[0].target, l[0].params)
     }
 
     #[test]
@@ -469,16 +440,9 @@ mod tests {
         dm.message("mpatha", "reinstate_path 8:16").unwrap();
         dm.message("mpatha", "switch_group 2").unwrap();
         let st = dm.multipath_status("mpatha").unwrap();
-        assert_eq!(
-            st.path("8:16").map(|(_, p)| (p.active, p.fail_count)),
-            Some((true, 1))
-        );
+        assert_eq!(st.path("8:16").map(|(_, p)| (p.active, p.fail_count)), Some((true, 1)));
         assert_eq!(st.next_group, 2);
-        assert_eq!(
-            dm.info("mpatha").unwrap().event_nr,
-            3,
-            "create + fail + reinstate"
-        );
+        assert_eq!(dm.info("mpatha").unwrap().event_nr, 3, "create + fail + reinstate");
         assert_eq!(
             dm.take_messages(),
             [
@@ -495,18 +459,9 @@ mod tests {
     #[test]
     fn bad_messages_are_einval() {
         let dm = fake_with_map();
-        for m in [
-            "fail_path 8:99",
-            "switch_group 3",
-            "switch_group 0",
-            "frobnicate",
-        ] {
+        for m in ["fail_path 8:99", "switch_group 3", "switch_group 0", "frobnicate"] {
             let e = dm.message("mpatha", m).unwrap_err();
-            assert_eq!(
-                e.to_string(),
-                "DM_TARGET_MSG mpatha: Invalid argument",
-                "{m}"
-            );
+            assert_eq!(e.to_string(), "DM_TARGET_MSG mpatha: Invalid argument", "{m}");
         }
         assert_eq!(
             dm.message("nope", "fail_path 8:0").unwrap_err().errno(),
@@ -518,10 +473,7 @@ mod tests {
     fn queueing_messages_rewrite_the_table_features() {
         let dm = fake_with_map();
         dm.message("mpatha", "queue_if_no_path").unwrap();
-        assert_eq!(
-            dm.multipath_table("mpatha").unwrap().features,
-            vec!["queue_if_no_path"]
-        );
+        assert_eq!(dm.multipath_table("mpatha").unwrap().features, vec!["queue_if_no_path"]);
         dm.message("mpatha", "fail_if_no_path").unwrap();
         assert!(dm.multipath_table("mpatha").unwrap().features.is_empty());
     }
@@ -560,17 +512,10 @@ mod tests {
         assert!(dm.list().unwrap().is_empty());
         dm.fail_next("DM_DEV_SUSPEND", Errno::EIO);
         let line = TargetLine::parse(TABLE).unwrap();
-        assert!(
-            dm.create_map("m", "mpath-x", std::slice::from_ref(&line))
-                .is_err()
-        );
+        assert!(dm.create_map("m", "mpath-x", std::slice::from_ref(&line)).is_err());
         assert!(dm.list().unwrap().is_empty());
-        dm.create_map("m", "mpath-x", std::slice::from_ref(&line))
-            .unwrap();
-        assert_eq!(
-            dm.create("m2", "mpath-x").unwrap_err().errno(),
-            Some(Errno::EBUSY)
-        );
+        dm.create_map("m", "mpath-x", std::slice::from_ref(&line)).unwrap();
+        assert_eq!(dm.create("m2", "mpath-x").unwrap_err().errno(), Some(Errno::EBUSY));
     }
 
     #[test]

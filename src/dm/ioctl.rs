@@ -168,9 +168,7 @@ impl Buffer {
 
     fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `bytes`; the borrow is exclusive.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast(), self.words.len() * 8)
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast(), self.words.len() * 8) }
     }
 
     fn header(&self) -> DmIoctlHeader {
@@ -219,9 +217,7 @@ fn exchange(
         name: name.map(str::to_owned),
         why: why.to_string(),
     };
-    let mut size = (HEADER_SIZE + payload.len())
-        .max(INITIAL_BUFFER)
-        .next_multiple_of(8);
+    let mut size = (HEADER_SIZE + payload.len()).max(INITIAL_BUFFER).next_multiple_of(8);
     loop {
         let mut h = header;
         h.data_size = u32::try_from(size).map_err(|_| bad(format!("buffer of {size} bytes")))?;
@@ -247,9 +243,7 @@ fn exchange(
             Some(d) => d.to_vec(),
             None if end <= start => Vec::new(),
             None => {
-                return Err(bad(format!(
-                    "data {start}..{end} outside the {size}-byte buffer"
-                )));
+                return Err(bad(format!("data {start}..{end} outside the {size}-byte buffer")));
             }
         };
         return Ok(Reply { header: out, data });
@@ -303,12 +297,7 @@ impl DmIoctl {
         self.control.as_fd()
     }
 
-    fn header_for(
-        cmd: Cmd,
-        name: Option<&str>,
-        uuid: Option<&str>,
-        flags: u32,
-    ) -> Result<DmIoctlHeader, DmError> {
+    fn header_for(cmd: Cmd, name: Option<&str>, uuid: Option<&str>, flags: u32) -> Result<DmIoctlHeader, DmError> {
         let invalid = |why: String| DmError::Invalid {
             op: cmd.name(),
             name: name.map(str::to_owned),
@@ -344,13 +333,7 @@ impl DmIoctl {
         Ok(h)
     }
 
-    fn run(
-        &self,
-        cmd: Cmd,
-        name: Option<&str>,
-        flags: u32,
-        payload: &[u8],
-    ) -> Result<Reply, DmError> {
+    fn run(&self, cmd: Cmd, name: Option<&str>, flags: u32, payload: &[u8]) -> Result<Reply, DmError> {
         self.run_full(cmd, name, None, flags, 0, payload)
     }
 
@@ -408,12 +391,10 @@ impl DmIoctl {
 
     fn table_or_status(&self, name: &str, flags: u32) -> Result<Vec<TargetLine>, DmError> {
         let reply = self.run(Cmd::TableStatus, Some(name), flags, &[])?;
-        parse_target_specs(&reply.data, reply.header.target_count).map_err(|why| {
-            DmError::BadReply {
-                op: Cmd::TableStatus.name(),
-                name: Some(name.to_owned()),
-                why: why.to_string(),
-            }
+        parse_target_specs(&reply.data, reply.header.target_count).map_err(|why| DmError::BadReply {
+            op: Cmd::TableStatus.name(),
+            name: Some(name.to_owned()),
+            why: why.to_string(),
         })
     }
 }
@@ -435,14 +416,20 @@ enum WireError {
 impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WireError::BadName(n) => write!(f, "map name {n:?} must be 1..{} bytes without '/' or NUL", DM_NAME_LEN - 1),
+            WireError::BadName(n) => write!(
+                f,
+                "map name {n:?} must be 1..{} bytes without '/' or NUL",
+                DM_NAME_LEN - 1
+            ),
             WireError::BadTargetType(t) => write!(f, "target type {t:?} must be 1..{} bytes", DM_MAX_TYPE_NAME - 1),
             WireError::ParamsNul => f.write_str("table parameters contain NUL"),
             WireError::ParamsTooLong => f.write_str("table parameters too long"),
             WireError::SpecPastEnd { target, at, len } => {
                 write!(f, "target {target} at byte {at} runs past the {len}-byte reply")
             }
-            WireError::NextNotAdvancing { target, next } => write!(f, "target {target}: next offset {next} does not advance"),
+            WireError::NextNotAdvancing { target, next } => {
+                write!(f, "target {target}: next offset {next} does not advance")
+            }
             WireError::RecordTruncated(at) => write!(f, "record at {at} truncated"),
             WireError::NameNotTerminated(at) => write!(f, "record at {at}: name not terminated"),
             WireError::NextRecordPastEnd { at, len } => write!(f, "next record at {at} is past the {len}-byte reply"),
@@ -489,8 +476,7 @@ fn encode_targets(targets: &[TargetLine]) -> Result<Vec<u8>, WireError> {
 }
 
 fn read_u32(d: &[u8], at: usize) -> Option<u32> {
-    d.get(at..at + 4)
-        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    d.get(at..at + 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn read_u64(d: &[u8], at: usize) -> Option<u64> {
@@ -507,7 +493,11 @@ fn parse_target_specs(data: &[u8], count: u32) -> Result<Vec<TargetLine>, WireEr
     let mut lines = Vec::new();
     let mut at = 0usize;
     for i in 0..count {
-        let spec = data.get(at..at + SPEC_SIZE).ok_or(WireError::SpecPastEnd { target: i, at, len: data.len() })?;
+        let spec = data.get(at..at + SPEC_SIZE).ok_or(WireError::SpecPastEnd {
+            target: i,
+            at,
+            len: data.len(),
+        })?;
         let start = read_u64(spec, 0).unwrap_or(0);
         let length = read_u64(spec, 8).unwrap_or(0);
         let next = read_u32(spec, 20).unwrap_or(0) as usize;
@@ -553,9 +543,7 @@ fn parse_name_list(data: &[u8], with_event_nr: bool) -> Result<Vec<DmDevice>, Wi
             (at + next).min(data.len())
         };
         let name_start = at + NAME_LIST_NAME_OFFSET;
-        let rec = data
-            .get(name_start..end)
-            .ok_or(WireError::RecordTruncated(at))?;
+        let rec = data.get(name_start..end).ok_or(WireError::RecordTruncated(at))?;
         let name_len = rec
             .iter()
             .position(|&b| b == 0)
@@ -637,8 +625,7 @@ impl DmBackend for DmIoctl {
         })?;
         let mut payload = new_name.as_bytes().to_vec();
         payload.push(0);
-        self.run(Cmd::DevRename, Some(name), 0, &payload)
-            .map(|_| ())
+        self.run(Cmd::DevRename, Some(name), 0, &payload).map(|_| ())
     }
 
     fn info(&self, name: &str) -> Result<DmInfo, DmError> {
@@ -701,9 +688,7 @@ mod tests {
 
     #[test]
     fn request_numbers_match_the_uapi() {
-        let code = |nr: Cmd| {
-            nix::request_code_readwrite!(0xfd, nr as u8, size_of::<DmIoctlHeader>()) as u32
-        };
+        let code = |nr: Cmd| nix::request_code_readwrite!(0xfd, nr as u8, size_of::<DmIoctlHeader>()) as u32;
         assert_eq!(code(Cmd::TableLoad), 0xc138fd09);
         assert_eq!(code(Cmd::TargetMsg), 0xc138fd0e);
         assert_eq!(code(Cmd::ListDevices), 0xc138fd02);
@@ -753,52 +738,28 @@ mod tests {
             buf.set_header(&h);
             Ok(())
         };
-        let e = exchange(
-            Cmd::ListDevices,
-            None,
-            header(Cmd::ListDevices),
-            &[],
-            &mut always_full,
-        )
-        .err()
-        .unwrap();
+        let e = exchange(Cmd::ListDevices, None, header(Cmd::ListDevices), &[], &mut always_full)
+            .err()
+            .unwrap();
         assert_eq!(
             e.to_string(),
             "DM_LIST_DEVICES: unexpected kernel reply: reply larger than 67108864 bytes"
         );
         let mut enxio = |_: &mut Buffer| Err(Errno::ENXIO);
-        let e = exchange(
-            Cmd::DevStatus,
-            Some("mpatha"),
-            header(Cmd::DevStatus),
-            &[],
-            &mut enxio,
-        )
-        .err()
-        .unwrap();
-        assert_eq!(
-            e.to_string(),
-            "DM_DEV_STATUS mpatha: No such device or address"
-        );
+        let e = exchange(Cmd::DevStatus, Some("mpatha"), header(Cmd::DevStatus), &[], &mut enxio)
+            .err()
+            .unwrap();
+        assert_eq!(e.to_string(), "DM_DEV_STATUS mpatha: No such device or address");
         let mut overlong = |buf: &mut Buffer| {
             let mut h = buf.header();
             h.data_size = 1 << 30;
             buf.set_header(&h);
             Ok(())
         };
-        let e = exchange(
-            Cmd::DevStatus,
-            Some("m"),
-            header(Cmd::DevStatus),
-            &[],
-            &mut overlong,
-        )
-        .err()
-        .unwrap();
-        assert!(
-            e.to_string().contains("outside the 16384-byte buffer"),
-            "{e}"
-        );
+        let e = exchange(Cmd::DevStatus, Some("m"), header(Cmd::DevStatus), &[], &mut overlong)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("outside the 16384-byte buffer"), "{e}");
     }
 
     #[test]
@@ -807,10 +768,7 @@ mod tests {
         let mut call = |buf: &mut Buffer| {
             let h = buf.header();
             seen.extend_from_slice(&buf.bytes()[HEADER_SIZE..HEADER_SIZE + 8]);
-            assert_eq!(
-                (h.data_start as usize, h.version),
-                (HEADER_SIZE, CLIENT_VERSION)
-            );
+            assert_eq!((h.data_start as usize, h.version), (HEADER_SIZE, CLIENT_VERSION));
             assert_eq!(c_text(&h.name), "mpatha");
             Ok(())
         };
@@ -885,7 +843,14 @@ mod tests {
         let lines = parse_target_specs(&data, 2).unwrap();
         assert_eq!(lines[0].params, "2 0 0 0 0 0");
         assert_eq!(lines[1].params, "x");
-        assert_eq!(parse_target_specs(&data[..30], 1), Err(WireError::SpecPastEnd { target: 0, at: 0, len: 30 }));
+        assert_eq!(
+            parse_target_specs(&data[..30], 1),
+            Err(WireError::SpecPastEnd {
+                target: 0,
+                at: 0,
+                len: 30
+            })
+        );
         let looped = mk("a", 0);
         assert_eq!(
             parse_target_specs(&[looped.clone(), looped].concat(), 2),
@@ -951,8 +916,7 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            e.to_string()
-                .starts_with("DM_DEV_CREATE m: invalid request: uuid"),
+            e.to_string().starts_with("DM_DEV_CREATE m: invalid request: uuid"),
             "{e}"
         );
     }

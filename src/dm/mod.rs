@@ -107,11 +107,7 @@ impl fmt::Display for DmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DmError::Unavailable { path, errno } => {
-                write!(
-                    f,
-                    "device-mapper not available: {path}: {}",
-                    errno_text(*errno)
-                )
+                write!(f, "device-mapper not available: {path}: {}", errno_text(*errno))
             }
             DmError::Ioctl { op, name, errno } => {
                 op_and_name(f, op, name)?;
@@ -158,12 +154,7 @@ pub trait DmBackend: Send {
     fn arm_poll(&self) -> Result<(), DmError>;
 
     /// Create + load + resume, removing the half-made device if a later step fails.
-    fn create_map(
-        &self,
-        name: &str,
-        uuid: &str,
-        targets: &[TargetLine],
-    ) -> Result<DmInfo, DmError> {
+    fn create_map(&self, name: &str, uuid: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError> {
         self.create(name, uuid)?;
         let made = self.load(name, targets).and_then(|_| self.resume(name));
         if made.is_err()
@@ -202,11 +193,7 @@ pub trait DmBackend: Send {
     }
 }
 
-fn single_multipath_line(
-    op: &'static str,
-    name: &str,
-    lines: Vec<TargetLine>,
-) -> Result<TargetLine, DmError> {
+fn single_multipath_line(op: &'static str, name: &str, lines: Vec<TargetLine>) -> Result<TargetLine, DmError> {
     let bad = |why: String| DmError::BadReply {
         op,
         name: Some(name.to_owned()),
@@ -222,10 +209,7 @@ fn single_multipath_line(
 }
 
 /// One-target multipath table line for `load`/`create_map`.
-pub fn multipath_target(
-    size_sectors: u64,
-    table: &MultipathTable,
-) -> Result<TargetLine, table::TableError> {
+pub fn multipath_target(size_sectors: u64, table: &MultipathTable) -> Result<TargetLine, table::TableError> {
     Ok(TargetLine {
         start: 0,
         length: size_sectors,

@@ -80,9 +80,7 @@ impl MultipathStatus {
         let ngroups: usize = t.number("path group count")?;
         let next_group: u32 = t.number("next path group")?;
         if next_group as usize > ngroups {
-            return Err(t.error_last(format!(
-                "next path group {next_group} is beyond the {ngroups} groups"
-            )));
+            return Err(t.error_last(format!("next path group {next_group} is beyond the {ngroups} groups")));
         }
         let mut groups = Vec::new();
         for _ in 0..ngroups {
@@ -91,9 +89,7 @@ impl MultipathStatus {
                 "E" => GroupState::Enabled,
                 "D" => GroupState::Disabled,
                 other => {
-                    return Err(
-                        t.error_last(format!("path group state {other:?}: expected A, E or D"))
-                    );
+                    return Err(t.error_last(format!("path group state {other:?}: expected A, E or D")));
                 }
             };
             let selector_status = t.counted("selector status")?;
@@ -159,12 +155,7 @@ impl MultipathStatus {
             out.push(g.selector_status.len().to_string());
             out.extend(g.selector_status.iter().cloned());
             out.push(g.paths.len().to_string());
-            out.push(
-                g.paths
-                    .first()
-                    .map_or(0, |p| p.selector_args.len())
-                    .to_string(),
-            );
+            out.push(g.paths.first().map_or(0, |p| p.selector_args.len()).to_string());
             for p in &g.paths {
                 out.push(p.dev.clone());
                 out.push(if p.active { "A" } else { "F" }.to_owned());
@@ -185,11 +176,7 @@ impl MultipathStatus {
 
     /// Number of paths the kernel currently considers usable.
     pub fn active_paths(&self) -> usize {
-        self.groups
-            .iter()
-            .flat_map(|g| &g.paths)
-            .filter(|p| p.active)
-            .count()
+        self.groups.iter().flat_map(|g| &g.paths).filter(|p| p.active).count()
     }
 }
 
@@ -202,11 +189,7 @@ mod tests {
         let tl = TargetLine::parse(line).unwrap();
         assert_eq!(tl.target, "multipath");
         let s = MultipathStatus::parse(&tl.params).unwrap();
-        assert_eq!(
-            s.format(),
-            tl.params,
-            "format must reproduce the kernel text"
-        );
+        assert_eq!(s.format(), tl.params, "format must reproduce the kernel text");
         s
     }
 
@@ -221,8 +204,7 @@ mod tests {
 
     #[test]
     fn service_time_two_groups_failed_path() {
-        let s =
-            parse_line("0 32768 multipath 2 0 1 0 2 2 E 0 1 2 8:16 F 1 0 1 A 0 1 2 8:0 A 0 0 1");
+        let s = parse_line("0 32768 multipath 2 0 1 0 2 2 E 0 1 2 8:16 F 1 0 1 A 0 1 2 8:0 A 0 0 1");
         assert_eq!(
             s,
             MultipathStatus {
@@ -253,10 +235,7 @@ mod tests {
         let s = parse_line("0 32768 multipath 2 1 0 0 1 1 E 0 2 0 8:0 A 0 8:16 A 0");
         assert_eq!(s.queue_io, 1);
         assert_eq!(s.groups[0].state, GroupState::Enabled);
-        assert_eq!(
-            s.groups[0].paths,
-            vec![p("8:0", true, 0, &[]), p("8:16", true, 0, &[])]
-        );
+        assert_eq!(s.groups[0].paths, vec![p("8:0", true, 0, &[]), p("8:16", true, 0, &[])]);
         let s = parse_line("0 32768 multipath 2 0 0 0 1 1 A 0 2 0 8:0 A 0 8:16 F 1");
         assert_eq!(s.groups[0].paths[1], p("8:16", false, 1, &[]));
         assert_eq!(s.active_paths(), 1);
@@ -269,8 +248,14 @@ mod tests {
     fn lab_measured_strings_with_trailing_space() {
         // dmctl/dmsetup output in the lab VM (tests/lab/scenarios/dm_ioctl.sh), kernel 6.1.
         for (line, failed) in [
-            ("0 32768 multipath 2 1 0 0 2 1 E 0 1 2 8:16 A 0 0 1 E 0 1 2 8:0 A 0 0 1 ", 0),
-            ("0 32768 multipath 2 0 1 0 2 1 A 0 1 2 8:16 F 1 0 1 E 0 1 2 8:0 A 0 0 1 ", 1),
+            (
+                "0 32768 multipath 2 1 0 0 2 1 E 0 1 2 8:16 A 0 0 1 E 0 1 2 8:0 A 0 0 1 ",
+                0,
+            ),
+            (
+                "0 32768 multipath 2 0 1 0 2 1 A 0 1 2 8:16 F 1 0 1 E 0 1 2 8:0 A 0 0 1 ",
+                1,
+            ),
         ] {
             let s = MultipathStatus::parse(&TargetLine::parse(line).unwrap().params).unwrap();
             assert_eq!(s.format(), line[18..].trim_end());
@@ -294,14 +279,10 @@ mod tests {
             "word 6 (byte 12): path group state \"X\": expected A, E or D"
         );
         let e = MultipathStatus::parse("2 0 0 0 1 1 A 0 1 0 8:0 Q 0").unwrap_err();
-        assert_eq!(
-            (e.word, e.reason.as_str()),
-            (11, "path state \"Q\": expected A or F")
-        );
+        assert_eq!((e.word, e.reason.as_str()), (11, "path state \"Q\": expected A or F"));
         let e = MultipathStatus::parse("2 0 0 0 1 1 A 0 2 0 8:0 A 0").unwrap_err();
         assert!(
-            e.reason
-                .contains("2 paths with 0 selector values each do not fit"),
+            e.reason.contains("2 paths with 0 selector values each do not fit"),
             "{e}"
         );
         let e = MultipathStatus::parse("1 0 0 0 0").unwrap_err();
@@ -309,10 +290,7 @@ mod tests {
         let e = MultipathStatus::parse("2 0 0 0 1 3").unwrap_err();
         assert!(e.reason.contains("next path group 3"), "{e}");
         let e = MultipathStatus::parse("").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "word 0 (byte 0): missing status feature count"
-        );
+        assert_eq!(e.to_string(), "word 0 (byte 0): missing status feature count");
         let e = MultipathStatus::parse("2 0 0 0 0 0 junk").unwrap_err();
         assert_eq!(e.word, 6);
         let e = MultipathStatus::parse("2 0 0 0 1 1 A 0 1 0 8:0 A 99999999999").unwrap_err();

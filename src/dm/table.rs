@@ -331,7 +331,9 @@ pub fn add_feature(features: Option<&str>, feature: &str) -> Result<String, Feat
         return Ok(features.to_owned());
     }
     // A count this large cannot match its words anyway: refuse rather than wrap.
-    let total = count.checked_add(words).ok_or_else(|| FeatureError::BadFeatures(features.to_owned()))?;
+    let total = count
+        .checked_add(words)
+        .ok_or_else(|| FeatureError::BadFeatures(features.to_owned()))?;
     if rest.is_empty() {
         Ok(format!("{total} {feature}"))
     } else {
@@ -382,10 +384,7 @@ mod tests {
     #[test]
     fn formats_upstream_example() {
         let t = MultipathTable {
-            features: vec![
-                "queue_if_no_path".into(),
-                "retain_attached_hw_handler".into(),
-            ],
+            features: vec!["queue_if_no_path".into(), "retain_attached_hw_handler".into()],
             hwhandler: vec!["alua".into()],
             groups: vec![st(&[("8:48", &["1"])])],
             initial_group: 1,
@@ -398,13 +397,9 @@ mod tests {
 
     #[test]
     fn parses_kernel_table_with_two_groups_and_roundtrips() {
-        let line =
-            "0 32768 multipath 0 1 alua 2 1 service-time 0 1 2 8:16 1 1 service-time 0 1 2 8:0 1 1";
+        let line = "0 32768 multipath 0 1 alua 2 1 service-time 0 1 2 8:16 1 1 service-time 0 1 2 8:0 1 1";
         let tl = TargetLine::parse(line).unwrap();
-        assert_eq!(
-            (tl.start, tl.length, tl.target.as_str()),
-            (0, 32768, "multipath")
-        );
+        assert_eq!((tl.start, tl.length, tl.target.as_str()), (0, 32768, "multipath"));
         let t = MultipathTable::parse(&tl.params).unwrap();
         assert_eq!(
             t,
@@ -425,12 +420,9 @@ mod tests {
         let t = MultipathTable::parse("0 0 1 1 round-robin 0 2 1 8:0 1000 8:16 1000").unwrap();
         assert_eq!(t.groups[0].selector, "round-robin 0");
         assert_eq!(t.groups[0].paths[1], TablePath::new("8:16", &["1000"]));
-        let t = MultipathTable::parse("2 queue_mode bio 0 1 1 round-robin 0 2 1 254:1 1 254:2 1")
-            .unwrap();
+        let t = MultipathTable::parse("2 queue_mode bio 0 1 1 round-robin 0 2 1 254:1 1 254:2 1").unwrap();
         assert_eq!(t.features, vec!["queue_mode", "bio"]);
-        let t =
-            MultipathTable::parse("1 queue_if_no_path 0 1 1 service-time 0 2 2 8:0 1 1 8:16 1 1")
-                .unwrap();
+        let t = MultipathTable::parse("1 queue_if_no_path 0 1 1 service-time 0 2 2 8:0 1 1 8:16 1 1").unwrap();
         assert_eq!(
             t.format().unwrap(),
             "1 queue_if_no_path 0 1 1 service-time 0 2 2 8:0 1 1 8:16 1 1"
@@ -530,14 +522,8 @@ mod tests {
             "5 contest testy intestine test retest"
         );
         assert_eq!(ok(Some("0"), "this is a test"), "4 this is a test");
-        assert_eq!(
-            ok(Some("1 features"), "more values"),
-            "3 features more values"
-        );
-        assert_eq!(
-            ok(Some("2 one\ttwo"), "three\t four"),
-            "4 one\ttwo three\t four"
-        );
+        assert_eq!(ok(Some("1 features"), "more values"), "3 features more values");
+        assert_eq!(ok(Some("2 one\ttwo"), "three\t four"), "4 one\ttwo three\t four");
         assert_eq!(ok(Some("2 pg_init_retries 5"), ""), "2 pg_init_retries 5");
         assert_eq!(ok(None, "test"), "1 test");
         assert_eq!(ok(None, "test\neven\tmore"), "3 test\neven\tmore");

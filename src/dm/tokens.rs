@@ -19,11 +19,7 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "word {} (byte {}): {}",
-            self.word, self.offset, self.reason
-        )
+        write!(f, "word {} (byte {}): {}", self.word, self.offset, self.reason)
     }
 }
 
@@ -107,10 +103,7 @@ impl<'a> Tokens<'a> {
         if n > self.remaining() {
             return Err(self.error_at(
                 self.pos - 1,
-                format!(
-                    "{what} count {n} exceeds the {} words left",
-                    self.remaining()
-                ),
+                format!("{what} count {n} exceeds the {} words left", self.remaining()),
             ));
         }
         (0..n).map(|_| self.word(what).map(str::to_owned)).collect()
@@ -118,9 +111,7 @@ impl<'a> Tokens<'a> {
 
     /// The unconsumed text from the next word on, trailing whitespace removed.
     pub(crate) fn rest(&self, text: &'a str) -> &'a str {
-        self.words
-            .get(self.pos)
-            .map_or("", |w| text[w.0..].trim_end())
+        self.words.get(self.pos).map_or("", |w| text[w.0..].trim_end())
     }
 
     pub(crate) fn remaining(&self) -> usize {

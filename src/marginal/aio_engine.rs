@@ -34,7 +34,12 @@ pub struct AioEngine {
 
 impl AioEngine {
     pub fn new() -> io::Result<AioEngine> {
-        Ok(AioEngine { aio: aio::Engine::new()?, paths: HashMap::new(), reaped: Vec::new(), cancelled: Vec::new() })
+        Ok(AioEngine {
+            aio: aio::Engine::new()?,
+            paths: HashMap::new(),
+            reaped: Vec::new(),
+            cancelled: Vec::new(),
+        })
     }
 }
 
@@ -54,7 +59,10 @@ impl IoEngine for AioEngine {
     }
 
     fn submit(&mut self, key: PathKey, slots: &[usize]) -> io::Result<usize> {
-        let device = self.paths.get(&key).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        let device = self
+            .paths
+            .get(&key)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
         let reads: Vec<(&Device, u64)> = slots.iter().map(|&s| (device, s as u64)).collect();
         self.aio.submit(key, &reads)
     }
@@ -86,7 +94,11 @@ impl IoEngine for AioEngine {
         }
         out.append(&mut self.cancelled);
         let r = self.aio.reap(&mut self.reaped);
-        out.extend(self.reaped.drain(..).map(|d| Completion { key: d.ring, slot: d.slot as usize, res: d.res }));
+        out.extend(self.reaped.drain(..).map(|d| Completion {
+            key: d.ring,
+            slot: d.slot as usize,
+            res: d.res,
+        }));
         r
     }
 

@@ -194,10 +194,6 @@ mod tests {
             fpin.san_path_override_logs("m")[2],
             "m: san_path_err_recovery_time = \"no\" (setting: overridden by fpin_marginal_paths)"
         );
-        assert!(
-            MarginalConfig::default()
-                .san_path_override_logs("m")
-                .is_empty()
-        );
+        assert!(MarginalConfig::default().san_path_override_logs("m").is_empty());
     }
 }

@@ -174,14 +174,9 @@ pub mod fake {
                 .devices
                 .get_mut(&o.dev)
                 .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))?;
-            let n = self
-                .submit_limit
-                .map_or(slots.len(), |l| l.min(slots.len()));
+            let n = self.submit_limit.map_or(slots.len(), |l| l.min(slots.len()));
             for &slot in &slots[..n] {
-                assert!(
-                    !o.in_flight.contains_key(&slot),
-                    "slot {slot} submitted twice"
-                );
+                assert!(!o.in_flight.contains_key(&slot), "slot {slot} submitted twice");
                 let outcome = (d.script)(d.reads);
                 d.reads += 1;
                 let v = match outcome {
@@ -227,8 +222,7 @@ pub mod fake {
                     }
                 }
             }
-            self.open
-                .retain(|_, o| !(o.closed && o.in_flight.is_empty()));
+            self.open.retain(|_, o| !(o.closed && o.in_flight.is_empty()));
             Ok(())
         }
 

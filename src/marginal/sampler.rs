@@ -137,12 +137,7 @@ impl Sampler {
     }
 
     /// Starts testing `spec.path` (no-op if already under test) and sends its first reads.
-    pub fn start<E: IoEngine + ?Sized>(
-        &mut self,
-        eng: &mut E,
-        spec: TestSpec,
-        now: Instant,
-    ) -> io::Result<()> {
+    pub fn start<E: IoEngine + ?Sized>(&mut self, eng: &mut E, spec: TestSpec, now: Instant) -> io::Result<()> {
         if self.tests.values().any(|t| t.spec.path == spec.path) {
             return Ok(());
         }
@@ -162,12 +157,7 @@ impl Sampler {
     /// Drops the test of `path`; its reads in flight are cancelled and left to the
     /// engine to reap. Returns whether there was one.
     pub fn cancel<E: IoEngine + ?Sized>(&mut self, eng: &mut E, path: &str) -> bool {
-        let Some(key) = self
-            .tests
-            .iter()
-            .find(|(_, t)| t.spec.path == path)
-            .map(|(k, _)| *k)
-        else {
+        let Some(key) = self.tests.iter().find(|(_, t)| t.spec.path == path).map(|(k, _)| *k) else {
             return false;
         };
         if let Some(t) = self.tests.remove(&key) {
@@ -198,9 +188,7 @@ impl Sampler {
         if now.saturating_duration_since(t.started) + st.io_timeout >= st.sample {
             return;
         }
-        let free: Vec<usize> = (0..t.slots.len())
-            .filter(|&i| t.slots[i] == Slot::Free)
-            .collect();
+        let free: Vec<usize> = (0..t.slots.len()).filter(|&i| t.slots[i] == Slot::Free).collect();
         match eng.submit(key, &free) {
             Ok(n) => {
                 for &i in &free[..n.min(free.len())] {
@@ -251,10 +239,7 @@ impl Sampler {
                 if let Slot::InFlight(sent) = *s
                     && now.saturating_duration_since(sent) >= t.spec.sample_time.io_timeout
                 {
-                    log::debug!(
-                        "io error statistic: {}: abort check on timeout",
-                        t.spec.path
-                    );
+                    log::debug!("io error statistic: {}: abort check on timeout", t.spec.path);
                     *s = Slot::Abandoned;
                     t.counts.stuck += 1;
                     t.counts.errs += 1;

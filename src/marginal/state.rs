@@ -30,10 +30,7 @@ pub enum Event {
     },
     /// The path checker found the path up (or ghost). `map_active_paths` counts the map's
     /// active paths; a held path is down and so not among them.
-    CheckerSawUp {
-        path: String,
-        map_active_paths: usize,
-    },
+    CheckerSawUp { path: String, map_active_paths: usize },
     /// Live counts from the io-err-stat thread while a test runs.
     TestProgress { path: String, ios: u64, errs: u64 },
     /// The io-err-stat thread finished sampling `path`.
@@ -48,17 +45,9 @@ pub enum Event {
     /// The path left the daemon's path list.
     PathRemoved { path: String },
     /// `setmarginal` from the CLI. `dev_t` is the path's `major:minor`.
-    SetMarginal {
-        path: String,
-        map: String,
-        dev_t: String,
-    },
+    SetMarginal { path: String, map: String, dev_t: String },
     /// `unsetmarginal` from the CLI.
-    UnsetMarginal {
-        path: String,
-        map: String,
-        dev_t: String,
-    },
+    UnsetMarginal { path: String, map: String, dev_t: String },
     /// The number of active paths of `map` changed.
     MapActivePathsChanged { map: String, active: usize },
 }
@@ -227,10 +216,9 @@ impl MarginalState {
                     );
                 }
             }
-            Event::CheckerSawUp {
-                path,
-                map_active_paths,
-            } => self.checker_saw_up(&path, map_active_paths, now, &mut out),
+            Event::CheckerSawUp { path, map_active_paths } => {
+                self.checker_saw_up(&path, map_active_paths, now, &mut out)
+            }
             Event::TestProgress { path, ios, errs } => {
                 if let Some(rec) = self.paths.get_mut(&path)
                     && matches!(rec.phase, Phase::Testing)
@@ -263,43 +251,25 @@ impl MarginalState {
                 }
             }
             Event::SetMarginal { path, map, dev_t } => {
-                log(
-                    &mut out,
-                    2,
-                    format!("{map}: set marginal path {dev_t} (operator)"),
-                );
+                log(&mut out, 2, format!("{map}: set marginal path {dev_t} (operator)"));
                 self.paths
                     .entry(path.clone())
                     .or_insert_with(|| PathRecord::new(&map))
                     .marginal = true;
-                out.push(Action::MarkMarginal {
-                    path,
-                    marginal: true,
-                });
+                out.push(Action::MarkMarginal { path, marginal: true });
             }
             Event::UnsetMarginal { path, map, dev_t } => {
-                log(
-                    &mut out,
-                    2,
-                    format!("{map}: unset marginal path {dev_t} (operator)"),
-                );
+                log(&mut out, 2, format!("{map}: unset marginal path {dev_t} (operator)"));
                 self.paths
                     .entry(path.clone())
                     .or_insert_with(|| PathRecord::new(&map))
                     .marginal = false;
-                out.push(Action::MarkMarginal {
-                    path,
-                    marginal: false,
-                });
+                out.push(Action::MarkMarginal { path, marginal: false });
             }
             Event::MapActivePathsChanged { map, active } => {
                 if active == 0 {
                     // Never leave a map without a usable path: give back every held one.
-                    for (path, rec) in self
-                        .paths
-                        .iter_mut()
-                        .filter(|(_, r)| r.map == map && r.held())
-                    {
+                    for (path, rec) in self.paths.iter_mut().filter(|(_, r)| r.map == map && r.held()) {
                         log(&mut out, 2, format!("{P}{path}: recover path early"));
                         release(path, rec, &mut out);
                     }
@@ -310,14 +280,7 @@ impl MarginalState {
     }
 
     /// Returns false when the uevent cannot be used (upstream logs that).
-    fn path_failed(
-        &mut self,
-        path: &str,
-        map: &str,
-        active: usize,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) -> bool {
+    fn path_failed(&mut self, path: &str, map: &str, active: usize, now: Instant, out: &mut Vec<Action>) -> bool {
         let cfg = self.cfg(map);
         let rec = self
             .paths
@@ -342,28 +305,16 @@ impl MarginalState {
             Phase::PreCheck { since } if secs_since(now, since) <= window => {
                 // Second failure within the window: the path looks flaky.
                 rec.phase = Phase::Waiting { since: None, held: now };
-                out.push(Action::HoldReinstate {
-                    path: path.to_string(),
-                });
+                out.push(Action::HoldReinstate { path: path.to_string() });
                 log(out, 2, format!("{P}{path}: mark as failed"));
-                out.push(Action::FailPath {
-                    path: path.to_string(),
-                });
+                out.push(Action::FailPath { path: path.to_string() });
             }
             Phase::PreCheck { .. } => {
-                log(
-                    out,
-                    5,
-                    format!("{P}{path}: restart path flakiness pre-checking"),
-                );
+                log(out, 5, format!("{P}{path}: restart path flakiness pre-checking"));
                 rec.phase = Phase::PreCheck { since: now };
             }
             _ => {
-                log(
-                    out,
-                    5,
-                    format!("{P}{path}: start path flakiness pre-checking"),
-                );
+                log(out, 5, format!("{P}{path}: start path flakiness pre-checking"));
                 rec.phase = Phase::PreCheck { since: now };
             }
         }
@@ -374,11 +325,7 @@ impl MarginalState {
         let Some(rec) = self.paths.get_mut(path) else {
             return;
         };
-        let cfg = self
-            .map_cfg
-            .get(&rec.map)
-            .copied()
-            .unwrap_or(self.default_cfg);
+        let cfg = self.map_cfg.get(&rec.map).copied().unwrap_or(self.default_cfg);
         if !cfg.enabled() {
             // Turned off by a reconfigure: nothing may stay held or shown delayed.
             if rec.held() {
@@ -406,9 +353,7 @@ impl MarginalState {
                 }
             } else {
                 rec.delayed = true;
-                out.push(Action::Delay {
-                    path: path.to_string(),
-                });
+                out.push(Action::Delay { path: path.to_string() });
             }
         } else {
             if rec.delayed || (grouped && rec.marginal) {
@@ -425,15 +370,7 @@ impl MarginalState {
         }
     }
 
-    fn test_finished(
-        &mut self,
-        path: &str,
-        ios: u64,
-        errs: u64,
-        active: usize,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) {
+    fn test_finished(&mut self, path: &str, ios: u64, errs: u64, active: usize, now: Instant, out: &mut Vec<Action>) {
         let Some(rec) = self.paths.get_mut(path) else {
             log(out, 4, format!("{P}path {path} not found"));
             return;
@@ -456,37 +393,20 @@ impl MarginalState {
         log(out, 4, format!("{P}{path}: check end"));
         log(out, 3, format!("{P}{path}: IO error rate ({rate:.1}/1000)"));
         if rate <= threshold {
-            log(
-                out,
-                3,
-                format!("{P}{path}: ({errs}/{ios}) good to enable reinstating"),
-            );
+            log(out, 3, format!("{P}{path}: ({errs}/{ios}) good to enable reinstating"));
             rec.phase = Phase::Idle;
-            out.push(Action::ReleaseReinstate {
-                path: path.to_string(),
-            });
+            out.push(Action::ReleaseReinstate { path: path.to_string() });
         } else if active > 0 {
-            log(
-                out,
-                3,
-                format!("{P}{}: keep failing the dm path {path}", rec.map),
-            );
-            rec.phase = Phase::Waiting { since: Some(now), held: now };
-            log(
-                out,
-                3,
-                format!("{P}{}: disable reinstating of {path}", rec.map),
-            );
+            log(out, 3, format!("{P}{}: keep failing the dm path {path}", rec.map));
+            rec.phase = Phase::Waiting {
+                since: Some(now),
+                held: now,
+            };
+            log(out, 3, format!("{P}{}: disable reinstating of {path}", rec.map));
         } else {
-            log(
-                out,
-                3,
-                format!("{P}{path}: there is orphan path, enable reinstating"),
-            );
+            log(out, 3, format!("{P}{path}: there is orphan path, enable reinstating"));
             rec.phase = Phase::Idle;
-            out.push(Action::ReleaseReinstate {
-                path: path.to_string(),
-            });
+            out.push(Action::ReleaseReinstate { path: path.to_string() });
         }
     }
 
@@ -500,10 +420,7 @@ impl MarginalState {
             Phase::Waiting { since: None, .. } => (TestState::Delayed, Some(0)),
             Phase::Waiting { since: Some(t), .. } => {
                 // The recheck is due once strictly more than `gap` seconds have passed.
-                (
-                    TestState::Delayed,
-                    Some((gap + 1).saturating_sub(secs_since(now, t))),
-                )
+                (TestState::Delayed, Some((gap + 1).saturating_sub(secs_since(now, t))))
             }
             Phase::Testing => (TestState::Testing, None),
         };
@@ -520,10 +437,7 @@ impl MarginalState {
 
     /// Views of every known path, sorted by path name.
     pub fn statuses(&self, now: Instant) -> Vec<MarginalStatus> {
-        self.paths
-            .keys()
-            .filter_map(|p| self.status(p, now))
-            .collect()
+        self.paths.keys().filter_map(|p| self.status(p, now)).collect()
     }
 }
 
@@ -544,11 +458,7 @@ fn need_io_err_check(
     if let Phase::Waiting { since, .. } = rec.phase {
         let gap = cfg.err_recheck_gap_time.unwrap_or(0);
         if since.is_none_or(|t| secs_since(now, t) > u64::from(gap)) {
-            log(
-                out,
-                4,
-                format!("{P}{path}: reschedule checking after {gap} seconds"),
-            );
+            log(out, 4, format!("{P}{path}: reschedule checking after {gap} seconds"));
             rec.phase = Phase::Testing;
             rec.ios = 0;
             rec.errs = 0;
@@ -564,12 +474,8 @@ fn need_io_err_check(
 
 fn release(path: &str, rec: &mut PathRecord, out: &mut Vec<Action>) {
     if matches!(rec.phase, Phase::Testing) {
-        out.push(Action::CancelTest {
-            path: path.to_string(),
-        });
+        out.push(Action::CancelTest { path: path.to_string() });
     }
     rec.phase = Phase::Idle;
-    out.push(Action::ReleaseReinstate {
-        path: path.to_string(),
-    });
+    out.push(Action::ReleaseReinstate { path: path.to_string() });
 }

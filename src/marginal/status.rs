@@ -85,9 +85,7 @@ pub fn format_line(s: &MarginalStatus) -> String {
 /// `"marginal_st" : "marginal", "io_err_st" : "testing", ...`. Names are plain ASCII,
 /// values numbers or fixed words, so no escaping is needed.
 pub fn json_fields(s: &MarginalStatus) -> String {
-    let recheck = s
-        .next_recheck_in
-        .map_or_else(|| "null".to_string(), |v| v.to_string());
+    let recheck = s.next_recheck_in.map_or_else(|| "null".to_string(), |v| v.to_string());
     format!(
         "\"marginal_st\" : \"{}\", \"io_err_st\" : \"{}\", \"io_err_ios\" : {}, \"io_err_errs\" : {}, \"io_err_rate\" : {:.1}, \"io_err_recheck_in\" : {}",
         s.marginal_st(),
@@ -153,8 +151,7 @@ mod tests {
             next_recheck_in: None,
             ..st()
         };
-        let v: serde_json::Value =
-            serde_json::from_str(&format!("{{{}}}", json_fields(&t))).expect("valid json");
+        let v: serde_json::Value = serde_json::from_str(&format!("{{{}}}", json_fields(&t))).expect("valid json");
         assert!(v["io_err_recheck_in"].is_null());
         assert_eq!(v["io_err_st"], "testing");
     }

@@ -179,10 +179,7 @@ pub struct IoErrStat {
 impl IoErrStat {
     /// `events` is where the thread's reports go (the state thread's inbox).
     pub fn new(events: Sender<IoErrEvent>) -> IoErrStat {
-        IoErrStat {
-            events,
-            running: None,
-        }
+        IoErrStat { events, running: None }
     }
 
     pub fn is_running(&self) -> bool {
@@ -210,9 +207,9 @@ impl IoErrStat {
 
     fn send(&mut self, cmd: Cmd) -> io::Result<()> {
         match &self.running {
-            Some((tx, _)) => tx.send(cmd).map_err(|_| {
-                io::Error::new(io::ErrorKind::BrokenPipe, "io_err_stat thread is gone")
-            }),
+            Some((tx, _)) => tx
+                .send(cmd)
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "io_err_stat thread is gone")),
             None => Ok(()),
         }
     }

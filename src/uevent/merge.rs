@@ -47,8 +47,8 @@ pub fn merge_batch(
             if is_blacklisted(e.kernel_name()) {
                 continue;
             }
-            let superseded = removed_later.contains(&e.devpath)
-                || (e.action == "change" && added_later.contains(&e.devpath));
+            let superseded =
+                removed_later.contains(&e.devpath) || (e.action == "change" && added_later.contains(&e.devpath));
             match e.action.as_str() {
                 "remove" => {
                     removed_later.insert(e.devpath.clone());
@@ -67,9 +67,7 @@ pub fn merge_batch(
 
     let key_of = |e: &Uevent| -> Option<(String, String)> {
         if (e.action == "add" || e.action == "remove") && is_path_event(e) {
-            wwid_of(e)
-                .filter(|w| !w.is_empty())
-                .map(|w| (e.action.clone(), w))
+            wwid_of(e).filter(|w| !w.is_empty()).map(|w| (e.action.clone(), w))
         } else {
             None
         }
@@ -127,10 +125,7 @@ mod tests {
     fn names(out: &[MergedUevent]) -> Vec<String> {
         out.iter()
             .map(|m| {
-                let all: Vec<String> = m
-                    .all()
-                    .map(|e| format!("{}:{}", e.action, e.kernel_name()))
-                    .collect();
+                let all: Vec<String> = m.all().map(|e| format!("{}:{}", e.action, e.kernel_name())).collect();
                 all.join("+")
             })
             .collect()
@@ -138,11 +133,7 @@ mod tests {
 
     #[test]
     fn blacklisted_devnodes_are_dropped() {
-        let batch = vec![
-            ev("add", "sda", None),
-            ev("add", "loop0", None),
-            ev("add", "sdb", None),
-        ];
+        let batch = vec![ev("add", "sda", None), ev("add", "loop0", None), ev("add", "sdb", None)];
         let out = merge_batch(batch, &|n| n.starts_with("loop"), &serial);
         assert_eq!(names(&out), ["add:sda", "add:sdb"]);
     }
@@ -182,10 +173,7 @@ mod tests {
             ev("add", "sdc", Some("W")),
         ];
         let out = merge_batch(batch, &none, &serial);
-        assert_eq!(
-            names(&out),
-            ["change:dm-0", "change:dm-0", "add:sdb+add:sdc"]
-        );
+        assert_eq!(names(&out), ["change:dm-0", "change:dm-0", "add:sdb+add:sdc"]);
     }
 
     #[test]
@@ -194,11 +182,7 @@ mod tests {
         let mut batch = Vec::new();
         for host in 0..3 {
             for lun in 0..100 {
-                batch.push(ev(
-                    "add",
-                    &format!("sd{host}x{lun}"),
-                    Some(&format!("wwid{lun}")),
-                ));
+                batch.push(ev("add", &format!("sd{host}x{lun}"), Some(&format!("wwid{lun}"))));
             }
         }
         assert_eq!(batch.len(), 300);
@@ -206,19 +190,10 @@ mod tests {
         assert_eq!(out.len(), 100);
         for (lun, m) in out.iter().enumerate() {
             let devs: Vec<&str> = m.all().map(Uevent::kernel_name).collect();
-            assert_eq!(
-                devs,
-                [
-                    format!("sd0x{lun}"),
-                    format!("sd1x{lun}"),
-                    format!("sd2x{lun}")
-                ]
-            );
+            assert_eq!(devs, [format!("sd0x{lun}"), format!("sd1x{lun}"), format!("sd2x{lun}")]);
         }
 
-        let same: Vec<Uevent> = (0..300)
-            .map(|i| ev("add", &format!("sd{i}"), Some("W")))
-            .collect();
+        let same: Vec<Uevent> = (0..300).map(|i| ev("add", &format!("sd{i}"), Some("W"))).collect();
         let out = merge_batch(same, &none, &serial);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].merged.len(), 299);
@@ -235,9 +210,6 @@ mod tests {
             ev("add", "sdf", None),
         ];
         let out = merge_batch(batch, &none, &serial);
-        assert_eq!(
-            names(&out),
-            ["add:sdb+add:sdd", "remove:sdc+remove:sde", "add:sdf"]
-        );
+        assert_eq!(names(&out), ["add:sdb+add:sdd", "remove:sdc+remove:sde", "add:sdf"]);
     }
 }

@@ -32,14 +32,8 @@ pub struct Uevent {
 impl Uevent {
     /// Builds an event from `KEY=VALUE` properties; ACTION and DEVPATH are required.
     pub fn from_env(env: BTreeMap<String, String>) -> Result<Self, UeventError> {
-        let action = env
-            .get("ACTION")
-            .cloned()
-            .ok_or(UeventError::Missing("ACTION"))?;
-        let devpath = env
-            .get("DEVPATH")
-            .cloned()
-            .ok_or(UeventError::Missing("DEVPATH"))?;
+        let action = env.get("ACTION").cloned().ok_or(UeventError::Missing("ACTION"))?;
+        let devpath = env.get("DEVPATH").cloned().ok_or(UeventError::Missing("DEVPATH"))?;
         let seqnum = match env.get("SEQNUM") {
             None => None,
             Some(s) => Some(s.parse().map_err(|_| UeventError::BadSeqnum(s.clone()))?),
@@ -177,13 +171,10 @@ mod tests {
     use super::*;
 
     fn ev(pairs: &[&str]) -> Uevent {
-        let mut env: BTreeMap<String, String> = [
-            ("ACTION", "change"),
-            ("DEVPATH", "/devices/virtual/block/dm-0"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let mut env: BTreeMap<String, String> = [("ACTION", "change"), ("DEVPATH", "/devices/virtual/block/dm-0")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         for p in pairs {
             let (k, v) = p.split_once('=').unwrap();
             env.insert(k.into(), v.into());
@@ -228,9 +219,7 @@ mod tests {
         assert_eq!(u.attr_for("nvme2n4"), Some("ID_EGGS"));
         assert_eq!(u.attr_for("hda"), None);
         assert_eq!(
-            UidAttrs::parse("sd:ID_SERIAL bogus")
-                .unwrap_err()
-                .to_string(),
+            UidAttrs::parse("sd:ID_SERIAL bogus").unwrap_err().to_string(),
             "uid_attrs entry \"bogus\" is not '<device prefix>:<udev property>'"
         );
         assert!(UidAttrs::parse(":ID_X").is_err());
@@ -274,20 +263,12 @@ mod tests {
         assert_eq!(e.kernel_name(), "dm-0");
         assert_eq!(e.seqnum, Some(725));
         assert_eq!(e.major(), Some(254));
-        let r = ev(&[
-            "DM_ACTION=PATH_REINSTATED",
-            "DM_PATH=8:0",
-            "DM_NR_VALID_PATHS=2",
-        ]);
+        let r = ev(&["DM_ACTION=PATH_REINSTATED", "DM_PATH=8:0", "DM_NR_VALID_PATHS=2"]);
         assert_eq!(
             r.dm_action().map(|d| (d.action, d.nr_valid_paths)),
             Some((DmPathAction::PathReinstated, Some(2)))
         );
-        assert_eq!(
-            ev(&["DM_ACTION=PATH_FAILED"]).dm_action(),
-            None,
-            "no DM_PATH"
-        );
+        assert_eq!(ev(&["DM_ACTION=PATH_FAILED"]).dm_action(), None, "no DM_PATH");
         assert_eq!(ev(&["DM_ACTION=OTHER", "DM_PATH=8:0"]).dm_action(), None);
     }
 }

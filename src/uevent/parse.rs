@@ -65,11 +65,7 @@ const UDEV_HEADER_MIN: usize = 8 + 8 * 4;
 /// Parses `KEY=VAL\0…` properties; empty fields (trailing NULs) are skipped.
 fn properties(data: &[u8], first_index: usize) -> Result<BTreeMap<String, String>, UeventError> {
     let mut env = BTreeMap::new();
-    for (i, field) in data
-        .split(|&b| b == 0)
-        .filter(|f| !f.is_empty())
-        .enumerate()
-    {
+    for (i, field) in data.split(|&b| b == 0).filter(|f| !f.is_empty()).enumerate() {
         let bad = || UeventError::BadProperty {
             index: first_index + i,
             text: String::from_utf8_lossy(field).into_owned(),
@@ -98,10 +94,7 @@ pub fn parse_kernel(msg: &[u8]) -> Result<Uevent, UeventError> {
     };
     let rest = msg.get(head_len + 1..).unwrap_or(&[]);
     let mut env = properties(rest, 0)?;
-    for (field, key, value) in [
-        ("action", "ACTION", &action),
-        ("devpath", "DEVPATH", &devpath),
-    ] {
+    for (field, key, value) in [("action", "ACTION", &action), ("devpath", "DEVPATH", &devpath)] {
         match env.get(key) {
             Some(p) if p != value => {
                 return Err(UeventError::Inconsistent {
@@ -131,10 +124,7 @@ fn ne_u32(msg: &[u8], at: usize) -> u32 {
 pub fn parse_udev(msg: &[u8]) -> Result<Uevent, UeventError> {
     let bad = |why: String| Err(UeventError::BadUdevHeader(why));
     if msg.len() < UDEV_HEADER_MIN {
-        return bad(format!(
-            "{} bytes, need at least {UDEV_HEADER_MIN}",
-            msg.len()
-        ));
+        return bad(format!("{} bytes, need at least {UDEV_HEADER_MIN}", msg.len()));
     }
     if &msg[..8] != UDEV_PREFIX {
         return bad("does not start with \"libudev\\0\"".to_owned());
@@ -148,9 +138,7 @@ pub fn parse_udev(msg: &[u8]) -> Result<Uevent, UeventError> {
     let off = ne_u32(msg, 16) as usize;
     let len = ne_u32(msg, 20) as usize;
     if header_size < UDEV_HEADER_MIN || off < header_size {
-        return bad(format!(
-            "header size {header_size} / properties offset {off} invalid"
-        ));
+        return bad(format!("header size {header_size} / properties offset {off} invalid"));
     }
     let Some(props) = off.checked_add(len).and_then(|end| msg.get(off..end)) else {
         return bad(format!(
@@ -237,10 +225,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_kernel(b"add@/a\0DEVPATH=/b\0"),
-            Err(UeventError::Inconsistent {
-                field: "devpath",
-                ..
-            })
+            Err(UeventError::Inconsistent { field: "devpath", .. })
         ));
         assert_eq!(
             parse_kernel(b"add@/a\0SEQNUM=x\0"),
@@ -279,12 +264,7 @@ mod tests {
         );
         let mut m = good.clone();
         m[8] = 0;
-        assert!(
-            parse_udev(&m)
-                .unwrap_err()
-                .to_string()
-                .contains("magic 0x00edcafe")
-        );
+        assert!(parse_udev(&m).unwrap_err().to_string().contains("magic 0x00edcafe"));
         let mut m = good.clone();
         m.truncate(m.len() - 3);
         assert!(parse_udev(&m).unwrap_err().to_string().contains("run past"));

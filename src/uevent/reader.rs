@@ -9,8 +9,8 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
-    AddressFamily, ControlMessageOwned, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
-    bind, recvmsg, setsockopt, socket, sockopt,
+    AddressFamily, ControlMessageOwned, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recvmsg,
+    setsockopt, socket, sockopt,
 };
 
 use super::{Uevent, parse};
@@ -155,34 +155,30 @@ fn reader_loop(group: u32, sock: OwnedFd, wake: OwnedFd, tx: Sender<Uevent>) {
         loop {
             let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
             let mut iov = [IoSliceMut::new(&mut buf)];
-            let (len, uid, nl_pid, truncated) = match recvmsg::<NetlinkAddr>(
-                sock.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::empty(),
-            ) {
-                Ok(m) => {
-                    let uid = m.cmsgs().ok().and_then(|mut c| {
-                        c.find_map(|c| match c {
-                            ControlMessageOwned::ScmCredentials(cr) => Some(cr.uid()),
-                            _ => None,
-                        })
-                    });
-                    let truncated = m.flags.contains(MsgFlags::MSG_TRUNC);
-                    (m.bytes, uid, m.address.map(|a| a.pid()), truncated)
-                }
-                Err(Errno::EAGAIN) => break,
-                Err(Errno::EINTR) => continue,
-                Err(Errno::ENOBUFS) => {
-                    // The kernel dropped events: the daemon's periodic checks must catch up.
-                    log::warn!("uevent reader: receive buffer overrun, events were lost");
-                    continue;
-                }
-                Err(e) => {
-                    log::error!("uevent reader: recvmsg failed: {e}");
-                    return;
-                }
-            };
+            let (len, uid, nl_pid, truncated) =
+                match recvmsg::<NetlinkAddr>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+                    Ok(m) => {
+                        let uid = m.cmsgs().ok().and_then(|mut c| {
+                            c.find_map(|c| match c {
+                                ControlMessageOwned::ScmCredentials(cr) => Some(cr.uid()),
+                                _ => None,
+                            })
+                        });
+                        let truncated = m.flags.contains(MsgFlags::MSG_TRUNC);
+                        (m.bytes, uid, m.address.map(|a| a.pid()), truncated)
+                    }
+                    Err(Errno::EAGAIN) => break,
+                    Err(Errno::EINTR) => continue,
+                    Err(Errno::ENOBUFS) => {
+                        // The kernel dropped events: the daemon's periodic checks must catch up.
+                        log::warn!("uevent reader: receive buffer overrun, events were lost");
+                        continue;
+                    }
+                    Err(e) => {
+                        log::error!("uevent reader: recvmsg failed: {e}");
+                        return;
+                    }
+                };
             if truncated {
                 log::warn!("uevent reader: dropped a message larger than {MSG_MAX} bytes");
                 continue;
@@ -214,8 +210,14 @@ mod tests {
         assert_eq!(check_sender(1, Some(1000), Some(0)), Err(Untrusted::NotRoot(1000)));
         assert_eq!(Untrusted::NotRoot(1000).to_string(), "sender uid 1000 is not root");
         assert_eq!(check_sender(1, None, Some(0)), Err(Untrusted::NoCredentials));
-        assert_eq!(check_sender(1, Some(0), Some(77)), Err(Untrusted::KernelGroupFromPort(77)));
-        assert_eq!(check_sender(2, Some(0), Some(0)), Err(Untrusted::UdevGroupFromKernelPort));
+        assert_eq!(
+            check_sender(1, Some(0), Some(77)),
+            Err(Untrusted::KernelGroupFromPort(77))
+        );
+        assert_eq!(
+            check_sender(2, Some(0), Some(0)),
+            Err(Untrusted::UdevGroupFromKernelPort)
+        );
         assert_eq!(check_sender(2, Some(0), None), Err(Untrusted::NoAddress));
     }
 

@@ -34,7 +34,9 @@ pub struct ScsiDisk {
 
 impl FakeSys {
     pub fn new() -> Self {
-        let f = FakeSys { dir: tempfile::tempdir().unwrap() };
+        let f = FakeSys {
+            dir: tempfile::tempdir().unwrap(),
+        };
         for d in [f.sys("block"), f.udev(), f.dev(), f.state()] {
             fs::create_dir_all(d).unwrap();
         }

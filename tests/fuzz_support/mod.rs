@@ -30,9 +30,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// Files of `tests/corpus/<target>/`, sorted by name, as bytes.
 pub fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -122,40 +120,26 @@ pub fn mutate(seed: &[u8], edits: &[Mutation], dict: &[&[u8]]) -> Vec<u8> {
 }
 
 /// A corpus entry mutated by up to `max_edits` edits.
-pub fn mutated(
-    seeds: Vec<Vec<u8>>,
-    dict: Vec<Vec<u8>>,
-    max_edits: usize,
-) -> impl Strategy<Value = Vec<u8>> {
+pub fn mutated(seeds: Vec<Vec<u8>>, dict: Vec<Vec<u8>>, max_edits: usize) -> impl Strategy<Value = Vec<u8>> {
     let seeds = Arc::new(seeds);
     let dict = Arc::new(dict);
-    (
-        0..seeds.len(),
-        proptest::collection::vec(mutation(), 0..=max_edits),
-    )
-        .prop_map(move |(i, edits)| {
-            let d: Vec<&[u8]> = dict.iter().map(Vec::as_slice).collect();
-            mutate(&seeds[i], &edits, &d)
-        })
+    (0..seeds.len(), proptest::collection::vec(mutation(), 0..=max_edits)).prop_map(move |(i, edits)| {
+        let d: Vec<&[u8]> = dict.iter().map(Vec::as_slice).collect();
+        mutate(&seeds[i], &edits, &d)
+    })
 }
 
 /// A sequence of words from `words` joined by separators from `seps`.
-pub fn soup(
-    words: Vec<String>,
-    seps: &'static [&'static str],
-    max_len: usize,
-) -> impl Strategy<Value = String> {
+pub fn soup(words: Vec<String>, seps: &'static [&'static str], max_len: usize) -> impl Strategy<Value = String> {
     let words = Arc::new(words);
-    proptest::collection::vec((any::<prop::sample::Index>(), 0..seps.len()), 0..max_len).prop_map(
-        move |picks| {
-            let mut s = String::new();
-            for (w, sep) in picks {
-                s.push_str(&words[w.index(words.len())]);
-                s.push_str(seps[sep]);
-            }
-            s
-        },
-    )
+    proptest::collection::vec((any::<prop::sample::Index>(), 0..seps.len()), 0..max_len).prop_map(move |picks| {
+        let mut s = String::new();
+        for (w, sep) in picks {
+            s.push_str(&words[w.index(words.len())]);
+            s.push_str(seps[sep]);
+        }
+        s
+    })
 }
 
 /// Watches the case in progress and aborts the process on a hang, printing the input.
@@ -183,10 +167,7 @@ impl Watchdog {
                 }
                 let now = epoch.elapsed().as_millis() as u64;
                 if now.saturating_sub(at) > limit.as_millis() as u64 {
-                    let input = c
-                        .lock()
-                        .ok()
-                        .and_then(|g| g.as_ref().map(|v| format!("{v:?}")));
+                    let input = c.lock().ok().and_then(|g| g.as_ref().map(|v| format!("{v:?}")));
                     eprintln!(
                         "[{target}] HANG: one case ran longer than {limit:?}; input:\n{}",
                         input.unwrap_or_else(|| "<unknown>".into())
@@ -271,8 +252,7 @@ where
             max_shrink_time: 60_000,
             ..Config::default()
         };
-        let mut runner =
-            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
+        let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
         let result = runner.run(&strategy, |v| {
             // A copy of the input is kept so that a hang can be reported with it; it is
             // formatted only then (formatting every case would halve the throughput).
@@ -291,11 +271,7 @@ where
             Err(TestError::Fail(_, v)) => {
                 // Run the minimal input once more so the panic location is its own.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| property(&v)));
-                let why = LAST_PANIC
-                    .lock()
-                    .ok()
-                    .and_then(|g| g.clone())
-                    .unwrap_or_default();
+                let why = LAST_PANIC.lock().ok().and_then(|g| g.clone()).unwrap_or_default();
                 restore_panics(prev_hook);
                 panic!(
                     "[{target}] property failed (replay with FUZZ_SEED={seed} FUZZ_CASES={cases})\n{why}\nminimal input: {v:?}"

@@ -43,14 +43,7 @@ impl Owner {
             other_active_paths: others,
             marginal_hold: self.marginal.is_held(&dev),
         };
-        let upd = chk::update_path_state(
-            &p.rec,
-            &m.rec,
-            &out.result,
-            &ctx,
-            &m.policy,
-            self.now_secs(),
-        );
+        let upd = chk::update_path_state(&p.rec, &m.rec, &out.result, &ctx, &m.policy, self.now_secs());
         let next = if self.marginal.test_due(&dev, Instant::now()) {
             upd.path.tick.min(1)
         } else {
@@ -92,15 +85,10 @@ impl Owner {
             .groups
             .iter()
             .map(|g| {
-                let members: Vec<&Path> = g
-                    .paths
-                    .iter()
-                    .filter_map(|tp| self.path_by_devt(&tp.dev))
-                    .collect();
+                let members: Vec<&Path> = g.paths.iter().filter_map(|tp| self.path_by_devt(&tp.dev)).collect();
                 // A path the kernel has failed carries no IO, whatever its last check said.
                 let usable = |p: &&Path| {
-                    matches!(p.rec.state, PathState::Up | PathState::Ghost)
-                        && p.rec.dm_state != DmState::Failed
+                    matches!(p.rec.state, PathState::Up | PathState::Ghost) && p.rec.dm_state != DmState::Failed
                 };
                 let (prio, enabled_paths) =
                     discovery::pgpolicy::pg_priority(members.iter().map(|p| (p.prio, usable(p))));
@@ -141,18 +129,14 @@ impl Owner {
             .iter()
             .position(|g| g.paths.iter().any(|tp| tp.dev == p.rec.dev_t))
             .map_or(0, |i| i + 1);
-        let others_down = m
-            .table
-            .groups
-            .get(path_group.wrapping_sub(1))
-            .is_some_and(|g| {
-                g.paths.iter().filter(|tp| tp.dev != p.rec.dev_t).all(|tp| {
-                    self.paths
-                        .values()
-                        .find(|q| q.rec.dev_t == tp.dev)
-                        .is_none_or(|q| matches!(q.rec.state, PathState::Down | PathState::Shaky))
-                })
-            });
+        let others_down = m.table.groups.get(path_group.wrapping_sub(1)).is_some_and(|g| {
+            g.paths.iter().filter(|tp| tp.dev != p.rec.dev_t).all(|tp| {
+                self.paths
+                    .values()
+                    .find(|q| q.rec.dev_t == tp.dev)
+                    .is_none_or(|q| matches!(q.rec.state, PathState::Down | PathState::Shaky))
+            })
+        });
         let input = chk::FailbackInput {
             groups: &groups,
             current_group: current,
@@ -245,16 +229,10 @@ impl Owner {
                     sample_time,
                     latency_bound_ms,
                 } => {
-                    let spec = crate::marginal::sampler::TestSpec::from_enqueue(
-                        &path,
-                        sample_time,
-                        latency_bound_ms,
-                    );
+                    let spec = crate::marginal::sampler::TestSpec::from_enqueue(&path, sample_time, latency_bound_ms);
                     if let Err(e) = self.out.ioerr.start_test(spec) {
                         log::error!("{path}: cannot start the IO error test: {e}");
-                        let acts = self
-                            .marginal
-                            .handle(MgEvent::EnqueueFailed { path }, Instant::now());
+                        let acts = self.marginal.handle(MgEvent::EnqueueFailed { path }, Instant::now());
                         self.apply_marginal(acts);
                     }
                 }

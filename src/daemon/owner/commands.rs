@@ -72,9 +72,7 @@ impl Owner {
             Command::DelMap { map } => self.del_map(&map),
             Command::DelMaps => self.del_maps(),
             Command::SwitchGroup { map, group } => self.switch_group(&map, &group),
-            Command::Resize { map } | Command::Reload { map } | Command::ResetMap { map } => {
-                self.resize(&map)
-            }
+            Command::Resize { map } | Command::Reload { map } | Command::ResetMap { map } => self.resize(&map),
             Command::Suspend { map } => self.suspend(&map),
             Command::Resume { map } => self.resume(&map),
             Command::DisableQueueing { map } => self.queueing_cmd(map.as_deref(), false),
@@ -102,11 +100,7 @@ impl Owner {
 
     /// The name of the map `key` (name, WWID, dm-N or /dev/dm-N) designates.
     fn map_name(&self, key: &str) -> Result<String, HandlerError> {
-        Ok(self
-            .find_map(key)
-            .ok_or(HandlerError::DeviceNotFound)?
-            .name
-            .clone())
+        Ok(self.find_map(key).ok_or(HandlerError::DeviceNotFound)?.name.clone())
     }
 
     // ---- show ----------------------------------------------------------------
@@ -182,17 +176,9 @@ impl Owner {
         let (dev, dev_t) = (p.info.dev.clone(), p.rec.dev_t.clone());
         let map = p.map.clone().ok_or(HandlerError::Failed)?;
         let ev = if set {
-            MgEvent::SetMarginal {
-                path: dev,
-                map,
-                dev_t,
-            }
+            MgEvent::SetMarginal { path: dev, map, dev_t }
         } else {
-            MgEvent::UnsetMarginal {
-                path: dev,
-                map,
-                dev_t,
-            }
+            MgEvent::UnsetMarginal { path: dev, map, dev_t }
         };
         let acts = self.marginal.handle(ev, Instant::now());
         self.apply_marginal(acts);
@@ -290,12 +276,7 @@ impl Owner {
 
     fn queueing_cmd(&mut self, map: Option<&str>, restore: bool) -> Answer {
         let names: Vec<String> = match map {
-            Some(k) => vec![
-                self.find_map(k)
-                    .ok_or(HandlerError::DeviceNotFound)?
-                    .name
-                    .clone(),
-            ],
+            Some(k) => vec![self.find_map(k).ok_or(HandlerError::DeviceNotFound)?.name.clone()],
             None => self.maps.keys().cloned().collect(),
         };
         for n in names {
@@ -318,23 +299,14 @@ impl Owner {
     /// sysfs, then a reload.
     fn resize(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
-        let devs = self
-            .maps
-            .get(&name)
-            .map(|m| m.paths.clone())
-            .unwrap_or_default();
+        let devs = self.maps.get(&name).map(|m| m.paths.clone()).unwrap_or_default();
         for d in &devs {
-            let size = read_trimmed(&self.env.sysfs.sys("block").join(d).join("size"))
-                .and_then(|s| s.parse().ok());
+            let size = read_trimmed(&self.env.sysfs.sys("block").join(d).join("size")).and_then(|s| s.parse().ok());
             if let (Some(p), Some(size)) = (self.paths.get_mut(d), size) {
                 p.info.size = size;
             }
         }
-        let sectors = devs
-            .iter()
-            .filter_map(|d| self.paths.get(d))
-            .map(|p| p.info.size)
-            .max();
+        let sectors = devs.iter().filter_map(|d| self.paths.get(d)).map(|p| p.info.size).max();
         if let (Some(m), Some(sectors)) = (self.maps.get_mut(&name), sectors) {
             if sectors != m.sectors {
                 log::info!("{name}: size {} -> {sectors} sectors", m.sectors);
@@ -392,11 +364,7 @@ impl Owner {
     }
 
     fn pr_update(&mut self, map: &str, f: impl FnOnce(&mut Map)) -> Answer {
-        let name = self
-            .find_map(map)
-            .ok_or(HandlerError::DeviceNotFound)?
-            .name
-            .clone();
+        let name = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
         if let Some(m) = self.maps.get_mut(&name) {
             f(m);
         }
@@ -440,10 +408,7 @@ fn normalize_prkey(key: &str) -> Option<String> {
         Some(h) => (h, true),
         None => (key, false),
     };
-    let digits = hex
-        .strip_prefix("0x")
-        .or_else(|| hex.strip_prefix("0X"))
-        .unwrap_or(hex);
+    let digits = hex.strip_prefix("0x").or_else(|| hex.strip_prefix("0X")).unwrap_or(hex);
     let value = u64::from_str_radix(digits, 16)
         .ok()
         .filter(|_| !digits.is_empty() && digits.len() <= 16)?;

@@ -26,11 +26,7 @@ impl Owner {
         };
         self.kernel_maps = existing
             .iter()
-            .filter_map(|m| {
-                m.uuid
-                    .strip_prefix("mpath-")
-                    .map(|w| (m.name.clone(), w.to_string()))
-            })
+            .filter_map(|m| m.uuid.strip_prefix("mpath-").map(|w| (m.name.clone(), w.to_string())))
             .collect();
         let scanned = self.scan();
         for info in scanned {
@@ -76,8 +72,7 @@ impl Owner {
             .paths
             .values()
             .map(|p| {
-                let sel =
-                    Selector::new(&self.cfg, &p.info.vendor, &p.info.product, &p.info.rev, "");
+                let sel = Selector::new(&self.cfg, &p.info.vendor, &p.info.product, &p.info.rev, "");
                 (p.info.dev.clone(), self.check_timeout(&sel, &p.info.dev))
             })
             .collect();
@@ -89,26 +84,13 @@ impl Owner {
         // Blacklist and find_multipaths may have changed: paths now excluded leave
         // their maps, newly allowed ones join.
         let allowed: Vec<String> = self.scan().into_iter().map(|p| p.dev).collect();
-        let gone: Vec<String> = self
-            .paths
-            .keys()
-            .filter(|d| !allowed.contains(d))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = self.paths.keys().filter(|d| !allowed.contains(d)).cloned().collect();
         let reloaded = self.remove_paths(&gone);
-        let names: Vec<String> = self
-            .maps
-            .keys()
-            .filter(|n| !reloaded.contains(*n))
-            .cloned()
-            .collect();
+        let names: Vec<String> = self.maps.keys().filter(|n| !reloaded.contains(*n)).cloned().collect();
         for n in names {
             self.reload(&n);
         }
-        let new: Vec<String> = allowed
-            .into_iter()
-            .filter(|d| !self.paths.contains_key(d))
-            .collect();
+        let new: Vec<String> = allowed.into_iter().filter(|d| !self.paths.contains_key(d)).collect();
         self.add_paths(&new);
         // find_multipaths may now allow WWIDs that had paths but no map.
         let unmapped: std::collections::BTreeSet<String> = self

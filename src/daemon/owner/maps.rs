@@ -2,8 +2,8 @@
 //! removal.
 
 use crate::checkers::state::{self as chk, DmState, PathState};
-use crate::config::propsel::Selector;
 use crate::config::keywords::Setting;
+use crate::config::propsel::Selector;
 use crate::discovery;
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
@@ -36,10 +36,8 @@ impl Owner {
             return wwid.to_string();
         }
         let file = discovery::bindings::BindingsFile::new(self.env.state_dir.join("bindings"));
-        let taken = |name: &str| {
-            self.maps.contains_key(name)
-                || self.kernel_maps.iter().any(|(n, w)| n == name && w != wwid)
-        };
+        let taken =
+            |name: &str| self.maps.contains_key(name) || self.kernel_maps.iter().any(|(n, w)| n == name && w != wwid);
         match file.alias_for(wwid, &sel.alias_prefix().value, None, &taken) {
             Ok((Some((alias, _)), issues)) => {
                 for i in issues {
@@ -77,12 +75,7 @@ impl Owner {
     }
 
     /// Creates, reloads or adopts the map for `wwid` over `devs`.
-    pub(super) fn setup_map(
-        &mut self,
-        wwid: &str,
-        mut devs: Vec<String>,
-        existing: Option<ExistingMap>,
-    ) {
+    pub(super) fn setup_map(&mut self, wwid: &str, mut devs: Vec<String>, existing: Option<ExistingMap>) {
         // Discovery order decides ties between equal groups.
         devs.sort_by_key(|d| self.paths.get(d).map(Path::scsi_order));
         let name = match &existing {
@@ -109,14 +102,7 @@ impl Owner {
                 return;
             }
         };
-        let Some((minor, action)) = self.load_map(
-            &name,
-            wwid,
-            sectors,
-            &params,
-            existing.as_ref(),
-            &plan.table,
-        ) else {
+        let Some((minor, action)) = self.load_map(&name, wwid, sectors, &params, existing.as_ref(), &plan.table) else {
             return;
         };
         self.install_map(
@@ -162,16 +148,11 @@ impl Owner {
                     Some((m.minor, None))
                 }
             },
-            None => match self
-                .dm
-                .create_map(name, &crate::dm::map_uuid(wwid), sectors, params)
-            {
+            None => match self.dm.create_map(name, &crate::dm::map_uuid(wwid), sectors, params) {
                 Ok(minor) => {
                     log::info!("create: {name} ({wwid}) dm-{minor} {params}");
                     // find_multipaths strict/smart consult this file later (and multipath -u).
-                    if let Err(e) =
-                        discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid)
-                    {
+                    if let Err(e) = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid) {
                         log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
                     }
                     Some((minor, Some("create")))
@@ -197,11 +178,7 @@ impl Owner {
     ) {
         let first = devs.first().and_then(|d| self.paths.get(d));
         let (v, p, r) = first.map_or((String::new(), String::new(), String::new()), |x| {
-            (
-                x.info.vendor.clone(),
-                x.info.product.clone(),
-                x.info.rev.clone(),
-            )
+            (x.info.vendor.clone(), x.info.product.clone(), x.info.rev.clone())
         });
         let sel = Selector::new(&self.cfg, &v, &p, &r, wwid);
         let policy = policy::checker_policy(&self.cfg, &sel);
@@ -214,10 +191,7 @@ impl Owner {
             .collect();
         let rec = chk::MapRecord::new(name, &policy, queueing);
         let loads = self.maps.get(name).map_or(0, |m| m.loads) + 1;
-        let prev = self
-            .maps
-            .get(name)
-            .map(|m| (m.prstatus, m.prkey.clone(), m.prhold));
+        let prev = self.maps.get(name).map(|m| (m.prstatus, m.prkey.clone(), m.prhold));
         self.maps.insert(
             name.to_string(),
             Map {
@@ -262,11 +236,7 @@ impl Owner {
                 if let Some(p) = self.paths.get_mut(dev)
                     && let Some((_, ps)) = st.path(&p.rec.dev_t)
                 {
-                    p.rec.dm_state = if ps.active {
-                        DmState::Active
-                    } else {
-                        DmState::Failed
-                    };
+                    p.rec.dm_state = if ps.active { DmState::Active } else { DmState::Failed };
                 }
             }
             m.status = Some(st);
@@ -283,11 +253,7 @@ impl Owner {
                 .filter(|p| p.info.wwid.as_deref() == Some(wwid.as_str()))
                 .map(|p| p.info.dev.clone())
                 .collect();
-            let existing = self
-                .maps
-                .values()
-                .find(|m| m.wwid == wwid)
-                .map(Map::as_existing);
+            let existing = self.maps.values().find(|m| m.wwid == wwid).map(Map::as_existing);
             if existing.is_none() && !self.should_multipath(&wwid, devs.len()) {
                 continue;
             }

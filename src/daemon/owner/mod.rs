@@ -241,9 +241,7 @@ impl Owner {
     fn find_map(&self, key: &str) -> Option<&Map> {
         let key = key.strip_prefix("/dev/").unwrap_or(key);
         self.maps.values().find(|m| {
-            m.name == key
-                || m.wwid == key
-                || key.strip_prefix("dm-").and_then(|n| n.parse().ok()) == Some(m.minor)
+            m.name == key || m.wwid == key || key.strip_prefix("dm-").and_then(|n| n.parse().ok()) == Some(m.minor)
         })
     }
 
@@ -264,8 +262,7 @@ impl Owner {
                 .filter(|d| Some(d.as_str()) != except)
                 .filter_map(|d| self.paths.get(d))
                 .filter(|p| {
-                    matches!(p.rec.state, PathState::Up | PathState::Ghost)
-                        && p.rec.dm_state != DmState::Failed
+                    matches!(p.rec.state, PathState::Up | PathState::Ghost) && p.rec.dm_state != DmState::Failed
                 })
                 .count()
         })

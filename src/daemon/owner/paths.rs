@@ -40,9 +40,7 @@ impl Owner {
     /// The blacklist in force. NVMe namespaces stay out of the default devnode
     /// exception when the kernel does native NVMe multipathing.
     pub(super) fn blacklist(&self) -> Blacklist {
-        let native = read_trimmed(&self.env.sysfs.sys("module/nvme_core/parameters/multipath"))
-            .as_deref()
-            == Some("Y");
+        let native = read_trimmed(&self.env.sysfs.sys("module/nvme_core/parameters/multipath")).as_deref() == Some("Y");
         Blacklist::new(&self.cfg, native)
     }
 
@@ -87,10 +85,7 @@ impl Owner {
         let tries = self.cfg.setting_int(Setting::RetriggerTries).unwrap_or(3);
         let delay = self.cfg.setting_int(Setting::RetriggerDelay).unwrap_or(10).max(1) as u64;
         let now = self.now_secs();
-        let entry = self
-            .udev_pending
-            .entry(info.dev.clone())
-            .or_insert((0, now + delay));
+        let entry = self.udev_pending.entry(info.dev.clone()).or_insert((0, now + delay));
         if entry.0 >= tries {
             log::warn!(
                 "{}: udev has no {attr} after {tries} retriggers, using the WWID from sysfs",
@@ -131,10 +126,7 @@ impl Owner {
             }
             let uevent = self.env.sysfs.sys("block").join(&dev).join("uevent");
             if let Err(e) = std::fs::write(&uevent, "change") {
-                log::warn!(
-                    "{dev}: cannot retrigger udev through {}: {e}",
-                    uevent.display()
-                );
+                log::warn!("{dev}: cannot retrigger udev through {}: {e}", uevent.display());
             }
         }
     }
@@ -153,14 +145,7 @@ impl Owner {
             CheckerKind::Tur
         });
         let (prio_name, prio) = self.prioritize(&sel, &info);
-        let dh_state = read_trimmed(
-            &self
-                .env
-                .sysfs
-                .sys("block")
-                .join(&info.dev)
-                .join("device/dh_state"),
-        );
+        let dh_state = read_trimmed(&self.env.sysfs.sys("block").join(&info.dev).join("device/dh_state"));
         let devt = format!("{}:{}", info.devt.0, info.devt.1);
         let policy = policy::checker_policy(&self.cfg, &sel);
         let id = self.next_id;
@@ -210,17 +195,10 @@ impl Owner {
         };
         let (p, args) = match detected {
             Some(p) => (p, String::new()),
-            None => (
-                Prio::from_name(&configured.0).unwrap_or(Prio::Const),
-                configured.1,
-            ),
+            None => (Prio::from_name(&configured.0).unwrap_or(Prio::Const), configured.1),
         };
         let mut rng = || std::process::id().wrapping_mul(2654435761);
-        let regex = |re: &str, s: &str| {
-            crate::config::regex::ConfigRegex::new(re)
-                .ok()
-                .map(|r| r.is_match(s))
-        };
+        let regex = |re: &str, s: &str| crate::config::regex::ConfigRegex::new(re).ok().map(|r| r.is_match(s));
         let mut env = prio::PrioEnv {
             root: &self.env.sysfs,
             dev_dir: &self.env.dev_dir,

@@ -18,9 +18,7 @@ impl Owner {
         let is_blacklisted = |name: &str| !name.starts_with("dm-") && bl.filter_devnode(name) > 0;
         let cfg = &self.cfg;
         let wwid_of = |e: &crate::uevent::Uevent| {
-            let attr = Selector::new(cfg, "", "", "", "")
-                .uid_attribute(e.kernel_name())
-                .value;
+            let attr = Selector::new(cfg, "", "", "", "").uid_attribute(e.kernel_name()).value;
             e.get(&attr).filter(|w| !w.is_empty()).map(str::to_owned)
         };
         for entry in crate::uevent::merge_batch(batch, &is_blacklisted, &wwid_of) {

@@ -188,8 +188,7 @@ impl Owner {
     pub(super) fn blacklist_view(&self) -> fmt::BlacklistView {
         let (bl, ex) = crate::config::blacklist::effective_lists(&self.cfg, false);
         let user = (&self.cfg.blacklist, &self.cfg.exceptions);
-        let pats = |list: &[crate::config::model::Pattern],
-                    mine: &[crate::config::model::Pattern]| {
+        let pats = |list: &[crate::config::model::Pattern], mine: &[crate::config::model::Pattern]| {
             list.iter()
                 .map(|p| fmt::BlacklistRule {
                     text: p.text.clone(),
@@ -204,8 +203,7 @@ impl Owner {
                 d.product.as_ref().map_or("", |p| p.text.as_str())
             )
         };
-        let devs = |list: &[crate::config::model::BlacklistDevice],
-                    mine: &[crate::config::model::BlacklistDevice]| {
+        let devs = |list: &[crate::config::model::BlacklistDevice], mine: &[crate::config::model::BlacklistDevice]| {
             list.iter()
                 .map(|d| fmt::BlacklistRule {
                     text: dev_text(d),
@@ -214,10 +212,7 @@ impl Owner {
                 .collect::<Vec<_>>()
         };
         fmt::BlacklistView {
-            devnode: (
-                pats(&bl.devnode, &user.0.devnode),
-                pats(&ex.devnode, &user.1.devnode),
-            ),
+            devnode: (pats(&bl.devnode, &user.0.devnode), pats(&ex.devnode, &user.1.devnode)),
             property: (
                 pats(&bl.property, &user.0.property),
                 pats(&ex.property, &user.1.property),
@@ -227,10 +222,7 @@ impl Owner {
                 pats(&ex.protocol, &user.1.protocol),
             ),
             wwid: (pats(&bl.wwid, &user.0.wwid), pats(&ex.wwid, &user.1.wwid)),
-            device: (
-                devs(&bl.device, &user.0.device),
-                devs(&ex.device, &user.1.device),
-            ),
+            device: (devs(&bl.device, &user.0.device), devs(&ex.device, &user.1.device)),
         }
     }
 }
