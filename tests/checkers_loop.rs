@@ -10,6 +10,9 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use multipathd::checkers::state::PathState;
 use multipathd::checkers::{CheckOutcome, CheckRequest, CheckerKind, Control, MonotonicClock, spawn_checker_loop};
+use multipathd::discovery::prio::{Prio, PrioJob};
+use multipathd::discovery::{Hcil, SysfsRoot};
+use std::sync::Arc;
 
 /// Generous bound for a result to arrive; hitting it fails the test.
 const WAIT: Duration = Duration::from_secs(20);
@@ -70,6 +73,7 @@ fn req(path: u64, dev: &Path, kind: CheckerKind, sysfs: Option<PathBuf>) -> Chec
         sysfs_state: sysfs,
         kind,
         timeout: Duration::from_secs(5),
+        prio: None,
     }
 }
 
@@ -107,6 +111,49 @@ fn directio_tur_and_readsector0_on_a_loop_device() {
     .unwrap();
     let o = res.recv_timeout(WAIT).unwrap();
     assert_eq!((o.path_id, o.result.state), (3, PathState::Wild));
+    stop(ctl, h);
+}
+
+/// The loop refreshes a usable path's priority on a worker after every check, also
+/// for checkers that answer without the pool (`none` here), and reports it with the
+/// verdict: an ALUA state change reaches the owner at the next check.
+#[test]
+fn priority_is_refreshed_with_every_usable_check() {
+    let root = tempfile::tempdir().unwrap();
+    let device = root.path().join("sys/block/sdq/device");
+    std::fs::create_dir_all(&device).unwrap();
+    std::fs::write(device.join("state"), "running\n").unwrap();
+    std::fs::write(device.join("access_state"), "active/optimized\n").unwrap();
+    let prio = PrioJob {
+        prio: Prio::Sysfs,
+        args: String::new(),
+        dev: "sdq".to_string(),
+        hcil: Hcil {
+            host: 3,
+            channel: 0,
+            target: 0,
+            lun: 1,
+        },
+        serial: String::new(),
+        root: SysfsRoot::new(root.path()),
+        dev_dir: root.path().join("dev"),
+    };
+    let (ctl, res, h) = start();
+    let mut r = req(9, Path::new("/dev/null"), CheckerKind::None, Some(device.join("state")));
+    r.prio = Some(Arc::new(prio));
+    ctl.send(Control::Schedule { req: r, in_secs: 0 }).unwrap();
+    let o = res.recv_timeout(WAIT).unwrap();
+    assert_eq!((o.path_id, o.result.state, o.prio), (9, PathState::Up, Some(50)));
+    // The controller fails over: this port goes standby.
+    std::fs::write(device.join("access_state"), "standby\n").unwrap();
+    ctl.send(Control::CheckNow(9)).unwrap();
+    let o = res.recv_timeout(WAIT).unwrap();
+    assert_eq!((o.result.state, o.prio), (PathState::Up, Some(1)));
+    // A path the check finds down reports no priority.
+    std::fs::write(device.join("state"), "offline\n").unwrap();
+    ctl.send(Control::CheckNow(9)).unwrap();
+    let o = res.recv_timeout(WAIT).unwrap();
+    assert_eq!((o.result.state, o.prio), (PathState::Down, None));
     stop(ctl, h);
 }
 

@@ -393,6 +393,7 @@ impl Harness {
         self.owner.on_check(CheckOutcome {
             path_id: id,
             result: Verdict::new(state, ""),
+            prio: None,
             took: Duration::from_millis(1),
         });
     }
@@ -1312,6 +1313,67 @@ const REF_STATUS: &str = "path checker states:\nup                  2\n\npaths: 
 /// The lab's offline/online cycle (reference 2paths-failed-*.txt): the checker
 /// finds sdb's device offline, the daemon fails it in DM and shows it
 /// `failed faulty offline`; once it runs again the next check reinstates it.
+/// A controller failover swaps the ports' ALUA states. Each check brings the
+/// path's refreshed priority; with group_by_prio and failback immediate the map is
+/// regrouped (reloaded) as upstream does, the other paths are checked at once so
+/// theirs follow, and an unchanged priority changes nothing.
+#[test]
+fn a_changed_priority_regroups_a_group_by_prio_map() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n failback immediate\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    let check = |h: &mut Harness, dev: &str, prio: i32| {
+        h.owner.on_check(CheckOutcome {
+            path_id: ids[dev],
+            result: Verdict::new(PathState::Up, ""),
+            prio: Some(prio),
+            took: Duration::from_millis(1),
+        });
+    };
+    check(&mut h, "sda", 10);
+    check(&mut h, "sdb", 50);
+    h.calls();
+    // Unchanged priorities: no reload, no group switch.
+    check(&mut h, "sda", 10);
+    check(&mut h, "sdb", 50);
+    h.controls();
+    assert_eq!(h.changes(), vec![]);
+    // Failover: port A (sda) becomes optimized. Its check alone puts both paths
+    // at 50: one group.
+    check(&mut h, "sda", 50);
+    let reload = |params: &str| Call::Reload {
+        name: "mpatha".into(),
+        sectors: SECTORS,
+        params: params.into(),
+    };
+    assert_eq!(
+        h.changes(),
+        vec![reload("0 1 alua 1 1 service-time 0 2 1 8:16 1 8:0 1")]
+    );
+    // sdb is checked at once so that its priority follows.
+    assert!(
+        h.controls()
+            .iter()
+            .any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids["sdb"])),
+    );
+    check(&mut h, "sdb", 10);
+    assert_eq!(
+        h.changes(),
+        vec![reload(
+            "0 1 alua 2 1 service-time 0 1 1 8:0 1 service-time 0 1 1 8:16 1"
+        )]
+    );
+    let rows = h.path_rows();
+    assert_eq!((rows["sda"][3].as_str(), rows["sdb"][3].as_str()), ("50", "10"));
+    // Same priorities again: nothing to do.
+    check(&mut h, "sda", 50);
+    check(&mut h, "sdb", 10);
+    assert_eq!(h.changes(), vec![]);
+}
+
 #[test]
 fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
     let f = FakeSys::new();
@@ -1343,6 +1405,7 @@ fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
     h.owner.on_check(CheckOutcome {
         path_id: ids["sdb"],
         result: Verdict::offline(),
+        prio: None,
         took: Duration::ZERO,
     });
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
@@ -1367,6 +1430,7 @@ fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
     h.owner.on_check(CheckOutcome {
         path_id: ids["sdb"],
         result: Verdict::offline(),
+        prio: None,
         took: Duration::ZERO,
     });
     assert_eq!(h.changes(), vec![]);

@@ -321,7 +321,7 @@ fn multipath_holders_are_found_by_dm_uuid() {
 
 #[test]
 fn getprio_reads_current_sysfs_state() {
-    use multipathd::discovery::prio::{Prio, PrioEnv, getprio};
+    use multipathd::discovery::prio::{Prio, PrioEnv, Subject, getprio};
     let f = FakeSys::new();
     two_scsi_debug_paths(&f);
     let r = f.scan();
@@ -341,29 +341,42 @@ fn getprio_reads_current_sysfs_state() {
         rng: &mut rng,
         regex_search: &re,
     };
-    assert_eq!(getprio(Prio::Const, "", &sdb, &mut env).ok(), Some(1));
-    assert_eq!(getprio(Prio::Random, "", &sdb, &mut env).ok(), Some(4));
-    assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env).ok(), Some(50));
+    assert_eq!(getprio(Prio::Const, "", &Subject::from(&sdb), &mut env).ok(), Some(1));
+    assert_eq!(getprio(Prio::Random, "", &Subject::from(&sdb), &mut env).ok(), Some(4));
+    assert_eq!(getprio(Prio::Sysfs, "", &Subject::from(&sdb), &mut env).ok(), Some(50));
     let devdir = f.sys("devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0");
     fs::write(devdir.join("access_state"), "standby\n").unwrap();
     fs::write(devdir.join("preferred_path"), "1\n").unwrap();
-    assert_eq!(getprio(Prio::Sysfs, "", &sdb, &mut env).ok(), Some(81));
+    assert_eq!(getprio(Prio::Sysfs, "", &Subject::from(&sdb), &mut env).ok(), Some(81));
     fs::remove_file(devdir.join("access_state")).unwrap();
     assert_eq!(
-        getprio(Prio::Sysfs, "", &sdb, &mut env).unwrap_err().to_string(),
+        getprio(Prio::Sysfs, "", &Subject::from(&sdb), &mut env)
+            .unwrap_err()
+            .to_string(),
         "sdb: no access_state in sysfs"
     );
     assert_eq!(
-        getprio(Prio::Weightedpath, "hbtl 1:0 5 0:0:0:0 9", &sdb, &mut env).ok(),
+        getprio(
+            Prio::Weightedpath,
+            "hbtl 1:0 5 0:0:0:0 9",
+            &Subject::from(&sdb),
+            &mut env
+        )
+        .ok(),
         Some(9)
     );
-    assert_eq!(getprio(Prio::Weightedpath, "wwn . 9", &sdb, &mut env).ok(), Some(0));
-    let e = getprio(Prio::Alua, "", &sdb, &mut env).unwrap_err().to_string();
+    assert_eq!(
+        getprio(Prio::Weightedpath, "wwn . 9", &Subject::from(&sdb), &mut env).ok(),
+        Some(0)
+    );
+    let e = getprio(Prio::Alua, "", &Subject::from(&sdb), &mut env)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("sdb: alua: ") && e.ends_with("dev/sdb: No such file or directory (os error 2)"),
         "{e}"
     );
-    assert!(getprio(Prio::PathLatency, "", &sdb, &mut env).is_err());
+    assert!(getprio(Prio::PathLatency, "", &Subject::from(&sdb), &mut env).is_err());
 }
 
 #[test]

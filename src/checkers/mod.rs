@@ -19,12 +19,14 @@ pub mod sysfs;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, never, select};
 
 use crate::aio::Waker;
+use crate::discovery::prio::PrioJob;
 use directio::DirectioEngine;
 use pool::{BlockingCheck, BlockingPool};
 use scheduler::{PathId, Scheduler};
@@ -110,6 +112,9 @@ pub struct CheckRequest {
     pub kind: CheckerKind,
     /// `checker_timeout`.
     pub timeout: Duration,
+    /// The path's prioritizer, run after every check that finds the path usable
+    /// (on a worker, never on the state owner's thread).
+    pub prio: Option<Arc<PrioJob>>,
 }
 
 /// Messages from the state owner to the checker loop.
@@ -130,7 +135,9 @@ pub enum Control {
 pub struct CheckOutcome {
     pub path_id: PathId,
     pub result: Verdict,
-    /// From the start of the check to its verdict.
+    /// The priority refreshed after this check (usable paths with a prioritizer).
+    pub prio: Option<i32>,
+    /// From the start of the check to its verdict (the priority refresh included).
     pub took: Duration,
 }
 
@@ -200,13 +207,36 @@ impl<C: Clock> CheckerLoop<C> {
         })
     }
 
-    fn send(&mut self, path_id: PathId, result: Verdict, took: Duration) -> bool {
+    fn send(&mut self, path_id: PathId, result: Verdict, prio: Option<i32>, took: Duration) -> bool {
         if result.state.is_usable() {
             self.watched.insert(path_id);
         } else {
             self.watched.remove(&path_id);
         }
-        self.results.send(CheckOutcome { path_id, result, took }).is_ok()
+        self.results
+            .send(CheckOutcome {
+                path_id,
+                result,
+                prio,
+                took,
+            })
+            .is_ok()
+    }
+
+    /// A verdict reached off the pool (sysfs, `none`, directio): a usable path with
+    /// a prioritizer gets its priority refreshed on a worker first, and the outcome
+    /// goes out when that finishes.
+    fn report(&mut self, id: PathId, verdict: Verdict, took: Duration, now: Instant) -> bool {
+        let job = self.paths.get(&id).and_then(|r| r.prio.clone().map(|p| (p, r.timeout)));
+        match job {
+            Some((prio, timeout)) if matches!(verdict.state, PathState::Up | PathState::Ghost) => {
+                match self.pool.start_prio(id, verdict, took, prio, now, timeout) {
+                    None => true,
+                    Some(busy) => self.send(id, busy, None, took),
+                }
+            }
+            _ => self.send(id, verdict, None, took),
+        }
     }
 
     /// Between checks a steady path waits up to max_polling_interval, but the kernel
@@ -246,12 +276,10 @@ impl<C: Clock> CheckerLoop<C> {
         }
         match req.kind {
             CheckerKind::None => Some(Verdict::new(PathState::Up, MSG_UP)),
-            CheckerKind::Tur => self.pool.start(id, &req.dev, BlockingCheck::Tur, now, req.timeout),
-            CheckerKind::Readsector0 => self
-                .pool
-                .start(id, &req.dev, BlockingCheck::Readsector0, now, req.timeout),
-            CheckerKind::HpSw => self.pool.start(id, &req.dev, BlockingCheck::HpSw, now, req.timeout),
-            CheckerKind::Rdac => self.pool.start(id, &req.dev, BlockingCheck::Rdac, now, req.timeout),
+            CheckerKind::Tur => self.start_blocking(&req, BlockingCheck::Tur, now),
+            CheckerKind::Readsector0 => self.start_blocking(&req, BlockingCheck::Readsector0, now),
+            CheckerKind::HpSw => self.start_blocking(&req, BlockingCheck::HpSw, now),
+            CheckerKind::Rdac => self.start_blocking(&req, BlockingCheck::Rdac, now),
             CheckerKind::Directio => {
                 if self.directio.is_none() {
                     match DirectioEngine::new(AIO_SLOTS).and_then(|e| Ok((e.waker()?, e))) {
@@ -265,6 +293,11 @@ impl<C: Clock> CheckerLoop<C> {
                 self.directio.as_mut()?.0.start(id, &req.dev, now, req.timeout)
             }
         }
+    }
+
+    fn start_blocking(&mut self, req: &CheckRequest, check: BlockingCheck, now: Instant) -> Option<Verdict> {
+        self.pool
+            .start(req.path, &req.dev, check, req.prio.clone(), now, req.timeout)
     }
 
     /// Applies a control message; false on shutdown.
@@ -310,23 +343,20 @@ impl<C: Clock> CheckerLoop<C> {
         self.sweep_sysfs(now);
         for id in self.sched.take_due(now, MAX_STARTS_PER_ROUND) {
             if let Some(v) = self.start(id, now)
-                && !self.send(id, v, Duration::ZERO)
+                && !self.report(id, v, Duration::ZERO, now)
             {
                 return false;
             }
         }
-        let mut done: Vec<(PathId, Verdict, Duration)> = self
-            .pool
-            .poll(now)
-            .into_iter()
-            .map(|r| (r.path, r.verdict, r.took))
-            .collect();
-        if let Some((d, _)) = self.directio.as_mut() {
-            done.extend(d.poll(now).into_iter().map(|r| (r.path, r.verdict, r.took)));
-        }
-        for (id, v, took) in done {
+        let direct = self.directio.as_mut().map(|(d, _)| d.poll(now)).unwrap_or_default();
+        for r in direct {
             // A path removed meanwhile gets no result.
-            if self.paths.contains_key(&id) && !self.send(id, v, took) {
+            if self.paths.contains_key(&r.path) && !self.report(r.path, r.verdict, r.took, now) {
+                return false;
+            }
+        }
+        for r in self.pool.poll(now) {
+            if self.paths.contains_key(&r.path) && !self.send(r.path, r.verdict, r.prio, r.took) {
                 return false;
             }
         }
@@ -378,7 +408,7 @@ impl<C: Clock> CheckerLoop<C> {
                         let now = self.clock.now();
                         if let Some(r) = self.pool.finish(d, now)
                             && self.paths.contains_key(&r.path)
-                            && !self.send(r.path, r.verdict, r.took)
+                            && !self.send(r.path, r.verdict, r.prio, r.took)
                         {
                             return;
                         }

@@ -32,6 +32,8 @@ use super::scheduler::PathId;
 use super::sense::{MSG_DOWN, MSG_TIMEOUT};
 use super::sg;
 use super::state::{PathState, Verdict};
+use crate::discovery::pgpolicy::PRIO_UNDEF;
+use crate::discovery::prio::PrioJob;
 
 /// The blocking checks the pool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,12 +54,46 @@ pub const RETIRE_AFTER: Duration = Duration::from_secs(30);
 /// SG_IO needs little stack: the data buffers are on the heap or small.
 const WORKER_STACK: usize = 256 * 1024;
 
+/// What a worker does for a path.
+enum Work {
+    Check {
+        check: BlockingCheck,
+        file: Arc<File>,
+    },
+    /// The check already answered elsewhere (directio, `none`): only the priority
+    /// refresh is left; `took` is what the check took.
+    PrioOnly {
+        verdict: Verdict,
+        took: Duration,
+    },
+}
+
 struct Job {
     token: u64,
     path: PathId,
-    check: BlockingCheck,
-    file: Arc<File>,
+    work: Work,
+    /// Run after a check that found the path usable, as upstream refreshes a
+    /// path's priority on every check.
+    prio: Option<Arc<PrioJob>>,
     timeout: Duration,
+}
+
+impl Job {
+    /// The check's timeout, and the prioritizer's after it.
+    fn deadline(&self, now: Instant) -> Instant {
+        let commands = match (&self.work, &self.prio) {
+            (Work::Check { .. }, Some(_)) => 2,
+            _ => 1,
+        };
+        now + self.timeout * commands + GRACE
+    }
+
+    fn earlier(&self) -> Duration {
+        match self.work {
+            Work::PrioOnly { took, .. } => took,
+            Work::Check { .. } => Duration::ZERO,
+        }
+    }
 }
 
 /// A worker's answer.
@@ -66,6 +102,7 @@ pub struct Done {
     token: u64,
     path: PathId,
     verdict: Verdict,
+    prio: Option<i32>,
 }
 
 /// Where a path's one check in flight is.
@@ -75,6 +112,8 @@ enum Slot {
     Running {
         token: u64,
         started: Instant,
+        /// Time the verdict took before this job (a directio read).
+        earlier: Duration,
         timed_out: bool,
     },
 }
@@ -90,11 +129,14 @@ struct Worker {
 pub struct PoolResult {
     pub path: PathId,
     pub verdict: Verdict,
+    /// The refreshed priority, when the job had a prioritizer and the path was usable.
+    pub prio: Option<i32>,
     pub took: Duration,
 }
 
 pub struct BlockingPool {
     runner: Runner,
+    prio_runner: PrioRunner,
     min_workers: usize,
     max_workers: usize,
     done_tx: Sender<Done>,
@@ -116,6 +158,16 @@ pub struct BlockingPool {
 /// What a worker runs for one job; the real one issues SG_IO, tests pass fakes.
 pub type Runner = Arc<dyn Fn(PathId, BlockingCheck, RawFd, Duration) -> Verdict + Send + Sync>;
 
+/// How a worker refreshes a priority; the real one runs the prioritizer.
+pub type PrioRunner = Arc<dyn Fn(&PrioJob, Duration) -> i32 + Send + Sync>;
+
+fn run_prio(job: &PrioJob, timeout: Duration) -> i32 {
+    job.run(timeout).unwrap_or_else(|e| {
+        log::debug!("{}: prio {}: {e}", job.dev, job.prio.name());
+        PRIO_UNDEF
+    })
+}
+
 fn run_sg(_path: PathId, check: BlockingCheck, fd: RawFd, timeout: Duration) -> Verdict {
     match check {
         BlockingCheck::Tur => sg::tur(fd, timeout),
@@ -128,20 +180,23 @@ fn run_sg(_path: PathId, check: BlockingCheck, fd: RawFd, timeout: Duration) -> 
 impl BlockingPool {
     /// A pool of at least `workers` threads issuing SG_IO.
     pub fn new(workers: usize, now: Instant) -> std::io::Result<BlockingPool> {
-        BlockingPool::with_runner(workers, MAX_WORKERS, Arc::new(run_sg), now)
+        BlockingPool::with_runner(workers, MAX_WORKERS, Arc::new(run_sg), Arc::new(run_prio), now)
     }
 
-    /// A pool of `min_workers..=max_workers` threads running `runner` for each job.
+    /// A pool of `min_workers..=max_workers` threads running `runner` for each
+    /// check and `prio_runner` for each priority refresh.
     pub fn with_runner(
         min_workers: usize,
         max_workers: usize,
         runner: Runner,
+        prio_runner: PrioRunner,
         now: Instant,
     ) -> std::io::Result<BlockingPool> {
         let (done_tx, done) = crossbeam_channel::unbounded::<Done>();
         let min_workers = min_workers.max(1);
         let mut pool = BlockingPool {
             runner,
+            prio_runner,
             min_workers,
             max_workers: max_workers.max(min_workers),
             done_tx,
@@ -167,18 +222,29 @@ impl BlockingPool {
         let (jtx, jrx) = crossbeam_channel::bounded::<Job>(1);
         let dtx = self.done_tx.clone();
         let runner = Arc::clone(&self.runner);
+        let prio_runner = Arc::clone(&self.prio_runner);
         std::thread::Builder::new()
             .name(format!("checker-{id}"))
             .stack_size(WORKER_STACK)
             .spawn(move || {
                 for job in jrx.iter() {
-                    let verdict = runner(job.path, job.check, job.file.as_raw_fd(), job.timeout);
+                    let verdict = match &job.work {
+                        Work::Check { check, file } => runner(job.path, *check, file.as_raw_fd(), job.timeout),
+                        Work::PrioOnly { verdict, .. } => verdict.clone(),
+                    };
+                    let usable = matches!(verdict.state, PathState::Up | PathState::Ghost);
+                    let prio = job
+                        .prio
+                        .as_deref()
+                        .filter(|_| usable)
+                        .map(|p| prio_runner(p, job.timeout));
                     if dtx
                         .send(Done {
                             worker: id,
                             token: job.token,
                             path: job.path,
                             verdict,
+                            prio,
                         })
                         .is_err()
                     {
@@ -259,13 +325,12 @@ impl BlockingPool {
         path: PathId,
         dev: &Path,
         check: BlockingCheck,
+        prio: Option<Arc<PrioJob>>,
         now: Instant,
         timeout: Duration,
     ) -> Option<Verdict> {
-        match self.slots.get(&path) {
-            Some(Slot::Running { timed_out: true, .. }) => return Some(Verdict::new(PathState::Timeout, MSG_TIMEOUT)),
-            Some(_) => return Some(Verdict::new(PathState::Pending, "")),
-            None => {}
+        if let Some(v) = self.busy_verdict(path) {
+            return Some(v);
         }
         let file = match self.file(path, dev) {
             Ok(f) => f,
@@ -274,18 +339,49 @@ impl BlockingPool {
                 return Some(Verdict::new(PathState::Down, MSG_DOWN));
             }
         };
+        self.enqueue(path, Work::Check { check, file }, prio, now, timeout);
+        None
+    }
+
+    /// Refreshes the priority of a path whose check answered elsewhere with
+    /// `verdict` after `took`; the result carries both. Returns the verdict right
+    /// away when the path already has a job in flight.
+    pub fn start_prio(
+        &mut self,
+        path: PathId,
+        verdict: Verdict,
+        took: Duration,
+        prio: Arc<PrioJob>,
+        now: Instant,
+        timeout: Duration,
+    ) -> Option<Verdict> {
+        if let Some(v) = self.busy_verdict(path) {
+            return Some(v);
+        }
+        self.enqueue(path, Work::PrioOnly { verdict, took }, Some(prio), now, timeout);
+        None
+    }
+
+    /// What a path with a job in flight reports instead of starting another.
+    fn busy_verdict(&self, path: PathId) -> Option<Verdict> {
+        match self.slots.get(&path)? {
+            Slot::Running { timed_out: true, .. } => Some(Verdict::new(PathState::Timeout, MSG_TIMEOUT)),
+            _ => Some(Verdict::new(PathState::Pending, "")),
+        }
+    }
+
+    fn enqueue(&mut self, path: PathId, work: Work, prio: Option<Arc<PrioJob>>, now: Instant, timeout: Duration) {
         let token = self.next_token;
         self.next_token += 1;
         self.slots.insert(path, Slot::Queued);
         self.queue.push_back(Job {
             token,
             path,
-            check,
-            file,
+            work,
+            prio,
             timeout,
         });
         self.dispatch(now);
-        None
     }
 
     /// An idle worker, or a new one while under the maximum.
@@ -317,7 +413,7 @@ impl BlockingPool {
                 self.idle.push_back(w);
                 return;
             };
-            let (path, token, timeout) = (job.path, job.token, job.timeout);
+            let (path, token, deadline, earlier) = (job.path, job.token, job.deadline(now), job.earlier());
             match w.jobs.try_send(job) {
                 Ok(()) => {
                     self.slots.insert(
@@ -325,10 +421,11 @@ impl BlockingPool {
                         Slot::Running {
                             token,
                             started: now,
+                            earlier,
                             timed_out: false,
                         },
                     );
-                    self.deadlines.push(Reverse((now + timeout + GRACE, path, token)));
+                    self.deadlines.push(Reverse((deadline, path, token)));
                     self.busy.insert(w.id, w);
                 }
                 // Its thread is gone (only a panic in a check ends one): drop it, retry the job.
@@ -348,13 +445,15 @@ impl BlockingPool {
             Some(&Slot::Running {
                 token,
                 started,
+                earlier,
                 timed_out,
             }) if token == done.token => {
                 self.slots.remove(&done.path);
                 (!timed_out).then(|| PoolResult {
                     path: done.path,
                     verdict: done.verdict,
-                    took: now.saturating_duration_since(started),
+                    prio: done.prio,
+                    took: earlier + now.saturating_duration_since(started),
                 })
             }
             _ => None,
@@ -378,6 +477,7 @@ impl BlockingPool {
             if let Some(Slot::Running {
                 token: t,
                 started,
+                earlier,
                 timed_out,
             }) = self.slots.get_mut(&path)
                 && *t == token
@@ -387,7 +487,8 @@ impl BlockingPool {
                 out.push(PoolResult {
                     path,
                     verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
-                    took: now.saturating_duration_since(*started),
+                    prio: None,
+                    took: *earlier + now.saturating_duration_since(*started),
                 });
             }
         }
@@ -412,9 +513,11 @@ mod tests {
 
     const T: Duration = Duration::from_secs(10);
     const WAIT: Duration = Duration::from_secs(20);
+    const DOWN: PathId = 100;
 
     /// Paths in `hung` block until the test releases them through the returned
-    /// sender; every other path answers `Up` at once.
+    /// sender; paths from [`DOWN`] on answer `Down`, every other path `Up` at
+    /// once. The prioritizer answers the number its `args` hold.
     struct Fixture {
         pool: BlockingPool,
         release: Sender<PathId>,
@@ -443,11 +546,18 @@ mod tests {
                     }
                 }
             }
+            if path >= DOWN {
+                return Verdict::new(PathState::Down, MSG_DOWN);
+            }
             Verdict::new(PathState::Up, " reports path is up")
+        });
+        let prio_runner: PrioRunner = Arc::new(|job, timeout| {
+            assert_eq!(timeout, T);
+            job.args.parse().unwrap()
         });
         let t0 = Instant::now();
         Fixture {
-            pool: BlockingPool::with_runner(min, max, runner, t0).unwrap(),
+            pool: BlockingPool::with_runner(min, max, runner, prio_runner, t0).unwrap(),
             release,
             dev: tempfile::NamedTempFile::new().unwrap(),
             t0,
@@ -461,7 +571,13 @@ mod tests {
         fn start(&mut self, path: PathId, ms: u64) -> Option<Verdict> {
             let now = self.at(ms);
             self.pool
-                .start(path, self.dev.path(), BlockingCheck::Readsector0, now, T)
+                .start(path, self.dev.path(), BlockingCheck::Readsector0, None, now, T)
+        }
+        fn start_with_prio(&mut self, path: PathId, ms: u64, prio: i32) -> Option<Verdict> {
+            let now = self.at(ms);
+            let job = Some(prio_job(prio));
+            self.pool
+                .start(path, self.dev.path(), BlockingCheck::Readsector0, job, now, T)
         }
         /// The next worker answer, applied at `ms`.
         fn answer(&mut self, ms: u64) -> Option<PoolResult> {
@@ -471,20 +587,81 @@ mod tests {
         }
     }
 
+    fn prio_job(prio: i32) -> Arc<PrioJob> {
+        Arc::new(PrioJob {
+            prio: crate::discovery::prio::Prio::Alua,
+            args: prio.to_string(),
+            dev: "sdb".to_string(),
+            hcil: crate::discovery::Hcil {
+                host: 1,
+                channel: 0,
+                target: 0,
+                lun: 0,
+            },
+            serial: String::new(),
+            root: crate::discovery::SysfsRoot::new("/nonexistent"),
+            dev_dir: PathBuf::from("/nonexistent"),
+        })
+    }
+
     fn up(path: PathId, took_ms: u64) -> Option<PoolResult> {
         Some(PoolResult {
             path,
             verdict: Verdict::new(PathState::Up, " reports path is up"),
+            prio: None,
             took: Duration::from_millis(took_ms),
         })
+    }
+
+    fn with_prio(r: Option<PoolResult>, prio: i32) -> Option<PoolResult> {
+        r.map(|r| PoolResult { prio: Some(prio), ..r })
     }
 
     fn timeout(path: PathId, took_ms: u64) -> PoolResult {
         PoolResult {
             path,
             verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
+            prio: None,
             took: Duration::from_millis(took_ms),
         }
+    }
+
+    /// Upstream refreshes a usable path's priority at every check: the pool runs the
+    /// prioritizer right after the check, on the same worker, and only then answers.
+    #[test]
+    fn priority_is_refreshed_after_a_usable_check_only() {
+        let mut f = fixture(1, 4, &[1]);
+        assert_eq!(f.start_with_prio(1, 0, 50), None);
+        // Room for the check and the prioritizer's commands.
+        assert_eq!(f.pool.next_deadline(), Some(f.at(21_000)));
+        f.release.send(1).unwrap();
+        assert_eq!(f.answer(30), with_prio(up(1, 30), 50));
+        // A path the check found down keeps its old priority: none is reported.
+        assert_eq!(f.start_with_prio(DOWN, 100, 10), None);
+        let down = f.answer(101).unwrap();
+        assert_eq!((down.verdict.state, down.prio), (PathState::Down, None));
+    }
+
+    /// A check answered elsewhere (directio, `none`) gets only its priority refreshed
+    /// here; the time is the check's plus the refresh's.
+    #[test]
+    fn priority_only_job_carries_the_verdict_through() {
+        let mut f = fixture(1, 1, &[]);
+        let ghost = Verdict::new(PathState::Ghost, " reports path is ghost");
+        let now = f.at(0);
+        assert_eq!(
+            f.pool
+                .start_prio(7, ghost.clone(), Duration::from_millis(3), prio_job(1), now, T),
+            None
+        );
+        assert_eq!(f.pool.next_deadline(), Some(f.at(11_000)));
+        // One job per path: a second refresh waits for the first.
+        assert_eq!(
+            f.pool.start_prio(7, ghost.clone(), Duration::ZERO, prio_job(1), now, T),
+            Some(Verdict::new(PathState::Pending, ""))
+        );
+        let r = f.answer(4).unwrap();
+        assert_eq!((r.verdict, r.prio, r.took), (ghost, Some(1), Duration::from_millis(7)));
     }
 
     #[test]
@@ -584,7 +761,7 @@ mod tests {
         let mut f = fixture(1, 1, &[]);
         let v = f
             .pool
-            .start(2, Path::new("/dev/mpd-missing"), BlockingCheck::Tur, f.t0, T);
+            .start(2, Path::new("/dev/mpd-missing"), BlockingCheck::Tur, None, f.t0, T);
         assert_eq!(v, Some(Verdict::new(PathState::Down, MSG_DOWN)));
         assert_eq!(f.pool.next_deadline(), None);
     }

@@ -8,7 +8,10 @@
 //! `exclusive_pref_bit` argument).
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::regex::ConfigRegex;
 
 use super::pgpolicy::PRIO_UNDEF;
 use super::sysfs::{Hcil, PathInfo, SysfsRoot};
@@ -510,6 +513,68 @@ pub fn detect_prio(f: &DetectPrioFacts) -> Option<Prio> {
     }
 }
 
+/// The path facts a prioritizer looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub dev: &'a str,
+    pub hcil: Hcil,
+    pub serial: &'a str,
+}
+
+impl<'a> From<&'a PathInfo> for Subject<'a> {
+    fn from(p: &'a PathInfo) -> Self {
+        Subject {
+            dev: &p.dev,
+            hcil: p.hcil,
+            serial: &p.serial,
+        }
+    }
+}
+
+/// One prioritizer run with everything it needs owned, so it can go to a checker
+/// worker: priorities are refreshed after every check that finds the path usable,
+/// and the device IO (`alua`'s SG_IO) must not run on the state owner's thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrioJob {
+    pub prio: Prio,
+    pub args: String,
+    pub dev: String,
+    pub hcil: Hcil,
+    pub serial: String,
+    pub root: SysfsRoot,
+    /// Where device nodes live (`/dev`).
+    pub dev_dir: PathBuf,
+}
+
+impl PrioJob {
+    /// Runs the prioritizer; commands time out after `timeout`.
+    pub fn run(&self, timeout: Duration) -> Result<i32, PrioError> {
+        // `random` stays put for the daemon's life: a new number at every check
+        // would regroup the map on every check.
+        let mut rng = || std::process::id().wrapping_mul(2654435761);
+        let regex = |re: &str, s: &str| ConfigRegex::new(re).ok().map(|r| r.is_match(s));
+        let mut env = PrioEnv {
+            root: &self.root,
+            dev_dir: &self.dev_dir,
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            rng: &mut rng,
+            regex_search: &regex,
+        };
+        let subject = Subject {
+            dev: &self.dev,
+            hcil: self.hcil,
+            serial: &self.serial,
+        };
+        getprio(self.prio, &self.args, &subject, &mut env)
+    }
+
+    /// Whether [`PrioJob::run`] computes this prioritizer (`path_latency` and
+    /// `ana` are not computed by [`getprio`]).
+    pub fn runs_here(prio: Prio) -> bool {
+        !matches!(prio, Prio::PathLatency | Prio::Ana)
+    }
+}
+
 /// What [`getprio`] needs besides the path.
 pub struct PrioEnv<'a> {
     pub root: &'a SysfsRoot,
@@ -573,14 +638,14 @@ impl std::error::Error for PrioError {}
 /// Run a prioritizer for a path. `Err` explains why there is no priority (the
 /// caller then uses [`PRIO_UNDEF`]). `path_latency` and `ana` need IO the daemon
 /// drives itself ([`path_latency_prio`] scores measured latencies).
-pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Result<i32, PrioError> {
+pub fn getprio(prio: Prio, args: &str, p: &Subject, env: &mut PrioEnv) -> Result<i32, PrioError> {
     let excl = exclusive_pref_arg(args);
     match prio {
         Prio::Const => Ok(CONST_PRIO),
         Prio::Random => Ok(random_prio(env.rng)),
         Prio::Sysfs => {
             // Read afresh: the ALUA state changes after discovery.
-            let device = env.root.sys("block").join(&p.dev).join("device");
+            let device = env.root.sys("block").join(p.dev).join("device");
             let read = |a: &str| {
                 std::fs::read_to_string(device.join(a))
                     .ok()
@@ -588,7 +653,7 @@ pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Resul
             };
             let state = read("access_state").filter(|s| !s.is_empty());
             let Some(state) = state else {
-                return Err(PrioError::NoAccessState(p.dev.clone()));
+                return Err(PrioError::NoAccessState(p.dev.to_string()));
             };
             Ok(sysfs_prio(
                 Some(&state),
@@ -597,23 +662,23 @@ pub fn getprio(prio: Prio, args: &str, p: &PathInfo, env: &mut PrioEnv) -> Resul
             ))
         }
         Prio::Alua => {
-            let vpd = std::fs::read(env.root.sys("block").join(&p.dev).join("device/vpd_pg83")).ok();
-            alua_getprio(&env.dev_dir.join(&p.dev), vpd.as_deref(), excl, env.timeout_ms).map_err(|e| PrioError::Alua {
-                dev: p.dev.clone(),
+            let vpd = std::fs::read(env.root.sys("block").join(p.dev).join("device/vpd_pg83")).ok();
+            alua_getprio(&env.dev_dir.join(p.dev), vpd.as_deref(), excl, env.timeout_ms).map_err(|e| PrioError::Alua {
+                dev: p.dev.to_string(),
                 error: e,
             })
         }
         Prio::Weightedpath => {
             let subject = WeightedSubject {
                 hbtl: p.hcil.to_string(),
-                dev: &p.dev,
-                serial: &p.serial,
+                dev: p.dev,
+                serial: p.serial,
                 wwn: fc_wwn(env.root, &p.hcil),
             };
             Ok(weightedpath_prio(args, &subject, env.regex_search))
         }
         Prio::PathLatency | Prio::Ana => Err(PrioError::NotRunHere {
-            dev: p.dev.clone(),
+            dev: p.dev.to_string(),
             prio,
         }),
     }

@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use crate::checkers::CheckOutcome;
 use crate::checkers::state::{self as chk, Action as ChkAction, DmState, PathState};
+use crate::config::propsel::Failback;
 use crate::discovery;
+use crate::discovery::pgpolicy::Pgpolicy;
 use crate::marginal::state::{Action as MgAction, Event as MgEvent};
 use crate::marginal::thread::IoErrEvent;
 
@@ -44,6 +46,10 @@ impl Owner {
             marginal_hold: self.marginal.is_held(&dev),
         };
         let upd = chk::update_path_state(&p.rec, &m.rec, &out.result, &ctx, &m.policy, self.now_secs());
+        // As upstream: group_by_prio with failback immediate regroups (reloads) on a
+        // changed priority; other policies switch groups through the failback step.
+        let regroups = m.pgpolicy == Pgpolicy::GroupByPrio && m.policy.failback == Failback::Immediate;
+        let prio_regroup = self.refresh_prio(&dev, out.prio) && regroups;
         let next = if self.marginal.test_due(&dev, Instant::now()) {
             upd.path.tick.min(1)
         } else {
@@ -60,7 +66,7 @@ impl Owner {
         if usable {
             // Also when the path merely stayed up: the kernel may have left the best
             // group on its own (IO errors), and failback immediate must bring it back.
-            self.failback(&map_name, &dev, upd.new_path_up, upd.chkr_new_path_up);
+            self.failback(&map_name, &dev, upd.new_path_up, upd.chkr_new_path_up, prio_regroup);
         }
         let active = self.active_paths(&map_name);
         let acts = self.marginal.handle(
@@ -107,17 +113,49 @@ impl Owner {
         (groups, current)
     }
 
+    /// Takes the priority a check refreshed; true when it changed. The other usable
+    /// paths of the map are checked (and so refreshed) at once, as upstream refreshes
+    /// them all when one changed: a failover moves every port's state together.
+    fn refresh_prio(&mut self, dev: &str, prio: Option<i32>) -> bool {
+        let Some(new) = prio else { return false };
+        let Some(p) = self.paths.get_mut(dev) else {
+            return false;
+        };
+        if p.prio == new {
+            return false;
+        }
+        log::info!("{dev}: prio changed from {} to {new}", p.prio);
+        p.prio = new;
+        let others: Vec<String> = p
+            .map
+            .as_ref()
+            .and_then(|m| self.maps.get(m))
+            .map(|m| m.paths.iter().filter(|d| *d != dev).cloned().collect())
+            .unwrap_or_default();
+        for d in others {
+            if self
+                .paths
+                .get(&d)
+                .is_some_and(|q| matches!(q.rec.state, PathState::Up | PathState::Ghost))
+            {
+                self.schedule_check(&d, 0);
+            }
+        }
+        true
+    }
+
     /// The failback step after a check of `dev` in `map`.
-    fn failback(&mut self, map: &str, dev: &str, new_path_up: bool, chkr_new_path_up: bool) {
+    fn failback(&mut self, map: &str, dev: &str, new_path_up: bool, chkr_new_path_up: bool, prio_regroup: bool) {
         // Until every path has been checked once, "the best group" is a guess: at startup
-        // the first path checked would otherwise pull the map into its own group.
+        // the first path checked would otherwise pull the map into its own group. A
+        // regroup by new priorities does not guess: the plan orders the groups.
         let unknown = self.maps.get(map).is_some_and(|m| {
             m.paths
                 .iter()
                 .filter_map(|d| self.paths.get(d))
                 .any(|p| matches!(p.rec.state, PathState::Unchecked | PathState::Wild))
         });
-        if unknown {
+        if unknown && !prio_regroup {
             return;
         }
         let (groups, current) = self.group_info(map);
@@ -142,7 +180,7 @@ impl Owner {
             current_group: current,
             path_group,
             others_in_group_down: others_down,
-            prio_regroup: false,
+            prio_regroup,
         };
         let upd = chk::PathUpdate {
             path: p.rec.clone(),

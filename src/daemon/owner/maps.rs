@@ -205,6 +205,7 @@ impl Owner {
                 rec,
                 policy,
                 selector: plan.selector,
+                pgpolicy: plan.pgpolicy,
                 action: action.map(str::to_string),
                 loads,
                 prstatus: prev.as_ref().is_some_and(|p| p.0),

@@ -98,6 +98,9 @@ struct Path {
     rec: chk::PathRecord,
     prio: i32,
     prio_name: String,
+    /// How the priority is refreshed after each usable check (`None` for
+    /// prioritizers the daemon does not run).
+    prio_job: Option<std::sync::Arc<crate::discovery::prio::PrioJob>>,
     checker: CheckerKind,
     map: Option<String>,
     dh_state: Option<String>,
@@ -130,6 +133,9 @@ struct Map {
     rec: chk::MapRecord,
     policy: chk::Policy,
     selector: String,
+    /// The grouping the table was planned with: group_by_prio regroups when a
+    /// priority changes.
+    pgpolicy: crate::discovery::pgpolicy::Pgpolicy,
     action: Option<String>,
     loads: u32,
     /// Persistent-reservation bookkeeping for libmpathpersist (`setprstatus`, `setprkey`,

@@ -1,18 +1,23 @@
 //! Paths: discovery (sysfs, udev, blacklist), adding and removing them, scheduling
 //! their checks.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::checkers::state as chk;
 use crate::checkers::{self, CheckRequest, CheckerKind, Control};
 use crate::config::blacklist::Blacklist;
 use crate::config::keywords::Setting;
 use crate::config::propsel::Selector;
+use crate::discovery::prio::PrioJob;
 use crate::discovery::{self, PathInfo};
 use crate::marginal::state::Event as MgEvent;
 
 use super::{Owner, Path, read_trimmed};
 use crate::daemon::policy;
+
+/// The prioritizer's command timeout when a path is added (upstream's default).
+const ADD_PRIO_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Owner {
     pub(super) fn scan(&self) -> Vec<PathInfo> {
@@ -144,7 +149,10 @@ impl Owner {
             log::warn!("{}: {e}", info.dev);
             CheckerKind::Tur
         });
-        let (prio_name, prio) = self.prioritize(&sel, &info);
+        let (prio_job, prio) = self.prioritize(&sel, &info);
+        let prio_name = prio_job.prio.name().to_string();
+        // Refreshed after each usable check, on the checker's workers.
+        let prio_job = PrioJob::runs_here(prio_job.prio).then(|| Arc::new(prio_job));
         let dh_state = read_trimmed(&self.env.sysfs.sys("block").join(&info.dev).join("device/dh_state"));
         let devt = format!("{}:{}", info.devt.0, info.devt.1);
         let policy = policy::checker_policy(&self.cfg, &sel);
@@ -174,6 +182,7 @@ impl Owner {
                 rec,
                 prio,
                 prio_name,
+                prio_job,
                 checker,
                 map: None,
                 dh_state,
@@ -185,8 +194,8 @@ impl Owner {
 
     /// `detect_prio` first (ALUA-capable SCSI with a readable access_state → sysfs),
     /// then the configured prioritizer.
-    fn prioritize(&self, sel: &Selector, info: &PathInfo) -> (String, i32) {
-        use discovery::prio::{self, Prio};
+    fn prioritize(&self, sel: &Selector, info: &PathInfo) -> (PrioJob, i32) {
+        use discovery::prio::Prio;
         let configured = sel.prio().value;
         let detected = if sel.detect_prio().value && info.access_state.is_some() {
             Some(Prio::Sysfs)
@@ -197,20 +206,20 @@ impl Owner {
             Some(p) => (p, String::new()),
             None => (Prio::from_name(&configured.0).unwrap_or(Prio::Const), configured.1),
         };
-        let mut rng = || std::process::id().wrapping_mul(2654435761);
-        let regex = |re: &str, s: &str| crate::config::regex::ConfigRegex::new(re).ok().map(|r| r.is_match(s));
-        let mut env = prio::PrioEnv {
-            root: &self.env.sysfs,
-            dev_dir: &self.env.dev_dir,
-            timeout_ms: 30_000,
-            rng: &mut rng,
-            regex_search: &regex,
+        let job = PrioJob {
+            prio: p,
+            args,
+            dev: info.dev.clone(),
+            hcil: info.hcil,
+            serial: info.serial.clone(),
+            root: self.env.sysfs.clone(),
+            dev_dir: self.env.dev_dir.clone(),
         };
-        let value = prio::getprio(p, &args, info, &mut env).unwrap_or_else(|e| {
+        let value = job.run(ADD_PRIO_TIMEOUT).unwrap_or_else(|e| {
             log::warn!("{}: prio {}: {e}", info.dev, p.name());
             discovery::pgpolicy::PRIO_UNDEF
         });
-        (p.name().to_string(), value)
+        (job, value)
     }
 
     /// `checker_timeout` from the configuration, else the SCSI command timeout in sysfs.
@@ -235,6 +244,7 @@ impl Owner {
             sysfs_state: Some(self.env.sysfs.sys("block").join(dev).join("device/state")),
             kind: p.checker,
             timeout: p.check_timeout,
+            prio: p.prio_job.clone(),
         };
         let _ = self.out.checker.send(Control::Schedule { req, in_secs });
     }
