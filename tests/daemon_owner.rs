@@ -935,6 +935,30 @@ fn hold_b(h: &mut Harness, ids: &BTreeMap<String, u64>) {
     h.controls();
 }
 
+/// The checker (or the 1 s sysfs look) may fail a path before the kernel's
+/// PATH_FAILED uevent arrives. The last-path guard counts the map's other usable
+/// paths, so the second failure in the window holds the path back in this order too
+/// (it counted the failing path as already gone and held only at the third).
+#[test]
+fn the_second_failure_holds_the_path_when_the_checker_saw_it_first() {
+    let (_f, mut h, ids) = marginal_setup();
+    h.check(ids[B], PathState::Down);
+    kernel_fails(&mut h, "8:16", 1);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(
+        h.changes(),
+        vec![msg("mpatha", "fail_path 8:16"), msg("mpatha", "reinstate_path 8:16")]
+    );
+    h.check(ids[B], PathState::Down);
+    kernel_fails(&mut h, "8:16", 2);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(
+        h.changes(),
+        vec![msg("mpatha", "fail_path 8:16"), msg("mpatha", "fail_path 8:16")]
+    );
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
+}
+
 fn finished(path: &str, ios: u64, errs: u64) -> IoErrEvent {
     IoErrEvent::Finished {
         path: path.into(),

@@ -28,11 +28,12 @@ fn log(level: u8, t: &str) -> Action {
         text: t.to_string(),
     }
 }
-fn failed(path: &str, active: usize) -> Event {
+/// A PATH_FAILED uevent for `path` while `others` other paths of the map are usable.
+fn failed(path: &str, others: usize) -> Event {
     Event::PathFailed {
         path: path.into(),
         map: "mpatha".into(),
-        map_active_paths: active,
+        other_active_paths: others,
     }
 }
 fn up(path: &str, active: usize) -> Event {
@@ -55,8 +56,8 @@ fn p(s: &str) -> String {
 
 /// Drives sdb to "held, waiting for the checker" at t=10.
 fn held(m: &mut MarginalState, c: &Clock) {
-    m.handle(failed("sdb", 3), c.at(0));
-    let a = m.handle(failed("sdb", 3), c.at(10));
+    m.handle(failed("sdb", 2), c.at(0));
+    let a = m.handle(failed("sdb", 2), c.at(10));
     assert_eq!(
         a,
         vec![
@@ -94,7 +95,7 @@ fn disabled_feature_ignores_uevents() {
         ..cfg()
     });
     assert_eq!(
-        m.handle(failed("sdb", 3), c.at(0)),
+        m.handle(failed("sdb", 2), c.at(0)),
         vec![
             log(4, "io error statistic: mpatha: parameter not set"),
             log(3, "io_err_stat: sdb: cannot handle pathfail uevent"),
@@ -106,7 +107,7 @@ fn disabled_feature_ignores_uevents() {
         pathgroups: PathGroups::Fpin,
         ..cfg()
     });
-    assert_eq!(f.handle(failed("sdb", 3), c.at(0)).len(), 2);
+    assert_eq!(f.handle(failed("sdb", 2), c.at(0)).len(), 2);
 }
 
 #[test]
@@ -115,7 +116,7 @@ fn last_active_path_is_never_a_candidate() {
     let mut m = MarginalState::new(cfg());
     for t in [0, 1, 2] {
         assert_eq!(
-            m.handle(failed("sdb", 1), c.at(t)),
+            m.handle(failed("sdb", 0), c.at(t)),
             vec![log(3, "io_err_stat: sdb: cannot handle pathfail uevent")]
         );
     }
@@ -127,7 +128,7 @@ fn first_failure_starts_prechecking() {
     let c = Clock(Instant::now());
     let mut m = MarginalState::new(cfg());
     assert_eq!(
-        m.handle(failed("sdb", 2), c.at(0)),
+        m.handle(failed("sdb", 1), c.at(0)),
         vec![log(5, "io error statistic: sdb: start path flakiness pre-checking")]
     );
     assert_eq!(m.status("sdb", c.at(0)).map(|s| s.state), Some(TestState::PreChecking));
@@ -151,19 +152,19 @@ fn second_failure_inside_window_holds_and_fails_the_path() {
 fn window_boundary_is_inclusive_and_late_failure_restarts() {
     let c = Clock(Instant::now());
     let mut m = MarginalState::new(cfg());
-    m.handle(failed("sdb", 3), c.at(0));
+    m.handle(failed("sdb", 2), c.at(0));
     // exactly double_failed_time later still counts
-    assert_eq!(m.handle(failed("sdb", 3), c.at(60)).len(), 3);
+    assert_eq!(m.handle(failed("sdb", 2), c.at(60)).len(), 3);
 
     let mut m = MarginalState::new(cfg());
-    m.handle(failed("sdb", 3), c.at(0));
+    m.handle(failed("sdb", 2), c.at(0));
     assert_eq!(
-        m.handle(failed("sdb", 3), c.at(61)),
+        m.handle(failed("sdb", 2), c.at(61)),
         vec![log(5, "io error statistic: sdb: restart path flakiness pre-checking")]
     );
     assert!(!m.is_held("sdb"));
     assert!(
-        m.handle(failed("sdb", 3), c.at(100))
+        m.handle(failed("sdb", 2), c.at(100))
             .contains(&Action::FailPath { path: p("sdb") })
     );
 }
@@ -174,7 +175,7 @@ fn uevent_on_held_path_is_refused() {
     let mut m = MarginalState::new(cfg());
     held(&mut m, &c);
     assert_eq!(
-        m.handle(failed("sdb", 3), c.at(11)),
+        m.handle(failed("sdb", 2), c.at(11)),
         vec![
             log(3, "io error statistic: sdb: reinstate is already disabled"),
             log(3, "io_err_stat: sdb: cannot handle pathfail uevent"),
@@ -184,7 +185,7 @@ fn uevent_on_held_path_is_refused() {
     testing(&mut t, &c);
     // the same while under test
     assert_eq!(
-        t.handle(failed("sdb", 3), c.at(21)),
+        t.handle(failed("sdb", 2), c.at(21)),
         vec![
             log(3, "io error statistic: sdb: reinstate is already disabled"),
             log(3, "io_err_stat: sdb: cannot handle pathfail uevent"),
@@ -237,7 +238,7 @@ fn good_verdict_releases_and_the_next_checker_run_clears_delayed() {
         (TestState::Normal, false, 1000, 10)
     );
     // and a new pair of failures starts over
-    assert_eq!(m.handle(failed("sdb", 3), c.at(200)).len(), 1);
+    assert_eq!(m.handle(failed("sdb", 2), c.at(200)).len(), 1);
 }
 
 #[test]
@@ -348,7 +349,7 @@ fn map_losing_its_last_active_path_releases_its_held_paths_at_once() {
         Event::PathFailed {
             path: p("sdc"),
             map: p("mpathb"),
-            map_active_paths: 2,
+            other_active_paths: 1,
         },
         c.at(0),
     );
@@ -356,7 +357,7 @@ fn map_losing_its_last_active_path_releases_its_held_paths_at_once() {
         Event::PathFailed {
             path: p("sdc"),
             map: p("mpathb"),
-            map_active_paths: 2,
+            other_active_paths: 1,
         },
         c.at(1),
     );
@@ -530,7 +531,7 @@ fn per_map_settings_override_the_defaults() {
     let other = Event::PathFailed {
         path: p("sdz"),
         map: p("mpathz"),
-        map_active_paths: 3,
+        other_active_paths: 2,
     };
     assert_eq!(
         m.handle(other, c.at(0))[0],
@@ -568,9 +569,9 @@ fn test_is_due_while_held_waiting_and_after_the_recheck_gap_for_a_while() {
     let c = Clock(Instant::now());
     let mut m = MarginalState::new(cfg());
     assert!(!m.test_due("sdb", c.at(0)), "unknown path");
-    m.handle(failed("sdb", 3), c.at(0));
+    m.handle(failed("sdb", 2), c.at(0));
     assert!(!m.test_due("sdb", c.at(1)), "one failure only pre-checks");
-    m.handle(failed("sdb", 3), c.at(10));
+    m.handle(failed("sdb", 2), c.at(10));
     assert!(m.test_due("sdb", c.at(11)), "held, no verdict yet");
     assert!(m.test_due("sdb", c.at(130)), "still inside the prompt-check window");
     assert!(

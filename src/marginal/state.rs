@@ -21,12 +21,13 @@ const P: &str = "io error statistic: ";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// dm-multipath sent a `DM_ACTION=PATH_FAILED` uevent for `path` of `map`.
-    /// `map_active_paths` is the map's active path count as the daemon knows it when
-    /// the uevent arrives (the failing path is still counted then).
+    /// `other_active_paths` counts the map's usable paths other than `path`: the
+    /// checker may have failed `path` before the uevent arrives, or not yet, and the
+    /// guard must not depend on which came first.
     PathFailed {
         path: String,
         map: String,
-        map_active_paths: usize,
+        other_active_paths: usize,
     },
     /// The path checker found the path up (or ghost). `map_active_paths` counts the map's
     /// active paths; a held path is down and so not among them.
@@ -206,9 +207,9 @@ impl MarginalState {
             Event::PathFailed {
                 path,
                 map,
-                map_active_paths,
+                other_active_paths,
             } => {
-                if !self.path_failed(&path, &map, map_active_paths, now, &mut out) {
+                if !self.path_failed(&path, &map, other_active_paths, now, &mut out) {
                     log(
                         &mut out,
                         3,
@@ -280,7 +281,7 @@ impl MarginalState {
     }
 
     /// Returns false when the uevent cannot be used (upstream logs that).
-    fn path_failed(&mut self, path: &str, map: &str, active: usize, now: Instant, out: &mut Vec<Action>) -> bool {
+    fn path_failed(&mut self, path: &str, map: &str, others: usize, now: Instant, out: &mut Vec<Action>) -> bool {
         let cfg = self.cfg(map);
         let rec = self
             .paths
@@ -297,7 +298,7 @@ impl MarginalState {
         }
         // The original design's guard: a path that is the map's only active one is
         // never a candidate for holding back.
-        if active <= 1 {
+        if others == 0 {
             return false;
         }
         let window = u64::from(cfg.double_failed_time.unwrap_or(0));

@@ -54,12 +54,12 @@ impl Owner {
             let dev = self.path_by_devt(&devt).map(|p| p.info.dev.clone());
             log::debug!("{map}: uevent {:?} for {devt}", action.action);
             if let (Some(dev), crate::uevent::DmPathAction::PathFailed) = (dev, action.action) {
-                let active = self.active_paths(&map);
+                let others = self.active_paths_except(&map, Some(&dev));
                 let acts = self.marginal.handle(
                     MgEvent::PathFailed {
                         path: dev.clone(),
                         map: map.clone(),
-                        map_active_paths: active,
+                        other_active_paths: others,
                     },
                     Instant::now(),
                 );
