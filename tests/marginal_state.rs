@@ -34,6 +34,7 @@ fn failed(path: &str, others: usize) -> Event {
         path: path.into(),
         map: "mpatha".into(),
         other_active_paths: others,
+        path_down: false,
     }
 }
 fn up(path: &str, active: usize) -> Event {
@@ -96,10 +97,7 @@ fn disabled_feature_ignores_uevents() {
     });
     assert_eq!(
         m.handle(failed("sdb", 2), c.at(0)),
-        vec![
-            log(4, "io error statistic: mpatha: parameter not set"),
-            log(3, "io_err_stat: sdb: cannot handle pathfail uevent"),
-        ]
+        vec![log(4, "io error statistic: mpatha: parameter not set"),]
     );
     assert_eq!(m.status("sdb", c.at(0)).map(|s| s.state), Some(TestState::Normal));
     assert!(m.handle(up("sdb", 2), c.at(1)).is_empty());
@@ -107,7 +105,30 @@ fn disabled_feature_ignores_uevents() {
         pathgroups: PathGroups::Fpin,
         ..cfg()
     });
-    assert_eq!(f.handle(failed("sdb", 2), c.at(0)).len(), 2);
+    assert_eq!(f.handle(failed("sdb", 2), c.at(0)).len(), 1);
+}
+
+/// A path the checker already failed is held on its second PATH_FAILED without a
+/// second "mark as failed" or fail_path: upstream marks only a path not yet down.
+#[test]
+fn hold_of_a_path_already_down_marks_nothing() {
+    let c = Clock(Instant::now());
+    let mut m = MarginalState::new(cfg());
+    let down = || Event::PathFailed {
+        path: p("sdb"),
+        map: p("mpatha"),
+        other_active_paths: 1,
+        path_down: true,
+    };
+    assert_eq!(
+        m.handle(down(), c.at(0)),
+        vec![log(5, "io error statistic: sdb: start path flakiness pre-checking")]
+    );
+    assert_eq!(
+        m.handle(down(), c.at(10)),
+        vec![Action::HoldReinstate { path: p("sdb") }]
+    );
+    assert!(m.is_held("sdb"));
 }
 
 #[test]
@@ -115,10 +136,7 @@ fn last_active_path_is_never_a_candidate() {
     let c = Clock(Instant::now());
     let mut m = MarginalState::new(cfg());
     for t in [0, 1, 2] {
-        assert_eq!(
-            m.handle(failed("sdb", 0), c.at(t)),
-            vec![log(3, "io_err_stat: sdb: cannot handle pathfail uevent")]
-        );
+        assert_eq!(m.handle(failed("sdb", 0), c.at(t)), vec![]);
     }
     assert!(!m.is_held("sdb"));
 }
@@ -176,20 +194,14 @@ fn uevent_on_held_path_is_refused() {
     held(&mut m, &c);
     assert_eq!(
         m.handle(failed("sdb", 2), c.at(11)),
-        vec![
-            log(3, "io error statistic: sdb: reinstate is already disabled"),
-            log(3, "io_err_stat: sdb: cannot handle pathfail uevent"),
-        ]
+        vec![log(3, "io error statistic: sdb: reinstate is already disabled"),]
     );
     let mut t = MarginalState::new(cfg());
     testing(&mut t, &c);
     // the same while under test
     assert_eq!(
         t.handle(failed("sdb", 2), c.at(21)),
-        vec![
-            log(3, "io error statistic: sdb: reinstate is already disabled"),
-            log(3, "io_err_stat: sdb: cannot handle pathfail uevent"),
-        ]
+        vec![log(3, "io error statistic: sdb: reinstate is already disabled"),]
     );
 }
 
@@ -350,6 +362,7 @@ fn map_losing_its_last_active_path_releases_its_held_paths_at_once() {
             path: p("sdc"),
             map: p("mpathb"),
             other_active_paths: 1,
+            path_down: false,
         },
         c.at(0),
     );
@@ -358,6 +371,7 @@ fn map_losing_its_last_active_path_releases_its_held_paths_at_once() {
             path: p("sdc"),
             map: p("mpathb"),
             other_active_paths: 1,
+            path_down: false,
         },
         c.at(1),
     );
@@ -532,6 +546,7 @@ fn per_map_settings_override_the_defaults() {
         path: p("sdz"),
         map: p("mpathz"),
         other_active_paths: 2,
+        path_down: false,
     };
     assert_eq!(
         m.handle(other, c.at(0))[0],

@@ -28,6 +28,9 @@ pub enum Event {
         path: String,
         map: String,
         other_active_paths: usize,
+        /// The daemon already has the path down (the checker failed it first): a hold
+        /// then needs no "mark as failed" of its own.
+        path_down: bool,
     },
     /// The path checker found the path up (or ghost). `map_active_paths` counts the map's
     /// active paths; a held path is down and so not among them.
@@ -208,15 +211,8 @@ impl MarginalState {
                 path,
                 map,
                 other_active_paths,
-            } => {
-                if !self.path_failed(&path, &map, other_active_paths, now, &mut out) {
-                    log(
-                        &mut out,
-                        3,
-                        format!("io_err_stat: {path}: cannot handle pathfail uevent"),
-                    );
-                }
-            }
+                path_down,
+            } => self.path_failed(&path, &map, other_active_paths, path_down, now, &mut out),
             Event::CheckerSawUp { path, map_active_paths } => {
                 self.checker_saw_up(&path, map_active_paths, now, &mut out)
             }
@@ -281,7 +277,17 @@ impl MarginalState {
     }
 
     /// Returns false when the uevent cannot be used (upstream logs that).
-    fn path_failed(&mut self, path: &str, map: &str, others: usize, now: Instant, out: &mut Vec<Action>) -> bool {
+    /// A PATH_FAILED uevent. As upstream, a refused or ignored one is not an error
+    /// worth a log line of its own (no "cannot handle pathfail uevent").
+    fn path_failed(
+        &mut self,
+        path: &str,
+        map: &str,
+        others: usize,
+        path_down: bool,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let cfg = self.cfg(map);
         let rec = self
             .paths
@@ -290,16 +296,16 @@ impl MarginalState {
         rec.map = map.to_string();
         if rec.held() {
             log(out, 3, format!("{P}{path}: reinstate is already disabled"));
-            return false;
+            return;
         }
         if !cfg.enabled() {
             log(out, 4, format!("{P}{map}: parameter not set"));
-            return false;
+            return;
         }
         // The original design's guard: a path that is the map's only active one is
         // never a candidate for holding back.
         if others == 0 {
-            return false;
+            return;
         }
         let window = u64::from(cfg.double_failed_time.unwrap_or(0));
         match rec.phase {
@@ -307,8 +313,10 @@ impl MarginalState {
                 // Second failure within the window: the path looks flaky.
                 rec.phase = Phase::Waiting { since: None, held: now };
                 out.push(Action::HoldReinstate { path: path.to_string() });
-                log(out, 2, format!("{P}{path}: mark as failed"));
-                out.push(Action::FailPath { path: path.to_string() });
+                if !path_down {
+                    log(out, 2, format!("{P}{path}: mark as failed"));
+                    out.push(Action::FailPath { path: path.to_string() });
+                }
             }
             Phase::PreCheck { .. } => {
                 log(out, 5, format!("{P}{path}: restart path flakiness pre-checking"));
@@ -319,7 +327,6 @@ impl MarginalState {
                 rec.phase = Phase::PreCheck { since: now };
             }
         }
-        true
     }
 
     fn checker_saw_up(&mut self, path: &str, active: usize, now: Instant, out: &mut Vec<Action>) {

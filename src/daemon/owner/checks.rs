@@ -243,7 +243,6 @@ impl Owner {
                         p.map.clone().map(|m| (m, p.rec.dev_t.clone()))
                     });
                     if let Some((map, devt)) = target {
-                        log::info!("{path}: mark as failed");
                         self.dm_message(&map, &format!("fail_path {devt}"));
                         self.refresh_status(&map);
                     }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::checkers::state::DmState;
+use crate::checkers::state::{DmState, PathState};
 use crate::config::propsel::Selector;
 use crate::marginal::state::Event as MgEvent;
 
@@ -55,11 +55,13 @@ impl Owner {
             log::debug!("{map}: uevent {:?} for {devt}", action.action);
             if let (Some(dev), crate::uevent::DmPathAction::PathFailed) = (dev, action.action) {
                 let others = self.active_paths_except(&map, Some(&dev));
+                let path_down = self.paths.get(&dev).is_some_and(|p| p.rec.state == PathState::Down);
                 let acts = self.marginal.handle(
                     MgEvent::PathFailed {
                         path: dev.clone(),
                         map: map.clone(),
                         other_active_paths: others,
+                        path_down,
                     },
                     Instant::now(),
                 );

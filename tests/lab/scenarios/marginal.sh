@@ -55,6 +55,8 @@ touch "$LAB_TMP/io.run"
       i=$((i + 1)); done ) &
 
 step "inject an intermittent fault on $FLAKY: offline 1 s, online 3 s, repeatedly"
+# Every failure of the path in DM (kernel IO error or our fail_path) is one PATH_FAILED.
+uevents_start
 touch "$LAB_TMP/fault.run"
 ( while [ -e "$LAB_TMP/fault.run" ]; do
       echo offline > /sys/block/$FLAKY/device/state; sleep 1
@@ -64,6 +66,10 @@ step "the daemon isolates $FLAKY: failed in DM and held back while it is tested"
 wait_for "$FLAKY under IO-error accounting" 90 grep -q "$FLAKY: start path flakiness pre-checking\|disable reinstating of $FLAKY\|$FLAKY: mark as failed" "$LAB_OUT/multipathd.log"
 wait_for "$FLAKY shown delayed (held back, being tested)" 90 sh -c "multipathd show paths raw format '%d %T' | grep -q '^$FLAKY delayed'"
 show "under test"
+# Held on the second failure inside marginal_path_double_failed_time, whichever of
+# the checker and the uevent saw it first; a held path is not failed again.
+expect_eq "PATH_FAILED uevents of $FLAKY until it was held" 2 \
+    "$(uevents_count DM_ACTION=PATH_FAILED DM_PATH="$(devt $FLAKY)")"
 expect_eq "dm state of $FLAKY while tested" failed "$(dm_state_of $FLAKY)"
 multipathd show marginal | tee "$LAB_OUT/show-marginal-testing.txt"
 expect_match "show marginal lists $FLAKY" "^$FLAKY +$M " "$(cat "$LAB_OUT/show-marginal-testing.txt")"
