@@ -168,13 +168,15 @@ fn a_stuck_read_is_counted_once_cancelled_once_and_its_slot_stays_busy() {
     let mut s = Sampler::new();
     s.start(&mut eng, spec("sdb", None), t0).expect("start");
     let (rep, _) = run(&mut s, &mut eng, t0);
-    // slot 0 never frees: 32 reads at t=0, then 31 per tick for 599 ticks
+    // slot 0 never frees: 32 reads at t=0, then 31 per tick for 599 ticks; from
+    // 1 s on (590 ticks) slot 0 counts one blocked read per tick
     assert_eq!(
         rep[0].counts,
         Counts {
-            ios: 32 + 599 * 31,
-            errs: 1,
+            ios: 32 + 599 * 31 + 590,
+            errs: 1 + 590,
             stuck: 1,
+            blocked: 590,
             ..Counts::default()
         }
     );
@@ -206,12 +208,16 @@ fn a_read_that_returns_after_being_counted_stuck_is_not_counted_again() {
         s.cycle(&mut eng, t0 + TICK * k, &mut buf).expect("cycle");
     }
     let c = s.progress()[0].counts;
-    assert_eq!((c.errs, c.stuck, c.failed), (1, 1, 0));
+    // counted stuck once at 60 s (and blocked at the 590 send ticks from 1 s to 59.9 s);
+    // coming home at 65 s adds nothing
+    assert_eq!((c.errs, c.stuck, c.blocked, c.failed), (591, 1, 590, 0));
     assert_eq!(eng.in_flight(), 0);
 }
 
+/// A path that hangs from the start: its 32 reads count when they time out, and each
+/// of the 590 send ticks from 1 s to 59.9 s counts 32 reads it could not send.
 #[test]
-fn all_slots_stuck_counts_32_errors() {
+fn all_slots_stuck_is_judged_by_the_time_it_could_not_serve() {
     let t0 = Instant::now();
     let mut eng = FakeEngine::new(t0);
     eng.add_device("/dev/sdb", 512, Box::new(|_| FakeRead::Stuck));
@@ -221,13 +227,103 @@ fn all_slots_stuck_counts_32_errors() {
     assert_eq!(
         rep[0].counts,
         Counts {
-            ios: 32,
-            errs: 32,
+            ios: 32 + 590 * 32,
+            errs: 32 + 590 * 32,
             stuck: 32,
+            blocked: 590 * 32,
             ..Counts::default()
         }
     );
+    assert_eq!(per_mille(&rep[0].counts), 1000);
     assert_eq!(eng.cancels.len(), 32);
+}
+
+fn per_mille(c: &Counts) -> u64 {
+    c.errs * 1000 / c.ios
+}
+
+/// A device whose 32 reads sent at send tick `from` hang (every other read takes
+/// 1 ms); they come back at tick `until`, if given. Returns the final counts.
+fn hang(from: u64, until: Option<u32>) -> Counts {
+    let t0 = Instant::now();
+    let mut eng = FakeEngine::new(t0);
+    let first = 32 * from;
+    eng.add_device(
+        "/dev/sdb",
+        512,
+        Box::new(move |n| {
+            if (first..first + 32).contains(&n) {
+                FakeRead::Stuck
+            } else {
+                FakeRead::Ok(MS)
+            }
+        }),
+    );
+    let mut s = Sampler::new();
+    s.start(&mut eng, spec("sdb", None), t0).expect("start");
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut k = 0u32;
+    while !s.is_empty() {
+        k += 1;
+        let now = t0 + TICK * k;
+        eng.set_now(now);
+        if until == Some(k) {
+            eng.unstick("/dev/sdb");
+        }
+        out.extend(s.cycle(&mut eng, now, &mut buf).expect("cycle"));
+        assert!(k < 5000, "sampler never finished");
+    }
+    out[0].counts
+}
+
+/// The time a path could not serve IO decides, wherever the hang falls. Reads go out
+/// at send ticks 0..599 (0 to 59.9 s); a read in flight 1 s or longer blocks its slot.
+#[test]
+fn hang_patterns_score_the_time_the_path_could_not_serve() {
+    // Healthy for 10 s, hung 10..40 s, then fine: 290 blocked ticks of 32 slots; the
+    // hung reads come back before they count as stuck.
+    let middle = hang(100, Some(400));
+    assert_eq!(
+        middle,
+        Counts {
+            ios: 100 * 32 + 32 + 290 * 32 + 200 * 32,
+            errs: 290 * 32,
+            blocked: 290 * 32,
+            ..Counts::default()
+        }
+    );
+    assert_eq!(per_mille(&middle), 490);
+    // Hung for the last 5 s of the sending window: 40 blocked ticks, and the 32 reads
+    // time out at 115 s, before the verdict at 120 s.
+    let end = hang(550, None);
+    assert_eq!(
+        end,
+        Counts {
+            ios: 550 * 32 + 32 + 40 * 32,
+            errs: 40 * 32 + 32,
+            stuck: 32,
+            blocked: 40 * 32,
+            ..Counts::default()
+        }
+    );
+    assert_eq!(per_mille(&end), 69);
+    // The case: hung from 10 s to 100 s of a 120 s sample. It used to score
+    // 32 errors in 3,232 reads (under 10/1000) and pass.
+    let long = hang(100, Some(1000));
+    assert_eq!(
+        long,
+        Counts {
+            ios: 100 * 32 + 32 + 490 * 32,
+            errs: 490 * 32 + 32,
+            stuck: 32,
+            blocked: 490 * 32,
+            ..Counts::default()
+        }
+    );
+    assert_eq!(per_mille(&long), 830);
+    // Hung from the start and never back.
+    assert_eq!(per_mille(&hang(0, None)), 1000);
 }
 
 #[test]

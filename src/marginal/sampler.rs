@@ -6,6 +6,14 @@
 //! latency bound, or is still in flight after the IO timeout (60 s). A stuck read is
 //! counted once, cancelled (best effort) and its slot stays busy until the kernel
 //! returns it, so its buffer is never reused or freed while the device may write it.
+//!
+//! A path that hangs must be judged by the time it could not serve IO, not by the
+//! few reads it swallowed: a hung read holds its slot, so no new read goes out there.
+//! Every 10 Hz send tick therefore counts, for each slot whose read has been in
+//! flight for [`HUNG_AFTER`] or longer, one read that could not be sent, as sent and
+//! failed (`blocked`). A path that hangs for a fraction of the sending window scores
+//! about that fraction; a healthy path, whose reads come back within milliseconds,
+//! never has a blocked slot.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -21,6 +29,9 @@ pub const CONCUR_NR_EVENT: usize = 32;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Free slots are refilled at this period (10 Hz).
 pub const RESUBMIT_PERIOD: Duration = Duration::from_millis(100);
+/// A read in flight this long blocks its slot: each send tick counts it as a read
+/// that could not be sent. Far above a working SAN path's read latency.
+pub const HUNG_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a path is sampled, and after how long a read counts as stuck.
 ///
@@ -85,7 +96,7 @@ impl TestSpec {
 pub struct Counts {
     /// Reads sent.
     pub ios: u64,
-    /// Bad reads (sum of the four kinds below).
+    /// Bad reads (sum of the five kinds below).
     pub errs: u64,
     /// Completed with an error.
     pub failed: u64,
@@ -95,6 +106,9 @@ pub struct Counts {
     pub slow: u64,
     /// Still in flight after the IO timeout.
     pub stuck: u64,
+    /// Reads that could not be sent because a hanging read held the slot (one per
+    /// slot and send tick, see the module doc).
+    pub blocked: u64,
 }
 
 /// A test's final or intermediate counts.
@@ -188,6 +202,19 @@ impl Sampler {
         if now.saturating_duration_since(t.started) + st.io_timeout >= st.sample {
             return;
         }
+        let hung_after = HUNG_AFTER.min(st.io_timeout);
+        let blocked = t
+            .slots
+            .iter()
+            .filter(|s| match s {
+                Slot::InFlight(sent) => now.saturating_duration_since(*sent) >= hung_after,
+                Slot::Abandoned => true,
+                Slot::Free => false,
+            })
+            .count() as u64;
+        t.counts.ios += blocked;
+        t.counts.errs += blocked;
+        t.counts.blocked += blocked;
         let free: Vec<usize> = (0..t.slots.len()).filter(|&i| t.slots[i] == Slot::Free).collect();
         match eng.submit(key, &free) {
             Ok(n) => {
