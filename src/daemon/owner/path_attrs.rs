@@ -37,6 +37,10 @@ impl Owner {
     /// paths of map `name`, as upstream applies them on every map setup.
     pub(super) fn set_path_timeouts(&mut self, name: &str, wwid: &str, devs: &[String]) {
         let sel = self.map_selector(wwid, devs);
+        let kb = sel.max_sectors_kb();
+        if let Some(v) = kb.value {
+            log::debug!("{name}: max_sectors_kb = {v} {}", kb.origin);
+        }
         let map = MapTmo {
             alias: name.to_string(),
             no_path_retry: sel.no_path_retry().value,
