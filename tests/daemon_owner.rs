@@ -1822,3 +1822,189 @@ fn a_pathless_kernel_map_is_listed() {
     let maps = h.cmd(Command::ShowMaps);
     assert!(maps.contains("mpatha") && maps.contains("mpathb"), "{maps}");
 }
+
+// ---- sysfs attributes set at map setup ------------------------------------------
+
+impl FakeSys {
+    /// Like [`FakeSys::add`], the SCSI device under `parent` (its transport).
+    fn add_under(&self, d: &Disk, parent: &str) {
+        let mut disk = scsi_debug(d.dev, d.devt, d.host, d.lun, d.access_state);
+        disk.parent = parent.to_string();
+        disk.attrs = vec![("dh_state", "alua\n"), ("timeout", "30\n")];
+        self.add_scsi(&disk);
+        let wwn = format!("0x{}", &d.wwid[1..]);
+        self.add_udev(d.devt, &[("ID_SERIAL", d.wwid), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
+    }
+
+    /// The SCSI hosts' `eh_deadline` files, as the kernel shows them (`off`).
+    fn add_hosts(&self, hosts: &[u32]) {
+        for h in hosts {
+            self.write(&self.sys(&format!("class/scsi_host/host{h}/eh_deadline")), b"off\n");
+        }
+    }
+
+    fn attr(&self, rel: &str) -> String {
+        fs::read_to_string(self.sys(rel)).unwrap()
+    }
+}
+
+fn disk(dev: &str, minor: u32, host: u32) -> Disk<'_> {
+    Disk {
+        dev,
+        devt: (8, minor),
+        host,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    }
+}
+
+#[test]
+fn fc_paths_get_their_remote_port_timeouts_and_eh_deadline() {
+    let f = FakeSys::new();
+    for (dev, minor, host) in [("sdc", 32, 3), ("sdd", 48, 4)] {
+        let rport = format!("rport-{host}:0-1");
+        f.add_under(
+            &disk(dev, minor, host),
+            &format!("pci0000:00/0000:00:0{host}.0/host{host}/{rport}/target{host}:0:0"),
+        );
+        let class = format!("class/fc_remote_ports/{rport}");
+        f.write(&f.sys(&format!("{class}/node_name")), b"0x20000024ff000001\n");
+        f.write(&f.sys(&format!("{class}/dev_loss_tmo")), b"30\n");
+        f.write(&f.sys(&format!("{class}/fast_io_fail_tmo")), b"off\n");
+    }
+    f.add_hosts(&[3, 4]);
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry 12\n \
+                dev_loss_tmo 30\n eh_deadline 20\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.owner.counts(), (2, 1));
+    for host in [3, 4] {
+        let class = format!("class/fc_remote_ports/rport-{host}:0-1");
+        // fast_io_fail_tmo: the built-in 5; dev_loss_tmo raised from 30 to cover
+        // no_path_retry: 12 checks x 5 s + 1 s per minute + 5 s.
+        assert_eq!(f.attr(&format!("{class}/fast_io_fail_tmo")), "5");
+        assert_eq!(f.attr(&format!("{class}/dev_loss_tmo")), "66");
+        assert_eq!(f.attr(&format!("class/scsi_host/host{host}/eh_deadline")), "20");
+    }
+}
+
+#[test]
+fn fc_fast_io_fail_above_the_port_dev_loss_raises_it_first() {
+    let f = FakeSys::new();
+    f.add_under(
+        &disk("sdc", 32, 3),
+        "pci0000:00/0000:00:03.0/host3/rport-3:0-1/target3:0:0",
+    );
+    f.add_under(&disk("sdd", 48, 4), "pseudo_0/adapter4/host4/target4:0:0");
+    let class = "class/fc_remote_ports/rport-3:0-1";
+    f.write(&f.sys(&format!("{class}/node_name")), b"0x20000024ff000001\n");
+    f.write(&f.sys(&format!("{class}/dev_loss_tmo")), b"10\n");
+    f.write(&f.sys(&format!("{class}/fast_io_fail_tmo")), b"off\n");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n fast_io_fail_tmo 15\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    // dev_loss_tmo went to 16 so that the port takes fast_io_fail_tmo 15; with
+    // no dev_loss_tmo configured it stays there.
+    assert_eq!(f.attr(&format!("{class}/fast_io_fail_tmo")), "15");
+    assert_eq!(f.attr(&format!("{class}/dev_loss_tmo")), "16");
+}
+
+#[test]
+fn iscsi_paths_get_fast_io_fail_as_session_recovery_tmo() {
+    let f = FakeSys::new();
+    for (dev, minor, host, session) in [("sdc", 32, 3, 1), ("sdd", 48, 4, 2)] {
+        f.add_under(
+            &disk(dev, minor, host),
+            &format!("platform/host{host}/session{session}/target{host}:0:0"),
+        );
+        let class = format!("class/iscsi_session/session{session}");
+        f.write(
+            &f.sys(&format!("{class}/targetname")),
+            b"iqn.2003-01.org.linux-iscsi:t1\n",
+        );
+        f.write(&f.sys(&format!("{class}/recovery_tmo")), b"120\n");
+    }
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n}\n\
+                overrides {\n protocol {\n  type scsi:iscsi\n  fast_io_fail_tmo 15\n  dev_loss_tmo 60\n }\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.owner.counts(), (2, 1));
+    assert_eq!(f.attr("class/iscsi_session/session1/recovery_tmo"), "15");
+    assert_eq!(f.attr("class/iscsi_session/session2/recovery_tmo"), "15");
+}
+
+#[test]
+fn eh_deadline_goes_to_each_scsi_host_and_unset_leaves_it_alone() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    f.add_hosts(&[0, 1]);
+    let conf =
+        format!("{GREEDY}devices {{\n device {{\n  vendor Linux\n  product scsi_debug\n  eh_deadline off\n }}\n}}\n");
+    let mut h = Harness::new(&f, &conf, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(f.attr("class/scsi_host/host0/eh_deadline"), "off");
+    f.add_hosts(&[0, 1]);
+    fs::write(f.sys("class/scsi_host/host1/eh_deadline"), "7\n").unwrap();
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(f.attr("class/scsi_host/host1/eh_deadline"), "7\n");
+    let conf = format!("{GREEDY}overrides {{\n eh_deadline 0\n}}\n");
+    let mut h = Harness::new(&f, &conf, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(f.attr("class/scsi_host/host0/eh_deadline"), "0");
+    assert_eq!(f.attr("class/scsi_host/host1/eh_deadline"), "0");
+}
+
+#[test]
+fn max_sectors_kb_is_set_on_create_and_on_joining_paths_only() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    for d in ["sda", "sdb"] {
+        f.write(&f.sys(&format!("block/{d}/queue/max_sectors_kb")), b"512\n");
+    }
+    let conf = format!("{GREEDY}overrides {{\n max_sectors_kb 256\n}}\n");
+    let mut h = Harness::new(&f, &conf, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(f.attr("block/sda/queue/max_sectors_kb"), "256");
+    assert_eq!(f.attr("block/sdb/queue/max_sectors_kb"), "256");
+    // A path of the live map is left alone on a reload; a joining one gets the value.
+    fs::write(f.sys("block/sda/queue/max_sectors_kb"), "1024\n").unwrap();
+    f.add(&Disk {
+        dev: "sdc",
+        devt: (8, 32),
+        host: 2,
+        lun: 0,
+        wwid: WWID,
+        access_state: "standby",
+    });
+    f.write(&f.sys("block/sdc/queue/max_sectors_kb"), b"512\n");
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc",
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdc"),
+        ("DEVTYPE", "disk"),
+    ]));
+    assert_eq!(h.owner.counts(), (3, 1));
+    assert_eq!(f.attr("block/sdc/queue/max_sectors_kb"), "256");
+    assert_eq!(f.attr("block/sda/queue/max_sectors_kb"), "1024\n");
+}
+
+#[test]
+fn an_existing_map_keeps_its_paths_max_sectors_kb() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    for d in ["sda", "sdb"] {
+        f.write(&f.sys(&format!("block/{d}/queue/max_sectors_kb")), b"512\n");
+    }
+    let mut dm = DmState::default();
+    dm.preload("mpatha", &format!("mpath-{WWID}"), TWO_PATH_TABLE);
+    let conf = format!("{GREEDY}overrides {{\n max_sectors_kb 256\n}}\n");
+    let mut h = Harness::new(&f, &conf, dm);
+    h.owner.coldplug();
+    assert_eq!(f.attr("block/sda/queue/max_sectors_kb"), "512\n");
+}

@@ -159,17 +159,39 @@ fn fc_iscsi_and_sas_transports() {
     );
     let r = f.scan();
     assert!(r.skipped.is_empty(), "{:?}", r.skipped);
-    let got: Vec<(&str, &str, String)> = r
+    let got: Vec<(&str, &str, String, Option<&str>)> = r
         .paths
         .iter()
-        .map(|p| (p.protocol.as_str(), p.tgt_node_name.as_str(), p.hcil.to_string()))
+        .map(|p| {
+            (
+                p.protocol.as_str(),
+                p.tgt_node_name.as_str(),
+                p.hcil.to_string(),
+                p.transport.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
         vec![
-            ("scsi:fcp", "0x20000024ff123456", "3:0:0:1".to_string()),
-            ("scsi:iscsi", "iqn.2003-01.org.linux-iscsi:t1", "4:0:0:2".to_string()),
-            ("scsi:sas", "0x5000c500a1b2c3d4", "5:0:0:0".to_string()),
+            (
+                "scsi:fcp",
+                "0x20000024ff123456",
+                "3:0:0:1".to_string(),
+                Some("rport-3:0-0")
+            ),
+            (
+                "scsi:iscsi",
+                "iqn.2003-01.org.linux-iscsi:t1",
+                "4:0:0:2".to_string(),
+                Some("session2")
+            ),
+            (
+                "scsi:sas",
+                "0x5000c500a1b2c3d4",
+                "5:0:0:0".to_string(),
+                Some("end_device-5:0")
+            ),
         ]
     );
 }

@@ -163,6 +163,7 @@ fn candidate_maps_group_by_wwid() {
         wwid_error: None,
         protocol: "scsi:unspec".into(),
         tgt_node_name: String::new(),
+        transport: None,
         state: "running".into(),
         size: 32768,
         access_state: None,

@@ -411,6 +411,7 @@ keyword_ids! {
     MarginalPathgroups = "marginal_pathgroups",
     MaxFds = "max_fds",
     MaxPollingInterval = "max_polling_interval",
+    MaxRetries = "max_retries",
     MaxSectorsKb = "max_sectors_kb",
     Mode = "mode",
     NoPathRetry = "no_path_retry",

@@ -114,6 +114,14 @@ pub enum Timeout {
     Secs(u32),
 }
 
+/// `max_retries`, as selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxRetries {
+    /// Leave the number of retries to the kernel (it takes -1 for that).
+    Off,
+    Count(u32),
+}
+
 /// The san_path_err / marginal_path settings of a map after upstream's
 /// interaction rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -467,6 +475,22 @@ impl<'a> Selector<'a> {
     }
     pub fn eh_deadline(&self, protocol: Option<&str>) -> Selected<Option<Timeout>> {
         self.timeout(Setting::EhDeadline, protocol)
+    }
+    /// `max_retries` (defaults section only): the SCSI disk's command retries;
+    /// `off` is [`MaxRetries::Off`].
+    pub fn max_retries(&self) -> Selected<Option<MaxRetries>> {
+        self.int(Setting::MaxRetries).map_or(
+            Selected {
+                value: None,
+                origin: ORIGIN_DEFAULT,
+            },
+            |s| {
+                s.map(|n| match n {
+                    enc::OFF => Some(MaxRetries::Off),
+                    n => Some(MaxRetries::Count(u32_of(n))),
+                })
+            },
+        )
     }
 
     /// Alias from the multipaths entry, if any (bindings and WWID fallback are the caller's).

@@ -4,6 +4,7 @@ pub mod args;
 pub mod dmport;
 pub mod logging;
 pub mod owner;
+pub mod path_attrs;
 pub mod pidfile;
 pub mod plan;
 pub mod policy;

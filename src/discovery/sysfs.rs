@@ -85,6 +85,9 @@ pub struct PathInfo {
     pub protocol: String,
     /// FC target node name, iSCSI target name or SAS address; empty otherwise.
     pub tgt_node_name: String,
+    /// The transport's device in the SCSI device's ancestry, which carries its
+    /// timeouts: `rport-H:C-N` (FC), `sessionN` (iSCSI), `end_device-…` (SAS).
+    pub transport: Option<String>,
     /// Raw device state: SCSI `running`/`offline`/`blocked`..., NVMe `live`/...
     pub state: String,
     /// Size in 512-byte sectors.
@@ -290,6 +293,7 @@ pub fn path_info(root: &SysfsRoot, dev: &str, opts: &ScanOptions) -> Result<Path
         wwid_error: None,
         protocol: String::new(),
         tgt_node_name: String::new(),
+        transport: None,
         state: String::new(),
         size,
         access_state: None,
@@ -399,6 +403,7 @@ fn scsi_info(root: &SysfsRoot, device: &Path, p: &mut PathInfo) -> Result<(), Pa
         p.protocol = proto.to_string();
         if let Some((class, attr)) = class_attr {
             p.tgt_node_name = read_opt(&root.sys("class").join(class).join(comp).join(attr)).unwrap_or_default();
+            p.transport = Some(comp.to_string());
         }
         break;
     }

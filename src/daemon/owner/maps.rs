@@ -82,10 +82,20 @@ impl Owner {
             Some(m) => m.name.clone(),
             None => self.alias_for(wwid),
         };
+        // A path joining a live map may get the map's max_sectors_kb before the
+        // reload; paths already in it are never touched (upstream's adopt_paths).
+        if let Some(m) = self.maps.get(&name) {
+            let joining: Vec<String> = devs.iter().filter(|d| !m.paths.contains(d)).cloned().collect();
+            self.set_max_sectors_on_join(wwid, &joining);
+        }
+        self.set_path_timeouts(&name, wwid, &devs);
         let pp = self.plan_paths(&devs);
         let Some(plan) = plan::plan_map(&self.cfg, wwid, &name, &pp) else {
             return;
         };
+        if existing.is_none() {
+            self.set_max_sectors_on_create(wwid, &devs);
+        }
         for l in &plan.log {
             log::debug!("{l}");
         }

@@ -6,6 +6,7 @@
 //!   both, whether a signal or a CLI command asks
 //! - `paths.rs`: discovering, adding and removing paths
 //! - `maps.rs`: building, loading and removing maps
+//! - `path_attrs.rs`: the sysfs attributes set on a map's paths at map setup
 //! - `checks.rs`: a check result, the 1 s tick, marginal-path (io-err-stat) events
 //! - `uevents.rs`: a kernel or udev uevent
 //! - `commands.rs`: a CLI command, one handler per command
@@ -15,11 +16,12 @@ mod checks;
 mod commands;
 mod lifecycle;
 mod maps;
+mod path_attrs;
 mod paths;
 mod uevents;
 mod views;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -186,6 +188,8 @@ pub struct Owner {
     /// when to try next (daemon seconds). Their sysfs WWID may differ from udev's, and a
     /// wrong WWID would build a second map for the same LUN.
     udev_pending: BTreeMap<String, (i64, u64)>,
+    /// Protocols already reported as not taking SCSI timeouts (once per daemon life).
+    tmo_unsupported: BTreeSet<String>,
     pub state: DaemonState,
     started: Instant,
 }
@@ -222,6 +226,7 @@ impl Owner {
             next_id: 1,
             kernel_maps: Vec::new(),
             udev_pending: BTreeMap::new(),
+            tmo_unsupported: BTreeSet::new(),
             state: DaemonState::Startup,
             started: Instant::now(),
         }
