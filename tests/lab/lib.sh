@@ -167,12 +167,18 @@ mpath_create() {
 TCM=/sys/kernel/config/target
 TCM_LUNS=0 TCM_PORTS=0
 
-# topo_tcm_loop LUNS PORTS [SIZE_MB]: LUNS new LUNs, each exported through the same PORTS new
-# tcm_loop ports, so LUNS*PORTS new sd devices with LUNS new WWIDs (vpd_unit_serial
+# topo_tcm_loop LUNS PORTS [SIZE_MB [alua]]: LUNS new LUNs, each exported through the same PORTS
+# new tcm_loop ports, so LUNS*PORTS new sd devices with LUNS new WWIDs (vpd_unit_serial
 # lab-lun-000N).  Call it again for LUNs behind other ports (other SCSI hosts).
+# With "alua" (or topo_tcm_loop_alua), each port of a new LUN is in an ALUA target port group
+# of its own, lab_pgP (id P+1), implicit ALUA only: the target alone changes states, as an
+# array's controllers do (with explicit ALUA, scsi_dh_alua sends an STPG when DM activates a
+# non-optimized group, and the target would switch).  All groups start active/optimized;
+# alua_set changes one.
 topo_tcm_loop() {
-    _luns=$1 _ports=$2 _mb=${3:-16}
+    _luns=$1 _ports=$2 _mb=${3:-16} _alua=${4:-}
     modprobe sd_mod; modprobe sg; modprobe dm-mod; modprobe loop
+    [ -z "$_alua" ] || modprobe scsi_dh_alua || fail "modprobe scsi_dh_alua failed"
     modprobe target_core_iblock && modprobe tcm_loop || fail "modprobe of the LIO modules failed"
     [ -d "$TCM/core" ] || mount -t configfs configfs /sys/kernel/config
     [ -d "$TCM/core" ] || fail "no $TCM/core (configfs)"
@@ -188,11 +194,14 @@ topo_tcm_loop() {
             echo "udev_path=/dev/dm-$(dmsetup info -c --noheadings -o minor "lab_lun$_n")" > "$_b/control" &&
             echo "lab-lun-$(printf %04d "$_n")" > "$_b/wwn/vpd_unit_serial" &&
             echo 1 > "$_b/enable" || fail "LIO backstore iblock_$_n/lab_lun$_n"
+        # (the default group too: a port is in it when its sd is scanned, and the TPGS bits of
+        # that first INQUIRY are the ones scsi_dh_alua keeps)
+        [ -z "$_alua" ] || _tcm_alua_groups "$_b" "$TCM_PORTS" $((TCM_PORTS + _ports))
         _n=$((_n + 1))
     done
     _p=$TCM_PORTS
     while [ "$_p" -lt $((TCM_PORTS + _ports)) ]; do
-        _t=$TCM/loopback/naa.$(printf '500140500000%04x' "$_p")/tpgt_1
+        _t=$(tcm_port "$_p")
         mkdir -p "$_t" && echo "naa.$(printf '500140510000%04x' "$_p")" > "$_t/nexus" ||
             fail "tcm_loop port $_p"
         _n=$_first
@@ -200,6 +209,8 @@ topo_tcm_loop() {
             mkdir -p "$_t/lun/lun_$((_n - _first))" &&
                 ln -s "$TCM/core/iblock_$_n/lab_lun$_n" "$_t/lun/lun_$((_n - _first))/lab_lun$_n" ||
                 fail "tcm_loop port $_p: LUN $_n"
+            [ -z "$_alua" ] || echo "lab_pg$_p" > "$_t/lun/lun_$((_n - _first))/alua_tg_pt_gp" ||
+                fail "tcm_loop port $_p: LUN $_n in ALUA group lab_pg$_p"
             _n=$((_n + 1))
         done
         _p=$((_p + 1))
@@ -213,14 +224,54 @@ topo_tcm_loop() {
     while [ "$_n" -lt "$TCM_LUNS" ]; do
         expect_eq "paths of LUN $_n" "$_ports" "$(lun_sds "$_n" | wc -l)"
         expect_eq "WWIDs of LUN $_n" 1 "$(for _d in $(lun_sds "$_n"); do wwid "$_d"; done | sort -u | wc -l)"
+        # the sd read its port group (VPD page 0x83) when it appeared, in the default group: a
+        # rescan makes scsi_dh_alua read it again
+        [ -z "$_alua" ] || for _d in $(lun_sds "$_n"); do echo 1 > "/sys/block/$_d/device/rescan"; done
         _n=$((_n + 1))
     done
 }
+topo_tcm_loop_alua() { topo_tcm_loop "$1" "$2" "${3:-16}" alua; }
+
+# _tcm_alua_groups BACKSTORE FIRST_PORT END_PORT: implicit ALUA, a group per port
+_tcm_alua_groups() {
+    echo 1 > "$1/alua/default_tg_pt_gp/alua_access_type" || fail "$1: implicit ALUA"
+    _q=$2
+    while [ "$_q" -lt "$3" ]; do
+        mkdir "$1/alua/lab_pg$_q" && echo $((_q + 1)) > "$1/alua/lab_pg$_q/tg_pt_gp_id" &&
+            echo 1 > "$1/alua/lab_pg$_q/alua_access_type" || fail "$1: ALUA group lab_pg$_q"
+        _q=$((_q + 1))
+    done
+}
+
+# alua_set LUN PORT STATE: the target puts PORT's ALUA group of LUN in STATE: optimized,
+# non-optimized, standby or unavailable (topo_tcm_loop_alua).  The initiator learns it from
+# the unit attention its next command through that group gets (scsi_dh_alua then asks the
+# target for every group's state, and access_state in sysfs follows).
+alua_set() {
+    case $3 in
+        optimized) _s=0 ;; non-optimized) _s=1 ;; standby) _s=2 ;; unavailable) _s=3 ;;
+        *) fail "alua_set: unknown state '$3'" ;;
+    esac
+    echo "+ alua_set $*"
+    echo "$_s" > "$TCM/core/iblock_$1/lab_lun$1/alua/lab_pg$2/alua_access_state" ||
+        fail "alua_set $*: the target refused the state"
+}
+
+# tcm_port P: the configfs directory of tcm_loop port P (0, 1, ...: numbered across calls)
+tcm_port() { echo "$TCM/loopback/naa.$(printf '500140500000%04x' "$1")/tpgt_1"; }
 
 # lun_sds N: the sd devices of LIO LUN N, one a line (matched by the unit serial, VPD page 0x80)
 lun_sds() {
     for _d in $(sd_devices); do
         grep -q "lab-lun-$(printf %04d "$1")" "/sys/block/$_d/device/vpd_pg80" 2> /dev/null && echo "$_d"
+    done
+}
+# lun_port_sd N P: the sd device of LIO LUN N behind tcm_loop port P (VPD page 0x83 names the
+# target port: "naa.500140500000000P,t,0x0001")
+lun_port_sd() {
+    _w=$(basename "$(dirname "$(tcm_port "$2")")")
+    for _d in $(lun_sds "$1"); do
+        tr -c 'A-Za-z0-9.,' ' ' < "/sys/block/$_d/device/vpd_pg83" | grep -q "$_w," && echo "$_d"
     done
 }
 # lun_hang N...: the LUNs stop answering: their commands wait in the suspended lab_lunN, no
