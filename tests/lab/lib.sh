@@ -176,61 +176,97 @@ TCM_LUNS=0 TCM_PORTS=0
 # non-optimized group, and the target would switch).  All groups start active/optimized;
 # alua_set changes one.
 topo_tcm_loop() {
-    _luns=$1 _ports=$2 _mb=${3:-16} _alua=${4:-}
-    modprobe sd_mod; modprobe sg; modprobe dm-mod; modprobe loop
+    _luns=$1 _ports=$2 _alua=${4:-}
     [ -z "$_alua" ] || modprobe scsi_dh_alua || fail "modprobe scsi_dh_alua failed"
-    modprobe target_core_iblock && modprobe tcm_loop || fail "modprobe of the LIO modules failed"
+    modprobe tcm_loop || fail "modprobe tcm_loop failed"
+    _sd0=$(sd_count)
+    _tcm_backstores "$_luns" "${3:-16}"
+    if [ -n "$_alua" ]; then
+        # (the default group too: a port is in it when its sd is scanned, and the TPGS bits of
+        # that first INQUIRY are the ones scsi_dh_alua keeps)
+        _n=$TCM_FIRST
+        while [ "$_n" -lt "$TCM_LUNS" ]; do
+            _tcm_alua_groups "$TCM/core/iblock_$_n/lab_lun$_n" "$TCM_PORTS" $((TCM_PORTS + _ports))
+            _n=$((_n + 1))
+        done
+    fi
+    _p=$TCM_PORTS
+    while [ "$_p" -lt $((TCM_PORTS + _ports)) ]; do
+        _t=$(tcm_port "$_p")
+        mkdir -p "$_t" && echo "naa.$(printf '500140510000%04x' "$_p")" > "$_t/nexus" ||
+            fail "tcm_loop port $_p"
+        _tcm_link_luns "$_t"
+        if [ -n "$_alua" ]; then
+            _n=$TCM_FIRST
+            while [ "$_n" -lt "$TCM_LUNS" ]; do
+                echo "lab_pg$_p" > "$_t/lun/lun_$((_n - TCM_FIRST))/alua_tg_pt_gp" ||
+                    fail "tcm_loop port $_p: LUN $_n in ALUA group lab_pg$_p"
+                _n=$((_n + 1))
+            done
+        fi
+        _p=$((_p + 1))
+    done
+    TCM_PORTS=$((TCM_PORTS + _ports))
+    _tcm_check "$_sd0" "$_ports"
+    if [ -n "$_alua" ]; then
+        # the sd read its port group (VPD page 0x83) when it appeared, in the default group: a
+        # rescan makes scsi_dh_alua read it again
+        _n=$TCM_FIRST
+        while [ "$_n" -lt "$TCM_LUNS" ]; do
+            for _d in $(lun_sds "$_n"); do echo 1 > "/sys/block/$_d/device/rescan"; done
+            _n=$((_n + 1))
+        done
+    fi
+}
+topo_tcm_loop_alua() { topo_tcm_loop "$1" "$2" "${3:-16}" alua; }
+
+# _tcm_backstores LUNS SIZE_MB: LUNs $TCM_FIRST.. (lab_lunN over a loop device, iblock_N/lab_lunN)
+_tcm_backstores() {
+    modprobe sd_mod; modprobe sg; modprobe dm-mod; modprobe loop
+    modprobe target_core_iblock || fail "modprobe target_core_iblock failed"
     [ -d "$TCM/core" ] || mount -t configfs configfs /sys/kernel/config
     [ -d "$TCM/core" ] || fail "no $TCM/core (configfs)"
-    _sd0=$(sd_count) _first=$TCM_LUNS
-    dd if=/dev/zero of="$LAB_TMP/tcm$_first.img" bs=1M count=0 seek=$((_luns * _mb)) 2> /dev/null
-    _loop=$(losetup -f) && losetup "$_loop" "$LAB_TMP/tcm$_first.img" || fail "losetup $LAB_TMP/tcm$_first.img"
-    _sects=$((_mb * 2048)) _n=$_first
-    while [ "$_n" -lt $((_first + _luns)) ]; do
-        dmsetup create "lab_lun$_n" --table "0 $_sects linear $(devt "${_loop#/dev/}") $(( (_n - _first) * _sects ))" ||
+    TCM_FIRST=$TCM_LUNS
+    dd if=/dev/zero of="$LAB_TMP/tcm$TCM_FIRST.img" bs=1M count=0 seek=$(($1 * $2)) 2> /dev/null
+    _loop=$(losetup -f) && losetup "$_loop" "$LAB_TMP/tcm$TCM_FIRST.img" || fail "losetup $LAB_TMP/tcm$TCM_FIRST.img"
+    _sects=$(($2 * 2048)) _n=$TCM_FIRST
+    while [ "$_n" -lt $((TCM_FIRST + $1)) ]; do
+        dmsetup create "lab_lun$_n" --table "0 $_sects linear $(devt "${_loop#/dev/}") $(( (_n - TCM_FIRST) * _sects ))" ||
             fail "dmsetup create lab_lun$_n"
         _b=$TCM/core/iblock_$_n/lab_lun$_n
         mkdir -p "$_b" &&
             echo "udev_path=/dev/dm-$(dmsetup info -c --noheadings -o minor "lab_lun$_n")" > "$_b/control" &&
             echo "lab-lun-$(printf %04d "$_n")" > "$_b/wwn/vpd_unit_serial" &&
             echo 1 > "$_b/enable" || fail "LIO backstore iblock_$_n/lab_lun$_n"
-        # (the default group too: a port is in it when its sd is scanned, and the TPGS bits of
-        # that first INQUIRY are the ones scsi_dh_alua keeps)
-        [ -z "$_alua" ] || _tcm_alua_groups "$_b" "$TCM_PORTS" $((TCM_PORTS + _ports))
         _n=$((_n + 1))
     done
-    _p=$TCM_PORTS
-    while [ "$_p" -lt $((TCM_PORTS + _ports)) ]; do
-        _t=$(tcm_port "$_p")
-        mkdir -p "$_t" && echo "naa.$(printf '500140510000%04x' "$_p")" > "$_t/nexus" ||
-            fail "tcm_loop port $_p"
-        _n=$_first
-        while [ "$_n" -lt $((_first + _luns)) ]; do
-            mkdir -p "$_t/lun/lun_$((_n - _first))" &&
-                ln -s "$TCM/core/iblock_$_n/lab_lun$_n" "$_t/lun/lun_$((_n - _first))/lab_lun$_n" ||
-                fail "tcm_loop port $_p: LUN $_n"
-            [ -z "$_alua" ] || echo "lab_pg$_p" > "$_t/lun/lun_$((_n - _first))/alua_tg_pt_gp" ||
-                fail "tcm_loop port $_p: LUN $_n in ALUA group lab_pg$_p"
-            _n=$((_n + 1))
-        done
-        _p=$((_p + 1))
-    done
-    TCM_LUNS=$((_first + _luns)) TCM_PORTS=$((TCM_PORTS + _ports))
-    _want=$((_sd0 + _luns * _ports))
-    wait_for "$_want sd devices" $((20 + _want)) sh -c "[ \$(ls /sys/block | grep -c '^sd') -ge $_want ]"
-    for _d in $(sd_devices); do wait_for "/dev/$_d" 10 test -b "/dev/$_d" > /dev/null; done
-    expect_eq "sd device count" "$_want" "$(sd_count)"
-    _n=$_first
+    TCM_LUNS=$((TCM_FIRST + $1))
+}
+
+# _tcm_link_luns TPG_DIR: export the LUNs of the last _tcm_backstores as lun_0, lun_1, ... of TPG_DIR
+_tcm_link_luns() {
+    _n=$TCM_FIRST
     while [ "$_n" -lt "$TCM_LUNS" ]; do
-        expect_eq "paths of LUN $_n" "$_ports" "$(lun_sds "$_n" | wc -l)"
-        expect_eq "WWIDs of LUN $_n" 1 "$(for _d in $(lun_sds "$_n"); do wwid "$_d"; done | sort -u | wc -l)"
-        # the sd read its port group (VPD page 0x83) when it appeared, in the default group: a
-        # rescan makes scsi_dh_alua read it again
-        [ -z "$_alua" ] || for _d in $(lun_sds "$_n"); do echo 1 > "/sys/block/$_d/device/rescan"; done
+        mkdir -p "$1/lun/lun_$((_n - TCM_FIRST))" &&
+            ln -s "$TCM/core/iblock_$_n/lab_lun$_n" "$1/lun/lun_$((_n - TCM_FIRST))/lab_lun$_n" ||
+            fail "$1: LUN $_n"
         _n=$((_n + 1))
     done
 }
-topo_tcm_loop_alua() { topo_tcm_loop "$1" "$2" "${3:-16}" alua; }
+
+# _tcm_check SD_BEFORE PATHS: the LUNs of the last _tcm_backstores appeared, PATHS sd each, one WWID
+_tcm_check() {
+    _want=$(($1 + (TCM_LUNS - TCM_FIRST) * $2))
+    wait_for "$_want sd devices" $((20 + _want)) sh -c "[ \$(ls /sys/block | grep -c '^sd') -ge $_want ]"
+    for _d in $(sd_devices); do wait_for "/dev/$_d" 10 test -b "/dev/$_d" > /dev/null; done
+    expect_eq "sd device count" "$_want" "$(sd_count)"
+    _n=$TCM_FIRST
+    while [ "$_n" -lt "$TCM_LUNS" ]; do
+        expect_eq "paths of LUN $_n" "$2" "$(lun_sds "$_n" | wc -l)"
+        expect_eq "WWIDs of LUN $_n" 1 "$(for _d in $(lun_sds "$_n"); do wwid "$_d"; done | sort -u | wc -l)"
+        _n=$((_n + 1))
+    done
+}
 
 # _tcm_alua_groups BACKSTORE FIRST_PORT END_PORT: implicit ALUA, a group per port
 _tcm_alua_groups() {
@@ -287,6 +323,90 @@ _tcm_dm() {
         _pids="$_pids $!"
     done
     for _p in $_pids; do wait "$_p" || fail "dmsetup $_op failed (LUNs $*)"; done
+}
+
+# ---- LIO iSCSI target and the open-iscsi initiator, over loopback ----------------------------------
+# The guest has only `lo`; every 127.0.0.0/8 address is local, so portal P (0, 1, ...) is
+# 127.0.0.(P+2):3260, TPG tpgt_(P+1) of one target IQN, and the initiator (iscsid, source
+# address 127.0.0.1) logs in to each portal as os-brick does: one session, one SCSI host per
+# portal, so a LUN has one sd path per portal.  portal_hang routes the portal's address into a
+# blackhole: what the initiator sends there is dropped, the target's answers stop (see README).
+ISCSI_IQN=iqn.2003-01.org.linux-iscsi.lab:target
+ISCSI_PORTALS=0
+# node.session.timeo.replacement_timeout in iscsid.conf: how long a session stays in recovery
+# (its SCSI devices blocked, commands waiting) before they fail; set it before topo_iscsi
+ISCSI_REPLACEMENT_TIMEOUT=${ISCSI_REPLACEMENT_TIMEOUT:-15}
+
+portal_addr() { echo "127.0.0.$(($1 + 2))"; }
+
+# topo_iscsi LUNS PORTALS [SIZE_MB]: LUNS new LUNs (backstores as in topo_tcm_loop) behind
+# PORTALS new portals (TPGs) of the LIO iSCSI target; the initiator discovers them through the
+# first portal and logs in to each one.  LUNS*PORTALS new sd devices, one WWID per LUN.
+topo_iscsi() {
+    _luns=$1 _ports=$2
+    # (crc32c: LIO allocates it at every login, for digests, and refuses the login without it)
+    modprobe crc32c_generic && modprobe iscsi_target_mod && modprobe iscsi_tcp || fail "modprobe of the iSCSI modules failed"
+    run ip link set lo up || fail "ip link set lo up"
+    _sd0=$(sd_count)
+    _tcm_backstores "$_luns" "${3:-16}"
+    _p=$ISCSI_PORTALS _first_portal=$ISCSI_PORTALS
+    while [ "$_p" -lt $((ISCSI_PORTALS + _ports)) ]; do
+        _t=$TCM/iscsi/$ISCSI_IQN/tpgt_$((_p + 1))
+        # no CHAP, an ACL made on login for any initiator, writable LUNs
+        mkdir -p "$_t/np/$(portal_addr "$_p"):3260" &&
+            echo 0 > "$_t/attrib/authentication" && echo 1 > "$_t/attrib/generate_node_acls" &&
+            echo 1 > "$_t/attrib/cache_dynamic_acls" && echo 0 > "$_t/attrib/demo_mode_write_protect" ||
+            fail "iSCSI TPG $_t"
+        _tcm_link_luns "$_t"
+        echo 1 > "$_t/enable" || fail "enable $_t"
+        _p=$((_p + 1))
+    done
+    ISCSI_PORTALS=$((ISCSI_PORTALS + _ports))
+    _iscsid_start
+    run iscsiadm -m discovery -t st -p "$(portal_addr "$_first_portal"):3260" || fail "iSCSI discovery"
+    _p=$_first_portal
+    while [ "$_p" -lt "$ISCSI_PORTALS" ]; do
+        run iscsiadm -m node -T "$ISCSI_IQN" -p "$(portal_addr "$_p"):3260" --login || fail "iSCSI login to portal $_p"
+        _p=$((_p + 1))
+    done
+    _tcm_check "$_sd0" "$_ports"
+}
+
+# _iscsid_start: configuration, then iscsid in the foreground as a background job (once)
+_iscsid_start() {
+    [ -n "${ISCSID_PID:-}" ] && return 0
+    mkdir -p /etc/iscsi /run/lock/iscsi /var/lib/iscsi
+    echo "InitiatorName=iqn.2003-01.org.linux-iscsi.lab:initiator" > /etc/iscsi/initiatorname.iscsi
+    # Debian's iscsid.conf with two changes: iscsiadm must not try to start iscsid through
+    # systemd, and the replacement timeout.  (node.* settings go into the node records at
+    # discovery.  Its NOP-Out ping, every 5 s and answered within 5 s, is how the initiator
+    # notices a portal that went silent.)
+    sed -i -e 's|^iscsid.startup = .*|iscsid.startup = /bin/false|' \
+        -e "s|^node.session.timeo.replacement_timeout = .*|node.session.timeo.replacement_timeout = $ISCSI_REPLACEMENT_TIMEOUT|" \
+        /etc/iscsi/iscsid.conf || fail "no /etc/iscsi/iscsid.conf"
+    iscsid -f > "$LAB_TMP/iscsid.log" 2>&1 &
+    ISCSID_PID=$!
+    wait_for "iscsid listens" 20 grep -q ISCSIADM_ABSTRACT_NAMESPACE /proc/net/unix
+}
+
+# portal_sds P: the sd devices reached through portal P, one a line (by their session's portal)
+portal_sds() {
+    for _d in $(sd_devices); do
+        _s=$(readlink -f "/sys/block/$_d/device" | grep -o 'session[0-9]*' | head -1)
+        [ -n "$_s" ] || continue
+        [ "$(cat "/sys/class/iscsi_connection/connection${_s#session}:0/persistent_address" 2> /dev/null)" = \
+            "$(portal_addr "$1")" ] && echo "$_d"
+    done
+}
+# portal_hang P...: the portals stop answering: their addresses are routed into a blackhole, so
+# what the initiator sends there (commands, NOP-Out pings, new connections) is dropped without
+# an error on the wire; nothing is closed, the initiator has to notice the silence itself.
+portal_hang() {
+    for _p in "$@"; do run ip route add blackhole "$(portal_addr "$_p")/32" table local || fail "portal_hang $_p"; done
+}
+# portal_resume P...: the portals answer again; the initiator reconnects on its next attempt
+portal_resume() {
+    for _p in "$@"; do run ip route del blackhole "$(portal_addr "$_p")/32" table local || fail "portal_resume $_p"; done
 }
 
 # ---- per-path faults ---------------------------------------------------------------------------

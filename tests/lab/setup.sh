@@ -70,7 +70,8 @@ kernel_pkg() {
 USERLAND="busybox-static dmsetup libdevmapper1.02.1 multipath-tools kpartx libaio1 liburcu8
  libudev1 libsystemd0 libjson-c5 libreadline8 libinih1 udev libedit2 libbsd0 libmd0
  libtinfo6 libkmod2 libacl1 libblkid1 libcap2 libselinux1 libpcre2-8-0 libgcrypt20
- libgpg-error0 liblzma5 libzstd1 liblz4-1 libssl3"
+ libgpg-error0 liblzma5 libzstd1 liblz4-1 libssl3
+ open-iscsi libopeniscsiusr libisns0 libmount1"
 
 # Sets KV and DIR from the candidate of linux-image-amd64, then downloads what DIR/debs lacks.
 # Returns nonzero when a download fails (typically: the package lists are stale).

@@ -1,0 +1,289 @@
+# An iSCSI portal that stops answering.  Four LIO LUNs behind two portals of the LIO iSCSI
+# target on loopback, the open-iscsi initiator logged in to both (one session each), tur
+# checker, no_path_retry 12, IO on every map; portal 1 goes silent for 60 s (its address is
+# routed into a blackhole), then answers again.  Debian's daemon, then ours, on the same setup.
+# Ours must fail the silent portal's paths in DM within the initiator's detection (NOP-Out
+# ping, 10 s) + replacement_timeout + checker_timeout + one polling interval (+ margin), fail
+# no path of the healthy portal, have no IO error on any map, and get every path back after
+# the portal answers again.  Debian's numbers are reported next to ours (table.txt).
+#
+# What the initiator sees: nothing at first (no error, no close: commands and pings wait);
+# after ~10 s its NOP-Out times out, it drops the connection and the session goes into
+# recovery (sd devices "blocked", commands held); after replacement_timeout the held commands
+# fail (DID_TRANSPORT_FAILFAST, devices "transport-offline") and DM retries them on the other
+# portal.  iscsid keeps reconnecting; after the resume it logs in again within seconds.
+# lab-timeout: 480
+. "$LAB_DIR/lib.sh"
+
+REF=/sbin/multipathd
+OURS=$LAB_BIN/multipathd
+# the daemons' answers are timed through one client, Debian's (it starts in well under a
+# second; the debug build of ours takes seconds to start under TCG, that is not the daemon's
+# latency).  It gives up after 4 s and prints "timeout".
+CLIENT=/sbin/multipathd
+LUNS=4 HUNG_PORTAL=1 OK_PORTAL=0
+HANG_S=60
+ISCSI_REPLACEMENT_TIMEOUT=15
+# NOP-Out detection 10 + replacement_timeout 15 + checker_timeout 10 + polling_interval 5,
+# + 10 s of slack (TCG, a debug build, DM sampled every 0.5-3 s under load)
+FAIL_LIMIT=50
+BACK_LIMIT=90          # resume until every path is active in DM again
+
+secs_since() { awk -v a="$1" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }'; }
+map_count() { dmsetup ls --target multipath | grep -vc '^No devices'; }
+map_of_lun() {
+    _dt=$(devt "$(lun_sds "$1" | head -1)")
+    dmsetup table --target multipath | grep -E " $_dt( |$)" | cut -d: -f1 | head -1
+}
+maps_ready() {
+    dmsetup table --target multipath | awk -v want=$LUNS '{ n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+:[0-9]+$/) n++
+        if (n == 2) c++ } END { exit c != want }'
+}
+portal_devts() { for _d in $(portal_sds "$1"); do devt "$_d"; done | tr '\n' ' '; }
+session_of() { readlink -f "/sys/block/$1/device" | grep -o 'session[0-9]*' | head -1; }
+# every session logged in and every sd running: the initiator is back to normal
+initiator_ready() {
+    ! grep -qv LOGGED_IN /sys/class/iscsi_session/session*/state &&
+        for _d in $(sd_devices); do [ "$(path_state "$_d")" = running ] || return 1; done
+}
+
+# dm_sample HUNG_DEVTS OK_DEVTS HUNG_SESSION: "uptime failed-hung failed-ok active-all session-state"
+dm_sample() {
+    dmsetup status --target multipath | awk -v t="$(uptime_s)" -v hung=" $1 " -v ok=" $2 " \
+        -v s="$(cat "/sys/class/iscsi_session/$3/state" 2> /dev/null)" '
+        { for (i = 1; i < NF; i++) if ($i ~ /^[0-9]+:[0-9]+$/) {
+              if ($(i + 1) == "A") act++
+              else if ($(i + 1) == "F") { if (index(hung, " " $i " ")) fh++; if (index(ok, " " $i " ")) fo++ } } }
+        END { printf "%s %d %d %d %s\n", t, fh, fo, act, s }'
+}
+
+# io_loop DEV FILE: 4 KiB O_DIRECT reads of DEV, one every 0.2 s, until $LAB_TMP/io.run goes;
+# FILE holds "reads errors slowest-read-in-centiseconds" after every read.
+io_loop() {
+    _ok=0 _err=0 _max=0 _i=0
+    while [ -e "$LAB_TMP/io.run" ]; do
+        read -r _t0 _ < /proc/uptime
+        if dd if="$1" of=/dev/null bs=4k count=1 skip=$((_i % 4096)) iflag=direct 2> /dev/null; then
+            _ok=$((_ok + 1))
+        else
+            _err=$((_err + 1))
+        fi
+        read -r _t1 _ < /proc/uptime
+        _cs=$(( ${_t1%.*}${_t1#*.} - ${_t0%.*}${_t0#*.} ))
+        [ "$_cs" -gt "$_max" ] && _max=$_cs
+        echo "$((_ok + _err)) $_err $_max" > "$2"
+        _i=$((_i + 1))
+        sleep 0.2
+    done
+}
+
+# story BIN LABEL: the whole experiment under one daemon; values go to $LAB_OUT/LABEL.values
+story() {
+    _bin=$1 _l=$2 _v=$LAB_OUT/$2.values
+    : > "$_v"
+    step "$_l: the initiator is back to normal, recovery_tmo $ISCSI_REPLACEMENT_TIMEOUT"
+    wait_for "$_l: sessions logged in, sd devices running" 60 initiator_ready
+    # a daemon may have written recovery_tmo (fast_io_fail_tmo): start each one from iscsid's value
+    for _s in /sys/class/iscsi_session/session*; do echo "$ISCSI_REPLACEMENT_TIMEOUT" > "$_s/recovery_tmo"; done
+
+    step "$_l: start the daemon, $LUNS maps of 2 paths"
+    "$_bin" -d -v3 > "$LAB_OUT/$_l.log" 2>&1 &
+    _pid=$!
+    wait_for "$_l: $LUNS maps of 2 paths in DM" 90 maps_ready
+    wait_for "$_l: $((LUNS * 2)) paths active ready" 60 sh -c "[ \$($CLIENT show paths raw format '%t %T' 2>/dev/null | grep -c '^active ready') -eq $((LUNS * 2)) ]"
+    expect_eq "$_l: checkers" "$((LUNS * 2)) tur" "$($CLIENT show paths raw format %c | sort | uniq -c | awk '{ print $1, $2 }')"
+    _rtmo=$(cat /sys/class/iscsi_session/session*/recovery_tmo | sort -u | paste -sd, -)
+    echo "$_l: sessions' recovery_tmo with the daemon running: $_rtmo"
+    _hdt=$(portal_devts $HUNG_PORTAL) _odt=$(portal_devts $OK_PORTAL)
+    _hsd=$(portal_sds $HUNG_PORTAL | tr '\n' ' ') _osd=$(portal_sds $OK_PORTAL | tr '\n' ' ')
+    _hsess=$(session_of "$(portal_sds $HUNG_PORTAL | head -1)")
+    echo "$_l: portal $HUNG_PORTAL (to hang, $_hsess): $_hsd($_hdt); portal $OK_PORTAL: $_osd($_odt)"
+    artifact "$_l-topology.txt" $CLIENT show maps topology > /dev/null
+
+    step "$_l: IO on every map, monitors"
+    uevents_start
+    mkdir -p "$LAB_TMP/$_l"
+    touch "$LAB_TMP/io.run"
+    _bg="" _n=0
+    while [ $_n -lt $LUNS ]; do
+        io_loop "/dev/dm-$(dmsetup info -c --noheadings -o minor "$(map_of_lun $_n)")" "$LAB_TMP/$_l/io-$_n" &
+        _bg="$_bg $!" _n=$((_n + 1))
+    done
+    ( while [ -e "$LAB_TMP/io.run" ]; do dm_sample "$_hdt" "$_odt" "$_hsess"; sleep 0.5; done ) > "$LAB_OUT/$_l-dm.txt" &
+    _bg="$_bg $!"
+    # the daemon's view every second, "UPTIME DEV DM_ST CHK_ST" a line, and how long each
+    # answer took ("UPTIME unanswered" when the client gave up)
+    ( while [ -e "$LAB_TMP/io.run" ]; do
+          _t0=$(uptime_s)
+          _s=$(exec 2> /dev/null; timeout 6 $CLIENT show paths raw format "%d %t %T"; :)
+          printf '%s\n' "$_s" | grep -q '^sd' || _s=unanswered
+          echo "$_s" | sed "s/^/$_t0 /"
+          echo "$_t0 took $(secs_since "$_t0")" >> "$LAB_OUT/$_l-show-paths-latency.txt"
+          sleep 1
+      done ) > "$LAB_OUT/$_l-show-paths.txt" &
+    _bg="$_bg $!"
+    sleep 5                # IO runs a while on both portals first: no error expected there
+
+    step "$_l: portal $HUNG_PORTAL stops answering for $HANG_S s"
+    _th=$(uptime_s)
+    portal_hang $HUNG_PORTAL
+    # the silence lasts a fixed time by design; the failing is measured from the DM samples
+    sleep "$HANG_S"
+    _trs=$(uptime_s)
+    portal_resume $HUNG_PORTAL
+
+    step "$_l: the portal answers again: wait until every path is active in DM"
+    _back=n/a _k=0
+    while [ $_k -lt $((BACK_LIMIT * 2)) ]; do
+        if [ "$(dm_sample "" "" "" | cut -d' ' -f4)" = $((LUNS * 2)) ]; then _back=$(secs_since "$_trs"); break; fi
+        _k=$((_k + 1)); sleep 0.5
+    done
+    echo "$_l: all $((LUNS * 2)) paths active in DM ${_back} s after the resume"
+    _shown=n/a _k=0
+    while [ $_k -lt 60 ]; do
+        if [ "$(exec 2> /dev/null; timeout 6 $CLIENT show paths raw format '%t %T' | grep -c '^active ready'; :)" = $((LUNS * 2)) ]; then
+            _shown=$(secs_since "$_trs"); break
+        fi
+        _k=$((_k + 1)); sleep 0.5
+    done
+    echo "$_l: all $((LUNS * 2)) paths active ready in show paths ${_shown} s after the resume"
+    sleep 3                # the last reads after the recovery
+    rm -f "$LAB_TMP/io.run"
+    wait $_bg
+    uevents_stop
+    cp "$LAB_TMP/uevents.log" "$LAB_OUT/$_l-uevents.log"
+    artifact "$_l-show-paths-end.txt" $CLIENT show paths > /dev/null
+
+    step "$_l: measure"
+    _of=0 _pf=0
+    for _dt in $_odt; do _of=$((_of + $(uevents_count DM_ACTION=PATH_FAILED "DM_PATH=$_dt"))); done
+    for _dt in $_hdt; do _pf=$((_pf + $(uevents_count DM_ACTION=PATH_FAILED "DM_PATH=$_dt"))); done
+    _osf=0
+    for _d in $_osd; do
+        awk -v d="$_d" '$2 == d && ($3 == "failed" || $4 == "faulty") { f = 1 } END { exit !f }' \
+            "$LAB_OUT/$_l-show-paths.txt" && _osf=$((_osf + 1))
+    done
+    _unans=$(grep -c ' unanswered$' "$LAB_OUT/$_l-show-paths.txt")
+    _samples=$(grep -c . "$LAB_OUT/$_l-show-paths-latency.txt")
+    _slow=$(awk '$3 > m { m = $3 } END { printf "%.1f", m }' "$LAB_OUT/$_l-show-paths-latency.txt")
+    _all=$(awk -v a="$_th" -v b="$_trs" -v w=$LUNS '$1 >= a && $1 < b && $2 == w { printf "%.1f", $1 - a; exit }' "$LAB_OUT/$_l-dm.txt")
+    _most=$(awk -v a="$_th" -v b="$_trs" '$1 >= a && $1 < b && $2 > m { m = $2 } END { print m + 0 }' "$LAB_OUT/$_l-dm.txt")
+    _noticed=$(awk -v a="$_th" '$1 >= a && $5 != "LOGGED_IN" { printf "%.1f", $1 - a; exit }' "$LAB_OUT/$_l-dm.txt")
+    _errs="" _sumerr=0 _reads=0 _slowio=0 _n=0
+    while [ $_n -lt $LUNS ]; do
+        set -- $(cat "$LAB_TMP/$_l/io-$_n")
+        _errs="$_errs${_errs:+/}$2" _sumerr=$((_sumerr + $2)) _reads=$((_reads + $1))
+        [ "$3" -gt "$_slowio" ] && _slowio=$3
+        _n=$((_n + 1))
+    done
+    {
+        echo "recovery_tmo=$_rtmo"
+        echo "noticed_s=${_noticed:-never}"
+        echo "hung_failed_before_resume=$_most"
+        echo "hang_to_all_hung_failed_s=${_all:-never}"
+        echo "hung_path_failed_events=$_pf"
+        echo "ok_dm_path_failed=$_of"
+        echo "ok_shown_failed=$_osf"
+        echo "io_errors_per_map=$_errs"
+        echo "io_errors=$_sumerr"
+        echo "reads=$_reads"
+        echo "slowest_read_s=$(awk -v c="$_slowio" 'BEGIN { printf "%.2f", c / 100 }')"
+        echo "resume_to_all_active_dm_s=$_back"
+        echo "resume_to_all_ready_shown_s=$_shown"
+        echo "show_paths_slowest_s=$_slow"
+        echo "show_paths_unanswered=$_unans/$_samples"
+    } > "$_v"
+    cat "$_v"
+
+    step "$_l: stop the daemon, flush the maps"
+    "$_bin" shutdown > /dev/null 2>&1
+    _k=0
+    while kill -0 "$_pid" 2> /dev/null && [ $_k -lt 60 ]; do _k=$((_k + 1)); sleep 0.5; done
+    if kill -0 "$_pid" 2> /dev/null; then
+        echo "$_l: the daemon did not exit within 30 s of shutdown: killed"
+        kill -9 "$_pid"
+        echo "shutdown=killed" >> "$_v"
+    else
+        echo "shutdown=clean" >> "$_v"
+    fi
+    /sbin/multipath -F > /dev/null 2>&1
+    udevadm settle -t 30
+    for _m in $(dmsetup ls --target multipath | grep -v '^No devices' | cut -f1); do
+        run dmsetup remove --retry "$_m"
+    done
+    expect_eq "$_l: maps left after the flush" 0 "$(map_count)"
+    rm -f /etc/multipath/bindings /etc/multipath/wwids
+}
+
+step "configuration, udev, $LUNS LIO LUNs x 2 iSCSI portals"
+mkdir -p /etc/multipath
+# tur, as LIO's ALUA support would pick anyway; checker and queueing in overrides because both
+# hardware tables have a LIO-ORG entry.  fast_io_fail_tmo is what a daemon may write into the
+# iSCSI sessions' recovery_tmo (the table shows what each one left there).
+cat > /etc/multipath.conf <<'CONF'
+defaults {
+    polling_interval 5
+    max_polling_interval 5
+    checker_timeout 10
+    fast_io_fail_tmo 5
+    find_multipaths greedy
+    user_friendly_names yes
+}
+overrides {
+    detect_checker no
+    path_checker tur
+    no_path_retry 12
+}
+CONF
+cp /etc/multipath.conf "$LAB_OUT/multipath.conf"
+modprobe dm-multipath; modprobe dm-service-time; modprobe dm-round-robin
+udevd_start
+topo_iscsi $LUNS 2
+udevadm settle -t 30
+artifact iscsi-sessions.txt iscsiadm -m session
+for _p in 0 1; do echo "portal $_p ($(portal_addr $_p)): $(portal_sds $_p | tr '\n' ' ')"; done
+
+story "$REF" debian
+story "$OURS" ours
+cp "$LAB_TMP/iscsid.log" "$LAB_OUT/iscsid.log"
+
+step "Debian vs ours"
+value() { sed -n "s/^$2=//p" "$LAB_OUT/$1.values"; }
+row() { printf '| %-56s | %12s | %12s |\n' "$1" "$(value debian "$2")" "$(value ours "$2")"; }
+{
+    echo "iscsi_portal_hang: $LUNS LIO LUNs x 2 iSCSI portals on loopback, portal $HUNG_PORTAL silent for ${HANG_S} s"
+    echo "tur, checker_timeout 10, polling_interval 5, no_path_retry 12, fast_io_fail_tmo 5;"
+    echo "iscsid: replacement_timeout $ISCSI_REPLACEMENT_TIMEOUT, NOP-Out every 5 s, timeout 5 s; qemu TCG"
+    echo "Debian: $REF ($(grep -o 'multipathd v[0-9.]*' "$LAB_OUT/debian.log" | head -1)); ours: debug build of this tree"
+    echo
+    echo "| row                                                      |       Debian |         ours |"
+    echo "|----------------------------------------------------------|--------------|--------------|"
+    row "sessions' recovery_tmo with the daemon running (s)" recovery_tmo
+    row "hang until the initiator noticed (session not LOGGED_IN)" noticed_s
+    row "hang until all $LUNS silent-portal paths failed in DM (s)" hang_to_all_hung_failed_s
+    row "silent-portal paths failed in DM before the resume" hung_failed_before_resume
+    row "silent-portal paths: PATH_FAILED uevents" hung_path_failed_events
+    row "healthy-portal paths: PATH_FAILED uevents" ok_dm_path_failed
+    row "healthy-portal paths shown failed or faulty (of $LUNS)" ok_shown_failed
+    row "IO errors per map" io_errors_per_map
+    row "reads (all maps)" reads
+    row "slowest read (s)" slowest_read_s
+    row "resume until all $((LUNS * 2)) paths active in DM (s)" resume_to_all_active_dm_s
+    row "resume until all $((LUNS * 2)) shown active ready (s)" resume_to_all_ready_shown_s
+    row "slowest show paths, Debian's client (s)" show_paths_slowest_s
+    row "show paths unanswered (client timeout 4 s) / samples" show_paths_unanswered
+    row "shutdown" shutdown
+} > "$LAB_OUT/table.txt"
+cat "$LAB_OUT/table.txt"
+
+step "ours: no IO error, healthy portal untouched, silent portal failed in time, all paths back"
+expect_eq "ours: IO errors on the maps" 0 "$(value ours io_errors)"
+expect_eq "ours: PATH_FAILED uevents of the healthy portal's paths" 0 "$(value ours ok_dm_path_failed)"
+expect_eq "ours: healthy portal's paths shown failed" 0 "$(value ours ok_shown_failed)"
+_t=$(value ours hang_to_all_hung_failed_s)
+expect_eq "ours: silent portal's paths failed in DM within $FAIL_LIMIT s" yes \
+    "$(awk -v t="$_t" -v l="$FAIL_LIMIT" 'BEGIN { print (t ~ /^[0-9.]+$/ && t + 0 <= l) ? "yes" : "no (" t ")" }')"
+expect_eq "ours: every path active in DM after the resume" yes \
+    "$([ "$(value ours resume_to_all_active_dm_s)" != n/a ] && echo yes || echo no)"
+expect_eq "ours: every path active ready in show paths after the resume" yes \
+    "$([ "$(value ours resume_to_all_ready_shown_s)" != n/a ] && echo yes || echo no)"
