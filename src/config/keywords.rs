@@ -462,6 +462,12 @@ impl Setting {
             .filter(|k| k.name == self.name())
             .find_map(|k| k.default)
     }
+
+    /// The built-in default of a numeric keyword (0 for one without a default; a test
+    /// checks the keywords read this way have one).
+    pub fn default_int(self) -> i64 {
+        self.default_text().and_then(|t| t.parse().ok()).unwrap_or(0)
+    }
 }
 
 /// Looks a keyword up in a section.
@@ -496,6 +502,22 @@ pub fn canonical(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_settings_read_with_a_fallback_have_a_table_default() {
+        for kw in [
+            Setting::UxsockTimeout,
+            Setting::Verbosity,
+            Setting::RetriggerTries,
+            Setting::RetriggerDelay,
+        ] {
+            assert!(
+                kw.default_text().and_then(|t| t.parse::<i64>().ok()).is_some(),
+                "{kw:?}"
+            );
+        }
+        assert_eq!(Setting::UxsockTimeout.default_int(), 4000);
+    }
 
     #[test]
     fn every_kw_is_a_table_row() {

@@ -66,13 +66,12 @@ fn dump_config(opts: &LoadOptions, verbosity: u8) -> i32 {
 }
 
 /// The client reads multipath.conf only for `uxsock_timeout`, as upstream does; a broken
-/// config must not stop an admin from talking to the daemon, so errors fall back to 4 s.
+/// config must not stop an admin from talking to the daemon, so errors fall back to the default.
 fn client_timeout(opts: &LoadOptions) -> Duration {
     let ms = config::load(opts)
         .ok()
         .and_then(|l| l.config.setting_int(Setting::UxsockTimeout))
         .filter(|n| *n > 0)
-        .map(|n| n as u64)
-        .unwrap_or(4000);
+        .unwrap_or(Setting::UxsockTimeout.default_int()) as u64;
     Duration::from_millis(ms)
 }

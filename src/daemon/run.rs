@@ -32,13 +32,16 @@ fn uxsock_timeout(cfg: &config::Config) -> Duration {
     Duration::from_millis(
         cfg.setting_int(Setting::UxsockTimeout)
             .filter(|n| *n > 0)
-            .map_or(4000, |n| n as u64),
+            .unwrap_or(Setting::UxsockTimeout.default_int()) as u64,
     )
 }
 
 fn verbosity(cfg: &config::Config, opts: &Options) -> u8 {
-    opts.verbosity
-        .unwrap_or_else(|| cfg.setting_int(Setting::Verbosity).map_or(2, |n| n.clamp(0, 6) as u8))
+    opts.verbosity.unwrap_or_else(|| {
+        cfg.setting_int(Setting::Verbosity)
+            .unwrap_or(Setting::Verbosity.default_int())
+            .clamp(0, 6) as u8
+    })
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or `shutdown`; returns the exit code.

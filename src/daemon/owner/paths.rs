@@ -87,8 +87,15 @@ impl Owner {
             self.udev_pending.remove(&info.dev);
             return false;
         }
-        let tries = self.cfg.setting_int(Setting::RetriggerTries).unwrap_or(3);
-        let delay = self.cfg.setting_int(Setting::RetriggerDelay).unwrap_or(10).max(1) as u64;
+        let tries = self
+            .cfg
+            .setting_int(Setting::RetriggerTries)
+            .unwrap_or(Setting::RetriggerTries.default_int());
+        let delay = self
+            .cfg
+            .setting_int(Setting::RetriggerDelay)
+            .unwrap_or(Setting::RetriggerDelay.default_int())
+            .max(1) as u64;
         let now = self.now_secs();
         let entry = self.udev_pending.entry(info.dev.clone()).or_insert((0, now + delay));
         if entry.0 >= tries {
@@ -110,8 +117,15 @@ impl Owner {
     /// Retriggers paths still waiting for udev; their `change` uevent brings them back.
     pub(super) fn retrigger_udev(&mut self) {
         let now = self.now_secs();
-        let delay = self.cfg.setting_int(Setting::RetriggerDelay).unwrap_or(10).max(1) as u64;
-        let tries = self.cfg.setting_int(Setting::RetriggerTries).unwrap_or(3);
+        let delay = self
+            .cfg
+            .setting_int(Setting::RetriggerDelay)
+            .unwrap_or(Setting::RetriggerDelay.default_int())
+            .max(1) as u64;
+        let tries = self
+            .cfg
+            .setting_int(Setting::RetriggerTries)
+            .unwrap_or(Setting::RetriggerTries.default_int());
         let due: Vec<String> = self
             .udev_pending
             .iter()
