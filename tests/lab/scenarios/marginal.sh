@@ -63,7 +63,8 @@ touch "$LAB_TMP/fault.run"
       echo running > /sys/block/$FLAKY/device/state; sleep 3; done ) &
 
 step "the daemon isolates $FLAKY: failed in DM and held back while it is tested"
-wait_for "$FLAKY under IO-error accounting" 90 grep -q "$FLAKY: start path flakiness pre-checking\|disable reinstating of $FLAKY\|$FLAKY: mark as failed" "$LAB_OUT/multipathd.log"
+# (a path the checker failed before the uevent is held without a "mark as failed" of its own)
+wait_for "$FLAKY under IO-error accounting" 90 grep -q "$FLAKY: start path flakiness pre-checking\|disable reinstating of $FLAKY\|$FLAKY: mark as failed\|io error statistic: $FLAKY: test started" "$LAB_OUT/multipathd.log"
 wait_for "$FLAKY shown delayed (held back, being tested)" 90 sh -c "multipathd show paths raw format '%d %T' | grep -q '^$FLAKY delayed'"
 show "under test"
 # Held on the second failure inside marginal_path_double_failed_time, whichever of
