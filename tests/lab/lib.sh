@@ -409,6 +409,57 @@ portal_resume() {
     for _p in "$@"; do run ip route del blackhole "$(portal_addr "$_p")/32" table local || fail "portal_resume $_p"; done
 }
 
+# ---- daemons -------------------------------------------------------------------------------------
+
+# io_loop DEV FILE [ERRS]: 4 KiB O_DIRECT reads of DEV, one every 0.2 s, until $LAB_TMP/io.run
+# goes; FILE holds "reads errors slowest-read-in-centiseconds" after every read; with ERRS, the
+# uptime of each failed read is appended to it.
+io_loop() {
+    _ok=0 _err=0 _max=0 _i=0
+    while [ -e "$LAB_TMP/io.run" ]; do
+        read -r _t0 _ < /proc/uptime
+        if dd if="$1" of=/dev/null bs=4k count=1 skip=$((_i % 4096)) iflag=direct 2> /dev/null; then
+            _ok=$((_ok + 1))
+        else
+            _err=$((_err + 1))
+            [ -z "${3:-}" ] || uptime_s >> "$3"
+        fi
+        read -r _t1 _ < /proc/uptime
+        _cs=$(( ${_t1%.*}${_t1#*.} - ${_t0%.*}${_t0#*.} ))
+        [ "$_cs" -gt "$_max" ] && _max=$_cs
+        echo "$((_ok + _err)) $_err $_max" > "$2"
+        _i=$((_i + 1))
+        sleep 0.2
+    done
+}
+
+# map_count: multipath maps in the kernel
+map_count() { dmsetup ls --target multipath | grep -vc '^No devices'; }
+
+# daemon_stop_and_flush LABEL BIN PID [VALUES_FILE]: `BIN shutdown`, kill -9 after 30 s, then
+# flush and remove every multipath map and forget bindings and wwids, so the next daemon
+# starts from the same setup.  With VALUES_FILE, appends shutdown=clean|killed to it.
+daemon_stop_and_flush() {
+    step "$1: stop the daemon, flush the maps"
+    "$2" shutdown > /dev/null 2>&1
+    _k=0
+    while kill -0 "$3" 2> /dev/null && [ $_k -lt 60 ]; do _k=$((_k + 1)); sleep 0.5; done
+    _how=clean
+    if kill -0 "$3" 2> /dev/null; then
+        echo "$1: the daemon did not exit within 30 s of shutdown: killed"
+        kill -9 "$3"
+        _how=killed
+    fi
+    [ -z "${4:-}" ] || echo "shutdown=$_how" >> "$4"
+    /sbin/multipath -F > /dev/null 2>&1
+    udevadm settle -t 30
+    for _m in $(dmsetup ls --target multipath | grep -v '^No devices' | cut -f1); do
+        run dmsetup remove --retry "$_m"
+    done
+    expect_eq "$1: maps left after the flush" 0 "$(map_count)"
+    rm -f /etc/multipath/bindings /etc/multipath/wwids
+}
+
 # ---- per-path faults ---------------------------------------------------------------------------
 
 path_offline() { run sh -c "echo offline > /sys/block/$1/device/state"; }

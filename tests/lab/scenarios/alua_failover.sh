@@ -30,7 +30,6 @@ WAIT_MAX=40            # a move not seen by then is reported as "never"
 STANDBY_S=25
 
 secs_since() { awk -v a="$1" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }'; }
-map_count() { dmsetup ls --target multipath | grep -vc '^No devices'; }
 # maps_ready: 2 multipath maps of 2 paths each in DM
 maps_ready() {
     dmsetup table --target multipath | awk '{ n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+:[0-9]+$/) n++
@@ -121,22 +120,6 @@ last_shown() {
 }
 shown_prios() { last_shown "$1" "$2" | prio_list 4; }
 every_lun() { for _n in $LUNS; do alua_set "$_n" "$1" "$2"; done; }
-
-# io_loop DEV FILE ERRS: 4 KiB O_DIRECT reads of DEV, one every 0.2 s, until $LAB_TMP/io.run
-# goes; FILE holds "reads errors", ERRS the uptime of each error
-io_loop() {
-    _ok=0 _err=0 _i=0
-    while [ -e "$LAB_TMP/io.run" ]; do
-        if dd if="$1" of=/dev/null bs=4k count=1 skip=$((_i % 4096)) iflag=direct 2> /dev/null; then
-            _ok=$((_ok + 1))
-        else
-            _err=$((_err + 1)); uptime_s >> "$3"
-        fi
-        echo "$((_ok + _err)) $_err" > "$2"
-        _i=$((_i + 1))
-        sleep 0.2
-    done
-}
 
 # story BIN LABEL: the whole experiment under one daemon; values go to $LAB_OUT/LABEL.values
 story() {
@@ -266,21 +249,7 @@ story() {
     echo "io_errors=${_e# }" >> "$_v"
     cat "$_v"
 
-    step "$_l: stop the daemon, flush the maps"
-    "$_bin" shutdown > /dev/null 2>&1
-    _k=0
-    while kill -0 "$_pid" 2> /dev/null && [ $_k -lt 60 ]; do _k=$((_k + 1)); sleep 0.5; done
-    if kill -0 "$_pid" 2> /dev/null; then
-        echo "$_l: the daemon did not exit within 30 s of shutdown: killed"
-        kill -9 "$_pid"
-    fi
-    /sbin/multipath -F > /dev/null 2>&1
-    udevadm settle -t 30
-    for _m in $(dmsetup ls --target multipath | grep -v '^No devices' | cut -f1); do
-        run dmsetup remove --retry "$_m"
-    done
-    expect_eq "$_l: maps left after the flush" 0 "$(map_count)"
-    rm -f /etc/multipath/bindings /etc/multipath/wwids
+    daemon_stop_and_flush "$_l" "$_bin" "$_pid"
 }
 
 step "configuration, udev, 2 LIO LUNs x 2 tcm_loop ports, a port group each"

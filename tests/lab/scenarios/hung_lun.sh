@@ -26,7 +26,6 @@ FAIL_LIMIT=35
 BACK_LIMIT=90          # resume until every path is active in DM again
 
 secs_since() { awk -v a="$1" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }'; }
-map_count() { dmsetup ls --target multipath | grep -vc '^No devices'; }
 # map_of_lun N: the multipath map holding LUN N's first path
 map_of_lun() {
     _dt=$(devt "$(lun_sds "$1" | head -1)")
@@ -46,26 +45,6 @@ dm_sample() {
               if ($(i + 1) == "A") act++
               else if ($(i + 1) == "F") { if (index(hung, " " $i " ")) fh++; if (index(ok, " " $i " ")) fo++ } } }
         END { printf "%s %d %d %d\n", t, fh, fo, act }'
-}
-
-# io_loop DEV FILE: 4 KiB O_DIRECT reads of DEV, one every 0.2 s, until $LAB_TMP/io.run goes;
-# FILE holds "reads errors slowest-read-in-centiseconds" after every read.
-io_loop() {
-    _ok=0 _err=0 _max=0 _i=0
-    while [ -e "$LAB_TMP/io.run" ]; do
-        read -r _t0 _ < /proc/uptime
-        if dd if="$1" of=/dev/null bs=4k count=1 skip=$((_i % 4096)) iflag=direct 2> /dev/null; then
-            _ok=$((_ok + 1))
-        else
-            _err=$((_err + 1))
-        fi
-        read -r _t1 _ < /proc/uptime
-        _cs=$(( ${_t1%.*}${_t1#*.} - ${_t0%.*}${_t0#*.} ))
-        [ "$_cs" -gt "$_max" ] && _max=$_cs
-        echo "$((_ok + _err)) $_err $_max" > "$2"
-        _i=$((_i + 1))
-        sleep 0.2
-    done
 }
 
 # story BIN LABEL: the whole experiment under one daemon; values go to $LAB_OUT/LABEL.values
@@ -185,24 +164,7 @@ story() {
     } > "$_v"
     cat "$_v"
 
-    step "$_l: stop the daemon, flush the maps"
-    "$_bin" shutdown > /dev/null 2>&1
-    _k=0
-    while kill -0 "$_pid" 2> /dev/null && [ $_k -lt 60 ]; do _k=$((_k + 1)); sleep 0.5; done
-    if kill -0 "$_pid" 2> /dev/null; then
-        echo "$_l: the daemon did not exit within 30 s of shutdown: killed"
-        kill -9 "$_pid"
-        echo "shutdown=killed" >> "$_v"
-    else
-        echo "shutdown=clean" >> "$_v"
-    fi
-    /sbin/multipath -F > /dev/null 2>&1
-    udevadm settle -t 30
-    for _m in $(dmsetup ls --target multipath | grep -v '^No devices' | cut -f1); do
-        run dmsetup remove --retry "$_m"
-    done
-    expect_eq "$_l: maps left after the flush" 0 "$(map_count)"
-    rm -f /etc/multipath/bindings /etc/multipath/wwids
+    daemon_stop_and_flush "$_l" "$_bin" "$_pid" "$_v"
 }
 
 step "configuration, udev, 6 LIO LUNs x 2 tcm_loop ports"

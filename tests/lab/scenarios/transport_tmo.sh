@@ -11,7 +11,6 @@ REF=/sbin/multipathd
 OURS=$LAB_BIN/multipathd
 EH=15 KB=64
 
-map_count() { dmsetup ls --target multipath | grep -vc '^No devices'; }
 # maps_ready: 2 multipath maps of 2 paths each in DM
 maps_ready() {
     dmsetup table --target multipath | awk '{ n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+:[0-9]+$/) n++
