@@ -70,3 +70,25 @@ fn groff_reports_no_warnings() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// `show marginal`'s entry names (in italics) exactly the accounting states the code has.
+#[test]
+fn show_marginal_lists_exactly_the_accounting_states() {
+    use multipathd::marginal::TestState;
+    let entry: Vec<&str> = section("COMMANDS")
+        .into_iter()
+        .skip_while(|l| *l != ".B list|show marginal")
+        .skip(1)
+        .take_while(|l| *l != ".TP")
+        .collect();
+    assert!(!entry.is_empty(), "no show marginal entry");
+    let mut documented: Vec<&str> = entry
+        .iter()
+        .filter_map(|l| l.strip_prefix(".I ").or_else(|| l.strip_prefix(".IR ")))
+        .map(|w| w.split_whitespace().next().unwrap_or(""))
+        .collect();
+    let mut states: Vec<&str> = TestState::ALL.iter().map(|s| s.as_str()).collect();
+    documented.sort();
+    states.sort();
+    assert_eq!(documented, states);
+}

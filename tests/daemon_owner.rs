@@ -996,6 +996,31 @@ fn a_bad_io_error_verdict_keeps_the_path_out() {
     h.owner.shutdown();
 }
 
+/// `%M` and JSON `marginal_st` as upstream prints them: with marginal_pathgroups off
+/// a held path is kept out of the map (`delayed`); its marginal flag stays off.
+#[test]
+fn a_held_path_is_not_marginal_with_marginal_pathgroups_off() {
+    let (_f, mut h, ids) = marginal_setup();
+    hold_b(&mut h, &ids);
+    assert_eq!(
+        h.cmd(Command::ShowPathsFormat {
+            fmt: "%d %T %M".into(),
+            raw: true
+        }),
+        format!("{B} delayed normal\n{A} ready normal\n")
+    );
+    let json: serde_json::Value = serde_json::from_str(&h.cmd(Command::ShowMapsJson)).expect("valid JSON");
+    let sts: Vec<&str> = json["maps"][0]["path_groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["paths"].as_array().expect("paths"))
+        .map(|p| p["marginal_st"].as_str().expect("marginal_st"))
+        .collect();
+    assert_eq!(sts, ["normal", "normal"]);
+    h.owner.shutdown();
+}
+
 #[test]
 fn a_good_io_error_verdict_lets_the_path_back() {
     let (_f, mut h, ids) = marginal_setup();

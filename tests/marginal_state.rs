@@ -101,11 +101,6 @@ fn disabled_feature_ignores_uevents() {
     );
     assert_eq!(m.status("sdb", c.at(0)).map(|s| s.state), Some(TestState::Normal));
     assert!(m.handle(up("sdb", 2), c.at(1)).is_empty());
-    let mut f = MarginalState::new(MarginalConfig {
-        pathgroups: PathGroups::Fpin,
-        ..cfg()
-    });
-    assert_eq!(f.handle(failed("sdb", 2), c.at(0)).len(), 1);
 }
 
 /// A path the checker already failed is held on its second PATH_FAILED without a
@@ -162,7 +157,7 @@ fn second_failure_inside_window_holds_and_fails_the_path() {
     let s = m.status("sdb", c.at(10)).expect("status");
     assert_eq!(
         (s.state, s.marginal, s.next_recheck_in),
-        (TestState::Delayed, true, Some(0))
+        (TestState::Delayed, false, Some(0))
     );
 }
 
@@ -281,7 +276,7 @@ fn bad_verdict_keeps_failing_and_rechecks_after_the_gap() {
     let s = m.status("sdb", c.at(150)).expect("status");
     assert_eq!(
         (s.state, s.marginal, s.next_recheck_in),
-        (TestState::Delayed, true, Some(291))
+        (TestState::Delayed, false, Some(291))
     );
     // inside the gap (and exactly at it): stays delayed, no test
     assert_eq!(

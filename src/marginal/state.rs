@@ -436,7 +436,9 @@ impl MarginalState {
             path: path.to_string(),
             map: rec.map.clone(),
             state,
-            marginal: rec.marginal || rec.held(),
+            // As upstream's `%M`: the path's marginal flag only. With marginal_pathgroups
+            // off a held path is kept out of the map (`delayed`), not flagged marginal.
+            marginal: rec.marginal,
             ios: rec.ios,
             errs: rec.errs,
             next_recheck_in,

@@ -16,6 +16,14 @@ pub enum TestState {
 }
 
 impl TestState {
+    /// Every state, in the order a path goes through them.
+    pub const ALL: [TestState; 4] = [
+        TestState::Normal,
+        TestState::PreChecking,
+        TestState::Delayed,
+        TestState::Testing,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TestState::Normal => "normal",
