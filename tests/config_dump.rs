@@ -77,7 +77,7 @@ fn sample(kw: &Keyword) -> Option<String> {
         T::MaxRetries => "3".into(),
         T::FindMultipaths => "smart".into(),
         T::FlushOnLastDel => "never".into(),
-        T::MarginalPathgroups => "fpin".into(),
+        T::MarginalPathgroups => "on".into(),
         T::Counted => "\"2 pg_init_retries 50\"".into(),
         T::Selector => "\"round-robin 0\"".into(),
         T::Mode => "0600".into(),

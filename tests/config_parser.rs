@@ -356,3 +356,35 @@ fn device_regex_that_does_not_compile_is_rejected() {
     );
     assert!(l.config.devices.is_empty());
 }
+
+/// This build has no FPIN support (it needs the FC transport's netlink events), so
+/// `marginal_pathgroups fpin` is refused as upstream refuses it when built without
+/// FPIN: the setting keeps its previous value, which the warning names.
+#[test]
+fn marginal_pathgroups_fpin_is_refused_and_the_previous_value_kept() {
+    let l = config::parse_str(F, "defaults {\n\tmarginal_pathgroups fpin\n}\n").unwrap();
+    let m: Vec<_> = l.diagnostics.iter().map(|d| (d.level, d.message.as_str())).collect();
+    assert_eq!(
+        m,
+        [(
+            Level::Warning,
+            "/etc/multipath.conf line 2, support for \"fpin\" is not compiled in for marginal_pathgroups, using \"off\""
+        )]
+    );
+    assert_eq!(l.config.defaults.get("marginal_pathgroups"), None);
+    let l = config::parse_str(
+        F,
+        "defaults {\n\tmarginal_pathgroups on\n\tmarginal_pathgroups fpin\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        l.diagnostics.last().map(|d| d.message.as_str()),
+        Some(
+            "/etc/multipath.conf line 3, support for \"fpin\" is not compiled in for marginal_pathgroups, using \"on\""
+        )
+    );
+    assert_eq!(
+        l.config.defaults.get("marginal_pathgroups"),
+        Some(&Value::Str("on".into()))
+    );
+}

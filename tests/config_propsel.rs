@@ -225,7 +225,7 @@ fn marginal_path_switches_san_path_err_off() {
 }
 
 #[test]
-fn rate_threshold_zero_disables_marginal_path_and_fpin_disables_both() {
+fn rate_threshold_zero_disables_marginal_path_and_fpin_is_refused() {
     let base = "\tmarginal_path_err_sample_time 150\n\tmarginal_path_err_recheck_gap_time 30\n\tmarginal_path_double_failed_time 60\n";
     let c = cfg(&format!(
         "defaults {{\n{base}\tmarginal_path_err_rate_threshold 0\n}}\n"
@@ -238,8 +238,12 @@ fn rate_threshold_zero_disables_marginal_path_and_fpin_disables_both() {
     let c = cfg(&format!(
         "defaults {{\n{base}\tmarginal_path_err_rate_threshold 5\n\tmarginal_pathgroups fpin\n\tsan_path_err_threshold 2\n}}\n"
     ));
-    let s = Selector::new(&c, "a", "b", "", "w").shaky_path();
-    assert!(!s.marginal_path_enabled());
+    // fpin is refused (no FPIN support in this build): marginal_pathgroups stays off,
+    // so IO error accounting stays on and switches san_path_err off.
+    let sel = Selector::new(&c, "a", "b", "", "w");
+    assert_eq!(sel.marginal_pathgroups().value, "off");
+    let s = sel.shaky_path();
+    assert!(s.marginal_path_enabled());
     assert_eq!(s.san_path_err_threshold.value, None);
 }
 

@@ -111,7 +111,6 @@ pub enum DmState {
 pub enum MarginalPathgroups {
     Off,
     On,
-    Fpin,
 }
 
 /// The selected configuration values the state machine depends on.
@@ -175,7 +174,7 @@ impl SanPathErr {
 }
 
 /// Resolves san_path_err_* from the policy as upstream's propsel does: the marginal
-/// path check (or `marginal_pathgroups fpin`) switches it off; `delay_watch_checks`
+/// path check switches it off; `delay_watch_checks`
 /// / `delay_wait_checks` map onto it (threshold 1, forget rate = watch checks,
 /// recovery time = wait checks × max_polling_interval) unless any san_path_err_*
 /// value is set explicitly.
@@ -185,7 +184,7 @@ pub fn effective_san_path_err(p: &Policy) -> SanPathErr {
         forget_rate: 0,
         recovery_time: 0,
     };
-    if p.marginal_path_enabled || p.marginal_pathgroups == MarginalPathgroups::Fpin {
+    if p.marginal_path_enabled {
         return off;
     }
     let explicit = SanPathErr {

@@ -609,17 +609,12 @@ fn delay_checks_map_onto_san_path_err() {
     };
     assert_eq!(effective_san_path_err(&both).threshold, 5);
     assert_eq!(effective_san_path_err(&both).forget_rate, 0);
-    // The marginal path check and fpin switch it off.
+    // The marginal path check switches it off.
     let marg = Policy {
         marginal_path_enabled: true,
         ..san_policy()
     };
     assert!(!effective_san_path_err(&marg).enabled());
-    let fpin = Policy {
-        marginal_pathgroups: MarginalPathgroups::Fpin,
-        ..san_policy()
-    };
-    assert!(!effective_san_path_err(&fpin).enabled());
 
     // delay_watch 4 / wait 3: the second flap holds the path for 60 s.
     let mut p = path_in(Up, &watch_wait);

@@ -84,7 +84,7 @@ pub enum ValueType {
     FindMultipaths,
     /// `never|always|unused`; `yes` is a deprecated spelling of always, `no` of never.
     FlushOnLastDel,
-    /// `off|on|fpin`.
+    /// `off|on` (`fpin` is refused: no FPIN support in this build).
     MarginalPathgroups,
     /// An argument-counted string whose first word is the count (`features`, `hardware_handler`).
     Counted,

@@ -363,6 +363,21 @@ impl FileParser<'_> {
                 self.fail(n, raw);
                 return;
             }
+            Err(ValueError::NotCompiledIn) => {
+                let kept = match self.attrs(target).and_then(|a| a.get(key).cloned()) {
+                    Some(Value::Str(v)) => v,
+                    _ => kw.default.unwrap_or("").to_string(),
+                };
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!(
+                        "{file} line {n}, support for \"{text}\" is not compiled in for {}, using \"{kept}\"",
+                        kw.name
+                    ),
+                );
+                return;
+            }
         };
         match note {
             Note::None => {}

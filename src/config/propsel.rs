@@ -573,29 +573,24 @@ impl<'a> Selector<'a> {
         self.get(Setting::ReservationKey).map(|s| s.map(as_str))
     }
 
-    /// `off`, `on` or `fpin` (a defaults-only setting).
+    /// `off` or `on` (a defaults-only setting; `fpin` is refused at load time).
     pub fn marginal_pathgroups(&self) -> Selected<String> {
         self.string(Setting::MarginalPathgroups)
     }
 
     /// The shaky-path settings after upstream's interactions: marginal_path
-    /// detection (or marginal_pathgroups fpin) switches san_path_err off, fpin
-    /// also switches marginal_path off, and delay_*_checks stand in for unset
+    /// detection switches san_path_err off, and delay_*_checks stand in for unset
     /// san_path_err settings.
     pub fn shaky_path(&self) -> ShakyPath {
-        let fpin = self.marginal_pathgroups().value == "fpin";
         let off = |origin| Selected { value: None, origin };
-        let mut mp = [
+        let mp = [
             self.no_or_n(Setting::MarginalPathErrSampleTime),
             self.no_or_n(Setting::MarginalPathErrRateThreshold),
             self.no_or_n(Setting::MarginalPathErrRecheckGapTime),
             self.no_or_n(Setting::MarginalPathDoubleFailedTime),
         ];
-        if fpin {
-            mp = [off(ORIGIN_CONF), off(ORIGIN_CONF), off(ORIGIN_CONF), off(ORIGIN_CONF)];
-        }
         let marginal_on = mp.iter().all(|s| s.value.is_some());
-        let mut san = if marginal_on || fpin {
+        let mut san = if marginal_on {
             [
                 off(ORIGIN_MARGINAL_PATH),
                 off(ORIGIN_MARGINAL_PATH),
@@ -608,7 +603,7 @@ impl<'a> Selector<'a> {
                 self.no_or_n(Setting::SanPathErrRecoveryTime),
             ]
         };
-        if !marginal_on && !fpin && san.iter().all(|s| s.value.is_none()) {
+        if !marginal_on && san.iter().all(|s| s.value.is_none()) {
             if let Some(n) = self.delay_watch_checks().value {
                 san[0] = Selected {
                     value: Some(1),

@@ -37,6 +37,9 @@ pub enum ValueError {
     BadCount { got: usize, expected: i64 },
     /// The handler itself failed: the line is a parse failure.
     Fatal,
+    /// A value upstream accepts only when built with a feature this build lacks
+    /// (`marginal_pathgroups fpin`): refused, the setting keeps its previous value.
+    NotCompiledIn,
 }
 
 /// Result of a successful parse: the value plus an optional adjustment note.
@@ -191,7 +194,9 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         T::MarginalPathgroups => match text {
             "off" | "no" | "0" => ok(Value::Str("off".into())),
             "on" | "yes" | "1" => ok(Value::Str("on".into())),
-            "fpin" => ok(Value::Str("fpin".into())),
+            // FPIN needs the FC transport's netlink events, which this build does not
+            // listen to: refused as upstream refuses it when built without FPIN support.
+            "fpin" => Err(ValueError::NotCompiledIn),
             _ => Err(ValueError::Invalid),
         },
         T::Counted => {

@@ -10,7 +10,6 @@ use crate::marginal::config::{MarginalConfig, PathGroups};
 fn pathgroups(name: &str) -> (MarginalPathgroups, PathGroups) {
     match name {
         "on" => (MarginalPathgroups::On, PathGroups::On),
-        "fpin" => (MarginalPathgroups::Fpin, PathGroups::Fpin),
         _ => (MarginalPathgroups::Off, PathGroups::Off),
     }
 }

@@ -11,8 +11,6 @@ pub enum PathGroups {
     Off,
     /// A held path is reinstated into a marginal path group that sorts last.
     On,
-    /// Marginal state comes from FC FPIN notifications; IO error accounting is off.
-    Fpin,
 }
 
 /// Resolved marginal-path settings of one map.
@@ -40,11 +38,9 @@ fn set(v: Option<u32>) -> bool {
 }
 
 impl MarginalConfig {
-    /// Whether IO error accounting runs: all four values set and positive, and not in
-    /// fpin mode (fpin forces the marginal_path_* options off).
+    /// Whether IO error accounting runs: all four values set and positive.
     pub fn enabled(&self) -> bool {
-        self.pathgroups != PathGroups::Fpin
-            && set(self.double_failed_time)
+        set(self.double_failed_time)
             && set(self.err_sample_time)
             && set(self.err_rate_threshold)
             && set(self.err_recheck_gap_time)
@@ -65,35 +61,6 @@ impl MarginalConfig {
             self.err_sample_time = Some(MIN_SAMPLE_TIME);
         }
         logs
-    }
-
-    /// When marginal_path checking is on, or in fpin mode, the san_path_err_* options are
-    /// forced to `no`. Returns the reason shown as the setting's origin, if forced.
-    pub fn san_path_forced_off(&self) -> Option<&'static str> {
-        if self.pathgroups == PathGroups::Fpin {
-            Some("(setting: overridden by fpin_marginal_paths)")
-        } else if self.enabled() {
-            Some("(setting: implied by marginal_path check)")
-        } else {
-            None
-        }
-    }
-
-    /// The level-3 lines upstream logs for the three san_path_err_* selections when they
-    /// are forced off, e.g. `mpatha: san_path_err_threshold = "no" (setting: implied by
-    /// marginal_path check)`.
-    pub fn san_path_override_logs(&self, alias: &str) -> Vec<String> {
-        let Some(origin) = self.san_path_forced_off() else {
-            return Vec::new();
-        };
-        [
-            "san_path_err_threshold",
-            "san_path_err_forget_rate",
-            "san_path_err_recovery_time",
-        ]
-        .iter()
-        .map(|k| format!("{alias}: {k} = \"no\" {origin}"))
-        .collect()
     }
 }
 
@@ -150,13 +117,6 @@ mod tests {
             }
             .enabled()
         );
-        assert!(
-            !MarginalConfig {
-                pathgroups: PathGroups::Fpin,
-                ..full()
-            }
-            .enabled()
-        );
     }
 
     #[test]
@@ -177,23 +137,5 @@ mod tests {
         let mut ok = full();
         assert!(ok.normalize().is_empty());
         assert_eq!(ok.err_sample_time, Some(120));
-    }
-
-    #[test]
-    fn san_path_is_forced_off() {
-        assert_eq!(
-            full().san_path_override_logs("mpatha")[0],
-            "mpatha: san_path_err_threshold = \"no\" (setting: implied by marginal_path check)"
-        );
-        assert_eq!(full().san_path_override_logs("m").len(), 3);
-        let fpin = MarginalConfig {
-            pathgroups: PathGroups::Fpin,
-            ..Default::default()
-        };
-        assert_eq!(
-            fpin.san_path_override_logs("m")[2],
-            "m: san_path_err_recovery_time = \"no\" (setting: overridden by fpin_marginal_paths)"
-        );
-        assert!(MarginalConfig::default().san_path_override_logs("m").is_empty());
     }
 }
