@@ -18,8 +18,9 @@ use multipathd::config::{Config, LoadOptions, parse_str};
 use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
 use multipathd::dm::DmError;
 use multipathd::dm::table::MultipathTable;
+use multipathd::marginal::engine::fake::{FakeEngine, FakeRead};
 use multipathd::marginal::sampler::Counts;
-use multipathd::marginal::thread::{IoErrEvent, IoErrStat};
+use multipathd::marginal::thread::{Cmd, IoErrEvent, IoErrStat, Spawner, spawn_io_err_stat_with};
 use multipathd::uevent::Uevent;
 
 mod common;
@@ -342,13 +343,20 @@ struct Harness {
 
 impl Harness {
     fn new(f: &FakeSys, conf: &str, dm: DmState) -> Harness {
+        Harness::with_ioerr(f, conf, dm, None)
+    }
+
+    /// With the io-err-stat thread started by `spawn` (None: the daemon's, over the
+    /// kernel AIO engine).
+    fn with_ioerr(f: &FakeSys, conf: &str, dm: DmState, spawn: Option<Spawner>) -> Harness {
         let dm = Arc::new(Mutex::new(dm));
         let (ctx, crx) = unbounded();
         let (itx, irx) = unbounded();
-        let out = Outputs {
-            checker: ctx,
-            ioerr: IoErrStat::new(itx),
+        let ioerr = match spawn {
+            Some(s) => IoErrStat::with_spawner(itx, s),
+            None => IoErrStat::new(itx),
         };
+        let out = Outputs { checker: ctx, ioerr };
         let owner = Owner::new(config(conf), f.env(), Box::new(FakeDm(dm.clone())), out);
         Harness {
             owner,
@@ -993,6 +1001,189 @@ fn a_bad_io_error_verdict_keeps_the_path_out() {
     h.check(ids[B], PathState::Up);
     assert_eq!(h.changes(), vec![]);
     assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
+    h.owner.shutdown();
+}
+
+/// An io-err-stat thread that only records the commands it gets, in order.
+fn recording_thread() -> (Spawner, Receiver<Cmd>) {
+    let (tx, rx) = unbounded();
+    let spawn: Spawner = Box::new(move |cmds: Receiver<Cmd>, _events| {
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name("fake_io_err_stat".into())
+            .spawn(move || {
+                for c in cmds {
+                    let last = c == Cmd::Shutdown;
+                    let _ = tx.send(c);
+                    if last {
+                        break;
+                    }
+                }
+            })
+    });
+    (spawn, rx)
+}
+
+/// [`marginal_setup`] with the io-err-stat thread started by `spawn`.
+fn marginal_setup_with(spawn: Spawner) -> (FakeSys, Harness, BTreeMap<String, u64>) {
+    let f = FakeSys::new();
+    two_paths(&f, A, B);
+    let mut h = Harness::with_ioerr(&f, MARGINAL, DmState::default(), Some(spawn));
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids[A], PathState::Up);
+    h.check(ids[B], PathState::Up);
+    h.calls();
+    h.controls();
+    (f, h, ids)
+}
+
+/// The commands the recording thread got so far, as (kind, path) pairs.
+fn cmds(rx: &Receiver<Cmd>) -> Vec<(&'static str, String)> {
+    // The fake thread forwards asynchronously: give it a moment.
+    std::thread::sleep(Duration::from_millis(50));
+    rx.try_iter()
+        .map(|c| match c {
+            Cmd::Start(spec) => ("start", spec.path),
+            Cmd::Cancel(p) => ("cancel", p),
+            Cmd::Shutdown => ("shutdown", String::new()),
+        })
+        .collect()
+}
+
+/// The `show marginal` line of `dev`, in words.
+fn marginal_row(h: &mut Harness, dev: &str) -> Vec<String> {
+    h.cmd(Command::ShowMarginal)
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(dev))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// As upstream: a test that runs through a reconfigure is judged by the threshold it
+/// started with (100/1000 > 10 keeps the path out, though the new threshold is 500);
+/// the new recheck gap applies to the verdict's wait.
+#[test]
+fn a_reconfigure_during_a_test_keeps_the_threshold_the_test_started_with() {
+    let (spawn, rx) = recording_thread();
+    let (_f, mut h, ids) = marginal_setup_with(spawn);
+    hold_b(&mut h, &ids);
+    assert_eq!(cmds(&rx), [("start", B.to_string())]);
+    h.owner.reconfigure(config(&MARGINAL.replace(
+        "marginal_path_err_rate_threshold 10\n marginal_path_err_recheck_gap_time 300",
+        "marginal_path_err_rate_threshold 500\n marginal_path_err_recheck_gap_time 30",
+    )));
+    h.calls();
+    h.owner.on_ioerr(finished(B, 1000, 100));
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![], "kept out by the old threshold");
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
+    assert_eq!(
+        marginal_row(&mut h, B)[2..],
+        ["delayed", "normal", "1000", "100", "100.0/1000", "31s"]
+    );
+    h.owner.shutdown();
+    assert_eq!(cmds(&rx), [("shutdown", String::new())]);
+}
+
+/// A reconfigure that removes the marginal_path_* settings: as upstream, the next check
+/// that finds the held path up reinstates it; its test is cancelled.
+#[test]
+fn removing_the_marginal_settings_gives_a_held_path_back_at_its_next_check() {
+    let (spawn, rx) = recording_thread();
+    let (_f, mut h, ids) = marginal_setup_with(spawn);
+    hold_b(&mut h, &ids);
+    h.owner.reconfigure(config(GREEDY));
+    h.calls();
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"], "until its next check");
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()[B][4..6], ["active", "ready"]);
+    assert_eq!(cmds(&rx), [("start", B.to_string()), ("cancel", B.to_string())]);
+    assert_eq!(marginal_row(&mut h, B)[2..4], ["normal", "normal"]);
+    h.owner.shutdown();
+}
+
+/// A path removed during its test: the test is cancelled and the path forgotten.
+#[test]
+fn a_path_removed_during_its_test_cancels_the_test() {
+    let (spawn, rx) = recording_thread();
+    let (f, mut h, ids) = marginal_setup_with(spawn);
+    hold_b(&mut h, &ids);
+    f.remove(B, (8, 16));
+    h.owner.on_uevent(remove_uevent(B, 0));
+    assert_eq!(cmds(&rx), [("start", B.to_string()), ("cancel", B.to_string())]);
+    assert_eq!(marginal_row(&mut h, B), Vec::<String>::new());
+    // A verdict the thread sent before it saw the cancel changes nothing.
+    h.calls();
+    h.owner.on_ioerr(finished(B, 1000, 0));
+    assert_eq!(h.changes(), vec![]);
+    h.owner.shutdown();
+}
+
+/// A map removed during a test: its paths are orphans, their holds end and the test
+/// is cancelled, as upstream's verdict on an orphan path.
+#[test]
+fn a_map_removed_during_a_test_releases_its_paths() {
+    let (spawn, rx) = recording_thread();
+    let (_f, mut h, ids) = marginal_setup_with(spawn);
+    hold_b(&mut h, &ids);
+    assert_eq!(h.cmd(Command::DelMap { map: "mpatha".into() }), "");
+    assert_eq!(cmds(&rx), [("start", B.to_string()), ("cancel", B.to_string())]);
+    assert_eq!(marginal_row(&mut h, B)[2..4], ["normal", "normal"]);
+    let ctl = h.controls();
+    assert!(
+        ctl.iter()
+            .any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[B])),
+        "released path is checked at once: {ctl:?}"
+    );
+    h.owner.shutdown();
+}
+
+/// The io-err-stat thread dies (here: its engine panics on the first read): the owner
+/// hears of it, gives back every held path (the checker reinstates it once it finds
+/// it up), and the next test starts a new thread.
+#[test]
+fn a_dead_io_err_stat_thread_releases_every_hold() {
+    let spawn: Spawner = Box::new(|cmds, events| {
+        let mut eng = FakeEngine::new(std::time::Instant::now());
+        eng.add_device(
+            &format!("/dev/{B}"),
+            512,
+            Box::new(|_| -> FakeRead { panic!("engine failure (on purpose)") }),
+        );
+        spawn_io_err_stat_with(eng, cmds, events)
+    });
+    let (_f, mut h, ids) = marginal_setup_with(spawn);
+    hold_b(&mut h, &ids);
+    let ev = h
+        .ioerr
+        .recv_timeout(Duration::from_secs(30))
+        .expect("io-err-stat reports");
+    assert_eq!(ev, IoErrEvent::Exited);
+    h.owner.on_ioerr(ev);
+    let ctl = h.controls();
+    assert!(
+        ctl.iter()
+            .any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids[B])),
+        "released path is checked at once: {ctl:?}"
+    );
+    assert_eq!(marginal_row(&mut h, B)[2..4], ["normal", "normal"]);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(h.path_rows()[B][4..6], ["active", "ready"]);
+    // Held again later: a new thread takes the test (and dies the same way).
+    h.check(ids[B], PathState::Down);
+    kernel_fails(&mut h, "8:16", 3);
+    h.check(ids[B], PathState::Up);
+    kernel_fails(&mut h, "8:16", 4);
+    h.check(ids[B], PathState::Up);
+    assert_eq!(
+        h.ioerr
+            .recv_timeout(Duration::from_secs(30))
+            .expect("io-err-stat reports"),
+        IoErrEvent::Exited
+    );
     h.owner.shutdown();
 }
 

@@ -77,7 +77,7 @@ fn healthy_loop_device_measures_rate_zero() {
                 break counts;
             }
             IoErrEvent::Progress { .. } => {}
-            e @ IoErrEvent::EnqueueFailed { .. } => panic!("{e:?}"),
+            e @ (IoErrEvent::EnqueueFailed { .. } | IoErrEvent::Exited) => panic!("{e:?}"),
         }
     };
     println!("loop device, 2 s of sending: {counts:?}");

@@ -218,7 +218,7 @@ fn measure_within(specs: Vec<TestSpec>, limit: Duration) -> Vec<Counts> {
                 got[i] = Some(counts);
             }
             IoErrEvent::Progress { .. } => {}
-            e @ IoErrEvent::EnqueueFailed { .. } => panic!("{e:?}"),
+            e @ (IoErrEvent::EnqueueFailed { .. } | IoErrEvent::Exited) => panic!("{e:?}"),
         }
     }
     ctx.send(Cmd::Shutdown).expect("send");
@@ -291,7 +291,11 @@ fn slow_reads_count_against_the_latency_bound() {
     let tight = measure(vec![spec(10)]).remove(0);
     println!("slow disk, 10 ms bound: {tight:?}");
     assert!(tight.ios >= 32);
-    assert_eq!((tight.errs, tight.slow, tight.failed), (tight.ios, tight.ios, 0));
+    // (a read the loaded machine held for a second or more also blocks its slot)
+    assert_eq!(
+        (tight.errs, tight.slow, tight.failed),
+        (tight.ios, tight.ios - tight.blocked, 0)
+    );
     let loose = measure(vec![spec(5000)]).remove(0);
     println!("slow disk, 5 s bound: {loose:?}");
     assert!(loose.ios >= 32);
@@ -361,7 +365,7 @@ fn stuck_reads_on_a_real_device_count_once_and_are_freed_when_they_return() {
         match erx.recv_timeout(Duration::from_secs(30)).expect("verdict") {
             IoErrEvent::Finished { counts, .. } => break counts,
             IoErrEvent::Progress { .. } => {}
-            e @ IoErrEvent::EnqueueFailed { .. } => panic!("{e:?}"),
+            e @ (IoErrEvent::EnqueueFailed { .. } | IoErrEvent::Exited) => panic!("{e:?}"),
         }
     };
     println!("hung device: {counts:?}");

@@ -562,16 +562,129 @@ fn reconfigure_that_disables_the_feature_releases_held_paths() {
             ..cfg()
         },
     );
+    // As upstream: the next check that finds the path up reinstates it, and the
+    // marginal step is skipped without a word.
     assert_eq!(
         m.handle(up("sdb", 2), c.at(30)),
         vec![
             Action::CancelTest { path: p("sdb") },
             Action::ReleaseReinstate { path: p("sdb") },
-            log(2, "sdb: path is no longer marginal"),
         ]
     );
     assert!(m.handle(up("sdb", 2), c.at(31)).is_empty());
     assert!(!m.is_held("sdb"));
+    // The cancelled test's verdict, if the thread sent it first, is stale.
+    assert!(m.handle(finished("sdb", 1000, 500, 2), c.at(140)).is_empty());
+}
+
+/// As upstream, a test is judged by the threshold in force when it started (its
+/// sample time too: the thread got it with the test); the recheck gap and the next
+/// test follow the new configuration.
+#[test]
+fn a_reconfigure_during_a_test_keeps_the_threshold_the_test_started_with() {
+    let c = Clock(Instant::now());
+    let mut m = MarginalState::new(cfg());
+    testing(&mut m, &c);
+    m.set_map_config(
+        "mpatha",
+        MarginalConfig {
+            err_rate_threshold: Some(500),
+            err_recheck_gap_time: Some(30),
+            ..cfg()
+        },
+    );
+    // 100/1000: above the old threshold (10), below the new one (500)
+    assert_eq!(
+        m.handle(finished("sdb", 1000, 100, 2), c.at(140)),
+        vec![
+            log(4, "io error statistic: sdb: check end"),
+            log(3, "io error statistic: sdb: IO error rate (100.0/1000)"),
+            log(3, "io error statistic: mpatha: keep failing the dm path sdb"),
+            log(3, "io error statistic: mpatha: disable reinstating of sdb"),
+        ]
+    );
+    assert_eq!(m.status("sdb", c.at(140)).and_then(|s| s.next_recheck_in), Some(31));
+    assert_eq!(
+        m.handle(up("sdb", 2), c.at(170)),
+        vec![Action::Delay { path: p("sdb") }]
+    );
+    assert_eq!(
+        m.handle(up("sdb", 2), c.at(171))[..2],
+        [
+            log(4, "io error statistic: sdb: reschedule checking after 30 seconds"),
+            Action::EnqueueTest {
+                path: p("sdb"),
+                sample_time: 120,
+                latency_bound_ms: None
+            },
+        ]
+    );
+    assert_eq!(
+        m.handle(finished("sdb", 1000, 100, 2), c.at(291))[2],
+        log(3, "io error statistic: sdb: (100/1000) good to enable reinstating")
+    );
+    assert!(!m.is_held("sdb"));
+}
+
+/// A removed map leaves its paths outside any map: as upstream's verdict on such an
+/// orphan, their holds end (tests cancelled), and a late verdict is stale.
+#[test]
+fn a_removed_map_releases_the_holds_of_its_paths() {
+    let c = Clock(Instant::now());
+    let mut m = MarginalState::new(cfg());
+    testing(&mut m, &c);
+    m.handle(failed("sdc", 2), c.at(21));
+    m.handle(failed("sdc", 2), c.at(22));
+    let other = Event::PathFailed {
+        path: p("sdx"),
+        map: p("mpathb"),
+        other_active_paths: 1,
+        path_down: true,
+    };
+    m.handle(other.clone(), c.at(23));
+    m.handle(other, c.at(24));
+    assert!(m.is_held("sdx"));
+    assert_eq!(
+        m.handle(Event::MapRemoved { map: p("mpatha") }, c.at(30)),
+        vec![
+            log(3, "io error statistic: sdb: there is orphan path, enable reinstating"),
+            Action::CancelTest { path: p("sdb") },
+            Action::ReleaseReinstate { path: p("sdb") },
+            log(3, "io error statistic: sdc: there is orphan path, enable reinstating"),
+            Action::ReleaseReinstate { path: p("sdc") },
+        ]
+    );
+    assert!(!m.is_held("sdb") && !m.is_held("sdc"));
+    assert!(m.is_held("sdx"), "another map's hold stays");
+    assert!(m.handle(finished("sdb", 1000, 500, 0), c.at(140)).is_empty());
+}
+
+/// The io-err-stat thread died: every held path is given back (no test to cancel),
+/// paths only pre-checking are left as they are.
+#[test]
+fn a_dead_test_thread_releases_every_hold() {
+    let c = Clock(Instant::now());
+    let mut m = MarginalState::new(cfg());
+    testing(&mut m, &c);
+    m.handle(failed("sdc", 2), c.at(21));
+    m.handle(failed("sdc", 2), c.at(22));
+    m.handle(failed("sdd", 2), c.at(23));
+    assert_eq!(
+        m.handle(Event::TestsLost, c.at(30)),
+        vec![
+            log(2, "io error statistic: sdb: test thread gone, enable reinstating"),
+            Action::ReleaseReinstate { path: p("sdb") },
+            log(2, "io error statistic: sdc: test thread gone, enable reinstating"),
+            Action::ReleaseReinstate { path: p("sdc") },
+        ]
+    );
+    assert!(!m.is_held("sdb") && !m.is_held("sdc"));
+    assert_eq!(m.status("sdd", c.at(30)).map(|s| s.state), Some(TestState::PreChecking));
+    // sdb was shown delayed: the next check that finds it up says so once.
+    assert_eq!(
+        m.handle(up("sdb", 2), c.at(31)),
+        vec![log(2, "sdb: path is no longer marginal")]
+    );
 }
 
 #[test]

@@ -48,6 +48,10 @@ pub enum Event {
     EnqueueFailed { path: String },
     /// The path left the daemon's path list.
     PathRemoved { path: String },
+    /// The map was removed; its paths stay in the path list, outside any map.
+    MapRemoved { map: String },
+    /// The io-err-stat thread died: no test it ran will end.
+    TestsLost,
     /// `setmarginal` from the CLI. `dev_t` is the path's `major:minor`.
     SetMarginal { path: String, map: String, dev_t: String },
     /// `unsetmarginal` from the CLI.
@@ -99,8 +103,12 @@ enum Phase {
         since: Option<Instant>,
         held: Instant,
     },
-    /// Held and under test.
-    Testing,
+    /// Held and under test. `threshold` is `marginal_path_err_rate_threshold` when the
+    /// test started: as upstream, a reconfigure during a test does not change the rule
+    /// its verdict is judged by (the next test uses the new values).
+    Testing {
+        threshold: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -127,7 +135,7 @@ impl PathRecord {
         }
     }
     fn held(&self) -> bool {
-        matches!(self.phase, Phase::Waiting { .. } | Phase::Testing)
+        matches!(self.phase, Phase::Waiting { .. } | Phase::Testing { .. })
     }
 }
 
@@ -218,7 +226,7 @@ impl MarginalState {
             }
             Event::TestProgress { path, ios, errs } => {
                 if let Some(rec) = self.paths.get_mut(&path)
-                    && matches!(rec.phase, Phase::Testing)
+                    && matches!(rec.phase, Phase::Testing { .. })
                 {
                     rec.ios = ios;
                     rec.errs = errs;
@@ -232,7 +240,7 @@ impl MarginalState {
             } => self.test_finished(&path, ios, errs, map_active_paths, now, &mut out),
             Event::EnqueueFailed { path } => {
                 if let Some(rec) = self.paths.get_mut(&path)
-                    && matches!(rec.phase, Phase::Testing)
+                    && matches!(rec.phase, Phase::Testing { .. })
                 {
                     log(&mut out, 3, format!("{P}{path}: enqueue fails, to recover"));
                     // The thread never took the test, so there is nothing to cancel.
@@ -242,7 +250,7 @@ impl MarginalState {
             }
             Event::PathRemoved { path } => {
                 if let Some(rec) = self.paths.remove(&path)
-                    && matches!(rec.phase, Phase::Testing)
+                    && matches!(rec.phase, Phase::Testing { .. })
                 {
                     out.push(Action::CancelTest { path });
                 }
@@ -262,6 +270,28 @@ impl MarginalState {
                     .or_insert_with(|| PathRecord::new(&map))
                     .marginal = false;
                 out.push(Action::MarkMarginal { path, marginal: false });
+            }
+            Event::MapRemoved { map } => {
+                // As upstream's verdict on a path whose map is gone: it is an orphan, and
+                // a hold only means something for a path in a map.
+                for (path, rec) in self.paths.iter_mut().filter(|(_, r)| r.map == map && r.held()) {
+                    log(
+                        &mut out,
+                        3,
+                        format!("{P}{path}: there is orphan path, enable reinstating"),
+                    );
+                    release(path, rec, &mut out);
+                }
+            }
+            Event::TestsLost => {
+                // Nothing tests the held paths any more: give every one back (the checker
+                // reinstates those it finds up), as upstream stops holding paths once its
+                // thread is not running.
+                for (path, rec) in self.paths.iter_mut().filter(|(_, r)| r.held()) {
+                    log(&mut out, 2, format!("{P}{path}: test thread gone, enable reinstating"));
+                    rec.phase = Phase::Idle;
+                    out.push(Action::ReleaseReinstate { path: path.clone() });
+                }
             }
             Event::MapActivePathsChanged { map, active } => {
                 if active == 0 {
@@ -335,14 +365,12 @@ impl MarginalState {
         };
         let cfg = self.map_cfg.get(&rec.map).copied().unwrap_or(self.default_cfg);
         if !cfg.enabled() {
-            // Turned off by a reconfigure: nothing may stay held or shown delayed.
+            // Turned off by a reconfigure: nothing may stay held or shown delayed. As
+            // upstream, whose check then skips the marginal step, nothing is logged.
             if rec.held() {
                 release(path, rec, out);
             }
-            if rec.delayed {
-                log(out, 2, format!("{path}: path is no longer marginal"));
-                rec.delayed = false;
-            }
+            rec.delayed = false;
             return;
         }
         let skip = rec.held() && need_io_err_check(path, rec, &cfg, active, now, out);
@@ -384,17 +412,10 @@ impl MarginalState {
             return;
         };
         // A verdict for a test we already dropped (released early, cancelled) is stale.
-        if !matches!(rec.phase, Phase::Testing) {
+        let Phase::Testing { threshold } = rec.phase else {
             return;
-        }
-        let threshold = f64::from(
-            self.map_cfg
-                .get(&rec.map)
-                .copied()
-                .unwrap_or(self.default_cfg)
-                .err_rate_threshold
-                .unwrap_or(0),
-        );
+        };
+        let threshold = f64::from(threshold);
         rec.ios = ios;
         rec.errs = errs;
         let rate = rate_permille(ios, errs);
@@ -430,7 +451,7 @@ impl MarginalState {
                 // The recheck is due once strictly more than `gap` seconds have passed.
                 (TestState::Delayed, Some((gap + 1).saturating_sub(secs_since(now, t))))
             }
-            Phase::Testing => (TestState::Testing, None),
+            Phase::Testing { .. } => (TestState::Testing, None),
         };
         Some(MarginalStatus {
             path: path.to_string(),
@@ -469,7 +490,9 @@ fn need_io_err_check(
         let gap = cfg.err_recheck_gap_time.unwrap_or(0);
         if since.is_none_or(|t| secs_since(now, t) > u64::from(gap)) {
             log(out, 4, format!("{P}{path}: reschedule checking after {gap} seconds"));
-            rec.phase = Phase::Testing;
+            rec.phase = Phase::Testing {
+                threshold: cfg.err_rate_threshold.unwrap_or(0),
+            };
             rec.ios = 0;
             rec.errs = 0;
             out.push(Action::EnqueueTest {
@@ -483,7 +506,7 @@ fn need_io_err_check(
 }
 
 fn release(path: &str, rec: &mut PathRecord, out: &mut Vec<Action>) {
-    if matches!(rec.phase, Phase::Testing) {
+    if matches!(rec.phase, Phase::Testing { .. }) {
         out.push(Action::CancelTest { path: path.to_string() });
     }
     rec.phase = Phase::Idle;

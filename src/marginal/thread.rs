@@ -26,12 +26,23 @@ pub enum Cmd {
 
 /// What the thread reports. The daemon turns `Finished` into
 /// [`super::Event::TestFinished`] (adding the map's active path count), `Progress` into
-/// `TestProgress` and `EnqueueFailed` into `EnqueueFailed`.
+/// `TestProgress`, `EnqueueFailed` into `EnqueueFailed` and `Exited` into `TestsLost`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IoErrEvent {
-    Progress { path: String, counts: Counts },
-    Finished { path: String, counts: Counts },
-    EnqueueFailed { path: String, error: String },
+    Progress {
+        path: String,
+        counts: Counts,
+    },
+    Finished {
+        path: String,
+        counts: Counts,
+    },
+    EnqueueFailed {
+        path: String,
+        error: String,
+    },
+    /// The thread died (a panic): every test it ran is lost.
+    Exited,
 }
 
 impl IoErrEvent {
@@ -51,6 +62,29 @@ impl IoErrEvent {
                 map_active_paths,
             },
             IoErrEvent::EnqueueFailed { path, .. } => Event::EnqueueFailed { path },
+            IoErrEvent::Exited => Event::TestsLost,
+        }
+    }
+
+    /// The path the report is about (none for `Exited`).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            IoErrEvent::Progress { path, .. }
+            | IoErrEvent::Finished { path, .. }
+            | IoErrEvent::EnqueueFailed { path, .. } => Some(path),
+            IoErrEvent::Exited => None,
+        }
+    }
+}
+
+/// Sends [`IoErrEvent::Exited`] when the thread unwinds from a panic, so the daemon
+/// gives back the paths it held instead of waiting for verdicts that never come.
+struct ExitNotice(Sender<IoErrEvent>);
+
+impl Drop for ExitNotice {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.send(IoErrEvent::Exited);
         }
     }
 }
@@ -70,9 +104,10 @@ pub fn spawn_io_err_stat_with<E: IoEngine + Send + 'static>(
     rx: Receiver<Cmd>,
     tx: Sender<IoErrEvent>,
 ) -> io::Result<JoinHandle<()>> {
-    let h = std::thread::Builder::new()
-        .name("io_err_stat".into())
-        .spawn(move || run(eng, rx, tx))?;
+    let h = std::thread::Builder::new().name("io_err_stat".into()).spawn(move || {
+        let _notice = ExitNotice(tx.clone());
+        run(eng, rx, tx)
+    })?;
     log::info!("io error statistic: io_error statistic thread started");
     Ok(h)
 }
@@ -170,16 +205,30 @@ fn run<E: IoEngine>(mut eng: E, rx: Receiver<Cmd>, tx: Sender<IoErrEvent>) {
     }
 }
 
+/// Starts an io-err-stat thread reading commands from the receiver and reporting to
+/// the sender: [`spawn_io_err_stat`] in the daemon; tests give another engine or a fake.
+pub type Spawner = Box<dyn FnMut(Receiver<Cmd>, Sender<IoErrEvent>) -> io::Result<JoinHandle<()>> + Send>;
+
 /// The daemon's handle: starts the thread on first use, stops and joins it on shutdown.
 pub struct IoErrStat {
     events: Sender<IoErrEvent>,
+    spawn: Spawner,
     running: Option<(Sender<Cmd>, JoinHandle<()>)>,
 }
 
 impl IoErrStat {
     /// `events` is where the thread's reports go (the state thread's inbox).
     pub fn new(events: Sender<IoErrEvent>) -> IoErrStat {
-        IoErrStat { events, running: None }
+        IoErrStat::with_spawner(events, Box::new(spawn_io_err_stat))
+    }
+
+    /// Like [`IoErrStat::new`], with the thread started by `spawn`.
+    pub fn with_spawner(events: Sender<IoErrEvent>, spawn: Spawner) -> IoErrStat {
+        IoErrStat {
+            events,
+            spawn,
+            running: None,
+        }
     }
 
     pub fn is_running(&self) -> bool {
@@ -191,7 +240,7 @@ impl IoErrStat {
     pub fn start_test(&mut self, spec: TestSpec) -> io::Result<()> {
         if self.running.is_none() {
             let (tx, rx) = crossbeam_channel::unbounded();
-            let h = spawn_io_err_stat(rx, self.events.clone())?;
+            let h = (self.spawn)(rx, self.events.clone())?;
             self.running = Some((tx, h));
         }
         self.send(Cmd::Start(spec))
@@ -211,6 +260,14 @@ impl IoErrStat {
                 .send(cmd)
                 .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "io_err_stat thread is gone")),
             None => Ok(()),
+        }
+    }
+
+    /// After [`IoErrEvent::Exited`]: joins the dead thread, so that the next test
+    /// starts a new one.
+    pub fn forget_exited(&mut self) {
+        if let Some((_, h)) = self.running.take() {
+            let _ = h.join();
         }
     }
 

@@ -285,14 +285,14 @@ impl Owner {
 
     /// Reports from the io-err-stat thread.
     pub fn on_ioerr(&mut self, ev: IoErrEvent) {
-        let path = match &ev {
-            IoErrEvent::Progress { path, .. }
-            | IoErrEvent::Finished { path, .. }
-            | IoErrEvent::EnqueueFailed { path, .. } => path.clone(),
-        };
-        let active = self
-            .paths
-            .get(&path)
+        if ev == IoErrEvent::Exited {
+            log::error!("io error statistic: io_err_stat thread exited, releasing the paths it held");
+            // The next test starts a new thread.
+            self.out.ioerr.forget_exited();
+        }
+        let active = ev
+            .path()
+            .and_then(|d| self.paths.get(d))
             .and_then(|p| p.map.clone())
             .map_or(0, |m| self.active_paths(&m));
         let acts = self.marginal.handle(ev.into_event(active), Instant::now());

@@ -241,6 +241,10 @@ impl Owner {
                             p.map = None;
                         }
                     }
+                    let acts = self
+                        .marginal
+                        .handle(MgEvent::MapRemoved { map: name.to_string() }, Instant::now());
+                    self.apply_marginal(acts);
                 }
                 Ok(String::new())
             }
