@@ -269,6 +269,8 @@ fn remaining_handlers() {
         p("unsetmarginal map mpatha"),
         Command::UnsetMarginalMap { map: s("mpatha") }
     );
+    assert_eq!(p("show marginal"), Command::ShowMarginal);
+    assert_eq!(p("list marginal json"), Command::ShowMarginalJson);
     assert_eq!(p("quit"), Command::Quit);
     assert_eq!(p("exit"), Command::Quit);
 }

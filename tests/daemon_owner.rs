@@ -1187,6 +1187,45 @@ fn a_dead_io_err_stat_thread_releases_every_hold() {
     h.owner.shutdown();
 }
 
+/// `show marginal json` for exporters: the held path's accounting, live counts while
+/// its test runs; `show maps json` keeps upstream's keys only.
+#[test]
+fn show_marginal_json_has_the_per_path_accounting() {
+    let (spawn, _rx) = recording_thread();
+    let (_f, mut h, ids) = marginal_setup_with(spawn);
+    assert_eq!(
+        h.cmd(Command::ShowMarginalJson),
+        "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"paths\": []\n}\n"
+    );
+    hold_b(&mut h, &ids);
+    h.owner.on_ioerr(IoErrEvent::Progress {
+        path: B.into(),
+        counts: Counts {
+            ios: 640,
+            errs: 64,
+            blocked: 64,
+            ..Default::default()
+        },
+    });
+    let j: serde_json::Value = serde_json::from_str(&h.cmd(Command::ShowMarginalJson)).expect("valid JSON");
+    assert_eq!(
+        j["paths"],
+        serde_json::json!([{
+            "dev": B,
+            "map": "mpatha",
+            "io_err_st": "testing",
+            "marginal_st": "normal",
+            "io_err_ios": 640,
+            "io_err_errs": 64,
+            "io_err_rate": 100.0,
+            "io_err_recheck_in": null
+        }])
+    );
+    let maps = h.cmd(Command::ShowMapsJson);
+    assert!(!maps.contains("io_err"), "{maps}");
+    h.owner.shutdown();
+}
+
 /// `%M` and JSON `marginal_st` as upstream prints them: with marginal_pathgroups off
 /// a held path is kept out of the map (`delayed`); its marginal flag stays off.
 #[test]

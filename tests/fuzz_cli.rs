@@ -146,6 +146,7 @@ fn canonical(c: &Command) -> String {
         C::SetPrHold { map } => format!("setprhold map {}", dev(map)),
         C::UnsetPrHold { map } => format!("unsetprhold map {}", dev(map)),
         C::ShowMarginal => "show marginal".to_string(),
+        C::ShowMarginalJson => "show marginal json".to_string(),
     }
 }
 

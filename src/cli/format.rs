@@ -315,7 +315,7 @@ pub fn queueing_text(no_path_retry: NoPathRetry, retry_tick: u32, active: usize)
 
 /// Escapes a JSON string value. Upstream prints values raw; ordinary values (no quote,
 /// backslash or control character) come out the same, the others stay parsable.
-fn json_escape(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn json_escape(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
         return std::borrow::Cow::Borrowed(s);
     }

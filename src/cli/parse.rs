@@ -201,6 +201,7 @@ pub enum Handler {
     SetPrHold,
     UnsetPrHold,
     ShowMarginal,
+    ShowMarginalJson,
 }
 
 /// The handler table in upstream's registration order (the help lists it in this order).
@@ -271,6 +272,7 @@ pub const HANDLERS: &[(&[Kw], Handler)] = {
         (&[UnsetPrHold, Map], H::UnsetPrHold),
         // ours, after upstream's so the help keeps their order
         (&[List, Marginal], H::ShowMarginal),
+        (&[List, Marginal, Json], H::ShowMarginalJson),
     ]
 };
 
@@ -420,6 +422,8 @@ pub enum Command {
     },
     /// `show marginal`: per-path IO error accounting (our extension).
     ShowMarginal,
+    /// `show marginal json`: the same, as JSON for exporters (our extension).
+    ShowMarginalJson,
 }
 
 impl Command {
@@ -447,6 +451,7 @@ impl Command {
                 | ShowDevices
                 | ShowWildcards
                 | ShowMarginal
+                | ShowMarginalJson
         )
     }
 }
@@ -702,6 +707,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         H::SetPrHold => C::SetPrHold { map: map() },
         H::UnsetPrHold => C::UnsetPrHold { map: map() },
         H::ShowMarginal => C::ShowMarginal,
+        H::ShowMarginalJson => C::ShowMarginalJson,
     })
 }
 

@@ -89,20 +89,50 @@ pub fn format_line(s: &MarginalStatus) -> String {
     )
 }
 
-/// The JSON members added to a path object (without surrounding braces), e.g.
-/// `"marginal_st" : "marginal", "io_err_st" : "testing", ...`. Names are plain ASCII,
-/// values numbers or fixed words, so no escaping is needed.
-pub fn json_fields(s: &MarginalStatus) -> String {
-    let recheck = s.next_recheck_in.map_or_else(|| "null".to_string(), |v| v.to_string());
-    format!(
-        "\"marginal_st\" : \"{}\", \"io_err_st\" : \"{}\", \"io_err_ios\" : {}, \"io_err_errs\" : {}, \"io_err_rate\" : {:.1}, \"io_err_recheck_in\" : {}",
-        s.marginal_st(),
-        s.state.as_str(),
-        s.ios,
-        s.errs,
-        s.rate_permille(),
-        recheck
-    )
+/// `show marginal json`, for exporters: every path the accounting knows, in the layout
+/// of upstream's `show maps json` (three-space indent, `"key" : value`), e.g.
+///
+/// ```text
+/// {
+///    "major_version": 0,
+///    "minor_version": 1,
+///    "paths": [{
+///       "dev" : "sdb",
+///       "map" : "mpatha",
+///       "io_err_st" : "delayed",
+///       "marginal_st" : "normal",
+///       "io_err_ios" : 1920,
+///       "io_err_errs" : 192,
+///       "io_err_rate" : 100.0,
+///       "io_err_recheck_in" : 301
+///    }]
+/// }
+/// ```
+///
+/// `io_err_recheck_in` is null when no test waits. The version numbers are this
+/// document's own: a new key raises the minor, a changed or removed one the major.
+pub fn json(rows: &[MarginalStatus]) -> String {
+    use crate::cli::format::json_escape as esc;
+    let mut out = String::from("{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"paths\": [");
+    for (i, s) in rows.iter().enumerate() {
+        let recheck = s.next_recheck_in.map_or_else(|| "null".to_string(), |v| v.to_string());
+        out.push_str(&format!(
+            "{{\n      \"dev\" : \"{}\",\n      \"map\" : \"{}\",\n      \"io_err_st\" : \"{}\",\n      \"marginal_st\" : \"{}\",\n      \"io_err_ios\" : {},\n      \"io_err_errs\" : {},\n      \"io_err_rate\" : {:.1},\n      \"io_err_recheck_in\" : {}\n   }}",
+            esc(&s.path),
+            esc(&s.map),
+            s.state.as_str(),
+            s.marginal_st(),
+            s.ios,
+            s.errs,
+            s.rate_permille(),
+            recheck
+        ));
+        if i + 1 < rows.len() {
+            out.push(',');
+        }
+    }
+    out.push_str("]\n}\n");
+    out
 }
 
 #[cfg(test)]
@@ -146,21 +176,25 @@ mod tests {
     }
 
     #[test]
-    fn json_is_valid_and_exact() {
-        let j = json_fields(&st());
-        assert_eq!(
-            j,
-            "\"marginal_st\" : \"marginal\", \"io_err_st\" : \"delayed\", \"io_err_ios\" : 1920, \"io_err_errs\" : 192, \"io_err_rate\" : 100.0, \"io_err_recheck_in\" : 301"
-        );
-        let v: serde_json::Value = serde_json::from_str(&format!("{{{j}}}")).expect("valid json");
-        assert_eq!(v["io_err_ios"], 1920);
+    fn json_is_exact_and_valid() {
         let t = MarginalStatus {
+            path: "sdc".into(),
+            map: "my \"db\"".into(),
             state: TestState::Testing,
+            marginal: false,
             next_recheck_in: None,
             ..st()
         };
-        let v: serde_json::Value = serde_json::from_str(&format!("{{{}}}", json_fields(&t))).expect("valid json");
-        assert!(v["io_err_recheck_in"].is_null());
-        assert_eq!(v["io_err_st"], "testing");
+        let j = json(&[st(), t]);
+        assert_eq!(
+            j,
+            "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"paths\": [{\n      \"dev\" : \"sdb\",\n      \"map\" : \"mpatha\",\n      \"io_err_st\" : \"delayed\",\n      \"marginal_st\" : \"marginal\",\n      \"io_err_ios\" : 1920,\n      \"io_err_errs\" : 192,\n      \"io_err_rate\" : 100.0,\n      \"io_err_recheck_in\" : 301\n   },{\n      \"dev\" : \"sdc\",\n      \"map\" : \"my \\\"db\\\"\",\n      \"io_err_st\" : \"testing\",\n      \"marginal_st\" : \"normal\",\n      \"io_err_ios\" : 1920,\n      \"io_err_errs\" : 192,\n      \"io_err_rate\" : 100.0,\n      \"io_err_recheck_in\" : null\n   }]\n}\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&j).expect("valid json");
+        assert_eq!(v["paths"][0]["io_err_ios"], 1920);
+        assert_eq!(v["paths"][1]["map"], "my \"db\"");
+        assert!(v["paths"][1]["io_err_recheck_in"].is_null());
+        let empty: serde_json::Value = serde_json::from_str(&json(&[])).expect("valid json");
+        assert_eq!(empty["paths"], serde_json::json!([]));
     }
 }

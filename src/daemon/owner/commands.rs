@@ -55,6 +55,7 @@ impl Owner {
             Command::ShowConfig { .. } => Ok(crate::config::dump::show_config(&self.cfg)),
             Command::ShowWildcards => Ok(fmt::wildcards()),
             Command::ShowMarginal => Ok(self.marginal_text()),
+            Command::ShowMarginalJson => Ok(crate::marginal::status::json(&self.marginal.statuses(Instant::now()))),
             Command::ShowStatus => Ok(self.status_text()),
             Command::ShowDaemon => Ok(fmt::daemon(std::process::id(), self.state, false)),
             Command::ShowBlacklist => Ok(fmt::blacklist(&self.blacklist_view())),
