@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use multipathd::checkers::directio::{DirectioEngine, DirectioResult};
 use multipathd::checkers::state::PathState;
 
+#[path = "common/skip.rs"]
+mod skip;
+use skip::skipped;
+
 /// A loop device over a file, detached on drop.
 struct Loop {
     dev: PathBuf,
@@ -20,7 +24,7 @@ impl Loop {
     /// where they exist, any setup failure fails the test.
     fn new(size: usize) -> Option<Loop> {
         if !nix::unistd::geteuid().is_root() || !Path::new("/dev/loop-control").exists() {
-            eprintln!("skipping: loop devices need root and /dev/loop-control");
+            skipped("loop devices need root and /dev/loop-control");
             return None;
         }
         // /var/tmp: tmpfs (often /tmp) refuses O_DIRECT.

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use multipathd::checkers::directio::DirectioEngine;
 use multipathd::checkers::state::PathState;
 
+#[path = "common/skip.rs"]
+mod skip;
+use skip::skipped;
+
 const FILE_SIZE: u64 = 1 << 20;
 const FUSE_ROOT: u64 = 1;
 const FUSE_FILE: u64 = 2;
@@ -171,7 +175,7 @@ fn cstr(p: &Path) -> std::ffi::CString {
 fn setup() -> Option<Setup> {
     if !nix::unistd::geteuid().is_root() || !Path::new("/dev/fuse").exists() || !Path::new("/dev/loop-control").exists()
     {
-        eprintln!("skipping: needs root, /dev/fuse and loop devices");
+        skipped("needs root, /dev/fuse and loop devices");
         return None;
     }
     let dev = File::options().read(true).write(true).open("/dev/fuse").unwrap();

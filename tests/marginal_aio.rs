@@ -10,6 +10,10 @@ use multipathd::marginal::engine::{Completion, IoEngine};
 use multipathd::marginal::sampler::{Counts, SampleTime, TestSpec};
 use multipathd::marginal::thread::{Cmd, IoErrEvent, IoErrStat, spawn_io_err_stat};
 
+#[path = "common/skip.rs"]
+mod skip;
+use skip::skipped;
+
 struct Loop(PathBuf);
 
 impl Loop {
@@ -40,7 +44,7 @@ fn loop_device() -> Option<(tempfile::TempDir, Loop)> {
     match Loop::attach(&f) {
         Some(l) => Some((dir, l)),
         None => {
-            eprintln!("\n*** SKIPPED: no loop device (needs root and losetup) ***\n");
+            skipped("no loop device (needs root and losetup)");
             None
         }
     }
@@ -92,6 +96,63 @@ fn healthy_loop_device_measures_rate_zero() {
     );
     ctx.send(Cmd::Shutdown).expect("send");
     h.join().expect("join");
+}
+
+/// The production io-err-stat thread over the kernel AIO engine, eight paths at once
+/// (one loop device each): one wait and one reap pass per wake must serve every
+/// path. Were a pass to drain only some paths' rings, the others' reads would stay
+/// in flight past a second and count as blocked, and those paths would get fewer
+/// refills: every path must come out with 0 errors and at least half the reads
+/// of the busiest one, itself at least ten full batches (2 s of sending at 10 Hz).
+#[test]
+fn one_reap_pass_serves_all_paths_in_the_thread_loop() {
+    const PATHS: usize = 8;
+    let mut devs = Vec::new();
+    for _ in 0..PATHS {
+        let Some(d) = loop_device() else {
+            return;
+        };
+        devs.push(d);
+    }
+    let (ctx, crx) = crossbeam_channel::unbounded();
+    let (etx, erx) = crossbeam_channel::unbounded();
+    let h = spawn_io_err_stat(crx, etx).expect("spawn");
+    for (i, (_, lo)) in devs.iter().enumerate() {
+        ctx.send(Cmd::Start(TestSpec {
+            path: format!("loop{i}"),
+            dev_node: lo.0.clone(),
+            sample_time: SampleTime::shortened_for_tests(Duration::from_secs(3), Duration::from_secs(1)),
+            latency_bound: None,
+        }))
+        .expect("send");
+    }
+    let mut done = std::collections::BTreeMap::new();
+    while done.len() < PATHS {
+        match erx.recv_timeout(Duration::from_secs(30)).expect("verdicts within 30 s") {
+            IoErrEvent::Finished { path, counts } => {
+                done.insert(path, counts);
+            }
+            IoErrEvent::Progress { .. } => {}
+            e @ (IoErrEvent::EnqueueFailed { .. } | IoErrEvent::Exited) => panic!("{e:?}"),
+        }
+    }
+    ctx.send(Cmd::Shutdown).expect("send");
+    h.join().expect("join");
+    println!("{PATHS} paths, 2 s of sending each: {done:?}");
+    for (path, c) in &done {
+        assert_eq!(
+            *c,
+            Counts {
+                ios: c.ios,
+                ..Counts::default()
+            },
+            "{path}: no read may fail, hang or block"
+        );
+    }
+    let most = done.values().map(|c| c.ios).max().unwrap_or(0);
+    let least = done.values().map(|c| c.ios).min().unwrap_or(0);
+    assert!(most >= 10 * 32, "busiest path got {most} reads");
+    assert!(least * 2 >= most, "reads per path from {least} to {most}");
 }
 
 #[test]

@@ -19,6 +19,10 @@ use fuser::{
 use multipathd::marginal::sampler::{Counts, SampleTime, TestSpec};
 use multipathd::marginal::thread::{Cmd, IoErrEvent, spawn_io_err_stat};
 
+#[path = "common/skip.rs"]
+mod skip;
+use skip::skipped;
+
 const DISK_SIZE: u64 = 1 << 20;
 
 /// One file per entry: its name, "fail every k-th read" (0: never) and a per-read delay.
@@ -152,7 +156,7 @@ struct Rig {
 
 fn rig(files: Vec<FaultFile>, threads: usize) -> Option<Rig> {
     if !Path::new("/dev/fuse").exists() {
-        eprintln!("\n*** SKIPPED: /dev/fuse is missing ***\n");
+        skipped("/dev/fuse is missing");
         return None;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -163,7 +167,7 @@ fn rig(files: Vec<FaultFile>, threads: usize) -> Option<Rig> {
     let session = match fuser::spawn_mount(FaultFs { files: files.clone() }, dir.path(), &cfg) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("\n*** SKIPPED: cannot mount FUSE (needs root): {e} ***\n");
+            skipped(&format!("cannot mount FUSE (needs root): {e}"));
             return None;
         }
     };
@@ -172,7 +176,7 @@ fn rig(files: Vec<FaultFile>, threads: usize) -> Option<Rig> {
         match losetup(&dir.path().join(f.name)) {
             Ok(l) => loops.push(l),
             Err(e) => {
-                eprintln!("\n*** SKIPPED: {e} ***\n");
+                skipped(&e);
                 return None;
             }
         }

@@ -346,8 +346,11 @@ fn cancelling_a_test_cancels_its_reads_and_releases_the_handle_after_reaping() {
     assert_eq!((eng.handles(), eng.in_flight()), (0, 0));
 }
 
+/// Three paths sampled side by side, one failing every other read. (That one reap
+/// pass serves them all is shown over the kernel engine and the thread loop in
+/// marginal_aio.rs.)
 #[test]
-fn one_reap_pass_serves_all_paths() {
+fn three_paths_are_sampled_side_by_side() {
     let t0 = Instant::now();
     let mut eng = FakeEngine::new(t0);
     eng.add_device("/dev/sdb", 512, Box::new(|_| FakeRead::Ok(MS)));
@@ -370,8 +373,7 @@ fn one_reap_pass_serves_all_paths() {
     // starting a path twice is a no-op
     s.start(&mut eng, spec("sdb", None), t0).expect("start");
     assert_eq!(eng.handles(), 3);
-    let (mut rep, cycles) = run(&mut s, &mut eng, t0);
-    assert_eq!(eng.reaps as u32, cycles, "one reap per cycle, not one per path");
+    let (mut rep, _) = run(&mut s, &mut eng, t0);
     rep.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(
         rep.iter().map(|r| (r.counts.ios, r.counts.errs)).collect::<Vec<_>>(),
