@@ -104,10 +104,9 @@ pub fn spawn_io_err_stat_with<E: IoEngine + Send + 'static>(
     rx: Receiver<Cmd>,
     tx: Sender<IoErrEvent>,
 ) -> io::Result<JoinHandle<()>> {
-    let h = std::thread::Builder::new().name("io_err_stat".into()).spawn(move || {
-        let _notice = ExitNotice(tx.clone());
-        run(eng, rx, tx)
-    })?;
+    let h = std::thread::Builder::new()
+        .name("io_err_stat".into())
+        .spawn(move || run(eng, rx, tx))?;
     log::info!("io error statistic: io_error statistic thread started");
     Ok(h)
 }
@@ -134,6 +133,9 @@ fn apply<E: IoEngine>(s: &mut Sampler, eng: &mut E, tx: &Sender<IoErrEvent>, cmd
 }
 
 fn run<E: IoEngine>(mut eng: E, rx: Receiver<Cmd>, tx: Sender<IoErrEvent>) {
+    // A local: on a panic it drops before the engine (a parameter), whose drop may wait
+    // for reads stuck on a hung path, so the daemon hears of it at once.
+    let _notice = ExitNotice(tx.clone());
     let mut s = Sampler::new();
     let mut buf = Vec::new();
     let mut last_progress = Instant::now();
@@ -263,12 +265,10 @@ impl IoErrStat {
         }
     }
 
-    /// After [`IoErrEvent::Exited`]: joins the dead thread, so that the next test
-    /// starts a new one.
+    /// After [`IoErrEvent::Exited`]: lets the dead thread go (not joined: its engine may
+    /// still wait for reads stuck on a hung path), so that the next test starts a new one.
     pub fn forget_exited(&mut self) {
-        if let Some((_, h)) = self.running.take() {
-            let _ = h.join();
-        }
+        self.running = None;
     }
 
     /// Stops and joins the thread (no-op when it never started).
