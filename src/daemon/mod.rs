@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod dmport;
+pub mod hardening;
 pub mod logging;
 pub mod owner;
 pub mod path_attrs;
@@ -10,6 +11,7 @@ pub mod plan;
 pub mod policy;
 pub mod run;
 pub mod signals;
+pub mod watchdog;
 
 use crate::config::keywords::Setting;
 use crate::config::{self, LoadOptions};
@@ -38,9 +40,15 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
         }
         Mode::DumpConfig => dump_config(&LoadOptions::default(), opts.verbosity.unwrap_or(2)),
         Mode::Client(mode) => crate::cli::client::run(mode, client_timeout(&LoadOptions::default())),
-        Mode::Daemon => run::run(&opts, &LoadOptions::default(), || {
-            crate::dm::DmIoctl::open().map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
-        }),
+        Mode::Daemon => {
+            if let Err(e) = hardening::require_root() {
+                eprintln!("{e}");
+                return 1;
+            }
+            run::run(&opts, &LoadOptions::default(), || {
+                crate::dm::DmIoctl::open().map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
+            })
+        }
     }
 }
 
