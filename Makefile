@@ -12,7 +12,7 @@ UNITS   := systemd/multipathd.service systemd/multipathd.socket
 MAN5 := $(wildcard man/*.5)
 MAN8 := $(wildcard man/*.8)
 
-.PHONY: build test lint lab-test lab-demo lab-bench install install-files bench fuzz
+.PHONY: build test lint lab-test lab-demo lab-bench install install-files deb bench fuzz
 
 build:
 	$(CARGO) build --bins --examples
@@ -52,6 +52,12 @@ install-files:
 	done
 	$(if $(MAN5),install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 $(MAN5))
 	$(if $(MAN8),install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 $(MAN8))
+
+# A .deb that installs our daemon beside Debian's multipath-tools, diverting its
+# /sbin/multipathd, units and man pages (README: "Replacing Debian's multipathd").
+deb:
+	$(CARGO) build --release --bins
+	packaging/build-deb.sh target/release/multipathd target/deb
 
 bench:
 	$(CARGO) bench
