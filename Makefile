@@ -4,11 +4,15 @@
 CARGO   ?= cargo
 DESTDIR ?=
 PREFIX  ?= /usr
+SBINDIR ?= $(PREFIX)/sbin
+# Debian 12 keeps units under /lib (not merged into /usr for dpkg)
+UNITDIR ?= /lib/systemd/system
+UNITS   := systemd/multipathd.service systemd/multipathd.socket
 # man pages, if the tree has them: man/*.5 (multipath.conf) and man/*.8 (multipathd)
 MAN5 := $(wildcard man/*.5)
 MAN8 := $(wildcard man/*.8)
 
-.PHONY: build test lint lab-test lab-demo lab-bench install bench fuzz
+.PHONY: build test lint lab-test lab-demo lab-bench install install-files deb bench fuzz
 
 build:
 	$(CARGO) build --bins --examples
@@ -34,9 +38,26 @@ lab-demo: build
 
 install:
 	$(CARGO) build --release --bins
-	install -D -m 0755 target/release/multipathd $(DESTDIR)$(PREFIX)/sbin/multipathd
+	$(MAKE) install-files BIN=target/release/multipathd
+
+# Everything but the build: the binary BIN, the systemd units (their ExecStart= and
+# ExecReload= pointing at SBINDIR) and the man pages.  tests/systemd_units.rs uses it.
+BIN ?= target/release/multipathd
+install-files:
+	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/multipathd
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+		sed 's|/sbin/multipathd|$(SBINDIR)/multipathd|g' $$u > $(DESTDIR)$(UNITDIR)/$${u#systemd/} && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$${u#systemd/} || exit 1; \
+	done
 	$(if $(MAN5),install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 $(MAN5))
 	$(if $(MAN8),install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 $(MAN8))
+
+# A .deb that installs our daemon beside Debian's multipath-tools, diverting its
+# /sbin/multipathd, units and man pages (README: "Replacing Debian's multipathd").
+deb:
+	$(CARGO) build --release --bins
+	packaging/build-deb.sh target/release/multipathd target/deb
 
 bench:
 	$(CARGO) bench

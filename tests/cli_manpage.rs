@@ -48,12 +48,13 @@ fn every_option_is_documented() {
         ".B \\-w",
         ".B \\-n",
         ".B \\-t",
+        ".B \\-C",
         ".BI \\-k [command]",
         ".I command",
     ] {
         assert!(heads.contains(&opt), "option entry {opt:?} missing");
     }
-    assert_eq!(heads.len(), 9, "unexpected option entries: {heads:?}");
+    assert_eq!(heads.len(), 10, "unexpected option entries: {heads:?}");
 }
 
 #[test]

@@ -2263,3 +2263,59 @@ fn an_existing_map_keeps_its_paths_max_sectors_kb() {
     h.owner.coldplug();
     assert_eq!(f.attr("block/sda/queue/max_sectors_kb"), "512\n");
 }
+
+/// `queue_without_daemon no` (the default): on the way out every map is switched
+/// to `fail_if_no_path`, as upstream's cleanup does, so IO on a map without paths
+/// fails instead of hanging with nobody left to reinstate a path.
+#[test]
+fn shutdown_stops_queueing_unless_queue_without_daemon() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    h.owner.shutdown();
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
+    // A second request to stop (SIGTERM after `shutdown`) sends nothing more.
+    h.owner.shutdown();
+    assert_eq!(h.changes(), vec![]);
+
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n queue_without_daemon yes\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    h.owner.shutdown();
+    assert_eq!(h.changes(), vec![]);
+}
+
+/// `forcequeueing daemon` keeps the maps queueing through the shutdown;
+/// `restorequeueing daemon` and a reconfigure undo it.
+#[test]
+fn forcequeueing_daemon_overrides_queue_without_daemon_no() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.cmd(Command::ForceQueueingDaemon), "");
+    h.calls();
+    h.owner.shutdown();
+    assert_eq!(h.changes(), vec![]);
+
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.cmd(Command::ForceQueueingDaemon);
+    h.cmd(Command::RestoreQueueingDaemon);
+    h.calls();
+    h.owner.shutdown();
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
+
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.cmd(Command::ForceQueueingDaemon);
+    h.owner.reconfigure(config(GREEDY));
+    h.calls();
+    h.owner.shutdown();
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
+}

@@ -424,6 +424,7 @@ keyword_ids! {
     Product = "product",
     ProductBlacklist = "product_blacklist",
     PurgeDisconnected = "purge_disconnected",
+    QueueWithoutDaemon = "queue_without_daemon",
     RecheckWwid = "recheck_wwid",
     ReservationKey = "reservation_key",
     RetainAttachedHwHandler = "retain_attached_hw_handler",

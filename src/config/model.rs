@@ -216,6 +216,14 @@ impl Config {
         }
     }
 
+    /// [`Config::default_value`] of a yes/no setting.
+    pub fn setting_bool(&self, kw: Setting) -> Option<bool> {
+        match self.default_value(kw) {
+            Some(Value::Bool(b)) => Some(b),
+            _ => None,
+        }
+    }
+
     /// [`Config::default_value`] of a string setting.
     pub fn setting_str(&self, kw: Setting) -> Option<String> {
         match self.default_value(kw) {

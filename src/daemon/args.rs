@@ -1,7 +1,8 @@
 //! Command line of the `multipathd` binary.
 //!
-//! Mirrors upstream's getopt string `:dsv:k::Bniw` plus our `-t` (offline config dump),
-//! so service files and scripts written for the C daemon keep working.
+//! Mirrors upstream's getopt string `:dsv:k::Bniw` plus our `-t` (offline config dump)
+//! and `-C` (config check), so service files and scripts written for the C daemon keep
+//! working.
 
 use crate::cli::client::ClientMode;
 use std::ffi::OsString;
@@ -16,6 +17,8 @@ pub enum Mode {
     Client(ClientMode),
     /// Print the configuration as `show config` would, then exit.
     DumpConfig,
+    /// Report every error and warning in the configuration; exit non-zero if any.
+    CheckConfig,
     /// Print usage and exit.
     Help,
 }
@@ -49,7 +52,7 @@ impl std::fmt::Display for ArgError {
 }
 
 pub const USAGE: &str = "\
-Usage: multipathd [-d|-k] [-s] [-v level] [-B] [-n] [-w] [-t]
+Usage: multipathd [-d|-k] [-s] [-v level] [-B] [-n] [-w] [-t|-C]
        multipathd [-k\"command\"]
        multipathd command [arguments...]
 
@@ -61,6 +64,7 @@ Options:
   -n        do not set up maps for devices that appear later
   -w        accepted for compatibility; DM events are always polled
   -t        print the merged configuration (built-ins, multipath.conf, conf.d) and exit
+  -C        check the configuration: print its errors and warnings, exit 1 if there are any
   -k[cmd]   client mode: send cmd to the running daemon, or start the interactive shell
   -h        print this help
 ";
@@ -102,6 +106,7 @@ pub fn parse(args: &[OsString]) -> Result<Options, ArgError> {
                 'w' => o.dm_event_waiters = true,
                 'i' => o.ignore_wwids = true,
                 't' => o.mode = Mode::DumpConfig,
+                'C' => o.mode = Mode::CheckConfig,
                 'h' => o.mode = Mode::Help,
                 'v' => {
                     let rest: String = flags[j..].iter().collect();
@@ -203,6 +208,8 @@ mod tests {
     #[test]
     fn dump_and_errors() {
         assert_eq!(p(&["-t"]).unwrap().mode, Mode::DumpConfig);
+        assert_eq!(p(&["-C"]).unwrap().mode, Mode::CheckConfig);
+        assert_eq!(p(&["-v3", "-C"]).unwrap().verbosity, Some(3));
         assert_eq!(p(&["-q"]).unwrap_err().0, "invalid option -- 'q'");
         assert!(p(&["-kshow paths", "extra"]).is_err());
     }

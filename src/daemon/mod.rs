@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod dmport;
+pub mod hardening;
 pub mod logging;
 pub mod owner;
 pub mod path_attrs;
@@ -10,6 +11,7 @@ pub mod plan;
 pub mod policy;
 pub mod run;
 pub mod signals;
+pub mod watchdog;
 
 use crate::config::keywords::Setting;
 use crate::config::{self, LoadOptions};
@@ -37,10 +39,17 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             0
         }
         Mode::DumpConfig => dump_config(&LoadOptions::default(), opts.verbosity.unwrap_or(2)),
+        Mode::CheckConfig => check_config(&LoadOptions::default(), opts.verbosity.unwrap_or(2)),
         Mode::Client(mode) => crate::cli::client::run(mode, client_timeout(&LoadOptions::default())),
-        Mode::Daemon => run::run(&opts, &LoadOptions::default(), || {
-            crate::dm::DmIoctl::open().map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
-        }),
+        Mode::Daemon => {
+            if let Err(e) = hardening::require_root() {
+                eprintln!("{e}");
+                return 1;
+            }
+            run::run(&opts, &LoadOptions::default(), || {
+                crate::dm::DmIoctl::open().map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
+            })
+        }
     }
 }
 
@@ -57,6 +66,31 @@ fn dump_config(opts: &LoadOptions, verbosity: u8) -> i32 {
             }
             print!("{text}");
             0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// `multipathd -C`: every error and warning upstream would log while reading the
+/// configuration (multipath.conf and conf.d), in its words, on stderr; notices too from
+/// `-v3` on. Exits 1 if there was an error or warning (or the file cannot be read or
+/// parsed), 0 for a clean configuration, so that a file can be checked before
+/// `reconfigure` applies it.
+pub fn check_config(opts: &LoadOptions, verbosity: u8) -> i32 {
+    match config::load(opts) {
+        Ok(loaded) => {
+            let mut problems = 0;
+            for d in &loaded.diagnostics {
+                let problem = d.level != config::Level::Notice;
+                problems += usize::from(problem);
+                if problem || verbosity >= 3 {
+                    eprintln!("{d}");
+                }
+            }
+            i32::from(problems > 0)
         }
         Err(e) => {
             eprintln!("{e}");

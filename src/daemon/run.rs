@@ -4,7 +4,7 @@
 use std::io;
 use std::path::Path;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 
@@ -14,6 +14,7 @@ use super::notify;
 use super::owner::{Env, MapOps, Outputs, Owner};
 use super::pidfile::{DEFAULT_PIDFILE, PidFile, PidFileError};
 use super::signals::{self, SignalEvent, SignalThread};
+use super::watchdog::Watchdog;
 use crate::checkers::{self, CheckOutcome, MonotonicClock};
 use crate::cli::format::DaemonState;
 use crate::cli::server::{self, Request, ServerConfig, ServerHandle};
@@ -69,6 +70,7 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
         Sink::Syslog
     };
     let logger = logging::init(sink, verbosity(&cfg, opts));
+    super::hardening::harden();
     for d in &loaded.diagnostics {
         match d.level {
             config::Level::Error => log::error!("{d}"),
@@ -202,14 +204,16 @@ fn start_and_serve(
         checker: chk_tx,
         ioerr: IoErrStat::new(ioerr_tx),
     };
+    // Listening before coldplug: a client that comes early waits for its answer
+    // (queued for the owner, or timed out after uxsock_timeout) instead of being refused.
+    let (req_tx, req_rx) = unbounded();
+    let listeners = server::open_listeners().map_err(DaemonError::CliSocket)?;
+    let server = server::spawn(listeners, server_cfg, req_tx).map_err(DaemonError::CliListener)?;
     let mut owner = Owner::new(cfg, env, dm, out);
     owner.coldplug();
     let (paths, maps) = owner.counts();
     log::info!("path checkers start up: {paths} paths, {maps} maps");
 
-    let (req_tx, req_rx) = unbounded();
-    let listeners = server::open_listeners().map_err(DaemonError::CliSocket)?;
-    let server = server::spawn(listeners, server_cfg, req_tx).map_err(DaemonError::CliListener)?;
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("up")]);
 
     let inbox = Inbox {
@@ -307,10 +311,17 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
         requests,
     } = inbox;
     let ticker = crossbeam_channel::tick(Duration::from_secs(1));
+    let mut watchdog = Watchdog::from_env();
     while owner.state != DaemonState::Shutdown {
         let mut died = None;
         select! {
-            recv(ticker) -> _ => owner.tick(),
+            recv(ticker) -> _ => {
+                owner.tick();
+                // Here and nowhere else: the ping proves the owner is still turning.
+                if watchdog.due(Instant::now()) {
+                    notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
             recv(signals) -> s => match s {
                 Ok(SignalEvent::Shutdown) => owner.shutdown(),
                 Ok(SignalEvent::Reconfigure) => owner.reread_config(),

@@ -94,7 +94,8 @@ impl Owner {
 
             Command::Reconfigure { .. } => self.reconfigure_cmd(),
             Command::Shutdown => self.shutdown_cmd(),
-            Command::ForceQueueingDaemon | Command::RestoreQueueingDaemon => Ok(String::new()),
+            Command::ForceQueueingDaemon => self.force_queueing_daemon(true),
+            Command::RestoreQueueingDaemon => self.force_queueing_daemon(false),
             Command::Quit => Ok(String::new()),
         }
     }
@@ -297,6 +298,15 @@ impl Owner {
             }
             self.apply_checker_actions(&n, acts);
         }
+        Ok(String::new())
+    }
+
+    /// `forcequeueing daemon` / `restorequeueing daemon`: whether the maps keep
+    /// queueing when the daemon stops, whatever `queue_without_daemon` says.
+    fn force_queueing_daemon(&mut self, force: bool) -> Answer {
+        let what = if force { "force" } else { "restore" };
+        log::info!("{what} queue_without_daemon (operator)");
+        self.queue_without_daemon_forced = force;
         Ok(String::new())
     }
 

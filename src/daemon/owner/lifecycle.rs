@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::checkers::Control;
 use crate::cli::format::DaemonState;
+use crate::config::keywords::Setting;
 use crate::config::propsel::Selector;
 use crate::config::{self, Config};
 
@@ -68,6 +69,8 @@ impl Owner {
     pub fn reconfigure(&mut self, cfg: Config) {
         self.state = DaemonState::Configure;
         self.cfg = cfg;
+        // As upstream, the new configuration's queue_without_daemon replaces a forced one.
+        self.queue_without_daemon_forced = false;
         let timeouts: Vec<(String, std::time::Duration)> = self
             .paths
             .values()
@@ -104,10 +107,21 @@ impl Owner {
     }
 
     /// Stops the threads the owner commands (checker, io-err-stat) and enters the
-    /// `Shutdown` state, on which the run loop ends.
+    /// `Shutdown` state, on which the run loop ends. With `queue_without_daemon no`
+    /// (the default) every map stops queueing first: without a daemon nobody would
+    /// reinstate a path, and IO queued on a map without paths would hang for ever.
     pub fn shutdown(&mut self) {
         log::info!("multipathd: shut down");
         notify(&[sd_notify::NotifyState::Stopping]);
+        if self.state != DaemonState::Shutdown {
+            let queue = self.cfg.setting_bool(Setting::QueueWithoutDaemon) == Some(true);
+            if !queue && !self.queue_without_daemon_forced {
+                let names: Vec<String> = self.maps.keys().cloned().collect();
+                for n in names {
+                    self.dm_message(&n, "fail_if_no_path");
+                }
+            }
+        }
         self.state = DaemonState::Shutdown;
         let _ = self.out.checker.send(Control::Shutdown);
         self.out.ioerr.shutdown();

@@ -190,6 +190,9 @@ pub struct Owner {
     udev_pending: BTreeMap<String, (i64, u64)>,
     /// Protocols already reported as not taking SCSI timeouts (once per daemon life).
     tmo_unsupported: BTreeSet<String>,
+    /// `forcequeueing daemon`: maps keep queueing after shutdown although
+    /// `queue_without_daemon` is `no` (until `restorequeueing daemon` or a reconfigure).
+    queue_without_daemon_forced: bool,
     pub state: DaemonState,
     started: Instant,
 }
@@ -227,6 +230,7 @@ impl Owner {
             kernel_maps: Vec::new(),
             udev_pending: BTreeMap::new(),
             tmo_unsupported: BTreeSet::new(),
+            queue_without_daemon_forced: false,
             state: DaemonState::Startup,
             started: Instant::now(),
         }
