@@ -22,7 +22,7 @@ fn keyword_counts_per_section() {
     let count = |s| keywords::value_keywords(s).filter(|k| !k.extension).count();
     assert_eq!(count(Section::Defaults), 76);
     assert_eq!(count(Section::Device), 48);
-    assert_eq!(count(Section::Overrides), 42);
+    assert_eq!(count(Section::Overrides), 41); // no pg_timeout there
     assert_eq!(count(Section::Multipath), 33);
     assert_eq!(count(Section::Protocol), 4);
     assert_eq!(count(Section::Blacklist), 4);
