@@ -322,6 +322,23 @@ pub static INTENDED: &[Intended] = &[
             changed
         }),
     },
+    Intended {
+        name: "multipath_dir_build_path",
+        reason: "the deprecated multipath_dir message names the plugin directory the binary was \
+                 built with: upstream's build here says /lib64/multipath, ours says Debian's \
+                 /lib/multipath (we have no plugins; the value only shows in this message)",
+        kind: Kind::Fixup(|_, up| {
+            let mut changed = false;
+            for d in &mut up.diags {
+                let from = "ignoring deprecated option \"multipath_dir\", using built-in value: \"/lib64/multipath\"";
+                if d.contains(from) {
+                    *d = d.replace(from, &from.replace("/lib64/", "/lib/"));
+                    changed = true;
+                }
+            }
+            changed
+        }),
+    },
 ];
 
 /// How a case came out.
