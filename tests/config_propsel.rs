@@ -243,7 +243,7 @@ fn marginal_path_switches_san_path_err_off() {
 }
 
 #[test]
-fn rate_threshold_zero_disables_marginal_path_and_fpin_disables_both() {
+fn rate_threshold_zero_disables_marginal_path_and_fpin_is_refused() {
     let base = "\tmarginal_path_err_sample_time 150\n\tmarginal_path_err_recheck_gap_time 30\n\tmarginal_path_double_failed_time 60\n";
     let c = cfg(&format!(
         "defaults {{\n{base}\tmarginal_path_err_rate_threshold 0\n}}\n"
@@ -256,9 +256,12 @@ fn rate_threshold_zero_disables_marginal_path_and_fpin_disables_both() {
     let c = cfg(&format!(
         "defaults {{\n{base}\tmarginal_path_err_rate_threshold 5\n\tmarginal_pathgroups fpin\n\tsan_path_err_threshold 2\n}}\n"
     ));
+    // No FPIN event handler here: like an upstream built without one, fpin is refused and
+    // marginal path checking (which switches san_path_err off) stays on.
     let s = Selector::new(&c, "a", "b", "", "w").shaky_path();
-    assert!(!s.marginal_path_enabled());
+    assert!(s.marginal_path_enabled());
     assert_eq!(s.san_path_err_threshold.value, None);
+    assert_eq!(c.defaults.get("marginal_pathgroups"), None);
 }
 
 #[test]

@@ -56,10 +56,14 @@ pub enum ValueType {
     Str,
     /// POSIX extended regex (blacklists, device vendor/product/revision).
     Regex,
-    /// `strtol` base 10, capped to the bounds with a warning.
+    /// `strtol` base 10 (blanks around it and a sign allowed, overflow saturating), capped
+    /// to the bounds with a warning.
     Int { min: i64, max: i64 },
-    /// Digits only, capped to the upper bound with a warning.
-    Uint { max: i64 },
+    /// Like `Int` from 0 to `i32::MAX`, and 0 leaves the keyword unset (upstream stores 0
+    /// for "not set" in these).
+    ZeroUnset,
+    /// Digits only (no sign), invalid above `max`; under `min` capped with a warning.
+    Uint { min: i64, max: i64 },
     /// `yes|1|no|0`.
     YesNo,
     /// Exactly one of the listed words.
@@ -70,21 +74,22 @@ pub enum ValueType {
     Failback,
     /// `fail|0|queue|N`.
     NoPathRetry,
-    /// `no|0|N`: no and 0 both mean off.
+    /// `no|0|N`: no and 0 both mean off; N is capped to 1.. (so `00` and `-1` become 1).
     NoOrN,
-    /// `off|0|N`: off and 0 are distinct.
+    /// `off|0|N`: off and 0 are distinct; N is capped to 1.. (a negative N becomes 1).
     OffZeroN,
     /// Unsigned seconds or `infinity`.
     DevLoss,
     /// `max|N`.
     MaxFds,
-    /// `off|0|1..5`.
+    /// `off|0|N`, N capped to 1..5.
     MaxRetries,
     /// `off|on|strict|greedy|smart`, also `no|0|yes|1`.
     FindMultipaths,
     /// `never|always|unused`; `yes` is a deprecated spelling of always, `no` of never.
     FlushOnLastDel,
-    /// `off|on|fpin`.
+    /// `off|on`, also `no|0|yes|1`; `fpin` is refused as by an upstream built without FPIN
+    /// support (we have no FPIN event handler).
     MarginalPathgroups,
     /// An argument-counted string whose first word is the count (`features`, `hardware_handler`).
     Counted,
@@ -180,8 +185,9 @@ const fn ext(name: &'static str, sections: u16, ty: ValueType) -> Keyword {
 use ValueType as T;
 
 const INT_MAX: i64 = i32::MAX as i64;
-const UINT: ValueType = T::Uint { max: INT_MAX };
-const POS: ValueType = T::Int { min: 1, max: INT_MAX };
+/// Upstream's `set_int(…, 0, INT_MAX)` keywords.
+const NATURAL: ValueType = T::Int { min: 0, max: INT_MAX };
+const UINT_MAX: i64 = u32::MAX as i64;
 /// Keywords that every hardware/override/multipath level can set.
 const ALL: u16 = DEF | DEV | OVR | MP;
 /// Path-level keywords without a multipaths level.
@@ -254,8 +260,8 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("vpd_vendor", DEV, T::Choice(&["hp3par"]), None),
     // Settings, in show-config order.
     kw("verbosity", DEF, T::Int { min: 0, max: 4 }, Some("2")),
-    kw("polling_interval", DEF, POS, Some("5")),
-    kw("max_polling_interval", DEF, POS, None),
+    kw("polling_interval", DEF, T::Uint { min: 1, max: UINT_MAX }, Some("5")),
+    kw("max_polling_interval", DEF, T::Uint { min: 0, max: UINT_MAX }, None),
     kw("reassign_maps", DEF, T::YesNo, Some("no")),
     kw("multipath_dir", DEF, T::Deprecated, Some("/lib/multipath")),
     kw("path_selector", ALL, T::Selector, Some("service-time 0")),
@@ -271,13 +277,13 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("checker", PATHS, T::Str, None),
     kw("alias_prefix", PATHS, T::Str, Some("mpath")),
     kw("failback", ALL, T::Failback, Some("manual")),
-    kw("rr_min_io", ALL, POS, Some("1000")),
-    kw("rr_min_io_rq", ALL, POS, Some("1")),
+    kw("rr_min_io", ALL, T::ZeroUnset, Some("1000")),
+    kw("rr_min_io_rq", ALL, T::ZeroUnset, Some("1")),
     kw("max_fds", DEF, T::MaxFds, Some("max")),
     kw("rr_weight", ALL, T::Choice(&["priorities", "uniform"]), Some("uniform")),
     kw("no_path_retry", ALL, T::NoPathRetry, None),
     kw("queue_without_daemon", DEF, T::YesNo, Some("no")),
-    kw("checker_timeout", DEF, UINT, None),
+    kw("checker_timeout", DEF, T::ZeroUnset, None),
     kw("allow_usb_devices", DEF, T::YesNo, Some("no")),
     kw("pg_timeout", DEF | DEV | MP, T::Deprecated, None),
     kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")),
@@ -325,19 +331,19 @@ pub static KEYWORDS: &[Keyword] = &[
         },
         Some("4000"),
     ),
-    kw("retrigger_tries", DEF, UINT, Some("3")),
-    kw("retrigger_delay", DEF, UINT, Some("10")),
-    kw("missing_uev_wait_timeout", DEF, UINT, Some("30")),
+    kw("retrigger_tries", DEF, NATURAL, Some("3")),
+    kw("retrigger_delay", DEF, NATURAL, Some("10")),
+    kw("missing_uev_wait_timeout", DEF, NATURAL, Some("30")),
     kw("skip_kpartx", ALL, T::YesNo, Some("no")),
     kw("disable_changed_wwids", DEF, T::Deprecated, Some("yes")),
-    kw("remove_retries", DEF, UINT, Some("0")),
-    kw("max_sectors_kb", ALL, UINT, None),
+    kw("remove_retries", DEF, NATURAL, Some("0")),
+    kw("max_sectors_kb", ALL, T::ZeroUnset, None),
     kw("ghost_delay", ALL, T::NoOrN, Some("no")),
     kw(
         "find_multipaths_timeout",
         DEF,
         T::Int {
-            min: -INT_MAX,
+            min: i32::MIN as i64,
             max: INT_MAX,
         },
         Some("-10"),

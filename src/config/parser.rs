@@ -355,11 +355,23 @@ impl FileParser<'_> {
                 );
                 return;
             }
+            Err(ValueError::NotCompiledIn) => {
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!(
+                        "{file} line {n}, support for \"{text}\" is not compiled in for {}",
+                        kw.name
+                    ),
+                );
+                return;
+            }
             Err(ValueError::Fatal) => {
                 self.fail(n, raw);
                 return;
             }
         };
+        let unset = kw.ty == ValueType::PartitionDelimiter && text == "/UNSET/" || value::means_unset(kw.ty, &v);
         match note {
             Note::None => {}
             Note::Capped(x, large) => {
@@ -378,7 +390,6 @@ impl FileParser<'_> {
                 ),
             ),
         }
-        let unset = kw.ty == ValueType::PartitionDelimiter && text == "/UNSET/";
         if let Some(attrs) = self.attrs(target) {
             if unset {
                 attrs.remove(key);

@@ -284,9 +284,10 @@ pub static INTENDED: &[Intended] = &[
                  (../shared/reference/upstream/README.md); ours warns and keeps a valid interval",
         kind: Kind::Excuse(|case, up, ours| {
             up.status == Status::TimedOut
+                // Upstream reads it as unsigned digits only: a sign makes it non-numeric.
                 && case
                     .values_of("polling_interval")
-                    .any(|v| number(&v).is_none_or(|n| n < 0))
+                    .any(|v| v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()))
                 && ours_fine(ours)
         }),
     },
@@ -335,6 +336,39 @@ pub static INTENDED: &[Intended] = &[
                     *d = d.replace(from, &from.replace("/lib64/", "/lib/"));
                     changed = true;
                 }
+            }
+            changed
+        }),
+    },
+    Intended {
+        name: "uid_gid_printed_in_octal",
+        reason: "upstream's show config prints uid and gid in octal with a leading 0 (uid 1000 as \
+                 01750), which reads back as another id; ours prints the number as given",
+        kind: Kind::Fixup(|_, up| {
+            let mut changed = false;
+            let mut out = String::with_capacity(up.stdout.len());
+            for l in up.stdout.split_inclusive('\n') {
+                let body = l.trim_start_matches('\t');
+                let indent = &l[..l.len() - body.len()];
+                let fixed = ["uid ", "gid "].iter().find_map(|k| {
+                    let v = body.strip_prefix(k)?.trim_end().strip_prefix('0')?;
+                    let n = if v.is_empty() {
+                        0
+                    } else {
+                        u64::from_str_radix(v, 8).ok()?
+                    };
+                    Some(format!("{indent}{k}{n}\n"))
+                });
+                match fixed {
+                    Some(f) => {
+                        changed |= f != l;
+                        out.push_str(&f);
+                    }
+                    None => out.push_str(l),
+                }
+            }
+            if changed {
+                up.stdout = out;
             }
             changed
         }),
