@@ -358,15 +358,27 @@ mod tests {
     #[test]
     fn numbers_as_upstream_reads_them() {
         use ValueType as T;
-        let nat = T::Int { min: 0, max: i32::MAX.into() };
+        let nat = T::Int {
+            min: 0,
+            max: i32::MAX.into(),
+        };
         assert_eq!(parse(nat, "+30"), Ok((Value::Int(30), Note::None)));
         assert_eq!(parse(nat, "-4"), Ok((Value::Int(0), Note::Capped(0, false))));
         let big = Note::Capped(i32::MAX.into(), true);
-        assert_eq!(parse(nat, "99999999999999999999"), Ok((Value::Int(i32::MAX.into()), big)));
-        let u = T::Uint { min: 0, max: u32::MAX.into() };
+        assert_eq!(
+            parse(nat, "99999999999999999999"),
+            Ok((Value::Int(i32::MAX.into()), big))
+        );
+        let u = T::Uint {
+            min: 0,
+            max: u32::MAX.into(),
+        };
         assert_eq!(parse(u, "+7"), Err(ValueError::Invalid));
         assert_eq!(parse(u, "4294967296"), Err(ValueError::Invalid));
-        assert_eq!(parse(T::Uint { min: 1, max: 9 }, "0"), Ok((Value::Int(1), Note::Capped(1, false))));
+        assert_eq!(
+            parse(T::Uint { min: 1, max: 9 }, "0"),
+            Ok((Value::Int(1), Note::Capped(1, false)))
+        );
         assert_eq!(parse(T::OffZeroN, "-5"), Ok((Value::Int(1), Note::Capped(1, false))));
         assert_eq!(print(T::OffZeroN, &Value::Int(enc::OFF)), "off");
         assert_eq!(parse(T::NoOrN, "00"), Ok((Value::Int(1), Note::Capped(1, false))));
