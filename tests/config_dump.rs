@@ -64,7 +64,7 @@ fn sample(kw: &Keyword) -> Option<String> {
         T::Str => format!("\"{}-value\"", kw.name),
         T::Regex => "\"^(ab|c)[0-9]\"".into(),
         T::Int { min, max } => min.max(1).min(max).to_string(),
-        T::Uint { .. } => "7".into(),
+        T::Uint { .. } | T::ZeroUnset => "7".into(),
         T::YesNo => "yes".into(),
         T::Choice(w) => w[0].into(),
         T::PgPolicy => "multibus".into(),

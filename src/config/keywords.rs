@@ -56,10 +56,14 @@ pub enum ValueType {
     Str,
     /// POSIX extended regex (blacklists, device vendor/product/revision).
     Regex,
-    /// `strtol` base 10, capped to the bounds with a warning.
+    /// `strtol` base 10 (blanks around it and a sign allowed, overflow saturating), capped
+    /// to the bounds with a warning.
     Int { min: i64, max: i64 },
-    /// Digits only, capped to the upper bound with a warning.
-    Uint { max: i64 },
+    /// Like `Int` from 0 to `i32::MAX`, and 0 leaves the keyword unset (upstream stores 0
+    /// for "not set" in these).
+    ZeroUnset,
+    /// Digits only (no sign), invalid above `max`; under `min` capped with a warning.
+    Uint { min: i64, max: i64 },
     /// `yes|1|no|0`.
     YesNo,
     /// Exactly one of the listed words.
@@ -70,15 +74,15 @@ pub enum ValueType {
     Failback,
     /// `fail|0|queue|N`.
     NoPathRetry,
-    /// `no|0|N`: no and 0 both mean off.
+    /// `no|0|N`: no and 0 both mean off; N is capped to 1.. (so `00` and `-1` become 1).
     NoOrN,
-    /// `off|0|N`: off and 0 are distinct.
+    /// `off|0|N`: off and 0 are distinct; N is capped to 1.. (a negative N becomes 1).
     OffZeroN,
     /// Unsigned seconds or `infinity`.
     DevLoss,
     /// `max|N`.
     MaxFds,
-    /// `off|0|1..5`.
+    /// `off|0|N`, N capped to 1..5.
     MaxRetries,
     /// `off|on|strict|greedy|smart`, also `no|0|yes|1`.
     FindMultipaths,
@@ -180,8 +184,9 @@ const fn ext(name: &'static str, sections: u16, ty: ValueType) -> Keyword {
 use ValueType as T;
 
 const INT_MAX: i64 = i32::MAX as i64;
-const UINT: ValueType = T::Uint { max: INT_MAX };
-const POS: ValueType = T::Int { min: 1, max: INT_MAX };
+/// Upstream's `set_int(…, 0, INT_MAX)` keywords.
+const NATURAL: ValueType = T::Int { min: 0, max: INT_MAX };
+const UINT_MAX: i64 = u32::MAX as i64;
 /// Keywords that every hardware/override/multipath level can set.
 const ALL: u16 = DEF | DEV | OVR | MP;
 /// Path-level keywords without a multipaths level.
@@ -254,8 +259,8 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("vpd_vendor", DEV, T::Choice(&["hp3par"]), None),
     // Settings, in show-config order.
     kw("verbosity", DEF, T::Int { min: 0, max: 4 }, Some("2")),
-    kw("polling_interval", DEF, POS, Some("5")),
-    kw("max_polling_interval", DEF, POS, None),
+    kw("polling_interval", DEF, T::Uint { min: 1, max: UINT_MAX }, Some("5")),
+    kw("max_polling_interval", DEF, T::Uint { min: 0, max: UINT_MAX }, None),
     kw("reassign_maps", DEF, T::YesNo, Some("no")),
     kw("multipath_dir", DEF, T::Deprecated, Some("/lib/multipath")),
     kw("path_selector", ALL, T::Selector, Some("service-time 0")),
@@ -271,15 +276,15 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("checker", PATHS, T::Str, None),
     kw("alias_prefix", PATHS, T::Str, Some("mpath")),
     kw("failback", ALL, T::Failback, Some("manual")),
-    kw("rr_min_io", ALL, POS, Some("1000")),
-    kw("rr_min_io_rq", ALL, POS, Some("1")),
-    kw("max_fds", DEF, T::MaxFds, None),
+    kw("rr_min_io", ALL, T::ZeroUnset, Some("1000")),
+    kw("rr_min_io_rq", ALL, T::ZeroUnset, Some("1")),
+    kw("max_fds", DEF, T::MaxFds, Some("max")),
     kw("rr_weight", ALL, T::Choice(&["priorities", "uniform"]), Some("uniform")),
     kw("no_path_retry", ALL, T::NoPathRetry, None),
     kw("queue_without_daemon", DEF, T::YesNo, Some("no")),
-    kw("checker_timeout", DEF, UINT, None),
+    kw("checker_timeout", DEF, T::ZeroUnset, None),
     kw("allow_usb_devices", DEF, T::YesNo, Some("no")),
-    kw("pg_timeout", ALL, T::Deprecated, None),
+    kw("pg_timeout", DEF | DEV | MP, T::Deprecated, None),
     kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")),
     kw("user_friendly_names", ALL, T::YesNo, Some("no")),
     kw("mode", DEF | MP, T::Mode, None),
@@ -305,16 +310,16 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("deferred_remove", ALL, T::YesNo, Some("no")),
     kw("partition_delimiter", DEF, T::PartitionDelimiter, None),
     kw("config_dir", DEF, T::Deprecated, Some("/etc/multipath/conf.d")),
-    kw("delay_watch_checks", ALL, T::NoOrN, None),
-    kw("delay_wait_checks", ALL, T::NoOrN, None),
-    kw("san_path_err_threshold", ALL, T::NoOrN, None),
-    kw("san_path_err_forget_rate", ALL, T::NoOrN, None),
-    kw("san_path_err_recovery_time", ALL, T::NoOrN, None),
-    kw("marginal_path_err_sample_time", ALL, T::NoOrN, None),
-    kw("marginal_path_err_rate_threshold", ALL, T::NoOrN, None),
-    kw("marginal_path_err_recheck_gap_time", ALL, T::NoOrN, None),
+    kw("delay_watch_checks", ALL, T::NoOrN, Some("no")),
+    kw("delay_wait_checks", ALL, T::NoOrN, Some("no")),
+    kw("san_path_err_threshold", ALL, T::NoOrN, Some("no")),
+    kw("san_path_err_forget_rate", ALL, T::NoOrN, Some("no")),
+    kw("san_path_err_recovery_time", ALL, T::NoOrN, Some("no")),
+    kw("marginal_path_err_sample_time", ALL, T::NoOrN, Some("no")),
+    kw("marginal_path_err_rate_threshold", ALL, T::NoOrN, Some("no")),
+    kw("marginal_path_err_recheck_gap_time", ALL, T::NoOrN, Some("no")),
     ext("marginal_path_err_latency_bound", ALL, T::NoOrN),
-    kw("marginal_path_double_failed_time", ALL, T::NoOrN, None),
+    kw("marginal_path_double_failed_time", ALL, T::NoOrN, Some("no")),
     kw("find_multipaths", DEF, T::FindMultipaths, Some("strict")),
     kw(
         "uxsock_timeout",
@@ -325,19 +330,19 @@ pub static KEYWORDS: &[Keyword] = &[
         },
         Some("4000"),
     ),
-    kw("retrigger_tries", DEF, UINT, Some("3")),
-    kw("retrigger_delay", DEF, UINT, Some("10")),
-    kw("missing_uev_wait_timeout", DEF, UINT, Some("30")),
+    kw("retrigger_tries", DEF, NATURAL, Some("3")),
+    kw("retrigger_delay", DEF, NATURAL, Some("10")),
+    kw("missing_uev_wait_timeout", DEF, NATURAL, Some("30")),
     kw("skip_kpartx", ALL, T::YesNo, Some("no")),
     kw("disable_changed_wwids", DEF, T::Deprecated, Some("yes")),
-    kw("remove_retries", DEF, UINT, Some("0")),
-    kw("max_sectors_kb", ALL, UINT, None),
-    kw("ghost_delay", ALL, T::NoOrN, None),
+    kw("remove_retries", DEF, NATURAL, Some("0")),
+    kw("max_sectors_kb", ALL, T::ZeroUnset, None),
+    kw("ghost_delay", ALL, T::NoOrN, Some("no")),
     kw(
         "find_multipaths_timeout",
         DEF,
         T::Int {
-            min: -INT_MAX,
+            min: i32::MIN as i64,
             max: INT_MAX,
         },
         Some("-10"),
@@ -356,6 +361,212 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("protocol", OVR, T::Section(Section::Protocol), None),
     kw("type", PROTO, T::ProtocolType, None),
 ];
+
+/// The order `show config` prints a section's keywords in: upstream's, which differs between
+/// sections (e.g. `path_grouping_policy` before `path_selector` in a device entry, after it in
+/// `defaults`). Every printable keyword of the section is listed once (a test checks it); our
+/// extensions come after the upstream keyword they belong with.
+pub fn print_order(section: Section) -> &'static [&'static str] {
+    match section {
+        Section::Defaults => &[
+            "verbosity",
+            "polling_interval",
+            "max_polling_interval",
+            "reassign_maps",
+            "path_selector",
+            "path_grouping_policy",
+            "uid_attrs",
+            "uid_attribute",
+            "prio",
+            "prio_args",
+            "features",
+            "path_checker",
+            "alias_prefix",
+            "failback",
+            "rr_min_io",
+            "rr_min_io_rq",
+            "max_fds",
+            "rr_weight",
+            "no_path_retry",
+            "queue_without_daemon",
+            "checker_timeout",
+            "allow_usb_devices",
+            "flush_on_last_del",
+            "user_friendly_names",
+            "mode",
+            "uid",
+            "gid",
+            "fast_io_fail_tmo",
+            "dev_loss_tmo",
+            "eh_deadline",
+            "max_retries",
+            "log_checker_err",
+            "reservation_key",
+            "all_tg_pt",
+            "retain_attached_hw_handler",
+            "detect_prio",
+            "detect_checker",
+            "detect_pgpolicy",
+            "detect_pgpolicy_use_tpg",
+            "force_sync",
+            "strict_timing",
+            "deferred_remove",
+            "partition_delimiter",
+            "delay_watch_checks",
+            "delay_wait_checks",
+            "san_path_err_threshold",
+            "san_path_err_forget_rate",
+            "san_path_err_recovery_time",
+            "marginal_path_err_sample_time",
+            "marginal_path_err_rate_threshold",
+            "marginal_path_err_recheck_gap_time",
+            "marginal_path_err_latency_bound",
+            "marginal_path_double_failed_time",
+            "find_multipaths",
+            "uxsock_timeout",
+            "retrigger_tries",
+            "retrigger_delay",
+            "missing_uev_wait_timeout",
+            "skip_kpartx",
+            "purge_disconnected",
+            "remove_retries",
+            "max_sectors_kb",
+            "ghost_delay",
+            "auto_resize",
+            "find_multipaths_timeout",
+            "enable_foreign",
+            "marginal_pathgroups",
+            "recheck_wwid",
+        ],
+        Section::Device => &[
+            "vendor",
+            "product",
+            "revision",
+            "product_blacklist",
+            "path_grouping_policy",
+            "uid_attribute",
+            "path_selector",
+            "path_checker",
+            "alias_prefix",
+            "features",
+            "hardware_handler",
+            "prio",
+            "prio_args",
+            "failback",
+            "rr_weight",
+            "no_path_retry",
+            "rr_min_io",
+            "rr_min_io_rq",
+            "flush_on_last_del",
+            "fast_io_fail_tmo",
+            "dev_loss_tmo",
+            "eh_deadline",
+            "user_friendly_names",
+            "retain_attached_hw_handler",
+            "detect_prio",
+            "detect_checker",
+            "detect_pgpolicy",
+            "detect_pgpolicy_use_tpg",
+            "deferred_remove",
+            "delay_watch_checks",
+            "delay_wait_checks",
+            "san_path_err_threshold",
+            "san_path_err_forget_rate",
+            "san_path_err_recovery_time",
+            "marginal_path_err_sample_time",
+            "marginal_path_err_rate_threshold",
+            "marginal_path_err_recheck_gap_time",
+            "marginal_path_err_latency_bound",
+            "marginal_path_double_failed_time",
+            "skip_kpartx",
+            "purge_disconnected",
+            "max_sectors_kb",
+            "ghost_delay",
+            "all_tg_pt",
+            "vpd_vendor",
+            "recheck_wwid",
+        ],
+        Section::Overrides => &[
+            "path_grouping_policy",
+            "uid_attribute",
+            "path_selector",
+            "path_checker",
+            "alias_prefix",
+            "features",
+            "prio",
+            "prio_args",
+            "failback",
+            "rr_weight",
+            "no_path_retry",
+            "rr_min_io",
+            "rr_min_io_rq",
+            "flush_on_last_del",
+            "fast_io_fail_tmo",
+            "dev_loss_tmo",
+            "eh_deadline",
+            "user_friendly_names",
+            "retain_attached_hw_handler",
+            "detect_prio",
+            "detect_checker",
+            "detect_pgpolicy",
+            "detect_pgpolicy_use_tpg",
+            "deferred_remove",
+            "delay_watch_checks",
+            "delay_wait_checks",
+            "san_path_err_threshold",
+            "san_path_err_forget_rate",
+            "san_path_err_recovery_time",
+            "marginal_path_err_sample_time",
+            "marginal_path_err_rate_threshold",
+            "marginal_path_err_recheck_gap_time",
+            "marginal_path_err_latency_bound",
+            "marginal_path_double_failed_time",
+            "skip_kpartx",
+            "purge_disconnected",
+            "max_sectors_kb",
+            "ghost_delay",
+            "all_tg_pt",
+            "recheck_wwid",
+        ],
+        Section::Protocol => &["type", "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline"],
+        Section::Multipath => &[
+            "wwid",
+            "alias",
+            "path_grouping_policy",
+            "path_selector",
+            "prio",
+            "prio_args",
+            "failback",
+            "rr_weight",
+            "no_path_retry",
+            "rr_min_io",
+            "rr_min_io_rq",
+            "flush_on_last_del",
+            "features",
+            "mode",
+            "uid",
+            "gid",
+            "reservation_key",
+            "user_friendly_names",
+            "deferred_remove",
+            "delay_watch_checks",
+            "delay_wait_checks",
+            "san_path_err_threshold",
+            "san_path_err_forget_rate",
+            "san_path_err_recovery_time",
+            "marginal_path_err_sample_time",
+            "marginal_path_err_rate_threshold",
+            "marginal_path_err_recheck_gap_time",
+            "marginal_path_err_latency_bound",
+            "marginal_path_double_failed_time",
+            "skip_kpartx",
+            "purge_disconnected",
+            "max_sectors_kb",
+            "ghost_delay",
+        ],
+        Section::Root | Section::Blacklist | Section::BlacklistDevice | Section::Devices | Section::Multipaths => &[],
+    }
+}
 
 /// Declares [`Setting`]: the keywords the daemon reads, as names the compiler checks.
 macro_rules! keyword_ids {
@@ -518,6 +729,29 @@ mod tests {
             );
         }
         assert_eq!(Setting::UxsockTimeout.default_int(), 4000);
+    }
+
+    #[test]
+    fn print_order_lists_every_printable_keyword_once() {
+        for s in [
+            Section::Defaults,
+            Section::Device,
+            Section::Overrides,
+            Section::Protocol,
+            Section::Multipath,
+        ] {
+            let mut listed: Vec<&str> = print_order(s).to_vec();
+            let mut printable: Vec<&str> = value_keywords(s)
+                .filter(|k| k.name != "checker" && k.ty != ValueType::Deprecated)
+                .map(|k| k.name)
+                .collect();
+            listed.sort_unstable();
+            let n = listed.len();
+            listed.dedup();
+            assert_eq!(n, listed.len(), "{s:?}: a keyword listed twice");
+            printable.sort_unstable();
+            assert_eq!(listed, printable, "{s:?}");
+        }
     }
 
     #[test]

@@ -253,7 +253,8 @@ impl Config {
         let clamp = |n: i64| n.clamp(1, i64::from(i32::MAX)) as u32;
         match (
             self.default_int(Setting::PollingInterval),
-            self.default_int(Setting::MaxPollingInterval),
+            // max_polling_interval 0 is upstream's "not set".
+            self.default_int(Setting::MaxPollingInterval).filter(|m| *m > 0),
         ) {
             (None, None) => (5, 20),
             (Some(p), None) => (clamp(p), clamp(p.saturating_mul(4))),

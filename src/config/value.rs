@@ -35,11 +35,10 @@ pub enum ValueError {
     MissingCount,
     /// `invalid argument count for K:, got 'a' expected 'b'`.
     BadCount { got: usize, expected: i64 },
+    /// `support for "V" is not compiled in for K`.
+    NotCompiledIn,
     /// The handler itself failed: the line is a parse failure.
     Fatal,
-    /// A value upstream accepts only when built with a feature this build lacks
-    /// (`marginal_pathgroups fpin`): refused, the setting keeps its previous value.
-    NotCompiledIn,
 }
 
 /// Result of a successful parse: the value plus an optional adjustment note.
@@ -52,9 +51,26 @@ pub enum Note {
     FlushYes,
 }
 
+/// Whether a parsed value is upstream's "not set" for its type, so that setting it clears
+/// the keyword (later levels and built-in defaults apply): 0 of a `ZeroUnset` keyword, of
+/// `failback` (also a negative one, capped to 0) and of `max_fds`.
+pub fn means_unset(ty: ValueType, v: &Value) -> bool {
+    matches!(
+        (ty, v),
+        (
+            ValueType::ZeroUnset | ValueType::Failback | ValueType::MaxFds,
+            Value::Int(0)
+        )
+    )
+}
+
+const C_BLANKS: [char; 6] = [' ', '\t', '\n', '\r', '\x0b', '\x0c'];
+
+/// The whole text as C's `strtol` base 10 reads it in upstream's `do_set_int`: blanks
+/// before and after, an optional sign, at least one digit; out-of-range values saturate as
+/// `strtol` does (to the 64-bit `long` bounds).
 fn strtol(s: &str) -> Option<i64> {
-    // Like strtol with a full-string check; out-of-range values saturate as strtol does.
-    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let t = s.trim_start_matches(C_BLANKS).trim_end_matches(C_BLANKS);
     let (neg, digits) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
@@ -65,19 +81,47 @@ fn strtol(s: &str) -> Option<i64> {
     }
     let mut v: i64 = 0;
     for b in digits.bytes() {
-        v = v.saturating_mul(10).saturating_add(i64::from(b - b'0'));
+        let d = i64::from(b - b'0');
+        v = if neg {
+            v.saturating_mul(10).saturating_sub(d)
+        } else {
+            v.saturating_mul(10).saturating_add(d)
+        };
     }
-    Some(if neg { -v } else { v })
+    Some(v)
 }
 
+/// Upstream's `set_uint`: blanks around, digits only (no sign), at most `u32::MAX`.
 fn uint(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    let t = s.trim_start_matches(C_BLANKS).trim_end_matches(C_BLANKS);
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(
-        s.bytes()
-            .fold(0i64, |v, b| v.saturating_mul(10).saturating_add(i64::from(b - b'0'))),
-    )
+    let v = t
+        .bytes()
+        .fold(0i64, |v, b| v.saturating_mul(10).saturating_add(i64::from(b - b'0')));
+    (v <= i64::from(u32::MAX)).then_some(v)
+}
+
+/// C's `sscanf("%u")`: blanks, an optional sign, digits, anything after ignored; the result
+/// wraps modulo 2^32 as the unsigned conversion does (so `-1` is `u32::MAX`).
+fn scan_u32(s: &str) -> Option<i64> {
+    let t = s.trim_start_matches(C_BLANKS);
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let digits: &str = &rest[..rest.bytes().take_while(u8::is_ascii_digit).count()];
+    if digits.is_empty() {
+        return None;
+    }
+    // strtoul saturates at ULONG_MAX, then the value is truncated to 32 bits.
+    let v = digits
+        .bytes()
+        .fold(0u64, |v, b| v.saturating_mul(10).saturating_add(u64::from(b - b'0')));
+    let v = if neg { v.wrapping_neg() } else { v };
+    Some(i64::from(v as u32))
 }
 
 fn cap(v: i64, min: i64, max: i64) -> (Value, Note) {
@@ -88,6 +132,21 @@ fn cap(v: i64, min: i64, max: i64) -> (Value, Note) {
     } else {
         (Value::Int(v), Note::None)
     }
+}
+
+/// `do_set_int` from `min` to `i32::MAX`.
+fn int_from(text: &str, min: i64) -> Result<(Value, Note), ValueError> {
+    strtol(text)
+        .map(|v| cap(v, min, i32::MAX.into()))
+        .ok_or(ValueError::Invalid)
+}
+
+/// The open-file ceiling `max_fds max` stands for (`/proc/sys/fs/nr_open`).
+fn sys_max_fds() -> i64 {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
 }
 
 fn check_count(words: &[&str], count_at: usize) -> Result<(), ValueError> {
@@ -110,7 +169,11 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         T::Str | T::Regex => ok(Value::Str(text.to_string())),
         T::PartitionDelimiter => ok(Value::Str(text.to_string())),
         T::Int { min, max } => strtol(text).map(|v| cap(v, min, max)).ok_or(ValueError::Invalid),
-        T::Uint { max } => uint(text).map(|v| cap(v, 0, max)).ok_or(ValueError::Invalid),
+        T::ZeroUnset => int_from(text, 0),
+        T::Uint { min, max } => match uint(text) {
+            Some(v) if v <= max => Ok(cap(v, min, max)),
+            _ => Err(ValueError::Invalid),
+        },
         T::YesNo => match text {
             "yes" | "1" => ok(Value::Bool(true)),
             "no" | "0" => ok(Value::Bool(false)),
@@ -130,54 +193,44 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
             "manual" => ok(Value::Int(enc::FAILBACK_MANUAL)),
             "immediate" => ok(Value::Int(enc::FAILBACK_IMMEDIATE)),
             "followover" => ok(Value::Int(enc::FAILBACK_FOLLOWOVER)),
-            _ => match uint(text) {
-                Some(n) if n > 0 => ok(Value::Int(n.min(i32::MAX.into()))),
-                _ => Err(ValueError::Invalid),
-            },
+            _ => int_from(text, 0),
         },
         T::NoPathRetry => match text {
             "fail" | "0" => ok(Value::Int(enc::NPR_FAIL)),
             "queue" => ok(Value::Int(enc::NPR_QUEUE)),
-            _ => match uint(text) {
-                Some(n) if n > 0 => ok(Value::Int(n.min(i32::MAX.into()))),
-                _ => Err(ValueError::Invalid),
-            },
+            _ => int_from(text, 1),
         },
-        // Any spelling of zero ("0", "00") means off, as strtol reads them all as 0.
+        // Only the exact words mean off: "00" is a number, capped to 1 as upstream does.
         T::NoOrN => match text {
-            "no" => ok(Value::Int(enc::OFF)),
-            _ => uint(text)
-                .map(|n| {
-                    (
-                        Value::Int(if n == 0 { enc::OFF } else { n.min(i32::MAX.into()) }),
-                        Note::None,
-                    )
-                })
-                .ok_or(ValueError::Invalid),
+            "no" | "0" => ok(Value::Int(enc::OFF)),
+            _ => int_from(text, 1),
         },
         T::OffZeroN => match text {
             "off" => ok(Value::Int(enc::OFF)),
-            _ => uint(text)
-                .map(|n| (Value::Int(n.min(i32::MAX.into())), Note::None))
-                .ok_or(ValueError::Invalid),
+            "0" => ok(Value::Int(0)),
+            _ => int_from(text, 1),
         },
         T::DevLoss => match text {
             "infinity" => ok(Value::Int(enc::INFINITY)),
-            _ => uint(text).map(|n| cap(n, 0, enc::INFINITY)).ok_or(ValueError::Invalid),
+            _ => scan_u32(text)
+                .map(|n| (Value::Int(n), Note::None))
+                .ok_or(ValueError::Invalid),
         },
-        T::MaxFds => match text {
-            "max" => ok(Value::Int(enc::OFF)),
-            _ => match uint(text) {
-                Some(n) if n > 0 => ok(Value::Int(n.min(i32::MAX.into()))),
-                _ => Err(ValueError::Invalid),
-            },
-        },
+        T::MaxFds => {
+            let ceiling = sys_max_fds();
+            match text {
+                "max" => ok(Value::Int(enc::OFF)),
+                _ => match strtol(text).map(|v| cap(v, 0, ceiling)) {
+                    Some((Value::Int(n), note)) if n >= ceiling => Ok((Value::Int(enc::OFF), note)),
+                    Some(r) => Ok(r),
+                    None => Err(ValueError::Invalid),
+                },
+            }
+        }
         T::MaxRetries => match text {
             "off" => ok(Value::Int(enc::OFF)),
-            _ => match uint(text) {
-                Some(n) if n <= 5 => ok(Value::Int(n)),
-                _ => Err(ValueError::Invalid),
-            },
+            "0" => ok(Value::Int(0)),
+            _ => strtol(text).map(|v| cap(v, 1, 5)).ok_or(ValueError::Invalid),
         },
         T::FindMultipaths => match text {
             "no" | "0" | "off" => ok(Value::Str("off".into())),
@@ -215,7 +268,7 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
             }
             i64::from_str_radix(text, 8)
                 .ok()
-                .filter(|m| *m <= 0o7777)
+                .filter(|m| *m <= 0o777)
                 .map(|m| (Value::Int(m), Note::None))
                 .ok_or(ValueError::Invalid)
         }
@@ -267,6 +320,8 @@ pub fn quote(s: &str) -> String {
 pub fn print(ty: ValueType, v: &Value) -> String {
     use ValueType as T;
     match (ty, v) {
+        // A key is printed bare, `file` quoted, as upstream does.
+        (T::ReservationKey, Value::Str(s)) if s != "file" => s.clone(),
         (_, Value::Str(s)) => quote(s),
         (_, Value::Bool(b)) => quote(if *b { "yes" } else { "no" }),
         (T::Failback, Value::Int(n)) => match *n {
@@ -281,7 +336,8 @@ pub fn print(ty: ValueType, v: &Value) -> String {
             n => n.to_string(),
         },
         (T::NoOrN, Value::Int(enc::OFF)) => quote("no"),
-        (T::OffZeroN | T::MaxRetries, Value::Int(enc::OFF)) => quote("off"),
+        // Upstream prints these two words bare.
+        (T::OffZeroN | T::MaxRetries, Value::Int(enc::OFF)) => "off".to_string(),
         (T::MaxFds, Value::Int(enc::OFF)) => quote("max"),
         (T::DevLoss, Value::Int(enc::INFINITY)) => quote("infinity"),
         (T::Mode, Value::Int(n)) => format!("0{n:o}"),
@@ -298,6 +354,44 @@ mod tests {
         assert_eq!(quote("hi, man!"), "\"hi, man!\"");
         assert_eq!(quote("\""), "\"\"\"\"");
         assert_eq!(quote("\"Hi\""), "\"\"\"Hi\"\"\"");
+    }
+
+    /// Numbers as upstream's handlers read them (regressions from the oracle corpus).
+    #[test]
+    fn numbers_as_upstream_reads_them() {
+        use ValueType as T;
+        let nat = T::Int {
+            min: 0,
+            max: i32::MAX.into(),
+        };
+        assert_eq!(parse(nat, "+30"), Ok((Value::Int(30), Note::None)));
+        assert_eq!(parse(nat, "-4"), Ok((Value::Int(0), Note::Capped(0, false))));
+        let big = Note::Capped(i32::MAX.into(), true);
+        assert_eq!(
+            parse(nat, "99999999999999999999"),
+            Ok((Value::Int(i32::MAX.into()), big))
+        );
+        let u = T::Uint {
+            min: 0,
+            max: u32::MAX.into(),
+        };
+        assert_eq!(parse(u, "+7"), Err(ValueError::Invalid));
+        assert_eq!(parse(u, "4294967296"), Err(ValueError::Invalid));
+        assert_eq!(
+            parse(T::Uint { min: 1, max: 9 }, "0"),
+            Ok((Value::Int(1), Note::Capped(1, false)))
+        );
+        assert_eq!(parse(T::OffZeroN, "-5"), Ok((Value::Int(1), Note::Capped(1, false))));
+        assert_eq!(print(T::OffZeroN, &Value::Int(enc::OFF)), "off");
+        assert_eq!(parse(T::NoOrN, "00"), Ok((Value::Int(1), Note::Capped(1, false))));
+        assert_eq!(parse(T::NoPathRetry, "+5").unwrap().0, Value::Int(5));
+        assert_eq!(parse(T::DevLoss, "-1").unwrap().0, Value::Int(enc::INFINITY));
+        assert_eq!(parse(T::DevLoss, "4294967296").unwrap().0, Value::Int(0));
+        assert!(means_unset(T::ZeroUnset, &parse(T::ZeroUnset, "0").unwrap().0));
+        assert!(means_unset(T::Failback, &parse(T::Failback, "-3").unwrap().0));
+        assert_eq!(parse(T::MarginalPathgroups, "fpin"), Err(ValueError::NotCompiledIn));
+        assert_eq!(print(T::ReservationKey, &Value::Str("0xab".into())), "0xab");
+        assert_eq!(print(T::ReservationKey, &Value::Str("file".into())), "\"file\"");
     }
 
     #[test]
@@ -318,7 +412,7 @@ mod tests {
             Ok((Value::Int(4), Note::Capped(4, true)))
         );
         assert_eq!(parse(T::Int { min: 0, max: 4 }, "4x"), Err(ValueError::Invalid));
-        assert_eq!(parse(T::Uint { max: 10 }, "-1"), Err(ValueError::Invalid));
+        assert_eq!(parse(T::Uint { min: 0, max: 10 }, "-1"), Err(ValueError::Invalid));
         assert_eq!(
             parse(T::Counted, "2 pg_init_retries 50").unwrap().0,
             Value::Str("2 pg_init_retries 50".into())
