@@ -349,6 +349,11 @@ impl Owner {
                 continue;
             };
             m.paths.retain(|d| !devs.contains(d));
+            if let Some(wait) = m.prio_wait.as_mut() {
+                // (a reload below plans with the priorities known; with no paths left, no
+                // regroup is waited for)
+                wait.retain(|d| !devs.contains(d));
+            }
             if m.paths.is_empty() {
                 log::info!("{map}: last path removed, keeping the map");
                 continue;
