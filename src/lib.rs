@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod discovery;
 pub mod dm;
 pub mod marginal;
+pub mod nvme;
 pub mod scsi;
 pub mod uevent;
 

@@ -1618,24 +1618,22 @@ fn a_changed_priority_regroups_a_group_by_prio_map() {
     check(&mut h, "sdb", 50);
     h.controls();
     assert_eq!(h.changes(), vec![]);
-    // Failover: port A (sda) becomes optimized. Its check alone puts both paths
-    // at 50: one group.
+    // Failover: port A (sda) becomes optimized. Its check alone would put both
+    // paths at 50 (one group): as upstream, the map's other paths are refreshed
+    // first, so there is no reload yet and sdb is checked at once.
     check(&mut h, "sda", 50);
     let reload = |params: &str| Call::Reload {
         name: "mpatha".into(),
         sectors: SECTORS,
         params: params.into(),
     };
-    assert_eq!(
-        h.changes(),
-        vec![reload("0 1 alua 1 1 service-time 0 2 1 8:16 1 8:0 1")]
-    );
-    // sdb is checked at once so that its priority follows.
+    assert_eq!(h.changes(), vec![]);
     assert!(
         h.controls()
             .iter()
             .any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == ids["sdb"])),
     );
+    // sdb's refreshed priority completes the round: one reload, two groups.
     check(&mut h, "sdb", 10);
     assert_eq!(
         h.changes(),
@@ -1649,6 +1647,42 @@ fn a_changed_priority_regroups_a_group_by_prio_map() {
     check(&mut h, "sda", 50);
     check(&mut h, "sdb", 10);
     assert_eq!(h.changes(), vec![]);
+}
+
+#[test]
+fn a_regroup_waits_for_the_other_paths_refresh_even_when_it_is_unchanged() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n failback immediate\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    let check = |h: &mut Harness, dev: &str, prio: i32| {
+        h.owner.on_check(CheckOutcome {
+            path_id: ids[dev],
+            result: Verdict::new(PathState::Up, ""),
+            prio: Some(prio),
+            took: Duration::from_millis(1),
+        });
+    };
+    check(&mut h, "sda", 10);
+    check(&mut h, "sdb", 50);
+    h.calls();
+    h.controls();
+    // sda's priority changes; sda checked again meanwhile does not end the wait
+    check(&mut h, "sda", 50);
+    check(&mut h, "sda", 50);
+    assert_eq!(h.changes(), vec![]);
+    // sdb answers with the priority it had: the round is complete, both at 50 are one group
+    check(&mut h, "sdb", 50);
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 1 1 service-time 0 2 1 8:16 1 8:0 1".into(),
+        }]
+    );
 }
 
 #[test]

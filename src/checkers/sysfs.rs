@@ -1,4 +1,5 @@
-//! The SCSI device state in sysfs (`/sys/block/<dev>/device/state`).
+//! The device state in sysfs (`/sys/block/<dev>/device/state`): the SCSI device's,
+//! or for an NVMe namespace its controller's (`device` is the controller).
 //!
 //! Read before every check, as upstream does: a device the kernel has offlined or
 //! blocked is not probed. It is also the whole of the `none` checker.
@@ -13,8 +14,10 @@ use super::state::{PathState, Verdict};
 pub fn state_from_sysfs(word: &str) -> Option<Verdict> {
     match word.trim() {
         "running" | "live" => None,
-        // The SCSI midlayer holds IO (error handling, transport loss): ask again soon.
-        "blocked" | "quiesce" => Some(Verdict::new(PathState::Pending, "")),
+        // The SCSI midlayer holds IO (error handling, transport loss), or an NVMe
+        // controller is being set up or torn down: ask again soon.  (A `connecting`
+        // or `resetting` NVMe controller is down, as upstream has it.)
+        "blocked" | "quiesce" | "new" | "deleting" | "deleting (no IO)" => Some(Verdict::new(PathState::Pending, "")),
         _ => Some(Verdict::offline()),
     }
 }
@@ -47,6 +50,16 @@ mod tests {
         assert_eq!(state_from_sysfs("blocked").map(|v| v.state), Some(PathState::Pending));
         assert_eq!(state_from_sysfs("quiesce\n").map(|v| v.state), Some(PathState::Pending));
         assert_eq!(state_from_sysfs("created").map(|v| v.state), Some(PathState::Down));
+        // NVMe controller states
+        assert_eq!(state_from_sysfs("new\n").map(|v| v.state), Some(PathState::Pending));
+        assert_eq!(state_from_sysfs("deleting").map(|v| v.state), Some(PathState::Pending));
+        assert_eq!(
+            state_from_sysfs("deleting (no IO)\n").map(|v| v.state),
+            Some(PathState::Pending)
+        );
+        assert_eq!(state_from_sysfs("connecting").map(|v| v.state), Some(PathState::Down));
+        assert_eq!(state_from_sysfs("resetting").map(|v| v.state), Some(PathState::Down));
+        assert_eq!(state_from_sysfs("dead").map(|v| v.state), Some(PathState::Down));
     }
 
     #[test]

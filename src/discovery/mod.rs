@@ -6,6 +6,7 @@
 //! Nothing here depends on the config module: configuration arrives as plain
 //! values, enums and closures defined in these modules.
 
+pub mod ana;
 pub mod bindings;
 pub mod pgpolicy;
 pub mod prio;

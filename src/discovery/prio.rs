@@ -1,6 +1,7 @@
 //! Prioritizers: a number per path, higher = preferred; path groups are ordered
-//! by it. The decoders and formulas here are pure; the only device access is the
-//! SG_IO (through [`crate::scsi`]) of [`alua_getprio`].
+//! by it. The decoders and formulas here are pure; the device accesses are the
+//! SG_IO (through [`crate::scsi`]) of [`alua_getprio`] and the NVMe admin commands
+//! of `ana` ([`super::ana`]).
 //!
 //! ALUA numbers (shared by `alua` and `sysfs`): active/optimized 50,
 //! active/non-optimized 10, lba-dependent 5, standby 1, anything else 0; a
@@ -568,10 +569,10 @@ impl PrioJob {
         getprio(self.prio, &self.args, &subject, &mut env)
     }
 
-    /// Whether [`PrioJob::run`] computes this prioritizer (`path_latency` and
-    /// `ana` are not computed by [`getprio`]).
+    /// Whether [`PrioJob::run`] computes this prioritizer (`path_latency` is not
+    /// computed by [`getprio`]).
     pub fn runs_here(prio: Prio) -> bool {
-        !matches!(prio, Prio::PathLatency | Prio::Ana)
+        !matches!(prio, Prio::PathLatency)
     }
 }
 
@@ -614,7 +615,11 @@ pub enum PrioError {
         dev: String,
         error: AluaError,
     },
-    /// `path_latency` and `ana` are not computed by [`getprio`].
+    Ana {
+        dev: String,
+        error: super::ana::AnaError,
+    },
+    /// `path_latency` is not computed by [`getprio`].
     NotRunHere {
         dev: String,
         prio: Prio,
@@ -626,6 +631,7 @@ impl fmt::Display for PrioError {
         match self {
             PrioError::NoAccessState(dev) => write!(f, "{dev}: no access_state in sysfs"),
             PrioError::Alua { dev, error } => write!(f, "{dev}: alua: {error}"),
+            PrioError::Ana { dev, error } => write!(f, "{dev}: ana: {error}"),
             PrioError::NotRunHere { dev, prio } => {
                 write!(f, "{dev}: prioritizer {} is driven by the daemon's IO", prio.name())
             }
@@ -636,8 +642,8 @@ impl fmt::Display for PrioError {
 impl std::error::Error for PrioError {}
 
 /// Run a prioritizer for a path. `Err` explains why there is no priority (the
-/// caller then uses [`PRIO_UNDEF`]). `path_latency` and `ana` need IO the daemon
-/// drives itself ([`path_latency_prio`] scores measured latencies).
+/// caller then uses [`PRIO_UNDEF`]). `path_latency` needs IO the daemon drives
+/// itself ([`path_latency_prio`] scores measured latencies).
 pub fn getprio(prio: Prio, args: &str, p: &Subject, env: &mut PrioEnv) -> Result<i32, PrioError> {
     let excl = exclusive_pref_arg(args);
     match prio {
@@ -677,7 +683,15 @@ pub fn getprio(prio: Prio, args: &str, p: &Subject, env: &mut PrioEnv) -> Result
             };
             Ok(weightedpath_prio(args, &subject, env.regex_search))
         }
-        Prio::PathLatency | Prio::Ana => Err(PrioError::NotRunHere {
+        Prio::Ana => super::ana::ana_getprio(
+            &env.dev_dir.join(p.dev),
+            Duration::from_millis(u64::from(env.timeout_ms)),
+        )
+        .map_err(|error| PrioError::Ana {
+            dev: p.dev.to_string(),
+            error,
+        }),
+        Prio::PathLatency => Err(PrioError::NotRunHere {
             dev: p.dev.to_string(),
             prio,
         }),

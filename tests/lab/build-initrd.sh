@@ -24,11 +24,14 @@ ln -s ../run "$R/var/run"
 MODS="dm-mod dm-multipath dm-round-robin dm-queue-length dm-service-time dm-zero dm-flakey dm-delay
  scsi_debug sd_mod sg scsi_dh_alua scsi_dh_emc scsi_dh_rdac loop fuse 9p 9pnet_virtio virtio_pci
  crct10dif_generic crct10dif-pclmul crc64_rocksoft_generic
- target_core_mod target_core_iblock target_core_file tcm_loop iscsi_target_mod iscsi_tcp crc32c_generic"
+ target_core_mod target_core_iblock target_core_file tcm_loop iscsi_target_mod iscsi_tcp crc32c_generic
+ nvme-tcp nvmet-tcp"
 # (the LIO target for topo_tcm_loop: tcm_loop ports in front of iblock/fileio backstores;
 #  configfs is a module in Debian's kernel and comes in as their dependency; for topo_iscsi
 #  LIO's iSCSI target and the open-iscsi initiator's kernel half, iscsi_tcp, with libiscsi and
-#  scsi_transport_iscsi as its dependencies; the target wants the crc32c hash at every login)
+#  scsi_transport_iscsi as its dependencies; the target wants the crc32c hash at every login;
+#  for topo_nvme_tcp the NVMe/TCP host (nvme-tcp, with nvme-fabrics and nvme-core) and the
+#  kernel's NVMe target, nvmet, with its TCP transport)
 for m in $MODS; do
     modprobe -d "$B/kroot" -S "$KV" --show-depends "$m" || { echo "module $m not found in $KV" >&2; exit 1; }
 done | awk '$1=="insmod"{print $2}' | sort -u | while read -r f; do

@@ -409,6 +409,99 @@ portal_resume() {
     for _p in "$@"; do run ip route del blackhole "$(portal_addr "$_p")/32" table local || fail "portal_resume $_p"; done
 }
 
+# ---- NVMe over TCP (the kernel's nvmet target) over loopback ----------------------------------------
+# One subsystem $NVME_NQN; namespace N (1, 2, ...) is a file on tmpfs (buffered IO: tmpfs has
+# no O_DIRECT), in ANA group ((N-1) % GROUPS) + 1; port P (0, 1, ...) is nvmet port P+1 on
+# 127.0.0.1:(4420+P), the host connects to each one (one controller per port), and with
+# nvme_core's multipath=N every controller has its own nvmeCnM block device per namespace,
+# so a namespace has one path per port for dm-multipath.  Each port has its own state for every
+# ANA group (ports/P+1/ana_groups/G/ana_state); ana_set changes one.  The host, without native
+# multipath, does not follow ANA: it learns nothing of a change, and IO through an
+# inaccessible group fails (an NVMe path error), as a SCSI LUN in ALUA standby does.
+NVMET=/sys/kernel/config/nvmet
+NVME_NQN=nqn.2014-08.org.lab:nvme-ana
+NVME_NS=0 NVME_PORTS=0 NVME_GROUPS=1
+
+# topo_nvme_tcp NAMESPACES PORTS [GROUPS [SIZE_MB]]: the subsystem, its namespaces in GROUPS ANA
+# groups, PORTS ports with every group optimized, the host connected to each port; checks that
+# NAMESPACES*PORTS nvme block devices appear, PORTS per WWID.  Once per scenario.
+topo_nvme_tcp() {
+    _ns=$1 _ports=$2 NVME_GROUPS=${3:-1} _mb=${4:-16}
+    # nvme_core first and by hand: multipath is read-only once loaded, and nvmet (its
+    # passthrough part) would load it with the default, Y
+    run modprobe nvme_core multipath=N || fail "modprobe nvme_core multipath=N"
+    expect_eq "nvme_core multipath" N "$(cat /sys/module/nvme_core/parameters/multipath)"
+    modprobe nvmet && modprobe nvmet-tcp && modprobe nvme-tcp || fail "modprobe of the NVMe/TCP modules failed"
+    run ip link set lo up || fail "ip link set lo up"
+    [ -d "$NVMET" ] || mount -t configfs configfs /sys/kernel/config
+    [ -d "$NVMET/subsystems" ] || fail "no $NVMET (configfs)"
+    _s=$NVMET/subsystems/$NVME_NQN
+    mkdir "$_s" && echo 1 > "$_s/attr_allow_any_host" || fail "nvmet subsystem $NVME_NQN"
+    _n=1
+    while [ "$_n" -le "$_ns" ]; do
+        dd if=/dev/zero of="$LAB_TMP/nvme-ns$_n.img" bs=1M count=0 seek="$_mb" 2> /dev/null
+        mkdir "$_s/namespaces/$_n" &&
+            echo -n "$LAB_TMP/nvme-ns$_n.img" > "$_s/namespaces/$_n/device_path" &&
+            echo 1 > "$_s/namespaces/$_n/buffered_io" &&
+            echo "$(printf '6c616200-0000-4000-8000-%012d' "$_n")" > "$_s/namespaces/$_n/device_uuid" &&
+            echo $(( (_n - 1) % NVME_GROUPS + 1 )) > "$_s/namespaces/$_n/ana_grpid" &&
+            echo 1 > "$_s/namespaces/$_n/enable" || fail "nvmet namespace $_n"
+        _n=$((_n + 1))
+    done
+    NVME_NS=$_ns
+    _p=0
+    while [ "$_p" -lt "$_ports" ]; do
+        _d=$NVMET/ports/$((_p + 1))
+        mkdir "$_d" && echo tcp > "$_d/addr_trtype" && echo ipv4 > "$_d/addr_adrfam" &&
+            echo 127.0.0.1 > "$_d/addr_traddr" && echo $((4420 + _p)) > "$_d/addr_trsvcid" || fail "nvmet port $_p"
+        _g=2
+        while [ "$_g" -le "$NVME_GROUPS" ]; do mkdir "$_d/ana_groups/$_g" || fail "port $_p: ANA group $_g"; _g=$((_g + 1)); done
+        _g=1
+        while [ "$_g" -le "$NVME_GROUPS" ]; do ana_set "$_p" "$_g" optimized > /dev/null; _g=$((_g + 1)); done
+        ln -s "$_s" "$_d/subsystems/$NVME_NQN" || fail "nvmet port $_p: link the subsystem"
+        _p=$((_p + 1))
+    done
+    NVME_PORTS=$_ports
+    _p=0
+    while [ "$_p" -lt "$_ports" ]; do
+        run sh -c "echo transport=tcp,traddr=127.0.0.1,trsvcid=$((4420 + _p)),nqn=$NVME_NQN > /dev/nvme-fabrics" ||
+            fail "connect to port $_p"
+        _p=$((_p + 1))
+    done
+    _want=$((_ns * _ports))
+    wait_for "$_want nvme block devices" 30 sh -c "[ \$(ls /sys/block | grep -c '^nvme[0-9]*n[0-9]*\$') -ge $_want ]"
+    for _d in $(nvme_devices); do wait_for "/dev/$_d" 10 test -b "/dev/$_d" > /dev/null; done
+    expect_eq "nvme block devices" "$_want" "$(nvme_devices | wc -l)"
+    expect_eq "paths per WWID" "$_ports" "$(for _d in $(nvme_devices); do cat "/sys/block/$_d/wwid"; done | sort | uniq -c | awk '{ print $1 }' | sort -u)"
+}
+
+# nvme_devices: the namespace block devices (paths), one a line
+nvme_devices() { ls /sys/block | grep '^nvme[0-9]*n[0-9]*$' | sort; }
+# nvme_port_ctrl P: the host's controller (nvmeC) connected to port P
+nvme_port_ctrl() {
+    for _c in /sys/class/nvme/nvme*; do
+        grep -q "trsvcid=$((4420 + $1))" "$_c/address" 2> /dev/null && basename "$_c"
+    done
+}
+# nvme_ns_dev N P: the block device of namespace N through port P
+nvme_ns_dev() {
+    _c=$(nvme_port_ctrl "$2")
+    for _d in $(nvme_devices); do
+        [ "$(basename "$(readlink -f "/sys/block/$_d/device")")" = "$_c" ] &&
+            [ "$(cat "/sys/block/$_d/nsid")" = "$1" ] && echo "$_d"
+    done
+}
+
+# ana_set PORT GROUP STATE: the target reports ANA group GROUP through port PORT as STATE:
+# optimized, non-optimized, inaccessible, persistent-loss or change (topo_nvme_tcp).
+ana_set() {
+    echo "+ ana_set $*"
+    case $3 in optimized | non-optimized | inaccessible | persistent-loss | change) ;; *) fail "ana_set: unknown state '$3'" ;; esac
+    echo "$3" > "$NVMET/ports/$(($1 + 1))/ana_groups/$2/ana_state" || fail "ana_set $*: the target refused the state"
+}
+# ana_state PORT GROUP: the state the target reports
+ana_state() { cat "$NVMET/ports/$(($1 + 1))/ana_groups/$2/ana_state"; }
+
 # ---- daemons -------------------------------------------------------------------------------------
 
 # io_loop DEV FILE [ERRS]: 4 KiB O_DIRECT reads of DEV, one every 0.2 s, until $LAB_TMP/io.run

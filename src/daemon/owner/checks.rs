@@ -49,7 +49,8 @@ impl Owner {
         // As upstream: group_by_prio with failback immediate regroups (reloads) on a
         // changed priority; other policies switch groups through the failback step.
         let regroups = m.pgpolicy == Pgpolicy::GroupByPrio && m.policy.failback == Failback::Immediate;
-        let prio_regroup = self.refresh_prio(&dev, out.prio) && regroups;
+        let changed = self.refresh_prio(&dev, out.prio);
+        let prio_regroup = self.prio_round(&map_name, &dev, changed) && regroups;
         let next = if self.marginal.test_due(&dev, Instant::now()) {
             upd.path.tick.min(1)
         } else {
@@ -113,9 +114,7 @@ impl Owner {
         (groups, current)
     }
 
-    /// Takes the priority a check refreshed; true when it changed. The other usable
-    /// paths of the map are checked (and so refreshed) at once, as upstream refreshes
-    /// them all when one changed: a failover moves every port's state together.
+    /// Takes the priority a check refreshed; true when it changed.
     fn refresh_prio(&mut self, dev: &str, prio: Option<i32>) -> bool {
         let Some(new) = prio else { return false };
         let Some(p) = self.paths.get_mut(dev) else {
@@ -126,22 +125,51 @@ impl Owner {
         }
         log::info!("{dev}: prio changed from {} to {new}", p.prio);
         p.prio = new;
-        let others: Vec<String> = p
-            .map
-            .as_ref()
-            .and_then(|m| self.maps.get(m))
-            .map(|m| m.paths.iter().filter(|d| *d != dev).cloned().collect())
-            .unwrap_or_default();
-        for d in others {
-            if self
-                .paths
-                .get(&d)
-                .is_some_and(|q| matches!(q.rec.state, PathState::Up | PathState::Ghost))
-            {
-                self.schedule_check(&d, 0);
-            }
-        }
         true
+    }
+
+    /// Whether the map's priorities are refreshed enough to regroup by them, after
+    /// the check of `dev` (`changed`: its priority changed). When one path's priority
+    /// changes, upstream refreshes the map's other usable paths before it reloads: a
+    /// failover moves every port's state together. Here their checks (which refresh
+    /// the priority) run at once, and the regroup waits for their outcomes, so the
+    /// map is reloaded once, never with half of its priorities old.
+    fn prio_round(&mut self, map: &str, dev: &str, changed: bool) -> bool {
+        let Some(m) = self.maps.get_mut(map) else { return false };
+        if let Some(wait) = m.prio_wait.as_mut() {
+            // Any outcome of a path waited for counts, usable or not: it is all there
+            // is to learn until its next check.
+            wait.remove(dev);
+            if !wait.is_empty() {
+                return false;
+            }
+            m.prio_wait = None;
+            return true;
+        }
+        if !changed {
+            return false;
+        }
+        let others: std::collections::BTreeSet<String> = m
+            .paths
+            .iter()
+            .filter(|d| *d != dev)
+            .filter(|d| {
+                self.paths
+                    .get(*d)
+                    .is_some_and(|q| matches!(q.rec.state, PathState::Up | PathState::Ghost))
+            })
+            .cloned()
+            .collect();
+        if others.is_empty() {
+            return true;
+        }
+        for d in &others {
+            self.schedule_check(d, 0);
+        }
+        if let Some(m) = self.maps.get_mut(map) {
+            m.prio_wait = Some(others);
+        }
+        false
     }
 
     /// The failback step after a check of `dev` in `map`.

@@ -222,6 +222,7 @@ impl Owner {
                 policy,
                 selector: plan.selector,
                 pgpolicy: plan.pgpolicy,
+                prio_wait: None,
                 action: action.map(str::to_string),
                 loads,
                 prstatus: prev.as_ref().is_some_and(|p| p.0),

@@ -138,6 +138,9 @@ struct Map {
     /// The grouping the table was planned with: group_by_prio regroups when a
     /// priority changes.
     pgpolicy: crate::discovery::pgpolicy::Pgpolicy,
+    /// After a priority changed: the other paths whose refreshed priorities the
+    /// regroup waits for (their checks run at once).
+    prio_wait: Option<std::collections::BTreeSet<String>>,
     action: Option<String>,
     loads: u32,
     /// Persistent-reservation bookkeeping for libmpathpersist (`setprstatus`, `setprkey`,

@@ -206,15 +206,24 @@ impl Owner {
         );
     }
 
-    /// `detect_prio` first (ALUA-capable SCSI with a readable access_state → sysfs),
-    /// then the configured prioritizer.
+    /// `detect_prio` first (ALUA-capable SCSI with a readable access_state → sysfs,
+    /// an NVMe controller that reports ANA → ana), then the configured prioritizer.
     fn prioritize(&self, sel: &Selector, info: &PathInfo) -> (PrioJob, i32) {
         use discovery::prio::Prio;
         let configured = sel.prio().value;
-        let detected = if sel.detect_prio().value && info.access_state.is_some() {
-            Some(Prio::Sysfs)
-        } else {
-            None
+        let detected = match info.bus {
+            _ if !sel.detect_prio().value => None,
+            discovery::Bus::Scsi => info.access_state.is_some().then_some(Prio::Sysfs),
+            // Identify Controller, on this thread like the first priority run below.
+            discovery::Bus::Nvme => {
+                match discovery::ana::ana_supported(&self.env.dev_dir.join(&info.dev), ADD_PRIO_TIMEOUT) {
+                    Ok(ana) => ana.then_some(Prio::Ana),
+                    Err(e) => {
+                        log::debug!("{}: detect_prio: {e}", info.dev);
+                        None
+                    }
+                }
+            }
         };
         let (p, args) = match detected {
             Some(p) => (p, String::new()),
@@ -340,6 +349,11 @@ impl Owner {
                 continue;
             };
             m.paths.retain(|d| !devs.contains(d));
+            if let Some(wait) = m.prio_wait.as_mut() {
+                // (a reload below plans with the priorities known; with no paths left, no
+                // regroup is waited for)
+                wait.retain(|d| !devs.contains(d));
+            }
             if m.paths.is_empty() {
                 log::info!("{map}: last path removed, keeping the map");
                 continue;
