@@ -8,7 +8,7 @@
 # takes (sampled every 0.5 s through one client, examples/sockload.rs, for both daemons).
 # Ours must fail the 64 within the bound of iscsi_portal_hang, fail none of the other portal,
 # see 0 IO errors, get all 128 back, and answer every `show paths` within 1 s.
-# lab-timeout: 600
+# lab-timeout: 900
 . "$LAB_DIR/lib.sh"
 
 REF=/sbin/multipathd
