@@ -9,6 +9,10 @@
 //!            CLIENTS connections at once (all connected before any sends), each waits at
 //!            most TIMEOUT_MS for its reply; prints `clients= ok= failed= median_ms= max_ms=`
 //!            and one line per failure; exits 1 if any client failed.
+//!        sockload sample INTERVAL_MS TIMEOUT_MS STOPFILE CMD
+//!            one round trip every INTERVAL_MS while STOPFILE exists, each given TIMEOUT_MS;
+//!            prints `UPTIME MS ok|failed` per round trip (UPTIME: when it was sent), so a
+//!            scenario sees how long the daemon took at each moment of a fault.
 //! Both talk to the abstract socket both daemons listen on.
 
 use std::os::unix::net::UnixStream;
@@ -21,7 +25,8 @@ use multipathd::cli::client::connect;
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{ABSTRACT_SOCKET, SocketName};
 
-const USAGE: &str = "usage: sockload latency COUNT CMD | sockload load CLIENTS TIMEOUT_MS CMD";
+const USAGE: &str = "usage: sockload latency COUNT CMD | sockload load CLIENTS TIMEOUT_MS CMD \
+                     | sockload sample INTERVAL_MS TIMEOUT_MS STOPFILE CMD";
 
 fn open() -> Result<UnixStream, String> {
     connect(&[SocketName::Abstract(ABSTRACT_SOCKET.to_string())]).map_err(|e| format!("connect: {e}"))
@@ -126,6 +131,29 @@ fn load(clients: usize, timeout: Duration, cmd: &str) -> ExitCode {
     }
 }
 
+fn sample(every: Duration, timeout: Duration, stop: &str, cmd: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    while std::path::Path::new(stop).exists() {
+        let sent = std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().map(str::to_string))
+            .unwrap_or_default();
+        let t0 = Instant::now();
+        let r = open().and_then(|mut s| exchange(&mut s, cmd, timeout));
+        let verdict = if r.is_ok() { "ok" } else { "failed" };
+        // (flushed per line: the scenario reads the file while this runs)
+        if writeln!(out, "{sent} {:.0} {verdict}", millis(t0.elapsed()))
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return ExitCode::FAILURE;
+        }
+        thread::sleep(every);
+    }
+    ExitCode::SUCCESS
+}
+
 fn usage() -> ExitCode {
     eprintln!("{USAGE}");
     ExitCode::from(2)
@@ -141,6 +169,15 @@ fn main() -> ExitCode {
         },
         ["load", clients, ms, cmd] => match (num(clients), num(ms)) {
             (Some(n), Some(ms)) => load(n, Duration::from_millis(ms as u64), cmd),
+            _ => usage(),
+        },
+        ["sample", every, ms, stop, cmd] => match (num(every), num(ms)) {
+            (Some(e), Some(ms)) => sample(
+                Duration::from_millis(e as u64),
+                Duration::from_millis(ms as u64),
+                stop,
+                cmd,
+            ),
             _ => usage(),
         },
         _ => usage(),

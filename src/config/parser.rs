@@ -371,17 +371,6 @@ impl FileParser<'_> {
                 return;
             }
         };
-                self.diag(
-                    Level::Warning,
-                    n,
-                    format!(
-                        "{file} line {n}, support for \"{text}\" is not compiled in for {}, using \"{kept}\"",
-                        kw.name
-                    ),
-                );
-                return;
-            }
-        };
         let unset = kw.ty == ValueType::PartitionDelimiter && text == "/UNSET/" || value::means_unset(kw.ty, &v);
         match note {
             Note::None => {}

@@ -260,10 +260,19 @@ _tcm_check() {
     wait_for "$_want sd devices" $((20 + _want)) sh -c "[ \$(ls /sys/block | grep -c '^sd') -ge $_want ]"
     for _d in $(sd_devices); do wait_for "/dev/$_d" 10 test -b "/dev/$_d" > /dev/null; done
     expect_eq "sd device count" "$_want" "$(sd_count)"
+    # one pass over all sd devices (two greps), not one per LUN: 64 LUNs x 2 paths took a
+    # minute of forks under TCG that way.  "LUN PATHS WWIDS" of each new LUN.
+    _per_lun=$( { grep -aoH 'lab-lun-[0-9]*' /sys/block/sd*/device/vpd_pg80; grep -H . /sys/block/sd*/device/wwid; } 2> /dev/null |
+        awk -F: -v first="$TCM_FIRST" -v end="$TCM_LUNS" '
+            { split($1, f, "/"); d = f[4] }
+            $1 ~ /vpd_pg80$/ { sub(/^lab-lun-0*/, "", $2); lun[d] = $2 + 0; next }
+            { wwid[d] = $2 }
+            END { for (d in lun) { n[lun[d]]++; if (!((lun[d], wwid[d]) in seen)) { seen[lun[d], wwid[d]] = 1; w[lun[d]]++ } }
+                  for (i = first; i < end; i++) printf "%d %d %d\n", i, n[i], w[i] }')
     _n=$TCM_FIRST
     while [ "$_n" -lt "$TCM_LUNS" ]; do
-        expect_eq "paths of LUN $_n" "$2" "$(lun_sds "$_n" | wc -l)"
-        expect_eq "WWIDs of LUN $_n" 1 "$(for _d in $(lun_sds "$_n"); do wwid "$_d"; done | sort -u | wc -l)"
+        _row=$(printf '%s\n' "$_per_lun" | grep "^$_n ")
+        expect_eq "LUN $_n: paths, WWIDs" "$_n $2 1" "$_row"
         _n=$((_n + 1))
     done
 }
@@ -389,14 +398,16 @@ _iscsid_start() {
     wait_for "iscsid listens" 20 grep -q ISCSIADM_ABSTRACT_NAMESPACE /proc/net/unix
 }
 
-# portal_sds P: the sd devices reached through portal P, one a line (by their session's portal)
+# portal_sds P: the sd devices reached through portal P, one a line (those of the session whose
+# connection goes to the portal's address)
 portal_sds() {
-    for _d in $(sd_devices); do
-        _s=$(readlink -f "/sys/block/$_d/device" | grep -o 'session[0-9]*' | head -1)
-        [ -n "$_s" ] || continue
-        [ "$(cat "/sys/class/iscsi_connection/connection${_s#session}:0/persistent_address" 2> /dev/null)" = \
-            "$(portal_addr "$1")" ] && echo "$_d"
-    done
+    for _c in /sys/class/iscsi_connection/connection*; do
+        [ "$(cat "$_c/persistent_address" 2> /dev/null)" = "$(portal_addr "$1")" ] || continue
+        _s=${_c##*/connection}
+        for _b in /sys/class/iscsi_session/session${_s%%:*}/device/target*/*/block/sd*; do
+            [ -e "$_b" ] && echo "${_b##*/}"
+        done
+    done | sort
 }
 # portal_hang P...: the portals stop answering: their addresses are routed into a blackhole, so
 # what the initiator sends there (commands, NOP-Out pings, new connections) is dropped without
@@ -600,10 +611,11 @@ uevents_stop() {
     LAB_UEVENT_PID=
 }
 
-# udevd_start: run systemd-udevd (Debian's multipathd needs udev's device database).
+# udevd_start [SETTLE_SECONDS]: run systemd-udevd (Debian's multipathd needs udev's device
+# database), replay the add events of the devices already there, wait for them (default 30 s).
 udevd_start() {
     unset DM_DISABLE_UDEV
     run /lib/systemd/systemd-udevd --daemon || fail "systemd-udevd did not start"
     udevadm trigger --action=add
-    udevadm settle -t 30 || fail "udevadm settle timed out"
+    udevadm settle -t "${1:-30}" || fail "udevadm settle timed out"
 }
