@@ -6,11 +6,18 @@ use std::ffi::{CStr, CString};
 use std::fmt;
 use std::mem::MaybeUninit;
 
+use super::regex_size;
+
 /// Why a pattern does not compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegexError {
     /// C strings end at NUL: the pattern cannot be handed to regcomp.
     Nul,
+    /// Longer than [`regex_size::MAX_PATTERN_BYTES`].
+    TooLong(usize),
+    /// Its repetitions would make glibc build this many atom copies (more than
+    /// [`regex_size::MAX_COPIES`]), a compile that can take minutes and abort.
+    TooBig(u64),
     /// regcomp refused it; the text is regerror's, as upstream prints it.
     Compile(String),
 }
@@ -19,6 +26,16 @@ impl fmt::Display for RegexError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RegexError::Nul => f.write_str("pattern contains a NUL byte"),
+            RegexError::TooLong(n) => write!(
+                f,
+                "Regular expression too long: {n} bytes, the limit is {}",
+                regex_size::MAX_PATTERN_BYTES
+            ),
+            RegexError::TooBig(n) => write!(
+                f,
+                "Regular expression too big: its repetitions expand to {n} copies, the limit is {}",
+                regex_size::MAX_COPIES
+            ),
             RegexError::Compile(m) => f.write_str(m),
         }
     }
@@ -39,9 +56,17 @@ unsafe impl Send for Regex {}
 unsafe impl Sync for Regex {}
 
 impl Regex {
-    /// Compiles with `REG_EXTENDED | REG_NOSUB`. The error is regerror's text.
+    /// Compiles with `REG_EXTENDED | REG_NOSUB`. The error is regerror's text, or
+    /// why the pattern was not handed to regcomp at all (see [`regex_size`]).
     pub fn new(pattern: &str) -> Result<Regex, RegexError> {
+        if pattern.len() > regex_size::MAX_PATTERN_BYTES {
+            return Err(RegexError::TooLong(pattern.len()));
+        }
         let c = CString::new(pattern).map_err(|_| RegexError::Nul)?;
+        let copies = regex_size::copies(pattern);
+        if copies > regex_size::MAX_COPIES {
+            return Err(RegexError::TooBig(copies));
+        }
         let mut raw = MaybeUninit::<libc::regex_t>::zeroed();
         // SAFETY: raw points to writable storage for a regex_t, c is NUL-terminated.
         let rc = unsafe { libc::regcomp(raw.as_mut_ptr(), c.as_ptr(), libc::REG_EXTENDED | libc::REG_NOSUB) };
@@ -134,6 +159,27 @@ mod tests {
         assert!(Regex::new("a.c").unwrap().is_match("a\nc"));
         assert!(Regex::new("(").is_err());
         assert!(Regex::new("a\0b").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_reason() {
+        let e = |p: &str| Regex::new(p).unwrap_err().to_string();
+        assert_eq!(e("("), "Unmatched ( or \\(");
+        assert_eq!(e("a{2,1}"), "Invalid content of \\{\\}");
+        assert_eq!(e("[[:foo:]]"), "Invalid character class name");
+        assert_eq!(
+            e("(((a{1,100}){1,100}){1,100})"),
+            "Regular expression too big: its repetitions expand to 1020202 copies, the limit is 2000"
+        );
+        assert_eq!(
+            e("a{1,2500}"),
+            "Regular expression too big: its repetitions expand to 2501 copies, the limit is 2000"
+        );
+        assert_eq!(
+            e(&"a".repeat(1025)),
+            "Regular expression too long: 1025 bytes, the limit is 1024"
+        );
+        assert!(Regex::new("a{1,1000}").is_ok());
     }
 
     #[test]
