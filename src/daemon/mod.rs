@@ -8,6 +8,7 @@ pub mod path_attrs;
 pub mod pidfile;
 pub mod plan;
 pub mod policy;
+pub mod reload;
 pub mod run;
 pub mod signals;
 
