@@ -100,6 +100,10 @@ pub fn builtin() -> Config {
 /// Loads the main file and the conf.d directory, as multipathd does at start-up
 /// and on reconfigure.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    regex::with_load_budget(|| load_files(opts))
+}
+
+fn load_files(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let mut cfg = builtin();
     let mut st = parser::LoadState::default();
     let mut budget = source::MAX_TOTAL_BYTES;
@@ -214,7 +218,11 @@ pub fn parse_str_bare(name: &str, text: &str) -> Result<Loaded, ConfigError> {
     parse_with(Config::default(), name, text)
 }
 
-fn parse_with(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigError> {
+fn parse_with(cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigError> {
+    regex::with_load_budget(|| parse_text(cfg, name, text))
+}
+
+fn parse_text(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigError> {
     if let Some(line) = source::nul_line(text.as_bytes()) {
         return Err(ConfigError::Refused {
             path: PathBuf::from(name),

@@ -15,10 +15,18 @@
 /// nest of groups is where glibc's compile time and stack use grow without bound.
 pub const MAX_PATTERN_BYTES: usize = 1024;
 
-/// Most atom copies a compiled pattern may hold. Real patterns hold a few dozen;
-/// at this size the slowest shapes (a nullable group under a large bound) still
-/// compile in well under a second.
-pub const MAX_COPIES: u64 = 2000;
+/// Most atom copies a compiled pattern may hold: what one repetition bound of 255
+/// (POSIX's smallest RE_DUP_MAX, the largest a portable pattern uses) on one atom
+/// makes. Real patterns hold a few dozen. glibc's time and memory grow with the
+/// square of this (about 0.6 MB and under a millisecond here; 33 MB at 2000).
+pub const MAX_COPIES: u64 = 256;
+
+/// What compiling a pattern of `copies` costs in memory, estimated on the high side
+/// from glibc's behaviour (a fixed part, and a part growing with the square of the
+/// copies for chains of optional atoms).
+pub fn memory(copies: u64) -> u64 {
+    copies.saturating_mul(copies).saturating_mul(16).saturating_add(1024)
+}
 
 /// glibc's RE_DUP_MAX: a larger bound is refused by regcomp itself.
 const DUP_MAX: u64 = 0x7fff;
