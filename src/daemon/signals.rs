@@ -18,7 +18,7 @@ pub enum SignalEvent {
     /// SIGUSR1: reopen the log (syslog reconnects by itself; kept for parity).
     ReopenLog,
     /// SIGUSR2: upstream sends it to its own threads to wake them; from outside it
-    /// is only logged (at debug level, as upstream does).
+    /// is only logged (at verbosity 3, as upstream does).
     User2,
     /// SIGINT/SIGTERM: shut down cleanly.
     Shutdown,
