@@ -2,7 +2,7 @@
 //! diagnostic names where it comes from.
 
 use multipathd::config::keywords::KEYWORDS;
-use multipathd::config::{self, ConfigError, Diagnostic};
+use multipathd::config::{self, ConfigError, Diagnostic, Refusal};
 use proptest::prelude::*;
 
 const WHOLE_FILE: &[&str] = &[
@@ -58,6 +58,14 @@ fn run(text: &str) {
             check(text, &diagnostics);
             assert!(diagnostics.iter().any(|d| d.message.contains("parsing failed")));
         }
+        // C strings end at NUL: a text holding one is refused whole, naming the line.
+        Err(ConfigError::Refused {
+            reason: Refusal::Nul { line },
+            ..
+        }) => assert_eq!(
+            Some(line),
+            text.split('\n').position(|l| l.contains('\0')).map(|i| i + 1)
+        ),
         Err(e) => panic!("unexpected error {e}"),
     }
 }

@@ -218,6 +218,11 @@ fn invalid_blacklist_regex_fails_the_main_file() {
                 "/etc/multipath.conf line 2, parsing failed: \tdevnode \"(\""
             );
             assert_eq!(diagnostics[0].line, 2);
+            // upstream stops there; we add regcomp's reason.
+            assert_eq!(
+                diagnostics[1].message,
+                "/etc/multipath.conf line 2, invalid regular expression \"(\": Unmatched ( or \\("
+            );
         }
         other => panic!("expected a parse error, got {other:?}"),
     }
@@ -243,10 +248,14 @@ fn invalid_regex_in_conf_d_is_ignored() {
     assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
     assert_eq!(l.config.blacklist.wwid.len(), 1);
     let b = confd.join("b.conf").display().to_string();
-    assert_eq!(l.diagnostics.len(), 1);
+    assert_eq!(l.diagnostics.len(), 2);
     assert_eq!(
         l.diagnostics[0].message,
         format!("{b} line 2, parsing failed: \tdevnode \"(\"")
+    );
+    assert_eq!(
+        l.diagnostics[1].message,
+        format!("{b} line 2, invalid regular expression \"(\": Unmatched ( or \\(")
     );
     assert_eq!(l.diagnostics[0].file, b);
 }
@@ -350,7 +359,7 @@ fn device_regex_that_does_not_compile_is_rejected() {
     assert_eq!(
         m,
         [
-            "/etc/multipath.conf line 3, invalid value for vendor: \"(\"",
+            "/etc/multipath.conf line 3, invalid value for vendor: \"(\": Unmatched ( or \\(",
             "device config in /etc/multipath.conf missing vendor or product parameter"
         ]
     );

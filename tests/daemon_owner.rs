@@ -16,6 +16,7 @@ use multipathd::cli::format::DaemonState;
 use multipathd::cli::parse::{Command, HandlerError};
 use multipathd::config::{Config, LoadOptions, parse_str};
 use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::daemon::reload::{Reloaded, Reloader};
 use multipathd::dm::DmError;
 use multipathd::dm::table::MultipathTable;
 use multipathd::marginal::engine::fake::{FakeEngine, FakeRead};
@@ -339,6 +340,7 @@ struct Harness {
     dm: Arc<Mutex<DmState>>,
     checker: Receiver<Control>,
     ioerr: Receiver<IoErrEvent>,
+    reloads: Receiver<Reloaded>,
 }
 
 impl Harness {
@@ -352,18 +354,34 @@ impl Harness {
         let dm = Arc::new(Mutex::new(dm));
         let (ctx, crx) = unbounded();
         let (itx, irx) = unbounded();
+        let (reload, reloads) = Reloader::new();
         let ioerr = match spawn {
             Some(s) => IoErrStat::with_spawner(itx, s),
             None => IoErrStat::new(itx),
         };
-        let out = Outputs { checker: ctx, ioerr };
+        let out = Outputs {
+            checker: ctx,
+            ioerr,
+            reload,
+        };
         let owner = Owner::new(config(conf), f.env(), Box::new(FakeDm(dm.clone())), out);
         Harness {
             owner,
             dm,
             checker: crx,
             ioerr: irx,
+            reloads,
         }
+    }
+
+    /// Hands the owner the configuration load a reconfigure started, as the run loop
+    /// does when it arrives.
+    fn finish_reload(&mut self) {
+        let done = self
+            .reloads
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the configuration load ends");
+        self.owner.on_reloaded(done);
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -1968,6 +1986,11 @@ fn reconfigure_command_rereads_the_configuration_file() {
     )
     .unwrap();
     assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    // Nothing changes until the load, which runs on another thread, is handed back.
+    assert!(h.cmd(Command::ShowDaemon).ends_with(" (pending reconfigure)\n"));
+    assert_eq!(h.changes(), vec![]);
+    h.finish_reload();
+    assert!(!h.cmd(Command::ShowDaemon).contains("pending"));
     assert_eq!(
         h.changes(),
         vec![Call::Reload {
@@ -1980,6 +2003,7 @@ fn reconfigure_command_rereads_the_configuration_file() {
     fs::remove_file(f.conf()).unwrap();
     fs::create_dir(f.conf()).unwrap();
     h.owner.reread_config();
+    h.finish_reload();
     assert_eq!(h.changes(), vec![]);
     let st = h.cmd(Command::ShowMapsStatus);
     assert_eq!(st.lines().nth(1).unwrap().split_whitespace().nth(2), Some("on"), "{st}");

@@ -13,6 +13,7 @@ use multipathd::cli::format::DaemonState;
 use multipathd::cli::server::Request;
 use multipathd::config::parse_str;
 use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, WorkerDied, serve};
 use multipathd::daemon::signals::SignalEvent;
 use multipathd::dm::DmError;
@@ -97,9 +98,11 @@ fn start() -> (Workers, Loop) {
     let (chk_tx, checker) = unbounded();
     let (owner_ioerr_tx, _) = unbounded();
     let cfg = parse_str("multipath.conf", "").expect("empty config parses").config;
+    let (reload, reloads_rx) = Reloader::new();
     let out = Outputs {
         checker: chk_tx,
         ioerr: IoErrStat::new(owner_ioerr_tx),
+        reload,
     };
     let mut owner = Owner::new(cfg, env, Box::new(NoMaps), out);
     let (signals, sig_rx) = bounded(16);
@@ -113,6 +116,7 @@ fn start() -> (Workers, Loop) {
         checks: res_rx,
         ioerr: ioerr_rx,
         requests: req_rx,
+        reloads: reloads_rx,
     };
     let thread = std::thread::spawn(move || {
         let result = serve(&mut owner, inbox);

@@ -9,7 +9,7 @@
 mod fuzz_support;
 
 use multipathd::config::keywords::{KEYWORDS, PGPOLICIES, PROTOCOLS, SELECTORS};
-use multipathd::config::{self, ConfigError, Diagnostic, Level, dump};
+use multipathd::config::{self, ConfigError, Diagnostic, Level, Refusal, dump};
 use proptest::prelude::*;
 
 const FILE: &str = "fuzz.conf";
@@ -134,6 +134,14 @@ fn property(text: &str) {
                 "parse failed without an error-level diagnostic: {diagnostics:?}"
             );
         }
+        // C strings end at NUL: a text holding one is refused whole, naming the line.
+        Err(ConfigError::Refused {
+            reason: Refusal::Nul { line },
+            ..
+        }) => assert_eq!(
+            Some(line),
+            text.split('\n').position(|l| l.contains('\0')).map(|i| i + 1)
+        ),
         Err(e) => panic!("unexpected error kind: {e}"),
     }
     // Without the built-in table the dump is short enough to round-trip every case.

@@ -15,6 +15,8 @@ pub mod model;
 mod parser;
 pub mod propsel;
 pub mod regex;
+pub mod regex_size;
+pub mod source;
 pub mod value;
 
 use std::fmt;
@@ -22,6 +24,9 @@ use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Level};
 pub use model::Config;
+pub use source::{FileKind, Refusal};
+
+use source::FileText;
 
 /// Where to read the configuration from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +58,9 @@ pub struct Loaded {
 pub enum ConfigError {
     /// The main file exists but cannot be read.
     Read { path: PathBuf, error: std::io::Error },
+    /// The main file is not read: not a regular file, too large, or holding a NUL
+    /// byte (see [`source`]).
+    Refused { path: PathBuf, reason: Refusal },
     /// A handler failed in the main file (invalid blacklist regex, bad
     /// reservation key); the diagnostics say where.
     Parse {
@@ -67,6 +75,9 @@ impl fmt::Display for ConfigError {
             ConfigError::Read { path, error } => {
                 write!(f, "couldn't open configuration file '{}': {error}", path.display())
             }
+            ConfigError::Refused { path, reason } => {
+                write!(f, "refusing configuration file '{}': {reason}", path.display())
+            }
             ConfigError::Parse { diagnostics, .. } => {
                 for d in diagnostics.iter().filter(|d| d.level == Level::Error) {
                     writeln!(f, "{d}")?;
@@ -79,12 +90,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads a file as text; bytes that are not UTF-8 become U+FFFD, which the
-/// tokenizer treats like any other non-ASCII character.
-fn read_text(path: &Path) -> std::io::Result<String> {
-    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned())
-}
-
 /// A configuration holding only the built-in hardware table.
 pub fn builtin() -> Config {
     Config {
@@ -96,11 +101,16 @@ pub fn builtin() -> Config {
 /// Loads the main file and the conf.d directory, as multipathd does at start-up
 /// and on reconfigure.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    regex::with_load_budget(|| load_files(opts))
+}
+
+fn load_files(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let mut cfg = builtin();
     let mut st = parser::LoadState::default();
+    let mut budget = source::MAX_TOTAL_BYTES;
     let main = opts.path.display().to_string();
-    match read_text(&opts.path) {
-        Ok(text) => {
+    match source::read_config_file(&opts.path, &mut budget) {
+        FileText::Text(text) => {
             if !read_file(&main, &main, &text, &mut cfg, &mut st) {
                 return Err(ConfigError::Parse {
                     path: opts.path.clone(),
@@ -108,15 +118,21 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
                 });
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => {
+        FileText::Missing => {}
+        FileText::Refused(Refusal::Io(error)) => {
             return Err(ConfigError::Read {
                 path: opts.path.clone(),
                 error,
             });
         }
+        FileText::Refused(reason) => {
+            return Err(ConfigError::Refused {
+                path: opts.path.clone(),
+                reason,
+            });
+        }
     }
-    read_conf_dir(&opts.conf_dir, &mut cfg, &mut st);
+    read_conf_dir(&opts.conf_dir, &mut cfg, &mut st, &mut budget);
     finish(&mut cfg, &mut st, &main);
     Ok(Loaded {
         config: cfg,
@@ -124,7 +140,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     })
 }
 
-fn read_conf_dir(dir: &Path, cfg: &mut Config, st: &mut parser::LoadState) {
+fn read_conf_dir(dir: &Path, cfg: &mut Config, st: &mut parser::LoadState, budget: &mut u64) {
     let shown = dir.display().to_string();
     let mut diag = |level, message: String| {
         st.diags.push(Diagnostic {
@@ -152,26 +168,41 @@ fn read_conf_dir(dir: &Path, cfg: &mut Config, st: &mut parser::LoadState) {
             return;
         }
     };
+    // Every `*.conf` entry, whatever it is: one that is not a regular file is
+    // refused with a message rather than skipped without a word.
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "conf") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
         .collect();
     files.sort();
     for f in files {
         let name = f.display().to_string();
-        match read_text(&f) {
+        let refused = |line: usize, message: String| Diagnostic {
+            level: Level::Error,
+            file: name.clone(),
+            line,
+            message,
+        };
+        match source::read_config_file(&f, budget) {
             // A failing handler in a conf.d file only loses that setting.
-            Ok(text) => {
+            FileText::Text(text) => {
                 let desc = f.file_name().unwrap_or_default().to_string_lossy();
                 read_file(&name, &desc, &text, cfg, st);
             }
-            Err(e) => st.diags.push(Diagnostic {
-                level: Level::Error,
-                file: name.clone(),
-                line: 0,
-                message: format!("couldn't open configuration file '{name}': {e}"),
-            }),
+            // Listed a moment ago, removed since: as if it had not been there.
+            FileText::Missing => {}
+            FileText::Refused(Refusal::Io(e)) => st
+                .diags
+                .push(refused(0, format!("couldn't open configuration file '{name}': {e}"))),
+            FileText::Refused(reason) => {
+                let line = match reason {
+                    Refusal::Nul { line } => line,
+                    _ => 0,
+                };
+                st.diags
+                    .push(refused(line, format!("refusing configuration file '{name}': {reason}")));
+            }
         }
     }
 }
@@ -189,7 +220,17 @@ pub fn parse_str_bare(name: &str, text: &str) -> Result<Loaded, ConfigError> {
     parse_with(Config::default(), name, text)
 }
 
-fn parse_with(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigError> {
+fn parse_with(cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigError> {
+    regex::with_load_budget(|| parse_text(cfg, name, text))
+}
+
+fn parse_text(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigError> {
+    if let Some(line) = source::nul_line(text.as_bytes()) {
+        return Err(ConfigError::Refused {
+            path: PathBuf::from(name),
+            reason: Refusal::Nul { line },
+        });
+    }
     let mut st = parser::LoadState::default();
     if !read_file(name, name, text, &mut cfg, &mut st) {
         return Err(ConfigError::Parse {

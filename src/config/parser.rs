@@ -272,6 +272,18 @@ impl FileParser<'_> {
         );
     }
 
+    /// upstream's "parsing failed" line, then regcomp's reason (which upstream does
+    /// not print).
+    fn fail_regex(&mut self, n: usize, raw: &str, text: &str, e: &super::regex::RegexError) {
+        self.fail(n, raw);
+        let file = self.file;
+        self.diag(
+            Level::Error,
+            n,
+            format!("{file} line {n}, invalid regular expression \"{text}\": {e}"),
+        );
+    }
+
     fn set(&mut self, target: Target, kw: &'static Keyword, text: &str, n: usize, raw: &str) {
         let file = self.file;
         match target {
@@ -282,7 +294,7 @@ impl FileParser<'_> {
                             list.push(p);
                         }
                     }
-                    Err(_) => self.fail(n, raw),
+                    Err(e) => self.fail_regex(n, raw, text, &e),
                 }
                 return;
             }
@@ -297,19 +309,21 @@ impl FileParser<'_> {
                             }
                         }
                     }
-                    Err(_) => self.fail(n, raw),
+                    Err(e) => self.fail_regex(n, raw, text, &e),
                 }
                 return;
             }
             // A device regex that does not compile could never match: say so
             // instead of keeping an entry that silently applies to nothing.
-            Target::Device(_) if kw.ty == ValueType::Regex && Pattern::new(text).is_err() => {
-                self.diag(
-                    Level::Warning,
-                    n,
-                    format!("{file} line {n}, invalid value for {}: \"{text}\"", kw.name),
-                );
-                return;
+            Target::Device(_) if kw.ty == ValueType::Regex => {
+                if let Err(e) = Pattern::new(text) {
+                    self.diag(
+                        Level::Warning,
+                        n,
+                        format!("{file} line {n}, invalid value for {}: \"{text}\": {e}", kw.name),
+                    );
+                    return;
+                }
             }
             _ => {}
         }

@@ -2,15 +2,26 @@
 //! patterns behave exactly as in multipath-tools (GNU extensions included,
 //! unanchored search, `.` matching newline).
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::mem::MaybeUninit;
+
+use super::regex_size;
 
 /// Why a pattern does not compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegexError {
     /// C strings end at NUL: the pattern cannot be handed to regcomp.
     Nul,
+    /// Longer than [`regex_size::MAX_PATTERN_BYTES`].
+    TooLong(usize),
+    /// Its repetitions would make glibc build this many atom copies (more than
+    /// [`regex_size::MAX_COPIES`]), a compile that can take minutes and abort.
+    TooBig(u64),
+    /// The patterns compiled so far in this configuration load used up its budget
+    /// ([`LOAD_BUDGET`]).
+    OverBudget,
     /// regcomp refused it; the text is regerror's, as upstream prints it.
     Compile(String),
 }
@@ -19,12 +30,62 @@ impl fmt::Display for RegexError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RegexError::Nul => f.write_str("pattern contains a NUL byte"),
+            RegexError::TooLong(n) => write!(
+                f,
+                "Regular expression too long: {n} bytes, the limit is {}",
+                regex_size::MAX_PATTERN_BYTES
+            ),
+            RegexError::TooBig(n) => write!(
+                f,
+                "Regular expression too big: its repetitions expand to {n} copies, the limit is {}",
+                regex_size::MAX_COPIES
+            ),
+            RegexError::OverBudget => write!(
+                f,
+                "Regular expressions too many: the configuration's patterns together would need more than {} MiB",
+                LOAD_BUDGET >> 20
+            ),
             RegexError::Compile(m) => f.write_str(m),
         }
     }
 }
 
 impl std::error::Error for RegexError {}
+
+/// Estimated compile memory ([`regex_size::memory`]) the patterns of one
+/// configuration load may use together: every pattern is small on its own, but a
+/// 4 MiB file can hold a hundred thousand of them. The built-in table and a real
+/// configuration use a few MiB.
+pub const LOAD_BUDGET: u64 = 128 << 20;
+
+thread_local! {
+    /// What the load running on this thread may still spend; `None` outside a load.
+    static BUDGET: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (a configuration load) with [`LOAD_BUDGET`] for the patterns it
+/// compiles on this thread.
+pub fn with_load_budget<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<u64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BUDGET.set(self.0);
+        }
+    }
+    let _restore = Restore(BUDGET.replace(Some(LOAD_BUDGET)));
+    f()
+}
+
+fn spend(cost: u64) -> Result<(), RegexError> {
+    BUDGET.with(|b| match b.get() {
+        Some(left) if cost > left => Err(RegexError::OverBudget),
+        Some(left) => {
+            b.set(Some(left - cost));
+            Ok(())
+        }
+        None => Ok(()),
+    })
+}
 
 /// A compiled pattern; `regfree` runs on drop.
 pub struct Regex {
@@ -39,9 +100,18 @@ unsafe impl Send for Regex {}
 unsafe impl Sync for Regex {}
 
 impl Regex {
-    /// Compiles with `REG_EXTENDED | REG_NOSUB`. The error is regerror's text.
+    /// Compiles with `REG_EXTENDED | REG_NOSUB`. The error is regerror's text, or
+    /// why the pattern was not handed to regcomp at all (see [`regex_size`]).
     pub fn new(pattern: &str) -> Result<Regex, RegexError> {
+        if pattern.len() > regex_size::MAX_PATTERN_BYTES {
+            return Err(RegexError::TooLong(pattern.len()));
+        }
         let c = CString::new(pattern).map_err(|_| RegexError::Nul)?;
+        let copies = regex_size::copies(pattern);
+        if copies > regex_size::MAX_COPIES {
+            return Err(RegexError::TooBig(copies));
+        }
+        spend(regex_size::memory(copies))?;
         let mut raw = MaybeUninit::<libc::regex_t>::zeroed();
         // SAFETY: raw points to writable storage for a regex_t, c is NUL-terminated.
         let rc = unsafe { libc::regcomp(raw.as_mut_ptr(), c.as_ptr(), libc::REG_EXTENDED | libc::REG_NOSUB) };
@@ -134,6 +204,47 @@ mod tests {
         assert!(Regex::new("a.c").unwrap().is_match("a\nc"));
         assert!(Regex::new("(").is_err());
         assert!(Regex::new("a\0b").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_reason() {
+        let e = |p: &str| Regex::new(p).unwrap_err().to_string();
+        assert_eq!(e("("), "Unmatched ( or \\(");
+        assert_eq!(e("a{2,1}"), "Invalid content of \\{\\}");
+        assert_eq!(e("[[:foo:]]"), "Invalid character class name");
+        assert_eq!(
+            e("(((a{1,100}){1,100}){1,100})"),
+            "Regular expression too big: its repetitions expand to 1020202 copies, the limit is 256"
+        );
+        assert_eq!(
+            e("a{1,300}"),
+            "Regular expression too big: its repetitions expand to 301 copies, the limit is 256"
+        );
+        assert_eq!(
+            e(&"a".repeat(1025)),
+            "Regular expression too long: 1025 bytes, the limit is 1024"
+        );
+        assert!(Regex::new("a{1,255}").is_ok());
+    }
+
+    #[test]
+    fn a_load_has_a_budget() {
+        // 256 copies cost about 1 MiB: the budget runs out after about 128 of them.
+        let compiled = with_load_budget(|| (0..1000).take_while(|_| Regex::new("a{1,255}").is_ok()).count());
+        assert!((120..130).contains(&compiled), "{compiled}");
+        assert_eq!(
+            with_load_budget(|| {
+                loop {
+                    if let Err(e) = Regex::new("a{1,255}") {
+                        break e.to_string();
+                    }
+                }
+            }),
+            "Regular expressions too many: the configuration's patterns together would need more than 128 MiB"
+        );
+        // Outside a load, and in the next load, there is room again.
+        assert!(Regex::new("a{1,255}").is_ok());
+        assert!(with_load_budget(|| Regex::new("a{1,255}").is_ok()));
     }
 
     #[test]

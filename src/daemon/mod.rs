@@ -9,6 +9,7 @@ pub mod path_attrs;
 pub mod pidfile;
 pub mod plan;
 pub mod policy;
+pub mod reload;
 pub mod run;
 pub mod signals;
 pub mod watchdog;

@@ -13,6 +13,7 @@ use super::logging::{self, Sink};
 use super::notify;
 use super::owner::{Env, MapOps, Outputs, Owner};
 use super::pidfile::{DEFAULT_PIDFILE, PidFile, PidFileError};
+use super::reload::{Reloaded, Reloader};
 use super::signals::{self, SignalEvent, SignalThread};
 use super::watchdog::Watchdog;
 use crate::checkers::{self, CheckOutcome, MonotonicClock};
@@ -71,7 +72,15 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
     };
     let logger = logging::init(sink, verbosity(&cfg, opts));
     super::hardening::harden();
-    for d in &loaded.diagnostics {
+    log_diagnostics(&loaded.diagnostics);
+    let code = run_threads(opts, load, cfg, dm);
+    logger.shutdown();
+    code
+}
+
+/// Logs what loading the configuration found, at the levels upstream uses.
+pub(crate) fn log_diagnostics(diagnostics: &[config::Diagnostic]) {
+    for d in diagnostics {
         match d.level {
             config::Level::Error => log::error!("{d}"),
             config::Level::Warning => log::warn!("{d}"),
@@ -79,9 +88,6 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
             config::Level::Info => log::debug!("{d}"),
         }
     }
-    let code = run_threads(opts, load, cfg, dm);
-    logger.shutdown();
-    code
 }
 
 /// The open-file limit `max_fds` asks for: a number, or `max` (also the default) for
@@ -201,9 +207,11 @@ fn start_and_serve(
         config: load.clone(),
         ..Env::default()
     };
+    let (reload, reload_rx) = Reloader::new();
     let out = Outputs {
         checker: chk_tx,
         ioerr: IoErrStat::new(ioerr_tx),
+        reload,
     };
     // Listening before coldplug: a client that comes early waits for its answer
     // (queued for the owner, or timed out after uxsock_timeout) instead of being refused.
@@ -223,6 +231,7 @@ fn start_and_serve(
         checks: res_rx,
         ioerr: ioerr_rx,
         requests: req_rx,
+        reloads: reload_rx,
     };
     let ended = serve(&mut owner, inbox);
     Threads {
@@ -274,6 +283,8 @@ pub struct Inbox {
     pub checks: Receiver<CheckOutcome>,
     pub ioerr: Receiver<IoErrEvent>,
     pub requests: Receiver<Request>,
+    /// Finished configuration loads ([`Reloader`]).
+    pub reloads: Receiver<Reloaded>,
 }
 
 /// A worker thread the daemon cannot run without ended (its channel closed): the
@@ -310,6 +321,7 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
         checks,
         mut ioerr,
         requests,
+        mut reloads,
     } = inbox;
     let ticker = crossbeam_channel::tick(Duration::from_secs(1));
     let mut watchdog = Watchdog::from_env();
@@ -327,6 +339,7 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
                 Ok(SignalEvent::Shutdown) => owner.shutdown(),
                 Ok(SignalEvent::Reconfigure) => owner.reread_config(),
                 Ok(SignalEvent::ReopenLog) => log::info!("reopening the log"),
+                Ok(SignalEvent::User2) => log::debug!("SIGUSR2 received"),
                 Err(_) => died = Some(WorkerDied::Signals),
             },
             recv(uevents) -> ev => match ev {
@@ -353,6 +366,11 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
                     log::error!("io-err-stat reports channel closed");
                     ioerr = never();
                 }
+            },
+            recv(reloads) -> r => match r {
+                Ok(r) => owner.on_reloaded(r),
+                // The owner's Reloader holds a sender: in the daemon this never closes.
+                Err(_) => reloads = never(),
             },
             recv(requests) -> req => match req {
                 Ok(req) => answer(owner, req),

@@ -1,9 +1,13 @@
 //! Signals become messages: a signal-hook thread forwards them to the state owner.
+//!
+//! The signals are upstream's: SIGHUP, SIGUSR1, SIGUSR2, SIGINT and SIGTERM. Upstream
+//! also ends on SIGPIPE; here it stays ignored (Rust's runtime default), so a client
+//! or a log pipe that goes away costs a failed write, never the daemon.
 
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::{Handle, Signals};
 
 /// What a signal asks the daemon to do.
@@ -13,6 +17,9 @@ pub enum SignalEvent {
     Reconfigure,
     /// SIGUSR1: reopen the log (syslog reconnects by itself; kept for parity).
     ReopenLog,
+    /// SIGUSR2: upstream sends it to its own threads to wake them; from outside it
+    /// is only logged (at verbosity 3, as upstream does).
+    User2,
     /// SIGINT/SIGTERM: shut down cleanly.
     Shutdown,
 }
@@ -21,6 +28,7 @@ pub fn classify(sig: i32) -> Option<SignalEvent> {
     match sig {
         SIGHUP => Some(SignalEvent::Reconfigure),
         SIGUSR1 => Some(SignalEvent::ReopenLog),
+        SIGUSR2 => Some(SignalEvent::User2),
         SIGINT | SIGTERM => Some(SignalEvent::Shutdown),
         _ => None,
     }
@@ -45,7 +53,7 @@ impl SignalThread {
 /// Starts the forwarding thread. It runs until [`SignalThread::stop`] or until the
 /// receiver is gone.
 pub fn spawn(tx: Sender<SignalEvent>) -> std::io::Result<SignalThread> {
-    let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGTERM])?;
     let handle = signals.handle();
     let thread = std::thread::Builder::new().name("signals".into()).spawn(move || {
         for sig in signals.forever() {
@@ -69,6 +77,7 @@ mod tests {
         assert_eq!(classify(SIGTERM), Some(SignalEvent::Shutdown));
         assert_eq!(classify(SIGINT), Some(SignalEvent::Shutdown));
         assert_eq!(classify(SIGUSR1), Some(SignalEvent::ReopenLog));
-        assert_eq!(classify(libc::SIGUSR2), None);
+        assert_eq!(classify(SIGUSR2), Some(SignalEvent::User2));
+        assert_eq!(classify(libc::SIGPIPE), None);
     }
 }

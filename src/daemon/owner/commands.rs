@@ -57,7 +57,7 @@ impl Owner {
             Command::ShowMarginal => Ok(self.marginal_text()),
             Command::ShowMarginalJson => Ok(crate::marginal::status::json(&self.marginal.statuses(Instant::now()))),
             Command::ShowStatus => Ok(self.status_text()),
-            Command::ShowDaemon => Ok(fmt::daemon(std::process::id(), self.state, false)),
+            Command::ShowDaemon => Ok(fmt::daemon(std::process::id(), self.state, self.out.reload.pending())),
             Command::ShowBlacklist => Ok(fmt::blacklist(&self.blacklist_view())),
             Command::ShowDevices => Ok(fmt::devices(&self.devices())),
 
@@ -394,7 +394,8 @@ impl Owner {
 
     // ---- the daemon ------------------------------------------------------------
 
-    /// `reconfigure`: `ok` even when the new configuration does not load (logged).
+    /// `reconfigure`: `ok` once the load has started, as upstream answers once it is
+    /// scheduled; a configuration that does not load is logged and changes nothing.
     fn reconfigure_cmd(&mut self) -> Answer {
         self.reread_config();
         Ok(String::new())

@@ -1,5 +1,6 @@
 //! The daemon's life: start-up (coldplug), reconfigure, shutdown. SIGHUP and the
-//! `reconfigure` command both end in [`Owner::reread_config`], SIGTERM/SIGINT and the
+//! `reconfigure` command both end in [`Owner::reread_config`] (which starts a load on
+//! another thread) and [`Owner::on_reloaded`] (which applies it), SIGTERM/SIGINT and the
 //! `shutdown` command in [`Owner::shutdown`]; the run loop ends once the state is
 //! `Shutdown` and joins the threads it started.
 
@@ -8,8 +9,10 @@ use std::collections::BTreeMap;
 use crate::checkers::Control;
 use crate::cli::format::DaemonState;
 use crate::config::keywords::Setting;
+use crate::config::Config;
 use crate::config::propsel::Selector;
-use crate::config::{self, Config};
+use crate::daemon::reload::Reloaded;
+use crate::daemon::run::log_diagnostics;
 
 use super::Owner;
 use crate::daemon::notify;
@@ -51,13 +54,25 @@ impl Owner {
         self.state = DaemonState::Idle;
     }
 
-    /// Reads multipath.conf again ([`super::Env::config`]) and applies it; a configuration
-    /// that does not load leaves the old one in force.
+    /// Asks for multipath.conf ([`super::Env::config`]) to be read again. The load
+    /// runs on its own thread; its result comes back through [`Owner::on_reloaded`].
     pub fn reread_config(&mut self) {
         notify(&[sd_notify::NotifyState::Reloading]);
-        match config::load(&self.env.config) {
+        self.out.reload.request(&self.env.config);
+    }
+
+    /// A configuration load finished: applies it if no newer reconfigure was asked
+    /// for meanwhile; one that does not load leaves the old configuration in force.
+    pub fn on_reloaded(&mut self, done: Reloaded) {
+        let Some(done) = self.out.reload.finished(done, &self.env.config) else {
+            log::info!("reconfigure: superseded by a newer request, loading again");
+            return;
+        };
+        let ms = done.took.as_millis();
+        match done.result {
             Ok(l) => {
-                log::info!("reconfigure: new configuration loaded");
+                log_diagnostics(&l.diagnostics);
+                log::info!("reconfigure: new configuration loaded in {ms} ms");
                 self.reconfigure(l.config);
             }
             Err(e) => log::error!("reconfigure failed, keeping the old configuration: {e}"),

@@ -168,6 +168,8 @@ impl Map {
 pub struct Outputs {
     pub checker: Sender<Control>,
     pub ioerr: IoErrStat,
+    /// Configuration loads for reconfigure, run off the owner's thread.
+    pub reload: crate::daemon::reload::Reloader,
 }
 
 pub struct Owner {
