@@ -7,9 +7,10 @@
 pub mod blacklist;
 pub mod diag;
 pub mod dump;
+pub mod grammar;
 pub mod hwtable;
 pub mod keywords;
-pub mod lexer;
+
 pub mod model;
 mod parser;
 pub mod propsel;
