@@ -17,8 +17,31 @@ struct ConfGrammar;
 /// accepts every string, so this is a grammar bug, reported rather than hidden.
 pub type GrammarError = Box<pest::error::Error<Rule>>;
 
-/// Parses a whole file into its `file` pair, whose children are the top-level
-/// lines and sections in file order.
+/// The text as upstream's line reader hands it to its tokenizer: each line is
+/// cut at the first carriage return after its leading ones (fgets, then strtok
+/// on "\r\n") and at a NUL byte (C strings), and the text ends with a newline,
+/// as the grammar wants. Borrowed when there is nothing to change.
+pub fn upstream_lines(text: &str) -> Cow<'_, str> {
+    let cut = text.bytes().any(|b| b == b'\r' || b == 0);
+    if !cut && (text.is_empty() || text.ends_with('\n')) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 1);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        if lines.peek().is_none() && line.is_empty() {
+            break;
+        }
+        let start = line.len() - line.trim_start_matches('\r').len();
+        let end = line[start..].find(['\r', '\0']).map_or(line.len(), |i| start + i);
+        out.push_str(&line[..end]);
+        out.push('\n');
+    }
+    Cow::Owned(out)
+}
+
+/// Parses a whole text prepared by [`upstream_lines`] into its `file` pair,
+/// whose children are the top-level lines and sections in file order.
 pub fn parse(text: &str) -> Result<Pair<'_, Rule>, GrammarError> {
     let mut pairs = ConfGrammar::parse(Rule::file, text).map_err(Box::new)?;
     // `file` always matches once (it is SOI ... EOI).
@@ -74,34 +97,30 @@ impl Slot<'_> {
 pub fn slots<'a>(line: Pair<'a, Rule>, out: &mut Vec<Slot<'a>>) {
     for tok in line.into_inner() {
         let s = tok.as_str();
-        let body = match tok.as_rule() {
-            Rule::closed => &s[1..s.len() - 1],
-            Rule::open => &s[1..],
-            _ => {
-                out.push(Slot::Word(Cow::Borrowed(s)));
-                continue;
+        match tok.as_rule() {
+            Rule::quoted => {
+                // After the opening quote: the text, its `""` pairs, and the closing
+                // quote if there is one, which makes the run of quotes at the end odd.
+                let inner = &s[1..];
+                let trailing = inner.len() - inner.trim_end_matches('"').len();
+                let closed = trailing % 2 == 1;
+                let body = &inner[..inner.len() - usize::from(closed)];
+                out.push(Slot::Quote);
+                if !body.is_empty() {
+                    out.push(Slot::Word(if body.contains("\"\"") {
+                        Cow::Owned(body.replace("\"\"", "\""))
+                    } else {
+                        Cow::Borrowed(body)
+                    }));
+                }
+                if closed {
+                    out.push(Slot::Quote);
+                }
             }
-        };
-        out.push(Slot::Quote);
-        if !body.is_empty() {
-            out.push(Slot::Word(if body.contains("\"\"") {
-                Cow::Owned(body.replace("\"\"", "\""))
-            } else {
-                Cow::Borrowed(body)
-            }));
-        }
-        if tok.as_rule() == Rule::closed {
-            out.push(Slot::Quote);
+            Rule::comment => {}
+            _ => out.push(Slot::Word(Cow::Borrowed(s))),
         }
     }
-}
-
-/// A line as upstream quotes it in "parsing failed" messages: its content ends
-/// at the first carriage return after the leading ones, or at a NUL byte.
-pub fn upstream_text(line: &str) -> &str {
-    let start = line.len() - line.trim_start_matches('\r').len();
-    let end = line[start..].find(['\r', '\0']).map_or(line.len(), |i| start + i);
-    &line[..end]
 }
 
 #[cfg(test)]
@@ -110,8 +129,7 @@ mod tests {
     use crate::config::keywords::{self, ALL_SECTIONS, KEYWORDS};
 
     fn line_slots(text: &str) -> Vec<Slot<'static>> {
-        // The parser ends every text with a newline before parsing it.
-        let text: &'static str = Box::leak(format!("{text}\n").into_boxed_str());
+        let text: &'static str = Box::leak(upstream_lines(text).into_owned().into_boxed_str());
         let mut line = parse(text).unwrap().into_inner().next().unwrap();
         // A section's first line is its header.
         while line.as_rule() != Rule::line {
@@ -172,8 +190,10 @@ mod tests {
         assert_eq!(line_slots("\r\rk v\rx y"), [w("k"), w("v")]);
         assert!(line_slots(" \rk v").is_empty());
         assert_eq!(line_slots("k \"v\0x\" y"), [w("k"), Slot::Quote, w("v")]);
-        assert_eq!(upstream_text("\r\tk v\r x"), "\r\tk v");
-        assert_eq!(upstream_text("k\0v"), "k");
+        assert_eq!(upstream_lines("\r\tk v\r x\nk\0v"), "\r\tk v\nk\n");
+        assert_eq!(upstream_lines("a\n\n"), "a\n\n");
+        assert_eq!(upstream_lines("a\nb"), "a\nb\n");
+        assert_eq!(upstream_lines(""), "");
     }
 
     /// The rules of the pairs at each depth of the tree, in order.

@@ -103,15 +103,8 @@ pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut Load
         first_protocol,
         failed: false,
     };
-    // The grammar wants every line to end with a newline.
-    let owned;
-    let text = if text.is_empty() || text.ends_with('\n') {
-        text
-    } else {
-        owned = format!("{text}\n");
-        &owned
-    };
-    match grammar::parse(text) {
+    let text = grammar::upstream_lines(text);
+    match grammar::parse(&text) {
         Ok(tree) => {
             let mut root = Block {
                 section: Section::Root,
@@ -238,7 +231,7 @@ impl FileParser<'_> {
             (Slot::Quote, Some(v)) => v.shown(),
             (v, _) => v.shown(),
         };
-        self.set(block.target, kw, text, n, grammar::upstream_text(raw));
+        self.set(block.target, kw, text, n, raw);
         LineOutcome::Done
     }
 
