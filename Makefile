@@ -8,7 +8,7 @@ PREFIX  ?= /usr
 MAN5 := $(wildcard man/*.5)
 MAN8 := $(wildcard man/*.8)
 
-.PHONY: build test lint lab-test lab-demo lab-bench install bench fuzz
+.PHONY: build test lint lab-test lab-demo lab-bench install bench fuzz upstream
 
 build:
 	$(CARGO) build --bins --examples
@@ -16,6 +16,15 @@ build:
 # The whole suite: unit, integration (the lab VMs included), doc, example and bench targets.
 test:
 	$(CARGO) test --all-targets
+
+# Upstream multipath-tools 0.14.3, the oracle of tests/config_oracle.rs: built from the release
+# tarball in ../shared/reference/upstream (its build.sh installs the -dev packages it needs with
+# apt-get; about 30 s) into target/upstream/, once.  Without the tarball the oracle tests skip.
+UPSTREAM_REF ?= ../shared/reference/upstream
+upstream:
+	@if [ -x target/upstream/bin/multipath ]; then echo "upstream: $$(cat target/upstream/VERSION) already in target/upstream"; \
+	elif [ -f $(UPSTREAM_REF)/build.sh ]; then bash $(UPSTREAM_REF)/build.sh target/upstream; \
+	else echo "upstream: $(UPSTREAM_REF)/build.sh not found: the oracle tests will say they skipped"; fi
 
 # The gates CI runs before the tests: formatting (rustfmt.toml) and clippy with warnings as
 # errors (the lint levels are in Cargo.toml's [lints]).

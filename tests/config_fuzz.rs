@@ -8,9 +8,16 @@ use proptest::prelude::*;
 const WHOLE_FILE: &[&str] = &[
     "device config in ",
     "protocol section in ",
-    "multipaths config section missing wwid",
-    "duplicate device section for ",
+    "factorize_hwtable: duplicate device section for ",
 ];
+
+/// Upstream's messages about merged entries name the entry, not the file.
+fn names_no_file(m: &str) -> bool {
+    m == "multipaths config section missing wwid"
+        || m.starts_with("merge_mptable: duplicate multipath config section for ")
+        || m.contains(": option 'features \"1 ")
+        || m.contains(": ignoring feature '")
+}
 
 fn check(text: &str, diags: &[Diagnostic]) {
     let lines = text.split('\n').count();
@@ -18,7 +25,7 @@ fn check(text: &str, diags: &[Diagnostic]) {
         assert_eq!(d.file, "fuzz.conf");
         if d.line == 0 {
             assert!(
-                WHOLE_FILE.iter().any(|p| d.message.starts_with(p)),
+                WHOLE_FILE.iter().any(|p| d.message.starts_with(p)) || names_no_file(&d.message),
                 "no line: {}",
                 d.message
             );
@@ -32,7 +39,7 @@ fn check(text: &str, diags: &[Diagnostic]) {
             );
         }
         assert!(
-            d.message.contains("fuzz.conf") || WHOLE_FILE[2] == d.message,
+            d.message.contains("fuzz.conf") || names_no_file(&d.message),
             "no file: {}",
             d.message
         );

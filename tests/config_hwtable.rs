@@ -13,7 +13,6 @@ fn builtin_table_parses_cleanly() {
 }
 
 #[test]
-#[ignore = "conf/hwtable.conf currently holds 125 of the 137 upstream entries (32 of 33 product_blacklist)"]
 fn builtin_table_has_all_upstream_entries() {
     let t = hwtable::builtin();
     assert_eq!(t.len(), 137);

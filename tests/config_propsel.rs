@@ -117,6 +117,24 @@ fn each_level_with_its_origin() {
 }
 
 #[test]
+fn duplicated_protocol_sections_merge_at_run_time() {
+    // Upstream merges protocol sections of one type (the later wins, the earlier fills in);
+    // the first one used to win here while the dump printed both.
+    let c = cfg(
+        "overrides {\n\tprotocol {\n\t\ttype scsi:fcp\n\t\tfast_io_fail_tmo 3\n\t\teh_deadline 9\n\t}\n\
+                 \tprotocol {\n\t\ttype scsi:fcp\n\t\tfast_io_fail_tmo 8\n\t\tdev_loss_tmo 70\n\t}\n}\n",
+    );
+    let s = Selector::new(&c, "OTHER", "Y", "", "X");
+    let secs = |n| Selected {
+        value: Some(Timeout::Secs(n)),
+        origin: ORIGIN_OVERRIDES_PROTOCOL,
+    };
+    assert_eq!(s.fast_io_fail(Some("scsi:fcp")), secs(8));
+    assert_eq!(s.dev_loss(Some("scsi:fcp")), secs(70));
+    assert_eq!(s.eh_deadline(Some("scsi:fcp")), secs(9));
+}
+
+#[test]
 fn transport_timeouts_with_protocol_subsection() {
     let c = cfg(LAYERS);
     let s = Selector::new(&c, "OTHER", "Y", "", "X");

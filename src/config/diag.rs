@@ -9,8 +9,10 @@ pub enum Level {
     Error,
     /// Upstream level 1: unknown keywords, invalid values.
     Warning,
-    /// Upstream level 2 and above.
+    /// Upstream level 2: shown at the default verbosity.
     Notice,
+    /// Upstream level 3 and above: shown from `-v3` on.
+    Info,
 }
 
 /// One message about the configuration. `message` is the complete text as

@@ -10,7 +10,7 @@
 use std::fmt::Write;
 
 use super::blacklist::effective_lists;
-use super::keywords::{self, Keyword, Section, ValueType};
+use super::keywords::{self, Keyword, Section};
 use super::model::{Attrs, BlacklistLists, Config};
 use super::value::{self, Value, quote};
 
@@ -49,10 +49,12 @@ pub fn show_config(cfg: &Config) -> String {
     out
 }
 
-/// Keywords printed for a section: value keywords minus the `checker` alias
-/// and deprecated ones.
+/// Keywords printed for a section, in upstream's print order (no `checker` alias, no
+/// deprecated keyword: the order lists only printable ones).
 fn printable(section: Section) -> impl Iterator<Item = &'static Keyword> {
-    keywords::value_keywords(section).filter(|k| k.name != "checker" && k.ty != ValueType::Deprecated)
+    keywords::print_order(section)
+        .iter()
+        .filter_map(move |name| keywords::lookup(section, name))
 }
 
 fn line(out: &mut String, depth: usize, name: &str, value: &str) {

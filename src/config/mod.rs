@@ -10,7 +10,7 @@ pub mod dump;
 pub mod grammar;
 pub mod hwtable;
 pub mod keywords;
-
+mod merge;
 pub mod model;
 mod parser;
 pub mod propsel;
@@ -101,7 +101,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let main = opts.path.display().to_string();
     match read_text(&opts.path) {
         Ok(text) => {
-            if !parser::parse_file(&main, &text, &mut cfg, &mut st) {
+            if !read_file(&main, &main, &text, &mut cfg, &mut st) {
                 return Err(ConfigError::Parse {
                     path: opts.path.clone(),
                     diagnostics: st.diags,
@@ -117,7 +117,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         }
     }
     read_conf_dir(&opts.conf_dir, &mut cfg, &mut st);
-    parser::merge_multipaths(&mut cfg, &mut st, &main);
+    finish(&mut cfg, &mut st, &main);
     Ok(Loaded {
         config: cfg,
         diagnostics: st.diags,
@@ -144,7 +144,7 @@ fn read_conf_dir(dir: &Path, cfg: &mut Config, st: &mut parser::LoadState) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            diag(Level::Notice, format!("No configuration dir '{shown}'"));
+            diag(Level::Info, format!("No configuration dir '{shown}'"));
             return;
         }
         Err(e) => {
@@ -163,7 +163,8 @@ fn read_conf_dir(dir: &Path, cfg: &mut Config, st: &mut parser::LoadState) {
         match read_text(&f) {
             // A failing handler in a conf.d file only loses that setting.
             Ok(text) => {
-                parser::parse_file(&name, &text, cfg, st);
+                let desc = f.file_name().unwrap_or_default().to_string_lossy();
+                read_file(&name, &desc, &text, cfg, st);
             }
             Err(e) => st.diags.push(Diagnostic {
                 level: Level::Error,
@@ -190,17 +191,37 @@ pub fn parse_str_bare(name: &str, text: &str) -> Result<Loaded, ConfigError> {
 
 fn parse_with(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigError> {
     let mut st = parser::LoadState::default();
-    if !parser::parse_file(name, text, &mut cfg, &mut st) {
+    if !read_file(name, name, text, &mut cfg, &mut st) {
         return Err(ConfigError::Parse {
             path: PathBuf::from(name),
             diagnostics: st.diags,
         });
     }
-    parser::merge_multipaths(&mut cfg, &mut st, name);
+    finish(&mut cfg, &mut st, name);
     Ok(Loaded {
         config: cfg,
         diagnostics: st.diags,
     })
+}
+
+/// Parses one file into `cfg` and applies upstream's per-file clean-up of its device and
+/// protocol entries; `desc` is how those messages name the file (upstream: the main file's
+/// path, a conf.d file's bare name). False if a handler failed.
+fn read_file(name: &str, desc: &str, text: &str, cfg: &mut Config, st: &mut parser::LoadState) -> bool {
+    let devices = cfg.devices.len();
+    let protocols = cfg.overrides.protocols.len();
+    if !parser::parse_file(name, text, cfg, st) {
+        return false;
+    }
+    merge::factorize_devices(cfg, devices, desc, &mut st.diags);
+    merge::validate_protocols(cfg, protocols, desc, &mut st.diags);
+    true
+}
+
+/// What upstream does once every file is read.
+fn finish(cfg: &mut Config, st: &mut parser::LoadState, file: &str) {
+    merge::merge_protocols(cfg);
+    merge::merge_multipaths(cfg, &mut st.diags, file);
 }
 
 /// `multipathd -t`: loads the configuration and returns the diagnostics (for

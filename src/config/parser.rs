@@ -2,16 +2,16 @@
 //! checks of each line, keyword dispatch through the keyword table, value
 //! validation and upstream's per-file post-processing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use pest::iterators::{Pair, Pairs};
 
 use super::diag::{Diagnostic, Level};
 use super::grammar::{self, Rule, Slot};
-use super::keywords::{self, Keyword, Section, Setting, ValueType};
+use super::keywords::{self, Keyword, Section, ValueType};
 use super::model::{Attrs, BlacklistDevice, Config, DeviceEntry, MultipathEntry, Pattern, ProtocolEntry};
-use super::value::{self, Note, Value, ValueError};
+use super::value::{self, Note, ValueError};
 
 /// Where the keywords of the section being parsed are stored.
 #[derive(Clone, Copy)]
@@ -61,7 +61,6 @@ struct FileParser<'a> {
     st: &'a mut LoadState,
     /// Device entries of this file, merged into the config after the file.
     devices: Vec<Attrs>,
-    first_protocol: usize,
     /// A handler failed (invalid blacklist regex, bad reservation key).
     failed: bool,
 }
@@ -91,7 +90,6 @@ enum LineOutcome {
 /// Parses one file's text into `cfg`. Returns false if a handler failed, which
 /// makes the load fail for the main file.
 pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut LoadState) -> bool {
-    let first_protocol = cfg.overrides.protocols.len();
     let last_line = text.bytes().filter(|b| *b == b'\n').count() + 1;
     let mut p = FileParser {
         file,
@@ -100,7 +98,6 @@ pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut Load
         cfg,
         st,
         devices: Vec::new(),
-        first_protocol,
         failed: false,
     };
     let text = grammar::upstream_lines(text);
@@ -382,19 +379,18 @@ impl FileParser<'_> {
         }
         if kw.ty == ValueType::Deprecated {
             if self.st.deprecated_seen.insert(kw.name) {
-                let msg = match kw.default {
-                    Some(v) => format!(
-                        "{file} line {n}: ignoring deprecated option \"{}\", using built-in value: \"{v}\"",
-                        kw.name
-                    ),
-                    None => format!("{file} line {n}: ignoring deprecated option \"{}\"", kw.name),
-                };
+                // Upstream words a deprecated keyword without a built-in value "(not set)".
+                let msg = format!(
+                    "{file} line {n}: ignoring deprecated option \"{}\", using built-in value: \"{}\"",
+                    kw.name,
+                    kw.default.unwrap_or("(not set)")
+                );
                 self.diag(Level::Warning, n, msg);
             }
             return;
         }
         let key = keywords::lookup(Section::Defaults, keywords::canonical(kw.name)).map_or(kw.name, |k| k.name);
-        let (mut v, note) = match value::parse(kw.ty, text) {
+        let (v, note) = match value::parse(kw.ty, text) {
             Ok(r) => r,
             Err(ValueError::Invalid) => {
                 self.diag(
@@ -446,14 +442,6 @@ impl FileParser<'_> {
                 ),
             ),
         }
-        if kw.name == "marginal_path_err_sample_time" && matches!(v, Value::Int(1..=119)) {
-            self.diag(
-                Level::Notice,
-                n,
-                format!("{file} line {n}: configuration error: marginal_path_err_sample_time must be >= 120"),
-            );
-            v = Value::Int(120);
-        }
         let unset = kw.ty == ValueType::PartitionDelimiter && text == "/UNSET/";
         if let Some(attrs) = self.attrs(target) {
             if unset {
@@ -464,80 +452,10 @@ impl FileParser<'_> {
         }
     }
 
-    /// Upstream's per-file clean-up of device and protocol entries.
+    /// Hands the file's device entries to the configuration (checked and merged by
+    /// `merge::factorize_devices` after the file).
     fn finish(&mut self) {
-        let file = self.file;
-        let mut kept: Vec<Attrs> = Vec::new();
-        // Indexed by vendor/product/revision: files with thousands of device
-        // sections exist, and a scan per entry made them take seconds.
-        let mut index: HashMap<[Option<String>; 3], usize> = HashMap::new();
-        for attrs in std::mem::take(&mut self.devices) {
-            if !attrs.contains_key("vendor") || !attrs.contains_key("product") {
-                self.diag(
-                    Level::Error,
-                    0,
-                    format!("device config in {file} missing vendor or product parameter"),
-                );
-                continue;
-            }
-            let id = [Setting::Vendor, Setting::Product, Setting::Revision].map(|k| match attrs.get(k.name()) {
-                Some(Value::Str(s)) => Some(s.clone()),
-                _ => None,
-            });
-            if let Some(prev) = index.get(&id).map(|&i| &mut kept[i]) {
-                let show = |k: &str| match attrs.get(k) {
-                    Some(Value::Str(s)) => s.clone(),
-                    _ => "(null)".to_string(),
-                };
-                let msg = format!(
-                    "duplicate device section for {}:{}:{} in {file}",
-                    show("vendor"),
-                    show("product"),
-                    show("revision")
-                );
-                self.diag(Level::Warning, 0, msg);
-                prev.extend(attrs);
-            } else {
-                index.insert(id, kept.len());
-                kept.push(attrs);
-            }
-        }
-        self.cfg.devices.extend(kept.into_iter().map(DeviceEntry::new));
-        let mut i = self.first_protocol;
-        while i < self.cfg.overrides.protocols.len() {
-            if self.cfg.overrides.protocols[i].protocol().is_none() {
-                self.cfg.overrides.protocols.remove(i);
-                self.diag(Level::Error, 0, format!("protocol section in {file} missing type"));
-            } else {
-                i += 1;
-            }
-        }
+        let devices = std::mem::take(&mut self.devices);
+        self.cfg.devices.extend(devices.into_iter().map(DeviceEntry::new));
     }
-}
-
-/// Drops multipaths entries without a wwid and merges entries with the same
-/// wwid (later settings win), after all files are read.
-pub(crate) fn merge_multipaths(cfg: &mut Config, st: &mut LoadState, file: &str) {
-    let mut kept: Vec<MultipathEntry> = Vec::new();
-    // Indexed by wwid: configurations with thousands of entries are common.
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for mpe in std::mem::take(&mut cfg.multipaths) {
-        let Some(wwid) = mpe.wwid() else {
-            st.push(
-                Level::Error,
-                file,
-                0,
-                "multipaths config section missing wwid".to_string(),
-            );
-            continue;
-        };
-        match index.get(wwid) {
-            Some(&i) => kept[i].attrs.extend(mpe.attrs),
-            None => {
-                index.insert(wwid.to_string(), kept.len());
-                kept.push(mpe);
-            }
-        }
-    }
-    cfg.multipaths = kept;
 }

@@ -44,14 +44,14 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     }
 }
 
-/// `multipathd -t`: diagnostics on stderr (notices only from `-v3` on), the
+/// `multipathd -t`: diagnostics on stderr (level-3 messages only from `-v3` on), the
 /// `show config` text on stdout.
 fn dump_config(opts: &LoadOptions, verbosity: u8) -> i32 {
     match config::show_config_offline(opts) {
         Ok((diagnostics, text)) => {
             for d in diagnostics
                 .iter()
-                .filter(|d| d.level != config::Level::Notice || verbosity >= 3)
+                .filter(|d| d.level != config::Level::Info || verbosity >= 3)
             {
                 eprintln!("{d}");
             }

@@ -73,7 +73,8 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
         match d.level {
             config::Level::Error => log::error!("{d}"),
             config::Level::Warning => log::warn!("{d}"),
-            config::Level::Notice => log::debug!("{d}"),
+            config::Level::Notice => log::info!("{d}"),
+            config::Level::Info => log::debug!("{d}"),
         }
     }
     let code = run_threads(opts, load, cfg, dm);

@@ -192,7 +192,13 @@ impl Owner {
         });
         let sel = Selector::new(&self.cfg, &v, &p, &r, wwid);
         let policy = policy::checker_policy(&self.cfg, &sel);
-        self.marginal.set_map_config(name, policy::marginal(&sel));
+        // A sample time under the minimum is raised here, when selected for a map, as upstream
+        // does (the configuration and `show config` keep the value as written).
+        let mut marginal = policy::marginal(&sel);
+        for (_, line) in marginal.normalize() {
+            log::info!("{name}: {line}");
+        }
+        self.marginal.set_map_config(name, marginal);
         let queueing = plan.table.features.iter().any(|f| f == "queue_if_no_path");
         let ordered: Vec<String> = plan
             .groups
