@@ -397,3 +397,72 @@ fn marginal_pathgroups_fpin_is_refused_and_the_previous_value_kept() {
         Some(&Value::Str("on".into()))
     );
 }
+
+#[test]
+fn lines_are_checked_before_their_keyword_as_upstream() {
+    // Upstream 0.14.3's `multipath -t` words each of these lines so: the token checks come
+    // first (even for unknown keywords), a quote marker prints as an empty string, and
+    // `overrides` alone is a keyword without a value, not a section.
+    let text = "defaults {\n\tfoo bar baz\n\tfoo\n\t\"foo\" bar\n\tverbosity \"3\" x\n}\n} x\noverrides\n}\n\
+                foo\rbar\n \rfoo\n";
+    let l = config::parse_str(F, text).unwrap();
+    let m: Vec<_> = l.diagnostics.iter().map(|d| (d.line, d.message.as_str())).collect();
+    assert_eq!(
+        m,
+        [
+            (
+                2,
+                "ignoring extra data starting with 'baz' on line 2 of /etc/multipath.conf"
+            ),
+            (
+                2,
+                "/etc/multipath.conf line 2, invalid keyword in the defaults section: foo"
+            ),
+            (3, "missing value for option 'foo' on line 3 of /etc/multipath.conf"),
+            (
+                4,
+                "ignoring extra data starting with '' on line 4 of /etc/multipath.conf"
+            ),
+            (
+                4,
+                "/etc/multipath.conf line 4, invalid keyword in the defaults section: "
+            ),
+            (
+                5,
+                "ignoring extra data starting with 'x' on line 5 of /etc/multipath.conf"
+            ),
+            (
+                7,
+                "ignoring extra data starting with 'x' on line 7 of /etc/multipath.conf"
+            ),
+            (7, "unmatched '}' at line 7 of /etc/multipath.conf"),
+            (7, "/etc/multipath.conf line 7, invalid keyword: }"),
+            (
+                8,
+                "missing value for option 'overrides' on line 8 of /etc/multipath.conf"
+            ),
+            (9, "unmatched '}' at line 9 of /etc/multipath.conf"),
+            (9, "/etc/multipath.conf line 9, invalid keyword: }"),
+            (10, "missing value for option 'foo' on line 10 of /etc/multipath.conf"),
+        ]
+    );
+    assert_eq!(l.config.defaults.get("verbosity"), Some(&Value::Int(3)));
+}
+
+#[test]
+fn section_names_are_brace_checked_anywhere() {
+    // Upstream checks the `{` after every section name but overrides/protocol, even where
+    // the name is not a keyword; `overrides` with any second token opens the section.
+    let text = "defaults {\n\tmultipath x\n}\noverrides \"\n\tno_path_retry 5\n}\n";
+    let l = config::parse_str(F, text).unwrap();
+    let m: Vec<_> = l.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        m,
+        [
+            "expecting '{' on line 2 of /etc/multipath.conf. found 'x'",
+            "/etc/multipath.conf line 2, invalid keyword in the defaults section: multipath",
+            "missing closing quotes on line 4 of /etc/multipath.conf",
+        ]
+    );
+    assert_eq!(l.config.overrides.attrs.get("no_path_retry"), Some(&Value::Int(5)));
+}

@@ -7,9 +7,9 @@
 pub mod blacklist;
 pub mod diag;
 pub mod dump;
+pub mod grammar;
 pub mod hwtable;
 pub mod keywords;
-pub mod lexer;
 mod merge;
 pub mod model;
 mod parser;

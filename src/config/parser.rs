@@ -1,11 +1,15 @@
-//! Structure of multipath.conf: sections, keyword dispatch through the keyword
-//! table, value validation and upstream's per-file post-processing.
+//! Walks the parse tree of one multipath.conf file (`grammar.rs`): upstream's
+//! checks of each line, keyword dispatch through the keyword table, value
+//! validation and upstream's per-file post-processing.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use pest::iterators::{Pair, Pairs};
 
 use super::diag::{Diagnostic, Level};
+use super::grammar::{self, Rule, Slot};
 use super::keywords::{self, Keyword, Section, ValueType};
-use super::lexer::{self, Token};
 use super::model::{Attrs, BlacklistDevice, Config, DeviceEntry, MultipathEntry, Pattern, ProtocolEntry};
 use super::value::{self, Note, ValueError};
 
@@ -49,33 +53,89 @@ impl LoadState {
 
 struct FileParser<'a> {
     file: &'a str,
-    lines: Vec<&'a str>,
-    pos: usize,
+    /// Number of the line being walked (1-based; the walk meets every line in order).
+    line: usize,
+    /// Number of lines of the file, where a missing `}` at the end is reported.
+    last_line: usize,
     cfg: &'a mut Config,
     st: &'a mut LoadState,
     /// Device entries of this file, merged into the config after the file.
     devices: Vec<Attrs>,
     /// A handler failed (invalid blacklist regex, bad reservation key).
     failed: bool,
-    eof_reported: bool,
+}
+
+/// The section being walked.
+struct Block {
+    section: Section,
+    /// The name upstream's messages give it.
+    name: &'static str,
+    target: Target,
+    /// 0 for the top level of the file.
+    level: usize,
+    /// Keywords seen so far in this section instance, for duplicate warnings.
+    seen: HashSet<&'static str>,
+}
+
+/// What a line did to the section it is in.
+enum LineOutcome {
+    /// The line set nothing (blank, refused, unknown, or a value was stored).
+    Done,
+    /// The line named a section keyword; its section is the enclosing tree node.
+    Header,
+    /// A `}` line ended the section.
+    Close,
 }
 
 /// Parses one file's text into `cfg`. Returns false if a handler failed, which
 /// makes the load fail for the main file.
 pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut LoadState) -> bool {
+    let last_line = text.bytes().filter(|b| *b == b'\n').count() + 1;
     let mut p = FileParser {
         file,
-        lines: text.split('\n').collect(),
-        pos: 0,
+        line: 0,
+        last_line,
         cfg,
         st,
         devices: Vec::new(),
         failed: false,
-        eof_reported: false,
     };
-    p.block(Section::Root, "root", Target::Root, 0);
+    let text = grammar::upstream_lines(text);
+    match grammar::parse(&text) {
+        Ok(tree) => {
+            let mut root = Block {
+                section: Section::Root,
+                name: "root",
+                target: Target::Root,
+                level: 0,
+                seen: HashSet::new(),
+            };
+            p.walk(tree.into_inner(), &mut root);
+        }
+        Err(e) => {
+            // The grammar accepts every text; if it ever does not, say so
+            // rather than load a half-read file.
+            p.failed = true;
+            p.diag(Level::Error, 0, format!("can't parse {file}: {e}"));
+        }
+    }
     p.finish();
     !p.failed
+}
+
+/// Whether upstream checks a line's `{` by its first word: it does for the
+/// name of every section keyword but `overrides` and `protocol`, in any section.
+fn brace_checked(name: &str) -> bool {
+    static NAMES: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            keywords::KEYWORDS
+                .iter()
+                .filter(|k| k.subsection().is_some() && !matches!(k.name, "overrides" | "protocol"))
+                .map(|k| k.name)
+                .collect()
+        })
+        .contains(name)
 }
 
 impl FileParser<'_> {
@@ -83,158 +143,162 @@ impl FileParser<'_> {
         self.st.push(level, self.file, line, message);
     }
 
-    /// Next non-empty line: (1-based number, raw text, tokens).
-    fn next_line(&mut self) -> Option<(usize, &str, Vec<Token>)> {
-        while self.pos < self.lines.len() {
-            let raw = self.lines[self.pos].trim_end_matches('\r');
-            self.pos += 1;
-            let n = self.pos;
-            match lexer::tokenize(raw) {
-                Ok(t) if t.is_empty() => continue,
-                Ok(t) => return Some((n, raw, t)),
-                Err(_) => {
-                    self.diag(
-                        Level::Error,
-                        n,
-                        format!("can't parse option on line {n} of {}", self.file),
-                    );
-                }
-            }
-        }
-        None
-    }
-
-    /// Parses the body of a section until its `}` (returns true) or EOF.
-    fn block(&mut self, section: Section, sec_name: &str, target: Target, level: usize) -> bool {
-        let mut seen: HashSet<&'static str> = HashSet::new();
-        while let Some((n, raw, tokens)) = self.next_line() {
-            let raw = raw.to_string();
-            let file = self.file;
-            match &tokens[0] {
-                Token::Brace('}') => {
-                    if level > 0 {
-                        if let Some(extra) = tokens.get(1) {
-                            self.diag(
-                                Level::Error,
-                                n,
-                                format!(
-                                    "ignoring extra data starting with '{}' on line {n} of {file}",
-                                    extra.shown()
-                                ),
-                            );
-                        }
+    /// Walks the lines and sections of one section body in file order.
+    /// Returns true if a `}` line closed it, false if the file ended first.
+    fn walk(&mut self, items: Pairs<'_, Rule>, block: &mut Block) -> bool {
+        let mut slots = Vec::new();
+        for item in items {
+            match item.as_rule() {
+                Rule::line => {
+                    if let LineOutcome::Close = self.line(item, block, &mut slots) {
                         return true;
                     }
-                    self.diag(Level::Error, n, format!("unmatched '}}' at line {n} of {file}"));
-                    self.diag(Level::Warning, n, format!("{file} line {n}, invalid keyword: }}"));
-                    continue;
                 }
-                Token::Brace(_) => {
-                    self.diag(Level::Error, n, format!("invalid keyword '{{' on line {n} of {file}"));
-                    continue;
-                }
-                _ => {}
+                Rule::EOI => {}
+                rule => self.section(item, rule, block, &mut slots),
             }
-            let name = tokens[0].shown();
-            let lookup_name = if matches!(tokens[0], Token::Quoted { .. }) {
-                "\""
-            } else {
-                name.as_str()
-            };
-            let Some(kw) = keywords::lookup(section, lookup_name) else {
-                let msg = if level == 0 {
-                    format!("{file} line {n}, invalid keyword: {name}")
-                } else {
-                    format!("{file} line {n}, invalid keyword in the {sec_name} section: {name}")
-                };
-                self.diag(Level::Warning, n, msg);
-                continue;
-            };
-            if !kw.repeatable() && !seen.insert(kw.name) {
-                self.diag(
-                    Level::Warning,
-                    n,
-                    format!("{file} line {n}, duplicate keyword: {}", kw.name),
-                );
-            }
-            if let Some(sub) = kw.subsection() {
-                match tokens.get(1) {
-                    None => self.diag(Level::Error, n, format!("missing '{{' on line {n} of {file}")),
-                    Some(Token::Brace('{')) => {}
-                    Some(t) => self.diag(
-                        Level::Error,
-                        n,
-                        format!("expecting '{{' on line {n} of {file}. found '{}'", t.shown()),
-                    ),
-                }
-                if let Some(extra) = tokens.get(2) {
-                    self.diag(
-                        Level::Error,
-                        n,
-                        format!(
-                            "ignoring extra data starting with '{}' on line {n} of {file}",
-                            extra.shown()
-                        ),
-                    );
-                }
-                let child = self.open(target, kw);
-                if !self.block(sub, kw.name, child, level + 1) {
-                    if !self.eof_reported {
-                        self.eof_reported = true;
-                        let last = self.lines.len();
-                        self.diag(Level::Warning, last, format!("missing '}}' at end of {file}"));
-                    }
-                    return false;
-                }
-                continue;
-            }
-            let Some(vtok) = tokens.get(1) else {
-                self.diag(
-                    Level::Error,
-                    n,
-                    format!("missing value for option '{}' on line {n} of {file}", kw.name),
-                );
-                continue;
-            };
-            if let Token::Quoted { closed: false, .. } = vtok {
-                self.diag(Level::Error, n, format!("missing closing quotes on line {n} of {file}"));
-            }
-            if let Some(extra) = tokens.get(2) {
-                self.diag(
-                    Level::Error,
-                    n,
-                    format!(
-                        "ignoring extra data starting with '{}' on line {n} of {file}",
-                        extra.shown()
-                    ),
-                );
-            }
-            self.set(target, kw, vtok.text(), n, &raw);
         }
-        level == 0
+        false
     }
 
-    /// Creates the storage for a subsection opened by `kw` inside `target`.
-    fn open(&mut self, target: Target, kw: &Keyword) -> Target {
-        match (target, kw.subsection()) {
-            (_, Some(Section::Defaults)) => Target::Defaults,
-            (_, Some(Section::Blacklist)) => Target::Blacklist(kw.name == "blacklist_exceptions"),
-            (Target::Blacklist(exc), Some(Section::BlacklistDevice)) => {
+    /// A section node: its header line, then its body in a block of its own.
+    fn section<'t>(&mut self, node: Pair<'t, Rule>, rule: Rule, parent: &mut Block, slots: &mut Vec<Slot<'t>>) {
+        let mut items = node.into_inner();
+        let (Some((section, name)), Some(head)) = (grammar::section(rule), items.next()) else {
+            return;
+        };
+        self.line(head, parent, slots);
+        let target = self.open(parent.target, section, rule == Rule::blacklist_exceptions);
+        let mut block = Block {
+            section,
+            name,
+            target,
+            level: parent.level + 1,
+            seen: HashSet::new(),
+        };
+        if !self.walk(items, &mut block) && block.level == 1 {
+            // Reported once, by the outermost open section, as upstream.
+            let (n, file) = (self.last_line, self.file);
+            self.diag(Level::Warning, n, format!("missing '}}' at end of {file}"));
+        }
+    }
+
+    /// Upstream's checks of one line and, for a keyword line, its value.
+    fn line<'t>(&mut self, pair: Pair<'t, Rule>, block: &mut Block, slots: &mut Vec<Slot<'t>>) -> LineOutcome {
+        self.line += 1;
+        let n = self.line;
+        let raw = pair.as_str();
+        slots.clear();
+        grammar::slots(pair, slots);
+        if slots.is_empty() || !self.validate(slots, n) {
+            return LineOutcome::Done;
+        }
+        let file = self.file;
+        let first = slots[0].shown();
+        if first == "}" {
+            if block.level > 0 {
+                return LineOutcome::Close;
+            }
+            self.diag(Level::Error, n, format!("unmatched '}}' at line {n} of {file}"));
+        }
+        let Some(kw) = keywords::lookup(block.section, first) else {
+            let msg = if block.level == 0 {
+                format!("{file} line {n}, invalid keyword: {first}")
+            } else {
+                format!(
+                    "{file} line {n}, invalid keyword in the {} section: {first}",
+                    block.name
+                )
+            };
+            self.diag(Level::Warning, n, msg);
+            return LineOutcome::Done;
+        };
+        if !kw.repeatable() && !block.seen.insert(kw.name) {
+            self.diag(
+                Level::Warning,
+                n,
+                format!("{file} line {n}, duplicate keyword: {}", kw.name),
+            );
+        }
+        if kw.subsection().is_some() {
+            return LineOutcome::Header;
+        }
+        // Upstream's set_value: the word after the keyword, or the text between quotes.
+        let text = match (&slots[1], slots.get(2)) {
+            (Slot::Quote, Some(v)) => v.shown(),
+            (v, _) => v.shown(),
+        };
+        self.set(block.target, kw, text, n, raw);
+        LineOutcome::Done
+    }
+
+    /// Upstream's validation of a line's token vector, with its messages.
+    /// Returns false when the line is dropped.
+    fn validate(&mut self, s: &[Slot], n: usize) -> bool {
+        let file = self.file;
+        let extra = |i: usize| {
+            s.get(i).map(|t| {
+                format!(
+                    "ignoring extra data starting with '{}' on line {n} of {file}",
+                    t.shown()
+                )
+            })
+        };
+        let first = s[0].shown();
+        let (ok, msg) = if first == "}" {
+            (true, extra(1))
+        } else if first == "{" {
+            (false, Some(format!("invalid keyword '{{' on line {n} of {file}")))
+        } else if brace_checked(first) {
+            // Any section name, wherever it is: upstream checks its brace by name.
+            match s.get(1).map(Slot::shown) {
+                None => (true, Some(format!("missing '{{' on line {n} of {file}"))),
+                Some("{") => (true, extra(2)),
+                Some(t) => (true, Some(format!("expecting '{{' on line {n} of {file}. found '{t}'"))),
+            }
+        } else {
+            match (s.get(1), s.get(2)) {
+                (None, _) => (
+                    false,
+                    Some(format!("missing value for option '{first}' on line {n} of {file}")),
+                ),
+                (Some(Slot::Word(_)), _) => (true, extra(2)),
+                (Some(Slot::Quote), None) => (true, Some(format!("missing closing quotes on line {n} of {file}"))),
+                (Some(Slot::Quote), Some(Slot::Quote)) => (true, extra(3)),
+                (Some(Slot::Quote), Some(Slot::Word(_))) => match s.get(3) {
+                    None => (true, Some(format!("missing closing quotes on line {n} of {file}"))),
+                    // The tokenizer ends a quoted text only at a quote.
+                    Some(_) => (true, extra(4)),
+                },
+            }
+        };
+        if let Some(m) = msg {
+            self.diag(Level::Error, n, m);
+        }
+        ok
+    }
+
+    /// Creates the storage for a subsection `section` opened inside `target`.
+    fn open(&mut self, target: Target, section: Section, exceptions: bool) -> Target {
+        match (target, section) {
+            (_, Section::Defaults) => Target::Defaults,
+            (_, Section::Blacklist) => Target::Blacklist(exceptions),
+            (Target::Blacklist(exc), Section::BlacklistDevice) => {
                 self.bl_lists(exc).device.push(BlacklistDevice::default());
                 Target::BlacklistDevice(exc)
             }
-            (_, Some(Section::Devices)) => Target::Devices,
-            (_, Some(Section::Device)) => {
+            (_, Section::Devices) => Target::Devices,
+            (_, Section::Device) => {
                 self.devices.push(Attrs::new());
                 Target::Device(self.devices.len() - 1)
             }
-            (_, Some(Section::Overrides)) => Target::Overrides,
-            (_, Some(Section::Protocol)) => {
+            (_, Section::Overrides) => Target::Overrides,
+            (_, Section::Protocol) => {
                 self.cfg.overrides.protocols.push(ProtocolEntry::default());
                 Target::Protocol(self.cfg.overrides.protocols.len() - 1)
             }
-            (_, Some(Section::Multipaths)) => Target::Multipaths,
-            (_, Some(Section::Multipath)) => {
+            (_, Section::Multipaths) => Target::Multipaths,
+            (_, Section::Multipath) => {
                 self.cfg.multipaths.push(MultipathEntry::default());
                 Target::Multipath(self.cfg.multipaths.len() - 1)
             }

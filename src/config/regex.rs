@@ -89,7 +89,23 @@ fn spend(cost: u64) -> Result<(), RegexError> {
 
 /// A compiled pattern; `regfree` runs on drop.
 pub struct Regex {
-    raw: libc::regex_t,
+    inner: Inner,
+}
+
+enum Inner {
+    Compiled(libc::regex_t),
+    /// A pattern without ERE metacharacters matches where its text occurs: no
+    /// regcomp needed (most vendor and product strings are such, and a file with
+    /// thousands of device sections compiled each one).
+    Literal(String),
+}
+
+/// Printable ASCII without ERE metacharacters, so the pattern means its text.
+fn is_literal(pattern: &str) -> bool {
+    !pattern.is_empty()
+        && pattern
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && !b".[]()*+?{}|^$\\".contains(&b))
 }
 
 // SAFETY: the compiled pattern is plain memory owned by this value; moving it
@@ -105,6 +121,11 @@ impl Regex {
     pub fn new(pattern: &str) -> Result<Regex, RegexError> {
         if pattern.len() > regex_size::MAX_PATTERN_BYTES {
             return Err(RegexError::TooLong(pattern.len()));
+        }
+        if is_literal(pattern) {
+            return Ok(Regex {
+                inner: Inner::Literal(pattern.to_string()),
+            });
         }
         let c = CString::new(pattern).map_err(|_| RegexError::Nul)?;
         let copies = regex_size::copies(pattern);
@@ -127,7 +148,9 @@ impl Regex {
         }
         // SAFETY: regcomp succeeded, so the regex_t is initialised.
         let raw = unsafe { raw.assume_init() };
-        Ok(Regex { raw })
+        Ok(Regex {
+            inner: Inner::Compiled(raw),
+        })
     }
 
     /// Unanchored search. A subject with a NUL byte is matched up to the NUL,
@@ -135,18 +158,24 @@ impl Regex {
     pub fn is_match(&self, subject: &str) -> bool {
         let bytes = subject.as_bytes();
         let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        let raw = match &self.inner {
+            Inner::Literal(text) => return subject[..end].contains(text.as_str()),
+            Inner::Compiled(raw) => raw,
+        };
         let Ok(c) = CString::new(&bytes[..end]) else {
             return false;
         };
         // SAFETY: self.raw is a compiled pattern; REG_NOSUB needs no match array.
-        unsafe { libc::regexec(&self.raw, c.as_ptr(), 0, std::ptr::null_mut(), 0) == 0 }
+        unsafe { libc::regexec(raw, c.as_ptr(), 0, std::ptr::null_mut(), 0) == 0 }
     }
 }
 
 impl Drop for Regex {
     fn drop(&mut self) {
-        // SAFETY: raw was initialised by a successful regcomp and is freed once.
-        unsafe { libc::regfree(&mut self.raw) }
+        if let Inner::Compiled(raw) = &mut self.inner {
+            // SAFETY: raw was initialised by a successful regcomp and is freed once.
+            unsafe { libc::regfree(raw) }
+        }
     }
 }
 
@@ -245,6 +274,41 @@ mod tests {
         // Outside a load, and in the next load, there is room again.
         assert!(Regex::new("a{1,255}").is_ok());
         assert!(with_load_budget(|| Regex::new("a{1,255}").is_ok()));
+    }
+
+    #[test]
+    fn literal_patterns_match_as_regcomp_would() {
+        let compiled = |p: &str| {
+            let c = CString::new(p).unwrap();
+            let mut raw = MaybeUninit::<libc::regex_t>::zeroed();
+            // SAFETY: as in Regex::new.
+            assert_eq!(0, unsafe {
+                libc::regcomp(raw.as_mut_ptr(), c.as_ptr(), libc::REG_EXTENDED | libc::REG_NOSUB)
+            });
+            Regex {
+                // SAFETY: regcomp succeeded.
+                inner: Inner::Compiled(unsafe { raw.assume_init() }),
+            }
+        };
+        for p in ["NETAPP", "LUN C-Mode", "a-b_c:d/e", "x"] {
+            assert!(is_literal(p));
+            let (lit, re) = (Regex::new(p).unwrap(), compiled(p));
+            for s in [
+                "",
+                "NETAPP",
+                "xNETAPPy",
+                "LUN C-Mode 2",
+                "a-b_c:d/e",
+                "X",
+                "ab\0x",
+                "netapp",
+            ] {
+                assert_eq!(lit.is_match(s), re.is_match(s), "{p:?} on {s:?}");
+            }
+        }
+        for p in ["", "^A", "A$", "A.B", "a\\b", "(a)", "a{2}", "a|b", "caf\u{e9}"] {
+            assert!(!is_literal(p), "{p:?}");
+        }
     }
 
     #[test]
