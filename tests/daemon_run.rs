@@ -113,6 +113,8 @@ fn start() -> (Workers, Loop) {
         checks: res_rx,
         ioerr: ioerr_rx,
         requests: req_rx,
+        // No CLI server asks for status reads here.
+        status_wanted: crossbeam_channel::never(),
     };
     let thread = std::thread::spawn(move || {
         let result = serve(&mut owner, inbox);

@@ -67,7 +67,7 @@ impl Owner {
     /// Applies a new configuration and brings the maps in line without dropping any.
     pub fn reconfigure(&mut self, cfg: Config) {
         self.state = DaemonState::Configure;
-        self.cfg = cfg;
+        self.cfg = std::sync::Arc::new(cfg);
         let timeouts: Vec<(String, std::time::Duration)> = self
             .paths
             .values()
