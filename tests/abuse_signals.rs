@@ -255,6 +255,7 @@ fn signals_leave_the_daemon_running_and_sigterm_ends_a_hanging_reconfigure_at_on
         ioerr,
         requests: req_rx,
         reloads,
+        status_wanted: never(),
     };
     let daemon: JoinHandle<_> = std::thread::spawn(move || serve(&mut owner, inbox));
     let pid = std::process::id();

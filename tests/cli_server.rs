@@ -476,14 +476,50 @@ fn interactive_session_like_xapi_expects() {
 }
 
 #[test]
-fn show_daemon_can_be_answered_without_the_owner() {
-    use multipathd::cli::format::{DaemonState, daemon};
-    let status: multipathd::cli::server::DaemonStatusFn = Arc::new(|| daemon(2509, DaemonState::Idle, false));
+fn shows_are_answered_from_the_published_snapshot_without_the_owner() {
+    use multipathd::cli::format::DaemonState;
+    use multipathd::cli::snapshot::{Snapshot, channel};
+    let (publisher, feed) = channel().unwrap();
+    let snap = Snapshot {
+        generation: 1,
+        config_generation: 0,
+        paths: Vec::new(),
+        maps: Vec::new(),
+        marginal: Vec::new(),
+        config: Arc::new(multipathd::config::Config::default()),
+        sysfs: multipathd::discovery::SysfsRoot::real(),
+        state: DaemonState::Idle,
+        reload_pending: false,
+        pid: 2509,
+        status_read: Some(Instant::now()),
+    };
+    publisher.publish(Arc::new(snap.clone()));
     let h = Harness::new(ServerConfig {
-        daemon_status: Some(status),
+        views: Some(feed),
         ..quick()
     });
     // the fake owner would never answer this one
     assert_eq!(h.ask_once("show daemon"), "pid 2509 idle\n");
-    assert!(h.seen.lock().unwrap().is_empty());
+    assert_eq!(
+        h.ask_once("show status"),
+        "path checker states:\n\npaths: 0\nbusy: False\n"
+    );
+    // a newer snapshot wins
+    publisher.publish(Arc::new(Snapshot {
+        generation: 2,
+        state: DaemonState::Running,
+        reload_pending: false,
+        ..snap
+    }));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.ask_once("show daemon") != "pid 2509 running\n" {
+        assert!(Instant::now() < deadline, "the new snapshot was never taken");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // modifying commands still go to the owner
+    assert_eq!(h.ask_once("add path sdb"), "ok\n");
+    assert_eq!(
+        h.seen.lock().unwrap().as_slice(),
+        [Command::AddPath { path: "sdb".into() }]
+    );
 }

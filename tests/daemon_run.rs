@@ -117,6 +117,8 @@ fn start() -> (Workers, Loop) {
         ioerr: ioerr_rx,
         requests: req_rx,
         reloads: reloads_rx,
+        // No CLI server asks for status reads here.
+        status_wanted: crossbeam_channel::never(),
     };
     let thread = std::thread::spawn(move || {
         let result = serve(&mut owner, inbox);

@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod format;
+pub mod limits;
 pub mod parse;
 pub mod protocol;
 pub mod server;
+pub mod snapshot;

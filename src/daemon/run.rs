@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 use super::args::Options;
 use super::logging::{self, Sink};
 use super::notify;
-use super::owner::{Env, MapOps, Outputs, Owner};
+use super::owner::{Change, Env, MapOps, Outputs, Owner};
 use super::pidfile::{DEFAULT_PIDFILE, PidFile, PidFileError};
 use super::reload::{Reloaded, Reloader};
 use super::signals::{self, SignalEvent, SignalThread};
@@ -19,6 +19,7 @@ use super::watchdog::Watchdog;
 use crate::checkers::{self, CheckOutcome, MonotonicClock};
 use crate::cli::format::DaemonState;
 use crate::cli::server::{self, Request, ServerConfig, ServerHandle};
+use crate::cli::snapshot;
 use crate::config::keywords::Setting;
 use crate::config::{self, LoadOptions};
 use crate::dm::DmError;
@@ -29,6 +30,9 @@ use crate::uevent::{self, ReaderHandle, Uevent};
 const CHECKER_WORKERS: usize = 4;
 /// Upper bound of uevents merged in one pass, so other inputs are still served in a storm.
 const UEVENT_BATCH: usize = 4096;
+/// Commands queued for the state owner; the CLI server holds more back (their
+/// deadline runs) instead of piling them up for the owner.
+const REQUEST_QUEUE: usize = 64;
 
 fn uxsock_timeout(cfg: &config::Config) -> Duration {
     Duration::from_millis(
@@ -198,8 +202,10 @@ fn start_and_serve(
     let checker =
         checkers::spawn_checker_loop(chk_ctl, res_tx, MonotonicClock, CHECKER_WORKERS).map_err(DaemonError::Checker)?;
     let (ioerr_tx, ioerr_rx) = unbounded();
+    let (publisher, feed) = snapshot::channel().map_err(DaemonError::CliListener)?;
     let server_cfg = ServerConfig {
         uxsock_timeout: uxsock_timeout(&cfg),
+        views: Some(feed),
         ..ServerConfig::default()
     };
     let env = Env {
@@ -215,7 +221,7 @@ fn start_and_serve(
     };
     // Listening before coldplug: a client that comes early waits for its answer
     // (queued for the owner, or timed out after uxsock_timeout) instead of being refused.
-    let (req_tx, req_rx) = unbounded();
+    let (req_tx, req_rx) = bounded(REQUEST_QUEUE);
     let listeners = server::open_listeners().map_err(DaemonError::CliSocket)?;
     let server = server::spawn(listeners, server_cfg, req_tx).map_err(DaemonError::CliListener)?;
     let mut owner = Owner::new(cfg, env, dm, out);
@@ -223,6 +229,9 @@ fn start_and_serve(
     let (paths, maps) = owner.counts();
     log::info!("path checkers start up: {paths} paths, {maps} maps");
 
+    // List/show commands are answered from the views the owner publishes from now on.
+    let status_wanted = publisher.status_wanted();
+    owner.publish_to(publisher);
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("up")]);
 
     let inbox = Inbox {
@@ -232,6 +241,7 @@ fn start_and_serve(
         ioerr: ioerr_rx,
         requests: req_rx,
         reloads: reload_rx,
+        status_wanted,
     };
     let ended = serve(&mut owner, inbox);
     Threads {
@@ -285,6 +295,8 @@ pub struct Inbox {
     pub requests: Receiver<Request>,
     /// Finished configuration loads ([`Reloader`]).
     pub reloads: Receiver<Reloaded>,
+    /// The CLI server wants every map's status read afresh (group states).
+    pub status_wanted: Receiver<()>,
 }
 
 /// A worker thread the daemon cannot run without ended (its channel closed): the
@@ -322,11 +334,14 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
         mut ioerr,
         requests,
         mut reloads,
+        mut status_wanted,
     } = inbox;
     let ticker = crossbeam_channel::tick(Duration::from_secs(1));
     let mut watchdog = Watchdog::from_env();
     while owner.state != DaemonState::Shutdown {
         let mut died = None;
+        // What the message may have changed in the published views.
+        let mut changed = Some(Change::All);
         select! {
             recv(ticker) -> _ => {
                 owner.tick();
@@ -356,7 +371,10 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
                 }
             },
             recv(checks) -> r => match r {
-                Ok(r) => owner.on_check(r),
+                Ok(r) => {
+                    changed = Some(Change::CheckOf(r.path_id));
+                    owner.on_check(r);
+                }
                 Err(_) => died = Some(WorkerDied::Checker),
             },
             recv(ioerr) -> e => match e {
@@ -373,9 +391,21 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
                 Err(_) => reloads = never(),
             },
             recv(requests) -> req => match req {
-                Ok(req) => answer(owner, req),
+                Ok(req) => {
+                    answer(owner, req);
+                    // Published before the reply went out (see `answer`).
+                    changed = None;
+                }
                 Err(_) => died = Some(WorkerDied::CliServer),
             },
+            recv(status_wanted) -> w => match w {
+                Ok(()) => owner.refresh_all_status(),
+                // The CLI server is gone; its requests channel says so.
+                Err(_) => status_wanted = never(),
+            },
+        }
+        if let Some(c) = changed {
+            owner.publish(c);
         }
         if let Some(w) = died {
             log::error!("{w}: shutting down");
@@ -387,8 +417,15 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
 }
 
 /// Answers one CLI request.
+/// A show whose client has left or timed out is dropped unanswered; any other command
+/// runs (its effect stands even when nobody reads the `ok`). The views are published
+/// before the reply, so the command's effect shows in the next show.
 fn answer(owner: &mut Owner, req: Request) {
+    if req.cmd.is_show() && !req.reply.wanted() {
+        return;
+    }
     let reply = owner.on_command(req.cmd).unwrap_or_else(|e| e.reply().to_string());
+    owner.publish(Change::All);
     // The server may have timed the client out already.
     let _ = req.reply.send(reply);
 }

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use crate::checkers::state::{self as chk, DmState, PathState};
-use crate::cli::format as fmt;
 use crate::cli::parse::{Command, HandlerError};
+use crate::cli::snapshot::prints_group_states;
 use crate::config::propsel::Selector;
 use crate::marginal::state::Event as MgEvent;
 
@@ -15,51 +15,30 @@ use super::{Map, Owner, read_trimmed};
 /// A command's answer: the text for the client (empty means `ok`) or the error it sees.
 type Answer = Result<String, HandlerError>;
 
-/// Commands that print group states (active/enabled), which change with IO without
-/// any event: the maps' status is read fresh before they are answered.
-fn prints_group_states(cmd: &Command) -> bool {
-    matches!(
-        cmd,
-        Command::ShowMapsTopology
-            | Command::ShowMapTopology { .. }
-            | Command::ShowMapsJson
-            | Command::ShowMapJson { .. }
-            | Command::ShowMapsStatus
-            | Command::ShowMapFormat { .. }
-            | Command::ShowMapsFormat { .. }
-    )
-}
-
 impl Owner {
     /// Answers one CLI command. An empty string means `ok`.
     pub fn on_command(&mut self, cmd: Command) -> Answer {
-        if prints_group_states(&cmd) {
-            let names: Vec<String> = self.maps.keys().cloned().collect();
-            for n in names {
-                self.refresh_status(&n);
-            }
-        }
         match cmd {
-            Command::ShowPaths => Ok(self.paths_table(fmt::PATHS_FORMAT, false)),
-            Command::ShowPathsFormat { fmt: f, raw } => Ok(self.paths_table(&f, raw)),
-            Command::ShowPath { path } => self.show_path(&path),
-            Command::ShowMaps => Ok(self.maps_table(fmt::MAPS_FORMAT, false)),
-            Command::ShowMapsFormat { fmt: f, raw } => Ok(self.maps_table(&f, raw)),
-            Command::ShowMapsStatus => Ok(self.maps_table(fmt::MAPS_STATUS_FORMAT, false)),
-            Command::ShowMapsStats => Ok(self.maps_table(fmt::MAPS_STATS_FORMAT, false)),
-            Command::ShowMapsTopology => Ok(fmt::topology(&self.map_views(), &self.path_views())),
-            Command::ShowMapTopology { map } => self.show_map_topology(&map),
-            Command::ShowMapFormat { map, fmt: f } => self.show_map_format(&map, &f),
-            Command::ShowMapsJson => Ok(fmt::maps_json(&self.map_views())),
-            Command::ShowMapJson { map } => self.show_map_json(&map),
-            Command::ShowConfig { .. } => Ok(crate::config::dump::show_config(&self.cfg)),
-            Command::ShowWildcards => Ok(fmt::wildcards()),
-            Command::ShowMarginal => Ok(self.marginal_text()),
-            Command::ShowMarginalJson => Ok(crate::marginal::status::json(&self.marginal.statuses(Instant::now()))),
-            Command::ShowStatus => Ok(self.status_text()),
-            Command::ShowDaemon => Ok(fmt::daemon(std::process::id(), self.state, self.out.reload.pending())),
-            Command::ShowBlacklist => Ok(fmt::blacklist(&self.blacklist_view())),
-            Command::ShowDevices => Ok(fmt::devices(&self.devices())),
+            show @ (Command::ShowPaths
+            | Command::ShowPathsFormat { .. }
+            | Command::ShowPath { .. }
+            | Command::ShowMaps
+            | Command::ShowMapsFormat { .. }
+            | Command::ShowMapsStatus
+            | Command::ShowMapsStats
+            | Command::ShowMapsTopology
+            | Command::ShowMapTopology { .. }
+            | Command::ShowMapFormat { .. }
+            | Command::ShowMapsJson
+            | Command::ShowMapJson { .. }
+            | Command::ShowConfig { .. }
+            | Command::ShowWildcards
+            | Command::ShowMarginal
+            | Command::ShowMarginalJson
+            | Command::ShowStatus
+            | Command::ShowDaemon
+            | Command::ShowBlacklist
+            | Command::ShowDevices) => self.show(&show),
 
             Command::AddPath { path } => Ok(self.add_path(&path)),
             Command::DelPath { path } => self.del_path(&path),
@@ -107,24 +86,13 @@ impl Owner {
 
     // ---- show ----------------------------------------------------------------
 
-    fn show_path(&self, path: &str) -> Answer {
-        let p = self.find_path(path).ok_or(HandlerError::DeviceNotFound)?;
-        Ok(fmt::path_line(&self.path_view(p), "%o"))
-    }
-
-    fn show_map_topology(&self, map: &str) -> Answer {
-        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
-        Ok(fmt::topology(&[self.map_view(m)], &self.path_views()))
-    }
-
-    fn show_map_format(&self, map: &str, format: &str) -> Answer {
-        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
-        Ok(fmt::map_line(&self.map_view(m), &self.map_views(), format))
-    }
-
-    fn show_map_json(&self, map: &str) -> Answer {
-        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
-        Ok(fmt::map_json(&self.map_view(m)))
+    /// A list/show command, answered from a snapshot of the views as the CLI server
+    /// answers it in the daemon; group states are read fresh first.
+    fn show(&mut self, cmd: &Command) -> Answer {
+        if prints_group_states(cmd) {
+            self.refresh_all_status();
+        }
+        self.snapshot().answer(cmd).unwrap_or(Err(HandlerError::Failed))
     }
 
     // ---- paths -----------------------------------------------------------------

@@ -83,7 +83,7 @@ impl Owner {
     /// Applies a new configuration and brings the maps in line without dropping any.
     pub fn reconfigure(&mut self, cfg: Config) {
         self.state = DaemonState::Configure;
-        self.cfg = cfg;
+        self.cfg = std::sync::Arc::new(cfg);
         // As upstream, the new configuration's queue_without_daemon replaces a forced one.
         self.queue_without_daemon_forced = false;
         let timeouts: Vec<(String, std::time::Duration)> = self

@@ -10,7 +10,8 @@
 //! - `checks.rs`: a check result, the 1 s tick, marginal-path (io-err-stat) events
 //! - `uevents.rs`: a kernel or udev uevent
 //! - `commands.rs`: a CLI command, one handler per command
-//! - `views.rs`: how `show` output is built from the owner's records
+//! - `views.rs`: how the `show` views are built from the owner's records and
+//!   published to the CLI server after every change
 
 mod checks;
 mod commands;
@@ -21,8 +22,11 @@ mod paths;
 mod uevents;
 mod views;
 
+pub use views::Change;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
@@ -173,7 +177,8 @@ pub struct Outputs {
 }
 
 pub struct Owner {
-    cfg: Config,
+    /// Shared with the published snapshots (`show config`).
+    cfg: Arc<Config>,
     env: Env,
     dm: Box<dyn MapOps>,
     out: Outputs,
@@ -200,6 +205,10 @@ pub struct Owner {
     queue_without_daemon_forced: bool,
     pub state: DaemonState,
     started: Instant,
+    /// When every map's DM status was last read (group states in the views).
+    status_read: Option<Instant>,
+    /// Where the views are published, once the CLI server listens.
+    views: Option<views::Published>,
 }
 
 fn log_at(level: u8, text: &str) {
@@ -223,7 +232,7 @@ impl Owner {
     pub fn new(cfg: Config, env: Env, dm: Box<dyn MapOps>, out: Outputs) -> Owner {
         Owner {
             marginal: MarginalState::new(Default::default()),
-            cfg,
+            cfg: Arc::new(cfg),
             env,
             dm,
             out,
@@ -238,6 +247,8 @@ impl Owner {
             queue_without_daemon_forced: false,
             state: DaemonState::Startup,
             started: Instant::now(),
+            status_read: None,
+            views: None,
         }
     }
 

@@ -1,63 +1,226 @@
-//! How the `show` views are built: from the owner's records only, no sysfs or DM
-//! reads (except `show devices`, which lists sysfs).
+//! How the show views are built from the owner's records (no sysfs or DM reads), and
+//! how they reach the CLI server: after every message that changed its state the owner
+//! publishes an immutable [`Snapshot`] that the server answers list/show from.
+//!
+//! Building is incremental: the path and map views of the last snapshot are kept and
+//! reused (shared, `Arc`) when unchanged, a check result rebuilds only its map's views,
+//! and nothing is published when nothing visible changed.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::format as fmt;
+use crate::checkers::scheduler::PathId;
+use crate::cli::format::{self as fmt, PathView};
+use crate::cli::snapshot::{MapEntry, Publisher, Snapshot};
+use crate::config::Config;
 use crate::discovery;
 
 use super::{Map, Owner, Path};
 
+/// What a message may have changed, so that the owner rebuilds only those views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Anything (commands, uevents, signals, the tick).
+    All,
+    /// The result of a check of this path: its map's paths and the map.
+    CheckOf(PathId),
+}
+
+/// The views of the last snapshot, by device and map name.
+#[derive(Debug, Default)]
+struct Views {
+    paths: HashMap<String, Arc<PathView>>,
+    /// Devices in SCSI address order, as upstream's sysfs enumeration lists them.
+    order: Vec<String>,
+    maps: BTreeMap<String, Arc<MapEntry>>,
+}
+
+/// Where the owner publishes, and what it published last.
+pub(super) struct Published {
+    out: Publisher,
+    views: Views,
+    generation: u64,
+    config: Arc<Config>,
+    config_generation: u64,
+    last: Option<Arc<Snapshot>>,
+}
+
 impl Owner {
-    /// Every path, in SCSI address order as upstream's sysfs enumeration lists them.
-    pub(super) fn path_views(&self) -> Vec<fmt::PathView> {
-        let mut v: Vec<&Path> = self.paths.values().collect();
-        v.sort_by_key(|p| p.scsi_order());
-        v.into_iter().map(|p| self.path_view(p)).collect()
+    /// From now on, publish a snapshot to `out` after every change (and one now).
+    pub fn publish_to(&mut self, out: Publisher) {
+        self.views = Some(Published {
+            out,
+            views: Views::default(),
+            generation: 0,
+            config: Arc::clone(&self.cfg),
+            config_generation: 0,
+            last: None,
+        });
+        self.publish(Change::All);
     }
 
-    pub(super) fn map_views(&self) -> Vec<fmt::MapView> {
-        self.maps.values().map(|m| self.map_view(m)).collect()
+    /// Publish a new snapshot if `change` altered what the views show.
+    pub fn publish(&mut self, change: Change) {
+        let Some(mut p) = self.views.take() else {
+            return;
+        };
+        let mut changed = match change {
+            Change::All => self.rebuild_all(&mut p.views),
+            Change::CheckOf(id) => match self.dev_by_id(id).and_then(|d| self.paths.get(&d)?.map.clone()) {
+                Some(map) => self.rebuild_map(&mut p.views, &map),
+                // A path in no map: its check changed nothing that is shown.
+                None => false,
+            },
+        };
+        if !Arc::ptr_eq(&p.config, &self.cfg) {
+            p.config = Arc::clone(&self.cfg);
+            p.config_generation += 1;
+            changed = true;
+        }
+        let marginal = self.marginal.statuses(Instant::now());
+        changed |= p
+            .last
+            .as_ref()
+            .is_none_or(|l| {
+                l.state != self.state
+                    || l.status_read != self.status_read
+                    || l.reload_pending != self.out.reload.pending()
+                    || l.marginal != marginal
+            });
+        if changed {
+            p.generation += 1;
+            let snap = Arc::new(self.snapshot_of(&p.views, p.generation, p.config_generation, marginal));
+            p.out.publish(Arc::clone(&snap));
+            p.last = Some(snap);
+        }
+        self.views = Some(p);
     }
 
-    /// `show paths` (also with a format): one row per path.
-    pub(super) fn paths_table(&self, format: &str, raw: bool) -> String {
-        fmt::paths_table(&self.path_views(), format, raw)
+    /// A snapshot built afresh, for show commands the owner answers itself.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut v = Views::default();
+        self.rebuild_all(&mut v);
+        let (generation, config_generation) = self
+            .views
+            .as_ref()
+            .map_or((0, 0), |p| (p.generation, p.config_generation));
+        self.snapshot_of(
+            &v,
+            generation,
+            config_generation,
+            self.marginal.statuses(Instant::now()),
+        )
     }
 
-    /// `show maps` (also status, stats or a format): one row per map.
-    pub(super) fn maps_table(&self, format: &str, raw: bool) -> String {
-        fmt::maps_table(&self.map_views(), format, raw)
+    /// Reads every map's DM status (group states change with IO, without any event).
+    pub fn refresh_all_status(&mut self) {
+        let names: Vec<String> = self.maps.keys().cloned().collect();
+        for n in names {
+            self.refresh_status(&n);
+        }
+        self.status_read = Some(Instant::now());
     }
 
-    /// `show marginal`: nothing at all when no path is under watch.
-    pub(super) fn marginal_text(&self) -> String {
-        let rows = self.marginal.statuses(Instant::now());
-        let mut out = String::new();
-        if !rows.is_empty() {
-            out.push_str(crate::marginal::status::header().trim_end());
-            out.push('\n');
-            for r in &rows {
-                out.push_str(crate::marginal::status::format_line(r).trim_end());
-                out.push('\n');
+    fn snapshot_of(
+        &self,
+        v: &Views,
+        generation: u64,
+        config_generation: u64,
+        marginal: Vec<crate::marginal::status::MarginalStatus>,
+    ) -> Snapshot {
+        Snapshot {
+            generation,
+            config_generation,
+            paths: v.order.iter().filter_map(|d| v.paths.get(d).cloned()).collect(),
+            maps: v.maps.values().cloned().collect(),
+            marginal,
+            config: Arc::clone(&self.cfg),
+            sysfs: self.env.sysfs.clone(),
+            state: self.state,
+            reload_pending: self.out.reload.pending(),
+            pid: std::process::id(),
+            status_read: self.status_read,
+        }
+    }
+
+    /// Every view, reusing the unchanged ones; true if any changed.
+    fn rebuild_all(&self, v: &mut Views) -> bool {
+        let mut changed = false;
+        let mut set_changed = false;
+        let mut paths = HashMap::with_capacity(self.paths.len());
+        for (dev, p) in &self.paths {
+            let view = self.path_view(p);
+            let kept = match v.paths.remove(dev) {
+                Some(old) if *old == view => old,
+                old => {
+                    set_changed |= old.is_none();
+                    changed = true;
+                    Arc::new(view)
+                }
+            };
+            paths.insert(dev.clone(), kept);
+        }
+        set_changed |= !v.paths.is_empty();
+        v.paths = paths;
+        if set_changed {
+            let mut order: Vec<&Path> = self.paths.values().collect();
+            order.sort_by_key(|p| p.scsi_order());
+            v.order = order.into_iter().map(|p| p.info.dev.clone()).collect();
+            changed = true;
+        }
+        let mut maps = BTreeMap::new();
+        for (name, m) in &self.maps {
+            let entry = self.map_entry(m, &v.paths);
+            let kept = match v.maps.remove(name) {
+                Some(old) if *old == entry => old,
+                _ => {
+                    changed = true;
+                    Arc::new(entry)
+                }
+            };
+            maps.insert(name.clone(), kept);
+        }
+        changed |= !v.maps.is_empty();
+        v.maps = maps;
+        changed
+    }
+
+    /// The views of one map and its paths; true if any changed.
+    fn rebuild_map(&self, v: &mut Views, name: &str) -> bool {
+        let Some(m) = self.maps.get(name) else {
+            return self.rebuild_all(v);
+        };
+        if v.paths.len() != self.paths.len() || !v.maps.contains_key(name) {
+            return self.rebuild_all(v);
+        }
+        let mut changed = false;
+        for dev in &m.paths {
+            let Some(p) = self.paths.get(dev) else { continue };
+            if !v.paths.contains_key(dev) {
+                return self.rebuild_all(v);
+            }
+            let view = self.path_view(p);
+            if v.paths.get(dev).is_none_or(|old| **old != view) {
+                v.paths.insert(dev.clone(), Arc::new(view));
+                changed = true;
             }
         }
-        out
+        let entry = self.map_entry(m, &v.paths);
+        if v.maps.get(name).is_none_or(|old| **old != entry) {
+            v.maps.insert(name.to_string(), Arc::new(entry));
+            changed = true;
+        }
+        changed
     }
 
-    /// `show status`: path counts by checker state.
-    pub(super) fn status_text(&self) -> String {
-        let states: Vec<fmt::CheckerState> = self.paths.values().map(|p| p.rec.state).collect();
-        fmt::status(&states, self.paths.len(), false)
-    }
-
-    pub(super) fn path_view(&self, p: &Path) -> fmt::PathView {
+    fn path_view(&self, p: &Path) -> PathView {
         let marginal = self
             .marginal
             .status(&p.info.dev, Instant::now())
             .is_some_and(|s| s.marginal)
             || p.rec.marginal;
-        fmt::PathView {
+        PathView {
             dev: p.info.dev.clone(),
             dev_t: p.rec.dev_t.clone(),
             wwid: p.info.wwid.clone().unwrap_or_default(),
@@ -91,18 +254,20 @@ impl Owner {
         }
     }
 
-    pub(super) fn map_view(&self, m: &Map) -> fmt::MapView {
+    /// The map's view over the path views in `paths` (by device).
+    fn map_entry(&self, m: &Map, paths: &HashMap<String, Arc<PathView>>) -> MapEntry {
+        let mut group_paths = Vec::with_capacity(m.table.groups.len());
         let groups = m
             .table
             .groups
             .iter()
             .enumerate()
             .map(|(gi, g)| {
-                let paths: Vec<fmt::PathView> = g
+                let members: Vec<Arc<PathView>> = g
                     .paths
                     .iter()
-                    .filter_map(|tp| self.path_by_devt(&tp.dev))
-                    .map(|p| self.path_view(p))
+                    .filter_map(|tp| self.dev_by_devt.get(&tp.dev))
+                    .filter_map(|d| paths.get(d).cloned())
                     .collect();
                 let state = match m
                     .status
@@ -115,21 +280,23 @@ impl Owner {
                     Some('D') => fmt::PgState::Disabled,
                     _ => fmt::PgState::Undef,
                 };
-                let (priority, _) = discovery::pgpolicy::pg_priority(paths.iter().map(|p| {
+                let (priority, _) = discovery::pgpolicy::pg_priority(members.iter().map(|p| {
                     (
                         p.priority,
                         matches!(p.state, fmt::CheckerState::Up | fmt::CheckerState::Ghost),
                     )
                 }));
-                fmt::PathGroupView {
+                let group = fmt::PathGroupView {
                     priority,
                     state,
-                    marginal: paths.iter().all(|p| p.marginal) && !paths.is_empty(),
-                    paths,
-                }
+                    marginal: members.iter().all(|p| p.marginal) && !members.is_empty(),
+                    paths: Vec::new(),
+                };
+                group_paths.push(members);
+                group
             })
             .collect();
-        fmt::MapView {
+        let view = fmt::MapView {
             name: m.name.clone(),
             wwid: m.wwid.clone(),
             dm: Some(fmt::DmInfo {
@@ -155,75 +322,8 @@ impl Owner {
             vpd_data: None,
             max_sectors_kb: None,
             groups,
-        }
-    }
-
-    /// Every block device in sysfs and what the daemon makes of it (`show devices`).
-    pub(super) fn devices(&self) -> Vec<(String, fmt::DeviceStatus)> {
-        let bl = self.blacklist();
-        let mut names: Vec<String> = std::fs::read_dir(self.env.sysfs.sys("block"))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-            .into_iter()
-            .map(|n| {
-                let st = if self.paths.contains_key(&n) {
-                    fmt::DeviceStatus::Monitored
-                } else if bl.filter_devnode(&n) > 0 {
-                    fmt::DeviceStatus::Blacklisted
-                } else {
-                    fmt::DeviceStatus::Unmonitored
-                };
-                (n, st)
-            })
-            .collect()
-    }
-
-    /// The blacklist in force, each rule marked as from the configuration or built in.
-    pub(super) fn blacklist_view(&self) -> fmt::BlacklistView {
-        let (bl, ex) = crate::config::blacklist::effective_lists(&self.cfg, false);
-        let user = (&self.cfg.blacklist, &self.cfg.exceptions);
-        let pats = |list: &[crate::config::model::Pattern], mine: &[crate::config::model::Pattern]| {
-            list.iter()
-                .map(|p| fmt::BlacklistRule {
-                    text: p.text.clone(),
-                    from_config: mine.iter().any(|m| m.text == p.text),
-                })
-                .collect::<Vec<_>>()
         };
-        let dev_text = |d: &crate::config::model::BlacklistDevice| {
-            format!(
-                "{}:{}",
-                d.vendor.as_ref().map_or("", |p| p.text.as_str()),
-                d.product.as_ref().map_or("", |p| p.text.as_str())
-            )
-        };
-        let devs = |list: &[crate::config::model::BlacklistDevice], mine: &[crate::config::model::BlacklistDevice]| {
-            list.iter()
-                .map(|d| fmt::BlacklistRule {
-                    text: dev_text(d),
-                    from_config: mine.iter().any(|m| dev_text(m) == dev_text(d)),
-                })
-                .collect::<Vec<_>>()
-        };
-        fmt::BlacklistView {
-            devnode: (pats(&bl.devnode, &user.0.devnode), pats(&ex.devnode, &user.1.devnode)),
-            property: (
-                pats(&bl.property, &user.0.property),
-                pats(&ex.property, &user.1.property),
-            ),
-            protocol: (
-                pats(&bl.protocol, &user.0.protocol),
-                pats(&ex.protocol, &user.1.protocol),
-            ),
-            wwid: (pats(&bl.wwid, &user.0.wwid), pats(&ex.wwid, &user.1.wwid)),
-            device: (devs(&bl.device, &user.0.device), devs(&ex.device, &user.1.device)),
-        }
+        MapEntry { view, group_paths }
     }
 }
 

@@ -1,0 +1,443 @@
+//! The control socket under abuse by an unprivileged local user, against the real CLI
+//! server thread and the real state owner (`run::serve`, a fake device-mapper, a fake
+//! sysfs): root is answered within 1 s while the abuse runs, the daemon is alive
+//! afterwards, and what the abuse made the server hold is given back.
+//!
+//! The abusing client runs as uid 65534 in a child process (this test binary again,
+//! its ignored `abusing_client` entry point); without root the tests print SKIPPED.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, bounded, unbounded};
+use multipathd::cli::protocol::{recv_reply, send_frame};
+use multipathd::cli::server::{ServerConfig, ServerHandle, ServerStats, SocketName, bind, spawn};
+use multipathd::config::parse_str;
+use multipathd::daemon::reload::Reloader;
+use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::daemon::run::{Inbox, serve};
+use multipathd::daemon::signals::SignalEvent;
+use multipathd::dm::DmError;
+use multipathd::marginal::thread::IoErrStat;
+
+use common::{FakeSys, scsi_debug};
+
+const NOBODY: u32 = 65534;
+const ROLE: &str = "ABUSE_ROLE";
+const SOCKET: &str = "ABUSE_SOCKET";
+const WWID: &str = "333333330000007d0";
+
+fn gone(op: &'static str, name: &str) -> DmError {
+    DmError::Ioctl {
+        op,
+        name: Some(name.to_string()),
+        errno: nix::errno::Errno::ENXIO,
+    }
+}
+
+/// Maps are created and reloaded; while the flag is set their status read hangs
+/// (the owner is busy).
+struct FakeDm(Arc<AtomicBool>);
+
+impl MapOps for FakeDm {
+    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
+        Ok(Vec::new())
+    }
+    fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str) -> Result<u32, DmError> {
+        Ok(0)
+    }
+    fn reload_map(&mut self, _: &str, _: u64, _: &str) -> Result<(), DmError> {
+        Ok(())
+    }
+    fn message(&mut self, _: &str, _: &str) -> Result<(), DmError> {
+        Ok(())
+    }
+    fn status(&mut self, name: &str) -> Result<String, DmError> {
+        if self.0.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        Err(gone("status", name))
+    }
+    fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
+        Err(gone("remove", name))
+    }
+    fn suspend(&mut self, _: &str) -> Result<(), DmError> {
+        Ok(())
+    }
+    fn resume(&mut self, _: &str) -> Result<(), DmError> {
+        Ok(())
+    }
+}
+
+/// A configuration with many device sections, so that `show config` is large.
+fn big_config() -> String {
+    let mut s = String::from("defaults {\n find_multipaths greedy\n}\ndevices {\n");
+    for i in 0..1500 {
+        s.push_str(&format!(
+            " device {{\n  vendor \"VENDOR{i:05}\"\n  product \"PRODUCT{i:05}\"\n  revision \"1.0\"\n  \
+             product_blacklist \"LUN_Z\"\n  alias_prefix \"mpx\"\n  path_checker tur\n  no_path_retry 12\n  \
+             path_grouping_policy group_by_prio\n  path_selector \"service-time 0\"\n  prio alua\n  \
+             failback immediate\n  rr_weight uniform\n  rr_min_io 100\n  rr_min_io_rq 1\n  \
+             fast_io_fail_tmo 5\n  dev_loss_tmo 60\n  hardware_handler \"1 alua\"\n  features \"0\"\n  \
+             detect_prio yes\n }}\n"
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// The daemon's owner loop and CLI server, on an abstract socket.
+struct Daemon {
+    _sys: FakeSys,
+    name: SocketName,
+    server: Option<ServerHandle>,
+    stats: Arc<ServerStats>,
+    signals: Sender<SignalEvent>,
+    owner: Option<JoinHandle<()>>,
+    hang_status: Arc<AtomicBool>,
+}
+
+impl Daemon {
+    fn start(tag: &str, cfg: ServerConfig) -> Daemon {
+        let sys = FakeSys::new();
+        for (dev, devt, host) in [("sda", (8, 0), 1), ("sdb", (8, 16), 2)] {
+            let mut disk = scsi_debug(dev, devt, host, 0, "active/optimized");
+            disk.attrs = vec![("timeout", "30\n")];
+            sys.add_scsi(&disk);
+            let wwn = format!("0x{}", &WWID[1..]);
+            sys.add_udev(devt, &[("ID_SERIAL", WWID), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
+        }
+        let env = Env {
+            sysfs: sys.root(),
+            udev_dir: sys.udev(),
+            dev_dir: sys.dev(),
+            state_dir: sys.state(),
+            ..Env::default()
+        };
+        let (chk_tx, chk_rx) = unbounded();
+        let (ioerr_tx, _) = unbounded();
+        let config = parse_str("multipath.conf", &big_config()).expect("parses").config;
+        let (reload, reloads) = Reloader::new();
+        let out = Outputs {
+            checker: chk_tx,
+            ioerr: IoErrStat::new(ioerr_tx),
+            reload,
+        };
+        let hang_status = Arc::new(AtomicBool::new(false));
+        let mut owner = Owner::new(config, env, Box::new(FakeDm(Arc::clone(&hang_status))), out);
+        owner.coldplug();
+        assert_eq!(owner.counts(), (2, 1), "two paths of one map");
+        let (publisher, feed) = multipathd::cli::snapshot::channel().unwrap();
+        let status_wanted = publisher.status_wanted();
+        owner.publish_to(publisher);
+        let name = SocketName::Abstract(format!("/test/multipathd-abuse/{}/{tag}", std::process::id()));
+        let (req_tx, req_rx) = bounded(64);
+        let server = spawn(
+            vec![bind(&name).unwrap()],
+            ServerConfig {
+                views: Some(feed),
+                ..cfg
+            },
+            req_tx,
+        )
+        .unwrap();
+        let (signals, sig_rx) = bounded(16);
+        let (_uev_tx, uev_rx) = unbounded();
+        let (_res_tx, res_rx) = unbounded();
+        let (_ioerr_tx, ioerr_rx) = unbounded();
+        let owner = std::thread::spawn(move || {
+            let _keep = (chk_rx, _uev_tx, _res_tx, _ioerr_tx);
+            let inbox = Inbox {
+                signals: sig_rx,
+                uevents: uev_rx,
+                checks: res_rx,
+                ioerr: ioerr_rx,
+                requests: req_rx,
+                reloads,
+                status_wanted,
+            };
+            serve(&mut owner, inbox).expect("the owner loop ends by shutdown");
+        });
+        Daemon {
+            _sys: sys,
+            stats: server.stats(),
+            name,
+            server: Some(server),
+            signals,
+            owner: Some(owner),
+            hang_status,
+        }
+    }
+
+    fn connect(&self) -> UnixStream {
+        UnixStream::connect_addr(&self.name.addr().unwrap()).unwrap()
+    }
+
+    /// Root's command on a new connection: the reply and how long it took.
+    fn root_asks(&self, cmd: &str) -> (String, Duration) {
+        let t = Instant::now();
+        let mut s = self.connect();
+        let deadline = t + Duration::from_secs(10);
+        send_frame(&mut s, cmd, deadline).unwrap();
+        let r = recv_reply(&mut s, deadline).unwrap_or_else(|e| format!("error: {e}"));
+        (r, t.elapsed())
+    }
+
+    /// Root's latency for each of `cmds` sampled every 100 ms for `dur`; the worst.
+    fn root_latency_during(&self, dur: Duration, cmds: &[&str]) -> Duration {
+        let end = Instant::now() + dur;
+        let mut worst = Duration::ZERO;
+        while Instant::now() < end {
+            for c in cmds {
+                let (reply, took) = self.root_asks(c);
+                assert!(
+                    !reply.starts_with("error") && reply != "fail\ntimeout\n",
+                    "{c}: {reply:?}"
+                );
+                worst = worst.max(took);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        worst
+    }
+
+    fn wait_until(&self, what: &str, secs: u64, done: impl Fn(&ServerStats) -> bool) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while !done(&self.stats) {
+            assert!(Instant::now() < end, "{what}: {:?}", self.stats);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The owner still answers (a command it runs itself), then shuts down cleanly.
+    fn alive_then_stop(mut self) {
+        let (reply, took) = self.root_asks("reconfigure");
+        assert_eq!(reply, "ok\n");
+        assert!(took < Duration::from_secs(1), "reconfigure took {took:?}");
+        self.signals.send(SignalEvent::Shutdown).unwrap();
+        self.owner.take().unwrap().join().unwrap();
+        self.server.take().unwrap().stop();
+    }
+}
+
+fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("!!!!!!!!!!!!!!!! SKIPPED {test}: needs root to run the abuser as uid {NOBODY} !!!!!!!!!!!!!!!!");
+    false
+}
+
+/// Starts the abusing client as uid 65534.
+fn abuser(d: &Daemon, role: &str, secs: u64) -> std::process::Child {
+    let SocketName::Abstract(name) = &d.name else {
+        unreachable!()
+    };
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "abusing_client",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, format!("{role}:{secs}"))
+        .env(SOCKET, name)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the abuser")
+}
+
+fn vm_rss_kb() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_idle_connection_flood_by_another_user_leaves_root_a_slot() {
+    if !root_or_skip("idle connection flood") {
+        return;
+    }
+    // A small server (1,000 slots) so that the flood fills it quickly.
+    let d = Daemon::start(
+        "idle",
+        ServerConfig {
+            max_clients: 1000,
+            ..ServerConfig::default()
+        },
+    );
+    let mut child = abuser(&d, "idle", 6);
+    d.wait_until("the flood is refused", 20, |s| {
+        s.refused_connections.load(Ordering::Relaxed) >= 1000
+    });
+    let held = d.stats.clients.load(Ordering::Relaxed);
+    assert!(held <= 64 + 1, "uid {NOBODY} holds {held} connections");
+    let worst = d.root_latency_during(Duration::from_secs(2), &["show paths", "show maps"]);
+    assert!(worst < Duration::from_secs(1), "root waited {worst:?}");
+    assert!(child.wait().unwrap().success());
+    d.wait_until("the flood's connections are gone", 5, |s| {
+        s.clients.load(Ordering::Relaxed) == 0
+    });
+    eprintln!("idle flood: root worst {worst:?}, held by the flood {held}");
+    d.alive_then_stop();
+}
+
+#[test]
+fn a_show_and_hang_up_loop_by_another_user_does_not_delay_root() {
+    if !root_or_skip("show and hang up loop") {
+        return;
+    }
+    let d = Daemon::start("loop", ServerConfig::default());
+    let rss0 = vm_rss_kb();
+    let mut child = abuser(&d, "loop", 5);
+    std::thread::sleep(Duration::from_millis(300));
+    let worst = d.root_latency_during(
+        Duration::from_secs(3),
+        &["show paths", "show maps json", "show config", "add map mpatha"],
+    );
+    assert!(worst < Duration::from_secs(1), "root waited {worst:?}");
+    assert!(child.wait().unwrap().success());
+    d.wait_until("replies given back", 5, |s| {
+        s.clients.load(Ordering::Relaxed) == 0 && s.reply_bytes.load(Ordering::Relaxed) == 0
+    });
+    let grown = vm_rss_kb().saturating_sub(rss0);
+    eprintln!("show loop: root worst {worst:?}, RSS grew {grown} kB");
+    assert!(grown < 64 * 1024, "RSS grew by {grown} kB");
+    d.alive_then_stop();
+}
+
+#[test]
+fn slow_readers_of_a_large_reply_share_it_and_a_reader_still_reading_gets_it_whole() {
+    let d = Daemon::start(
+        "slow",
+        ServerConfig {
+            uxsock_timeout: Duration::from_secs(2),
+            ..ServerConfig::default()
+        },
+    );
+    let (whole, _) = d.root_asks("show config");
+    // Far more than a socket buffer holds (about 200 kB).
+    assert!(whole.len() > 700_000, "show config is {} bytes", whole.len());
+    let rss0 = vm_rss_kb();
+    // 500 readers that never read their reply.
+    let hogs: Vec<UnixStream> = (0..500)
+        .map(|_| {
+            let mut s = d.connect();
+            send_frame(&mut s, "show config", Instant::now() + Duration::from_secs(5)).unwrap();
+            s
+        })
+        .collect();
+    d.wait_until("every hog has its reply", 10, |s| {
+        s.clients.load(Ordering::Relaxed) == 500
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let held = d.stats.reply_bytes.load(Ordering::Relaxed);
+    assert!(held < 3 * whole.len(), "{held} reply bytes buffered for 500 readers");
+    let grown = vm_rss_kb().saturating_sub(rss0);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} kB for 500 readers");
+    // One reader takes 16 kB every 100 ms: far longer than the 2 s timeout in all.
+    let mut slow = d.connect();
+    send_frame(&mut slow, "show config", Instant::now() + Duration::from_secs(5)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    loop {
+        let n = slow.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+        if n == 0 || got.len() > 8 + whole.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = started.elapsed();
+    assert!(took > Duration::from_secs(3), "read in {took:?}, not slowly");
+    assert_eq!(got.len(), 8 + whole.len() + 1, "cut off mid-reply after {took:?}");
+    assert_eq!(&got[8..8 + whole.len()], whole.as_bytes());
+    // Root is answered meanwhile, and the hogs are dropped once their reply is overdue.
+    let (_, t) = d.root_asks("show paths");
+    assert!(t < Duration::from_secs(1));
+    d.wait_until("hogs dropped and replies freed", 10, |s| {
+        s.reply_bytes.load(Ordering::Relaxed) == 0
+    });
+    drop((hogs, slow));
+    d.wait_until("connections closed", 5, |s| s.clients.load(Ordering::Relaxed) == 0);
+    eprintln!("slow readers: {held} bytes buffered for 500, RSS grew {grown} kB, slow read {took:?}");
+    d.alive_then_stop();
+}
+
+#[test]
+fn shows_are_answered_while_the_owner_is_busy() {
+    let d = Daemon::start("busy", ServerConfig::default());
+    // A command that reads group states gets the owner to read every map's status,
+    // which now hangs for 3 s at a time.
+    d.hang_status.store(true, Ordering::Relaxed);
+    let worst = d.root_latency_during(
+        Duration::from_secs(2),
+        &["show maps topology", "show paths", "show maps json"],
+    );
+    d.hang_status.store(false, Ordering::Relaxed);
+    assert!(worst < Duration::from_secs(1), "root waited {worst:?}");
+    eprintln!("busy owner: root worst {worst:?}");
+    // Let the hung reads finish, then the owner answers again.
+    std::thread::sleep(Duration::from_secs(4));
+    d.alive_then_stop();
+}
+
+/// Not a test: the abusing client the tests above start as uid 65534.
+#[test]
+#[ignore = "run by the abuse tests as another user"]
+fn abusing_client() {
+    let role = std::env::var(ROLE).expect("started by an abuse test");
+    let (role, secs) = role.split_once(':').unwrap();
+    let end = Instant::now() + Duration::from_secs(secs.parse().unwrap());
+    let name = SocketName::Abstract(std::env::var(SOCKET).unwrap());
+    let addr = name.addr().unwrap();
+    match role {
+        "idle" => {
+            use nix::sys::resource::{Resource, getrlimit, setrlimit};
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+            setrlimit(Resource::RLIMIT_NOFILE, hard.min(8192), hard).unwrap();
+            let held: Vec<UnixStream> = (0..2000).filter_map(|_| UnixStream::connect_addr(&addr).ok()).collect();
+            while Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            drop(held);
+        }
+        "loop" => {
+            let threads: Vec<_> = (0..4)
+                .map(|i| {
+                    let addr = addr.clone();
+                    std::thread::spawn(move || {
+                        let cmds = ["show config", "show maps topology", "show paths"];
+                        let mut n = 0usize;
+                        while Instant::now() < end {
+                            if let Ok(mut s) = UnixStream::connect_addr(&addr) {
+                                let cmd = cmds[(n + i) % cmds.len()];
+                                let mut frame = (cmd.len() + 1).to_ne_bytes().to_vec();
+                                frame.extend_from_slice(cmd.as_bytes());
+                                frame.push(0);
+                                let _ = s.write_all(&frame);
+                            }
+                            n += 1;
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
