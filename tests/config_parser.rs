@@ -388,9 +388,7 @@ fn marginal_pathgroups_fpin_is_refused_and_the_previous_value_kept() {
     .unwrap();
     assert_eq!(
         l.diagnostics.last().map(|d| d.message.as_str()),
-        Some(
-            "/etc/multipath.conf line 3, support for \"fpin\" is not compiled in for marginal_pathgroups"
-        )
+        Some("/etc/multipath.conf line 3, support for \"fpin\" is not compiled in for marginal_pathgroups")
     );
     assert_eq!(
         l.config.defaults.get("marginal_pathgroups"),

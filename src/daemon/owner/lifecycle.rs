@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::checkers::Control;
 use crate::cli::format::DaemonState;
-use crate::config::keywords::Setting;
 use crate::config::Config;
+use crate::config::keywords::Setting;
 use crate::config::propsel::Selector;
 use crate::daemon::reload::Reloaded;
 use crate::daemon::run::log_diagnostics;

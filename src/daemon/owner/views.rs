@@ -79,15 +79,12 @@ impl Owner {
             changed = true;
         }
         let marginal = self.marginal.statuses(Instant::now());
-        changed |= p
-            .last
-            .as_ref()
-            .is_none_or(|l| {
-                l.state != self.state
-                    || l.status_read != self.status_read
-                    || l.reload_pending != self.out.reload.pending()
-                    || l.marginal != marginal
-            });
+        changed |= p.last.as_ref().is_none_or(|l| {
+            l.state != self.state
+                || l.status_read != self.status_read
+                || l.reload_pending != self.out.reload.pending()
+                || l.marginal != marginal
+        });
         if changed {
             p.generation += 1;
             let snap = Arc::new(self.snapshot_of(&p.views, p.generation, p.config_generation, marginal));
