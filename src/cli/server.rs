@@ -180,11 +180,11 @@ pub fn open_listeners() -> io::Result<Vec<UnixListener>> {
     }
 }
 
-/// A status read older than this is refreshed for a command that prints group states.
-const STATUS_FRESH: Duration = Duration::from_secs(1);
-/// How long such a command waits for the owner's fresh read before it is answered from
-/// the status it has; while a read is overdue the others are answered at once.
-const STATUS_WAIT: Duration = Duration::from_millis(50);
+/// How long a command that prints group states waits for the owner's fresh status read
+/// (IO moves group states without any event, and upstream reads them for every such
+/// command) before it is answered from the status it has; while a read is overdue the
+/// others are answered at once.
+const STATUS_WAIT: Duration = Duration::from_millis(500);
 /// New connections taken per listener and poll round, so a connect storm cannot keep
 /// the thread from serving the clients it has.
 const ACCEPT_BATCH: usize = 64;
@@ -474,13 +474,6 @@ impl Server {
         c.send(Frame::new(text, &self.stats), close_after, now, &self.cfg);
     }
 
-    fn status_fresh(&self, now: Instant) -> bool {
-        self.snapshot
-            .as_ref()
-            .and_then(|s| s.status_read)
-            .is_some_and(|t| now.saturating_duration_since(t) < STATUS_FRESH)
-    }
-
     /// Answer a show command from the newest snapshot, sharing the bytes of identical
     /// replies; an unprivileged client is refused while buffered replies exceed the budget.
     fn answer_from_snapshot(&mut self, c: &mut Client, cmd: &Command, now: Instant) {
@@ -540,7 +533,7 @@ impl Server {
         };
         if self.snapshot.is_some() && cmd.is_show() {
             let overdue = self.status_asked.is_some_and(|t| now >= t + STATUS_WAIT);
-            if prints_group_states(&cmd) && !self.status_fresh(now) && !overdue {
+            if prints_group_states(&cmd) && !overdue {
                 let asked = *self.status_asked.get_or_insert_with(|| {
                     if let Some(feed) = &self.cfg.views {
                         feed.want_status();
@@ -732,7 +725,9 @@ impl Server {
                 Err(TryRecvError::Disconnected) => self.reply(c, HandlerError::Failed.reply(), false, now),
             },
             State::AwaitStatus { cmd, until } => {
-                if now >= *until || self.status_fresh(now) {
+                // Released by the read it asked for (made at `until - STATUS_WAIT` or later).
+                let read = self.snapshot.as_ref().and_then(|s| s.status_read);
+                if now >= *until || read.is_some_and(|t| t + STATUS_WAIT >= *until) {
                     let cmd = cmd.clone();
                     self.answer_from_snapshot(c, &cmd, now);
                     self.service(c, PollFlags::POLLOUT, now);
