@@ -5,6 +5,9 @@
 //! does the IO error accounting, `uevent` reads kernel events, `cli` serves the socket,
 //! `daemon` owns the state and the threads.
 
+// The grammar code pest_derive generates without its "std" feature names `::alloc`.
+extern crate alloc;
+
 pub mod aio;
 pub mod blkdev;
 pub mod checkers;

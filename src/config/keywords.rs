@@ -5,6 +5,7 @@
 //! list of keywords. Row order is the order `show config` prints keywords in.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 /// A section (or subsection) a keyword may appear in. Used as bit flags.
@@ -684,16 +685,42 @@ impl Setting {
 
 /// Looks a keyword up in a section.
 pub fn lookup(section: Section, name: &str) -> Option<&'static Keyword> {
-    // Indexed once: the parser looks up every line's keyword.
-    static INDEX: OnceLock<HashMap<&'static str, Vec<&'static Keyword>>> = OnceLock::new();
+    named(name).iter().copied().find(|k| k.in_section(section))
+}
+
+/// Every row of the table with this name (a name may have a row per section).
+pub fn named(name: &str) -> &'static [&'static Keyword] {
+    // Indexed once: the parser looks up every line's keyword, so the index hashes with
+    // FNV-1a (short names, no untrusted-key flooding concern: the keys are the table's).
+    static INDEX: OnceLock<HashMap<&'static str, Vec<&'static Keyword>, BuildHasherDefault<Fnv>>> = OnceLock::new();
     let index = INDEX.get_or_init(|| {
-        let mut m: HashMap<&'static str, Vec<&'static Keyword>> = HashMap::new();
+        let mut m: HashMap<&'static str, Vec<&'static Keyword>, BuildHasherDefault<Fnv>> = HashMap::default();
         for k in KEYWORDS {
             m.entry(k.name).or_default().push(k);
         }
         m
     });
-    index.get(name)?.iter().copied().find(|k| k.in_section(section))
+    index.get(name).map_or(&[], Vec::as_slice)
+}
+
+/// FNV-1a, for the keyword index.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 /// Value keywords (no subsection openers) of a section, in table order.

@@ -44,13 +44,12 @@ fn diag(diags: &mut Vec<Diagnostic>, level: Level, file: &str, message: String) 
 
 /// After a file: drops its device entries without vendor or product and merges every entry
 /// with the same vendor/product/revision as a later one of this file into that later one.
-/// `first` is the index in `cfg.devices` where this file's entries start; `desc` names the
-/// file as upstream does (the path of the main file, the bare name of a conf.d file).
-pub(crate) fn factorize_devices(cfg: &mut Config, first: usize, desc: &str, diags: &mut Vec<Diagnostic>) {
+/// `new` are this file's entries as read; `desc` names the file as upstream does (the path
+/// of the main file, the bare name of a conf.d file).
+pub(crate) fn factorize_devices(cfg: &mut Config, new: Vec<Attrs>, desc: &str, diags: &mut Vec<Diagnostic>) {
     type Id = [Option<String>; 3];
     let id_of =
         |a: &Attrs| [Setting::Vendor, Setting::Product, Setting::Revision].map(|k| str_of(a, k).map(str::to_string));
-    let new: Vec<DeviceEntry> = cfg.devices.split_off(first);
     if new.is_empty() {
         return;
     }
@@ -66,9 +65,8 @@ pub(crate) fn factorize_devices(cfg: &mut Config, first: usize, desc: &str, diag
     let old = slots.len();
     // Messages go out in upstream's order: by the position of the entry they are about.
     let mut notes: Vec<(usize, Level, String)> = Vec::new();
-    for e in new {
+    for mut attrs in new {
         let pos = slots.len();
-        let mut attrs = e.attrs;
         if str_of(&attrs, Setting::Vendor).is_none() || str_of(&attrs, Setting::Product).is_none() {
             notes.push((
                 pos,
@@ -283,16 +281,16 @@ mod tests {
             ],
             ..Config::default()
         };
-        cfg.devices.push(dev(
+        let user = dev(
             "A",
             "B",
             &[
                 ("features", Value::Str("2 queue_if_no_path pg_init_retries".into())),
                 ("no_path_retry", Value::Int(5)),
             ],
-        ));
+        );
         let mut d = Vec::new();
-        factorize_devices(&mut cfg, 0, "f", &mut d);
+        factorize_devices(&mut cfg, vec![user.attrs], "f", &mut d);
         assert_eq!(cfg.hwtable.len(), 1);
         let a = &cfg.devices[0].attrs;
         assert_eq!(a.get("path_checker"), Some(&Value::Str("tur".into())));

@@ -249,11 +249,10 @@ fn parse_text(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigE
 /// protocol entries; `desc` is how those messages name the file (upstream: the main file's
 /// path, a conf.d file's bare name). False if a handler failed.
 fn read_file(name: &str, desc: &str, text: &str, cfg: &mut Config, st: &mut parser::LoadState) -> bool {
-    let devices = cfg.devices.len();
     let protocols = cfg.overrides.protocols.len();
-    if !parser::parse_file(name, text, cfg, st) {
+    let Some(devices) = parser::parse_file(name, text, cfg, st) else {
         return false;
-    }
+    };
     merge::factorize_devices(cfg, devices, desc, &mut st.diags);
     merge::validate_protocols(cfg, protocols, desc, &mut st.diags);
     true

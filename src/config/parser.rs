@@ -3,14 +3,13 @@
 //! validation and upstream's per-file post-processing.
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
 
 use pest::iterators::{Pair, Pairs};
 
 use super::diag::{Diagnostic, Level};
 use super::grammar::{self, Rule, Slot};
 use super::keywords::{self, Keyword, Section, ValueType};
-use super::model::{Attrs, BlacklistDevice, Config, DeviceEntry, MultipathEntry, Pattern, ProtocolEntry};
+use super::model::{Attrs, BlacklistDevice, Config, MultipathEntry, Pattern, ProtocolEntry};
 use super::value::{self, Note, ValueError};
 
 /// Where the keywords of the section being parsed are stored.
@@ -59,7 +58,7 @@ struct FileParser<'a> {
     last_line: usize,
     cfg: &'a mut Config,
     st: &'a mut LoadState,
-    /// Device entries of this file, merged into the config after the file.
+    /// Device entries of this file, handed to the merge after the file.
     devices: Vec<Attrs>,
     /// A handler failed (invalid blacklist regex, bad reservation key).
     failed: bool,
@@ -73,8 +72,9 @@ struct Block {
     target: Target,
     /// 0 for the top level of the file.
     level: usize,
-    /// Keywords seen so far in this section instance, for duplicate warnings.
-    seen: HashSet<&'static str>,
+    /// Keywords seen so far in this section instance, for duplicate warnings (a
+    /// section holds a few dozen at most: a list is cheaper than hashing each line's).
+    seen: Vec<&'static str>,
 }
 
 /// What a line did to the section it is in.
@@ -87,9 +87,10 @@ enum LineOutcome {
     Close,
 }
 
-/// Parses one file's text into `cfg`. Returns false if a handler failed, which
-/// makes the load fail for the main file.
-pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut LoadState) -> bool {
+/// Parses one file's text into `cfg`, except its device entries: those are returned
+/// as read, for `merge::factorize_devices` to check, merge and compile. `None` if a
+/// handler failed, which makes the load fail for the main file.
+pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut LoadState) -> Option<Vec<Attrs>> {
     let last_line = text.bytes().filter(|b| *b == b'\n').count() + 1;
     let mut p = FileParser {
         file,
@@ -108,7 +109,7 @@ pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut Load
                 name: "root",
                 target: Target::Root,
                 level: 0,
-                seen: HashSet::new(),
+                seen: Vec::new(),
             };
             p.walk(tree.into_inner(), &mut root);
         }
@@ -119,23 +120,13 @@ pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut Load
             p.diag(Level::Error, 0, format!("can't parse {file}: {e}"));
         }
     }
-    p.finish();
-    !p.failed
+    (!p.failed).then_some(p.devices)
 }
 
 /// Whether upstream checks a line's `{` by its first word: it does for the
 /// name of every section keyword but `overrides` and `protocol`, in any section.
 fn brace_checked(name: &str) -> bool {
-    static NAMES: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            keywords::KEYWORDS
-                .iter()
-                .filter(|k| k.subsection().is_some() && !matches!(k.name, "overrides" | "protocol"))
-                .map(|k| k.name)
-                .collect()
-        })
-        .contains(name)
+    !matches!(name, "overrides" | "protocol") && keywords::named(name).iter().any(|k| k.subsection().is_some())
 }
 
 impl FileParser<'_> {
@@ -174,7 +165,7 @@ impl FileParser<'_> {
             name,
             target,
             level: parent.level + 1,
-            seen: HashSet::new(),
+            seen: Vec::new(),
         };
         if !self.walk(items, &mut block) && block.level == 1 {
             // Reported once, by the outermost open section, as upstream.
@@ -187,7 +178,11 @@ impl FileParser<'_> {
     fn line<'t>(&mut self, pair: Pair<'t, Rule>, block: &mut Block, slots: &mut Vec<Slot<'t>>) -> LineOutcome {
         self.line += 1;
         let n = self.line;
-        let raw = pair.as_str();
+        // The line as upstream's messages print it: with the blanks the grammar took before it.
+        let raw = {
+            let (input, span) = (pair.get_input(), pair.as_span());
+            &input[input[..span.start()].rfind('\n').map_or(0, |i| i + 1)..span.end()]
+        };
         slots.clear();
         grammar::slots(pair, slots);
         if slots.is_empty() || !self.validate(slots, n) {
@@ -213,12 +208,14 @@ impl FileParser<'_> {
             self.diag(Level::Warning, n, msg);
             return LineOutcome::Done;
         };
-        if !kw.repeatable() && !block.seen.insert(kw.name) {
+        if !kw.repeatable() && block.seen.contains(&kw.name) {
             self.diag(
                 Level::Warning,
                 n,
                 format!("{file} line {n}, duplicate keyword: {}", kw.name),
             );
+        } else if !kw.repeatable() {
+            block.seen.push(kw.name);
         }
         if kw.subsection().is_some() {
             return LineOutcome::Header;
@@ -475,12 +472,5 @@ impl FileParser<'_> {
                 attrs.insert(key, v);
             }
         }
-    }
-
-    /// Hands the file's device entries to the configuration (checked and merged by
-    /// `merge::factorize_devices` after the file).
-    fn finish(&mut self) {
-        let devices = std::mem::take(&mut self.devices);
-        self.cfg.devices.extend(devices.into_iter().map(DeviceEntry::new));
     }
 }

@@ -103,9 +103,13 @@ enum Inner {
 /// Printable ASCII without ERE metacharacters, so the pattern means its text.
 fn is_literal(pattern: &str) -> bool {
     !pattern.is_empty()
-        && pattern
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && !b".[]()*+?{}|^$\\".contains(&b))
+        && pattern.bytes().all(|b| {
+            matches!(b, 0x20..0x7f)
+                && !matches!(
+                    b,
+                    b'.' | b'[' | b']' | b'(' | b')' | b'*' | b'+' | b'?' | b'{' | b'}' | b'|' | b'^' | b'$' | b'\\'
+                )
+        })
 }
 
 // SAFETY: the compiled pattern is plain memory owned by this value; moving it
