@@ -525,6 +525,78 @@ fn coldplug_two_alua_paths_creates_mpatha() {
     );
 }
 
+/// A prioritizer that sends commands to the device (alua: RTPG, which hangs with a hung
+/// path) never runs on the owner's thread: each path's first check computes it on the
+/// checker's workers, and the map waits for both, then is created once, grouped by them.
+#[test]
+fn a_prioritizer_that_talks_to_the_device_runs_with_the_first_check() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n detect_prio no\n prio alua\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.changes(), [], "no map before the paths' priorities are known");
+    let mut ids = BTreeMap::new();
+    for c in h.controls() {
+        if let Control::Schedule { req, in_secs } = c {
+            let job = req.prio.as_ref().map(|j| j.prio.name());
+            assert_eq!((job, in_secs), (Some("alua"), 0), "{}", req.dev.display());
+            ids.insert(req.dev.file_name().unwrap().to_string_lossy().into_owned(), req.path);
+        }
+    }
+    let first = |h: &mut Harness, id: u64, prio: i32| {
+        h.owner.on_check(CheckOutcome {
+            path_id: id,
+            result: Verdict::new(PathState::Up, ""),
+            prio: Some(prio),
+            took: Duration::from_millis(1),
+        })
+    };
+    first(&mut h, ids["sda"], 10);
+    assert_eq!(h.changes(), [], "sdb's priority is still missing");
+    first(&mut h, ids["sdb"], 50);
+    assert_eq!(
+        h.changes(),
+        [Call::Create {
+            name: "mpatha".into(),
+            uuid: format!("mpath-{WWID}"),
+            sectors: SECTORS,
+            params: TWO_PATH_TABLE.into(),
+        }]
+    );
+    // The map's paths are checked again, now as members.
+    assert_eq!(h.scheduled().keys().collect::<Vec<_>>(), ["sda", "sdb"]);
+}
+
+/// A path removed while its map waits for its first priority does not hold the map back.
+#[test]
+fn a_map_waiting_for_a_removed_paths_priority_is_set_up_without_it() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n detect_prio no\n prio alua\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.owner.on_check(CheckOutcome {
+        path_id: ids["sdb"],
+        result: Verdict::new(PathState::Up, ""),
+        prio: Some(50),
+        took: Duration::from_millis(1),
+    });
+    assert_eq!(h.changes(), []);
+    f.remove("sda", (8, 0));
+    h.owner.on_uevents(vec![remove_uevent("sda", 1)]);
+    assert_eq!(
+        h.changes(),
+        [Call::Create {
+            name: "mpatha".into(),
+            uuid: format!("mpath-{WWID}"),
+            sectors: SECTORS,
+            params: "0 1 alua 1 1 service-time 0 1 1 8:16 1".into(),
+        }]
+    );
+}
+
 #[test]
 fn coldplug_adopts_an_existing_map_with_the_same_table() {
     let f = FakeSys::new();

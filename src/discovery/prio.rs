@@ -41,6 +41,12 @@ impl Prio {
         }
     }
 
+    /// Whether a run sends commands to the device (SG_IO, NVMe admin), which can
+    /// take as long as the path hangs; the others read sysfs at most.
+    pub fn talks_to_device(self) -> bool {
+        matches!(self, Prio::Alua | Prio::Ana)
+    }
+
     pub fn from_name(s: &str) -> Option<Prio> {
         [
             Prio::Const,

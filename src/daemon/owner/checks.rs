@@ -19,6 +19,11 @@ impl Owner {
         let Some(dev) = self.dev_by_id(out.path_id) else {
             return;
         };
+        if self.first_prio.contains(&dev) {
+            // Its map is set up with this priority, and checks it again.
+            self.took_first_prio(&dev, out.prio);
+            return;
+        }
         let Some(map_name) = self.paths.get(&dev).and_then(|p| p.map.clone()) else {
             return;
         };

@@ -76,6 +76,9 @@ impl Owner {
 
     /// Creates, reloads or adopts the map for `wwid` over `devs`.
     pub(super) fn setup_map(&mut self, wwid: &str, mut devs: Vec<String>, existing: Option<ExistingMap>) {
+        if self.defer_for_prio(wwid, &devs, &existing) {
+            return;
+        }
         // Discovery order decides ties between equal groups.
         devs.sort_by_key(|d| self.paths.get(d).map(Path::scsi_order));
         let name = match &existing {

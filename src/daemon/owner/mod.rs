@@ -198,6 +198,12 @@ pub struct Owner {
     /// when to try next (daemon seconds). Their sysfs WWID may differ from udev's, and a
     /// wrong WWID would build a second map for the same LUN.
     udev_pending: BTreeMap<String, (i64, u64)>,
+    /// Paths whose prioritizer talks to the device (alua, ana), waiting for their first
+    /// check: the check's worker computes the priority, never this thread.
+    first_prio: BTreeSet<String>,
+    /// Map setups (by WWID) put off until the paths above have their priorities, with the
+    /// kernel map to adopt, if any: a table grouped by priority is loaded once, right.
+    prio_deferred: BTreeMap<String, Option<ExistingMap>>,
     /// Protocols already reported as not taking SCSI timeouts (once per daemon life).
     tmo_unsupported: BTreeSet<String>,
     /// `forcequeueing daemon`: maps keep queueing after shutdown although
@@ -243,6 +249,8 @@ impl Owner {
             next_id: 1,
             kernel_maps: Vec::new(),
             udev_pending: BTreeMap::new(),
+            first_prio: BTreeSet::new(),
+            prio_deferred: BTreeMap::new(),
             tmo_unsupported: BTreeSet::new(),
             queue_without_daemon_forced: false,
             state: DaemonState::Startup,

@@ -13,7 +13,7 @@ use crate::discovery::prio::PrioJob;
 use crate::discovery::{self, PathInfo};
 use crate::marginal::state::Event as MgEvent;
 
-use super::{Owner, Path, read_trimmed};
+use super::{ExistingMap, Map, Owner, Path, read_trimmed};
 use crate::daemon::policy;
 
 /// The prioritizer's command timeout when a path is added (upstream's default).
@@ -164,6 +164,10 @@ impl Owner {
             CheckerKind::Tur
         });
         let (prio_job, prio) = self.prioritize(&sel, &info);
+        // A prioritizer that talks to the device runs with the path's first check, on the
+        // checker's workers; until then the path has no priority and its map waits.
+        let first_prio = prio.is_none();
+        let prio = prio.unwrap_or(discovery::pgpolicy::PRIO_UNDEF);
         let prio_name = prio_job.prio.name().to_string();
         // Refreshed after each usable check, on the checker's workers.
         let prio_job = PrioJob::runs_here(prio_job.prio).then(|| Arc::new(prio_job));
@@ -188,6 +192,7 @@ impl Owner {
         }
         self.dev_by_devt.insert(devt.clone(), info.dev.clone());
         self.dev_by_path_id.insert(id, info.dev.clone());
+        let dev = info.dev.clone();
         self.paths.insert(
             info.dev.clone(),
             Path {
@@ -204,11 +209,79 @@ impl Owner {
                 check_timeout,
             },
         );
+        if first_prio {
+            self.first_prio.insert(dev.clone());
+            self.schedule_check(&dev, 0);
+        } else {
+            self.first_prio.remove(&dev);
+        }
+    }
+
+    /// The first check of a path in `first_prio` ended: its priority is what the check's
+    /// worker computed (none for a path that is not usable, as upstream leaves a down
+    /// path's priority undefined), and the map setup its WWID waited for runs once no
+    /// other path of the WWID is waiting. That setup checks every path of the map again.
+    pub(super) fn took_first_prio(&mut self, dev: &str, prio: Option<i32>) {
+        if !self.first_prio.remove(dev) {
+            return;
+        }
+        let Some(p) = self.paths.get_mut(dev) else { return };
+        p.prio = prio.unwrap_or(discovery::pgpolicy::PRIO_UNDEF);
+        log::debug!("{dev}: prio = {} ({}) after the first check", p.prio_name, p.prio);
+        if let Some(wwid) = p.info.wwid.clone() {
+            self.resume_deferred(&wwid);
+        }
+    }
+
+    /// Runs the map setup of `wwid` that waited for first priorities, once none is missing.
+    fn resume_deferred(&mut self, wwid: &str) {
+        let waiting = self
+            .first_prio
+            .iter()
+            .any(|d| self.paths.get(d).is_some_and(|p| p.info.wwid.as_deref() == Some(wwid)));
+        if waiting {
+            return;
+        }
+        let Some(adopt) = self.prio_deferred.remove(wwid) else {
+            return;
+        };
+        let devs: Vec<String> = self
+            .paths
+            .values()
+            .filter(|p| p.info.wwid.as_deref() == Some(wwid))
+            .map(|p| p.info.dev.clone())
+            .collect();
+        if devs.is_empty() {
+            return;
+        }
+        let existing = self
+            .maps
+            .values()
+            .find(|m| m.wwid == wwid)
+            .map(Map::as_existing)
+            .or(adopt);
+        self.setup_map(wwid, devs, existing);
+    }
+
+    /// Whether the setup of `wwid`'s map over `devs` must wait for first priorities; if
+    /// so, it is remembered (with the kernel map to adopt) and run by `took_first_prio`.
+    pub(super) fn defer_for_prio(&mut self, wwid: &str, devs: &[String], existing: &Option<ExistingMap>) -> bool {
+        if !devs.iter().any(|d| self.first_prio.contains(d)) {
+            return false;
+        }
+        log::debug!("{wwid}: map setup waits for the first check of its paths");
+        let slot = self.prio_deferred.entry(wwid.to_string()).or_insert(None);
+        if slot.is_none() {
+            *slot = existing.clone();
+        }
+        true
     }
 
     /// `detect_prio` first (ALUA-capable SCSI with a readable access_state → sysfs,
     /// an NVMe controller that reports ANA → ana), then the configured prioritizer.
-    fn prioritize(&self, sel: &Selector, info: &PathInfo) -> (PrioJob, i32) {
+    /// The priority is computed here only when that reads no more than sysfs: `None`
+    /// for a prioritizer that sends commands to the device (it may hang with the path).
+    fn prioritize(&self, sel: &Selector, info: &PathInfo) -> (PrioJob, Option<i32>) {
         use discovery::prio::Prio;
         let configured = sel.prio().value;
         let detected = match info.bus {
@@ -238,11 +311,14 @@ impl Owner {
             root: self.env.sysfs.clone(),
             dev_dir: self.env.dev_dir.clone(),
         };
+        if p.talks_to_device() {
+            return (job, None);
+        }
         let value = job.run(ADD_PRIO_TIMEOUT).unwrap_or_else(|e| {
             log::warn!("{}: prio {}: {e}", info.dev, p.name());
             discovery::pgpolicy::PRIO_UNDEF
         });
-        (job, value)
+        (job, Some(value))
     }
 
     /// `checker_timeout` from the configuration, else the SCSI command timeout in sysfs.
@@ -328,10 +404,16 @@ impl Owner {
     /// our own, even without paths: IO may be queued on it.
     pub(super) fn remove_paths(&mut self, devs: &[String]) -> std::collections::BTreeSet<String> {
         let mut touched = std::collections::BTreeSet::new();
+        let mut waited = std::collections::BTreeSet::new();
         for dev in devs {
             let Some(p) = self.paths.remove(dev) else {
                 continue;
             };
+            if self.first_prio.remove(dev)
+                && let Some(w) = &p.info.wwid
+            {
+                waited.insert(w.clone());
+            }
             self.dev_by_devt.remove(&p.rec.dev_t);
             self.dev_by_path_id.remove(&p.id);
             let _ = self.out.checker.send(Control::Remove(p.id));
@@ -360,6 +442,10 @@ impl Owner {
             }
             let (wwid, left, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());
             self.setup_map(&wwid, left, Some(existing));
+        }
+        // A setup that waited only for removed paths runs now.
+        for wwid in waited {
+            self.resume_deferred(&wwid);
         }
         touched
     }
