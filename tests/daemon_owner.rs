@@ -2377,3 +2377,55 @@ fn forcequeueing_daemon_overrides_queue_without_daemon_no() {
     h.owner.shutdown();
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
 }
+
+/// A block uevent for a device that is no SCSI path (no `device` link in sysfs).
+fn block_uevent(action: &str, dev: &str) -> Uevent {
+    uevent(&[
+        ("ACTION", action),
+        ("DEVPATH", &format!("/devices/virtual/block/{dev}")),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", &format!("/dev/{dev}")),
+        ("DEVTYPE", "disk"),
+    ])
+}
+
+/// `show devices` is answered from the block device list the owner publishes: it reads
+/// sysfs at coldplug and after a block device's uevent, never for a show, and the
+/// reply is what upstream's format makes of the sysfs listing.
+#[test]
+fn show_devices_lists_what_the_owner_read_at_coldplug_and_on_block_uevents() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    f.write(&f.sys("block/loop0/dev"), b"7:0\n");
+    f.write(&f.sys("block/xvda/dev"), b"202:0\n");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let (publisher, feed) = multipathd::cli::snapshot::channel().unwrap();
+    h.owner.publish_to(publisher);
+    let mut snap = feed.newest().expect("published at once");
+    let show = |s: &multipathd::cli::snapshot::Snapshot| s.answer(&Command::ShowDevices).unwrap().unwrap();
+    let listed = |extra: &str| {
+        format!(
+            "available block devices:\n    loop0 devnode blacklisted, unmonitored\n    \
+             sda  devnode whitelisted, monitored\n    sdb  devnode whitelisted, monitored\n{extra}    \
+             xvda devnode blacklisted, unmonitored\n"
+        )
+    };
+    assert_eq!(show(&snap), listed(""));
+    // A device appears in sysfs: no show reads it until its uevent comes.
+    f.write(&f.sys("block/sdc/dev"), b"8:32\n");
+    h.owner.publish(multipathd::daemon::owner::Change::All);
+    if let Some(s) = feed.newest() {
+        snap = s;
+    }
+    assert_eq!(show(&snap), listed(""), "a show read sysfs");
+    h.owner.on_uevents(vec![block_uevent("add", "sdc")]);
+    h.owner.publish(multipathd::daemon::owner::Change::All);
+    snap = feed.newest().expect("the new device is published");
+    assert_eq!(show(&snap), listed("    sdc devnode whitelisted, unmonitored\n"));
+    fs::remove_dir_all(f.sys("block/sdc")).unwrap();
+    h.owner.on_uevents(vec![block_uevent("remove", "sdc")]);
+    h.owner.publish(multipathd::daemon::owner::Change::All);
+    snap = feed.newest().expect("the removal is published");
+    assert_eq!(show(&snap), listed(""));
+}

@@ -13,6 +13,7 @@ impl Owner {
     /// A batch of queued uevents: filtered and merged first, so a storm of path adds
     /// for one LUN becomes one map reload.
     pub fn on_uevents(&mut self, batch: Vec<crate::uevent::Uevent>) {
+        let block_devices = batch.iter().any(super::devices::changes_block_devices);
         let bl = self.blacklist();
         // dm-N events carry path failures of our maps: the devnode blacklist is for paths.
         let is_blacklisted = |name: &str| !name.starts_with("dm-") && bl.filter_devnode(name) > 0;
@@ -42,6 +43,9 @@ impl Owner {
                 }
                 _ => {}
             }
+        }
+        if block_devices {
+            self.reread_block_devices();
         }
     }
 

@@ -34,6 +34,8 @@ struct Views {
     /// Devices in SCSI address order, as upstream's sysfs enumeration lists them.
     order: Vec<String>,
     maps: BTreeMap<String, Arc<MapEntry>>,
+    /// Counts the changes of the set of paths (`show devices` marks them monitored).
+    set_generation: u64,
 }
 
 /// Where the owner publishes, and what it published last.
@@ -44,6 +46,10 @@ pub(super) struct Published {
     config: Arc<Config>,
     config_generation: u64,
     last: Option<Arc<Snapshot>>,
+    /// `show devices`, and the block device, configuration and path set generations
+    /// it was made from (the blacklist is compiled again only when one changes).
+    devices: Arc<Vec<(String, fmt::DeviceStatus)>>,
+    devices_of: Option<(u64, u64, u64)>,
 }
 
 impl Owner {
@@ -56,6 +62,8 @@ impl Owner {
             config: Arc::clone(&self.cfg),
             config_generation: 0,
             last: None,
+            devices: Arc::default(),
+            devices_of: None,
         });
         self.publish(Change::All);
     }
@@ -78,6 +86,19 @@ impl Owner {
             p.config_generation += 1;
             changed = true;
         }
+        let devices_of = (
+            self.block_devices_generation,
+            p.config_generation,
+            p.views.set_generation,
+        );
+        if p.devices_of != Some(devices_of) {
+            let devices = self.device_statuses();
+            if *p.devices != devices {
+                p.devices = Arc::new(devices);
+                changed = true;
+            }
+            p.devices_of = Some(devices_of);
+        }
         let marginal = self.marginal.statuses(Instant::now());
         changed |= p.last.as_ref().is_none_or(|l| {
             l.state != self.state
@@ -87,7 +108,12 @@ impl Owner {
         });
         if changed {
             p.generation += 1;
-            let snap = Arc::new(self.snapshot_of(&p.views, p.generation, p.config_generation, marginal));
+            let snap = Arc::new(self.snapshot_of(
+                &p.views,
+                (p.generation, p.config_generation),
+                Arc::clone(&p.devices),
+                marginal,
+            ));
             p.out.publish(Arc::clone(&snap));
             p.last = Some(snap);
         }
@@ -104,8 +130,8 @@ impl Owner {
             .map_or((0, 0), |p| (p.generation, p.config_generation));
         self.snapshot_of(
             &v,
-            generation,
-            config_generation,
+            (generation, config_generation),
+            Arc::new(self.device_statuses()),
             self.marginal.statuses(Instant::now()),
         )
     }
@@ -122,8 +148,8 @@ impl Owner {
     fn snapshot_of(
         &self,
         v: &Views,
-        generation: u64,
-        config_generation: u64,
+        (generation, config_generation): (u64, u64),
+        devices: Arc<Vec<(String, fmt::DeviceStatus)>>,
         marginal: Vec<crate::marginal::status::MarginalStatus>,
     ) -> Snapshot {
         Snapshot {
@@ -133,7 +159,7 @@ impl Owner {
             maps: v.maps.values().cloned().collect(),
             marginal,
             config: Arc::clone(&self.cfg),
-            sysfs: self.env.sysfs.clone(),
+            devices,
             state: self.state,
             reload_pending: self.out.reload.pending(),
             pid: std::process::id(),
@@ -164,6 +190,7 @@ impl Owner {
             let mut order: Vec<&Path> = self.paths.values().collect();
             order.sort_by_key(|p| p.scsi_order());
             v.order = order.into_iter().map(|p| p.info.dev.clone()).collect();
+            v.set_generation += 1;
             changed = true;
         }
         let mut maps = BTreeMap::new();
