@@ -212,6 +212,8 @@ pub struct Owner {
     status_read: Option<Instant>,
     /// Where the views are published, once the CLI server listens.
     views: Option<views::Published>,
+    /// What handling the current message changed in the views (published after it).
+    touched: views::Touched,
     /// The block devices `show devices` lists, and a count of their changes.
     block_devices: devices::BlockDevices,
     block_devices_generation: u64,
@@ -255,6 +257,7 @@ impl Owner {
             started: Instant::now(),
             status_read: None,
             views: None,
+            touched: Default::default(),
             block_devices: Default::default(),
             block_devices_generation: 0,
         }

@@ -186,6 +186,7 @@ impl Owner {
             self.dev_by_devt.remove(&old.rec.dev_t);
             self.dev_by_path_id.remove(&old.id);
         }
+        self.touch_all();
         self.dev_by_devt.insert(devt.clone(), info.dev.clone());
         self.dev_by_path_id.insert(id, info.dev.clone());
         self.paths.insert(
@@ -332,6 +333,7 @@ impl Owner {
             let Some(p) = self.paths.remove(dev) else {
                 continue;
             };
+            self.touch_all();
             self.dev_by_devt.remove(&p.rec.dev_t);
             self.dev_by_path_id.remove(&p.id);
             let _ = self.out.checker.send(Control::Remove(p.id));

@@ -72,6 +72,7 @@ impl Owner {
                 if let Some(p) = self.paths.get_mut(&dev) {
                     p.rec.dm_state = DmState::Failed;
                 }
+                self.touch_path(&dev);
                 self.apply_marginal(acts);
                 self.schedule_check(&dev, 0);
             }
