@@ -1,6 +1,7 @@
 //! What the state owner spends on the views it publishes for the CLI server, at 4,096
 //! paths (1,024 maps of 4 paths): building a snapshot afresh, and publishing after a
-//! message that changed nothing shown (every view compared, or one map's for a check).
+//! message that changed nothing shown (every view compared after a command, none after
+//! an idle tick, one map's after a check).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -110,6 +111,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("build 4096 paths", |b| b.iter(|| black_box(owner.snapshot())));
     g.bench_function("publish 4096 paths, nothing changed", |b| {
         b.iter(|| owner.publish(black_box(Change::All)))
+    });
+    // The 1 s tick with no countdown running: it touches no view, so nothing is compared.
+    g.bench_function("tick and publish, nothing changed, 4096 paths", |b| {
+        b.iter(|| {
+            owner.tick();
+            owner.publish(black_box(Change::Touched))
+        })
     });
     // Path ids are handed out from 1: this is a check of the first path.
     g.bench_function("publish after a check, 4096 paths", |b| {

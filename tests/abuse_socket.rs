@@ -4,19 +4,22 @@
 //! afterwards, and what the abuse made the server hold is given back.
 //!
 //! The abusing client runs as uid 65534 in a child process (this test binary again,
-//! its ignored `abusing_client` entry point); without root the tests print SKIPPED.
+//! its ignored `abusing_client` entry point); without root the tests skip loudly.
 
 mod common;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded, unbounded};
+use multipathd::cli::parse::Command;
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{ServerConfig, ServerHandle, ServerStats, SocketName, bind, spawn};
 use multipathd::config::parse_str;
@@ -28,10 +31,13 @@ use multipathd::dm::DmError;
 use multipathd::marginal::thread::IoErrStat;
 
 use common::{FakeSys, scsi_debug};
+use skip::skipped;
 
 const NOBODY: u32 = 65534;
 const ROLE: &str = "ABUSE_ROLE";
 const SOCKET: &str = "ABUSE_SOCKET";
+/// The commands of the `hold` role, one a line.
+const CMDS: &str = "ABUSE_CMDS";
 const WWID: &str = "333333330000007d0";
 
 fn gone(op: &'static str, name: &str) -> DmError {
@@ -40,6 +46,47 @@ fn gone(op: &'static str, name: &str) -> DmError {
         name: Some(name.to_string()),
         errno: nix::errno::Errno::ENXIO,
     }
+}
+
+/// Kernel-style SCSI disk name for index `i`: sda … sdz, sdaa … sdzz, sdaaa ….
+fn sd_name(mut i: usize) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'a' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    letters.reverse();
+    format!("sd{}", String::from_utf8_lossy(&letters))
+}
+
+/// The warnings logged in this test process, to count how often a limit is reported.
+struct Warnings(Mutex<Vec<String>>);
+
+impl log::Log for Warnings {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            self.0.lock().unwrap().push(r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static WARNINGS: Warnings = Warnings(Mutex::new(Vec::new()));
+
+/// How many warnings logged so far contain `text`.
+fn warnings_with(text: &str) -> usize {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&WARNINGS).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+    WARNINGS.0.lock().unwrap().iter().filter(|w| w.contains(text)).count()
 }
 
 /// Maps are created and reloaded; while the flag is set their status read hangs
@@ -105,14 +152,29 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// One LUN seen through two hosts (sda, sdb).
     fn start(tag: &str, cfg: ServerConfig) -> Daemon {
+        Daemon::start_with(tag, cfg, 1)
+    }
+
+    /// `luns` LUNs, each seen through two hosts: two paths per map.
+    fn start_with(tag: &str, cfg: ServerConfig, luns: u32) -> Daemon {
         let sys = FakeSys::new();
-        for (dev, devt, host) in [("sda", (8, 0), 1), ("sdb", (8, 16), 2)] {
-            let mut disk = scsi_debug(dev, devt, host, 0, "active/optimized");
-            disk.attrs = vec![("timeout", "30\n")];
-            sys.add_scsi(&disk);
-            let wwn = format!("0x{}", &WWID[1..]);
-            sys.add_udev(devt, &[("ID_SERIAL", WWID), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
+        for lun in 0..luns {
+            let wwid = if lun == 0 {
+                WWID.to_string()
+            } else {
+                format!("3600a0980{lun:023x}")
+            };
+            for host in 0..2 {
+                let i = lun * 2 + host;
+                let devt = (8, i * 16);
+                let mut disk = scsi_debug(&sd_name(i as usize), devt, host + 1, lun, "active/optimized");
+                disk.attrs = vec![("timeout", "30\n")];
+                sys.add_scsi(&disk);
+                let wwn = format!("0x{}", &wwid[1..]);
+                sys.add_udev(devt, &[("ID_SERIAL", &wwid), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
+            }
         }
         let env = Env {
             sysfs: sys.root(),
@@ -133,7 +195,7 @@ impl Daemon {
         let hang_status = Arc::new(AtomicBool::new(false));
         let mut owner = Owner::new(config, env, Box::new(FakeDm(Arc::clone(&hang_status))), out);
         owner.coldplug();
-        assert_eq!(owner.counts(), (2, 1), "two paths of one map");
+        assert_eq!(owner.counts(), (2 * luns as usize, luns as usize), "two paths per map");
         let (publisher, feed) = multipathd::cli::snapshot::channel().unwrap();
         let status_wanted = publisher.status_wanted();
         owner.publish_to(publisher);
@@ -227,11 +289,11 @@ impl Daemon {
     }
 }
 
-fn root_or_skip(test: &str) -> bool {
+fn root_or_skip() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    eprintln!("!!!!!!!!!!!!!!!! SKIPPED {test}: needs root to run the abuser as uid {NOBODY} !!!!!!!!!!!!!!!!");
+    skipped(&format!("needs root to run the abuser as uid {NOBODY}"));
     false
 }
 
@@ -257,6 +319,40 @@ fn abuser(d: &Daemon, role: &str, secs: u64) -> std::process::Child {
         .expect("start the abuser")
 }
 
+/// As uid 65534: sends each of `cmds` on its own connection, holds them all for `secs`
+/// without reading, then reads each reply; the replies (or the errors), in order.
+fn nobody_asks(name: &SocketName, cmds: &[String], secs: u64) -> std::thread::JoinHandle<Vec<String>> {
+    let SocketName::Abstract(name) = name else {
+        unreachable!()
+    };
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "abusing_client",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, format!("hold:{secs}"))
+        .env(SOCKET, name)
+        .env(CMDS, cmds.join("\n"))
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the abuser");
+    std::thread::spawn(move || {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "the abuser failed");
+        // The harness may print on the same line: take what follows the marker.
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once("REPLY ").map(|(_, r)| r.to_string()))
+            .collect()
+    })
+}
+
 fn vm_rss_kb() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -265,7 +361,7 @@ fn vm_rss_kb() -> u64 {
 
 #[test]
 fn an_idle_connection_flood_by_another_user_leaves_root_a_slot() {
-    if !root_or_skip("idle connection flood") {
+    if !root_or_skip() {
         return;
     }
     // A small server (1,000 slots) so that the flood fills it quickly.
@@ -294,7 +390,7 @@ fn an_idle_connection_flood_by_another_user_leaves_root_a_slot() {
 
 #[test]
 fn a_show_and_hang_up_loop_by_another_user_does_not_delay_root() {
-    if !root_or_skip("show and hang up loop") {
+    if !root_or_skip() {
         return;
     }
     let d = Daemon::start("loop", ServerConfig::default());
@@ -394,6 +490,131 @@ fn shows_are_answered_while_the_owner_is_busy() {
     d.alive_then_stop();
 }
 
+#[test]
+fn over_the_reply_budget_another_users_shows_are_refused_and_roots_are_answered() {
+    if !root_or_skip() {
+        return;
+    }
+    const BUDGET: usize = 2 << 20;
+    // 512 paths: a `show paths format` reply of about 250 kB, more than a socket buffer
+    // holds, so each client that does not read keeps its reply buffered in the server.
+    let d = Daemon::start_with(
+        "budget",
+        ServerConfig {
+            reply_budget: BUDGET,
+            uxsock_timeout: Duration::from_secs(10),
+            ..ServerConfig::default()
+        },
+        256,
+    );
+    // A different format each, so that no two replies share a buffer.
+    let show = |i: usize| format!("show paths format \"{i:05} {} %d\"", "x".repeat(440));
+    let (one, _) = d.root_asks(&show(99_999));
+    assert!(one.len() > 220_000, "the reply is {} bytes", one.len());
+    let report = format!("exceed {BUDGET} bytes; refusing uid {NOBODY}'s");
+    let logged = warnings_with(&report);
+    let hogs = nobody_asks(&d.name, &(0..40).map(show).collect::<Vec<_>>(), 4);
+    d.wait_until("the other user's 40 connections are in", 10, |s| {
+        s.clients.load(Ordering::Relaxed) == 40
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let held = d.stats.reply_bytes.load(Ordering::Relaxed);
+    assert!(
+        held <= BUDGET + one.len() + 40 * 16,
+        "{held} reply bytes buffered for uid {NOBODY}, budget {BUDGET}"
+    );
+    // Over the budget, root is still answered in full, and at once.
+    let (reply, took) = d.root_asks(&show(99_998));
+    assert_eq!(reply.len(), one.len());
+    assert!(took < Duration::from_secs(1), "root waited {took:?}");
+    // ... while another request of the other user's is refused.
+    let refused = nobody_asks(&d.name, &[show(40)], 0).join().unwrap();
+    assert_eq!(refused, [format!("{:?}", "fail\n")]);
+    assert_eq!(warnings_with(&report) - logged, 1, "the limit is logged once per user");
+    let replies = hogs.join().unwrap();
+    assert_eq!(replies.len(), 40);
+    let answered = replies.iter().filter(|r| r.len() > one.len()).count();
+    let failed = replies.iter().filter(|r| **r == format!("{:?}", "fail\n")).count();
+    assert_eq!(answered + failed, 40, "{replies:?}");
+    assert!(
+        (1..=BUDGET / one.len() + 1).contains(&answered),
+        "{answered} of 40 answered with {} bytes each",
+        one.len()
+    );
+    d.wait_until("replies given back", 5, |s| s.reply_bytes.load(Ordering::Relaxed) == 0);
+    eprintln!("reply budget: {held} bytes held for uid {NOBODY}, {answered} of 40 answered, root took {took:?}");
+    d.alive_then_stop();
+}
+
+#[test]
+fn another_user_has_at_most_four_requests_at_a_blocked_owner_and_roots_get_through() {
+    if !root_or_skip() {
+        return;
+    }
+    // As while the owner runs coldplug: nothing published yet, so every show goes to the
+    // owner's queue, and nothing is taken off it. A queue of 16: without the per-user
+    // limit the other user's 40 requests would fill it and hold root's back.
+    let (_publisher, feed) = multipathd::cli::snapshot::channel().unwrap();
+    let (req_tx, req_rx) = bounded(16);
+    let name = SocketName::Abstract(format!("/test/multipathd-abuse/{}/inflight", std::process::id()));
+    let server = spawn(
+        vec![bind(&name).unwrap()],
+        ServerConfig {
+            uxsock_timeout: Duration::from_secs(3),
+            views: Some(feed),
+            ..ServerConfig::default()
+        },
+        req_tx,
+    )
+    .unwrap();
+    let stats = server.stats();
+    let report = format!("uid {NOBODY} has 4 requests waiting");
+    let logged = warnings_with(&report);
+    let nobody = nobody_asks(&name, &vec!["show paths".to_string(); 40], 4);
+    let end = Instant::now() + Duration::from_secs(10);
+    while stats.clients.load(Ordering::Relaxed) < 40 {
+        assert!(Instant::now() < end, "{stats:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(req_rx.len(), 4, "requests of uid {NOBODY} queued at the owner");
+    let addr = name.addr().unwrap();
+    let root = std::thread::spawn(move || {
+        let t = Instant::now();
+        let mut s = UnixStream::connect_addr(&addr).unwrap();
+        let deadline = t + Duration::from_secs(5);
+        send_frame(&mut s, "show maps", deadline).unwrap();
+        let r = recv_reply(&mut s, deadline).unwrap_or_else(|e| format!("error: {e}"));
+        (r, t.elapsed())
+    });
+    // The owner takes its queue: the other user's requests (left unanswered), then root's.
+    let mut held = Vec::new();
+    let root_req = loop {
+        let r = req_rx
+            .recv_timeout(Duration::from_secs(1))
+            .expect("root's request reaches the owner");
+        if r.cmd == Command::ShowMaps {
+            break r;
+        }
+        held.push(r);
+    };
+    root_req.reply.send("root's answer\n".to_string()).unwrap();
+    let (reply, took) = root.join().unwrap();
+    assert_eq!(reply, "root's answer\n");
+    assert!(took < Duration::from_secs(1), "root waited {took:?}");
+    assert_eq!(held.len(), 4);
+    assert!(held.iter().all(|r| r.cmd == Command::ShowPaths));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(req_rx.is_empty(), "more requests of uid {NOBODY} were passed on");
+    assert_eq!(warnings_with(&report) - logged, 1, "the limit is logged once per user");
+    // Never answered: the held-back requests time out like the ones at the owner.
+    let replies = nobody.join().unwrap();
+    assert_eq!(replies, vec![format!("{:?}", "fail\ntimeout\n"); 40]);
+    eprintln!("in flight: 4 of uid {NOBODY}'s 40 requests at the owner, root took {took:?}");
+    drop(held);
+    server.stop();
+}
+
 /// Not a test: the abusing client the tests above start as uid 65534.
 #[test]
 #[ignore = "run by the abuse tests as another user"]
@@ -436,6 +657,28 @@ fn abusing_client() {
                 .collect();
             for t in threads {
                 t.join().unwrap();
+            }
+        }
+        "hold" => {
+            let cmds = std::env::var(CMDS).unwrap();
+            let deadline = || Instant::now() + Duration::from_secs(5);
+            let mut held: Vec<Option<UnixStream>> = cmds
+                .lines()
+                .map(|cmd| {
+                    let mut s = UnixStream::connect_addr(&addr).ok()?;
+                    send_frame(&mut s, cmd, deadline()).ok()?;
+                    Some(s)
+                })
+                .collect();
+            while Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for s in &mut held {
+                let reply = match s {
+                    Some(s) => recv_reply(s, deadline()).unwrap_or_else(|e| format!("error: {e}")),
+                    None => "error: not sent".to_string(),
+                };
+                println!("REPLY {reply:?}");
             }
         }
         other => panic!("unknown role {other}"),

@@ -487,7 +487,7 @@ fn shows_are_answered_from_the_published_snapshot_without_the_owner() {
         maps: Vec::new(),
         marginal: Vec::new(),
         config: Arc::new(multipathd::config::Config::default()),
-        sysfs: multipathd::discovery::SysfsRoot::real(),
+        devices: Arc::default(),
         state: DaemonState::Idle,
         reload_pending: false,
         pid: 2509,

@@ -2449,3 +2449,132 @@ fn forcequeueing_daemon_overrides_queue_without_daemon_no() {
     h.owner.shutdown();
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_if_no_path")]);
 }
+
+/// A block uevent for a device that is no SCSI path (no `device` link in sysfs).
+fn block_uevent(action: &str, dev: &str) -> Uevent {
+    uevent(&[
+        ("ACTION", action),
+        ("DEVPATH", &format!("/devices/virtual/block/{dev}")),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", &format!("/dev/{dev}")),
+        ("DEVTYPE", "disk"),
+    ])
+}
+
+/// `show devices` is answered from the block device list the owner publishes: it reads
+/// sysfs at coldplug and after a block device's uevent, never for a show, and the
+/// reply is what upstream's format makes of the sysfs listing.
+#[test]
+fn show_devices_lists_what_the_owner_read_at_coldplug_and_on_block_uevents() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    f.write(&f.sys("block/loop0/dev"), b"7:0\n");
+    f.write(&f.sys("block/xvda/dev"), b"202:0\n");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let (publisher, feed) = multipathd::cli::snapshot::channel().unwrap();
+    h.owner.publish_to(publisher);
+    let mut snap = feed.newest().expect("published at once");
+    let show = |s: &multipathd::cli::snapshot::Snapshot| s.answer(&Command::ShowDevices).unwrap().unwrap();
+    let listed = |extra: &str| {
+        format!(
+            "available block devices:\n    loop0 devnode blacklisted, unmonitored\n    \
+             sda  devnode whitelisted, monitored\n    sdb  devnode whitelisted, monitored\n{extra}    \
+             xvda devnode blacklisted, unmonitored\n"
+        )
+    };
+    assert_eq!(show(&snap), listed(""));
+    // A device appears in sysfs: no show reads it until its uevent comes.
+    f.write(&f.sys("block/sdc/dev"), b"8:32\n");
+    h.owner.publish(multipathd::daemon::owner::Change::All);
+    if let Some(s) = feed.newest() {
+        snap = s;
+    }
+    assert_eq!(show(&snap), listed(""), "a show read sysfs");
+    h.owner.on_uevents(vec![block_uevent("add", "sdc")]);
+    h.owner.publish(multipathd::daemon::owner::Change::All);
+    snap = feed.newest().expect("the new device is published");
+    assert_eq!(show(&snap), listed("    sdc devnode whitelisted, unmonitored\n"));
+    fs::remove_dir_all(f.sys("block/sdc")).unwrap();
+    h.owner.on_uevents(vec![block_uevent("remove", "sdc")]);
+    h.owner.publish(multipathd::daemon::owner::Change::All);
+    snap = feed.newest().expect("the removal is published");
+    assert_eq!(show(&snap), listed(""));
+}
+
+/// After a tick or a uevent the owner publishes what its handlers touched, as the run
+/// loop has it (`Change::Touched`): the published views are those of a snapshot built
+/// afresh, and a tick that changed nothing publishes nothing.
+#[test]
+fn a_tick_or_a_uevent_publishes_what_it_changed() {
+    use multipathd::cli::snapshot::Snapshot;
+    use multipathd::daemon::owner::Change;
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry 12\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    let (publisher, feed) = multipathd::cli::snapshot::channel().unwrap();
+    h.owner.publish_to(publisher);
+    let mut snap = feed.newest().expect("published at once");
+    let shows = [
+        Command::ShowPaths,
+        Command::ShowMapsStatus,
+        Command::ShowMapsStats,
+        Command::ShowMapsJson,
+    ];
+    let as_afresh = |snap: &Snapshot, owner: &Owner| {
+        let fresh = owner.snapshot();
+        for c in &shows {
+            assert_eq!(snap.answer(c), fresh.answer(c), "{c:?}");
+        }
+    };
+    h.owner.tick();
+    h.owner.publish(Change::Touched);
+    assert!(feed.newest().is_none(), "a tick that changed nothing published");
+    // Both paths up, then down: queueing counts down with every tick.
+    for state in [PathState::Up, PathState::Down] {
+        for id in ids.values() {
+            h.check(*id, state);
+            h.owner.publish(Change::CheckOf(*id));
+        }
+    }
+    snap = feed.newest().unwrap_or(snap);
+    let stats = |s: &Snapshot| s.answer(&Command::ShowMapsStats).unwrap().unwrap();
+    let before = stats(&snap);
+    h.owner.tick();
+    h.owner.publish(Change::Touched);
+    snap = feed.newest().expect("the tick's countdown is published");
+    assert_ne!(stats(&snap), before, "the queueing time did not move");
+    as_afresh(&snap, &h.owner);
+    // A uevent adds a path to the map.
+    f.add(&Disk {
+        dev: "sdc",
+        devt: (8, 32),
+        host: 2,
+        lun: 0,
+        wwid: WWID,
+        access_state: "standby",
+    });
+    h.owner.on_uevents(vec![uevent(&[
+        ("ACTION", "add"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc",
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdc"),
+        ("DEVTYPE", "disk"),
+    ])]);
+    h.owner.publish(Change::Touched);
+    snap = feed.newest().expect("the new path is published");
+    let paths = snap.answer(&Command::ShowPaths).unwrap().unwrap();
+    assert!(paths.contains("sdc"), "{paths}");
+    as_afresh(&snap, &h.owner);
+    // The kernel fails a path: its DM state shows it.
+    h.owner.on_uevents(vec![path_failed("mpatha", "8:32", 1)]);
+    h.owner.publish(Change::Touched);
+    snap = feed.newest().expect("the failed path is published");
+    as_afresh(&snap, &h.owner);
+}

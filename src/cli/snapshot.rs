@@ -17,8 +17,6 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use super::format::{self as fmt, DaemonState, MapView, PathView};
 use super::parse::{Command, HandlerError};
 use crate::config::Config;
-use crate::config::blacklist::Blacklist;
-use crate::discovery::SysfsRoot;
 use crate::marginal::status::MarginalStatus;
 
 /// One map as shown, its groups' paths kept apart so they can be shared.
@@ -55,8 +53,9 @@ pub struct Snapshot {
     /// `show marginal` rows as of the snapshot.
     pub marginal: Vec<MarginalStatus>,
     pub config: Arc<Config>,
-    /// Where `show devices` lists block devices.
-    pub sysfs: SysfsRoot,
+    /// `show devices`: every block device and what the daemon makes of it, as the
+    /// owner last read them (a show reads no sysfs).
+    pub devices: Arc<Vec<(String, fmt::DeviceStatus)>>,
     pub state: DaemonState,
     /// A reconfigure's load is running (`show daemon` says so).
     pub reload_pending: bool,
@@ -156,7 +155,7 @@ impl Snapshot {
             }
             ShowDaemon => Ok(fmt::daemon(self.pid, self.state, self.reload_pending)),
             ShowBlacklist => Ok(fmt::blacklist(&blacklist_view(&self.config))),
-            ShowDevices => Ok(fmt::devices(&self.devices())),
+            ShowDevices => Ok(fmt::devices(&self.devices)),
             _ => return None,
         })
     }
@@ -173,34 +172,6 @@ impl Snapshot {
             }
         }
         out
-    }
-
-    /// Every block device in sysfs and what the daemon makes of it (`show devices`).
-    fn devices(&self) -> Vec<(String, fmt::DeviceStatus)> {
-        let native = std::fs::read_to_string(self.sysfs.sys("module/nvme_core/parameters/multipath"))
-            .is_ok_and(|s| s.trim() == "Y");
-        let bl = Blacklist::new(&self.config, native);
-        let mut names: Vec<String> = std::fs::read_dir(self.sysfs.sys("block"))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-            .into_iter()
-            .map(|n| {
-                let st = if self.paths.iter().any(|p| p.dev == n) {
-                    fmt::DeviceStatus::Monitored
-                } else if bl.filter_devnode(&n) > 0 {
-                    fmt::DeviceStatus::Blacklisted
-                } else {
-                    fmt::DeviceStatus::Unmonitored
-                };
-                (n, st)
-            })
-            .collect()
     }
 }
 

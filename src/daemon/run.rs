@@ -340,8 +340,9 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
     let mut watchdog = Watchdog::from_env();
     while owner.state != DaemonState::Shutdown {
         let mut died = None;
-        // What the message may have changed in the published views.
-        let mut changed = Some(Change::All);
+        // What the message may have changed in the published views: what its handlers
+        // recorded, except after the rare messages that may change anything.
+        let mut changed = Some(Change::Touched);
         select! {
             recv(ticker) -> _ => {
                 owner.tick();
@@ -386,7 +387,11 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
                 }
             },
             recv(reloads) -> r => match r {
-                Ok(r) => owner.on_reloaded(r),
+                // A new configuration may change any view.
+                Ok(r) => {
+                    changed = Some(Change::All);
+                    owner.on_reloaded(r);
+                }
                 // The owner's Reloader holds a sender: in the daemon this never closes.
                 Err(_) => reloads = never(),
             },

@@ -89,6 +89,22 @@ pub enum Action {
     Log { level: u8, text: String },
 }
 
+impl Action {
+    /// The path the action is about (`None` for a log line).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Action::FailPath { path }
+            | Action::HoldReinstate { path }
+            | Action::ReleaseReinstate { path }
+            | Action::Delay { path }
+            | Action::MarkMarginal { path, .. }
+            | Action::EnqueueTest { path, .. }
+            | Action::CancelTest { path } => Some(path),
+            Action::Log { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Idle,

@@ -242,6 +242,11 @@ impl Owner {
                 continue;
             };
             let (rec, acts) = chk::map_tick(&m.rec, 1, &groups, current, &m.policy);
+            if rec == m.rec && acts.is_empty() {
+                // Most ticks: no countdown runs, nothing to publish.
+                continue;
+            }
+            self.touch_map(&name);
             if let Some(m) = self.maps.get_mut(&name) {
                 m.rec = rec;
             }
@@ -252,6 +257,7 @@ impl Owner {
     }
 
     pub(super) fn apply_checker_actions(&mut self, map: &str, actions: Vec<ChkAction>) {
+        self.touch_map(map);
         for a in actions {
             match a {
                 ChkAction::DmMessage(msg) => self.dm_message(map, &msg),
@@ -268,6 +274,10 @@ impl Owner {
 
     pub(super) fn apply_marginal(&mut self, actions: Vec<MgAction>) {
         for a in actions {
+            // The marginal state of the path changed with it (`%M`, `delayed`).
+            if let Some(path) = a.path() {
+                self.touch_path(path);
+            }
             match a {
                 MgAction::FailPath { path } => {
                     let target = self.paths.get_mut(&path).and_then(|p| {
@@ -328,6 +338,9 @@ impl Owner {
             .and_then(|d| self.paths.get(d))
             .and_then(|p| p.map.clone())
             .map_or(0, |m| self.active_paths(&m));
+        if let Some(dev) = ev.path() {
+            self.touch_path(dev);
+        }
         let acts = self.marginal.handle(ev.into_event(active), Instant::now());
         self.apply_marginal(acts);
     }

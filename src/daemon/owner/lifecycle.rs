@@ -32,6 +32,7 @@ impl Owner {
             .iter()
             .filter_map(|m| m.uuid.strip_prefix("mpath-").map(|w| (m.name.clone(), w.to_string())))
             .collect();
+        self.reread_block_devices();
         let scanned = self.scan();
         for info in scanned {
             if !self.waits_for_udev(&info) {
@@ -118,6 +119,7 @@ impl Owner {
             .filter_map(|p| p.info.wwid.clone())
             .collect();
         self.assemble(unmapped);
+        self.reread_block_devices();
         self.state = DaemonState::Idle;
     }
 

@@ -233,7 +233,14 @@ impl Owner {
                 prhold: prev.as_ref().is_some_and(|p| p.2),
             },
         );
+        self.touch_map(name);
         for d in &ordered {
+            // A path that moved here changes its old map's groups too.
+            if let Some(old) = self.paths.get(d).and_then(|p| p.map.clone())
+                && old != name
+            {
+                self.touch_map(&old);
+            }
             if let Some(p) = self.paths.get_mut(d) {
                 p.map = Some(name.to_string());
             }
@@ -262,6 +269,7 @@ impl Owner {
             }
             m.status = Some(st);
         }
+        self.touch_map(name);
     }
 
     /// Sets up (creates or reloads) the map of each WWID over all its known paths,

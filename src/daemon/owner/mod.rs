@@ -9,12 +9,15 @@
 //! - `path_attrs.rs`: the sysfs attributes set on a map's paths at map setup
 //! - `checks.rs`: a check result, the 1 s tick, marginal-path (io-err-stat) events
 //! - `uevents.rs`: a kernel or udev uevent
+//! - `devices.rs`: the block devices `show devices` lists, read on coldplug,
+//!   reconfigure and block uevents
 //! - `commands.rs`: a CLI command, one handler per command
 //! - `views.rs`: how the `show` views are built from the owner's records and
 //!   published to the CLI server after every change
 
 mod checks;
 mod commands;
+mod devices;
 mod lifecycle;
 mod maps;
 mod path_attrs;
@@ -215,6 +218,11 @@ pub struct Owner {
     status_read: Option<Instant>,
     /// Where the views are published, once the CLI server listens.
     views: Option<views::Published>,
+    /// What handling the current message changed in the views (published after it).
+    touched: views::Touched,
+    /// The block devices `show devices` lists, and a count of their changes.
+    block_devices: devices::BlockDevices,
+    block_devices_generation: u64,
 }
 
 fn log_at(level: u8, text: &str) {
@@ -257,6 +265,9 @@ impl Owner {
             started: Instant::now(),
             status_read: None,
             views: None,
+            touched: Default::default(),
+            block_devices: Default::default(),
+            block_devices_generation: 0,
         }
     }
 

@@ -190,6 +190,7 @@ impl Owner {
             self.dev_by_devt.remove(&old.rec.dev_t);
             self.dev_by_path_id.remove(&old.id);
         }
+        self.touch_all();
         self.dev_by_devt.insert(devt.clone(), info.dev.clone());
         self.dev_by_path_id.insert(id, info.dev.clone());
         let dev = info.dev.clone();
@@ -225,6 +226,8 @@ impl Owner {
         if !self.first_prio.remove(dev) {
             return;
         }
+        // A path outside any map shows its priority too.
+        self.touch_all();
         let Some(p) = self.paths.get_mut(dev) else { return };
         p.prio = prio.unwrap_or(discovery::pgpolicy::PRIO_UNDEF);
         log::debug!("{dev}: prio = {} ({}) after the first check", p.prio_name, p.prio);
@@ -409,6 +412,7 @@ impl Owner {
             let Some(p) = self.paths.remove(dev) else {
                 continue;
             };
+            self.touch_all();
             if self.first_prio.remove(dev)
                 && let Some(w) = &p.info.wwid
             {

@@ -13,6 +13,7 @@ impl Owner {
     /// A batch of queued uevents: filtered and merged first, so a storm of path adds
     /// for one LUN becomes one map reload.
     pub fn on_uevents(&mut self, batch: Vec<crate::uevent::Uevent>) {
+        let block_devices = batch.iter().any(super::devices::changes_block_devices);
         let bl = self.blacklist();
         // dm-N events carry path failures of our maps: the devnode blacklist is for paths.
         let is_blacklisted = |name: &str| !name.starts_with("dm-") && bl.filter_devnode(name) > 0;
@@ -43,6 +44,9 @@ impl Owner {
                 _ => {}
             }
         }
+        if block_devices {
+            self.reread_block_devices();
+        }
     }
 
     /// A kernel uevent: dm path failures feed the marginal module; block add/remove
@@ -68,6 +72,7 @@ impl Owner {
                 if let Some(p) = self.paths.get_mut(&dev) {
                     p.rec.dm_state = DmState::Failed;
                 }
+                self.touch_path(&dev);
                 self.apply_marginal(acts);
                 self.schedule_check(&dev, 0);
             }

@@ -3,10 +3,12 @@
 //! publishes an immutable [`Snapshot`] that the server answers list/show from.
 //!
 //! Building is incremental: the path and map views of the last snapshot are kept and
-//! reused (shared, `Arc`) when unchanged, a check result rebuilds only its map's views,
-//! and nothing is published when nothing visible changed.
+//! reused (shared, `Arc`) when unchanged. The owner's handlers record which maps they
+//! touched ([`Touched`]), so a check, a tick or a uevent rebuilds only those maps' views
+//! (all of them only when the set of paths changed), and nothing is published when
+//! nothing visible changed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,10 +23,22 @@ use super::{Map, Owner, Path};
 /// What a message may have changed, so that the owner rebuilds only those views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    /// Anything (commands, uevents, signals, the tick).
+    /// Anything: every view is compared (commands, signals, reconfigure).
     All,
-    /// The result of a check of this path: its map's paths and the map.
+    /// The result of a check of this path: its map's paths and the map, and whatever
+    /// else the handling touched.
     CheckOf(PathId),
+    /// What the handling touched (uevents, the tick, io-err-stat reports, status reads).
+    Touched,
+}
+
+/// What handling the current message changed in the views, as its handlers record it.
+#[derive(Debug, Default)]
+pub(super) struct Touched {
+    /// The set of paths changed, or a path in no map: every view is compared.
+    all: bool,
+    /// Maps whose record, status or table changed, or one of whose paths did.
+    maps: BTreeSet<String>,
 }
 
 /// The views of the last snapshot, by device and map name.
@@ -34,6 +48,8 @@ struct Views {
     /// Devices in SCSI address order, as upstream's sysfs enumeration lists them.
     order: Vec<String>,
     maps: BTreeMap<String, Arc<MapEntry>>,
+    /// Counts the changes of the set of paths (`show devices` marks them monitored).
+    set_generation: u64,
 }
 
 /// Where the owner publishes, and what it published last.
@@ -44,6 +60,10 @@ pub(super) struct Published {
     config: Arc<Config>,
     config_generation: u64,
     last: Option<Arc<Snapshot>>,
+    /// `show devices`, and the block device, configuration and path set generations
+    /// it was made from (the blacklist is compiled again only when one changes).
+    devices: Arc<Vec<(String, fmt::DeviceStatus)>>,
+    devices_of: Option<(u64, u64, u64)>,
 }
 
 impl Owner {
@@ -56,27 +76,46 @@ impl Owner {
             config: Arc::clone(&self.cfg),
             config_generation: 0,
             last: None,
+            devices: Arc::default(),
+            devices_of: None,
         });
         self.publish(Change::All);
     }
 
     /// Publish a new snapshot if `change` altered what the views show.
     pub fn publish(&mut self, change: Change) {
+        let mut touched = std::mem::take(&mut self.touched);
         let Some(mut p) = self.views.take() else {
             return;
         };
         let mut changed = match change {
             Change::All => self.rebuild_all(&mut p.views),
-            Change::CheckOf(id) => match self.dev_by_id(id).and_then(|d| self.paths.get(&d)?.map.clone()) {
-                Some(map) => self.rebuild_map(&mut p.views, &map),
+            Change::CheckOf(id) => {
                 // A path in no map: its check changed nothing that is shown.
-                None => false,
-            },
+                if let Some(map) = self.dev_by_id(id).and_then(|d| self.paths.get(&d)?.map.clone()) {
+                    touched.maps.insert(map);
+                }
+                self.rebuild_touched(&mut p.views, &touched)
+            }
+            Change::Touched => self.rebuild_touched(&mut p.views, &touched),
         };
         if !Arc::ptr_eq(&p.config, &self.cfg) {
             p.config = Arc::clone(&self.cfg);
             p.config_generation += 1;
             changed = true;
+        }
+        let devices_of = (
+            self.block_devices_generation,
+            p.config_generation,
+            p.views.set_generation,
+        );
+        if p.devices_of != Some(devices_of) {
+            let devices = self.device_statuses();
+            if *p.devices != devices {
+                p.devices = Arc::new(devices);
+                changed = true;
+            }
+            p.devices_of = Some(devices_of);
         }
         let marginal = self.marginal.statuses(Instant::now());
         changed |= p.last.as_ref().is_none_or(|l| {
@@ -87,7 +126,12 @@ impl Owner {
         });
         if changed {
             p.generation += 1;
-            let snap = Arc::new(self.snapshot_of(&p.views, p.generation, p.config_generation, marginal));
+            let snap = Arc::new(self.snapshot_of(
+                &p.views,
+                (p.generation, p.config_generation),
+                Arc::clone(&p.devices),
+                marginal,
+            ));
             p.out.publish(Arc::clone(&snap));
             p.last = Some(snap);
         }
@@ -104,8 +148,8 @@ impl Owner {
             .map_or((0, 0), |p| (p.generation, p.config_generation));
         self.snapshot_of(
             &v,
-            generation,
-            config_generation,
+            (generation, config_generation),
+            Arc::new(self.device_statuses()),
             self.marginal.statuses(Instant::now()),
         )
     }
@@ -122,8 +166,8 @@ impl Owner {
     fn snapshot_of(
         &self,
         v: &Views,
-        generation: u64,
-        config_generation: u64,
+        (generation, config_generation): (u64, u64),
+        devices: Arc<Vec<(String, fmt::DeviceStatus)>>,
         marginal: Vec<crate::marginal::status::MarginalStatus>,
     ) -> Snapshot {
         Snapshot {
@@ -133,12 +177,46 @@ impl Owner {
             maps: v.maps.values().cloned().collect(),
             marginal,
             config: Arc::clone(&self.cfg),
-            sysfs: self.env.sysfs.clone(),
+            devices,
             state: self.state,
             reload_pending: self.out.reload.pending(),
             pid: std::process::id(),
             status_read: self.status_read,
         }
+    }
+
+    /// Records that a map's views may have changed (its record, status, table or paths).
+    pub(super) fn touch_map(&mut self, name: &str) {
+        if !self.touched.all && !self.touched.maps.contains(name) {
+            self.touched.maps.insert(name.to_string());
+        }
+    }
+
+    /// Records that a path's view may have changed: its map's views, or every view
+    /// for a path in no map.
+    pub(super) fn touch_path(&mut self, dev: &str) {
+        match self.paths.get(dev).and_then(|p| p.map.clone()) {
+            Some(map) => self.touch_map(&map),
+            None => self.touch_all(),
+        }
+    }
+
+    /// Records that the set of paths changed: every view is compared.
+    pub(super) fn touch_all(&mut self) {
+        self.touched.all = true;
+        self.touched.maps.clear();
+    }
+
+    /// The views `touched` names; true if any changed.
+    fn rebuild_touched(&self, v: &mut Views, touched: &Touched) -> bool {
+        if touched.all {
+            return self.rebuild_all(v);
+        }
+        // (a map that is new or gone has `rebuild_map` compare every view)
+        touched
+            .maps
+            .iter()
+            .fold(false, |changed, m| self.rebuild_map(v, m) | changed)
     }
 
     /// Every view, reusing the unchanged ones; true if any changed.
@@ -164,6 +242,7 @@ impl Owner {
             let mut order: Vec<&Path> = self.paths.values().collect();
             order.sort_by_key(|p| p.scsi_order());
             v.order = order.into_iter().map(|p| p.info.dev.clone()).collect();
+            v.set_generation += 1;
             changed = true;
         }
         let mut maps = BTreeMap::new();
