@@ -336,13 +336,13 @@ impl FileParser<'_> {
         );
     }
 
-    /// upstream's "parsing failed" line, then regcomp's reason (which upstream does
-    /// not print).
+    /// upstream's "parsing failed" line, then regcomp's reason: upstream does not print it,
+    /// so it is a level-3 message, shown from `-v3` on.
     fn fail_regex(&mut self, n: usize, raw: &str, text: &str, e: &super::regex::RegexError) {
         self.fail(n, raw);
         let file = self.file;
         self.diag(
-            Level::Error,
+            Level::Info,
             n,
             format!("{file} line {n}, invalid regular expression \"{text}\": {e}"),
         );
@@ -377,16 +377,19 @@ impl FileParser<'_> {
                 }
                 return;
             }
-            // A device regex that does not compile could never match: say so
-            // instead of keeping an entry that silently applies to nothing.
+            // A device regex that does not compile is kept, as upstream keeps it: the entry
+            // matches no device (`DeviceEntry`). Upstream says nothing; the reason is a
+            // level-3 line, shown from `-v3` on.
             Target::Device(_) if kw.ty == ValueType::Regex => {
                 if let Err(e) = Pattern::new(text) {
                     self.diag(
-                        Level::Warning,
+                        Level::Info,
                         n,
-                        format!("{file} line {n}, invalid value for {}: \"{text}\": {e}", kw.name),
+                        format!(
+                            "{file} line {n}, invalid regular expression \"{text}\" for {}: {e}",
+                            kw.name
+                        ),
                     );
-                    return;
                 }
             }
             _ => {}
