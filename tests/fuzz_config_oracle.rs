@@ -14,7 +14,10 @@
 //! namespaces, which is the cost of a case.
 //!
 //! Left out on purpose (each a known, listed difference, not a finding):
-//! - our extension keyword `marginal_path_err_latency_bound` (upstream does not know it).
+//! - our extension keyword `marginal_path_err_latency_bound` (upstream does not know it);
+//! - regexes past our bounds (`config/regex_size.rs`: 1024 bytes, 256 copies after
+//!   repetition), which we refuse by design and upstream's glibc compiles: the patterns stay
+//!   within them (`x{1,200}`, not `x{1,300}`); `tests/abuse_config.rs` covers the refusals.
 //!
 //! Needs root and `make upstream`; otherwise it says loudly that it skipped. Under plain
 //! `cargo test` it runs [`CASES`] cases; under `make fuzz` batches of them for FUZZ_SECONDS.
@@ -137,7 +140,7 @@ const REGEXES: &[&str] = &[
     "\"a\\\\\"",
     "\"\"",
     "\"^$\"",
-    "\"x{1,300}\"",
+    "\"x{1,200}\"",
 ];
 
 fn typed_values(k: &Keyword) -> Vec<&'static str> {
@@ -158,11 +161,18 @@ fn typed_values(k: &Keyword) -> Vec<&'static str> {
             "path_checker" | "checker" => vec!["tur", "directio", "readsector0", "rdac", "hp_sw", "none", "bogus"],
             "prio_args" => vec!["\"\"", "\"hbtl 1:.:.:. 2\"", "preferredsds", "\"1 alua\""],
             "uid_attribute" => vec!["ID_SERIAL", "ID_WWN", "\"\""],
-            "uid_attrs" => vec!["\"sd:ID_SERIAL nvme:ID_WWN\"", "sd:ID_WWN", "bogus", "\"sd:\""],
             "enable_foreign" => vec!["NONE", "nvme", "\".*\"", "\"\""],
             "alias_prefix" => vec!["mpath", "x", "\"\""],
             _ => vec!["x", "\"a b\""],
         },
+        T::UidAttrs => vec![
+            "\"sd:ID_SERIAL nvme:ID_WWN\"",
+            "sd:ID_WWN",
+            "bogus",
+            "\"sd:\"",
+            "\"sd:ID_SERIAL bad  nvme:ID_WWN\"",
+            "\"\"",
+        ],
         T::Regex => REGEXES.to_vec(),
         T::Int { .. } | T::Uint { .. } | T::ZeroUnset => match k.name {
             "verbosity" => vec!["0", "3", "4", "5"],

@@ -463,6 +463,16 @@ impl FileParser<'_> {
                     format!("{file} line {n}, value for {} too {what}, capping at {x}", kw.name),
                 );
             }
+            Note::BadRecords(bad) => {
+                for r in bad {
+                    self.diag(Level::Notice, n, format!("invalid record in uid_attrs: {r}"));
+                }
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!("{file} line {n},error parsing uid_attrs: \"{text}\""),
+                );
+            }
             Note::FlushYes => self.diag(
                 Level::Notice,
                 n,

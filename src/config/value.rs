@@ -49,12 +49,18 @@ pub enum Note {
     Capped(i64, bool),
     /// `yes` given for flush_on_last_del.
     FlushYes,
+    /// `uid_attrs` records without a `:`, dropped.
+    BadRecords(Vec<String>),
 }
 
 /// Whether a parsed value is upstream's "not set" for its type, so that setting it clears
 /// the keyword (later levels and built-in defaults apply): 0 of a `ZeroUnset` keyword, of
 /// `failback` (also a negative one, capped to 0) and of `max_fds`.
 pub fn means_unset(ty: ValueType, v: &Value) -> bool {
+    if let (ValueType::UidAttrs, Value::Str(s)) = (ty, v) {
+        // no record: upstream's list is empty, and not printed
+        return s.is_empty();
+    }
     matches!(
         (ty, v),
         (
@@ -168,6 +174,21 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         T::Section(_) | T::Deprecated => Err(ValueError::Invalid),
         T::Str | T::Regex => ok(Value::Str(text.to_string())),
         T::PartitionDelimiter => ok(Value::Str(text.to_string())),
+        T::UidAttrs => {
+            // Records are separated by spaces only (a tab stays inside a record), as
+            // upstream's get_word reads them; trailing blanks of a record are cut.
+            let (good, bad): (Vec<&str>, Vec<&str>) = text
+                .split(' ')
+                .map(|r| r.trim_end_matches(C_BLANKS))
+                .filter(|r| !r.is_empty())
+                .partition(|r| r.contains(':'));
+            let note = if bad.is_empty() {
+                Note::None
+            } else {
+                Note::BadRecords(bad.into_iter().map(str::to_string).collect())
+            };
+            Ok((Value::Str(good.join(" ")), note))
+        }
         T::Int { min, max } => strtol(text).map(|v| cap(v, min, max)).ok_or(ValueError::Invalid),
         T::ZeroUnset => int_from(text, 0),
         T::Uint { min, max } => match uint(text) {
@@ -322,6 +343,9 @@ pub fn print(ty: ValueType, v: &Value) -> String {
     match (ty, v) {
         // A key is printed bare, `file` quoted, as upstream does.
         (T::ReservationKey, Value::Str(s)) if s != "file" => s.clone(),
+        // Upstream prints the records bare; several of them (or a record holding a tab) then
+        // re-read as the first one only, so those are quoted (tests/oracle_support: intended).
+        (T::UidAttrs, Value::Str(s)) if !s.contains([' ', '\t']) => s.clone(),
         (_, Value::Str(s)) => quote(s),
         (_, Value::Bool(b)) => quote(if *b { "yes" } else { "no" }),
         (T::Failback, Value::Int(n)) => match *n {

@@ -354,6 +354,32 @@ pub static INTENDED: &[Intended] = &[
         }),
     },
     Intended {
+        name: "uid_attrs_printed_bare",
+        reason: "upstream prints uid_attrs without quotes, so a dump with several records (or a \
+                 record holding a tab) re-reads as its first record only and warns about extra \
+                 data; ours quotes such a value",
+        kind: Kind::Fixup(|_, up| {
+            let mut changed = false;
+            let mut out = String::with_capacity(up.stdout.len() + 2);
+            for l in up.stdout.split_inclusive('\n') {
+                match l
+                    .strip_prefix("\tuid_attrs ")
+                    .map(|v| v.strip_suffix('\n').unwrap_or(v))
+                {
+                    Some(v) if v.contains([' ', '\t']) => {
+                        out.push_str(&format!("\tuid_attrs \"{}\"\n", v.replace('"', "\"\"")));
+                        changed = true;
+                    }
+                    _ => out.push_str(l),
+                }
+            }
+            if changed {
+                up.stdout = out;
+            }
+            changed
+        }),
+    },
+    Intended {
         name: "multipath_dir_build_path",
         reason: "the deprecated multipath_dir message names the plugin directory the binary was \
                  built with: upstream's build here says /lib64/multipath, ours says Debian's \
