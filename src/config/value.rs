@@ -112,21 +112,31 @@ fn uint(s: &str) -> Option<i64> {
 /// C's `sscanf("%u")`: blanks, an optional sign, digits, anything after ignored; the result
 /// wraps modulo 2^32 as the unsigned conversion does (so `-1` is `u32::MAX`).
 fn scan_u32(s: &str) -> Option<i64> {
+    scan_unsigned(s, 10)
+}
+
+/// `sscanf` of an unsigned conversion (`%u`, `%o`) into a 32-bit unsigned: `strtoul`'s reading
+/// of the longest prefix (blanks, a sign, at least one digit of `radix`; a value past
+/// ULONG_MAX is ULONG_MAX whatever the sign, a negative one wraps), truncated to 32 bits.
+fn scan_unsigned(s: &str, radix: u32) -> Option<i64> {
     let t = s.trim_start_matches(C_BLANKS);
     let (neg, rest) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    let digits: &str = &rest[..rest.bytes().take_while(u8::is_ascii_digit).count()];
+    let digits: Vec<u64> = rest.chars().map_while(|c| c.to_digit(radix)).map(u64::from).collect();
     if digits.is_empty() {
         return None;
     }
-    // strtoul saturates at ULONG_MAX, then the value is truncated to 32 bits.
-    let v = digits
-        .bytes()
-        .fold(0u64, |v, b| v.saturating_mul(10).saturating_add(u64::from(b - b'0')));
-    let v = if neg { v.wrapping_neg() } else { v };
+    let v = digits.iter().try_fold(0u64, |v, d| {
+        v.checked_mul(u64::from(radix)).and_then(|v| v.checked_add(*d))
+    });
+    let v = match v {
+        None => u64::MAX,
+        Some(v) if neg => v.wrapping_neg(),
+        Some(v) => v,
+    };
     Some(i64::from(v as u32))
 }
 
@@ -283,31 +293,24 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
             check_count(&words, 1)?;
             ok(Value::Str(text.to_string()))
         }
-        T::Mode => {
-            if text.is_empty() || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-                return Err(ValueError::Invalid);
-            }
-            i64::from_str_radix(text, 8)
-                .ok()
-                .filter(|m| *m <= 0o777)
-                .map(|m| (Value::Int(m), Note::None))
-                .ok_or(ValueError::Invalid)
-        }
-        T::Uid => match uint(text) {
-            Some(n) if n <= i64::from(u32::MAX) => ok(Value::Int(n)),
-            Some(_) => Err(ValueError::Invalid),
-            None => match nix::unistd::User::from_name(text) {
-                Ok(Some(u)) => ok(Value::Int(i64::from(u.uid.as_raw()))),
-                _ => Err(ValueError::Invalid),
-            },
+        // sscanf("%o"), then at most 0777: `0999` is 0, `-1` is too large.
+        T::Mode => scan_unsigned(text, 8)
+            .filter(|m| *m <= 0o777)
+            .map(|m| (Value::Int(m), Note::None))
+            .ok_or(ValueError::Invalid),
+        // As upstream: a user name first (getpwnam), then sscanf("%u").
+        T::Uid => match nix::unistd::User::from_name(text) {
+            Ok(Some(u)) => ok(Value::Int(i64::from(u.uid.as_raw()))),
+            _ => scan_u32(text)
+                .map(|n| (Value::Int(n), Note::None))
+                .ok_or(ValueError::Invalid),
         },
-        T::Gid => match uint(text) {
-            Some(n) if n <= i64::from(u32::MAX) => ok(Value::Int(n)),
-            Some(_) => Err(ValueError::Invalid),
-            None => match nix::unistd::Group::from_name(text) {
-                Ok(Some(g)) => ok(Value::Int(i64::from(g.gid.as_raw()))),
-                _ => Err(ValueError::Invalid),
-            },
+        // Upstream looks the name up as a user too (getpwnam), taking that user's group.
+        T::Gid => match nix::unistd::User::from_name(text) {
+            Ok(Some(u)) => ok(Value::Int(i64::from(u.gid.as_raw()))),
+            _ => scan_u32(text)
+                .map(|n| (Value::Int(n), Note::None))
+                .ok_or(ValueError::Invalid),
         },
         T::ReservationKey => {
             if text == "file" {
