@@ -130,7 +130,7 @@ fn value_messages() {
             "/etc/multipath.conf line 3, value for uxsock_timeout too small, capping at 4000",
             "/etc/multipath.conf line 4, invalid value for reassign_maps: \"maybe\"",
             "/etc/multipath.conf line 5, missing argument count for features",
-            "/etc/multipath.conf line 6, invalid argument count for path_selector:, got '0' expected '1'",
+            "/etc/multipath.conf line 6, invalid argument count for path_selector:, got '1' expected '0'",
             "/etc/multipath.conf line 7, \"yes\" is a deprecated value for flush_on_last_del and is treated as \"always\"",
             "/etc/multipath.conf line 9: ignoring deprecated option \"getuid_callout\", using built-in value: \"(not set)\"",
             "/etc/multipath.conf line 10: ignoring deprecated option \"config_dir\", using built-in value: \"/etc/multipath/conf.d\"",

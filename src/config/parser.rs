@@ -425,12 +425,12 @@ impl FileParser<'_> {
                 );
                 return;
             }
-            Err(ValueError::BadCount { got, expected }) => {
+            Err(ValueError::BadCount { given, found }) => {
                 self.diag(
                     Level::Warning,
                     n,
                     format!(
-                        "{file} line {n}, invalid argument count for {}:, got '{got}' expected '{expected}'",
+                        "{file} line {n}, invalid argument count for {}:, got '{given}' expected '{found}'",
                         kw.name
                     ),
                 );
@@ -473,11 +473,11 @@ impl FileParser<'_> {
                     format!("{file} line {n},error parsing uid_attrs: \"{text}\""),
                 );
             }
-            Note::FlushYes => self.diag(
+            Note::FlushDeprecated(word) => self.diag(
                 Level::Notice,
                 n,
                 format!(
-                    "{file} line {n}, \"yes\" is a deprecated value for flush_on_last_del and is treated as \"always\""
+                    "{file} line {n}, \"{text}\" is a deprecated value for flush_on_last_del and is treated as \"{word}\""
                 ),
             ),
         }

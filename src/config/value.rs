@@ -33,8 +33,9 @@ pub enum ValueError {
     Invalid,
     /// `missing argument count for K`.
     MissingCount,
-    /// `invalid argument count for K:, got 'a' expected 'b'`.
-    BadCount { got: usize, expected: i64 },
+    /// `invalid argument count for K:, got 'given' expected 'found'`: upstream's words, where
+    /// "got" is the count the value gives and "expected" the number of arguments after it.
+    BadCount { given: i64, found: usize },
     /// `support for "V" is not compiled in for K`.
     NotCompiledIn,
     /// The handler itself failed: the line is a parse failure.
@@ -47,8 +48,8 @@ pub enum Note {
     None,
     /// Capped to this bound; `true` = the value was too large.
     Capped(i64, bool),
-    /// `yes` given for flush_on_last_del.
-    FlushYes,
+    /// A deprecated spelling of flush_on_last_del (`yes`/`1`, `no`/`0`): the word it stands for.
+    FlushDeprecated(&'static str),
     /// `uid_attrs` records without a `:`, dropped.
     BadRecords(Vec<String>),
 }
@@ -169,9 +170,13 @@ fn check_count(words: &[&str], count_at: usize) -> Result<(), ValueError> {
     let Some(n) = words.get(count_at).and_then(|w| strtol(w)) else {
         return Err(ValueError::MissingCount);
     };
-    let got = words.len() - count_at - 1;
-    if n < 0 || n as usize != got {
-        return Err(ValueError::BadCount { got, expected: n });
+    // upstream: a negative count is a missing one
+    if n < 0 {
+        return Err(ValueError::MissingCount);
+    }
+    let found = words.len() - count_at - 1;
+    if n as usize != found {
+        return Err(ValueError::BadCount { given: n, found });
     }
     Ok(())
 }
@@ -271,8 +276,8 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         },
         T::FlushOnLastDel => match text {
             "never" | "always" | "unused" => ok(Value::Str(text.into())),
-            "yes" => Ok((Value::Str("always".into()), Note::FlushYes)),
-            "no" => ok(Value::Str("never".into())),
+            "yes" | "1" => Ok((Value::Str("always".into()), Note::FlushDeprecated("always"))),
+            "no" | "0" => Ok((Value::Str("unused".into()), Note::FlushDeprecated("unused"))),
             _ => Err(ValueError::Invalid),
         },
         T::MarginalPathgroups => match text {
@@ -447,12 +452,12 @@ mod tests {
         assert_eq!(parse(T::Counted, "x"), Err(ValueError::MissingCount));
         assert_eq!(
             parse(T::Counted, "1 a b"),
-            Err(ValueError::BadCount { got: 2, expected: 1 })
+            Err(ValueError::BadCount { given: 1, found: 2 })
         );
         assert_eq!(parse(T::Selector, "service-time 0").unwrap().1, Note::None);
         assert_eq!(
             parse(T::Selector, "service-time 1"),
-            Err(ValueError::BadCount { got: 0, expected: 1 })
+            Err(ValueError::BadCount { given: 1, found: 0 })
         );
         assert_eq!(
             parse(T::ReservationKey, "0xABC:aptpl").unwrap().0,
