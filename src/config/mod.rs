@@ -247,16 +247,15 @@ fn parse_text(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigE
 
 /// Parses one file into `cfg` and applies upstream's per-file clean-up of its device and
 /// protocol entries; `desc` is how those messages name the file (upstream: the main file's
-/// path, a conf.d file's bare name). False if a handler failed.
+/// path, a conf.d file's bare name). False if a handler failed; as upstream, what the file
+/// set until then is cleaned up all the same (it stays in force for a conf.d file).
 fn read_file(name: &str, desc: &str, text: &str, cfg: &mut Config, st: &mut parser::LoadState) -> bool {
     let devices = cfg.devices.len();
     let protocols = cfg.overrides.protocols.len();
-    if !parser::parse_file(name, text, cfg, st) {
-        return false;
-    }
+    let ok = parser::parse_file(name, text, cfg, st);
     merge::factorize_devices(cfg, devices, desc, &mut st.diags);
     merge::validate_protocols(cfg, protocols, desc, &mut st.diags);
-    true
+    ok
 }
 
 /// What upstream does once every file is read.
