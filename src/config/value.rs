@@ -56,7 +56,7 @@ pub enum Note {
 
 /// Whether a parsed value is upstream's "not set" for its type, so that setting it clears
 /// the keyword (later levels and built-in defaults apply): 0 of a `ZeroUnset` keyword, of
-/// `failback` (also a negative one, capped to 0) and of `max_fds`.
+/// `failback` (also a negative one, capped to 0), of `max_fds` and of `dev_loss_tmo`.
 pub fn means_unset(ty: ValueType, v: &Value) -> bool {
     if let (ValueType::UidAttrs, Value::Str(s)) = (ty, v) {
         // no record: upstream's list is empty, and not printed
@@ -65,7 +65,7 @@ pub fn means_unset(ty: ValueType, v: &Value) -> bool {
     matches!(
         (ty, v),
         (
-            ValueType::ZeroUnset | ValueType::Failback | ValueType::MaxFds,
+            ValueType::ZeroUnset | ValueType::Failback | ValueType::MaxFds | ValueType::DevLoss,
             Value::Int(0)
         )
     )
