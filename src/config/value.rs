@@ -167,7 +167,8 @@ fn sys_max_fds() -> i64 {
 }
 
 fn check_count(words: &[&str], count_at: usize) -> Result<(), ValueError> {
-    let Some(n) = words.get(count_at).and_then(|w| strtol(w)) else {
+    // strtol over the whole word; out of range (ERANGE) is a missing count, as upstream
+    let Some(n) = words.get(count_at).and_then(|w| w.parse::<i64>().ok()) else {
         return Err(ValueError::MissingCount);
     };
     // upstream: a negative count is a missing one
