@@ -71,7 +71,9 @@ deb:
 bench:
 	$(CARGO) bench
 
-# Bounded property-based fuzzing of every parser (config, CLI, uevent, DM table/status).
+# Bounded property-based fuzzing of every parser (config, CLI, uevent, DM table/status), and
+# differential fuzzing of the configuration against upstream's `multipath -t` (fuzz_config_oracle:
+# needs root and `make upstream`, else it says it skipped).
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} LAB=0 $(CARGO) test --release --test 'fuzz_*' -- --nocapture
 

@@ -63,6 +63,7 @@ fn sample(kw: &Keyword) -> Option<String> {
         T::Str if kw.name == "alias" => "\"a \"\"quoted\"\" alias\"".into(),
         T::Str => format!("\"{}-value\"", kw.name),
         T::Regex => "\"^(ab|c)[0-9]\"".into(),
+        T::UidAttrs => "\"sd:ID_SERIAL nvme:ID_WWN\"".into(),
         T::Int { min, max } => min.max(1).min(max).to_string(),
         T::Uint { .. } | T::ZeroUnset => "7".into(),
         T::YesNo => "yes".into(),

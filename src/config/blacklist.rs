@@ -48,7 +48,32 @@ pub fn effective_lists(cfg: &Config, nvme_native_multipath: bool) -> (BlacklistL
             bl.device.push(dev);
         }
     }
+    merge_lists(&mut bl);
+    merge_lists(&mut ex);
     (bl, ex)
+}
+
+/// Upstream's clean-up of a list once everything is read: a pattern given twice counts once
+/// (protocol patterns excepted: upstream keeps those as given), a device entry with neither
+/// vendor nor product is dropped (it names nothing), and one of the same vendor and product
+/// as an earlier one counts once.
+fn merge_lists(l: &mut BlacklistLists) {
+    for list in [&mut l.devnode, &mut l.wwid, &mut l.property] {
+        dedup_keep_first(list);
+    }
+    l.device.retain(|d| d.vendor.is_some() || d.product.is_some());
+    dedup_keep_first(&mut l.device);
+}
+
+fn dedup_keep_first<T: PartialEq>(list: &mut Vec<T>) {
+    let mut i = 0;
+    while i < list.len() {
+        if list[..i].contains(&list[i]) {
+            list.remove(i);
+        } else {
+            i += 1;
+        }
+    }
 }
 
 fn add_pattern(list: &mut Vec<Pattern>, text: &str) {

@@ -63,7 +63,7 @@ fn line(out: &mut String, depth: usize, name: &str, value: &str) {
 
 fn attrs(out: &mut String, section: Section, a: &Attrs, depth: usize) {
     for kw in printable(section) {
-        if let Some(v) = a.get(kw.name) {
+        if let Some(v) = a.get(kw.name).filter(|v| !value::hidden(kw.ty, v)) {
             line(out, depth, kw.name, &value::print(kw.ty, v));
         }
     }
@@ -77,7 +77,7 @@ fn defaults(out: &mut String, cfg: &Config) {
             "max_polling_interval" => Some(Value::Int(cfg.max_polling_interval().into())),
             _ => cfg.defaults.get(kw.name).cloned().or_else(|| builtin_default(kw)),
         };
-        if let Some(v) = effective {
+        if let Some(v) = effective.filter(|v| !value::hidden(kw.ty, v)) {
             line(out, 1, kw.name, &value::print(kw.ty, &v));
         }
     }

@@ -55,6 +55,9 @@ pub enum ValueType {
     Section(Section),
     /// Free string.
     Str,
+    /// `uid_attrs`: space-separated `prefix:ATTRIBUTE` records; a record without `:` is
+    /// dropped with a notice, the rest kept, printed bare.
+    UidAttrs,
     /// POSIX extended regex (blacklists, device vendor/product/revision).
     Regex,
     /// `strtol` base 10 (blanks around it and a sign allowed, overflow saturating), capped
@@ -266,7 +269,7 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("multipath_dir", DEF, T::Deprecated, Some("/lib/multipath")),
     kw("path_selector", ALL, T::Selector, Some("service-time 0")),
     kw("path_grouping_policy", ALL, T::PgPolicy, Some("failover")),
-    kw("uid_attrs", DEF, T::Str, None),
+    kw("uid_attrs", DEF, T::UidAttrs, None),
     kw("uid_attribute", PATHS, T::Str, Some("ID_SERIAL")),
     kw("getuid_callout", PATHS, T::Deprecated, None),
     kw("prio", ALL, T::Str, Some("const")),

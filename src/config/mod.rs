@@ -133,7 +133,12 @@ fn load_files(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         }
     }
     read_conf_dir(&opts.conf_dir, &mut cfg, &mut st, &mut budget);
-    finish(&mut cfg, &mut st, &main);
+    if !finish(&mut cfg, &mut st, &main) {
+        return Err(ConfigError::Parse {
+            path: opts.path.clone(),
+            diagnostics: st.diags,
+        });
+    }
     Ok(Loaded {
         config: cfg,
         diagnostics: st.diags,
@@ -238,7 +243,12 @@ fn parse_text(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigE
             diagnostics: st.diags,
         });
     }
-    finish(&mut cfg, &mut st, name);
+    if !finish(&mut cfg, &mut st, name) {
+        return Err(ConfigError::Parse {
+            path: PathBuf::from(name),
+            diagnostics: st.diags,
+        });
+    }
     Ok(Loaded {
         config: cfg,
         diagnostics: st.diags,
@@ -247,21 +257,52 @@ fn parse_text(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigE
 
 /// Parses one file into `cfg` and applies upstream's per-file clean-up of its device and
 /// protocol entries; `desc` is how those messages name the file (upstream: the main file's
-/// path, a conf.d file's bare name). False if a handler failed.
+/// path, a conf.d file's bare name). False if a handler failed; as upstream, what the file
+/// set until then is cleaned up all the same (it stays in force for a conf.d file).
 fn read_file(name: &str, desc: &str, text: &str, cfg: &mut Config, st: &mut parser::LoadState) -> bool {
     let protocols = cfg.overrides.protocols.len();
-    let Some(devices) = parser::parse_file(name, text, cfg, st) else {
-        return false;
-    };
+    let parser::Parsed { devices, ok } = parser::parse_file(name, text, cfg, st);
     merge::factorize_devices(cfg, devices, desc, &mut st.diags);
     merge::validate_protocols(cfg, protocols, desc, &mut st.diags);
+    ok
+}
+
+/// What upstream does once every file is read. False (the load fails) when a device
+/// entry's `product_blacklist` cannot become a blacklist entry: upstream fails the load
+/// then, without a word; ours says which entry and why.
+fn finish(cfg: &mut Config, st: &mut parser::LoadState, file: &str) -> bool {
+    if !product_blacklists_compile(cfg, st, file) {
+        return false;
+    }
+    merge::merge_protocols(cfg);
+    merge::merge_multipaths(cfg, &mut st.diags, file);
     true
 }
 
-/// What upstream does once every file is read.
-fn finish(cfg: &mut Config, st: &mut parser::LoadState, file: &str) {
-    merge::merge_protocols(cfg);
-    merge::merge_multipaths(cfg, &mut st.diags, file);
+/// Every device entry with a `product_blacklist` has a vendor and a product_blacklist that
+/// compile (they become a blacklist device entry).
+fn product_blacklists_compile(cfg: &Config, st: &mut parser::LoadState, file: &str) -> bool {
+    use keywords::Setting;
+    for e in cfg.all_devices() {
+        let (Some(vendor), Some(bl)) = (e.str(Setting::Vendor), e.str(Setting::ProductBlacklist)) else {
+            continue;
+        };
+        for text in [vendor, bl] {
+            if let Err(why) = model::Pattern::new(text) {
+                let product = e.str(Setting::Product).unwrap_or("(null)");
+                st.diags.push(Diagnostic {
+                    level: Level::Error,
+                    file: file.to_string(),
+                    line: 0,
+                    message: format!(
+                        "device {vendor}:{product}: product_blacklist not usable, invalid regular expression \"{text}\": {why}"
+                    ),
+                });
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// `multipathd -t`: loads the configuration and returns the diagnostics (for

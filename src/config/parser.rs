@@ -87,10 +87,16 @@ enum LineOutcome {
     Close,
 }
 
-/// Parses one file's text into `cfg`, except its device entries: those are returned
-/// as read, for `merge::factorize_devices` to check, merge and compile. `None` if a
-/// handler failed, which makes the load fail for the main file.
-pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut LoadState) -> Option<Vec<Attrs>> {
+/// What one file gave: its device entries as read, for `merge::factorize_devices` to
+/// check, merge and compile, and whether every handler succeeded (a failure makes the
+/// load fail for the main file; what the file set until then is kept either way).
+pub(crate) struct Parsed {
+    pub devices: Vec<Attrs>,
+    pub ok: bool,
+}
+
+/// Parses one file's text into `cfg`, except its device entries (see [`Parsed`]).
+pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut LoadState) -> Parsed {
     let last_line = text.bytes().filter(|b| *b == b'\n').count() + 1;
     let mut p = FileParser {
         file,
@@ -120,7 +126,10 @@ pub(crate) fn parse_file(file: &str, text: &str, cfg: &mut Config, st: &mut Load
             p.diag(Level::Error, 0, format!("can't parse {file}: {e}"));
         }
     }
-    (!p.failed).then_some(p.devices)
+    Parsed {
+        ok: !p.failed,
+        devices: p.devices,
+    }
 }
 
 /// Whether upstream checks a line's `{` by its first word: it does for the
@@ -333,13 +342,13 @@ impl FileParser<'_> {
         );
     }
 
-    /// upstream's "parsing failed" line, then regcomp's reason (which upstream does
-    /// not print).
+    /// upstream's "parsing failed" line, then regcomp's reason: upstream does not print it,
+    /// so it is a level-3 message, shown from `-v3` on.
     fn fail_regex(&mut self, n: usize, raw: &str, text: &str, e: &super::regex::RegexError) {
         self.fail(n, raw);
         let file = self.file;
         self.diag(
-            Level::Error,
+            Level::Info,
             n,
             format!("{file} line {n}, invalid regular expression \"{text}\": {e}"),
         );
@@ -374,16 +383,19 @@ impl FileParser<'_> {
                 }
                 return;
             }
-            // A device regex that does not compile could never match: say so
-            // instead of keeping an entry that silently applies to nothing.
+            // A device regex that does not compile is kept, as upstream keeps it: the entry
+            // matches no device (`DeviceEntry`). Upstream says nothing; the reason is a
+            // level-3 line, shown from `-v3` on.
             Target::Device(_) if kw.ty == ValueType::Regex => {
                 if let Err(e) = Pattern::new(text) {
                     self.diag(
-                        Level::Warning,
+                        Level::Info,
                         n,
-                        format!("{file} line {n}, invalid value for {}: \"{text}\": {e}", kw.name),
+                        format!(
+                            "{file} line {n}, invalid regular expression \"{text}\" for {}: {e}",
+                            kw.name
+                        ),
                     );
-                    return;
                 }
             }
             _ => {}
@@ -419,12 +431,12 @@ impl FileParser<'_> {
                 );
                 return;
             }
-            Err(ValueError::BadCount { got, expected }) => {
+            Err(ValueError::BadCount { given, found }) => {
                 self.diag(
                     Level::Warning,
                     n,
                     format!(
-                        "{file} line {n}, invalid argument count for {}:, got '{got}' expected '{expected}'",
+                        "{file} line {n}, invalid argument count for {}:, got '{given}' expected '{found}'",
                         kw.name
                     ),
                 );
@@ -457,11 +469,21 @@ impl FileParser<'_> {
                     format!("{file} line {n}, value for {} too {what}, capping at {x}", kw.name),
                 );
             }
-            Note::FlushYes => self.diag(
+            Note::BadRecords(bad) => {
+                for r in bad {
+                    self.diag(Level::Notice, n, format!("invalid record in uid_attrs: {r}"));
+                }
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!("{file} line {n},error parsing uid_attrs: \"{text}\""),
+                );
+            }
+            Note::FlushDeprecated(word) => self.diag(
                 Level::Notice,
                 n,
                 format!(
-                    "{file} line {n}, \"yes\" is a deprecated value for flush_on_last_del and is treated as \"always\""
+                    "{file} line {n}, \"{text}\" is a deprecated value for flush_on_last_del and is treated as \"{word}\""
                 ),
             ),
         }

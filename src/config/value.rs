@@ -33,8 +33,9 @@ pub enum ValueError {
     Invalid,
     /// `missing argument count for K`.
     MissingCount,
-    /// `invalid argument count for K:, got 'a' expected 'b'`.
-    BadCount { got: usize, expected: i64 },
+    /// `invalid argument count for K:, got 'given' expected 'found'`: upstream's words, where
+    /// "got" is the count the value gives and "expected" the number of arguments after it.
+    BadCount { given: i64, found: usize },
     /// `support for "V" is not compiled in for K`.
     NotCompiledIn,
     /// The handler itself failed: the line is a parse failure.
@@ -47,21 +48,34 @@ pub enum Note {
     None,
     /// Capped to this bound; `true` = the value was too large.
     Capped(i64, bool),
-    /// `yes` given for flush_on_last_del.
-    FlushYes,
+    /// A deprecated spelling of flush_on_last_del (`yes`/`1`, `no`/`0`): the word it stands for.
+    FlushDeprecated(&'static str),
+    /// `uid_attrs` records without a `:`, dropped.
+    BadRecords(Vec<String>),
 }
 
 /// Whether a parsed value is upstream's "not set" for its type, so that setting it clears
 /// the keyword (later levels and built-in defaults apply): 0 of a `ZeroUnset` keyword, of
-/// `failback` (also a negative one, capped to 0) and of `max_fds`.
+/// `failback` (also a negative one, capped to 0) and of `dev_loss_tmo`. (`max_fds 0` is a
+/// value: leave the limit as it is; see [`hidden`].)
 pub fn means_unset(ty: ValueType, v: &Value) -> bool {
+    if let (ValueType::UidAttrs, Value::Str(s)) = (ty, v) {
+        // no record: upstream's list is empty, and not printed
+        return s.is_empty();
+    }
     matches!(
         (ty, v),
         (
-            ValueType::ZeroUnset | ValueType::Failback | ValueType::MaxFds,
+            ValueType::ZeroUnset | ValueType::Failback | ValueType::DevLoss,
             Value::Int(0)
         )
     )
+}
+
+/// Whether upstream's dump leaves out a keyword set to this value: `max_fds 0` (the open
+/// file limit left as the daemon found it) prints nothing, as upstream's printer does.
+pub fn hidden(ty: ValueType, v: &Value) -> bool {
+    matches!((ty, v), (ValueType::MaxFds, Value::Int(0)))
 }
 
 const C_BLANKS: [char; 6] = [' ', '\t', '\n', '\r', '\x0b', '\x0c'];
@@ -106,21 +120,31 @@ fn uint(s: &str) -> Option<i64> {
 /// C's `sscanf("%u")`: blanks, an optional sign, digits, anything after ignored; the result
 /// wraps modulo 2^32 as the unsigned conversion does (so `-1` is `u32::MAX`).
 fn scan_u32(s: &str) -> Option<i64> {
+    scan_unsigned(s, 10)
+}
+
+/// `sscanf` of an unsigned conversion (`%u`, `%o`) into a 32-bit unsigned: `strtoul`'s reading
+/// of the longest prefix (blanks, a sign, at least one digit of `radix`; a value past
+/// ULONG_MAX is ULONG_MAX whatever the sign, a negative one wraps), truncated to 32 bits.
+fn scan_unsigned(s: &str, radix: u32) -> Option<i64> {
     let t = s.trim_start_matches(C_BLANKS);
     let (neg, rest) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    let digits: &str = &rest[..rest.bytes().take_while(u8::is_ascii_digit).count()];
+    let digits: Vec<u64> = rest.chars().map_while(|c| c.to_digit(radix)).map(u64::from).collect();
     if digits.is_empty() {
         return None;
     }
-    // strtoul saturates at ULONG_MAX, then the value is truncated to 32 bits.
-    let v = digits
-        .bytes()
-        .fold(0u64, |v, b| v.saturating_mul(10).saturating_add(u64::from(b - b'0')));
-    let v = if neg { v.wrapping_neg() } else { v };
+    let v = digits.iter().try_fold(0u64, |v, d| {
+        v.checked_mul(u64::from(radix)).and_then(|v| v.checked_add(*d))
+    });
+    let v = match v {
+        None => u64::MAX,
+        Some(v) if neg => v.wrapping_neg(),
+        Some(v) => v,
+    };
     Some(i64::from(v as u32))
 }
 
@@ -150,12 +174,17 @@ fn sys_max_fds() -> i64 {
 }
 
 fn check_count(words: &[&str], count_at: usize) -> Result<(), ValueError> {
-    let Some(n) = words.get(count_at).and_then(|w| strtol(w)) else {
+    // strtol over the whole word; out of range (ERANGE) is a missing count, as upstream
+    let Some(n) = words.get(count_at).and_then(|w| w.parse::<i64>().ok()) else {
         return Err(ValueError::MissingCount);
     };
-    let got = words.len() - count_at - 1;
-    if n < 0 || n as usize != got {
-        return Err(ValueError::BadCount { got, expected: n });
+    // upstream: a negative count is a missing one
+    if n < 0 {
+        return Err(ValueError::MissingCount);
+    }
+    let found = words.len() - count_at - 1;
+    if n as usize != found {
+        return Err(ValueError::BadCount { given: n, found });
     }
     Ok(())
 }
@@ -168,6 +197,21 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         T::Section(_) | T::Deprecated => Err(ValueError::Invalid),
         T::Str | T::Regex => ok(Value::Str(text.to_string())),
         T::PartitionDelimiter => ok(Value::Str(text.to_string())),
+        T::UidAttrs => {
+            // Records are separated by spaces only (a tab stays inside a record), as
+            // upstream's get_word reads them; trailing blanks of a record are cut.
+            let (good, bad): (Vec<&str>, Vec<&str>) = text
+                .split(' ')
+                .map(|r| r.trim_end_matches(C_BLANKS))
+                .filter(|r| !r.is_empty())
+                .partition(|r| r.contains(':'));
+            let note = if bad.is_empty() {
+                Note::None
+            } else {
+                Note::BadRecords(bad.into_iter().map(str::to_string).collect())
+            };
+            Ok((Value::Str(good.join(" ")), note))
+        }
         T::Int { min, max } => strtol(text).map(|v| cap(v, min, max)).ok_or(ValueError::Invalid),
         T::ZeroUnset => int_from(text, 0),
         T::Uint { min, max } => match uint(text) {
@@ -240,8 +284,8 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         },
         T::FlushOnLastDel => match text {
             "never" | "always" | "unused" => ok(Value::Str(text.into())),
-            "yes" => Ok((Value::Str("always".into()), Note::FlushYes)),
-            "no" => ok(Value::Str("never".into())),
+            "yes" | "1" => Ok((Value::Str("always".into()), Note::FlushDeprecated("always"))),
+            "no" | "0" => Ok((Value::Str("unused".into()), Note::FlushDeprecated("unused"))),
             _ => Err(ValueError::Invalid),
         },
         T::MarginalPathgroups => match text {
@@ -262,41 +306,38 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
             check_count(&words, 1)?;
             ok(Value::Str(text.to_string()))
         }
-        T::Mode => {
-            if text.is_empty() || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-                return Err(ValueError::Invalid);
-            }
-            i64::from_str_radix(text, 8)
-                .ok()
-                .filter(|m| *m <= 0o777)
-                .map(|m| (Value::Int(m), Note::None))
-                .ok_or(ValueError::Invalid)
-        }
-        T::Uid => match uint(text) {
-            Some(n) if n <= i64::from(u32::MAX) => ok(Value::Int(n)),
-            Some(_) => Err(ValueError::Invalid),
-            None => match nix::unistd::User::from_name(text) {
-                Ok(Some(u)) => ok(Value::Int(i64::from(u.uid.as_raw()))),
-                _ => Err(ValueError::Invalid),
-            },
+        // sscanf("%o"), then at most 0777: `0999` is 0, `-1` is too large.
+        T::Mode => scan_unsigned(text, 8)
+            .filter(|m| *m <= 0o777)
+            .map(|m| (Value::Int(m), Note::None))
+            .ok_or(ValueError::Invalid),
+        // As upstream: a user name first (getpwnam), then sscanf("%u").
+        T::Uid => match nix::unistd::User::from_name(text) {
+            Ok(Some(u)) => ok(Value::Int(i64::from(u.uid.as_raw()))),
+            _ => scan_u32(text)
+                .map(|n| (Value::Int(n), Note::None))
+                .ok_or(ValueError::Invalid),
         },
-        T::Gid => match uint(text) {
-            Some(n) if n <= i64::from(u32::MAX) => ok(Value::Int(n)),
-            Some(_) => Err(ValueError::Invalid),
-            None => match nix::unistd::Group::from_name(text) {
-                Ok(Some(g)) => ok(Value::Int(i64::from(g.gid.as_raw()))),
-                _ => Err(ValueError::Invalid),
-            },
+        // Upstream looks the name up as a user too (getpwnam), taking that user's group.
+        T::Gid => match nix::unistd::User::from_name(text) {
+            Ok(Some(u)) => ok(Value::Int(i64::from(u.gid.as_raw()))),
+            _ => scan_u32(text)
+                .map(|n| (Value::Int(n), Note::None))
+                .ok_or(ValueError::Invalid),
         },
         T::ReservationKey => {
             if text == "file" {
                 return ok(Value::Str(text.into()));
             }
-            let (key, aptpl) = match text.strip_suffix(":aptpl") {
-                Some(k) => (k, true),
+            // As upstream reads it: the key ends at the first `:`, whose rest sets APTPL when
+            // it is exactly `aptpl` and is ignored otherwise; one leading `0`, then one `x`
+            // or `X`, are skipped before the hex digits.
+            let (key, aptpl) = match text.split_once(':') {
+                Some((k, flags)) => (k, flags == "aptpl"),
                 None => (text, false),
             };
-            let hex = key.strip_prefix("0x").or_else(|| key.strip_prefix("0X")).unwrap_or(key);
+            let hex = key.strip_prefix('0').unwrap_or(key);
+            let hex = hex.strip_prefix(['x', 'X']).unwrap_or(hex);
             if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ValueError::Fatal);
             }
@@ -322,6 +363,9 @@ pub fn print(ty: ValueType, v: &Value) -> String {
     match (ty, v) {
         // A key is printed bare, `file` quoted, as upstream does.
         (T::ReservationKey, Value::Str(s)) if s != "file" => s.clone(),
+        // Upstream prints the records bare; several of them (or a record holding a tab) then
+        // re-read as the first one only, so those are quoted (tests/oracle_support: intended).
+        (T::UidAttrs, Value::Str(s)) if !s.contains([' ', '\t']) => s.clone(),
         (_, Value::Str(s)) => quote(s),
         (_, Value::Bool(b)) => quote(if *b { "yes" } else { "no" }),
         (T::Failback, Value::Int(n)) => match *n {
@@ -420,12 +464,12 @@ mod tests {
         assert_eq!(parse(T::Counted, "x"), Err(ValueError::MissingCount));
         assert_eq!(
             parse(T::Counted, "1 a b"),
-            Err(ValueError::BadCount { got: 2, expected: 1 })
+            Err(ValueError::BadCount { given: 1, found: 2 })
         );
         assert_eq!(parse(T::Selector, "service-time 0").unwrap().1, Note::None);
         assert_eq!(
             parse(T::Selector, "service-time 1"),
-            Err(ValueError::BadCount { got: 0, expected: 1 })
+            Err(ValueError::BadCount { given: 1, found: 0 })
         );
         assert_eq!(
             parse(T::ReservationKey, "0xABC:aptpl").unwrap().0,

@@ -69,9 +69,25 @@ fn dump_config(opts: &LoadOptions, verbosity: u8) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("{e}");
+            print_load_error(&e, verbosity);
             1
         }
+    }
+}
+
+/// A configuration that cannot be loaded: every line logged until the failure, as upstream
+/// logs them while it reads (level-3 ones, such as regcomp's reason, from `-v3` on), then the
+/// verdict.
+fn print_load_error(e: &config::ConfigError, verbosity: u8) {
+    match e {
+        config::ConfigError::Parse { diagnostics, .. } => {
+            let shown = |d: &&config::Diagnostic| d.level != config::Level::Info || verbosity >= 3;
+            for d in diagnostics.iter().filter(shown) {
+                eprintln!("{d}");
+            }
+            eprintln!("error parsing config file");
+        }
+        _ => eprintln!("{e}"),
     }
 }
 
@@ -94,7 +110,7 @@ pub fn check_config(opts: &LoadOptions, verbosity: u8) -> i32 {
             i32::from(problems > 0)
         }
         Err(e) => {
-            eprintln!("{e}");
+            print_load_error(&e, verbosity);
             1
         }
     }

@@ -95,10 +95,10 @@ pub(crate) fn log_diagnostics(diagnostics: &[config::Diagnostic]) {
 }
 
 /// The open-file limit `max_fds` asks for: a number, or `max` (also the default) for
-/// the kernel's ceiling, `/proc/sys/fs/nr_open`.
+/// the kernel's ceiling, `/proc/sys/fs/nr_open`; 0 leaves the limit as it is.
 fn wanted_fds(cfg: &config::Config) -> u64 {
     match cfg.setting_int(Setting::MaxFds) {
-        Some(n) if n > 0 => n as u64,
+        Some(n) if n >= 0 => n as u64,
         _ => std::fs::read_to_string("/proc/sys/fs/nr_open")
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -450,5 +450,6 @@ mod tests {
             .unwrap();
         assert_eq!(wanted_fds(&parse("defaults {\n max_fds max\n}\n")), nr_open);
         assert_eq!(wanted_fds(&parse("")), nr_open);
+        assert_eq!(wanted_fds(&parse("defaults {\n max_fds 0\n}\n")), 0);
     }
 }

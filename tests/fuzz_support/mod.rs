@@ -1,7 +1,8 @@
 //! Shared driver of the `fuzz_*` targets: proptest at scale, in batches.
 //!
 //! Environment:
-//! - `FUZZ_CASES`: cases per batch (default 2000, so plain `cargo test` stays fast);
+//! - `FUZZ_CASES`: cases per batch (default 2000, so plain `cargo test` stays fast; a slow
+//!   target passes its own default to [`run_cases`]);
 //! - `FUZZ_SECONDS`: keep running fresh batches until this many seconds have passed;
 //! - `FUZZ_SEED`: run exactly one batch from this seed (reproduces a reported failure);
 //! - `FUZZ_HANG_SECONDS`: a single case running longer than this is reported as a hang
@@ -229,9 +230,35 @@ where
     S: Strategy,
     S::Value: Debug + Clone + Send + 'static,
 {
-    let cases = env_u64("FUZZ_CASES").unwrap_or(2000).max(1) as u32;
+    run_cases(target, 2000, strategy, property);
+}
+
+/// [`run`] with `default_cases` per batch when `FUZZ_CASES` is not set (a target whose case
+/// runs programs keeps plain `cargo test` to a few seconds this way).
+pub fn run_cases<S>(target: &'static str, default_cases: u64, strategy: S, property: impl Fn(&S::Value))
+where
+    S: Strategy,
+    S::Value: Debug + Clone + Send + 'static,
+{
+    run_seeded(target, default_cases, None, strategy, property);
+}
+
+/// [`run_cases`], but plain `cargo test` (no `FUZZ_SECONDS`, no `FUZZ_SEED`) runs the one
+/// batch of `test_seed`: a differential target whose generator may still find differences
+/// keeps `make test` a fixed regression set, and explores under `make fuzz`.
+pub fn run_seeded<S>(
+    target: &'static str,
+    default_cases: u64,
+    test_seed: Option<u64>,
+    strategy: S,
+    property: impl Fn(&S::Value),
+) where
+    S: Strategy,
+    S::Value: Debug + Clone + Send + 'static,
+{
+    let cases = env_u64("FUZZ_CASES").unwrap_or(default_cases).max(1) as u32;
     let budget = env_u64("FUZZ_SECONDS").map(Duration::from_secs);
-    let fixed_seed = env_u64("FUZZ_SEED");
+    let fixed_seed = env_u64("FUZZ_SEED").or(test_seed.filter(|_| budget.is_none()));
     let hang = Duration::from_secs(env_u64("FUZZ_HANG_SECONDS").unwrap_or(10));
     let epoch = Instant::now();
     let dog = Watchdog::new(target, epoch, hang);
