@@ -102,3 +102,27 @@ fn a_clean_configuration_passes_silently() {
     // No multipath.conf at all: the built-in defaults are a valid configuration.
     assert_eq!(run(None, &[], &["-C"]), (0, String::new(), String::new()));
 }
+
+/// A regex that does not compile fails the check, which also says why (upstream's log has
+/// only the "parsing failed" line; `-t` keeps to that).
+#[test]
+fn a_bad_regex_fails_the_check_with_the_reason() {
+    if !can_unshare() {
+        skip("needs root and unshare(1) with a mount namespace");
+        return;
+    }
+    let conf = "blacklist {\n\twwid \"[bad\"\n}\n";
+    let (code, _, stderr) = run(Some(conf), &[], &["-C"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            "/etc/multipath.conf line 2, parsing failed: \twwid \"[bad\"",
+            "/etc/multipath.conf line 2, invalid regular expression \"[bad\": Unmatched [, [^, [:, [., or [=",
+            "error parsing config file",
+        ]
+    );
+    let (code, _, stderr) = run(Some(conf), &[], &["-t"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("Unmatched"), "{stderr}");
+}
