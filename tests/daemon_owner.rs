@@ -728,6 +728,54 @@ fn find_multipaths_strict_needs_the_wwids_file() {
     );
 }
 
+/// os-brick's connect with `find_multipaths strict`: the paths' add uevents come before
+/// their WWID is known, so they stay orphans; then `multipath -a WWID` and
+/// `multipathd add path /dev/sdX` for each path. Upstream's `add path` of a known path
+/// outside any map adds it again (ev_add_path), which now creates the map (lab
+/// osbrick_iscsi: ours answered `ok` and left the paths orphans).
+#[test]
+fn add_path_of_an_orphan_creates_its_map_once_the_wwid_is_known() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let strict = "defaults {\n user_friendly_names yes\n find_multipaths strict\n}\n";
+    let mut h = Harness::new(&f, strict, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.owner.counts(), (2, 0), "unknown WWID: two orphans");
+    h.calls();
+    assert_eq!(
+        h.cmd(Command::AddPath {
+            path: "/dev/sda".into()
+        }),
+        ""
+    );
+    assert_eq!(h.changes(), vec![], "WWID still unknown: still orphans");
+
+    fs::write(
+        f.state().join("wwids"),
+        format!("# Multipath wwids, Version : 1.0\n/{WWID}/\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        h.cmd(Command::AddPath {
+            path: "/dev/sda".into()
+        }),
+        ""
+    );
+    assert_eq!(
+        creates(h.changes()),
+        vec![("mpatha".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]
+    );
+    // The second path is in the map already: `ok`, nothing loaded.
+    assert_eq!(
+        h.cmd(Command::AddPath {
+            path: "/dev/sdb".into()
+        }),
+        ""
+    );
+    assert_eq!(h.changes(), vec![]);
+    assert_eq!(h.owner.counts(), (2, 1));
+}
+
 /// Upstream's daemon remembers the WWID of every map it sets up in the wwids file
 /// (so `find_multipaths strict|yes` keeps claiming it after a restart and udev's
 /// `multipath -u` reports the paths as multipath members).

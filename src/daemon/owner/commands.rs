@@ -98,8 +98,19 @@ impl Owner {
     // ---- paths -----------------------------------------------------------------
 
     /// `add path`: the reply is why the path was not added (blacklisted), else `ok`.
+    /// A known path outside any map is added again, as upstream's cli_add_path hands it
+    /// to ev_add_path: find_multipaths is asked anew, so os-brick's `multipath -a WWID`
+    /// then `add path` creates the map of paths that stayed orphans until then.
     fn add_path(&mut self, path: &str) -> String {
         let dev = path.strip_prefix("/dev/").unwrap_or(path).to_string();
+        if let Some(p) = self.paths.get(&dev) {
+            if p.map.is_none()
+                && let Some(wwid) = p.info.wwid.clone()
+            {
+                self.assemble([wwid]);
+            }
+            return String::new();
+        }
         self.add_paths(&[dev]).unwrap_or_default()
     }
 
