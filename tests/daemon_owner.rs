@@ -800,6 +800,124 @@ fn find_multipaths_strict_needs_the_wwids_file() {
     );
 }
 
+/// os-brick's connect with `find_multipaths strict`: the paths' add uevents come before
+/// their WWID is known, so they stay orphans; then `multipath -a WWID` and
+/// `multipathd add path /dev/sdX` for each path. Upstream's `add path` of a known path
+/// outside any map adds it again (ev_add_path), which now creates the map (lab
+/// osbrick_iscsi: ours answered `ok` and left the paths orphans).
+#[test]
+fn add_path_of_an_orphan_creates_its_map_once_the_wwid_is_known() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let strict = "defaults {\n user_friendly_names yes\n find_multipaths strict\n}\n";
+    let mut h = Harness::new(&f, strict, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.owner.counts(), (2, 0), "unknown WWID: two orphans");
+    h.calls();
+    assert_eq!(
+        h.cmd(Command::AddPath {
+            path: "/dev/sda".into()
+        }),
+        ""
+    );
+    assert_eq!(h.changes(), vec![], "WWID still unknown: still orphans");
+
+    fs::write(
+        f.state().join("wwids"),
+        format!("# Multipath wwids, Version : 1.0\n/{WWID}/\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        h.cmd(Command::AddPath {
+            path: "/dev/sda".into()
+        }),
+        ""
+    );
+    assert_eq!(
+        creates(h.changes()),
+        vec![("mpatha".into(), format!("mpath-{WWID}"), TWO_PATH_TABLE.into())]
+    );
+    // The second path is in the map already: `ok`, nothing loaded.
+    assert_eq!(
+        h.cmd(Command::AddPath {
+            path: "/dev/sdb".into()
+        }),
+        ""
+    );
+    assert_eq!(h.changes(), vec![]);
+    assert_eq!(h.owner.counts(), (2, 1));
+}
+
+fn set_size(f: &FakeSys, dev: &str, sectors: u64) {
+    fs::write(f.sys("block").join(dev).join("size"), format!("{sectors}\n")).unwrap();
+}
+
+/// os-brick's extend: the LUN grew, each path is rescanned, then `resize map /dev/dm-N`
+/// (a reply with `fail` is an error). As upstream's cli_resize: `fail` while the paths'
+/// sizes differ (only one rescanned: ours grew the map to the larger one, `ok`), a
+/// reload with the new size once they agree, `ok` with nothing loaded when the map has
+/// that size already.
+#[test]
+fn resize_map_needs_every_path_at_the_new_size() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    set_size(&f, "sda", 2 * SECTORS);
+    assert_eq!(
+        h.owner.on_command(Command::Resize {
+            map: "/dev/dm-0".into()
+        }),
+        Err(HandlerError::Failed)
+    );
+    assert_eq!(h.changes(), vec![]);
+    set_size(&f, "sdb", 2 * SECTORS);
+    assert_eq!(
+        h.cmd(Command::Resize {
+            map: "/dev/dm-0".into()
+        }),
+        ""
+    );
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: 2 * SECTORS,
+            params: TWO_PATH_TABLE.into()
+        }]
+    );
+    assert_eq!(h.cmd(Command::Resize { map: "mpatha".into() }), "");
+    assert_eq!(h.changes(), vec![], "still the same size: nothing loaded");
+}
+
+/// `reconfigure` (and `multipath -r`, which asks for it) applies a new size the paths
+/// agree on, as upstream's reconfigure resizes the map (ACT_RESIZE); os-brick calls it
+/// right before `resize map`, democratic-csi relies on it alone.
+#[test]
+fn reconfigure_takes_the_new_size_of_the_paths() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    fs::write(f.conf(), GREEDY).unwrap();
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    set_size(&f, "sda", 2 * SECTORS);
+    set_size(&f, "sdb", 2 * SECTORS);
+    assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    h.finish_reload();
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: 2 * SECTORS,
+            params: TWO_PATH_TABLE.into()
+        }]
+    );
+    assert_eq!(h.cmd(Command::Resize { map: "mpatha".into() }), "");
+    assert_eq!(h.changes(), vec![]);
+}
+
 /// Upstream's daemon remembers the WWID of every map it sets up in the wwids file
 /// (so `find_multipaths strict|yes` keeps claiming it after a restart and udev's
 /// `multipath -u` reports the paths as multipath members).

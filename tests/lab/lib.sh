@@ -319,6 +319,33 @@ lun_port_sd() {
         tr -c 'A-Za-z0-9.,' ' ' < "/sys/block/$_d/device/vpd_pg83" | grep -q "$_w," && echo "$_d"
     done
 }
+# lun_resize N SIZE_MB: LIO LUN N's backstore becomes SIZE_MB (as an array grows a volume): lab_lunN
+# is reloaded with its first slice (at most its size at creation) followed, beyond that, by a
+# slice of a file of its own.  The target reports the new capacity in the next READ CAPACITY;
+# the initiator sees it after a rescan of each path (device/rescan).
+lun_resize() {
+    _t0=$LAB_TMP/lab_lun$1.table0
+    [ -f "$_t0" ] || dmsetup table "lab_lun$1" > "$_t0" || fail "lun_resize: no lab_lun$1"
+    # the table at creation: "0 SECTORS linear MAJ:MIN OFFSET"
+    read -r _ _s0 _ _dev0 _off0 < "$_t0"
+    _want=$(($2 * 2048))
+    if [ "$_want" -le "$_s0" ]; then
+        _tab="0 $_want linear $_dev0 $_off0"
+    else
+        if [ ! -f "$LAB_TMP/lab_lun$1.grow" ]; then
+            dd if=/dev/zero of="$LAB_TMP/lun$1-grow.img" bs=1M count=0 seek=1024 2> /dev/null
+            losetup -f > "$LAB_TMP/lab_lun$1.grow" && losetup "$(cat "$LAB_TMP/lab_lun$1.grow")" "$LAB_TMP/lun$1-grow.img" ||
+                fail "lun_resize: losetup"
+        fi
+        _gl=$(cat "$LAB_TMP/lab_lun$1.grow")
+        _tab="0 $_s0 linear $_dev0 $_off0
+$_s0 $((_want - _s0)) linear $(devt "${_gl#/dev/}") 0"
+    fi
+    echo "+ lun_resize $1 $2 (lab_lun$1: $(printf '%s' "$_tab" | tr '\n' ';'))"
+    printf '%s\n' "$_tab" | dmsetup reload "lab_lun$1" && dmsetup resume "lab_lun$1" || fail "lun_resize $1 $2: reload of lab_lun$1"
+    expect_eq "lab_lun$1 size (sectors)" "$_want" "$(cat "/sys/block/dm-$(dmsetup info -c --noheadings -o minor "lab_lun$1")/size")"
+}
+
 # lun_hang N...: the LUNs stop answering: their commands wait in the suspended lab_lunN, no
 # error.  All at once (in parallel: one dmsetup takes a second or more under TCG).
 lun_hang() { _tcm_dm "suspend --noflush" "$@"; }
@@ -352,11 +379,24 @@ portal_addr() { echo "127.0.0.$(($1 + 2))"; }
 # PORTALS new portals (TPGs) of the LIO iSCSI target; the initiator discovers them through the
 # first portal and logs in to each one.  LUNS*PORTALS new sd devices, one WWID per LUN.
 topo_iscsi() {
+    _sd0=$(sd_count)
+    iscsi_target "$@"
+    run iscsiadm -m discovery -t st -p "$(portal_addr "$_first_portal"):3260" || fail "iSCSI discovery"
+    _p=$_first_portal
+    while [ "$_p" -lt "$ISCSI_PORTALS" ]; do
+        run iscsiadm -m node -T "$ISCSI_IQN" -p "$(portal_addr "$_p"):3260" --login || fail "iSCSI login to portal $_p"
+        _p=$((_p + 1))
+    done
+    _tcm_check "$_sd0" "$2"
+}
+
+# iscsi_target LUNS PORTALS [SIZE_MB]: the target side of topo_iscsi and iscsid, no discovery,
+# no login (for a scenario that logs in itself, as os-brick does)
+iscsi_target() {
     _luns=$1 _ports=$2
     # (crc32c: LIO allocates it at every login, for digests, and refuses the login without it)
     modprobe crc32c_generic && modprobe iscsi_target_mod && modprobe iscsi_tcp || fail "modprobe of the iSCSI modules failed"
     run ip link set lo up || fail "ip link set lo up"
-    _sd0=$(sd_count)
     _tcm_backstores "$_luns" "${3:-16}"
     _p=$ISCSI_PORTALS _first_portal=$ISCSI_PORTALS
     while [ "$_p" -lt $((ISCSI_PORTALS + _ports)) ]; do
@@ -372,13 +412,6 @@ topo_iscsi() {
     done
     ISCSI_PORTALS=$((ISCSI_PORTALS + _ports))
     _iscsid_start
-    run iscsiadm -m discovery -t st -p "$(portal_addr "$_first_portal"):3260" || fail "iSCSI discovery"
-    _p=$_first_portal
-    while [ "$_p" -lt "$ISCSI_PORTALS" ]; do
-        run iscsiadm -m node -T "$ISCSI_IQN" -p "$(portal_addr "$_p"):3260" --login || fail "iSCSI login to portal $_p"
-        _p=$((_p + 1))
-    done
-    _tcm_check "$_sd0" "$_ports"
 }
 
 # _iscsid_start: configuration, then iscsid in the foreground as a background job (once)

@@ -52,7 +52,8 @@ impl Owner {
             Command::DelMap { map } => self.del_map(&map),
             Command::DelMaps => self.del_maps(),
             Command::SwitchGroup { map, group } => self.switch_group(&map, &group),
-            Command::Resize { map } | Command::Reload { map } | Command::ResetMap { map } => self.resize(&map),
+            Command::Resize { map } => self.resize(&map),
+            Command::Reload { map } | Command::ResetMap { map } => self.reload_cmd(&map),
             Command::Suspend { map } => self.suspend(&map),
             Command::Resume { map } => self.resume(&map),
             Command::DisableQueueing { map } => self.queueing_cmd(map.as_deref(), false),
@@ -98,8 +99,19 @@ impl Owner {
     // ---- paths -----------------------------------------------------------------
 
     /// `add path`: the reply is why the path was not added (blacklisted), else `ok`.
+    /// A known path outside any map is added again, as upstream's cli_add_path hands it
+    /// to ev_add_path: find_multipaths is asked anew, so os-brick's `multipath -a WWID`
+    /// then `add path` creates the map of paths that stayed orphans until then.
     fn add_path(&mut self, path: &str) -> String {
         let dev = path.strip_prefix("/dev/").unwrap_or(path).to_string();
+        if let Some(p) = self.paths.get(&dev) {
+            if p.map.is_none()
+                && let Some(wwid) = p.info.wwid.clone()
+            {
+                self.assemble([wwid]);
+            }
+            return String::new();
+        }
         self.add_paths(&[dev]).unwrap_or_default()
     }
 
@@ -278,9 +290,39 @@ impl Owner {
         Ok(String::new())
     }
 
-    /// `resize map` (also `reload` and `reset map`): the paths' current size from
-    /// sysfs, then a reload.
+    /// `resize map`, as upstream's cli_resize: every path's size is read again from
+    /// sysfs; they must agree (`fail` when they differ or none has a size, as after a
+    /// rescan of only some paths); the map's own size is `ok` with nothing loaded;
+    /// another one is loaded with the new size.
     fn resize(&mut self, map: &str) -> Answer {
+        let name = self.map_name(map)?;
+        let size = match self.read_path_sizes(&name) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                log::error!("{name}: couldn't get size from sysfs. cannot resize");
+                return Err(HandlerError::Failed);
+            }
+            Err(()) => {
+                log::error!("{name}: path size not consistent. cannot resize");
+                return Err(HandlerError::Failed);
+            }
+        };
+        let Some(m) = self.maps.get_mut(&name) else {
+            return Err(HandlerError::DeviceNotFound);
+        };
+        if size == m.sectors {
+            log::info!("{name}: map is still the same size ({size})");
+            return Ok(String::new());
+        }
+        log::info!("{name}: size {} -> {size} sectors (operator)", m.sectors);
+        m.sectors = size;
+        self.reload(&name);
+        Ok(String::new())
+    }
+
+    /// `reload map` and `reset map`: the map's table loaded again, its size taken from the
+    /// largest of its paths.
+    fn reload_cmd(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
         let devs = self.maps.get(&name).map(|m| m.paths.clone()).unwrap_or_default();
         for d in &devs {

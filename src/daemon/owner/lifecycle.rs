@@ -102,6 +102,7 @@ impl Owner {
         }
         // Blacklist and find_multipaths may have changed: paths now excluded leave
         // their maps, newly allowed ones join.
+        self.take_path_sizes();
         let allowed: Vec<String> = self.scan().into_iter().map(|p| p.dev).collect();
         let gone: Vec<String> = self.paths.keys().filter(|d| !allowed.contains(d)).cloned().collect();
         let reloaded = self.remove_paths(&gone);

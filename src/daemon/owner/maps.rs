@@ -290,6 +290,46 @@ impl Owner {
         }
     }
 
+    /// Every path of `map` has its size read again from sysfs (and kept): the size they
+    /// agree on, `Ok(None)` when none has one, `Err(())` when they differ.
+    pub(super) fn read_path_sizes(&mut self, map: &str) -> Result<Option<u64>, ()> {
+        let devs = self.maps.get(map).map(|m| m.paths.clone()).unwrap_or_default();
+        let mut size = None;
+        for d in &devs {
+            let read: Option<u64> = super::read_trimmed(&self.env.sysfs.sys("block").join(d).join("size"))
+                .and_then(|s| s.parse().ok())
+                .filter(|&s| s > 0);
+            let Some(s) = read else { continue };
+            if let Some(p) = self.paths.get_mut(d) {
+                p.info.size = s;
+            }
+            match size {
+                None => size = Some(s),
+                Some(prev) if prev != s => return Err(()),
+                Some(_) => {}
+            }
+        }
+        Ok(size)
+    }
+
+    /// Each map whose paths all have another size than the map takes theirs, as
+    /// upstream's reconfigure resizes such a map (ACT_RESIZE): after a LUN grew and its
+    /// paths were rescanned, `multipath -r` / `reconfigure` alone applies it.
+    pub(super) fn take_path_sizes(&mut self) {
+        let names: Vec<String> = self.maps.keys().cloned().collect();
+        for n in names {
+            let Ok(Some(size)) = self.read_path_sizes(&n) else {
+                continue;
+            };
+            if let Some(m) = self.maps.get_mut(&n)
+                && m.sectors != size
+            {
+                log::info!("{n}: size {} -> {size} sectors (size change)", m.sectors);
+                m.sectors = size;
+            }
+        }
+    }
+
     pub(super) fn reload(&mut self, map: &str) {
         let Some(m) = self.maps.get(map) else { return };
         let (wwid, devs, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());
