@@ -63,9 +63,9 @@ pub enum ValueType {
     /// `strtol` base 10 (blanks around it and a sign allowed, overflow saturating), capped
     /// to the bounds with a warning.
     Int { min: i64, max: i64 },
-    /// Like `Int` from 0 to `i32::MAX`, and 0 leaves the keyword unset (upstream stores 0
-    /// for "not set" in these).
-    ZeroUnset,
+    /// Like `Int` from `min` to `i32::MAX`, and 0 leaves the keyword unset (upstream stores
+    /// 0 for "not set" in these, and prints the built-in default for it).
+    ZeroUnset { min: i64 },
     /// Digits only (no sign), invalid above `max`; under `min` capped with a warning.
     Uint { min: i64, max: i64 },
     /// `yes|1|no|0`.
@@ -280,13 +280,13 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("checker", PATHS, T::Str, None),
     kw("alias_prefix", PATHS, T::Str, Some("mpath")),
     kw("failback", ALL, T::Failback, Some("manual")),
-    kw("rr_min_io", ALL, T::ZeroUnset, Some("1000")),
-    kw("rr_min_io_rq", ALL, T::ZeroUnset, Some("1")),
+    kw("rr_min_io", ALL, T::ZeroUnset { min: 0 }, Some("1000")),
+    kw("rr_min_io_rq", ALL, T::ZeroUnset { min: 0 }, Some("1")),
     kw("max_fds", DEF, T::MaxFds, Some("max")),
     kw("rr_weight", ALL, T::Choice(&["priorities", "uniform"]), Some("uniform")),
     kw("no_path_retry", ALL, T::NoPathRetry, None),
     kw("queue_without_daemon", DEF, T::YesNo, Some("no")),
-    kw("checker_timeout", DEF, T::ZeroUnset, None),
+    kw("checker_timeout", DEF, T::ZeroUnset { min: 0 }, None),
     kw("allow_usb_devices", DEF, T::YesNo, Some("no")),
     kw("pg_timeout", DEF | DEV | MP, T::Deprecated, None),
     kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")),
@@ -340,15 +340,12 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("skip_kpartx", ALL, T::YesNo, Some("no")),
     kw("disable_changed_wwids", DEF, T::Deprecated, Some("yes")),
     kw("remove_retries", DEF, NATURAL, Some("0")),
-    kw("max_sectors_kb", ALL, T::ZeroUnset, None),
+    kw("max_sectors_kb", ALL, T::ZeroUnset { min: 0 }, None),
     kw("ghost_delay", ALL, T::NoOrN, Some("no")),
     kw(
         "find_multipaths_timeout",
         DEF,
-        T::Int {
-            min: i32::MIN as i64,
-            max: INT_MAX,
-        },
+        T::ZeroUnset { min: i32::MIN as i64 },
         Some("-10"),
     ),
     kw("enable_foreign", DEF, T::Str, Some("NONE")),

@@ -66,7 +66,7 @@ pub fn means_unset(ty: ValueType, v: &Value) -> bool {
     matches!(
         (ty, v),
         (
-            ValueType::ZeroUnset | ValueType::Failback | ValueType::DevLoss,
+            ValueType::ZeroUnset { .. } | ValueType::Failback | ValueType::DevLoss,
             Value::Int(0)
         )
     )
@@ -213,7 +213,7 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
             Ok((Value::Str(good.join(" ")), note))
         }
         T::Int { min, max } => strtol(text).map(|v| cap(v, min, max)).ok_or(ValueError::Invalid),
-        T::ZeroUnset => int_from(text, 0),
+        T::ZeroUnset { min } => int_from(text, min),
         T::Uint { min, max } => match uint(text) {
             Some(v) if v <= max => Ok(cap(v, min, max)),
             _ => Err(ValueError::Invalid),
@@ -431,7 +431,10 @@ mod tests {
         assert_eq!(parse(T::NoPathRetry, "+5").unwrap().0, Value::Int(5));
         assert_eq!(parse(T::DevLoss, "-1").unwrap().0, Value::Int(enc::INFINITY));
         assert_eq!(parse(T::DevLoss, "4294967296").unwrap().0, Value::Int(0));
-        assert!(means_unset(T::ZeroUnset, &parse(T::ZeroUnset, "0").unwrap().0));
+        assert!(means_unset(
+            T::ZeroUnset { min: 0 },
+            &parse(T::ZeroUnset { min: 0 }, "0").unwrap().0
+        ));
         assert!(means_unset(T::Failback, &parse(T::Failback, "-3").unwrap().0));
         assert_eq!(parse(T::MarginalPathgroups, "fpin"), Err(ValueError::NotCompiledIn));
         assert_eq!(print(T::ReservationKey, &Value::Str("0xab".into())), "0xab");
