@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checkers::state as chk;
-use crate::checkers::{self, CheckRequest, CheckerKind, Control};
+use crate::checkers::{self, CheckRequest, Control};
 use crate::config::blacklist::Blacklist;
 use crate::config::keywords::Setting;
 use crate::config::propsel::Selector;
@@ -161,7 +161,7 @@ impl Owner {
         let checker_name = sel.checker().value;
         let checker = checkers::checker_by_name(&checker_name).unwrap_or_else(|e| {
             log::warn!("{}: {e}", info.dev);
-            CheckerKind::Tur
+            checkers::DEFAULT_CHECKER
         });
         let (prio_job, prio) = self.prioritize(&sel, &info);
         // A prioritizer that talks to the device runs with the path's first check, on the
@@ -303,7 +303,13 @@ impl Owner {
         };
         let (p, args) = match detected {
             Some(p) => (p, String::new()),
-            None => (Prio::from_name(&configured.0).unwrap_or(Prio::Const), configured.1),
+            None => {
+                let (p, refused) = discovery::prio::prio_or_fallback(&configured.0);
+                if let Some(why) = refused {
+                    log::warn!("{}: {why}", info.dev);
+                }
+                (p, configured.1)
+            }
         };
         let job = PrioJob {
             prio: p,
