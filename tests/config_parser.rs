@@ -541,6 +541,11 @@ fn keywords_without_effect_warn_at_load_with_what_happens_instead() {
         ),
         (
             "defaults",
+            "allow_usb_devices no",
+            "USB devices are multipathed like any other, as with yes",
+        ),
+        (
+            "defaults",
             "mode 0600",
             "the map's device node keeps the mode udev gives it",
         ),
@@ -604,6 +609,7 @@ fn a_refused_keyword_set_to_what_the_daemon_does_is_quiet() {
         "purge_disconnected no",
         "recheck_wwid no",
         "all_tg_pt no",
+        "allow_usb_devices yes",
     ] {
         assert_eq!(
             unsupported(&format!("defaults {{\n\t{line}\n}}\n")),

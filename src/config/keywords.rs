@@ -331,7 +331,8 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("no_path_retry", ALL, T::NoPathRetry, None),
     kw("queue_without_daemon", DEF, T::YesNo, Some("no")),
     kw("checker_timeout", DEF, T::ZeroUnset, None),
-    kw("allow_usb_devices", DEF, T::YesNo, Some("no")),
+    kw("allow_usb_devices", DEF, T::YesNo, Some("no"))
+        .refused("USB devices are multipathed like any other, as with yes", Some("yes")),
     kw("pg_timeout", DEF | DEV | MP, T::Deprecated, None),
     kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")).refused(
         "a map is kept when its last path is removed, as with never",

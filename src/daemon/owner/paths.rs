@@ -8,7 +8,7 @@ use crate::checkers::state as chk;
 use crate::checkers::{self, CheckRequest, Control};
 use crate::config::blacklist::Blacklist;
 use crate::config::keywords::Setting;
-use crate::config::propsel::Selector;
+use crate::config::propsel::{PathFacts, Selector};
 use crate::discovery::prio::PrioJob;
 use crate::discovery::{self, PathInfo};
 use crate::marginal::state::Event as MgEvent;
@@ -158,7 +158,14 @@ impl Owner {
             &info.rev,
             info.wwid.as_deref().unwrap_or(""),
         );
-        let checker_name = sel.checker().value;
+        // detect_checker: an ALUA path (its access_state in sysfs, as for detect_prio) is
+        // checked with tur. Upstream's RDAC detection (VPD page 0xC9, SG_IO) is not done.
+        let facts = PathFacts {
+            tpgs: info.access_state.is_some(),
+            ..PathFacts::default()
+        };
+        let checker_sel = sel.checker_for_path(&facts);
+        let checker_name = checker_sel.value;
         let checker = checkers::checker_by_name(&checker_name).unwrap_or_else(|e| {
             log::warn!("{}: {e}", info.dev);
             checkers::DEFAULT_CHECKER
@@ -179,12 +186,7 @@ impl Owner {
         let rec = chk::PathRecord::new(&info.dev, &devt, checker.name(), &policy);
         let offline = checkers::sysfs::state_from_sysfs(&info.state).is_some_and(|v| v.offline);
         let check_timeout = self.check_timeout(&sel, &info.dev);
-        log::debug!(
-            "{}: path_checker = {} {}",
-            info.dev,
-            checker.name(),
-            sel.checker().origin
-        );
+        log::debug!("{}: path_checker = {} {}", info.dev, checker.name(), checker_sel.origin);
         log::debug!("{}: prio = {prio_name} ({prio})", info.dev);
         if let Some(old) = self.paths.get(&info.dev) {
             self.dev_by_devt.remove(&old.rec.dev_t);
