@@ -468,3 +468,221 @@ fn section_names_are_brace_checked_anywhere() {
     );
     assert_eq!(l.config.overrides.attrs.get("no_path_retry"), Some(&Value::Int(5)));
 }
+
+fn unsupported(text: &str) -> Vec<String> {
+    let l = config::parse_str(F, text).unwrap();
+    assert!(l.unsupported.iter().all(|d| d.level == Level::Warning));
+    l.unsupported.into_iter().map(|d| d.message).collect()
+}
+
+/// Every keyword this multipathd parses but does not honour warns at load, in the one
+/// wording, with what happens instead; the value is kept as upstream keeps it.
+#[test]
+fn keywords_without_effect_warn_at_load_with_what_happens_instead() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "defaults",
+            "reassign_maps yes",
+            "device-mapper tables found on the paths are left as they are",
+        ),
+        ("defaults", "force_sync yes", "path checks stay asynchronous"),
+        (
+            "defaults",
+            "strict_timing yes",
+            "checks keep the whole-second schedule of the checker loop",
+        ),
+        ("defaults", "enable_foreign nvme", "no foreign library is loaded"),
+        (
+            "defaults",
+            "missing_uev_wait_timeout 30",
+            "the daemon does not wait for the udev event of a map it created",
+        ),
+        (
+            "defaults",
+            "partition_delimiter -part",
+            "partition maps keep the names kpartx gave them",
+        ),
+        (
+            "defaults",
+            "remove_retries 3",
+            "the removal of a busy map is tried once",
+        ),
+        (
+            "defaults",
+            "find_multipaths_timeout 5",
+            "a single path of a find_multipaths smart WWID is never released after a timeout",
+        ),
+        (
+            "defaults",
+            "auto_resize grow_only",
+            "maps are resized only by the resize map command",
+        ),
+        (
+            "defaults",
+            "flush_on_last_del unused",
+            "a map is kept when its last path is removed, as with never",
+        ),
+        (
+            "overrides",
+            "deferred_remove yes",
+            "the removal of a map in use fails at once, it is never deferred",
+        ),
+        ("overrides", "skip_kpartx yes", "kpartx is not told to skip the map"),
+        (
+            "overrides",
+            "purge_disconnected yes",
+            "a disconnected path stays until its device is removed",
+        ),
+        (
+            "overrides",
+            "recheck_wwid yes",
+            "the WWID of a path that comes back is not read again",
+        ),
+        (
+            "overrides",
+            "all_tg_pt yes",
+            "the daemon registers no reservation keys (mpathpersist does, and reads it)",
+        ),
+        (
+            "defaults",
+            "allow_usb_devices no",
+            "USB devices are multipathed like any other, as with yes",
+        ),
+        (
+            "defaults",
+            "mode 0600",
+            "the map's device node keeps the mode udev gives it",
+        ),
+        (
+            "defaults",
+            "uid 0",
+            "the map's device node keeps the owner udev gives it",
+        ),
+        (
+            "defaults",
+            "gid 6",
+            "the map's device node keeps the group udev gives it",
+        ),
+    ];
+    for (section, line, instead) in cases {
+        let kw = line.split_once(' ').unwrap().0;
+        assert_eq!(
+            unsupported(&format!("{section} {{\n\t{line}\n}}\n")),
+            [format!(
+                "/etc/multipath.conf line 2, {kw} is not supported by this multipathd, {instead}"
+            )],
+            "{line}"
+        );
+    }
+    // In a device entry, and the value is stored as upstream stores it.
+    let text = "devices {\n\tdevice {\n\t\tvendor \"X\"\n\t\tproduct \"Y\"\n\t\tvpd_vendor hp3par\n\t}\n}\n";
+    assert_eq!(
+        unsupported(text),
+        [
+            "/etc/multipath.conf line 5, vpd_vendor is not supported by this multipathd, \
+          the vendor-specific VPD page is not read (%g shows [undef])"
+        ]
+    );
+    let l = config::parse_str(F, "defaults {\n\tforce_sync yes\n}\n").unwrap();
+    assert_eq!(l.config.defaults.get("force_sync"), Some(&Value::Bool(true)));
+    // Every refused row of the table is covered above.
+    let mut covered: Vec<&str> = cases.iter().map(|c| c.1.split_once(' ').unwrap().0).collect();
+    covered.push("vpd_vendor");
+    for k in KEYWORDS
+        .iter()
+        .filter(|k| matches!(k.support, keywords::Support::Refused { .. }))
+    {
+        assert!(covered.contains(&k.name), "{}: no test of its warning", k.name);
+    }
+}
+
+/// A refused keyword set to what the daemon does anyway says nothing; an invalid value
+/// gets upstream's message only.
+#[test]
+fn a_refused_keyword_set_to_what_the_daemon_does_is_quiet() {
+    for line in [
+        "reassign_maps no",
+        "force_sync 0",
+        "strict_timing no",
+        "enable_foreign NONE",
+        "remove_retries 0",
+        "auto_resize never",
+        "flush_on_last_del never",
+        "deferred_remove no",
+        "skip_kpartx no",
+        "purge_disconnected no",
+        "recheck_wwid no",
+        "all_tg_pt no",
+        "allow_usb_devices yes",
+    ] {
+        assert_eq!(
+            unsupported(&format!("defaults {{\n\t{line}\n}}\n")),
+            Vec::<String>::new(),
+            "{line}"
+        );
+    }
+    let l = config::parse_str(F, "defaults {\n\tforce_sync maybe\n}\n").unwrap();
+    assert!(l.unsupported.is_empty());
+    assert_eq!(l.diagnostics.len(), 1);
+}
+
+/// Checker and prioritizer names this build does not implement warn at load, naming the
+/// fallback; upstream's messages (what `multipathd -t` prints) stay upstream's.
+#[test]
+fn unimplemented_checker_and_prio_names_warn_with_their_fallback() {
+    let text = "defaults {\n\tpath_checker emc_clariion\n\tprio ontap\n}\n\
+                devices {\n\tdevice {\n\t\tvendor \"X\"\n\t\tproduct \"Y\"\n\t\tchecker cciss_tur\n\t\tprio hds\n\t}\n}\n\
+                overrides {\n\tprio weightedpath\n\tpath_checker directio\n\tprio bogus\n}\n";
+    assert_eq!(
+        unsupported(text),
+        [
+            "/etc/multipath.conf line 2, path_checker \"emc_clariion\" is not supported by this multipathd, tur is used instead",
+            "/etc/multipath.conf line 3, prio \"ontap\" is not supported by this multipathd, const is used instead",
+            "/etc/multipath.conf line 9, checker \"cciss_tur\" is not supported by this multipathd, tur is used instead",
+            "/etc/multipath.conf line 10, prio \"hds\" is not supported by this multipathd, const is used instead",
+            "/etc/multipath.conf line 16, prio \"bogus\" is not supported by this multipathd, const is used instead",
+        ]
+    );
+    assert_eq!(msgs(text), ["/etc/multipath.conf line 16, duplicate keyword: prio"]);
+    for n in multipathd::checkers::UPSTREAM_NOT_BUILT {
+        let t = format!("defaults {{\n\tpath_checker {n}\n}}\n");
+        assert_eq!(unsupported(&t).len(), 1, "{n}");
+    }
+    for n in multipathd::discovery::prio::UPSTREAM_NOT_BUILT {
+        let t = format!("defaults {{\n\tprio {n}\n}}\n");
+        assert_eq!(unsupported(&t).len(), 1, "{n}");
+    }
+    for n in ["tur", "directio", "readsector0", "hp_sw", "rdac", "none"] {
+        assert!(
+            unsupported(&format!("defaults {{\n\tpath_checker {n}\n}}\n")).is_empty(),
+            "{n}"
+        );
+    }
+    for n in [
+        "const",
+        "random",
+        "sysfs",
+        "alua",
+        "ana",
+        "weightedpath",
+        "path_latency",
+    ] {
+        assert!(unsupported(&format!("defaults {{\n\tprio {n}\n}}\n")).is_empty(), "{n}");
+    }
+}
+
+/// `multipathd -t` prints upstream's messages only (the oracle compares them with
+/// `multipath -t`'s); the not-supported warnings are the daemon's and `-C`'s.
+#[test]
+fn show_config_offline_leaves_the_not_supported_warnings_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("multipath.conf");
+    std::fs::write(&main, "defaults {\n\tforce_sync yes\n}\n").unwrap();
+    let opts = LoadOptions {
+        path: main,
+        conf_dir: dir.path().join("conf.d"),
+    };
+    let (diags, _) = config::show_config_offline(&opts).unwrap();
+    assert!(diags.iter().all(|d| !d.message.contains("not supported")), "{diags:?}");
+    assert_eq!(config::load(&opts).unwrap().unsupported.len(), 1);
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
 use multipathd::checkers::state::{PathState, Verdict};
-use multipathd::checkers::{CheckOutcome, Control};
+use multipathd::checkers::{CheckOutcome, CheckerKind, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::parse::{Command, HandlerError};
 use multipathd::config::{Config, LoadOptions, parse_str};
@@ -2695,4 +2695,29 @@ fn a_tick_or_a_uevent_publishes_what_it_changed() {
     h.owner.publish(Change::Touched);
     snap = feed.newest().expect("the failed path is published");
     as_afresh(&snap, &h.owner);
+}
+
+/// detect_checker (on by default): an ALUA path is checked with tur whatever checker its
+/// device entry names, as upstream; `detect_checker no` keeps the configured one.
+#[test]
+fn detect_checker_gives_alua_paths_tur() {
+    let kinds = |extra: &str| {
+        let f = FakeSys::new();
+        two_paths(&f, "sda", "sdb");
+        let text = format!("{GREEDY}overrides {{\n path_checker directio\n{extra}}}\n");
+        let mut h = Harness::new(&f, &text, DmState::default());
+        h.owner.coldplug();
+        h.controls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Control::Schedule { req, .. } => Some(req.kind),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kinds(""), [CheckerKind::Tur, CheckerKind::Tur]);
+    assert_eq!(
+        kinds(" detect_checker no\n"),
+        [CheckerKind::Directio, CheckerKind::Directio]
+    );
 }

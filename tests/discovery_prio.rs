@@ -21,6 +21,25 @@ fn names() {
     assert_eq!(Prio::from_name("emc"), None);
 }
 
+/// A prioritizer this build does not have falls back to const, loudly: the owner logs this
+/// text at path add, after the path's name.
+#[test]
+fn an_unimplemented_prio_falls_back_to_const_with_a_warning() {
+    use multipathd::discovery::prio::{UPSTREAM_NOT_BUILT, prio_or_fallback};
+    assert_eq!(prio_or_fallback("alua"), (Prio::Alua, None));
+    for n in UPSTREAM_NOT_BUILT.iter().chain(&["bogus"]) {
+        assert_eq!(
+            prio_or_fallback(n),
+            (
+                Prio::Const,
+                Some(format!(
+                    "prio \"{n}\" is not supported by this multipathd, const is used instead"
+                ))
+            )
+        );
+    }
+}
+
 #[test]
 fn const_and_random() {
     assert_eq!(CONST_PRIO, 1);

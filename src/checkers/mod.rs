@@ -63,31 +63,44 @@ pub const DEFAULT_CHECKER: CheckerKind = CheckerKind::Tur;
 /// A `path_checker` value this build cannot honour; the path uses [`DEFAULT_CHECKER`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckerNameError {
-    /// An upstream checker that is not built here.
+    /// An upstream checker that is not built here ([`UPSTREAM_NOT_BUILT`]).
     NotBuilt(String),
     /// Not a checker name at all.
     Unknown(String),
 }
 
+/// Upstream's checkers this build does not implement.
+pub const UPSTREAM_NOT_BUILT: &[&str] = &["emc_clariion", "cciss_tur"];
+
+impl CheckerNameError {
+    pub fn name(&self) -> &str {
+        match self {
+            CheckerNameError::NotBuilt(n) | CheckerNameError::Unknown(n) => n,
+        }
+    }
+
+    /// What happens instead, in the words of [`crate::config::keywords::not_supported`].
+    pub fn instead(&self) -> String {
+        format!("{} is used instead", DEFAULT_CHECKER.name())
+    }
+}
+
+/// `path_checker "<name>" is not supported by this multipathd, tur is used instead`: the
+/// one wording of refusals (`config::keywords::not_supported`), without the place.
 impl fmt::Display for CheckerNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckerNameError::NotBuilt(n) => {
-                write!(
-                    f,
-                    "checker \"{n}\" is not supported by this build, using {}",
-                    DEFAULT_CHECKER.name()
-                )
-            }
-            CheckerNameError::Unknown(n) => write!(f, "unknown checker \"{n}\", using {}", DEFAULT_CHECKER.name()),
-        }
+        f.write_str(&crate::config::keywords::unsupported(
+            &format!("path_checker \"{}\"", self.name()),
+            &self.instead(),
+        ))
     }
 }
 
 impl std::error::Error for CheckerNameError {}
 
 /// Resolves a `path_checker` / `checker` value. The error says which checker is
-/// used instead; the config layer logs it and goes on with [`DEFAULT_CHECKER`].
+/// used instead; the config layer warns about it at load (a name set in a file) and the
+/// owner at path add (naming the path), and the path goes on with [`DEFAULT_CHECKER`].
 pub fn checker_by_name(name: &str) -> Result<CheckerKind, CheckerNameError> {
     match name {
         "tur" => Ok(CheckerKind::Tur),
@@ -96,7 +109,7 @@ pub fn checker_by_name(name: &str) -> Result<CheckerKind, CheckerNameError> {
         "hp_sw" => Ok(CheckerKind::HpSw),
         "rdac" => Ok(CheckerKind::Rdac),
         "none" => Ok(CheckerKind::None),
-        "emc_clariion" | "cciss_tur" => Err(CheckerNameError::NotBuilt(name.to_string())),
+        n if UPSTREAM_NOT_BUILT.contains(&n) => Err(CheckerNameError::NotBuilt(name.to_string())),
         _ => Err(CheckerNameError::Unknown(name.to_string())),
     }
 }
@@ -448,14 +461,15 @@ mod tests {
         assert_eq!(checker_by_name("none"), Ok(CheckerKind::None));
         for n in ["emc_clariion", "cciss_tur"] {
             let e = checker_by_name(n).unwrap_err();
+            assert_eq!(e, CheckerNameError::NotBuilt(n.into()));
             assert_eq!(
                 e.to_string(),
-                format!("checker \"{n}\" is not supported by this build, using tur")
+                format!("path_checker \"{n}\" is not supported by this multipathd, tur is used instead")
             );
         }
         assert_eq!(
             checker_by_name("bogus").unwrap_err().to_string(),
-            "unknown checker \"bogus\", using tur"
+            "path_checker \"bogus\" is not supported by this multipathd, tur is used instead"
         );
         for k in [
             CheckerKind::Tur,

@@ -124,6 +124,36 @@ pub struct Keyword {
     pub default: Option<&'static str>,
     /// Ours, not upstream's (documented as an extension in multipath.conf(5)).
     pub extension: bool,
+    /// Whether this multipathd honours the keyword (`doc/keywords-status.md` names the
+    /// test that shows it, or says why not; `tests/config_manpage.rs` checks it against
+    /// this column).
+    pub support: Support,
+}
+
+/// Whether a keyword set in a file takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Takes effect as upstream's (or is ignored as upstream ignores it: deprecated
+    /// keywords, identification keywords of entries, section names).
+    Works,
+    /// Parsed but without effect here: setting it logs [`not_supported`] at load, with
+    /// `instead` saying what the daemon does. `except` is the value that asks for what
+    /// the daemon does anyway (no warning for it).
+    Refused {
+        instead: &'static str,
+        except: Option<&'static str>,
+    },
+}
+
+/// The one wording of a refusal, for keywords (`what` = the keyword) and for checker and
+/// prioritizer names (`what` = `path_checker "emc_clariion"`), at a line of a file.
+pub fn not_supported(file: &str, line: usize, what: &str, instead: &str) -> String {
+    format!("{file} line {line}, {}", unsupported(what, instead))
+}
+
+/// The refusal without its place (a path add puts `<dev>: ` in front).
+pub fn unsupported(what: &str, instead: &str) -> String {
+    format!("{what} is not supported by this multipathd, {instead}")
 }
 
 impl Keyword {
@@ -171,6 +201,7 @@ const fn kw(name: &'static str, sections: u16, ty: ValueType, default: Option<&'
         ty,
         default,
         extension: false,
+        support: Support::Works,
     }
 }
 
@@ -182,6 +213,18 @@ const fn ext(name: &'static str, sections: u16, ty: ValueType) -> Keyword {
         ty,
         default: None,
         extension: true,
+        support: Support::Works,
+    }
+}
+
+impl Keyword {
+    /// Marks a row as parsed but without effect; `except` is the value that asks for what
+    /// the daemon does anyway.
+    const fn refused(self, instead: &'static str, except: Option<&'static str>) -> Keyword {
+        Keyword {
+            support: Support::Refused { instead, except },
+            ..self
+        }
     }
 }
 
@@ -260,12 +303,16 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("product", DEV, T::Regex, None),
     kw("revision", DEV, T::Regex, None),
     kw("product_blacklist", DEV, T::Regex, None),
-    kw("vpd_vendor", DEV, T::Choice(&["hp3par"]), None),
+    kw("vpd_vendor", DEV, T::Choice(&["hp3par"]), None)
+        .refused("the vendor-specific VPD page is not read (%g shows [undef])", None),
     // Settings, in show-config order.
     kw("verbosity", DEF, T::Int { min: 0, max: 4 }, Some("2")),
     kw("polling_interval", DEF, T::Uint { min: 1, max: UINT_MAX }, Some("5")),
     kw("max_polling_interval", DEF, T::Uint { min: 0, max: UINT_MAX }, None),
-    kw("reassign_maps", DEF, T::YesNo, Some("no")),
+    kw("reassign_maps", DEF, T::YesNo, Some("no")).refused(
+        "device-mapper tables found on the paths are left as they are",
+        Some("no"),
+    ),
     kw("multipath_dir", DEF, T::Deprecated, Some("/lib/multipath")),
     kw("path_selector", ALL, T::Selector, Some("service-time 0")),
     kw("path_grouping_policy", ALL, T::PgPolicy, Some("failover")),
@@ -287,13 +334,17 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("no_path_retry", ALL, T::NoPathRetry, None),
     kw("queue_without_daemon", DEF, T::YesNo, Some("no")),
     kw("checker_timeout", DEF, T::ZeroUnset { min: 0 }, None),
-    kw("allow_usb_devices", DEF, T::YesNo, Some("no")),
+    kw("allow_usb_devices", DEF, T::YesNo, Some("no"))
+        .refused("USB devices are multipathed like any other, as with yes", Some("yes")),
     kw("pg_timeout", DEF | DEV | MP, T::Deprecated, None),
-    kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")),
+    kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")).refused(
+        "a map is kept when its last path is removed, as with never",
+        Some("never"),
+    ),
     kw("user_friendly_names", ALL, T::YesNo, Some("no")),
-    kw("mode", DEF | MP, T::Mode, None),
-    kw("uid", DEF | MP, T::Uid, None),
-    kw("gid", DEF | MP, T::Gid, None),
+    kw("mode", DEF | MP, T::Mode, None).refused("the map's device node keeps the mode udev gives it", None),
+    kw("uid", DEF | MP, T::Uid, None).refused("the map's device node keeps the owner udev gives it", None),
+    kw("gid", DEF | MP, T::Gid, None).refused("the map's device node keeps the group udev gives it", None),
     kw("fast_io_fail_tmo", PATHS | PROTO, T::OffZeroN, Some("5")),
     kw("dev_loss_tmo", PATHS | PROTO, T::DevLoss, None),
     kw("eh_deadline", PATHS | PROTO, T::OffZeroN, None),
@@ -303,16 +354,24 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("prkeys_file", DEF, T::Deprecated, Some("/etc/multipath/prkeys")),
     kw("log_checker_err", DEF, T::Choice(&["once", "always"]), Some("always")),
     kw("reservation_key", DEF | MP, T::ReservationKey, None),
-    kw("all_tg_pt", PATHS, T::YesNo, Some("no")),
+    kw("all_tg_pt", PATHS, T::YesNo, Some("no")).refused(
+        "the daemon registers no reservation keys (mpathpersist does, and reads it)",
+        Some("no"),
+    ),
     kw("retain_attached_hw_handler", PATHS, T::YesNo, Some("yes")),
     kw("detect_prio", PATHS, T::YesNo, Some("yes")),
     kw("detect_checker", PATHS, T::YesNo, Some("yes")),
     kw("detect_pgpolicy", PATHS, T::YesNo, Some("yes")),
     kw("detect_pgpolicy_use_tpg", PATHS, T::YesNo, Some("no")),
-    kw("force_sync", DEF, T::YesNo, Some("no")),
-    kw("strict_timing", DEF, T::YesNo, Some("no")),
-    kw("deferred_remove", ALL, T::YesNo, Some("no")),
-    kw("partition_delimiter", DEF, T::PartitionDelimiter, None),
+    kw("force_sync", DEF, T::YesNo, Some("no")).refused("path checks stay asynchronous", Some("no")),
+    kw("strict_timing", DEF, T::YesNo, Some("no"))
+        .refused("checks keep the whole-second schedule of the checker loop", Some("no")),
+    kw("deferred_remove", ALL, T::YesNo, Some("no")).refused(
+        "the removal of a map in use fails at once, it is never deferred",
+        Some("no"),
+    ),
+    kw("partition_delimiter", DEF, T::PartitionDelimiter, None)
+        .refused("partition maps keep the names kpartx gave them", None),
     kw("config_dir", DEF, T::Deprecated, Some("/etc/multipath/conf.d")),
     kw("delay_watch_checks", ALL, T::NoOrN, Some("no")),
     kw("delay_wait_checks", ALL, T::NoOrN, Some("no")),
@@ -336,10 +395,11 @@ pub static KEYWORDS: &[Keyword] = &[
     ),
     kw("retrigger_tries", DEF, NATURAL, Some("3")),
     kw("retrigger_delay", DEF, NATURAL, Some("10")),
-    kw("missing_uev_wait_timeout", DEF, NATURAL, Some("30")),
-    kw("skip_kpartx", ALL, T::YesNo, Some("no")),
+    kw("missing_uev_wait_timeout", DEF, NATURAL, Some("30"))
+        .refused("the daemon does not wait for the udev event of a map it created", None),
+    kw("skip_kpartx", ALL, T::YesNo, Some("no")).refused("kpartx is not told to skip the map", Some("no")),
     kw("disable_changed_wwids", DEF, T::Deprecated, Some("yes")),
-    kw("remove_retries", DEF, NATURAL, Some("0")),
+    kw("remove_retries", DEF, NATURAL, Some("0")).refused("the removal of a busy map is tried once", Some("0")),
     kw("max_sectors_kb", ALL, T::ZeroUnset { min: 0 }, None),
     kw("ghost_delay", ALL, T::NoOrN, Some("no")),
     kw(
@@ -347,17 +407,24 @@ pub static KEYWORDS: &[Keyword] = &[
         DEF,
         T::ZeroUnset { min: i32::MIN as i64 },
         Some("-10"),
+    )
+    .refused(
+        "a single path of a find_multipaths smart WWID is never released after a timeout",
+        None,
     ),
-    kw("enable_foreign", DEF, T::Str, Some("NONE")),
+    kw("enable_foreign", DEF, T::Str, Some("NONE")).refused("no foreign library is loaded", Some("NONE")),
     kw("marginal_pathgroups", DEF, T::MarginalPathgroups, Some("off")),
-    kw("recheck_wwid", PATHS, T::YesNo, Some("no")),
+    kw("recheck_wwid", PATHS, T::YesNo, Some("no"))
+        .refused("the WWID of a path that comes back is not read again", Some("no")),
     kw(
         "auto_resize",
         DEF,
         T::Choice(&["never", "grow_only", "grow_shrink"]),
         Some("never"),
-    ),
-    kw("purge_disconnected", ALL, T::YesNo, Some("no")),
+    )
+    .refused("maps are resized only by the resize map command", Some("never")),
+    kw("purge_disconnected", ALL, T::YesNo, Some("no"))
+        .refused("a disconnected path stays until its device is removed", Some("no")),
     // Overrides protocol subsection.
     kw("protocol", OVR, T::Section(Section::Protocol), None),
     kw("type", PROTO, T::ProtocolType, None),

@@ -50,7 +50,13 @@ impl Default for LoadOptions {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
+    /// Upstream's messages, in its words (what `multipathd -t` prints, as `multipath -t`).
     pub diagnostics: Vec<Diagnostic>,
+    /// Settings this multipathd does not honour (`keywords::Support::Refused` rows set
+    /// to another value than what the daemon does, checker and prioritizer names it does
+    /// not implement), each saying what happens instead. Ours only: logged by the daemon
+    /// at start and reconfigure and printed by `multipathd -C`, not by `-t`.
+    pub unsupported: Vec<Diagnostic>,
 }
 
 /// Why a configuration could not be loaded.
@@ -142,6 +148,7 @@ fn load_files(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     Ok(Loaded {
         config: cfg,
         diagnostics: st.diags,
+        unsupported: st.unsupported,
     })
 }
 
@@ -252,6 +259,7 @@ fn parse_text(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigE
     Ok(Loaded {
         config: cfg,
         diagnostics: st.diags,
+        unsupported: st.unsupported,
     })
 }
 

@@ -8,7 +8,7 @@ use pest::iterators::{Pair, Pairs};
 
 use super::diag::{Diagnostic, Level};
 use super::grammar::{self, Rule, Slot};
-use super::keywords::{self, Keyword, Section, ValueType};
+use super::keywords::{self, Keyword, Section, Support, ValueType};
 use super::model::{Attrs, BlacklistDevice, Config, MultipathEntry, Pattern, ProtocolEntry};
 use super::value::{self, Note, ValueError};
 
@@ -37,6 +37,10 @@ pub(crate) struct LoadState {
     pub diags: Vec<Diagnostic>,
     /// Deprecated keywords already reported (upstream reports each once).
     deprecated_seen: HashSet<&'static str>,
+    /// Settings this multipathd parses but does not honour (keywords, checker and
+    /// prioritizer names): ours, not upstream's, so kept apart from `diags` (`multipathd
+    /// -t` prints upstream's messages only; the daemon and `-C` log these too).
+    pub unsupported: Vec<Diagnostic>,
 }
 
 impl LoadState {
@@ -487,12 +491,49 @@ impl FileParser<'_> {
                 ),
             ),
         }
+        if !unset && self.attrs(target).is_some() {
+            self.refuse_unsupported(kw, key, &v, text, n);
+        }
         if let Some(attrs) = self.attrs(target) {
             if unset {
                 attrs.remove(key);
             } else {
                 attrs.insert(key, v);
             }
+        }
+    }
+
+    /// A setting this multipathd does not honour is stored as upstream would (`show
+    /// config` prints it), and said so: a keyword marked refused in the table (unless the
+    /// value asks for what the daemon does anyway), a checker or prioritizer name that is
+    /// not implemented here (the fallback is named).
+    fn refuse_unsupported(&mut self, kw: &'static Keyword, key: &str, v: &value::Value, text: &str, n: usize) {
+        let refusal = match kw.support {
+            Support::Refused { instead, except } => {
+                let asked_for_ours = except.is_some_and(|e| value::parse(kw.ty, e).is_ok_and(|(ev, _)| ev == *v));
+                (!asked_for_ours).then(|| (kw.name.to_string(), instead.to_string()))
+            }
+            Support::Works => match key {
+                "path_checker" => crate::checkers::checker_by_name(text)
+                    .err()
+                    .map(|e| (format!("{} \"{text}\"", kw.name), e.instead())),
+                "prio" => crate::discovery::prio::Prio::from_name(text).is_none().then(|| {
+                    (
+                        format!("prio \"{text}\""),
+                        crate::discovery::prio::unsupported_instead(),
+                    )
+                }),
+                _ => None,
+            },
+        };
+        if let Some((what, instead)) = refusal {
+            let message = keywords::not_supported(self.file, n, &what, &instead);
+            self.st.unsupported.push(Diagnostic {
+                level: Level::Warning,
+                file: self.file.to_string(),
+                line: n,
+                message,
+            });
         }
     }
 }

@@ -92,15 +92,16 @@ fn print_load_error(e: &config::ConfigError, verbosity: u8) {
 }
 
 /// `multipathd -C`: every error and warning upstream would log while reading the
-/// configuration (multipath.conf and conf.d), in its words, on stderr; notices too from
-/// `-v3` on. Exits 1 if there was an error or warning (or the file cannot be read or
+/// configuration (multipath.conf and conf.d), in its words, on stderr, then each setting
+/// this multipathd does not honour (`Loaded::unsupported`); notices too from `-v3` on. Exits 1 if there was an error or warning (or the file cannot be read or
 /// parsed), 0 for a clean configuration, so that a file can be checked before
 /// `reconfigure` applies it.
 pub fn check_config(opts: &LoadOptions, verbosity: u8) -> i32 {
     match config::load(opts) {
         Ok(loaded) => {
             let mut problems = 0;
-            for d in &loaded.diagnostics {
+            // Upstream's messages, then what this multipathd does not honour.
+            for d in loaded.diagnostics.iter().chain(&loaded.unsupported) {
                 let problem = d.level != config::Level::Notice;
                 problems += usize::from(problem);
                 if problem || verbosity >= 3 {

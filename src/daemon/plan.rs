@@ -50,7 +50,13 @@ pub fn plan_map(cfg: &Config, wwid: &str, alias: &str, paths: &[PlanPath]) -> Op
 
     let detected = sel.detect_pgpolicy().value && paths.iter().all(|p| p.prio_name == "alua" || p.prio_name == "sysfs");
     let (pgpolicy, origin) = if detected {
-        (Pgpolicy::GroupByPrio, "(setting: detected)")
+        // As upstream's detect_pgpolicy_use_tpg: the detected policy groups by target port group.
+        let p = if sel.detect_pgpolicy_use_tpg().value {
+            Pgpolicy::GroupByTpg
+        } else {
+            Pgpolicy::GroupByPrio
+        };
+        (p, "(setting: detected)")
     } else {
         let s = sel.pgpolicy();
         (Pgpolicy::from_name(&s.value).unwrap_or(Pgpolicy::Failover), s.origin)
@@ -223,6 +229,28 @@ mod tests {
         let c = cfg("defaults {\n features \"1 queue_if_no_path\"\n no_path_retry fail\n detect_pgpolicy no\n}\n");
         let plan = plan_map(&c, "w", "w", &[path("sda", "8:0", 1, "const")]).unwrap();
         assert!(plan.table.features.is_empty());
+    }
+
+    #[test]
+    fn detected_policy_groups_by_tpg_with_detect_pgpolicy_use_tpg() {
+        let mut paths = [path("sda", "8:0", 50, "alua"), path("sdb", "8:16", 50, "alua")];
+        paths[0].tpg = Some(1);
+        paths[1].tpg = Some(2);
+        // Same priority, two target port groups: group_by_prio makes one group, by tpg two.
+        let plan = plan_map(&cfg("defaults {\n detect_pgpolicy_use_tpg yes\n}\n"), "w", "w", &paths).unwrap();
+        assert_eq!(plan.table.groups.len(), 2);
+        assert!(
+            plan.log
+                .iter()
+                .any(|l| l == "w: path_grouping_policy = group_by_tpg (setting: detected)")
+        );
+        let plan = plan_map(&cfg(""), "w", "w", &paths).unwrap();
+        assert_eq!(plan.table.groups.len(), 1);
+        assert!(
+            plan.log
+                .iter()
+                .any(|l| l == "w: path_grouping_policy = group_by_prio (setting: detected)")
+        );
     }
 
     #[test]

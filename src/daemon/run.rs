@@ -77,6 +77,7 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
     let logger = logging::init(sink, verbosity(&cfg, opts));
     super::hardening::harden();
     log_diagnostics(&loaded.diagnostics);
+    log_diagnostics(&loaded.unsupported);
     let code = run_threads(opts, load, cfg, dm);
     logger.shutdown();
     code

@@ -62,6 +62,33 @@ impl Prio {
     }
 }
 
+/// Upstream's prioritizers this build does not implement.
+pub const UPSTREAM_NOT_BUILT: &[&str] = &["datacore", "emc", "hds", "hp_sw", "iet", "ontap", "rdac"];
+
+/// The prioritizer a path gets when its `prio` names one this build does not have.
+pub const FALLBACK: Prio = Prio::Const;
+
+/// What happens instead of an unsupported `prio`, in the words of
+/// [`crate::config::keywords::not_supported`].
+pub fn unsupported_instead() -> String {
+    format!("{} is used instead", FALLBACK.name())
+}
+
+/// The prioritizer of a configured name; one this build does not have falls back to
+/// [`FALLBACK`] with the warning to log (the owner logs it at path add, naming the path).
+pub fn prio_or_fallback(name: &str) -> (Prio, Option<String>) {
+    match Prio::from_name(name) {
+        Some(p) => (p, None),
+        None => (
+            FALLBACK,
+            Some(crate::config::keywords::unsupported(
+                &format!("prio \"{name}\""),
+                &unsupported_instead(),
+            )),
+        ),
+    }
+}
+
 /// `const`: every path the same.
 pub const CONST_PRIO: i32 = 1;
 

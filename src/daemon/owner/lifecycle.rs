@@ -73,6 +73,7 @@ impl Owner {
         match done.result {
             Ok(l) => {
                 log_diagnostics(&l.diagnostics);
+                log_diagnostics(&l.unsupported);
                 log::info!("reconfigure: new configuration loaded in {ms} ms");
                 self.reconfigure(l.config);
             }

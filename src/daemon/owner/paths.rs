@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checkers::state as chk;
-use crate::checkers::{self, CheckRequest, CheckerKind, Control};
+use crate::checkers::{self, CheckRequest, Control};
 use crate::config::blacklist::Blacklist;
 use crate::config::keywords::Setting;
-use crate::config::propsel::Selector;
+use crate::config::propsel::{PathFacts, Selector};
 use crate::discovery::prio::PrioJob;
 use crate::discovery::{self, PathInfo};
 use crate::marginal::state::Event as MgEvent;
@@ -158,10 +158,17 @@ impl Owner {
             &info.rev,
             info.wwid.as_deref().unwrap_or(""),
         );
-        let checker_name = sel.checker().value;
+        // detect_checker: an ALUA path (its access_state in sysfs, as for detect_prio) is
+        // checked with tur. Upstream's RDAC detection (VPD page 0xC9, SG_IO) is not done.
+        let facts = PathFacts {
+            tpgs: info.access_state.is_some(),
+            ..PathFacts::default()
+        };
+        let checker_sel = sel.checker_for_path(&facts);
+        let checker_name = checker_sel.value;
         let checker = checkers::checker_by_name(&checker_name).unwrap_or_else(|e| {
             log::warn!("{}: {e}", info.dev);
-            CheckerKind::Tur
+            checkers::DEFAULT_CHECKER
         });
         let (prio_job, prio) = self.prioritize(&sel, &info);
         // A prioritizer that talks to the device runs with the path's first check, on the
@@ -179,12 +186,7 @@ impl Owner {
         let rec = chk::PathRecord::new(&info.dev, &devt, checker.name(), &policy);
         let offline = checkers::sysfs::state_from_sysfs(&info.state).is_some_and(|v| v.offline);
         let check_timeout = self.check_timeout(&sel, &info.dev);
-        log::debug!(
-            "{}: path_checker = {} {}",
-            info.dev,
-            checker.name(),
-            sel.checker().origin
-        );
+        log::debug!("{}: path_checker = {} {}", info.dev, checker.name(), checker_sel.origin);
         log::debug!("{}: prio = {prio_name} ({prio})", info.dev);
         if let Some(old) = self.paths.get(&info.dev) {
             self.dev_by_devt.remove(&old.rec.dev_t);
@@ -303,7 +305,13 @@ impl Owner {
         };
         let (p, args) = match detected {
             Some(p) => (p, String::new()),
-            None => (Prio::from_name(&configured.0).unwrap_or(Prio::Const), configured.1),
+            None => {
+                let (p, refused) = discovery::prio::prio_or_fallback(&configured.0);
+                if let Some(why) = refused {
+                    log::warn!("{}: {why}", info.dev);
+                }
+                (p, configured.1)
+            }
         };
         let job = PrioJob {
             prio: p,
