@@ -127,6 +127,7 @@ fn priority_is_refreshed_with_every_usable_check() {
     let prio = PrioJob {
         prio: Prio::Sysfs,
         args: String::new(),
+        unless_ana: None,
         dev: "sdq".to_string(),
         hcil: Hcil {
             host: 3,

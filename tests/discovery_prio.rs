@@ -313,3 +313,37 @@ fn rdac_page_and_device_probes_fail_cleanly_without_scsi() {
     assert!(e.contains("SG_IO opcode 0x12"), "{e}");
     assert!(!read_is_rdac(f.path(), 1000));
 }
+
+/// detect_prio on NVMe: the job asks the controller on its run (a checker worker's), and a
+/// device that does not answer the Identify (here: not an NVMe device at all) gets the
+/// configured prioritizer, for this run and in the name `show paths` gives it.
+#[test]
+fn nvme_detection_runs_with_the_job_and_falls_back_to_the_configured_prio() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("dev")).unwrap();
+    std::fs::write(root.path().join("dev/nvme0n1"), b"").unwrap();
+    let job = PrioJob {
+        prio: Prio::Ana,
+        args: String::new(),
+        unless_ana: Some(AnaDetect::new(Prio::Const, String::new())),
+        dev: "nvme0n1".to_string(),
+        hcil: multipathd::discovery::Hcil {
+            host: 0,
+            channel: 0,
+            target: 0,
+            lun: 1,
+        },
+        serial: String::new(),
+        root: multipathd::discovery::SysfsRoot::new(root.path()),
+        dev_dir: root.path().join("dev"),
+    };
+    assert_eq!(job.run(std::time::Duration::from_millis(100)).unwrap(), 1);
+    assert_eq!(job.effective(), Prio::Const);
+    // Without detection the same device is asked for its ANA state, and cannot answer.
+    let plain = PrioJob {
+        unless_ana: None,
+        ..job
+    };
+    assert!(plain.run(std::time::Duration::from_millis(100)).is_err());
+    assert_eq!(plain.effective(), Prio::Ana);
+}

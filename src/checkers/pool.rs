@@ -591,6 +591,7 @@ mod tests {
         Arc::new(PrioJob {
             prio: crate::discovery::prio::Prio::Alua,
             args: prio.to_string(),
+            unless_ana: None,
             dev: "sdb".to_string(),
             hcil: crate::discovery::Hcil {
                 host: 1,

@@ -572,6 +572,9 @@ impl<'a> From<&'a PathInfo> for Subject<'a> {
 pub struct PrioJob {
     pub prio: Prio,
     pub args: String,
+    /// `detect_prio` on an NVMe path: `prio` is `ana` only if the controller reports ANA,
+    /// which the first run asks (off the state owner's thread), else this one.
+    pub unless_ana: Option<AnaDetect>,
     pub dev: String,
     pub hcil: Hcil,
     pub serial: String,
@@ -580,9 +583,56 @@ pub struct PrioJob {
     pub dev_dir: PathBuf,
 }
 
+/// The prioritizer an NVMe path gets when its controller does not report ANA, and the
+/// answer once a run has had one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnaDetect {
+    pub otherwise: (Prio, String),
+    supported: std::sync::OnceLock<bool>,
+}
+
+impl AnaDetect {
+    pub fn new(prio: Prio, args: String) -> AnaDetect {
+        AnaDetect {
+            otherwise: (prio, args),
+            supported: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 impl PrioJob {
+    /// The prioritizer the last run used: `ana` for a detecting job only once its
+    /// controller has said it reports ANA.
+    pub fn effective(&self) -> Prio {
+        match &self.unless_ana {
+            Some(d) if d.supported.get() != Some(&true) => d.otherwise.0,
+            _ => self.prio,
+        }
+    }
+
     /// Runs the prioritizer; commands time out after `timeout`.
     pub fn run(&self, timeout: Duration) -> Result<i32, PrioError> {
+        let (prio, args) = match &self.unless_ana {
+            None => (self.prio, self.args.as_str()),
+            Some(d) => {
+                let ana = match d.supported.get() {
+                    Some(known) => *known,
+                    // A path that cannot answer now is asked again at the next run.
+                    None => match super::ana::ana_supported(&self.dev_dir.join(&self.dev), timeout) {
+                        Ok(known) => *d.supported.get_or_init(|| known),
+                        Err(e) => {
+                            log::debug!("{}: detect_prio: {e}", self.dev);
+                            false
+                        }
+                    },
+                };
+                if ana {
+                    (Prio::Ana, "")
+                } else {
+                    (d.otherwise.0, d.otherwise.1.as_str())
+                }
+            }
+        };
         // `random` stays put for the daemon's life: a new number at every check
         // would regroup the map on every check.
         let mut rng = || std::process::id().wrapping_mul(2654435761);
@@ -599,7 +649,7 @@ impl PrioJob {
             hcil: self.hcil,
             serial: &self.serial,
         };
-        getprio(self.prio, &self.args, &subject, &mut env)
+        getprio(prio, args, &subject, &mut env)
     }
 
     /// Whether [`PrioJob::run`] computes this prioritizer (`path_latency` is not

@@ -9,7 +9,7 @@ use crate::checkers::{self, CheckRequest, Control};
 use crate::config::blacklist::Blacklist;
 use crate::config::keywords::Setting;
 use crate::config::propsel::{PathFacts, Selector};
-use crate::discovery::prio::PrioJob;
+use crate::discovery::prio::{AnaDetect, PrioJob};
 use crate::discovery::{self, PathInfo};
 use crate::marginal::state::Event as MgEvent;
 
@@ -232,6 +232,10 @@ impl Owner {
         self.touch_all();
         let Some(p) = self.paths.get_mut(dev) else { return };
         p.prio = prio.unwrap_or(discovery::pgpolicy::PRIO_UNDEF);
+        // detect_prio on NVMe is answered by that run.
+        if let Some(job) = &p.prio_job {
+            p.prio_name = job.effective().name().to_string();
+        }
         log::debug!("{dev}: prio = {} ({}) after the first check", p.prio_name, p.prio);
         if let Some(wwid) = p.info.wwid.clone() {
             self.resume_deferred(&wwid);
@@ -289,24 +293,15 @@ impl Owner {
     fn prioritize(&self, sel: &Selector, info: &PathInfo) -> (PrioJob, Option<i32>) {
         use discovery::prio::Prio;
         let configured = sel.prio().value;
-        let detected = match info.bus {
-            _ if !sel.detect_prio().value => None,
-            discovery::Bus::Scsi => info.access_state.is_some().then_some(Prio::Sysfs),
-            // Identify Controller, on this thread like the first priority run below.
-            discovery::Bus::Nvme => {
-                match discovery::ana::ana_supported(&self.env.dev_dir.join(&info.dev), ADD_PRIO_TIMEOUT) {
-                    Ok(ana) => ana.then_some(Prio::Ana),
-                    Err(e) => {
-                        log::debug!("{}: detect_prio: {e}", info.dev);
-                        None
-                    }
-                }
-            }
-        };
-        let (p, args) = match detected {
-            Some(p) => (p, String::new()),
-            None => {
-                let (p, refused) = discovery::prio::prio_or_fallback(&configured.0);
+        let (p, refused) = discovery::prio::prio_or_fallback(&configured.0);
+        let detect = sel.detect_prio().value;
+        // An NVMe controller is asked whether it reports ANA by the first check's run
+        // (Identify Controller is a command to the device), which falls back to this.
+        let unless_ana = (detect && info.bus == discovery::Bus::Nvme).then(|| AnaDetect::new(p, configured.1.clone()));
+        let (p, args) = match info.bus {
+            discovery::Bus::Scsi if detect && info.access_state.is_some() => (Prio::Sysfs, String::new()),
+            discovery::Bus::Nvme if unless_ana.is_some() => (Prio::Ana, String::new()),
+            _ => {
                 if let Some(why) = refused {
                     log::warn!("{}: {why}", info.dev);
                 }
@@ -316,6 +311,7 @@ impl Owner {
         let job = PrioJob {
             prio: p,
             args,
+            unless_ana,
             dev: info.dev.clone(),
             hcil: info.hcil,
             serial: info.serial.clone(),
