@@ -117,7 +117,7 @@ fn load_files(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let main = opts.path.display().to_string();
     match source::read_config_file(&opts.path, &mut budget) {
         FileText::Text(text) => {
-            if !read_file(&main, &main, &text, &mut cfg, &mut st) {
+            if !read_file(&main, &main, &text, false, &mut cfg, &mut st) {
                 return Err(ConfigError::Parse {
                     path: opts.path.clone(),
                     diagnostics: st.diags,
@@ -200,7 +200,7 @@ fn read_conf_dir(dir: &Path, cfg: &mut Config, st: &mut parser::LoadState, budge
             // A failing handler in a conf.d file only loses that setting.
             FileText::Text(text) => {
                 let desc = f.file_name().unwrap_or_default().to_string_lossy();
-                read_file(&name, &desc, &text, cfg, st);
+                read_file(&name, &desc, &text, true, cfg, st);
             }
             // Listed a moment ago, removed since: as if it had not been there.
             FileText::Missing => {}
@@ -244,7 +244,7 @@ fn parse_text(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigE
         });
     }
     let mut st = parser::LoadState::default();
-    if !read_file(name, name, text, &mut cfg, &mut st) {
+    if !read_file(name, name, text, false, &mut cfg, &mut st) {
         return Err(ConfigError::Parse {
             path: PathBuf::from(name),
             diagnostics: st.diags,
@@ -265,11 +265,15 @@ fn parse_text(mut cfg: Config, name: &str, text: &str) -> Result<Loaded, ConfigE
 
 /// Parses one file into `cfg` and applies upstream's per-file clean-up of its device and
 /// protocol entries; `desc` is how those messages name the file (upstream: the main file's
-/// path, a conf.d file's bare name). False if a handler failed; as upstream, what the file
-/// set until then is cleaned up all the same (it stays in force for a conf.d file).
-fn read_file(name: &str, desc: &str, text: &str, cfg: &mut Config, st: &mut parser::LoadState) -> bool {
+/// path, a conf.d file's bare name). False if a handler failed; as upstream, what a conf.d
+/// file set until then is cleaned up all the same (it stays in force), while a failed main
+/// file ends the load before its clean-up (`conf_d`: which of the two this is).
+fn read_file(name: &str, desc: &str, text: &str, conf_d: bool, cfg: &mut Config, st: &mut parser::LoadState) -> bool {
     let protocols = cfg.overrides.protocols.len();
     let parser::Parsed { devices, ok } = parser::parse_file(name, text, cfg, st);
+    if !ok && !conf_d {
+        return false;
+    }
     merge::factorize_devices(cfg, devices, desc, &mut st.diags);
     merge::validate_protocols(cfg, protocols, desc, &mut st.diags);
     ok
