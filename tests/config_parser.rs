@@ -545,11 +545,6 @@ fn keywords_without_effect_warn_at_load_with_what_happens_instead() {
         ),
         (
             "defaults",
-            "allow_usb_devices no",
-            "USB devices are multipathed like any other, as with yes",
-        ),
-        (
-            "defaults",
             "mode 0600",
             "the map's device node keeps the mode udev gives it",
         ),

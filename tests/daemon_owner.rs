@@ -597,6 +597,26 @@ fn a_map_waiting_for_a_removed_paths_priority_is_set_up_without_it() {
     );
 }
 
+/// A USB disk is skipped unless `allow_usb_devices yes` (upstream's default is no), and
+/// `add path` answers it as blacklisted.
+#[test]
+fn usb_disks_are_left_out_unless_allowed() {
+    let f = FakeSys::new();
+    let mut disk = scsi_debug("sdc", (8, 32), 6, 0, "active/optimized");
+    disk.parent = "pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0".to_string();
+    f.add_scsi(&disk);
+    let wwn = format!("0x{}", &WWID[1..]);
+    f.add_udev((8, 32), &[("ID_SERIAL", WWID), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.owner.counts(), (0, 0));
+    assert_eq!(h.cmd(Command::AddPath { path: "sdc".into() }), "blacklisted\n");
+    let allowed = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n allow_usb_devices yes\n}\n";
+    let mut h = Harness::new(&f, allowed, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.owner.counts(), (1, 1));
+}
+
 #[test]
 fn coldplug_adopts_an_existing_map_with_the_same_table() {
     let f = FakeSys::new();

@@ -334,8 +334,7 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("no_path_retry", ALL, T::NoPathRetry, None),
     kw("queue_without_daemon", DEF, T::YesNo, Some("no")),
     kw("checker_timeout", DEF, T::ZeroUnset { min: 0 }, None),
-    kw("allow_usb_devices", DEF, T::YesNo, Some("no"))
-        .refused("USB devices are multipathed like any other, as with yes", Some("yes")),
+    kw("allow_usb_devices", DEF, T::YesNo, Some("no")),
     kw("pg_timeout", DEF | DEV | MP, T::Deprecated, None),
     kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")).refused(
         "a map is kept when its last path is removed, as with never",
@@ -663,6 +662,7 @@ keyword_ids! {
     Alias = "alias",
     AliasPrefix = "alias_prefix",
     AllTgPt = "all_tg_pt",
+    AllowUsbDevices = "allow_usb_devices",
     CheckerTimeout = "checker_timeout",
     DeferredRemove = "deferred_remove",
     DelayWaitChecks = "delay_wait_checks",

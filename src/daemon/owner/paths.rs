@@ -49,8 +49,14 @@ impl Owner {
         Blacklist::new(&self.cfg, native)
     }
 
-    /// Why the path is blacklisted (logged), or `None` if it may be used.
+    /// Why the path is blacklisted (logged), or `None` if it may be used. A USB disk is
+    /// skipped first unless `allow_usb_devices` (upstream's pathinfo skips it before the
+    /// blacklist, and `add path` answers it as blacklisted).
     fn blacklist_reason(&self, bl: &Blacklist, p: &PathInfo) -> Option<String> {
+        if p.protocol == "scsi:usb" && self.cfg.setting_bool(Setting::AllowUsbDevices) != Some(true) {
+            log::debug!("{}: skip USB device", p.dev);
+            return Some("skip USB device".to_string());
+        }
         let sel = Selector::new(&self.cfg, &p.vendor, &p.product, &p.rev, "");
         let uid = sel.uid_attribute(&p.dev).value;
         let props: Vec<&str> = p
