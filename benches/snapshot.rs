@@ -45,6 +45,9 @@ impl MapOps for FakeDm {
     fn remove_map(&mut self, _: &str) -> Result<(), DmError> {
         Ok(())
     }
+    fn in_use(&mut self, _: &str) -> Result<bool, DmError> {
+        Ok(false)
+    }
     fn suspend(&mut self, _: &str) -> Result<(), DmError> {
         Ok(())
     }

@@ -67,6 +67,9 @@ impl MapOps for NoMaps {
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone(name))
     }
+    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
+        Err(gone(name))
+    }
     fn suspend(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone(name))
     }

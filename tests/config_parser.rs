@@ -518,11 +518,6 @@ fn keywords_without_effect_warn_at_load_with_what_happens_instead() {
             "maps are resized only by the resize map command",
         ),
         (
-            "defaults",
-            "flush_on_last_del unused",
-            "a map is kept when its last path is removed, as with never",
-        ),
-        (
             "overrides",
             "deferred_remove yes",
             "the removal of a map in use fails at once, it is never deferred",

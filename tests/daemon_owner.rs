@@ -77,6 +77,8 @@ struct DmState {
     calls: Vec<Call>,
     maps: BTreeMap<String, FakeMap>,
     next_minor: u32,
+    /// Maps held open (mounted, in use): removing them fails with EBUSY.
+    open: BTreeSet<String>,
 }
 
 impl DmState {
@@ -227,7 +229,22 @@ impl MapOps for FakeDm {
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
         let mut st = self.0.lock().unwrap();
         st.calls.push(Call::Remove { name: name.to_string() });
+        if st.open.contains(name) {
+            return Err(DmError::Ioctl {
+                op: "remove",
+                name: Some(name.to_string()),
+                errno: nix::errno::Errno::EBUSY,
+            });
+        }
         st.maps.remove(name).map(|_| ()).ok_or_else(|| gone("remove", name))
+    }
+
+    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
+        let st = self.0.lock().unwrap();
+        if !st.maps.contains_key(name) {
+            return Err(gone("info", name));
+        }
+        Ok(st.open.contains(name))
     }
 
     fn suspend(&mut self, name: &str) -> Result<(), DmError> {
@@ -1577,14 +1594,18 @@ fn second_path_failed_uevent_in_the_window_holds_the_path() {
     h.owner.shutdown();
 }
 
+/// As upstream's default `flush_on_last_del unused`: a map that queues IO and is in use
+/// (mounted) is kept when its last path goes, and gets the path back by a reload.
 #[test]
-fn removing_paths_reloads_and_never_drops_the_map() {
+fn removing_paths_reloads_and_keeps_a_queueing_map_in_use() {
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
-    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
     h.owner.coldplug();
     let ids = h.scheduled();
     h.calls();
+    h.dm.lock().unwrap().open.insert("mpatha".into());
 
     f.remove("sdb", (8, 16));
     h.owner.on_uevent(remove_uevent("sdb", 0));
@@ -1593,7 +1614,7 @@ fn removing_paths_reloads_and_never_drops_the_map() {
         vec![Call::Reload {
             name: "mpatha".into(),
             sectors: SECTORS,
-            params: "0 1 alua 1 1 service-time 0 1 1 8:0 1".into()
+            params: "1 queue_if_no_path 1 alua 1 1 service-time 0 1 1 8:0 1".into()
         }]
     );
     let ctl = h.controls();
@@ -1640,10 +1661,62 @@ fn removing_paths_reloads_and_never_drops_the_map() {
         vec![Call::Reload {
             name: "mpatha".into(),
             sectors: SECTORS,
-            params: "0 1 alua 1 1 service-time 0 1 1 8:0 1".into()
+            params: "1 queue_if_no_path 1 alua 1 1 service-time 0 1 1 8:0 1".into()
         }]
     );
     assert_eq!(h.owner.counts(), (1, 1));
+}
+
+/// Upstream's flush_map_nopaths: a map that does not queue, or that queues and is not in
+/// use (`flush_on_last_del unused`, the default, or `always`), is removed with its last
+/// path, queueing turned off first; `never` keeps a queueing map.
+#[test]
+fn the_last_path_removed_flushes_its_map_as_upstream() {
+    let run = |conf: &str, open: bool| {
+        let f = FakeSys::new();
+        two_paths(&f, "sda", "sdb");
+        let mut h = Harness::new(&f, conf, DmState::default());
+        h.owner.coldplug();
+        if open {
+            h.dm.lock().unwrap().open.insert("mpatha".into());
+        }
+        f.remove("sdb", (8, 16));
+        h.owner.on_uevent(remove_uevent("sdb", 0));
+        f.remove("sda", (8, 0));
+        h.calls();
+        h.owner.on_uevent(remove_uevent("sda", 1));
+        let calls = h.changes();
+        (calls, h.owner.counts())
+    };
+    let remove = Call::Remove { name: "mpatha".into() };
+    // Not queueing (no_path_retry fail by default): removed whatever flush_on_last_del says
+    // (upstream turns queueing off all the same).
+    let (calls, counts) = run(GREEDY, false);
+    assert_eq!(
+        (calls, counts),
+        (vec![msg("mpatha", "fail_if_no_path"), remove.clone()], (0, 0))
+    );
+    let queue = |extra: &str| {
+        format!("defaults {{\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n{extra}}}\n")
+    };
+    // Queueing and unused: queueing off, then removed.
+    let (calls, counts) = run(&queue(""), false);
+    assert_eq!(
+        (calls, counts),
+        (vec![msg("mpatha", "fail_if_no_path"), remove.clone()], (0, 0))
+    );
+    // Queueing, in use, unused: kept, still queueing.
+    let (calls, counts) = run(&queue(""), true);
+    assert_eq!((calls, counts), (vec![], (0, 1)));
+    // always: queueing off even in use; the removal fails (open), the map stays.
+    let (calls, counts) = run(&queue(" flush_on_last_del always\n"), true);
+    assert_eq!(
+        (calls, counts),
+        (vec![msg("mpatha", "fail_if_no_path"), remove], (0, 1))
+    );
+    // never: a queueing map is kept.
+    let (calls, counts) = run(&queue(" flush_on_last_del never\n"), false);
+    assert_eq!((calls, counts), (vec![], (0, 1)));
 }
 
 /// Upstream's daemon clears a map's action once a reload is done (only `create`

@@ -66,6 +66,9 @@ impl MapOps for NoMaps {
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone("remove", name))
     }
+    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
+        Err(gone("info", name))
+    }
     fn suspend(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone("suspend", name))
     }

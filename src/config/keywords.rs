@@ -336,10 +336,7 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("checker_timeout", DEF, T::ZeroUnset { min: 0 }, None),
     kw("allow_usb_devices", DEF, T::YesNo, Some("no")),
     kw("pg_timeout", DEF | DEV | MP, T::Deprecated, None),
-    kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")).refused(
-        "a map is kept when its last path is removed, as with never",
-        Some("never"),
-    ),
+    kw("flush_on_last_del", ALL, T::FlushOnLastDel, Some("unused")),
     kw("user_friendly_names", ALL, T::YesNo, Some("no")),
     kw("mode", DEF | MP, T::Mode, None).refused("the map's device node keeps the mode udev gives it", None),
     kw("uid", DEF | MP, T::Uid, None).refused("the map's device node keeps the owner udev gives it", None),

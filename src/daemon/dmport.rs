@@ -94,6 +94,10 @@ impl<B: DmBackend> MapOps for DmPort<B> {
         self.0.remove(name)
     }
 
+    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
+        self.0.info(name).map(|i| i.open_count > 0)
+    }
+
     fn suspend(&mut self, name: &str) -> Result<(), DmError> {
         self.0.suspend(name, true).map(|_| ())
     }

@@ -213,7 +213,7 @@ impl Owner {
         result
     }
 
-    fn remove_map(&mut self, name: &str) -> Answer {
+    pub(super) fn remove_map(&mut self, name: &str) -> Answer {
         match self.dm.remove_map(name) {
             Ok(()) => {
                 log::info!("{name}: map removed");

@@ -59,6 +59,8 @@ pub trait MapOps: Send {
     fn status(&mut self, name: &str) -> Result<String, DmError>;
     /// Removes a map; the error's errno is EBUSY while it is open (mounted, in use).
     fn remove_map(&mut self, name: &str) -> Result<(), DmError>;
+    /// Whether the map is open (mounted, held by LVM or a partition map).
+    fn in_use(&mut self, name: &str) -> Result<bool, DmError>;
     fn suspend(&mut self, name: &str) -> Result<(), DmError>;
     fn resume(&mut self, name: &str) -> Result<(), DmError>;
 }

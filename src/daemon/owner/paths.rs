@@ -413,11 +413,13 @@ impl Owner {
         reply
     }
 
-    /// Removes paths, then reloads each affected map once. A map is never removed on
-    /// our own, even without paths: IO may be queued on it.
+    /// Removes paths, then reloads each affected map once; a map left without paths is
+    /// flushed as `flush_on_last_del` says (see `flush_map_nopaths`).
     pub(super) fn remove_paths(&mut self, devs: &[String]) -> std::collections::BTreeSet<String> {
         let mut touched = std::collections::BTreeSet::new();
         let mut waited = std::collections::BTreeSet::new();
+        // Vendor, product and revision of a removed path of each map, for its settings.
+        let mut hardware: std::collections::BTreeMap<String, [String; 3]> = std::collections::BTreeMap::new();
         for dev in devs {
             let Some(p) = self.paths.remove(dev) else {
                 continue;
@@ -437,6 +439,7 @@ impl Owner {
             self.apply_marginal(acts);
             if let Some(map) = p.map {
                 log::info!("{dev}: path removed from map {map}");
+                hardware.insert(map.clone(), [p.info.vendor, p.info.product, p.info.rev]);
                 touched.insert(map);
             }
         }
@@ -451,7 +454,9 @@ impl Owner {
                 wait.retain(|d| !devs.contains(d));
             }
             if m.paths.is_empty() {
-                log::info!("{map}: last path removed, keeping the map");
+                if let Some(hw) = hardware.get(map) {
+                    self.flush_map_nopaths(map, hw);
+                }
                 continue;
             }
             let (wwid, left, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());
@@ -462,6 +467,39 @@ impl Owner {
             self.resume_deferred(&wwid);
         }
         touched
+    }
+
+    /// A map whose last path was removed is removed too, as upstream's
+    /// `flush_map_nopaths`: unless it queues IO and `flush_on_last_del` is `never`, or it
+    /// queues, is in use and the setting is `unused`. Queueing is turned off first (IO
+    /// queued on a map without paths would otherwise wait forever), also when the map
+    /// then cannot be removed because it is open.
+    fn flush_map_nopaths(&mut self, map: &str, hw: &[String; 3]) {
+        let Some(m) = self.maps.get(map) else { return };
+        let flush = Selector::new(&self.cfg, &hw[0], &hw[1], &hw[2], &m.wwid)
+            .flush_on_last_del()
+            .value;
+        let queueing = m.rec.queueing;
+        if queueing && flush == "never" {
+            log::info!("{map}: map is queueing, can't remove");
+            return;
+        }
+        if queueing && flush == "unused" && self.dm.in_use(map).unwrap_or(true) {
+            log::info!("{map}: map in use and queueing, can't remove");
+            return;
+        }
+        if queueing {
+            log::info!("{map}: last path deleted, disabling queueing");
+        }
+        let (rec, acts) = chk::disable_queueing(&m.rec, 0);
+        if let Some(m) = self.maps.get_mut(map) {
+            m.rec = rec;
+        }
+        self.apply_checker_actions(map, acts);
+        match self.remove_map(map) {
+            Ok(_) => log::info!("{map}: map flushed after removing all paths"),
+            Err(_) => log::error!("{map}: can't flush"),
+        }
     }
 }
 
