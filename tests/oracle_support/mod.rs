@@ -292,6 +292,21 @@ pub static INTENDED: &[Intended] = &[
         }),
     },
     Intended {
+        name: "polling_interval_huge",
+        reason: "with a polling interval above UINT_MAX / 4, upstream's load_config loops forever \
+                 doubling adjust_int (an unsigned product that wraps before it reaches \
+                 max_polling_interval); ours keeps the interval and prints the dump",
+        kind: Kind::Excuse(|case, up, ours| {
+            let huge = |k| {
+                case.values_of(k)
+                    .any(|v| number(&v).is_some_and(|n| n > i64::from(u32::MAX / 4)))
+            };
+            up.status == Status::TimedOut
+                && (huge("polling_interval") || huge("max_polling_interval"))
+                && ours_fine(ours)
+        }),
+    },
+    Intended {
         name: "blacklist_device_without_product",
         reason: "upstream prints a blacklist device entry that has no product without its closing \
                  brace, so its dump does not parse (../shared/reference/upstream/README.md); ours \
