@@ -713,7 +713,9 @@ mod tests {
     /// worker takes it: waiting is never reported as a timeout.
     #[test]
     fn deadline_starts_when_a_worker_takes_the_check() {
-        let mut f = fixture(1, 1, &[1]);
+        // Path 2 also waits to be released: an answer it gave at once could reach the
+        // `poll` below before the test looks.
+        let mut f = fixture(1, 1, &[1, 2]);
         assert_eq!(f.start(1, 0), None);
         assert_eq!(f.start(2, 0), None);
         assert_eq!(f.pool.queued(), 1);
@@ -725,6 +727,7 @@ mod tests {
         assert_eq!(f.pool.queued(), 0);
         assert_eq!(f.pool.next_deadline(), Some(f.at(51_000)));
         assert!(f.pool.poll(f.at(40_000)).is_empty());
+        f.release.send(2).unwrap();
         assert_eq!(f.answer(40_020), up(2, 20));
         // Path 1 can be checked again.
         assert_eq!(f.start(1, 41_000), None);
