@@ -457,12 +457,20 @@ impl FileParser<'_> {
                 );
                 return;
             }
+            Err(ValueError::Slash) => {
+                self.diag(
+                    Level::Warning,
+                    n,
+                    format!("{file} line {n}, {text} cannot contain a slash. Ignoring"),
+                );
+                return;
+            }
             Err(ValueError::Fatal) => {
                 self.fail(n, raw);
                 return;
             }
         };
-        let unset = kw.ty == ValueType::PartitionDelimiter && text == "/UNSET/" || value::means_unset(kw.ty, &v);
+        let unset = value::means_unset(kw.ty, &v);
         match note {
             Note::None => {}
             Note::Capped(x, large) => {

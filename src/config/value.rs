@@ -38,6 +38,8 @@ pub enum ValueError {
     BadCount { given: i64, found: usize },
     /// `support for "V" is not compiled in for K`.
     NotCompiledIn,
+    /// `V cannot contain a slash. Ignoring` (the earlier value stays).
+    Slash,
     /// The handler itself failed: the line is a parse failure.
     Fatal,
 }
@@ -196,6 +198,9 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
     match ty {
         T::Section(_) | T::Deprecated => Err(ValueError::Invalid),
         T::Str | T::Regex => ok(Value::Str(text.to_string())),
+        // Upstream refuses every value with a slash, its own `/UNSET/` included (which
+        // then crashes it when no earlier value is set: tests/oracle_support, intended).
+        T::PartitionDelimiter if text.contains('/') => Err(ValueError::Slash),
         T::PartitionDelimiter => ok(Value::Str(text.to_string())),
         T::UidAttrs => {
             // Records are separated by spaces only (a tab stays inside a record), as

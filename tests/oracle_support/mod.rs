@@ -307,6 +307,22 @@ pub static INTENDED: &[Intended] = &[
         }),
     },
     Intended {
+        name: "partition_delimiter_unset_crash",
+        reason: "upstream's partition_delimiter handler compares the value it just refused (every \
+                 value with a slash, its own /UNSET/ included) as a string: with no earlier value \
+                 that is a NULL pointer, and multipath -t dies of SIGSEGV; ours refuses the value \
+                 with upstream's message and goes on",
+        kind: Kind::Excuse(|case, up, ours| {
+            up.status == Status::Signal(libc::SIGSEGV)
+                && case.values_of("partition_delimiter").any(|v| v.contains('/'))
+                && ours_fine(ours)
+                && ours
+                    .diags
+                    .iter()
+                    .any(|d| d.ends_with(" cannot contain a slash. Ignoring"))
+        }),
+    },
+    Intended {
         name: "blacklist_device_without_product",
         reason: "upstream prints a blacklist device entry that has no product without its closing \
                  brace, so its dump does not parse (../shared/reference/upstream/README.md); ours \
