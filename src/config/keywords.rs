@@ -106,7 +106,7 @@ pub enum ValueType {
     Gid,
     /// `file` or `0x` + up to 16 hex digits, optionally `:aptpl`.
     ReservationKey,
-    /// String; `/UNSET/` means unset.
+    /// String without a slash (one with a slash is refused, `/UNSET/` included).
     PartitionDelimiter,
     /// A transport protocol name (`scsi:fcp`, `nvme:tcp`, `ccw`, …).
     ProtocolType,
