@@ -6,6 +6,7 @@ pub mod ioctl;
 pub mod status;
 pub mod table;
 mod tokens;
+pub mod udev_cookie;
 
 pub use fake::FakeDm;
 pub use ioctl::DmIoctl;
