@@ -52,7 +52,8 @@ impl Owner {
             Command::DelMap { map } => self.del_map(&map),
             Command::DelMaps => self.del_maps(),
             Command::SwitchGroup { map, group } => self.switch_group(&map, &group),
-            Command::Resize { map } | Command::Reload { map } | Command::ResetMap { map } => self.resize(&map),
+            Command::Resize { map } | Command::Reload { map } => self.resize(&map, true),
+            Command::ResetMap { map } => self.resize(&map, false),
             Command::Suspend { map } => self.suspend(&map),
             Command::Resume { map } => self.resume(&map),
             Command::DisableQueueing { map } => self.queueing_cmd(map.as_deref(), false),
@@ -244,7 +245,11 @@ impl Owner {
 
     fn resume(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
-        self.dm.resume(&name).map_err(|_| HandlerError::Failed)?;
+        let udev = crate::dm::MapUdev {
+            skip_kpartx: self.map_skip_kpartx(&name),
+            ..Default::default()
+        };
+        self.dm.resume(&name, udev).map_err(|_| HandlerError::Failed)?;
         Ok(String::new())
     }
 
@@ -279,8 +284,9 @@ impl Owner {
     }
 
     /// `resize map` (also `reload` and `reset map`): the paths' current size from
-    /// sysfs, then a reload.
-    fn resize(&mut self, map: &str) -> Answer {
+    /// sysfs, then a reload. `rescan` (resize, reload, as upstream): udev is told to
+    /// treat the reloaded map as new, and a map already as planned is reloaded anyway.
+    fn resize(&mut self, map: &str, rescan: bool) -> Answer {
         let name = self.map_name(map)?;
         let devs = self.maps.get(&name).map(|m| m.paths.clone()).unwrap_or_default();
         for d in &devs {
@@ -295,6 +301,9 @@ impl Owner {
                 log::info!("{name}: size {} -> {sectors} sectors", m.sectors);
             }
             m.sectors = sectors;
+        }
+        if let Some(m) = self.maps.get_mut(&name) {
+            m.force_udev_reload = rescan;
         }
         self.reload(&name);
         Ok(String::new())
