@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use crossbeam_channel::unbounded;
 use multipathd::config::parse_str;
 use multipathd::daemon::owner::{Change, Env, ExistingMap, MapOps, Outputs, Owner};
-use multipathd::dm::DmError;
+use multipathd::dm::{DmError, MapUdev};
 use multipathd::marginal::thread::IoErrStat;
 
 #[path = "../tests/common/mod.rs"]
@@ -26,10 +26,10 @@ impl MapOps for FakeDm {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         Ok(Vec::new())
     }
-    fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str) -> Result<u32, DmError> {
+    fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Ok(0)
     }
-    fn reload_map(&mut self, _: &str, _: u64, _: &str) -> Result<(), DmError> {
+    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(), DmError> {
         Ok(())
     }
     fn message(&mut self, _: &str, _: &str) -> Result<(), DmError> {
@@ -51,7 +51,7 @@ impl MapOps for FakeDm {
     fn suspend(&mut self, _: &str) -> Result<(), DmError> {
         Ok(())
     }
-    fn resume(&mut self, _: &str) -> Result<(), DmError> {
+    fn resume(&mut self, _: &str, _: MapUdev) -> Result<(), DmError> {
         Ok(())
     }
 }

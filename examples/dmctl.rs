@@ -6,10 +6,14 @@
 //!        | suspend [--noflush] NAME | resume NAME | rename NAME NEW | remove NAME
 //!        | event NAME MSG...
 //! TABLE is one target line as for `dmsetup create --table`: `0 32768 multipath ...`.
+//! Create, reload, resume, rename and remove tell udev what the daemon tells it for a map
+//! with usable paths and no skip_kpartx (`udev_cookie::op_flags`), and wait for udev
+//! while it runs.
 
 use std::process::ExitCode;
 
-use multipathd::dm::{DmBackend, DmIoctl, MultipathStatus, MultipathTable, TargetLine};
+use multipathd::dm::udev_cookie::op_flags;
+use multipathd::dm::{DmBackend, DmIoctl, MapUdev, MultipathStatus, MultipathTable, TargetLine, UdevOp};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 const USAGE: &str = "usage: dmctl version | list | info NAME | create NAME UUID TABLE | reload NAME TABLE
@@ -19,6 +23,10 @@ const USAGE: &str = "usage: dmctl version | list | info NAME | create NAME UUID 
 fn line(t: &TargetLine) -> String {
     // Same shape as dmsetup: the kernel's params verbatim (including a trailing space).
     format!("{} {} {} {}", t.start, t.length, t.target, t.params)
+}
+
+fn plain(op: UdevOp) -> multipathd::dm::UdevFlags {
+    op_flags(op, MapUdev::default())
 }
 
 fn parse_table(text: &str) -> Result<TargetLine, String> {
@@ -123,11 +131,13 @@ fn run(args: &[String]) -> Result<(), String> {
             );
         }
         ["create", name, uuid, table] => {
-            let i = dm.create_map(name, uuid, &[parse_table(table)?]).map_err(e)?;
+            let i = dm
+                .create_map(name, uuid, &[parse_table(table)?], MapUdev::default())
+                .map_err(e)?;
             println!("created {} {}:{}", i.name, i.major, i.minor);
         }
         ["reload", name, table] => {
-            dm.reload(name, &[parse_table(table)?]).map_err(e)?;
+            dm.reload(name, &[parse_table(table)?], MapUdev::default()).map_err(e)?;
         }
         ["table", name] => dm.table(name).map_err(e)?.iter().for_each(|t| println!("{}", line(t))),
         ["status", name] => dm.status(name).map_err(e)?.iter().for_each(|t| println!("{}", line(t))),
@@ -140,9 +150,9 @@ fn run(args: &[String]) -> Result<(), String> {
         ["event", name, msg @ ..] if !msg.is_empty() => event(&dm, name, &msg.join(" "))?,
         ["suspend", "--noflush", name] => drop(dm.suspend(name, true).map_err(e)?),
         ["suspend", name] => drop(dm.suspend(name, false).map_err(e)?),
-        ["resume", name] => drop(dm.resume(name).map_err(e)?),
-        ["rename", name, new] => dm.rename(name, new).map_err(e)?,
-        ["remove", name] => dm.remove(name).map_err(e)?,
+        ["resume", name] => drop(dm.resume(name, plain(UdevOp::Resume)).map_err(e)?),
+        ["rename", name, new] => dm.rename(name, new, plain(UdevOp::Rename)).map_err(e)?,
+        ["remove", name] => dm.remove(name, plain(UdevOp::Remove)).map_err(e)?,
         _ => return Err(USAGE.to_owned()),
     }
     Ok(())

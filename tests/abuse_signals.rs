@@ -30,7 +30,7 @@ use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, serve};
 use multipathd::daemon::signals;
-use multipathd::dm::DmError;
+use multipathd::dm::{DmError, MapUdev};
 use multipathd::marginal::thread::IoErrStat;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -52,10 +52,10 @@ impl MapOps for NoMaps {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         Ok(Vec::new())
     }
-    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str) -> Result<u32, DmError> {
+    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Err(gone(name))
     }
-    fn reload_map(&mut self, name: &str, _: u64, _: &str) -> Result<(), DmError> {
+    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<(), DmError> {
         Err(gone(name))
     }
     fn message(&mut self, name: &str, _: &str) -> Result<(), DmError> {
@@ -73,7 +73,7 @@ impl MapOps for NoMaps {
     fn suspend(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone(name))
     }
-    fn resume(&mut self, name: &str) -> Result<(), DmError> {
+    fn resume(&mut self, name: &str, _: MapUdev) -> Result<(), DmError> {
         Err(gone(name))
     }
 }

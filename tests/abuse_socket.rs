@@ -27,7 +27,7 @@ use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, serve};
 use multipathd::daemon::signals::SignalEvent;
-use multipathd::dm::DmError;
+use multipathd::dm::{DmError, MapUdev};
 use multipathd::marginal::thread::IoErrStat;
 
 use common::{FakeSys, scsi_debug};
@@ -97,10 +97,10 @@ impl MapOps for FakeDm {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         Ok(Vec::new())
     }
-    fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str) -> Result<u32, DmError> {
+    fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Ok(0)
     }
-    fn reload_map(&mut self, _: &str, _: u64, _: &str) -> Result<(), DmError> {
+    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(), DmError> {
         Ok(())
     }
     fn message(&mut self, _: &str, _: &str) -> Result<(), DmError> {
@@ -121,7 +121,7 @@ impl MapOps for FakeDm {
     fn suspend(&mut self, _: &str) -> Result<(), DmError> {
         Ok(())
     }
-    fn resume(&mut self, _: &str) -> Result<(), DmError> {
+    fn resume(&mut self, _: &str, _: MapUdev) -> Result<(), DmError> {
         Ok(())
     }
 }

@@ -17,8 +17,8 @@ use multipathd::cli::parse::{Command, HandlerError};
 use multipathd::config::{Config, LoadOptions, parse_str};
 use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
 use multipathd::daemon::reload::{Reloaded, Reloader};
-use multipathd::dm::DmError;
 use multipathd::dm::table::MultipathTable;
+use multipathd::dm::{DmError, MapUdev};
 use multipathd::marginal::engine::fake::{FakeEngine, FakeRead};
 use multipathd::marginal::sampler::Counts;
 use multipathd::marginal::thread::{Cmd, IoErrEvent, IoErrStat, Spawner, spawn_io_err_stat_with};
@@ -79,6 +79,8 @@ struct DmState {
     next_minor: u32,
     /// Maps held open (mounted, in use): removing them fails with EBUSY.
     open: BTreeSet<String>,
+    /// What each create, reload and resume told the udev rules: (operation, map, hints).
+    udev: Vec<(&'static str, String, MapUdev)>,
 }
 
 impl DmState {
@@ -157,8 +159,16 @@ impl MapOps for FakeDm {
             .collect()
     }
 
-    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, DmError> {
+    fn create_map(
+        &mut self,
+        name: &str,
+        uuid: &str,
+        sectors: u64,
+        params: &str,
+        udev: MapUdev,
+    ) -> Result<u32, DmError> {
         let mut st = self.0.lock().unwrap();
+        st.udev.push(("create", name.into(), udev));
         st.calls.push(Call::Create {
             name: name.into(),
             uuid: uuid.into(),
@@ -187,8 +197,9 @@ impl MapOps for FakeDm {
         Ok(minor)
     }
 
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), DmError> {
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<(), DmError> {
         let mut st = self.0.lock().unwrap();
+        st.udev.push(("reload", name.into(), udev));
         st.calls.push(Call::Reload {
             name: name.into(),
             sectors,
@@ -256,12 +267,10 @@ impl MapOps for FakeDm {
         Ok(())
     }
 
-    fn resume(&mut self, name: &str) -> Result<(), DmError> {
-        self.0
-            .lock()
-            .unwrap()
-            .calls
-            .push(Call::Resume { name: name.to_string() });
+    fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError> {
+        let mut st = self.0.lock().unwrap();
+        st.udev.push(("resume", name.into(), udev));
+        st.calls.push(Call::Resume { name: name.to_string() });
         Ok(())
     }
 }
@@ -403,6 +412,11 @@ impl Harness {
 
     fn calls(&self) -> Vec<Call> {
         self.dm.lock().unwrap().take_calls()
+    }
+
+    /// What the creates, reloads and resumes since the last call told udev.
+    fn udev(&self) -> Vec<(&'static str, String, MapUdev)> {
+        std::mem::take(&mut self.dm.lock().unwrap().udev)
     }
 
     /// Mutating calls only (without `List`).
@@ -1137,6 +1151,70 @@ fn fail_and_reinstate_path_commands_send_dm_messages() {
         Err(HandlerError::DeviceNotFound)
     );
     assert_eq!(h.changes(), vec![]);
+}
+
+const PLAIN: MapUdev = MapUdev {
+    skip_kpartx: false,
+    no_usable_paths: false,
+    rescan: false,
+};
+
+/// What the udev rules hear of a map (upstream's `build_udev_flags`): skip_kpartx as
+/// selected, no usable path, and a rescan only for the `reload` and `resize` commands.
+#[test]
+fn map_operations_tell_udev_what_upstream_tells_it() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    assert_eq!(h.udev(), vec![("create", "mpatha".into(), PLAIN)]);
+    let ids = h.scheduled();
+    // a reload of the daemon's own (the path left the map: regrouped) keeps the reload flag
+    h.check(ids["sdb"], PathState::Down);
+    h.owner.on_command(Command::DelPath { path: "sdb".into() }).unwrap();
+    assert_eq!(h.udev(), vec![("reload", "mpatha".into(), PLAIN)]);
+    // `reload map` (and `resize map` to a new size): udev rescans, even with the table unchanged
+    h.cmd(Command::Reload { map: "mpatha".into() });
+    let rescan = MapUdev { rescan: true, ..PLAIN };
+    assert_eq!(h.udev(), vec![("reload", "mpatha".into(), rescan)]);
+    // `resize map` of a map still the size of its paths loads nothing (upstream's cli_resize)
+    h.cmd(Command::Resize { map: "mpatha".into() });
+    assert_eq!(h.udev(), vec![]);
+    // only once: the next reload (here `reset map`'s) is the daemon's own again
+    h.cmd(Command::ResetMap { map: "mpatha".into() });
+    assert_eq!(h.udev(), vec![("reload", "mpatha".into(), PLAIN)]);
+    h.cmd(Command::Resume { map: "mpatha".into() });
+    assert_eq!(h.udev(), vec![("resume", "mpatha".into(), PLAIN)]);
+}
+
+#[test]
+fn skip_kpartx_and_a_map_without_usable_paths_are_told_to_udev() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    for dev in ["sda", "sdb"] {
+        fs::write(f.sys("block").join(dev).join("device/state"), "offline\n").unwrap();
+    }
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n skip_kpartx yes\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    let hints = MapUdev {
+        skip_kpartx: true,
+        no_usable_paths: true,
+        rescan: false,
+    };
+    assert_eq!(h.udev(), vec![("create", "mpatha".into(), hints)]);
+    h.cmd(Command::Resume { map: "mpatha".into() });
+    assert_eq!(
+        h.udev(),
+        vec![(
+            "resume",
+            "mpatha".into(),
+            MapUdev {
+                skip_kpartx: true,
+                ..PLAIN
+            }
+        )]
+    );
 }
 
 const MARGINAL: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n marginal_path_double_failed_time 60\n marginal_path_err_sample_time 120\n marginal_path_err_rate_threshold 10\n marginal_path_err_recheck_gap_time 300\n}\n";

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use multipathd::cli::protocol::{LEN_SIZE, decode_len, encode};
 use multipathd::config::LoadOptions;
 use multipathd::daemon::owner::{ExistingMap, MapOps};
-use multipathd::dm::DmError;
+use multipathd::dm::{DmError, MapUdev};
 
 // ---- the daemon process ------------------------------------------------------
 
@@ -51,10 +51,10 @@ impl MapOps for NoMaps {
         }
         Ok(Vec::new())
     }
-    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str) -> Result<u32, DmError> {
+    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Err(gone("create", name))
     }
-    fn reload_map(&mut self, name: &str, _: u64, _: &str) -> Result<(), DmError> {
+    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<(), DmError> {
         Err(gone("reload", name))
     }
     fn message(&mut self, name: &str, _: &str) -> Result<(), DmError> {
@@ -72,7 +72,7 @@ impl MapOps for NoMaps {
     fn suspend(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone("suspend", name))
     }
-    fn resume(&mut self, name: &str) -> Result<(), DmError> {
+    fn resume(&mut self, name: &str, _: MapUdev) -> Result<(), DmError> {
         Err(gone("resume", name))
     }
 }

@@ -393,7 +393,7 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("retrigger_delay", DEF, NATURAL, Some("10")),
     kw("missing_uev_wait_timeout", DEF, NATURAL, Some("30"))
         .refused("the daemon does not wait for the udev event of a map it created", None),
-    kw("skip_kpartx", ALL, T::YesNo, Some("no")).refused("kpartx is not told to skip the map", Some("no")),
+    kw("skip_kpartx", ALL, T::YesNo, Some("no")),
     kw("disable_changed_wwids", DEF, T::Deprecated, Some("yes")),
     kw("remove_retries", DEF, NATURAL, Some("0")).refused("the removal of a busy map is tried once", Some("0")),
     kw("max_sectors_kb", ALL, T::ZeroUnset { min: 0 }, None),

@@ -1,7 +1,8 @@
 //! The daemon's device-mapper port over the dm module's backend (ioctls or fake).
 
 use super::owner::{ExistingMap, MapOps};
-use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, TargetLine};
+use crate::dm::udev_cookie::{UdevOp, op_flags};
+use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, TargetLine};
 
 /// Adapts any [`DmBackend`] to the owner's narrow [`MapOps`] port.
 pub struct DmPort<B: DmBackend>(pub B);
@@ -71,14 +72,21 @@ impl<B: DmBackend> MapOps for DmPort<B> {
         Ok(maps)
     }
 
-    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, DmError> {
+    fn create_map(
+        &mut self,
+        name: &str,
+        uuid: &str,
+        sectors: u64,
+        params: &str,
+        udev: MapUdev,
+    ) -> Result<u32, DmError> {
         self.0
-            .create_map(name, uuid, &targets(sectors, params))
+            .create_map(name, uuid, &targets(sectors, params), udev)
             .map(|i| i.minor)
     }
 
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), DmError> {
-        self.0.reload(name, &targets(sectors, params)).map(|_| ())
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<(), DmError> {
+        self.0.reload(name, &targets(sectors, params), udev).map(|_| ())
     }
 
     fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError> {
@@ -91,7 +99,7 @@ impl<B: DmBackend> MapOps for DmPort<B> {
     }
 
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
-        self.0.remove(name)
+        self.0.remove(name, op_flags(UdevOp::Remove, MapUdev::default()))
     }
 
     fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
@@ -102,7 +110,7 @@ impl<B: DmBackend> MapOps for DmPort<B> {
         self.0.suspend(name, true).map(|_| ())
     }
 
-    fn resume(&mut self, name: &str) -> Result<(), DmError> {
-        self.0.resume(name).map(|_| ())
+    fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError> {
+        self.0.resume(name, op_flags(UdevOp::Resume, udev)).map(|_| ())
     }
 }

@@ -9,6 +9,7 @@ use nix::errno::Errno;
 
 use super::status::{GroupState, GroupStatus, MultipathStatus, PathStatus};
 use super::table::MultipathTable;
+use super::udev_cookie::UdevFlags;
 use super::{DmBackend, DmDevice, DmError, DmInfo, MULTIPATH_TARGET, TargetLine};
 
 /// Major number the fake gives its maps (the usual dynamic dm major).
@@ -32,6 +33,8 @@ struct State {
     maps: BTreeMap<String, FakeMap>,
     next_minor: u32,
     messages: Vec<(String, String)>,
+    /// (operation, map, udev flags) of every create, resume, remove and rename asked for.
+    udev: Vec<(&'static str, String, UdevFlags)>,
     fail_next: Option<(&'static str, Errno)>,
 }
 
@@ -105,6 +108,12 @@ impl FakeDm {
     }
 
     /// Returns and forgets the recorded messages.
+    /// (operation, map, udev flags) of each create, resume, remove and rename so far, and
+    /// forgets them: `DM_DEV_CREATE`, `resume`, `DM_DEV_REMOVE`, `DM_DEV_RENAME`.
+    pub fn take_udev_flags(&self) -> Vec<(&'static str, String, UdevFlags)> {
+        std::mem::take(&mut self.lock().udev)
+    }
+
     pub fn take_messages(&self) -> Vec<(String, String)> {
         std::mem::take(&mut self.lock().messages)
     }
@@ -263,9 +272,10 @@ impl DmBackend for FakeDm {
             .collect())
     }
 
-    fn create(&self, name: &str, uuid: &str) -> Result<DmInfo, DmError> {
+    fn create(&self, name: &str, uuid: &str, udev: UdevFlags) -> Result<DmInfo, DmError> {
         let op = "DM_DEV_CREATE";
         let mut s = self.lock();
+        s.udev.push((op, name.to_owned(), udev));
         Self::check_fail(&mut s, op, name)?;
         if s.maps.contains_key(name) || (!uuid.is_empty() && s.maps.values().any(|m| m.uuid == uuid)) {
             return Err(ioctl_err(op, name, Errno::EBUSY));
@@ -308,7 +318,8 @@ impl DmBackend for FakeDm {
         })
     }
 
-    fn resume(&self, name: &str) -> Result<DmInfo, DmError> {
+    fn resume(&self, name: &str, udev: UdevFlags) -> Result<DmInfo, DmError> {
+        self.lock().udev.push(("resume", name.to_owned(), udev));
         self.with_map("DM_DEV_SUSPEND", name, |m| {
             if let Some(new) = m.inactive.take() {
                 m.status = match new.as_slice() {
@@ -325,9 +336,10 @@ impl DmBackend for FakeDm {
         })
     }
 
-    fn remove(&self, name: &str) -> Result<(), DmError> {
+    fn remove(&self, name: &str, udev: UdevFlags) -> Result<(), DmError> {
         let op = "DM_DEV_REMOVE";
         let mut s = self.lock();
+        s.udev.push((op, name.to_owned(), udev));
         Self::check_fail(&mut s, op, name)?;
         match s.maps.get(name) {
             None => Err(ioctl_err(op, name, Errno::ENXIO)),
@@ -339,9 +351,10 @@ impl DmBackend for FakeDm {
         }
     }
 
-    fn rename(&self, name: &str, new_name: &str) -> Result<(), DmError> {
+    fn rename(&self, name: &str, new_name: &str, udev: UdevFlags) -> Result<(), DmError> {
         let op = "DM_DEV_RENAME";
         let mut s = self.lock();
+        s.udev.push((op, name.to_owned(), udev));
         Self::check_fail(&mut s, op, name)?;
         if s.maps.contains_key(new_name) {
             return Err(ioctl_err(op, name, Errno::EBUSY));
@@ -395,13 +408,20 @@ impl DmBackend for FakeDm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dm::MapUdev;
+    const NO_HINTS: MapUdev = MapUdev {
+        skip_kpartx: false,
+        no_usable_paths: false,
+        rescan: false,
+    };
 
     const TABLE: &str = "0 32768 multipath 0 1 alua 2 1 service-time 0 1 2 8:16 1 1 service-time 0 1 2 8:0 1 1";
 
     fn fake_with_map() -> FakeDm {
         let dm = FakeDm::new();
         let line = TargetLine::parse(TABLE).unwrap();
-        dm.create_map("mpatha", "mpath-333333330000007d0", &[line]).unwrap();
+        dm.create_map("mpatha", "mpath-333333330000007d0", &[line], NO_HINTS)
+            .unwrap();
         dm
     }
 
@@ -486,7 +506,7 @@ mod tests {
         let mut t = dm.multipath_table("mpatha").unwrap();
         t.features.push("queue_if_no_path".into());
         let line = crate::dm::multipath_target(32768, &t).unwrap();
-        dm.reload("mpatha", &[line]).unwrap();
+        dm.reload("mpatha", &[line], NO_HINTS).unwrap();
         assert_eq!(
             dm.multipath_status("mpatha").unwrap().active_paths(),
             2,
@@ -507,15 +527,22 @@ mod tests {
             target: "multipath".into(),
             params: "garbage".into(),
         };
-        let e = dm.create_map("m", "mpath-x", &[bad]).unwrap_err();
+        let e = dm.create_map("m", "mpath-x", &[bad], NO_HINTS).unwrap_err();
         assert_eq!(e.to_string(), "DM_TABLE_LOAD m: Invalid argument");
         assert!(dm.list().unwrap().is_empty());
         dm.fail_next("DM_DEV_SUSPEND", Errno::EIO);
         let line = TargetLine::parse(TABLE).unwrap();
-        assert!(dm.create_map("m", "mpath-x", std::slice::from_ref(&line)).is_err());
+        assert!(
+            dm.create_map("m", "mpath-x", std::slice::from_ref(&line), NO_HINTS)
+                .is_err()
+        );
         assert!(dm.list().unwrap().is_empty());
-        dm.create_map("m", "mpath-x", std::slice::from_ref(&line)).unwrap();
-        assert_eq!(dm.create("m2", "mpath-x").unwrap_err().errno(), Some(Errno::EBUSY));
+        dm.create_map("m", "mpath-x", std::slice::from_ref(&line), NO_HINTS)
+            .unwrap();
+        assert_eq!(
+            dm.create("m2", "mpath-x", UdevFlags::NONE).unwrap_err().errno(),
+            Some(Errno::EBUSY)
+        );
     }
 
     #[test]
@@ -523,16 +550,57 @@ mod tests {
         let dm = fake_with_map();
         dm.set_open_count("mpatha", 1).unwrap();
         assert_eq!(
-            dm.remove("mpatha").unwrap_err().to_string(),
+            dm.remove("mpatha", UdevFlags::NONE).unwrap_err().to_string(),
             "DM_DEV_REMOVE mpatha: Device or resource busy"
         );
         dm.set_open_count("mpatha", 0).unwrap();
-        dm.rename("mpatha", "mpathb").unwrap();
+        dm.rename("mpatha", "mpathb", UdevFlags::NONE).unwrap();
         assert_eq!(dm.info("mpatha").unwrap_err().errno(), Some(Errno::ENXIO));
         dm.suspend("mpathb", true).unwrap();
         assert!(dm.info("mpathb").unwrap().suspended);
-        dm.remove("mpathb").unwrap();
+        dm.remove("mpathb", UdevFlags::NONE).unwrap();
         assert!(dm.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn composite_operations_carry_upstreams_udev_flags() {
+        let dm = FakeDm::new();
+        let line = TargetLine::parse(TABLE).unwrap();
+        let nopaths = MapUdev {
+            no_usable_paths: true,
+            skip_kpartx: true,
+            ..NO_HINTS
+        };
+        dm.create_map("mpatha", "mpath-w", std::slice::from_ref(&line), nopaths)
+            .unwrap();
+        dm.reload("mpatha", std::slice::from_ref(&line), NO_HINTS).unwrap();
+        dm.reload(
+            "mpatha",
+            std::slice::from_ref(&line),
+            MapUdev {
+                rescan: true,
+                ..NO_HINTS
+            },
+        )
+        .unwrap();
+        let f = UdevFlags::DISABLE_LIBRARY_FALLBACK;
+        let create = f | UdevFlags::MPATH_NO_KPARTX | UdevFlags::MPATH_NO_PATHS;
+        assert_eq!(
+            dm.take_udev_flags(),
+            vec![
+                ("DM_DEV_CREATE", "mpatha".to_owned(), create),
+                ("resume", "mpatha".to_owned(), create),
+                ("resume", "mpatha".to_owned(), f | UdevFlags::MPATH_RELOAD),
+                ("resume", "mpatha".to_owned(), f),
+            ]
+        );
+        // a create whose resume fails removes the map with the remove flags
+        dm.fail_next("DM_DEV_SUSPEND", Errno::EIO);
+        assert!(
+            dm.create_map("m", "mpath-x", std::slice::from_ref(&line), NO_HINTS)
+                .is_err()
+        );
+        assert_eq!(dm.take_udev_flags().last(), Some(&("DM_DEV_REMOVE", "m".to_owned(), f)));
     }
 
     #[test]

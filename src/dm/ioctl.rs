@@ -13,6 +13,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
+use super::udev_cookie::{UdevFlags, UdevSync, Uevent, event_nr};
 use super::{DmBackend, DmDevice, DmError, DmInfo, TargetLine};
 
 pub const DM_CONTROL: &str = "/dev/mapper/control";
@@ -82,6 +83,8 @@ const DM_ACTIVE_PRESENT_FLAG: u32 = 1 << 5;
 const DM_INACTIVE_PRESENT_FLAG: u32 = 1 << 6;
 const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
 const DM_NOFLUSH_FLAG: u32 = 1 << 11;
+/// Set by the kernel in a resume, remove or rename reply when it sent a uevent.
+const DM_UEVENT_GENERATED_FLAG: u32 = 1 << 13;
 const DM_DATA_OUT_FLAG: u32 = 1 << 16;
 
 const INITIAL_BUFFER: usize = 16 * 1024;
@@ -254,6 +257,8 @@ fn exchange(
 pub struct DmIoctl {
     control: File,
     version: [u32; 3],
+    /// Cookies for the ioctls that make the kernel send a uevent (resume, remove, rename).
+    udev: UdevSync,
 }
 
 impl DmIoctl {
@@ -276,6 +281,7 @@ impl DmIoctl {
         let mut dm = DmIoctl {
             control,
             version: [0; 3],
+            udev: UdevSync::from_env(),
         };
         let reply = dm.run(Cmd::Version, None, 0, &[])?;
         dm.version = reply.header.version;
@@ -290,6 +296,11 @@ impl DmIoctl {
             });
         }
         Ok(dm)
+    }
+
+    /// Replaces the udev synchronisation (tests; the default follows `DM_DISABLE_UDEV`).
+    pub fn set_udev_sync(&mut self, udev: UdevSync) {
+        self.udev = udev;
     }
 
     /// The control fd: readable after `arm_poll` once a map has a table event.
@@ -334,20 +345,35 @@ impl DmIoctl {
     }
 
     fn run(&self, cmd: Cmd, name: Option<&str>, flags: u32, payload: &[u8]) -> Result<Reply, DmError> {
-        self.run_full(cmd, name, None, flags, 0, payload)
+        self.send(cmd, name, Self::header_for(cmd, name, None, flags)?, payload)
     }
 
-    fn run_full(
+    /// An ioctl that makes the kernel send a uevent, with a udev cookie around it.
+    fn run_with_cookie(
         &self,
         cmd: Cmd,
-        name: Option<&str>,
-        uuid: Option<&str>,
+        name: &str,
         flags: u32,
-        target_count: u32,
+        udev: UdevFlags,
         payload: &[u8],
     ) -> Result<Reply, DmError> {
-        let mut header = Self::header_for(cmd, name, uuid, flags)?;
-        header.target_count = target_count;
+        let what = format!("{} {name}", cmd.name());
+        self.udev.run(&what, udev, |nr| {
+            let mut h = Self::header_for(cmd, Some(name), None, flags)?;
+            h.event_nr = nr;
+            let r = self.send(cmd, Some(name), h, payload)?;
+            let sent = if self.version[1] < 17 || r.header.flags & DM_UEVENT_GENERATED_FLAG != 0 {
+                // before interface 4.17 the kernel does not say: assume it did, as libdevmapper
+                Uevent::Sent
+            } else {
+                Uevent::NotSent
+            };
+            Ok((r, sent))
+        })
+    }
+
+    /// One ioctl with a header made by `header_for` (and completed by the caller).
+    fn send(&self, cmd: Cmd, name: Option<&str>, header: DmIoctlHeader, payload: &[u8]) -> Result<Reply, DmError> {
         let fd = self.control.as_raw_fd();
         exchange(cmd, name, header, payload, &mut |buf: &mut Buffer| {
             let p = buf.words.as_mut_ptr().cast::<DmIoctlHeader>();
@@ -588,8 +614,11 @@ impl DmBackend for DmIoctl {
         })
     }
 
-    fn create(&self, name: &str, uuid: &str) -> Result<DmInfo, DmError> {
-        let r = self.run_full(Cmd::DevCreate, Some(name), Some(uuid), 0, 0, &[])?;
+    fn create(&self, name: &str, uuid: &str, udev: UdevFlags) -> Result<DmInfo, DmError> {
+        // The kernel sends no uevent for a create; libdevmapper passes the flags, no cookie.
+        let mut h = Self::header_for(Cmd::DevCreate, Some(name), Some(uuid), 0)?;
+        h.event_nr = event_nr(0, udev);
+        let r = self.send(Cmd::DevCreate, Some(name), h, &[])?;
         Ok(self.info_from(&r.header))
     }
 
@@ -600,7 +629,9 @@ impl DmBackend for DmIoctl {
             why: why.to_string(),
         })?;
         let count = targets.len() as u32;
-        let r = self.run_full(Cmd::TableLoad, Some(name), None, 0, count, &payload)?;
+        let mut h = Self::header_for(Cmd::TableLoad, Some(name), None, 0)?;
+        h.target_count = count;
+        let r = self.send(Cmd::TableLoad, Some(name), h, &payload)?;
         Ok(self.info_from(&r.header))
     }
 
@@ -609,15 +640,16 @@ impl DmBackend for DmIoctl {
         Ok(self.info_from(&self.run(Cmd::DevSuspend, Some(name), flags, &[])?.header))
     }
 
-    fn resume(&self, name: &str) -> Result<DmInfo, DmError> {
-        Ok(self.info_from(&self.run(Cmd::DevSuspend, Some(name), 0, &[])?.header))
+    fn resume(&self, name: &str, udev: UdevFlags) -> Result<DmInfo, DmError> {
+        let r = self.run_with_cookie(Cmd::DevSuspend, name, 0, udev, &[])?;
+        Ok(self.info_from(&r.header))
     }
 
-    fn remove(&self, name: &str) -> Result<(), DmError> {
-        self.run(Cmd::DevRemove, Some(name), 0, &[]).map(|_| ())
+    fn remove(&self, name: &str, udev: UdevFlags) -> Result<(), DmError> {
+        self.run_with_cookie(Cmd::DevRemove, name, 0, udev, &[]).map(|_| ())
     }
 
-    fn rename(&self, name: &str, new_name: &str) -> Result<(), DmError> {
+    fn rename(&self, name: &str, new_name: &str, udev: UdevFlags) -> Result<(), DmError> {
         check_name(new_name).map_err(|why| DmError::Invalid {
             op: Cmd::DevRename.name(),
             name: Some(name.to_owned()),
@@ -625,7 +657,8 @@ impl DmBackend for DmIoctl {
         })?;
         let mut payload = new_name.as_bytes().to_vec();
         payload.push(0);
-        self.run(Cmd::DevRename, Some(name), 0, &payload).map(|_| ())
+        self.run_with_cookie(Cmd::DevRename, name, 0, udev, &payload)
+            .map(|_| ())
     }
 
     fn info(&self, name: &str) -> Result<DmInfo, DmError> {

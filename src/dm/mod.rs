@@ -6,12 +6,14 @@ pub mod ioctl;
 pub mod status;
 pub mod table;
 mod tokens;
+pub mod udev_cookie;
 
 pub use fake::FakeDm;
 pub use ioctl::DmIoctl;
 pub use status::{GroupState, GroupStatus, MultipathStatus, PathStatus};
 pub use table::{MultipathTable, PathGroup, TablePath, TargetLine};
 pub use tokens::ParseError;
+pub use udev_cookie::{MapUdev, UdevFlags, UdevOp};
 
 use std::fmt;
 
@@ -133,15 +135,19 @@ pub trait DmBackend: Send {
     /// Kernel DM interface version.
     fn version(&self) -> Result<[u32; 3], DmError>;
     fn list(&self) -> Result<Vec<DmDevice>, DmError>;
-    /// Creates an empty, suspended-less device with no table.
-    fn create(&self, name: &str, uuid: &str) -> Result<DmInfo, DmError>;
+    /// Creates an empty, suspended-less device with no table; `udev` as for the resume
+    /// that will make it live (the kernel sends no uevent for a create).
+    fn create(&self, name: &str, uuid: &str, udev: UdevFlags) -> Result<DmInfo, DmError>;
     /// Loads `targets` as the inactive table; `resume` makes it live.
     fn load(&self, name: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError>;
     /// Suspends; with `noflush` queued IO is kept rather than flushed (multipath reloads).
     fn suspend(&self, name: &str, noflush: bool) -> Result<DmInfo, DmError>;
-    fn resume(&self, name: &str) -> Result<DmInfo, DmError>;
-    fn remove(&self, name: &str) -> Result<(), DmError>;
-    fn rename(&self, name: &str, new_name: &str) -> Result<(), DmError>;
+    /// Resume, remove and rename make the kernel send a uevent: the backend tells the
+    /// udev rules `udev` (with PRIMARY_SOURCE added) and waits for udev as libdevmapper
+    /// does (`udev_cookie`).
+    fn resume(&self, name: &str, udev: UdevFlags) -> Result<DmInfo, DmError>;
+    fn remove(&self, name: &str, udev: UdevFlags) -> Result<(), DmError>;
+    fn rename(&self, name: &str, new_name: &str, udev: UdevFlags) -> Result<(), DmError>;
     fn info(&self, name: &str) -> Result<DmInfo, DmError>;
     /// Live table, one line per target.
     fn table(&self, name: &str) -> Result<Vec<TargetLine>, DmError>;
@@ -154,22 +160,25 @@ pub trait DmBackend: Send {
     fn arm_poll(&self) -> Result<(), DmError>;
 
     /// Create + load + resume, removing the half-made device if a later step fails.
-    fn create_map(&self, name: &str, uuid: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError> {
-        self.create(name, uuid)?;
-        let made = self.load(name, targets).and_then(|_| self.resume(name));
+    /// The resume carries upstream's create flags for the map (`UdevOp::Create`).
+    fn create_map(&self, name: &str, uuid: &str, targets: &[TargetLine], m: MapUdev) -> Result<DmInfo, DmError> {
+        let udev = udev_cookie::op_flags(UdevOp::Create, m);
+        self.create(name, uuid, udev)?;
+        let made = self.load(name, targets).and_then(|_| self.resume(name, udev));
         if made.is_err()
-            && let Err(e) = self.remove(name)
+            && let Err(e) = self.remove(name, udev_cookie::op_flags(UdevOp::Remove, m))
         {
             log::warn!("removing half-created map {name}: {e}");
         }
         made
     }
 
-    /// Reload: load a new table and switch to it with a noflush suspend/resume cycle.
-    fn reload(&self, name: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError> {
+    /// Reload: load a new table and switch to it with a noflush suspend/resume cycle;
+    /// the resume carries upstream's reload flags for the map (`UdevOp::Reload`).
+    fn reload(&self, name: &str, targets: &[TargetLine], m: MapUdev) -> Result<DmInfo, DmError> {
         self.load(name, targets)?;
         self.suspend(name, true)?;
-        self.resume(name)
+        self.resume(name, udev_cookie::op_flags(UdevOp::Reload, m))
     }
 
     /// Parsed multipath status of a single-target multipath map.

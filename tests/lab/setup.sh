@@ -65,13 +65,15 @@ kernel_pkg() {
         sed -n 's/^Depends: *\(linux-image-[^ ,]*\).*/\1/p' | head -1
 }
 # Guest userland: busybox for the shell and tools, device-mapper tools, Debian's multipathd
-# (the reference daemon) with udev, and the shared libraries their binaries link to that a
-# fresh host may lack.  glibc and libgcc_s always come from the host (same Debian release).
+# (the reference daemon) with udev, kpartx and lvm2 (with their udev rules, as on a real
+# host: 55-dm, 56-dm-mpath, 60-kpartx, 69-lvm, 95-dm-notify ...), and the shared libraries
+# their binaries link to that a fresh host may lack.  glibc and libgcc_s always come from the
+# host (same Debian release).
 USERLAND="busybox-static dmsetup libdevmapper1.02.1 multipath-tools kpartx libaio1 liburcu8
  libudev1 libsystemd0 libjson-c5 libreadline8 libinih1 udev libedit2 libbsd0 libmd0
  libtinfo6 libkmod2 libacl1 libblkid1 libcap2 libselinux1 libpcre2-8-0 libgcrypt20
  libgpg-error0 liblzma5 libzstd1 liblz4-1 libssl3
- open-iscsi libopeniscsiusr libisns0 libmount1"
+ open-iscsi libopeniscsiusr libisns0 libmount1 lvm2 libdevmapper-event1.02.1"
 
 # Sets KV and DIR from the candidate of linux-image-amd64, then downloads what DIR/debs lacks.
 # Returns nonzero when a download fails (typically: the package lists are stale).

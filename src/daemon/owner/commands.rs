@@ -53,7 +53,8 @@ impl Owner {
             Command::DelMaps => self.del_maps(),
             Command::SwitchGroup { map, group } => self.switch_group(&map, &group),
             Command::Resize { map } => self.resize(&map),
-            Command::Reload { map } | Command::ResetMap { map } => self.reload_cmd(&map),
+            Command::Reload { map } => self.reload_cmd(&map, true),
+            Command::ResetMap { map } => self.reload_cmd(&map, false),
             Command::Suspend { map } => self.suspend(&map),
             Command::Resume { map } => self.resume(&map),
             Command::DisableQueueing { map } => self.queueing_cmd(map.as_deref(), false),
@@ -256,7 +257,11 @@ impl Owner {
 
     fn resume(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
-        self.dm.resume(&name).map_err(|_| HandlerError::Failed)?;
+        let udev = crate::dm::MapUdev {
+            skip_kpartx: self.map_skip_kpartx(&name),
+            ..Default::default()
+        };
+        self.dm.resume(&name, udev).map_err(|_| HandlerError::Failed)?;
         Ok(String::new())
     }
 
@@ -293,7 +298,7 @@ impl Owner {
     /// `resize map`, as upstream's cli_resize: every path's size is read again from
     /// sysfs; they must agree (`fail` when they differ or none has a size, as after a
     /// rescan of only some paths); the map's own size is `ok` with nothing loaded;
-    /// another one is loaded with the new size.
+    /// another one is loaded with the new size, and udev told to treat the map as new.
     fn resize(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
         let size = match self.read_path_sizes(&name) {
@@ -316,13 +321,15 @@ impl Owner {
         }
         log::info!("{name}: size {} -> {size} sectors (operator)", m.sectors);
         m.sectors = size;
+        m.force_udev_reload = true;
         self.reload(&name);
         Ok(String::new())
     }
 
     /// `reload map` and `reset map`: the map's table loaded again, its size taken from the
-    /// largest of its paths.
-    fn reload_cmd(&mut self, map: &str) -> Answer {
+    /// largest of its paths. `rescan` (reload, as upstream): udev is told to treat the
+    /// reloaded map as new.
+    fn reload_cmd(&mut self, map: &str, rescan: bool) -> Answer {
         let name = self.map_name(map)?;
         let devs = self.maps.get(&name).map(|m| m.paths.clone()).unwrap_or_default();
         for d in &devs {
@@ -337,6 +344,9 @@ impl Owner {
                 log::info!("{name}: size {} -> {sectors} sectors", m.sectors);
             }
             m.sectors = sectors;
+        }
+        if let Some(m) = self.maps.get_mut(&name) {
+            m.force_udev_reload = rescan;
         }
         self.reload(&name);
         Ok(String::new())

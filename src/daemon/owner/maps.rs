@@ -5,6 +5,7 @@ use crate::checkers::state::{self as chk, DmState, PathState};
 use crate::config::keywords::Setting;
 use crate::config::propsel::Selector;
 use crate::discovery;
+use crate::dm::MapUdev;
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
 
@@ -115,7 +116,9 @@ impl Owner {
                 return;
             }
         };
-        let Some((minor, action)) = self.load_map(&name, wwid, sectors, &params, existing.as_ref(), &plan.table) else {
+        let udev = self.map_udev(&name, wwid, &devs, &pp);
+        let Some((minor, action)) = self.load_map(&name, wwid, sectors, &params, existing.as_ref(), &plan.table, udev)
+        else {
             return;
         };
         self.install_map(
@@ -129,9 +132,38 @@ impl Owner {
         );
     }
 
+    /// What the udev rules are told when the map is created or reloaded (upstream's
+    /// `build_udev_flags`): skip_kpartx as selected for the map; no usable path when
+    /// none of `pp` is (a path not yet checked counts as usable: the kernel uses it) or
+    /// the map's ghost_delay still runs; a rescan when a command or a resize asked for it.
+    fn map_udev(&self, name: &str, wwid: &str, devs: &[String], pp: &[PlanPath]) -> MapUdev {
+        let map = self.maps.get(name);
+        MapUdev {
+            skip_kpartx: self.skip_kpartx(wwid, devs),
+            no_usable_paths: !pp.iter().any(|p| p.usable) || map.is_some_and(|m| m.rec.ghost_delay_tick > 0),
+            rescan: map.is_some_and(|m| m.force_udev_reload),
+        }
+    }
+
+    /// `skip_kpartx` as selected for the map of `wwid` over `devs` (the first path's
+    /// device entry, as for the map's other settings).
+    fn skip_kpartx(&self, wwid: &str, devs: &[String]) -> bool {
+        let first = devs.first().and_then(|d| self.paths.get(d));
+        let (v, p, r) = first.map_or(("", "", ""), |x| {
+            (x.info.vendor.as_str(), x.info.product.as_str(), x.info.rev.as_str())
+        });
+        Selector::new(&self.cfg, v, p, r, wwid).skip_kpartx().value
+    }
+
+    /// `skip_kpartx` of a known map (false for one the daemon does not know).
+    pub(super) fn map_skip_kpartx(&self, name: &str) -> bool {
+        self.maps.get(name).is_some_and(|m| self.skip_kpartx(&m.wwid, &m.paths))
+    }
+
     /// Puts the planned table in the kernel: adopts an existing map with the same
     /// layout, reloads one with another, creates a missing one. Returns the minor and
     /// the action `show` reports, `None` when the map could not be created.
+    #[allow(clippy::too_many_arguments)]
     fn load_map(
         &mut self,
         name: &str,
@@ -140,17 +172,19 @@ impl Owner {
         params: &str,
         existing: Option<&ExistingMap>,
         table: &MultipathTable,
+        udev: MapUdev,
     ) -> Option<(u32, Option<&'static str>)> {
         match existing {
             Some(m)
-                if MultipathTable::parse(&m.table)
-                    .map(|t| same_layout(&t, table))
-                    .unwrap_or(false) =>
+                if !udev.rescan
+                    && MultipathTable::parse(&m.table)
+                        .map(|t| same_layout(&t, table))
+                        .unwrap_or(false) =>
             {
                 log::info!("{name}: adopted existing map ({wwid})");
                 Some((m.minor, None))
             }
-            Some(m) => match self.dm.reload_map(name, m.sectors, params) {
+            Some(m) => match self.dm.reload_map(name, m.sectors, params, udev) {
                 Ok(()) => {
                     log::info!("reload: {name} ({wwid}) {params}");
                     // Upstream shows only a creation as the map's action (`create:` in topology).
@@ -161,7 +195,10 @@ impl Owner {
                     Some((m.minor, None))
                 }
             },
-            None => match self.dm.create_map(name, &crate::dm::map_uuid(wwid), sectors, params) {
+            None => match self
+                .dm
+                .create_map(name, &crate::dm::map_uuid(wwid), sectors, params, udev)
+            {
                 Ok(minor) => {
                     log::info!("create: {name} ({wwid}) dm-{minor} {params}");
                     // find_multipaths strict/smart consult this file later (and multipath -u).
@@ -231,6 +268,7 @@ impl Owner {
                 prstatus: prev.as_ref().is_some_and(|p| p.0),
                 prkey: prev.as_ref().and_then(|p| p.1.clone()),
                 prhold: prev.as_ref().is_some_and(|p| p.2),
+                force_udev_reload: false,
             },
         );
         self.touch_map(name);

@@ -39,9 +39,9 @@ use crate::checkers::{self, CheckerKind, Control};
 use crate::cli::format::DaemonState;
 use crate::config::{Config, LoadOptions};
 use crate::discovery::{PathInfo, SysfsRoot};
-use crate::dm::DmError;
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
+use crate::dm::{DmError, MapUdev};
 use crate::marginal::state::MarginalState;
 use crate::marginal::thread::IoErrStat;
 
@@ -50,10 +50,13 @@ use crate::marginal::thread::IoErrStat;
 pub trait MapOps: Send {
     /// Existing `multipath` maps (uuid `mpath-…`).
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError>;
-    /// Creates and resumes a map; returns its minor number.
-    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str) -> Result<u32, DmError>;
-    /// Loads a new table into a live map and swaps it in without flushing queued IO.
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str) -> Result<(), DmError>;
+    /// Creates and resumes a map; returns its minor number. `udev`: what the udev rules
+    /// are told about the map (upstream's create flags).
+    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str, udev: MapUdev)
+    -> Result<u32, DmError>;
+    /// Loads a new table into a live map and swaps it in without flushing queued IO;
+    /// the resume carries upstream's reload flags.
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<(), DmError>;
     fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError>;
     /// The map's status parameters (text after `multipath`).
     fn status(&mut self, name: &str) -> Result<String, DmError>;
@@ -62,7 +65,8 @@ pub trait MapOps: Send {
     /// Whether the map is open (mounted, held by LVM or a partition map).
     fn in_use(&mut self, name: &str) -> Result<bool, DmError>;
     fn suspend(&mut self, name: &str) -> Result<(), DmError>;
-    fn resume(&mut self, name: &str) -> Result<(), DmError>;
+    /// A plain resume (the `resume map` command): the udev rules hear of skip_kpartx only.
+    fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError>;
 }
 
 /// A map found in the kernel at startup or reconfigure.
@@ -157,6 +161,9 @@ struct Map {
     prstatus: bool,
     prkey: Option<String>,
     prhold: bool,
+    /// The next reload must have udev rescan the map (upstream's `force_udev_reload`:
+    /// the `reload map` and `resize map` commands): no reload flag on its resume.
+    force_udev_reload: bool,
 }
 
 impl Map {
