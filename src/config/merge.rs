@@ -95,7 +95,7 @@ pub(crate) fn factorize_devices(cfg: &mut Config, new: Vec<Attrs>, desc: &str, d
             ));
             fill(&mut attrs, earlier);
             let vp = format!("{}/{}", show(&id[0]), show(&id[1]));
-            reconcile_features(&vp, &mut attrs, &mut notes, pos);
+            reconcile_features(&vp, &mut attrs, &mut notes, prev);
         }
         index.insert(id, pos);
         slots.push(Some(attrs));
