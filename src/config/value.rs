@@ -56,6 +56,11 @@ pub enum Note {
     BadRecords(Vec<String>),
 }
 
+/// A character that stays inside a bare (unquoted) word when the file is read again.
+fn bare_char(c: char) -> bool {
+    c.is_ascii_graphic() && !matches!(c, '{' | '}' | '"' | '#' | '!')
+}
+
 /// Whether a parsed value is upstream's "not set" for its type, so that setting it clears
 /// the keyword (later levels and built-in defaults apply): 0 of a `ZeroUnset` keyword, of
 /// `failback` (also a negative one, capped to 0) and of `dev_loss_tmo`. (`max_fds 0` is a
@@ -368,9 +373,10 @@ pub fn print(ty: ValueType, v: &Value) -> String {
     match (ty, v) {
         // A key is printed bare, `file` quoted, as upstream does.
         (T::ReservationKey, Value::Str(s)) if s != "file" => s.clone(),
-        // Upstream prints the records bare; several of them (or a record holding a tab) then
-        // re-read as the first one only, so those are quoted (tests/oracle_support: intended).
-        (T::UidAttrs, Value::Str(s)) if !s.contains([' ', '\t']) => s.clone(),
+        // Upstream prints the records bare; several of them (or a record holding a blank, a
+        // brace, a quote, a comment sign or a non-ASCII character) then re-read as less, so
+        // those are quoted (tests/oracle_support: intended).
+        (T::UidAttrs, Value::Str(s)) if s.chars().all(bare_char) => s.clone(),
         (_, Value::Str(s)) => quote(s),
         (_, Value::Bool(b)) => quote(if *b { "yes" } else { "no" }),
         (T::Failback, Value::Int(n)) => match *n {

@@ -313,9 +313,11 @@ pub static INTENDED: &[Intended] = &[
                  that is a NULL pointer, and multipath -t dies of SIGSEGV; ours refuses the value \
                  with upstream's message and goes on",
         kind: Kind::Excuse(|case, up, ours| {
+            // Upstream said what it had to say until it died; ours says the same and goes on
+            // (to a dump, or to the failure an earlier line had already made).
             up.status == Status::Signal(libc::SIGSEGV)
                 && case.values_of("partition_delimiter").any(|v| v.contains('/'))
-                && ours_fine(ours)
+                && ours.diags.starts_with(&up.diags)
                 && ours
                     .diags
                     .iter()
@@ -387,8 +389,8 @@ pub static INTENDED: &[Intended] = &[
     Intended {
         name: "uid_attrs_printed_bare",
         reason: "upstream prints uid_attrs without quotes, so a dump with several records (or a \
-                 record holding a tab) re-reads as its first record only and warns about extra \
-                 data; ours quotes such a value",
+                 record holding a tab, a brace, a quote or a comment sign) re-reads as less and \
+                 warns about extra data; ours quotes such a value",
         kind: Kind::Fixup(|_, up| {
             let mut changed = false;
             let mut out = String::with_capacity(up.stdout.len() + 2);
@@ -397,7 +399,12 @@ pub static INTENDED: &[Intended] = &[
                     .strip_prefix("\tuid_attrs ")
                     .map(|v| v.strip_suffix('\n').unwrap_or(v))
                 {
-                    Some(v) if v.contains([' ', '\t']) => {
+                    // What ends a bare word: blanks, braces, a quote, a comment, non-ASCII.
+                    Some(v)
+                        if !v
+                            .chars()
+                            .all(|c| c.is_ascii_graphic() && !matches!(c, '{' | '}' | '"' | '#' | '!')) =>
+                    {
                         out.push_str(&format!("\tuid_attrs \"{}\"\n", v.replace('"', "\"\"")));
                         changed = true;
                     }
