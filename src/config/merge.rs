@@ -16,13 +16,21 @@ use super::model::{Attrs, Config, DeviceEntry, MultipathEntry};
 use super::propsel::remove_feature;
 use super::value::{self, Value, enc};
 
-/// Fills `dst`'s unset keys from `src`.
+/// Fills `dst`'s unset keys from `src`. A `mode`, `uid` or `gid` of 0 counts as unset too:
+/// upstream keeps them as plain numbers and merges a number that is 0 as not set.
 fn fill(dst: &mut Attrs, src: Attrs) {
     for (k, v) in src {
         if matches!(&v, Value::Str(s) if s.is_empty()) {
             continue;
         }
-        dst.entry(k).or_insert(v);
+        let zero_is_unset = matches!(k, "mode" | "uid" | "gid");
+        match dst.get_mut(k) {
+            Some(d) if zero_is_unset && *d == Value::Int(0) => *d = v,
+            Some(_) => {}
+            None => {
+                dst.insert(k, v);
+            }
+        }
     }
 }
 
