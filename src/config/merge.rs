@@ -16,20 +16,35 @@ use super::model::{Attrs, Config, DeviceEntry, MultipathEntry};
 use super::propsel::remove_feature;
 use super::value::{self, Value, enc};
 
-/// Fills `dst`'s unset keys from `src`. A `mode`, `uid` or `gid` of 0 counts as unset too:
-/// upstream keeps them as plain numbers and merges a number that is 0 as not set.
+/// Fills `dst`'s unset keys from `src`.
 fn fill(dst: &mut Attrs, src: Attrs) {
     for (k, v) in src {
         if matches!(&v, Value::Str(s) if s.is_empty()) {
             continue;
         }
-        let zero_is_unset = matches!(k, "mode" | "uid" | "gid");
+        dst.entry(k).or_insert(v);
+    }
+}
+
+/// The device node attributes of a multipaths entry, which upstream keeps as numbers plus
+/// one word of "is set" flags.
+const NODE_ATTRS: [&str; 3] = ["mode", "uid", "gid"];
+
+/// Merges `src`'s node attributes into `dst` as upstream merges those numbers and their
+/// flag word: the flags come from `src` only when `dst` sets none of the three (so one of
+/// them in the later entry hides the others of the earlier one), and a value of 0 counts
+/// as not set, taking `src`'s. What is left of `src` is merged by [`fill`].
+fn fill_node_attrs(dst: &mut Attrs, src: &mut Attrs) {
+    let dst_sets_any = NODE_ATTRS.iter().any(|k| dst.contains_key(k));
+    for k in NODE_ATTRS {
+        let Some(v) = src.remove(k) else { continue };
         match dst.get_mut(k) {
-            Some(d) if zero_is_unset && *d == Value::Int(0) => *d = v,
+            Some(d) if *d == Value::Int(0) => *d = v,
             Some(_) => {}
-            None => {
+            None if !dst_sets_any => {
                 dst.insert(k, v);
             }
+            None => {}
         }
     }
 }
@@ -257,7 +272,9 @@ pub(crate) fn merge_multipaths(cfg: &mut Config, diags: &mut Vec<Diagnostic>, fi
                     mpe.wwid().unwrap_or_default()
                 ),
             );
-            fill(&mut mpe.attrs, std::mem::take(&mut prev.attrs));
+            let mut earlier = std::mem::take(&mut prev.attrs);
+            fill_node_attrs(&mut mpe.attrs, &mut earlier);
+            fill(&mut mpe.attrs, earlier);
             *prev = mpe;
         } else {
             kept.push(mpe);
