@@ -65,7 +65,7 @@ fn sample(kw: &Keyword) -> Option<String> {
         T::Regex => "\"^(ab|c)[0-9]\"".into(),
         T::UidAttrs => "\"sd:ID_SERIAL nvme:ID_WWN\"".into(),
         T::Int { min, max } => min.max(1).min(max).to_string(),
-        T::Uint { .. } | T::ZeroUnset { .. } => "7".into(),
+        T::Uint { .. } | T::ZeroUnset { .. } | T::PollingInterval => "7".into(),
         T::YesNo => "yes".into(),
         T::Choice(w) => w[0].into(),
         T::PgPolicy => "multibus".into(),

@@ -181,7 +181,7 @@ fn typed_values(k: &Keyword) -> Vec<&'static str> {
             "\"\"",
         ],
         T::Regex => REGEXES.to_vec(),
-        T::Int { .. } | T::Uint { .. } | T::ZeroUnset { .. } => match k.name {
+        T::Int { .. } | T::Uint { .. } | T::ZeroUnset { .. } | T::PollingInterval => match k.name {
             "verbosity" => vec!["0", "3", "4", "5"],
             "uxsock_timeout" => vec!["4000", "3999", "5000"],
             "polling_interval" => vec!["5", "1", "10"],

@@ -68,6 +68,9 @@ pub enum ValueType {
     ZeroUnset { min: i64 },
     /// Digits only (no sign), invalid above `max`; under `min` capped with a warning.
     Uint { min: i64, max: i64 },
+    /// `Uint` from 1, and a value that does not read is kept as upstream keeps it (see
+    /// `value::POLLING_UNREADABLE`), with the same warning.
+    PollingInterval,
     /// `yes|1|no|0`.
     YesNo,
     /// Exactly one of the listed words.
@@ -307,7 +310,7 @@ pub static KEYWORDS: &[Keyword] = &[
         .refused("the vendor-specific VPD page is not read (%g shows [undef])", None),
     // Settings, in show-config order.
     kw("verbosity", DEF, T::Int { min: 0, max: 4 }, Some("2")),
-    kw("polling_interval", DEF, T::Uint { min: 1, max: UINT_MAX }, Some("5")),
+    kw("polling_interval", DEF, T::PollingInterval, Some("5")),
     kw("max_polling_interval", DEF, T::Uint { min: 0, max: UINT_MAX }, None),
     kw("reassign_maps", DEF, T::YesNo, Some("no")).refused(
         "device-mapper tables found on the paths are left as they are",

@@ -257,6 +257,9 @@ impl Config {
             self.default_int(Setting::MaxPollingInterval).filter(|m| *m > 0),
         ) {
             (None, None) => (5, 20),
+            // Upstream loops forever there (tests/oracle_support: intended); the daemon keeps
+            // checking at the default pace instead.
+            (Some(super::value::POLLING_UNREADABLE), None) => (5, 20),
             (Some(p), None) => (clamp(p), clamp(p.saturating_mul(4))),
             (None, Some(m)) => (clamp(m / 4), clamp(m)),
             (Some(p), Some(m)) => (clamp(p.min(m)), clamp(m)),

@@ -481,6 +481,11 @@ impl FileParser<'_> {
                     format!("{file} line {n}, value for {} too {what}, capping at {x}", kw.name),
                 );
             }
+            Note::InvalidKept => self.diag(
+                Level::Warning,
+                n,
+                format!("{file} line {n}, invalid value for {}: \"{text}\"", kw.name),
+            ),
             Note::BadRecords(bad) => {
                 for r in bad {
                     self.diag(Level::Notice, n, format!("invalid record in uid_attrs: {r}"));

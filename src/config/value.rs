@@ -54,7 +54,14 @@ pub enum Note {
     FlushDeprecated(&'static str),
     /// `uid_attrs` records without a `:`, dropped.
     BadRecords(Vec<String>),
+    /// `invalid value for K: "V"`, and yet a value is kept (`polling_interval`).
+    InvalidKept,
 }
+
+const UINT_MAX_I64: i64 = u32::MAX as i64;
+
+/// The polling interval upstream keeps for a value it cannot read.
+pub const POLLING_UNREADABLE: i64 = UINT_MAX_I64 - 1;
 
 /// A character that stays inside a bare (unquoted) word when the file is read again.
 fn bare_char(c: char) -> bool {
@@ -224,6 +231,12 @@ pub fn parse(ty: ValueType, text: &str) -> Result<(Value, Note), ValueError> {
         }
         T::Int { min, max } => strtol(text).map(|v| cap(v, min, max)).ok_or(ValueError::Invalid),
         T::ZeroUnset { min } => int_from(text, min),
+        // Upstream's handler keeps a polling interval it could not read as its largest
+        // number but one (UINT_MAX - 1), which the maximum then bounds (model.rs).
+        T::PollingInterval => match uint(text) {
+            Some(v) if v <= UINT_MAX_I64 => Ok(cap(v, 1, UINT_MAX_I64)),
+            _ => Ok((Value::Int(POLLING_UNREADABLE), Note::InvalidKept)),
+        },
         T::Uint { min, max } => match uint(text) {
             Some(v) if v <= max => Ok(cap(v, min, max)),
             _ => Err(ValueError::Invalid),
