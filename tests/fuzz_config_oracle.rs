@@ -440,13 +440,16 @@ fn both_halves(g: &Gen) -> bool {
             for item in &b.items {
                 if let Item::Sub("device", lines) = item {
                     let has = |k: &str| lines.iter().any(|l| l.starts_with(k));
-                    // A vendor that may not compile is dropped by its handler: the entry
-                    // may be left with its product alone.
+                    // A vendor or product that may not compile is dropped by its handler:
+                    // the entry may be left with the other alone.
                     let sure_vendor = lines
                         .iter()
                         .any(|l| ["vendor FUZZ", "vendor \"^NETAPP\"", "vendor \".*\""].contains(&l.as_str()));
+                    let sure_product = lines
+                        .iter()
+                        .any(|l| ["product DISK", "product \"LUN.*\""].contains(&l.as_str()));
                     no_vendor |= !sure_vendor && has("product ");
-                    no_product |= has("vendor ") && !has("product ");
+                    no_product |= has("vendor ") && !sure_product;
                 }
             }
         }
