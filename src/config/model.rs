@@ -250,7 +250,8 @@ impl Config {
     }
 
     fn intervals(&self) -> (u32, u32) {
-        let clamp = |n: i64| n.clamp(1, i64::from(i32::MAX)) as u32;
+        // Upstream keeps both as unsigned ints.
+        let clamp = |n: i64| n.clamp(1, i64::from(u32::MAX)) as u32;
         match (
             self.default_int(Setting::PollingInterval),
             // max_polling_interval 0 is upstream's "not set".
