@@ -184,12 +184,7 @@ impl Owner {
         if self.find_map(map).is_some() {
             return Ok(String::new());
         }
-        let devs: Vec<String> = self
-            .paths
-            .values()
-            .filter(|p| p.info.wwid.as_deref() == Some(map))
-            .map(|p| p.info.dev.clone())
-            .collect();
+        let devs = self.paths_of_wwid(map);
         if devs.is_empty() {
             return Err(HandlerError::DeviceNotFound);
         }

@@ -314,12 +314,7 @@ impl Owner {
     /// creating only where find_multipaths allows.
     pub(super) fn assemble(&mut self, wwids: impl IntoIterator<Item = String>) {
         for wwid in wwids {
-            let devs: Vec<String> = self
-                .paths
-                .values()
-                .filter(|p| p.info.wwid.as_deref() == Some(wwid.as_str()))
-                .map(|p| p.info.dev.clone())
-                .collect();
+            let devs = self.paths_of_wwid(&wwid);
             let existing = self.maps.values().find(|m| m.wwid == wwid).map(Map::as_existing);
             if existing.is_none() && !self.should_multipath(&wwid, devs.len()) {
                 continue;

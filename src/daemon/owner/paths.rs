@@ -248,6 +248,15 @@ impl Owner {
         }
     }
 
+    /// The known paths (device names) of a WWID.
+    pub(super) fn paths_of_wwid(&self, wwid: &str) -> Vec<String> {
+        self.paths
+            .values()
+            .filter(|p| p.info.wwid.as_deref() == Some(wwid))
+            .map(|p| p.info.dev.clone())
+            .collect()
+    }
+
     /// Runs the map setup of `wwid` that waited for first priorities, once none is missing.
     fn resume_deferred(&mut self, wwid: &str) {
         let waiting = self
@@ -260,12 +269,7 @@ impl Owner {
         let Some(adopt) = self.prio_deferred.remove(wwid) else {
             return;
         };
-        let devs: Vec<String> = self
-            .paths
-            .values()
-            .filter(|p| p.info.wwid.as_deref() == Some(wwid))
-            .map(|p| p.info.dev.clone())
-            .collect();
+        let devs = self.paths_of_wwid(wwid);
         if devs.is_empty() {
             return;
         }
