@@ -56,27 +56,13 @@ impl MapOps for FakeDm {
     }
 }
 
-/// Kernel-style SCSI disk name for index `i`: sda … sdz, sdaa … sdzz, sdaaa ….
-fn sd_name(mut i: usize) -> String {
-    let mut letters = Vec::new();
-    loop {
-        letters.push(b'a' + (i % 26) as u8);
-        if i < 26 {
-            break;
-        }
-        i = i / 26 - 1;
-    }
-    letters.reverse();
-    format!("sd{}", String::from_utf8_lossy(&letters))
-}
-
 fn bench(c: &mut Criterion) {
     let sys = common::FakeSys::new();
     for lun in 0..LUNS {
         let wwid = format!("3600a0980{lun:023x}");
         for host in 0..HOSTS {
             let i = lun * HOSTS + host;
-            let dev = sd_name(i as usize);
+            let dev = common::sd_name(i as usize);
             let devt = (8, i * 16);
             let mut disk = common::scsi_debug(&dev, devt, host + 1, lun, "active/optimized");
             disk.attrs = vec![("timeout", "30\n")];

@@ -30,7 +30,7 @@ use multipathd::daemon::signals::SignalEvent;
 use multipathd::dm::{DmError, MapUdev};
 use multipathd::marginal::thread::IoErrStat;
 
-use common::{FakeSys, scsi_debug};
+use common::{FakeSys, scsi_debug, sd_name};
 use skip::skipped;
 
 const NOBODY: u32 = 65534;
@@ -46,20 +46,6 @@ fn gone(op: &'static str, name: &str) -> DmError {
         name: Some(name.to_string()),
         errno: nix::errno::Errno::ENXIO,
     }
-}
-
-/// Kernel-style SCSI disk name for index `i`: sda … sdz, sdaa … sdzz, sdaaa ….
-fn sd_name(mut i: usize) -> String {
-    let mut letters = Vec::new();
-    loop {
-        letters.push(b'a' + (i % 26) as u8);
-        if i < 26 {
-            break;
-        }
-        i = i / 26 - 1;
-    }
-    letters.reverse();
-    format!("sd{}", String::from_utf8_lossy(&letters))
 }
 
 /// The warnings logged in this test process, to count how often a limit is reported.

@@ -150,3 +150,17 @@ pub fn pg80(s: &str) -> Vec<u8> {
     p.extend_from_slice(s.as_bytes());
     p
 }
+
+/// Kernel-style SCSI disk name for index `i`: sda … sdz, sdaa … sdzz, sdaaa ….
+pub fn sd_name(mut i: usize) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'a' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    letters.reverse();
+    format!("sd{}", String::from_utf8_lossy(&letters))
+}
