@@ -169,7 +169,11 @@ fn lab_scenarios() {
             .map(|_| {
                 s.spawn(|| {
                     let mut done = Vec::new();
-                    while let Some((_, script)) = queue.lock().unwrap().pop() {
+                    loop {
+                        // The guard must end here: a `while let` scrutinee's temporary
+                        // would hold the queue through the whole scenario run.
+                        let next = queue.lock().unwrap().pop();
+                        let Some((_, script)) = next else { break };
                         done.push(run_scenario(script));
                     }
                     done
