@@ -9,7 +9,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use crossbeam_channel::unbounded;
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Change, Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Change, Env, ExistingMap, Load, MapOps, Outputs, Owner};
 use multipathd::dm::{DmError, MapUdev};
 use multipathd::marginal::thread::IoErrStat;
 
@@ -29,8 +29,8 @@ impl MapOps for FakeDm {
     fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Ok(0)
     }
-    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(), DmError> {
-        Ok(())
+    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
+        Ok(Load::Done)
     }
     fn message(&mut self, _: &str, _: &str) -> Result<(), DmError> {
         Ok(())

@@ -26,7 +26,7 @@ use crossbeam_channel::{bounded, never, unbounded};
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{self, ServerConfig, SocketName};
 use multipathd::config::{LoadOptions, parse_str};
-use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, Outputs, Owner};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, serve};
 use multipathd::daemon::signals;
@@ -55,7 +55,7 @@ impl MapOps for NoMaps {
     fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Err(gone(name))
     }
-    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<(), DmError> {
+    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
         Err(gone(name))
     }
     fn message(&mut self, name: &str, _: &str) -> Result<(), DmError> {
@@ -258,6 +258,8 @@ fn signals_leave_the_daemon_running_and_sigterm_ends_a_hanging_reconfigure_at_on
         ioerr,
         requests: req_rx,
         reloads,
+        // The fake DM reloads on the owner's thread.
+        loads: never(),
         status_wanted: never(),
     };
     let daemon: JoinHandle<_> = std::thread::spawn(move || serve(&mut owner, inbox));

@@ -23,7 +23,7 @@ use multipathd::cli::parse::Command;
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{ServerConfig, ServerHandle, ServerStats, SocketName, bind, spawn};
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, MapOps, Outputs, Owner};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, serve};
 use multipathd::daemon::signals::SignalEvent;
@@ -75,9 +75,13 @@ fn warnings_with(text: &str) -> usize {
     WARNINGS.0.lock().unwrap().iter().filter(|w| w.contains(text)).count()
 }
 
-/// Maps are created and reloaded; while the flag is set their status read hangs
-/// (the owner is busy).
-struct FakeDm(Arc<AtomicBool>);
+/// Maps are created and reloaded; while `hang_status` is set their status read hangs
+/// (the owner is busy); while `hold_loads` is set a reload runs on (as the daemon's
+/// port runs one off the owner's thread) until the test sends its end.
+struct FakeDm {
+    hang_status: Arc<AtomicBool>,
+    hold_loads: Arc<AtomicBool>,
+}
 
 impl MapOps for FakeDm {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
@@ -86,14 +90,18 @@ impl MapOps for FakeDm {
     fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Ok(0)
     }
-    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(), DmError> {
-        Ok(())
+    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
+        Ok(if self.hold_loads.load(Ordering::Relaxed) {
+            Load::Running
+        } else {
+            Load::Done
+        })
     }
     fn message(&mut self, _: &str, _: &str) -> Result<(), DmError> {
         Ok(())
     }
     fn status(&mut self, name: &str) -> Result<String, DmError> {
-        if self.0.load(Ordering::Relaxed) {
+        if self.hang_status.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_secs(3));
         }
         Err(gone("status", name))
@@ -138,6 +146,9 @@ struct Daemon {
     signals: Sender<SignalEvent>,
     owner: Option<JoinHandle<()>>,
     hang_status: Arc<AtomicBool>,
+    hold_loads: Arc<AtomicBool>,
+    /// Where a held reload's end is sent, as the DM port sends it.
+    loads: Sender<LoadDone>,
 }
 
 impl Daemon {
@@ -182,7 +193,13 @@ impl Daemon {
             reload,
         };
         let hang_status = Arc::new(AtomicBool::new(false));
-        let mut owner = Owner::new(config, env, Box::new(FakeDm(Arc::clone(&hang_status))), out);
+        let hold_loads = Arc::new(AtomicBool::new(false));
+        let dm = FakeDm {
+            hang_status: Arc::clone(&hang_status),
+            hold_loads: Arc::clone(&hold_loads),
+        };
+        let mut owner = Owner::new(config, env, Box::new(dm), out);
+        let (loads, loads_rx) = unbounded();
         owner.coldplug();
         assert_eq!(owner.counts(), (2 * luns as usize, luns as usize), "two paths per map");
         let (publisher, feed) = multipathd::cli::snapshot::channel().unwrap();
@@ -212,6 +229,7 @@ impl Daemon {
                 ioerr: ioerr_rx,
                 requests: req_rx,
                 reloads,
+                loads: loads_rx,
                 status_wanted,
             };
             serve(&mut owner, inbox).expect("the owner loop ends by shutdown");
@@ -224,6 +242,8 @@ impl Daemon {
             signals,
             owner: Some(owner),
             hang_status,
+            hold_loads,
+            loads,
         }
     }
 
@@ -233,12 +253,7 @@ impl Daemon {
 
     /// Root's command on a new connection: the reply and how long it took.
     fn root_asks(&self, cmd: &str) -> (String, Duration) {
-        let t = Instant::now();
-        let mut s = self.connect();
-        let deadline = t + Duration::from_secs(10);
-        send_frame(&mut s, cmd, deadline).unwrap();
-        let r = recv_reply(&mut s, deadline).unwrap_or_else(|e| format!("error: {e}"));
-        (r, t.elapsed())
+        asks(&self.name, cmd)
     }
 
     /// Root's latency for each of `cmds` sampled every 100 ms for `dur`; the worst.
@@ -276,6 +291,16 @@ impl Daemon {
         self.owner.take().unwrap().join().unwrap();
         self.server.take().unwrap().stop();
     }
+}
+
+/// A command on a new connection to `name`: the reply and how long it took.
+fn asks(name: &SocketName, cmd: &str) -> (String, Duration) {
+    let t = Instant::now();
+    let mut s = UnixStream::connect_addr(&name.addr().unwrap()).unwrap();
+    let deadline = t + Duration::from_secs(10);
+    send_frame(&mut s, cmd, deadline).unwrap();
+    let r = recv_reply(&mut s, deadline).unwrap_or_else(|e| format!("error: {e}"));
+    (r, t.elapsed())
 }
 
 fn root_or_skip() -> bool {
@@ -477,6 +502,37 @@ fn shows_are_answered_while_the_owner_is_busy() {
     // Let the hung reads finish, then the owner answers again.
     std::thread::sleep(Duration::from_secs(4));
     d.alive_then_stop();
+}
+
+/// A reload that waits in the kernel (its suspend behind IO on a hung path) runs off the
+/// owner's thread: root's other commands are answered meanwhile, what would wait behind
+/// the suspend is refused, and `reload map` itself is answered when the reload ended.
+#[test]
+fn a_reload_waiting_for_io_holds_up_only_its_own_reply() {
+    let d = Daemon::start("held-load", ServerConfig::default());
+    d.hold_loads.store(true, Ordering::Relaxed);
+    let name = d.name.clone();
+    let reload = std::thread::spawn(move || asks(&name, &format!("reload map {WWID}")));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!reload.is_finished(), "answered before the reload ended");
+    let (reply, took) = d.root_asks("fail path sda");
+    assert_eq!(reply, "ok\n");
+    assert!(took < Duration::from_secs(1), "fail path took {took:?}");
+    assert_eq!(
+        d.root_asks(&format!("del map {WWID}")).0,
+        "fail\nmap or partition in use\n"
+    );
+    assert!(!reload.is_finished());
+    d.loads
+        .send(LoadDone {
+            map: WWID.into(),
+            result: Ok(()),
+            took: Duration::from_secs(40),
+        })
+        .unwrap();
+    let (reply, took) = reload.join().unwrap();
+    assert_eq!(reply, "ok\n");
+    assert!(took >= Duration::from_millis(500), "{took:?}");
 }
 
 #[test]

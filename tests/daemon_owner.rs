@@ -15,7 +15,7 @@ use multipathd::checkers::{CheckOutcome, CheckerKind, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::parse::{Command, HandlerError};
 use multipathd::config::{Config, LoadOptions, parse_str};
-use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, MapOps, Outputs, Owner};
 use multipathd::daemon::reload::{Reloaded, Reloader};
 use multipathd::dm::table::MultipathTable;
 use multipathd::dm::{DmError, MapUdev};
@@ -81,6 +81,10 @@ struct DmState {
     open: BTreeSet<String>,
     /// What each create, reload and resume told the udev rules: (operation, map, hints).
     udev: Vec<(&'static str, String, MapUdev)>,
+    /// Reloads run off the owner's thread, as the daemon's port runs them: each waits
+    /// in `held` (map, sectors, table) until the test ends it ([`Harness::end_load`]).
+    hold_loads: bool,
+    held: Vec<(String, u64, String)>,
 }
 
 impl DmState {
@@ -197,7 +201,7 @@ impl MapOps for FakeDm {
         Ok(minor)
     }
 
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<(), DmError> {
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<Load, DmError> {
         let mut st = self.0.lock().unwrap();
         st.udev.push(("reload", name.into(), udev));
         st.calls.push(Call::Reload {
@@ -205,10 +209,17 @@ impl MapOps for FakeDm {
             sectors,
             params: params.into(),
         });
-        let m = st.maps.get_mut(name).ok_or_else(|| gone("reload", name))?;
+        if !st.maps.contains_key(name) {
+            return Err(gone("reload", name));
+        }
+        if st.hold_loads {
+            st.held.push((name.into(), sectors, params.into()));
+            return Ok(Load::Running);
+        }
+        let m = st.maps.get_mut(name).expect("checked above");
         m.sectors = sectors;
         m.params = params.into();
-        Ok(())
+        Ok(Load::Done)
     }
 
     fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError> {
@@ -412,6 +423,25 @@ impl Harness {
 
     fn calls(&self) -> Vec<Call> {
         self.dm.lock().unwrap().take_calls()
+    }
+
+    /// Ends the oldest held reload of `map` as the kernel would (the new table live,
+    /// every path in it active) and tells the owner, as the run loop does.
+    fn end_load(&mut self, map: &str) {
+        {
+            let mut st = self.dm.lock().unwrap();
+            let i = st.held.iter().position(|(n, ..)| n == map).expect("a reload is held");
+            let (_, sectors, params) = st.held.remove(i);
+            let m = st.maps.get_mut(map).expect("the map exists");
+            m.sectors = sectors;
+            m.params = params;
+            m.failed.clear();
+        }
+        self.owner.on_load_done(LoadDone {
+            map: map.into(),
+            result: Ok(()),
+            took: Duration::from_secs(40),
+        });
     }
 
     /// What the creates, reloads and resumes since the last call told udev.
@@ -1795,6 +1825,122 @@ fn the_last_path_removed_flushes_its_map_as_upstream() {
     // never: a queueing map is kept.
     let (calls, counts) = run(&queue(" flush_on_last_del never\n"), false);
     assert_eq!((calls, counts), (vec![], (0, 1)));
+}
+
+/// A reload whose suspend waits for IO in flight (a hung path) runs off the owner's
+/// thread: the owner goes on; a further reload waits for it and then loads the newest
+/// table; remove/suspend/resume are refused meanwhile (they would wait in the kernel);
+/// at the end the map's paths are checked at once (the new table made them all active).
+#[test]
+fn a_reload_waiting_for_io_holds_up_neither_the_owner_nor_the_next_reload() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.calls();
+    h.controls();
+    h.dm.lock().unwrap().hold_loads = true;
+
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    let one_path = "0 1 alua 1 1 service-time 0 1 1 8:0 1";
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: one_path.into()
+        }]
+    );
+    assert_eq!(h.owner.take_started_loads(), vec!["mpatha".to_string()]);
+
+    // The owner still acts on checks while the load is in flight.
+    h.check(ids["sda"], PathState::Down);
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:0")]);
+    for c in [
+        Command::DelMap { map: "mpatha".into() },
+        Command::Suspend { map: "mpatha".into() },
+        Command::Resume { map: "mpatha".into() },
+    ] {
+        assert_eq!(h.owner.on_command(c), Err(HandlerError::Busy));
+    }
+    assert_eq!(h.changes(), vec![], "nothing that would wait behind the suspend");
+
+    // sdb comes back: its reload waits for the one in flight.
+    f.add(&Disk {
+        dev: "sdb",
+        devt: (8, 16),
+        host: 0,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0/block/sdb",
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdb"),
+    ]));
+    assert_eq!(h.changes(), vec![], "no second load while one is in flight");
+    assert!(h.owner.take_started_loads().is_empty());
+    let sdb = h.scheduled()["sdb"];
+
+    h.end_load("mpatha");
+    let both = h.changes();
+    assert!(
+        matches!(&both[..], [Call::Reload { name, params, .. }] if name == "mpatha" && params.contains("8:0") && params.contains("8:16")),
+        "the newest table follows: {both:?}"
+    );
+    assert!(h.owner.any_loading(&["mpatha".to_string()]));
+    h.controls();
+
+    h.end_load("mpatha");
+    assert!(!h.owner.any_loading(&["mpatha".to_string()]));
+    let checked: BTreeSet<u64> = h
+        .controls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Control::Schedule { req, in_secs: 0 } => Some(req.path),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        checked,
+        BTreeSet::from([ids["sda"], sdb]),
+        "every path of the new table is checked at once"
+    );
+    assert_eq!(
+        h.owner.on_command(Command::Suspend { map: "mpatha".into() }),
+        Ok(String::new())
+    );
+}
+
+/// The last path leaving a map whose reload is in flight: the flush waits for the
+/// load's end, then runs as upstream's flush_map_nopaths.
+#[test]
+fn the_last_path_leaving_during_a_reload_flushes_the_map_after_it() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.dm.lock().unwrap().hold_loads = true;
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    h.calls();
+    f.remove("sda", (8, 0));
+    h.owner.on_uevent(remove_uevent("sda", 1));
+    assert_eq!(h.changes(), vec![], "the flush waits for the load");
+    assert_eq!(h.owner.counts(), (0, 1));
+    h.end_load("mpatha");
+    assert_eq!(
+        h.changes(),
+        vec![msg("mpatha", "fail_if_no_path"), Call::Remove { name: "mpatha".into() }]
+    );
+    assert_eq!(h.owner.counts(), (0, 0));
 }
 
 /// Upstream's daemon clears a map's action once a reload is done (only `create`

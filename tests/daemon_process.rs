@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use multipathd::cli::protocol::{LEN_SIZE, decode_len, encode};
 use multipathd::config::LoadOptions;
-use multipathd::daemon::owner::{ExistingMap, MapOps};
+use multipathd::daemon::owner::{ExistingMap, Load, MapOps};
 use multipathd::dm::{DmError, MapUdev};
 
 // ---- the daemon process ------------------------------------------------------
@@ -54,7 +54,7 @@ impl MapOps for NoMaps {
     fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Err(gone("create", name))
     }
-    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<(), DmError> {
+    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
         Err(gone("reload", name))
     }
     fn message(&mut self, name: &str, _: &str) -> Result<(), DmError> {
@@ -96,7 +96,7 @@ fn daemon_process() {
         conf_dir: conf.with_extension("d"),
         path: conf,
     };
-    let code = multipathd::daemon::run::run(&opts, &load, || Ok(Box::new(NoMaps) as Box<dyn MapOps>));
+    let code = multipathd::daemon::run::run(&opts, &load, |_| Ok(Box::new(NoMaps) as Box<dyn MapOps>));
     std::process::exit(code);
 }
 

@@ -12,7 +12,7 @@ use multipathd::checkers::{CheckOutcome, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::server::Request;
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Env, ExistingMap, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, Outputs, Owner};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, WorkerDied, serve};
 use multipathd::daemon::signals::SignalEvent;
@@ -42,7 +42,7 @@ impl MapOps for NoMaps {
     fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Err(gone("create", name))
     }
-    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<(), DmError> {
+    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
         Err(gone("message", name))
     }
     fn message(&mut self, name: &str, _: &str) -> Result<(), DmError> {
@@ -120,6 +120,8 @@ fn start() -> (Workers, Loop) {
         ioerr: ioerr_rx,
         requests: req_rx,
         reloads: reloads_rx,
+        // The fake DM reloads on the owner's thread.
+        loads: crossbeam_channel::never(),
         // No CLI server asks for status reads here.
         status_wanted: crossbeam_channel::never(),
     };

@@ -1,11 +1,31 @@
 //! The daemon's device-mapper port over the dm module's backend (ioctls or fake).
 
-use super::owner::{ExistingMap, MapOps};
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use super::owner::{ExistingMap, Load, LoadDone, MapOps};
 use crate::dm::udev_cookie::{UdevOp, op_flags};
 use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, TargetLine};
 
-/// Adapts any [`DmBackend`] to the owner's narrow [`MapOps`] port.
-pub struct DmPort<B: DmBackend>(pub B);
+/// Adapts any [`DmBackend`] to the owner's narrow [`MapOps`] port. A reload runs on a
+/// thread of its own (its suspend may wait minutes for IO in flight on a hung path);
+/// its end is sent to `loads`.
+pub struct DmPort<B: DmBackend> {
+    dm: Arc<B>,
+    loads: Sender<LoadDone>,
+}
+
+impl<B: DmBackend> DmPort<B> {
+    pub fn new(dm: B, loads: Sender<LoadDone>) -> Self {
+        DmPort {
+            dm: Arc::new(dm),
+            loads,
+        }
+    }
+}
 
 /// The one `multipath` line of a map's table or status; anything else is a map
 /// that is not ours to manage, reported as a reply of the wrong shape.
@@ -31,11 +51,11 @@ fn targets(sectors: u64, params: &str) -> [TargetLine; 1] {
     }]
 }
 
-impl<B: DmBackend> MapOps for DmPort<B> {
+impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         let mut maps = Vec::new();
-        for dev in self.0.list()? {
-            let info = match self.0.info(&dev.name) {
+        for dev in self.dm.list()? {
+            let info = match self.dm.info(&dev.name) {
                 Ok(i) => i,
                 // Removed between list and info: not ours to worry about.
                 Err(_) => continue,
@@ -44,7 +64,7 @@ impl<B: DmBackend> MapOps for DmPort<B> {
                 continue;
             }
             let table = match self
-                .0
+                .dm
                 .table(&dev.name)
                 .and_then(|t| one_multipath_line("table", &dev.name, t))
             {
@@ -55,7 +75,7 @@ impl<B: DmBackend> MapOps for DmPort<B> {
                 }
             };
             let status = self
-                .0
+                .dm
                 .status(&dev.name)
                 .and_then(|s| one_multipath_line("status", &dev.name, s))
                 .map(|l| l.params)
@@ -80,37 +100,57 @@ impl<B: DmBackend> MapOps for DmPort<B> {
         params: &str,
         udev: MapUdev,
     ) -> Result<u32, DmError> {
-        self.0
+        self.dm
             .create_map(name, uuid, &targets(sectors, params), udev)
             .map(|i| i.minor)
     }
 
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<(), DmError> {
-        self.0.reload(name, &targets(sectors, params), udev).map(|_| ())
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<Load, DmError> {
+        let table = targets(sectors, params);
+        let (dm, map, done) = (Arc::clone(&self.dm), name.to_string(), self.loads.clone());
+        let started = thread::Builder::new().name("dm-load".into()).spawn(move || {
+            let t = Instant::now();
+            let result = dm.reload(&map, &table, udev).map(|_| ());
+            // The daemon may be shutting down; then nobody waits for the answer.
+            let _ = done.send(LoadDone {
+                map,
+                result,
+                took: t.elapsed(),
+            });
+        });
+        match started {
+            Ok(_) => Ok(Load::Running),
+            Err(e) => {
+                log::warn!("{name}: cannot start a thread for the reload ({e}); reloading on this one");
+                self.dm
+                    .reload(name, &targets(sectors, params), udev)
+                    .map(|_| Load::Done)
+            }
+        }
     }
 
     fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError> {
-        self.0.message(name, msg).map(|_| ())
+        self.dm.message(name, msg).map(|_| ())
     }
 
     fn status(&mut self, name: &str) -> Result<String, DmError> {
-        let lines = self.0.status(name)?;
+        let lines = self.dm.status(name)?;
         one_multipath_line("status", name, lines).map(|l| l.params)
     }
 
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
-        self.0.remove(name, op_flags(UdevOp::Remove, MapUdev::default()))
+        self.dm.remove(name, op_flags(UdevOp::Remove, MapUdev::default()))
     }
 
     fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
-        self.0.info(name).map(|i| i.open_count > 0)
+        self.dm.info(name).map(|i| i.open_count > 0)
     }
 
     fn suspend(&mut self, name: &str) -> Result<(), DmError> {
-        self.0.suspend(name, true).map(|_| ())
+        self.dm.suspend(name, true).map(|_| ())
     }
 
     fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError> {
-        self.0.resume(name, op_flags(UdevOp::Resume, udev)).map(|_| ())
+        self.dm.resume(name, op_flags(UdevOp::Resume, udev)).map(|_| ())
     }
 }

@@ -47,8 +47,8 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
                 eprintln!("{e}");
                 return 1;
             }
-            run::run(&opts, &LoadOptions::default(), || {
-                crate::dm::DmIoctl::open().map(|d| Box::new(dmport::DmPort(d)) as Box<dyn owner::MapOps>)
+            run::run(&opts, &LoadOptions::default(), |loads| {
+                crate::dm::DmIoctl::open().map(|d| Box::new(dmport::DmPort::new(d, loads)) as Box<dyn owner::MapOps>)
             })
         }
     }

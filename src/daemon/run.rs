@@ -6,19 +6,19 @@ use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, never, select, unbounded};
 
 use super::args::Options;
 use super::logging::{self, Sink};
 use super::notify;
-use super::owner::{Change, Env, MapOps, Outputs, Owner};
+use super::owner::{Change, Env, LoadDone, MapOps, Outputs, Owner};
 use super::pidfile::{DEFAULT_PIDFILE, PidFile, PidFileError};
 use super::reload::{Reloaded, Reloader};
 use super::signals::{self, SignalEvent, SignalThread};
 use super::watchdog::Watchdog;
 use crate::checkers::{self, CheckOutcome, MonotonicClock};
 use crate::cli::format::DaemonState;
-use crate::cli::server::{self, Request, ServerConfig, ServerHandle};
+use crate::cli::server::{self, Reply, Request, ServerConfig, ServerHandle};
 use crate::cli::snapshot;
 use crate::config::keywords::Setting;
 use crate::config::{self, LoadOptions};
@@ -51,7 +51,11 @@ fn verbosity(cfg: &config::Config, opts: &Options) -> u8 {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT or `shutdown`; returns the exit code.
-pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<dyn MapOps>, DmError>) -> i32 {
+pub fn run(
+    opts: &Options,
+    load: &LoadOptions,
+    dm: impl FnOnce(Sender<LoadDone>) -> Result<Box<dyn MapOps>, DmError>,
+) -> i32 {
     let loaded = match config::load(load) {
         Ok(l) => l,
         Err(e) => {
@@ -162,7 +166,7 @@ fn run_threads(
     opts: &Options,
     load: &LoadOptions,
     cfg: config::Config,
-    dm: impl FnOnce() -> Result<Box<dyn MapOps>, DmError>,
+    dm: impl FnOnce(Sender<LoadDone>) -> Result<Box<dyn MapOps>, DmError>,
 ) -> i32 {
     match start_and_serve(opts, load, cfg, dm) {
         Ok(()) => 0,
@@ -179,13 +183,14 @@ fn start_and_serve(
     opts: &Options,
     load: &LoadOptions,
     cfg: config::Config,
-    dm: impl FnOnce() -> Result<Box<dyn MapOps>, DmError>,
+    dm: impl FnOnce(Sender<LoadDone>) -> Result<Box<dyn MapOps>, DmError>,
 ) -> Result<(), DaemonError> {
     log::info!("multipathd v{}: start up", env!("CARGO_PKG_VERSION"));
     raise_fd_limit(wanted_fds(&cfg));
     notify(&[sd_notify::NotifyState::Status("configure")]);
     let _pidfile = PidFile::create(Path::new(DEFAULT_PIDFILE)).map_err(DaemonError::PidFile)?;
-    let dm = dm().map_err(DaemonError::DeviceMapper)?;
+    let (load_tx, load_rx) = unbounded();
+    let dm = dm(load_tx).map_err(DaemonError::DeviceMapper)?;
 
     let (sig_tx, sig_rx) = bounded(16);
     let signals = signals::spawn(sig_tx).map_err(DaemonError::Signals)?;
@@ -242,6 +247,7 @@ fn start_and_serve(
         ioerr: ioerr_rx,
         requests: req_rx,
         reloads: reload_rx,
+        loads: load_rx,
         status_wanted,
     };
     let ended = serve(&mut owner, inbox);
@@ -296,6 +302,8 @@ pub struct Inbox {
     pub requests: Receiver<Request>,
     /// Finished configuration loads ([`Reloader`]).
     pub reloads: Receiver<Reloaded>,
+    /// Finished table reloads that ran off the owner's thread.
+    pub loads: Receiver<LoadDone>,
     /// The CLI server wants every map's status read afresh (group states).
     pub status_wanted: Receiver<()>,
 }
@@ -335,8 +343,10 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
         mut ioerr,
         requests,
         mut reloads,
+        mut loads,
         mut status_wanted,
     } = inbox;
+    let mut parked: Vec<Parked> = Vec::new();
     let ticker = crossbeam_channel::tick(Duration::from_secs(1));
     let mut watchdog = Watchdog::from_env();
     while owner.state != DaemonState::Shutdown {
@@ -396,9 +406,25 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
                 // The owner's Reloader holds a sender: in the daemon this never closes.
                 Err(_) => reloads = never(),
             },
+            recv(loads) -> d => match d {
+                Ok(d) => {
+                    owner.on_load_done(d);
+                    owner.publish(Change::Touched);
+                    changed = None;
+                    parked.retain(|p| {
+                        let waiting = owner.any_loading(&p.maps);
+                        if !waiting {
+                            let _ = p.reply.send(p.text.clone());
+                        }
+                        waiting
+                    });
+                }
+                // The DM port holds a sender: in the daemon this never closes.
+                Err(_) => loads = never(),
+            },
             recv(requests) -> req => match req {
                 Ok(req) => {
-                    answer(owner, req);
+                    answer(owner, req, &mut parked);
                     // Published before the reply went out (see `answer`).
                     changed = None;
                 }
@@ -422,18 +448,37 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
     Ok(())
 }
 
+/// A command's reply held until the reloads it started have ended.
+struct Parked {
+    reply: Reply,
+    text: String,
+    maps: Vec<String>,
+}
+
 /// Answers one CLI request.
 /// A show whose client has left or timed out is dropped unanswered; any other command
 /// runs (its effect stands even when nobody reads the `ok`). The views are published
-/// before the reply, so the command's effect shows in the next show.
-fn answer(owner: &mut Owner, req: Request) {
+/// before the reply, so the command's effect shows in the next show. A command that
+/// started reloads off the owner's thread is answered when they ended (`parked`), as
+/// upstream answers after its reload, without holding up the owner meanwhile.
+fn answer(owner: &mut Owner, req: Request, parked: &mut Vec<Parked>) {
     if req.cmd.is_show() && !req.reply.wanted() {
         return;
     }
-    let reply = owner.on_command(req.cmd).unwrap_or_else(|e| e.reply().to_string());
+    let Request { cmd, reply } = req;
+    let text = owner.on_command(cmd).unwrap_or_else(|e| e.reply().to_string());
     owner.publish(Change::All);
+    let started = owner.take_started_loads();
+    if owner.any_loading(&started) {
+        parked.push(Parked {
+            reply,
+            text,
+            maps: started,
+        });
+        return;
+    }
     // The server may have timed the client out already.
-    let _ = req.reply.send(reply);
+    let _ = reply.send(text);
 }
 
 #[cfg(test)]

@@ -210,6 +210,7 @@ impl Owner {
     }
 
     pub(super) fn remove_map(&mut self, name: &str) -> Answer {
+        self.refuse_while_loading(name)?;
         match self.dm.remove_map(name) {
             Ok(()) => {
                 log::info!("{name}: map removed");
@@ -246,12 +247,14 @@ impl Owner {
 
     fn suspend(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
+        self.refuse_while_loading(&name)?;
         self.dm.suspend(&name).map_err(|_| HandlerError::Failed)?;
         Ok(String::new())
     }
 
     fn resume(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
+        self.refuse_while_loading(&name)?;
         let udev = crate::dm::MapUdev {
             skip_kpartx: self.map_skip_kpartx(&name),
             ..Default::default()

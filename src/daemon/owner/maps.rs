@@ -184,7 +184,7 @@ impl Owner {
                 log::info!("{name}: adopted existing map ({wwid})");
                 Some((m.minor, None))
             }
-            Some(m) => match self.dm.reload_map(name, m.sectors, params, udev) {
+            Some(m) => match self.start_reload(name, m.sectors, params, udev) {
                 Ok(()) => {
                     log::info!("reload: {name} ({wwid}) {params}");
                     // Upstream shows only a creation as the map's action (`create:` in topology).

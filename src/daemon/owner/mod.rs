@@ -6,6 +6,7 @@
 //!   both, whether a signal or a CLI command asks
 //! - `paths.rs`: discovering, adding and removing paths
 //! - `maps.rs`: building, loading and removing maps
+//! - `loads.rs`: reloads that run off this thread (a suspend waits for IO in flight)
 //! - `path_attrs.rs`: the sysfs attributes set on a map's paths at map setup
 //! - `checks.rs`: a check result, the 1 s tick, marginal-path (io-err-stat) events
 //! - `uevents.rs`: a kernel or udev uevent
@@ -19,6 +20,7 @@ mod checks;
 mod commands;
 mod devices;
 mod lifecycle;
+mod loads;
 mod maps;
 mod path_attrs;
 mod paths;
@@ -55,8 +57,10 @@ pub trait MapOps: Send {
     fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str, udev: MapUdev)
     -> Result<u32, DmError>;
     /// Loads a new table into a live map and swaps it in without flushing queued IO;
-    /// the resume carries upstream's reload flags.
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<(), DmError>;
+    /// the resume carries upstream's reload flags. The swap's suspend waits for the IO in
+    /// flight on the map, so a port may run it on another thread: then it answers
+    /// [`Load::Running`] and the end comes back to the owner as a [`LoadDone`].
+    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<Load, DmError>;
     fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError>;
     /// The map's status parameters (text after `multipath`).
     fn status(&mut self, name: &str) -> Result<String, DmError>;
@@ -67,6 +71,24 @@ pub trait MapOps: Send {
     fn suspend(&mut self, name: &str) -> Result<(), DmError>;
     /// A plain resume (the `resume map` command): the udev rules hear of skip_kpartx only.
     fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError>;
+}
+
+/// How [`MapOps::reload_map`] went from the owner's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// The new table is live.
+    Done,
+    /// Still running on its own thread; a [`LoadDone`] follows.
+    Running,
+}
+
+/// A reload that ran off the owner's thread has ended.
+#[derive(Debug)]
+pub struct LoadDone {
+    pub map: String,
+    pub result: Result<(), DmError>,
+    /// From the load to the end of the resume: long when the suspend waited for IO.
+    pub took: std::time::Duration,
 }
 
 /// A map found in the kernel at startup or reconfigure.
@@ -216,6 +238,11 @@ pub struct Owner {
     /// Map setups (by WWID) put off until the paths above have their priorities, with the
     /// kernel map to adopt, if any: a table grouped by priority is loaded once, right.
     prio_deferred: BTreeMap<String, Option<ExistingMap>>,
+    /// Maps with a reload running off this thread, and what waits for its end.
+    loads: BTreeMap<String, loads::Next>,
+    /// Maps whose reload went off this thread while the current message was handled
+    /// (a CLI command's reply waits for them).
+    loads_started: Vec<String>,
     /// Protocols already reported as not taking SCSI timeouts (once per daemon life).
     tmo_unsupported: BTreeSet<String>,
     /// `forcequeueing daemon`: maps keep queueing after shutdown although
@@ -268,6 +295,8 @@ impl Owner {
             udev_pending: BTreeMap::new(),
             first_prio: BTreeSet::new(),
             prio_deferred: BTreeMap::new(),
+            loads: BTreeMap::new(),
+            loads_started: Vec::new(),
             tmo_unsupported: BTreeSet::new(),
             queue_without_daemon_forced: false,
             state: DaemonState::Startup,

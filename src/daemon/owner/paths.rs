@@ -478,7 +478,10 @@ impl Owner {
     /// queues, is in use and the setting is `unused`. Queueing is turned off first (IO
     /// queued on a map without paths would otherwise wait forever), also when the map
     /// then cannot be removed because it is open.
-    fn flush_map_nopaths(&mut self, map: &str, hw: &[String; 3]) {
+    pub(super) fn flush_map_nopaths(&mut self, map: &str, hw: &[String; 3]) {
+        if self.flush_after_load(map, hw.clone()) {
+            return;
+        }
         let Some(m) = self.maps.get(map) else { return };
         let flush = Selector::new(&self.cfg, &hw[0], &hw[1], &hw[2], &m.wwid)
             .flush_on_last_del()

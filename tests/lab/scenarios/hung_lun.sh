@@ -1,6 +1,7 @@
 # Hung storage must not take healthy paths down with it.  Six LIO LUNs x 2 tcm_loop ports
 # (readsector0, checker_timeout 10, no_path_retry fail), O_DIRECT reads on every map the whole
-# time; the backstores of five LUNs stop answering for 45 s, then answer again.  Debian's
+# time; the backstores of five LUNs stop answering for 45 s, then answer again, and a
+# `reload map` of a hung map is asked meanwhile (its suspend waits for the stuck reads).  Debian's
 # daemon, then ours, on the same setup.  Ours must fail the hung paths within
 # checker_timeout + one polling interval (+ margin), never fail a path of the healthy LUN,
 # have no IO error on its map, and get every path back after the resume.  Debian's numbers
@@ -96,8 +97,17 @@ story() {
     lun_hang $HUNG
     _th=$(uptime_s)          # times are measured from here: all five LUNs hung
     echo "$_l: hanging took $(secs_since "$_ts") s"
+    # A reload of a hung map once reads are stuck on it: its suspend waits for them, i.e.
+    # until the resume.  Nothing else may wait with it (ours runs it off the owner's
+    # thread; a daemon that reloads under its lock stops checking meanwhile): the hung
+    # paths' failing below is measured all the same.
+    sleep 2
+    _rmap=$(map_of_lun "${HUNG%% *}")
+    ( _t0=$(uptime_s); _r=$(exec 2>&1; timeout 90 "$_bin" reload map "$_rmap"; :)
+      echo "$(secs_since "$_t0") $(printf '%s' "$_r" | tr '\n' ' ')" > "$LAB_TMP/$_l/reload" ) &
+    _rl=$!
     # the hang lasts a fixed time by design; the failing is measured from the DM samples
-    sleep "$HANG_S"
+    sleep "$((HANG_S - 2))"
     _trs=$(uptime_s)         # recovery is measured from here: the first LUN answers at once
     lun_resume $HUNG         # (each dmsetup then waits for udev: seconds under TCG)
     echo "$_l: resuming took $(secs_since "$_trs") s"
@@ -118,6 +128,7 @@ story() {
     done
     echo "$_l: all 12 paths active ready in show paths ${_shown} s after the resume"
     sleep 3                # the last reads after the recovery
+    wait $_rl
     rm -f "$LAB_TMP/io.run"
     wait $_bg              # IO loops and monitors end at their next round
     uevents_stop
@@ -161,6 +172,10 @@ story() {
         echo "resume_to_all_active_dm_s=$_back"
         echo "resume_to_all_ready_shown_s=$_shown"
         echo "show_paths_unanswered=$_unans/$_samples"
+        echo "reload_map_client_s=$(cut -d' ' -f1 "$LAB_TMP/$_l/reload")"
+        echo "reload_map_reply=$(cut -d' ' -f2- "$LAB_TMP/$_l/reload" | tr ' ' _ | sed 's/_*$//')"
+        # ours logs a reload that ran long off its owner's thread
+        echo "reload_logged_s=$(sed -n "s/.*$_rmap: reload took \([0-9.]*\) s.*/\1/p" "$LAB_OUT/$_l.log" | head -1)"
     } > "$_v"
     cat "$_v"
 
@@ -224,6 +239,9 @@ row() { printf '| %-52s | %12s | %12s |\n' "$1" "$(value debian "$2")" "$(value 
     row "resume until all 12 paths active in DM (s)" resume_to_all_active_dm_s
     row "resume until all 12 shown active ready (s)" resume_to_all_ready_shown_s
     row "show paths unanswered in 6 s / samples" show_paths_unanswered
+    row "reload map of a hung map: client's wait (s)" reload_map_client_s
+    row "reload map of a hung map: reply" reload_map_reply
+    row "reload map of a hung map: suspend waited (s)" reload_logged_s
     row "shutdown" shutdown
 } > "$LAB_OUT/table.txt"
 cat "$LAB_OUT/table.txt"
@@ -232,6 +250,9 @@ step "ours: healthy paths untouched, hung paths failed in time, all paths back"
 expect_eq "ours: PATH_FAILED uevents of the healthy LUN's paths" 0 "$(value ours healthy_dm_path_failed)"
 expect_eq "ours: healthy paths shown failed" 0 "$(value ours healthy_shown_failed)"
 expect_eq "ours: IO errors on the healthy map" 0 "$(value ours healthy_io_errors)"
+# the reload did wait in the kernel (else the step above proves nothing)
+expect_eq "ours: the hung map's reload waited in its suspend for 20 s or more" yes \
+    "$(awk -v t="$(value ours reload_logged_s)" 'BEGIN { print (t ~ /^[0-9.]+$/ && t + 0 >= 20) ? "yes" : "no (" t ")" }')"
 _t=$(value ours hang_to_all_hung_failed_s)
 expect_eq "ours: hung paths failed in DM within $FAIL_LIMIT s" yes \
     "$(awk -v t="$_t" -v l="$FAIL_LIMIT" 'BEGIN { print (t ~ /^[0-9.]+$/ && t + 0 <= l) ? "yes" : "no (" t ")" }')"

@@ -1,0 +1,141 @@
+//! Reloads that run off the owner's thread. A reload swaps the table in with a noflush
+//! suspend, and the kernel's suspend waits for the IO in flight on the map: on a path
+//! whose transport hangs, until the transport gives up. The owner must go on failing
+//! and reinstating other maps' paths meanwhile, so the port may run the reload on a
+//! thread of its own ([`Load::Running`]); its end comes back as a [`LoadDone`].
+//!
+//! Until then the map has a load in flight: a further reload waits for it (the newest
+//! table wins), and so does the flush of a map that lost its last path; the ioctls that
+//! would queue behind the kernel's suspend lock (remove, suspend, resume) are refused;
+//! messages go to the live table as before. A CLI command that started a load is
+//! answered when it ended (the run loop asks [`Owner::take_started_loads`]).
+
+use crate::cli::parse::HandlerError;
+use crate::dm::{DmError, MapUdev};
+
+use super::{Load, LoadDone, Owner};
+
+/// What waits for a map's load in flight.
+#[derive(Debug)]
+pub(super) enum Next {
+    Nothing,
+    /// The newest table planned meanwhile.
+    Reload {
+        sectors: u64,
+        params: String,
+        udev: MapUdev,
+    },
+    /// The map lost its last path meanwhile (the hardware names for its settings).
+    Flush([String; 3]),
+}
+
+/// A load that took longer than this is logged: the owner did not wait, but the
+/// admin should know a suspend waited for IO that long.
+const SLOW_LOAD: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Owner {
+    /// Whether `map` has a reload running off this thread.
+    pub(super) fn loading(&self, map: &str) -> bool {
+        self.loads.contains_key(map)
+    }
+
+    /// Reloads `name`, or has the reload wait for the one in flight (replacing any
+    /// table that waited before: the newest plan holds every change).
+    pub(super) fn start_reload(
+        &mut self,
+        name: &str,
+        sectors: u64,
+        params: &str,
+        udev: MapUdev,
+    ) -> Result<(), DmError> {
+        if let Some(next) = self.loads.get_mut(name) {
+            log::debug!("{name}: reload waits for the one in flight");
+            *next = Next::Reload {
+                sectors,
+                params: params.to_string(),
+                udev,
+            };
+            return Ok(());
+        }
+        if self.dm.reload_map(name, sectors, params, udev)? == Load::Running {
+            self.loads.insert(name.to_string(), Next::Nothing);
+            self.loads_started.push(name.to_string());
+        }
+        Ok(())
+    }
+
+    /// Remove, suspend and resume would wait in the kernel behind the load's suspend:
+    /// refused (EBUSY's reply) while one is in flight.
+    pub(super) fn refuse_while_loading(&self, map: &str) -> Result<(), HandlerError> {
+        if self.loading(map) {
+            log::warn!("{map}: busy: its reload is still waiting for IO in flight");
+            return Err(HandlerError::Busy);
+        }
+        Ok(())
+    }
+
+    /// The flush of a map without paths, now or after its load in flight.
+    pub(super) fn flush_after_load(&mut self, map: &str, hw: [String; 3]) -> bool {
+        match self.loads.get_mut(map) {
+            Some(next) => {
+                log::info!("{map}: last path deleted; removing the map once its reload ended");
+                *next = Next::Flush(hw);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A reload that ran off this thread ended: what waited for it runs; when nothing
+    /// does, the map's status is read and its paths checked at once, since the new
+    /// table started every path active (a path failed meanwhile is failed again).
+    pub fn on_load_done(&mut self, done: LoadDone) {
+        let LoadDone { map, result, took } = done;
+        match result {
+            Ok(()) if took >= SLOW_LOAD => {
+                log::info!(
+                    "{map}: reload took {:.1} s (its suspend waited for IO in flight)",
+                    took.as_secs_f64()
+                )
+            }
+            Ok(()) => {}
+            Err(e) => log::error!("{map}: reload failed, keeping the current table: {e}"),
+        }
+        let Some(next) = self.loads.remove(&map) else {
+            return;
+        };
+        if !self.maps.contains_key(&map) {
+            return;
+        }
+        match next {
+            Next::Nothing => {}
+            Next::Reload { sectors, params, udev } => {
+                if let Err(e) = self.start_reload(&map, sectors, &params, udev) {
+                    log::error!("{map}: reload failed, keeping the current table: {e}");
+                }
+                if self.loading(&map) {
+                    return;
+                }
+            }
+            Next::Flush(hw) => {
+                self.flush_map_nopaths(&map, &hw);
+                return;
+            }
+        }
+        self.refresh_status(&map);
+        let paths = self.maps.get(&map).map(|m| m.paths.clone()).unwrap_or_default();
+        for d in paths {
+            self.schedule_check(&d, 0);
+        }
+    }
+
+    /// The maps whose reload went off this thread since the last call.
+    pub fn take_started_loads(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.loads_started)
+    }
+
+    /// Whether any of `maps` still has a load in flight.
+    pub fn any_loading(&self, maps: &[String]) -> bool {
+        maps.iter().any(|m| self.loading(m))
+    }
+}
