@@ -16,8 +16,14 @@ use super::{Map, Owner, read_trimmed};
 type Answer = Result<String, HandlerError>;
 
 impl Owner {
-    /// Answers one CLI command. An empty string means `ok`.
+    /// Answers one CLI command. An empty string means `ok`. The reloads it starts off
+    /// this thread are recorded for [`Owner::take_started_loads`].
     pub fn on_command(&mut self, cmd: Command) -> Answer {
+        self.command_loads = Some(Vec::new());
+        self.dispatch(cmd)
+    }
+
+    fn dispatch(&mut self, cmd: Command) -> Answer {
         match cmd {
             show @ (Command::ShowPaths
             | Command::ShowPathsFormat { .. }

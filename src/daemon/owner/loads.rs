@@ -59,7 +59,9 @@ impl Owner {
         }
         if self.dm.reload_map(name, sectors, params, udev)? == Load::Running {
             self.loads.insert(name.to_string(), Next::Nothing);
-            self.loads_started.push(name.to_string());
+            if let Some(started) = self.command_loads.as_mut() {
+                started.push(name.to_string());
+            }
         }
         Ok(())
     }
@@ -129,9 +131,9 @@ impl Owner {
         }
     }
 
-    /// The maps whose reload went off this thread since the last call.
+    /// The maps whose reload the last CLI command sent off this thread.
     pub fn take_started_loads(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.loads_started)
+        self.command_loads.take().unwrap_or_default()
     }
 
     /// Whether any of `maps` still has a load in flight.

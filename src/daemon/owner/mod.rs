@@ -240,9 +240,9 @@ pub struct Owner {
     prio_deferred: BTreeMap<String, Option<ExistingMap>>,
     /// Maps with a reload running off this thread, and what waits for its end.
     loads: BTreeMap<String, loads::Next>,
-    /// Maps whose reload went off this thread while the current message was handled
-    /// (a CLI command's reply waits for them).
-    loads_started: Vec<String>,
+    /// While a CLI command is handled: the maps whose reload it sent off this thread
+    /// (its reply waits for them). `None` otherwise, so nothing piles up.
+    command_loads: Option<Vec<String>>,
     /// Protocols already reported as not taking SCSI timeouts (once per daemon life).
     tmo_unsupported: BTreeSet<String>,
     /// `forcequeueing daemon`: maps keep queueing after shutdown although
@@ -296,7 +296,7 @@ impl Owner {
             first_prio: BTreeSet::new(),
             prio_deferred: BTreeMap::new(),
             loads: BTreeMap::new(),
-            loads_started: Vec::new(),
+            command_loads: None,
             tmo_unsupported: BTreeSet::new(),
             queue_without_daemon_forced: false,
             state: DaemonState::Startup,
