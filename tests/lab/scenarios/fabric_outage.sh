@@ -9,6 +9,8 @@
 # Ours must fail the 64 within the bound of iscsi_portal_hang, fail none of the other portal,
 # see 0 IO errors, get all 128 back, and answer every `show paths` within 1 s.
 # lab-timeout: 900
+# Ours as shipped (the release build), beside Debian's optimized build.
+# lab-profile: release
 . "$LAB_DIR/lib.sh"
 
 REF=/sbin/multipathd
@@ -191,7 +193,7 @@ row() { printf '| %-58s | %12s | %12s |\n' "$1" "$(value debian "$2")" "$(value 
     echo "until all its $LUNS paths are failed in DM, + ${HOLD_S} s; O_DIRECT 4 KiB reads on every map every 0.5 s"
     echo "tur, checker_timeout 10, polling_interval 5, no_path_retry 12, fast_io_fail_tmo 5;"
     echo "iscsid: replacement_timeout $ISCSI_REPLACEMENT_TIMEOUT, NOP-Out every 5 s, timeout 5 s; qemu TCG"
-    echo "Debian: $REF ($(grep -o 'multipathd v[0-9.]*' "$LAB_OUT/debian.log" | head -1)); ours: debug build of this tree"
+    echo "Debian: $REF ($(grep -o 'multipathd v[0-9.]*' "$LAB_OUT/debian.log" | head -1)); ours: release build of this tree"
     echo "show paths: examples/sockload every 0.5 s, 5 s timeout, for both daemons"
     echo
     echo "| row                                                        |       Debian |         ours |"

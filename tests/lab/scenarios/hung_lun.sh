@@ -13,6 +13,8 @@
 # "running" and the other LUNs on it are answered (the healthy map's slowest read is in the
 # table).  So a healthy path failed here is the daemon's doing, not the kernel's.
 # lab-timeout: 540
+# Ours as shipped (the release build), beside Debian's optimized build.
+# lab-profile: release
 . "$LAB_DIR/lib.sh"
 
 REF=/sbin/multipathd
@@ -222,7 +224,7 @@ row() { printf '| %-52s | %12s | %12s |\n' "$1" "$(value debian "$2")" "$(value 
 {
     echo "hung_lun: 6 LIO LUNs x 2 tcm_loop ports, LUNs $HUNG hung for ${HANG_S} s, LUN $HEALTHY healthy (same ports)"
     echo "readsector0, checker_timeout 10, polling_interval 5, no_path_retry fail; qemu TCG"
-    echo "Debian: $REF ($(grep -o 'multipathd v[0-9.]*' "$LAB_OUT/debian.log" | head -1)); ours: debug build of this tree"
+    echo "Debian: $REF ($(grep -o 'multipathd v[0-9.]*' "$LAB_OUT/debian.log" | head -1)); ours: release build of this tree"
     echo
     echo "| row                                                  |       Debian |         ours |"
     echo "|------------------------------------------------------|--------------|--------------|"

@@ -10,6 +10,8 @@
 # Ours must pass every check; Debian's numbers are only recorded (it must run: a map, both
 # paths active ready, its io_err_stat thread started).
 # lab-timeout: 720
+# Ours as shipped (the release build), beside Debian's optimized build.
+# lab-profile: release
 . "$LAB_DIR/lib.sh"
 
 REF=/sbin/multipathd
@@ -255,7 +257,7 @@ row() { printf '| %-58s | %12s | %12s |\n' "$1" "$(value debian "$2")" "$(value 
     echo "portal $HUNG_PORTAL silent until its path fails, twice, then ${HANG_IN_TEST_S} s during the sample"
     echo "marginal_path: double_failed_time 90, err_sample_time 120, err_rate_threshold 10, recheck_gap 30;"
     echo "tur, checker_timeout 10, polling_interval 2-4, fast_io_fail_tmo 5; iscsid replacement_timeout $ISCSI_REPLACEMENT_TIMEOUT; qemu TCG"
-    echo "Debian: $REF ($(grep -o 'multipathd v[0-9.]*' "$LAB_OUT/debian.log" | head -1)); ours: debug build of this tree"
+    echo "Debian: $REF ($(grep -o 'multipathd v[0-9.]*' "$LAB_OUT/debian.log" | head -1)); ours: release build of this tree"
     echo "held: ours: listed by show marginal; Debian: its log (\"path is now marginal\", once its checker finds the path up)"
     echo
     echo "| row                                                        |       Debian |         ours |"

@@ -12,6 +12,8 @@
 # of B's, A's in group 1, A's in group 2 outside the inaccessible window).  Debian's numbers
 # are reported (table.txt), not asserted, apart from the setup checks both go through.
 # lab-timeout: 300
+# Ours as shipped (the release build), beside Debian's optimized build.
+# lab-profile: release
 . "$LAB_DIR/lib.sh"
 
 REF=/sbin/multipathd
@@ -21,7 +23,7 @@ cp "$LAB_BIN/multipathd" "$OURS" || fail "copy of our multipathd to $LAB_TMP"
 NSS="1 2 3 4"
 # A daemon that refreshes priorities at every check sees the new ANA states at its next
 # check of a path of the map, within max_polling_interval (10 s), then reloads the map
-# (about a second under TCG); 20 s is that twice over for the debug build on a loaded CI
+# (about a second under TCG); 20 s is that twice over on a loaded CI
 # machine, and still far from "never"
 MOVE_LIMIT=20
 WAIT_MAX=30            # a move not seen by then is reported as "never"
@@ -270,7 +272,7 @@ row() { printf '| %-52s | %24s | %24s |\n' "$1" "$(value debian "$2")" "$(value 
 {
     echo "nvme_ana_failover: nvmet over TCP on loopback, 4 namespaces (ANA groups 1 2 1 2) x 2 ports (A, B)"
     echo "host nvme_core multipath=N; prio ana, group_by_prio, failback immediate; polling_interval 5, max 10; qemu TCG"
-    echo "Debian: $REF ($(grep -o 'multipathd v[0-9.]*' "$LAB_OUT/debian.log" | head -1)); ours: debug build of this tree"
+    echo "Debian: $REF ($(grep -o 'multipathd v[0-9.]*' "$LAB_OUT/debian.log" | head -1)); ours: release build of this tree"
     echo "lists are namespace 1 2 3 4; prio lists A1 B1 A2 B2 ...; A/B: port A / port B"
     echo
     echo "| row                                                  |                   Debian |                     ours |"
