@@ -1,8 +1,8 @@
 //! The daemon's device-mapper port over the dm module's backend (ioctls or fake).
 
-use super::owner::{ExistingMap, MapOps};
+use super::owner::{ExistingMap, MapOps, PartitionMap};
 use crate::dm::udev_cookie::{UdevOp, op_flags};
-use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, TargetLine};
+use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, Suspend, TargetLine};
 
 /// Adapts any [`DmBackend`] to the owner's narrow [`MapOps`] port.
 pub struct DmPort<B: DmBackend>(pub B);
@@ -85,8 +85,15 @@ impl<B: DmBackend> MapOps for DmPort<B> {
             .map(|i| i.minor)
     }
 
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<(), DmError> {
-        self.0.reload(name, &targets(sectors, params), udev).map(|_| ())
+    fn reload_map(
+        &mut self,
+        name: &str,
+        sectors: u64,
+        params: &str,
+        udev: MapUdev,
+        how: Suspend,
+    ) -> Result<(), DmError> {
+        self.0.reload(name, &targets(sectors, params), udev, how).map(|_| ())
     }
 
     fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError> {
@@ -102,15 +109,30 @@ impl<B: DmBackend> MapOps for DmPort<B> {
         self.0.remove(name, op_flags(UdevOp::Remove, MapUdev::default()))
     }
 
-    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
-        self.0.info(name).map(|i| i.open_count > 0)
+    fn open_count(&mut self, name: &str) -> Result<i32, DmError> {
+        self.0.info(name).map(|i| i.open_count)
     }
 
-    fn suspend(&mut self, name: &str) -> Result<(), DmError> {
-        self.0.suspend(name, true).map(|_| ())
+    fn partition_maps(&mut self, name: &str) -> Result<Vec<PartitionMap>, DmError> {
+        Ok(self
+            .0
+            .partition_maps(name)?
+            .into_iter()
+            .map(|i| PartitionMap {
+                has_table: i.live_table || i.inactive_table,
+                open_count: i.open_count,
+                name: i.name,
+            })
+            .collect())
+    }
+
+    fn suspend(&mut self, name: &str, how: Suspend) -> Result<(), DmError> {
+        self.0.suspend(name, how).map(|_| ())
     }
 
     fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError> {
-        self.0.resume(name, op_flags(UdevOp::Resume, udev)).map(|_| ())
+        self.0
+            .resume(name, Suspend::KEEP_IO, op_flags(UdevOp::Resume, udev))
+            .map(|_| ())
     }
 }
