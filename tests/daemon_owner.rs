@@ -1031,6 +1031,62 @@ fn reconfigure_takes_the_new_size_of_the_paths() {
     assert_eq!(h.changes(), vec![]);
 }
 
+/// Whether each reload since the last call asked udev for a rescan.
+fn reload_rescans(h: &Harness) -> Vec<bool> {
+    h.udev()
+        .into_iter()
+        .filter(|u| u.0 == "reload")
+        .map(|u| u.2.rescan)
+        .collect()
+}
+
+/// `reconfigure all`, as upstream's forced reload (FORCE_RELOAD_YES): every map is
+/// reloaded for a udev rescan; a plain `reconfigure` reloads a map udev has finished
+/// with as a reload (the rules keep what they found).
+#[test]
+fn reconfigure_all_reloads_every_map_for_a_udev_rescan() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    fs::write(f.conf(), GREEDY).unwrap();
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.udev();
+    assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    h.finish_reload();
+    assert_eq!(reload_rescans(&h), [false]);
+    assert_eq!(h.cmd(Command::Reconfigure { all: true }), "");
+    h.finish_reload();
+    assert_eq!(reload_rescans(&h), [true]);
+    assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    h.finish_reload();
+    assert_eq!(reload_rescans(&h), [false], "`all` is spent");
+}
+
+/// At start, as upstream's "udev incomplete": a map whose udev record lacks
+/// `MPATH_DEVICE_READY=1` (udev killed, events lost: kpartx may never have run) is
+/// reloaded for a rescan instead of adopted; a map udev finished with is adopted.
+#[test]
+fn coldplug_reloads_a_map_udev_never_finished_with_for_a_rescan() {
+    for (ready, rescans) in [(Some("1"), vec![]), (Some("0"), vec![true]), (None, vec![true])] {
+        let f = FakeSys::new();
+        two_paths(&f, "sda", "sdb");
+        let mut dm = DmState {
+            next_minor: 3,
+            ..Default::default()
+        };
+        dm.preload("mpathq", &format!("mpath-{WWID}"), TWO_PATH_TABLE);
+        fs::create_dir_all(f.sys("block/dm-3")).unwrap();
+        fs::write(f.sys("block/dm-3/dev"), "254:3\n").unwrap();
+        let mut props = vec![("DM_NAME", "mpathq")];
+        props.extend(ready.map(|r| ("MPATH_DEVICE_READY", r)));
+        f.add_udev((254, 3), &props);
+        let mut h = Harness::new(&f, GREEDY, dm);
+        h.owner.coldplug();
+        assert_eq!(reload_rescans(&h), rescans, "MPATH_DEVICE_READY={ready:?}");
+        assert_eq!(h.owner.counts(), (2, 1));
+    }
+}
+
 /// Upstream's daemon remembers the WWID of every map it sets up in the wwids file
 /// (so `find_multipaths strict|yes` keeps claiming it after a restart and udev's
 /// `multipath -u` reports the paths as multipath members).

@@ -77,7 +77,7 @@ impl Owner {
             Command::SetPrHold { map } => self.pr_update(&map, |m| m.prhold = true),
             Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = false),
 
-            Command::Reconfigure { .. } => self.reconfigure_cmd(),
+            Command::Reconfigure { all } => self.reconfigure_cmd(all),
             Command::Shutdown => self.shutdown_cmd(),
             Command::ForceQueueingDaemon => self.force_queueing_daemon(true),
             Command::RestoreQueueingDaemon => self.force_queueing_daemon(false),
@@ -451,7 +451,11 @@ impl Owner {
 
     /// `reconfigure`: `ok` once the load has started, as upstream answers once it is
     /// scheduled; a configuration that does not load is logged and changes nothing.
-    fn reconfigure_cmd(&mut self) -> Answer {
+    /// `reconfigure` and `reconfigure all`; an `all` still pending when a plain one
+    /// follows stays in force, as upstream merges them.
+    fn reconfigure_cmd(&mut self, all: bool) -> Answer {
+        log::info!("reconfigure{} (operator)", if all { " all" } else { "" });
+        self.reconfigure_all |= all;
         self.reread_config();
         Ok(String::new())
     }

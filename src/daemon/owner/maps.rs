@@ -2,6 +2,7 @@
 //! removal.
 
 use crate::checkers::state::{self as chk, DmState, PathState};
+use crate::cli::format::DaemonState;
 use crate::config::keywords::Setting;
 use crate::config::propsel::Selector;
 use crate::discovery;
@@ -117,7 +118,19 @@ impl Owner {
                 return;
             }
         };
-        let udev = self.map_udev(&name, wwid, &devs, &pp);
+        let mut udev = self.map_udev(&name, wwid, &devs, &pp);
+        // At start and on reconfigure, as upstream's select_action: a map that udev never
+        // finished with (kpartx and the rules above may not have run) is reloaded with a
+        // rescan, rather than adopted or reloaded quietly.
+        if self.state == DaemonState::Configure
+            && !udev.rescan
+            && pp.iter().any(|p| p.usable)
+            && let Some(e) = &existing
+            && self.udev_incomplete(e.minor)
+        {
+            log::info!("{name}: udev incomplete, reloading for a rescan");
+            udev.rescan = true;
+        }
         let how = if self.maps.get(&name).is_some_and(|m| m.resized) {
             Suspend::FLUSH
         } else {
@@ -155,6 +168,30 @@ impl Owner {
             skip_kpartx: self.skip_kpartx(wwid, devs),
             no_usable_paths: !pp.iter().any(|p| p.usable) || map.is_some_and(|m| m.rec.ghost_delay_tick > 0),
             rescan: map.is_some_and(|m| m.force_udev_reload),
+        }
+    }
+
+    /// Whether udev has not finished with the map dm-`minor` (upstream's `is_udev_ready`
+    /// false): the device exists, but its udev record lacks `MPATH_DEVICE_READY=1`, as
+    /// after udev was killed or its events lost. Never on a host without a udev database.
+    fn udev_incomplete(&self, minor: u32) -> bool {
+        if !self.env.udev_dir.is_dir() {
+            return false;
+        }
+        let devt = super::read_trimmed(&self.env.sysfs.sys("block").join(format!("dm-{minor}")).join("dev"));
+        let Some((major, minor)) = devt
+            .as_deref()
+            .and_then(|d| d.split_once(':'))
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        else {
+            return false;
+        };
+        match discovery::udevdb::read(&self.env.udev_dir, major, minor) {
+            Ok(props) => props.as_ref().and_then(|p| p.get("MPATH_DEVICE_READY")) != Some("1"),
+            Err(e) => {
+                log::warn!("dm-{minor}: {e}");
+                false
+            }
         }
     }
 

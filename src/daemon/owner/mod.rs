@@ -244,6 +244,9 @@ pub struct Owner {
     /// `forcequeueing daemon`: maps keep queueing after shutdown although
     /// `queue_without_daemon` is `no` (until `restorequeueing daemon` or a reconfigure).
     queue_without_daemon_forced: bool,
+    /// `reconfigure all` was asked for since the last configuration was applied: every
+    /// map is reloaded with a udev rescan (upstream's FORCE_RELOAD_YES).
+    reconfigure_all: bool,
     pub state: DaemonState,
     started: Instant,
     /// When every map's DM status was last read (group states in the views).
@@ -293,6 +296,7 @@ impl Owner {
             prio_deferred: BTreeMap::new(),
             tmo_unsupported: BTreeSet::new(),
             queue_without_daemon_forced: false,
+            reconfigure_all: false,
             state: DaemonState::Startup,
             started: Instant::now(),
             status_read: None,
