@@ -1956,6 +1956,19 @@ fn del_map_removes_the_partition_maps_first() {
     );
 }
 
+/// A map removed behind the daemon's back: `del map` has nothing left to do, answers
+/// `ok` and forgets it, as upstream's flush of a map that is not there.
+#[test]
+fn del_map_of_a_map_already_gone_is_ok() {
+    let (_f, mut h) = with_partition(GREEDY);
+    let mut st = h.dm.lock().unwrap();
+    st.parts.clear();
+    st.maps.clear();
+    drop(st);
+    assert_eq!(h.cmd(Command::DelMap { map: "mpatha".into() }), "");
+    assert_eq!(h.owner.counts(), (2, 0));
+}
+
 /// A map that queues has queueing turned off before the flushing suspend (queued IO
 /// would hold it for ever).
 #[test]

@@ -426,11 +426,12 @@ impl Owner {
 
     /// Whether something besides its own partition maps holds the map (upstream's
     /// `mpath_in_use`): a partition map that is open, or more openers than partition
-    /// maps with a table. What cannot be read counts as in use.
+    /// maps with a table. What cannot be read counts as in use; a map that is gone not.
     pub(super) fn map_in_use(&mut self, name: &str) -> bool {
         let open = match self.dm.open_count(name) {
             Ok(0) => return false,
             Ok(n) => n,
+            Err(e) if e.errno() == Some(Errno::ENXIO) => return false,
             Err(e) => {
                 log::warn!("{name}: cannot read its open count, taking it as in use: {e}");
                 return true;
