@@ -9,8 +9,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use crossbeam_channel::unbounded;
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Change, Env, ExistingMap, Load, MapOps, Outputs, Owner};
-use multipathd::dm::{DmError, MapUdev};
+use multipathd::daemon::owner::{Change, Env, ExistingMap, Load, MapOps, Outputs, Owner, PartitionMap};
+use multipathd::dm::{DmError, MapUdev, Suspend};
 use multipathd::marginal::thread::IoErrStat;
 
 #[path = "../tests/common/mod.rs"]
@@ -29,7 +29,7 @@ impl MapOps for FakeDm {
     fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Ok(0)
     }
-    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
+    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {
         Ok(Load::Done)
     }
     fn message(&mut self, _: &str, _: &str) -> Result<(), DmError> {
@@ -45,10 +45,13 @@ impl MapOps for FakeDm {
     fn remove_map(&mut self, _: &str) -> Result<(), DmError> {
         Ok(())
     }
-    fn in_use(&mut self, _: &str) -> Result<bool, DmError> {
-        Ok(false)
+    fn open_count(&mut self, _: &str) -> Result<i32, DmError> {
+        Ok(0)
     }
-    fn suspend(&mut self, _: &str) -> Result<(), DmError> {
+    fn partition_maps(&mut self, _: &str) -> Result<Vec<PartitionMap>, DmError> {
+        Ok(Vec::new())
+    }
+    fn suspend(&mut self, _: &str, _: Suspend) -> Result<(), DmError> {
         Ok(())
     }
     fn resume(&mut self, _: &str, _: MapUdev) -> Result<(), DmError> {

@@ -8,12 +8,13 @@
 //! TABLE is one target line as for `dmsetup create --table`: `0 32768 multipath ...`.
 //! Create, reload, resume, rename and remove tell udev what the daemon tells it for a map
 //! with usable paths and no skip_kpartx (`udev_cookie::op_flags`), and wait for udev
-//! while it runs.
+//! while it runs. Create and reload suspend as the daemon does (queued IO kept, no
+//! filesystem freeze); suspend and resume as dmsetup's do.
 
 use std::process::ExitCode;
 
 use multipathd::dm::udev_cookie::op_flags;
-use multipathd::dm::{DmBackend, DmIoctl, MapUdev, MultipathStatus, MultipathTable, TargetLine, UdevOp};
+use multipathd::dm::{DmBackend, DmIoctl, MapUdev, MultipathStatus, MultipathTable, Suspend, TargetLine, UdevOp};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 const USAGE: &str = "usage: dmctl version | list | info NAME | create NAME UUID TABLE | reload NAME TABLE
@@ -137,7 +138,8 @@ fn run(args: &[String]) -> Result<(), String> {
             println!("created {} {}:{}", i.name, i.major, i.minor);
         }
         ["reload", name, table] => {
-            dm.reload(name, &[parse_table(table)?], MapUdev::default()).map_err(e)?;
+            dm.reload(name, &[parse_table(table)?], MapUdev::default(), Suspend::KEEP_IO)
+                .map_err(e)?;
         }
         ["table", name] => dm.table(name).map_err(e)?.iter().for_each(|t| println!("{}", line(t))),
         ["status", name] => dm.status(name).map_err(e)?.iter().for_each(|t| println!("{}", line(t))),
@@ -148,9 +150,15 @@ fn run(args: &[String]) -> Result<(), String> {
             }
         }
         ["event", name, msg @ ..] if !msg.is_empty() => event(&dm, name, &msg.join(" "))?,
-        ["suspend", "--noflush", name] => drop(dm.suspend(name, true).map_err(e)?),
-        ["suspend", name] => drop(dm.suspend(name, false).map_err(e)?),
-        ["resume", name] => drop(dm.resume(name, plain(UdevOp::Resume)).map_err(e)?),
+        ["suspend", "--noflush", name] => {
+            let noflush = Suspend {
+                noflush: true,
+                skip_lockfs: false,
+            };
+            drop(dm.suspend(name, noflush).map_err(e)?)
+        }
+        ["suspend", name] => drop(dm.suspend(name, Suspend::default()).map_err(e)?),
+        ["resume", name] => drop(dm.resume(name, Suspend::default(), plain(UdevOp::Resume)).map_err(e)?),
         ["rename", name, new] => dm.rename(name, new, plain(UdevOp::Rename)).map_err(e)?,
         ["remove", name] => dm.remove(name, plain(UdevOp::Remove)).map_err(e)?,
         _ => return Err(USAGE.to_owned()),

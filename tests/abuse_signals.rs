@@ -26,11 +26,11 @@ use crossbeam_channel::{bounded, never, unbounded};
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{self, ServerConfig, SocketName};
 use multipathd::config::{LoadOptions, parse_str};
-use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, Outputs, Owner, PartitionMap};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, serve};
 use multipathd::daemon::signals;
-use multipathd::dm::{DmError, MapUdev};
+use multipathd::dm::{DmError, MapUdev, Suspend};
 use multipathd::marginal::thread::IoErrStat;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -55,7 +55,7 @@ impl MapOps for NoMaps {
     fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Err(gone(name))
     }
-    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
+    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {
         Err(gone(name))
     }
     fn message(&mut self, name: &str, _: &str) -> Result<(), DmError> {
@@ -67,10 +67,13 @@ impl MapOps for NoMaps {
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone(name))
     }
-    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
+    fn open_count(&mut self, name: &str) -> Result<i32, DmError> {
         Err(gone(name))
     }
-    fn suspend(&mut self, name: &str) -> Result<(), DmError> {
+    fn partition_maps(&mut self, name: &str) -> Result<Vec<PartitionMap>, DmError> {
+        Err(gone(name))
+    }
+    fn suspend(&mut self, name: &str, _: Suspend) -> Result<(), DmError> {
         Err(gone(name))
     }
     fn resume(&mut self, name: &str, _: MapUdev) -> Result<(), DmError> {

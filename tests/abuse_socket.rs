@@ -23,11 +23,11 @@ use multipathd::cli::parse::Command;
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{ServerConfig, ServerHandle, ServerStats, SocketName, bind, spawn};
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, MapOps, Outputs, Owner, PartitionMap};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, serve};
 use multipathd::daemon::signals::SignalEvent;
-use multipathd::dm::{DmError, MapUdev};
+use multipathd::dm::{DmError, MapUdev, Suspend};
 use multipathd::marginal::thread::IoErrStat;
 
 use common::{FakeSys, scsi_debug, sd_name};
@@ -90,7 +90,7 @@ impl MapOps for FakeDm {
     fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Ok(0)
     }
-    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
+    fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {
         Ok(if self.hold_loads.load(Ordering::Relaxed) {
             Load::Running
         } else {
@@ -109,10 +109,13 @@ impl MapOps for FakeDm {
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone("remove", name))
     }
-    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
+    fn open_count(&mut self, name: &str) -> Result<i32, DmError> {
         Err(gone("info", name))
     }
-    fn suspend(&mut self, _: &str) -> Result<(), DmError> {
+    fn partition_maps(&mut self, name: &str) -> Result<Vec<PartitionMap>, DmError> {
+        Err(gone("list", name))
+    }
+    fn suspend(&mut self, _: &str, _: Suspend) -> Result<(), DmError> {
         Ok(())
     }
     fn resume(&mut self, _: &str, _: MapUdev) -> Result<(), DmError> {

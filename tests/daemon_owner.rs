@@ -15,10 +15,10 @@ use multipathd::checkers::{CheckOutcome, CheckerKind, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::parse::{Command, HandlerError};
 use multipathd::config::{Config, LoadOptions, parse_str};
-use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, MapOps, Outputs, Owner, PartitionMap};
 use multipathd::daemon::reload::{Reloaded, Reloader};
 use multipathd::dm::table::MultipathTable;
-use multipathd::dm::{DmError, MapUdev};
+use multipathd::dm::{DmError, MapUdev, Suspend};
 use multipathd::marginal::engine::fake::{FakeEngine, FakeRead};
 use multipathd::marginal::sampler::Counts;
 use multipathd::marginal::thread::{Cmd, IoErrEvent, IoErrStat, Spawner, spawn_io_err_stat_with};
@@ -47,6 +47,10 @@ enum Call {
         sectors: u64,
         params: String,
     },
+    /// A reload whose suspend is not `Suspend::KEEP_IO` (a resize's).
+    ReloadFlushing {
+        name: String,
+    },
     Message {
         name: String,
         msg: String,
@@ -56,6 +60,7 @@ enum Call {
     },
     Suspend {
         name: String,
+        how: Suspend,
     },
     Resume {
         name: String,
@@ -77,8 +82,10 @@ struct DmState {
     calls: Vec<Call>,
     maps: BTreeMap<String, FakeMap>,
     next_minor: u32,
-    /// Maps held open (mounted, in use): removing them fails with EBUSY.
+    /// Maps and partition maps held open (mounted, in use): removing them fails with EBUSY.
     open: BTreeSet<String>,
+    /// kpartx's partition maps: name → (the map they are on, whether they have a table).
+    parts: BTreeMap<String, (String, bool)>,
     /// What each create, reload and resume told the udev rules: (operation, map, hints).
     udev: Vec<(&'static str, String, MapUdev)>,
     /// Reloads run off the owner's thread, as the daemon's port runs them: each waits
@@ -88,6 +95,13 @@ struct DmState {
 }
 
 impl DmState {
+    /// Openers of a map or partition map: a holder (`open`), and a map's partition
+    /// maps with a table, as the kernel counts them.
+    fn open_count(&self, name: &str) -> i32 {
+        let parts = self.parts.values().filter(|(of, table)| of == name && *table).count();
+        i32::from(self.open.contains(name)) + parts as i32
+    }
+
     /// Calls recorded since the last `take_calls`.
     fn take_calls(&mut self) -> Vec<Call> {
         std::mem::take(&mut self.calls)
@@ -201,9 +215,20 @@ impl MapOps for FakeDm {
         Ok(minor)
     }
 
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<Load, DmError> {
+    fn reload_map(
+        &mut self,
+        name: &str,
+        sectors: u64,
+        params: &str,
+        udev: MapUdev,
+        how: Suspend,
+    ) -> Result<Load, DmError> {
         let mut st = self.0.lock().unwrap();
         st.udev.push(("reload", name.into(), udev));
+        if how != Suspend::KEEP_IO {
+            assert_eq!(how, Suspend::FLUSH, "the daemon never freezes a filesystem");
+            st.calls.push(Call::ReloadFlushing { name: name.into() });
+        }
         st.calls.push(Call::Reload {
             name: name.into(),
             sectors,
@@ -251,30 +276,49 @@ impl MapOps for FakeDm {
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
         let mut st = self.0.lock().unwrap();
         st.calls.push(Call::Remove { name: name.to_string() });
-        if st.open.contains(name) {
+        if st.open_count(name) > 0 {
             return Err(DmError::Ioctl {
                 op: "remove",
                 name: Some(name.to_string()),
                 errno: nix::errno::Errno::EBUSY,
             });
         }
+        if st.parts.remove(name).is_some() {
+            return Ok(());
+        }
         st.maps.remove(name).map(|_| ()).ok_or_else(|| gone("remove", name))
     }
 
-    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
+    fn open_count(&mut self, name: &str) -> Result<i32, DmError> {
+        let st = self.0.lock().unwrap();
+        if !st.maps.contains_key(name) && !st.parts.contains_key(name) {
+            return Err(gone("info", name));
+        }
+        Ok(st.open_count(name))
+    }
+
+    fn partition_maps(&mut self, name: &str) -> Result<Vec<PartitionMap>, DmError> {
         let st = self.0.lock().unwrap();
         if !st.maps.contains_key(name) {
             return Err(gone("info", name));
         }
-        Ok(st.open.contains(name))
+        Ok(st
+            .parts
+            .iter()
+            .filter(|(_, (of, _))| of == name)
+            .map(|(p, (_, table))| PartitionMap {
+                name: p.clone(),
+                open_count: st.open_count(p),
+                has_table: *table,
+            })
+            .collect())
     }
 
-    fn suspend(&mut self, name: &str) -> Result<(), DmError> {
-        self.0
-            .lock()
-            .unwrap()
-            .calls
-            .push(Call::Suspend { name: name.to_string() });
+    fn suspend(&mut self, name: &str, how: Suspend) -> Result<(), DmError> {
+        self.0.lock().unwrap().calls.push(Call::Suspend {
+            name: name.to_string(),
+            how,
+        });
         Ok(())
     }
 
@@ -960,16 +1004,24 @@ fn resize_map_needs_every_path_at_the_new_size() {
         }),
         ""
     );
+    // as upstream's ACT_RESIZE: queued IO flushed by the reload's suspend, udev rescans
     assert_eq!(
         h.changes(),
-        vec![Call::Reload {
-            name: "mpatha".into(),
-            sectors: 2 * SECTORS,
-            params: TWO_PATH_TABLE.into()
-        }]
+        vec![
+            Call::ReloadFlushing { name: "mpatha".into() },
+            Call::Reload {
+                name: "mpatha".into(),
+                sectors: 2 * SECTORS,
+                params: TWO_PATH_TABLE.into()
+            }
+        ]
     );
+    assert!(h.udev().iter().any(|(op, _, u)| *op == "reload" && u.rescan));
     assert_eq!(h.cmd(Command::Resize { map: "mpatha".into() }), "");
     assert_eq!(h.changes(), vec![], "still the same size: nothing loaded");
+    // the next reload is no resize
+    assert_eq!(h.cmd(Command::Reload { map: "mpatha".into() }), "");
+    assert!(matches!(h.changes()[..], [Call::Reload { .. }]));
 }
 
 /// `reconfigure` (and `multipath -r`, which asks for it) applies a new size the paths
@@ -987,16 +1039,82 @@ fn reconfigure_takes_the_new_size_of_the_paths() {
     set_size(&f, "sdb", 2 * SECTORS);
     assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
     h.finish_reload();
+    let rescans: Vec<bool> = h
+        .udev()
+        .into_iter()
+        .filter(|u| u.0 == "reload")
+        .map(|u| u.2.rescan)
+        .collect();
+    assert_eq!(rescans, [true], "a size change has udev rescan the map, as upstream");
     assert_eq!(
         h.changes(),
-        vec![Call::Reload {
-            name: "mpatha".into(),
-            sectors: 2 * SECTORS,
-            params: TWO_PATH_TABLE.into()
-        }]
+        vec![
+            Call::ReloadFlushing { name: "mpatha".into() },
+            Call::Reload {
+                name: "mpatha".into(),
+                sectors: 2 * SECTORS,
+                params: TWO_PATH_TABLE.into()
+            }
+        ]
     );
     assert_eq!(h.cmd(Command::Resize { map: "mpatha".into() }), "");
     assert_eq!(h.changes(), vec![]);
+}
+
+/// Whether each reload since the last call asked udev for a rescan.
+fn reload_rescans(h: &Harness) -> Vec<bool> {
+    h.udev()
+        .into_iter()
+        .filter(|u| u.0 == "reload")
+        .map(|u| u.2.rescan)
+        .collect()
+}
+
+/// `reconfigure all`, as upstream's forced reload (FORCE_RELOAD_YES): every map is
+/// reloaded for a udev rescan; a plain `reconfigure` reloads a map udev has finished
+/// with as a reload (the rules keep what they found).
+#[test]
+fn reconfigure_all_reloads_every_map_for_a_udev_rescan() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    fs::write(f.conf(), GREEDY).unwrap();
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.udev();
+    assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    h.finish_reload();
+    assert_eq!(reload_rescans(&h), [false]);
+    assert_eq!(h.cmd(Command::Reconfigure { all: true }), "");
+    h.finish_reload();
+    assert_eq!(reload_rescans(&h), [true]);
+    assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    h.finish_reload();
+    assert_eq!(reload_rescans(&h), [false], "`all` is spent");
+}
+
+/// At start, as upstream's "udev incomplete": a map whose udev record lacks
+/// `MPATH_DEVICE_READY=1` (udev killed, events lost: kpartx may never have run) is
+/// reloaded for a rescan instead of adopted; a map udev finished with is adopted.
+#[test]
+fn coldplug_reloads_a_map_udev_never_finished_with_for_a_rescan() {
+    for (ready, rescans) in [(Some("1"), vec![]), (Some("0"), vec![true]), (None, vec![true])] {
+        let f = FakeSys::new();
+        two_paths(&f, "sda", "sdb");
+        let mut dm = DmState {
+            next_minor: 3,
+            ..Default::default()
+        };
+        dm.preload("mpathq", &format!("mpath-{WWID}"), TWO_PATH_TABLE);
+        fs::create_dir_all(f.sys("block/dm-3")).unwrap();
+        fs::write(f.sys("block/dm-3/dev"), "254:3\n").unwrap();
+        let mut props = vec![("DM_NAME", "mpathq")];
+        props.extend(ready.map(|r| ("MPATH_DEVICE_READY", r)));
+        f.add_udev((254, 3), &props);
+        let mut h = Harness::new(&f, GREEDY, dm);
+        h.owner.coldplug();
+        assert_eq!(reload_rescans(&h), rescans, "MPATH_DEVICE_READY={ready:?}");
+        assert_eq!(h.owner.counts(), (2, 1));
+    }
 }
 
 /// Upstream's daemon remembers the WWID of every map it sets up in the wwids file
@@ -1816,12 +1934,9 @@ fn the_last_path_removed_flushes_its_map_as_upstream() {
     // Queueing, in use, unused: kept, still queueing.
     let (calls, counts) = run(&queue(""), true);
     assert_eq!((calls, counts), (vec![], (0, 1)));
-    // always: queueing off even in use; the removal fails (open), the map stays.
+    // always: queueing off even in use; the map is in use, so not removed, and stays.
     let (calls, counts) = run(&queue(" flush_on_last_del always\n"), true);
-    assert_eq!(
-        (calls, counts),
-        (vec![msg("mpatha", "fail_if_no_path"), remove], (0, 1))
-    );
+    assert_eq!((calls, counts), (vec![msg("mpatha", "fail_if_no_path")], (0, 1)));
     // never: a queueing map is kept.
     let (calls, counts) = run(&queue(" flush_on_last_del never\n"), false);
     assert_eq!((calls, counts), (vec![], (0, 1)));
@@ -1943,6 +2058,138 @@ fn the_last_path_leaving_during_a_reload_flushes_the_map_after_it() {
     assert_eq!(
         h.changes(),
         vec![msg("mpatha", "fail_if_no_path"), Call::Remove { name: "mpatha".into() }]
+    );
+    assert_eq!(h.owner.counts(), (0, 0));
+}
+
+/// A map with kpartx's partition map `mpatha-part1` on it (a table, so it holds the map).
+fn with_partition(conf: &str) -> (FakeSys, Harness) {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    h.dm.lock()
+        .unwrap()
+        .parts
+        .insert("mpatha-part1".into(), ("mpatha".into(), true));
+    h.calls();
+    (f, h)
+}
+
+/// `del map` (also `remove map`, `del maps`) on a map with a partition map nobody uses:
+/// as upstream's dm_flush_map, the partition map goes first, then the map, suspended
+/// (flushing) before its removal; the reply is `ok`.
+#[test]
+fn del_map_removes_the_partition_maps_first() {
+    let (_f, mut h) = with_partition(GREEDY);
+    assert_eq!(h.cmd(Command::DelMap { map: "mpatha".into() }), "");
+    assert_eq!(
+        h.changes(),
+        vec![
+            Call::Remove {
+                name: "mpatha-part1".into()
+            },
+            Call::Suspend {
+                name: "mpatha".into(),
+                how: Suspend::FLUSH
+            },
+            Call::Remove { name: "mpatha".into() },
+        ]
+    );
+    let st = h.dm.lock().unwrap();
+    assert!(st.maps.is_empty() && st.parts.is_empty());
+    drop(st);
+    assert_eq!(h.owner.counts(), (2, 0));
+    assert_eq!(
+        h.owner.on_command(Command::DelMap { map: "mpatha".into() }),
+        Err(HandlerError::DeviceNotFound)
+    );
+}
+
+/// A map removed behind the daemon's back: `del map` has nothing left to do, answers
+/// `ok` and forgets it, as upstream's flush of a map that is not there.
+#[test]
+fn del_map_of_a_map_already_gone_is_ok() {
+    let (_f, mut h) = with_partition(GREEDY);
+    let mut st = h.dm.lock().unwrap();
+    st.parts.clear();
+    st.maps.clear();
+    drop(st);
+    assert_eq!(h.cmd(Command::DelMap { map: "mpatha".into() }), "");
+    assert_eq!(h.owner.counts(), (2, 0));
+}
+
+/// A map that queues has queueing turned off before the flushing suspend (queued IO
+/// would hold it for ever).
+#[test]
+fn del_map_of_a_queueing_map_stops_queueing_before_the_suspend() {
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n";
+    let (_f, mut h) = with_partition(conf);
+    assert_eq!(h.cmd(Command::DelMap { map: "mpatha".into() }), "");
+    let calls = h.changes();
+    assert_eq!(calls[0], msg("mpatha", "fail_if_no_path"), "{calls:?}");
+    assert_eq!(calls.len(), 4, "{calls:?}");
+}
+
+/// An open partition (mounted) or another holder of the map: nothing is removed and the
+/// reply is upstream's `fail` + `map or partition in use`.
+#[test]
+fn del_map_refuses_a_map_in_use_or_with_a_partition_in_use() {
+    for holder in ["mpatha-part1", "mpatha"] {
+        let (_f, mut h) = with_partition(GREEDY);
+        h.dm.lock().unwrap().open.insert(holder.into());
+        let r = h.owner.on_command(Command::DelMap { map: "mpatha".into() });
+        assert_eq!(r, Err(HandlerError::Busy), "{holder} open");
+        assert_eq!(h.changes(), vec![], "{holder} open");
+        assert_eq!(h.owner.counts(), (2, 1));
+        assert_eq!(h.dm.lock().unwrap().parts.len(), 1);
+        let r = h.owner.on_command(Command::DelMaps);
+        assert_eq!(r, Err(HandlerError::Busy), "{holder} open");
+    }
+    assert_eq!(HandlerError::Busy.reply(), "fail\nmap or partition in use\n");
+}
+
+/// `del maps` removes the partition maps of every map, and the multipath maps the
+/// daemon does not know, as upstream's dm_flush_maps.
+#[test]
+fn del_maps_removes_partitions_and_unknown_maps() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut dm = DmState::default();
+    dm.preload("stray", "mpath-3600000000000000000000000000000ff", TWO_PATH_TABLE);
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    h.dm.lock()
+        .unwrap()
+        .parts
+        .insert("mpatha-part1".into(), ("mpatha".into(), true));
+    h.calls();
+    assert_eq!(h.cmd(Command::DelMaps), "");
+    let st = h.dm.lock().unwrap();
+    assert!(st.maps.is_empty() && st.parts.is_empty(), "{:?}", st.maps.keys());
+}
+
+/// `flush_on_last_del unused` (the default) with a partition map nobody uses: the map
+/// is not in use (upstream's mpath_in_use counts the partitions out), so the partition
+/// map and the map go with the last path, without a suspend.
+#[test]
+fn the_last_path_removed_flushes_a_map_with_an_unused_partition() {
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n no_path_retry queue\n}\n";
+    let (f, mut h) = with_partition(conf);
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    f.remove("sda", (8, 0));
+    h.calls();
+    h.owner.on_uevent(remove_uevent("sda", 1));
+    assert_eq!(
+        h.changes(),
+        vec![
+            msg("mpatha", "fail_if_no_path"),
+            Call::Remove {
+                name: "mpatha-part1".into()
+            },
+            Call::Remove { name: "mpatha".into() },
+        ]
     );
     assert_eq!(h.owner.counts(), (0, 0));
 }

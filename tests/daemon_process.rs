@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use multipathd::cli::protocol::{LEN_SIZE, decode_len, encode};
 use multipathd::config::LoadOptions;
-use multipathd::daemon::owner::{ExistingMap, Load, MapOps};
-use multipathd::dm::{DmError, MapUdev};
+use multipathd::daemon::owner::{ExistingMap, Load, MapOps, PartitionMap};
+use multipathd::dm::{DmError, MapUdev, Suspend};
 
 // ---- the daemon process ------------------------------------------------------
 
@@ -54,7 +54,7 @@ impl MapOps for NoMaps {
     fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Err(gone("create", name))
     }
-    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
+    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {
         Err(gone("reload", name))
     }
     fn message(&mut self, name: &str, _: &str) -> Result<(), DmError> {
@@ -66,10 +66,13 @@ impl MapOps for NoMaps {
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone("remove", name))
     }
-    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
+    fn open_count(&mut self, name: &str) -> Result<i32, DmError> {
         Err(gone("info", name))
     }
-    fn suspend(&mut self, name: &str) -> Result<(), DmError> {
+    fn partition_maps(&mut self, name: &str) -> Result<Vec<PartitionMap>, DmError> {
+        Err(gone("list", name))
+    }
+    fn suspend(&mut self, name: &str, _: Suspend) -> Result<(), DmError> {
         Err(gone("suspend", name))
     }
     fn resume(&mut self, name: &str, _: MapUdev) -> Result<(), DmError> {

@@ -12,11 +12,11 @@ use multipathd::checkers::{CheckOutcome, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::server::Request;
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, Outputs, Owner};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, Outputs, Owner, PartitionMap};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, WorkerDied, serve};
 use multipathd::daemon::signals::SignalEvent;
-use multipathd::dm::{DmError, MapUdev};
+use multipathd::dm::{DmError, MapUdev, Suspend};
 use multipathd::marginal::thread::{IoErrEvent, IoErrStat};
 use multipathd::uevent::Uevent;
 use nix::time::{ClockId, clock_gettime};
@@ -42,7 +42,7 @@ impl MapOps for NoMaps {
     fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
         Err(gone("create", name))
     }
-    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev) -> Result<Load, DmError> {
+    fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {
         Err(gone("message", name))
     }
     fn message(&mut self, name: &str, _: &str) -> Result<(), DmError> {
@@ -54,10 +54,13 @@ impl MapOps for NoMaps {
     fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
         Err(gone("remove", name))
     }
-    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
+    fn open_count(&mut self, name: &str) -> Result<i32, DmError> {
         Err(gone("info", name))
     }
-    fn suspend(&mut self, name: &str) -> Result<(), DmError> {
+    fn partition_maps(&mut self, name: &str) -> Result<Vec<PartitionMap>, DmError> {
+        Err(gone("list", name))
+    }
+    fn suspend(&mut self, name: &str, _: Suspend) -> Result<(), DmError> {
         Err(gone("message", name))
     }
     fn resume(&mut self, name: &str, _: MapUdev) -> Result<(), DmError> {

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::owner::{ExistingMap, Load, LoadDone, MapOps};
+use super::owner::{ExistingMap, Load, LoadDone, MapOps, PartitionMap};
 use crate::dm::udev_cookie::{UdevOp, op_flags};
-use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, TargetLine};
+use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, Suspend, TargetLine};
 
 /// Adapts any [`DmBackend`] to the owner's narrow [`MapOps`] port. A reload runs on a
 /// thread of its own (its suspend may wait minutes for IO in flight on a hung path);
@@ -105,12 +105,19 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
             .map(|i| i.minor)
     }
 
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<Load, DmError> {
+    fn reload_map(
+        &mut self,
+        name: &str,
+        sectors: u64,
+        params: &str,
+        udev: MapUdev,
+        how: Suspend,
+    ) -> Result<Load, DmError> {
         let table = targets(sectors, params);
         let (dm, map, done) = (Arc::clone(&self.dm), name.to_string(), self.loads.clone());
         let started = thread::Builder::new().name("dm-load".into()).spawn(move || {
             let t = Instant::now();
-            let result = dm.reload(&map, &table, udev).map(|_| ());
+            let result = dm.reload(&map, &table, udev, how).map(|_| ());
             // The daemon may be shutting down; then nobody waits for the answer.
             let _ = done.send(LoadDone {
                 map,
@@ -123,7 +130,7 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
             Err(e) => {
                 log::warn!("{name}: cannot start a thread for the reload ({e}); reloading on this one");
                 self.dm
-                    .reload(name, &targets(sectors, params), udev)
+                    .reload(name, &targets(sectors, params), udev, how)
                     .map(|_| Load::Done)
             }
         }
@@ -142,15 +149,30 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
         self.dm.remove(name, op_flags(UdevOp::Remove, MapUdev::default()))
     }
 
-    fn in_use(&mut self, name: &str) -> Result<bool, DmError> {
-        self.dm.info(name).map(|i| i.open_count > 0)
+    fn open_count(&mut self, name: &str) -> Result<i32, DmError> {
+        self.dm.info(name).map(|i| i.open_count)
     }
 
-    fn suspend(&mut self, name: &str) -> Result<(), DmError> {
-        self.dm.suspend(name, true).map(|_| ())
+    fn partition_maps(&mut self, name: &str) -> Result<Vec<PartitionMap>, DmError> {
+        Ok(self
+            .dm
+            .partition_maps(name)?
+            .into_iter()
+            .map(|i| PartitionMap {
+                has_table: i.live_table || i.inactive_table,
+                open_count: i.open_count,
+                name: i.name,
+            })
+            .collect())
+    }
+
+    fn suspend(&mut self, name: &str, how: Suspend) -> Result<(), DmError> {
+        self.dm.suspend(name, how).map(|_| ())
     }
 
     fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError> {
-        self.dm.resume(name, op_flags(UdevOp::Resume, udev)).map(|_| ())
+        self.dm
+            .resume(name, Suspend::KEEP_IO, op_flags(UdevOp::Resume, udev))
+            .map(|_| ())
     }
 }

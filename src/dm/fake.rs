@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use super::status::{GroupState, GroupStatus, MultipathStatus, PathStatus};
 use super::table::MultipathTable;
 use super::udev_cookie::UdevFlags;
-use super::{DmBackend, DmDevice, DmError, DmInfo, MULTIPATH_TARGET, TargetLine};
+use super::{DmBackend, DmDevice, DmError, DmInfo, MULTIPATH_TARGET, Suspend, TargetLine};
 
 /// Major number the fake gives its maps (the usual dynamic dm major).
 pub const FAKE_DM_MAJOR: u32 = 254;
@@ -35,6 +35,8 @@ struct State {
     messages: Vec<(String, String)>,
     /// (operation, map, udev flags) of every create, resume, remove and rename asked for.
     udev: Vec<(&'static str, String, UdevFlags)>,
+    /// ("suspend" or "resume", map, how) of every suspend and resume asked for.
+    suspends: Vec<(&'static str, String, Suspend)>,
     fail_next: Option<(&'static str, Errno)>,
 }
 
@@ -112,6 +114,11 @@ impl FakeDm {
     /// forgets them: `DM_DEV_CREATE`, `resume`, `DM_DEV_REMOVE`, `DM_DEV_RENAME`.
     pub fn take_udev_flags(&self) -> Vec<(&'static str, String, UdevFlags)> {
         std::mem::take(&mut self.lock().udev)
+    }
+
+    /// ("suspend" or "resume", map, how) of each suspend and resume so far, and forgets them.
+    pub fn take_suspends(&self) -> Vec<(&'static str, String, Suspend)> {
+        std::mem::take(&mut self.lock().suspends)
     }
 
     pub fn take_messages(&self) -> Vec<(String, String)> {
@@ -311,16 +318,31 @@ impl DmBackend for FakeDm {
         })
     }
 
-    fn suspend(&self, name: &str, _noflush: bool) -> Result<DmInfo, DmError> {
+    fn suspend(&self, name: &str, how: Suspend) -> Result<DmInfo, DmError> {
+        self.lock().suspends.push(("suspend", name.to_owned(), how));
         self.with_map("DM_DEV_SUSPEND", name, |m| {
             m.suspended = true;
             Ok(Self::info_of(name, m))
         })
     }
 
-    fn resume(&self, name: &str, udev: UdevFlags) -> Result<DmInfo, DmError> {
-        self.lock().udev.push(("resume", name.to_owned(), udev));
-        self.with_map("DM_DEV_SUSPEND", name, |m| {
+    fn resume(&self, name: &str, how: Suspend, udev: UdevFlags) -> Result<DmInfo, DmError> {
+        let op = "DM_DEV_SUSPEND";
+        let mut s = self.lock();
+        s.udev.push(("resume", name.to_owned(), udev));
+        s.suspends.push(("resume", name.to_owned(), how));
+        if let Err(e) = Self::check_fail(&mut s, op, name) {
+            // As the kernel: a resume that fails after suspending for a loaded table
+            // leaves the map suspended and drops that table.
+            if let Some(m) = s.maps.get_mut(name)
+                && m.inactive.take().is_some()
+            {
+                m.suspended = true;
+            }
+            return Err(e);
+        }
+        drop(s);
+        self.with_map(op, name, |m| {
             if let Some(new) = m.inactive.take() {
                 m.status = match new.as_slice() {
                     [t] if t.target == MULTIPATH_TARGET => {
@@ -506,7 +528,7 @@ mod tests {
         let mut t = dm.multipath_table("mpatha").unwrap();
         t.features.push("queue_if_no_path".into());
         let line = crate::dm::multipath_target(32768, &t).unwrap();
-        dm.reload("mpatha", &[line], NO_HINTS).unwrap();
+        dm.reload("mpatha", &[line], NO_HINTS, Suspend::KEEP_IO).unwrap();
         assert_eq!(
             dm.multipath_status("mpatha").unwrap().active_paths(),
             2,
@@ -556,7 +578,7 @@ mod tests {
         dm.set_open_count("mpatha", 0).unwrap();
         dm.rename("mpatha", "mpathb", UdevFlags::NONE).unwrap();
         assert_eq!(dm.info("mpatha").unwrap_err().errno(), Some(Errno::ENXIO));
-        dm.suspend("mpathb", true).unwrap();
+        dm.suspend("mpathb", Suspend::KEEP_IO).unwrap();
         assert!(dm.info("mpathb").unwrap().suspended);
         dm.remove("mpathb", UdevFlags::NONE).unwrap();
         assert!(dm.list().unwrap().is_empty());
@@ -573,7 +595,8 @@ mod tests {
         };
         dm.create_map("mpatha", "mpath-w", std::slice::from_ref(&line), nopaths)
             .unwrap();
-        dm.reload("mpatha", std::slice::from_ref(&line), NO_HINTS).unwrap();
+        dm.reload("mpatha", std::slice::from_ref(&line), NO_HINTS, Suspend::KEEP_IO)
+            .unwrap();
         dm.reload(
             "mpatha",
             std::slice::from_ref(&line),
@@ -581,6 +604,7 @@ mod tests {
                 rescan: true,
                 ..NO_HINTS
             },
+            Suspend::KEEP_IO,
         )
         .unwrap();
         let f = UdevFlags::DISABLE_LIBRARY_FALLBACK;
@@ -601,6 +625,45 @@ mod tests {
                 .is_err()
         );
         assert_eq!(dm.take_udev_flags().last(), Some(&("DM_DEV_REMOVE", "m".to_owned(), f)));
+    }
+
+    #[test]
+    fn create_and_reload_resume_without_a_suspend_of_their_own() {
+        let dm = fake_with_map();
+        let line = TargetLine::parse(TABLE).unwrap();
+        dm.reload("mpatha", std::slice::from_ref(&line), NO_HINTS, Suspend::KEEP_IO)
+            .unwrap();
+        dm.reload("mpatha", std::slice::from_ref(&line), NO_HINTS, Suspend::FLUSH)
+            .unwrap();
+        let resume = |how| ("resume", "mpatha".to_owned(), how);
+        assert_eq!(
+            dm.take_suspends(),
+            vec![
+                resume(Suspend::KEEP_IO),
+                resume(Suspend::KEEP_IO),
+                resume(Suspend::FLUSH)
+            ],
+            "create, reload, resize's reload"
+        );
+    }
+
+    #[test]
+    fn a_reload_whose_resume_fails_resumes_the_old_table() {
+        let dm = fake_with_map();
+        let mut t = dm.multipath_table("mpatha").unwrap();
+        t.features.push("queue_if_no_path".into());
+        let line = crate::dm::multipath_target(32768, &t).unwrap();
+        dm.take_suspends();
+        dm.fail_next("DM_DEV_SUSPEND", Errno::EIO);
+        let e = dm.reload("mpatha", &[line], NO_HINTS, Suspend::KEEP_IO).unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::EIO));
+        assert_eq!(dm.take_suspends().len(), 2, "the failed resume and the second one");
+        let info = dm.info("mpatha").unwrap();
+        assert_eq!((info.suspended, info.inactive_table), (false, false));
+        assert!(
+            dm.multipath_table("mpatha").unwrap().features.is_empty(),
+            "old table live"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use super::udev_cookie::{UdevFlags, UdevSync, Uevent, event_nr};
-use super::{DmBackend, DmDevice, DmError, DmInfo, TargetLine};
+use super::{DmBackend, DmDevice, DmError, DmInfo, Suspend, TargetLine};
 
 pub const DM_CONTROL: &str = "/dev/mapper/control";
 
@@ -82,6 +82,7 @@ const DM_STATUS_TABLE_FLAG: u32 = 1 << 4;
 const DM_ACTIVE_PRESENT_FLAG: u32 = 1 << 5;
 const DM_INACTIVE_PRESENT_FLAG: u32 = 1 << 6;
 const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
+const DM_SKIP_LOCKFS_FLAG: u32 = 1 << 10;
 const DM_NOFLUSH_FLAG: u32 = 1 << 11;
 /// Set by the kernel in a resume, remove or rename reply when it sent a uevent.
 const DM_UEVENT_GENERATED_FLAG: u32 = 1 << 13;
@@ -251,6 +252,13 @@ fn exchange(
         };
         return Ok(Reply { header: out, data });
     }
+}
+
+/// The header flags of a DM_DEV_SUSPEND: a suspend, or (`suspend` false) a resume, which
+/// suspends the map itself as `how` says when it swaps in a loaded table.
+fn suspend_flags(suspend: bool, how: Suspend) -> u32 {
+    let flag = |on: bool, f: u32| if on { f } else { 0 };
+    flag(suspend, DM_SUSPEND_FLAG) | flag(how.noflush, DM_NOFLUSH_FLAG) | flag(how.skip_lockfs, DM_SKIP_LOCKFS_FLAG)
 }
 
 /// Device-mapper over `/dev/mapper/control`.
@@ -635,13 +643,13 @@ impl DmBackend for DmIoctl {
         Ok(self.info_from(&r.header))
     }
 
-    fn suspend(&self, name: &str, noflush: bool) -> Result<DmInfo, DmError> {
-        let flags = DM_SUSPEND_FLAG | if noflush { DM_NOFLUSH_FLAG } else { 0 };
+    fn suspend(&self, name: &str, how: Suspend) -> Result<DmInfo, DmError> {
+        let flags = suspend_flags(true, how);
         Ok(self.info_from(&self.run(Cmd::DevSuspend, Some(name), flags, &[])?.header))
     }
 
-    fn resume(&self, name: &str, udev: UdevFlags) -> Result<DmInfo, DmError> {
-        let r = self.run_with_cookie(Cmd::DevSuspend, name, 0, udev, &[])?;
+    fn resume(&self, name: &str, how: Suspend, udev: UdevFlags) -> Result<DmInfo, DmError> {
+        let r = self.run_with_cookie(Cmd::DevSuspend, name, suspend_flags(false, how), udev, &[])?;
         Ok(self.info_from(&r.header))
     }
 
@@ -727,6 +735,24 @@ mod tests {
         assert_eq!(code(Cmd::ListDevices), 0xc138fd02);
         assert_eq!(code(Cmd::DevArmPoll), 0xc138fd10);
         assert_eq!(code(Cmd::Version), 0xc138fd00);
+    }
+
+    #[test]
+    fn suspend_and_resume_flags_are_the_uapi_bits() {
+        // <linux/dm-ioctl.h>: SUSPEND 1<<1, SKIP_LOCKFS 1<<10, NOFLUSH 1<<11
+        assert_eq!(
+            (DM_SUSPEND_FLAG, DM_SKIP_LOCKFS_FLAG, DM_NOFLUSH_FLAG),
+            (0x2, 0x400, 0x800)
+        );
+        // what libdevmapper sends for upstream's dm_simplecmd_noflush(SUSPEND) and a
+        // reload's resume, for dm_simplecmd_flush(SUSPEND) and a resize's resume
+        assert_eq!(suspend_flags(true, Suspend::KEEP_IO), 0xc02);
+        assert_eq!(suspend_flags(false, Suspend::KEEP_IO), 0xc00);
+        assert_eq!(suspend_flags(true, Suspend::FLUSH), 0x402);
+        assert_eq!(suspend_flags(false, Suspend::FLUSH), 0x400);
+        // dmsetup's plain suspend and resume freeze the filesystem and flush
+        assert_eq!(suspend_flags(true, Suspend::default()), 0x2);
+        assert_eq!(suspend_flags(false, Suspend::default()), 0);
     }
 
     fn header(cmd: Cmd) -> DmIoctlHeader {

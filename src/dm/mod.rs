@@ -3,6 +3,7 @@
 
 pub mod fake;
 pub mod ioctl;
+pub mod partmap;
 pub mod status;
 pub mod table;
 mod tokens;
@@ -51,6 +52,31 @@ pub struct DmInfo {
     pub read_only: bool,
     pub live_table: bool,
     pub inactive_table: bool,
+}
+
+/// How a suspend treats the map; a resume that swaps in a loaded table suspends the
+/// map itself first, the same way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Suspend {
+    /// Queued IO is kept rather than flushed (DM_NOFLUSH_FLAG).
+    pub noflush: bool,
+    /// The filesystem on the map is not frozen (DM_SKIP_LOCKFS_FLAG).
+    pub skip_lockfs: bool,
+}
+
+impl Suspend {
+    /// Upstream's daemon never freezes a filesystem on a map: a freeze writes back dirty
+    /// data, which a map without usable paths may never complete. Reloads, the `suspend
+    /// map` / `resume map` commands and the resume of a create also keep queued IO.
+    pub const KEEP_IO: Suspend = Suspend {
+        noflush: true,
+        skip_lockfs: true,
+    };
+    /// A resize's reload and the suspend before a map is removed flush queued IO.
+    pub const FLUSH: Suspend = Suspend {
+        noflush: false,
+        skip_lockfs: true,
+    };
 }
 
 /// A failed device-mapper operation.
@@ -140,12 +166,11 @@ pub trait DmBackend: Send {
     fn create(&self, name: &str, uuid: &str, udev: UdevFlags) -> Result<DmInfo, DmError>;
     /// Loads `targets` as the inactive table; `resume` makes it live.
     fn load(&self, name: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError>;
-    /// Suspends; with `noflush` queued IO is kept rather than flushed (multipath reloads).
-    fn suspend(&self, name: &str, noflush: bool) -> Result<DmInfo, DmError>;
+    fn suspend(&self, name: &str, how: Suspend) -> Result<DmInfo, DmError>;
     /// Resume, remove and rename make the kernel send a uevent: the backend tells the
     /// udev rules `udev` (with PRIMARY_SOURCE added) and waits for udev as libdevmapper
-    /// does (`udev_cookie`).
-    fn resume(&self, name: &str, udev: UdevFlags) -> Result<DmInfo, DmError>;
+    /// does (`udev_cookie`). A resume with a loaded table suspends first as `how` says.
+    fn resume(&self, name: &str, how: Suspend, udev: UdevFlags) -> Result<DmInfo, DmError>;
     fn remove(&self, name: &str, udev: UdevFlags) -> Result<(), DmError>;
     fn rename(&self, name: &str, new_name: &str, udev: UdevFlags) -> Result<(), DmError>;
     fn info(&self, name: &str) -> Result<DmInfo, DmError>;
@@ -164,7 +189,9 @@ pub trait DmBackend: Send {
     fn create_map(&self, name: &str, uuid: &str, targets: &[TargetLine], m: MapUdev) -> Result<DmInfo, DmError> {
         let udev = udev_cookie::op_flags(UdevOp::Create, m);
         self.create(name, uuid, udev)?;
-        let made = self.load(name, targets).and_then(|_| self.resume(name, udev));
+        let made = self
+            .load(name, targets)
+            .and_then(|_| self.resume(name, Suspend::KEEP_IO, udev));
         if made.is_err()
             && let Err(e) = self.remove(name, udev_cookie::op_flags(UdevOp::Remove, m))
         {
@@ -173,12 +200,43 @@ pub trait DmBackend: Send {
         made
     }
 
-    /// Reload: load a new table and switch to it with a noflush suspend/resume cycle;
-    /// the resume carries upstream's reload flags for the map (`UdevOp::Reload`).
-    fn reload(&self, name: &str, targets: &[TargetLine], m: MapUdev) -> Result<DmInfo, DmError> {
+    /// Reload: load a new table and resume, which swaps it in after a suspend as `how`
+    /// says (no suspend of our own, as upstream); the resume carries upstream's reload
+    /// flags for the map (`UdevOp::Reload`). A resume that fails leaves the map
+    /// suspended without the new table: it is resumed again on the old one, and the
+    /// first error returned.
+    fn reload(&self, name: &str, targets: &[TargetLine], m: MapUdev, how: Suspend) -> Result<DmInfo, DmError> {
         self.load(name, targets)?;
-        self.suspend(name, true)?;
-        self.resume(name, udev_cookie::op_flags(UdevOp::Reload, m))
+        let udev = udev_cookie::op_flags(UdevOp::Reload, m);
+        let resumed = self.resume(name, how, udev);
+        if resumed.is_err()
+            && self.info(name).is_ok_and(|i| i.suspended)
+            && let Err(e) = self.resume(name, how, udev)
+        {
+            log::warn!("{name}: resuming on the old table: {e}");
+        }
+        resumed
+    }
+
+    /// kpartx's partition maps on the map `name`, as upstream finds them before it
+    /// removes a map: every device whose uuid and table make it one (`partmap`).
+    fn partition_maps(&self, name: &str) -> Result<Vec<DmInfo>, DmError> {
+        let map = self.info(name)?;
+        let devt = format!("{}:{}", map.major, map.minor);
+        let mut parts = Vec::new();
+        for dev in self.list()? {
+            // A device removed since the list is not in the way.
+            let Ok(info) = self.info(&dev.name) else { continue };
+            if dev.name == name || !partmap::is_partition_uuid(&info.uuid, &map.uuid) {
+                continue;
+            }
+            if let Ok(table) = self.table(&dev.name)
+                && partmap::is_partition_of(&info.uuid, &table, &map.uuid, &devt)
+            {
+                parts.push(info);
+            }
+        }
+        Ok(parts)
     }
 
     /// Parsed multipath status of a single-target multipath map.

@@ -10,6 +10,10 @@ use crate::cli::snapshot::prints_group_states;
 use crate::config::propsel::Selector;
 use crate::marginal::state::Event as MgEvent;
 
+use crate::dm::Suspend;
+use crate::dm::table::MultipathTable;
+
+use super::maps::FlushError;
 use super::{Map, Owner, read_trimmed};
 
 /// A command's answer: the text for the client (empty means `ok`) or the error it sees.
@@ -79,7 +83,7 @@ impl Owner {
             Command::SetPrHold { map } => self.pr_update(&map, |m| m.prhold = true),
             Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = false),
 
-            Command::Reconfigure { .. } => self.reconfigure_cmd(),
+            Command::Reconfigure { all } => self.reconfigure_cmd(all),
             Command::Shutdown => self.shutdown_cmd(),
             Command::ForceQueueingDaemon => self.force_queueing_daemon(true),
             Command::RestoreQueueingDaemon => self.force_queueing_daemon(false),
@@ -200,24 +204,56 @@ impl Owner {
 
     fn del_map(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
-        self.remove_map(&name)
+        log::info!("{name}: remove map (operator)");
+        self.remove_map(&name, true)
+            .map(|()| String::new())
+            .map_err(|e| match e {
+                FlushError::Busy => HandlerError::Busy,
+                FlushError::Failed => HandlerError::Failed,
+            })
     }
 
-    /// `del maps`: every map it can; the last failure is the answer.
+    /// `del maps`: every map it can, then the multipath maps the daemon does not know
+    /// (blacklisted, made by hand), as upstream; `fail` if one failed, else `busy` if
+    /// one was in use.
     fn del_maps(&mut self) -> Answer {
+        log::info!("remove maps (operator)");
         let names: Vec<String> = self.maps.keys().cloned().collect();
-        let mut result = Ok(String::new());
+        let (mut busy, mut failed) = (false, false);
+        let mut note = |r: Result<(), FlushError>| match r {
+            Ok(()) => {}
+            Err(FlushError::Busy) => busy = true,
+            Err(FlushError::Failed) => failed = true,
+        };
         for n in names {
-            if let Err(e) = self.remove_map(&n) {
-                result = Err(e);
+            note(self.remove_map(&n, true));
+        }
+        match self.dm.list_maps() {
+            Ok(maps) => {
+                let unknown: Vec<_> = maps.into_iter().filter(|m| !self.maps.contains_key(&m.name)).collect();
+                for m in unknown {
+                    let queues = MultipathTable::parse(&m.table)
+                        .is_ok_and(|t| t.features.iter().any(|f| f == "queue_if_no_path"));
+                    note(self.flush_map(&m.name, true, queues));
+                }
+            }
+            Err(e) => {
+                log::error!("cannot list device-mapper maps: {e}");
+                failed = true;
             }
         }
-        result
+        match (failed, busy) {
+            (true, _) => Err(HandlerError::Failed),
+            (false, true) => Err(HandlerError::Busy),
+            (false, false) => Ok(String::new()),
+        }
     }
 
-    pub(super) fn remove_map(&mut self, name: &str) -> Answer {
-        self.refuse_while_loading(name)?;
-        match self.dm.remove_map(name) {
+    /// Removes a known map from the kernel (`flush_map`; `suspend` for the commands) and
+    /// forgets it.
+    pub(super) fn remove_map(&mut self, name: &str, suspend: bool) -> Result<(), FlushError> {
+        let queues = self.maps.get(name).is_some_and(|m| m.rec.queueing);
+        match self.flush_map(name, suspend, queues) {
             Ok(()) => {
                 log::info!("{name}: map removed");
                 if let Some(m) = self.maps.remove(name) {
@@ -231,12 +267,11 @@ impl Owner {
                         .handle(MgEvent::MapRemoved { map: name.to_string() }, Instant::now());
                     self.apply_marginal(acts);
                 }
-                Ok(String::new())
+                Ok(())
             }
-            Err(e) if e.errno() == Some(nix::errno::Errno::EBUSY) => Err(HandlerError::Busy),
             Err(e) => {
-                log::warn!("{name}: remove failed: {e}");
-                Err(HandlerError::Failed)
+                log::error!("{name}: can't flush");
+                Err(e)
             }
         }
     }
@@ -254,7 +289,9 @@ impl Owner {
     fn suspend(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
         self.refuse_while_loading(&name)?;
-        self.dm.suspend(&name).map_err(|_| HandlerError::Failed)?;
+        self.dm
+            .suspend(&name, Suspend::KEEP_IO)
+            .map_err(|_| HandlerError::Failed)?;
         Ok(String::new())
     }
 
@@ -302,7 +339,8 @@ impl Owner {
     /// `resize map`, as upstream's cli_resize: every path's size is read again from
     /// sysfs; they must agree (`fail` when they differ or none has a size, as after a
     /// rescan of only some paths); the map's own size is `ok` with nothing loaded;
-    /// another one is loaded with the new size, and udev told to treat the map as new.
+    /// another one is loaded with the new size (queued IO flushed), and udev told to
+    /// treat the map as new.
     fn resize(&mut self, map: &str) -> Answer {
         let name = self.map_name(map)?;
         let size = match self.read_path_sizes(&name) {
@@ -326,6 +364,7 @@ impl Owner {
         log::info!("{name}: size {} -> {size} sectors (operator)", m.sectors);
         m.sectors = size;
         m.force_udev_reload = true;
+        m.resized = true;
         self.reload(&name);
         Ok(String::new())
     }
@@ -420,7 +459,11 @@ impl Owner {
 
     /// `reconfigure`: `ok` once the load has started, as upstream answers once it is
     /// scheduled; a configuration that does not load is logged and changes nothing.
-    fn reconfigure_cmd(&mut self) -> Answer {
+    /// `reconfigure` and `reconfigure all`; an `all` still pending when a plain one
+    /// follows stays in force, as upstream merges them.
+    fn reconfigure_cmd(&mut self, all: bool) -> Answer {
+        log::info!("reconfigure{} (operator)", if all { " all" } else { "" });
+        self.reconfigure_all |= all;
         self.reread_config();
         Ok(String::new())
     }

@@ -77,14 +77,23 @@ impl Owner {
                 log::info!("reconfigure: new configuration loaded in {ms} ms");
                 self.reconfigure(l.config);
             }
-            Err(e) => log::error!("reconfigure failed, keeping the old configuration: {e}"),
+            Err(e) => {
+                log::error!("reconfigure failed, keeping the old configuration: {e}");
+                self.reconfigure_all = false;
+            }
         }
         notify(&[sd_notify::NotifyState::Ready]);
     }
 
-    /// Applies a new configuration and brings the maps in line without dropping any.
+    /// Applies a new configuration and brings the maps in line without dropping any;
+    /// after `reconfigure all`, udev rescans every map reloaded (upstream's forced reload).
     pub fn reconfigure(&mut self, cfg: Config) {
         self.state = DaemonState::Configure;
+        if std::mem::take(&mut self.reconfigure_all) {
+            for m in self.maps.values_mut() {
+                m.force_udev_reload = true;
+            }
+        }
         self.cfg = std::sync::Arc::new(cfg);
         // As upstream, the new configuration's queue_without_daemon replaces a forced one.
         self.queue_without_daemon_forced = false;

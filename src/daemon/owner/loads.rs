@@ -11,7 +11,7 @@
 //! answered when it ended (the run loop asks [`Owner::take_started_loads`]).
 
 use crate::cli::parse::HandlerError;
-use crate::dm::{DmError, MapUdev};
+use crate::dm::{DmError, MapUdev, Suspend};
 
 use super::{Load, LoadDone, Owner};
 
@@ -24,6 +24,7 @@ pub(super) enum Next {
         sectors: u64,
         params: String,
         udev: MapUdev,
+        how: Suspend,
     },
     /// The map lost its last path meanwhile (the hardware names for its settings).
     Flush([String; 3]),
@@ -47,6 +48,7 @@ impl Owner {
         sectors: u64,
         params: &str,
         udev: MapUdev,
+        how: Suspend,
     ) -> Result<(), DmError> {
         if let Some(next) = self.loads.get_mut(name) {
             log::debug!("{name}: reload waits for the one in flight");
@@ -54,10 +56,11 @@ impl Owner {
                 sectors,
                 params: params.to_string(),
                 udev,
+                how,
             };
             return Ok(());
         }
-        if self.dm.reload_map(name, sectors, params, udev)? == Load::Running {
+        if self.dm.reload_map(name, sectors, params, udev, how)? == Load::Running {
             self.loads.insert(name.to_string(), Next::Nothing);
             if let Some(started) = self.command_loads.as_mut() {
                 started.push(name.to_string());
@@ -66,8 +69,8 @@ impl Owner {
         Ok(())
     }
 
-    /// Remove, suspend and resume would wait in the kernel behind the load's suspend:
-    /// refused (EBUSY's reply) while one is in flight.
+    /// Suspend and resume would wait in the kernel behind the load's suspend: refused
+    /// (EBUSY's reply) while one is in flight (a removal: `flush_map`).
     pub(super) fn refuse_while_loading(&self, map: &str) -> Result<(), HandlerError> {
         if self.loading(map) {
             log::warn!("{map}: busy: its reload is still waiting for IO in flight");
@@ -111,8 +114,13 @@ impl Owner {
         }
         match next {
             Next::Nothing => {}
-            Next::Reload { sectors, params, udev } => {
-                if let Err(e) = self.start_reload(&map, sectors, &params, udev) {
+            Next::Reload {
+                sectors,
+                params,
+                udev,
+                how,
+            } => {
+                if let Err(e) = self.start_reload(&map, sectors, &params, udev, how) {
                     log::error!("{map}: reload failed, keeping the current table: {e}");
                 }
                 if self.loading(&map) {

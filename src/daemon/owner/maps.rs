@@ -2,12 +2,14 @@
 //! removal.
 
 use crate::checkers::state::{self as chk, DmState, PathState};
+use crate::cli::format::DaemonState;
 use crate::config::keywords::Setting;
 use crate::config::propsel::Selector;
 use crate::discovery;
-use crate::dm::MapUdev;
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
+use crate::dm::{MapUdev, Suspend};
+use nix::errno::Errno;
 
 use super::{ExistingMap, Map, Owner, Path};
 use crate::daemon::plan::{self, MapPlan, PlanPath};
@@ -116,9 +118,33 @@ impl Owner {
                 return;
             }
         };
-        let udev = self.map_udev(&name, wwid, &devs, &pp);
-        let Some((minor, action)) = self.load_map(&name, wwid, sectors, &params, existing.as_ref(), &plan.table, udev)
-        else {
+        let mut udev = self.map_udev(&name, wwid, &devs, &pp);
+        // At start and on reconfigure, as upstream's select_action: a map that udev never
+        // finished with (kpartx and the rules above may not have run) is reloaded with a
+        // rescan, rather than adopted or reloaded quietly.
+        if self.state == DaemonState::Configure
+            && !udev.rescan
+            && pp.iter().any(|p| p.usable)
+            && let Some(e) = &existing
+            && self.udev_incomplete(e.minor)
+        {
+            log::info!("{name}: udev incomplete, reloading for a rescan");
+            udev.rescan = true;
+        }
+        let how = if self.maps.get(&name).is_some_and(|m| m.resized) {
+            Suspend::FLUSH
+        } else {
+            Suspend::KEEP_IO
+        };
+        let Some((minor, action)) = self.load_map(
+            &name,
+            wwid,
+            sectors,
+            &params,
+            existing.as_ref(),
+            &plan.table,
+            (udev, how),
+        ) else {
             return;
         };
         self.install_map(
@@ -145,6 +171,30 @@ impl Owner {
         }
     }
 
+    /// Whether udev has not finished with the map dm-`minor` (upstream's `is_udev_ready`
+    /// false): the device exists, but its udev record lacks `MPATH_DEVICE_READY=1`, as
+    /// after udev was killed or its events lost. Never on a host without a udev database.
+    fn udev_incomplete(&self, minor: u32) -> bool {
+        if !self.env.udev_dir.is_dir() {
+            return false;
+        }
+        let devt = super::read_trimmed(&self.env.sysfs.sys("block").join(format!("dm-{minor}")).join("dev"));
+        let Some((major, minor)) = devt
+            .as_deref()
+            .and_then(|d| d.split_once(':'))
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        else {
+            return false;
+        };
+        match discovery::udevdb::read(&self.env.udev_dir, major, minor) {
+            Ok(props) => props.as_ref().and_then(|p| p.get("MPATH_DEVICE_READY")) != Some("1"),
+            Err(e) => {
+                log::warn!("dm-{minor}: {e}");
+                false
+            }
+        }
+    }
+
     /// `skip_kpartx` as selected for the map of `wwid` over `devs` (the first path's
     /// device entry, as for the map's other settings).
     fn skip_kpartx(&self, wwid: &str, devs: &[String]) -> bool {
@@ -161,8 +211,9 @@ impl Owner {
     }
 
     /// Puts the planned table in the kernel: adopts an existing map with the same
-    /// layout, reloads one with another, creates a missing one. Returns the minor and
-    /// the action `show` reports, `None` when the map could not be created.
+    /// layout, reloads one with another (udev told `udev`, the map suspended as `how`),
+    /// creates a missing one. Returns the minor and the action `show` reports, `None`
+    /// when the map could not be created.
     #[allow(clippy::too_many_arguments)]
     fn load_map(
         &mut self,
@@ -172,7 +223,7 @@ impl Owner {
         params: &str,
         existing: Option<&ExistingMap>,
         table: &MultipathTable,
-        udev: MapUdev,
+        (udev, how): (MapUdev, Suspend),
     ) -> Option<(u32, Option<&'static str>)> {
         match existing {
             Some(m)
@@ -184,7 +235,7 @@ impl Owner {
                 log::info!("{name}: adopted existing map ({wwid})");
                 Some((m.minor, None))
             }
-            Some(m) => match self.start_reload(name, m.sectors, params, udev) {
+            Some(m) => match self.start_reload(name, m.sectors, params, udev, how) {
                 Ok(()) => {
                     log::info!("reload: {name} ({wwid}) {params}");
                     // Upstream shows only a creation as the map's action (`create:` in topology).
@@ -269,6 +320,7 @@ impl Owner {
                 prkey: prev.as_ref().and_then(|p| p.1.clone()),
                 prhold: prev.as_ref().is_some_and(|p| p.2),
                 force_udev_reload: false,
+                resized: false,
             },
         );
         self.touch_map(name);
@@ -346,8 +398,9 @@ impl Owner {
     }
 
     /// Each map whose paths all have another size than the map takes theirs, as
-    /// upstream's reconfigure resizes such a map (ACT_RESIZE): after a LUN grew and its
-    /// paths were rescanned, `multipath -r` / `reconfigure` alone applies it.
+    /// upstream's reconfigure resizes such a map (ACT_RESIZE: udev rescans it, queued IO
+    /// is flushed): after a LUN grew and its paths were rescanned, `multipath -r` /
+    /// `reconfigure` alone applies it.
     pub(super) fn take_path_sizes(&mut self) {
         let names: Vec<String> = self.maps.keys().cloned().collect();
         for n in names {
@@ -359,6 +412,8 @@ impl Owner {
             {
                 log::info!("{n}: size {} -> {size} sectors (size change)", m.sectors);
                 m.sectors = size;
+                m.force_udev_reload = true;
+                m.resized = true;
             }
         }
     }
@@ -369,11 +424,120 @@ impl Owner {
         self.setup_map(&wwid, devs, Some(existing));
     }
 
+    /// Whether something besides its own partition maps holds the map (upstream's
+    /// `mpath_in_use`): a partition map that is open, or more openers than partition
+    /// maps with a table. What cannot be read counts as in use; a map that is gone not.
+    pub(super) fn map_in_use(&mut self, name: &str) -> bool {
+        let open = match self.dm.open_count(name) {
+            Ok(0) => return false,
+            Ok(n) => n,
+            Err(e) if e.errno() == Some(Errno::ENXIO) => return false,
+            Err(e) => {
+                log::warn!("{name}: cannot read its open count, taking it as in use: {e}");
+                return true;
+            }
+        };
+        match self.dm.partition_maps(name) {
+            Ok(parts) => {
+                let with_table = parts.iter().filter(|p| p.has_table).count();
+                parts.iter().any(|p| p.open_count > 0) || open as usize > with_table
+            }
+            Err(e) => {
+                log::warn!("{name}: cannot list its partition maps, taking it as in use: {e}");
+                true
+            }
+        }
+    }
+
+    /// Removes the map `name` from the kernel, kpartx's partition maps on it first, as
+    /// upstream's `dm_flush_map`: `Busy` while the map or a partition is in use. With
+    /// `suspend` (the `del map` commands), queueing is turned off when the table
+    /// `queues`, and the map suspended, flushing its IO, before the removal. A removal
+    /// that fails leaves the map resumed and queueing as before.
+    pub(super) fn flush_map(&mut self, name: &str, suspend: bool, queues: bool) -> Result<(), FlushError> {
+        if self.loading(name) {
+            // Its removal would wait in the kernel behind the load's suspend.
+            log::warn!("{name}: busy: its reload is still waiting for IO in flight");
+            return Err(FlushError::Busy);
+        }
+        if self.map_in_use(name) {
+            log::info!("{name}: map or partition in use");
+            return Err(FlushError::Busy);
+        }
+        let parts = match self.dm.partition_maps(name) {
+            Ok(p) => p,
+            Err(e) if e.errno() == Some(Errno::ENXIO) => return Ok(()),
+            Err(e) => {
+                log::error!("{name}: cannot list its partition maps: {e}");
+                return Err(FlushError::Failed);
+            }
+        };
+        // Queued IO would hold the flushing suspend for ever; a map that keeps queueing
+        // is removed without a suspend.
+        let unqueued = suspend && queues && self.dm.message(name, "fail_if_no_path").is_ok();
+        let suspend = suspend && (!queues || unqueued);
+        let give_up = |owner: &mut Owner, why: FlushError| {
+            if unqueued && owner.dm.message(name, "queue_if_no_path").is_err() {
+                log::error!("{name}: queueing was turned off and cannot be restored");
+                if let Some(m) = owner.maps.get_mut(name) {
+                    m.rec.queueing = false;
+                }
+            }
+            Err(why)
+        };
+        for p in &parts {
+            if p.open_count > 0 {
+                log::info!("{}: map in use", p.name);
+                return give_up(self, FlushError::Busy);
+            }
+            match self.dm.remove_map(&p.name) {
+                Ok(()) => log::info!("{}: partition map removed", p.name),
+                Err(e) => log::warn!("{}: {e}", p.name),
+            }
+        }
+        match self.dm.open_count(name) {
+            Ok(0) => {}
+            Err(e) if e.errno() == Some(Errno::ENXIO) => return Ok(()),
+            _ => {
+                log::info!("{name}: map in use");
+                return give_up(self, FlushError::Busy);
+            }
+        }
+        if suspend && let Err(e) = self.dm.suspend(name, Suspend::FLUSH) {
+            log::warn!("{name}: {e}");
+        }
+        match self.dm.remove_map(name) {
+            Ok(()) => Ok(()),
+            // removed by someone else meanwhile
+            Err(e) if e.errno() == Some(Errno::ENXIO) => Ok(()),
+            Err(e) => {
+                log::error!("{name}: failed to remove the map: {e}");
+                if suspend {
+                    let udev = MapUdev {
+                        skip_kpartx: parts.is_empty(),
+                        ..MapUdev::default()
+                    };
+                    if let Err(e) = self.dm.resume(name, udev) {
+                        log::error!("{name}: {e}");
+                    }
+                }
+                give_up(self, FlushError::Failed)
+            }
+        }
+    }
+
     pub(super) fn dm_message(&mut self, map: &str, msg: &str) {
         if let Err(e) = self.dm.message(map, msg) {
             log::warn!("{map}: message '{msg}' failed: {e}");
         }
     }
+}
+
+/// Why a map was not removed.
+pub(super) enum FlushError {
+    /// The map or one of its partition maps is in use.
+    Busy,
+    Failed,
 }
 
 fn same_layout(a: &MultipathTable, b: &MultipathTable) -> bool {

@@ -43,7 +43,7 @@ use crate::config::{Config, LoadOptions};
 use crate::discovery::{PathInfo, SysfsRoot};
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
-use crate::dm::{DmError, MapUdev};
+use crate::dm::{DmError, MapUdev, Suspend};
 use crate::marginal::state::MarginalState;
 use crate::marginal::thread::IoErrStat;
 
@@ -56,19 +56,30 @@ pub trait MapOps: Send {
     /// are told about the map (upstream's create flags).
     fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str, udev: MapUdev)
     -> Result<u32, DmError>;
-    /// Loads a new table into a live map and swaps it in without flushing queued IO;
-    /// the resume carries upstream's reload flags. The swap's suspend waits for the IO in
-    /// flight on the map, so a port may run it on another thread: then it answers
+    /// Loads a new table into a live map and swaps it in, the map suspended as `how`
+    /// says; the resume carries upstream's reload flags. The swap's suspend waits for the
+    /// IO in flight on the map, so a port may run it on another thread: then it answers
     /// [`Load::Running`] and the end comes back to the owner as a [`LoadDone`].
-    fn reload_map(&mut self, name: &str, sectors: u64, params: &str, udev: MapUdev) -> Result<Load, DmError>;
+    fn reload_map(
+        &mut self,
+        name: &str,
+        sectors: u64,
+        params: &str,
+        udev: MapUdev,
+        how: Suspend,
+    ) -> Result<Load, DmError>;
     fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError>;
     /// The map's status parameters (text after `multipath`).
     fn status(&mut self, name: &str) -> Result<String, DmError>;
-    /// Removes a map; the error's errno is EBUSY while it is open (mounted, in use).
+    /// Removes a map or a partition map; the error's errno is EBUSY while it is open.
     fn remove_map(&mut self, name: &str) -> Result<(), DmError>;
-    /// Whether the map is open (mounted, held by LVM or a partition map).
-    fn in_use(&mut self, name: &str) -> Result<bool, DmError>;
-    fn suspend(&mut self, name: &str) -> Result<(), DmError>;
+    /// How many openers the map has: mounts, LVM, processes, its partition maps.
+    fn open_count(&mut self, name: &str) -> Result<i32, DmError>;
+    /// kpartx's partition maps on the map (uuid `part<N>-mpath-…`, a table over it).
+    fn partition_maps(&mut self, name: &str) -> Result<Vec<PartitionMap>, DmError>;
+    /// Suspends the map as `how` says (the `suspend map` command keeps queued IO, the
+    /// suspend before a removal flushes it).
+    fn suspend(&mut self, name: &str, how: Suspend) -> Result<(), DmError>;
     /// A plain resume (the `resume map` command): the udev rules hear of skip_kpartx only.
     fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError>;
 }
@@ -100,6 +111,15 @@ pub struct ExistingMap {
     pub sectors: u64,
     pub table: String,
     pub status: String,
+}
+
+/// A partition map (kpartx's `<map>-part1`, …) stacked on a multipath map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMap {
+    pub name: String,
+    pub open_count: i32,
+    /// It has a table (live or inactive), so it holds the map open.
+    pub has_table: bool,
 }
 
 /// Where the daemon finds the system (changed by tests).
@@ -186,6 +206,9 @@ struct Map {
     /// The next reload must have udev rescan the map (upstream's `force_udev_reload`:
     /// the `reload map` and `resize map` commands): no reload flag on its resume.
     force_udev_reload: bool,
+    /// The next reload is a resize (the `resize map` command, a size change found on
+    /// reconfigure): its suspend flushes queued IO, as upstream's ACT_RESIZE.
+    resized: bool,
 }
 
 impl Map {
@@ -248,6 +271,9 @@ pub struct Owner {
     /// `forcequeueing daemon`: maps keep queueing after shutdown although
     /// `queue_without_daemon` is `no` (until `restorequeueing daemon` or a reconfigure).
     queue_without_daemon_forced: bool,
+    /// `reconfigure all` was asked for since the last configuration was applied: every
+    /// map is reloaded with a udev rescan (upstream's FORCE_RELOAD_YES).
+    reconfigure_all: bool,
     pub state: DaemonState,
     started: Instant,
     /// When every map's DM status was last read (group states in the views).
@@ -299,6 +325,7 @@ impl Owner {
             command_loads: None,
             tmo_unsupported: BTreeSet::new(),
             queue_without_daemon_forced: false,
+            reconfigure_all: false,
             state: DaemonState::Startup,
             started: Instant::now(),
             status_read: None,

@@ -491,21 +491,19 @@ impl Owner {
             log::info!("{map}: map is queueing, can't remove");
             return;
         }
-        if queueing && flush == "unused" && self.dm.in_use(map).unwrap_or(true) {
+        if queueing && flush == "unused" && self.map_in_use(map) {
             log::info!("{map}: map in use and queueing, can't remove");
             return;
         }
         if queueing {
             log::info!("{map}: last path deleted, disabling queueing");
         }
+        let Some(m) = self.maps.get_mut(map) else { return };
         let (rec, acts) = chk::disable_queueing(&m.rec, 0);
-        if let Some(m) = self.maps.get_mut(map) {
-            m.rec = rec;
-        }
+        m.rec = rec;
         self.apply_checker_actions(map, acts);
-        match self.remove_map(map) {
-            Ok(_) => log::info!("{map}: map flushed after removing all paths"),
-            Err(_) => log::error!("{map}: can't flush"),
+        if self.remove_map(map, false).is_ok() {
+            log::info!("{map}: map flushed after removing all paths");
         }
     }
 }

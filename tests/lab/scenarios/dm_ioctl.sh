@@ -59,7 +59,7 @@ step "DM event: arm poll, fail a path, control node becomes readable"
 artifact event.txt dmctl event lab_mp fail_path "$A" || fail "no DM event after fail_path"
 run dmctl message lab_mp reinstate_path "$A" || fail "reinstate_path $A refused"
 
-step "reload with a new table (suspend --noflush, resume)"
+step "reload with a new table (load, then a resume that suspends by itself, queued IO kept, no lockfs)"
 T2="0 $SZ multipath 1 queue_if_no_path 0 1 1 round-robin 0 2 1 $A 1 $B 1"
 run dmctl reload lab_mp "$T2" || fail "dmctl reload"
 expect_eq "reloaded table" "$T2" "$(dmsetup table lab_mp | sed 's/ *$//')"

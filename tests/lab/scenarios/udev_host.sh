@@ -4,8 +4,10 @@
 # is autoactivated by udev (69-lvm.rules: only on a primary-source event with DM_ACTIVATION),
 # kpartx makes <map>-part1 (60-kpartx.rules), a path fail/reinstate and a reload keep every
 # /dev/mapper and /dev/disk/by-id link, and the maps' udev properties are the same for both
-# daemons (diffed; the intended differences are listed in ALLOWED below).
-# lab-timeout: 360
+# daemons (diffed; the intended differences are listed in ALLOWED below); `del map` refuses a
+# map whose partition is open and removes a map with its partition map otherwise; ours:
+# `reconfigure all` reloads every map for a udev rescan.
+# lab-timeout: 420
 . "$LAB_DIR/lib.sh"
 
 REF=/sbin/multipathd
@@ -109,6 +111,8 @@ cookie_flags() {
                  /^DM_COOKIE=/ { c = sprintf(":%04x", int($2 / 65536)) }
                  /^$/ { if (a != "") printf "%s%s ", a, c; a = ""; c = "" }'
 }
+# more_uevents MINOR N: dm-MINOR has had more than N kernel uevents
+more_uevents() { [ "$(cookie_flags "$1" | wc -w)" -gt "$2" ]; }
 since() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 # story LABEL BIN: start, watch udev do its work, fail/reinstate, reload, save properties, stop
@@ -169,14 +173,39 @@ story() {
     artifact "$_l-props-end-part.txt" props lab_part > /dev/null
     _last_lvm=$(cookie_flags "$_mlvm" | awk '{ print $NF }')
     _last_part=$(cookie_flags "$_mpart" | awk '{ print $NF }')
+    if [ "$_l" = ours ]; then
+        # (Debian's 0.9.4 has no `reconfigure all`)
+        step "$_l: reconfigure all: every map reloaded for a udev rescan"
+        _n_lvm=$(cookie_flags "$_mlvm" | wc -w)
+        _n_part=$(cookie_flags "$_mpart" | wc -w)
+        run "$_bin" reconfigure all
+        wait_for "$_l: lab_lvm reloaded" 30 more_uevents "$_mlvm" "$_n_lvm"
+        wait_for "$_l: lab_part reloaded" 30 more_uevents "$_mpart" "$_n_part"
+        udevadm settle -t 60
+        expect_eq "$_l: lab_lvm's and lab_part's last uevents (no reload flag: udev rescans)" \
+            "change:0060 change:0060" \
+            "$(cookie_flags "$_mlvm" | awk '{ print $NF }') $(cookie_flags "$_mpart" | awk '{ print $NF }')"
+        expect_eq "$_l: links after reconfigure all" "$_links0" "$(all_links)"
+    fi
 
-    step "$_l: deactivate the VG and the partition, remove the maps (del map), stop the daemon"
+    step "$_l: del map of a map whose partition is open: refused, nothing removed"
     run vgchange -an "$VG" || fail "$_l: vgchange -an"
-    run kpartx -d -p -part /dev/mapper/lab_part || fail "$_l: kpartx -d"
     udevadm settle -t 60
+    sleep 600 < /dev/mapper/lab_part-part1 &
+    _holder=$!
+    _busy=$("$_bin" del map lab_part 2>&1 | tr '\n' '|')
+    echo "$_l: del map lab_part with lab_part-part1 open: $_busy"
+    expect_eq "$_l: lab_part devices after the refused del map" "lab_part lab_part-part1 " \
+        "$(dmsetup ls | awk '{ print $1 }' | grep '^lab_part' | sort | tr '\n' ' ')"
+    kill "$_holder"; wait "$_holder" 2> /dev/null
+
+    step "$_l: del map of a map with its partition (not open): both removed"
     run "$_bin" del map lab_lvm
-    run "$_bin" del map lab_part
+    _delmap=$("$_bin" del map lab_part 2>&1 | tr '\n' '|')
+    echo "$_l: del map lab_part with lab_part-part1 present: $_delmap"
     udevadm settle -t 60
+    _after=$(dmsetup ls | awk '{ print $1 }' | grep '^lab_part' | tr '\n' ' ')
+    echo "$_l: lab_part devices after del map: ${_after:-none}"
     expect_eq "$_l: maps and their /dev/mapper links after del map" "0 lab_lun0" "$(map_count) $(mapper_links | tr '\n' ' ' | sed 's/ $//')"
     _flags_lvm=$(cookie_flags "$_mlvm")
     _flags_part=$(cookie_flags "$_mpart")
@@ -201,6 +230,9 @@ story() {
         echo "last_lvm=$_last_lvm"
         echo "last_part=$_last_part"
         echo "cookies_left=$_left"
+        echo "delmap_part_open=$_busy"
+        echo "delmap_part=$_delmap"
+        echo "lab_part_left=${_after:-none}"
     } > "$LAB_OUT/$_l-values.txt"
     expect_eq "$_l: cookie semaphores left" 0 "$_left"
 }
@@ -236,9 +268,17 @@ expect_eq "udev properties differing without a listed reason" 0 "$_bad"
 
 step "side by side"
 printf '%-44s %-26s %-26s\n' "" reference ours
-for _k in map_s lv_s part1_s links links_kept props_lvm props_part cookies_left; do
+for _k in map_s lv_s part1_s links links_kept props_lvm props_part cookies_left delmap_part_open delmap_part lab_part_left; do
     printf '%-44s %-26s %-26s\n' "$_k" "$(val reference $_k)" "$(val ours $_k)"
 done | tee "$LAB_OUT/side-by-side.txt"
 for _k in flags_lvm flags_part; do
     printf '%s\n  reference: %s\n  ours:      %s\n' "$_k (kernel uevents in order, ACTION[(DM_ACTION)][:udev flags])" "$(val reference $_k)" "$(val ours $_k)"
 done | tee -a "$LAB_OUT/side-by-side.txt"
+# del map with a partition map on the map (upstream removes the partition maps first)
+expect_eq "ours: del map with an unused partition" "ok|" "$(val ours delmap_part)"
+expect_eq "ours: lab_part devices left" none "$(val ours lab_part_left)"
+# the daemon replies `fail` and the reason; the client (ours and upstream's) prints the reason
+# only (Debian's 0.9.4 replies `fail` alone)
+expect_eq "ours: del map with an open partition (upstream 0.14.3's reply)" "map or partition in use|" \
+    "$(val ours delmap_part_open)"
+expect_eq "del map with an unused partition: reference = ours" "$(val reference delmap_part)" "$(val ours delmap_part)"
