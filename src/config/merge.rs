@@ -26,25 +26,51 @@ fn fill(dst: &mut Attrs, src: Attrs) {
     }
 }
 
-/// The device node attributes of a multipaths entry, which upstream keeps as numbers plus
-/// one word of "is set" flags.
+/// The device node attributes of a multipaths entry.
 const NODE_ATTRS: [&str; 3] = ["mode", "uid", "gid"];
 
-/// Merges `src`'s node attributes into `dst` as upstream merges those numbers and their
-/// flag word: the flags come from `src` only when `dst` sets none of the three (so one of
-/// them in the later entry hides the others of the earlier one), and a value of 0 counts
-/// as not set, taking `src`'s. What is left of `src` is merged by [`fill`].
-fn fill_node_attrs(dst: &mut Attrs, src: &mut Attrs) {
-    let dst_sets_any = NODE_ATTRS.iter().any(|k| dst.contains_key(k));
-    for k in NODE_ATTRS {
-        let Some(v) = src.remove(k) else { continue };
-        match dst.get_mut(k) {
-            Some(d) if *d == Value::Int(0) => *d = v,
-            Some(_) => {}
-            None if !dst_sets_any => {
-                dst.insert(k, v);
+/// A multipaths entry's node attributes as upstream keeps them while it merges: three numbers
+/// (0 when not given) and which of them are set. A merge can leave a number whose flag is
+/// clear; it is not printed or used, but it travels on to the next entry of the same wwid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct NodeAttrs {
+    values: [i64; 3],
+    set: [bool; 3],
+}
+
+impl NodeAttrs {
+    fn of(attrs: &Attrs) -> NodeAttrs {
+        let mut n = NodeAttrs::default();
+        for (i, k) in NODE_ATTRS.iter().enumerate() {
+            if let Some(Value::Int(v)) = attrs.get(k) {
+                n.values[i] = *v;
+                n.set[i] = true;
             }
-            None => {}
+        }
+        n
+    }
+
+    /// Takes the earlier entry's flags only when this entry sets none of the three (they are
+    /// one word upstream), and each of its numbers where this one's is 0, set or not.
+    fn merge(&mut self, earlier: &NodeAttrs) {
+        if !self.set.contains(&true) {
+            self.set = earlier.set;
+        }
+        for (v, e) in self.values.iter_mut().zip(earlier.values) {
+            if *v == 0 {
+                *v = e;
+            }
+        }
+    }
+
+    /// Writes the attributes whose flag is set into `attrs`, and only those.
+    fn store(&self, attrs: &mut Attrs) {
+        for (i, k) in NODE_ATTRS.iter().enumerate() {
+            if self.set[i] {
+                attrs.insert(k, Value::Int(self.values[i]));
+            } else {
+                attrs.remove(k);
+            }
         }
     }
 }
@@ -258,9 +284,11 @@ pub(crate) fn merge_multipaths(cfg: &mut Config, diags: &mut Vec<Diagnostic>, fi
             .as_bytes()
             .cmp(b.wwid().unwrap_or_default().as_bytes())
     });
-    let mut kept: Vec<MultipathEntry> = Vec::with_capacity(entries.len());
+    // Each kept entry with its node attributes, hidden numbers included.
+    let mut kept: Vec<(MultipathEntry, NodeAttrs)> = Vec::with_capacity(entries.len());
     for mut mpe in entries {
-        if let Some(prev) = kept.last_mut()
+        let mut node = NodeAttrs::of(&mpe.attrs);
+        if let Some((prev, prev_node)) = kept.last_mut()
             && prev.wwid() == mpe.wwid()
         {
             diag(
@@ -273,14 +301,20 @@ pub(crate) fn merge_multipaths(cfg: &mut Config, diags: &mut Vec<Diagnostic>, fi
                 ),
             );
             let mut earlier = std::mem::take(&mut prev.attrs);
-            fill_node_attrs(&mut mpe.attrs, &mut earlier);
+            for k in NODE_ATTRS {
+                earlier.remove(k);
+            }
             fill(&mut mpe.attrs, earlier);
+            node.merge(prev_node);
+            node.store(&mut mpe.attrs);
             *prev = mpe;
+            *prev_node = node;
         } else {
-            kept.push(mpe);
+            kept.push((mpe, node));
         }
     }
-    cfg.multipaths = kept;
+    // Nothing after the merge reads a number whose flag is clear.
+    cfg.multipaths = kept.into_iter().map(|(mpe, _)| mpe).collect();
 }
 
 #[cfg(test)]
@@ -350,5 +384,37 @@ mod tests {
         assert_eq!(p[0].protocol(), Some("scsi:iscsi"));
         assert_eq!(p[1].attrs.get("dev_loss_tmo"), Some(&Value::Int(90)));
         assert_eq!(p[1].attrs.get("eh_deadline"), Some(&Value::Int(3)));
+    }
+
+    #[test]
+    fn a_hidden_mode_travels_to_a_later_mode_0() {
+        let mp = |body: &str| format!("\tmultipath {{\n\t\twwid 1\n\t\t{body}\n\t}}\n");
+        let text = format!(
+            "multipaths {{\n{}{}{}}}\n",
+            mp("mode 0640"),
+            mp("uid 1000"),
+            mp("mode 0")
+        );
+        let cfg = crate::config::parse_str("f", &text).unwrap().config;
+        let a = &cfg.multipaths[0].attrs;
+        // The middle entry's uid flag hid the mode, but its number came along.
+        assert_eq!(a.get("mode"), Some(&Value::Int(0o640)));
+        assert_eq!(a.get("uid"), None);
+        assert_eq!(a.get("gid"), None);
+    }
+
+    #[test]
+    fn an_entry_setting_no_node_attribute_takes_the_earlier_flags() {
+        let mut n = NodeAttrs::of(&Attrs::new());
+        let mut earlier = Attrs::new();
+        earlier.insert("gid", Value::Int(0));
+        let mut e = NodeAttrs::of(&earlier);
+        e.values[0] = 0o600;
+        n.merge(&e);
+        let mut out = Attrs::new();
+        out.insert("mode", Value::Int(0o777));
+        n.store(&mut out);
+        assert_eq!(out.get("mode"), None);
+        assert_eq!(out.get("gid"), Some(&Value::Int(0)));
     }
 }
