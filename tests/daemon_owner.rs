@@ -2892,3 +2892,60 @@ fn detect_checker_gives_alua_paths_tur() {
         [CheckerKind::Directio, CheckerKind::Directio]
     );
 }
+
+fn dm_uevent(action: &str, name: &str, minor: u32) -> Uevent {
+    let dev = format!("dm-{minor}");
+    let minor = minor.to_string();
+    uevent(&[
+        ("ACTION", action),
+        ("DEVPATH", &format!("/devices/virtual/block/{dev}")),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", &format!("/dev/{dev}")),
+        ("DEVTYPE", "disk"),
+        ("MAJOR", "254"),
+        ("MINOR", &minor),
+        ("DM_NAME", name),
+        ("DM_UUID", &format!("mpath-{WWID}")),
+    ])
+}
+
+/// The `multipath` tool beside the daemon (lab multipath_tool): a map it removes (`-f`,
+/// `-F`) is dropped and its paths become orphans with no DM state, as upstream shows them;
+/// a map it creates is adopted as it is, without a reload, when it is resumed.
+#[test]
+fn maps_the_multipath_tool_removes_or_creates_are_dropped_or_adopted() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    let minor = h.dm.lock().unwrap().maps["mpatha"].minor;
+
+    // a remove event for a minor that is still ours changes nothing
+    h.owner.on_uevent(dm_uevent("remove", "mpatha", minor));
+    assert_eq!(h.owner.counts(), (2, 1));
+
+    // the tool removes the map
+    let table = h.dm.lock().unwrap().maps.remove("mpatha").unwrap().params;
+    h.owner.on_uevent(dm_uevent("remove", "mpatha", minor));
+    assert_eq!(h.owner.counts(), (2, 0));
+    assert!(h.changes().is_empty(), "nothing made again");
+    let rows = h.path_rows();
+    for dev in ["sda", "sdb"] {
+        assert_eq!(rows[dev][4], "undef", "dm state of an orphan: {:?}", rows[dev]);
+    }
+
+    // the tool creates it again: the change event of its resume
+    let minor = h.dm.lock().unwrap().preload("mpatha", &format!("mpath-{WWID}"), &table);
+    h.owner.on_uevent(dm_uevent("change", "mpatha", minor));
+    assert_eq!(h.owner.counts(), (2, 1));
+    assert!(h.changes().is_empty(), "adopted as it is");
+    let rows = h.path_rows();
+    for dev in ["sda", "sdb"] {
+        assert_eq!(rows[dev][4], "active", "{:?}", rows[dev]);
+    }
+    // its own change events (and a second one) change nothing
+    h.owner.on_uevent(dm_uevent("change", "mpatha", minor));
+    assert_eq!(h.owner.counts(), (2, 1));
+    assert!(h.changes().is_empty());
+}

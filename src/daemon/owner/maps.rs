@@ -289,6 +289,24 @@ impl Owner {
         }
     }
 
+    /// Drops a map that is gone from the kernel; its paths stay, as orphans, with no
+    /// device-mapper state (upstream shows them `undef`).
+    pub(super) fn forget_map(&mut self, name: &str) {
+        let Some(m) = self.maps.remove(name) else { return };
+        self.touch_all();
+        for d in m.paths {
+            if let Some(p) = self.paths.get_mut(&d) {
+                p.map = None;
+                p.rec.dm_state = DmState::Undef;
+            }
+        }
+        let acts = self.marginal.handle(
+            crate::marginal::state::Event::MapRemoved { map: name.to_string() },
+            std::time::Instant::now(),
+        );
+        self.apply_marginal(acts);
+    }
+
     pub(super) fn refresh_status(&mut self, name: &str) {
         let Ok(text) = self.dm.status(name) else {
             return;
