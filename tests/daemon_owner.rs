@@ -377,6 +377,10 @@ impl Harness {
     /// With the io-err-stat thread started by `spawn` (None: the daemon's, over the
     /// kernel AIO engine).
     fn with_ioerr(f: &FakeSys, conf: &str, dm: DmState, spawn: Option<Spawner>) -> Harness {
+        Harness::with_env(f.env(), conf, dm, spawn)
+    }
+
+    fn with_env(env: Env, conf: &str, dm: DmState, spawn: Option<Spawner>) -> Harness {
         let dm = Arc::new(Mutex::new(dm));
         let (ctx, crx) = unbounded();
         let (itx, irx) = unbounded();
@@ -390,7 +394,7 @@ impl Harness {
             ioerr,
             reload,
         };
-        let owner = Owner::new(config(conf), f.env(), Box::new(FakeDm(dm.clone())), out);
+        let owner = Owner::new(config(conf), env, Box::new(FakeDm(dm.clone())), out);
         Harness {
             owner,
             dm,
@@ -2948,4 +2952,33 @@ fn maps_the_multipath_tool_removes_or_creates_are_dropped_or_adopted() {
     h.owner.on_uevent(dm_uevent("change", "mpatha", minor));
     assert_eq!(h.owner.counts(), (2, 1));
     assert!(h.changes().is_empty());
+}
+
+/// `multipathd -B`: a map is named by its binding when the file has one, else by its WWID,
+/// and the bindings file is never written.
+#[test]
+fn bindings_read_only_uses_existing_bindings_and_adds_none() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let env = Env {
+        bindings_read_only: true,
+        ..f.env()
+    };
+    let mut h = Harness::with_env(env.clone(), GREEDY, DmState::default(), None);
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes())[0].0, WWID);
+    assert_eq!(f.bindings(), "");
+
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let text = format!("mpathc {WWID}\n");
+    fs::write(f.state().join("bindings"), &text).unwrap();
+    let env = Env {
+        bindings_read_only: true,
+        ..f.env()
+    };
+    let mut h = Harness::with_env(env, GREEDY, DmState::default(), None);
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes())[0].0, "mpathc");
+    assert_eq!(f.bindings(), text);
 }

@@ -218,6 +218,14 @@ impl BindingsFile {
         Ok(Bindings::parse(&LockedFile::read_shared(&self.path)?))
     }
 
+    /// The alias the file binds to `wwid`, nothing written (`multipathd -B`); no binding
+    /// resolves to `None`.
+    pub fn bound(&self, wwid: &str) -> io::Result<(Resolved, Vec<String>)> {
+        let mut b = self.load()?;
+        let res = b.alias_for_wwid(wwid).map(|a| (a.to_string(), AliasOrigin::Existing));
+        Ok((res, std::mem::take(&mut b.issues)))
+    }
+
     /// Resolve the alias for `wwid` under the file's lock, appending a binding it adds, so
     /// that `multipath` allocating at the same time never gets the same alias.
     /// Returns the alias and how it was found, plus the file's issues for logging.
@@ -234,7 +242,12 @@ impl BindingsFile {
                 format!("WWID {wwid:?} cannot be stored in the bindings file"),
             ));
         }
-        let mut f = LockedFile::open(&self.path, HEADER)?;
+        let mut f = match LockedFile::open(&self.path, HEADER) {
+            Ok(f) => f,
+            // A read-only /etc still names the maps it has bindings for, as upstream's does.
+            Err(e) if e.kind() == io::ErrorKind::ReadOnlyFilesystem => return self.bound(wwid),
+            Err(e) => return Err(e),
+        };
         let mut b = Bindings::parse(&f.contents()?);
         let res = b.resolve(wwid, prefix, current, taken);
         if let Some((alias, AliasOrigin::Created | AliasOrigin::AdoptedCurrentName)) = &res {

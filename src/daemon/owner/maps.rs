@@ -39,7 +39,12 @@ impl Owner {
         let file = discovery::bindings::BindingsFile::new(self.env.state_dir.join("bindings"));
         let taken =
             |name: &str| self.maps.contains_key(name) || self.kernel_maps.iter().any(|(n, w)| n == name && w != wwid);
-        match file.alias_for(wwid, &sel.alias_prefix().value, None, &taken) {
+        let resolved = if self.env.bindings_read_only {
+            file.bound(wwid)
+        } else {
+            file.alias_for(wwid, &sel.alias_prefix().value, None, &taken)
+        };
+        match resolved {
             Ok((Some((alias, _)), issues)) => {
                 for i in issues {
                     log::warn!("{i}");
