@@ -432,6 +432,10 @@ impl Harness {
     /// With the io-err-stat thread started by `spawn` (None: the daemon's, over the
     /// kernel AIO engine).
     fn with_ioerr(f: &FakeSys, conf: &str, dm: DmState, spawn: Option<Spawner>) -> Harness {
+        Harness::with_env(f.env(), conf, dm, spawn)
+    }
+
+    fn with_env(env: Env, conf: &str, dm: DmState, spawn: Option<Spawner>) -> Harness {
         let dm = Arc::new(Mutex::new(dm));
         let (ctx, crx) = unbounded();
         let (itx, irx) = unbounded();
@@ -445,7 +449,7 @@ impl Harness {
             ioerr,
             reload,
         };
-        let owner = Owner::new(config(conf), f.env(), Box::new(FakeDm(dm.clone())), out);
+        let owner = Owner::new(config(conf), env, Box::new(FakeDm(dm.clone())), out);
         Harness {
             owner,
             dm,
@@ -1509,11 +1513,14 @@ fn marginal_setup_with(spawn: Spawner) -> (FakeSys, Harness, BTreeMap<String, u6
     (f, h, ids)
 }
 
-/// The commands the recording thread got so far, as (kind, path) pairs.
-fn cmds(rx: &Receiver<Cmd>) -> Vec<(&'static str, String)> {
-    // The fake thread forwards asynchronously: give it a moment.
-    std::thread::sleep(Duration::from_millis(50));
-    rx.try_iter()
+/// The commands the recording thread got, as (kind, path) pairs: `n` of them (it forwards
+/// asynchronously, so each is waited for; a fixed pause lost them on a loaded machine)
+/// and whatever else has arrived by then.
+fn cmds(rx: &Receiver<Cmd>, n: usize) -> Vec<(&'static str, String)> {
+    let got = (0..n).map_while(|_| rx.recv_timeout(Duration::from_secs(10)).ok());
+    let got: Vec<Cmd> = got.collect();
+    got.into_iter()
+        .chain(rx.try_iter())
         .map(|c| match c {
             Cmd::Start(spec) => ("start", spec.path),
             Cmd::Cancel(p) => ("cancel", p),
@@ -1539,7 +1546,7 @@ fn a_reconfigure_during_a_test_keeps_the_threshold_the_test_started_with() {
     let (spawn, rx) = recording_thread();
     let (_f, mut h, ids) = marginal_setup_with(spawn);
     hold_b(&mut h, &ids);
-    assert_eq!(cmds(&rx), [("start", B.to_string())]);
+    assert_eq!(cmds(&rx, 1), [("start", B.to_string())]);
     h.owner.reconfigure(config(&MARGINAL.replace(
         "marginal_path_err_rate_threshold 10\n marginal_path_err_recheck_gap_time 300",
         "marginal_path_err_rate_threshold 500\n marginal_path_err_recheck_gap_time 30",
@@ -1554,7 +1561,7 @@ fn a_reconfigure_during_a_test_keeps_the_threshold_the_test_started_with() {
         ["delayed", "normal", "1000", "100", "100.0/1000", "31s"]
     );
     h.owner.shutdown();
-    assert_eq!(cmds(&rx), [("shutdown", String::new())]);
+    assert_eq!(cmds(&rx, 1), [("shutdown", String::new())]);
 }
 
 /// A reconfigure that removes the marginal_path_* settings: as upstream, the next check
@@ -1570,7 +1577,7 @@ fn removing_the_marginal_settings_gives_a_held_path_back_at_its_next_check() {
     h.check(ids[B], PathState::Up);
     assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
     assert_eq!(h.path_rows()[B][4..6], ["active", "ready"]);
-    assert_eq!(cmds(&rx), [("start", B.to_string()), ("cancel", B.to_string())]);
+    assert_eq!(cmds(&rx, 2), [("start", B.to_string()), ("cancel", B.to_string())]);
     assert_eq!(marginal_row(&mut h, B)[2..4], ["normal", "normal"]);
     h.owner.shutdown();
 }
@@ -1583,7 +1590,7 @@ fn a_path_removed_during_its_test_cancels_the_test() {
     hold_b(&mut h, &ids);
     f.remove(B, (8, 16));
     h.owner.on_uevent(remove_uevent(B, 0));
-    assert_eq!(cmds(&rx), [("start", B.to_string()), ("cancel", B.to_string())]);
+    assert_eq!(cmds(&rx, 2), [("start", B.to_string()), ("cancel", B.to_string())]);
     assert_eq!(marginal_row(&mut h, B), Vec::<String>::new());
     // A verdict the thread sent before it saw the cancel changes nothing.
     h.calls();
@@ -1600,7 +1607,7 @@ fn a_map_removed_during_a_test_releases_its_paths() {
     let (_f, mut h, ids) = marginal_setup_with(spawn);
     hold_b(&mut h, &ids);
     assert_eq!(h.cmd(Command::DelMap { map: "mpatha".into() }), "");
-    assert_eq!(cmds(&rx), [("start", B.to_string()), ("cancel", B.to_string())]);
+    assert_eq!(cmds(&rx, 2), [("start", B.to_string()), ("cancel", B.to_string())]);
     assert_eq!(marginal_row(&mut h, B)[2..4], ["normal", "normal"]);
     let ctl = h.controls();
     assert!(
@@ -3288,4 +3295,90 @@ fn detect_checker_gives_alua_paths_tur() {
         kinds(" detect_checker no\n"),
         [CheckerKind::Directio, CheckerKind::Directio]
     );
+}
+
+fn dm_uevent(action: &str, name: &str, minor: u32) -> Uevent {
+    let dev = format!("dm-{minor}");
+    let minor = minor.to_string();
+    uevent(&[
+        ("ACTION", action),
+        ("DEVPATH", &format!("/devices/virtual/block/{dev}")),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", &format!("/dev/{dev}")),
+        ("DEVTYPE", "disk"),
+        ("MAJOR", "254"),
+        ("MINOR", &minor),
+        ("DM_NAME", name),
+        ("DM_UUID", &format!("mpath-{WWID}")),
+    ])
+}
+
+/// The `multipath` tool beside the daemon (lab multipath_tool): a map it removes (`-f`,
+/// `-F`) is dropped and its paths become orphans with no DM state, as upstream shows them;
+/// a map it creates is adopted as it is, without a reload, when it is resumed.
+#[test]
+fn maps_the_multipath_tool_removes_or_creates_are_dropped_or_adopted() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    let minor = h.dm.lock().unwrap().maps["mpatha"].minor;
+
+    // a remove event for a minor that is still ours changes nothing
+    h.owner.on_uevent(dm_uevent("remove", "mpatha", minor));
+    assert_eq!(h.owner.counts(), (2, 1));
+
+    // the tool removes the map
+    let table = h.dm.lock().unwrap().maps.remove("mpatha").unwrap().params;
+    h.owner.on_uevent(dm_uevent("remove", "mpatha", minor));
+    assert_eq!(h.owner.counts(), (2, 0));
+    assert!(h.changes().is_empty(), "nothing made again");
+    let rows = h.path_rows();
+    for dev in ["sda", "sdb"] {
+        assert_eq!(rows[dev][4], "undef", "dm state of an orphan: {:?}", rows[dev]);
+    }
+
+    // the tool creates it again: the change event of its resume
+    let minor = h.dm.lock().unwrap().preload("mpatha", &format!("mpath-{WWID}"), &table);
+    h.owner.on_uevent(dm_uevent("change", "mpatha", minor));
+    assert_eq!(h.owner.counts(), (2, 1));
+    assert!(h.changes().is_empty(), "adopted as it is");
+    let rows = h.path_rows();
+    for dev in ["sda", "sdb"] {
+        assert_eq!(rows[dev][4], "active", "{:?}", rows[dev]);
+    }
+    // its own change events (and a second one) change nothing
+    h.owner.on_uevent(dm_uevent("change", "mpatha", minor));
+    assert_eq!(h.owner.counts(), (2, 1));
+    assert!(h.changes().is_empty());
+}
+
+/// `multipathd -B`: a map is named by its binding when the file has one, else by its WWID,
+/// and the bindings file is never written.
+#[test]
+fn bindings_read_only_uses_existing_bindings_and_adds_none() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let env = Env {
+        bindings_read_only: true,
+        ..f.env()
+    };
+    let mut h = Harness::with_env(env.clone(), GREEDY, DmState::default(), None);
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes())[0].0, WWID);
+    assert_eq!(f.bindings(), "");
+
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let text = format!("mpathc {WWID}\n");
+    fs::write(f.state().join("bindings"), &text).unwrap();
+    let env = Env {
+        bindings_read_only: true,
+        ..f.env()
+    };
+    let mut h = Harness::with_env(env, GREEDY, DmState::default(), None);
+    h.owner.coldplug();
+    assert_eq!(creates(h.changes())[0].0, "mpathc");
+    assert_eq!(f.bindings(), text);
 }

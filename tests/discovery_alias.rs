@@ -191,3 +191,19 @@ fn failed_wwids_marks() {
     assert!(f.mark("../etc").is_err());
     assert!(f.is_failed("..").is_err());
 }
+
+/// `multipathd -B`: the bindings file is read, never written.
+#[test]
+fn bound_reads_the_binding_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let f = BindingsFile::new(d.path().join("bindings"));
+    let none = |_: &str| false;
+    assert_eq!(f.bound("3600a0980").unwrap(), (None, vec![]));
+    assert!(!f.path().exists(), "a missing file is not created");
+    f.alias_for("3600a0980", "mpath", None, &none).unwrap();
+    let before = fs::read_to_string(f.path()).unwrap();
+    let (r, _) = f.bound("3600a0980").unwrap();
+    assert_eq!(r, Some(("mpatha".into(), AliasOrigin::Existing)));
+    assert_eq!(f.bound("3600a0981").unwrap().0, None);
+    assert_eq!(fs::read_to_string(f.path()).unwrap(), before);
+}

@@ -6,7 +6,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::statefile;
+use super::statefile::LockedFile;
 
 pub const DEFAULT_BINDINGS_FILE: &str = "/etc/multipath/bindings";
 pub const DEFAULT_ALIAS_PREFIX: &str = "mpath";
@@ -164,7 +164,7 @@ impl Bindings {
 
     /// Choose the alias of a map: the WWID's binding; else the map's current name
     /// (`current`) if it has the prefix and is bound to nobody; else a new id.
-    /// New bindings are added to `self` (the caller saves the file).
+    /// New bindings are added to `self` (the caller records them in the file).
     pub fn resolve(
         &mut self,
         wwid: &str,
@@ -192,14 +192,6 @@ impl Bindings {
         });
         Some((alias, AliasOrigin::Created))
     }
-
-    pub fn to_text(&self) -> String {
-        let mut s = String::from(HEADER);
-        for e in &self.entries {
-            s.push_str(&format!("{} {}\n", e.alias, e.wwid));
-        }
-        s
-    }
 }
 
 /// Result of [`Bindings::resolve`]: the alias and how it was found, `None` when
@@ -223,14 +215,19 @@ impl BindingsFile {
 
     /// Current content; a missing file has no bindings.
     pub fn load(&self) -> io::Result<Bindings> {
-        Ok(Bindings::parse(&statefile::read_or_empty(&self.path)?))
+        Ok(Bindings::parse(&LockedFile::read_shared(&self.path)?))
     }
 
-    pub fn save(&self, b: &Bindings) -> io::Result<()> {
-        statefile::write_atomic(&self.path, b.to_text().as_bytes())
+    /// The alias the file binds to `wwid`, nothing written (`multipathd -B`); no binding
+    /// resolves to `None`.
+    pub fn bound(&self, wwid: &str) -> io::Result<(Resolved, Vec<String>)> {
+        let mut b = self.load()?;
+        let res = b.alias_for_wwid(wwid).map(|a| (a.to_string(), AliasOrigin::Existing));
+        Ok((res, std::mem::take(&mut b.issues)))
     }
 
-    /// Load, resolve the alias for `wwid` and save if a binding was added.
+    /// Resolve the alias for `wwid` under the file's lock, appending a binding it adds, so
+    /// that `multipath` allocating at the same time never gets the same alias.
     /// Returns the alias and how it was found, plus the file's issues for logging.
     pub fn alias_for(
         &self,
@@ -245,10 +242,16 @@ impl BindingsFile {
                 format!("WWID {wwid:?} cannot be stored in the bindings file"),
             ));
         }
-        let mut b = self.load()?;
+        let mut f = match LockedFile::open(&self.path, HEADER) {
+            Ok(f) => f,
+            // A read-only /etc still names the maps it has bindings for, as upstream's does.
+            Err(e) if e.kind() == io::ErrorKind::ReadOnlyFilesystem => return self.bound(wwid),
+            Err(e) => return Err(e),
+        };
+        let mut b = Bindings::parse(&f.contents()?);
         let res = b.resolve(wwid, prefix, current, taken);
-        if matches!(res, Some((_, AliasOrigin::Created | AliasOrigin::AdoptedCurrentName))) {
-            self.save(&b)?;
+        if let Some((alias, AliasOrigin::Created | AliasOrigin::AdoptedCurrentName)) = &res {
+            f.append(&format!("{alias} {wwid}\n"))?;
         }
         Ok((res, std::mem::take(&mut b.issues)))
     }

@@ -6,11 +6,12 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::statefile;
+use super::statefile::LockedFile;
 
 pub const DEFAULT_WWIDS_FILE: &str = "/etc/multipath/wwids";
 
-/// First header line (the format marker multipath-tools writes) and our notes.
+/// First header line (the format marker multipath-tools writes) and our notes; a file
+/// that exists keeps the header its first writer gave it.
 const HEADER: &str = "# Multipath wwids, Version : 1.0\n\
 # Maintained by multipathd: WWIDs of devices that were multipathed before.\n\
 # Edit only while multipathd and multipath are not running.\n\
@@ -94,35 +95,41 @@ impl WwidsFile {
 
     /// Current content; a missing file is empty.
     pub fn load(&self) -> io::Result<Wwids> {
-        Ok(Wwids::parse(&statefile::read_or_empty(&self.path)?))
+        Ok(Wwids::parse(&LockedFile::read_shared(&self.path)?))
     }
 
     pub fn contains(&self, wwid: &str) -> io::Result<bool> {
         Ok(self.load()?.contains(wwid))
     }
 
-    /// Record a WWID; `Ok(false)` if it was already there (file untouched).
+    /// Record a WWID; `Ok(false)` if it was already there. Appended under the file's
+    /// lock, so an entry `multipath -a` adds meanwhile is kept.
     pub fn add(&self, wwid: &str) -> io::Result<bool> {
         check_wwid(wwid)?;
-        let mut w = self.load()?;
-        if w.contains(wwid) {
+        let mut f = LockedFile::open(&self.path, HEADER)?;
+        if Wwids::parse(&f.contents()?).contains(wwid) {
             return Ok(false);
         }
-        w.wwids.push(wwid.to_string());
-        statefile::write_atomic(&self.path, w.to_text().as_bytes())?;
+        f.append(&format!("/{wwid}/\n"))?;
         Ok(true)
     }
 
-    /// Forget a WWID; `Ok(false)` if it was not there (file untouched).
+    /// Forget a WWID; `Ok(false)` if it was not there. Its lines are commented out in
+    /// place, as `multipath -w` does, so the file is never shorter than a reader expects.
     pub fn remove(&self, wwid: &str) -> io::Result<bool> {
-        let mut w = self.load()?;
-        let before = w.wwids.len();
-        w.wwids.retain(|x| x != wwid);
-        if w.wwids.len() == before {
-            return Ok(false);
+        let mut f = LockedFile::open(&self.path, HEADER)?;
+        let text = f.contents()?;
+        let mut offset = 0u64;
+        let mut found = false;
+        for line in text.split_inclusive('\n') {
+            let lead = line.len() - line.trim_start().len();
+            if Wwids::parse(line).wwids.iter().any(|w| w == wwid) {
+                f.overwrite(offset + lead as u64, b"#")?;
+                found = true;
+            }
+            offset += line.len() as u64;
         }
-        statefile::write_atomic(&self.path, w.to_text().as_bytes())?;
-        Ok(true)
+        Ok(found)
     }
 
     /// Rewrite the file to hold exactly `wwids` (in order, duplicates dropped).
@@ -134,7 +141,7 @@ impl WwidsFile {
                 w.wwids.push(id.to_string());
             }
         }
-        statefile::write_atomic(&self.path, w.to_text().as_bytes())
+        LockedFile::open(&self.path, HEADER)?.rewrite(&w.to_text())
     }
 }
 

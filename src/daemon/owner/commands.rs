@@ -256,17 +256,7 @@ impl Owner {
         match self.flush_map(name, suspend, queues) {
             Ok(()) => {
                 log::info!("{name}: map removed");
-                if let Some(m) = self.maps.remove(name) {
-                    for d in m.paths {
-                        if let Some(p) = self.paths.get_mut(&d) {
-                            p.map = None;
-                        }
-                    }
-                    let acts = self
-                        .marginal
-                        .handle(MgEvent::MapRemoved { map: name.to_string() }, Instant::now());
-                    self.apply_marginal(acts);
-                }
+                self.forget_map(name);
                 Ok(())
             }
             Err(e) => {

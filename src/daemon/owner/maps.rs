@@ -41,7 +41,12 @@ impl Owner {
         let file = discovery::bindings::BindingsFile::new(self.env.state_dir.join("bindings"));
         let taken =
             |name: &str| self.maps.contains_key(name) || self.kernel_maps.iter().any(|(n, w)| n == name && w != wwid);
-        match file.alias_for(wwid, &sel.alias_prefix().value, None, &taken) {
+        let resolved = if self.env.bindings_read_only {
+            file.bound(wwid)
+        } else {
+            file.alias_for(wwid, &sel.alias_prefix().value, None, &taken)
+        };
+        match resolved {
             Ok((Some((alias, _)), issues)) => {
                 for i in issues {
                     log::warn!("{i}");
@@ -339,6 +344,24 @@ impl Owner {
         for d in ordered {
             self.schedule_check(&d, 0);
         }
+    }
+
+    /// Drops a map that is gone from the kernel; its paths stay, as orphans, with no
+    /// device-mapper state (upstream shows them `undef`).
+    pub(super) fn forget_map(&mut self, name: &str) {
+        let Some(m) = self.maps.remove(name) else { return };
+        self.touch_all();
+        for d in m.paths {
+            if let Some(p) = self.paths.get_mut(&d) {
+                p.map = None;
+                p.rec.dm_state = DmState::Undef;
+            }
+        }
+        let acts = self.marginal.handle(
+            crate::marginal::state::Event::MapRemoved { map: name.to_string() },
+            std::time::Instant::now(),
+        );
+        self.apply_marginal(acts);
     }
 
     pub(super) fn refresh_status(&mut self, name: &str) {

@@ -85,6 +85,10 @@ impl Owner {
         let Some(dev) = ev.devname.clone() else {
             return;
         };
+        if dev.starts_with("dm-") {
+            self.on_dm_uevent(&dev, &ev);
+            return;
+        }
         match ev.action.as_str() {
             // udev's `change` completes a path that waited for its properties
             "add" | "change" if !self.paths.contains_key(&dev) => {
@@ -92,6 +96,65 @@ impl Owner {
             }
             "remove" => {
                 self.remove_paths(&[dev]);
+            }
+            _ => {}
+        }
+    }
+
+    /// A dm device changed or went away. Maps made or removed by someone else, such as
+    /// the `multipath` tool, are taken in or dropped as upstream does: a multipath map we
+    /// do not know is adopted when it is resumed (`change`), a map of ours that is removed
+    /// is forgotten and its paths become orphans. Our own creations and removals find the
+    /// records already as the event says.
+    fn on_dm_uevent(&mut self, dev: &str, ev: &crate::uevent::Uevent) {
+        match ev.action.as_str() {
+            "change" => {
+                let dm = self.env.sysfs.sys("block").join(dev).join("dm");
+                let name = ev
+                    .get("DM_NAME")
+                    .map(str::to_owned)
+                    .or_else(|| super::read_trimmed(&dm.join("name")));
+                let uuid = ev
+                    .get("DM_UUID")
+                    .map(str::to_owned)
+                    .or_else(|| super::read_trimmed(&dm.join("uuid")));
+                let (Some(name), Some(wwid)) = (name, uuid.as_deref().and_then(|u| u.strip_prefix("mpath-"))) else {
+                    return;
+                };
+                if self.maps.contains_key(&name) || self.maps.values().any(|m| m.wwid == wwid) {
+                    self.refresh_status(&name);
+                    return;
+                }
+                let existing = match self.dm.list_maps() {
+                    Ok(maps) => maps.into_iter().find(|m| m.name == name),
+                    Err(e) => {
+                        log::warn!("{name}: cannot read the new map: {e}");
+                        return;
+                    }
+                };
+                let Some(existing) = existing else { return };
+                log::info!("{name}: map created by another program ({wwid})");
+                let devs = self.paths_of_wwid(wwid);
+                self.setup_map(wwid, devs, Some(existing));
+            }
+            "remove" => {
+                let minor = ev.get("MINOR").and_then(|m| m.parse::<u32>().ok());
+                let Some(name) = self
+                    .maps
+                    .values()
+                    .find(|m| Some(m.minor) == minor && ev.get("DM_NAME").is_none_or(|n| n == m.name))
+                    .map(|m| m.name.clone())
+                else {
+                    return;
+                };
+                // The minor may belong to a map made since: only a map that is gone is dropped.
+                match self.dm.status(&name) {
+                    Err(e) if e.errno() == Some(nix::errno::Errno::ENXIO) => {
+                        log::info!("{name}: map removed by another program");
+                        self.forget_map(&name);
+                    }
+                    _ => {}
+                }
             }
             _ => {}
         }
