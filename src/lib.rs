@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod dm;
 pub mod marginal;
 pub mod nvme;
+pub mod persist;
 pub mod scsi;
 pub mod uevent;
 
