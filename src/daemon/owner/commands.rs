@@ -10,6 +10,7 @@ use crate::cli::snapshot::prints_group_states;
 use crate::config::propsel::Selector;
 use crate::marginal::state::Event as MgEvent;
 
+use super::reservations::PrFlag;
 use super::{Map, Owner, read_trimmed};
 
 /// A command's answer: the text for the client (empty means `ok`) or the error it sees.
@@ -62,9 +63,12 @@ impl Owner {
             Command::ResetMapsStats => self.reset_maps_stats(),
             Command::ResetMapStats { map } => self.reset_map_stats(&map),
 
-            Command::GetPrStatus { map } => self.get_pr_flag(&map, |m| m.prstatus),
-            Command::SetPrStatus { map, .. } => self.pr_update(&map, |m| m.prstatus = true),
-            Command::UnsetPrStatus { map } => self.pr_update(&map, |m| m.prstatus = false),
+            Command::GetPrStatus { map } => self.get_pr_flag(&map, |m| m.prflag == PrFlag::Set),
+            Command::SetPrStatus { map, .. } => self.set_pr_status_cmd(&map),
+            Command::UnsetPrStatus { map } => self.pr_update(&map, |m| {
+                m.prflag = PrFlag::Unset;
+                m.prhold = false;
+            }),
             Command::GetPrKey { map } => self.get_pr_key(&map),
             Command::SetPrKey { map, key } => self.set_pr_key(&map, &key),
             // Clearing a run-time key is harmless whatever the configuration says.
@@ -396,6 +400,14 @@ impl Owner {
         self.pr_update(map, move |m| m.prkey = Some(key))
     }
 
+    /// `setprstatus` (with or without the paths mpathpersist registered: every
+    /// usable path registers again, which changes nothing on those).
+    fn set_pr_status_cmd(&mut self, map: &str) -> Answer {
+        let name = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+        self.set_pr_status(&name);
+        Ok(String::new())
+    }
+
     fn pr_update(&mut self, map: &str, f: impl FnOnce(&mut Map)) -> Answer {
         let name = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
         if let Some(m) = self.maps.get_mut(&name) {
@@ -404,7 +416,7 @@ impl Owner {
         Ok(String::new())
     }
 
-    fn reservation_key(&self, m: &Map) -> Option<String> {
+    pub(super) fn reservation_key(&self, m: &Map) -> Option<String> {
         Selector::new(&self.cfg, "", "", "", &m.wwid)
             .reservation_key()
             .map(|s| s.value)
