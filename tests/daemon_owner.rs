@@ -3314,3 +3314,50 @@ fn a_path_added_to_a_registered_map_registers_the_key() {
     assert_eq!(asks["sdc"], AGAIN);
     assert_eq!(asks["sda"], None, "paths already in the map are not registered again");
 }
+
+/// `reservation_key file`: the key mpathpersist sets (`setprkey`) goes into the prkeys
+/// file, so a daemon started later registers it too; `unsetprkey` forgets it there.
+#[test]
+fn a_key_from_setprkey_is_kept_in_the_prkeys_file() {
+    const FILE: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n reservation_key file\n}\n";
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, FILE, DmState::default());
+    h.owner.coldplug();
+    let (ids, asks) = ids_and_asks(&h);
+    assert_eq!(asks, BTreeMap::from([("sda".into(), None), ("sdb".into(), None)]));
+    assert_eq!(h.cmd(Command::GetPrKey { map: "mpatha".into() }), "none\n");
+    h.cmd(Command::SetPrKey {
+        map: "mpatha".into(),
+        key: "0x123ABC:aptpl".into(),
+    });
+    assert_eq!(h.cmd(Command::GetPrKey { map: "mpatha".into() }), "0x123abc:aptpl\n");
+    let prkeys = f.state().join("prkeys");
+    let text = fs::read_to_string(&prkeys).unwrap();
+    assert!(text.ends_with(&format!("0X0000000000123abc {WWID}\n")), "{text}");
+    // mpathpersist registered through the map and says so.
+    h.cmd(Command::SetPrStatus {
+        map: "mpatha".into(),
+        pathlist: None,
+    });
+    pr_check(
+        &mut h,
+        ids["sda"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+
+    // A later daemon reads the key at map setup.
+    let mut later = Harness::new(&f, FILE, DmState::default());
+    later.owner.coldplug();
+    let (_, asks) = ids_and_asks(&later);
+    assert_eq!(asks["sda"], Some((0x123abc, true, false, false)));
+    assert_eq!(
+        later.cmd(Command::GetPrKey { map: "mpatha".into() }),
+        "0x123abc:aptpl\n"
+    );
+    later.cmd(Command::UnsetPrKey { map: "mpatha".into() });
+    assert_eq!(later.cmd(Command::GetPrKey { map: "mpatha".into() }), "none\n");
+    let text = fs::read_to_string(&prkeys).unwrap();
+    assert!(text.ends_with(&format!("#X0000000000123abc {WWID}\n")), "{text}");
+}

@@ -10,7 +10,7 @@ use crate::cli::snapshot::prints_group_states;
 use crate::config::propsel::Selector;
 use crate::marginal::state::Event as MgEvent;
 
-use super::reservations::PrFlag;
+use super::reservations::{PrFlag, format_key, parse_key};
 use super::{Map, Owner, read_trimmed};
 
 /// A command's answer: the text for the client (empty means `ok`) or the error it sees.
@@ -72,7 +72,7 @@ impl Owner {
             Command::GetPrKey { map } => self.get_pr_key(&map),
             Command::SetPrKey { map, key } => self.set_pr_key(&map, &key),
             // Clearing a run-time key is harmless whatever the configuration says.
-            Command::UnsetPrKey { map } => self.pr_update(&map, |m| m.prkey = None),
+            Command::UnsetPrKey { map } => self.unset_pr_key(&map),
             Command::GetPrHold { map } => self.get_pr_flag(&map, |m| m.prhold),
             Command::SetPrHold { map } => self.pr_update(&map, |m| m.prhold = true),
             Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = false),
@@ -397,7 +397,24 @@ impl Owner {
             return Err(HandlerError::Failed);
         }
         let key = normalize_prkey(key).ok_or(HandlerError::Failed)?;
-        self.pr_update(map, move |m| m.prkey = Some(key))
+        let parsed = parse_key(&key);
+        if let Err(e) = self.prkeys_file().set(&m.wwid, parsed) {
+            log::error!("{}: cannot write the prkeys file: {e}", m.name);
+            return Err(HandlerError::Failed);
+        }
+        self.pr_update(map, move |m| m.prkey = parsed.map(|(k, a)| format_key(k, a)))
+    }
+
+    /// With `reservation_key file`, the key is forgotten in the prkeys file too.
+    fn unset_pr_key(&mut self, map: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        if self.reservation_key(m).as_deref() == Some("file")
+            && let Err(e) = self.prkeys_file().set(&m.wwid, None)
+        {
+            log::error!("{}: cannot write the prkeys file: {e}", m.name);
+            return Err(HandlerError::Failed);
+        }
+        self.pr_update(map, |m| m.prkey = None)
     }
 
     /// `setprstatus` (with or without the paths mpathpersist registered: every

@@ -275,7 +275,10 @@ impl Owner {
                 loads,
                 prflag: prev.as_ref().map(|p| p.0).unwrap_or_default(),
                 ever_registered_pr: prev.as_ref().is_some_and(|p| p.1),
-                prkey: prev.as_ref().and_then(|p| p.2.clone()),
+                prkey: match &prev {
+                    Some(p) => p.2.clone(),
+                    None => self.file_key(wwid),
+                },
                 prhold: prev.as_ref().is_some_and(|p| p.3),
                 force_udev_reload: false,
             },

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 
 use crate::checkers::state::PathState;
+use crate::config::propsel::Selector;
+use crate::discovery::prkeys::PrkeysFile;
 use crate::discovery::sysfs::Bus;
 use crate::persist::{PrJob, PrOutcome};
 
@@ -41,9 +43,34 @@ pub(super) fn parse_key(key: &str) -> Option<(u64, bool)> {
         .map(|k| (k, aptpl))
 }
 
+/// A key as `getprkey` prints it.
+pub(super) fn format_key(key: u64, aptpl: bool) -> String {
+    format!("0x{key:x}{}", if aptpl { ":aptpl" } else { "" })
+}
+
 impl Owner {
-    /// The map's key: the one `setprkey` gave (with `reservation_key file`), else
-    /// the configured value.
+    pub(super) fn prkeys_file(&self) -> PrkeysFile {
+        PrkeysFile::new(self.env.state_dir.join("prkeys"))
+    }
+
+    /// With `reservation_key file`, the key the prkeys file holds for `wwid`, read
+    /// when a map is set up, as upstream reads it.
+    pub(super) fn file_key(&self, wwid: &str) -> Option<String> {
+        let sel = Selector::new(&self.cfg, "", "", "", wwid);
+        if sel.reservation_key()?.value != "file" {
+            return None;
+        }
+        match self.prkeys_file().get(wwid) {
+            Ok(k) => k.map(|(k, aptpl)| format_key(k, aptpl)),
+            Err(e) => {
+                log::warn!("{wwid}: cannot read the prkeys file: {e}");
+                None
+            }
+        }
+    }
+
+    /// The map's key: the one `setprkey` gave or the prkeys file held (with
+    /// `reservation_key file`), else the configured value.
     pub(super) fn map_key(&self, m: &Map) -> Option<(u64, bool)> {
         match &m.prkey {
             Some(k) => parse_key(k),
