@@ -3,7 +3,8 @@
 //! Module map (see ARCHITECTURE.md): `config` reads multipath.conf, `dm` talks to the
 //! device-mapper, `discovery` finds paths in sysfs, `checkers` probe paths, `marginal`
 //! does the IO error accounting, `uevent` reads kernel events, `cli` serves the socket,
-//! `daemon` owns the state and the threads.
+//! `persist` registers reservation keys through a path, `daemon` owns the state and the
+//! threads.
 
 // The grammar code pest_derive generates without its "std" feature names `::alloc`.
 extern crate alloc;
@@ -18,6 +19,7 @@ pub mod discovery;
 pub mod dm;
 pub mod marginal;
 pub mod nvme;
+pub mod persist;
 pub mod scsi;
 pub mod uevent;
 

@@ -1,6 +1,6 @@
 //! SG_IO passthrough: the one `sg_io_hdr` layout and ioctl that the path checkers
-//! (TEST UNIT READY, READ) and the prioritizers (INQUIRY, REPORT TARGET PORT GROUPS)
-//! share.
+//! (TEST UNIT READY, READ), the prioritizers (INQUIRY, REPORT TARGET PORT GROUPS) and
+//! the persistent-reservation registration (PERSISTENT RESERVE IN/OUT) share.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -39,6 +39,7 @@ const _: () = assert!(std::mem::size_of::<SgIoHdr>() == 88);
 
 const SG_IO: u32 = 0x2285;
 const SG_DXFER_NONE: libc::c_int = -1;
+const SG_DXFER_TO_DEV: libc::c_int = -2;
 const SG_DXFER_FROM_DEV: libc::c_int = -3;
 const SG_INFO_OK_MASK: libc::c_uint = 0x1;
 const SENSE_LEN: usize = 32;
@@ -49,6 +50,8 @@ nix::ioctl_readwrite_bad!(sg_io_ioctl, SG_IO, SgIoHdr);
 pub enum Data<'a> {
     None,
     FromDevice(&'a mut [u8]),
+    /// A parameter list the device reads (the kernel only reads it).
+    ToDevice(&'a [u8]),
 }
 
 /// How a command ended, as the kernel reports it.
@@ -71,6 +74,7 @@ pub fn command(fd: RawFd, cdb: &[u8], data: Data<'_>, timeout: Duration) -> io::
     let (dir, ptr, len) = match data {
         Data::None => (SG_DXFER_NONE, std::ptr::null_mut(), 0),
         Data::FromDevice(b) => (SG_DXFER_FROM_DEV, b.as_mut_ptr().cast(), b.len()),
+        Data::ToDevice(b) => (SG_DXFER_TO_DEV, b.as_ptr().cast_mut().cast(), b.len()),
     };
     let mut hdr = SgIoHdr {
         interface_id: libc::c_int::from(b'S'),

@@ -69,6 +69,7 @@ fn loop_device_failing_drives_fail_path_and_queueing() {
         kind: CheckerKind::Directio,
         timeout: Duration::from_secs(30),
         prio: None,
+        pr: None,
     };
     let mut path = PathRecord::new("loop", "7:0", "directio", &policy);
     let mut map = MapRecord::new("mpatha", &policy, true);

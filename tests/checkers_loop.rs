@@ -74,6 +74,7 @@ fn req(path: u64, dev: &Path, kind: CheckerKind, sysfs: Option<PathBuf>) -> Chec
         kind,
         timeout: Duration::from_secs(5),
         prio: None,
+        pr: None,
     }
 }
 

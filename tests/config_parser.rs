@@ -541,11 +541,6 @@ fn keywords_without_effect_warn_at_load_with_what_happens_instead() {
             "the WWID of a path that comes back is not read again",
         ),
         (
-            "overrides",
-            "all_tg_pt yes",
-            "the daemon registers no reservation keys (mpathpersist does, and reads it)",
-        ),
-        (
             "defaults",
             "mode 0600",
             "the map's device node keeps the mode udev gives it",
@@ -609,7 +604,6 @@ fn a_refused_keyword_set_to_what_the_daemon_does_is_quiet() {
         "skip_kpartx no",
         "purge_disconnected no",
         "recheck_wwid no",
-        "all_tg_pt no",
         "allow_usb_devices yes",
     ] {
         assert_eq!(

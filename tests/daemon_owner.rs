@@ -22,6 +22,7 @@ use multipathd::dm::{DmError, MapUdev, Suspend};
 use multipathd::marginal::engine::fake::{FakeEngine, FakeRead};
 use multipathd::marginal::sampler::Counts;
 use multipathd::marginal::thread::{Cmd, IoErrEvent, IoErrStat, Spawner, spawn_io_err_stat_with};
+use multipathd::persist::PrOutcome;
 use multipathd::uevent::Uevent;
 
 mod common;
@@ -529,6 +530,7 @@ impl Harness {
             path_id: id,
             result: Verdict::new(state, ""),
             prio: None,
+            pr: None,
             took: Duration::from_millis(1),
         });
     }
@@ -658,6 +660,7 @@ fn a_prioritizer_that_talks_to_the_device_runs_with_the_first_check() {
             path_id: id,
             result: Verdict::new(PathState::Up, ""),
             prio: Some(prio),
+            pr: None,
             took: Duration::from_millis(1),
         })
     };
@@ -690,6 +693,7 @@ fn a_map_waiting_for_a_removed_paths_priority_is_set_up_without_it() {
         path_id: ids["sdb"],
         result: Verdict::new(PathState::Up, ""),
         prio: Some(50),
+        pr: None,
         took: Duration::from_millis(1),
     });
     assert_eq!(h.changes(), []);
@@ -2390,6 +2394,7 @@ fn a_changed_priority_regroups_a_group_by_prio_map() {
             path_id: ids[dev],
             result: Verdict::new(PathState::Up, ""),
             prio: Some(prio),
+            pr: None,
             took: Duration::from_millis(1),
         });
     };
@@ -2445,6 +2450,7 @@ fn a_regroup_waits_for_the_other_paths_refresh_even_when_it_is_unchanged() {
             path_id: ids[dev],
             result: Verdict::new(PathState::Up, ""),
             prio: Some(prio),
+            pr: None,
             took: Duration::from_millis(1),
         });
     };
@@ -2500,6 +2506,7 @@ fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
         path_id: ids["sdb"],
         result: Verdict::offline(),
         prio: None,
+        pr: None,
         took: Duration::ZERO,
     });
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
@@ -2525,6 +2532,7 @@ fn offline_path_is_failed_then_reinstated_when_it_runs_again() {
         path_id: ids["sdb"],
         result: Verdict::offline(),
         prio: None,
+        pr: None,
         took: Duration::ZERO,
     });
     assert_eq!(h.changes(), vec![]);
@@ -3381,4 +3389,319 @@ fn bindings_read_only_uses_existing_bindings_and_adds_none() {
     h.owner.coldplug();
     assert_eq!(creates(h.changes())[0].0, "mpathc");
     assert_eq!(f.bindings(), text);
+}
+
+// ---- persistent reservations -------------------------------------------------
+
+const PR_KEY: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n reservation_key 0x123abc\n}\n";
+
+/// Per device, the registration the last `Schedule` since the previous call asks
+/// for: (key, aptpl, unset, ever_registered), or None for a check without one.
+type PrAsk = Option<(u64, bool, bool, bool)>;
+
+fn pr_asks(h: &Harness) -> BTreeMap<String, PrAsk> {
+    h.controls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Control::Schedule { req, .. } => Some((
+                req.dev.file_name().unwrap().to_string_lossy().into_owned(),
+                req.pr.map(|j| (j.key, j.aptpl, j.unset, j.ever_registered)),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ids_and_asks(h: &Harness) -> (BTreeMap<String, u64>, BTreeMap<String, PrAsk>) {
+    let mut ids = BTreeMap::new();
+    let mut asks = BTreeMap::new();
+    for c in h.controls() {
+        if let Control::Schedule { req, .. } = c {
+            let dev = req.dev.file_name().unwrap().to_string_lossy().into_owned();
+            ids.insert(dev.clone(), req.path);
+            asks.insert(dev, req.pr.map(|j| (j.key, j.aptpl, j.unset, j.ever_registered)));
+        }
+    }
+    (ids, asks)
+}
+
+fn pr_check(h: &mut Harness, id: u64, state: PathState, pr: Option<PrOutcome>) {
+    h.owner.on_check(CheckOutcome {
+        path_id: id,
+        result: Verdict::new(state, ""),
+        prio: None,
+        pr,
+        took: Duration::from_millis(1),
+    });
+}
+
+fn prstatus(h: &mut Harness) -> String {
+    h.cmd(Command::GetPrStatus { map: "mpatha".into() })
+}
+
+const FIRST: PrAsk = Some((0x123abc, false, false, false));
+const AGAIN: PrAsk = Some((0x123abc, false, false, true));
+
+/// Upstream registers the key on every path of a map it creates, when the key is
+/// already on the LUN: here each path's first usable check carries the registration,
+/// and nothing is asked of a map without a key.
+#[test]
+fn a_new_map_with_a_key_registers_its_paths_at_their_first_check() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut plain = Harness::new(&f, GREEDY, DmState::default());
+    plain.owner.coldplug();
+    assert_eq!(
+        pr_asks(&plain),
+        BTreeMap::from([("sda".into(), None), ("sdb".into(), None)])
+    );
+    let mut h = Harness::new(&f, PR_KEY, DmState::default());
+    h.owner.coldplug();
+    let (ids, asks) = ids_and_asks(&h);
+    assert_eq!(asks, BTreeMap::from([("sda".into(), FIRST), ("sdb".into(), FIRST)]));
+
+    // The first path finds the key registered and registers it: the map is set,
+    // and its next check asks nothing more.
+    assert_eq!(prstatus(&mut h), "unset\n");
+    pr_check(
+        &mut h,
+        ids["sda"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+    assert_eq!(prstatus(&mut h), "set\n");
+    let asks = pr_asks(&h);
+    assert_eq!(asks["sda"], None);
+    // The map just became registered: its other usable paths register (sdb has not
+    // been checked yet, so it still waits for its first check's registration).
+    assert_eq!(asks.get("sdb"), None);
+    pr_check(
+        &mut h,
+        ids["sdb"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+    assert_eq!(pr_asks(&h), BTreeMap::from([("sdb".into(), None)]));
+}
+
+/// A path that failed registers again when it comes back, and the registration's
+/// result arrives with the check that reinstates it (registered first, as upstream).
+#[test]
+fn a_path_that_comes_back_registers_before_it_is_reinstated() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, PR_KEY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    pr_check(
+        &mut h,
+        ids["sda"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 1 }),
+    );
+    pr_check(
+        &mut h,
+        ids["sdb"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+    h.controls();
+    h.calls();
+    pr_check(&mut h, ids["sdb"], PathState::Down, None);
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
+    assert_eq!(pr_asks(&h), BTreeMap::from([("sdb".into(), AGAIN)]));
+    // Still down: it keeps asking.
+    pr_check(&mut h, ids["sdb"], PathState::Down, None);
+    assert_eq!(pr_asks(&h), BTreeMap::from([("sdb".into(), AGAIN)]));
+    pr_check(
+        &mut h,
+        ids["sdb"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    assert_eq!(pr_asks(&h), BTreeMap::from([("sdb".into(), None)]));
+    assert_eq!(prstatus(&mut h), "set\n");
+}
+
+/// A key not on the LUN leaves the map unregistered, and nothing is asked until
+/// mpathpersist says it registered (`setprstatus`): then every usable path registers
+/// at once. After `unsetprstatus`, a path that comes back only has its registration
+/// cleared.
+#[test]
+fn setprstatus_registers_every_usable_path_and_unsetprstatus_clears() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, PR_KEY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    let none = Some(PrOutcome::NotRegistered { cleared: false });
+    pr_check(&mut h, ids["sda"], PathState::Up, none);
+    pr_check(&mut h, ids["sdb"], PathState::Up, none);
+    assert_eq!(prstatus(&mut h), "unset\n");
+    h.controls();
+    pr_check(&mut h, ids["sdb"], PathState::Down, None);
+    pr_check(&mut h, ids["sdb"], PathState::Up, None);
+    assert_eq!(
+        pr_asks(&h),
+        BTreeMap::from([("sdb".into(), None)]),
+        "unset, never registered"
+    );
+
+    h.cmd(Command::SetPrStatus {
+        map: "mpatha".into(),
+        pathlist: None,
+    });
+    assert_eq!(prstatus(&mut h), "set\n");
+    let at_once: Vec<(String, u32, PrAsk)> = h
+        .controls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Control::Schedule { req, in_secs } => Some((
+                req.dev.file_name().unwrap().to_string_lossy().into_owned(),
+                in_secs,
+                req.pr.map(|j| (j.key, j.aptpl, j.unset, j.ever_registered)),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(at_once, vec![("sdb".into(), 0, AGAIN), ("sda".into(), 0, AGAIN)]);
+    pr_check(
+        &mut h,
+        ids["sda"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+    pr_check(
+        &mut h,
+        ids["sdb"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+
+    h.cmd(Command::UnsetPrStatus { map: "mpatha".into() });
+    assert_eq!(prstatus(&mut h), "unset\n");
+    h.controls();
+    pr_check(&mut h, ids["sda"], PathState::Down, None);
+    assert_eq!(
+        pr_asks(&h),
+        BTreeMap::from([("sda".into(), Some((0x123abc, false, true, true)))])
+    );
+}
+
+/// A registration that finds the key gone (preempted by another host) unsets the map;
+/// a device without PR support too; a failed READ KEYS changes nothing.
+#[test]
+fn a_registration_that_finds_the_key_gone_unsets_the_map() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, PR_KEY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    pr_check(&mut h, ids["sda"], PathState::Up, Some(PrOutcome::ReadFailed));
+    assert_eq!(prstatus(&mut h), "unset\n");
+    pr_check(
+        &mut h,
+        ids["sdb"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+    assert_eq!(prstatus(&mut h), "set\n");
+    h.cmd(Command::SetPrHold { map: "mpatha".into() });
+    pr_check(&mut h, ids["sda"], PathState::Down, None);
+    pr_check(&mut h, ids["sda"], PathState::Up, Some(PrOutcome::Preempted));
+    assert_eq!(prstatus(&mut h), "unset\n");
+    assert_eq!(h.cmd(Command::GetPrHold { map: "mpatha".into() }), "unset\n");
+}
+
+/// A path added to a map that has its key registered registers it at its first check,
+/// as upstream does when it adds a path.
+#[test]
+fn a_path_added_to_a_registered_map_registers_the_key() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, PR_KEY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    pr_check(
+        &mut h,
+        ids["sda"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 1 }),
+    );
+    pr_check(
+        &mut h,
+        ids["sdb"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+    h.controls();
+    f.add(&Disk {
+        dev: "sdc",
+        devt: (8, 32),
+        host: 2,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc",
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdc"),
+        ("DEVTYPE", "disk"),
+    ]));
+    let asks = pr_asks(&h);
+    assert_eq!(asks["sdc"], AGAIN);
+    assert_eq!(asks["sda"], None, "paths already in the map are not registered again");
+}
+
+/// `reservation_key file`: the key mpathpersist sets (`setprkey`) goes into the prkeys
+/// file, so a daemon started later registers it too; `unsetprkey` forgets it there.
+#[test]
+fn a_key_from_setprkey_is_kept_in_the_prkeys_file() {
+    const FILE: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n reservation_key file\n}\n";
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, FILE, DmState::default());
+    h.owner.coldplug();
+    let (ids, asks) = ids_and_asks(&h);
+    assert_eq!(asks, BTreeMap::from([("sda".into(), None), ("sdb".into(), None)]));
+    assert_eq!(h.cmd(Command::GetPrKey { map: "mpatha".into() }), "none\n");
+    h.cmd(Command::SetPrKey {
+        map: "mpatha".into(),
+        key: "0x123ABC:aptpl".into(),
+    });
+    assert_eq!(h.cmd(Command::GetPrKey { map: "mpatha".into() }), "0x123abc:aptpl\n");
+    let prkeys = f.state().join("prkeys");
+    let text = fs::read_to_string(&prkeys).unwrap();
+    assert!(text.ends_with(&format!("0X0000000000123abc {WWID}\n")), "{text}");
+    // mpathpersist registered through the map and says so.
+    h.cmd(Command::SetPrStatus {
+        map: "mpatha".into(),
+        pathlist: None,
+    });
+    pr_check(
+        &mut h,
+        ids["sda"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2 }),
+    );
+
+    // A later daemon reads the key at map setup.
+    let mut later = Harness::new(&f, FILE, DmState::default());
+    later.owner.coldplug();
+    let (_, asks) = ids_and_asks(&later);
+    assert_eq!(asks["sda"], Some((0x123abc, true, false, false)));
+    assert_eq!(
+        later.cmd(Command::GetPrKey { map: "mpatha".into() }),
+        "0x123abc:aptpl\n"
+    );
+    later.cmd(Command::UnsetPrKey { map: "mpatha".into() });
+    assert_eq!(later.cmd(Command::GetPrKey { map: "mpatha".into() }), "none\n");
+    let text = fs::read_to_string(&prkeys).unwrap();
+    assert!(text.ends_with(&format!("#X0000000000123abc {WWID}\n")), "{text}");
 }

@@ -27,8 +27,9 @@ use crossbeam_channel::{Receiver, Sender, never, select};
 
 use crate::aio::Waker;
 use crate::discovery::prio::PrioJob;
+use crate::persist::{PrJob, PrOutcome};
 use directio::DirectioEngine;
-use pool::{BlockingCheck, BlockingPool};
+use pool::{AfterCheck, BlockingCheck, BlockingPool};
 use scheduler::{PathId, Scheduler};
 use sense::MSG_UP;
 use state::{PathState, Verdict};
@@ -128,6 +129,10 @@ pub struct CheckRequest {
     /// The path's prioritizer, run after every check that finds the path usable
     /// (on a worker, never on the state owner's thread).
     pub prio: Option<Arc<PrioJob>>,
+    /// Register the map's reservation key through the path after the next check that
+    /// finds it usable, before that verdict is reported. Taken by the loop when the
+    /// check starts: the owner sends it again until it has the outcome.
+    pub pr: Option<Arc<PrJob>>,
 }
 
 /// Messages from the state owner to the checker loop.
@@ -150,6 +155,8 @@ pub struct CheckOutcome {
     pub result: Verdict,
     /// The priority refreshed after this check (usable paths with a prioritizer).
     pub prio: Option<i32>,
+    /// The registration the request asked for, when the path was usable.
+    pub pr: Option<PrOutcome>,
     /// From the start of the check to its verdict (the priority refresh included).
     pub took: Duration,
 }
@@ -220,7 +227,14 @@ impl<C: Clock> CheckerLoop<C> {
         })
     }
 
-    fn send(&mut self, path_id: PathId, result: Verdict, prio: Option<i32>, took: Duration) -> bool {
+    fn send(
+        &mut self,
+        path_id: PathId,
+        result: Verdict,
+        prio: Option<i32>,
+        pr: Option<PrOutcome>,
+        took: Duration,
+    ) -> bool {
         if result.state.is_usable() {
             self.watched.insert(path_id);
         } else {
@@ -231,24 +245,32 @@ impl<C: Clock> CheckerLoop<C> {
                 path_id,
                 result,
                 prio,
+                pr,
                 took,
             })
             .is_ok()
     }
 
     /// A verdict reached off the pool (sysfs, `none`, directio): a usable path with
-    /// a prioritizer gets its priority refreshed on a worker first, and the outcome
-    /// goes out when that finishes.
+    /// a prioritizer or a registration to make has them run on a worker first, and
+    /// the outcome goes out when that finishes.
     fn report(&mut self, id: PathId, verdict: Verdict, took: Duration, now: Instant) -> bool {
-        let job = self.paths.get(&id).and_then(|r| r.prio.clone().map(|p| (p, r.timeout)));
+        let usable = matches!(verdict.state, PathState::Up | PathState::Ghost);
+        let job = self.paths.get_mut(&id).filter(|_| usable).map(|r| {
+            let after = AfterCheck {
+                prio: r.prio.clone(),
+                pr: r.pr.take(),
+            };
+            (after, r.timeout)
+        });
         match job {
-            Some((prio, timeout)) if matches!(verdict.state, PathState::Up | PathState::Ghost) => {
-                match self.pool.start_prio(id, verdict, took, prio, now, timeout) {
+            Some((after, timeout)) if !after.is_empty() => {
+                match self.pool.start_after(id, verdict, took, after, now, timeout) {
                     None => true,
-                    Some(busy) => self.send(id, busy, None, took),
+                    Some(busy) => self.send(id, busy, None, None, took),
                 }
             }
-            _ => self.send(id, verdict, None, took),
+            _ => self.send(id, verdict, None, None, took),
         }
     }
 
@@ -309,8 +331,17 @@ impl<C: Clock> CheckerLoop<C> {
     }
 
     fn start_blocking(&mut self, req: &CheckRequest, check: BlockingCheck, now: Instant) -> Option<Verdict> {
-        self.pool
-            .start(req.path, &req.dev, check, req.prio.clone(), now, req.timeout)
+        let after = AfterCheck {
+            prio: req.prio.clone(),
+            pr: req.pr.clone(),
+        };
+        let v = self.pool.start(req.path, &req.dev, check, after, now, req.timeout);
+        if v.is_none()
+            && let Some(r) = self.paths.get_mut(&req.path)
+        {
+            r.pr = None;
+        }
+        v
     }
 
     /// Applies a control message; false on shutdown.
@@ -369,7 +400,7 @@ impl<C: Clock> CheckerLoop<C> {
             }
         }
         for r in self.pool.poll(now) {
-            if self.paths.contains_key(&r.path) && !self.send(r.path, r.verdict, r.prio, r.took) {
+            if self.paths.contains_key(&r.path) && !self.send(r.path, r.verdict, r.prio, r.pr, r.took) {
                 return false;
             }
         }
@@ -421,7 +452,7 @@ impl<C: Clock> CheckerLoop<C> {
                         let now = self.clock.now();
                         if let Some(r) = self.pool.finish(d, now)
                             && self.paths.contains_key(&r.path)
-                            && !self.send(r.path, r.verdict, r.prio, r.took)
+                            && !self.send(r.path, r.verdict, r.prio, r.pr, r.took)
                         {
                             return;
                         }

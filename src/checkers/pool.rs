@@ -34,6 +34,7 @@ use super::sg;
 use super::state::{PathState, Verdict};
 use crate::discovery::pgpolicy::PRIO_UNDEF;
 use crate::discovery::prio::PrioJob;
+use crate::persist::{PrJob, PrOutcome};
 
 /// The blocking checks the pool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +62,8 @@ enum Work {
         file: Arc<File>,
     },
     /// The check already answered elsewhere (directio, `none`): only the priority
-    /// refresh is left; `took` is what the check took.
-    PrioOnly {
+    /// refresh and the registration are left; `took` is what the check took.
+    AfterOnly {
         verdict: Verdict,
         took: Duration,
     },
@@ -75,24 +76,41 @@ struct Job {
     /// Run after a check that found the path usable, as upstream refreshes a
     /// path's priority on every check.
     prio: Option<Arc<PrioJob>>,
+    /// Run after a check that found the path usable, before its verdict is reported,
+    /// so the path is registered before the owner reinstates it, as upstream does.
+    pr: Option<Arc<PrJob>>,
     timeout: Duration,
 }
 
+/// Commands a registration sends at most (read, register, read, clear).
+const PR_COMMANDS: u32 = 4;
+
 impl Job {
-    /// The check's timeout, and the prioritizer's after it.
+    /// The check's timeout, and the prioritizer's and registration's after it.
     fn deadline(&self, now: Instant) -> Instant {
-        let commands = match (&self.work, &self.prio) {
-            (Work::Check { .. }, Some(_)) => 2,
-            _ => 1,
-        };
-        now + self.timeout * commands + GRACE
+        let check = u32::from(matches!(self.work, Work::Check { .. }));
+        let commands = check + u32::from(self.prio.is_some()) + if self.pr.is_some() { PR_COMMANDS } else { 0 };
+        now + self.timeout * commands.max(1) + GRACE
     }
 
     fn earlier(&self) -> Duration {
         match self.work {
-            Work::PrioOnly { took, .. } => took,
+            Work::AfterOnly { took, .. } => took,
             Work::Check { .. } => Duration::ZERO,
         }
+    }
+}
+
+/// What a worker does after a check that found the path usable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AfterCheck {
+    pub prio: Option<Arc<PrioJob>>,
+    pub pr: Option<Arc<PrJob>>,
+}
+
+impl AfterCheck {
+    pub fn is_empty(&self) -> bool {
+        self.prio.is_none() && self.pr.is_none()
     }
 }
 
@@ -103,6 +121,7 @@ pub struct Done {
     path: PathId,
     verdict: Verdict,
     prio: Option<i32>,
+    pr: Option<PrOutcome>,
 }
 
 /// Where a path's one check in flight is.
@@ -131,12 +150,15 @@ pub struct PoolResult {
     pub verdict: Verdict,
     /// The refreshed priority, when the job had a prioritizer and the path was usable.
     pub prio: Option<i32>,
+    /// The registration's result, when the job had one and the path was usable.
+    pub pr: Option<PrOutcome>,
     pub took: Duration,
 }
 
 pub struct BlockingPool {
     runner: Runner,
     prio_runner: PrioRunner,
+    pr_runner: PrRunner,
     min_workers: usize,
     max_workers: usize,
     done_tx: Sender<Done>,
@@ -161,6 +183,9 @@ pub type Runner = Arc<dyn Fn(PathId, BlockingCheck, RawFd, Duration) -> Verdict 
 /// How a worker refreshes a priority; the real one runs the prioritizer.
 pub type PrioRunner = Arc<dyn Fn(&PrioJob, Duration) -> i32 + Send + Sync>;
 
+/// How a worker registers a path's reservation key; the real one sends SG_IO.
+pub type PrRunner = Arc<dyn Fn(&PrJob, Duration) -> PrOutcome + Send + Sync>;
+
 fn run_prio(job: &PrioJob, timeout: Duration) -> i32 {
     job.run(timeout).unwrap_or_else(|e| {
         log::debug!("{}: prio {}: {e}", job.dev, job.prio.name());
@@ -180,16 +205,25 @@ fn run_sg(_path: PathId, check: BlockingCheck, fd: RawFd, timeout: Duration) -> 
 impl BlockingPool {
     /// A pool of at least `workers` threads issuing SG_IO.
     pub fn new(workers: usize, now: Instant) -> std::io::Result<BlockingPool> {
-        BlockingPool::with_runner(workers, MAX_WORKERS, Arc::new(run_sg), Arc::new(run_prio), now)
+        BlockingPool::with_runner(
+            workers,
+            MAX_WORKERS,
+            Arc::new(run_sg),
+            Arc::new(run_prio),
+            Arc::new(|job: &PrJob, timeout| job.run(timeout)),
+            now,
+        )
     }
 
     /// A pool of `min_workers..=max_workers` threads running `runner` for each
-    /// check and `prio_runner` for each priority refresh.
+    /// check, `prio_runner` for each priority refresh and `pr_runner` for each
+    /// registration.
     pub fn with_runner(
         min_workers: usize,
         max_workers: usize,
         runner: Runner,
         prio_runner: PrioRunner,
+        pr_runner: PrRunner,
         now: Instant,
     ) -> std::io::Result<BlockingPool> {
         let (done_tx, done) = crossbeam_channel::unbounded::<Done>();
@@ -197,6 +231,7 @@ impl BlockingPool {
         let mut pool = BlockingPool {
             runner,
             prio_runner,
+            pr_runner,
             min_workers,
             max_workers: max_workers.max(min_workers),
             done_tx,
@@ -223,6 +258,7 @@ impl BlockingPool {
         let dtx = self.done_tx.clone();
         let runner = Arc::clone(&self.runner);
         let prio_runner = Arc::clone(&self.prio_runner);
+        let pr_runner = Arc::clone(&self.pr_runner);
         std::thread::Builder::new()
             .name(format!("checker-{id}"))
             .stack_size(WORKER_STACK)
@@ -230,9 +266,10 @@ impl BlockingPool {
                 for job in jrx.iter() {
                     let verdict = match &job.work {
                         Work::Check { check, file } => runner(job.path, *check, file.as_raw_fd(), job.timeout),
-                        Work::PrioOnly { verdict, .. } => verdict.clone(),
+                        Work::AfterOnly { verdict, .. } => verdict.clone(),
                     };
                     let usable = matches!(verdict.state, PathState::Up | PathState::Ghost);
+                    let pr = job.pr.as_deref().filter(|_| usable).map(|j| pr_runner(j, job.timeout));
                     let prio = job
                         .prio
                         .as_deref()
@@ -245,6 +282,7 @@ impl BlockingPool {
                             path: job.path,
                             verdict,
                             prio,
+                            pr,
                         })
                         .is_err()
                     {
@@ -319,13 +357,14 @@ impl BlockingPool {
 
     /// Hands a check to a worker. Returns a verdict right away when it cannot
     /// run: the device does not open, or the previous check of this path is still
-    /// waiting or running (pending) or hung past its deadline (timeout).
+    /// waiting or running (pending) or hung past its deadline (timeout). `after`
+    /// runs when the check finds the path usable.
     pub fn start(
         &mut self,
         path: PathId,
         dev: &Path,
         check: BlockingCheck,
-        prio: Option<Arc<PrioJob>>,
+        after: AfterCheck,
         now: Instant,
         timeout: Duration,
     ) -> Option<Verdict> {
@@ -339,26 +378,26 @@ impl BlockingPool {
                 return Some(Verdict::new(PathState::Down, MSG_DOWN));
             }
         };
-        self.enqueue(path, Work::Check { check, file }, prio, now, timeout);
+        self.enqueue(path, Work::Check { check, file }, after, now, timeout);
         None
     }
 
-    /// Refreshes the priority of a path whose check answered elsewhere with
-    /// `verdict` after `took`; the result carries both. Returns the verdict right
-    /// away when the path already has a job in flight.
-    pub fn start_prio(
+    /// Runs `after` for a path whose check answered elsewhere with `verdict` after
+    /// `took`; the result carries both. Returns the verdict right away when the path
+    /// already has a job in flight.
+    pub fn start_after(
         &mut self,
         path: PathId,
         verdict: Verdict,
         took: Duration,
-        prio: Arc<PrioJob>,
+        after: AfterCheck,
         now: Instant,
         timeout: Duration,
     ) -> Option<Verdict> {
         if let Some(v) = self.busy_verdict(path) {
             return Some(v);
         }
-        self.enqueue(path, Work::PrioOnly { verdict, took }, Some(prio), now, timeout);
+        self.enqueue(path, Work::AfterOnly { verdict, took }, after, now, timeout);
         None
     }
 
@@ -370,7 +409,7 @@ impl BlockingPool {
         }
     }
 
-    fn enqueue(&mut self, path: PathId, work: Work, prio: Option<Arc<PrioJob>>, now: Instant, timeout: Duration) {
+    fn enqueue(&mut self, path: PathId, work: Work, after: AfterCheck, now: Instant, timeout: Duration) {
         let token = self.next_token;
         self.next_token += 1;
         self.slots.insert(path, Slot::Queued);
@@ -378,7 +417,8 @@ impl BlockingPool {
             token,
             path,
             work,
-            prio,
+            prio: after.prio,
+            pr: after.pr,
             timeout,
         });
         self.dispatch(now);
@@ -453,6 +493,7 @@ impl BlockingPool {
                     path: done.path,
                     verdict: done.verdict,
                     prio: done.prio,
+                    pr: done.pr,
                     took: earlier + now.saturating_duration_since(started),
                 })
             }
@@ -488,6 +529,7 @@ impl BlockingPool {
                     path,
                     verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
                     prio: None,
+                    pr: None,
                     took: *earlier + now.saturating_duration_since(*started),
                 });
             }
@@ -557,7 +599,7 @@ mod tests {
         });
         let t0 = Instant::now();
         Fixture {
-            pool: BlockingPool::with_runner(min, max, runner, prio_runner, t0).unwrap(),
+            pool: BlockingPool::with_runner(min, max, runner, prio_runner, pr_runner(), t0).unwrap(),
             release,
             dev: tempfile::NamedTempFile::new().unwrap(),
             t0,
@@ -570,14 +612,23 @@ mod tests {
         }
         fn start(&mut self, path: PathId, ms: u64) -> Option<Verdict> {
             let now = self.at(ms);
-            self.pool
-                .start(path, self.dev.path(), BlockingCheck::Readsector0, None, now, T)
+            self.pool.start(
+                path,
+                self.dev.path(),
+                BlockingCheck::Readsector0,
+                AfterCheck::default(),
+                now,
+                T,
+            )
         }
         fn start_with_prio(&mut self, path: PathId, ms: u64, prio: i32) -> Option<Verdict> {
             let now = self.at(ms);
-            let job = Some(prio_job(prio));
+            let after = AfterCheck {
+                prio: Some(prio_job(prio)),
+                pr: None,
+            };
             self.pool
-                .start(path, self.dev.path(), BlockingCheck::Readsector0, job, now, T)
+                .start(path, self.dev.path(), BlockingCheck::Readsector0, after, now, T)
         }
         /// The next worker answer, applied at `ms`.
         fn answer(&mut self, ms: u64) -> Option<PoolResult> {
@@ -605,11 +656,83 @@ mod tests {
         })
     }
 
+    fn prio_only(prio: i32) -> AfterCheck {
+        AfterCheck {
+            prio: Some(prio_job(prio)),
+            pr: None,
+        }
+    }
+
+    /// Registers with the outcome the job's key names: 1 registered, else not.
+    fn pr_runner() -> PrRunner {
+        Arc::new(|job, timeout| {
+            assert_eq!(timeout, T);
+            match job.key {
+                1 => PrOutcome::Registered { keys: 2 },
+                _ => PrOutcome::NotRegistered { cleared: false },
+            }
+        })
+    }
+
+    fn pr_job(key: u64) -> Arc<PrJob> {
+        Arc::new(PrJob {
+            dev: "/dev/sdb".into(),
+            key,
+            aptpl: false,
+            unset: false,
+            ever_registered: false,
+        })
+    }
+
+    /// A registration runs after a check that finds the path usable, on the same
+    /// worker, and its result comes with the verdict, so the owner registers a path
+    /// before it reinstates it; a path found down is not registered.
+    #[test]
+    fn registration_runs_after_a_usable_check_only() {
+        let mut f = fixture(1, 2, &[]);
+        let now = f.at(0);
+        let after = AfterCheck {
+            prio: None,
+            pr: Some(pr_job(1)),
+        };
+        assert_eq!(
+            f.pool
+                .start(1, f.dev.path(), BlockingCheck::Readsector0, after.clone(), now, T),
+            None
+        );
+        // Room for the check and the registration's four commands.
+        assert_eq!(f.pool.next_deadline(), Some(f.at(51_000)));
+        let r = f.answer(5).unwrap();
+        assert_eq!(
+            (r.verdict.state, r.pr),
+            (PathState::Up, Some(PrOutcome::Registered { keys: 2 }))
+        );
+        assert_eq!(
+            f.pool
+                .start(DOWN, f.dev.path(), BlockingCheck::Readsector0, after, now, T),
+            None
+        );
+        let r = f.answer(6).unwrap();
+        assert_eq!((r.verdict.state, r.pr), (PathState::Down, None));
+        // A check answered elsewhere (directio) is registered on a worker too.
+        let ghost = Verdict::new(PathState::Ghost, " reports path is ghost");
+        let after = AfterCheck {
+            prio: None,
+            pr: Some(pr_job(2)),
+        };
+        assert_eq!(f.pool.start_after(3, ghost, Duration::ZERO, after, now, T), None);
+        assert_eq!(
+            f.answer(7).unwrap().pr,
+            Some(PrOutcome::NotRegistered { cleared: false })
+        );
+    }
+
     fn up(path: PathId, took_ms: u64) -> Option<PoolResult> {
         Some(PoolResult {
             path,
             verdict: Verdict::new(PathState::Up, " reports path is up"),
             prio: None,
+            pr: None,
             took: Duration::from_millis(took_ms),
         })
     }
@@ -623,6 +746,7 @@ mod tests {
             path,
             verdict: Verdict::new(PathState::Timeout, MSG_TIMEOUT),
             prio: None,
+            pr: None,
             took: Duration::from_millis(took_ms),
         }
     }
@@ -652,13 +776,14 @@ mod tests {
         let now = f.at(0);
         assert_eq!(
             f.pool
-                .start_prio(7, ghost.clone(), Duration::from_millis(3), prio_job(1), now, T),
+                .start_after(7, ghost.clone(), Duration::from_millis(3), prio_only(1), now, T),
             None
         );
         assert_eq!(f.pool.next_deadline(), Some(f.at(11_000)));
         // One job per path: a second refresh waits for the first.
         assert_eq!(
-            f.pool.start_prio(7, ghost.clone(), Duration::ZERO, prio_job(1), now, T),
+            f.pool
+                .start_after(7, ghost.clone(), Duration::ZERO, prio_only(1), now, T),
             Some(Verdict::new(PathState::Pending, ""))
         );
         let r = f.answer(4).unwrap();
@@ -763,9 +888,14 @@ mod tests {
     #[test]
     fn unopenable_device_is_down_without_a_job() {
         let mut f = fixture(1, 1, &[]);
-        let v = f
-            .pool
-            .start(2, Path::new("/dev/mpd-missing"), BlockingCheck::Tur, None, f.t0, T);
+        let v = f.pool.start(
+            2,
+            Path::new("/dev/mpd-missing"),
+            BlockingCheck::Tur,
+            AfterCheck::default(),
+            f.t0,
+            T,
+        );
         assert_eq!(v, Some(Verdict::new(PathState::Down, MSG_DOWN)));
         assert_eq!(f.pool.next_deadline(), None);
     }

@@ -353,10 +353,7 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("prkeys_file", DEF, T::Deprecated, Some("/etc/multipath/prkeys")),
     kw("log_checker_err", DEF, T::Choice(&["once", "always"]), Some("always")),
     kw("reservation_key", DEF | MP, T::ReservationKey, None),
-    kw("all_tg_pt", PATHS, T::YesNo, Some("no")).refused(
-        "the daemon registers no reservation keys (mpathpersist does, and reads it)",
-        Some("no"),
-    ),
+    kw("all_tg_pt", PATHS, T::YesNo, Some("no")),
     kw("retain_attached_hw_handler", PATHS, T::YesNo, Some("yes")),
     kw("detect_prio", PATHS, T::YesNo, Some("yes")),
     kw("detect_checker", PATHS, T::YesNo, Some("yes")),

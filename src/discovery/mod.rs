@@ -10,6 +10,7 @@ pub mod ana;
 pub mod bindings;
 pub mod pgpolicy;
 pub mod prio;
+pub mod prkeys;
 pub mod statefile;
 pub mod sysfs;
 pub mod udevdb;

@@ -27,6 +27,9 @@ impl Owner {
         let Some(map_name) = self.paths.get(&dev).and_then(|p| p.map.clone()) else {
             return;
         };
+        if let Some(pr) = out.pr {
+            self.on_pr_outcome(&dev, pr);
+        }
         // The kernel changes group and path states on its own (IO errors, group
         // switches): read them before deciding, as upstream does on every check.
         self.refresh_status(&map_name);
@@ -62,6 +65,11 @@ impl Owner {
             upd.path.tick
         };
         if let Some(p) = self.paths.get_mut(&dev) {
+            // A path that went away may have lost its registration (or missed a key
+            // change): it registers again when it comes back.
+            if !usable && !matches!(out.result.state, PathState::Pending) {
+                p.pr_pending = true;
+            }
             p.rec = upd.path;
             p.offline = out.result.offline;
         }

@@ -14,6 +14,7 @@ use crate::dm::Suspend;
 use crate::dm::table::MultipathTable;
 
 use super::maps::FlushError;
+use super::reservations::{PrFlag, format_key, parse_key};
 use super::{Map, Owner, read_trimmed};
 
 /// A command's answer: the text for the client (empty means `ok`) or the error it sees.
@@ -72,13 +73,16 @@ impl Owner {
             Command::ResetMapsStats => self.reset_maps_stats(),
             Command::ResetMapStats { map } => self.reset_map_stats(&map),
 
-            Command::GetPrStatus { map } => self.get_pr_flag(&map, |m| m.prstatus),
-            Command::SetPrStatus { map, .. } => self.pr_update(&map, |m| m.prstatus = true),
-            Command::UnsetPrStatus { map } => self.pr_update(&map, |m| m.prstatus = false),
+            Command::GetPrStatus { map } => self.get_pr_flag(&map, |m| m.prflag == PrFlag::Set),
+            Command::SetPrStatus { map, .. } => self.set_pr_status_cmd(&map),
+            Command::UnsetPrStatus { map } => self.pr_update(&map, |m| {
+                m.prflag = PrFlag::Unset;
+                m.prhold = false;
+            }),
             Command::GetPrKey { map } => self.get_pr_key(&map),
             Command::SetPrKey { map, key } => self.set_pr_key(&map, &key),
             // Clearing a run-time key is harmless whatever the configuration says.
-            Command::UnsetPrKey { map } => self.pr_update(&map, |m| m.prkey = None),
+            Command::UnsetPrKey { map } => self.unset_pr_key(&map),
             Command::GetPrHold { map } => self.get_pr_flag(&map, |m| m.prhold),
             Command::SetPrHold { map } => self.pr_update(&map, |m| m.prhold = true),
             Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = false),
@@ -428,7 +432,32 @@ impl Owner {
             return Err(HandlerError::Failed);
         }
         let key = normalize_prkey(key).ok_or(HandlerError::Failed)?;
-        self.pr_update(map, move |m| m.prkey = Some(key))
+        let parsed = parse_key(&key);
+        if let Err(e) = self.prkeys_file().set(&m.wwid, parsed) {
+            log::error!("{}: cannot write the prkeys file: {e}", m.name);
+            return Err(HandlerError::Failed);
+        }
+        self.pr_update(map, move |m| m.prkey = parsed.map(|(k, a)| format_key(k, a)))
+    }
+
+    /// With `reservation_key file`, the key is forgotten in the prkeys file too.
+    fn unset_pr_key(&mut self, map: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        if self.reservation_key(m).as_deref() == Some("file")
+            && let Err(e) = self.prkeys_file().set(&m.wwid, None)
+        {
+            log::error!("{}: cannot write the prkeys file: {e}", m.name);
+            return Err(HandlerError::Failed);
+        }
+        self.pr_update(map, |m| m.prkey = None)
+    }
+
+    /// `setprstatus` (with or without the paths mpathpersist registered: every
+    /// usable path registers again, which changes nothing on those).
+    fn set_pr_status_cmd(&mut self, map: &str) -> Answer {
+        let name = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+        self.set_pr_status(&name);
+        Ok(String::new())
     }
 
     fn pr_update(&mut self, map: &str, f: impl FnOnce(&mut Map)) -> Answer {
@@ -439,7 +468,7 @@ impl Owner {
         Ok(String::new())
     }
 
-    fn reservation_key(&self, m: &Map) -> Option<String> {
+    pub(super) fn reservation_key(&self, m: &Map) -> Option<String> {
         Selector::new(&self.cfg, "", "", "", &m.wwid)
             .reservation_key()
             .map(|s| s.value)

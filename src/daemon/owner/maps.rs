@@ -303,7 +303,15 @@ impl Owner {
             .collect();
         let rec = chk::MapRecord::new(name, &policy, queueing);
         let loads = self.maps.get(name).map_or(0, |m| m.loads) + 1;
-        let prev = self.maps.get(name).map(|m| (m.prstatus, m.prkey.clone(), m.prhold));
+        let prev = self.maps.get(name).map(|m| {
+            (
+                m.prflag,
+                m.ever_registered_pr,
+                m.prkey.clone(),
+                m.prhold,
+                m.paths.clone(),
+            )
+        });
         self.maps.insert(
             name.to_string(),
             Map {
@@ -321,9 +329,13 @@ impl Owner {
                 prio_wait: None,
                 action: action.map(str::to_string),
                 loads,
-                prstatus: prev.as_ref().is_some_and(|p| p.0),
-                prkey: prev.as_ref().and_then(|p| p.1.clone()),
-                prhold: prev.as_ref().is_some_and(|p| p.2),
+                prflag: prev.as_ref().map(|p| p.0).unwrap_or_default(),
+                ever_registered_pr: prev.as_ref().is_some_and(|p| p.1),
+                prkey: match &prev {
+                    Some(p) => p.2.clone(),
+                    None => self.file_key(wwid),
+                },
+                prhold: prev.as_ref().is_some_and(|p| p.3),
                 force_udev_reload: false,
                 resized: false,
             },
@@ -341,6 +353,16 @@ impl Owner {
             }
         }
         self.refresh_status(name);
+        // Upstream registers the key on a path added to a map, and on every path of a
+        // map it creates; here at each one's next check, which runs now.
+        let before = prev.map(|p| p.4).unwrap_or_default();
+        for d in &ordered {
+            if !before.contains(d)
+                && let Some(p) = self.paths.get_mut(d)
+            {
+                p.pr_pending = true;
+            }
+        }
         for d in ordered {
             self.schedule_check(&d, 0);
         }

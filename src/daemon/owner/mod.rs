@@ -12,6 +12,8 @@
 //! - `uevents.rs`: a kernel or udev uevent
 //! - `devices.rs`: the block devices `show devices` lists, read on coldplug,
 //!   reconfigure and block uevents
+//! - `reservations.rs`: persistent reservations: which paths register the map's key
+//!   (on a checker worker) and what the result says about the map
 //! - `commands.rs`: a CLI command, one handler per command
 //! - `views.rs`: how the `show` views are built from the owner's records and
 //!   published to the CLI server after every change
@@ -24,6 +26,7 @@ mod loads;
 mod maps;
 mod path_attrs;
 mod paths;
+mod reservations;
 mod uevents;
 mod views;
 
@@ -167,6 +170,9 @@ struct Path {
     /// The checker's timeout, selected when the path is added and on reconfigure (not on
     /// every check: selection matches the hardware table).
     check_timeout: std::time::Duration,
+    /// Its next usable check registers the map's reservation key (it joined the map,
+    /// came back, or the map was found registered).
+    pr_pending: bool,
 }
 
 impl Path {
@@ -198,9 +204,11 @@ struct Map {
     prio_wait: Option<std::collections::BTreeSet<String>>,
     action: Option<String>,
     loads: u32,
-    /// Persistent-reservation bookkeeping for libmpathpersist (`setprstatus`, `setprkey`,
-    /// `setprhold`): the daemon only remembers what the tool tells it.
-    prstatus: bool,
+    /// Persistent reservations: whether the key is registered (`setprstatus`, or what
+    /// a path's registration found), whether it ever was in this daemon's life, the
+    /// key `setprkey` gave and the hold mpathpersist reports.
+    prflag: reservations::PrFlag,
+    ever_registered_pr: bool,
     prkey: Option<String>,
     prhold: bool,
     /// The next reload must have udev rescan the map (upstream's `force_udev_reload`:

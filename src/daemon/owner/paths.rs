@@ -216,6 +216,7 @@ impl Owner {
                 dh_state,
                 offline,
                 check_timeout,
+                pr_pending: false,
             },
         );
         if first_prio {
@@ -361,6 +362,7 @@ impl Owner {
             kind: p.checker,
             timeout: p.check_timeout,
             prio: p.prio_job.clone(),
+            pr: self.pr_job(dev),
         };
         let _ = self.out.checker.send(Control::Schedule { req, in_secs });
     }
