@@ -70,6 +70,8 @@ struct FakeMap {
     params: String,
     /// Paths (`major:minor`) the kernel has failed.
     failed: BTreeSet<String>,
+    /// The group a `switch_group` message named: the kernel's next group until a reload.
+    switched: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -101,23 +103,26 @@ impl DmState {
                 sectors: SECTORS,
                 params: params.into(),
                 failed: BTreeSet::new(),
+                switched: None,
             },
         );
         minor
     }
 
     /// The kernel's status text for a map: groups and paths from its table, the
-    /// table's initial group active, paths failed by `fail_path` shown `F`.
+    /// table's initial group active, the next group the one `switch_group` named (no IO
+    /// has moved yet), paths failed by `fail_path` shown `F`.
     fn status_of(&self, m: &FakeMap) -> Result<String, DmError> {
         let t = MultipathTable::parse(&m.params).map_err(|e| DmError::BadReply {
             op: "status",
             name: None,
             why: e.to_string(),
         })?;
-        let next = if t.groups.is_empty() { 0 } else { t.initial_group.max(1) };
+        let active = if t.groups.is_empty() { 0 } else { t.initial_group.max(1) };
+        let next = m.switched.unwrap_or(active);
         let mut s = format!("2 0 0 0 {} {next}", t.groups.len());
         for (i, g) in t.groups.iter().enumerate() {
-            let st = if i as u32 + 1 == next { "A" } else { "E" };
+            let st = if i as u32 + 1 == active { "A" } else { "E" };
             s.push_str(&format!(" {st} 0 {} 2", g.paths.len()));
             for p in &g.paths {
                 let af = if m.failed.contains(&p.dev) { "F" } else { "A" };
@@ -192,6 +197,7 @@ impl MapOps for FakeDm {
                 sectors,
                 params: params.into(),
                 failed: BTreeSet::new(),
+                switched: None,
             },
         );
         Ok(minor)
@@ -208,6 +214,7 @@ impl MapOps for FakeDm {
         let m = st.maps.get_mut(name).ok_or_else(|| gone("reload", name))?;
         m.sectors = sectors;
         m.params = params.into();
+        m.switched = None;
         Ok(())
     }
 
@@ -226,6 +233,7 @@ impl MapOps for FakeDm {
             (Some("reinstate_path"), Some(dev)) => {
                 m.failed.remove(dev);
             }
+            (Some("switch_group"), Some(n)) => m.switched = n.parse().ok(),
             _ => {}
         }
         Ok(())
@@ -2201,6 +2209,46 @@ fn queueing_and_switch_group_commands() {
             group: "1".into()
         }),
         Err(HandlerError::DeviceNotFound)
+    );
+}
+
+/// After `switchgroup` to a worse group, failback immediate switches back at the next check
+/// and counts it (`switch_grp`), as upstream does: the group the kernel will use next is the
+/// one compared, not the group IO last went to (no IO has gone to the new group yet).
+#[test]
+fn failback_after_switchgroup_command_switches_back_and_counts() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n failback immediate\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    let check = |h: &mut Harness, dev: &str, prio: i32| {
+        h.owner.on_check(CheckOutcome {
+            path_id: ids[dev],
+            result: Verdict::new(PathState::Up, ""),
+            prio: Some(prio),
+            took: Duration::from_millis(1),
+        });
+    };
+    check(&mut h, "sda", 10);
+    check(&mut h, "sdb", 50);
+    h.calls();
+    assert_eq!(
+        h.cmd(Command::SwitchGroup {
+            map: "mpatha".into(),
+            group: "2".into()
+        }),
+        ""
+    );
+    assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 2")]);
+    check(&mut h, "sda", 10);
+    assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 1")]);
+    let stats = h.cmd(Command::ShowMapsStats);
+    assert_eq!(
+        stats.lines().nth(1).unwrap().split_whitespace().nth(2),
+        Some("1"),
+        "{stats}"
     );
 }
 
