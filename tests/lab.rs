@@ -187,6 +187,7 @@ fn lab_scenarios() {
     let mut summary = String::from("lab scenarios:\n");
     for r in &runs {
         let verdict = match r.code {
+            Some(0) if r.output.contains(": SKIPPED: ") => "SKIPPED".to_string(),
             Some(0) => "pass".to_string(),
             Some(124) => "TIMEOUT".to_string(),
             Some(c) => format!("FAIL (exit {c})"),
@@ -199,6 +200,16 @@ fn lab_scenarios() {
         start.elapsed().as_secs_f64()
     );
     println!("{summary}");
+    for r in runs
+        .iter()
+        .filter(|r| r.code == Some(0) && r.output.contains(": SKIPPED: "))
+    {
+        eprintln!(
+            "\n!!!!!!!! lab scenario {} was SKIPPED (not failed, not checked): {} !!!!!!!!\n",
+            r.name,
+            r.output.lines().find(|l| l.contains(": SKIPPED: ")).unwrap_or_default()
+        );
+    }
 
     let failed: Vec<&Run> = runs.iter().filter(|r| r.code != Some(0)).collect();
     if !failed.is_empty() {
