@@ -2212,6 +2212,35 @@ fn queueing_and_switch_group_commands() {
     );
 }
 
+/// `setprstatus` (libmpathpersist after a registration), as upstream 0.14.3 answers it
+/// (measured in cli_compat_upstream): without a reservation key the flag does not stay set;
+/// with one it does, and `unsetprstatus` clears it.
+#[test]
+fn setprstatus_stays_set_only_with_a_reservation_key() {
+    for (key, after_set) in [("", "unset\n"), (" reservation_key 0x123abc\n", "set\n")] {
+        let f = FakeSys::new();
+        two_paths(&f, "sda", "sdb");
+        let conf = format!("defaults {{\n user_friendly_names yes\n find_multipaths greedy\n{key}}}\n");
+        let mut h = Harness::new(&f, &conf, DmState::default());
+        h.owner.coldplug();
+        let ids = h.scheduled();
+        h.check(ids["sda"], PathState::Up);
+        h.check(ids["sdb"], PathState::Up);
+        let get = |h: &mut Harness| h.cmd(Command::GetPrStatus { map: "mpatha".into() });
+        assert_eq!(get(&mut h), "unset\n");
+        assert_eq!(
+            h.cmd(Command::SetPrStatus {
+                map: "mpatha".into(),
+                pathlist: None
+            }),
+            ""
+        );
+        assert_eq!(get(&mut h), after_set, "key {key:?}");
+        assert_eq!(h.cmd(Command::UnsetPrStatus { map: "mpatha".into() }), "");
+        assert_eq!(get(&mut h), "unset\n");
+    }
+}
+
 /// After `switchgroup` to a worse group, failback immediate switches back at the next check
 /// and counts it (`switch_grp`), as upstream does: the group the kernel will use next is the
 /// one compared, not the group IO last went to (no IO has gone to the new group yet).

@@ -63,7 +63,7 @@ impl Owner {
             Command::ResetMapStats { map } => self.reset_map_stats(&map),
 
             Command::GetPrStatus { map } => self.get_pr_flag(&map, |m| m.prstatus),
-            Command::SetPrStatus { map, .. } => self.pr_update(&map, |m| m.prstatus = true),
+            Command::SetPrStatus { map, .. } => self.set_pr_status(&map),
             Command::UnsetPrStatus { map } => self.pr_update(&map, |m| m.prstatus = false),
             Command::GetPrKey { map } => self.get_pr_key(&map),
             Command::SetPrKey { map, key } => self.set_pr_key(&map, &key),
@@ -372,13 +372,35 @@ impl Owner {
 
     fn get_pr_key(&self, map: &str) -> Answer {
         let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        Ok(match self.map_prkey(m) {
+            Some(k) => format!("{k}\n"),
+            None => "none\n".to_string(),
+        })
+    }
+
+    /// The map's reservation key: set at run time (`reservation_key file`) or configured.
+    fn map_prkey(&self, m: &Map) -> Option<String> {
         let configured = self
             .reservation_key(m)
             .filter(|k| k != "file")
             .and_then(|k| normalize_prkey(&k));
-        Ok(match m.prkey.clone().or(configured) {
-            Some(k) => format!("{k}\n"),
-            None => "none\n".to_string(),
+        m.prkey.clone().or(configured)
+    }
+
+    /// `setprstatus`: as upstream, registering the map's usable paths comes with it, and a
+    /// map without a reservation key has nothing to register: the flag (and the hold) are
+    /// cleared again at once. A map with no usable path keeps the flag until one comes up.
+    fn set_pr_status(&mut self, map: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        let keyless = self.map_prkey(m).is_none();
+        let usable = m.paths.iter().any(|d| {
+            self.paths
+                .get(d)
+                .is_some_and(|p| matches!(p.rec.state, PathState::Up | PathState::Ghost))
+        });
+        self.pr_update(map, |m| {
+            m.prstatus = !(keyless && usable);
+            m.prhold &= m.prstatus;
         })
     }
 
