@@ -2243,7 +2243,8 @@ fn setprstatus_stays_set_only_with_a_reservation_key() {
 
 /// After `switchgroup` to a worse group, failback immediate switches back at the next check
 /// and counts it (`switch_grp`), as upstream does: the group the kernel will use next is the
-/// one compared, not the group IO last went to (no IO has gone to the new group yet).
+/// one compared, not the group IO last went to (no IO has gone to the new group yet). Then
+/// `fail path` counts a path fault (`path_faults`). Measured in cli_compat_upstream.
 #[test]
 fn failback_after_switchgroup_command_switches_back_and_counts() {
     let f = FakeSys::new();
@@ -2273,7 +2274,15 @@ fn failback_after_switchgroup_command_switches_back_and_counts() {
     assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 2")]);
     check(&mut h, "sda", 10);
     assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 1")]);
+    // `fail path` counts a path fault once, as DM's report of it does upstream
+    assert_eq!(h.cmd(Command::FailPath { path: "sda".into() }), "");
+    assert_eq!(h.cmd(Command::FailPath { path: "sda".into() }), "");
     let stats = h.cmd(Command::ShowMapsStats);
+    assert_eq!(
+        stats.lines().nth(1).unwrap().split_whitespace().nth(1),
+        Some("1"),
+        "{stats}"
+    );
     assert_eq!(
         stats.lines().nth(1).unwrap().split_whitespace().nth(2),
         Some("1"),
