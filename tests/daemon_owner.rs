@@ -308,6 +308,7 @@ impl FakeSys {
                 path: self.conf(),
                 conf_dir: self.state().join("conf.d"),
             },
+            verbosity: None,
         }
     }
 

@@ -59,7 +59,7 @@ pub fn run(opts: &Options, load: &LoadOptions, dm: impl FnOnce() -> Result<Box<d
             return 1;
         }
     };
-    let cfg = loaded.config;
+    let cfg = loaded.config.with_verbosity_default(opts.verbosity);
     if !opts.foreground {
         // Detach before any thread exists: fork keeps only the calling thread.
         if let Err(e) = nix::unistd::daemon(false, false) {
@@ -212,6 +212,7 @@ fn start_and_serve(
     let env = Env {
         bindings_read_only: opts.bindings_read_only,
         config: load.clone(),
+        verbosity: opts.verbosity,
         ..Env::default()
     };
     let (reload, reload_rx) = Reloader::new();

@@ -75,7 +75,7 @@ impl Owner {
                 log_diagnostics(&l.diagnostics);
                 log_diagnostics(&l.unsupported);
                 log::info!("reconfigure: new configuration loaded in {ms} ms");
-                self.reconfigure(l.config);
+                self.reconfigure(l.config.with_verbosity_default(self.env.verbosity));
             }
             Err(e) => log::error!("reconfigure failed, keeping the old configuration: {e}"),
         }
