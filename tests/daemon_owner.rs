@@ -2213,6 +2213,43 @@ fn queueing_and_switch_group_commands() {
     );
 }
 
+/// `map_loads` counts the tables loaded (a `resize` of a map that kept its size loads none),
+/// the counters survive a reload, and a reconfigure starts them again, as upstream builds
+/// its maps anew then (measured in cli_compat_upstream).
+#[test]
+fn map_counters_count_real_loads_and_restart_on_reconfigure() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids["sda"], PathState::Up);
+    h.check(ids["sdb"], PathState::Up);
+    // name path_faults switch_grp map_loads ...
+    let stats = |h: &mut Harness| {
+        let s = h.cmd(Command::ShowMapsStats);
+        s.lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(stats(&mut h), "0 0 1", "created");
+    assert_eq!(h.cmd(Command::FailPath { path: "sda".into() }), "");
+    assert_eq!(h.cmd(Command::Resize { map: "mpatha".into() }), "");
+    assert_eq!(stats(&mut h), "1 0 1", "same size: nothing loaded");
+    h.cmd(Command::Reload { map: "mpatha".into() });
+    assert_eq!(stats(&mut h), "1 0 2", "a reload counts, the fault stays");
+    h.check(ids["sda"], PathState::Up);
+    h.owner.reconfigure(config(conf));
+    // upstream adopts an unchanged map without a load (0); ours reloads every map
+    assert_eq!(stats(&mut h), "0 0 1", "counters start again");
+}
+
 /// `setprstatus` (libmpathpersist after a registration), as upstream 0.14.3 answers it
 /// (measured in cli_compat_upstream): without a reservation key the flag does not stay set;
 /// with one it does, and `unsetprstatus` clears it.

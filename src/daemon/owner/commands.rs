@@ -450,7 +450,7 @@ impl Owner {
     }
 }
 
-fn reset_stats(m: &mut Map) {
+pub(super) fn reset_stats(m: &mut Map) {
     m.rec.stat_path_failures = 0;
     m.rec.stat_map_failures = 0;
     m.rec.stat_queueing_timeouts = 0;

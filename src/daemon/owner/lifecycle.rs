@@ -88,6 +88,11 @@ impl Owner {
         self.cfg = std::sync::Arc::new(cfg);
         // As upstream, the new configuration's queue_without_daemon replaces a forced one.
         self.queue_without_daemon_forced = false;
+        // Upstream builds its maps anew from the kernel on reconfigure: their counters
+        // start again (a map whose table changes counts that one load).
+        for m in self.maps.values_mut() {
+            super::commands::reset_stats(m);
+        }
         let timeouts: Vec<(String, std::time::Duration)> = self
             .paths
             .values()
