@@ -677,3 +677,25 @@ fn show_config_offline_leaves_the_not_supported_warnings_out() {
     assert!(diags.iter().all(|d| !d.message.contains("not supported")), "{diags:?}");
     assert_eq!(config::load(&opts).unwrap().unsupported.len(), 1);
 }
+
+/// The daemon's `-v` is the verbosity `show config` prints unless the files set one, as
+/// upstream 0.14.3 started with -v3 prints `verbosity 3` (measured in cli_compat_upstream).
+#[test]
+fn command_line_verbosity_is_shown_unless_the_file_sets_one() {
+    let shown = |text: &str, v: Option<u8>| {
+        let cfg = config::parse_str("multipath.conf", text)
+            .unwrap()
+            .config
+            .with_verbosity_default(v);
+        config::dump::show_config(&cfg)
+            .lines()
+            .find(|l| l.starts_with("\tverbosity "))
+            .map(str::to_string)
+    };
+    assert_eq!(shown("", None).as_deref(), Some("\tverbosity 2"));
+    assert_eq!(shown("", Some(3)).as_deref(), Some("\tverbosity 3"));
+    assert_eq!(
+        shown("defaults {\n verbosity 1\n}\n", Some(3)).as_deref(),
+        Some("\tverbosity 1")
+    );
+}

@@ -76,6 +76,8 @@ struct FakeMap {
     params: String,
     /// Paths (`major:minor`) the kernel has failed.
     failed: BTreeSet<String>,
+    /// The group a `switch_group` message named: the kernel's next group until a reload.
+    switched: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -120,23 +122,26 @@ impl DmState {
                 sectors: SECTORS,
                 params: params.into(),
                 failed: BTreeSet::new(),
+                switched: None,
             },
         );
         minor
     }
 
     /// The kernel's status text for a map: groups and paths from its table, the
-    /// table's initial group active, paths failed by `fail_path` shown `F`.
+    /// table's initial group active, the next group the one `switch_group` named (no IO
+    /// has moved yet), paths failed by `fail_path` shown `F`.
     fn status_of(&self, m: &FakeMap) -> Result<String, DmError> {
         let t = MultipathTable::parse(&m.params).map_err(|e| DmError::BadReply {
             op: "status",
             name: None,
             why: e.to_string(),
         })?;
-        let next = if t.groups.is_empty() { 0 } else { t.initial_group.max(1) };
+        let active = if t.groups.is_empty() { 0 } else { t.initial_group.max(1) };
+        let next = m.switched.unwrap_or(active);
         let mut s = format!("2 0 0 0 {} {next}", t.groups.len());
         for (i, g) in t.groups.iter().enumerate() {
-            let st = if i as u32 + 1 == next { "A" } else { "E" };
+            let st = if i as u32 + 1 == active { "A" } else { "E" };
             s.push_str(&format!(" {st} 0 {} 2", g.paths.len()));
             for p in &g.paths {
                 let af = if m.failed.contains(&p.dev) { "F" } else { "A" };
@@ -211,6 +216,7 @@ impl MapOps for FakeDm {
                 sectors,
                 params: params.into(),
                 failed: BTreeSet::new(),
+                switched: None,
             },
         );
         Ok(minor)
@@ -245,6 +251,7 @@ impl MapOps for FakeDm {
         let m = st.maps.get_mut(name).expect("checked above");
         m.sectors = sectors;
         m.params = params.into();
+        m.switched = None;
         Ok(Load::Done)
     }
 
@@ -263,6 +270,7 @@ impl MapOps for FakeDm {
             (Some("reinstate_path"), Some(dev)) => {
                 m.failed.remove(dev);
             }
+            (Some("switch_group"), Some(n)) => m.switched = n.parse().ok(),
             _ => {}
         }
         Ok(())
@@ -356,6 +364,7 @@ impl FakeSys {
                 path: self.conf(),
                 conf_dir: self.state().join("conf.d"),
             },
+            verbosity: None,
         }
     }
 
@@ -485,6 +494,7 @@ impl Harness {
             m.sectors = sectors;
             m.params = params;
             m.failed.clear();
+            m.switched = None;
         }
         self.owner.on_load_done(LoadDone {
             map: map.into(),
@@ -2613,6 +2623,122 @@ fn queueing_and_switch_group_commands() {
             group: "1".into()
         }),
         Err(HandlerError::DeviceNotFound)
+    );
+}
+
+/// `map_loads` counts the tables loaded (a `resize` of a map that kept its size loads none),
+/// the counters survive a reload, and a reconfigure starts them again, as upstream builds
+/// its maps anew then (measured in cli_compat_upstream).
+#[test]
+fn map_counters_count_real_loads_and_restart_on_reconfigure() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids["sda"], PathState::Up);
+    h.check(ids["sdb"], PathState::Up);
+    // name path_faults switch_grp map_loads ...
+    let stats = |h: &mut Harness| {
+        let s = h.cmd(Command::ShowMapsStats);
+        s.lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(stats(&mut h), "0 0 1", "created");
+    assert_eq!(h.cmd(Command::FailPath { path: "sda".into() }), "");
+    assert_eq!(h.cmd(Command::Resize { map: "mpatha".into() }), "");
+    assert_eq!(stats(&mut h), "1 0 1", "same size: nothing loaded");
+    h.cmd(Command::Reload { map: "mpatha".into() });
+    assert_eq!(stats(&mut h), "1 0 2", "a reload counts, the fault stays");
+    h.check(ids["sda"], PathState::Up);
+    h.owner.reconfigure(config(conf));
+    // upstream adopts an unchanged map without a load (0); ours reloads every map
+    assert_eq!(stats(&mut h), "0 0 1", "counters start again");
+}
+
+/// `setprstatus` (libmpathpersist after a registration), as upstream 0.14.3 answers it
+/// (measured in cli_compat_upstream): without a reservation key the flag does not stay set;
+/// with one it does, and `unsetprstatus` clears it.
+#[test]
+fn setprstatus_stays_set_only_with_a_reservation_key() {
+    for (key, after_set) in [("", "unset\n"), (" reservation_key 0x123abc\n", "set\n")] {
+        let f = FakeSys::new();
+        two_paths(&f, "sda", "sdb");
+        let conf = format!("defaults {{\n user_friendly_names yes\n find_multipaths greedy\n{key}}}\n");
+        let mut h = Harness::new(&f, &conf, DmState::default());
+        h.owner.coldplug();
+        let ids = h.scheduled();
+        h.check(ids["sda"], PathState::Up);
+        h.check(ids["sdb"], PathState::Up);
+        let get = |h: &mut Harness| h.cmd(Command::GetPrStatus { map: "mpatha".into() });
+        assert_eq!(get(&mut h), "unset\n");
+        assert_eq!(
+            h.cmd(Command::SetPrStatus {
+                map: "mpatha".into(),
+                pathlist: None
+            }),
+            ""
+        );
+        assert_eq!(get(&mut h), after_set, "key {key:?}");
+        assert_eq!(h.cmd(Command::UnsetPrStatus { map: "mpatha".into() }), "");
+        assert_eq!(get(&mut h), "unset\n");
+    }
+}
+
+/// After `switchgroup` to a worse group, failback immediate switches back at the next check
+/// and counts it (`switch_grp`), as upstream does: the group the kernel will use next is the
+/// one compared, not the group IO last went to (no IO has gone to the new group yet). Then
+/// `fail path` counts a path fault (`path_faults`). Measured in cli_compat_upstream.
+#[test]
+fn failback_after_switchgroup_command_switches_back_and_counts() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let conf = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n failback immediate\n}\n";
+    let mut h = Harness::new(&f, conf, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    let check = |h: &mut Harness, dev: &str, prio: i32| {
+        h.owner.on_check(CheckOutcome {
+            path_id: ids[dev],
+            result: Verdict::new(PathState::Up, ""),
+            prio: Some(prio),
+            pr: None,
+            took: Duration::from_millis(1),
+        });
+    };
+    check(&mut h, "sda", 10);
+    check(&mut h, "sdb", 50);
+    h.calls();
+    assert_eq!(
+        h.cmd(Command::SwitchGroup {
+            map: "mpatha".into(),
+            group: "2".into()
+        }),
+        ""
+    );
+    assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 2")]);
+    check(&mut h, "sda", 10);
+    assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 1")]);
+    // `fail path` counts a path fault once, as DM's report of it does upstream
+    assert_eq!(h.cmd(Command::FailPath { path: "sda".into() }), "");
+    assert_eq!(h.cmd(Command::FailPath { path: "sda".into() }), "");
+    let stats = h.cmd(Command::ShowMapsStats);
+    assert_eq!(
+        stats.lines().nth(1).unwrap().split_whitespace().nth(1),
+        Some("1"),
+        "{stats}"
+    );
+    assert_eq!(
+        stats.lines().nth(1).unwrap().split_whitespace().nth(2),
+        Some("1"),
+        "{stats}"
     );
 }
 

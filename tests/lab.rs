@@ -206,6 +206,7 @@ fn lab_scenarios() {
     let mut summary = String::from("lab scenarios:\n");
     for r in &runs {
         let verdict = match r.code {
+            Some(0) if r.output.contains(": SKIPPED: ") => "SKIPPED".to_string(),
             Some(0) => "pass".to_string(),
             Some(124) => "TIMEOUT".to_string(),
             Some(c) => format!("FAIL (exit {c})"),
@@ -219,6 +220,16 @@ fn lab_scenarios() {
         max_vms()
     );
     println!("{summary}");
+    for r in runs
+        .iter()
+        .filter(|r| r.code == Some(0) && r.output.contains(": SKIPPED: "))
+    {
+        eprintln!(
+            "\n!!!!!!!! lab scenario {} was SKIPPED (not failed, not checked): {} !!!!!!!!\n",
+            r.name,
+            r.output.lines().find(|l| l.contains(": SKIPPED: ")).unwrap_or_default()
+        );
+    }
 
     let failed: Vec<&Run> = runs.iter().filter(|r| r.code != Some(0)).collect();
     if !failed.is_empty() {

@@ -45,7 +45,8 @@ pub const MAP_WILDCARDS: &[(char, &str)] = &[
     ('2', "map_loads"),
     ('3', "total_q_time"),
     ('4', "q_timeouts"),
-    ('s', "vend/prod/rev"),
+    // a map's %s has no revision (the paths may differ in it), nor does upstream's header
+    ('s', "vend/prod"),
     ('v', "vend"),
     ('p', "prod"),
     ('e', "rev"),
@@ -934,6 +935,15 @@ pub fn blacklist(view: &BlacklistView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vendor_product_header_of_maps_has_no_revision() {
+        // measured in the lab (cli_compat_upstream): upstream 0.14.3's `show wildcards`
+        let w = wildcards();
+        let (maps, paths) = w.split_once("\npath format wildcards:\n").unwrap();
+        assert!(maps.lines().any(|l| l == "%s  vend/prod"), "{maps}");
+        assert!(paths.lines().any(|l| l == "%s  vend/prod/rev"), "{paths}");
+    }
 
     #[test]
     fn sizes() {

@@ -7,8 +7,14 @@
 
 use std::fmt::Write as _;
 
-/// First line of the help text: our own name and version.
-pub const VERSION_LINE: &str = concat!("multipathd (rust) v", env!("CARGO_PKG_VERSION"));
+/// First line of the help text. Clients take `^multipath-tools v` as the daemon's help and read
+/// the version after it, so it names the upstream release whose CLI this one answers as; our own
+/// version is in the parentheses, where upstream has its release date.
+pub const VERSION_LINE: &str = concat!(
+    "multipath-tools v0.14.3 (multipathd-rs v",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
 
 /// Every keyword of the language. Verbs come first in a command, qualifiers after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -828,5 +834,12 @@ mod tests {
         }
         assert_eq!(help.lines().count(), 2 + HANDLERS.len());
         assert!(help.starts_with(&format!("{VERSION_LINE}\nCLI commands reference:\n list|show paths\n")));
+    }
+
+    #[test]
+    fn help_first_line_is_what_clients_match() {
+        // infi.multipathtools reads the version from `?`, avocado and `multipath` spot the help
+        // by this prefix; the release is the one whose CLI we answer as
+        assert!(help_text().starts_with("multipath-tools v0.14.3 ("), "{}", help_text());
     }
 }

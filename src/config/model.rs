@@ -190,6 +190,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configuration with `verbosity` (the daemon's `-v`) where the files set none:
+    /// upstream starts each load from the verbosity in force, so `show config` prints it.
+    pub fn with_verbosity_default(mut self, verbosity: Option<u8>) -> Config {
+        if let Some(v) = verbosity {
+            self.defaults.entry("verbosity").or_insert(Value::Int(v.into()));
+        }
+        self
+    }
+
     /// Built-in then user device entries: upstream's table order.
     pub fn all_devices(&self) -> impl DoubleEndedIterator<Item = &DeviceEntry> {
         self.hwtable.iter().chain(self.devices.iter())

@@ -63,7 +63,7 @@ pub fn run(
             return 1;
         }
     };
-    let cfg = loaded.config;
+    let cfg = loaded.config.with_verbosity_default(opts.verbosity);
     if !opts.foreground {
         // Detach before any thread exists: fork keeps only the calling thread.
         if let Err(e) = nix::unistd::daemon(false, false) {
@@ -217,6 +217,7 @@ fn start_and_serve(
     let env = Env {
         bindings_read_only: opts.bindings_read_only,
         config: load.clone(),
+        verbosity: opts.verbosity,
         ..Env::default()
     };
     let (reload, reload_rx) = Reloader::new();

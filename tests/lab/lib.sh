@@ -319,6 +319,27 @@ lun_port_sd() {
         tr -c 'A-Za-z0-9.,' ' ' < "/sys/block/$_d/device/vpd_pg83" | grep -q "$_w," && echo "$_d"
     done
 }
+# lun_unmap N / lun_map N: LIO LUN N leaves every tcm_loop port (its sd devices go away, as
+# when an array unmaps a volume) / comes back (new sd devices, one a port; the kernel adds them
+# directly: a host scan would not find them, tcm_loop hosts announce no LUN above 0).  A LUN
+# that comes back is in each port's default ALUA group (optimized), not its lab_pgP group.
+lun_unmap() {
+    for _l in "$TCM"/loopback/*/tpgt_1/lun/lun_*/"lab_lun$1"; do
+        [ -L "$_l" ] || continue
+        echo "$_l" >> "$LAB_TMP/unmapped$1"
+        rm "$_l" || fail "lun_unmap $1: $_l"
+    done
+    wait_for "LUN $1 has no sd device" 30 sh -c ". $LAB_DIR/lib.sh; [ -z \"\$(lun_sds $1)\" ]"
+}
+lun_map() {
+    _c=0
+    while read -r _l; do
+        ln -s "$TCM/core/iblock_$1/lab_lun$1" "$_l" || fail "lun_map $1: $_l"
+        _c=$((_c + 1))
+    done < "$LAB_TMP/unmapped$1"
+    rm -f "$LAB_TMP/unmapped$1"
+    wait_for "LUN $1 has $_c sd devices" 60 sh -c ". $LAB_DIR/lib.sh; [ \$(lun_sds $1 | wc -l) -eq $_c ]"
+}
 # lun_resize N SIZE_MB: LIO LUN N's backstore becomes SIZE_MB (as an array grows a volume): lab_lunN
 # is reloaded with its first slice (at most its size at creation) followed, beyond that, by a
 # slice of a file of its own.  The target reports the new capacity in the next READ CAPACITY;
@@ -572,6 +593,31 @@ io_loop() {
 
 # map_count: multipath maps in the kernel
 map_count() { dmsetup ls --target multipath | grep -vc '^No devices'; }
+
+# upstream_daemon: sets UPSTREAM_MULTIPATHD to upstream 0.14.3's multipathd (`make upstream` on
+# the host, staged by run.sh), ready to run in the guest with Debian's shared libraries; returns 1
+# when the host had no such build, after saying so and writing the reason to $LAB_OUT/skipped
+# (run.sh and tests/lab.rs report the scenario as skipped, not passed).
+# The binary and its own libraries are copied to tmpfs (an exec from the 9p share is slow); the
+# plugins (checkers, prioritizers) go where its libmultipath looks for them, a directory Debian's
+# 0.9.4 does not use (its plugins are in /lib/multipath).
+upstream_daemon() {
+    if [ ! -x /mnt/upstream/multipathd ]; then
+        echo "upstream 0.14.3's daemon: target/upstream is absent on the host (make upstream builds it)" |
+            tee "$LAB_OUT/skipped" | sed 's/^/SKIPPED: /'
+        return 1
+    fi
+    _pd=$(cat /mnt/upstream/PLUGINDIR)
+    [ -n "$_pd" ] && [ ! -e "$_pd" ] || fail "upstream's plugin directory '$_pd' is taken or unknown"
+    mkdir -p "$LAB_TMP/upstream" "$(dirname "$_pd")"
+    cp -a /mnt/upstream/. "$LAB_TMP/upstream/"
+    ln -s "$LAB_TMP/upstream/multipath" "$_pd"
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$LAB_TMP/upstream/lib" "$LAB_TMP/upstream/multipathd" \
+        > "$LAB_TMP/upstream/run"
+    chmod +x "$LAB_TMP/upstream/run"
+    UPSTREAM_MULTIPATHD=$LAB_TMP/upstream/run
+    echo "upstream daemon: $(cat /mnt/upstream/VERSION), plugins in $_pd"
+}
 
 # daemon_stop_and_flush LABEL BIN PID [VALUES_FILE]: `BIN shutdown`, kill -9 after 30 s, then
 # flush and remove every multipath map and forget bindings and wwids, so the next daemon

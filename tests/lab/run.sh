@@ -51,6 +51,20 @@ for f in "$TARGET/$PROFILE/multipathd" "$TARGET/$PROFILE"/examples/*; do
     cp -l "$f" "$WORK/share/bin/" 2>/dev/null || cp "$f" "$WORK/share/bin/"
 done
 
+# Upstream 0.14.3's daemon (`make upstream`), when built: its binary, its own libraries and its
+# plugins go into the share; `upstream_daemon` (lib.sh) runs it with the guest's Debian libraries.
+# Its libraries share their sonames with Debian's 0.9.4 in the guest, so they get a directory of
+# their own (LD_LIBRARY_PATH), never the guest's /lib.
+UP=$REPO/target/upstream/src
+if [ -x "$UP/multipathd/multipathd" ]; then
+    mkdir -p "$WORK/share/upstream/lib" "$WORK/share/upstream/multipath"
+    cp "$UP/multipathd/multipathd" "$REPO/target/upstream/VERSION" "$WORK/share/upstream/"
+    for l in libmultipath libmpathutil libmpathcmd libmpathpersist; do cp "$UP/$l/$l.so.0" "$WORK/share/upstream/lib/"; done
+    cp "$UP"/libmultipath/{checkers,prioritizers,foreign}/*.so "$WORK/share/upstream/multipath/"
+    # the plugin directory is compiled into libmultipath (plugindir, /lib64/multipath by default)
+    grep -ao '/lib[a-z0-9]*/multipath' "$UP/libmultipath/libmultipath.so.0" | sort -u | sed -n 1p > "$WORK/share/upstream/PLUGINDIR"
+fi
+
 TIMEOUT=${LAB_TIMEOUT:-$(sed -n 's/^# lab-timeout: *\([0-9][0-9]*\).*/\1/p' "$SCRIPT" | head -1)}
 TIMEOUT=${TIMEOUT:-300}
 
@@ -77,6 +91,8 @@ last_step() { grep '^### ' "$outf" 2>/dev/null | tail -1 | sed 's/^### //'; }
 if [ -f "$OUT/$NAME.rc" ]; then
     rc=$(cat "$OUT/$NAME.rc")
     verdict=$([ "$rc" = 0 ] && echo PASS || echo "FAIL (exit $rc)")
+    # a scenario that could not check what it is for says why in `skipped` (lib.sh)
+    [ "$rc" != 0 ] || [ ! -f "$OUT/skipped" ] || verdict="SKIPPED: $(cat "$OUT/skipped")"
 elif [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
     rc=124
     verdict="TIMEOUT after ${TIMEOUT}s, last step: $(last_step)"

@@ -119,11 +119,9 @@ impl Owner {
                 }
             })
             .collect();
-        let current = m
-            .status
-            .as_ref()
-            .and_then(|st| st.groups.iter().position(|g| g.state.as_char() == 'A'))
-            .map_or(1, |i| i + 1);
+        // The group the kernel sends the next IO to, as upstream compares its best group with
+        // (the group a `switch_group` named, before any IO made it active).
+        let current = m.status.as_ref().map_or(1, |st| (st.next_group as usize).max(1));
         (groups, current)
     }
 

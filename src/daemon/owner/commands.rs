@@ -149,9 +149,14 @@ impl Owner {
             .message(&map, &format!("fail_path {devt}"))
             .map_err(|_| HandlerError::Failed)?;
         if let Some(p) = self.paths.get_mut(&dev) {
-            // Shown faulty until the next check finds it up and reinstates it.
+            // Shown faulty until the next check finds it up and reinstates it; a failure
+            // the checker had not seen counts as upstream's does when DM reports it.
             p.rec.dm_state = DmState::Failed;
+            let newly = p.rec.state != PathState::Down;
             p.rec.state = PathState::Down;
+            if newly && let Some(m) = self.maps.get_mut(&map) {
+                m.rec.stat_path_failures += 1;
+            }
         }
         self.refresh_status(&map);
         Ok(String::new())
@@ -414,14 +419,19 @@ impl Owner {
 
     fn get_pr_key(&self, map: &str) -> Answer {
         let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        Ok(match self.map_prkey(m) {
+            Some(k) => format!("{k}\n"),
+            None => "none\n".to_string(),
+        })
+    }
+
+    /// The map's reservation key: set at run time (`reservation_key file`) or configured.
+    fn map_prkey(&self, m: &Map) -> Option<String> {
         let configured = self
             .reservation_key(m)
             .filter(|k| k != "file")
             .and_then(|k| normalize_prkey(&k));
-        Ok(match m.prkey.clone().or(configured) {
-            Some(k) => format!("{k}\n"),
-            None => "none\n".to_string(),
-        })
+        m.prkey.clone().or(configured)
     }
 
     /// Keys set at run time only make sense with `reservation_key file`, where the
@@ -454,9 +464,26 @@ impl Owner {
 
     /// `setprstatus` (with or without the paths mpathpersist registered: every
     /// usable path registers again, which changes nothing on those).
+    /// `setprstatus`: the usable paths register the key. As upstream, a map without a
+    /// reservation key has nothing to register: with a usable path the status (and the
+    /// hold) are cleared again at once; without one it stays set until a path comes up.
     fn set_pr_status_cmd(&mut self, map: &str) -> Answer {
-        let name = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?.name.clone();
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        let name = m.name.clone();
+        let keyless = self.map_key(m).is_none();
+        let usable = m.paths.iter().any(|d| {
+            self.paths
+                .get(d)
+                .is_some_and(|p| matches!(p.rec.state, PathState::Up | PathState::Ghost))
+        });
         self.set_pr_status(&name);
+        if keyless
+            && usable
+            && let Some(m) = self.maps.get_mut(&name)
+        {
+            m.prflag = PrFlag::Unset;
+            m.prhold = false;
+        }
         Ok(String::new())
     }
 
@@ -494,7 +521,7 @@ impl Owner {
     }
 }
 
-fn reset_stats(m: &mut Map) {
+pub(super) fn reset_stats(m: &mut Map) {
     m.rec.stat_path_failures = 0;
     m.rec.stat_map_failures = 0;
     m.rec.stat_queueing_timeouts = 0;

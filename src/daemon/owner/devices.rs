@@ -13,7 +13,7 @@ use super::Owner;
 /// What sysfs said about the block devices at the last look.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct BlockDevices {
-    /// Names under `/sys/block`, sorted.
+    /// Names under `/sys/block`, in udev's enumeration order (`udev_order`).
     names: Vec<String>,
     /// Native NVMe multipath is on (the devnode blacklist then keeps its namespaces).
     native_nvme: bool,
@@ -23,16 +23,34 @@ impl BlockDevices {
     fn read(sysfs: &SysfsRoot) -> BlockDevices {
         let native_nvme =
             std::fs::read_to_string(sysfs.sys("module/nvme_core/parameters/multipath")).is_ok_and(|s| s.trim() == "Y");
-        let mut names: Vec<String> = std::fs::read_dir(sysfs.sys("block"))
+        let entries: Vec<(String, String)> = std::fs::read_dir(sysfs.sys("block"))
             .map(|d| {
                 d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let devpath = std::fs::read_link(e.path())
+                            .map_or_else(|_| name.clone(), |t| t.to_string_lossy().into_owned());
+                        (name, devpath)
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        names.sort();
-        BlockDevices { names, native_nvme }
+        BlockDevices {
+            names: udev_order(entries),
+            native_nvme,
+        }
     }
+}
+
+/// Upstream lists what libudev enumerates, and libudev sorts by device path (the
+/// `/sys/block/NAME` link's target) with device-mapper and md devices last, as they stack
+/// on the others. Takes (name, device path) pairs, gives the names.
+fn udev_order(mut entries: Vec<(String, String)>) -> Vec<String> {
+    entries.sort_by(|(a, pa), (b, pb)| {
+        let stacked = |n: &str| n.starts_with("dm-") || n.starts_with("md");
+        (stacked(a), pa).cmp(&(stacked(b), pb))
+    });
+    entries.into_iter().map(|(n, _)| n).collect()
 }
 
 /// Whether the uevent adds or removes a block device (the listing changes).
@@ -67,5 +85,27 @@ impl Owner {
                 (n.clone(), st)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::udev_order;
+
+    #[test]
+    fn devices_in_udev_order_stacked_ones_last() {
+        // as upstream 0.14.3 listed a lab VM's (cli_compat_upstream): SCSI disks by their
+        // device path, then loop devices, then dm-N in name order
+        let e = |n: &str, p: &str| (n.to_string(), format!("../devices/{p}/{n}"));
+        let got = udev_order(vec![
+            e("dm-10", "virtual/block"),
+            e("loop0", "virtual/block"),
+            e("dm-2", "virtual/block"),
+            e("sdg", "tcm_loop_0/tcm_loop_adapter_1/host1/target1:0:1/1:0:1:0/block"),
+            e("sda", "tcm_loop_0/tcm_loop_adapter_0/host0/target0:0:1/0:0:1:0/block"),
+            e("dm-0", "virtual/block"),
+            e("md0", "virtual/block"),
+        ]);
+        assert_eq!(got, ["sda", "sdg", "loop0", "dm-0", "dm-10", "dm-2", "md0"]);
     }
 }

@@ -75,7 +75,7 @@ impl Owner {
                 log_diagnostics(&l.diagnostics);
                 log_diagnostics(&l.unsupported);
                 log::info!("reconfigure: new configuration loaded in {ms} ms");
-                self.reconfigure(l.config);
+                self.reconfigure(l.config.with_verbosity_default(self.env.verbosity));
             }
             Err(e) => {
                 log::error!("reconfigure failed, keeping the old configuration: {e}");
@@ -97,6 +97,11 @@ impl Owner {
         self.cfg = std::sync::Arc::new(cfg);
         // As upstream, the new configuration's queue_without_daemon replaces a forced one.
         self.queue_without_daemon_forced = false;
+        // Upstream builds its maps anew from the kernel on reconfigure: their counters
+        // start again (a map whose table changes counts that one load).
+        for m in self.maps.values_mut() {
+            super::commands::reset_stats(m);
+        }
         let timeouts: Vec<(String, std::time::Duration)> = self
             .paths
             .values()

@@ -141,7 +141,7 @@ impl Owner {
         } else {
             Suspend::KEEP_IO
         };
-        let Some((minor, action)) = self.load_map(
+        let Some(loaded) = self.load_map(
             &name,
             wwid,
             sectors,
@@ -155,11 +155,10 @@ impl Owner {
         self.install_map(
             &name,
             wwid,
-            minor,
             sectors.max(existing.map_or(0, |m| m.sectors)),
             devs,
             plan,
-            action,
+            loaded,
         );
     }
 
@@ -217,8 +216,7 @@ impl Owner {
 
     /// Puts the planned table in the kernel: adopts an existing map with the same
     /// layout, reloads one with another (udev told `udev`, the map suspended as `how`),
-    /// creates a missing one. Returns the minor and the action `show` reports, `None`
-    /// when the map could not be created.
+    /// creates a missing one. `None` when the map could not be created.
     #[allow(clippy::too_many_arguments)]
     fn load_map(
         &mut self,
@@ -229,7 +227,7 @@ impl Owner {
         existing: Option<&ExistingMap>,
         table: &MultipathTable,
         (udev, how): (MapUdev, Suspend),
-    ) -> Option<(u32, Option<&'static str>)> {
+    ) -> Option<Loaded> {
         match existing {
             Some(m)
                 if !udev.rescan
@@ -238,17 +236,21 @@ impl Owner {
                         .unwrap_or(false) =>
             {
                 log::info!("{name}: adopted existing map ({wwid})");
-                Some((m.minor, None))
+                Some(Loaded::kept(m.minor))
             }
             Some(m) => match self.start_reload(name, m.sectors, params, udev, how) {
                 Ok(()) => {
                     log::info!("reload: {name} ({wwid}) {params}");
                     // Upstream shows only a creation as the map's action (`create:` in topology).
-                    Some((m.minor, None))
+                    Some(Loaded {
+                        minor: m.minor,
+                        action: None,
+                        loads: 1,
+                    })
                 }
                 Err(e) => {
                     log::error!("{name}: reload failed, keeping the current table: {e}");
-                    Some((m.minor, None))
+                    Some(Loaded::kept(m.minor))
                 }
             },
             None => match self
@@ -261,7 +263,11 @@ impl Owner {
                     if let Err(e) = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid) {
                         log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
                     }
-                    Some((minor, Some("create")))
+                    Some(Loaded {
+                        minor,
+                        action: Some("create"),
+                        loads: 1,
+                    })
                 }
                 Err(e) => {
                     log::error!("{name}: failed to create the map: {e}");
@@ -272,16 +278,8 @@ impl Owner {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn install_map(
-        &mut self,
-        name: &str,
-        wwid: &str,
-        minor: u32,
-        sectors: u64,
-        devs: Vec<String>,
-        plan: MapPlan,
-        action: Option<&str>,
-    ) {
+    fn install_map(&mut self, name: &str, wwid: &str, sectors: u64, devs: Vec<String>, plan: MapPlan, loaded: Loaded) {
+        let Loaded { minor, action, loads } = loaded;
         let first = devs.first().and_then(|d| self.paths.get(d));
         let (v, p, r) = first.map_or((String::new(), String::new(), String::new()), |x| {
             (x.info.vendor.clone(), x.info.product.clone(), x.info.rev.clone())
@@ -301,8 +299,16 @@ impl Owner {
             .iter()
             .flat_map(|g| g.paths.iter().map(|&i| devs[i].clone()))
             .collect();
-        let rec = chk::MapRecord::new(name, &policy, queueing);
-        let loads = self.maps.get(name).map_or(0, |m| m.loads) + 1;
+        let mut rec = chk::MapRecord::new(name, &policy, queueing);
+        // The counters outlive a reload, as upstream keeps the map's record across one.
+        if let Some(old) = self.maps.get(name).map(|m| &m.rec) {
+            rec.stat_path_failures = old.stat_path_failures;
+            rec.stat_map_failures = old.stat_map_failures;
+            rec.stat_queueing_timeouts = old.stat_queueing_timeouts;
+            rec.stat_total_queueing_time = old.stat_total_queueing_time;
+            rec.stat_switch_group = old.stat_switch_group;
+        }
+        let loads = self.maps.get(name).map_or(0, |m| m.loads) + loads;
         let prev = self.maps.get(name).map(|m| {
             (
                 m.prflag,
@@ -583,6 +589,24 @@ pub(super) enum FlushError {
     /// The map or one of its partition maps is in use.
     Busy,
     Failed,
+}
+
+/// What `load_map` did: the map's minor, the action `show` reports, tables loaded (0 for
+/// a map adopted as it is or a failed reload; `map_loads` counts only real loads).
+struct Loaded {
+    minor: u32,
+    action: Option<&'static str>,
+    loads: u32,
+}
+
+impl Loaded {
+    fn kept(minor: u32) -> Loaded {
+        Loaded {
+            minor,
+            action: None,
+            loads: 0,
+        }
+    }
 }
 
 fn same_layout(a: &MultipathTable, b: &MultipathTable) -> bool {

@@ -137,6 +137,8 @@ pub struct Env {
     pub bindings_read_only: bool,
     /// Where `reconfigure` (command or SIGHUP) reads multipath.conf from.
     pub config: LoadOptions,
+    /// `-v`: the verbosity of every configuration loaded whose files set none.
+    pub verbosity: Option<u8>,
 }
 
 impl Default for Env {
@@ -148,6 +150,7 @@ impl Default for Env {
             state_dir: PathBuf::from("/etc/multipath"),
             bindings_read_only: false,
             config: LoadOptions::default(),
+            verbosity: None,
         }
     }
 }
