@@ -536,6 +536,8 @@ fn a_reload_waiting_for_io_holds_up_only_its_own_reply() {
     let (reply, took) = reload.join().unwrap();
     assert_eq!(reply, "ok\n");
     assert!(took >= Duration::from_millis(500), "{took:?}");
+    d.hold_loads.store(false, Ordering::Relaxed);
+    d.alive_then_stop();
 }
 
 #[test]
