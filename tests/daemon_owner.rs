@@ -2652,7 +2652,19 @@ fn map_counters_count_real_loads_and_restart_on_reconfigure() {
             .join(" ")
     };
     assert_eq!(stats(&mut h), "0 0 1", "created");
+    // A fault is counted when DM's event is handled, while the kernel has the path failed;
+    // a path reinstated before its event came is not counted (as upstream's
+    // update_multipath, which reads the status then).
+    assert_eq!(h.cmd(Command::FailPath { path: "sdb".into() }), "");
+    assert_eq!(h.cmd(Command::ReinstatePath { path: "sdb".into() }), "");
+    h.owner.on_uevent(path_failed("mpatha", "8:16", 1));
+    assert_eq!(stats(&mut h), "0 0 1", "reinstated before DM's event was handled");
     assert_eq!(h.cmd(Command::FailPath { path: "sda".into() }), "");
+    assert_eq!(stats(&mut h), "0 0 1", "not before DM's event");
+    h.owner.on_uevent(path_failed("mpatha", "8:0", 2));
+    assert_eq!(stats(&mut h), "1 0 1", "DM's event for a path it still has failed");
+    h.owner.on_uevent(path_failed("mpatha", "8:0", 3));
+    assert_eq!(stats(&mut h), "1 0 1", "counted once");
     assert_eq!(h.cmd(Command::Resize { map: "mpatha".into() }), "");
     assert_eq!(stats(&mut h), "1 0 1", "same size: nothing loaded");
     h.cmd(Command::Reload { map: "mpatha".into() });
@@ -2726,9 +2738,10 @@ fn failback_after_switchgroup_command_switches_back_and_counts() {
     assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 2")]);
     check(&mut h, "sda", 10);
     assert_eq!(h.changes(), vec![msg("mpatha", "switch_group 1")]);
-    // `fail path` counts a path fault once, as DM's report of it does upstream
+    // `fail path` counts a path fault once, when DM's report of it is handled, as upstream
     assert_eq!(h.cmd(Command::FailPath { path: "sda".into() }), "");
     assert_eq!(h.cmd(Command::FailPath { path: "sda".into() }), "");
+    h.owner.on_uevent(path_failed("mpatha", "8:0", 1));
     let stats = h.cmd(Command::ShowMapsStats);
     assert_eq!(
         stats.lines().nth(1).unwrap().split_whitespace().nth(1),

@@ -150,13 +150,11 @@ impl Owner {
             .map_err(|_| HandlerError::Failed)?;
         if let Some(p) = self.paths.get_mut(&dev) {
             // Shown faulty until the next check finds it up and reinstates it; a failure
-            // the checker had not seen counts as upstream's does when DM reports it.
+            // the checker had not seen is counted when DM's PATH_FAILED event is handled,
+            // as upstream counts it (`on_uevent`).
             p.rec.dm_state = DmState::Failed;
-            let newly = p.rec.state != PathState::Down;
+            p.fail_uncounted |= p.rec.state != PathState::Down;
             p.rec.state = PathState::Down;
-            if newly && let Some(m) = self.maps.get_mut(&map) {
-                m.rec.stat_path_failures += 1;
-            }
         }
         self.refresh_status(&map);
         Ok(String::new())

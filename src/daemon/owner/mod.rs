@@ -170,6 +170,10 @@ struct Path {
     /// The sysfs device state was down at the last look (discovery, then every check),
     /// as upstream's `%o` reports it: `show` commands read no sysfs.
     offline: bool,
+    /// Failed by the `fail path` command and not yet counted: upstream counts the fault
+    /// when it handles DM's PATH_FAILED event and the kernel still has the path failed
+    /// then (a reinstate that came first leaves it uncounted).
+    fail_uncounted: bool,
     /// The checker's timeout, selected when the path is added and on reconfigure (not on
     /// every check: selection matches the hardware table).
     check_timeout: std::time::Duration,

@@ -217,6 +217,7 @@ impl Owner {
                 offline,
                 check_timeout,
                 pr_pending: false,
+                fail_uncounted: false,
             },
         );
         if first_prio {

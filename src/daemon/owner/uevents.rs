@@ -49,6 +49,18 @@ impl Owner {
         }
     }
 
+    /// DM reported the failure of a path the `fail path` command failed: counted as a
+    /// path fault if the kernel still has it failed (upstream's update_multipath counts
+    /// the paths DM shows failed whose checker state was not down yet).
+    fn count_commanded_failure(&mut self, map: &str, dev: &str) {
+        let Some(p) = self.paths.get_mut(dev) else { return };
+        let counted = std::mem::take(&mut p.fail_uncounted) && p.rec.dm_state == DmState::Failed;
+        if counted && let Some(m) = self.maps.get_mut(map) {
+            m.rec.stat_path_failures += 1;
+            self.touch_map(map);
+        }
+    }
+
     /// A kernel uevent: dm path failures feed the marginal module; block add/remove
     /// change the path list.
     pub fn on_uevent(&mut self, ev: crate::uevent::Uevent) {
@@ -75,6 +87,9 @@ impl Owner {
                 self.touch_path(&dev);
                 self.apply_marginal(acts);
                 self.schedule_check(&dev, 0);
+                self.refresh_status(&map);
+                self.count_commanded_failure(&map, &dev);
+                return;
             }
             self.refresh_status(&map);
             return;
