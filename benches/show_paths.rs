@@ -14,19 +14,8 @@ use multipathd::cli::format::{
 const MAPS: usize = 1024;
 const PATHS_PER_MAP: usize = 4;
 
-/// Kernel-style SCSI disk name for index `i`: sda … sdz, sdaa … sdzz, sdaaa ….
-fn sd_name(mut i: usize) -> String {
-    let mut letters = Vec::new();
-    loop {
-        letters.push(b'a' + (i % 26) as u8);
-        if i < 26 {
-            break;
-        }
-        i = i / 26 - 1;
-    }
-    letters.reverse();
-    format!("sd{}", String::from_utf8_lossy(&letters))
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// Major:minor of the `i`-th sd disk (16 minors per disk, as the kernel hands them out).
 fn sd_dev_t(i: usize) -> String {
@@ -44,7 +33,7 @@ fn path(m: usize, j: usize) -> PathView {
     let i = m * PATHS_PER_MAP + j;
     let failed = m.is_multiple_of(16) && j == 3;
     PathView {
-        dev: sd_name(i),
+        dev: common::sd_name(i),
         dev_t: sd_dev_t(i),
         wwid: wwid(m),
         hcil: Some(Hcil {

@@ -3623,13 +3623,11 @@ fn a_new_map_with_a_key_registers_its_paths_at_their_first_check() {
     assert_eq!(pr_asks(&h), BTreeMap::from([("sdb".into(), None)]));
 }
 
-/// A path that failed registers again when it comes back, and the registration's
-/// result arrives with the check that reinstates it (registered first, as upstream).
-#[test]
-fn a_path_that_comes_back_registers_before_it_is_reinstated() {
-    let f = FakeSys::new();
-    two_paths(&f, "sda", "sdb");
-    let mut h = Harness::new(&f, PR_KEY, DmState::default());
+/// `mpatha` over sda and sdb with `PR_KEY`, both paths checked up and registered; the
+/// checker messages so far taken.
+fn registered_pair(f: &FakeSys) -> (Harness, BTreeMap<String, u64>) {
+    two_paths(f, "sda", "sdb");
+    let mut h = Harness::new(f, PR_KEY, DmState::default());
     h.owner.coldplug();
     let ids = h.scheduled();
     pr_check(
@@ -3645,6 +3643,15 @@ fn a_path_that_comes_back_registers_before_it_is_reinstated() {
         Some(PrOutcome::Registered { keys: 2 }),
     );
     h.controls();
+    (h, ids)
+}
+
+/// A path that failed registers again when it comes back, and the registration's
+/// result arrives with the check that reinstates it (registered first, as upstream).
+#[test]
+fn a_path_that_comes_back_registers_before_it_is_reinstated() {
+    let f = FakeSys::new();
+    let (mut h, ids) = registered_pair(&f);
     h.calls();
     pr_check(&mut h, ids["sdb"], PathState::Down, None);
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
@@ -3758,23 +3765,7 @@ fn a_registration_that_finds_the_key_gone_unsets_the_map() {
 #[test]
 fn a_path_added_to_a_registered_map_registers_the_key() {
     let f = FakeSys::new();
-    two_paths(&f, "sda", "sdb");
-    let mut h = Harness::new(&f, PR_KEY, DmState::default());
-    h.owner.coldplug();
-    let ids = h.scheduled();
-    pr_check(
-        &mut h,
-        ids["sda"],
-        PathState::Up,
-        Some(PrOutcome::Registered { keys: 1 }),
-    );
-    pr_check(
-        &mut h,
-        ids["sdb"],
-        PathState::Up,
-        Some(PrOutcome::Registered { keys: 2 }),
-    );
-    h.controls();
+    let (mut h, _) = registered_pair(&f);
     f.add(&Disk {
         dev: "sdc",
         devt: (8, 32),
