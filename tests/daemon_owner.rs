@@ -1089,8 +1089,8 @@ fn reload_rescans(h: &Harness) -> Vec<bool> {
 }
 
 /// `reconfigure all`, as upstream's forced reload (FORCE_RELOAD_YES): every map is
-/// reloaded for a udev rescan; a plain `reconfigure` reloads a map udev has finished
-/// with as a reload (the rules keep what they found).
+/// reloaded for a udev rescan; a plain `reconfigure` leaves a map whose table does not
+/// change as it is.
 #[test]
 fn reconfigure_all_reloads_every_map_for_a_udev_rescan() {
     let f = FakeSys::new();
@@ -1101,13 +1101,139 @@ fn reconfigure_all_reloads_every_map_for_a_udev_rescan() {
     h.udev();
     assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
     h.finish_reload();
-    assert_eq!(reload_rescans(&h), [false]);
+    assert_eq!(reload_rescans(&h), Vec::<bool>::new());
     assert_eq!(h.cmd(Command::Reconfigure { all: true }), "");
     h.finish_reload();
     assert_eq!(reload_rescans(&h), [true]);
     assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
     h.finish_reload();
-    assert_eq!(reload_rescans(&h), [false], "`all` is spent");
+    assert_eq!(reload_rescans(&h), Vec::<bool>::new(), "`all` is spent");
+}
+
+/// `show maps stats`' map_loads of the one map.
+fn map_loads(h: &mut Harness) -> String {
+    let out = h.cmd(Command::ShowMapsStats);
+    out.lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_string()
+}
+
+/// As upstream's select_action: `reconfigure` loads a map only when the new
+/// configuration changes its table (here the selector), and a map left as it is
+/// counts no load; the counters start again either way.
+#[test]
+fn reconfigure_loads_only_a_map_whose_table_changes() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    fs::write(f.conf(), GREEDY).unwrap();
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.calls();
+    assert_eq!(map_loads(&mut h), "1");
+    assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    h.finish_reload();
+    assert_eq!(h.changes(), vec![], "nothing changed, nothing loaded");
+    assert_eq!(map_loads(&mut h), "0");
+    let rr = GREEDY.replace("}\n", " path_selector \"round-robin 0\"\n}\n");
+    fs::write(f.conf(), rr).unwrap();
+    assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    h.finish_reload();
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: TWO_PATH_TABLE.replace("service-time", "round-robin")
+        }]
+    );
+    assert_eq!(map_loads(&mut h), "1");
+}
+
+/// Upstream's reconfigure discovers its paths anew and asks no prioritizer of a path
+/// whose device is not running: such a path gets a group of its own, priority 0,
+/// last. When it runs again, its priority comes back and (group_by_prio with failback
+/// immediate, as the lab's LIO LUNs have it) the map is regrouped.
+#[test]
+fn after_reconfigure_an_offline_path_has_a_group_of_its_own_until_it_comes_back() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    f.add(&Disk {
+        dev: "sdc",
+        devt: (8, 32),
+        host: 2,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
+    let conf = GREEDY.replace("}\n", " failback immediate\n}\n");
+    fs::write(f.conf(), &conf).unwrap();
+    let mut h = Harness::new(&f, &conf, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    let whole = "0 1 alua 2 1 service-time 0 2 1 8:16 1 8:32 1 service-time 0 1 1 8:0 1";
+    assert!(matches!(&h.changes()[..], [Call::Create { params, .. }] if params == whole));
+    fs::write(f.sys("block/sdc/device/state"), "offline\n").unwrap();
+    h.check(ids["sdc"], PathState::Down);
+    h.calls();
+    assert_eq!(h.cmd(Command::Reconfigure { all: false }), "");
+    h.finish_reload();
+    let apart = "0 1 alua 3 1 service-time 0 1 1 8:16 1 service-time 0 1 1 8:0 1 service-time 0 1 1 8:32 1";
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: apart.into()
+        }]
+    );
+    let topo = h.cmd(Command::ShowMapsTopology);
+    assert!(
+        topo.contains("`-+- policy='service-time 0' prio=0 status=enabled\n  `- 2:0:0:0 sdc"),
+        "{topo}"
+    );
+
+    fs::write(f.sys("block/sdc/device/state"), "running\n").unwrap();
+    h.controls();
+    h.owner.on_check(CheckOutcome {
+        path_id: ids["sdc"],
+        result: Verdict::new(PathState::Up, ""),
+        prio: Some(50),
+        pr: None,
+        took: Duration::from_millis(1),
+    });
+    for d in ["sda", "sdb"] {
+        h.check(ids[d], PathState::Up);
+    }
+    let reloads: Vec<String> = h
+        .changes()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::Reload { params, .. } => Some(params),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reloads, [whole], "regrouped once its priority is known again");
+}
+
+/// A map adopted at start whose kernel would send IO to another group than the best
+/// one is switched by message, not reloaded (upstream's ACT_SWITCHPG).
+#[test]
+fn an_adopted_map_on_another_group_is_switched_not_reloaded() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut dm = DmState {
+        next_minor: 3,
+        ..Default::default()
+    };
+    dm.preload("mpathq", &format!("mpath-{WWID}"), TWO_PATH_TABLE);
+    dm.maps.get_mut("mpathq").unwrap().switched = Some(2);
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    assert_eq!(h.changes(), vec![msg("mpathq", "switch_group 1")]);
 }
 
 /// At start, as upstream's "udev incomplete": a map whose udev record lacks

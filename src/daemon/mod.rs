@@ -1,5 +1,6 @@
 //! The daemon: command line, state owner thread, signals, logging.
 
+pub mod adopt;
 pub mod args;
 pub mod dmport;
 pub mod hardening;

@@ -39,6 +39,8 @@ pub struct MapPlan {
     pub pgpolicy: Pgpolicy,
     pub selector: String,
     pub no_path_retry: NoPathRetry,
+    /// `retain_attached_hw_handler`: the kernel's attached handler is kept.
+    pub retain_hwhandler: bool,
     pub log: Vec<String>,
 }
 
@@ -142,6 +144,7 @@ pub fn plan_map(cfg: &Config, wwid: &str, alias: &str, paths: &[PlanPath]) -> Op
         pgpolicy,
         selector: selector.value,
         no_path_retry: npr,
+        retain_hwhandler: sel.retain_hwhandler().value,
         log,
     })
 }

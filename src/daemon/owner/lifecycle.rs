@@ -121,9 +121,17 @@ impl Owner {
         let allowed: Vec<String> = self.scan().into_iter().map(|p| p.dev).collect();
         let gone: Vec<String> = self.paths.keys().filter(|d| !allowed.contains(d)).cloned().collect();
         let reloaded = self.remove_paths(&gone);
+        self.forget_offline_prios();
+        // As upstream, a map is loaded only when its live table differs from the one
+        // the new configuration plans; the others are adopted as they are.
+        let live = self.dm.list_maps().unwrap_or_else(|e| {
+            log::warn!("reconfigure: cannot read the kernel's maps, reloading every map: {e}");
+            Vec::new()
+        });
         let names: Vec<String> = self.maps.keys().filter(|n| !reloaded.contains(*n)).cloned().collect();
         for n in names {
-            self.reload(&n);
+            let kernel = live.iter().find(|m| m.name == n).cloned();
+            self.reconsider(&n, kernel);
         }
         let new: Vec<String> = allowed.into_iter().filter(|d| !self.paths.contains_key(d)).collect();
         self.add_paths(&new);

@@ -5,6 +5,7 @@ use crate::checkers::state::{self as chk, DmState, PathState};
 use crate::cli::format::DaemonState;
 use crate::config::keywords::Setting;
 use crate::config::propsel::Selector;
+use crate::daemon::adopt::{self, Action};
 use crate::discovery;
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
@@ -141,15 +142,7 @@ impl Owner {
         } else {
             Suspend::KEEP_IO
         };
-        let Some(loaded) = self.load_map(
-            &name,
-            wwid,
-            sectors,
-            &params,
-            existing.as_ref(),
-            &plan.table,
-            (udev, how),
-        ) else {
+        let Some(loaded) = self.load_map(&name, wwid, sectors, &params, existing.as_ref(), &plan, (udev, how)) else {
             return;
         };
         self.install_map(
@@ -214,9 +207,10 @@ impl Owner {
         self.maps.get(name).is_some_and(|m| self.skip_kpartx(&m.wwid, &m.paths))
     }
 
-    /// Puts the planned table in the kernel: adopts an existing map with the same
-    /// layout, reloads one with another (udev told `udev`, the map suspended as `how`),
-    /// creates a missing one. `None` when the map could not be created.
+    /// Puts the planned table in the kernel: adopts an existing map whose live table
+    /// already matches (switching its group if only that differs), reloads one that does
+    /// not (udev told `udev`, the map suspended as `how`), creates a missing one. `None`
+    /// when the map could not be created.
     #[allow(clippy::too_many_arguments)]
     fn load_map(
         &mut self,
@@ -225,22 +219,29 @@ impl Owner {
         sectors: u64,
         params: &str,
         existing: Option<&ExistingMap>,
-        table: &MultipathTable,
+        plan: &MapPlan,
         (udev, how): (MapUdev, Suspend),
     ) -> Option<Loaded> {
-        match existing {
-            Some(m)
-                if !udev.rescan
-                    && MultipathTable::parse(&m.table)
-                        .map(|t| same_layout(&t, table))
-                        .unwrap_or(false) =>
-            {
+        let action = existing.filter(|_| !udev.rescan).map_or(Action::Reload("forced"), |m| {
+            let Ok(live) = MultipathTable::parse(&m.table) else {
+                return Action::Reload("no live table");
+            };
+            let next = MultipathStatus::parse(&m.status).map_or(0, |s| s.next_group);
+            adopt::select_action(&plan.table, &live, next, plan.retain_hwhandler)
+        });
+        match (existing, action) {
+            (Some(m), Action::Nothing) => {
                 log::info!("{name}: adopted existing map ({wwid})");
                 Some(Loaded::kept(m.minor))
             }
-            Some(m) => match self.start_reload(name, m.sectors, params, udev, how) {
+            (Some(m), Action::SwitchGroup(g)) => {
+                log::info!("{name}: adopted existing map ({wwid}), switching to group {g}");
+                self.dm_message(name, &format!("switch_group {g}"));
+                Some(Loaded::kept(m.minor))
+            }
+            (Some(m), Action::Reload(why)) => match self.start_reload(name, m.sectors, params, udev, how) {
                 Ok(()) => {
-                    log::info!("reload: {name} ({wwid}) {params}");
+                    log::info!("reload: {name} ({wwid}) {params} ({why})");
                     // Upstream shows only a creation as the map's action (`create:` in topology).
                     Some(Loaded {
                         minor: m.minor,
@@ -253,7 +254,7 @@ impl Owner {
                     Some(Loaded::kept(m.minor))
                 }
             },
-            None => match self
+            (None, _) => match self
                 .dm
                 .create_map(name, &crate::dm::map_uuid(wwid), sectors, params, udev)
             {
@@ -469,6 +470,34 @@ impl Owner {
         }
     }
 
+    /// Sets up `map` again against `live`, the kernel's current state of it: a map
+    /// whose table already matches is adopted. A map that is loading, resized or asked
+    /// to be rescanned is reloaded regardless (the live table is about to change or
+    /// must be loaded again).
+    pub(super) fn reconsider(&mut self, map: &str, live: Option<ExistingMap>) {
+        let Some(m) = self.maps.get(map) else { return };
+        let forced = m.resized || m.force_udev_reload || self.loading(map);
+        let existing = match live {
+            Some(l) if !forced && l.minor == m.minor => l,
+            _ => m.as_existing(),
+        };
+        let (wwid, devs) = (m.wwid.clone(), m.paths.clone());
+        self.setup_map(&wwid, devs, Some(existing));
+    }
+
+    /// Every path whose device is not running loses its priority, as upstream's
+    /// reconfigure, which discovers its paths anew, asks no prioritizer of such a
+    /// path: it gets a group of its own, priority 0, until it comes back.
+    pub(super) fn forget_offline_prios(&mut self) {
+        let block = self.env.sysfs.sys("block");
+        for (dev, p) in self.paths.iter_mut() {
+            let state = super::read_trimmed(&block.join(dev).join("device/state"));
+            if state.is_some_and(|s| crate::checkers::sysfs::state_from_sysfs(&s).is_some()) {
+                p.prio = discovery::pgpolicy::PRIO_UNDEF;
+            }
+        }
+    }
+
     pub(super) fn reload(&mut self, map: &str) {
         let Some(m) = self.maps.get(map) else { return };
         let (wwid, devs, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());
@@ -607,14 +636,4 @@ impl Loaded {
             loads: 0,
         }
     }
-}
-
-fn same_layout(a: &MultipathTable, b: &MultipathTable) -> bool {
-    let devs = |t: &MultipathTable| {
-        t.groups
-            .iter()
-            .map(|g| g.paths.iter().map(|p| p.dev.clone()).collect::<Vec<_>>())
-            .collect::<Vec<_>>()
-    };
-    a.features == b.features && a.hwhandler == b.hwhandler && devs(a) == devs(b)
 }
