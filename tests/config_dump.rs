@@ -1,7 +1,7 @@
 //! `show config` format and the parse(dump(config)) round trip.
 
 use multipathd::config::blacklist::effective_lists;
-use multipathd::config::dump::show_config;
+use multipathd::config::dump::{show_config, show_config_local};
 use multipathd::config::keywords::{self, KEYWORDS, Keyword, Section, ValueType};
 use multipathd::config::{self, Config};
 
@@ -179,4 +179,30 @@ fn round_trip_of_a_config_setting_every_keyword() {
 fn empty_multipaths_section_is_left_out() {
     let dump = show_config(&Config::default());
     assert!(dump.ends_with("devices {\n}\noverrides {\n}\n"), "{dump}");
+}
+
+/// `show config local`, as upstream 0.14.3 printed it in the lab (cli_compat_upstream):
+/// the device entries the paths match, user entry first, each once; the multipaths
+/// entries of existing maps with the alias in a comment, a map the section does not
+/// name as a wwid entry of its own; an entry without a map left out.
+#[test]
+fn config_local_has_the_devices_and_maps_in_use() {
+    let text = "devices {\n\tdevice {\n\t\tvendor \"LIO-ORG\"\n\t\tproduct \"IBLOCK\"\n\t\tno_path_retry 3\n\t}\n}\n\
+                multipaths {\n\tmultipath {\n\t\twwid \"W0\"\n\t\talias \"data0\"\n\t}\n\tmultipath {\n\t\twwid \"W9\"\n\t\talias \"gone\"\n\t}\n}\n";
+    let cfg = config::parse_str("f", text).unwrap().config;
+    let paths = [("LIO-ORG", "IBLOCK", "4.0"), ("LIO-ORG", "IBLOCK", "4.0")];
+    let dump = show_config_local(&cfg, &paths, &[("W0", "data0"), ("W2", "mpatha"), ("W3", "W3")]);
+    let tail = &dump[dump.find("devices {").unwrap()..];
+    assert_eq!(
+        tail,
+        "devices {\n\tdevice {\n\t\tvendor \"LIO-ORG\"\n\t\tproduct \"IBLOCK\"\n\t\tno_path_retry 3\n\t}\n\
+         \tdevice {\n\t\tvendor \"(LIO-ORG|SUSE)\"\n\t\tproduct \".*\"\n\t\tpath_grouping_policy \"group_by_prio\"\n\
+         \t\tpath_checker \"directio\"\n\t\tprio \"alua\"\n\t\tfailback \"immediate\"\n\t\tno_path_retry 12\n\
+         \t\tdetect_checker \"no\"\n\t}\n}\n\
+         overrides {\n}\n\
+         multipaths {\n\tmultipath {\n\t\twwid \"W0\"\n\t\talias \"data0\"\n\t\t# alias \"data0\"\n\t}\n\
+         \tmultipath {\n\t\twwid \"W2\"\n\t\t# alias \"mpatha\"\n\t}\n\tmultipath {\n\t\twwid \"W3\"\n\t}\n}\n"
+    );
+    let none = show_config_local(&Config::default(), &[], &[]);
+    assert!(none.ends_with("devices {\n}\noverrides {\n}\n"), "{none}");
 }

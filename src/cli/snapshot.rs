@@ -145,7 +145,8 @@ impl Snapshot {
                 .ok_or(found),
             ShowMapsJson => Ok(fmt::maps_json(&self.map_views())),
             ShowMapJson { map } => self.find_map(map).map(|m| fmt::map_json(&m.assemble())).ok_or(found),
-            ShowConfig { .. } => Ok(crate::config::dump::show_config(&self.config)),
+            ShowConfig { local: false } => Ok(crate::config::dump::show_config(&self.config)),
+            ShowConfig { local: true } => Ok(self.config_local()),
             ShowWildcards => Ok(fmt::wildcards()),
             ShowMarginal => Ok(self.marginal_text()),
             ShowMarginalJson => Ok(crate::marginal::status::json(&self.marginal)),
@@ -158,6 +159,21 @@ impl Snapshot {
             ShowDevices => Ok(fmt::devices(&self.devices)),
             _ => return None,
         })
+    }
+
+    /// `show config local`: the device entries of the paths shown, the maps' entries.
+    fn config_local(&self) -> String {
+        let paths: Vec<(&str, &str, &str)> = self
+            .paths
+            .iter()
+            .map(|p| (p.vendor.as_str(), p.product.as_str(), p.rev.as_str()))
+            .collect();
+        let maps: Vec<(&str, &str)> = self
+            .maps
+            .iter()
+            .map(|m| (m.view.wwid.as_str(), m.view.name.as_str()))
+            .collect();
+        crate::config::dump::show_config_local(&self.config, &paths, &maps)
     }
 
     /// `show marginal`: nothing at all when no path is under watch.
