@@ -1079,6 +1079,70 @@ fn reconfigure_takes_the_new_size_of_the_paths() {
     assert_eq!(h.changes(), vec![]);
 }
 
+/// A path's `change` uevent (a capacity change after a rescan sends one).
+fn change_uevent(dev: &str, host: u32) -> Uevent {
+    uevent(&[
+        ("ACTION", "change"),
+        (
+            "DEVPATH",
+            &format!("/devices/pseudo_0/adapter{host}/host{host}/target{host}:0:0/{host}:0:0:0/block/{dev}"),
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", &format!("/dev/{dev}")),
+        ("DEVTYPE", "disk"),
+    ])
+}
+
+/// `auto_resize` as upstream 0.14.3: the map takes its paths' new size at the change
+/// uevent of the last path to report it, with no command; `grow_only` does not shrink,
+/// `grow_shrink` does, `never` (the default) leaves it to `resize map`.
+#[test]
+fn auto_resize_follows_the_paths_once_all_report_the_new_size() {
+    for (how, grown, shrunk) in [
+        ("never", false, false),
+        ("grow_only", true, false),
+        ("grow_shrink", true, true),
+    ] {
+        let f = FakeSys::new();
+        two_paths(&f, "sda", "sdb");
+        let conf = GREEDY.replace("}\n", &format!(" auto_resize {how}\n}}\n"));
+        let mut h = Harness::new(&f, &conf, DmState::default());
+        h.owner.coldplug();
+        h.calls();
+        set_size(&f, "sda", 2 * SECTORS);
+        h.owner.on_uevent(change_uevent("sda", 1));
+        assert_eq!(h.changes(), vec![], "{how}: one path of two grown");
+        set_size(&f, "sdb", 2 * SECTORS);
+        h.owner.on_uevent(change_uevent("sdb", 0));
+        let grow = vec![
+            Call::ReloadFlushing { name: "mpatha".into() },
+            Call::Reload {
+                name: "mpatha".into(),
+                sectors: 2 * SECTORS,
+                params: TWO_PATH_TABLE.into(),
+            },
+        ];
+        assert_eq!(h.changes(), if grown { grow } else { vec![] }, "{how}: both grown");
+        for (dev, host) in [("sda", 1), ("sdb", 0)] {
+            set_size(&f, dev, SECTORS / 2);
+            h.owner.on_uevent(change_uevent(dev, host));
+        }
+        let sizes: Vec<u64> = h
+            .changes()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Reload { sectors, .. } => Some(sectors),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            if shrunk { vec![SECTORS / 2] } else { vec![] },
+            "{how}: both shrunk"
+        );
+    }
+}
+
 /// Whether each reload since the last call asked udev for a rescan.
 fn reload_rescans(h: &Harness) -> Vec<bool> {
     h.udev()

@@ -417,8 +417,7 @@ pub static KEYWORDS: &[Keyword] = &[
         DEF,
         T::Choice(&["never", "grow_only", "grow_shrink"]),
         Some("never"),
-    )
-    .refused("maps are resized only by the resize map command", Some("never")),
+    ),
     kw("purge_disconnected", ALL, T::YesNo, Some("no"))
         .refused("a disconnected path stays until its device is removed", Some("no")),
     // Overrides protocol subsection.
@@ -660,6 +659,7 @@ keyword_ids! {
     AliasPrefix = "alias_prefix",
     AllTgPt = "all_tg_pt",
     AllowUsbDevices = "allow_usb_devices",
+    AutoResize = "auto_resize",
     CheckerTimeout = "checker_timeout",
     DeferredRemove = "deferred_remove",
     DelayWaitChecks = "delay_wait_checks",

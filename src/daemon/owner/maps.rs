@@ -498,6 +498,43 @@ impl Owner {
         }
     }
 
+    /// A `change` uevent of path `dev`: with `auto_resize`, its size is read again and,
+    /// as upstream, its map takes that size once every path of it has reported it (each
+    /// path's own change uevent updates its size); `grow_only` never shrinks a map.
+    pub(super) fn auto_resize(&mut self, dev: &str) {
+        let how = self.cfg.setting_str(Setting::AutoResize);
+        if how.as_deref().is_none_or(|h| h == "never") {
+            return;
+        }
+        let size: Option<u64> = super::read_trimmed(&self.env.sysfs.sys("block").join(dev).join("size"))
+            .and_then(|s| s.parse().ok())
+            .filter(|&s| s > 0);
+        let (Some(size), Some(p)) = (size, self.paths.get_mut(dev)) else {
+            return;
+        };
+        p.info.size = size;
+        let Some(map) = p.map.clone() else { return };
+        let Some(m) = self.maps.get(&map) else { return };
+        if size == m.sectors || (size < m.sectors && how.as_deref() == Some("grow_only")) {
+            return;
+        }
+        let agreed = m
+            .paths
+            .iter()
+            .filter_map(|d| self.paths.get(d))
+            .all(|p| p.info.size == 0 || p.info.size == size);
+        if !agreed {
+            return;
+        }
+        log::info!("{map}: size {} -> {size} sectors (auto_resize)", m.sectors);
+        if let Some(m) = self.maps.get_mut(&map) {
+            m.sectors = size;
+            m.force_udev_reload = true;
+            m.resized = true;
+        }
+        self.reload(&map);
+    }
+
     pub(super) fn reload(&mut self, map: &str) {
         let Some(m) = self.maps.get(map) else { return };
         let (wwid, devs, existing) = (m.wwid.clone(), m.paths.clone(), m.as_existing());

@@ -112,6 +112,7 @@ impl Owner {
             "remove" => {
                 self.remove_paths(&[dev]);
             }
+            "change" => self.auto_resize(&dev),
             _ => {}
         }
     }
