@@ -4,10 +4,11 @@
 # failed path, one LUN whose paths appear after the daemon started.  Every command a client
 # sends (../shared/reference/clients.md), and the ones of issue 16 (show config [local],
 # reconfigure [all], add/del/remove path, del/remove map, del maps, resize map dm-N, help, the
-# persistent reservation commands, shutdown) goes to upstream's daemon and then to ours through
-# the same client (upstream's); replies and exit codes are compared byte for byte after masking
-# what changes by itself.  Each reply that still differs is listed below (KNOWN) with its reason;
-# a difference not listed fails the scenario.
+# persistent reservation commands, shutdown) goes to upstream's daemon, to ours and to Debian's
+# 0.9.4 through the same client (upstream's); replies and exit codes are compared byte for byte
+# after masking what changes by itself, ours against each reference.  Each reply that still
+# differs is listed below (KNOWN for upstream, KNOWN-DEBIAN for 0.9.4) with its reason; a
+# difference not listed fails the scenario.
 # lab-timeout: 900
 . "$LAB_DIR/lib.sh"
 
@@ -202,13 +203,51 @@ one_daemon() {
 
 one_daemon upstream "$UPSTREAM_MULTIPATHD"
 one_daemon ours multipathd
+one_daemon debian /sbin/multipathd
 
 # The replies that still differ, by command number (the list above without WAIT), each with
 # its reason.  A number listed here whose replies are the same is reported, not failed.
+# Against Debian's 0.9.4: where 0.14.3 changed a reply since, ours follows 0.14.3 (the
+# same command is identical in the upstream comparison, or listed there).
+cat > "$LAB_TMP/known-debian" <<'KNOWN-DEBIAN'
+1|0.9.4's help: its release in the first line, without 0.14.3's `setprstatus ... pathlist` and `*prhold` commands (ours also lists `show marginal [json]`); 0.14.3's client exits 1 after help from a 0.14.3 daemon, 0 from 0.9.4
+2|as 1 (`?` is help)
+5|0.9.4's keywords and defaults (bindings_file, wwids_file, prkeys_file, disable_changed_wwids, flush_on_last_del "no"; no detect_pgpolicy, auto_resize, purge_disconnected) and its older hardware table (one IBM S/390 entry, no Quantum cvfsctl, LIO without directio)
+6|as 5 (`show config local` of the same devices)
+7|0.9.4's hardware table blacklists one IBM S/390 product where 0.14.3 has two, and not Quantum cvfsctl
+9|0.9.4's wildcards: %s is vend/prod/rev, no %k or %A, and a pathgroup section 0.14.3 dropped
+10|LUN 4's paths came after the start: 0.9.4 lists them in the order it learnt of them, ours in SCSI address order (as upstream's 10)
+11|as 10
+12|as 10
+13|as 10
+14|as 10
+15|as 10
+20|0.9.4's %s header is vend/prod/rev (0.14.3: vend/prod)
+25|as 10, in the path group of LUN 4's map
+26|as 25
+27|as 25
+30|as 25, and the checker: 0.9.4's built-in LIO entry has none (tur), 0.14.3's has directio
+31|as 30
+32|0.9.4 does not find a map by its WWID
+33|0.9.4 answers `fail` where 0.14.3 names the error (`device not found`)
+34|as 33
+36|0.9.4 prints the flag as 0/1 without a newline (0.14.3: unset/set)
+38|as 36; 0.9.4 also keeps the flag set on a map without a key, 0.14.3 does not
+40|as 36
+41|the `*prhold` commands are new since 0.9.4
+42|as 41
+43|as 41
+44|as 41
+45|as 41
+58|as 10; and 0.9.4 leaves the checker state of a path failed by `fail path` `ready`, 0.14.3 shows it `faulty`
+64|0.9.4 counts a path fault at `fail path`; 0.14.3 when it handles DM's PATH_FAILED event and the kernel still has the path failed (after the `reinstate path` here: none)
+69|as upstream's 69 (timing)
+77|as upstream's 77 (timing)
+83|as upstream's 83
+KNOWN-DEBIAN
 cat > "$LAB_TMP/known" <<'KNOWN'
 1|ours lists two commands more, `show marginal` and `show marginal json` (its IO-error accounting of marginal paths, ours only)
 2|as 1 (`?` is help)
-6|`show config local`: ours prints the whole hardware table, upstream only the entries of the devices in use (open)
 10|LUN 4's paths came after the start: upstream lists them in the order it learnt of them (which varies from run to run with the uevents: sdk sdw sde sdq, then sdk sdq sde sdw), ours in SCSI address (H:C:T:L) order; after a reconfigure upstream lists them in that order too (73 is the same)
 11|as 10
 12|as 10
@@ -220,28 +259,36 @@ cat > "$LAB_TMP/known" <<'KNOWN'
 27|as 25
 30|as 25
 58|as 10
-66|`reconfigure`: upstream loads only the map whose table changed (LUN 2's, see 69) and adopts the others as they are (map_loads 0), ours reloads every map (1) (open)
-69|after a reconfigure upstream, which discovers its paths anew, gives the failed path no priority and a group of its own (prio 0); ours keeps its last priority and group (open)
+69|right after `reconfigure all` reloaded every map, a map has no active group until IO reaches it (udev's rescan reads each map): which groups show active depends on when the status is read (timing, as 77)
 77|right after `remove path` reloaded the map, the kernel has no active group until IO reaches one: which of enabled or active each daemon shows depends on when it read the status (the same in two runs of three)
 83|a path removed with `del path` and added again (`add path`) is listed last by upstream (learnt again), by ours in SCSI address order
 KNOWN
 
-step "replies compared"
-same=0; differ=0; known=0
-: > "$LAB_OUT/differences.txt"
-n=0
-while [ -f "$LAB_OUT/upstream/$((n + 1)).cmd" ]; do
-    n=$((n + 1)); cmd=$(cat "$LAB_OUT/upstream/$n.cmd")
-    why=$(sed -n "s/^$n|//p" "$LAB_TMP/known")
-    if cmp -s "$LAB_OUT/upstream/$n.out" "$LAB_OUT/ours/$n.out" && cmp -s "$LAB_OUT/upstream/$n.rc" "$LAB_OUT/ours/$n.rc"; then
-        same=$((same + 1)); echo "same       $n: $cmd${why:+   (listed as different: now the same)}"
-        continue
-    fi
-    if [ -n "$why" ]; then known=$((known + 1)); echo "known diff $n: $cmd: $why"
-    else differ=$((differ + 1)); echo "DIFFERENT  $n: $cmd"; fi
-    { echo "=== $n: $cmd (rc upstream $(cat "$LAB_OUT/upstream/$n.rc"), ours $(cat "$LAB_OUT/ours/$n.rc"))${why:+ known: $why}"
-      diff "$LAB_OUT/upstream/$n.out" "$LAB_OUT/ours/$n.out" | head -40; } >> "$LAB_OUT/differences.txt"
-done
-echo "commands: $n; identical replies and exit codes: $same; known differences: $known; other differences: $differ"
-cat "$LAB_OUT/differences.txt"
-expect_eq "replies that differ for no listed reason" 0 "$differ"
+# compare REF KNOWN: ours against daemon REF, command by command; KNOWN lists the replies
+# that still differ, by command number, each with its reason.  A listed number whose replies
+# are the same is reported, not failed.  Sets $differ.
+compare() {
+    step "replies compared: ours against $1"
+    same=0; differ=0; known=0
+    : > "$LAB_OUT/differences-$1.txt"
+    n=0
+    while [ -f "$LAB_OUT/$1/$((n + 1)).cmd" ]; do
+        n=$((n + 1)); cmd=$(cat "$LAB_OUT/$1/$n.cmd")
+        why=$(sed -n "s/^$n|//p" "$2")
+        if cmp -s "$LAB_OUT/$1/$n.out" "$LAB_OUT/ours/$n.out" && cmp -s "$LAB_OUT/$1/$n.rc" "$LAB_OUT/ours/$n.rc"; then
+            same=$((same + 1)); echo "same       $n: $cmd${why:+   (listed as different: now the same)}"
+            continue
+        fi
+        if [ -n "$why" ]; then known=$((known + 1)); echo "known diff $n: $cmd: $why"
+        else differ=$((differ + 1)); echo "DIFFERENT  $n: $cmd"; fi
+        { echo "=== $n: $cmd (rc $1 $(cat "$LAB_OUT/$1/$n.rc"), ours $(cat "$LAB_OUT/ours/$n.rc"))${why:+ known: $why}"
+          diff "$LAB_OUT/$1/$n.out" "$LAB_OUT/ours/$n.out" | head -40; } >> "$LAB_OUT/differences-$1.txt"
+    done
+    echo "$1: commands: $n; identical replies and exit codes: $same; known differences: $known; other differences: $differ"
+    cat "$LAB_OUT/differences-$1.txt"
+}
+compare upstream "$LAB_TMP/known"
+differ_upstream=$differ
+compare debian "$LAB_TMP/known-debian"
+expect_eq "replies that differ from upstream 0.14.3's for no listed reason" 0 "$differ_upstream"
+expect_eq "replies that differ from Debian 0.9.4's for no listed reason" 0 "$differ"
