@@ -2861,7 +2861,8 @@ fn map_counters_count_real_loads_and_restart_on_reconfigure() {
     assert_eq!(stats(&mut h), "1 0 2", "a reload counts, the fault stays");
     h.check(ids["sda"], PathState::Up);
     h.owner.reconfigure(config(conf));
-    // upstream adopts an unchanged map without a load (0); ours reloads every map
+    // sdb, still failed, puts its group last: the groups' order changed, so the map is
+    // loaded (upstream would switch groups by number instead, see daemon/adopt.rs)
     assert_eq!(stats(&mut h), "0 0 1", "counters start again");
 }
 
@@ -2880,7 +2881,9 @@ fn setprstatus_stays_set_only_with_a_reservation_key() {
         h.check(ids["sda"], PathState::Up);
         h.check(ids["sdb"], PathState::Up);
         let get = |h: &mut Harness| h.cmd(Command::GetPrStatus { map: "mpatha".into() });
-        assert_eq!(get(&mut h), "unset\n");
+        // with a key and no registration yet, upstream 0.14.3 does not know
+        let before = if key.is_empty() { "unset\n" } else { "unknown\n" };
+        assert_eq!(get(&mut h), before, "key {key:?}");
         assert_eq!(
             h.cmd(Command::SetPrStatus {
                 map: "mpatha".into(),
@@ -3791,7 +3794,7 @@ fn a_new_map_with_a_key_registers_its_paths_at_their_first_check() {
 
     // The first path finds the key registered and registers it: the map is set,
     // and its next check asks nothing more.
-    assert_eq!(prstatus(&mut h), "unset\n");
+    assert_eq!(prstatus(&mut h), "unknown\n");
     pr_check(
         &mut h,
         ids["sda"],
@@ -3935,7 +3938,7 @@ fn a_registration_that_finds_the_key_gone_unsets_the_map() {
     h.owner.coldplug();
     let ids = h.scheduled();
     pr_check(&mut h, ids["sda"], PathState::Up, Some(PrOutcome::ReadFailed));
-    assert_eq!(prstatus(&mut h), "unset\n");
+    assert_eq!(prstatus(&mut h), "unknown\n");
     pr_check(
         &mut h,
         ids["sdb"],

@@ -73,7 +73,7 @@ impl Owner {
             Command::ResetMapsStats => self.reset_maps_stats(),
             Command::ResetMapStats { map } => self.reset_map_stats(&map),
 
-            Command::GetPrStatus { map } => self.get_pr_flag(&map, |m| m.prflag == PrFlag::Set),
+            Command::GetPrStatus { map } => self.get_pr_status(&map),
             Command::SetPrStatus { map, .. } => self.set_pr_status_cmd(&map),
             Command::UnsetPrStatus { map } => self.pr_update(&map, |m| {
                 m.prflag = PrFlag::Unset;
@@ -409,10 +409,22 @@ impl Owner {
 
     // ---- persistent reservations -------------------------------------------------
 
-    /// `getprstatus`, `getprhold`: `set` or `unset`.
+    /// `getprhold`: `set` or `unset`.
     fn get_pr_flag(&self, map: &str, flag: impl FnOnce(&Map) -> bool) -> Answer {
         let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
         Ok(if flag(m) { "set\n" } else { "unset\n" }.to_string())
+    }
+
+    /// `getprstatus`: `unknown` until a registration of a map with a key has found out,
+    /// as upstream 0.14.3 (0.9.4 printed 0 or 1).
+    fn get_pr_status(&self, map: &str) -> Answer {
+        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
+        Ok(match m.prflag {
+            PrFlag::Unknown => "unknown\n",
+            PrFlag::Unset => "unset\n",
+            PrFlag::Set => "set\n",
+        }
+        .to_string())
     }
 
     fn get_pr_key(&self, map: &str) -> Answer {

@@ -12,6 +12,7 @@ use crate::dm::table::MultipathTable;
 use crate::dm::{MapUdev, Suspend};
 use nix::errno::Errno;
 
+use super::reservations::PrFlag;
 use super::{ExistingMap, Map, Owner, Path};
 use crate::daemon::plan::{self, MapPlan, PlanPath};
 use crate::daemon::policy;
@@ -347,6 +348,15 @@ impl Owner {
                 resized: false,
             },
         );
+        // A map without a key takes no part in registration: its status is unset, not
+        // unknown, as upstream's first registration attempt finds it.
+        if let Some(m) = self.maps.get(name)
+            && m.prflag == PrFlag::Unknown
+            && self.map_key(m).is_none()
+            && let Some(m) = self.maps.get_mut(name)
+        {
+            m.prflag = PrFlag::Unset;
+        }
         self.touch_map(name);
         for d in &ordered {
             // A path that moved here changes its old map's groups too.
