@@ -2866,6 +2866,31 @@ fn map_counters_count_real_loads_and_restart_on_reconfigure() {
     assert_eq!(stats(&mut h), "0 0 1", "counters start again");
 }
 
+/// `show maps status` shows a map suspended by `suspend map` as `suspend` until `resume
+/// map` (upstream reads it from DM; measured in cli_compat_upstream), and a reload, which
+/// resumes the map, ends it too.
+#[test]
+fn a_suspended_map_shows_suspend_until_it_is_resumed() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let dm_st = |h: &mut Harness| {
+        h.cmd(Command::ShowMapsFormat {
+            fmt: "%n %t".into(),
+            raw: true,
+        })
+    };
+    assert_eq!(dm_st(&mut h), "mpatha active\n");
+    assert_eq!(h.cmd(Command::Suspend { map: "mpatha".into() }), "");
+    assert_eq!(dm_st(&mut h), "mpatha suspend\n");
+    assert_eq!(h.cmd(Command::Resume { map: "mpatha".into() }), "");
+    assert_eq!(dm_st(&mut h), "mpatha active\n");
+    assert_eq!(h.cmd(Command::Suspend { map: "mpatha".into() }), "");
+    assert_eq!(h.cmd(Command::Reload { map: "mpatha".into() }), "");
+    assert_eq!(dm_st(&mut h), "mpatha active\n");
+}
+
 /// `setprstatus` (libmpathpersist after a registration), as upstream 0.14.3 answers it
 /// (measured in cli_compat_upstream): without a reservation key the flag does not stay set;
 /// with one it does, and `unsetprstatus` clears it.

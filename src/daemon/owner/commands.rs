@@ -289,6 +289,7 @@ impl Owner {
         self.dm
             .suspend(&name, Suspend::KEEP_IO)
             .map_err(|_| HandlerError::Failed)?;
+        self.set_suspended(&name, true);
         Ok(String::new())
     }
 
@@ -300,7 +301,15 @@ impl Owner {
             ..Default::default()
         };
         self.dm.resume(&name, udev).map_err(|_| HandlerError::Failed)?;
+        self.set_suspended(&name, false);
         Ok(String::new())
+    }
+
+    fn set_suspended(&mut self, name: &str, suspended: bool) {
+        if let Some(m) = self.maps.get_mut(name) {
+            m.suspended = suspended;
+        }
+        self.touch_map(name);
     }
 
     fn queueing_cmd(&mut self, map: Option<&str>, restore: bool) -> Answer {

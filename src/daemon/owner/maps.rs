@@ -346,6 +346,7 @@ impl Owner {
                 prhold: prev.as_ref().is_some_and(|p| p.3),
                 force_udev_reload: false,
                 resized: false,
+                suspended: false,
             },
         );
         // A map without a key takes no part in registration: its status is unset, not

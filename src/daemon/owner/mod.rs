@@ -224,6 +224,9 @@ struct Map {
     /// The next reload is a resize (the `resize map` command, a size change found on
     /// reconfigure): its suspend flushes queued IO, as upstream's ACT_RESIZE.
     resized: bool,
+    /// Suspended by the `suspend map` command (`%t` shows `suspend` until it is resumed,
+    /// by `resume map` or by a reload, whose resume ends every suspension).
+    suspended: bool,
 }
 
 impl Map {

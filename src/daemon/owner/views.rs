@@ -378,7 +378,7 @@ impl Owner {
             dm: Some(fmt::DmInfo {
                 minor: m.minor,
                 read_only: false,
-                suspended: false,
+                suspended: m.suspended,
             }),
             failback: m.policy.failback,
             failback_tick: m.rec.failback_tick,

@@ -2,9 +2,11 @@
 # libraries) and ours on a host-like topology: 6 LIO LUNs x 4 ports in two ALUA groups each
 # (optimized, non-optimized), two aliases from `multipaths`, one LUN blacklisted by WWID, one
 # failed path, one LUN whose paths appear after the daemon started.  Every command a client
-# sends (../shared/reference/clients.md), and the ones of issue 16 (show config [local],
-# reconfigure [all], add/del/remove path, del/remove map, del maps, resize map dm-N, help, the
-# persistent reservation commands, shutdown) goes to upstream's daemon, to ours and to Debian's
+# sends (../shared/reference/clients.md), and every other one of upstream's help (show config
+# [local], show map X [raw] format, reconfigure [all], add/del/remove path, add/del/remove map,
+# del maps, resize map dm-N, reset map[s] [stats], suspend/resume map, setmarginal and
+# unsetmarginal, forcequeueing/restorequeueing daemon, help, the persistent reservation
+# commands, shutdown) goes to upstream's daemon, to ours and to Debian's
 # 0.9.4 through the same client (upstream's); replies and exit codes are compared byte for byte
 # after masking what changes by itself, ours against each reference.  Each reply that still
 # differs is listed below (KNOWN for upstream, KNOWN-DEBIAN for 0.9.4) with its reason; a
@@ -137,6 +139,27 @@ show|maps|stats
 add|path|/dev/@S3@
 remove|path|@S32@
 show|map|@M3@|topology
+show|map|@M3@|format|%n %w %N %t
+show|map|@M3@|raw|format|%n %N %2
+reset|map|@M3@|stats
+reset|maps|stats
+show|maps|stats
+suspend|map|@M3@
+show|maps|status
+resume|map|@M3@
+reset|map|@M3@
+add|map|@M3@
+setmarginal|path|@S1@
+show|paths|raw|format|%d %M %t
+show|map|logs|topology
+unsetmarginal|path|@S1@
+setmarginal|path|@S1@
+unsetmarginal|map|logs
+show|paths|raw|format|%d %M %t
+forcequeueing|daemon
+show|maps|status
+restorequeueing|daemon
+setprstatus|map|data0|pathlist|@S0@
 del|map|data0
 remove|map|logs
 list|maps
@@ -243,7 +266,10 @@ cat > "$LAB_TMP/known-debian" <<'KNOWN-DEBIAN'
 64|0.9.4 counts a path fault at `fail path`; 0.14.3 when it handles DM's PATH_FAILED event and the kernel still has the path failed (after the `reinstate path` here: none)
 69|as upstream's 69 (timing)
 77|as upstream's 77 (timing)
-83|as upstream's 83
+104|as upstream's 104
+89|as upstream's 104 (sdj was deleted and added again)
+94|as 89
+98|`setprstatus ... pathlist` is new since 0.9.4
 KNOWN-DEBIAN
 cat > "$LAB_TMP/known" <<'KNOWN'
 1|ours lists two commands more, `show marginal` and `show marginal json` (its IO-error accounting of marginal paths, ours only)
@@ -261,7 +287,10 @@ cat > "$LAB_TMP/known" <<'KNOWN'
 58|as 10
 69|right after `reconfigure all` reloaded every map, a map has no active group until IO reaches it (udev's rescan reads each map): which groups show active depends on when the status is read (timing, as 77)
 77|right after `remove path` reloaded the map, the kernel has no active group until IO reaches one: which of enabled or active each daemon shows depends on when it read the status (the same in two runs of three)
-83|a path removed with `del path` and added again (`add path`) is listed last by upstream (learnt again), by ours in SCSI address order
+104|a path removed with `del path` and added again (`add path`) is listed last by upstream (learnt again), by ours in SCSI address order
+89|as 104 (sdj was deleted and added again)
+94|as 89
+64|after `fail path` and `reinstate path`, upstream counts a path fault when it handles DM's PATH_FAILED event while the kernel still has the path failed, as ours: whether the event or the reinstate comes first is timing (upstream counted none in 2 runs of 3, ours none in this one)
 KNOWN
 
 # compare REF KNOWN: ours against daemon REF, command by command; KNOWN lists the replies
