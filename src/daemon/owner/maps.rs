@@ -225,7 +225,7 @@ impl Owner {
     ) -> Option<Loaded> {
         let action = existing.filter(|_| !udev.rescan).map_or(Action::Reload("forced"), |m| {
             let Ok(live) = MultipathTable::parse(&m.table) else {
-                return Action::Reload("no live table");
+                return Action::Reload("not compared");
             };
             let next = MultipathStatus::parse(&m.status).map_or(0, |s| s.next_group);
             adopt::select_action(&plan.table, &live, next, plan.retain_hwhandler)

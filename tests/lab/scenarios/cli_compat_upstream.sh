@@ -233,6 +233,7 @@ one_daemon debian /sbin/multipathd
 # Against Debian's 0.9.4: where 0.14.3 changed a reply since, ours follows 0.14.3 (the
 # same command is identical in the upstream comparison, or listed there).
 cat > "$LAB_TMP/known-debian" <<'KNOWN-DEBIAN'
+24|as upstream's 24 (timing)
 1|0.9.4's help: its release in the first line, without 0.14.3's `setprstatus ... pathlist` and `*prhold` commands (ours also lists `show marginal [json]`); 0.14.3's client exits 1 after help from a 0.14.3 daemon, 0 from 0.9.4
 2|as 1 (`?` is help)
 5|0.9.4's keywords and defaults (bindings_file, wwids_file, prkeys_file, disable_changed_wwids, flush_on_last_del "no"; no detect_pgpolicy, auto_resize, purge_disconnected) and its older hardware table (one IBM S/390 entry, no Quantum cvfsctl, LIO without directio)
@@ -272,6 +273,7 @@ cat > "$LAB_TMP/known-debian" <<'KNOWN-DEBIAN'
 98|`setprstatus ... pathlist` is new since 0.9.4
 KNOWN-DEBIAN
 cat > "$LAB_TMP/known" <<'KNOWN'
+24|LUN 4's map is created at its first path's uevent and loaded again for paths that came later: whether that is 1 or 2 loads depends on how the 4 add uevents fall (both daemons had each in different runs)
 1|ours lists two commands more, `show marginal` and `show marginal json` (its IO-error accounting of marginal paths, ours only)
 2|as 1 (`?` is help)
 10|LUN 4's paths came after the start: upstream lists them in the order it learnt of them (which varies from run to run with the uevents: sdk sdw sde sdq, then sdk sdq sde sdw), ours in SCSI address (H:C:T:L) order; after a reconfigure upstream lists them in that order too (73 is the same)
