@@ -521,11 +521,6 @@ fn keywords_without_effect_warn_at_load_with_what_happens_instead() {
             "a single path of a find_multipaths smart WWID is never released after a timeout",
         ),
         (
-            "defaults",
-            "auto_resize grow_only",
-            "maps are resized only by the resize map command",
-        ),
-        (
             "overrides",
             "deferred_remove yes",
             "the removal of a map in use fails at once, it is never deferred",
