@@ -42,7 +42,7 @@ impl MapOps for FakeDm {
             errno: nix::errno::Errno::ENXIO,
         })
     }
-    fn remove_map(&mut self, _: &str) -> Result<(), DmError> {
+    fn remove_map(&mut self, _: &str, _: bool) -> Result<(), DmError> {
         Ok(())
     }
     fn open_count(&mut self, _: &str) -> Result<i32, DmError> {

@@ -160,7 +160,7 @@ fn run(args: &[String]) -> Result<(), String> {
         ["suspend", name] => drop(dm.suspend(name, Suspend::default()).map_err(e)?),
         ["resume", name] => drop(dm.resume(name, Suspend::default(), plain(UdevOp::Resume)).map_err(e)?),
         ["rename", name, new] => dm.rename(name, new, plain(UdevOp::Rename)).map_err(e)?,
-        ["remove", name] => dm.remove(name, plain(UdevOp::Remove)).map_err(e)?,
+        ["remove", name] => dm.remove(name, plain(UdevOp::Remove), false).map_err(e)?,
         _ => return Err(USAGE.to_owned()),
     }
     Ok(())

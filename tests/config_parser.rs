@@ -522,11 +522,6 @@ fn keywords_without_effect_warn_at_load_with_what_happens_instead() {
         ),
         (
             "overrides",
-            "deferred_remove yes",
-            "the removal of a map in use fails at once, it is never deferred",
-        ),
-        (
-            "overrides",
             "purge_disconnected yes",
             "a disconnected path stays until its device is removed",
         ),

@@ -59,6 +59,10 @@ enum Call {
     Remove {
         name: String,
     },
+    /// With DM_DEFERRED_REMOVE (`deferred_remove`).
+    RemoveDeferred {
+        name: String,
+    },
     Suspend {
         name: String,
         how: Suspend,
@@ -282,9 +286,17 @@ impl MapOps for FakeDm {
         st.status_of(m)
     }
 
-    fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
+    fn remove_map(&mut self, name: &str, deferred: bool) -> Result<(), DmError> {
         let mut st = self.0.lock().unwrap();
-        st.calls.push(Call::Remove { name: name.to_string() });
+        st.calls.push(if deferred {
+            Call::RemoveDeferred { name: name.to_string() }
+        } else {
+            Call::Remove { name: name.to_string() }
+        });
+        if deferred && st.open_count(name) > 0 {
+            // the kernel removes it at the last close
+            return Ok(());
+        }
         if st.open_count(name) > 0 {
             return Err(DmError::Ioctl {
                 op: "remove",
@@ -2151,6 +2163,73 @@ fn the_last_path_removed_flushes_its_map_as_upstream() {
     // never: a queueing map is kept.
     let (calls, counts) = run(&queue(" flush_on_last_del never\n"), false);
     assert_eq!((calls, counts), (vec![], (0, 1)));
+}
+
+/// `deferred_remove yes`, as upstream: the last path of a map in use goes, and the map
+/// is removed with DM_DEFERRED_REMOVE (the kernel removes it at its last close) and kept
+/// meanwhile; a path that comes back cancels the removal and joins the map. Unused, the
+/// map goes at once.
+#[test]
+fn deferred_remove_leaves_an_open_map_to_the_kernel_until_a_path_comes_back() {
+    let conf = GREEDY.replace("}\n", " deferred_remove yes\n}\n");
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, &conf, DmState::default());
+    h.owner.coldplug();
+    h.dm.lock().unwrap().open.insert("mpatha".into());
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    f.remove("sda", (8, 0));
+    h.calls();
+    h.owner.on_uevent(remove_uevent("sda", 1));
+    assert_eq!(
+        h.changes(),
+        vec![
+            msg("mpatha", "fail_if_no_path"),
+            Call::RemoveDeferred { name: "mpatha".into() }
+        ]
+    );
+    assert_eq!(h.owner.counts(), (0, 1), "kept until the kernel removes it");
+
+    f.add(&Disk {
+        dev: "sda",
+        devt: (8, 0),
+        host: 1,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/non-optimized",
+    });
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter1/host1/target1:0:0/1:0:0:0/block/sda",
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sda"),
+    ]));
+    let changes = h.changes();
+    assert_eq!(
+        changes.first(),
+        Some(&msg("mpatha", "@cancel_deferred_remove")),
+        "{changes:?}"
+    );
+    assert!(
+        matches!(&changes[1..], [Call::Reload { params, .. }] if params.ends_with("8:0 1")),
+        "{changes:?}"
+    );
+    assert_eq!(h.owner.counts(), (1, 1));
+
+    // Unused, the map goes at once, as without the setting.
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, &conf, DmState::default());
+    h.owner.coldplug();
+    for (dev, devt, host) in [("sdb", (8, 16), 0), ("sda", (8, 0), 1)] {
+        f.remove(dev, devt);
+        h.owner.on_uevent(remove_uevent(dev, host));
+    }
+    assert_eq!(h.owner.counts(), (0, 0));
 }
 
 /// A reload whose suspend waits for IO in flight (a hung path) runs off the owner's

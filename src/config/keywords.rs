@@ -362,10 +362,7 @@ pub static KEYWORDS: &[Keyword] = &[
     kw("force_sync", DEF, T::YesNo, Some("no")).refused("path checks stay asynchronous", Some("no")),
     kw("strict_timing", DEF, T::YesNo, Some("no"))
         .refused("checks keep the whole-second schedule of the checker loop", Some("no")),
-    kw("deferred_remove", ALL, T::YesNo, Some("no")).refused(
-        "the removal of a map in use fails at once, it is never deferred",
-        Some("no"),
-    ),
+    kw("deferred_remove", ALL, T::YesNo, Some("no")),
     kw("partition_delimiter", DEF, T::PartitionDelimiter, None)
         .refused("partition maps keep the names kpartx gave them", None),
     kw("config_dir", DEF, T::Deprecated, Some("/etc/multipath/conf.d")),

@@ -145,8 +145,9 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
         one_multipath_line("status", name, lines).map(|l| l.params)
     }
 
-    fn remove_map(&mut self, name: &str) -> Result<(), DmError> {
-        self.dm.remove(name, op_flags(UdevOp::Remove, MapUdev::default()))
+    fn remove_map(&mut self, name: &str, deferred: bool) -> Result<(), DmError> {
+        self.dm
+            .remove(name, op_flags(UdevOp::Remove, MapUdev::default()), deferred)
     }
 
     fn open_count(&mut self, name: &str) -> Result<i32, DmError> {

@@ -26,6 +26,8 @@ struct FakeMap {
     suspended: bool,
     event_nr: u32,
     open_count: i32,
+    /// Removed with DM_DEFERRED_REMOVE while open: goes when its open count drops to 0.
+    deferred_remove: bool,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +140,9 @@ impl FakeDm {
             .get_mut(name)
             .ok_or_else(|| ioctl_err("DM_DEV_STATUS", name, Errno::ENXIO))?;
         m.open_count = count;
+        if count == 0 && m.deferred_remove {
+            s.maps.remove(name);
+        }
         Ok(())
     }
 
@@ -239,6 +244,10 @@ fn apply_message(m: &mut FakeMap, msg: &str) -> Result<(), Errno> {
         ["reinstate_path", dev] => set_path(m, dev, true),
         ["queue_if_no_path"] => set_queueing(m, true),
         ["fail_if_no_path"] => set_queueing(m, false),
+        ["@cancel_deferred_remove"] => {
+            m.deferred_remove = false;
+            Ok(())
+        }
         ["switch_group", n] => {
             let n = group_number(Some(n), m)?;
             if let Some(st) = m.status.as_mut() {
@@ -298,6 +307,7 @@ impl DmBackend for FakeDm {
             suspended: false,
             event_nr: 0,
             open_count: 0,
+            deferred_remove: false,
         };
         let info = Self::info_of(name, &m);
         s.maps.insert(name.to_owned(), m);
@@ -358,13 +368,17 @@ impl DmBackend for FakeDm {
         })
     }
 
-    fn remove(&self, name: &str, udev: UdevFlags) -> Result<(), DmError> {
+    fn remove(&self, name: &str, udev: UdevFlags, deferred: bool) -> Result<(), DmError> {
         let op = "DM_DEV_REMOVE";
         let mut s = self.lock();
         s.udev.push((op, name.to_owned(), udev));
         Self::check_fail(&mut s, op, name)?;
-        match s.maps.get(name) {
+        match s.maps.get_mut(name) {
             None => Err(ioctl_err(op, name, Errno::ENXIO)),
+            Some(m) if m.open_count > 0 && deferred => {
+                m.deferred_remove = true;
+                Ok(())
+            }
             Some(m) if m.open_count > 0 => Err(ioctl_err(op, name, Errno::EBUSY)),
             Some(_) => {
                 s.maps.remove(name);
@@ -572,15 +586,25 @@ mod tests {
         let dm = fake_with_map();
         dm.set_open_count("mpatha", 1).unwrap();
         assert_eq!(
-            dm.remove("mpatha", UdevFlags::NONE).unwrap_err().to_string(),
+            dm.remove("mpatha", UdevFlags::NONE, false).unwrap_err().to_string(),
             "DM_DEV_REMOVE mpatha: Device or resource busy"
         );
+        // deferred: kept while open, gone at the last close; a cancel keeps it
+        dm.remove("mpatha", UdevFlags::NONE, true).unwrap();
+        dm.message("mpatha", "@cancel_deferred_remove").unwrap();
         dm.set_open_count("mpatha", 0).unwrap();
+        assert!(dm.info("mpatha").is_ok(), "cancelled");
+        dm.set_open_count("mpatha", 1).unwrap();
+        dm.remove("mpatha", UdevFlags::NONE, true).unwrap();
+        assert!(dm.info("mpatha").is_ok(), "open");
+        dm.set_open_count("mpatha", 0).unwrap();
+        assert_eq!(dm.info("mpatha").unwrap_err().errno(), Some(Errno::ENXIO));
+        let dm = fake_with_map();
         dm.rename("mpatha", "mpathb", UdevFlags::NONE).unwrap();
         assert_eq!(dm.info("mpatha").unwrap_err().errno(), Some(Errno::ENXIO));
         dm.suspend("mpathb", Suspend::KEEP_IO).unwrap();
         assert!(dm.info("mpathb").unwrap().suspended);
-        dm.remove("mpathb", UdevFlags::NONE).unwrap();
+        dm.remove("mpathb", UdevFlags::NONE, false).unwrap();
         assert!(dm.list().unwrap().is_empty());
     }
 

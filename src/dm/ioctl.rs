@@ -87,6 +87,7 @@ const DM_NOFLUSH_FLAG: u32 = 1 << 11;
 /// Set by the kernel in a resume, remove or rename reply when it sent a uevent.
 const DM_UEVENT_GENERATED_FLAG: u32 = 1 << 13;
 const DM_DATA_OUT_FLAG: u32 = 1 << 16;
+const DM_DEFERRED_REMOVE: u32 = 1 << 17;
 
 const INITIAL_BUFFER: usize = 16 * 1024;
 const MAX_BUFFER: usize = 64 * 1024 * 1024;
@@ -653,8 +654,9 @@ impl DmBackend for DmIoctl {
         Ok(self.info_from(&r.header))
     }
 
-    fn remove(&self, name: &str, udev: UdevFlags) -> Result<(), DmError> {
-        self.run_with_cookie(Cmd::DevRemove, name, 0, udev, &[]).map(|_| ())
+    fn remove(&self, name: &str, udev: UdevFlags, deferred: bool) -> Result<(), DmError> {
+        let flags = if deferred { DM_DEFERRED_REMOVE } else { 0 };
+        self.run_with_cookie(Cmd::DevRemove, name, flags, udev, &[]).map(|_| ())
     }
 
     fn rename(&self, name: &str, new_name: &str, udev: UdevFlags) -> Result<(), DmError> {

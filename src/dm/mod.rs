@@ -171,7 +171,9 @@ pub trait DmBackend: Send {
     /// udev rules `udev` (with PRIMARY_SOURCE added) and waits for udev as libdevmapper
     /// does (`udev_cookie`). A resume with a loaded table suspends first as `how` says.
     fn resume(&self, name: &str, how: Suspend, udev: UdevFlags) -> Result<DmInfo, DmError>;
-    fn remove(&self, name: &str, udev: UdevFlags) -> Result<(), DmError>;
+    /// `deferred`: a device that is open is removed when its last opener closes it
+    /// (DM_DEFERRED_REMOVE), and the call succeeds; `@cancel_deferred_remove` undoes it.
+    fn remove(&self, name: &str, udev: UdevFlags, deferred: bool) -> Result<(), DmError>;
     fn rename(&self, name: &str, new_name: &str, udev: UdevFlags) -> Result<(), DmError>;
     fn info(&self, name: &str) -> Result<DmInfo, DmError>;
     /// Live table, one line per target.
@@ -193,7 +195,7 @@ pub trait DmBackend: Send {
             .load(name, targets)
             .and_then(|_| self.resume(name, Suspend::KEEP_IO, udev));
         if made.is_err()
-            && let Err(e) = self.remove(name, udev_cookie::op_flags(UdevOp::Remove, m))
+            && let Err(e) = self.remove(name, udev_cookie::op_flags(UdevOp::Remove, m), false)
         {
             log::warn!("removing half-created map {name}: {e}");
         }

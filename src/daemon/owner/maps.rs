@@ -95,6 +95,9 @@ impl Owner {
             Some(m) => m.name.clone(),
             None => self.alias_for(wwid),
         };
+        if !devs.is_empty() {
+            self.cancel_deferred_remove(&name);
+        }
         // A path joining a live map may get the map's max_sectors_kb before the
         // reload; paths already in it are never touched (upstream's adopt_paths).
         if let Some(m) = self.maps.get(&name) {
@@ -347,6 +350,7 @@ impl Owner {
                 force_udev_reload: false,
                 resized: false,
                 suspended: false,
+                deferred_remove: false,
             },
         );
         // A map without a key takes no part in registration: its status is unset, not
@@ -618,7 +622,7 @@ impl Owner {
                 log::info!("{}: map in use", p.name);
                 return give_up(self, FlushError::Busy);
             }
-            match self.dm.remove_map(&p.name) {
+            match self.dm.remove_map(&p.name, false) {
                 Ok(()) => log::info!("{}: partition map removed", p.name),
                 Err(e) => log::warn!("{}: {e}", p.name),
             }
@@ -634,7 +638,7 @@ impl Owner {
         if suspend && let Err(e) = self.dm.suspend(name, Suspend::FLUSH) {
             log::warn!("{name}: {e}");
         }
-        match self.dm.remove_map(name) {
+        match self.dm.remove_map(name, false) {
             Ok(()) => Ok(()),
             // removed by someone else meanwhile
             Err(e) if e.errno() == Some(Errno::ENXIO) => Ok(()),
@@ -651,6 +655,50 @@ impl Owner {
                 }
                 give_up(self, FlushError::Failed)
             }
+        }
+    }
+
+    /// Removes the map `name` and its partition maps as `deferred_remove` asks (upstream's
+    /// flush with DMFL_DEFERRED): at once when nothing holds them, else by the kernel
+    /// when the last opener closes them. `Ok(true)`: the removal waits for that close.
+    pub(super) fn flush_map_deferred(&mut self, name: &str) -> Result<bool, FlushError> {
+        if self.loading(name) {
+            log::warn!("{name}: busy: its reload is still waiting for IO in flight");
+            return Err(FlushError::Busy);
+        }
+        let gone = |e: &crate::dm::DmError| e.errno() == Some(Errno::ENXIO);
+        let parts = match self.dm.partition_maps(name) {
+            Ok(p) => p,
+            Err(e) if gone(&e) => return Ok(false),
+            Err(e) => {
+                log::error!("{name}: cannot list its partition maps: {e}");
+                return Err(FlushError::Failed);
+            }
+        };
+        for p in &parts {
+            if let Err(e) = self.dm.remove_map(&p.name, true) {
+                log::warn!("{}: {e}", p.name);
+            }
+        }
+        match self.dm.remove_map(name, true) {
+            Ok(()) => {}
+            Err(e) if gone(&e) => return Ok(false),
+            Err(e) => {
+                log::error!("{name}: failed to remove the map: {e}");
+                return Err(FlushError::Failed);
+            }
+        }
+        Ok(!matches!(self.dm.open_count(name), Err(e) if gone(&e)))
+    }
+
+    /// A map whose removal was deferred gets a path again: the kernel is told to keep
+    /// it (upstream's `dm_cancel_deferred_remove`).
+    pub(super) fn cancel_deferred_remove(&mut self, name: &str) {
+        if let Some(m) = self.maps.get_mut(name)
+            && std::mem::take(&mut m.deferred_remove)
+        {
+            log::info!("{name}: cancelling its deferred remove");
+            self.dm_message(name, "@cancel_deferred_remove");
         }
     }
 

@@ -75,7 +75,9 @@ pub trait MapOps: Send {
     /// The map's status parameters (text after `multipath`).
     fn status(&mut self, name: &str) -> Result<String, DmError>;
     /// Removes a map or a partition map; the error's errno is EBUSY while it is open.
-    fn remove_map(&mut self, name: &str) -> Result<(), DmError>;
+    /// `deferred` (`deferred_remove`): an open one is removed by the kernel when its
+    /// last opener closes it, and the call succeeds.
+    fn remove_map(&mut self, name: &str, deferred: bool) -> Result<(), DmError>;
     /// How many openers the map has: mounts, LVM, processes, its partition maps.
     fn open_count(&mut self, name: &str) -> Result<i32, DmError>;
     /// kpartx's partition maps on the map (uuid `part<N>-mpath-…`, a table over it).
@@ -227,6 +229,9 @@ struct Map {
     /// Suspended by the `suspend map` command (`%t` shows `suspend` until it is resumed,
     /// by `resume map` or by a reload, whose resume ends every suspension).
     suspended: bool,
+    /// Removed with `deferred_remove` while open: the kernel removes it at the last
+    /// close, unless a path joins it first (the removal is then cancelled).
+    deferred_remove: bool,
 }
 
 impl Map {

@@ -486,9 +486,8 @@ impl Owner {
             return;
         }
         let Some(m) = self.maps.get(map) else { return };
-        let flush = Selector::new(&self.cfg, &hw[0], &hw[1], &hw[2], &m.wwid)
-            .flush_on_last_del()
-            .value;
+        let sel = Selector::new(&self.cfg, &hw[0], &hw[1], &hw[2], &m.wwid);
+        let (flush, deferred) = (sel.flush_on_last_del().value, sel.deferred_remove().value);
         let queueing = m.rec.queueing;
         if queueing && flush == "never" {
             log::info!("{map}: map is queueing, can't remove");
@@ -505,8 +504,24 @@ impl Owner {
         let (rec, acts) = chk::disable_queueing(&m.rec, 0);
         m.rec = rec;
         self.apply_checker_actions(map, acts);
-        if self.remove_map(map, false).is_ok() {
-            log::info!("{map}: map flushed after removing all paths");
+        if !deferred {
+            if self.remove_map(map, false).is_ok() {
+                log::info!("{map}: map flushed after removing all paths");
+            }
+            return;
+        }
+        match self.flush_map_deferred(map) {
+            Ok(false) => {
+                log::info!("{map}: map flushed after removing all paths");
+                self.forget_map(map);
+            }
+            Ok(true) => {
+                log::info!("{map}: devmap deferred remove");
+                if let Some(m) = self.maps.get_mut(map) {
+                    m.deferred_remove = true;
+                }
+            }
+            Err(_) => log::error!("{map}: can't flush"),
         }
     }
 }
