@@ -64,7 +64,7 @@ impl MapOps for NoMaps {
     fn status(&mut self, name: &str) -> Result<String, DmError> {
         Err(gone(name))
     }
-    fn remove_map(&mut self, name: &str, deferred: bool) -> Result<(), DmError> {
+    fn remove_map(&mut self, name: &str, _: bool) -> Result<(), DmError> {
         Err(gone(name))
     }
     fn open_count(&mut self, name: &str) -> Result<i32, DmError> {

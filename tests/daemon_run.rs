@@ -51,7 +51,7 @@ impl MapOps for NoMaps {
     fn status(&mut self, name: &str) -> Result<String, DmError> {
         Err(gone("message", name))
     }
-    fn remove_map(&mut self, name: &str, deferred: bool) -> Result<(), DmError> {
+    fn remove_map(&mut self, name: &str, _: bool) -> Result<(), DmError> {
         Err(gone("remove", name))
     }
     fn open_count(&mut self, name: &str) -> Result<i32, DmError> {
