@@ -3,9 +3,10 @@
 //! `tests/common/dm.rs`): the real CLI server on a pathname socket and the real owner
 //! loop (`run::serve`) on its own thread. Each iteration connects, sends, reads the
 //! whole reply. `show paths` is answered by the server from the owner's published
-//! views (formatted afresh for each client: no other client shares the reply);
-//! `getprstatus` goes to the owner and back, with the publish after every command.
-//! Not included: the checker, uevent and signal threads (idle in a daemon at rest).
+//! views, formatted afresh for each client (the server drops a reply once written, so
+//! the next client's cannot share it); `getprstatus` goes to the owner and back, with
+//! the publish after every command. Not included: the checker, uevent and signal
+//! threads (idle in a daemon at rest).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
