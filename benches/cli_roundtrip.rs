@@ -1,28 +1,36 @@
-//! One command's round trip through the socket server: connect, send, the state owner
-//! (here a thread answering at once) replies, the client reads it. Measures what the
-//! listener adds; it once polled for replies every 5 ms, which this would show.
+//! A command's round trip through the daemon's real handlers, at 1,024 paths (256
+//! maps of 4, coldplugged from a fake sysfs over the fake device-mapper of
+//! `tests/common/dm.rs`): the real CLI server on a pathname socket and the real owner
+//! loop (`run::serve`) on its own thread. Each iteration connects, sends, reads the
+//! whole reply. `show paths` is answered by the server from the owner's published
+//! views, formatted afresh for each client (the server drops a reply once written, so
+//! the next client's cannot share it); `getprstatus` goes to the owner and back, with
+//! the publish after every command. Not included: the checker, uevent and signal
+//! threads (idle in a daemon at rest).
 
 use std::hint::black_box;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use crossbeam_channel::unbounded;
 use multipathd::cli::client::connect;
 use multipathd::cli::protocol::{recv_reply, send_frame};
-use multipathd::cli::server::{Request, ServerConfig, SocketName, bind, spawn};
+use multipathd::cli::server::{ServerConfig, SocketName, bind};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::daemon;
+use common::dm::Harness;
+
+const LUNS: u32 = 256;
+const HOSTS: u32 = 4;
 
 fn bench(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let name = SocketName::Path(dir.path().join("bench.sock"));
+    let sys = common::FakeSys::new();
+    let h = Harness::coldplugged(&sys, LUNS, HOSTS);
+    let name = SocketName::Path(sys.dir.path().join("bench.sock"));
     let listener = bind(&name).expect("bind");
-    let (tx, rx) = unbounded::<Request>();
-    let owner = thread::spawn(move || {
-        for req in rx {
-            let _ = req.reply.send("ok paths\n".to_string());
-        }
-    });
-    let server = spawn(vec![listener], ServerConfig::default(), tx).expect("server");
+    let served = daemon::start(h.owner, h.checker, h.reloads, listener, ServerConfig::default());
     let names = [name];
     let round_trip = |cmd: &str| {
         let mut s = connect(&names).expect("connect");
@@ -30,15 +38,22 @@ fn bench(c: &mut Criterion) {
         send_frame(&mut s, cmd, deadline).expect("send");
         recv_reply(&mut s, deadline).expect("reply")
     };
-    assert_eq!(round_trip("show paths"), "ok paths\n");
+    let paths = round_trip("show paths");
+    // Header plus one line per path, each checked up.
+    assert_eq!(paths.lines().count(), 1025, "{paths:.300}");
+    assert_eq!(paths.lines().filter(|l| l.contains(" ready ")).count(), 1024);
+    let getprstatus = format!("getprstatus map {}", common::lun_wwid(0));
+    assert_eq!(round_trip(&getprstatus), "unset\n");
 
     let mut g = c.benchmark_group("cli_roundtrip");
-    g.bench_function("show_paths_new_connection", |b| {
+    g.bench_function("show paths, 1024 paths, new connection", |b| {
         b.iter(|| black_box(round_trip(black_box("show paths"))))
     });
+    g.bench_function("getprstatus through the owner, 1024 paths, new connection", |b| {
+        b.iter(|| black_box(round_trip(black_box(&getprstatus))))
+    });
     g.finish();
-    server.stop();
-    let _ = owner.join();
+    served.stop();
 }
 
 criterion_group!(benches, bench);

@@ -15,22 +15,21 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded, unbounded};
+use crossbeam_channel::{bounded, unbounded};
 use multipathd::cli::parse::Command;
 use multipathd::cli::protocol::{recv_reply, send_frame};
-use multipathd::cli::server::{ServerConfig, ServerHandle, ServerStats, SocketName, bind, spawn};
+use multipathd::cli::server::{ServerConfig, ServerStats, SocketName, bind, spawn};
 use multipathd::config::parse_str;
 use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, MapOps, Outputs, Owner, PartitionMap};
 use multipathd::daemon::reload::Reloader;
-use multipathd::daemon::run::{Inbox, serve};
-use multipathd::daemon::signals::SignalEvent;
 use multipathd::dm::{DmError, MapUdev, Suspend};
 use multipathd::marginal::thread::IoErrStat;
 
-use common::{FakeSys, scsi_debug, sd_name};
+use common::daemon::{self, Served};
+use common::dm::gone;
+use common::{FakeSys, lun_wwid};
 use skip::skipped;
 
 const NOBODY: u32 = 65534;
@@ -38,15 +37,6 @@ const ROLE: &str = "ABUSE_ROLE";
 const SOCKET: &str = "ABUSE_SOCKET";
 /// The commands of the `hold` role, one a line.
 const CMDS: &str = "ABUSE_CMDS";
-const WWID: &str = "333333330000007d0";
-
-fn gone(op: &'static str, name: &str) -> DmError {
-    DmError::Ioctl {
-        op,
-        name: Some(name.to_string()),
-        errno: nix::errno::Errno::ENXIO,
-    }
-}
 
 /// The warnings logged in this test process, to count how often a limit is reported.
 struct Warnings(Mutex<Vec<String>>);
@@ -144,14 +134,10 @@ fn big_config() -> String {
 struct Daemon {
     _sys: FakeSys,
     name: SocketName,
-    server: Option<ServerHandle>,
+    served: Served,
     stats: Arc<ServerStats>,
-    signals: Sender<SignalEvent>,
-    owner: Option<JoinHandle<()>>,
     hang_status: Arc<AtomicBool>,
     hold_loads: Arc<AtomicBool>,
-    /// Where a held reload's end is sent, as the DM port sends it.
-    loads: Sender<LoadDone>,
 }
 
 impl Daemon {
@@ -163,22 +149,7 @@ impl Daemon {
     /// `luns` LUNs, each seen through two hosts: two paths per map.
     fn start_with(tag: &str, cfg: ServerConfig, luns: u32) -> Daemon {
         let sys = FakeSys::new();
-        for lun in 0..luns {
-            let wwid = if lun == 0 {
-                WWID.to_string()
-            } else {
-                format!("3600a0980{lun:023x}")
-            };
-            for host in 0..2 {
-                let i = lun * 2 + host;
-                let devt = (8, i * 16);
-                let mut disk = scsi_debug(&sd_name(i as usize), devt, host + 1, lun, "active/optimized");
-                disk.attrs = vec![("timeout", "30\n")];
-                sys.add_scsi(&disk);
-                let wwn = format!("0x{}", &wwid[1..]);
-                sys.add_udev(devt, &[("ID_SERIAL", &wwid), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
-            }
-        }
+        sys.add_luns(luns, 2);
         let env = Env {
             sysfs: sys.root(),
             udev_dir: sys.udev(),
@@ -202,51 +173,17 @@ impl Daemon {
             hold_loads: Arc::clone(&hold_loads),
         };
         let mut owner = Owner::new(config, env, Box::new(dm), out);
-        let (loads, loads_rx) = unbounded();
         owner.coldplug();
         assert_eq!(owner.counts(), (2 * luns as usize, luns as usize), "two paths per map");
-        let (publisher, feed) = multipathd::cli::snapshot::channel().unwrap();
-        let status_wanted = publisher.status_wanted();
-        owner.publish_to(publisher);
         let name = SocketName::Abstract(format!("/test/multipathd-abuse/{}/{tag}", std::process::id()));
-        let (req_tx, req_rx) = bounded(64);
-        let server = spawn(
-            vec![bind(&name).unwrap()],
-            ServerConfig {
-                views: Some(feed),
-                ..cfg
-            },
-            req_tx,
-        )
-        .unwrap();
-        let (signals, sig_rx) = bounded(16);
-        let (_uev_tx, uev_rx) = unbounded();
-        let (_res_tx, res_rx) = unbounded();
-        let (_ioerr_tx, ioerr_rx) = unbounded();
-        let owner = std::thread::spawn(move || {
-            let _keep = (chk_rx, _uev_tx, _res_tx, _ioerr_tx);
-            let inbox = Inbox {
-                signals: sig_rx,
-                uevents: uev_rx,
-                checks: res_rx,
-                ioerr: ioerr_rx,
-                requests: req_rx,
-                reloads,
-                loads: loads_rx,
-                status_wanted,
-            };
-            serve(&mut owner, inbox).expect("the owner loop ends by shutdown");
-        });
+        let served = daemon::start(owner, chk_rx, reloads, bind(&name).unwrap(), cfg);
         Daemon {
             _sys: sys,
-            stats: server.stats(),
+            stats: served.server.stats(),
             name,
-            server: Some(server),
-            signals,
-            owner: Some(owner),
+            served,
             hang_status,
             hold_loads,
-            loads,
         }
     }
 
@@ -286,13 +223,11 @@ impl Daemon {
     }
 
     /// The owner still answers (a command it runs itself), then shuts down cleanly.
-    fn alive_then_stop(mut self) {
+    fn alive_then_stop(self) {
         let (reply, took) = self.root_asks("reconfigure");
         assert_eq!(reply, "ok\n");
         assert!(took < Duration::from_secs(1), "reconfigure took {took:?}");
-        self.signals.send(SignalEvent::Shutdown).unwrap();
-        self.owner.take().unwrap().join().unwrap();
-        self.server.take().unwrap().stop();
+        self.served.stop();
     }
 }
 
@@ -515,20 +450,22 @@ fn a_reload_waiting_for_io_holds_up_only_its_own_reply() {
     let d = Daemon::start("held-load", ServerConfig::default());
     d.hold_loads.store(true, Ordering::Relaxed);
     let name = d.name.clone();
-    let reload = std::thread::spawn(move || asks(&name, &format!("reload map {WWID}")));
+    let wwid = lun_wwid(0);
+    let reload = std::thread::spawn(move || asks(&name, &format!("reload map {}", lun_wwid(0))));
     std::thread::sleep(Duration::from_millis(500));
     assert!(!reload.is_finished(), "answered before the reload ended");
     let (reply, took) = d.root_asks("fail path sda");
     assert_eq!(reply, "ok\n");
     assert!(took < Duration::from_secs(1), "fail path took {took:?}");
     assert_eq!(
-        d.root_asks(&format!("del map {WWID}")).0,
+        d.root_asks(&format!("del map {wwid}")).0,
         "fail\nmap or partition in use\n"
     );
     assert!(!reload.is_finished());
-    d.loads
+    d.served
+        .loads
         .send(LoadDone {
-            map: WWID.into(),
+            map: wwid,
             result: Ok(()),
             took: Duration::from_secs(40),
         })

@@ -1,12 +1,12 @@
 //! The daemon's state owner driven with fakes: an in-memory device-mapper that
-//! records every call, a scsi_debug-shaped sysfs tree, a udev database and a state
-//! directory in a tempdir. No checker or uevent threads: the test feeds the owner
-//! the messages those threads would send and inspects what it sends back.
+//! records every call (`common/dm.rs`), a scsi_debug-shaped sysfs tree, a udev
+//! database and a state directory in a tempdir. No checker or uevent threads: the
+//! test feeds the owner the messages those threads would send and inspects what it
+//! sends back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
@@ -14,342 +14,21 @@ use multipathd::checkers::state::{PathState, Verdict};
 use multipathd::checkers::{CheckOutcome, CheckerKind, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::parse::{Command, HandlerError};
-use multipathd::config::{Config, LoadOptions, parse_str};
-use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, MapOps, Outputs, Owner, PartitionMap};
-use multipathd::daemon::reload::{Reloaded, Reloader};
+use multipathd::daemon::owner::{Env, LoadDone, Owner};
 use multipathd::dm::table::MultipathTable;
-use multipathd::dm::{DmError, MapUdev, Suspend};
+use multipathd::dm::{MapUdev, Suspend};
 use multipathd::marginal::engine::fake::{FakeEngine, FakeRead};
 use multipathd::marginal::sampler::Counts;
-use multipathd::marginal::thread::{Cmd, IoErrEvent, IoErrStat, Spawner, spawn_io_err_stat_with};
+use multipathd::marginal::thread::{Cmd, IoErrEvent, Spawner, spawn_io_err_stat_with};
 use multipathd::persist::PrOutcome;
 use multipathd::uevent::Uevent;
 
 mod common;
 
+use common::dm::{Call, DmState, Harness, config};
 use common::{FakeSys, SECTORS, scsi_debug};
 
 const WWID: &str = "333333330000007d0";
-
-// ---- fake device-mapper --------------------------------------------------
-
-/// One call the owner made that changes (or lists) kernel state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    List,
-    Create {
-        name: String,
-        uuid: String,
-        sectors: u64,
-        params: String,
-    },
-    Reload {
-        name: String,
-        sectors: u64,
-        params: String,
-    },
-    /// A reload whose suspend is not `Suspend::KEEP_IO` (a resize's).
-    ReloadFlushing {
-        name: String,
-    },
-    Message {
-        name: String,
-        msg: String,
-    },
-    Remove {
-        name: String,
-    },
-    /// With DM_DEFERRED_REMOVE (`deferred_remove`).
-    RemoveDeferred {
-        name: String,
-    },
-    Suspend {
-        name: String,
-        how: Suspend,
-    },
-    Resume {
-        name: String,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct FakeMap {
-    uuid: String,
-    minor: u32,
-    sectors: u64,
-    params: String,
-    /// Paths (`major:minor`) the kernel has failed.
-    failed: BTreeSet<String>,
-    /// The group a `switch_group` message named: the kernel's next group until a reload.
-    switched: Option<u32>,
-}
-
-#[derive(Debug, Default)]
-struct DmState {
-    calls: Vec<Call>,
-    maps: BTreeMap<String, FakeMap>,
-    next_minor: u32,
-    /// Maps and partition maps held open (mounted, in use): removing them fails with EBUSY.
-    open: BTreeSet<String>,
-    /// kpartx's partition maps: name → (the map they are on, whether they have a table).
-    parts: BTreeMap<String, (String, bool)>,
-    /// What each create, reload and resume told the udev rules: (operation, map, hints).
-    udev: Vec<(&'static str, String, MapUdev)>,
-    /// Reloads run off the owner's thread, as the daemon's port runs them: each waits
-    /// in `held` (map, sectors, table) until the test ends it ([`Harness::end_load`]).
-    hold_loads: bool,
-    held: Vec<(String, u64, String)>,
-}
-
-impl DmState {
-    /// Openers of a map or partition map: a holder (`open`), and a map's partition
-    /// maps with a table, as the kernel counts them.
-    fn open_count(&self, name: &str) -> i32 {
-        let parts = self.parts.values().filter(|(of, table)| of == name && *table).count();
-        i32::from(self.open.contains(name)) + parts as i32
-    }
-
-    /// Calls recorded since the last `take_calls`.
-    fn take_calls(&mut self) -> Vec<Call> {
-        std::mem::take(&mut self.calls)
-    }
-
-    /// A map that exists before the daemon starts.
-    fn preload(&mut self, name: &str, uuid: &str, params: &str) -> u32 {
-        let minor = self.next_minor;
-        self.next_minor += 1;
-        self.maps.insert(
-            name.to_string(),
-            FakeMap {
-                uuid: uuid.into(),
-                minor,
-                sectors: SECTORS,
-                params: params.into(),
-                failed: BTreeSet::new(),
-                switched: None,
-            },
-        );
-        minor
-    }
-
-    /// The kernel's status text for a map: groups and paths from its table, the
-    /// table's initial group active, the next group the one `switch_group` named (no IO
-    /// has moved yet), paths failed by `fail_path` shown `F`.
-    fn status_of(&self, m: &FakeMap) -> Result<String, DmError> {
-        let t = MultipathTable::parse(&m.params).map_err(|e| DmError::BadReply {
-            op: "status",
-            name: None,
-            why: e.to_string(),
-        })?;
-        let active = if t.groups.is_empty() { 0 } else { t.initial_group.max(1) };
-        let next = m.switched.unwrap_or(active);
-        let mut s = format!("2 0 0 0 {} {next}", t.groups.len());
-        for (i, g) in t.groups.iter().enumerate() {
-            let st = if i as u32 + 1 == active { "A" } else { "E" };
-            s.push_str(&format!(" {st} 0 {} 2", g.paths.len()));
-            for p in &g.paths {
-                let af = if m.failed.contains(&p.dev) { "F" } else { "A" };
-                s.push_str(&format!(" {} {af} 0 0 1", p.dev));
-            }
-        }
-        Ok(s)
-    }
-}
-
-/// The error the kernel gives for a map that does not exist.
-fn gone(op: &'static str, name: &str) -> DmError {
-    DmError::Ioctl {
-        op,
-        name: Some(name.to_string()),
-        errno: nix::errno::Errno::ENXIO,
-    }
-}
-
-struct FakeDm(Arc<Mutex<DmState>>);
-
-impl MapOps for FakeDm {
-    fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
-        let mut st = self.0.lock().unwrap();
-        st.calls.push(Call::List);
-        let st = &*st;
-        st.maps
-            .iter()
-            .map(|(name, m)| {
-                Ok(ExistingMap {
-                    name: name.clone(),
-                    uuid: m.uuid.clone(),
-                    minor: m.minor,
-                    sectors: m.sectors,
-                    table: m.params.clone(),
-                    status: st.status_of(m)?,
-                })
-            })
-            .collect()
-    }
-
-    fn create_map(
-        &mut self,
-        name: &str,
-        uuid: &str,
-        sectors: u64,
-        params: &str,
-        udev: MapUdev,
-    ) -> Result<u32, DmError> {
-        let mut st = self.0.lock().unwrap();
-        st.udev.push(("create", name.into(), udev));
-        st.calls.push(Call::Create {
-            name: name.into(),
-            uuid: uuid.into(),
-            sectors,
-            params: params.into(),
-        });
-        if st.maps.contains_key(name) {
-            return Err(DmError::Ioctl {
-                op: "create",
-                name: Some(name.to_string()),
-                errno: nix::errno::Errno::EBUSY,
-            });
-        }
-        let minor = st.next_minor;
-        st.next_minor += 1;
-        st.maps.insert(
-            name.into(),
-            FakeMap {
-                uuid: uuid.into(),
-                minor,
-                sectors,
-                params: params.into(),
-                failed: BTreeSet::new(),
-                switched: None,
-            },
-        );
-        Ok(minor)
-    }
-
-    fn reload_map(
-        &mut self,
-        name: &str,
-        sectors: u64,
-        params: &str,
-        udev: MapUdev,
-        how: Suspend,
-    ) -> Result<Load, DmError> {
-        let mut st = self.0.lock().unwrap();
-        st.udev.push(("reload", name.into(), udev));
-        if how != Suspend::KEEP_IO {
-            assert_eq!(how, Suspend::FLUSH, "the daemon never freezes a filesystem");
-            st.calls.push(Call::ReloadFlushing { name: name.into() });
-        }
-        st.calls.push(Call::Reload {
-            name: name.into(),
-            sectors,
-            params: params.into(),
-        });
-        if !st.maps.contains_key(name) {
-            return Err(gone("reload", name));
-        }
-        if st.hold_loads {
-            st.held.push((name.into(), sectors, params.into()));
-            return Ok(Load::Running);
-        }
-        let m = st.maps.get_mut(name).expect("checked above");
-        m.sectors = sectors;
-        m.params = params.into();
-        m.switched = None;
-        Ok(Load::Done)
-    }
-
-    fn message(&mut self, name: &str, msg: &str) -> Result<(), DmError> {
-        let mut st = self.0.lock().unwrap();
-        st.calls.push(Call::Message {
-            name: name.into(),
-            msg: msg.into(),
-        });
-        let m = st.maps.get_mut(name).ok_or_else(|| gone("message", name))?;
-        let mut words = msg.split_whitespace();
-        match (words.next(), words.next()) {
-            (Some("fail_path"), Some(dev)) => {
-                m.failed.insert(dev.to_string());
-            }
-            (Some("reinstate_path"), Some(dev)) => {
-                m.failed.remove(dev);
-            }
-            (Some("switch_group"), Some(n)) => m.switched = n.parse().ok(),
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn status(&mut self, name: &str) -> Result<String, DmError> {
-        let st = self.0.lock().unwrap();
-        let m = st.maps.get(name).ok_or_else(|| gone("status", name))?;
-        st.status_of(m)
-    }
-
-    fn remove_map(&mut self, name: &str, deferred: bool) -> Result<(), DmError> {
-        let mut st = self.0.lock().unwrap();
-        st.calls.push(if deferred {
-            Call::RemoveDeferred { name: name.to_string() }
-        } else {
-            Call::Remove { name: name.to_string() }
-        });
-        if deferred && st.open_count(name) > 0 {
-            // the kernel removes it at the last close
-            return Ok(());
-        }
-        if st.open_count(name) > 0 {
-            return Err(DmError::Ioctl {
-                op: "remove",
-                name: Some(name.to_string()),
-                errno: nix::errno::Errno::EBUSY,
-            });
-        }
-        if st.parts.remove(name).is_some() {
-            return Ok(());
-        }
-        st.maps.remove(name).map(|_| ()).ok_or_else(|| gone("remove", name))
-    }
-
-    fn open_count(&mut self, name: &str) -> Result<i32, DmError> {
-        let st = self.0.lock().unwrap();
-        if !st.maps.contains_key(name) && !st.parts.contains_key(name) {
-            return Err(gone("info", name));
-        }
-        Ok(st.open_count(name))
-    }
-
-    fn partition_maps(&mut self, name: &str) -> Result<Vec<PartitionMap>, DmError> {
-        let st = self.0.lock().unwrap();
-        if !st.maps.contains_key(name) {
-            return Err(gone("info", name));
-        }
-        Ok(st
-            .parts
-            .iter()
-            .filter(|(_, (of, _))| of == name)
-            .map(|(p, (_, table))| PartitionMap {
-                name: p.clone(),
-                open_count: st.open_count(p),
-                has_table: *table,
-            })
-            .collect())
-    }
-
-    fn suspend(&mut self, name: &str, how: Suspend) -> Result<(), DmError> {
-        self.0.lock().unwrap().calls.push(Call::Suspend {
-            name: name.to_string(),
-            how,
-        });
-        Ok(())
-    }
-
-    fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError> {
-        let mut st = self.0.lock().unwrap();
-        st.udev.push(("resume", name.into(), udev));
-        st.calls.push(Call::Resume { name: name.to_string() });
-        Ok(())
-    }
-}
 
 // ---- fake system -----------------------------------------------------------
 
@@ -365,21 +44,6 @@ struct Disk<'a> {
 
 // What the state owner needs of the fake system besides sysfs.
 impl FakeSys {
-    fn env(&self) -> Env {
-        Env {
-            sysfs: self.root(),
-            udev_dir: self.udev(),
-            dev_dir: self.dev(),
-            state_dir: self.state(),
-            bindings_read_only: false,
-            config: LoadOptions {
-                path: self.conf(),
-                conf_dir: self.state().join("conf.d"),
-            },
-            verbosity: None,
-        }
-    }
-
     /// sysfs block and SCSI device dirs plus the udev record, as scsi_debug with
     /// the ALUA device handler attached looks.
     fn add(&self, d: &Disk) {
@@ -394,11 +58,6 @@ impl FakeSys {
     fn remove(&self, dev: &str, devt: (u32, u32)) {
         fs::remove_dir_all(self.sys("block").join(dev)).unwrap();
         fs::remove_file(self.udev().join(format!("b{}:{}", devt.0, devt.1))).unwrap();
-    }
-
-    /// The multipath.conf `reconfigure` reads.
-    fn conf(&self) -> PathBuf {
-        self.state().join("multipath.conf")
     }
 
     fn bindings(&self) -> String {
@@ -434,18 +93,6 @@ const GREEDY: &str = "defaults {\n user_friendly_names yes\n find_multipaths gre
 /// The table the reference daemon loads for the lab LUN: the optimized path's group first.
 const TWO_PATH_TABLE: &str = "0 1 alua 2 1 service-time 0 1 1 8:16 1 service-time 0 1 1 8:0 1";
 
-fn config(text: &str) -> Config {
-    parse_str("multipath.conf", text).expect("config parses").config
-}
-
-struct Harness {
-    owner: Owner,
-    dm: Arc<Mutex<DmState>>,
-    checker: Receiver<Control>,
-    ioerr: Receiver<IoErrEvent>,
-    reloads: Receiver<Reloaded>,
-}
-
 impl Harness {
     fn new(f: &FakeSys, conf: &str, dm: DmState) -> Harness {
         Harness::with_ioerr(f, conf, dm, None)
@@ -455,30 +102,6 @@ impl Harness {
     /// kernel AIO engine).
     fn with_ioerr(f: &FakeSys, conf: &str, dm: DmState, spawn: Option<Spawner>) -> Harness {
         Harness::with_env(f.env(), conf, dm, spawn)
-    }
-
-    fn with_env(env: Env, conf: &str, dm: DmState, spawn: Option<Spawner>) -> Harness {
-        let dm = Arc::new(Mutex::new(dm));
-        let (ctx, crx) = unbounded();
-        let (itx, irx) = unbounded();
-        let (reload, reloads) = Reloader::new();
-        let ioerr = match spawn {
-            Some(s) => IoErrStat::with_spawner(itx, s),
-            None => IoErrStat::new(itx),
-        };
-        let out = Outputs {
-            checker: ctx,
-            ioerr,
-            reload,
-        };
-        let owner = Owner::new(config(conf), env, Box::new(FakeDm(dm.clone())), out);
-        Harness {
-            owner,
-            dm,
-            checker: crx,
-            ioerr: irx,
-            reloads,
-        }
     }
 
     /// Hands the owner the configuration load a reconfigure started, as the run loop
@@ -525,36 +148,8 @@ impl Harness {
         self.calls().into_iter().filter(|c| *c != Call::List).collect()
     }
 
-    /// Everything sent to the checker loop so far.
-    fn controls(&self) -> Vec<Control> {
-        self.checker.try_iter().collect()
-    }
-
-    /// Device → checker path id, from the `Schedule` messages.
-    fn scheduled(&self) -> BTreeMap<String, u64> {
-        self.controls()
-            .into_iter()
-            .filter_map(|c| match c {
-                Control::Schedule { req, .. } => {
-                    Some((req.dev.file_name().unwrap().to_string_lossy().into_owned(), req.path))
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
     fn cmd(&mut self, c: Command) -> String {
         self.owner.on_command(c).expect("command succeeds")
-    }
-
-    fn check(&mut self, id: u64, state: PathState) {
-        self.owner.on_check(CheckOutcome {
-            path_id: id,
-            result: Verdict::new(state, ""),
-            prio: None,
-            pr: None,
-            took: Duration::from_millis(1),
-        });
     }
 
     /// `show paths` rows as (dev, dm_st, chk_st) by device.

@@ -22,15 +22,7 @@ use multipathd::uevent::Uevent;
 use nix::time::{ClockId, clock_gettime};
 
 use common::FakeSys;
-
-/// The error the kernel gives for a map that does not exist.
-fn gone(op: &'static str, name: &str) -> DmError {
-    DmError::Ioctl {
-        op,
-        name: Some(name.to_string()),
-        errno: nix::errno::Errno::ENXIO,
-    }
-}
+use common::dm::gone;
 
 /// A kernel without multipath maps: the loop tests need no device-mapper.
 struct NoMaps;

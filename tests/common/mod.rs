@@ -8,7 +8,12 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use multipathd::config::LoadOptions;
+use multipathd::daemon::owner::Env;
 use multipathd::discovery::SysfsRoot;
+
+pub mod daemon;
+pub mod dm;
 
 pub struct FakeSys {
     pub dir: tempfile::TempDir,
@@ -95,6 +100,46 @@ impl FakeSys {
         symlink(&devdir, block.join("device")).unwrap();
     }
 
+    /// What the state owner reads of this system: sysfs, udev, /dev, its state
+    /// directory and [`FakeSys::conf`].
+    pub fn env(&self) -> Env {
+        Env {
+            sysfs: self.root(),
+            udev_dir: self.udev(),
+            dev_dir: self.dev(),
+            state_dir: self.state(),
+            bindings_read_only: false,
+            config: LoadOptions {
+                path: self.conf(),
+                conf_dir: self.state().join("conf.d"),
+            },
+            verbosity: None,
+        }
+    }
+
+    /// The multipath.conf `reconfigure` reads.
+    pub fn conf(&self) -> PathBuf {
+        self.state().join("multipath.conf")
+    }
+
+    /// `luns` scsi_debug LUNs ([`lun_wwid`]), each through `hosts` hosts (all paths
+    /// active/optimized): disk `lun * hosts + host` is [`sd_name`] of that index,
+    /// 8:(16 times it).
+    pub fn add_luns(&self, luns: u32, hosts: u32) {
+        for lun in 0..luns {
+            let wwid = lun_wwid(lun);
+            let wwn = format!("0x{}", &wwid[1..]);
+            for host in 0..hosts {
+                let i = lun * hosts + host;
+                let devt = (8, i * 16);
+                let mut disk = scsi_debug(&sd_name(i as usize), devt, host + 1, lun, "active/optimized");
+                disk.attrs = vec![("timeout", "30\n")];
+                self.add_scsi(&disk);
+                self.add_udev(devt, &[("ID_SERIAL", &wwid), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
+            }
+        }
+    }
+
     /// The udev database record of a block device, with these properties.
     pub fn add_udev(&self, devt: (u32, u32), props: &[(&str, &str)]) {
         let mut s = String::from("I:1\n");
@@ -103,6 +148,11 @@ impl FakeSys {
         }
         self.write(&self.udev().join(format!("b{}:{}", devt.0, devt.1)), s.as_bytes());
     }
+}
+
+/// The WWID of [`FakeSys::add_luns`]'s LUN `lun`.
+pub fn lun_wwid(lun: u32) -> String {
+    format!("3600a0980{lun:023x}")
 }
 
 /// Size of every fake disk, in 512-byte sectors.
