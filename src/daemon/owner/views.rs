@@ -47,6 +47,11 @@ struct Views {
     paths: HashMap<String, Arc<PathView>>,
     /// Devices in SCSI address order, as upstream's sysfs enumeration lists them.
     order: Vec<String>,
+    /// The path views in that order, and each device's place in it: a snapshot takes
+    /// this list as it is, and a check that changes one view replaces one entry (no
+    /// lookup per path for every publish).
+    ordered: Vec<Arc<PathView>>,
+    place: HashMap<String, usize>,
     maps: BTreeMap<String, Arc<MapEntry>>,
     /// Counts the changes of the set of paths (`show devices` marks them monitored).
     set_generation: u64,
@@ -173,7 +178,7 @@ impl Owner {
         Snapshot {
             generation,
             config_generation,
-            paths: v.order.iter().filter_map(|d| v.paths.get(d).cloned()).collect(),
+            paths: v.ordered.clone(),
             maps: v.maps.values().cloned().collect(),
             marginal,
             config: Arc::clone(&self.cfg),
@@ -242,8 +247,12 @@ impl Owner {
             let mut order: Vec<&Path> = self.paths.values().collect();
             order.sort_by_key(|p| p.scsi_order());
             v.order = order.into_iter().map(|p| p.info.dev.clone()).collect();
+            v.place = v.order.iter().enumerate().map(|(i, d)| (d.clone(), i)).collect();
             v.set_generation += 1;
             changed = true;
+        }
+        if changed {
+            v.ordered = v.order.iter().filter_map(|d| v.paths.get(d).cloned()).collect();
         }
         let mut maps = BTreeMap::new();
         for (name, m) in &self.maps {
@@ -278,7 +287,11 @@ impl Owner {
             }
             let view = self.path_view(p);
             if v.paths.get(dev).is_none_or(|old| **old != view) {
-                v.paths.insert(dev.clone(), Arc::new(view));
+                let view = Arc::new(view);
+                if let Some(&i) = v.place.get(dev) {
+                    v.ordered[i] = Arc::clone(&view);
+                }
+                v.paths.insert(dev.clone(), view);
                 changed = true;
             }
         }
