@@ -187,8 +187,13 @@ fn path_failed(map: &str, devt: &str, seq: u64) -> Uevent {
 }
 
 fn remove_uevent(dev: &str, host: u32) -> Uevent {
+    scsi_uevent("remove", dev, host)
+}
+
+/// A scsi_debug disk's uevent, as the kernel sends it for `action` (add, change, remove).
+fn scsi_uevent(action: &str, dev: &str, host: u32) -> Uevent {
     uevent(&[
-        ("ACTION", "remove"),
+        ("ACTION", action),
         (
             "DEVPATH",
             &format!("/devices/pseudo_0/adapter{host}/host{host}/target{host}:0:0/{host}:0:0:0/block/{dev}"),
@@ -686,20 +691,6 @@ fn reconfigure_takes_the_new_size_of_the_paths() {
     assert_eq!(h.changes(), vec![]);
 }
 
-/// A path's `change` uevent (a capacity change after a rescan sends one).
-fn change_uevent(dev: &str, host: u32) -> Uevent {
-    uevent(&[
-        ("ACTION", "change"),
-        (
-            "DEVPATH",
-            &format!("/devices/pseudo_0/adapter{host}/host{host}/target{host}:0:0/{host}:0:0:0/block/{dev}"),
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", &format!("/dev/{dev}")),
-        ("DEVTYPE", "disk"),
-    ])
-}
-
 /// `auto_resize` as upstream 0.14.3: the map takes its paths' new size at the change
 /// uevent of the last path to report it, with no command; `grow_only` does not shrink,
 /// `grow_shrink` does, `never` (the default) leaves it to `resize map`.
@@ -717,10 +708,10 @@ fn auto_resize_follows_the_paths_once_all_report_the_new_size() {
         h.owner.coldplug();
         h.calls();
         set_size(&f, "sda", 2 * SECTORS);
-        h.owner.on_uevent(change_uevent("sda", 1));
+        h.owner.on_uevent(scsi_uevent("change", "sda", 1));
         assert_eq!(h.changes(), vec![], "{how}: one path of two grown");
         set_size(&f, "sdb", 2 * SECTORS);
-        h.owner.on_uevent(change_uevent("sdb", 0));
+        h.owner.on_uevent(scsi_uevent("change", "sdb", 0));
         let grow = vec![
             Call::ReloadFlushing { name: "mpatha".into() },
             Call::Reload {
@@ -732,7 +723,7 @@ fn auto_resize_follows_the_paths_once_all_report_the_new_size() {
         assert_eq!(h.changes(), if grown { grow } else { vec![] }, "{how}: both grown");
         for (dev, host) in [("sda", 1), ("sdb", 0)] {
             set_size(&f, dev, SECTORS / 2);
-            h.owner.on_uevent(change_uevent(dev, host));
+            h.owner.on_uevent(scsi_uevent("change", dev, host));
         }
         let sizes: Vec<u64> = h
             .changes()
@@ -1794,15 +1785,7 @@ fn deferred_remove_leaves_an_open_map_to_the_kernel_until_a_path_comes_back() {
         wwid: WWID,
         access_state: "active/non-optimized",
     });
-    h.owner.on_uevent(uevent(&[
-        ("ACTION", "add"),
-        (
-            "DEVPATH",
-            "/devices/pseudo_0/adapter1/host1/target1:0:0/1:0:0:0/block/sda",
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", "/dev/sda"),
-    ]));
+    h.owner.on_uevent(scsi_uevent("add", "sda", 1));
     let changes = h.changes();
     assert_eq!(
         changes.first(),
