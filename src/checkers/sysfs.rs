@@ -39,6 +39,31 @@ pub fn read_sysfs_state(file: &Path) -> Option<Verdict> {
     }
 }
 
+/// [`read_sysfs_state`] through a file kept open in `open` under `id` (opened on the
+/// first read, read again at offset 0, which has sysfs produce the word anew). A read
+/// that fails drops the file and reads by path, which tells a device that went away.
+pub fn read_open_state<K: std::hash::Hash + Eq + Copy>(
+    open: &mut std::collections::HashMap<K, std::fs::File>,
+    id: K,
+    file: &Path,
+) -> Option<Verdict> {
+    use std::os::unix::fs::FileExt;
+    if let std::collections::hash_map::Entry::Vacant(e) = open.entry(id) {
+        match std::fs::File::open(file) {
+            Ok(f) => e.insert(f),
+            Err(_) => return read_sysfs_state(file),
+        };
+    }
+    let mut buf = [0u8; 64];
+    match open.get(&id).map(|f| f.read_at(&mut buf, 0)) {
+        Some(Ok(n)) => state_from_sysfs(&String::from_utf8_lossy(&buf[..n])),
+        _ => {
+            open.remove(&id);
+            read_sysfs_state(file)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +90,24 @@ mod tests {
         assert_eq!(state_from_sysfs("connecting").map(|v| v.state), Some(PathState::Down));
         assert_eq!(state_from_sysfs("resetting").map(|v| v.state), Some(PathState::Down));
         assert_eq!(state_from_sysfs("dead").map(|v| v.state), Some(PathState::Down));
+    }
+
+    #[test]
+    fn a_kept_file_is_read_again_and_a_missing_one_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("state");
+        std::fs::write(&f, "running\n").unwrap();
+        let mut open = std::collections::HashMap::new();
+        assert_eq!(read_open_state(&mut open, 1u64, &f), None);
+        assert_eq!(open.len(), 1, "kept open");
+        std::fs::write(&f, "offline\n").unwrap();
+        assert_eq!(read_open_state(&mut open, 1u64, &f), Some(Verdict::offline()));
+        let gone = dir.path().join("gone");
+        assert_eq!(
+            read_open_state(&mut open, 2u64, &gone).map(|v| v.state),
+            Some(PathState::Removed)
+        );
+        assert_eq!(open.len(), 1, "nothing kept for a missing file");
     }
 
     #[test]
