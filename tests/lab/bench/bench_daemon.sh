@@ -96,7 +96,9 @@ until maps_whole; do
     kill -0 "$PID" 2>/dev/null || fail "the daemon exited: $(tail -5 "$LAB_TMP/daemon.log")"
     sleep 0.2
 done
-udevadm settle -t $((60 + NPATHS / 4)) || fail "udevadm settle timed out after the maps were made"
+# the daemon's part alone; udev's work on the uevents of the new maps comes after
+record maps_loaded_s "$(secs_since "$_t0")"
+udevadm settle -t $((120 + NPATHS)) || fail "udevadm settle timed out after the maps were made"
 expect_eq "/dev/mapper nodes" "$LUNS" "$(mapper_nodes)"
 record maps_ready_s "$(secs_since "$_t0")"
 # The daemon locks its memory by itself (Debian's mlockall(MCL_CURRENT|MCL_FUTURE), ours in

@@ -21,7 +21,7 @@ PATHS=4
 # and the daemons' start all scale with the paths.
 case $SCALE in
     256) LUNS=64 MEM=2048 TIMEOUT=1200 ;;
-    1024) LUNS=256 MEM=3072 TIMEOUT=2400 ;;
+    1024) LUNS=256 MEM=3072 TIMEOUT=3600 ;;
     4096) LUNS=1024 MEM=6144 TIMEOUT=5400 ;;
     *) echo "lab-bench: BENCH_SCALE must be 256, 1024 or 4096 (paths), not '$SCALE'" >&2; exit 2 ;;
 esac
@@ -29,6 +29,8 @@ esac
 MEM=${LAB_MEM:-$MEM}
 TIMEOUT=${LAB_TIMEOUT:-$TIMEOUT}
 OUT=$TARGET/lab/results/lab-bench-$SCALE
+# what the release build was made from (make lab-bench builds it just before)
+REV=$(git -C "$REPO" describe --always --dirty)
 WRAP=$TARGET/lab/bench
 rm -rf "$OUT"
 mkdir -p "$OUT" "$WRAP"
@@ -86,12 +88,13 @@ spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of
 
 {
     echo "$LUNS LUNs x $PATHS paths = $SCALE paths (scsi_debug), qemu TCG, 2 vCPUs, $MEM MiB; Debian's"
-    echo "multipathd $(first debian version) and ours (release build of $(git -C "$REPO" rev-parse --short HEAD)),"
+    echo "multipathd $(first debian version) and ours (release build of $REV),"
     echo "each alone in a fresh VM, ABBA order; $spread; taken $(date -u +%Y-%m-%d)."
     echo
     echo "| row (lower is better) | Debian | ours | ours/Debian |"
     echo "|---|---|---|---|"
-    row "start to all maps ready (s)" maps_ready_s
+    row "start to every map loaded with every path (s)" maps_loaded_s
+    row "start to maps ready: loaded, udev settled, nodes there (s)" maps_ready_s
     row "Pss, steady (KiB)" pss_kib
     row "RssAnon, steady (KiB)" rss_anon_kib
     row "CPU over $(first debian cpu_window_s) s at max_polling_interval (s)" cpu_s
