@@ -63,19 +63,21 @@ EOF
     { cat "$res/values"; echo "vm_seconds=$(cat "$res/seconds")"; echo "host_load=$(cut -d' ' -f1 /proc/loadavg)"; } > "$OUT/$name.values"
 done
 
-# agg DAEMON KEY: "median min max" of KEY over the daemon's runs, or "-" when not numeric
+# agg DAEMON KEY: "median min max" of KEY over the daemon's runs; "-" when no run has it, and
+# the values as they are (such as ">4000") when one is not a number
 agg() {
     cat "$OUT"/bench-"$SCALE"-"$1"-*.values | sed -n "s/^$2=//p" | sort -n | awk '
         $1 !~ /^[0-9.]+$/ { bad = 1 }
         { v[NR] = $1 }
         END {
-            if (NR == 0 || bad) { print "-"; exit }
+            if (NR == 0) { print "-"; exit }
+            if (bad) { for (i = 1; i <= NR; i++) printf "%s%s", v[i], (i < NR ? "/" : "\n"); exit }
             # the lower median for an even count, as the runs are few
             printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }'
 }
 cell() {
     read -r med lo hi <<< "$1"
-    if [ "$med" = - ]; then echo "-"; elif [ "$RUNS" -eq 1 ]; then echo "$med"; else echo "$med ($lo–$hi)"; fi
+    if [ -z "$lo" ] || [ "$RUNS" -eq 1 ]; then echo "$med"; else echo "$med ($lo–$hi)"; fi
 }
 row() {   # row TITLE KEY
     d=$(agg debian "$2") o=$(agg ours "$2")
