@@ -77,10 +77,10 @@ bench:
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} LAB=0 $(CARGO) test --release --test 'fuzz_*' -- --nocapture
 
-# Side-by-side benchmark against Debian's multipathd in the lab VM (release build of ours;
-# about 25 minutes for 64 LUNs x 4 paths).  BENCH=side_by_side_large: 128 x 4.  The table is
-# printed and saved as target/lab/results/$(BENCH)/table.txt.
-BENCH ?= side_by_side
+# The lab benchmark against Debian's multipathd (tests/lab/bench/lab_bench.sh): every run is one
+# daemon in a fresh VM (release build of ours), in ABBA order, BENCH_RUNS runs each (default 5),
+# on BENCH_SCALE paths (256, 1024 or 4096; default 256).  The table goes to
+# target/lab/results/lab-bench-<paths>/table.md and into benches/README.md.
 lab-bench:
 	$(CARGO) build --release --bins --examples
-	LAB_PROFILE=release LAB_NO_BUILD=1 LAB_MEM=2048 tests/lab/run.sh tests/lab/bench/$(BENCH).sh
+	tests/lab/bench/lab_bench.sh

@@ -4,7 +4,7 @@
 //!
 //! usage: sockload latency COUNT CMD
 //!            COUNT round trips one after another, each on a fresh connection as the real
-//!            client does; prints `n= ok= failed= median_ms= p90_ms= max_ms= reply_bytes=`.
+//!            client does; prints `n= ok= failed= median_ms= p90_ms= p99_ms= max_ms= reply_bytes=`.
 //!        sockload load CLIENTS TIMEOUT_MS CMD
 //!            CLIENTS connections at once (all connected before any sends), each waits at
 //!            most TIMEOUT_MS for its reply; prints `clients= ok= failed= median_ms= max_ms=`
@@ -75,10 +75,11 @@ fn latency(count: usize, cmd: &str) -> ExitCode {
     }
     times.sort();
     println!(
-        "n={count} ok={} failed={failed} median_ms={:.2} p90_ms={:.2} max_ms={:.2} reply_bytes={bytes}",
+        "n={count} ok={} failed={failed} median_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2} reply_bytes={bytes}",
         times.len(),
         quantile(&times, 0.5),
         quantile(&times, 0.9),
+        quantile(&times, 0.99),
         quantile(&times, 1.0)
     );
     if failed == 0 {

@@ -98,12 +98,15 @@ read_direct() {
 
 # ---- topologies ------------------------------------------------------------------------------
 
-# topo_scsi_debug LUNS PATHS [SIZE_MB]: LUNS scsi_debug disks, each seen through PATHS SCSI
-# hosts, so LUNS*PATHS sd devices with LUNS distinct WWIDs.  Fails if that is not what appears.
+# topo_scsi_debug LUNS PATHS [SIZE_MB [TARGETS]]: LUNS scsi_debug disks, each seen through PATHS
+# SCSI hosts, so LUNS*PATHS sd devices with LUNS distinct WWIDs.  Fails if that is not what
+# appears.  The LUNs are spread over TARGETS targets (default 1) of each host: scsi_debug
+# numbers a disk's WWID target * 1000 + LUN, so LUNS / TARGETS must stay below 1000.
 topo_scsi_debug() {
-    _luns=$1 _paths=$2 _mb=${3:-16}
+    _luns=$1 _paths=$2 _mb=${3:-16} _tgts=${4:-1}
+    [ $((_luns % _tgts)) -eq 0 ] || fail "topo_scsi_debug: $_luns LUNs do not divide into $_tgts targets"
     modprobe sd_mod; modprobe sg
-    run modprobe scsi_debug add_host="$_paths" num_tgts=1 max_luns="$_luns" dev_size_mb="$_mb" \
+    run modprobe scsi_debug add_host="$_paths" num_tgts="$_tgts" max_luns=$((_luns / _tgts)) dev_size_mb="$_mb" \
         vpd_use_hostno=0 delay=0 || fail "modprobe scsi_debug failed"
     _want=$((_luns * _paths))
     wait_for "$_want sd devices" $((20 + _want)) sh -c "[ \$(ls /sys/block | grep -c '^sd') -ge $_want ]"

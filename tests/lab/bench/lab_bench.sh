@@ -1,0 +1,131 @@
+#!/bin/bash
+# usage: tests/lab/bench/lab_bench.sh   (what `make lab-bench` runs, after a release build)
+# The lab benchmark of Debian's multipathd 0.9.4 and ours: every run is ONE daemon in a fresh
+# VM (bench_daemon.sh), the daemons alternate in ABBA order (Debian, ours, ours, Debian, ...)
+# so that a drift of the host's load over the session hits both alike, BENCH_RUNS runs each.
+# The per-run values are aggregated into a table (median and min-max per daemon, ours/Debian
+# of the medians), written to target/lab/results/lab-bench-<paths>/table.md and into
+# benches/README.md between the markers of that scale.
+# Environment: BENCH_RUNS (runs per daemon, default 5), BENCH_SCALE (paths: 256, 1024 or 4096,
+#   default 256; 4 paths per LUN), LAB_MEM (MiB; default by scale), LAB_TIMEOUT (per run;
+#   default by scale).
+set -euo pipefail
+
+LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO=$(cd "$LAB/../.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+RUNS=${BENCH_RUNS:-5}
+SCALE=${BENCH_SCALE:-256}
+PATHS=4
+# Memory and time grow with the sd devices: the kernel's per-device structures, udev's replay
+# and the daemons' start all scale with the paths.
+case $SCALE in
+    256) LUNS=64 MEM=2048 TIMEOUT=1200 ;;
+    1024) LUNS=256 MEM=3072 TIMEOUT=3600 ;;
+    4096) LUNS=1024 MEM=6144 TIMEOUT=5400 ;;
+    *) echo "lab-bench: BENCH_SCALE must be 256, 1024 or 4096 (paths), not '$SCALE'" >&2; exit 2 ;;
+esac
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "lab-bench: BENCH_RUNS must be a positive number" >&2; exit 2; }
+MEM=${LAB_MEM:-$MEM}
+TIMEOUT=${LAB_TIMEOUT:-$TIMEOUT}
+OUT=$TARGET/lab/results/lab-bench-$SCALE
+# what the release build was made from (make lab-bench builds it just before)
+REV=$(git -C "$REPO" describe --always --dirty)
+WRAP=$TARGET/lab/bench
+rm -rf "$OUT"
+mkdir -p "$OUT" "$WRAP"
+
+# ABBA: pair i runs Debian first when i is odd, ours first when it is even.
+order=()
+for ((i = 1; i <= RUNS; i++)); do
+    if ((i % 2)); then order+=("debian $i" "ours $i"); else order+=("ours $i" "debian $i"); fi
+done
+
+for entry in "${order[@]}"; do
+    read -r daemon i <<< "$entry"
+    name=bench-$SCALE-$daemon-$i
+    # run.sh takes its profile and timeout from the script's header lines, and results go
+    # to target/lab/results/<script name>/: one wrapper per run.
+    cat > "$WRAP/$name.sh" <<EOF
+# lab-profile: release
+# lab-timeout: $TIMEOUT
+BENCH_DAEMON=$daemon
+BENCH_LUNS=$LUNS
+BENCH_PATHS=$PATHS
+. "\$LAB_DIR/bench/bench_daemon.sh"
+EOF
+    echo "lab-bench: run $i of $daemon ($SCALE paths, ${MEM} MiB) at $(date +%H:%M:%S)"
+    LAB_PROFILE=release LAB_NO_BUILD=1 LAB_MEM=$MEM "$LAB/run.sh" "$WRAP/$name.sh" ||
+        { echo "lab-bench: run $name failed: see $TARGET/lab/results/$name/" >&2; exit 1; }
+    res=$TARGET/lab/results/$name
+    # the host's load when the run ended: other VMs and builds on the same cores slow both
+    # daemons, and ABBA only evens out a load that drifts slowly
+    { cat "$res/values"; echo "vm_seconds=$(cat "$res/seconds")"; echo "host_load=$(cut -d' ' -f1 /proc/loadavg)"; } > "$OUT/$name.values"
+done
+
+# agg DAEMON KEY: "median min max" of KEY over the daemon's runs; "-" when no run has it, and
+# the values as they are (such as ">4000") when one is not a number
+agg() {
+    cat "$OUT"/bench-"$SCALE"-"$1"-*.values | sed -n "s/^$2=//p" | sort -n | awk '
+        $1 !~ /^[0-9.]+$/ { bad = 1 }
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "-"; exit }
+            if (bad) { for (i = 1; i <= NR; i++) printf "%s%s", v[i], (i < NR ? "/" : "\n"); exit }
+            # the lower median for an even count, as the runs are few
+            printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+cell() {
+    read -r med lo hi <<< "$1"
+    if [ -z "$lo" ] || [ "$RUNS" -eq 1 ]; then echo "$med"; else echo "$med ($lo–$hi)"; fi
+}
+row() {   # row TITLE KEY
+    d=$(agg debian "$2") o=$(agg ours "$2")
+    ratio=$(awk -v d="${d%% *}" -v o="${o%% *}" 'BEGIN {
+        if (d ~ /^[0-9.]+$/ && o ~ /^[0-9.]+$/ && d + 0 > 0) printf "%.2f", o / d; else print "-" }')
+    echo "| $1 | $(cell "$d") | $(cell "$o") | $ratio |"
+}
+first() { sed -n "s/^$2=//p" "$OUT/bench-$SCALE-$1-1.values"; }
+spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of $RUNS runs each")
+
+{
+    echo "$LUNS LUNs x $PATHS paths = $SCALE paths (scsi_debug), qemu TCG, 2 vCPUs, $MEM MiB; Debian's"
+    echo "multipathd $(first debian version) and ours (release build of $REV),"
+    echo "each alone in a fresh VM, ABBA order; $spread; taken $(date -u +%Y-%m-%d)."
+    echo
+    echo "| row (lower is better) | Debian | ours | ours/Debian |"
+    echo "|---|---|---|---|"
+    row "start to every map loaded with every path (s)" maps_loaded_s
+    row "start to maps ready: loaded, udev settled, nodes there (s)" maps_ready_s
+    row "Pss, steady (KiB)" pss_kib
+    row "RssAnon, steady (KiB)" rss_anon_kib
+    row "CPU over $(first debian cpu_window_s) s at max_polling_interval (s)" cpu_s
+    row "show paths, median of 200 (ms)" show_paths_median_ms
+    row "show paths, p99 of 200 (ms)" show_paths_p99_ms
+    row "show maps json, median of 200 (ms)" show_maps_json_median_ms
+    row "show maps json, p99 of 200 (ms)" show_maps_json_p99_ms
+    row "200 concurrent show paths: unanswered in 4 s" load_200_unanswered
+    row "200 concurrent show paths: slowest (ms)" load_200_slowest_ms
+    row "reconfigure until idle, maps whole, median of 3 (s)" reconfigure_s
+    echo
+    echo "Not daemon rows: locked memory (VmLck, KiB) Debian $(cell "$(agg debian vmlck_kib)"), ours"
+    echo "$(cell "$(agg ours vmlck_kib)"); VM setup (scsi_debug load + udev replay, s) Debian"
+    echo "$(cell "$(agg debian setup_topology_s)") + $(cell "$(agg debian setup_udev_s)"), ours $(cell "$(agg ours setup_topology_s)") + $(cell "$(agg ours setup_udev_s)");"
+    echo "guest memory in use before the daemon (KiB) $(cell "$(agg debian guest_used_kib)") / $(cell "$(agg ours guest_used_kib)");"
+    echo "wall time of a VM run (s) Debian $(cell "$(agg debian vm_seconds)"), ours $(cell "$(agg ours vm_seconds)");"
+    echo "host load average at the end of a run $(cell "$(agg debian host_load)") / $(cell "$(agg ours host_load)")."
+} > "$OUT/table.md"
+cat "$OUT/table.md"
+
+# The table replaces the block between this scale's markers in benches/README.md.
+readme=$REPO/benches/README.md
+begin="<!-- lab-bench $SCALE: begin (written by tests/lab/bench/lab_bench.sh) -->"
+end="<!-- lab-bench $SCALE: end -->"
+grep -qxF "$begin" "$readme" && grep -qxF "$end" "$readme" ||
+    { echo "lab-bench: no markers for $SCALE paths in $readme ('$begin' ... '$end')" >&2; exit 1; }
+awk -v b="$begin" -v e="$end" -v t="$OUT/table.md" '
+    $0 == b { print; while ((getline l < t) > 0) print l; skip = 1; next }
+    $0 == e { skip = 0 }
+    !skip' "$readme" > "$readme.new"
+mv "$readme.new" "$readme"
+echo "lab-bench: table written to $OUT/table.md and $readme"
