@@ -59,7 +59,9 @@ CONF
 # The commands, one per line, argv words separated by '|'.  @X@ are filled in per daemon (map
 # names the daemon chose, dm minors); WAIT waits until the daemon is idle again (a reconfigure
 # is asynchronous in both); SETTLE waits for udev, whose probe of a map just reloaded holds it
-# open (a removal then fails as in use: upstream's `remove map` did so once in CI).
+# open (a removal then fails as in use: upstream's `remove map` did so once in CI); READ reads
+# every map once, so that right after a reload the kernel has made a group active before the
+# topology is shown (otherwise enabled or active depends on when IO reaches the map).
 cat > "$LAB_TMP/commands" <<'CMDS'
 help
 ?
@@ -131,6 +133,7 @@ show|maps|stats
 reconfigure|all
 WAIT
 show|maps|stats
+READ
 show|maps|topology
 add|path|@S3@
 add|path|/dev/@S3@
@@ -139,6 +142,7 @@ show|paths|raw|format|%d %m
 show|maps|stats
 add|path|/dev/@S3@
 remove|path|@S32@
+READ
 show|map|@M3@|topology
 show|map|@M3@|format|%n %w %N %t
 show|map|@M3@|raw|format|%n %N %2
@@ -152,6 +156,7 @@ reset|map|@M3@
 add|map|@M3@
 setmarginal|path|@S1@
 show|paths|raw|format|%d %M %t
+READ
 show|map|logs|topology
 unsetmarginal|path|@S1@
 setmarginal|path|@S1@
@@ -173,6 +178,7 @@ show|paths|raw|format|%d %m
 shutdown
 CMDS
 
+read_maps() { for _m in $(dmsetup ls --target multipath | cut -f1); do read_direct "/dev/mapper/$_m" 16 > /dev/null; done; }
 # holder_map SD: the name of the multipath map holding SD
 holder_map() { cat "/sys/block/$(ls "/sys/block/$1/holders" | head -1)/dm/name"; }
 daemon_idle() { "$CLIENT" show daemon 2> /dev/null | grep -Eq '^pid [0-9]+ idle$'; }
@@ -190,6 +196,7 @@ ask() {
     while IFS= read -r line; do
         if [ "$line" = WAIT ]; then wait_for "daemon idle" 60 daemon_idle; continue; fi
         if [ "$line" = SETTLE ]; then udevadm settle -t 30; continue; fi
+        if [ "$line" = READ ]; then read_maps; continue; fi
         n=$((n + 1))
         old_ifs=$IFS; IFS='|'; set -- $line; IFS=$old_ifs
         "$CLIENT" "$@" > "$OUT/$n.raw" 2>&1; echo $? > "$OUT/$n.rc"
@@ -215,7 +222,7 @@ one_daemon() {
     wait_for "$1: 20 paths ready" 60 sh -c "[ \$($CLIENT show paths raw format %T 2>/dev/null | grep -c ready) -eq 20 ]"
     path_offline "$FAILED"
     wait_for "$1: $FAILED failed" 30 sh -c "$CLIENT show paths raw format '%d %t' | grep -qx '$FAILED failed'"
-    for m in $(dmsetup ls --target multipath | cut -f1); do read_direct "/dev/mapper/$m" 16 > /dev/null; done
+    read_maps
     wait_for "$1: idle" 30 daemon_idle
 
     step "$1: the commands"
