@@ -33,6 +33,11 @@ put() { echo "$2=$3" >> "$LAB_OUT/$1.values"; echo "  $1: $2 = $3"; }
 state() { dmsetup info mpatha 2> /dev/null | sed -n 's/^State: *//p' | grep . || echo gone; }
 paths() { dmsetup table mpatha 2> /dev/null | grep -oE ' [0-9]+:[0-9]+ ' | wc -l; }
 two_paths() { [ "$(paths)" -eq 2 ]; }
+# new_paths: the table holds exactly the LUN's current sd devices (after the LUN comes back, the
+# old table still lists the 2 gone devices: counting them alone would pass before any reload)
+devts() { for _d in $(lun_sds 0); do cat "/sys/block/$_d/dev"; done | sort | tr '\n' ' '; }
+table_devts() { dmsetup table mpatha 2> /dev/null | grep -oE ' [0-9]+:[0-9]+ ' | tr -d ' ' | sort | tr '\n' ' '; }
+new_paths() { [ "$(table_devts)" = "$(devts)" ] && two_paths; }
 is_gone() { [ "$(state)" = gone ]; }
 hold() { sleep 1000 < /dev/mapper/mpatha & HOLDER=$!; }
 release() { kill "$HOLDER"; wait "$HOLDER" 2> /dev/null; }
@@ -52,7 +57,7 @@ one_daemon() {
 
     step "$1: the LUN comes back before the close"
     lun_map 0
-    wait_for "$1: mpatha with 2 paths again" 60 two_paths
+    wait_for "$1: mpatha with the LUN's 2 new paths" 60 new_paths
     put "$1" paths_back "$(state), $(paths) paths"
     release
     sleep 3
