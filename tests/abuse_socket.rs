@@ -22,7 +22,7 @@ use multipathd::cli::parse::Command;
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{ServerConfig, ServerStats, SocketName, bind, spawn};
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, MapOps, Outputs, Owner, PartitionMap};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, LoadKind, MapOps, Outputs, Owner, PartitionMap};
 use multipathd::daemon::reload::Reloader;
 use multipathd::dm::{DmError, MapUdev, Suspend};
 use multipathd::marginal::thread::IoErrStat;
@@ -77,8 +77,8 @@ impl MapOps for FakeDm {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         Ok(Vec::new())
     }
-    fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
-        Ok(0)
+    fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(u32, Load), DmError> {
+        Ok((0, Load::Done))
     }
     fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {
         Ok(if self.hold_loads.load(Ordering::Relaxed) {
@@ -466,6 +466,7 @@ fn a_reload_waiting_for_io_holds_up_only_its_own_reply() {
         .loads
         .send(LoadDone {
             map: wwid,
+            kind: LoadKind::Reload,
             result: Ok(()),
             took: Duration::from_secs(40),
         })

@@ -14,7 +14,7 @@ use multipathd::checkers::state::{PathState, Verdict};
 use multipathd::checkers::{CheckOutcome, CheckerKind, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::parse::{Command, HandlerError};
-use multipathd::daemon::owner::{Env, LoadDone, Owner};
+use multipathd::daemon::owner::{Env, LoadDone, LoadKind, Owner};
 use multipathd::dm::table::MultipathTable;
 use multipathd::dm::{MapUdev, Suspend};
 use multipathd::marginal::engine::fake::{FakeEngine, FakeRead};
@@ -133,6 +133,7 @@ impl Harness {
         }
         self.owner.on_load_done(LoadDone {
             map: map.into(),
+            kind: LoadKind::Reload,
             result: Ok(()),
             took: Duration::from_secs(40),
         });
@@ -1808,6 +1809,102 @@ fn deferred_remove_leaves_an_open_map_to_the_kernel_until_a_path_comes_back() {
         h.owner.on_uevent(remove_uevent(dev, host));
     }
     assert_eq!(h.owner.counts(), (0, 0));
+}
+
+/// A new map is live when its create returns, but udev's rules for it run after that;
+/// the daemon's port waits for them on another thread. Until udev is done the map counts
+/// as loading: a reload planned meanwhile waits for the end (so that udev sees the
+/// create's event before the reload's), and removal is refused. The end of a wait with
+/// nothing after it touches nothing: the table did not change, so no status read and
+/// no early checks.
+#[test]
+fn a_new_map_waits_for_udev_off_the_owner_and_its_next_reload_follows() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let dm = DmState {
+        udev_waits: true,
+        ..DmState::default()
+    };
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    assert!(
+        matches!(&h.changes()[..], [Call::Create { name, params, .. }] if name == "mpatha" && params == TWO_PATH_TABLE),
+        "created once"
+    );
+    let mpatha = ["mpatha".to_string()];
+    assert!(h.owner.any_loading(&mpatha), "udev's wait is in flight");
+    h.controls();
+
+    // The owner still acts on checks meanwhile: the table is live.
+    h.check(ids["sda"], PathState::Down);
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:0")]);
+    assert_eq!(
+        h.owner.on_command(Command::DelMap { map: "mpatha".into() }),
+        Err(HandlerError::Busy)
+    );
+
+    // sdb goes: its reload waits for udev.
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    assert_eq!(h.changes(), vec![], "no reload before udev handled the create");
+    h.controls();
+
+    let udev_done = |map: &str| LoadDone {
+        map: map.into(),
+        kind: LoadKind::CreateUdev,
+        result: Ok(()),
+        took: Duration::from_millis(900),
+    };
+    h.owner.on_load_done(udev_done("mpatha"));
+    assert_eq!(
+        h.changes(),
+        vec![Call::Reload {
+            name: "mpatha".into(),
+            sectors: SECTORS,
+            params: "0 1 alua 1 1 service-time 0 1 1 8:0 1".into()
+        }],
+        "the reload follows udev's wait"
+    );
+    assert!(!h.owner.any_loading(&mpatha));
+
+    // A second LUN: its wait ends with nothing after it.
+    f.add(&Disk {
+        dev: "sdc",
+        devt: (8, 32),
+        host: 0,
+        lun: 1,
+        wwid: "333333330000007d1",
+        access_state: "active/optimized",
+    });
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:1/block/sdc",
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdc"),
+    ]));
+    assert!(matches!(&h.changes()[..], [Call::Create { name, .. }] if name == "mpathb"));
+    assert!(h.owner.any_loading(&["mpathb".to_string()]));
+    h.controls();
+    h.calls();
+    h.owner.on_load_done(udev_done("mpathb"));
+    assert!(!h.owner.any_loading(&["mpathb".to_string()]));
+    assert_eq!(h.calls(), vec![], "no status read, nothing loaded");
+    assert_eq!(
+        h.controls()
+            .into_iter()
+            .filter(|c| matches!(c, Control::Schedule { in_secs: 0, .. }))
+            .count(),
+        0,
+        "no path checked early"
+    );
+    assert_eq!(
+        h.owner.on_command(Command::DelMap { map: "mpathb".into() }),
+        Ok(String::new())
+    );
 }
 
 /// A reload whose suspend waits for IO in flight (a hung path) runs off the owner's

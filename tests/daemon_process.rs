@@ -51,7 +51,7 @@ impl MapOps for NoMaps {
         }
         Ok(Vec::new())
     }
-    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
+    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(u32, Load), DmError> {
         Err(gone("create", name))
     }
     fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {

@@ -31,7 +31,7 @@ impl MapOps for NoMaps {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         Ok(Vec::new())
     }
-    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<u32, DmError> {
+    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(u32, Load), DmError> {
         Err(gone("create", name))
     }
     fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::owner::{ExistingMap, Load, LoadDone, MapOps, PartitionMap};
+use super::owner::{ExistingMap, Load, LoadDone, LoadKind, MapOps, PartitionMap};
 use crate::dm::udev_cookie::{UdevOp, op_flags};
 use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, Suspend, TargetLine};
 
@@ -99,10 +99,35 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
         sectors: u64,
         params: &str,
         udev: MapUdev,
-    ) -> Result<u32, DmError> {
-        self.dm
-            .create_map(name, uuid, &targets(sectors, params), udev)
-            .map(|i| i.minor)
+    ) -> Result<(u32, Load), DmError> {
+        let (info, pending) = self
+            .dm
+            .create_map_started(name, uuid, &targets(sectors, params), udev)?;
+        let Some(pending) = pending else {
+            return Ok((info.minor, Load::Done));
+        };
+        // udev's rules for the new map run for about a second under load, one map after
+        // the other: waiting here would make the owner create a thousand maps one a second.
+        let (map, done) = (name.to_string(), self.loads.clone());
+        let started = thread::Builder::new().name("udev-wait".into()).spawn(move || {
+            let t = Instant::now();
+            pending.wait();
+            let _ = done.send(LoadDone {
+                map,
+                kind: LoadKind::CreateUdev,
+                result: Ok(()),
+                took: t.elapsed(),
+            });
+        });
+        match started {
+            Ok(_) => Ok((info.minor, Load::Running)),
+            Err(e) => {
+                // The closure (and the cookie in it) is gone with the failed spawn; the
+                // semaphore was removed with it, so there is nothing left to wait for.
+                log::warn!("{name}: cannot start a thread to wait for udev ({e}); going on without waiting");
+                Ok((info.minor, Load::Done))
+            }
+        }
     }
 
     fn reload_map(
@@ -121,6 +146,7 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
             // The daemon may be shutting down; then nobody waits for the answer.
             let _ = done.send(LoadDone {
                 map,
+                kind: LoadKind::Reload,
                 result,
                 took: t.elapsed(),
             });

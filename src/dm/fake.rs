@@ -9,7 +9,7 @@ use nix::errno::Errno;
 
 use super::status::{GroupState, GroupStatus, MultipathStatus, PathStatus};
 use super::table::MultipathTable;
-use super::udev_cookie::UdevFlags;
+use super::udev_cookie::{PendingUdev, UdevFlags};
 use super::{DmBackend, DmDevice, DmError, DmInfo, MULTIPATH_TARGET, Suspend, TargetLine};
 
 /// Major number the fake gives its maps (the usual dynamic dm major).
@@ -336,7 +336,13 @@ impl DmBackend for FakeDm {
         })
     }
 
-    fn resume(&self, name: &str, how: Suspend, udev: UdevFlags) -> Result<DmInfo, DmError> {
+    /// No udev here: nothing is left to wait for.
+    fn resume_started(
+        &self,
+        name: &str,
+        how: Suspend,
+        udev: UdevFlags,
+    ) -> Result<(DmInfo, Option<PendingUdev>), DmError> {
         let op = "DM_DEV_SUSPEND";
         let mut s = self.lock();
         s.udev.push(("resume", name.to_owned(), udev));
@@ -364,7 +370,7 @@ impl DmBackend for FakeDm {
                 m.event_nr += 1;
             }
             m.suspended = false;
-            Ok(Self::info_of(name, m))
+            Ok((Self::info_of(name, m), None))
         })
     }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use super::udev_cookie::{UdevFlags, UdevSync, Uevent, event_nr};
+use super::udev_cookie::{PendingUdev, UdevFlags, UdevSync, Uevent, event_nr};
 use super::{DmBackend, DmDevice, DmError, DmInfo, Suspend, TargetLine};
 
 pub const DM_CONTROL: &str = "/dev/mapper/control";
@@ -357,7 +357,7 @@ impl DmIoctl {
         self.send(cmd, name, Self::header_for(cmd, name, None, flags)?, payload)
     }
 
-    /// An ioctl that makes the kernel send a uevent, with a udev cookie around it.
+    /// An ioctl that makes the kernel send a uevent, with a udev cookie around it, waited for.
     fn run_with_cookie(
         &self,
         cmd: Cmd,
@@ -366,8 +366,24 @@ impl DmIoctl {
         udev: UdevFlags,
         payload: &[u8],
     ) -> Result<Reply, DmError> {
+        let (r, pending) = self.start_with_cookie(cmd, name, flags, udev, payload)?;
+        if let Some(p) = pending {
+            p.wait();
+        }
+        Ok(r)
+    }
+
+    /// `run_with_cookie` without the wait: the cookie of a uevent sent comes back.
+    fn start_with_cookie(
+        &self,
+        cmd: Cmd,
+        name: &str,
+        flags: u32,
+        udev: UdevFlags,
+        payload: &[u8],
+    ) -> Result<(Reply, Option<PendingUdev>), DmError> {
         let what = format!("{} {name}", cmd.name());
-        self.udev.run(&what, udev, |nr| {
+        self.udev.start(&what, udev, |nr| {
             let mut h = Self::header_for(cmd, Some(name), None, flags)?;
             h.event_nr = nr;
             let r = self.send(cmd, Some(name), h, payload)?;
@@ -649,9 +665,14 @@ impl DmBackend for DmIoctl {
         Ok(self.info_from(&self.run(Cmd::DevSuspend, Some(name), flags, &[])?.header))
     }
 
-    fn resume(&self, name: &str, how: Suspend, udev: UdevFlags) -> Result<DmInfo, DmError> {
-        let r = self.run_with_cookie(Cmd::DevSuspend, name, suspend_flags(false, how), udev, &[])?;
-        Ok(self.info_from(&r.header))
+    fn resume_started(
+        &self,
+        name: &str,
+        how: Suspend,
+        udev: UdevFlags,
+    ) -> Result<(DmInfo, Option<PendingUdev>), DmError> {
+        let (r, pending) = self.start_with_cookie(Cmd::DevSuspend, name, suspend_flags(false, how), udev, &[])?;
+        Ok((self.info_from(&r.header), pending))
     }
 
     fn remove(&self, name: &str, udev: UdevFlags, deferred: bool) -> Result<(), DmError> {

@@ -14,7 +14,7 @@ pub use ioctl::DmIoctl;
 pub use status::{GroupState, GroupStatus, MultipathStatus, PathStatus};
 pub use table::{MultipathTable, PathGroup, TablePath, TargetLine};
 pub use tokens::ParseError;
-pub use udev_cookie::{MapUdev, UdevFlags, UdevOp};
+pub use udev_cookie::{MapUdev, PendingUdev, UdevFlags, UdevOp};
 
 use std::fmt;
 
@@ -170,7 +170,22 @@ pub trait DmBackend: Send {
     /// Resume, remove and rename make the kernel send a uevent: the backend tells the
     /// udev rules `udev` (with PRIMARY_SOURCE added) and waits for udev as libdevmapper
     /// does (`udev_cookie`). A resume with a loaded table suspends first as `how` says.
-    fn resume(&self, name: &str, how: Suspend, udev: UdevFlags) -> Result<DmInfo, DmError>;
+    fn resume(&self, name: &str, how: Suspend, udev: UdevFlags) -> Result<DmInfo, DmError> {
+        let (info, pending) = self.resume_started(name, how, udev)?;
+        if let Some(p) = pending {
+            p.wait();
+        }
+        Ok(info)
+    }
+    /// As `resume`, but returns as soon as the kernel resumed: udev's completion of the
+    /// uevent, if there is one to wait for, is left to the caller (none without udev
+    /// synchronisation).
+    fn resume_started(
+        &self,
+        name: &str,
+        how: Suspend,
+        udev: UdevFlags,
+    ) -> Result<(DmInfo, Option<PendingUdev>), DmError>;
     /// `deferred`: a device that is open is removed when its last opener closes it
     /// (DM_DEFERRED_REMOVE), and the call succeeds; `@cancel_deferred_remove` undoes it.
     fn remove(&self, name: &str, udev: UdevFlags, deferred: bool) -> Result<(), DmError>;
@@ -189,11 +204,27 @@ pub trait DmBackend: Send {
     /// Create + load + resume, removing the half-made device if a later step fails.
     /// The resume carries upstream's create flags for the map (`UdevOp::Create`).
     fn create_map(&self, name: &str, uuid: &str, targets: &[TargetLine], m: MapUdev) -> Result<DmInfo, DmError> {
+        let (info, pending) = self.create_map_started(name, uuid, targets, m)?;
+        if let Some(p) = pending {
+            p.wait();
+        }
+        Ok(info)
+    }
+
+    /// `create_map` that returns once the map is live, leaving udev's completion of its
+    /// first uevent to the caller (`resume_started`).
+    fn create_map_started(
+        &self,
+        name: &str,
+        uuid: &str,
+        targets: &[TargetLine],
+        m: MapUdev,
+    ) -> Result<(DmInfo, Option<PendingUdev>), DmError> {
         let udev = udev_cookie::op_flags(UdevOp::Create, m);
         self.create(name, uuid, udev)?;
         let made = self
             .load(name, targets)
-            .and_then(|_| self.resume(name, Suspend::KEEP_IO, udev));
+            .and_then(|_| self.resume_started(name, Suspend::KEEP_IO, udev));
         if made.is_err()
             && let Err(e) = self.remove(name, udev_cookie::op_flags(UdevOp::Remove, m), false)
         {

@@ -414,19 +414,35 @@ impl UdevSync {
         self.run_dir.join("control").exists()
     }
 
-    /// Runs one uevent-generating ioctl: `ioctl` gets the `event_nr` to send and tells
-    /// whether the kernel sent a uevent. With udev running, a cookie is made first and
-    /// waited for afterwards (also when the ioctl failed: its count is taken back first,
-    /// so the wait ends at once). `flags` must hold everything but PRIMARY_SOURCE.
+    /// Runs one uevent-generating ioctl and waits for udev: [`UdevSync::start`], then
+    /// [`PendingUdev::wait`].
     pub fn run<T, E: fmt::Display>(
         &self,
         what: &str,
         flags: UdevFlags,
         ioctl: impl FnOnce(u32) -> Result<(T, Uevent), E>,
     ) -> Result<T, E> {
+        let (t, pending) = self.start(what, flags, ioctl)?;
+        if let Some(p) = pending {
+            p.wait();
+        }
+        Ok(t)
+    }
+
+    /// Runs one uevent-generating ioctl: `ioctl` gets the `event_nr` to send and tells
+    /// whether the kernel sent a uevent. With udev running, a cookie is made first; when
+    /// the kernel sent a uevent, the cookie comes back for the caller to wait on (when it
+    /// did not, or the ioctl failed, its count is taken back and there is nothing to wait
+    /// for). `flags` must hold everything but PRIMARY_SOURCE.
+    pub fn start<T, E: fmt::Display>(
+        &self,
+        what: &str,
+        flags: UdevFlags,
+        ioctl: impl FnOnce(u32) -> Result<(T, Uevent), E>,
+    ) -> Result<(T, Option<PendingUdev>), E> {
         let flags = flags.with(UdevFlags::PRIMARY_SOURCE);
         if self.disabled {
-            return ioctl(event_nr(0, without_udev_rules(flags))).map(|(t, _)| t);
+            return ioctl(event_nr(0, without_udev_rules(flags))).map(|(t, _)| (t, None));
         }
         let cookie = if self.udev_running() {
             match Cookie::create().and_then(|c| c.inc().map(|()| c)) {
@@ -440,28 +456,60 @@ impl UdevSync {
             None
         };
         let Some(cookie) = cookie else {
-            return ioctl(event_nr(0, flags)).map(|(t, _)| t);
+            return ioctl(event_nr(0, flags)).map(|(t, _)| (t, None));
         };
         let nr = event_nr(cookie.base(), flags);
         log::debug!("{what}: udev cookie {nr:#010x} flags {flags:?}");
-        let result = ioctl(nr);
-        if !matches!(result, Ok((_, Uevent::Sent)))
-            && let Err(e) = cookie.complete()
-        {
-            log::warn!("{what}: udev cookie {nr:#010x}: cannot take back the count of an event not sent: {e}");
+        match ioctl(nr) {
+            Ok((t, Uevent::Sent)) => Ok((
+                t,
+                Some(PendingUdev {
+                    what: what.to_string(),
+                    nr,
+                    cookie,
+                    timeout: self.timeout,
+                }),
+            )),
+            // Dropped: the semaphore goes with the count udev will never take.
+            Ok((t, Uevent::NotSent)) => Ok((t, None)),
+            Err(e) => Err(e),
         }
+    }
+}
+
+/// A uevent the kernel sent for one of our ioctls, whose cookie udev has yet to
+/// complete. Waiting is the caller's choice of thread: the owner hands a new map's
+/// wait to another one (`daemon::dmport`).
+#[must_use = "dropping it removes the cookie without waiting for udev"]
+#[derive(Debug)]
+pub struct PendingUdev {
+    what: String,
+    nr: u32,
+    cookie: Cookie,
+    timeout: Duration,
+}
+
+impl PendingUdev {
+    /// Waits until udev completed the cookie, at most the sync's timeout; the outcome
+    /// is logged (the ioctl itself succeeded either way).
+    pub fn wait(self) {
+        let PendingUdev {
+            what,
+            nr,
+            cookie,
+            timeout,
+        } = self;
         let started = Instant::now();
-        match cookie.wait(self.timeout) {
+        match cookie.wait(timeout) {
             Ok(WaitOutcome::Completed) => {
                 log::debug!("{what}: udev completed cookie {nr:#010x} in {:?}", started.elapsed())
             }
             Ok(WaitOutcome::TimedOut) => log::warn!(
                 "{what}: udev did not complete cookie {nr:#010x} within {} s (no device-mapper udev rules?); going on",
-                self.timeout.as_secs_f32()
+                timeout.as_secs_f32()
             ),
             Err(e) => log::warn!("{what}: waiting for udev cookie {nr:#010x}: {e}; going on"),
         }
-        result.map(|(t, _)| t)
     }
 }
 
@@ -730,5 +778,29 @@ mod tests {
             "{took:?}"
         );
         assert!(gone(key));
+    }
+
+    #[test]
+    fn started_the_cookie_is_the_callers_to_wait_on_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("control"), "").unwrap();
+        let s = sync_with_udev(dir.path(), Duration::from_secs(20));
+        let (nr, pending) = s
+            .start::<_, String>("test", UdevFlags::NONE, |nr| Ok((nr, Uevent::Sent)))
+            .unwrap();
+        let key = cookie_key(decode_event_nr(nr).0);
+        assert!(!gone(key), "the semaphore stays until udev completed it");
+        let pending = pending.expect("a uevent was sent: its cookie comes back");
+        let waiter = thread::spawn(move || pending.wait());
+        thread::sleep(Duration::from_millis(100));
+        assert!(!waiter.is_finished(), "udev has not completed it");
+        udev_complete(nr).unwrap();
+        waiter.join().unwrap();
+        assert!(gone(key));
+
+        let (_, pending) = s
+            .start::<_, String>("test", UdevFlags::NONE, |nr| Ok((nr, Uevent::NotSent)))
+            .unwrap();
+        assert!(pending.is_none(), "no uevent: nothing to wait for");
     }
 }

@@ -85,6 +85,10 @@ pub struct DmState {
     /// in `held` (map, sectors, table) until the test ends it ([`Harness::end_load`]).
     pub hold_loads: bool,
     pub held: Vec<(String, u64, String)>,
+    /// A new map's wait for udev runs off the owner's thread, as the daemon's port runs
+    /// it when udev runs: creates answer `Load::Running` (the test ends the wait with a
+    /// `LoadDone` of `LoadKind::CreateUdev`).
+    pub udev_waits: bool,
 }
 
 impl DmState {
@@ -180,7 +184,7 @@ impl MapOps for FakeDm {
         sectors: u64,
         params: &str,
         udev: MapUdev,
-    ) -> Result<u32, DmError> {
+    ) -> Result<(u32, Load), DmError> {
         let mut st = self.0.lock().unwrap();
         st.udev.push(("create", name.into(), udev));
         st.calls.push(Call::Create {
@@ -209,7 +213,7 @@ impl MapOps for FakeDm {
                 switched: None,
             },
         );
-        Ok(minor)
+        Ok((minor, if st.udev_waits { Load::Running } else { Load::Done }))
     }
 
     fn reload_map(

@@ -4,6 +4,11 @@
 //! and reinstating other maps' paths meanwhile, so the port may run the reload on a
 //! thread of its own ([`Load::Running`]); its end comes back as a [`LoadDone`].
 //!
+//! A new map is live when the port's create returns, but udev's rules for its first
+//! uevent run after that; the port may wait for them on another thread too
+//! ([`LoadKind::CreateUdev`]), and the map counts as loading until then, so that its
+//! next reload follows udev's handling of the create, as when the owner waited itself.
+//!
 //! Until then the map has a load in flight: a further reload waits for it (the newest
 //! table wins), and so does the flush of a map that lost its last path; the ioctls that
 //! would queue behind the kernel's suspend lock (remove, suspend, resume) are refused;
@@ -13,7 +18,7 @@
 use crate::cli::parse::HandlerError;
 use crate::dm::{DmError, MapUdev, Suspend};
 
-use super::{Load, LoadDone, Owner};
+use super::{Load, LoadDone, LoadKind, Owner};
 
 /// What waits for a map's load in flight.
 #[derive(Debug)]
@@ -61,19 +66,26 @@ impl Owner {
             return Ok(());
         }
         if self.dm.reload_map(name, sectors, params, udev, how)? == Load::Running {
-            self.loads.insert(name.to_string(), Next::Nothing);
-            if let Some(started) = self.command_loads.as_mut() {
-                started.push(name.to_string());
-            }
+            self.note_running(name);
         }
         Ok(())
+    }
+
+    /// `map` has a load running off this thread (a reload, or a new map's udev wait):
+    /// what comes for it meanwhile waits, and a command that started it is answered
+    /// at its end.
+    pub(super) fn note_running(&mut self, map: &str) {
+        self.loads.insert(map.to_string(), Next::Nothing);
+        if let Some(started) = self.command_loads.as_mut() {
+            started.push(map.to_string());
+        }
     }
 
     /// Suspend and resume would wait in the kernel behind the load's suspend: refused
     /// (EBUSY's reply) while one is in flight (a removal: `flush_map`).
     pub(super) fn refuse_while_loading(&self, map: &str) -> Result<(), HandlerError> {
         if self.loading(map) {
-            log::warn!("{map}: busy: its reload is still waiting for IO in flight");
+            log::warn!("{map}: busy: its reload (or udev's handling of its creation) is still in flight");
             return Err(HandlerError::Busy);
         }
         Ok(())
@@ -95,8 +107,16 @@ impl Owner {
     /// does, the map's status is read and its paths checked at once, since the new
     /// table started every path active (a path failed meanwhile is failed again).
     pub fn on_load_done(&mut self, done: LoadDone) {
-        let LoadDone { map, result, took } = done;
+        let LoadDone {
+            map,
+            kind,
+            result,
+            took,
+        } = done;
         match result {
+            Ok(()) if kind == LoadKind::CreateUdev => {
+                log::debug!("{map}: udev handled the new map in {:.1} s", took.as_secs_f64())
+            }
             Ok(()) if took >= SLOW_LOAD => {
                 log::info!(
                     "{map}: reload took {:.1} s (its suspend waited for IO in flight)",
@@ -113,6 +133,8 @@ impl Owner {
             return;
         }
         match next {
+            // udev's wait changed nothing in the kernel: the status and checks stand.
+            Next::Nothing if kind == LoadKind::CreateUdev => return,
             Next::Nothing => {}
             Next::Reload {
                 sectors,

@@ -13,7 +13,7 @@ use crate::dm::{MapUdev, Suspend};
 use nix::errno::Errno;
 
 use super::reservations::PrFlag;
-use super::{ExistingMap, Map, Owner, Path};
+use super::{ExistingMap, Load, Map, Owner, Path};
 use crate::daemon::plan::{self, MapPlan, PlanPath};
 use crate::daemon::policy;
 
@@ -262,8 +262,11 @@ impl Owner {
                 .dm
                 .create_map(name, &crate::dm::map_uuid(wwid), sectors, params, udev)
             {
-                Ok(minor) => {
+                Ok((minor, load)) => {
                     log::info!("create: {name} ({wwid}) dm-{minor} {params}");
+                    if load == Load::Running {
+                        self.note_running(name);
+                    }
                     // find_multipaths strict/smart consult this file later (and multipath -u).
                     if let Err(e) = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid) {
                         log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
@@ -589,7 +592,7 @@ impl Owner {
     pub(super) fn flush_map(&mut self, name: &str, suspend: bool, queues: bool) -> Result<(), FlushError> {
         if self.loading(name) {
             // Its removal would wait in the kernel behind the load's suspend.
-            log::warn!("{name}: busy: its reload is still waiting for IO in flight");
+            log::warn!("{name}: busy: its reload (or udev's handling of its creation) is still in flight");
             return Err(FlushError::Busy);
         }
         if self.map_in_use(name) {
@@ -663,7 +666,7 @@ impl Owner {
     /// when the last opener closes them. `Ok(true)`: the removal waits for that close.
     pub(super) fn flush_map_deferred(&mut self, name: &str) -> Result<bool, FlushError> {
         if self.loading(name) {
-            log::warn!("{name}: busy: its reload is still waiting for IO in flight");
+            log::warn!("{name}: busy: its reload (or udev's handling of its creation) is still in flight");
             return Err(FlushError::Busy);
         }
         let gone = |e: &crate::dm::DmError| e.errno() == Some(Errno::ENXIO);

@@ -56,9 +56,17 @@ pub trait MapOps: Send {
     /// Existing `multipath` maps (uuid `mpath-…`).
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError>;
     /// Creates and resumes a map; returns its minor number. `udev`: what the udev rules
-    /// are told about the map (upstream's create flags).
-    fn create_map(&mut self, name: &str, uuid: &str, sectors: u64, params: &str, udev: MapUdev)
-    -> Result<u32, DmError>;
+    /// are told about the map (upstream's create flags). The map is live on return; a
+    /// port may leave udev's handling of its first uevent to another thread: then it
+    /// answers [`Load::Running`] and a [`LoadDone`] of [`LoadKind::CreateUdev`] follows.
+    fn create_map(
+        &mut self,
+        name: &str,
+        uuid: &str,
+        sectors: u64,
+        params: &str,
+        udev: MapUdev,
+    ) -> Result<(u32, Load), DmError>;
     /// Loads a new table into a live map and swaps it in, the map suspended as `how`
     /// says; the resume carries upstream's reload flags. The swap's suspend waits for the
     /// IO in flight on the map, so a port may run it on another thread: then it answers
@@ -102,9 +110,19 @@ pub enum Load {
 #[derive(Debug)]
 pub struct LoadDone {
     pub map: String,
+    pub kind: LoadKind,
     pub result: Result<(), DmError>,
     /// From the load to the end of the resume: long when the suspend waited for IO.
     pub took: std::time::Duration,
+}
+
+/// What ran off the owner's thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadKind {
+    /// A reload: a new table swapped in.
+    Reload,
+    /// A new map's wait for udev (its table was live before): nothing changed in the kernel.
+    CreateUdev,
 }
 
 /// A map found in the kernel at startup or reconfigure.
