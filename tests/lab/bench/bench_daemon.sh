@@ -28,7 +28,7 @@ case $DAEMON in
     ours) cp "$LAB_BIN/multipathd" "$LAB_TMP/multipathd" || fail "copy our multipathd"; BIN=$LAB_TMP/multipathd ;;
     *) fail "BENCH_DAEMON must be debian or ours, not '$DAEMON'" ;;
 esac
-cp "$LAB_BIN/sockload" "$LAB_TMP/" || fail "copy sockload"
+cp "$LAB_BIN/sockload" "$LAB_BIN/ioload" "$LAB_TMP/" || fail "copy sockload, ioload"
 SOCKLOAD=$LAB_TMP/sockload
 
 secs_since() { awk -v a="$1" -v b="$(uptime_s)" 'BEGIN { printf "%.2f", b - a }'; }
@@ -42,6 +42,28 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else pr
 record() { echo "$1=$2" >> "$VALUES"; echo "  $1 = $2"; }
 # field KEY FILE: the value of KEY=... in sockload's output line
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" "$2" | head -1; }
+# map_devs: /dev/dm-N of every multipath map
+map_devs() { dmsetup ls --target multipath | sed -n 's|.*(\([0-9]*\)[:, ]*\([0-9]*\))$|/dev/dm-\2|p'; }
+# dm_sample: "uptime failed-storm-paths active-paths" from DM's status of every map
+dm_sample() {
+    dmsetup status --target multipath | awk -v t="$(uptime_s)" -v down=" $STORM_DEVTS " '
+        { for (i = 1; i < NF; i++) if ($i ~ /^[0-9]+:[0-9]+$/) {
+              if ($(i + 1) == "A") act++
+              else if ($(i + 1) == "F" && index(down, " " $i " ")) fd++ } }
+        END { printf "%s %d %d\n", t, fd, act }'
+}
+# wait_dm FIELD VALUE SECONDS: polls DM every 0.5 s until FIELD (2: storm paths failed, 3: paths
+# active) of dm_sample is VALUE; prints the seconds it took, or fails after SECONDS
+wait_dm() {
+    _w0=$(uptime_s) _k=0
+    until [ "$(dm_sample | cut -d' ' -f"$1")" = "$2" ]; do
+        _k=$((_k + 1)); [ $_k -lt $(($3 * 2)) ] || fail "storm: DM not at $2 (field $1) after $3 s: $(dm_sample)"
+        sleep 0.5
+    done
+    secs_since "$_w0"
+}
+# quantile Q: the value at quantile Q of the numbers on stdin (nearest rank)
+quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else { i = int(q * NR + 0.999999); if (i < 1) i = 1; print v[i] } }'; }
 
 : > "$VALUES"
 record daemon "$DAEMON"
@@ -161,6 +183,52 @@ for _i in 1 2 3; do
 done
 record reconfigure_s "$(median < "$LAB_TMP/reconf")"
 expect_eq "/dev/mapper nodes after the reconfigures" "$LUNS" "$(mapper_nodes)"
+
+step "$DAEMON: storm: one host's paths (a quarter) lost at once and back, IO on every map"
+# Every sd device of the first scsi_debug host set offline at once, as when a host's link
+# goes down and the transport fails its IO at once: reads on them fail, nothing is announced
+# (no uevent), each daemon finds out through its IO or its checker.  Then all set running
+# again.  Reads of 4 KiB every 0.5 s on every map the whole time (examples/ioload.rs); the
+# other three paths of each map keep it up, so any IO error is the daemon's doing.
+STORM_HOST=$(path_host "$(sd_devices | head -1)")
+STORM_SDS=$(for _d in $(sd_devices); do [ "$(path_host "$_d")" = "$STORM_HOST" ] && echo "$_d"; done)
+STORM_N=$(echo "$STORM_SDS" | wc -w)
+STORM_DEVTS=$(for _d in $STORM_SDS; do devt "$_d"; done | tr '\n' ' ')
+expect_eq "paths of $STORM_HOST" "$LUNS" "$STORM_N"
+record storm_paths "$STORM_N"
+touch "$LAB_TMP/io.run"
+"$LAB_TMP/ioload" 500 "$LAB_TMP/io.run" $(map_devs) > "$LAB_OUT/storm-io.txt" 2>&1 &
+_io=$!
+( while [ -e "$LAB_TMP/io.run" ]; do echo "$(uptime_s) $(cpu_ticks "$PID")"; sleep 1; done ) > "$LAB_TMP/storm-cpu.txt" &
+_cpu=$!
+"$SOCKLOAD" sample 250 5000 "$LAB_TMP/io.run" "show paths" > "$LAB_OUT/storm-show-paths.txt" 2>&1 &
+_show=$!
+sleep 5
+_td=$(uptime_s)
+for _d in $STORM_SDS; do echo offline > "/sys/block/$_d/device/state"; done
+record storm_all_failed_s "$(wait_dm 2 "$STORM_N" $((120 + NPATHS / 4)))"
+sleep 5
+_tr=$(uptime_s)
+for _d in $STORM_SDS; do echo running > "/sys/block/$_d/device/state"; done
+record storm_all_back_s "$(wait_dm 3 "$NPATHS" $((120 + NPATHS / 4)))"
+_te=$(uptime_s)
+sleep 3
+rm -f "$LAB_TMP/io.run"
+wait $_io $_cpu $_show
+record storm_reads "$(awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^reads=/) { sub(/reads=/, "", $i); s += $i } } END { print s + 0 }' "$LAB_OUT/storm-io.txt")"
+record storm_io_errors "$(awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^errors=/) { sub(/errors=/, "", $i); s += $i } } END { print s + 0 }' "$LAB_OUT/storm-io.txt")"
+# `show paths` sent from the loss until every path was back: round trips answered and not
+_storm_show() { awk -v a="$_td" -v b="$_te" '$1 >= a && $1 <= b' "$LAB_OUT/storm-show-paths.txt"; }
+record storm_show_unanswered "$(_storm_show | grep -vc ' ok$')"
+_storm_show | awk '$3 == "ok" { print $2 }' > "$LAB_TMP/storm-ms"
+record storm_show_sent "$(_storm_show | grep -c .)"
+record storm_show_p50_ms "$(quantile 0.5 < "$LAB_TMP/storm-ms")"
+record storm_show_p99_ms "$(quantile 0.99 < "$LAB_TMP/storm-ms")"
+record storm_show_max_ms "$(quantile 1 < "$LAB_TMP/storm-ms")"
+# the busiest second of the daemon from the loss until every path was back (% of one CPU)
+record storm_peak_cpu_pct "$(awk -v a="$_td" -v b="$_te" -v hz="$HZ" '
+    NR > 1 && $1 >= a && p <= b { d = ($2 - c) / hz / ($1 - p) * 100; if (d > m) m = d }
+    { p = $1; c = $2 } END { printf "%.0f", m }' "$LAB_TMP/storm-cpu.txt")"
 
 step "$DAEMON: shutdown"
 record version "$(grep -o 'multipathd v[0-9.]*' "$LAB_TMP/daemon.log" | head -1 | sed 's/multipathd v//')"
