@@ -5,9 +5,11 @@
 # switch in front of it reboots) until DM has failed all its 64 paths, then answers again.
 # Debian's daemon, then ours, on the same setup.  Measured: time until DM has failed all 64,
 # until all 128 are active again, IO errors, healthy paths failed, and how long `show paths`
-# takes (sampled every 0.5 s through one client, examples/sockload.rs, for both daemons).
+# takes (sampled every 0.5 s through one client, examples/sockload.rs, for both daemons), also
+# while a `reconfigure` sent 2 s into the outage runs (and how long that takes).
 # Ours must fail the 64 within the bound of iscsi_portal_hang, fail none of the other portal,
-# see 0 IO errors, get all 128 back, and answer every `show paths` within 1 s.
+# see 0 IO errors, get all 128 back, be idle again after the reconfigure, and answer every
+# `show paths` within 1 s.
 # lab-timeout: 900
 # Ours as shipped (the release build), beside Debian's optimized build.
 # lab-profile: release
@@ -97,6 +99,20 @@ story() {
     step "$_l: portal $DOWN_PORTAL goes silent: $LUNS paths lost at once"
     _td=$(uptime_s)
     portal_hang $DOWN_PORTAL
+    # a reconfigure while the portal's paths hang (their checks and reads wait on it), as an
+    # admin's change of multipath.conf can come at any time: timed until `show daemon` says
+    # idle again (at most 120 s); `show paths` is sampled throughout as before
+    (
+        sleep 2
+        _r0=$(uptime_s)
+        $REF reconfigure > /dev/null 2>&1
+        until $REF show daemon 2>/dev/null | grep -qx "pid $_pid idle"; do
+            [ "$(secs_since "$_r0" | cut -d. -f1)" -lt 120 ] || { echo n/a; exit; }
+            sleep 0.2
+        done
+        secs_since "$_r0"
+    ) > "$LAB_TMP/reconf-$_l" &
+    _reconf=$!
     _failed=$(wait_dm 2 $LUNS $FAIL_LIMIT)
     echo "$_l: all $LUNS paths of portal $DOWN_PORTAL failed in DM after $_failed s"
     sleep $HOLD_S
@@ -108,7 +124,7 @@ story() {
     echo "$_l: all $((LUNS * 2)) paths active in DM $_back s after the resume"
     sleep 3                # the last reads after the recovery
     rm -f "$LAB_TMP/io.run"
-    wait $_io $_dmmon $_show
+    wait $_io $_dmmon $_show $_reconf
     uevents_stop
     cp "$LAB_TMP/uevents.log" "$LAB_OUT/$_l-uevents.log"
 
@@ -131,6 +147,7 @@ story() {
         echo "start_to_all_active_s=$_start"
         echo "recovery_tmo=$_rtmo"
         echo "outage_to_all_failed_s=$_failed"
+        echo "reconfigure_during_outage_s=$(cat "$LAB_TMP/reconf-$_l")"
         echo "path_failed_events=$_pf"
         echo "ok_dm_path_failed=$_of"
         echo "ok_failed_in_dm_max=$_ofdm"
@@ -201,6 +218,7 @@ row() { printf '| %-58s | %12s | %12s |\n' "$1" "$(value debian "$2")" "$(value 
     row "start until all $((LUNS * 2)) paths active in DM (s)" start_to_all_active_s
     row "sessions' recovery_tmo with the daemon running (s)" recovery_tmo
     row "outage until all $LUNS paths failed in DM (s)" outage_to_all_failed_s
+    row "reconfigure 2 s into the outage, until idle (s)" reconfigure_during_outage_s
     row "PATH_FAILED uevents (all paths)" path_failed_events
     row "healthy-portal paths: PATH_FAILED uevents" ok_dm_path_failed
     row "healthy-portal paths failed in DM at once, most" ok_failed_in_dm_max
@@ -222,6 +240,8 @@ expect_eq "ours: portal $DOWN_PORTAL's paths failed in DM within $FAIL_LIMIT s" 
 expect_eq "ours: PATH_FAILED uevents of portal $OK_PORTAL's paths" 0 "$(value ours ok_dm_path_failed)"
 expect_eq "ours: IO errors on the maps" 0 "$(value ours io_errors)"
 expect_eq "ours: reads stuck at the end" 0 "$(value ours reads_stuck_at_end)"
+expect_eq "ours: idle again after the reconfigure during the outage" yes \
+    "$([ "$(value ours reconfigure_during_outage_s)" != n/a ] && echo yes || echo no)"
 expect_eq "ours: every path active in DM after the resume" yes \
     "$([ "$(value ours resume_to_all_active_s)" != n/a ] && echo yes || echo no)"
 expect_eq "ours: show paths over ${SHOW_LIMIT_MS} ms or failed" 0 "$(value ours show_paths_over_limit | cut -d/ -f1)"
