@@ -219,11 +219,46 @@ fn a_usable_path_going_offline_is_checked_at_once_not_at_its_turn() {
         (o.path_id, o.result.state, o.result.offline),
         (6, PathState::Down, true)
     );
-    // A path last seen down is not watched: its own schedule decides.
+    // Found offline, it is watched for its device running again: checked at once then,
+    // not at its turn; while it stays offline, not reported again.
     ctl.send(Control::Schedule { req: r, in_secs: 300 }).unwrap();
     assert!(
         res.recv_timeout(Duration::from_millis(2500)).is_err(),
-        "a down path was reported again"
+        "an offline path was reported again"
+    );
+    std::fs::write(&state, "running\n").unwrap();
+    let o = res
+        .recv_timeout(WAIT)
+        .expect("the device running again was not checked before its turn");
+    assert_eq!((o.path_id, o.result.state, o.result.offline), (6, PathState::Up, false));
+    stop(ctl, h);
+}
+
+/// A path down for its checker's reasons (not its sysfs state) is left to its schedule.
+#[test]
+fn a_path_down_by_its_checker_is_not_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::write(&state, "running\n").unwrap();
+    let (ctl, res, h) = start();
+    // tur on a file that is no SCSI device: the check fails, the device runs
+    let r = req(
+        7,
+        dir.path().join("state").as_path(),
+        CheckerKind::Tur,
+        Some(state.clone()),
+    );
+    ctl.send(Control::Schedule {
+        req: r.clone(),
+        in_secs: 0,
+    })
+    .unwrap();
+    let o = res.recv_timeout(WAIT).unwrap();
+    assert!(!o.result.state.is_usable() && !o.result.offline, "{:?}", o.result);
+    ctl.send(Control::Schedule { req: r, in_secs: 300 }).unwrap();
+    assert!(
+        res.recv_timeout(Duration::from_millis(2500)).is_err(),
+        "a path down by its checker was checked before its turn"
     );
     stop(ctl, h);
 }

@@ -196,6 +196,9 @@ pub struct CheckerLoop<C: Clock> {
     paths: HashMap<PathId, CheckRequest>,
     /// Paths whose last verdict was usable: the sysfs sweep watches them.
     watched: std::collections::HashSet<PathId>,
+    /// Paths whose last verdict was their device's sysfs state (offline, transport
+    /// offline): the sweep watches them for `running` again.
+    offline: std::collections::HashSet<PathId>,
     /// The watched paths' state files, kept open and read again at offset 0: under
     /// the lab's TCG an open's walk through the sysfs links cost about 0.2 ms, which
     /// made the sweep most of the idle daemon's CPU (5 % of a CPU at 256 paths). One
@@ -227,6 +230,7 @@ impl<C: Clock> CheckerLoop<C> {
             sched: Scheduler::new(),
             paths: HashMap::new(),
             watched: std::collections::HashSet::new(),
+            offline: std::collections::HashSet::new(),
             state_files: HashMap::new(),
             next_sweep,
             pool: BlockingPool::new(workers, now)?,
@@ -246,6 +250,11 @@ impl<C: Clock> CheckerLoop<C> {
             self.watched.insert(path_id);
         } else {
             self.watched.remove(&path_id);
+        }
+        if result.offline {
+            self.offline.insert(path_id);
+        } else {
+            self.offline.remove(&path_id);
         }
         self.results
             .send(CheckOutcome {
@@ -285,24 +294,35 @@ impl<C: Clock> CheckerLoop<C> {
     /// marks a device it gave up on (SCSI error handling, FC dev_loss) in sysfs at
     /// once. Reading that word is cheap and does no IO, so it is read every second for
     /// the paths last seen usable; one that went down is checked now, not at its turn.
+    /// So is a path found offline whose device runs again (a host's link back): its
+    /// check may reinstate it at once rather than after up to a polling interval.
     fn sweep_sysfs(&mut self, now: Instant) {
         if now < self.next_sweep {
             return;
         }
         self.next_sweep = now + SYSFS_SWEEP;
-        let mut went_down = Vec::new();
+        let mut changed = Vec::new();
         for &id in &self.watched {
             let Some(file) = self.paths.get(&id).and_then(|r| r.sysfs_state.as_ref()) else {
                 continue;
             };
             let verdict = sysfs::read_open_state(&mut self.state_files, id, file);
             if verdict.is_some_and(|v| !matches!(v.state, PathState::Pending)) {
-                went_down.push(id);
+                changed.push(id);
             }
         }
-        for id in went_down {
+        for &id in &self.offline {
+            let Some(file) = self.paths.get(&id).and_then(|r| r.sysfs_state.as_ref()) else {
+                continue;
+            };
+            if sysfs::read_open_state(&mut self.state_files, id, file).is_none() {
+                changed.push(id);
+            }
+        }
+        for id in changed {
             // Reported once: the next verdict decides whether it is watched again.
             self.watched.remove(&id);
+            self.offline.remove(&id);
             self.sched.schedule(id, now);
         }
     }
@@ -378,6 +398,7 @@ impl<C: Clock> CheckerLoop<C> {
             Control::Remove(id) => {
                 self.paths.remove(&id);
                 self.watched.remove(&id);
+                self.offline.remove(&id);
                 self.state_files.remove(&id);
                 self.sched.remove(id);
                 self.pool.forget(id);
