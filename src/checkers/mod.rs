@@ -199,9 +199,10 @@ pub struct CheckerLoop<C: Clock> {
     /// Paths whose last verdict was their device's sysfs state (offline, transport
     /// offline): the sweep watches them for `running` again.
     offline: std::collections::HashSet<PathId>,
-    /// The watched paths' state files, kept open and read again at offset 0: under
-    /// the lab's TCG an open's walk through the sysfs links cost about 0.2 ms, which
-    /// made the sweep most of the idle daemon's CPU (5 % of a CPU at 256 paths). One
+    /// The paths' state files (read before each check and by the sweep), kept open
+    /// and read again at offset 0: under the lab's TCG an open's walk through the
+    /// sysfs links cost about 0.2 ms, which made the sweep most of the idle daemon's
+    /// CPU (5 % of a CPU at 256 paths). One
     /// descriptor a path, as upstream keeps one a path for its checker; the daemon
     /// raises its open-file limit at start as upstream does, and a file that cannot
     /// be opened is read by path as before.
@@ -331,7 +332,7 @@ impl<C: Clock> CheckerLoop<C> {
     fn start(&mut self, id: PathId, now: Instant) -> Option<Verdict> {
         let req = self.paths.get(&id)?.clone();
         if let Some(file) = &req.sysfs_state
-            && let Some(v) = sysfs::read_sysfs_state(file)
+            && let Some(v) = sysfs::read_open_state(&mut self.state_files, id, file)
         {
             return Some(v);
         }
