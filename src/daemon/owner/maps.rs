@@ -13,7 +13,7 @@ use crate::dm::{MapUdev, Suspend};
 use nix::errno::Errno;
 
 use super::reservations::PrFlag;
-use super::{ExistingMap, Load, Map, Owner, Path};
+use super::{ExistingMap, Load, Map, Owner, PartitionMap, Path};
 use crate::daemon::plan::{self, MapPlan, PlanPath};
 use crate::daemon::policy;
 
@@ -590,22 +590,12 @@ impl Owner {
     /// `queues`, and the map suspended, flushing its IO, before the removal. A removal
     /// that fails leaves the map resumed and queueing as before.
     pub(super) fn flush_map(&mut self, name: &str, suspend: bool, queues: bool) -> Result<(), FlushError> {
-        if self.loading(name) {
-            // Its removal would wait in the kernel behind the load's suspend.
-            log::warn!("{name}: busy: its reload (or udev's handling of its creation) is still in flight");
-            return Err(FlushError::Busy);
-        }
-        if self.map_in_use(name) {
+        if !self.loading(name) && self.map_in_use(name) {
             log::info!("{name}: map or partition in use");
             return Err(FlushError::Busy);
         }
-        let parts = match self.dm.partition_maps(name) {
-            Ok(p) => p,
-            Err(e) if e.errno() == Some(Errno::ENXIO) => return Ok(()),
-            Err(e) => {
-                log::error!("{name}: cannot list its partition maps: {e}");
-                return Err(FlushError::Failed);
-            }
+        let Some(parts) = self.flush_parts(name)? else {
+            return Ok(());
         };
         // Queued IO would hold the flushing suspend for ever; a map that keeps queueing
         // is removed without a suspend.
@@ -665,18 +655,9 @@ impl Owner {
     /// flush with DMFL_DEFERRED): at once when nothing holds them, else by the kernel
     /// when the last opener closes them. `Ok(true)`: the removal waits for that close.
     pub(super) fn flush_map_deferred(&mut self, name: &str) -> Result<bool, FlushError> {
-        if self.loading(name) {
-            log::warn!("{name}: busy: its reload (or udev's handling of its creation) is still in flight");
-            return Err(FlushError::Busy);
-        }
         let gone = |e: &crate::dm::DmError| e.errno() == Some(Errno::ENXIO);
-        let parts = match self.dm.partition_maps(name) {
-            Ok(p) => p,
-            Err(e) if gone(&e) => return Ok(false),
-            Err(e) => {
-                log::error!("{name}: cannot list its partition maps: {e}");
-                return Err(FlushError::Failed);
-            }
+        let Some(parts) = self.flush_parts(name)? else {
+            return Ok(false);
         };
         for p in &parts {
             if let Err(e) = self.dm.remove_map(&p.name, true) {
@@ -692,6 +673,24 @@ impl Owner {
             }
         }
         Ok(!matches!(self.dm.open_count(name), Err(e) if gone(&e)))
+    }
+
+    /// What both flushes start with: `Busy` while a load of the map is in flight (its
+    /// removal would wait in the kernel behind the load's suspend), else the partition
+    /// maps on it, `None` when the map is gone already.
+    fn flush_parts(&mut self, name: &str) -> Result<Option<Vec<PartitionMap>>, FlushError> {
+        if self.loading(name) {
+            log::warn!("{name}: busy: its reload (or udev's handling of its creation) is still in flight");
+            return Err(FlushError::Busy);
+        }
+        match self.dm.partition_maps(name) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.errno() == Some(Errno::ENXIO) => Ok(None),
+            Err(e) => {
+                log::error!("{name}: cannot list its partition maps: {e}");
+                Err(FlushError::Failed)
+            }
+        }
     }
 
     /// A map whose removal was deferred gets a path again: the kernel is told to keep
