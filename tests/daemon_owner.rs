@@ -1815,8 +1815,7 @@ fn deferred_remove_leaves_an_open_map_to_the_kernel_until_a_path_comes_back() {
 /// the daemon's port waits for them on another thread. Until udev is done the map counts
 /// as loading: a reload planned meanwhile waits for the end (so that udev sees the
 /// create's event before the reload's), and removal is refused. The end of a wait with
-/// nothing after it touches nothing: the table did not change, so no status read and
-/// no early checks.
+/// nothing after it loads nothing and checks no path early: the table did not change.
 #[test]
 fn a_new_map_waits_for_udev_off_the_owner_and_its_next_reload_follows() {
     let f = FakeSys::new();
@@ -1892,7 +1891,7 @@ fn a_new_map_waits_for_udev_off_the_owner_and_its_next_reload_follows() {
     h.calls();
     h.owner.on_load_done(udev_done("mpathb"));
     assert!(!h.owner.any_loading(&["mpathb".to_string()]));
-    assert_eq!(h.calls(), vec![], "no status read, nothing loaded");
+    assert_eq!(h.calls(), vec![], "nothing loaded");
     assert_eq!(
         h.controls()
             .into_iter()
