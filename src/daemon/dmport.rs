@@ -10,6 +10,9 @@ use super::owner::{ExistingMap, Load, LoadDone, LoadKind, MapOps, PartitionMap};
 use crate::dm::udev_cookie::{UdevOp, op_flags};
 use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, Suspend, TargetLine};
 
+/// Stack of a thread that waits for udev's completion of a new map's cookie.
+const UDEV_WAIT_STACK: usize = 128 * 1024;
+
 /// Adapts any [`DmBackend`] to the owner's narrow [`MapOps`] port. A reload runs on a
 /// thread of its own (its suspend may wait minutes for IO in flight on a hung path);
 /// its end is sent to `loads`.
@@ -109,21 +112,26 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
         // udev's rules for the new map run for about a second under load, one map after
         // the other: waiting here would make the owner create a thousand maps one a second.
         let (map, done) = (name.to_string(), self.loads.clone());
-        let started = thread::Builder::new().name("udev-wait".into()).spawn(move || {
-            let t = Instant::now();
-            pending.wait();
-            let _ = done.send(LoadDone {
-                map,
-                kind: LoadKind::CreateUdev,
-                result: Ok(()),
-                took: t.elapsed(),
+        // One a new map, so up to a thousand at once at startup: each waits in semop and
+        // logs, and needs little stack.
+        let started = thread::Builder::new()
+            .name("udev-wait".into())
+            .stack_size(UDEV_WAIT_STACK)
+            .spawn(move || {
+                let t = Instant::now();
+                pending.wait();
+                let _ = done.send(LoadDone {
+                    map,
+                    kind: LoadKind::CreateUdev,
+                    result: Ok(()),
+                    took: t.elapsed(),
+                });
             });
-        });
         match started {
             Ok(_) => Ok((info.minor, Load::Running)),
             Err(e) => {
-                // The closure (and the cookie in it) is gone with the failed spawn; the
-                // semaphore was removed with it, so there is nothing left to wait for.
+                // The closure and the cookie in it went with the failed spawn, the cookie's
+                // semaphore with them: udev's completion later finds none and only logs.
                 log::warn!("{name}: cannot start a thread to wait for udev ({e}); going on without waiting");
                 Ok((info.minor, Load::Done))
             }
