@@ -90,11 +90,13 @@ impl Owner {
             .get(dev)
             .filter(|p| p.pr_pending && p.info.bus == Bus::Scsi)?;
         let m = self.maps.get(p.map.as_deref()?)?;
-        let (key, aptpl) = self.map_key(m)?;
         let unset = m.prflag == PrFlag::Unset;
         if unset && !m.ever_registered_pr {
             return None;
         }
+        // After the cheap test above: a map without a key keeps its paths' registration
+        // pending, and this runs at every check (the key's selection walks the hardware table).
+        let (key, aptpl) = self.map_key(m)?;
         Some(Arc::new(PrJob {
             dev: self.env.dev_dir.join(dev),
             key,
