@@ -36,8 +36,8 @@ paths_in_maps() { dmsetup table --target multipath | grep -oE '[0-9]+:[0-9]+' | 
 maps_whole() { [ "$(map_count)" -eq "$LUNS" ] && [ "$(paths_in_maps)" -eq "$NPATHS" ]; }
 mapper_nodes() { ls /dev/mapper | grep -c '^mpath'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# thread_ticks: "TID NAME TICKS" of each of the daemon's threads (names have no blanks here)
-thread_ticks() { for _t in /proc/"$PID"/task/*; do awk -v t="${_t##*/}" '{ print t, $2, $14 + $15 }' "$_t/stat" 2> /dev/null; done; }
+# thread_ticks: "TID NAME TICKS USER SYSTEM" of each of the daemon's threads (no blanks in names here)
+thread_ticks() { for _t in /proc/"$PID"/task/*; do awk -v t="${_t##*/}" '{ print t, $2, $14 + $15, $14, $15 }' "$_t/stat" 2> /dev/null; done; }
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 pss_kib() { awk '$1 == "Pss:" { print $2 }' "/proc/$1/smaps_rollup"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else print v[int((NR + 1) / 2)] }'; }
@@ -157,8 +157,9 @@ _c1=$(cpu_ticks "$PID")
 thread_ticks > "$LAB_TMP/threads1"
 # where it went, by thread name (threads that ended in the window are not listed; what
 # they used is in the total)
-awk 'NR == FNR { t0[$1] = $3; next } { d = $3 - t0[$1]; k = $2; sub(/-[0-9]+\)$/, "-N)", k); n[k] += d; c[k]++ }
-     END { for (k in n) printf "%8d ticks %4d threads %s\n", n[k], c[k], k }' \
+awk 'NR == FNR { t0[$1] = $3; u0[$1] = $4; next }
+     { k = $2; sub(/-[0-9]+\)$/, "-N)", k); n[k] += $3 - t0[$1]; u[k] += $4 - u0[$1]; c[k]++ }
+     END { for (k in n) printf "%8d ticks (%d user, %d system) %4d threads %s\n", n[k], u[k], n[k] - u[k], c[k], k }' \
     "$LAB_TMP/threads0" "$LAB_TMP/threads1" | sort -rn > "$LAB_OUT/cpu-threads.txt"
 cat "$LAB_OUT/cpu-threads.txt"
 record cpu_window_s "$CPU_WINDOW"
