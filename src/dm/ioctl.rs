@@ -13,7 +13,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use super::udev_cookie::{PendingUdev, UdevFlags, UdevSync, Uevent, event_nr};
+use super::udev_cookie::{PendingUdev, UdevFlags, UdevSync, Uevent, event_nr, waited};
 use super::{DmBackend, DmDevice, DmError, DmInfo, Suspend, TargetLine};
 
 pub const DM_CONTROL: &str = "/dev/mapper/control";
@@ -366,11 +366,7 @@ impl DmIoctl {
         udev: UdevFlags,
         payload: &[u8],
     ) -> Result<Reply, DmError> {
-        let (r, pending) = self.start_with_cookie(cmd, name, flags, udev, payload)?;
-        if let Some(p) = pending {
-            p.wait();
-        }
-        Ok(r)
+        self.start_with_cookie(cmd, name, flags, udev, payload).map(waited)
     }
 
     /// `run_with_cookie` without the wait: the cookie of a uevent sent comes back.

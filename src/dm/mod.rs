@@ -171,11 +171,7 @@ pub trait DmBackend: Send {
     /// udev rules `udev` (with PRIMARY_SOURCE added) and waits for udev as libdevmapper
     /// does (`udev_cookie`). A resume with a loaded table suspends first as `how` says.
     fn resume(&self, name: &str, how: Suspend, udev: UdevFlags) -> Result<DmInfo, DmError> {
-        let (info, pending) = self.resume_started(name, how, udev)?;
-        if let Some(p) = pending {
-            p.wait();
-        }
-        Ok(info)
+        self.resume_started(name, how, udev).map(udev_cookie::waited)
     }
     /// As `resume`, but returns as soon as the kernel resumed: udev's completion of the
     /// uevent, if there is one to wait for, is left to the caller (none without udev
@@ -204,11 +200,7 @@ pub trait DmBackend: Send {
     /// Create + load + resume, removing the half-made device if a later step fails.
     /// The resume carries upstream's create flags for the map (`UdevOp::Create`).
     fn create_map(&self, name: &str, uuid: &str, targets: &[TargetLine], m: MapUdev) -> Result<DmInfo, DmError> {
-        let (info, pending) = self.create_map_started(name, uuid, targets, m)?;
-        if let Some(p) = pending {
-            p.wait();
-        }
-        Ok(info)
+        self.create_map_started(name, uuid, targets, m).map(udev_cookie::waited)
     }
 
     /// `create_map` that returns once the map is live, leaving udev's completion of its

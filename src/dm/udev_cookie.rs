@@ -422,11 +422,7 @@ impl UdevSync {
         flags: UdevFlags,
         ioctl: impl FnOnce(u32) -> Result<(T, Uevent), E>,
     ) -> Result<T, E> {
-        let (t, pending) = self.start(what, flags, ioctl)?;
-        if let Some(p) = pending {
-            p.wait();
-        }
-        Ok(t)
+        self.start(what, flags, ioctl).map(waited)
     }
 
     /// Runs one uevent-generating ioctl: `ioctl` gets the `event_nr` to send and tells
@@ -475,6 +471,15 @@ impl UdevSync {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The result of a started operation once udev completed its uevent, if it had one:
+/// what the waiting forms (`run`, `resume`, `create_map`) return.
+pub fn waited<T>((t, pending): (T, Option<PendingUdev>)) -> T {
+    if let Some(p) = pending {
+        p.wait();
+    }
+    t
 }
 
 /// A uevent the kernel sent for one of our ioctls, whose cookie udev has yet to
