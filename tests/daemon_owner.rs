@@ -3806,3 +3806,23 @@ fn a_key_from_setprkey_is_kept_in_the_prkeys_file() {
     let text = fs::read_to_string(&prkeys).unwrap();
     assert!(text.ends_with(&format!("#X0000000000123abc {WWID}\n")), "{text}");
 }
+
+#[test]
+fn a_steady_check_reads_its_maps_status_once_and_sends_nothing() {
+    // Every check reads its map's status (an ioctl) before deciding; a path that
+    // stays up leads to no DM message, so nothing can have changed the status since.
+    let f = FakeSys::new();
+    let mut h = Harness::coldplugged(&f, 4, 4);
+    // The checker's id of sda, the first LUN's path through host 1 (ids count from 1).
+    let sda = 1;
+    h.calls();
+    h.dm.lock().unwrap().status_reads = 0;
+    h.check(sda, PathState::Up);
+    assert_eq!(h.changes(), vec![]);
+    assert_eq!(h.dm.lock().unwrap().status_reads, 1);
+    // One that goes down sends fail_path and reads the status again after it.
+    h.dm.lock().unwrap().status_reads = 0;
+    h.check(sda, PathState::Down);
+    assert_eq!(h.changes(), vec![msg(&common::lun_wwid(0), "fail_path 8:0")]);
+    assert_eq!(h.dm.lock().unwrap().status_reads, 2);
+}

@@ -302,6 +302,12 @@ impl MapRecord {
             stat_switch_group: 0,
         }
     }
+
+    /// Whether a countdown runs that [`map_tick`] advances; without one the tick
+    /// changes nothing, and the owner skips the map without gathering its groups.
+    pub fn counting_down(&self) -> bool {
+        self.retry_tick > 0 || self.failback_tick > 0 || self.ghost_delay_tick > 0
+    }
 }
 
 /// Something the state owner must do after an update, in order.

@@ -1034,3 +1034,38 @@ mod props {
         }
     }
 }
+
+#[test]
+fn the_tick_changes_nothing_unless_a_countdown_runs() {
+    // The owner's 1 s tick skips every map not counting down: that is only right if
+    // map_tick changes nothing for them, whatever the policy and the groups.
+    let groups = [G(10, 1), G(50, 1)];
+    for pol in [
+        Policy {
+            failback: Failback::Deferred(10),
+            no_path_retry: NoPathRetry::Retries(2),
+            ghost_delay: 3,
+            ..policy()
+        },
+        Policy {
+            failback: Failback::Immediate,
+            no_path_retry: NoPathRetry::Queue,
+            ..policy()
+        },
+    ] {
+        let m = MapRecord::new("mpatha", &pol, true);
+        assert!(!m.counting_down());
+        assert_eq!(map_tick(&m, 1, &groups, 1, &pol), (m.clone(), vec![]));
+    }
+    let pol = policy();
+    let base = map(&pol);
+    for set in [
+        |m: &mut MapRecord| m.retry_tick = 1,
+        |m: &mut MapRecord| m.failback_tick = 1,
+        |m: &mut MapRecord| m.ghost_delay_tick = 1,
+    ] {
+        let mut m = base.clone();
+        set(&mut m);
+        assert!(m.counting_down());
+    }
+}

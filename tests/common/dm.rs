@@ -89,6 +89,8 @@ pub struct DmState {
     /// it when udev runs: creates answer `Load::Running` (the test ends the wait with a
     /// `LoadDone` of `LoadKind::CreateUdev`).
     pub udev_waits: bool,
+    /// Status reads, each an ioctl on the real kernel (the owner reads one per check).
+    pub status_reads: usize,
 }
 
 impl DmState {
@@ -271,7 +273,8 @@ impl MapOps for FakeDm {
     }
 
     fn status(&mut self, name: &str) -> Result<String, DmError> {
-        let st = self.0.lock().unwrap();
+        let mut st = self.0.lock().unwrap();
+        st.status_reads += 1;
         let m = st.maps.get(name).ok_or_else(|| gone("status", name))?;
         st.status_of(m)
     }

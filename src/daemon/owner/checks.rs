@@ -208,9 +208,7 @@ impl Owner {
             .map_or(0, |i| i + 1);
         let others_down = m.table.groups.get(path_group.wrapping_sub(1)).is_some_and(|g| {
             g.paths.iter().filter(|tp| tp.dev != p.rec.dev_t).all(|tp| {
-                self.paths
-                    .values()
-                    .find(|q| q.rec.dev_t == tp.dev)
+                self.path_by_devt(&tp.dev)
                     .is_none_or(|q| matches!(q.rec.state, PathState::Down | PathState::Shaky))
             })
         });
@@ -241,7 +239,11 @@ impl Owner {
         if !self.udev_pending.is_empty() {
             self.retrigger_udev();
         }
-        let names: Vec<String> = self.maps.keys().cloned().collect();
+        // Most ticks no countdown runs anywhere: nothing to do or publish.
+        let names: Vec<String> = (self.maps.iter())
+            .filter(|(_, m)| m.rec.counting_down())
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in names {
             let (groups, current) = self.group_info(&name);
             let Some(m) = self.maps.get(&name) else {
@@ -249,7 +251,6 @@ impl Owner {
             };
             let (rec, acts) = chk::map_tick(&m.rec, 1, &groups, current, &m.policy);
             if rec == m.rec && acts.is_empty() {
-                // Most ticks: no countdown runs, nothing to publish.
                 continue;
             }
             self.touch_map(&name);
@@ -264,6 +265,11 @@ impl Owner {
 
     pub(super) fn apply_checker_actions(&mut self, map: &str, actions: Vec<ChkAction>) {
         self.touch_map(map);
+        // Only what reached the kernel can have changed its status: a steady check
+        // sends nothing and reads the status once, before deciding.
+        let to_kernel = actions
+            .iter()
+            .any(|a| !matches!(a, ChkAction::Log(..) | ChkAction::EnableGroup));
         for a in actions {
             match a {
                 ChkAction::DmMessage(msg) => self.dm_message(map, &msg),
@@ -275,7 +281,9 @@ impl Owner {
                 ChkAction::Log(level, text) => log_at(level, &text),
             }
         }
-        self.refresh_status(map);
+        if to_kernel {
+            self.refresh_status(map);
+        }
     }
 
     pub(super) fn apply_marginal(&mut self, actions: Vec<MgAction>) {

@@ -336,6 +336,7 @@ impl Owner {
                 paths: ordered.clone(),
                 table: plan.table,
                 status: None,
+                status_text: String::new(),
                 rec,
                 policy,
                 selector: plan.selector,
@@ -415,19 +416,26 @@ impl Owner {
         let Ok(text) = self.dm.status(name) else {
             return;
         };
-        let Ok(st) = MultipathStatus::parse(&text) else {
-            log::warn!("{name}: cannot parse status '{text}'");
-            return;
-        };
         if let Some(m) = self.maps.get_mut(name) {
-            for dev in &m.paths {
-                if let Some(p) = self.paths.get_mut(dev)
-                    && let Some((_, ps)) = st.path(&p.rec.dev_t)
-                {
-                    p.rec.dm_state = if ps.active { DmState::Active } else { DmState::Failed };
+            if m.status.is_none() || m.status_text != text {
+                let Ok(st) = MultipathStatus::parse(&text) else {
+                    log::warn!("{name}: cannot parse status '{text}'");
+                    return;
+                };
+                m.status = Some(st);
+                m.status_text = text;
+            }
+            // Applied also when the words are the same: a path record may be new, or
+            // set failed ahead of the kernel.
+            if let Some(st) = &m.status {
+                for dev in &m.paths {
+                    if let Some(p) = self.paths.get_mut(dev)
+                        && let Some((_, ps)) = st.path(&p.rec.dev_t)
+                    {
+                        p.rec.dm_state = if ps.active { DmState::Active } else { DmState::Failed };
+                    }
                 }
             }
-            m.status = Some(st);
         }
         self.touch_map(name);
     }

@@ -220,6 +220,9 @@ struct Map {
     paths: Vec<String>,
     table: MultipathTable,
     status: Option<MultipathStatus>,
+    /// The kernel's words `status` was parsed from: between changes it prints the
+    /// same, and a check then reads them without parsing them again.
+    status_text: String,
     rec: chk::MapRecord,
     policy: chk::Policy,
     selector: String,
