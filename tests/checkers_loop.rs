@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use multipathd::checkers::state::PathState;
 use multipathd::checkers::{CheckOutcome, CheckRequest, CheckerKind, Control, MonotonicClock, spawn_checker_loop};
-use multipathd::discovery::prio::{Prio, PrioJob};
+use multipathd::discovery::prio::{OpenAttrs, Prio, PrioJob};
 use multipathd::discovery::{Hcil, SysfsRoot};
 use std::sync::Arc;
 
@@ -139,6 +139,7 @@ fn priority_is_refreshed_with_every_usable_check() {
         serial: String::new(),
         root: SysfsRoot::new(root.path()),
         dev_dir: root.path().join("dev"),
+        attrs: OpenAttrs::default(),
     };
     let (ctl, res, h) = start();
     let mut r = req(9, Path::new("/dev/null"), CheckerKind::None, Some(device.join("state")));

@@ -336,6 +336,7 @@ fn nvme_detection_runs_with_the_job_and_falls_back_to_the_configured_prio() {
         serial: String::new(),
         root: multipathd::discovery::SysfsRoot::new(root.path()),
         dev_dir: root.path().join("dev"),
+        attrs: OpenAttrs::default(),
     };
     assert_eq!(job.run(std::time::Duration::from_millis(100)).unwrap(), 1);
     assert_eq!(job.effective(), Prio::Const);
@@ -346,4 +347,37 @@ fn nvme_detection_runs_with_the_job_and_falls_back_to_the_configured_prio() {
     };
     assert!(plain.run(std::time::Duration::from_millis(100)).is_err());
     assert_eq!(plain.effective(), Prio::Ana);
+}
+
+/// The sysfs prioritizer's attributes stay open from one run to the next and are read
+/// anew each time: a changed ALUA state shows, an attribute sysfs will not read (as
+/// access_state without an ALUA handler) or that is not there yet gives nothing.
+#[test]
+fn sysfs_attributes_kept_open_are_read_anew_at_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let attrs = OpenAttrs::default();
+    std::fs::write(dir.path().join("access_state"), "active/optimized\n").unwrap();
+    assert_eq!(
+        attrs.read(dir.path(), "access_state").as_deref(),
+        Some("active/optimized")
+    );
+    // The same file, rewritten in place: a kept descriptor sees the new text.
+    std::fs::write(dir.path().join("access_state"), "standby\n").unwrap();
+    assert_eq!(attrs.read(dir.path(), "access_state").as_deref(), Some("standby"));
+    // Renamed away and replaced: the kept one still reads the file it opened, as a
+    // sysfs attribute is one file for the device's life.
+    std::fs::rename(dir.path().join("access_state"), dir.path().join("old")).unwrap();
+    std::fs::write(dir.path().join("access_state"), "unavailable\n").unwrap();
+    assert_eq!(attrs.read(dir.path(), "access_state").as_deref(), Some("standby"));
+    assert_eq!(attrs.read(dir.path(), "preferred_path"), None);
+    std::fs::write(dir.path().join("preferred_path"), "1\n").unwrap();
+    assert_eq!(attrs.read(dir.path(), "preferred_path").as_deref(), Some("1"));
+    // A directory opens but refuses reads (EISDIR), as sysfs refuses some attributes.
+    std::fs::create_dir(dir.path().join("refused")).unwrap();
+    assert_eq!(attrs.read(dir.path(), "refused"), None);
+    assert_eq!(attrs.read(dir.path(), "refused"), None);
+    // A clone is a new job's: it opens its own.
+    let fresh = attrs.clone();
+    assert_eq!(fresh.read(dir.path(), "access_state").as_deref(), Some("unavailable"));
+    assert_eq!(fresh, attrs);
 }

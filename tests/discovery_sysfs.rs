@@ -362,6 +362,7 @@ fn getprio_reads_current_sysfs_state() {
         timeout_ms: 1000,
         rng: &mut rng,
         regex_search: &re,
+        attrs: None,
     };
     assert_eq!(getprio(Prio::Const, "", &Subject::from(&sdb), &mut env).ok(), Some(1));
     assert_eq!(getprio(Prio::Random, "", &Subject::from(&sdb), &mut env).ok(), Some(4));

@@ -653,6 +653,7 @@ mod tests {
             serial: String::new(),
             root: crate::discovery::SysfsRoot::new("/nonexistent"),
             dev_dir: PathBuf::from("/nonexistent"),
+            attrs: crate::discovery::prio::OpenAttrs::default(),
         })
     }
 

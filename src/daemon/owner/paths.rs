@@ -9,7 +9,7 @@ use crate::checkers::{self, CheckRequest, Control};
 use crate::config::blacklist::Blacklist;
 use crate::config::keywords::Setting;
 use crate::config::propsel::{PathFacts, Selector};
-use crate::discovery::prio::{AnaDetect, PrioJob};
+use crate::discovery::prio::{AnaDetect, OpenAttrs, PrioJob};
 use crate::discovery::{self, PathInfo};
 use crate::marginal::state::Event as MgEvent;
 
@@ -329,6 +329,7 @@ impl Owner {
             serial: info.serial.clone(),
             root: self.env.sysfs.clone(),
             dev_dir: self.env.dev_dir.clone(),
+            attrs: OpenAttrs::default(),
         };
         if p.talks_to_device() {
             return (job, None);
