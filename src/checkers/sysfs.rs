@@ -39,25 +39,18 @@ pub fn read_sysfs_state(file: &Path) -> Option<Verdict> {
     }
 }
 
-/// [`read_sysfs_state`] through a file kept open in `open` under `id` (opened on the
-/// first read, read again at offset 0, which has sysfs produce the word anew). A read
-/// that fails drops the file and reads by path, which tells a device that went away.
+/// [`read_sysfs_state`] through a file kept open in `open` under `id`
+/// ([`crate::discovery::sysfs::read_kept`]). A read that fails drops the file and
+/// reads by path, which tells a device that went away.
 pub fn read_open_state<K: std::hash::Hash + Eq + Copy>(
     open: &mut std::collections::HashMap<K, std::fs::File>,
     id: K,
     file: &Path,
 ) -> Option<Verdict> {
-    use std::os::unix::fs::FileExt;
-    if let std::collections::hash_map::Entry::Vacant(e) = open.entry(id) {
-        match std::fs::File::open(file) {
-            Ok(f) => e.insert(f),
-            Err(_) => return read_sysfs_state(file),
-        };
-    }
     let mut buf = [0u8; 64];
-    match open.get(&id).map(|f| f.read_at(&mut buf, 0)) {
-        Some(Ok(n)) => state_from_sysfs(&String::from_utf8_lossy(&buf[..n])),
-        _ => {
+    match crate::discovery::sysfs::read_kept(open, id, file, &mut buf) {
+        Ok(n) => state_from_sysfs(&String::from_utf8_lossy(&buf[..n])),
+        Err(_) => {
             open.remove(&id);
             read_sysfs_state(file)
         }

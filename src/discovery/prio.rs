@@ -586,10 +586,8 @@ pub struct PrioJob {
 }
 
 /// Sysfs attributes a prioritizer reads at every run (`sysfs`: access_state,
-/// preferred_path), kept open and read again at offset 0, which has sysfs make the
-/// text anew. Under the lab's TCG an open's walk through `/sys/block`'s links cost
-/// about 0.2 ms, at every check of every path. A cache, not part of what the job is:
-/// a clone starts empty and any two compare equal.
+/// preferred_path), kept open ([`super::sysfs::read_kept`]). A cache, not part of
+/// what the job is: a clone starts empty and any two compare equal.
 #[derive(Default)]
 pub struct OpenAttrs(std::sync::Mutex<std::collections::HashMap<&'static str, std::fs::File>>);
 
@@ -597,14 +595,10 @@ impl OpenAttrs {
     /// The text of attribute `name` under `dir`, trimmed; `None` when it cannot be
     /// opened or read.
     pub fn read(&self, dir: &Path, name: &'static str) -> Option<String> {
-        use std::os::unix::fs::FileExt;
         let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let file = match open.entry(name) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(std::fs::File::open(dir.join(name)).ok()?),
-        };
+        // An access state is a word or two.
         let mut buf = [0u8; 256];
-        match file.read_at(&mut buf, 0) {
+        match super::sysfs::read_kept(&mut open, name, &dir.join(name), &mut buf) {
             Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).trim().to_string()),
             // The device went away: a device of that name later is opened anew.
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
@@ -724,8 +718,8 @@ pub struct PrioEnv<'a> {
     pub rng: &'a mut dyn FnMut() -> u32,
     /// POSIX-ERE search, see [`weightedpath_prio`].
     pub regex_search: &'a dyn Fn(&str, &str) -> Option<bool>,
-    /// Attributes kept open from one run to the next (a [`PrioJob`]'s); `None` opens
-    /// each attribute for the one read.
+    /// Attributes kept open from one run to the next (a [`PrioJob`]'s); with `None`
+    /// they are opened for this run only.
     pub attrs: Option<&'a OpenAttrs>,
 }
 
@@ -794,13 +788,10 @@ pub fn getprio(prio: Prio, args: &str, p: &Subject, env: &mut PrioEnv) -> Result
         Prio::Sysfs => {
             // Read afresh: the ALUA state changes after discovery.
             let device = env.root.sys("block").join(p.dev).join("device");
-            let attrs = env.attrs;
-            let read = |a: &'static str| match attrs {
-                Some(open) => open.read(&device, a),
-                None => std::fs::read_to_string(device.join(a))
-                    .ok()
-                    .map(|s| s.trim().to_string()),
-            };
+            // Without a job's kept files, the ones opened here close after this run.
+            let once = OpenAttrs::default();
+            let attrs = env.attrs.unwrap_or(&once);
+            let read = |a: &'static str| attrs.read(&device, a);
             let state = read("access_state").filter(|s| !s.is_empty());
             let Some(state) = state else {
                 return Err(PrioError::NoAccessState(p.dev.to_string()));
