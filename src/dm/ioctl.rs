@@ -10,6 +10,7 @@ use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 
@@ -89,8 +90,38 @@ const DM_UEVENT_GENERATED_FLAG: u32 = 1 << 13;
 const DM_DATA_OUT_FLAG: u32 = 1 << 16;
 const DM_DEFERRED_REMOVE: u32 = 1 << 17;
 
-const INITIAL_BUFFER: usize = 16 * 1024;
+/// The buffer a command starts with until one of its replies needed more. Small, as
+/// most replies are (a map's status or table is a few hundred bytes): the kernel copies
+/// in and allocates the whole buffer whatever the reply needs, and at 16 KiB for every
+/// check's status read that was a sixth of the state owner's CPU in the lab.
+const INITIAL_BUFFER: usize = 2 * 1024;
 const MAX_BUFFER: usize = 64 * 1024 * 1024;
+
+/// The buffer each command starts with: the largest one of its replies needed so far, so
+/// that a command with large replies (a list of thousands of maps) does not go through
+/// the doublings again every time.
+struct StartSizes([AtomicUsize; 17]);
+
+impl StartSizes {
+    fn new() -> Self {
+        StartSizes(std::array::from_fn(|_| AtomicUsize::new(INITIAL_BUFFER)))
+    }
+
+    /// `exchange` for `cmd`, starting at its size and keeping the size that fit.
+    fn exchange(
+        &self,
+        cmd: Cmd,
+        name: Option<&str>,
+        header: DmIoctlHeader,
+        payload: &[u8],
+        ioctl: &mut dyn FnMut(&mut Buffer) -> nix::Result<()>,
+    ) -> Result<Reply, DmError> {
+        let slot = &self.0[cmd as usize];
+        let reply = exchange(cmd, name, header, payload, slot.load(Ordering::Relaxed), ioctl)?;
+        slot.fetch_max(reply.buffer, Ordering::Relaxed);
+        Ok(reply)
+    }
+}
 
 /// The DM commands we issue, with their `_IOWR(0xfd, nr, struct dm_ioctl)` numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,15 +237,19 @@ fn pad8(out: &mut Vec<u8>) {
 struct Reply {
     header: DmIoctlHeader,
     data: Vec<u8>,
+    /// The size of the buffer the reply fit in.
+    buffer: usize,
 }
 
-/// One request/reply round: lays out header + payload, calls `ioctl`, and retries
-/// with a doubled buffer while the kernel reports DM_BUFFER_FULL_FLAG.
+/// One request/reply round: lays out header + payload in a buffer of `start` bytes (more
+/// if the payload needs it), calls `ioctl`, and retries with a doubled buffer while the
+/// kernel reports DM_BUFFER_FULL_FLAG.
 fn exchange(
     cmd: Cmd,
     name: Option<&str>,
     header: DmIoctlHeader,
     payload: &[u8],
+    start: usize,
     ioctl: &mut dyn FnMut(&mut Buffer) -> nix::Result<()>,
 ) -> Result<Reply, DmError> {
     let bad = |why: String| DmError::BadReply {
@@ -222,7 +257,7 @@ fn exchange(
         name: name.map(str::to_owned),
         why: why.to_string(),
     };
-    let mut size = (HEADER_SIZE + payload.len()).max(INITIAL_BUFFER).next_multiple_of(8);
+    let mut size = (HEADER_SIZE + payload.len()).max(start).next_multiple_of(8);
     loop {
         let mut h = header;
         h.data_size = u32::try_from(size).map_err(|_| bad(format!("buffer of {size} bytes")))?;
@@ -251,7 +286,11 @@ fn exchange(
                 return Err(bad(format!("data {start}..{end} outside the {size}-byte buffer")));
             }
         };
-        return Ok(Reply { header: out, data });
+        return Ok(Reply {
+            header: out,
+            data,
+            buffer: size,
+        });
     }
 }
 
@@ -268,6 +307,7 @@ pub struct DmIoctl {
     version: [u32; 3],
     /// Cookies for the ioctls that make the kernel send a uevent (resume, remove, rename).
     udev: UdevSync,
+    sizes: StartSizes,
 }
 
 impl DmIoctl {
@@ -291,6 +331,7 @@ impl DmIoctl {
             control,
             version: [0; 3],
             udev: UdevSync::from_env(),
+            sizes: StartSizes::new(),
         };
         let reply = dm.run(Cmd::Version, None, 0, &[])?;
         dm.version = reply.header.version;
@@ -396,27 +437,28 @@ impl DmIoctl {
     /// One ioctl with a header made by `header_for` (and completed by the caller).
     fn send(&self, cmd: Cmd, name: Option<&str>, header: DmIoctlHeader, payload: &[u8]) -> Result<Reply, DmError> {
         let fd = self.control.as_raw_fd();
-        exchange(cmd, name, header, payload, &mut |buf: &mut Buffer| {
-            let p = buf.words.as_mut_ptr().cast::<DmIoctlHeader>();
-            // SAFETY: `p` points to the buffer's writable, 8-aligned bytes, starting with
-            // a valid header whose data_size (set by `exchange`) bounds the kernel's writes.
-            unsafe {
-                match cmd {
-                    Cmd::Version => raw::version(fd, p),
-                    Cmd::ListDevices => raw::list_devices(fd, p),
-                    Cmd::DevCreate => raw::dev_create(fd, p),
-                    Cmd::DevRemove => raw::dev_remove(fd, p),
-                    Cmd::DevRename => raw::dev_rename(fd, p),
-                    Cmd::DevSuspend => raw::dev_suspend(fd, p),
-                    Cmd::DevStatus => raw::dev_status(fd, p),
-                    Cmd::TableLoad => raw::table_load(fd, p),
-                    Cmd::TableStatus => raw::table_status(fd, p),
-                    Cmd::TargetMsg => raw::target_msg(fd, p),
-                    Cmd::DevArmPoll => raw::dev_arm_poll(fd, p),
+        self.sizes
+            .exchange(cmd, name, header, payload, &mut |buf: &mut Buffer| {
+                let p = buf.words.as_mut_ptr().cast::<DmIoctlHeader>();
+                // SAFETY: `p` points to the buffer's writable, 8-aligned bytes, starting with
+                // a valid header whose data_size (set by `exchange`) bounds the kernel's writes.
+                unsafe {
+                    match cmd {
+                        Cmd::Version => raw::version(fd, p),
+                        Cmd::ListDevices => raw::list_devices(fd, p),
+                        Cmd::DevCreate => raw::dev_create(fd, p),
+                        Cmd::DevRemove => raw::dev_remove(fd, p),
+                        Cmd::DevRename => raw::dev_rename(fd, p),
+                        Cmd::DevSuspend => raw::dev_suspend(fd, p),
+                        Cmd::DevStatus => raw::dev_status(fd, p),
+                        Cmd::TableLoad => raw::table_load(fd, p),
+                        Cmd::TableStatus => raw::table_status(fd, p),
+                        Cmd::TargetMsg => raw::target_msg(fd, p),
+                        Cmd::DevArmPoll => raw::dev_arm_poll(fd, p),
+                    }
                 }
-            }
-            .map(|_| ())
-        })
+                .map(|_| ())
+            })
     }
 
     fn info_from(&self, h: &DmIoctlHeader) -> DmInfo {
@@ -778,12 +820,10 @@ mod tests {
         DmIoctl::header_for(cmd, Some("mpatha"), None, 0).unwrap()
     }
 
-    #[test]
-    fn buffer_grows_until_the_reply_fits() {
-        // A fake kernel whose reply needs 100 000 bytes of data.
-        let need = 100_000usize;
-        let mut sizes = Vec::new();
-        let mut call = |buf: &mut Buffer| {
+    /// A fake kernel whose reply needs `need` bytes of data: it records the buffer size
+    /// of every call, and fills the last byte of the data when the reply fits.
+    fn kernel_needing(need: usize, sizes: &mut Vec<u32>) -> impl FnMut(&mut Buffer) -> nix::Result<()> + '_ {
+        move |buf: &mut Buffer| {
             let mut h = buf.header();
             sizes.push(h.data_size);
             if (h.data_size as usize) < HEADER_SIZE + need {
@@ -794,18 +834,55 @@ mod tests {
             }
             buf.set_header(&h);
             Ok(())
-        };
+        }
+    }
+
+    #[test]
+    fn buffer_grows_until_the_reply_fits() {
+        let need = 100_000usize;
+        let mut sizes = Vec::new();
+        let status = header(Cmd::TableStatus);
         let r = exchange(
             Cmd::TableStatus,
             Some("mpatha"),
-            header(Cmd::TableStatus),
+            status,
             &[],
-            &mut call,
+            INITIAL_BUFFER,
+            &mut kernel_needing(need, &mut sizes),
         )
         .unwrap();
-        assert_eq!(sizes, [16384, 32768, 65536, 131072]);
+        assert_eq!(sizes, [2048, 4096, 8192, 16384, 32768, 65536, 131072]);
         assert_eq!(r.data.len(), need);
         assert_eq!(r.data[need - 1], 0x5a);
+        assert_eq!(r.buffer, 131072);
+    }
+
+    #[test]
+    fn a_command_starts_at_the_size_its_largest_reply_needed() {
+        let starts = StartSizes::new();
+        let mut sizes = Vec::new();
+        let status = header(Cmd::TableStatus);
+        let send = |cmd: Cmd, need: usize, sizes: &mut Vec<u32>| {
+            starts
+                .exchange(cmd, Some("mpatha"), status, &[], &mut kernel_needing(need, sizes))
+                .unwrap()
+        };
+        // A map's status: the first, small buffer holds it.
+        send(Cmd::TableStatus, 300, &mut sizes);
+        assert_eq!(sizes, [2048]);
+        // A large map's status goes through the doublings once...
+        sizes.clear();
+        send(Cmd::TableStatus, 10_000, &mut sizes);
+        assert_eq!(sizes, [2048, 4096, 8192, 16384]);
+        // ...and from then on starts where it fit, for small replies too.
+        sizes.clear();
+        send(Cmd::TableStatus, 10_000, &mut sizes);
+        send(Cmd::TableStatus, 300, &mut sizes);
+        assert_eq!(sizes, [16384, 16384]);
+        // Another command keeps its own start.
+        sizes.clear();
+        send(Cmd::ListDevices, 300, &mut sizes);
+        assert_eq!(sizes, [2048]);
     }
 
     #[test]
@@ -816,7 +893,8 @@ mod tests {
             buf.set_header(&h);
             Ok(())
         };
-        let e = exchange(Cmd::ListDevices, None, header(Cmd::ListDevices), &[], &mut always_full)
+        let list = header(Cmd::ListDevices);
+        let e = exchange(Cmd::ListDevices, None, list, &[], INITIAL_BUFFER, &mut always_full)
             .err()
             .unwrap();
         assert_eq!(
@@ -824,9 +902,16 @@ mod tests {
             "DM_LIST_DEVICES: unexpected kernel reply: reply larger than 67108864 bytes"
         );
         let mut enxio = |_: &mut Buffer| Err(Errno::ENXIO);
-        let e = exchange(Cmd::DevStatus, Some("mpatha"), header(Cmd::DevStatus), &[], &mut enxio)
-            .err()
-            .unwrap();
+        let e = exchange(
+            Cmd::DevStatus,
+            Some("mpatha"),
+            header(Cmd::DevStatus),
+            &[],
+            INITIAL_BUFFER,
+            &mut enxio,
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.to_string(), "DM_DEV_STATUS mpatha: No such device or address");
         let mut overlong = |buf: &mut Buffer| {
             let mut h = buf.header();
@@ -834,10 +919,17 @@ mod tests {
             buf.set_header(&h);
             Ok(())
         };
-        let e = exchange(Cmd::DevStatus, Some("m"), header(Cmd::DevStatus), &[], &mut overlong)
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("outside the 16384-byte buffer"), "{e}");
+        let e = exchange(
+            Cmd::DevStatus,
+            Some("m"),
+            header(Cmd::DevStatus),
+            &[],
+            INITIAL_BUFFER,
+            &mut overlong,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("outside the 2048-byte buffer"), "{e}");
     }
 
     #[test]
@@ -855,6 +947,7 @@ mod tests {
             Some("mpatha"),
             header(Cmd::TargetMsg),
             b"payload!",
+            INITIAL_BUFFER,
             &mut call,
         )
         .unwrap();
