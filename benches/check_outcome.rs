@@ -13,6 +13,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use multipathd::checkers::Control;
 use multipathd::checkers::state::PathState;
 use multipathd::cli::format::PathDmState;
 use multipathd::daemon::owner::Change;
@@ -47,7 +48,10 @@ fn bench(c: &mut Criterion) {
     let (publisher, _feed) = multipathd::cli::snapshot::channel().expect("eventfd");
     h.owner.publish_to(publisher);
     h.check(ID, PathState::Up);
-    assert_eq!(h.scheduled().get("sda"), Some(&ID), "checked and scheduled again");
+    assert!(
+        matches!(h.controls()[..], [Control::Again { path: ID, .. }]),
+        "checked and to be checked again"
+    );
     // Each check reads its map's status: the kernel failing sdb on its own shows.
     let map = common::lun_wwid(0);
     let fail_sdb = |h: &Harness, failed: bool| {

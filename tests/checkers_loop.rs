@@ -187,6 +187,31 @@ fn sysfs_state_gates_the_checker_and_none_reports_up() {
     stop(ctl, h);
 }
 
+/// After an outcome that changed nothing of a path's request, the owner sends only when
+/// to check it again: the loop checks it then with the request it kept, and ignores a
+/// path it does not have.
+#[test]
+fn again_checks_a_known_path_later_with_the_request_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::write(&state, "running\n").unwrap();
+    let (ctl, res, h) = start();
+    let r = req(7, Path::new("/dev/null"), CheckerKind::None, Some(state.clone()));
+    ctl.send(Control::Schedule { req: r, in_secs: 0 }).unwrap();
+    assert_eq!(res.recv_timeout(WAIT).unwrap().result.state, PathState::Up);
+    let sent = std::time::Instant::now();
+    ctl.send(Control::Again { path: 7, in_secs: 2 }).unwrap();
+    let o = res.recv_timeout(WAIT).expect("checked again");
+    assert_eq!((o.path_id, o.result.state), (7, PathState::Up));
+    assert!(sent.elapsed() >= Duration::from_millis(1900), "{:?}", sent.elapsed());
+    // Unknown, or removed: not checked.
+    ctl.send(Control::Again { path: 8, in_secs: 0 }).unwrap();
+    ctl.send(Control::Remove(7)).unwrap();
+    ctl.send(Control::Again { path: 7, in_secs: 0 }).unwrap();
+    assert!(res.recv_timeout(Duration::from_millis(1500)).is_err());
+    stop(ctl, h);
+}
+
 #[test]
 fn a_usable_path_going_offline_is_checked_at_once_not_at_its_turn() {
     let dir = tempfile::tempdir().unwrap();

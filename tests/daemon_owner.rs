@@ -259,6 +259,34 @@ fn coldplug_two_alua_paths_creates_mpatha() {
     );
 }
 
+/// After a check that left a path's request as it was (checker, timeout, prioritizer,
+/// nothing to register), the checker loop is told only when to check it again: no
+/// request is built and sent for every check of every path.
+#[test]
+fn a_steady_check_sends_only_when_to_check_again() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let ids = h.scheduled();
+    h.check(ids["sda"], PathState::Up);
+    assert_eq!(
+        h.controls(),
+        [Control::Again {
+            path: ids["sda"],
+            in_secs: 5
+        }]
+    );
+    h.check(ids["sda"], PathState::Up);
+    assert_eq!(
+        h.controls(),
+        [Control::Again {
+            path: ids["sda"],
+            in_secs: 10
+        }]
+    );
+}
+
 /// A prioritizer that sends commands to the device (alua: RTPG, which hangs with a hung
 /// path) never runs on the owner's thread: each path's first check computes it on the
 /// checker's workers, and the map waits for both, then is created once, grouped by them.
@@ -3509,7 +3537,9 @@ const PR_KEY: &str = "defaults {\n user_friendly_names yes\n find_multipaths gre
 /// for: (key, aptpl, unset, ever_registered), or None for a check without one.
 type PrAsk = Option<(u64, bool, bool, bool)>;
 
-fn pr_asks(h: &Harness) -> BTreeMap<String, PrAsk> {
+/// What the checks scheduled since the last look ask for, by device (`ids`: device →
+/// checker id, to name the paths sent again with the request the loop has).
+fn pr_asks(h: &Harness, ids: &BTreeMap<String, u64>) -> BTreeMap<String, PrAsk> {
     h.controls()
         .into_iter()
         .filter_map(|c| match c {
@@ -3517,6 +3547,11 @@ fn pr_asks(h: &Harness) -> BTreeMap<String, PrAsk> {
                 req.dev.file_name().unwrap().to_string_lossy().into_owned(),
                 req.pr.map(|j| (j.key, j.aptpl, j.unset, j.ever_registered)),
             )),
+            // The request the loop has: its registration was taken when its check started.
+            Control::Again { path, .. } => {
+                let dev = ids.iter().find(|(_, id)| **id == path).expect("a known path").0;
+                Some((dev.clone(), None))
+            }
             _ => None,
         })
         .collect()
@@ -3562,7 +3597,7 @@ fn a_new_map_with_a_key_registers_its_paths_at_their_first_check() {
     let mut plain = Harness::new(&f, GREEDY, DmState::default());
     plain.owner.coldplug();
     assert_eq!(
-        pr_asks(&plain),
+        pr_asks(&plain, &BTreeMap::new()),
         BTreeMap::from([("sda".into(), None), ("sdb".into(), None)])
     );
     let mut h = Harness::new(&f, PR_KEY, DmState::default());
@@ -3580,7 +3615,7 @@ fn a_new_map_with_a_key_registers_its_paths_at_their_first_check() {
         Some(PrOutcome::Registered { keys: 2 }),
     );
     assert_eq!(prstatus(&mut h), "set\n");
-    let asks = pr_asks(&h);
+    let asks = pr_asks(&h, &ids);
     assert_eq!(asks["sda"], None);
     // The map just became registered: its other usable paths register (sdb has not
     // been checked yet, so it still waits for its first check's registration).
@@ -3591,7 +3626,7 @@ fn a_new_map_with_a_key_registers_its_paths_at_their_first_check() {
         PathState::Up,
         Some(PrOutcome::Registered { keys: 2 }),
     );
-    assert_eq!(pr_asks(&h), BTreeMap::from([("sdb".into(), None)]));
+    assert_eq!(pr_asks(&h, &ids), BTreeMap::from([("sdb".into(), None)]));
 }
 
 /// `mpatha` over sda and sdb with `PR_KEY`, both paths checked up and registered; the
@@ -3626,10 +3661,10 @@ fn a_path_that_comes_back_registers_before_it_is_reinstated() {
     h.calls();
     pr_check(&mut h, ids["sdb"], PathState::Down, None);
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
-    assert_eq!(pr_asks(&h), BTreeMap::from([("sdb".into(), AGAIN)]));
+    assert_eq!(pr_asks(&h, &ids), BTreeMap::from([("sdb".into(), AGAIN)]));
     // Still down: it keeps asking.
     pr_check(&mut h, ids["sdb"], PathState::Down, None);
-    assert_eq!(pr_asks(&h), BTreeMap::from([("sdb".into(), AGAIN)]));
+    assert_eq!(pr_asks(&h, &ids), BTreeMap::from([("sdb".into(), AGAIN)]));
     pr_check(
         &mut h,
         ids["sdb"],
@@ -3637,7 +3672,7 @@ fn a_path_that_comes_back_registers_before_it_is_reinstated() {
         Some(PrOutcome::Registered { keys: 2 }),
     );
     assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
-    assert_eq!(pr_asks(&h), BTreeMap::from([("sdb".into(), None)]));
+    assert_eq!(pr_asks(&h, &ids), BTreeMap::from([("sdb".into(), None)]));
     assert_eq!(prstatus(&mut h), "set\n");
 }
 
@@ -3660,7 +3695,7 @@ fn setprstatus_registers_every_usable_path_and_unsetprstatus_clears() {
     pr_check(&mut h, ids["sdb"], PathState::Down, None);
     pr_check(&mut h, ids["sdb"], PathState::Up, None);
     assert_eq!(
-        pr_asks(&h),
+        pr_asks(&h, &ids),
         BTreeMap::from([("sdb".into(), None)]),
         "unset, never registered"
     );
@@ -3701,7 +3736,7 @@ fn setprstatus_registers_every_usable_path_and_unsetprstatus_clears() {
     h.controls();
     pr_check(&mut h, ids["sda"], PathState::Down, None);
     assert_eq!(
-        pr_asks(&h),
+        pr_asks(&h, &ids),
         BTreeMap::from([("sda".into(), Some((0x123abc, false, true, true)))])
     );
 }
@@ -3736,7 +3771,7 @@ fn a_registration_that_finds_the_key_gone_unsets_the_map() {
 #[test]
 fn a_path_added_to_a_registered_map_registers_the_key() {
     let f = FakeSys::new();
-    let (mut h, _) = registered_pair(&f);
+    let (mut h, ids) = registered_pair(&f);
     f.add(&Disk {
         dev: "sdc",
         devt: (8, 32),
@@ -3755,7 +3790,7 @@ fn a_path_added_to_a_registered_map_registers_the_key() {
         ("DEVNAME", "/dev/sdc"),
         ("DEVTYPE", "disk"),
     ]));
-    let asks = pr_asks(&h);
+    let asks = pr_asks(&h, &ids);
     assert_eq!(asks["sdc"], AGAIN);
     assert_eq!(asks["sda"], None, "paths already in the map are not registered again");
 }

@@ -6,7 +6,8 @@
 //! * [`directio`], [`pool`] + [`sg`], [`sysfs`]: the checkers themselves.
 //! * [`CheckerLoop`]: the thread that ties them together. It owns no path state:
 //!   the state owner sends [`Control::Schedule`] with the delay the state machine
-//!   chose (`PathUpdate::path.tick`) and gets a [`CheckOutcome`] per check.
+//!   chose (`PathUpdate::path.tick`), or only [`Control::Again`] with that delay when
+//!   the path's request did not change, and gets a [`CheckOutcome`] per check.
 
 pub mod directio;
 pub mod pool;
@@ -141,6 +142,10 @@ pub struct CheckRequest {
 pub enum Control {
     /// Add or update a path; check it `in_secs` seconds from now.
     Schedule { req: CheckRequest, in_secs: u32 },
+    /// Check a known path again `in_secs` seconds from now, with the request the loop
+    /// has: what the state owner sends after an outcome that left the request as it was
+    /// (no request built, sent and compared for every check of every path).
+    Again { path: PathId, in_secs: u32 },
     /// Check a known path at once (CLI, uevent).
     CheckNow(PathId),
     /// The path is gone: forget it and close its device.
@@ -395,9 +400,8 @@ impl<C: Clock> CheckerLoop<C> {
         v
     }
 
-    /// Applies a control message; false on shutdown.
-    fn control(&mut self, msg: Control) -> bool {
-        let now = self.clock.now();
+    /// Applies a control message that arrived at `now`; false on shutdown.
+    fn control(&mut self, msg: Control, now: Instant) -> bool {
         match msg {
             Control::Schedule { req, in_secs } => {
                 let id = req.path;
@@ -414,6 +418,11 @@ impl<C: Clock> CheckerLoop<C> {
                     }
                 }
                 self.sched.schedule_in(id, now, in_secs);
+            }
+            Control::Again { path, in_secs } => {
+                if self.paths.contains_key(&path) {
+                    self.sched.schedule_in(path, now, in_secs);
+                }
             }
             Control::CheckNow(id) => {
                 if self.paths.contains_key(&id) {
@@ -436,10 +445,9 @@ impl<C: Clock> CheckerLoop<C> {
         true
     }
 
-    /// One round: start due checks, collect finished ones. False when the
+    /// One round at `now`: start due checks, collect finished ones. False when the
     /// results receiver is gone.
-    fn round(&mut self) -> bool {
-        let now = self.clock.now();
+    fn round(&mut self, now: Instant) -> bool {
         self.sweep_sysfs(now);
         for id in self.sched.take_due(now, MAX_STARTS_PER_ROUND) {
             if let Some(v) = self.start(id, now)
@@ -463,8 +471,8 @@ impl<C: Clock> CheckerLoop<C> {
         true
     }
 
-    fn wait_time(&mut self) -> Duration {
-        let now = self.clock.now();
+    /// How long to wait from `now` for the next deadline.
+    fn wait_time(&mut self, now: Instant) -> Duration {
         let sweep = (!self.watched.is_empty() || !self.offline.is_empty()).then_some(self.next_sweep);
         [
             self.sched.next_deadline(),
@@ -481,22 +489,26 @@ impl<C: Clock> CheckerLoop<C> {
     /// Runs until [`Control::Shutdown`], or until either channel is closed.
     pub fn run(mut self) {
         loop {
-            if !self.round() {
+            // One clock read for the round and the wait after it (a system call under the
+            // lab's TCG): the wait may end late by the round's time, a few milliseconds.
+            let now = self.clock.now();
+            if !self.round(now) {
                 return;
             }
-            let wait = self.wait_time();
+            let wait = self.wait_time(now);
             let done_rx = self.pool.done_channel().clone();
             // Completions are reaped by the next round.
             let aio_rx = self.directio.as_ref().map_or_else(never, |(_, w)| w.receiver().clone());
             select! {
                 recv(self.control) -> msg => match msg {
                     Ok(m) => {
-                        if !self.control(m) {
+                        let now = self.clock.now();
+                        if !self.control(m, now) {
                             return;
                         }
-                        // Drain what else is queued before the next round.
+                        // Drain what else is queued before the next round, as arrived now.
                         while let Ok(m) = self.control.try_recv() {
-                            if !self.control(m) {
+                            if !self.control(m, now) {
                                 return;
                             }
                         }
@@ -523,7 +535,8 @@ impl<C: Clock> CheckerLoop<C> {
 
 /// Starts the checker thread. Results arrive on `tx_results`; send
 /// [`Control::Schedule`] for every path (again after each outcome, with the
-/// state machine's next-check delay) and [`Control::Shutdown`] to stop.
+/// state machine's next-check delay, or [`Control::Again`] when the request is
+/// the same) and [`Control::Shutdown`] to stop.
 pub fn spawn_checker_loop<C: Clock + 'static>(
     rx_control: Receiver<Control>,
     tx_results: Sender<CheckOutcome>,

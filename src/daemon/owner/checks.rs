@@ -33,6 +33,8 @@ impl Owner {
         // The kernel changes group and path states on its own (IO errors, group
         // switches): read them before deciding, as upstream does on every check.
         self.refresh_status(&map_name);
+        // One clock read for the whole check (a system call under the lab's TCG).
+        let now = Instant::now();
         let usable = matches!(out.result.state, PathState::Up | PathState::Ghost);
         if usable {
             let active = self.active_paths(&map_name);
@@ -41,7 +43,7 @@ impl Owner {
                     path: dev.clone(),
                     map_active_paths: active,
                 },
-                Instant::now(),
+                now,
             );
             self.apply_marginal(acts);
         }
@@ -53,13 +55,13 @@ impl Owner {
             other_active_paths: others,
             marginal_hold: self.marginal.is_held(&dev),
         };
-        let upd = chk::update_path_state(&p.rec, &m.rec, &out.result, &ctx, &m.policy, self.now_secs());
+        let upd = chk::update_path_state(&p.rec, &m.rec, &out.result, &ctx, &m.policy, self.secs_at(now));
         // As upstream: group_by_prio with failback immediate regroups (reloads) on a
         // changed priority; other policies switch groups through the failback step.
         let regroups = m.pgpolicy == Pgpolicy::GroupByPrio && m.policy.failback == Failback::Immediate;
         let changed = self.refresh_prio(&dev, out.prio);
         let prio_regroup = self.prio_round(&map_name, &dev, changed) && regroups;
-        let next = if self.marginal.test_due(&dev, Instant::now()) {
+        let next = if self.marginal.test_due(&dev, now) {
             upd.path.tick.min(1)
         } else {
             upd.path.tick
@@ -88,10 +90,10 @@ impl Owner {
                 map: map_name.clone(),
                 active,
             },
-            Instant::now(),
+            now,
         );
         self.apply_marginal(acts);
-        self.schedule_check(&dev, next);
+        self.check_again(&dev, next);
     }
 
     /// Per-group facts for failback decisions, in table order, and the group the

@@ -200,6 +200,37 @@ struct Path {
     /// Its next usable check registers the map's reservation key (it joined the map,
     /// came back, or the map was found registered).
     pr_pending: bool,
+    /// What the checker loop's request for the path was made of when last sent.
+    sent: Option<SentRequest>,
+}
+
+/// The parts of a path's check request that can change (its device node and sysfs state
+/// file follow from its name): while they stay, a check is followed by a
+/// [`Control::Again`](checkers::Control::Again), not by a whole request.
+#[derive(Debug, Clone)]
+struct SentRequest {
+    kind: CheckerKind,
+    timeout: std::time::Duration,
+    prio: Option<std::sync::Arc<crate::discovery::prio::PrioJob>>,
+}
+
+impl SentRequest {
+    fn of(p: &Path) -> SentRequest {
+        SentRequest {
+            kind: p.checker,
+            timeout: p.check_timeout,
+            prio: p.prio_job.clone(),
+        }
+    }
+
+    fn still(&self, p: &Path) -> bool {
+        let same_prio = match (&self.prio, &p.prio_job) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_prio && self.kind == p.checker && self.timeout == p.check_timeout
+    }
 }
 
 impl Path {
@@ -381,7 +412,12 @@ impl Owner {
     }
 
     fn now_secs(&self) -> u64 {
-        self.started.elapsed().as_secs()
+        self.secs_at(Instant::now())
+    }
+
+    /// Whole seconds from the owner's start to `now`: the state machines' clock.
+    fn secs_at(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_secs()
     }
 
     /// Number of paths and maps, for logs and tests.

@@ -13,7 +13,7 @@ use crate::discovery::prio::{AnaDetect, OpenAttrs, PrioJob};
 use crate::discovery::{self, PathInfo};
 use crate::marginal::state::Event as MgEvent;
 
-use super::{ExistingMap, Map, Owner, Path, read_trimmed};
+use super::{ExistingMap, Map, Owner, Path, SentRequest, read_trimmed};
 use crate::daemon::policy;
 
 /// The prioritizer's command timeout when a path is added (upstream's default).
@@ -218,6 +218,7 @@ impl Owner {
                 check_timeout,
                 pr_pending: false,
                 fail_uncounted: false,
+                sent: None,
             },
         );
         if first_prio {
@@ -355,8 +356,9 @@ impl Owner {
         std::time::Duration::from_secs(u64::from(timeout))
     }
 
-    pub(super) fn schedule_check(&self, dev: &str, in_secs: u32) {
-        let Some(p) = self.paths.get(dev) else { return };
+    pub(super) fn schedule_check(&mut self, dev: &str, in_secs: u32) {
+        let pr = self.pr_job(dev);
+        let Some(p) = self.paths.get_mut(dev) else { return };
         let req = CheckRequest {
             path: p.id,
             dev: self.env.dev_dir.join(dev),
@@ -364,9 +366,21 @@ impl Owner {
             kind: p.checker,
             timeout: p.check_timeout,
             prio: p.prio_job.clone(),
-            pr: self.pr_job(dev),
+            pr,
         };
+        p.sent = Some(SentRequest::of(p));
         let _ = self.out.checker.send(Control::Schedule { req, in_secs });
+    }
+
+    /// After an outcome of `dev`: its next check `in_secs` from now, with the request
+    /// the checker loop has when nothing in it changed and no registration is to be made.
+    pub(super) fn check_again(&mut self, dev: &str, in_secs: u32) {
+        let Some(p) = self.paths.get(dev) else { return };
+        if p.sent.as_ref().is_some_and(|s| s.still(p)) && self.pr_job(dev).is_none() {
+            let _ = self.out.checker.send(Control::Again { path: p.id, in_secs });
+        } else {
+            self.schedule_check(dev, in_secs);
+        }
     }
 
     /// Discovers one new path.

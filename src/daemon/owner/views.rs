@@ -93,16 +93,18 @@ impl Owner {
         let Some(mut p) = self.views.take() else {
             return;
         };
+        // One clock read for every view (a system call under the lab's TCG).
+        let now = Instant::now();
         let mut changed = match change {
-            Change::All => self.rebuild_all(&mut p.views),
+            Change::All => self.rebuild_all(&mut p.views, now),
             Change::CheckOf(id) => {
                 // A path in no map: its check changed nothing that is shown.
                 if let Some(map) = self.dev_by_id(id).and_then(|d| self.paths.get(&d)?.map.clone()) {
                     touched.maps.insert(map);
                 }
-                self.rebuild_touched(&mut p.views, &touched)
+                self.rebuild_touched(&mut p.views, &touched, now)
             }
-            Change::Touched => self.rebuild_touched(&mut p.views, &touched),
+            Change::Touched => self.rebuild_touched(&mut p.views, &touched, now),
         };
         if !Arc::ptr_eq(&p.config, &self.cfg) {
             p.config = Arc::clone(&self.cfg);
@@ -122,7 +124,7 @@ impl Owner {
             }
             p.devices_of = Some(devices_of);
         }
-        let marginal = self.marginal.statuses(Instant::now());
+        let marginal = self.marginal.statuses(now);
         changed |= p.last.as_ref().is_none_or(|l| {
             l.state != self.state
                 || l.status_read != self.status_read
@@ -146,7 +148,8 @@ impl Owner {
     /// A snapshot built afresh, for show commands the owner answers itself.
     pub fn snapshot(&self) -> Snapshot {
         let mut v = Views::default();
-        self.rebuild_all(&mut v);
+        let now = Instant::now();
+        self.rebuild_all(&mut v, now);
         let (generation, config_generation) = self
             .views
             .as_ref()
@@ -155,7 +158,7 @@ impl Owner {
             &v,
             (generation, config_generation),
             Arc::new(self.device_statuses()),
-            self.marginal.statuses(Instant::now()),
+            self.marginal.statuses(now),
         )
     }
 
@@ -213,24 +216,24 @@ impl Owner {
     }
 
     /// The views `touched` names; true if any changed.
-    fn rebuild_touched(&self, v: &mut Views, touched: &Touched) -> bool {
+    fn rebuild_touched(&self, v: &mut Views, touched: &Touched, now: Instant) -> bool {
         if touched.all {
-            return self.rebuild_all(v);
+            return self.rebuild_all(v, now);
         }
         // (a map that is new or gone has `rebuild_map` compare every view)
         touched
             .maps
             .iter()
-            .fold(false, |changed, m| self.rebuild_map(v, m) | changed)
+            .fold(false, |changed, m| self.rebuild_map(v, m, now) | changed)
     }
 
     /// Every view, reusing the unchanged ones; true if any changed.
-    fn rebuild_all(&self, v: &mut Views) -> bool {
+    fn rebuild_all(&self, v: &mut Views, now: Instant) -> bool {
         let mut changed = false;
         let mut set_changed = false;
         let mut paths = HashMap::with_capacity(self.paths.len());
         for (dev, p) in &self.paths {
-            let view = self.path_view(p);
+            let view = self.path_view(p, now);
             let kept = match v.paths.remove(dev) {
                 Some(old) if *old == view => old,
                 old => {
@@ -272,20 +275,20 @@ impl Owner {
     }
 
     /// The views of one map and its paths; true if any changed.
-    fn rebuild_map(&self, v: &mut Views, name: &str) -> bool {
+    fn rebuild_map(&self, v: &mut Views, name: &str, now: Instant) -> bool {
         let Some(m) = self.maps.get(name) else {
-            return self.rebuild_all(v);
+            return self.rebuild_all(v, now);
         };
         if v.paths.len() != self.paths.len() || !v.maps.contains_key(name) {
-            return self.rebuild_all(v);
+            return self.rebuild_all(v, now);
         }
         let mut changed = false;
         for dev in &m.paths {
             let Some(p) = self.paths.get(dev) else { continue };
             if !v.paths.contains_key(dev) {
-                return self.rebuild_all(v);
+                return self.rebuild_all(v, now);
             }
-            let view = self.path_view(p);
+            let view = self.path_view(p, now);
             if v.paths.get(dev).is_none_or(|old| **old != view) {
                 let view = Arc::new(view);
                 if let Some(&i) = v.place.get(dev) {
@@ -303,12 +306,8 @@ impl Owner {
         changed
     }
 
-    fn path_view(&self, p: &Path) -> PathView {
-        let marginal = self
-            .marginal
-            .status(&p.info.dev, Instant::now())
-            .is_some_and(|s| s.marginal)
-            || p.rec.marginal;
+    fn path_view(&self, p: &Path, now: Instant) -> PathView {
+        let marginal = self.marginal.status(&p.info.dev, now).is_some_and(|s| s.marginal) || p.rec.marginal;
         PathView {
             dev: p.info.dev.clone(),
             dev_t: p.rec.dev_t.clone(),
