@@ -38,10 +38,6 @@ fn bench(c: &mut Criterion) {
             owner.publish(black_box(Change::Touched))
         })
     });
-    // Path ids are handed out from 1: this is a check of the first path.
-    g.bench_function("publish after a check, 4096 paths", |b| {
-        b.iter(|| owner.publish(black_box(Change::CheckOf(1))))
-    });
     g.finish();
 }
 

@@ -3372,14 +3372,22 @@ fn a_tick_or_a_uevent_publishes_what_it_changed() {
     h.owner.tick();
     h.owner.publish(Change::Touched);
     assert!(feed.newest().is_none(), "a tick that changed nothing published");
-    // Both paths up, then down: queueing counts down with every tick.
-    for state in [PathState::Up, PathState::Down] {
+    // Each check publishes what it changed, and only that: up until the interval is at
+    // its maximum (5, 10, 20 s; the views show it), one more check that changes nothing
+    // publishes nothing; then down, and queueing counts down with every tick.
+    for state in [PathState::Up, PathState::Up, PathState::Up, PathState::Down] {
         for id in ids.values() {
             h.check(*id, state);
-            h.owner.publish(Change::CheckOf(*id));
+            h.owner.publish(Change::Touched);
+            snap = feed.newest().expect("a check that changed the views published them");
+            as_afresh(&snap, &h.owner);
         }
     }
-    snap = feed.newest().unwrap_or(snap);
+    for id in ids.values() {
+        h.check(*id, PathState::Down);
+        h.owner.publish(Change::Touched);
+        assert!(feed.newest().is_none(), "a check that changed nothing published");
+    }
     let stats = |s: &Snapshot| s.answer(&Command::ShowMapsStats).unwrap().unwrap();
     let before = stats(&snap);
     h.owner.tick();

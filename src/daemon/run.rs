@@ -384,10 +384,7 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
                 }
             },
             recv(checks) -> r => match r {
-                Ok(r) => {
-                    changed = Some(Change::CheckOf(r.path_id));
-                    owner.on_check(r);
-                }
+                Ok(r) => owner.on_check(r),
                 Err(_) => died = Some(WorkerDied::Checker),
             },
             recv(ioerr) -> e => match e {

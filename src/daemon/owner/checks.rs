@@ -66,17 +66,24 @@ impl Owner {
         } else {
             upd.path.tick
         };
+        // What the views show of the path and the map changed: it is published.
+        let mut shown = changed || out.pr.is_some();
         if let Some(p) = self.paths.get_mut(&dev) {
             // A path that went away may have lost its registration (or missed a key
             // change): it registers again when it comes back.
             if !usable && !matches!(out.result.state, PathState::Pending) {
                 p.pr_pending = true;
             }
+            shown |= p.rec != upd.path || p.offline != out.result.offline;
             p.rec = upd.path;
             p.offline = out.result.offline;
         }
         if let Some(m) = self.maps.get_mut(&map_name) {
+            shown |= m.rec != upd.map;
             m.rec = upd.map;
+        }
+        if shown {
+            self.touch_map(&map_name);
         }
         self.apply_checker_actions(&map_name, upd.actions);
         if usable {
@@ -230,8 +237,11 @@ impl Owner {
             marginal_changed: false,
         };
         let (rec, acts) = chk::failback_after_check(&m.rec, &upd, &input, &m.policy);
-        if let Some(m) = self.maps.get_mut(map) {
+        if let Some(m) = self.maps.get_mut(map)
+            && m.rec != rec
+        {
             m.rec = rec;
+            self.touch_map(map);
         }
         self.apply_checker_actions(map, acts);
     }
@@ -266,6 +276,9 @@ impl Owner {
     }
 
     pub(super) fn apply_checker_actions(&mut self, map: &str, actions: Vec<ChkAction>) {
+        if actions.is_empty() {
+            return;
+        }
         self.touch_map(map);
         // Only what reached the kernel can have changed its status: a steady check
         // sends nothing and reads the status once, before deciding.

@@ -416,6 +416,8 @@ impl Owner {
         let Ok(text) = self.dm.status(name) else {
             return;
         };
+        // The views change only with the kernel's words or a path's DM state.
+        let mut changed = false;
         if let Some(m) = self.maps.get_mut(name) {
             if m.status.is_none() || m.status_text != text {
                 let Ok(st) = MultipathStatus::parse(&text) else {
@@ -424,6 +426,7 @@ impl Owner {
                 };
                 m.status = Some(st);
                 m.status_text = text;
+                changed = true;
             }
             // Applied also when the words are the same: a path record may be new, or
             // set failed ahead of the kernel.
@@ -432,12 +435,16 @@ impl Owner {
                     if let Some(p) = self.paths.get_mut(dev)
                         && let Some((_, ps)) = st.path(&p.rec.dev_t)
                     {
-                        p.rec.dm_state = if ps.active { DmState::Active } else { DmState::Failed };
+                        let dm_state = if ps.active { DmState::Active } else { DmState::Failed };
+                        changed |= p.rec.dm_state != dm_state;
+                        p.rec.dm_state = dm_state;
                     }
                 }
             }
         }
-        self.touch_map(name);
+        if changed {
+            self.touch_map(name);
+        }
     }
 
     /// Sets up (creates or reloads) the map of each WWID over all its known paths,

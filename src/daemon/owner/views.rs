@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::checkers::scheduler::PathId;
 use crate::cli::format::{self as fmt, PathView};
 use crate::cli::snapshot::{MapEntry, Publisher, Snapshot};
 use crate::config::Config;
 use crate::discovery;
+use crate::marginal::status::MarginalStatus;
 
 use super::{Map, Owner, Path};
 
@@ -25,10 +25,8 @@ use super::{Map, Owner, Path};
 pub enum Change {
     /// Anything: every view is compared (commands, signals, reconfigure).
     All,
-    /// The result of a check of this path: its map's paths and the map, and whatever
-    /// else the handling touched.
-    CheckOf(PathId),
-    /// What the handling touched (uevents, the tick, io-err-stat reports, status reads).
+    /// What the handling touched (check outcomes, uevents, the tick, io-err-stat
+    /// reports, status reads): a check that changed nothing shown touches nothing.
     Touched,
 }
 
@@ -95,15 +93,24 @@ impl Owner {
         };
         // One clock read for every view (a system call under the lab's TCG).
         let now = Instant::now();
+        // A path's view shows whether it is marginal: where that changed (an event of
+        // the marginal state machine), its map's views are compared.
+        let marginal = self.marginal.statuses(now);
+        if let Some(l) = p.last.as_ref().filter(|l| l.marginal != marginal) {
+            let flag = |list: &[MarginalStatus], path: &str| list.iter().any(|s| s.path == path && s.marginal);
+            for s in l.marginal.iter().chain(&marginal) {
+                if flag(&l.marginal, &s.path) != flag(&marginal, &s.path) {
+                    match self.paths.get(&s.path).and_then(|q| q.map.clone()) {
+                        Some(map) => {
+                            touched.maps.insert(map);
+                        }
+                        None => touched.all = true,
+                    }
+                }
+            }
+        }
         let mut changed = match change {
             Change::All => self.rebuild_all(&mut p.views, now),
-            Change::CheckOf(id) => {
-                // A path in no map: its check changed nothing that is shown.
-                if let Some(map) = self.dev_by_id(id).and_then(|d| self.paths.get(&d)?.map.clone()) {
-                    touched.maps.insert(map);
-                }
-                self.rebuild_touched(&mut p.views, &touched, now)
-            }
             Change::Touched => self.rebuild_touched(&mut p.views, &touched, now),
         };
         if !Arc::ptr_eq(&p.config, &self.cfg) {
@@ -124,7 +131,6 @@ impl Owner {
             }
             p.devices_of = Some(devices_of);
         }
-        let marginal = self.marginal.statuses(now);
         changed |= p.last.as_ref().is_none_or(|l| {
             l.state != self.state
                 || l.status_read != self.status_read
