@@ -225,7 +225,7 @@ fn raw_drops_header_and_padding() {
 
 #[test]
 fn no_rows_means_empty_body() {
-    assert_eq!(paths_table(&[], PATHS_FORMAT, false), "");
+    assert_eq!(paths_table::<PathView>(&[], PATHS_FORMAT, false), "");
     assert_eq!(maps_table(&[], MAPS_FORMAT, false), "");
 }
 

@@ -5,6 +5,7 @@
 //! upstream multipathd, which scripts parse (column padding, trailing spaces, JSON
 //! spacing included).
 
+use std::borrow::Borrow;
 use std::fmt::Write as _;
 
 /// `show paths` default format.
@@ -596,40 +597,81 @@ fn render(fmt: &str, field: impl Fn(char) -> Option<String>, widths: Option<&Wid
     out
 }
 
-/// Render a header line: column names padded to the widths.
-fn header(fmt: &str, table: &[(char, &str)], widths: &Widths) -> String {
-    render(
-        fmt,
-        |c| table.iter().find(|(w, _)| *w == c).map(|(_, h)| h.to_string()),
-        Some(widths),
-    )
-}
-
 fn table<T>(
     items: &[T],
     fmt: &str,
     raw: bool,
     wildcards: &[(char, &str)],
-    field: impl Fn(&T, char) -> Option<String> + Copy,
+    field: impl Fn(&T, char) -> Option<String>,
 ) -> String {
     if items.is_empty() {
         // Upstream drops the header when there are no rows; the server then says `ok`.
         return String::new();
     }
-    if raw {
-        return items.iter().map(|it| render(fmt, |c| field(it, c), None)).collect();
+    let pieces = pieces(fmt);
+    // Every field of every row formatted once: the widths are measured on the values
+    // the rows print (as `layout` would find them, without formatting them twice).
+    let rows: Vec<Vec<Option<String>>> = items
+        .iter()
+        .map(|it| {
+            (pieces.iter())
+                .map(|p| match p {
+                    Piece::Wild(c) => field(it, *c),
+                    Piece::Text(_) => None,
+                })
+                .collect()
+        })
+        .collect();
+    let name = |c: char| wildcards.iter().find(|(w, _)| *w == c).map(|(_, h)| *h);
+    // Per piece: the header and its column's width (known wildcards only; none when raw).
+    let columns: Vec<Option<(&str, usize)>> = (pieces.iter().enumerate())
+        .map(|(i, p)| match p {
+            Piece::Wild(c) if !raw => name(*c).map(|h| {
+                let widest = (rows.iter())
+                    .filter_map(|r| r[i].as_ref())
+                    .map(|v| v.len().min(MAX_FIELD_WIDTH))
+                    .max()
+                    .unwrap_or(0);
+                (h, h.len().max(widest))
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut out = String::new();
+    if !raw {
+        table_line(&mut out, &pieces, &columns, |i| columns[i].map(|(h, _)| h));
     }
-    let widths = layout(items, wildcards, fmt, true, field);
-    let mut out = header(fmt, wildcards, &widths);
-    for it in items {
-        out.push_str(&render(fmt, |c| field(it, c), Some(&widths)));
+    for r in &rows {
+        table_line(&mut out, &pieces, &columns, |i| r[i].as_deref());
     }
     out
 }
 
+/// One line of a table: the format's text, and each wildcard's value (`value` of its
+/// piece's index) padded to its column.
+fn table_line<'a>(
+    out: &mut String,
+    pieces: &[Piece<'_>],
+    columns: &[Option<(&str, usize)>],
+    value: impl Fn(usize) -> Option<&'a str>,
+) {
+    for (i, p) in pieces.iter().enumerate() {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Wild(_) => {
+                if let Some(v) = value(i) {
+                    out.push_str(v);
+                    pad(out, v.len(), columns[i].map_or(0, |(_, w)| w));
+                }
+            }
+        }
+    }
+    out.push('\n');
+}
+
 /// `show paths [raw] [format F]`: a padded table with header, or raw rows.
-pub fn paths_table(paths: &[PathView], fmt: &str, raw: bool) -> String {
-    table(paths, fmt, raw, PATH_WILDCARDS, path_field)
+pub fn paths_table<P: Borrow<PathView>>(paths: &[P], fmt: &str, raw: bool) -> String {
+    table(paths, fmt, raw, PATH_WILDCARDS, |p, c| path_field(p.borrow(), c))
 }
 
 /// `show maps [status|stats] [raw] [format F]`.

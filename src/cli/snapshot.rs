@@ -124,8 +124,8 @@ impl Snapshot {
         use Command::*;
         let found = HandlerError::DeviceNotFound;
         Some(match cmd {
-            ShowPaths => Ok(fmt::paths_table(&self.path_views(), fmt::PATHS_FORMAT, false)),
-            ShowPathsFormat { fmt: f, raw } => Ok(fmt::paths_table(&self.path_views(), f, *raw)),
+            ShowPaths => Ok(fmt::paths_table(&self.paths, fmt::PATHS_FORMAT, false)),
+            ShowPathsFormat { fmt: f, raw } => Ok(fmt::paths_table(&self.paths, f, *raw)),
             ShowPath { path } => self
                 .find_path(path)
                 .map(|p| fmt::path_line(p, fmt::PATH_STATE_FORMAT))
