@@ -241,7 +241,7 @@ fn in_turn(set: &BTreeSet<PathId>, after: Option<PathId>, n: usize) -> Vec<PathI
 }
 
 impl<C: Clock> CheckerLoop<C> {
-    /// `workers` = threads kept for blocking SG_IO checks; more start while checks hang.
+    /// `workers` = threads kept for blocking SG_IO checks; more start when all are busy (checks due at once, or hung).
     pub fn new(
         control: Receiver<Control>,
         results: Sender<CheckOutcome>,

@@ -26,7 +26,7 @@ use crate::dm::DmError;
 use crate::marginal::thread::{IoErrEvent, IoErrStat};
 use crate::uevent::{self, ReaderHandle, Uevent};
 
-/// Threads kept for blocking SG_IO checks (tur, readsector0); more start while checks hang.
+/// Threads kept for blocking SG_IO checks (tur, readsector0); more start when every one is busy.
 const CHECKER_WORKERS: usize = 4;
 /// Upper bound of uevents merged in one pass, so other inputs are still served in a storm.
 const UEVENT_BATCH: usize = 4096;
