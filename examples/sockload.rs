@@ -2,17 +2,22 @@
 //! daemon with Debian's through the same client code (so the client's own start-up cost is
 //! not part of what is measured).
 //!
-//! usage: sockload latency COUNT CMD
+//! usage: sockload latency COUNT CMD [SECONDS]
 //!            COUNT round trips one after another, each on a fresh connection as the real
-//!            client does; prints `n= ok= failed= median_ms= p90_ms= p99_ms= max_ms= reply_bytes=`.
+//!            client does, none started after SECONDS (when given: a daemon taking seconds a
+//!            reply would otherwise hold a run for hours); prints `n= ok= failed= median_ms=
+//!            p90_ms= p99_ms= max_ms= reply_bytes=`, n the round trips made.
 //!        sockload load CLIENTS TIMEOUT_MS CMD
 //!            CLIENTS connections at once (all connected before any sends), each waits at
 //!            most TIMEOUT_MS for its reply; prints `clients= ok= failed= median_ms= max_ms=`
 //!            and one line per failure; exits 1 if any client failed.
 //!        sockload sample INTERVAL_MS TIMEOUT_MS STOPFILE CMD
 //!            one round trip every INTERVAL_MS while STOPFILE exists, each given TIMEOUT_MS;
-//!            prints `UPTIME MS ok|failed` per round trip (UPTIME: when it was sent), so a
-//!            scenario sees how long the daemon took at each moment of a fault.
+//!            prints `UPTIME MS ok|failed WAIT_MS` per round trip (UPTIME: when it was sent),
+//!            so a scenario sees how long the daemon took at each moment of a fault. WAIT_MS
+//!            is how long this client itself waited for a CPU during the round trip (its
+//!            run-queue delay from /proc/thread-self/schedstat; `-` where the kernel does not
+//!            keep it): a slow round trip with a long wait was the client's, not the daemon's.
 //! Both talk to the abstract socket both daemons listen on.
 
 use std::os::unix::net::UnixStream;
@@ -25,7 +30,7 @@ use multipathd::cli::client::connect;
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{ABSTRACT_SOCKET, SocketName};
 
-const USAGE: &str = "usage: sockload latency COUNT CMD | sockload load CLIENTS TIMEOUT_MS CMD \
+const USAGE: &str = "usage: sockload latency COUNT CMD [SECONDS] | sockload load CLIENTS TIMEOUT_MS CMD \
                      | sockload sample INTERVAL_MS TIMEOUT_MS STOPFILE CMD";
 
 fn open() -> Result<UnixStream, String> {
@@ -56,11 +61,14 @@ fn quantile(sorted: &[Duration], q: f64) -> f64 {
     millis(sorted[i])
 }
 
-fn latency(count: usize, cmd: &str) -> ExitCode {
+fn latency(count: usize, cmd: &str, budget: Option<Duration>) -> ExitCode {
     let mut times = Vec::with_capacity(count);
     let mut failed = 0;
     let mut bytes = 0;
-    for _ in 0..count {
+    let start = Instant::now();
+    let mut made = 0;
+    while made < count && budget.is_none_or(|b| start.elapsed() < b) {
+        made += 1;
         let t0 = Instant::now();
         match open().and_then(|mut s| exchange(&mut s, cmd, Duration::from_secs(30))) {
             Ok(n) => {
@@ -75,7 +83,7 @@ fn latency(count: usize, cmd: &str) -> ExitCode {
     }
     times.sort();
     println!(
-        "n={count} ok={} failed={failed} median_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2} reply_bytes={bytes}",
+        "n={made} ok={} failed={failed} median_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2} reply_bytes={bytes}",
         times.len(),
         quantile(&times, 0.5),
         quantile(&times, 0.9),
@@ -132,6 +140,13 @@ fn load(clients: usize, timeout: Duration, cmd: &str) -> ExitCode {
     }
 }
 
+/// The calling thread's time spent runnable but not running, in ns (the second field of
+/// its schedstat); None without CONFIG_SCHED_INFO.
+fn run_queue_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn sample(every: Duration, timeout: Duration, stop: &str, cmd: &str) -> ExitCode {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -140,11 +155,17 @@ fn sample(every: Duration, timeout: Duration, stop: &str, cmd: &str) -> ExitCode
             .ok()
             .and_then(|s| s.split_whitespace().next().map(str::to_string))
             .unwrap_or_default();
+        let w0 = run_queue_ns();
         let t0 = Instant::now();
         let r = open().and_then(|mut s| exchange(&mut s, cmd, timeout));
+        let took = t0.elapsed();
         let verdict = if r.is_ok() { "ok" } else { "failed" };
+        let wait = match (w0, run_queue_ns()) {
+            (Some(a), Some(b)) => format!("{:.0}", b.saturating_sub(a) as f64 / 1e6),
+            _ => "-".to_string(),
+        };
         // (flushed per line: the scenario reads the file while this runs)
-        if writeln!(out, "{sent} {:.0} {verdict}", millis(t0.elapsed()))
+        if writeln!(out, "{sent} {:.0} {verdict} {wait}", millis(took))
             .and_then(|()| out.flush())
             .is_err()
         {
@@ -165,8 +186,12 @@ fn main() -> ExitCode {
     let num = |s: &str| s.parse::<usize>().ok().filter(|n| *n > 0);
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["latency", count, cmd] => match num(count) {
-            Some(n) => latency(n, cmd),
+            Some(n) => latency(n, cmd, None),
             None => usage(),
+        },
+        ["latency", count, cmd, secs] => match (num(count), num(secs)) {
+            (Some(n), Some(s)) => latency(n, cmd, Some(Duration::from_secs(s as u64))),
+            _ => usage(),
         },
         ["load", clients, ms, cmd] => match (num(clients), num(ms)) {
             (Some(n), Some(ms)) => load(n, Duration::from_millis(ms as u64), cmd),

@@ -8,7 +8,8 @@
 # benches/README.md between the markers of that scale.
 # Environment: BENCH_RUNS (runs per daemon, default 5), BENCH_SCALE (paths: 256, 1024 or 4096,
 #   default 256; 4 paths per LUN), LAB_MEM (MiB; default by scale), LAB_TIMEOUT (per run;
-#   default by scale).
+#   default by scale), BENCH_RESUME=1 (keep the runs of this scale already aggregated and
+#   make only the missing ones: a session stopped half-way, at 4,096 paths an hour a run).
 set -euo pipefail
 
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +18,11 @@ TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 RUNS=${BENCH_RUNS:-5}
 SCALE=${BENCH_SCALE:-256}
 PATHS=4
+# Requests per latency row, sequential (so the median and the p99 are of the same daemon
+# state), none sent after LAT_BUDGET s: at 4,096 paths Debian's daemon took 2.5 s a `show
+# paths`, and 200 `show maps json` would have run past the VM's time limit.
+LAT_N=200
+LAT_BUDGET=300
 # Memory and time grow with the sd devices: the kernel's per-device structures, udev's replay
 # and the daemons' start all scale with the paths.
 case $SCALE in
@@ -32,7 +38,7 @@ OUT=$TARGET/lab/results/lab-bench-$SCALE
 # what the release build was made from (make lab-bench builds it just before)
 REV=$(git -C "$REPO" describe --always --dirty)
 WRAP=$TARGET/lab/bench
-rm -rf "$OUT"
+[ "${BENCH_RESUME:-0}" = 1 ] || rm -rf "$OUT"
 mkdir -p "$OUT" "$WRAP"
 
 # ABBA: pair i runs Debian first when i is odd, ours first when it is even.
@@ -44,6 +50,7 @@ done
 for entry in "${order[@]}"; do
     read -r daemon i <<< "$entry"
     name=bench-$SCALE-$daemon-$i
+    if [ -e "$OUT/$name.values" ]; then echo "lab-bench: run $i of $daemon: kept from before"; continue; fi
     # run.sh takes its profile and timeout from the script's header lines, and results go
     # to target/lab/results/<script name>/: one wrapper per run.
     cat > "$WRAP/$name.sh" <<EOF
@@ -52,6 +59,8 @@ for entry in "${order[@]}"; do
 BENCH_DAEMON=$daemon
 BENCH_LUNS=$LUNS
 BENCH_PATHS=$PATHS
+BENCH_LAT_N=$LAT_N
+BENCH_LAT_BUDGET=$LAT_BUDGET
 . "\$LAB_DIR/bench/bench_daemon.sh"
 EOF
     echo "lab-bench: run $i of $daemon ($SCALE paths, ${MEM} MiB) at $(date +%H:%M:%S)"
@@ -100,10 +109,10 @@ spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of
     row "Pss, steady (KiB)" pss_kib
     row "RssAnon, steady (KiB)" rss_anon_kib
     row "CPU over $(first debian cpu_window_s) s at max_polling_interval (s)" cpu_s
-    row "show paths, median of 200 (ms)" show_paths_median_ms
-    row "show paths, p99 of 200 (ms)" show_paths_p99_ms
-    row "show maps json, median of 200 (ms)" show_maps_json_median_ms
-    row "show maps json, p99 of 200 (ms)" show_maps_json_p99_ms
+    row "show paths, median of $LAT_N (ms)" show_paths_median_ms
+    row "show paths, p99 of $LAT_N (ms)" show_paths_p99_ms
+    row "show maps json, median of $LAT_N (ms)" show_maps_json_median_ms
+    row "show maps json, p99 of $LAT_N (ms)" show_maps_json_p99_ms
     row "200 concurrent show paths: unanswered in 4 s" load_200_unanswered
     row "200 concurrent show paths: slowest (ms)" load_200_slowest_ms
     row "reconfigure until idle, maps whole, median of 3 (s)" reconfigure_s
@@ -113,6 +122,7 @@ spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of
     row "storm: show paths every 0.25 s, median (ms)" storm_show_p50_ms
     row "storm: show paths, p99 (ms)" storm_show_p99_ms
     row "storm: show paths, slowest (ms)" storm_show_max_ms
+    row "storm: of the slowest, the client's own wait for a CPU (ms)" storm_show_max_client_wait_ms
     row "storm: show paths unanswered in 5 s" storm_show_unanswered
     row "storm: the daemon's busiest second (% of one CPU)" storm_peak_cpu_pct
     echo
@@ -121,7 +131,9 @@ spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of
     echo "$(cell "$(agg debian setup_topology_s)") + $(cell "$(agg debian setup_udev_s)"), ours $(cell "$(agg ours setup_topology_s)") + $(cell "$(agg ours setup_udev_s)");"
     echo "guest memory in use before the daemon (KiB) $(cell "$(agg debian guest_used_kib)") / $(cell "$(agg ours guest_used_kib)");"
     echo "wall time of a VM run (s) Debian $(cell "$(agg debian vm_seconds)"), ours $(cell "$(agg ours vm_seconds)");"
-    echo "host load average at the end of a run $(cell "$(agg debian host_load)") / $(cell "$(agg ours host_load)")."
+    echo "host load average at the end of a run $(cell "$(agg debian host_load)") / $(cell "$(agg ours host_load)");"
+    echo "requests the latency rows made (of $LAT_N, none after $LAT_BUDGET s) Debian $(cell "$(agg debian show_paths_n)") + $(cell "$(agg debian show_maps_json_n)"),"
+    echo "ours $(cell "$(agg ours show_paths_n)") + $(cell "$(agg ours show_maps_json_n)")."
 } > "$OUT/table.md"
 cat "$OUT/table.md"
 

@@ -135,7 +135,7 @@ story() {
     _of=$(awk -v ok=" $_odt " 'index(ok, " " $1 " ") { n++ } END { print n + 0 }' "$LAB_TMP/failed-devts")
     _ofdm=$(awk '$3 > m { m = $3 } END { print m + 0 }' "$LAB_OUT/$_l-dm.txt")
     _shows=$(grep -c . "$LAB_OUT/$_l-show-paths-latency.txt")
-    _show_failed=$(grep -c ' failed$' "$LAB_OUT/$_l-show-paths-latency.txt")
+    _show_failed=$(awk '$3 == "failed"' "$LAB_OUT/$_l-show-paths-latency.txt" | grep -c .)
     _slow=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$LAB_OUT/$_l-show-paths-latency.txt")
     _slow_out=$(awk -v a="$_td" -v b="$_tr" '$1 >= a && $1 < b && $2 > m { m = $2 } END { print m + 0 }' "$LAB_OUT/$_l-show-paths-latency.txt")
     _over=$(awk -v l=$SHOW_LIMIT_MS '$2 > l || $3 != "ok"' "$LAB_OUT/$_l-show-paths-latency.txt" | wc -l)

@@ -200,7 +200,7 @@ story() {
         echo "ok_path_failed_events=$_okpf"
         echo "ok_dm_state_end=$_okdm"
         echo "show_paths_slowest_ms=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$LAB_OUT/$_l-show-paths-latency.txt")"
-        echo "show_paths_failed=$(grep -c ' failed$' "$LAB_OUT/$_l-show-paths-latency.txt")/$(grep -c . "$LAB_OUT/$_l-show-paths-latency.txt")"
+        echo "show_paths_failed=$(awk '$3 == "failed"' "$LAB_OUT/$_l-show-paths-latency.txt" | grep -c .)/$(grep -c . "$LAB_OUT/$_l-show-paths-latency.txt")"
         [ "$_l" = debian ] || echo "verdict_row=$ROW"
     } | tee "$_v"
     artifact "$_l-io-err-stat.log" grep "io error statistic" "$_log"
