@@ -248,7 +248,8 @@ rm -f "$LAB_TMP/io.run"
 wait $_io || fail "storm: ioload failed: $(head -3 "$LAB_OUT/storm-io.txt")"
 wait $_cpu $_show
 record storm_reads "$(awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^reads=/) { sub(/reads=/, "", $i); s += $i } } END { print s + 0 }' "$LAB_OUT/storm-io.txt")"
-[ "$(grep -c 'reads=' "$LAB_OUT/storm-io.txt")" -eq "$LUNS" ] || fail "storm: ioload read $(grep -c 'reads=' "$LAB_OUT/storm-io.txt") of $LUNS maps"
+_maps_read=$(grep -c 'reads=' "$LAB_OUT/storm-io.txt")
+[ "$_maps_read" -eq "$LUNS" ] || fail "storm: ioload read $_maps_read of $LUNS maps"
 record storm_io_errors "$(awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^errors=/) { sub(/errors=/, "", $i); s += $i } } END { print s + 0 }' "$LAB_OUT/storm-io.txt")"
 # `show paths` sent from the loss until every path was back: round trips answered and not
 _storm_show() { awk -v a="$_td" -v b="$_te" '$1 >= a && $1 <= b' "$LAB_OUT/storm-show-paths.txt"; }
