@@ -7,7 +7,7 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 
 use super::owner::{ExistingMap, Load, LoadDone, LoadKind, MapOps, PartitionMap};
-use crate::dm::udev_cookie::{UdevOp, op_flags};
+use crate::dm::udev_cookie::{Patience, UdevOp, op_flags};
 use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, Suspend, TargetLine};
 
 /// Stack of a thread that waits for udev's completion of a new map's cookie.
@@ -113,13 +113,14 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
         // the other: waiting here would make the owner create a thousand maps one a second.
         let (map, done) = (name.to_string(), self.loads.clone());
         // One a new map, so up to a thousand at once at startup: each waits in semop and
-        // logs, and needs little stack.
+        // logs, and needs little stack. It waits as long as udev is busy (at startup its
+        // queue runs for minutes), so the map's next reload still follows udev's create.
         let started = thread::Builder::new()
             .name("udev-wait".into())
             .stack_size(UDEV_WAIT_STACK)
             .spawn(move || {
                 let t = Instant::now();
-                pending.wait();
+                pending.wait(Patience::WhileUdevBusy);
                 let _ = done.send(LoadDone {
                     map,
                     kind: LoadKind::CreateUdev,

@@ -19,7 +19,10 @@
 //! 0 and nothing waits, as libdevmapper does. With udev, the wait is bounded
 //! ([`DEFAULT_WAIT`]): udev without device-mapper rules never completes a cookie, and
 //! the daemon's one state-owner thread must not hang on that (libdevmapper waits for
-//! ever); a wait that runs out is logged and the semaphore removed.
+//! ever); a wait that runs out is logged and the semaphore removed. A wait on a thread
+//! of its own may go on while udev still has events queued ([`Patience::WhileUdevBusy`]):
+//! at startup with thousands of paths udev's queue runs for minutes, and a cookie not
+//! completed then only waits its turn.
 
 use std::fmt;
 use std::io;
@@ -32,6 +35,13 @@ const FLAGS_SHIFT: u32 = 16;
 
 /// How long an operation waits for udev to complete its cookie.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a [`Patience::WhileUdevBusy`] wait may last in all: past the 4,096-path
+/// startup's udev queue (about 5 minutes in the lab), short of for ever.
+pub const BUSY_WAIT_CAP: Duration = Duration::from_secs(600);
+
+/// How often a wait past its timeout looks whether udev still has events queued.
+const BUSY_POLL: Duration = Duration::from_secs(2);
 
 /// The udev flags of a cookie (`DM_UDEV_*` in libdevmapper.h, high half of `event_nr`).
 #[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -267,13 +277,54 @@ fn random_u16() -> io::Result<u16> {
     Ok(u16::from_ne_bytes(b))
 }
 
-/// How a wait for udev ended.
+/// How long a wait for udev may go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WaitOutcome {
-    /// Every event of the cookie was completed.
+pub enum Patience {
+    /// The sync's timeout: for a thread that must not block long (the state owner's).
+    Bounded,
+    /// Past the timeout while udev has events queued, up to [`BUSY_WAIT_CAP`]: for a
+    /// thread that only waits (a new map's `udev-wait`).
+    WhileUdevBusy,
+}
+
+/// Why a wait for udev ended without its completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GaveUp {
+    /// udev had no event queued when the timeout ran out: it is not going to complete
+    /// the cookie (no device-mapper rules).
+    Idle,
+    /// udev still had events queued when the wait's patience ran out.
+    Busy,
+}
+
+/// How a [`PendingUdev::wait`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// udev completed every event of the cookie.
     Completed,
-    /// udev did not complete the cookie in time.
-    TimedOut,
+    GaveUp(GaveUp),
+    /// The semaphore could not be waited on (logged).
+    Failed,
+}
+
+/// The next slice of a wait that has lasted `elapsed` (pure): `Ok(slice)` to wait on,
+/// `Err(why)` to give up. Up to `timeout` it waits whatever udev does (the kernel's
+/// uevent may not have reached udev's queue yet); after it, `udev_busy` is asked.
+pub fn next_wait(
+    elapsed: Duration,
+    timeout: Duration,
+    patience: Patience,
+    udev_busy: impl FnOnce() -> bool,
+) -> Result<Duration, GaveUp> {
+    if elapsed < timeout {
+        return Ok(timeout - elapsed);
+    }
+    let busy = udev_busy();
+    match patience {
+        _ if !busy => Err(GaveUp::Idle),
+        Patience::WhileUdevBusy if elapsed < BUSY_WAIT_CAP => Ok(BUSY_POLL.min(BUSY_WAIT_CAP - elapsed)),
+        _ => Err(GaveUp::Busy),
+    }
 }
 
 /// One cookie's semaphore, removed when dropped (also after a wait that timed out, so
@@ -337,15 +388,10 @@ impl Cookie {
         semop(self.semid, -1, libc::IPC_NOWAIT as i16)
     }
 
-    /// Takes the waiter's own count away and waits for udev's completions, at most
-    /// `timeout`; the semaphore is removed either way.
-    pub fn wait(self, timeout: Duration) -> io::Result<WaitOutcome> {
-        self.complete()?;
-        Ok(if wait_zero(self.semid, timeout)? {
-            WaitOutcome::Completed
-        } else {
-            WaitOutcome::TimedOut
-        })
+    /// Waits until the semaphore is zero (every count taken), at most `timeout`; false
+    /// when it was not.
+    pub fn wait_zero(&self, timeout: Duration) -> io::Result<bool> {
+        wait_zero(self.semid, timeout)
     }
 }
 
@@ -464,6 +510,7 @@ impl UdevSync {
                     nr,
                     cookie,
                     timeout: self.timeout,
+                    run_dir: self.run_dir.clone(),
                 }),
             )),
             // Dropped: the semaphore goes with the count udev will never take.
@@ -477,7 +524,7 @@ impl UdevSync {
 /// what the waiting forms (`run`, `resume`, `create_map`) return.
 pub fn waited<T>((t, pending): (T, Option<PendingUdev>)) -> T {
     if let Some(p) = pending {
-        p.wait();
+        p.wait(Patience::Bounded);
     }
     t
 }
@@ -492,28 +539,66 @@ pub struct PendingUdev {
     nr: u32,
     cookie: Cookie,
     timeout: Duration,
+    /// udev's run directory: `queue` in it exists while udev has events queued (what
+    /// libudev's `udev_queue_get_queue_is_empty` tests).
+    run_dir: PathBuf,
 }
 
 impl PendingUdev {
-    /// Waits until udev completed the cookie, at most the sync's timeout; the outcome
-    /// is logged (the ioctl itself succeeded either way).
-    pub fn wait(self) {
+    /// Takes the waiter's own count away and waits until udev completed the cookie, as
+    /// long as `patience` allows; the outcome is logged (the ioctl itself succeeded
+    /// either way) and the semaphore removed.
+    pub fn wait(self, patience: Patience) -> Waited {
         let PendingUdev {
             what,
             nr,
             cookie,
             timeout,
+            run_dir,
         } = self;
         let started = Instant::now();
-        match cookie.wait(timeout) {
-            Ok(WaitOutcome::Completed) => {
-                log::debug!("{what}: udev completed cookie {nr:#010x} in {:?}", started.elapsed())
+        let outcome = Self::wait_completed(&cookie, timeout, patience, &run_dir.join("queue"), started);
+        let took = started.elapsed().as_secs_f32();
+        match outcome {
+            Ok(Some(why)) => {
+                match why {
+                    GaveUp::Idle => log::warn!(
+                        "{what}: udev did not complete cookie {nr:#010x} in {took:.0} s and has no event queued \
+                         (no device-mapper udev rules?); going on"
+                    ),
+                    GaveUp::Busy => log::warn!(
+                        "{what}: udev did not complete cookie {nr:#010x} in {took:.0} s, its event queue still \
+                         busy; going on"
+                    ),
+                }
+                Waited::GaveUp(why)
             }
-            Ok(WaitOutcome::TimedOut) => log::warn!(
-                "{what}: udev did not complete cookie {nr:#010x} within {} s (no device-mapper udev rules?); going on",
-                timeout.as_secs_f32()
-            ),
-            Err(e) => log::warn!("{what}: waiting for udev cookie {nr:#010x}: {e}; going on"),
+            Ok(None) => {
+                log::debug!("{what}: udev completed cookie {nr:#010x} in {took:.1} s");
+                Waited::Completed
+            }
+            Err(e) => {
+                log::warn!("{what}: waiting for udev cookie {nr:#010x}: {e}; going on");
+                Waited::Failed
+            }
+        }
+    }
+
+    /// `None` when udev completed the cookie, or why the wait gave up.
+    fn wait_completed(
+        cookie: &Cookie,
+        timeout: Duration,
+        patience: Patience,
+        queue: &std::path::Path,
+        started: Instant,
+    ) -> io::Result<Option<GaveUp>> {
+        cookie.complete()?;
+        loop {
+            match next_wait(started.elapsed(), timeout, patience, || queue.exists()) {
+                Ok(slice) if cookie.wait_zero(slice)? => return Ok(None),
+                Ok(_) => {}
+                Err(why) => return Ok(Some(why)),
+            }
         }
     }
 }
@@ -604,6 +689,12 @@ mod tests {
         assert_eq!(format!("{:?}", UdevFlags::NONE), "0x0000 ()");
     }
 
+    /// What a waiter does with its cookie; the semaphore goes with it.
+    fn take_own_count_and_wait(c: Cookie, timeout: Duration) -> bool {
+        c.complete().unwrap();
+        c.wait_zero(timeout).unwrap()
+    }
+
     /// The semaphore of `key` is gone (nothing leaked).
     fn gone(key: i32) -> bool {
         // SAFETY: plain syscall wrapper.
@@ -625,9 +716,9 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let waiter = thread::spawn(move || {
             let t = Instant::now();
-            let r = c.wait(Duration::from_secs(20));
+            let r = take_own_count_and_wait(c, Duration::from_secs(20));
             tx.send(()).unwrap();
-            (r.unwrap(), t.elapsed())
+            (r, t.elapsed())
         });
         // the waiter must still be waiting after one of two completions
         udev_complete(dm_cookie).unwrap();
@@ -636,8 +727,8 @@ mod tests {
             "returned before udev completed"
         );
         udev_complete(dm_cookie).unwrap();
-        let (outcome, took) = waiter.join().unwrap();
-        assert_eq!(outcome, WaitOutcome::Completed);
+        let (completed, took) = waiter.join().unwrap();
+        assert!(completed);
         assert!(took < Duration::from_secs(5), "{took:?}");
         assert!(gone(key), "semaphore {key:#x} left behind");
         // a late completion finds nothing (dmsetup only logs then)
@@ -650,7 +741,7 @@ mod tests {
         let key = c.key();
         c.inc().unwrap();
         let t = Instant::now();
-        assert_eq!(c.wait(Duration::from_millis(300)).unwrap(), WaitOutcome::TimedOut);
+        assert!(!take_own_count_and_wait(c, Duration::from_millis(300)));
         let took = t.elapsed();
         assert!(
             took >= Duration::from_millis(300) && took < Duration::from_secs(3),
@@ -666,7 +757,7 @@ mod tests {
         c.inc().unwrap();
         c.complete().unwrap(); // the kernel sent no uevent
         let t = Instant::now();
-        assert_eq!(c.wait(Duration::from_secs(10)).unwrap(), WaitOutcome::Completed);
+        assert!(take_own_count_and_wait(c, Duration::from_secs(10)));
         assert!(t.elapsed() < Duration::from_secs(1));
         assert!(gone(key));
     }
@@ -796,16 +887,98 @@ mod tests {
         let key = cookie_key(decode_event_nr(nr).0);
         assert!(!gone(key), "the semaphore stays until udev completed it");
         let pending = pending.expect("a uevent was sent: its cookie comes back");
-        let waiter = thread::spawn(move || pending.wait());
+        let waiter = thread::spawn(move || pending.wait(Patience::Bounded));
         thread::sleep(Duration::from_millis(100));
         assert!(!waiter.is_finished(), "udev has not completed it");
         udev_complete(nr).unwrap();
-        waiter.join().unwrap();
+        assert_eq!(waiter.join().unwrap(), Waited::Completed);
         assert!(gone(key));
 
         let (_, pending) = s
             .start::<_, String>("test", UdevFlags::NONE, |nr| Ok((nr, Uevent::NotSent)))
             .unwrap();
         assert!(pending.is_none(), "no uevent: nothing to wait for");
+    }
+
+    #[test]
+    fn past_its_timeout_a_wait_goes_on_only_while_udev_is_busy_and_patient() {
+        let t = Duration::from_secs(10);
+        let s = Duration::from_secs;
+        let never = || -> bool { panic!("udev's queue looked at before the timeout ran out") };
+        // before the timeout: the rest of it, whatever udev does
+        assert_eq!(next_wait(s(0), t, Patience::Bounded, never), Ok(s(10)));
+        assert_eq!(
+            next_wait(Duration::from_millis(9_250), t, Patience::WhileUdevBusy, never),
+            Ok(Duration::from_millis(750))
+        );
+        // after it, udev idle: it will not complete the cookie
+        assert_eq!(next_wait(s(10), t, Patience::Bounded, || false), Err(GaveUp::Idle));
+        assert_eq!(
+            next_wait(s(10), t, Patience::WhileUdevBusy, || false),
+            Err(GaveUp::Idle)
+        );
+        assert_eq!(
+            next_wait(s(300), t, Patience::WhileUdevBusy, || false),
+            Err(GaveUp::Idle)
+        );
+        // udev busy: the owner's bounded wait ends, the udev-wait thread's looks again later
+        assert_eq!(next_wait(s(10), t, Patience::Bounded, || true), Err(GaveUp::Busy));
+        assert_eq!(next_wait(s(10), t, Patience::WhileUdevBusy, || true), Ok(BUSY_POLL));
+        assert_eq!(next_wait(s(599), t, Patience::WhileUdevBusy, || true), Ok(s(1)));
+        assert_eq!(
+            next_wait(BUSY_WAIT_CAP, t, Patience::WhileUdevBusy, || true),
+            Err(GaveUp::Busy)
+        );
+    }
+
+    /// A cookie started under a sync whose udev has events queued.
+    fn started_with_busy_udev(dir: &std::path::Path, timeout: Duration) -> (u32, PendingUdev) {
+        std::fs::write(dir.join("control"), "").unwrap();
+        std::fs::write(dir.join("queue"), "").unwrap();
+        let s = sync_with_udev(dir, timeout);
+        let (nr, pending) = s
+            .start::<_, String>("test", UdevFlags::NONE, |nr| Ok((nr, Uevent::Sent)))
+            .unwrap();
+        (nr, pending.expect("a uevent was sent"))
+    }
+
+    #[test]
+    fn a_new_maps_wait_outlasts_busy_udev_until_it_completes_the_cookie() {
+        let dir = tempfile::tempdir().unwrap();
+        let (nr, pending) = started_with_busy_udev(dir.path(), Duration::from_millis(200));
+        let t = Instant::now();
+        let waiter = thread::spawn(move || pending.wait(Patience::WhileUdevBusy));
+        thread::sleep(Duration::from_millis(700));
+        assert!(!waiter.is_finished(), "gave up while udev was busy");
+        udev_complete(nr).unwrap();
+        assert_eq!(waiter.join().unwrap(), Waited::Completed);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(gone(cookie_key(decode_event_nr(nr).0)));
+
+        // the owner's own wait does not outlast its timeout, busy or not
+        let (nr, pending) = started_with_busy_udev(dir.path(), Duration::from_millis(200));
+        let t = Instant::now();
+        assert_eq!(pending.wait(Patience::Bounded), Waited::GaveUp(GaveUp::Busy));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(gone(cookie_key(decode_event_nr(nr).0)));
+    }
+
+    #[test]
+    fn a_new_maps_wait_gives_up_once_udev_has_nothing_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let (nr, pending) = started_with_busy_udev(dir.path(), Duration::from_millis(200));
+        let t = Instant::now();
+        let waiter = thread::spawn(move || pending.wait(Patience::WhileUdevBusy));
+        thread::sleep(Duration::from_millis(500));
+        assert!(!waiter.is_finished(), "gave up while udev was busy");
+        // udev's queue ran empty without completing the cookie: no rules for it
+        std::fs::remove_file(dir.path().join("queue")).unwrap();
+        assert_eq!(waiter.join().unwrap(), Waited::GaveUp(GaveUp::Idle));
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_millis(500) + BUSY_POLL + Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert!(gone(cookie_key(decode_event_nr(nr).0)));
     }
 }
