@@ -91,6 +91,23 @@ fn reader(dev: String, file: File, every: Duration, stop: String, tally: Arc<Mut
     }
 }
 
+/// One descriptor a device: at 1,024 maps past the usual soft limit. The soft limit goes
+/// up to the hard one, which needs no privilege; `Err` when even that is too few.
+fn fit_fd_limit(devs: usize) -> Result<(), String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let want = devs as u64 + 64; // stdio, the allocator's and the runtime's own
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
+    if soft >= want {
+        return Ok(());
+    }
+    if hard < want {
+        return Err(format!(
+            "{devs} devices need {want} descriptors, the hard limit is {hard}"
+        ));
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, want, hard).map_err(|e| format!("setrlimit: {e}"))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(ms), Some(stop)) = (args.first().and_then(|a| a.parse::<u64>().ok()), args.get(1)) else {
@@ -98,6 +115,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let devs = &args[2..];
+    if let Err(e) = fit_fd_limit(devs.len()) {
+        eprintln!("ioload: open file limit: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut tallies = Vec::new();
     for dev in devs {
         let file = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(dev) {

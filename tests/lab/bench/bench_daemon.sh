@@ -222,8 +222,7 @@ STORM_DEVTS=$(for _d in $STORM_SDS; do devt "$_d"; done | tr '\n' ' ')
 expect_eq "paths of $STORM_HOST" "$LUNS" "$STORM_N"
 record storm_paths "$STORM_N"
 touch "$LAB_TMP/io.run"
-# (a descriptor per map: at 4,096 paths more than the default limit of 1,024)
-(ulimit -n $((LUNS + 256)) && exec "$LAB_TMP/ioload" 500 "$LAB_TMP/io.run" $(map_devs)) > "$LAB_OUT/storm-io.txt" 2>&1 &
+"$LAB_TMP/ioload" 500 "$LAB_TMP/io.run" $(map_devs) > "$LAB_OUT/storm-io.txt" 2>&1 &
 _io=$!
 # the clock and the daemon's ticks read by one process, back to back: read by two, a sampler
 # kept waiting for a CPU between them put a second's CPU over a shorter interval (306 % of one
