@@ -26,7 +26,7 @@ use crossbeam_channel::{bounded, never, unbounded};
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{self, ServerConfig, SocketName};
 use multipathd::config::{LoadOptions, parse_str};
-use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, Outputs, Owner, PartitionMap};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, NewMap, Outputs, Owner, PartitionMap};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, serve};
 use multipathd::daemon::signals;
@@ -52,8 +52,8 @@ impl MapOps for NoMaps {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         Ok(Vec::new())
     }
-    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(u32, Load), DmError> {
-        Err(gone(name))
+    fn create_map(&mut self, m: &NewMap) -> Result<(u32, Load), DmError> {
+        Err(gone(&m.name))
     }
     fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {
         Err(gone(name))

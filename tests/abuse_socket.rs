@@ -22,7 +22,9 @@ use multipathd::cli::parse::Command;
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{ServerConfig, ServerStats, SocketName, bind, spawn};
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Env, ExistingMap, Load, LoadDone, LoadKind, MapOps, Outputs, Owner, PartitionMap};
+use multipathd::daemon::owner::{
+    Env, ExistingMap, Load, LoadDone, LoadKind, MapOps, NewMap, Outputs, Owner, PartitionMap,
+};
 use multipathd::daemon::reload::Reloader;
 use multipathd::dm::{DmError, MapUdev, Suspend};
 use multipathd::marginal::thread::IoErrStat;
@@ -77,7 +79,7 @@ impl MapOps for FakeDm {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         Ok(Vec::new())
     }
-    fn create_map(&mut self, _: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(u32, Load), DmError> {
+    fn create_map(&mut self, _: &NewMap) -> Result<(u32, Load), DmError> {
         Ok((0, Load::Done))
     }
     fn reload_map(&mut self, _: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {

@@ -420,6 +420,50 @@ fn coldplug_reloads_an_existing_map_with_another_layout() {
     );
 }
 
+#[test]
+fn coldplug_creates_the_new_maps_in_one_batch_once_the_existing_is_reloaded() {
+    let f = FakeSys::new();
+    f.add_luns(3, 2);
+    let mut dm = DmState::default();
+    let old = "0 0 1 1 service-time 0 1 1 8:0 1";
+    dm.preload("mpathz", &format!("mpath-{}", common::lun_wwid(1)), old);
+    let mut h = Harness::new(&f, GREEDY, dm);
+    h.owner.coldplug();
+    let calls: Vec<String> = h
+        .calls()
+        .into_iter()
+        .map(|c| match c {
+            Call::List => "list".to_string(),
+            Call::Create { name, .. } => format!("create {name}"),
+            Call::Reload { name, .. } => format!("reload {name}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(calls, ["list", "reload mpathz", "create mpatha", "create mpathb"]);
+    assert_eq!(h.dm.lock().unwrap().batches, [["mpatha", "mpathb"]]);
+    assert_eq!(h.owner.counts(), (6, 3));
+}
+
+#[test]
+fn coldplug_gives_an_alias_set_for_two_wwids_to_the_first() {
+    let f = FakeSys::new();
+    f.add_luns(2, 2);
+    let (w0, w1) = (common::lun_wwid(0), common::lun_wwid(1));
+    let conf = format!(
+        "{GREEDY}multipaths {{\n multipath {{\n  wwid {w0}\n  alias data\n }}\n multipath {{\n  wwid {w1}\n  alias data\n }}\n}}\n"
+    );
+    let mut h = Harness::new(&f, &conf, DmState::default());
+    h.owner.coldplug();
+    let dm = h.dm.lock().unwrap();
+    assert_eq!(
+        dm.batches,
+        [["data"]],
+        "the second create of 'data' comes after the batch"
+    );
+    assert_eq!(dm.maps["data"].uuid, format!("mpath-{w0}"));
+    assert_eq!(dm.maps.len(), 1);
+}
+
 /// The lab's 8 LUNs x 4 hosts as the kernel names them (host-major: host 0 gets
 /// sda..sdh, host 3 sdy..sdaf), with the ALUA states scsi_debug reports there:
 /// hosts 0 and 3 optimized, host 1 non-optimized, host 2 standby.

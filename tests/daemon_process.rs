@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use multipathd::cli::protocol::{LEN_SIZE, decode_len, encode};
 use multipathd::config::LoadOptions;
-use multipathd::daemon::owner::{ExistingMap, Load, MapOps, PartitionMap};
+use multipathd::daemon::owner::{ExistingMap, Load, MapOps, NewMap, PartitionMap};
 use multipathd::dm::{DmError, MapUdev, Suspend};
 
 // ---- the daemon process ------------------------------------------------------
@@ -51,8 +51,8 @@ impl MapOps for NoMaps {
         }
         Ok(Vec::new())
     }
-    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(u32, Load), DmError> {
-        Err(gone("create", name))
+    fn create_map(&mut self, m: &NewMap) -> Result<(u32, Load), DmError> {
+        Err(gone("create", &m.name))
     }
     fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {
         Err(gone("reload", name))

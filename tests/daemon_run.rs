@@ -12,7 +12,7 @@ use multipathd::checkers::{CheckOutcome, Control};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::server::Request;
 use multipathd::config::parse_str;
-use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, Outputs, Owner, PartitionMap};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, NewMap, Outputs, Owner, PartitionMap};
 use multipathd::daemon::reload::Reloader;
 use multipathd::daemon::run::{Inbox, WorkerDied, serve};
 use multipathd::daemon::signals::SignalEvent;
@@ -31,8 +31,8 @@ impl MapOps for NoMaps {
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError> {
         Ok(Vec::new())
     }
-    fn create_map(&mut self, name: &str, _: &str, _: u64, _: &str, _: MapUdev) -> Result<(u32, Load), DmError> {
-        Err(gone("create", name))
+    fn create_map(&mut self, m: &NewMap) -> Result<(u32, Load), DmError> {
+        Err(gone("create", &m.name))
     }
     fn reload_map(&mut self, name: &str, _: u64, _: &str, _: MapUdev, _: Suspend) -> Result<Load, DmError> {
         Err(gone("message", name))

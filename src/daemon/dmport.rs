@@ -1,17 +1,23 @@
 //! The daemon's device-mapper port over the dm module's backend (ioctls or fake).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::owner::{ExistingMap, Load, LoadDone, LoadKind, MapOps, PartitionMap};
+use super::owner::{ExistingMap, Load, LoadDone, LoadKind, MapOps, NewMap, PartitionMap};
 use crate::dm::udev_cookie::{Patience, UdevOp, op_flags};
 use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, Suspend, TargetLine};
 
 /// Stack of a thread that waits for udev's completion of a new map's cookie.
 const UDEV_WAIT_STACK: usize = 128 * 1024;
+
+/// Threads that create a batch of maps side by side. Each create waits in the kernel
+/// for more than it computes (the new disk's registration, the table swap's grace
+/// periods), so a few overlap their waits on a host of two CPUs.
+const CREATE_WORKERS: usize = 4;
 
 /// Adapts any [`DmBackend`] to the owner's narrow [`MapOps`] port. A reload runs on a
 /// thread of its own (its suspend may wait minutes for IO in flight on a hung path);
@@ -52,6 +58,46 @@ fn targets(sectors: u64, params: &str) -> [TargetLine; 1] {
         target: MULTIPATH_TARGET.to_string(),
         params: params.to_string(),
     }]
+}
+
+/// Creates one map; a new map's wait for udev runs on a thread of its own, whose end is
+/// sent to `loads`.
+fn create_one<B: DmBackend>(dm: &B, loads: &Sender<LoadDone>, m: &NewMap) -> Result<(u32, Load), DmError> {
+    let (info, pending) = dm.create_map_started(&m.name, &m.uuid, &targets(m.sectors, &m.params), m.udev)?;
+    let Some(pending) = pending else {
+        return Ok((info.minor, Load::Done));
+    };
+    // udev's rules for the new map run for about a second under load, one map after
+    // the other: waiting here would make the owner create a thousand maps one a second.
+    let (map, done) = (m.name.clone(), loads.clone());
+    // One a new map, so up to a thousand at once at startup: each waits in semop and
+    // logs, and needs little stack. It waits as long as udev is busy (at startup its
+    // queue runs for minutes), so the map's next reload still follows udev's create.
+    let started = thread::Builder::new()
+        .name("udev-wait".into())
+        .stack_size(UDEV_WAIT_STACK)
+        .spawn(move || {
+            let t = Instant::now();
+            pending.wait(Patience::WhileUdevBusy);
+            let _ = done.send(LoadDone {
+                map,
+                kind: LoadKind::CreateUdev,
+                result: Ok(()),
+                took: t.elapsed(),
+            });
+        });
+    match started {
+        Ok(_) => Ok((info.minor, Load::Running)),
+        Err(e) => {
+            // The closure and the cookie in it went with the failed spawn, the cookie's
+            // semaphore with them: udev's completion later finds none and only logs.
+            log::warn!(
+                "{}: cannot start a thread to wait for udev ({e}); going on without waiting",
+                m.name
+            );
+            Ok((info.minor, Load::Done))
+        }
+    }
 }
 
 impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
@@ -95,48 +141,46 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
         Ok(maps)
     }
 
-    fn create_map(
-        &mut self,
-        name: &str,
-        uuid: &str,
-        sectors: u64,
-        params: &str,
-        udev: MapUdev,
-    ) -> Result<(u32, Load), DmError> {
-        let (info, pending) = self
-            .dm
-            .create_map_started(name, uuid, &targets(sectors, params), udev)?;
-        let Some(pending) = pending else {
-            return Ok((info.minor, Load::Done));
-        };
-        // udev's rules for the new map run for about a second under load, one map after
-        // the other: waiting here would make the owner create a thousand maps one a second.
-        let (map, done) = (name.to_string(), self.loads.clone());
-        // One a new map, so up to a thousand at once at startup: each waits in semop and
-        // logs, and needs little stack. It waits as long as udev is busy (at startup its
-        // queue runs for minutes), so the map's next reload still follows udev's create.
-        let started = thread::Builder::new()
-            .name("udev-wait".into())
-            .stack_size(UDEV_WAIT_STACK)
-            .spawn(move || {
-                let t = Instant::now();
-                pending.wait(Patience::WhileUdevBusy);
-                let _ = done.send(LoadDone {
-                    map,
-                    kind: LoadKind::CreateUdev,
-                    result: Ok(()),
-                    took: t.elapsed(),
-                });
-            });
-        match started {
-            Ok(_) => Ok((info.minor, Load::Running)),
-            Err(e) => {
-                // The closure and the cookie in it went with the failed spawn, the cookie's
-                // semaphore with them: udev's completion later finds none and only logs.
-                log::warn!("{name}: cannot start a thread to wait for udev ({e}); going on without waiting");
-                Ok((info.minor, Load::Done))
+    fn create_map(&mut self, map: &NewMap) -> Result<(u32, Load), DmError> {
+        create_one(&*self.dm, &self.loads, map)
+    }
+
+    /// The batch's maps are created by up to [`CREATE_WORKERS`] threads side by side, this
+    /// one among them (so all are created even when no thread can be started).
+    fn create_maps(&mut self, batch: &[NewMap]) -> Vec<Result<(u32, Load), DmError>> {
+        let next = AtomicUsize::new(0);
+        let (dm, loads) = (&*self.dm, &self.loads);
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(map) = batch.get(i) else {
+                    return done;
+                };
+                done.push((i, create_one(dm, loads, map)));
             }
-        }
+        };
+        let mut results: Vec<Option<Result<(u32, Load), DmError>>> = batch.iter().map(|_| None).collect();
+        thread::scope(|s| {
+            let helpers: Vec<_> = (1..CREATE_WORKERS.min(batch.len()))
+                .filter_map(|_| {
+                    thread::Builder::new()
+                        .name("dm-create".into())
+                        .spawn_scoped(s, work)
+                        .ok()
+                })
+                .collect();
+            let mut done = work();
+            for h in helpers {
+                // A panic in a create is the owner's, as when it created the maps itself.
+                done.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            for (i, r) in done {
+                results[i] = Some(r);
+            }
+        });
+        // Every index was taken by one of the threads, and each answered or panicked.
+        results.into_iter().flatten().collect()
     }
 
     fn reload_map(
@@ -210,5 +254,133 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
         self.dm
             .resume(name, Suspend::KEEP_IO, op_flags(UdevOp::Resume, udev))
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dm::{DmDevice, DmInfo, FakeDm, PendingUdev, UdevFlags};
+
+    /// The fake device-mapper whose create waits, up to `WAIT`, for a second create in
+    /// flight beside it: creates made in turn each wait the whole time, alone.
+    struct SideBySide {
+        dm: FakeDm,
+        /// Creates in flight now, and the most there were at once.
+        in_flight: Mutex<(usize, usize)>,
+        changed: Condvar,
+    }
+
+    const WAIT: Duration = Duration::from_secs(2);
+
+    impl DmBackend for SideBySide {
+        fn create(&self, name: &str, uuid: &str, udev: UdevFlags) -> Result<DmInfo, DmError> {
+            let mut n = self.in_flight.lock().unwrap();
+            n.0 += 1;
+            n.1 = n.1.max(n.0);
+            self.changed.notify_all();
+            let (mut n, _) = self.changed.wait_timeout_while(n, WAIT, |n| n.1 < 2).unwrap();
+            n.0 -= 1;
+            drop(n);
+            self.dm.create(name, uuid, udev)
+        }
+        fn version(&self) -> Result<[u32; 3], DmError> {
+            self.dm.version()
+        }
+        fn list(&self) -> Result<Vec<DmDevice>, DmError> {
+            self.dm.list()
+        }
+        fn load(&self, name: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError> {
+            self.dm.load(name, targets)
+        }
+        fn suspend(&self, name: &str, how: Suspend) -> Result<DmInfo, DmError> {
+            self.dm.suspend(name, how)
+        }
+        fn resume_started(
+            &self,
+            name: &str,
+            how: Suspend,
+            udev: UdevFlags,
+        ) -> Result<(DmInfo, Option<PendingUdev>), DmError> {
+            self.dm.resume_started(name, how, udev)
+        }
+        fn remove(&self, name: &str, udev: UdevFlags, deferred: bool) -> Result<(), DmError> {
+            self.dm.remove(name, udev, deferred)
+        }
+        fn rename(&self, name: &str, new_name: &str, udev: UdevFlags) -> Result<(), DmError> {
+            self.dm.rename(name, new_name, udev)
+        }
+        fn info(&self, name: &str) -> Result<DmInfo, DmError> {
+            self.dm.info(name)
+        }
+        fn table(&self, name: &str) -> Result<Vec<TargetLine>, DmError> {
+            self.dm.table(name)
+        }
+        fn status(&self, name: &str) -> Result<Vec<TargetLine>, DmError> {
+            self.dm.status(name)
+        }
+        fn message(&self, name: &str, message: &str) -> Result<Option<String>, DmError> {
+            self.dm.message(name, message)
+        }
+        fn arm_poll(&self) -> Result<(), DmError> {
+            self.dm.arm_poll()
+        }
+    }
+
+    fn new_map(i: u32) -> NewMap {
+        NewMap {
+            name: format!("mpath{i}"),
+            uuid: format!("mpath-36000000000000{i}"),
+            sectors: 2048,
+            params: format!("0 0 1 1 service-time 0 1 1 8:{} 1", 16 * i),
+            udev: MapUdev::default(),
+        }
+    }
+
+    #[test]
+    fn a_batch_of_creates_runs_side_by_side_and_answers_in_the_batch_order() {
+        let backend = SideBySide {
+            dm: FakeDm::new(),
+            in_flight: Mutex::new((0, 0)),
+            changed: Condvar::new(),
+        };
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let mut port = DmPort::new(backend, tx);
+        let batch: Vec<NewMap> = (0..3).map(new_map).collect();
+        let t = Instant::now();
+        let results = port.create_maps(&batch);
+        // In turn, each create would have waited WAIT for a companion that never came.
+        assert!(port.dm.in_flight.lock().unwrap().1 >= 2, "creates never overlapped");
+        assert!(t.elapsed() < WAIT, "took {:?}", t.elapsed());
+        assert_eq!(results.len(), 3);
+        for (m, r) in batch.iter().zip(results) {
+            let (minor, load) = r.expect("created");
+            assert_eq!(load, Load::Done, "the fake has no udev to wait for");
+            assert_eq!(port.dm.info(&m.name).unwrap().minor, minor, "{}'s minor", m.name);
+            let table = port.dm.table(&m.name).unwrap();
+            assert_eq!(table, targets(m.sectors, &m.params), "{}'s live table", m.name);
+        }
+    }
+
+    #[test]
+    fn a_failed_create_in_a_batch_fails_only_its_own_map() {
+        let backend = SideBySide {
+            dm: FakeDm::new(),
+            in_flight: Mutex::new((0, 0)),
+            changed: Condvar::new(),
+        };
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let mut port = DmPort::new(backend, tx);
+        let mut batch: Vec<NewMap> = (0..3).map(new_map).collect();
+        // The kernel refuses a uuid already in use.
+        batch[2].uuid = batch[0].uuid.clone();
+        let results = port.create_maps(&batch);
+        let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
+        assert_eq!(failed.iter().filter(|&&f| f).count(), 1, "{results:?}");
+        assert!(!failed[1], "{results:?}");
+        assert_eq!(port.dm.list().unwrap().len(), 2);
     }
 }

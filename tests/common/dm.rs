@@ -11,7 +11,7 @@ use multipathd::checkers::state::{PathState, Verdict};
 use multipathd::checkers::{CheckOutcome, Control};
 use multipathd::cli::format::CheckerState;
 use multipathd::config::{Config, parse_str};
-use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, Outputs, Owner, PartitionMap};
+use multipathd::daemon::owner::{Env, ExistingMap, Load, MapOps, NewMap, Outputs, Owner, PartitionMap};
 use multipathd::daemon::reload::{Reloaded, Reloader};
 use multipathd::dm::table::MultipathTable;
 use multipathd::dm::{DmError, MapUdev, Suspend};
@@ -91,6 +91,8 @@ pub struct DmState {
     pub udev_waits: bool,
     /// Status reads, each an ioctl on the real kernel (the owner reads one per check).
     pub status_reads: usize,
+    /// The names of each batch of creates (`create_maps`), created in turn here.
+    pub batches: Vec<Vec<String>>,
 }
 
 impl DmState {
@@ -179,14 +181,9 @@ impl MapOps for FakeDm {
             .collect()
     }
 
-    fn create_map(
-        &mut self,
-        name: &str,
-        uuid: &str,
-        sectors: u64,
-        params: &str,
-        udev: MapUdev,
-    ) -> Result<(u32, Load), DmError> {
+    fn create_map(&mut self, m: &NewMap) -> Result<(u32, Load), DmError> {
+        let (name, uuid, sectors, params, udev) =
+            (m.name.as_str(), m.uuid.as_str(), m.sectors, m.params.as_str(), m.udev);
         let mut st = self.0.lock().unwrap();
         st.udev.push(("create", name.into(), udev));
         st.calls.push(Call::Create {
@@ -216,6 +213,12 @@ impl MapOps for FakeDm {
             },
         );
         Ok((minor, if st.udev_waits { Load::Running } else { Load::Done }))
+    }
+
+    fn create_maps(&mut self, batch: &[NewMap]) -> Vec<Result<(u32, Load), DmError>> {
+        let names = batch.iter().map(|m| m.name.clone()).collect();
+        self.0.lock().unwrap().batches.push(names);
+        batch.iter().map(|m| self.create_map(m)).collect()
     }
 
     fn reload_map(

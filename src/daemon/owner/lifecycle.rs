@@ -45,13 +45,21 @@ impl Owner {
                 by_wwid.entry(w.clone()).or_default().push(dev.clone());
             }
         }
+        // The new maps are created together once all are planned: their creates are
+        // independent, and the kernel's work for each is mostly waiting.
+        let mut creates = Vec::new();
         for (wwid, devs) in by_wwid {
             let adopt = existing.iter().find(|m| m.uuid == format!("mpath-{wwid}"));
             if adopt.is_none() && !self.should_multipath(&wwid, devs.len()) {
                 continue;
             }
-            self.setup_map(&wwid, devs, adopt.cloned());
+            match self.plan_setup(&wwid, devs, adopt.cloned()) {
+                Some(p) if p.is_new() => creates.push(p),
+                Some(p) => self.setup_planned(p),
+                None => {}
+            }
         }
+        self.create_planned(creates);
         self.state = DaemonState::Idle;
     }
 

@@ -1,6 +1,8 @@
 //! Maps: naming, planning and loading the `multipath` table, status refresh,
 //! removal.
 
+use std::collections::BTreeSet;
+
 use crate::checkers::state::{self as chk, DmState, PathState};
 use crate::cli::format::DaemonState;
 use crate::config::keywords::Setting;
@@ -9,11 +11,11 @@ use crate::daemon::adopt::{self, Action};
 use crate::discovery;
 use crate::dm::status::MultipathStatus;
 use crate::dm::table::MultipathTable;
-use crate::dm::{MapUdev, Suspend};
+use crate::dm::{DmError, MapUdev, Suspend};
 use nix::errno::Errno;
 
 use super::reservations::PrFlag;
-use super::{ExistingMap, Load, Map, Owner, PartitionMap, Path};
+use super::{ExistingMap, Load, Map, NewMap, Owner, PartitionMap, Path};
 use crate::daemon::plan::{self, MapPlan, PlanPath};
 use crate::daemon::policy;
 
@@ -85,9 +87,48 @@ impl Owner {
     }
 
     /// Creates, reloads or adopts the map for `wwid` over `devs`.
-    pub(super) fn setup_map(&mut self, wwid: &str, mut devs: Vec<String>, existing: Option<ExistingMap>) {
+    pub(super) fn setup_map(&mut self, wwid: &str, devs: Vec<String>, existing: Option<ExistingMap>) {
+        if let Some(p) = self.plan_setup(wwid, devs, existing) {
+            self.setup_planned(p);
+        }
+    }
+
+    /// Creates the maps of `planned`, none of which is in the kernel, as one batch of the
+    /// port (side by side: start-up's creates). A name planned twice (an alias given to
+    /// two WWIDs) is created after the batch, so the first WWID in order gets it, as when
+    /// the maps were created in turn.
+    pub(super) fn create_planned(&mut self, planned: Vec<Planned>) {
+        let mut names = BTreeSet::new();
+        let (batch, again): (Vec<Planned>, Vec<Planned>) =
+            planned.into_iter().partition(|p| names.insert(p.name.clone()));
+        let new: Vec<NewMap> = batch.iter().map(Planned::new_map).collect();
+        let results = self.dm.create_maps(&new);
+        for (p, made) in batch.into_iter().zip(results) {
+            let loaded = self.created(&p, made);
+            self.finish_setup(p, loaded);
+        }
+        for p in again {
+            self.setup_planned(p);
+        }
+    }
+
+    /// Puts a planned map in the kernel and takes it in.
+    pub(super) fn setup_planned(&mut self, p: Planned) {
+        let loaded = self.load_map(&p);
+        self.finish_setup(p, loaded);
+    }
+
+    /// The table and settings for the map of `wwid` over `devs`, with what the path
+    /// attributes need before the load already done; `None` when it waits for its paths'
+    /// first check or has no table.
+    pub(super) fn plan_setup(
+        &mut self,
+        wwid: &str,
+        mut devs: Vec<String>,
+        existing: Option<ExistingMap>,
+    ) -> Option<Planned> {
         if self.defer_for_prio(wwid, &devs, &existing) {
-            return;
+            return None;
         }
         // Discovery order decides ties between equal groups.
         devs.sort_by_key(|d| self.paths.get(d).map(Path::scsi_order));
@@ -106,9 +147,7 @@ impl Owner {
         }
         self.set_path_timeouts(&name, wwid, &devs);
         let pp = self.plan_paths(&devs);
-        let Some(plan) = plan::plan_map(&self.cfg, wwid, &name, &pp) else {
-            return;
-        };
+        let plan = plan::plan_map(&self.cfg, wwid, &name, &pp)?;
         if existing.is_none() {
             self.set_max_sectors_on_create(wwid, &devs);
         }
@@ -125,7 +164,7 @@ impl Owner {
             Ok(p) => p,
             Err(e) => {
                 log::error!("{name}: cannot build the table: {e}");
-                return;
+                return None;
             }
         };
         let mut udev = self.map_udev(&name, wwid, &devs, &pp);
@@ -146,17 +185,26 @@ impl Owner {
         } else {
             Suspend::KEEP_IO
         };
-        let Some(loaded) = self.load_map(&name, wwid, sectors, &params, existing.as_ref(), &plan, (udev, how)) else {
+        Some(Planned {
+            name,
+            wwid: wwid.to_string(),
+            sectors,
+            params,
+            devs,
+            existing,
+            plan,
+            udev,
+            how,
+        })
+    }
+
+    /// Takes a map the kernel now has (`loaded`) into the owner's state.
+    fn finish_setup(&mut self, p: Planned, loaded: Option<Loaded>) {
+        let Some(loaded) = loaded else {
             return;
         };
-        self.install_map(
-            &name,
-            wwid,
-            sectors.max(existing.map_or(0, |m| m.sectors)),
-            devs,
-            plan,
-            loaded,
-        );
+        let sectors = p.sectors.max(p.existing.map_or(0, |m| m.sectors));
+        self.install_map(&p.name, &p.wwid, sectors, p.devs, p.plan, loaded);
     }
 
     /// What the udev rules are told when the map is created or reloaded (upstream's
@@ -213,39 +261,38 @@ impl Owner {
 
     /// Puts the planned table in the kernel: adopts an existing map whose live table
     /// already matches (switching its group if only that differs), reloads one that does
-    /// not (udev told `udev`, the map suspended as `how`), creates a missing one. `None`
-    /// when the map could not be created.
-    #[allow(clippy::too_many_arguments)]
-    fn load_map(
-        &mut self,
-        name: &str,
-        wwid: &str,
-        sectors: u64,
-        params: &str,
-        existing: Option<&ExistingMap>,
-        plan: &MapPlan,
-        (udev, how): (MapUdev, Suspend),
-    ) -> Option<Loaded> {
-        let action = existing.filter(|_| !udev.rescan).map_or(Action::Reload("forced"), |m| {
-            let Ok(live) = MultipathTable::parse(&m.table) else {
-                return Action::Reload("not compared");
-            };
-            let next = MultipathStatus::parse(&m.status).map_or(0, |s| s.next_group);
-            adopt::select_action(&plan.table, &live, next, plan.retain_hwhandler)
-        });
-        match (existing, action) {
-            (Some(m), Action::Nothing) => {
+    /// not (udev told `p.udev`, the map suspended as `p.how`), creates a missing one.
+    /// `None` when the map could not be created.
+    fn load_map(&mut self, p: &Planned) -> Option<Loaded> {
+        let (name, wwid) = (p.name.as_str(), p.wwid.as_str());
+        let Some(m) = &p.existing else {
+            let made = self.dm.create_map(&p.new_map());
+            return self.created(p, made);
+        };
+        let action = if p.udev.rescan {
+            Action::Reload("forced")
+        } else {
+            match MultipathTable::parse(&m.table) {
+                Ok(live) => {
+                    let next = MultipathStatus::parse(&m.status).map_or(0, |s| s.next_group);
+                    adopt::select_action(&p.plan.table, &live, next, p.plan.retain_hwhandler)
+                }
+                Err(_) => Action::Reload("not compared"),
+            }
+        };
+        match action {
+            Action::Nothing => {
                 log::info!("{name}: adopted existing map ({wwid})");
                 Some(Loaded::kept(m.minor))
             }
-            (Some(m), Action::SwitchGroup(g)) => {
+            Action::SwitchGroup(g) => {
                 log::info!("{name}: adopted existing map ({wwid}), switching to group {g}");
                 self.dm_message(name, &format!("switch_group {g}"));
                 Some(Loaded::kept(m.minor))
             }
-            (Some(m), Action::Reload(why)) => match self.start_reload(name, m.sectors, params, udev, how) {
+            Action::Reload(why) => match self.start_reload(name, m.sectors, &p.params, p.udev, p.how) {
                 Ok(()) => {
-                    log::info!("reload: {name} ({wwid}) {params} ({why})");
+                    log::info!("reload: {name} ({wwid}) {} ({why})", p.params);
                     // Upstream shows only a creation as the map's action (`create:` in topology).
                     Some(Loaded {
                         minor: m.minor,
@@ -258,30 +305,32 @@ impl Owner {
                     Some(Loaded::kept(m.minor))
                 }
             },
-            (None, _) => match self
-                .dm
-                .create_map(name, &crate::dm::map_uuid(wwid), sectors, params, udev)
-            {
-                Ok((minor, load)) => {
-                    log::info!("create: {name} ({wwid}) dm-{minor} {params}");
-                    if load == Load::Running {
-                        self.note_running(name);
-                    }
-                    // find_multipaths strict/smart consult this file later (and multipath -u).
-                    if let Err(e) = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid) {
-                        log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
-                    }
-                    Some(Loaded {
-                        minor,
-                        action: Some("create"),
-                        loads: 1,
-                    })
+        }
+    }
+
+    /// What the create of the planned map `p` did (`made`, the port's answer).
+    fn created(&mut self, p: &Planned, made: Result<(u32, Load), DmError>) -> Option<Loaded> {
+        let (name, wwid) = (p.name.as_str(), p.wwid.as_str());
+        match made {
+            Ok((minor, load)) => {
+                log::info!("create: {name} ({wwid}) dm-{minor} {}", p.params);
+                if load == Load::Running {
+                    self.note_running(name);
                 }
-                Err(e) => {
-                    log::error!("{name}: failed to create the map: {e}");
-                    None
+                // find_multipaths strict/smart consult this file later (and multipath -u).
+                if let Err(e) = discovery::wwids::WwidsFile::new(self.env.state_dir.join("wwids")).add(wwid) {
+                    log::warn!("{wwid}: cannot record the WWID in the wwids file: {e}");
                 }
-            },
+                Some(Loaded {
+                    minor,
+                    action: Some("create"),
+                    loads: 1,
+                })
+            }
+            Err(e) => {
+                log::error!("{name}: failed to create the map: {e}");
+                None
+            }
         }
     }
 
@@ -747,6 +796,38 @@ impl Loaded {
             minor,
             action: None,
             loads: 0,
+        }
+    }
+}
+
+/// A map planned by `plan_setup`, not yet put in the kernel: where start-up's creates
+/// wait for their batch.
+pub(super) struct Planned {
+    name: String,
+    wwid: String,
+    sectors: u64,
+    params: String,
+    devs: Vec<String>,
+    /// The map the kernel has for the WWID, if any.
+    existing: Option<ExistingMap>,
+    plan: MapPlan,
+    udev: MapUdev,
+    how: Suspend,
+}
+
+impl Planned {
+    /// Whether the kernel has no map for it yet.
+    pub(super) fn is_new(&self) -> bool {
+        self.existing.is_none()
+    }
+
+    fn new_map(&self) -> NewMap {
+        NewMap {
+            name: self.name.clone(),
+            uuid: crate::dm::map_uuid(&self.wwid),
+            sectors: self.sectors,
+            params: self.params.clone(),
+            udev: self.udev,
         }
     }
 }

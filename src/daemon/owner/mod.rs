@@ -55,18 +55,16 @@ use crate::marginal::thread::IoErrStat;
 pub trait MapOps: Send {
     /// Existing `multipath` maps (uuid `mpath-…`).
     fn list_maps(&mut self) -> Result<Vec<ExistingMap>, DmError>;
-    /// Creates and resumes a map; returns its minor number. `udev`: what the udev rules
-    /// are told about the map (upstream's create flags). The map is live on return; a
+    /// Creates and resumes a map; returns its minor number. The map is live on return; a
     /// port may leave udev's handling of its first uevent to another thread: then it
     /// answers [`Load::Running`] and a [`LoadDone`] of [`LoadKind::CreateUdev`] follows.
-    fn create_map(
-        &mut self,
-        name: &str,
-        uuid: &str,
-        sectors: u64,
-        params: &str,
-        udev: MapUdev,
-    ) -> Result<(u32, Load), DmError>;
+    fn create_map(&mut self, map: &NewMap) -> Result<(u32, Load), DmError>;
+    /// Creates every map of `batch`, each as [`MapOps::create_map`]; the results in the
+    /// batch's order. A port may create them side by side (the maps are independent: the
+    /// start-up's creates), this one does them in turn.
+    fn create_maps(&mut self, batch: &[NewMap]) -> Vec<Result<(u32, Load), DmError>> {
+        batch.iter().map(|m| self.create_map(m)).collect()
+    }
     /// Loads a new table into a live map and swaps it in, the map suspended as `how`
     /// says; the resume carries upstream's reload flags. The swap's suspend waits for the
     /// IO in flight on the map, so a port may run it on another thread: then it answers
@@ -95,6 +93,17 @@ pub trait MapOps: Send {
     fn suspend(&mut self, name: &str, how: Suspend) -> Result<(), DmError>;
     /// A plain resume (the `resume map` command): the udev rules hear of skip_kpartx only.
     fn resume(&mut self, name: &str, udev: MapUdev) -> Result<(), DmError>;
+}
+
+/// A map to create: its name, `mpath-` uuid, size and `multipath` table, and what the
+/// udev rules are told about it (upstream's create flags).
+#[derive(Debug, Clone)]
+pub struct NewMap {
+    pub name: String,
+    pub uuid: String,
+    pub sectors: u64,
+    pub params: String,
+    pub udev: MapUdev,
 }
 
 /// How [`MapOps::reload_map`] went from the owner's side.
