@@ -155,12 +155,15 @@ fn sample(every: Duration, timeout: Duration, stop: &str, cmd: &str) -> ExitCode
             .ok()
             .and_then(|s| s.split_whitespace().next().map(str::to_string))
             .unwrap_or_default();
-        let w0 = run_queue_ns();
+        // The two run-queue reads fall inside the timed interval, so a preemption during
+        // one counts in both numbers and the wait never exceeds the round trip.
         let t0 = Instant::now();
+        let w0 = run_queue_ns();
         let r = open().and_then(|mut s| exchange(&mut s, cmd, timeout));
+        let w1 = run_queue_ns();
         let took = t0.elapsed();
         let verdict = if r.is_ok() { "ok" } else { "failed" };
-        let wait = match (w0, run_queue_ns()) {
+        let wait = match (w0, w1) {
             (Some(a), Some(b)) => format!("{:.0}", b.saturating_sub(a) as f64 / 1e6),
             _ => "-".to_string(),
         };
