@@ -330,6 +330,16 @@ mod tests {
         }
     }
 
+    /// The port over `SideBySide`; nothing reads its loads (the fake has no udev wait).
+    fn port() -> DmPort<SideBySide> {
+        let backend = SideBySide {
+            dm: FakeDm::new(),
+            in_flight: Mutex::new((0, 0)),
+            changed: Condvar::new(),
+        };
+        DmPort::new(backend, crossbeam_channel::unbounded().0)
+    }
+
     fn new_map(i: u32) -> NewMap {
         NewMap {
             name: format!("mpath{i}"),
@@ -342,13 +352,7 @@ mod tests {
 
     #[test]
     fn a_batch_of_creates_runs_side_by_side_and_answers_in_the_batch_order() {
-        let backend = SideBySide {
-            dm: FakeDm::new(),
-            in_flight: Mutex::new((0, 0)),
-            changed: Condvar::new(),
-        };
-        let (tx, _rx) = crossbeam_channel::unbounded();
-        let mut port = DmPort::new(backend, tx);
+        let mut port = port();
         let batch: Vec<NewMap> = (0..3).map(new_map).collect();
         let t = Instant::now();
         let results = port.create_maps(&batch);
@@ -367,13 +371,7 @@ mod tests {
 
     #[test]
     fn a_failed_create_in_a_batch_fails_only_its_own_map() {
-        let backend = SideBySide {
-            dm: FakeDm::new(),
-            in_flight: Mutex::new((0, 0)),
-            changed: Condvar::new(),
-        };
-        let (tx, _rx) = crossbeam_channel::unbounded();
-        let mut port = DmPort::new(backend, tx);
+        let mut port = port();
         let mut batch: Vec<NewMap> = (0..3).map(new_map).collect();
         // The kernel refuses a uuid already in use.
         batch[2].uuid = batch[0].uuid.clone();
