@@ -942,14 +942,21 @@ mod tests {
         (nr, pending.expect("a uevent was sent"))
     }
 
+    /// A new map's wait (200 ms timeout) on a thread, checked still waiting `after` its
+    /// start while udev is busy: its cookie, its start, the thread.
+    fn still_waiting_after(dir: &std::path::Path, after: Duration) -> (u32, Instant, thread::JoinHandle<Waited>) {
+        let (nr, pending) = started_with_busy_udev(dir, Duration::from_millis(200));
+        let t = Instant::now();
+        let waiter = thread::spawn(move || pending.wait(Patience::WhileUdevBusy));
+        thread::sleep(after);
+        assert!(!waiter.is_finished(), "gave up while udev was busy");
+        (nr, t, waiter)
+    }
+
     #[test]
     fn a_new_maps_wait_outlasts_busy_udev_until_it_completes_the_cookie() {
         let dir = tempfile::tempdir().unwrap();
-        let (nr, pending) = started_with_busy_udev(dir.path(), Duration::from_millis(200));
-        let t = Instant::now();
-        let waiter = thread::spawn(move || pending.wait(Patience::WhileUdevBusy));
-        thread::sleep(Duration::from_millis(700));
-        assert!(!waiter.is_finished(), "gave up while udev was busy");
+        let (nr, t, waiter) = still_waiting_after(dir.path(), Duration::from_millis(700));
         udev_complete(nr).unwrap();
         assert_eq!(waiter.join().unwrap(), Waited::Completed);
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
@@ -966,11 +973,7 @@ mod tests {
     #[test]
     fn a_new_maps_wait_gives_up_once_udev_has_nothing_queued() {
         let dir = tempfile::tempdir().unwrap();
-        let (nr, pending) = started_with_busy_udev(dir.path(), Duration::from_millis(200));
-        let t = Instant::now();
-        let waiter = thread::spawn(move || pending.wait(Patience::WhileUdevBusy));
-        thread::sleep(Duration::from_millis(500));
-        assert!(!waiter.is_finished(), "gave up while udev was busy");
+        let (nr, t, waiter) = still_waiting_after(dir.path(), Duration::from_millis(500));
         // udev's queue ran empty without completing the cookie: no rules for it
         std::fs::remove_file(dir.path().join("queue")).unwrap();
         assert_eq!(waiter.join().unwrap(), Waited::GaveUp(GaveUp::Idle));
