@@ -160,8 +160,7 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
                 done.push((i, create_one(dm, loads, map)));
             }
         };
-        let mut results: Vec<Option<Result<(u32, Load), DmError>>> = batch.iter().map(|_| None).collect();
-        thread::scope(|s| {
+        let mut done = thread::scope(|s| {
             let helpers: Vec<_> = (1..CREATE_WORKERS.min(batch.len()))
                 .filter_map(|_| {
                     thread::Builder::new()
@@ -175,12 +174,11 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
                 // A panic in a create is the owner's, as when it created the maps itself.
                 done.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
             }
-            for (i, r) in done {
-                results[i] = Some(r);
-            }
+            done
         });
-        // Every index was taken by one of the threads, and each answered or panicked.
-        results.into_iter().flatten().collect()
+        // Each index was taken once, by one of the threads: sorted, they are the batch's order.
+        done.sort_unstable_by_key(|&(i, _)| i);
+        done.into_iter().map(|(_, r)| r).collect()
     }
 
     fn reload_map(
