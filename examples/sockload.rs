@@ -2,7 +2,11 @@
 //! daemon with Debian's through the same client code (so the client's own start-up cost is
 //! not part of what is measured).
 //!
-//! usage: sockload latency COUNT CMD [SECONDS]
+//! usage: sockload [--rr PRIO] MODE ...
+//!        --rr PRIO: the client runs at SCHED_RR priority PRIO (root), so that a reply's time
+//!            is the daemon's and the kernel's, not the client's own wait for a CPU behind a
+//!            load of ordinary processes (the lab's reads on every map); refused: exit 2.
+//!        sockload latency COUNT CMD [SECONDS]
 //!            COUNT round trips one after another, each on a fresh connection as the real
 //!            client does, none started after SECONDS (when given: a daemon taking seconds a
 //!            reply would otherwise hold a run for hours); prints `n= ok= failed= median_ms=
@@ -30,8 +34,8 @@ use multipathd::cli::client::connect;
 use multipathd::cli::protocol::{recv_reply, send_frame};
 use multipathd::cli::server::{ABSTRACT_SOCKET, SocketName};
 
-const USAGE: &str = "usage: sockload latency COUNT CMD [SECONDS] | sockload load CLIENTS TIMEOUT_MS CMD \
-                     | sockload sample INTERVAL_MS TIMEOUT_MS STOPFILE CMD";
+const USAGE: &str = "usage: sockload [--rr PRIO] MODE, MODE one of latency COUNT CMD [SECONDS] \
+                     | load CLIENTS TIMEOUT_MS CMD | sample INTERVAL_MS TIMEOUT_MS STOPFILE CMD";
 
 fn open() -> Result<UnixStream, String> {
     connect(&[SocketName::Abstract(ABSTRACT_SOCKET.to_string())]).map_err(|e| format!("connect: {e}"))
@@ -184,9 +188,30 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The whole process (threads started later inherit it) at SCHED_RR priority `prio`.
+fn set_round_robin(prio: i32) -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: prio };
+    // SAFETY: `param` outlives the call, which only reads it.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
     let num = |s: &str| s.parse::<usize>().ok().filter(|n| *n > 0);
+    if args.first().map(String::as_str) == Some("--rr") {
+        let Some(prio) = args.get(1).and_then(|p| p.parse::<i32>().ok()) else {
+            return usage();
+        };
+        if let Err(e) = set_round_robin(prio) {
+            eprintln!("sockload: SCHED_RR at priority {prio}: {e}");
+            return ExitCode::from(2);
+        }
+        args.drain(..2);
+    }
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["latency", count, cmd] => match num(count) {
             Some(n) => latency(n, cmd, None),
