@@ -66,6 +66,7 @@ fn loop_device_failing_drives_fail_path_and_queueing() {
         path: 1,
         dev: lo.dev.clone(),
         sysfs_state: None,
+        link: None,
         kind: CheckerKind::Directio,
         timeout: Duration::from_secs(30),
         prio: None,

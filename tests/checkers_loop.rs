@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use multipathd::checkers::state::PathState;
-use multipathd::checkers::{CheckOutcome, CheckRequest, CheckerKind, Control, MonotonicClock, spawn_checker_loop};
+use multipathd::checkers::{
+    CheckOutcome, CheckRequest, CheckerKind, Control, Link, MonotonicClock, spawn_checker_loop,
+};
 use multipathd::discovery::prio::{OpenAttrs, Prio, PrioJob};
 use multipathd::discovery::{Hcil, SysfsRoot};
 use std::sync::Arc;
@@ -71,6 +73,7 @@ fn req(path: u64, dev: &Path, kind: CheckerKind, sysfs: Option<PathBuf>) -> Chec
         path,
         dev: dev.to_path_buf(),
         sysfs_state: sysfs,
+        link: None,
         kind,
         timeout: Duration::from_secs(5),
         prio: None,
@@ -286,6 +289,67 @@ fn a_path_down_by_its_checker_is_not_swept() {
         res.recv_timeout(Duration::from_millis(2500)).is_err(),
         "a path down by its checker was checked before its turn"
     );
+    stop(ctl, h);
+}
+
+/// A clock that stands still: the loop's once-a-second sweep never comes round, so
+/// whatever is checked was asked for or found by something else.
+struct StoppedClock(std::time::Instant);
+
+impl multipathd::checkers::Clock for StoppedClock {
+    fn now(&self) -> std::time::Instant {
+        self.0
+    }
+}
+
+/// A host's link lost: all its devices go offline at once, and when one of its usable
+/// paths is found so (here its check after DM failed it), the others of that host are
+/// read and checked at once, before any sweep; another host's paths are left alone.
+#[test]
+fn a_path_found_offline_has_the_other_paths_of_its_host_checked_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctl, crx) = unbounded();
+    let (rtx, res) = unbounded();
+    let h = spawn_checker_loop(crx, rtx, StoppedClock(std::time::Instant::now()), 2).unwrap();
+    let host = |id: u64| {
+        if id <= 300 {
+            Link::ScsiHost(2)
+        } else {
+            Link::ScsiHost(3)
+        }
+    };
+    let state = |id: u64| dir.path().join(format!("state{id}"));
+    for id in 1..=600 {
+        std::fs::write(state(id), "running\n").unwrap();
+        let mut r = req(id, Path::new("/dev/null"), CheckerKind::None, Some(state(id)));
+        r.link = Some(host(id));
+        ctl.send(Control::Schedule { req: r, in_secs: 0 }).unwrap();
+    }
+    for _ in 1..=600 {
+        assert_eq!(res.recv_timeout(WAIT).unwrap().result.state, PathState::Up);
+    }
+    // As the owner does after an up verdict: the next checks far away.
+    for id in 1..=600 {
+        ctl.send(Control::Again { path: id, in_secs: 300 }).unwrap();
+    }
+    for id in 1..=300 {
+        std::fs::write(state(id), "offline\n").unwrap();
+    }
+    ctl.send(Control::CheckNow(17)).unwrap();
+    let mut down = HashSet::new();
+    for _ in 1..=300 {
+        let o = res.recv_timeout(WAIT).expect("a path of the lost host not checked");
+        assert_eq!(
+            (o.result.state, o.result.offline),
+            (PathState::Down, true),
+            "path {}",
+            o.path_id
+        );
+        assert!(o.path_id <= 300, "path {} of the other host checked", o.path_id);
+        down.insert(o.path_id);
+    }
+    assert_eq!(down.len(), 300);
+    assert!(res.recv_timeout(Duration::from_millis(300)).is_err(), "more checked");
     stop(ctl, h);
 }
 

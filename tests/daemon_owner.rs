@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
 use multipathd::checkers::state::{PathState, Verdict};
-use multipathd::checkers::{CheckOutcome, CheckerKind, Control};
+use multipathd::checkers::{CheckOutcome, CheckerKind, Control, Link};
 use multipathd::cli::format::DaemonState;
 use multipathd::cli::parse::{Command, HandlerError};
 use multipathd::daemon::owner::{Env, LoadDone, LoadKind, Owner};
@@ -240,12 +240,13 @@ fn coldplug_two_alua_paths_creates_mpatha() {
         f.bindings()
     );
     assert_eq!(h.owner.counts(), (2, 1));
-    // Both paths are handed to the checker loop for an immediate first check.
-    let sched: Vec<(String, u32)> = h
+    // Both paths are handed to the checker loop for an immediate first check, each with
+    // the SCSI host it goes through.
+    let sched: Vec<(String, Option<Link>, u32)> = h
         .controls()
         .into_iter()
         .filter_map(|c| match c {
-            Control::Schedule { req, in_secs } => Some((req.dev.display().to_string(), in_secs)),
+            Control::Schedule { req, in_secs } => Some((req.dev.display().to_string(), req.link, in_secs)),
             _ => None,
         })
         .collect();
@@ -253,8 +254,8 @@ fn coldplug_two_alua_paths_creates_mpatha() {
     assert_eq!(
         sched,
         vec![
-            (dev.join("sdb").display().to_string(), 0),
-            (dev.join("sda").display().to_string(), 0)
+            (dev.join("sdb").display().to_string(), Some(Link::ScsiHost(0)), 0),
+            (dev.join("sda").display().to_string(), Some(Link::ScsiHost(1)), 0)
         ]
     );
 }

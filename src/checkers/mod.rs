@@ -117,6 +117,24 @@ pub fn checker_by_name(name: &str) -> Result<CheckerKind, CheckerNameError> {
     }
 }
 
+/// What a path reaches its LUN through, shared with the LUN's other paths of the same
+/// host: a SCSI host (an HBA port, an iSCSI session) or an NVMe controller. One fault
+/// there (a link or a session down) takes all of its paths at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Link {
+    ScsiHost(u32),
+    NvmeController(u32),
+}
+
+impl fmt::Display for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Link::ScsiHost(n) => write!(f, "host{n}"),
+            Link::NvmeController(n) => write!(f, "nvme{n}"),
+        }
+    }
+}
+
 /// How to check one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckRequest {
@@ -125,6 +143,9 @@ pub struct CheckRequest {
     pub dev: PathBuf,
     /// `/sys/block/<dev>/device/state`, read first; `None` skips that step.
     pub sysfs_state: Option<PathBuf>,
+    /// When its device state is found down, the states of the link's other usable
+    /// paths are read at once, not at their turn in the sweep.
+    pub link: Option<Link>,
     pub kind: CheckerKind,
     /// `checker_timeout`.
     pub timeout: Duration,
@@ -193,7 +214,8 @@ const AIO_SLOTS: usize = 1024;
 const SYSFS_SWEEP: Duration = Duration::from_secs(1);
 /// Paths last seen usable whose state one sweep reads at most, in turn: each is read
 /// every second up to this many, every 4 s at 1,024 paths, every 16 s at 4,096 (still
-/// within the default max_polling_interval of 20 s). Each read costs a system call, and
+/// within the default max_polling_interval of 20 s; a link found down has all its paths
+/// read at once, `sweep_links_down`). Each read costs a system call, and
 /// under the lab's TCG reading every path every second was most of the checker loop's
 /// CPU at 1,024 paths.
 const SWEEP_READS: usize = 256;
@@ -209,6 +231,9 @@ pub struct CheckerLoop<C: Clock> {
     /// order from `sweep_after` on.
     watched: BTreeSet<PathId>,
     sweep_after: Option<PathId>,
+    /// Links where a watched path was just found with its device down: the next round
+    /// reads the state of every watched path of theirs.
+    links_down: BTreeSet<Link>,
     /// Paths whose last verdict was their device's sysfs state (offline, transport
     /// offline): the sweep watches them for `running` again.
     offline: std::collections::HashSet<PathId>,
@@ -258,6 +283,7 @@ impl<C: Clock> CheckerLoop<C> {
             paths: HashMap::new(),
             watched: BTreeSet::new(),
             sweep_after: None,
+            links_down: BTreeSet::new(),
             offline: std::collections::HashSet::new(),
             state_files: HashMap::new(),
             next_sweep,
@@ -276,8 +302,8 @@ impl<C: Clock> CheckerLoop<C> {
     ) -> bool {
         if result.state.is_usable() {
             self.watched.insert(path_id);
-        } else {
-            self.watched.remove(&path_id);
+        } else if self.watched.remove(&path_id) && result.offline {
+            self.link_down(path_id);
         }
         if result.offline {
             self.offline.insert(path_id);
@@ -329,7 +355,7 @@ impl<C: Clock> CheckerLoop<C> {
             return;
         }
         self.next_sweep = now + SYSFS_SWEEP;
-        let mut changed = Vec::new();
+        let (mut changed, mut down) = (Vec::new(), Vec::new());
         let turn = in_turn(&self.watched, self.sweep_after, SWEEP_READS);
         self.sweep_after = turn.last().copied().or(self.sweep_after);
         for id in turn {
@@ -337,9 +363,15 @@ impl<C: Clock> CheckerLoop<C> {
                 continue;
             };
             let verdict = sysfs::read_open_state(&mut self.state_files, id, file);
+            if verdict.as_ref().is_some_and(|v| v.offline) {
+                down.push(id);
+            }
             if verdict.is_some_and(|v| !matches!(v.state, PathState::Pending)) {
                 changed.push(id);
             }
+        }
+        for id in down {
+            self.link_down(id);
         }
         for &id in &self.offline {
             let Some(file) = self.paths.get(&id).and_then(|r| r.sysfs_state.as_ref()) else {
@@ -353,6 +385,48 @@ impl<C: Clock> CheckerLoop<C> {
             // Reported once: the next verdict decides whether it is watched again.
             self.watched.remove(&id);
             self.offline.remove(&id);
+            self.sched.schedule(id, now);
+        }
+    }
+
+    /// A watched path of `id`'s link was found with its device down.
+    fn link_down(&mut self, id: PathId) {
+        if let Some(link) = self.paths.get(&id).and_then(|r| r.link) {
+            self.links_down.insert(link);
+        }
+    }
+
+    /// A host whose link went down takes all of its paths at once, but the sweep finds
+    /// them in turn (4 s at 1,024 paths, 16 s at 4,096) when their IO does not fail
+    /// them first: so once one is found down, the state of every usable path of its
+    /// link is read now, and those down are checked now.
+    fn sweep_links_down(&mut self, now: Instant) {
+        if self.links_down.is_empty() {
+            return;
+        }
+        let links = std::mem::take(&mut self.links_down);
+        let mut changed = Vec::new();
+        for &id in &self.watched {
+            let Some(r) = self.paths.get(&id) else { continue };
+            let (Some(link), Some(file)) = (r.link, r.sysfs_state.as_ref()) else {
+                continue;
+            };
+            if !links.contains(&link) {
+                continue;
+            }
+            let verdict = sysfs::read_open_state(&mut self.state_files, id, file);
+            if verdict.is_some_and(|v| !matches!(v.state, PathState::Pending)) {
+                changed.push(id);
+            }
+        }
+        let names: Vec<String> = links.iter().map(Link::to_string).collect();
+        log::info!(
+            "{}: a device found down, its other usable paths read: {} down too",
+            names.join(", "),
+            changed.len()
+        );
+        for id in changed {
+            self.watched.remove(&id);
             self.sched.schedule(id, now);
         }
     }
@@ -449,6 +523,7 @@ impl<C: Clock> CheckerLoop<C> {
     /// results receiver is gone.
     fn round(&mut self, now: Instant) -> bool {
         self.sweep_sysfs(now);
+        self.sweep_links_down(now);
         for id in self.sched.take_due(now, MAX_STARTS_PER_ROUND) {
             if let Some(v) = self.start(id, now)
                 && !self.report(id, v, Duration::ZERO, now)
@@ -473,6 +548,9 @@ impl<C: Clock> CheckerLoop<C> {
 
     /// How long to wait from `now` for the next deadline.
     fn wait_time(&mut self, now: Instant) -> Duration {
+        if !self.links_down.is_empty() {
+            return Duration::ZERO;
+        }
         let sweep = (!self.watched.is_empty() || !self.offline.is_empty()).then_some(self.next_sweep);
         [
             self.sched.next_deadline(),

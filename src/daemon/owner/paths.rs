@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checkers::state as chk;
-use crate::checkers::{self, CheckRequest, Control};
+use crate::checkers::{self, CheckRequest, Control, Link};
 use crate::config::blacklist::Blacklist;
 use crate::config::keywords::Setting;
 use crate::config::propsel::{PathFacts, Selector};
 use crate::discovery::prio::{AnaDetect, OpenAttrs, PrioJob};
-use crate::discovery::{self, PathInfo};
+use crate::discovery::{self, Bus, PathInfo};
 use crate::marginal::state::Event as MgEvent;
 
 use super::{ExistingMap, Map, Owner, Path, SentRequest, read_trimmed};
@@ -363,6 +363,10 @@ impl Owner {
             path: p.id,
             dev: self.env.dev_dir.join(dev),
             sysfs_state: Some(self.env.sysfs.sys("block").join(dev).join("device/state")),
+            link: Some(match p.info.bus {
+                Bus::Scsi => Link::ScsiHost(p.info.hcil.host),
+                Bus::Nvme => Link::NvmeController(p.info.hcil.host),
+            }),
             kind: p.checker,
             timeout: p.check_timeout,
             prio: p.prio_job.clone(),
