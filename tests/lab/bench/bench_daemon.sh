@@ -65,6 +65,20 @@ wait_dm() {
     done
     secs_since "$_w0"
 }
+# dm_slowest WORD LINE: of the storm's paths, the longest time from the kernel-log mark
+# "bench: WORD MAJ:MIN" (written just before that path's state) to DM's first LINE for it
+# after the mark ("Failing path" or "Reinstating path"), both on the kernel log's clock;
+# fails unless DM logged it for every storm path. A poll of `dmsetup status` over every map
+# takes a second or two under TCG, more than what it would time.
+dm_slowest() {
+    dmesg | awk -v word="bench: $1 " -v line="$2 " -v n="$STORM_N" '
+        { t = substr($0, 2, index($0, "]") - 2) + 0 }
+        (i = index($0, word)) { d = substr($0, i + length(word)); mark[d] = t; delete done[d]; next }
+        (i = index($0, line)) { d = substr($0, i + length(line)); sub(/\.$/, "", d)
+            if ((d in mark) && !(d in done)) { done[d] = t - mark[d]; if (done[d] > m) m = done[d] } }
+        END { for (d in done) k++; if (k != n) { print "only " k + 0 " of " n; exit 1 }
+              printf "%.2f\n", m }'
+}
 # quantile Q: the value at quantile Q of the numbers on stdin (nearest rank)
 quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else { i = int(q * NR + 0.999999); if (i < 1) i = 1; print v[i] } }'; }
 
@@ -237,12 +251,27 @@ _cpu=$!
 _show=$!
 sleep 5
 _td=$(uptime_s)
-for _d in $STORM_SDS; do echo offline > "/sys/block/$_d/device/state"; done
-record storm_all_failed_s "$(wait_dm 2 "$STORM_N" $((120 + NPATHS / 4)))"
+for _d in $STORM_SDS; do
+    echo "bench: offline $(devt "$_d")" > /dev/kmsg
+    echo offline > "/sys/block/$_d/device/state"
+done
+_poll=$(wait_dm 2 "$STORM_N" $((120 + NPATHS / 4)))
+_s=$(dm_slowest offline "Failing path") || fail "storm: DM's log of the failures: $_s"
+record storm_all_failed_s "$_s"
+echo "  (polled: every storm path failed in DM $_poll s after the last was set offline)"
 sleep 5
 _tr=$(uptime_s)
-for _d in $STORM_SDS; do echo running > "/sys/block/$_d/device/state"; done
-record storm_all_back_s "$(wait_dm 3 "$NPATHS" $((120 + NPATHS / 4)))"
+# each write of `running` rescans its device (30 ms and more under TCG): the paths come
+# back one after another, and each is timed from its own write
+for _d in $STORM_SDS; do
+    echo "bench: running $(devt "$_d")" > /dev/kmsg
+    echo running > "/sys/block/$_d/device/state"
+done
+_tw=$(secs_since "$_tr")
+_poll=$(wait_dm 3 "$NPATHS" $((120 + NPATHS / 4)))
+_s=$(dm_slowest running "Reinstating path") || fail "storm: DM's log of the reinstatements: $_s"
+record storm_all_back_s "$_s"
+echo "  (polled: every path active in DM $_poll s after the last was set running; the writes took $_tw s in all)"
 _te=$(uptime_s)
 sleep 3
 rm -f "$LAB_TMP/io.run"
