@@ -232,7 +232,8 @@ step "$DAEMON: storm: one host's paths (a quarter) lost at once and back, IO on 
 STORM_HOST=$(path_host "$(sd_devices | head -1)")
 STORM_SDS=$(for _d in $(sd_devices); do [ "$(path_host "$_d")" = "$STORM_HOST" ] && echo "$_d"; done)
 STORM_N=$(echo "$STORM_SDS" | wc -w)
-STORM_DEVTS=$(for _d in $STORM_SDS; do devt "$_d"; done | tr '\n' ' ')
+STORM_PAIRS=$(for _d in $STORM_SDS; do echo "$_d $(devt "$_d")"; done)
+STORM_DEVTS=$(echo "$STORM_PAIRS" | cut -d' ' -f2 | tr '\n' ' ')
 expect_eq "paths of $STORM_HOST" "$LUNS" "$STORM_N"
 record storm_paths "$STORM_N"
 touch "$LAB_TMP/io.run"
@@ -251,8 +252,9 @@ _cpu=$!
 _show=$!
 sleep 5
 _td=$(uptime_s)
-for _d in $STORM_SDS; do
-    echo "bench: offline $(devt "$_d")" > /dev/kmsg
+# (no command started in these loops: a fork under TCG would spread the loss over seconds)
+echo "$STORM_PAIRS" | while read -r _d _t; do
+    echo "bench: offline $_t" > /dev/kmsg
     echo offline > "/sys/block/$_d/device/state"
 done
 _poll=$(wait_dm 2 "$STORM_N" $((120 + NPATHS / 4)))
@@ -263,8 +265,8 @@ sleep 5
 _tr=$(uptime_s)
 # each write of `running` rescans its device (30 ms and more under TCG): the paths come
 # back one after another, and each is timed from its own write
-for _d in $STORM_SDS; do
-    echo "bench: running $(devt "$_d")" > /dev/kmsg
+echo "$STORM_PAIRS" | while read -r _d _t; do
+    echo "bench: running $_t" > /dev/kmsg
     echo running > "/sys/block/$_d/device/state"
 done
 _tw=$(secs_since "$_tr")
