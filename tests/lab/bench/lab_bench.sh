@@ -123,8 +123,8 @@ spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of
     row "200 concurrent show paths: unanswered in 4 s" load_200_unanswered
     row "200 concurrent show paths: slowest (ms)" load_200_slowest_ms
     row "reconfigure until idle, maps whole, median of 3 (s)" reconfigure_s
-    row "storm: a quarter of the paths lost, until DM failed them all (s)" storm_all_failed_s
-    row "storm: back, until DM has every path active (s)" storm_all_back_s
+    row "storm: a quarter of the paths lost, the slowest from its loss until DM failed it (s)" storm_all_failed_s
+    row "storm: back, the slowest from its return until DM reinstated it (s)" storm_all_back_s
     row "storm: IO errors (reads every 0.5 s on every map)" storm_io_errors
     row "storm: show paths every 0.25 s, median (ms)" storm_show_p50_ms
     row "storm: show paths, p99 (ms)" storm_show_p99_ms
