@@ -355,21 +355,9 @@ impl<C: Clock> CheckerLoop<C> {
             return;
         }
         self.next_sweep = now + SYSFS_SWEEP;
-        let (mut changed, mut down) = (Vec::new(), Vec::new());
         let turn = in_turn(&self.watched, self.sweep_after, SWEEP_READS);
         self.sweep_after = turn.last().copied().or(self.sweep_after);
-        for id in turn {
-            let Some(file) = self.paths.get(&id).and_then(|r| r.sysfs_state.as_ref()) else {
-                continue;
-            };
-            let verdict = sysfs::read_open_state(&mut self.state_files, id, file);
-            if verdict.as_ref().is_some_and(|v| v.offline) {
-                down.push(id);
-            }
-            if verdict.is_some_and(|v| !matches!(v.state, PathState::Pending)) {
-                changed.push(id);
-            }
-        }
+        let (mut changed, down) = self.read_watched(&turn);
         for id in down {
             self.link_down(id);
         }
@@ -381,7 +369,31 @@ impl<C: Clock> CheckerLoop<C> {
                 changed.push(id);
             }
         }
-        for id in changed {
+        self.check_now(changed, now);
+    }
+
+    /// Reads the device state of watched paths `ids`: those it took out of use (not a
+    /// transient block), and of these the ones whose device is down.
+    fn read_watched(&mut self, ids: &[PathId]) -> (Vec<PathId>, Vec<PathId>) {
+        let (mut changed, mut down) = (Vec::new(), Vec::new());
+        for &id in ids {
+            let Some(file) = self.paths.get(&id).and_then(|r| r.sysfs_state.as_ref()) else {
+                continue;
+            };
+            let verdict = sysfs::read_open_state(&mut self.state_files, id, file);
+            if verdict.as_ref().is_some_and(|v| v.offline) {
+                down.push(id);
+            }
+            if verdict.is_some_and(|v| !matches!(v.state, PathState::Pending)) {
+                changed.push(id);
+            }
+        }
+        (changed, down)
+    }
+
+    /// Checks `ids`, found changed by a sweep, at `now`.
+    fn check_now(&mut self, ids: Vec<PathId>, now: Instant) {
+        for id in ids {
             // Reported once: the next verdict decides whether it is watched again.
             self.watched.remove(&id);
             self.offline.remove(&id);
@@ -405,30 +417,26 @@ impl<C: Clock> CheckerLoop<C> {
             return;
         }
         let links = std::mem::take(&mut self.links_down);
-        let mut changed = Vec::new();
-        for &id in &self.watched {
-            let Some(r) = self.paths.get(&id) else { continue };
-            let (Some(link), Some(file)) = (r.link, r.sysfs_state.as_ref()) else {
-                continue;
-            };
-            if !links.contains(&link) {
-                continue;
-            }
-            let verdict = sysfs::read_open_state(&mut self.state_files, id, file);
-            if verdict.is_some_and(|v| !matches!(v.state, PathState::Pending)) {
-                changed.push(id);
-            }
-        }
+        let of_links: Vec<PathId> = self
+            .watched
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.paths
+                    .get(id)
+                    .and_then(|r| r.link)
+                    .is_some_and(|l| links.contains(&l))
+            })
+            .collect();
+        // (a path found down here is of a link already being read: it marks none again)
+        let (changed, _) = self.read_watched(&of_links);
         let names: Vec<String> = links.iter().map(Link::to_string).collect();
         log::info!(
             "{}: a device found down, its other usable paths read: {} down too",
             names.join(", "),
             changed.len()
         );
-        for id in changed {
-            self.watched.remove(&id);
-            self.sched.schedule(id, now);
-        }
+        self.check_now(changed, now);
     }
 
     /// Starts one check; returns an immediate verdict if it completed synchronously.
