@@ -446,6 +446,35 @@ fn coldplug_creates_the_new_maps_in_one_batch_once_the_existing_is_reloaded() {
 }
 
 #[test]
+fn coldplug_names_and_creates_the_maps_in_the_order_of_their_first_path() {
+    let f = FakeSys::new();
+    // LUN 0 carries the larger WWID: SCSI address order and WWID order disagree.
+    let wwids = [common::lun_wwid(7), common::lun_wwid(3)];
+    for (lun, wwid) in wwids.iter().enumerate() {
+        let devt = (8, 16 * lun as u32);
+        let mut disk = common::scsi_debug(&common::sd_name(lun), devt, 1, lun as u32, "active/optimized");
+        disk.attrs = vec![("timeout", "30\n")];
+        f.add_scsi(&disk);
+        let wwn = format!("0x{}", &wwid[1..]);
+        f.add_udev(devt, &[("ID_SERIAL", wwid), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
+    }
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    let dm = h.dm.lock().unwrap();
+    assert_eq!(dm.batches, [["mpatha", "mpathb"]]);
+    let made: Vec<(&str, &str, u32)> = dm
+        .maps
+        .iter()
+        .map(|(n, m)| (n.as_str(), m.uuid.as_str(), m.minor))
+        .collect();
+    let uuids = wwids.map(|w| format!("mpath-{w}"));
+    assert_eq!(
+        made,
+        [("mpatha", uuids[0].as_str(), 0), ("mpathb", uuids[1].as_str(), 1)]
+    );
+}
+
+#[test]
 fn coldplug_gives_an_alias_set_for_two_wwids_to_the_first() {
     let f = FakeSys::new();
     f.add_luns(2, 2);

@@ -60,10 +60,10 @@ fn targets(sectors: u64, params: &str) -> [TargetLine; 1] {
     }]
 }
 
-/// Creates one map; a new map's wait for udev runs on a thread of its own, whose end is
-/// sent to `loads`.
-fn create_one<B: DmBackend>(dm: &B, loads: &Sender<LoadDone>, m: &NewMap) -> Result<(u32, Load), DmError> {
-    let (info, pending) = dm.create_map_started(&m.name, &m.uuid, &targets(m.sectors, &m.params), m.udev)?;
+/// Loads and resumes a map whose device [`DmBackend::create_device`] made; its wait for
+/// udev runs on a thread of its own, whose end is sent to `loads`.
+fn fill_one<B: DmBackend>(dm: &B, loads: &Sender<LoadDone>, m: &NewMap) -> Result<(u32, Load), DmError> {
+    let (info, pending) = dm.fill_created(&m.name, &targets(m.sectors, &m.params), m.udev)?;
     let Some(pending) = pending else {
         return Ok((info.minor, Load::Done));
     };
@@ -142,14 +142,26 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
     }
 
     fn create_map(&mut self, map: &NewMap) -> Result<(u32, Load), DmError> {
-        create_one(&*self.dm, &self.loads, map)
+        self.dm.create_device(&map.name, &map.uuid, map.udev)?;
+        fill_one(&*self.dm, &self.loads, map)
     }
 
-    /// The batch's maps are created by up to [`CREATE_WORKERS`] threads side by side, this
-    /// one among them (so all are created even when no thread can be started).
+    /// The batch's devices are made on this thread in the batch's order, so the kernel
+    /// numbers them (dm-N) in that order whatever the threads' timing; their tables are
+    /// loaded and resumed, where the kernel waits, by up to [`CREATE_WORKERS`] threads
+    /// side by side, this one among them (so all are filled even when no thread can be
+    /// started).
     fn create_maps(&mut self, batch: &[NewMap]) -> Vec<Result<(u32, Load), DmError>> {
-        let next = AtomicUsize::new(0);
         let (dm, loads) = (&*self.dm, &self.loads);
+        // A device made is filled below: its place holds the fill's result then.
+        let mut results: Vec<Result<(u32, Load), DmError>> = batch
+            .iter()
+            .map(|m| {
+                dm.create_device(&m.name, &m.uuid, m.udev)
+                    .map(|info| (info.minor, Load::Done))
+            })
+            .collect();
+        let next = AtomicUsize::new(0);
         let work = || {
             let mut done = Vec::new();
             loop {
@@ -157,10 +169,12 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
                 let Some(map) = batch.get(i) else {
                     return done;
                 };
-                done.push((i, create_one(dm, loads, map)));
+                if results[i].is_ok() {
+                    done.push((i, fill_one(dm, loads, map)));
+                }
             }
         };
-        let mut done = thread::scope(|s| {
+        let done = thread::scope(|s| {
             let helpers: Vec<_> = (1..CREATE_WORKERS.min(batch.len()))
                 .filter_map(|_| {
                     thread::Builder::new()
@@ -176,9 +190,10 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
             }
             done
         });
-        // Each index was taken once, by one of the threads: sorted, they are the batch's order.
-        done.sort_unstable_by_key(|&(i, _)| i);
-        done.into_iter().map(|(_, r)| r).collect()
+        for (i, r) in done {
+            results[i] = r;
+        }
+        results
     }
 
     fn reload_map(
@@ -263,36 +278,63 @@ mod tests {
     use super::*;
     use crate::dm::{DmDevice, DmInfo, FakeDm, PendingUdev, UdevFlags};
 
-    /// The fake device-mapper whose create waits, up to `WAIT`, for a second create in
-    /// flight beside it: creates made in turn each wait the whole time, alone.
+    /// The fake device-mapper whose table load waits, up to `WAIT`, for a second load in
+    /// flight beside it (loads made in turn each wait the whole time, alone), and whose
+    /// first map's create is slower than the others'.
     struct SideBySide {
         dm: FakeDm,
-        /// Creates in flight now, and the most there were at once.
-        in_flight: Mutex<(usize, usize)>,
+        in_flight: Mutex<InFlight>,
         changed: Condvar,
     }
 
+    #[derive(Default)]
+    struct InFlight {
+        /// Creates in flight now, the most there were at once, and those finished.
+        creates: (usize, usize, usize),
+        /// Table loads in flight now, and the most there were at once.
+        loads: (usize, usize),
+    }
+
     const WAIT: Duration = Duration::from_secs(2);
+    /// How long the first map's create waits for another to finish first.
+    const FIRST_SLOW: Duration = Duration::from_millis(300);
 
     impl DmBackend for SideBySide {
+        /// The first map's create is slow: it waits for another create to finish first
+        /// (for at most [`FIRST_SLOW`]), as a create's wait in the kernel may be longer.
         fn create(&self, name: &str, uuid: &str, udev: UdevFlags) -> Result<DmInfo, DmError> {
             let mut n = self.in_flight.lock().unwrap();
-            n.0 += 1;
-            n.1 = n.1.max(n.0);
+            n.creates.0 += 1;
+            n.creates.1 = n.creates.1.max(n.creates.0);
+            if name == "mpath0" {
+                n = self
+                    .changed
+                    .wait_timeout_while(n, FIRST_SLOW, |n| n.creates.2 == 0)
+                    .unwrap()
+                    .0;
+            }
+            let made = self.dm.create(name, uuid, udev);
+            n.creates.0 -= 1;
+            n.creates.2 += 1;
             self.changed.notify_all();
-            let (mut n, _) = self.changed.wait_timeout_while(n, WAIT, |n| n.1 < 2).unwrap();
-            n.0 -= 1;
+            made
+        }
+        /// A load waits for another to be in flight beside it (for at most [`WAIT`]).
+        fn load(&self, name: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError> {
+            let mut n = self.in_flight.lock().unwrap();
+            n.loads.0 += 1;
+            n.loads.1 = n.loads.1.max(n.loads.0);
+            self.changed.notify_all();
+            let (mut n, _) = self.changed.wait_timeout_while(n, WAIT, |n| n.loads.1 < 2).unwrap();
+            n.loads.0 -= 1;
             drop(n);
-            self.dm.create(name, uuid, udev)
+            self.dm.load(name, targets)
         }
         fn version(&self) -> Result<[u32; 3], DmError> {
             self.dm.version()
         }
         fn list(&self) -> Result<Vec<DmDevice>, DmError> {
             self.dm.list()
-        }
-        fn load(&self, name: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError> {
-            self.dm.load(name, targets)
         }
         fn suspend(&self, name: &str, how: Suspend) -> Result<DmInfo, DmError> {
             self.dm.suspend(name, how)
@@ -332,7 +374,7 @@ mod tests {
     fn port() -> DmPort<SideBySide> {
         let backend = SideBySide {
             dm: FakeDm::new(),
-            in_flight: Mutex::new((0, 0)),
+            in_flight: Mutex::new(InFlight::default()),
             changed: Condvar::new(),
         };
         DmPort::new(backend, crossbeam_channel::unbounded().0)
@@ -349,13 +391,13 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_of_creates_runs_side_by_side_and_answers_in_the_batch_order() {
+    fn a_batch_of_creates_loads_side_by_side_and_answers_in_the_batch_order() {
         let mut port = port();
         let batch: Vec<NewMap> = (0..3).map(new_map).collect();
         let t = Instant::now();
         let results = port.create_maps(&batch);
-        // In turn, each create would have waited WAIT for a companion that never came.
-        assert!(port.dm.in_flight.lock().unwrap().1 >= 2, "creates never overlapped");
+        // In turn, each load would have waited WAIT for a companion that never came.
+        assert!(port.dm.in_flight.lock().unwrap().loads.1 >= 2, "loads never overlapped");
         assert!(t.elapsed() < WAIT, "took {:?}", t.elapsed());
         assert_eq!(results.len(), 3);
         for (m, r) in batch.iter().zip(results) {
@@ -365,6 +407,20 @@ mod tests {
             let table = port.dm.table(&m.name).unwrap();
             assert_eq!(table, targets(m.sectors, &m.params), "{}'s live table", m.name);
         }
+    }
+
+    #[test]
+    fn a_batch_numbers_its_maps_in_its_order_though_the_first_create_is_slow() {
+        let mut port = port();
+        let batch: Vec<NewMap> = (0..3).map(new_map).collect();
+        let minors: Vec<u32> = port
+            .create_maps(&batch)
+            .into_iter()
+            .map(|r| r.expect("created").0)
+            .collect();
+        // The kernel gives each new device the lowest free minor: dm-N follows the creates.
+        assert_eq!(minors, [0, 1, 2]);
+        assert_eq!(port.dm.in_flight.lock().unwrap().creates.1, 1, "creates overlapped");
     }
 
     #[test]

@@ -200,23 +200,29 @@ pub trait DmBackend: Send {
     /// Create + load + resume, removing the half-made device if a later step fails.
     /// The resume carries upstream's create flags for the map (`UdevOp::Create`).
     fn create_map(&self, name: &str, uuid: &str, targets: &[TargetLine], m: MapUdev) -> Result<DmInfo, DmError> {
-        self.create_map_started(name, uuid, targets, m).map(udev_cookie::waited)
+        self.create_device(name, uuid, m)?;
+        self.fill_created(name, targets, m).map(udev_cookie::waited)
     }
 
-    /// `create_map` that returns once the map is live, leaving udev's completion of its
-    /// first uevent to the caller (`resume_started`).
-    fn create_map_started(
+    /// A new map's first step: the device without a table. The kernel numbers it here
+    /// (dm-N, the lowest free minor), so maps numbered as upstream numbers them are
+    /// created in its order.
+    fn create_device(&self, name: &str, uuid: &str, m: MapUdev) -> Result<DmInfo, DmError> {
+        self.create(name, uuid, udev_cookie::op_flags(UdevOp::Create, m))
+    }
+
+    /// The rest of `create_map` after [`DmBackend::create_device`]: the table loaded and
+    /// resumed, the device removed if either fails. Returns once the map is live, leaving
+    /// udev's completion of its first uevent to the caller (`resume_started`).
+    fn fill_created(
         &self,
         name: &str,
-        uuid: &str,
         targets: &[TargetLine],
         m: MapUdev,
     ) -> Result<(DmInfo, Option<PendingUdev>), DmError> {
-        let udev = udev_cookie::op_flags(UdevOp::Create, m);
-        self.create(name, uuid, udev)?;
         let made = self
             .load(name, targets)
-            .and_then(|_| self.resume_started(name, Suspend::KEEP_IO, udev));
+            .and_then(|_| self.resume_started(name, Suspend::KEEP_IO, udev_cookie::op_flags(UdevOp::Create, m)));
         if made.is_err()
             && let Err(e) = self.remove(name, udev_cookie::op_flags(UdevOp::Remove, m), false)
         {

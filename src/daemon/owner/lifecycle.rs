@@ -14,7 +14,7 @@ use crate::config::propsel::Selector;
 use crate::daemon::reload::Reloaded;
 use crate::daemon::run::log_diagnostics;
 
-use super::Owner;
+use super::{Owner, Path};
 use crate::daemon::notify;
 
 impl Owner {
@@ -45,10 +45,19 @@ impl Owner {
                 by_wwid.entry(w.clone()).or_default().push(dev.clone());
             }
         }
+        // As upstream, the maps are taken in the discovery order of their first path:
+        // that order gives user_friendly_names' new aliases and the kernel's dm-N.
+        let mut groups: Vec<(String, Vec<String>)> = by_wwid.into_iter().collect();
+        groups.sort_by_cached_key(|(_, devs)| {
+            devs.iter()
+                .filter_map(|d| self.paths.get(d))
+                .map(Path::scsi_order)
+                .min()
+        });
         // The new maps are created together once all are planned: their creates are
         // independent, and the kernel's work for each is mostly waiting.
         let mut creates = Vec::new();
-        for (wwid, devs) in by_wwid {
+        for (wwid, devs) in groups {
             let adopt = existing.iter().find(|m| m.uuid == format!("mpath-{wwid}"));
             if adopt.is_none() && !self.should_multipath(&wwid, devs.len()) {
                 continue;
