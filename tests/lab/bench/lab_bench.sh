@@ -70,7 +70,8 @@ EOF
     # the host's load when the run ended: other VMs and builds on the same cores slow both
     # daemons, and ABBA only evens out a load that drifts slowly
     # and the build it measured: a resumed session may hold runs of earlier builds
-    { cat "$res/values"; echo "vm_seconds=$(cat "$res/seconds")"; echo "host_load=$(cut -d' ' -f1 /proc/loadavg)"; echo "rev=$REV"; } > "$OUT/$name.values"
+    { cat "$res/values"; echo "vm_seconds=$(cat "$res/seconds")"; echo "host_load=$(cut -d' ' -f1 /proc/loadavg)"; echo "rev=$REV"
+      echo "taken=$(date -u +%Y-%m-%d)"; } > "$OUT/$name.values"
 done
 
 # agg DAEMON KEY: "median min max" of KEY over the daemon's runs; "-" when no run has it, and
@@ -96,18 +97,20 @@ row() {   # row TITLE KEY
     echo "| $1 | $(cell "$d") | $(cell "$o") | $ratio |"
 }
 first() { sed -n "s/^$2=//p" "$OUT/bench-$SCALE-$1-1.values"; }
-# the builds of ours the runs measured ("not recorded" for runs older than the rev= line)
-revs() {
-    awk -F= '$1 == "rev" && !($2 in r) { r[$2]; l = l (l == "" ? "" : ", ") $2 } $1 == "rev" { n++ }
+# distinct DAEMON KEY: the values of KEY over the daemon's runs, each once, in the runs' order
+# ("N run(s) not recorded" for runs older than that key): the builds of ours the runs measured
+# (rev), the days they were taken (taken)
+distinct() {
+    awk -F= -v k="$2" '$1 == k && !($2 in r) { r[$2]; l = l (l == "" ? "" : ", ") $2 } $1 == k { n++ }
              FNR == 1 { f++ } END { if (f > n) l = l (l == "" ? "" : ", ") (f - n) " run(s) not recorded"; print l }' \
-        "$OUT"/bench-"$SCALE"-ours-*.values
+        "$OUT"/bench-"$SCALE"-"$1"-*.values
 }
 spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of $RUNS runs each")
 
 {
     echo "$LUNS LUNs x $PATHS paths = $SCALE paths (scsi_debug), qemu TCG, 2 vCPUs, $MEM MiB; Debian's"
-    echo "multipathd $(first debian version) and ours (release builds: $(revs)),"
-    echo "each alone in a fresh VM, ABBA order; $spread; taken $(date -u +%Y-%m-%d)."
+    echo "multipathd $(first debian version) and ours (release builds: $(distinct ours rev)),"
+    echo "each alone in a fresh VM, ABBA order; $spread; taken: Debian's $(distinct debian taken), ours $(distinct ours taken)."
     echo
     echo "| row (lower is better) | Debian | ours | ours/Debian |"
     echo "|---|---|---|---|"
