@@ -74,10 +74,13 @@ set +e
 # KVM is not usable on these machines (the guest hangs in its decompressor): TCG only.
 # no_timer_check: on a loaded host the guest's early check of the timer interrupt can miss
 # its ticks under TCG and panic ("IO-APIC + timer doesn't work"), before any scenario runs.
+# log_buf_len: the kernel log holds a run's every line (4,096 paths log some 40,000 at boot
+# and several thousand in a storm; Debian's default 256 KiB kept the last 2,049), so that
+# dmesg.txt is whole and the benchmark can time each path from DM's lines.
 timeout -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m "${LAB_MEM:-1024}" -smp "${LAB_SMP:-2}" \
     -nographic -no-reboot -nic none \
     -kernel "$KERNEL" -initrd "$INITRD" \
-    -append "console=ttyS0 panic=-1 no_timer_check quiet loglevel=4 lab_script=run/$NAME.sh" \
+    -append "console=ttyS0 panic=-1 no_timer_check quiet loglevel=4 log_buf_len=8M lab_script=run/$NAME.sh" \
     -virtfs local,path="$WORK/share",mount_tag=share,security_model=none,id=share,readonly=on \
     -virtfs local,path="$OUT",mount_tag=results,security_model=none,id=results \
     < /dev/null > "$OUT/console.log" 2>&1

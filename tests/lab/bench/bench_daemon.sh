@@ -73,10 +73,12 @@ wait_dm() {
 dm_slowest() {
     dmesg | awk -v word="bench: $1 " -v line="$2 " -v n="$STORM_N" '
         { t = substr($0, 2, index($0, "]") - 2) + 0 }
+        NR == 1 { first = t }
         (i = index($0, word)) { d = substr($0, i + length(word)); mark[d] = t; delete done[d]; next }
         (i = index($0, line)) { d = substr($0, i + length(line)); sub(/\.$/, "", d)
             if ((d in mark) && !(d in done)) { done[d] = t - mark[d]; if (done[d] > m) m = done[d] } }
-        END { for (d in done) k++; if (k != n) { print "only " k + 0 " of " n; exit 1 }
+        END { for (d in done) k++
+              if (k != n) { print "only " k + 0 " of " n " (the kernel log begins at " first " s)"; exit 1 }
               printf "%.2f\n", m }'
 }
 # quantile Q: the value at quantile Q of the numbers on stdin (nearest rank)
