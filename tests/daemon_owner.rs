@@ -3924,6 +3924,30 @@ fn a_key_from_setprkey_is_kept_in_the_prkeys_file() {
     assert!(text.ends_with(&format!("#X0000000000123abc {WWID}\n")), "{text}");
 }
 
+/// As upstream selects the key at every map setup: a reconfigure reads the prkeys file
+/// again (an admin's edit counts), and a key configured since replaces the file's.
+#[test]
+fn reconfigure_reads_the_prkeys_file_again_and_a_configured_key_replaces_it() {
+    const FILE: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n reservation_key file\n}\n";
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, FILE, DmState::default());
+    h.owner.coldplug();
+    h.cmd(Command::SetPrKey {
+        map: "mpatha".into(),
+        key: "0x123abc".into(),
+    });
+    assert_eq!(h.cmd(Command::GetPrKey { map: "mpatha".into() }), "0x123abc\n");
+    multipathd::discovery::prkeys::PrkeysFile::new(f.state().join("prkeys"))
+        .set(WWID, Some((0x456, true)))
+        .unwrap();
+    h.owner.reconfigure(config(FILE));
+    assert_eq!(h.cmd(Command::GetPrKey { map: "mpatha".into() }), "0x456:aptpl\n");
+    h.owner
+        .reconfigure(config(&FILE.replace("reservation_key file", "reservation_key 0x789")));
+    assert_eq!(h.cmd(Command::GetPrKey { map: "mpatha".into() }), "0x789\n");
+}
+
 #[test]
 fn a_steady_check_reads_its_maps_status_once_and_sends_nothing() {
     // Every check reads its map's status (an ioctl) before deciding; a path that

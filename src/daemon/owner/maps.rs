@@ -366,15 +366,10 @@ impl Owner {
             rec.stat_switch_group = old.stat_switch_group;
         }
         let loads = self.maps.get(name).map_or(0, |m| m.loads) + loads;
-        let prev = self.maps.get(name).map(|m| {
-            (
-                m.prflag,
-                m.ever_registered_pr,
-                m.prkey.clone(),
-                m.prhold,
-                m.paths.clone(),
-            )
-        });
+        let prev = self
+            .maps
+            .get(name)
+            .map(|m| (m.prflag, m.ever_registered_pr, m.prhold, m.paths.clone()));
         self.maps.insert(
             name.to_string(),
             Map {
@@ -395,11 +390,11 @@ impl Owner {
                 loads,
                 prflag: prev.as_ref().map(|p| p.0).unwrap_or_default(),
                 ever_registered_pr: prev.as_ref().is_some_and(|p| p.1),
-                prkey: match &prev {
-                    Some(p) => p.2.clone(),
-                    None => self.file_key(wwid),
-                },
-                prhold: prev.as_ref().is_some_and(|p| p.3),
+                // As upstream's selection at every setup: with `reservation_key file`
+                // the file is read again (`setprkey` wrote it), and a key configured
+                // since replaces one from the file.
+                prkey: self.file_key(wwid),
+                prhold: prev.as_ref().is_some_and(|p| p.2),
                 force_udev_reload: false,
                 resized: false,
                 suspended: false,
@@ -430,7 +425,7 @@ impl Owner {
         self.refresh_status(name);
         // Upstream registers the key on a path added to a map, and on every path of a
         // map it creates; here at each one's next check, which runs now.
-        let before = prev.map(|p| p.4).unwrap_or_default();
+        let before = prev.map(|p| p.3).unwrap_or_default();
         for d in &ordered {
             if !before.contains(d)
                 && let Some(p) = self.paths.get_mut(d)
