@@ -3877,14 +3877,16 @@ fn a_path_added_to_a_registered_map_registers_the_key() {
     assert_eq!(asks["sda"], None, "paths already in the map are not registered again");
 }
 
+/// Keys kept in the prkeys file.
+const KEY_FILE_CONF: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n reservation_key file\n}\n";
+
 /// `reservation_key file`: the key mpathpersist sets (`setprkey`) goes into the prkeys
 /// file, so a daemon started later registers it too; `unsetprkey` forgets it there.
 #[test]
 fn a_key_from_setprkey_is_kept_in_the_prkeys_file() {
-    const FILE: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n reservation_key file\n}\n";
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
-    let mut h = Harness::new(&f, FILE, DmState::default());
+    let mut h = Harness::new(&f, KEY_FILE_CONF, DmState::default());
     h.owner.coldplug();
     let (ids, asks) = ids_and_asks(&h);
     assert_eq!(asks, BTreeMap::from([("sda".into(), None), ("sdb".into(), None)]));
@@ -3910,7 +3912,7 @@ fn a_key_from_setprkey_is_kept_in_the_prkeys_file() {
     );
 
     // A later daemon reads the key at map setup.
-    let mut later = Harness::new(&f, FILE, DmState::default());
+    let mut later = Harness::new(&f, KEY_FILE_CONF, DmState::default());
     later.owner.coldplug();
     let (_, asks) = ids_and_asks(&later);
     assert_eq!(asks["sda"], Some((0x123abc, true, false, false)));
@@ -3928,10 +3930,9 @@ fn a_key_from_setprkey_is_kept_in_the_prkeys_file() {
 /// again (an admin's edit counts), and a key configured since replaces the file's.
 #[test]
 fn reconfigure_reads_the_prkeys_file_again_and_a_configured_key_replaces_it() {
-    const FILE: &str = "defaults {\n user_friendly_names yes\n find_multipaths greedy\n reservation_key file\n}\n";
     let f = FakeSys::new();
     two_paths(&f, "sda", "sdb");
-    let mut h = Harness::new(&f, FILE, DmState::default());
+    let mut h = Harness::new(&f, KEY_FILE_CONF, DmState::default());
     h.owner.coldplug();
     h.cmd(Command::SetPrKey {
         map: "mpatha".into(),
@@ -3941,10 +3942,11 @@ fn reconfigure_reads_the_prkeys_file_again_and_a_configured_key_replaces_it() {
     multipathd::discovery::prkeys::PrkeysFile::new(f.state().join("prkeys"))
         .set(WWID, Some((0x456, true)))
         .unwrap();
-    h.owner.reconfigure(config(FILE));
+    h.owner.reconfigure(config(KEY_FILE_CONF));
     assert_eq!(h.cmd(Command::GetPrKey { map: "mpatha".into() }), "0x456:aptpl\n");
-    h.owner
-        .reconfigure(config(&FILE.replace("reservation_key file", "reservation_key 0x789")));
+    h.owner.reconfigure(config(
+        &KEY_FILE_CONF.replace("reservation_key file", "reservation_key 0x789"),
+    ));
     assert_eq!(h.cmd(Command::GetPrKey { map: "mpatha".into() }), "0x789\n");
 }
 
