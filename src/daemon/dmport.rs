@@ -289,10 +289,27 @@ mod tests {
 
     #[derive(Default)]
     struct InFlight {
-        /// Creates in flight now, the most there were at once, and those finished.
-        creates: (usize, usize, usize),
-        /// Table loads in flight now, and the most there were at once.
-        loads: (usize, usize),
+        creates: Counts,
+        loads: Counts,
+    }
+
+    /// Calls of one kind: in flight now, the most there were at once, and those finished.
+    #[derive(Default)]
+    struct Counts {
+        now: usize,
+        most: usize,
+        done: usize,
+    }
+
+    impl Counts {
+        fn start(&mut self) {
+            self.now += 1;
+            self.most = self.most.max(self.now);
+        }
+        fn finish(&mut self) {
+            self.now -= 1;
+            self.done += 1;
+        }
     }
 
     const WAIT: Duration = Duration::from_secs(2);
@@ -304,29 +321,26 @@ mod tests {
         /// (for at most [`FIRST_SLOW`]), as a create's wait in the kernel may be longer.
         fn create(&self, name: &str, uuid: &str, udev: UdevFlags) -> Result<DmInfo, DmError> {
             let mut n = self.in_flight.lock().unwrap();
-            n.creates.0 += 1;
-            n.creates.1 = n.creates.1.max(n.creates.0);
+            n.creates.start();
             if name == "mpath0" {
                 n = self
                     .changed
-                    .wait_timeout_while(n, FIRST_SLOW, |n| n.creates.2 == 0)
+                    .wait_timeout_while(n, FIRST_SLOW, |n| n.creates.done == 0)
                     .unwrap()
                     .0;
             }
             let made = self.dm.create(name, uuid, udev);
-            n.creates.0 -= 1;
-            n.creates.2 += 1;
+            n.creates.finish();
             self.changed.notify_all();
             made
         }
         /// A load waits for another to be in flight beside it (for at most [`WAIT`]).
         fn load(&self, name: &str, targets: &[TargetLine]) -> Result<DmInfo, DmError> {
             let mut n = self.in_flight.lock().unwrap();
-            n.loads.0 += 1;
-            n.loads.1 = n.loads.1.max(n.loads.0);
+            n.loads.start();
             self.changed.notify_all();
-            let (mut n, _) = self.changed.wait_timeout_while(n, WAIT, |n| n.loads.1 < 2).unwrap();
-            n.loads.0 -= 1;
+            let (mut n, _) = self.changed.wait_timeout_while(n, WAIT, |n| n.loads.most < 2).unwrap();
+            n.loads.finish();
             drop(n);
             self.dm.load(name, targets)
         }
@@ -397,7 +411,10 @@ mod tests {
         let t = Instant::now();
         let results = port.create_maps(&batch);
         // In turn, each load would have waited WAIT for a companion that never came.
-        assert!(port.dm.in_flight.lock().unwrap().loads.1 >= 2, "loads never overlapped");
+        assert!(
+            port.dm.in_flight.lock().unwrap().loads.most >= 2,
+            "loads never overlapped"
+        );
         assert!(t.elapsed() < WAIT, "took {:?}", t.elapsed());
         assert_eq!(results.len(), 3);
         for (m, r) in batch.iter().zip(results) {
@@ -420,7 +437,7 @@ mod tests {
             .collect();
         // The kernel gives each new device the lowest free minor: dm-N follows the creates.
         assert_eq!(minors, [0, 1, 2]);
-        assert_eq!(port.dm.in_flight.lock().unwrap().creates.1, 1, "creates overlapped");
+        assert_eq!(port.dm.in_flight.lock().unwrap().creates.most, 1, "creates overlapped");
     }
 
     #[test]
