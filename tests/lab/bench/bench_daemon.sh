@@ -39,6 +39,15 @@ mapper_nodes() { ls /dev/mapper | grep -c '^mpath'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # thread_ticks: "TID NAME TICKS USER SYSTEM" of each of the daemon's threads (no blanks in names here)
 thread_ticks() { for _t in /proc/"$PID"/task/*; do awk -v t="${_t##*/}" '{ print t, $2, $14 + $15, $14, $15 }' "$_t/stat" 2> /dev/null; done; }
+# thread_cpu BEFORE AFTER: the CPU ticks between two thread_ticks, summed by thread name (the
+# number of a worker's name folded to N; threads that ended between the two are not listed,
+# what they used is in the daemon's total)
+thread_cpu() {
+    awk 'NR == FNR { t0[$1] = $3; u0[$1] = $4; next }
+         { k = $2; sub(/-[0-9]+\)$/, "-N)", k); n[k] += $3 - t0[$1]; u[k] += $4 - u0[$1]; c[k]++ }
+         END { for (k in n) printf "%8d ticks (%d user, %d system) %4d threads %s\n", n[k], u[k], n[k] - u[k], c[k], k }' \
+        "$1" "$2" | sort -rn
+}
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 pss_kib() { awk '$1 == "Pss:" { print $2 }' "/proc/$1/smaps_rollup"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else print v[int((NR + 1) / 2)] }'; }
@@ -172,12 +181,7 @@ thread_ticks > "$LAB_TMP/threads0"
 sleep "$CPU_WINDOW"
 _c1=$(cpu_ticks "$PID")
 thread_ticks > "$LAB_TMP/threads1"
-# where it went, by thread name (threads that ended in the window are not listed; what
-# they used is in the total)
-awk 'NR == FNR { t0[$1] = $3; u0[$1] = $4; next }
-     { k = $2; sub(/-[0-9]+\)$/, "-N)", k); n[k] += $3 - t0[$1]; u[k] += $4 - u0[$1]; c[k]++ }
-     END { for (k in n) printf "%8d ticks (%d user, %d system) %4d threads %s\n", n[k], u[k], n[k] - u[k], c[k], k }' \
-    "$LAB_TMP/threads0" "$LAB_TMP/threads1" | sort -rn > "$LAB_OUT/cpu-threads.txt"
+thread_cpu "$LAB_TMP/threads0" "$LAB_TMP/threads1" > "$LAB_OUT/cpu-threads.txt"
 cat "$LAB_OUT/cpu-threads.txt"
 record cpu_window_s "$CPU_WINDOW"
 record cpu_s "$(awk -v a="$_c0" -v b="$_c1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')"
@@ -253,6 +257,7 @@ _cpu=$!
 "$SOCKLOAD" --rr 1 sample 250 5000 "$LAB_TMP/io.run" "show paths" > "$LAB_OUT/storm-show-paths.txt" 2>&1 &
 _show=$!
 sleep 5
+thread_ticks > "$LAB_TMP/storm-threads0"
 _td=$(uptime_s)
 # (no command started in these loops: a fork under TCG would spread the loss over seconds)
 echo "$STORM_PAIRS" | while read -r _d _t; do
@@ -277,6 +282,7 @@ _s=$(dm_slowest running "Reinstating path") || fail "storm: DM's log of the rein
 record storm_all_back_s "$_s"
 echo "  (polled: every path active in DM $_poll s after the last was set running; the writes took $_tw s in all)"
 _te=$(uptime_s)
+thread_ticks > "$LAB_TMP/storm-threads1"
 sleep 3
 rm -f "$LAB_TMP/io.run"
 wait $_io || fail "storm: ioload failed: $(head -3 "$LAB_OUT/storm-io.txt")"
@@ -301,6 +307,16 @@ record storm_show_max_client_wait_ms "$(_storm_show | awk '$3 == "ok" && $2 + 0 
 record storm_peak_cpu_pct "$(awk -v a="$_td" -v b="$_te" -v hz="$HZ" '
     NR > 1 && $1 >= a && p <= b { d = ($2 - c) / hz / ($1 - p) * 100; if (d > m) m = d }
     { p = $1; c = $2 } END { printf "%.0f", m }' "$LAB_TMP/storm-cpu.txt")"
+# all of the daemon's CPU in that window (from the first sample in it to the last): its storm
+# work and its checking beside it, until its own last path was back (a slower return makes
+# a longer window)
+record storm_cpu_s "$(awk -v a="$_td" -v b="$_te" -v hz="$HZ" '
+    $1 >= a && $1 <= b { if (f == "") f = $2; l = $2 } END { printf "%.2f", (l - f) / hz }' "$LAB_TMP/storm-cpu.txt")"
+record storm_window_s "$(awk -v a="$_td" -v b="$_te" 'BEGIN { printf "%.1f", b - a }')"
+# where it went, by thread: from just before the loss until every path was back
+thread_cpu "$LAB_TMP/storm-threads0" "$LAB_TMP/storm-threads1" > "$LAB_OUT/storm-cpu-threads.txt"
+cat "$LAB_OUT/storm-cpu-threads.txt"
+cp "$LAB_TMP/storm-cpu.txt" "$LAB_OUT/storm-cpu.txt"
 
 step "$DAEMON: shutdown"
 record version "$(grep -o 'multipathd v[0-9.]*' "$LAB_TMP/daemon.log" | head -1 | sed 's/multipathd v//')"

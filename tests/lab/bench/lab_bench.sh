@@ -135,6 +135,7 @@ spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of
     row "storm: of the slowest, the client's own wait for a CPU (ms)" storm_show_max_client_wait_ms
     row "storm: show paths unanswered in 5 s" storm_show_unanswered
     row "storm: the daemon's busiest second (% of one CPU)" storm_peak_cpu_pct
+    row "storm: the daemon's CPU from the loss until every path was back (s)" storm_cpu_s
     echo
     echo "Not daemon rows: locked memory (VmLck, KiB) Debian $(cell "$(agg debian vmlck_kib)"), ours"
     echo "$(cell "$(agg ours vmlck_kib)"); VM setup (scsi_debug load + udev replay, s) Debian"
@@ -142,6 +143,7 @@ spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of
     echo "guest memory in use before the daemon (KiB) $(cell "$(agg debian guest_used_kib)") / $(cell "$(agg ours guest_used_kib)");"
     echo "wall time of a VM run (s) Debian $(cell "$(agg debian vm_seconds)"), ours $(cell "$(agg ours vm_seconds)");"
     echo "host load average at the end of a run $(cell "$(agg debian host_load)") / $(cell "$(agg ours host_load)");"
+    echo "the storm from the loss until every path was back (s) $(cell "$(agg debian storm_window_s)") / $(cell "$(agg ours storm_window_s)");"
     echo "requests the latency rows made (of $LAT_N, none after $LAT_BUDGET s) Debian $(cell "$(agg debian show_paths_n)") + $(cell "$(agg debian show_maps_json_n)"),"
     echo "ours $(cell "$(agg ours show_paths_n)") + $(cell "$(agg ours show_maps_json_n)")."
 } > "$OUT/table.md"
