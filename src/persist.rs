@@ -1,9 +1,10 @@
 //! Persistent reservations as the daemon takes part in them: a map whose key is
 //! registered on the LUN gets that key registered on a path that joins the map or
-//! comes back, as upstream's daemon does. Two SPC commands are enough: PERSISTENT
-//! RESERVE IN / READ KEYS (is the map's key registered?) and PERSISTENT RESERVE OUT /
+//! comes back, as upstream's daemon does. Three SPC commands are enough: PERSISTENT
+//! RESERVE IN / READ KEYS (is the map's key registered?), PERSISTENT RESERVE OUT /
 //! REGISTER AND IGNORE EXISTING KEY (register it through this path, or clear this
-//! path's registration with key 0).
+//! path's registration with key 0), and PERSISTENT RESERVE IN / READ RESERVATION
+//! (does the map's key hold the reservation? what `getprhold` answers mpathpersist).
 //!
 //! The CDBs, the parameter list and the READ KEYS reply are built and read by pure
 //! functions; [`register_path`] is the decision upstream makes for one path, over a
@@ -21,22 +22,36 @@ use crate::scsi::{self, Data};
 const PERSISTENT_RESERVE_IN: u8 = 0x5e;
 const PERSISTENT_RESERVE_OUT: u8 = 0x5f;
 const SA_READ_KEYS: u8 = 0x00;
+const SA_READ_RESERVATION: u8 = 0x01;
 const SA_REGISTER_AND_IGNORE_EXISTING_KEY: u8 = 0x06;
 /// The basic PR OUT parameter list (no transport IDs).
 pub const PR_OUT_PARAM_LEN: usize = 24;
 /// Bit 0 of byte 20 of the parameter list: keep the registration across a power loss.
 const APTPL: u8 = 0x01;
-/// READ KEYS header (generation, additional length) and 8 bytes a key.
-const READ_KEYS_HEADER: usize = 8;
+/// A PERSISTENT RESERVE IN reply's header (generation, additional length); READ KEYS
+/// lists 8 bytes a key after it.
+const PR_IN_HEADER: usize = 8;
 /// Room for 511 registrations: more I_T nexuses than any map has paths.
 const READ_KEYS_ALLOC: u16 = 4096;
+/// READ RESERVATION's header and its one reservation descriptor (SPC-4 6.15.3).
+const READ_RESERVATION_LEN: u16 = 24;
 /// Tries of one command that meets a unit attention or "becoming ready", as upstream.
 const TRIES: usize = 6;
 
+/// CDB of PERSISTENT RESERVE IN, service action `sa`, allocation length `alloc`.
+fn reserve_in_cdb(sa: u8, alloc: u16) -> [u8; 10] {
+    let [hi, lo] = alloc.to_be_bytes();
+    [PERSISTENT_RESERVE_IN, sa, 0, 0, 0, 0, 0, hi, lo, 0]
+}
+
 /// CDB of PERSISTENT RESERVE IN, READ KEYS, allocation length `alloc`.
 pub fn read_keys_cdb(alloc: u16) -> [u8; 10] {
-    let [hi, lo] = alloc.to_be_bytes();
-    [PERSISTENT_RESERVE_IN, SA_READ_KEYS, 0, 0, 0, 0, 0, hi, lo, 0]
+    reserve_in_cdb(SA_READ_KEYS, alloc)
+}
+
+/// CDB of PERSISTENT RESERVE IN, READ RESERVATION, room for its one descriptor.
+pub fn read_reservation_cdb() -> [u8; 10] {
+    reserve_in_cdb(SA_READ_RESERVATION, READ_RESERVATION_LEN)
 }
 
 /// CDB of PERSISTENT RESERVE OUT, REGISTER AND IGNORE EXISTING KEY (scope and type 0),
@@ -77,15 +92,33 @@ pub struct Malformed;
 /// `got` bytes transferred (the list is cut at what arrived).
 pub fn decode_read_keys(buf: &[u8], got: usize) -> Result<Vec<u64>, Malformed> {
     let got = got.min(buf.len());
-    if got < READ_KEYS_HEADER {
+    if got < PR_IN_HEADER {
         return Err(Malformed);
     }
     let len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
-    let end = READ_KEYS_HEADER.saturating_add(len).min(got);
-    Ok(buf[READ_KEYS_HEADER..end]
+    let end = PR_IN_HEADER.saturating_add(len).min(got);
+    Ok(buf[PR_IN_HEADER..end]
         .chunks_exact(8)
         .map(|k| u64::from_be_bytes(k.try_into().unwrap_or_default()))
         .collect())
+}
+
+/// The key holding the reservation in a READ RESERVATION reply of `got` bytes, `None`
+/// when the LUN has no reservation (additional length 0).
+pub fn decode_read_reservation(buf: &[u8], got: usize) -> Result<Option<u64>, Malformed> {
+    let got = got.min(buf.len());
+    if got < PR_IN_HEADER {
+        return Err(Malformed);
+    }
+    if buf[4..8] == [0; 4] {
+        return Ok(None);
+    }
+    // The descriptor's first 8 bytes are the holder's key.
+    let key: [u8; 8] = buf[..got]
+        .get(PR_IN_HEADER..PR_IN_HEADER + 8)
+        .and_then(|k| k.try_into().ok())
+        .ok_or(Malformed)?;
+    Ok(Some(u64::from_be_bytes(key)))
 }
 
 /// Why a PR command did not succeed.
@@ -120,7 +153,7 @@ impl std::fmt::Display for PrError {
                 f,
                 "status 0x{status:02x} host 0x{host_status:02x} sense key 0x{sense_key:x}"
             ),
-            PrError::Malformed => f.write_str("malformed READ KEYS reply"),
+            PrError::Malformed => f.write_str("malformed PERSISTENT RESERVE IN reply"),
         }
     }
 }
@@ -155,9 +188,11 @@ fn judge(c: &scsi::Completion) -> Verdict {
     }
 }
 
-/// The two commands a path's registration needs.
+/// The commands a path's registration needs.
 pub trait PrDevice {
     fn read_keys(&mut self) -> Result<Vec<u64>, PrError>;
+    /// The key of the reservation's holder, `None` when the LUN has no reservation.
+    fn read_reservation(&mut self) -> Result<Option<u64>, PrError>;
     /// REGISTER AND IGNORE EXISTING KEY with `sa_key` (0: remove this nexus's registration).
     fn register(&mut self, sa_key: u64, aptpl: bool) -> Result<(), PrError>;
 }
@@ -222,6 +257,13 @@ impl PrDevice for SgDevice {
         decode_read_keys(&buf, got).map_err(|Malformed| PrError::Malformed)
     }
 
+    fn read_reservation(&mut self) -> Result<Option<u64>, PrError> {
+        let mut buf = vec![0u8; usize::from(READ_RESERVATION_LEN)];
+        let c = self.command(&read_reservation_cdb(), Some(&mut buf), &[])?;
+        let got = buf.len().saturating_sub(c.resid);
+        decode_read_reservation(&buf, got).map_err(|Malformed| PrError::Malformed)
+    }
+
     fn register(&mut self, sa_key: u64, aptpl: bool) -> Result<(), PrError> {
         let param = register_param(sa_key, aptpl);
         self.command(&register_ignore_cdb(), None, &param).map(|_| ())
@@ -242,16 +284,21 @@ pub struct PrJob {
     pub unset: bool,
     /// The key was registered on this map at some point in the daemon's life.
     pub ever_registered: bool,
+    /// Whether the map's key holds the reservation is not known: a path that finds
+    /// the key registered reads the reservation (upstream's `check_prhold`).
+    pub read_hold: bool,
 }
 
 /// The result of one path's registration, for the owner to update the map's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrOutcome {
     /// The map's key is registered (`keys` times after this path's registration,
-    /// 0 when that second read failed).
-    Registered { keys: usize },
-    /// The key was found, but its registration through this path failed.
-    RegisterFailed,
+    /// 0 when that second read failed). `hold`: whether the key holds the reservation,
+    /// when the job asked and READ RESERVATION answered.
+    Registered { keys: usize, hold: Option<bool> },
+    /// The key was found, but its registration through this path failed (`hold` as
+    /// for `Registered`: it was read before).
+    RegisterFailed { hold: Option<bool> },
     /// The key went away while this path registered (preempted): this path's
     /// registration was cleared again; the map is no longer registered.
     Preempted,
@@ -269,9 +316,17 @@ impl PrOutcome {
     /// unchanged.
     pub fn registered(self) -> Option<bool> {
         match self {
-            PrOutcome::Registered { .. } | PrOutcome::RegisterFailed => Some(true),
+            PrOutcome::Registered { .. } | PrOutcome::RegisterFailed { .. } => Some(true),
             PrOutcome::Preempted | PrOutcome::NotRegistered { .. } | PrOutcome::Unsupported => Some(false),
             PrOutcome::ReadFailed => None,
+        }
+    }
+
+    /// Whether the map's key holds the reservation, when the path read it.
+    pub fn hold(self) -> Option<bool> {
+        match self {
+            PrOutcome::Registered { hold, .. } | PrOutcome::RegisterFailed { hold } => hold,
+            _ => None,
         }
     }
 }
@@ -303,16 +358,19 @@ pub fn register_path(dev: &mut dyn PrDevice, job: &PrJob) -> PrOutcome {
             }
         };
         if found > 0 {
+            // As upstream, once the key is known registered and before this path
+            // registers it.
+            let hold = if job.read_hold { read_hold(dev, job) } else { None };
             log::info!("{name}: setting reservation registration (key 0x{:x})", job.key);
             if let Err(e) = dev.register(job.key, job.aptpl) {
                 log::error!("{name}: setting reservation registration failed: {e}");
-                return PrOutcome::RegisterFailed;
+                return PrOutcome::RegisterFailed { hold };
             }
             return match dev.read_keys() {
                 Ok(keys) => {
                     let now = keys.iter().filter(|&&k| k == job.key).count();
                     if now >= found {
-                        PrOutcome::Registered { keys: now }
+                        PrOutcome::Registered { keys: now, hold }
                     } else {
                         log::warn!("{name}: {now} keys found, needed {found}: clearing the registration");
                         clear(dev);
@@ -321,7 +379,7 @@ pub fn register_path(dev: &mut dyn PrDevice, job: &PrJob) -> PrOutcome {
                 }
                 Err(e) => {
                     log::error!("{name}: pr in read keys service action failed: {e}");
-                    PrOutcome::Registered { keys: 0 }
+                    PrOutcome::Registered { keys: 0, hold }
                 }
             };
         }
@@ -331,7 +389,24 @@ pub fn register_path(dev: &mut dyn PrDevice, job: &PrJob) -> PrOutcome {
     }
 }
 
+/// Whether the job's key holds the LUN's reservation; `None` when the read failed.
+fn read_hold(dev: &mut dyn PrDevice, job: &PrJob) -> Option<bool> {
+    match dev.read_reservation() {
+        Ok(holder) => Some(holder == Some(job.key)),
+        Err(e) => {
+            log::error!("{}: pr in read reservation command failed: {e}", job.dev.display());
+            None
+        }
+    }
+}
+
 impl PrJob {
+    /// Commands the job sends at most: read keys, read the reservation (when asked),
+    /// register, read keys, clear.
+    pub fn max_commands(&self) -> u32 {
+        4 + u32::from(self.read_hold)
+    }
+
     /// Opens the path and registers it; runs on a checker worker.
     pub fn run(&self, timeout: Duration) -> PrOutcome {
         match SgDevice::open(&self.dev, timeout) {
@@ -444,6 +519,8 @@ mod tests {
         preempt_on_register: bool,
         read_err: Option<fn() -> PrError>,
         register_err: bool,
+        /// The key holding the reservation; `Err`: READ RESERVATION fails.
+        holder: Result<Option<u64>, ()>,
         calls: Vec<String>,
     }
 
@@ -455,6 +532,7 @@ mod tests {
                 preempt_on_register: false,
                 read_err: None,
                 register_err: false,
+                holder: Ok(None),
                 calls: Vec::new(),
             }
         }
@@ -467,6 +545,15 @@ mod tests {
                 return Err(e());
             }
             Ok(self.others.iter().copied().chain(self.mine).collect())
+        }
+
+        fn read_reservation(&mut self) -> Result<Option<u64>, PrError> {
+            self.calls.push("read reservation".into());
+            self.holder.map_err(|()| PrError::Failed {
+                status: 2,
+                host_status: 0,
+                sense_key: 0x4,
+            })
         }
 
         fn register(&mut self, sa_key: u64, _aptpl: bool) -> Result<(), PrError> {
@@ -494,7 +581,64 @@ mod tests {
             aptpl: false,
             unset,
             ever_registered: ever,
+            read_hold: false,
         }
+    }
+
+    #[test]
+    fn read_reservation_cdb_and_reply_are_spc_persistent_reserve_in() {
+        // SPC-4 6.15.1: service action READ RESERVATION 01h; room for the header and
+        // the one descriptor (6.15.3: key, obsolete, reserved, scope and type, obsolete).
+        assert_eq!(read_reservation_cdb(), [0x5e, 0x01, 0, 0, 0, 0, 0, 0, 24, 0]);
+        let none = [0, 0, 0, 3, 0, 0, 0, 0];
+        assert_eq!(decode_read_reservation(&none, 8), Ok(None));
+        let mut held = vec![0, 0, 0, 4, 0, 0, 0, 0x10];
+        held.extend(0x0123_abcd_u64.to_be_bytes());
+        held.extend([0, 0, 0, 0, 0, 0x05, 0, 0]);
+        assert_eq!(decode_read_reservation(&held, 24), Ok(Some(0x0123_abcd)));
+        // A descriptor announced but cut before its key ends, or no whole header.
+        assert_eq!(decode_read_reservation(&held, 12), Err(Malformed));
+        assert_eq!(decode_read_reservation(&held, 7), Err(Malformed));
+    }
+
+    #[test]
+    fn a_path_that_finds_the_key_reads_whether_it_holds_the_reservation_when_asked() {
+        let hold_job = PrJob {
+            read_hold: true,
+            ..job(false, false)
+        };
+        for (holder, hold) in [
+            (Ok(Some(0xabc)), Some(true)),
+            (Ok(Some(0x77)), Some(false)),
+            (Ok(None), Some(false)),
+            (Err(()), None),
+        ] {
+            let mut lun = FakeLun::new(&[0xabc, 0x77], None);
+            lun.holder = holder;
+            assert_eq!(
+                register_path(&mut lun, &hold_job),
+                PrOutcome::Registered { keys: 2, hold },
+                "holder {holder:?}"
+            );
+            // Read before this path registers, as upstream; a failed read registers all the same.
+            assert_eq!(lun.calls, ["read", "read reservation", "register 0xabc", "read"]);
+        }
+        // The key not registered: the reservation is not the map's business.
+        let mut lun = FakeLun::new(&[0x77], None);
+        lun.holder = Ok(Some(0x77));
+        assert_eq!(
+            register_path(&mut lun, &hold_job),
+            PrOutcome::NotRegistered { cleared: false }
+        );
+        assert_eq!(lun.calls, ["read"]);
+        // Read before a registration that fails: what it found still goes back.
+        let mut lun = FakeLun::new(&[0xabc], None);
+        lun.holder = Ok(Some(0xabc));
+        lun.register_err = true;
+        assert_eq!(
+            register_path(&mut lun, &hold_job),
+            PrOutcome::RegisterFailed { hold: Some(true) }
+        );
     }
 
     #[test]
@@ -502,7 +646,7 @@ mod tests {
         let mut lun = FakeLun::new(&[0xabc, 0x77], None);
         assert_eq!(
             register_path(&mut lun, &job(false, false)),
-            PrOutcome::Registered { keys: 2 }
+            PrOutcome::Registered { keys: 2, hold: None }
         );
         assert_eq!(lun.mine, Some(0xabc));
         assert_eq!(lun.calls, ["read", "register 0xabc", "read"]);
@@ -510,7 +654,7 @@ mod tests {
         let mut lun = FakeLun::new(&[0xabc], Some(0xabc));
         assert_eq!(
             register_path(&mut lun, &job(false, true)),
-            PrOutcome::Registered { keys: 2 }
+            PrOutcome::Registered { keys: 2, hold: None }
         );
     }
 
@@ -566,8 +710,11 @@ mod tests {
         assert_eq!(register_path(&mut lun, &job(false, true)), PrOutcome::ReadFailed);
         let mut lun = FakeLun::new(&[0xabc], None);
         lun.register_err = true;
-        assert_eq!(register_path(&mut lun, &job(false, false)), PrOutcome::RegisterFailed);
-        assert_eq!(PrOutcome::RegisterFailed.registered(), Some(true));
+        assert_eq!(
+            register_path(&mut lun, &job(false, false)),
+            PrOutcome::RegisterFailed { hold: None }
+        );
+        assert_eq!(PrOutcome::RegisterFailed { hold: None }.registered(), Some(true));
         assert_eq!(PrOutcome::ReadFailed.registered(), None);
         assert_eq!(PrOutcome::Preempted.registered(), Some(false));
     }

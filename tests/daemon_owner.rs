@@ -3694,7 +3694,7 @@ fn a_new_map_with_a_key_registers_its_paths_at_their_first_check() {
         &mut h,
         ids["sda"],
         PathState::Up,
-        Some(PrOutcome::Registered { keys: 2 }),
+        Some(PrOutcome::Registered { keys: 2, hold: None }),
     );
     assert_eq!(prstatus(&mut h), "set\n");
     let asks = pr_asks(&h, &ids);
@@ -3706,7 +3706,7 @@ fn a_new_map_with_a_key_registers_its_paths_at_their_first_check() {
         &mut h,
         ids["sdb"],
         PathState::Up,
-        Some(PrOutcome::Registered { keys: 2 }),
+        Some(PrOutcome::Registered { keys: 2, hold: None }),
     );
     assert_eq!(pr_asks(&h, &ids), BTreeMap::from([("sdb".into(), None)]));
 }
@@ -3722,13 +3722,13 @@ fn registered_pair(f: &FakeSys) -> (Harness, BTreeMap<String, u64>) {
         &mut h,
         ids["sda"],
         PathState::Up,
-        Some(PrOutcome::Registered { keys: 1 }),
+        Some(PrOutcome::Registered { keys: 1, hold: None }),
     );
     pr_check(
         &mut h,
         ids["sdb"],
         PathState::Up,
-        Some(PrOutcome::Registered { keys: 2 }),
+        Some(PrOutcome::Registered { keys: 2, hold: None }),
     );
     h.controls();
     (h, ids)
@@ -3751,7 +3751,7 @@ fn a_path_that_comes_back_registers_before_it_is_reinstated() {
         &mut h,
         ids["sdb"],
         PathState::Up,
-        Some(PrOutcome::Registered { keys: 2 }),
+        Some(PrOutcome::Registered { keys: 2, hold: None }),
     );
     assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
     assert_eq!(pr_asks(&h, &ids), BTreeMap::from([("sdb".into(), None)]));
@@ -3804,13 +3804,13 @@ fn setprstatus_registers_every_usable_path_and_unsetprstatus_clears() {
         &mut h,
         ids["sda"],
         PathState::Up,
-        Some(PrOutcome::Registered { keys: 2 }),
+        Some(PrOutcome::Registered { keys: 2, hold: None }),
     );
     pr_check(
         &mut h,
         ids["sdb"],
         PathState::Up,
-        Some(PrOutcome::Registered { keys: 2 }),
+        Some(PrOutcome::Registered { keys: 2, hold: None }),
     );
 
     h.cmd(Command::UnsetPrStatus { map: "mpatha".into() });
@@ -3838,7 +3838,7 @@ fn a_registration_that_finds_the_key_gone_unsets_the_map() {
         &mut h,
         ids["sdb"],
         PathState::Up,
-        Some(PrOutcome::Registered { keys: 2 }),
+        Some(PrOutcome::Registered { keys: 2, hold: None }),
     );
     assert_eq!(prstatus(&mut h), "set\n");
     h.cmd(Command::SetPrHold { map: "mpatha".into() });
@@ -3846,6 +3846,77 @@ fn a_registration_that_finds_the_key_gone_unsets_the_map() {
     pr_check(&mut h, ids["sda"], PathState::Up, Some(PrOutcome::Preempted));
     assert_eq!(prstatus(&mut h), "unset\n");
     assert_eq!(h.cmd(Command::GetPrHold { map: "mpatha".into() }), "unset\n");
+}
+
+/// Whether the map's key holds the reservation (`getprhold`, which mpathpersist asks
+/// before it preempts or releases) is unknown until a path that finds the key
+/// registered has read the reservation, as upstream's `check_prhold`; it is read once,
+/// and what mpathpersist says with `setprhold`/`unsetprhold` is not read over.
+#[test]
+fn the_reservation_hold_is_unknown_until_a_registering_path_reads_it() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, PR_KEY, DmState::default());
+    h.owner.coldplug();
+    let hold = |h: &mut Harness| h.cmd(Command::GetPrHold { map: "mpatha".into() });
+    // Device -> (checker id, whether its registration reads the reservation), from the
+    // checks scheduled since the last look.
+    let schedules = |h: &Harness| -> BTreeMap<String, (u64, bool)> {
+        h.controls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Control::Schedule { req, .. } => Some((
+                    req.dev.file_name().unwrap().to_string_lossy().into_owned(),
+                    (req.path, req.pr.is_some_and(|j| j.read_hold)),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = schedules(&h);
+    assert!(first.values().all(|&(_, reads)| reads), "{first:?}");
+    let ids: BTreeMap<String, u64> = first.iter().map(|(d, &(id, _))| (d.clone(), id)).collect();
+    assert_eq!(hold(&mut h), "unknown\n");
+    // A registration whose reservation read failed leaves it unknown.
+    pr_check(
+        &mut h,
+        ids["sda"],
+        PathState::Up,
+        Some(PrOutcome::Registered { keys: 2, hold: None }),
+    );
+    assert_eq!(hold(&mut h), "unknown\n");
+    pr_check(
+        &mut h,
+        ids["sdb"],
+        PathState::Up,
+        Some(PrOutcome::Registered {
+            keys: 2,
+            hold: Some(true),
+        }),
+    );
+    assert_eq!(hold(&mut h), "set\n");
+    // Known now: a path that comes back registers without reading it again.
+    schedules(&h);
+    pr_check(&mut h, ids["sdb"], PathState::Down, None);
+    assert_eq!(schedules(&h), BTreeMap::from([("sdb".into(), (ids["sdb"], false))]));
+    h.cmd(Command::UnsetPrHold { map: "mpatha".into() });
+    pr_check(
+        &mut h,
+        ids["sdb"],
+        PathState::Up,
+        Some(PrOutcome::Registered {
+            keys: 2,
+            hold: Some(true),
+        }),
+    );
+    assert_eq!(hold(&mut h), "unset\n", "mpathpersist's word stands");
+
+    // A map without a key holds nothing.
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut plain = Harness::new(&f, GREEDY, DmState::default());
+    plain.owner.coldplug();
+    assert_eq!(plain.cmd(Command::GetPrHold { map: "mpatha".into() }), "unset\n");
 }
 
 /// A path added to a map that has its key registered registers it at its first check,
@@ -3908,7 +3979,7 @@ fn a_key_from_setprkey_is_kept_in_the_prkeys_file() {
         &mut h,
         ids["sda"],
         PathState::Up,
-        Some(PrOutcome::Registered { keys: 2 }),
+        Some(PrOutcome::Registered { keys: 2, hold: None }),
     );
 
     // A later daemon reads the key at map setup.

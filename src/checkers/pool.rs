@@ -82,14 +82,11 @@ struct Job {
     timeout: Duration,
 }
 
-/// Commands a registration sends at most (read, register, read, clear).
-const PR_COMMANDS: u32 = 4;
-
 impl Job {
     /// The check's timeout, and the prioritizer's and registration's after it.
     fn deadline(&self, now: Instant) -> Instant {
         let check = u32::from(matches!(self.work, Work::Check { .. }));
-        let commands = check + u32::from(self.prio.is_some()) + if self.pr.is_some() { PR_COMMANDS } else { 0 };
+        let commands = check + u32::from(self.prio.is_some()) + self.pr.as_ref().map_or(0, |j| j.max_commands());
         now + self.timeout * commands.max(1) + GRACE
     }
 
@@ -669,7 +666,7 @@ mod tests {
         Arc::new(|job, timeout| {
             assert_eq!(timeout, T);
             match job.key {
-                1 => PrOutcome::Registered { keys: 2 },
+                1 => PrOutcome::Registered { keys: 2, hold: None },
                 _ => PrOutcome::NotRegistered { cleared: false },
             }
         })
@@ -682,6 +679,7 @@ mod tests {
             aptpl: false,
             unset: false,
             ever_registered: false,
+            read_hold: false,
         })
     }
 
@@ -706,7 +704,7 @@ mod tests {
         let r = f.answer(5).unwrap();
         assert_eq!(
             (r.verdict.state, r.pr),
-            (PathState::Up, Some(PrOutcome::Registered { keys: 2 }))
+            (PathState::Up, Some(PrOutcome::Registered { keys: 2, hold: None }))
         );
         assert_eq!(
             f.pool

@@ -14,7 +14,7 @@ use crate::dm::Suspend;
 use crate::dm::table::MultipathTable;
 
 use super::maps::FlushError;
-use super::reservations::{PrFlag, format_key, parse_key};
+use super::reservations::{PrValue, format_key, parse_key};
 use super::{Map, Owner, read_trimmed};
 
 /// A command's answer: the text for the client (empty means `ok`) or the error it sees.
@@ -73,19 +73,19 @@ impl Owner {
             Command::ResetMapsStats => self.reset_maps_stats(),
             Command::ResetMapStats { map } => self.reset_map_stats(&map),
 
-            Command::GetPrStatus { map } => self.get_pr_status(&map),
+            Command::GetPrStatus { map } => self.get_pr_value(&map, |m| m.prflag),
             Command::SetPrStatus { map, .. } => self.set_pr_status_cmd(&map),
             Command::UnsetPrStatus { map } => self.pr_update(&map, |m| {
-                m.prflag = PrFlag::Unset;
-                m.prhold = false;
+                m.prflag = PrValue::Unset;
+                m.prhold = PrValue::Unset;
             }),
             Command::GetPrKey { map } => self.get_pr_key(&map),
             Command::SetPrKey { map, key } => self.set_pr_key(&map, &key),
             // Clearing a run-time key is harmless whatever the configuration says.
             Command::UnsetPrKey { map } => self.unset_pr_key(&map),
-            Command::GetPrHold { map } => self.get_pr_flag(&map, |m| m.prhold),
-            Command::SetPrHold { map } => self.pr_update(&map, |m| m.prhold = true),
-            Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = false),
+            Command::GetPrHold { map } => self.get_pr_value(&map, |m| m.prhold),
+            Command::SetPrHold { map } => self.pr_update(&map, |m| m.prhold = PrValue::Set),
+            Command::UnsetPrHold { map } => self.pr_update(&map, |m| m.prhold = PrValue::Unset),
 
             Command::Reconfigure { all } => self.reconfigure_cmd(all),
             Command::Shutdown => self.shutdown_cmd(),
@@ -418,22 +418,11 @@ impl Owner {
 
     // ---- persistent reservations -------------------------------------------------
 
-    /// `getprhold`: `set` or `unset`.
-    fn get_pr_flag(&self, map: &str, flag: impl FnOnce(&Map) -> bool) -> Answer {
+    /// `getprstatus` and `getprhold`: `unknown` until a registration of a map with a
+    /// key has found out, as upstream 0.14.3 (0.9.4 printed the status as 0 or 1).
+    fn get_pr_value(&self, map: &str, value: impl FnOnce(&Map) -> PrValue) -> Answer {
         let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
-        Ok(if flag(m) { "set\n" } else { "unset\n" }.to_string())
-    }
-
-    /// `getprstatus`: `unknown` until a registration of a map with a key has found out,
-    /// as upstream 0.14.3 (0.9.4 printed 0 or 1).
-    fn get_pr_status(&self, map: &str) -> Answer {
-        let m = self.find_map(map).ok_or(HandlerError::DeviceNotFound)?;
-        Ok(match m.prflag {
-            PrFlag::Unknown => "unknown\n",
-            PrFlag::Unset => "unset\n",
-            PrFlag::Set => "set\n",
-        }
-        .to_string())
+        Ok(value(m).reply().to_string())
     }
 
     fn get_pr_key(&self, map: &str) -> Answer {
@@ -500,8 +489,8 @@ impl Owner {
             && usable
             && let Some(m) = self.maps.get_mut(&name)
         {
-            m.prflag = PrFlag::Unset;
-            m.prhold = false;
+            m.prflag = PrValue::Unset;
+            m.prhold = PrValue::Unset;
         }
         Ok(String::new())
     }

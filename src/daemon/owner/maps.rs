@@ -14,7 +14,7 @@ use crate::dm::table::MultipathTable;
 use crate::dm::{DmError, MapUdev, Suspend};
 use nix::errno::Errno;
 
-use super::reservations::PrFlag;
+use super::reservations::PrValue;
 use super::{ExistingMap, Load, Map, NewMap, Owner, PartitionMap, Path};
 use crate::daemon::plan::{self, MapPlan, PlanPath};
 use crate::daemon::policy;
@@ -394,21 +394,22 @@ impl Owner {
                 // the file is read again (`setprkey` wrote it), and a key configured
                 // since replaces one from the file.
                 prkey: self.file_key(wwid),
-                prhold: prev.as_ref().is_some_and(|p| p.2),
+                prhold: prev.as_ref().map(|p| p.2).unwrap_or_default(),
                 force_udev_reload: false,
                 resized: false,
                 suspended: false,
                 deferred_remove: false,
             },
         );
-        // A map without a key takes no part in registration: its status is unset, not
-        // unknown, as upstream's first registration attempt finds it.
+        // A map without a key takes no part in registration: its status and hold are
+        // unset, not unknown, as upstream's first registration attempt finds them.
         if let Some(m) = self.maps.get(name)
-            && m.prflag == PrFlag::Unknown
+            && m.prflag == PrValue::Unknown
             && self.map_key(m).is_none()
             && let Some(m) = self.maps.get_mut(name)
         {
-            m.prflag = PrFlag::Unset;
+            m.prflag = PrValue::Unset;
+            m.prhold = PrValue::Unset;
         }
         self.touch_map(name);
         for d in &ordered {

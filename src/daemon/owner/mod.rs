@@ -276,11 +276,12 @@ struct Map {
     loads: u32,
     /// Persistent reservations: whether the key is registered (`setprstatus`, or what
     /// a path's registration found), whether it ever was in this daemon's life, the
-    /// key `setprkey` gave and the hold mpathpersist reports.
-    prflag: reservations::PrFlag,
+    /// key `setprkey` gave, and whether the key holds the reservation (what a path's
+    /// registration read, or what mpathpersist reports with `setprhold`).
+    prflag: reservations::PrValue,
     ever_registered_pr: bool,
     prkey: Option<String>,
-    prhold: bool,
+    prhold: reservations::PrValue,
     /// The next reload must have udev rescan the map (upstream's `force_udev_reload`:
     /// the `reload map` and `resize map` commands): no reload flag on its resume.
     force_udev_reload: bool,

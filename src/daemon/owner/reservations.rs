@@ -14,16 +14,27 @@ use crate::persist::{PrJob, PrOutcome};
 
 use super::{Map, Owner};
 
-/// A map's registration status (upstream's `prflag`).
+/// A map's registration status (`prflag`) and whether its key holds the LUN's
+/// reservation (`prhold`): upstream's three values for both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) enum PrFlag {
-    /// Not known yet: the next registration reads the keys to find out.
+pub(super) enum PrValue {
+    /// Not known yet: the next registration reads the keys (the reservation) to find out.
     #[default]
     Unknown,
-    /// Not registered, or unset by `unsetprstatus`: nothing is registered until
-    /// `setprstatus` (mpathpersist after it registered the key).
+    /// Not registered (not holding), or unset by `unsetprstatus` (`unsetprhold`).
     Unset,
     Set,
+}
+
+impl PrValue {
+    /// As `getprstatus` and `getprhold` answer it.
+    pub(super) fn reply(self) -> &'static str {
+        match self {
+            PrValue::Unknown => "unknown\n",
+            PrValue::Unset => "unset\n",
+            PrValue::Set => "set\n",
+        }
+    }
 }
 
 /// A key as the configuration or `setprkey` gives it (`0x<hex>[:aptpl]`): the value
@@ -90,7 +101,7 @@ impl Owner {
             .get(dev)
             .filter(|p| p.pr_pending && p.info.bus == Bus::Scsi)?;
         let m = self.maps.get(p.map.as_deref()?)?;
-        let unset = m.prflag == PrFlag::Unset;
+        let unset = m.prflag == PrValue::Unset;
         if unset && !m.ever_registered_pr {
             return None;
         }
@@ -103,6 +114,7 @@ impl Owner {
             aptpl,
             unset,
             ever_registered: m.ever_registered_pr,
+            read_hold: m.prhold == PrValue::Unknown,
         }))
     }
 
@@ -144,9 +156,17 @@ impl Owner {
         log::debug!("{dev}: {map}: reservation registration: {outcome:?}");
         match outcome.registered() {
             Some(true) => {
-                let was_set = m.prflag == PrFlag::Set;
-                m.prflag = PrFlag::Set;
+                let was_set = m.prflag == PrValue::Set;
+                m.prflag = PrValue::Set;
                 m.ever_registered_pr = true;
+                // What the path read of the reservation, unless mpathpersist has said
+                // since (`setprhold`, `unsetprhold`).
+                if let Some(holds) = outcome.hold()
+                    && m.prhold == PrValue::Unknown
+                {
+                    m.prhold = if holds { PrValue::Set } else { PrValue::Unset };
+                    log::debug!("{map}: the key holds the reservation: {holds}");
+                }
                 if !was_set {
                     log::info!("{map}: reservation key registered, prflag set");
                     let usable: Vec<String> = members
@@ -162,11 +182,11 @@ impl Owner {
                 }
             }
             Some(false) => {
-                if m.prflag == PrFlag::Set {
+                if m.prflag == PrValue::Set {
                     log::warn!("{map}: reservation key no longer registered, prflag unset");
                 }
-                m.prflag = PrFlag::Unset;
-                m.prhold = false;
+                m.prflag = PrValue::Unset;
+                m.prhold = PrValue::Unset;
             }
             None => {}
         }
@@ -176,10 +196,10 @@ impl Owner {
     /// registers it on every usable path (again on those the tool did, harmlessly).
     pub(super) fn set_pr_status(&mut self, map: &str) {
         let Some(m) = self.maps.get_mut(map) else { return };
-        if m.prflag == PrFlag::Set {
+        if m.prflag == PrValue::Set {
             return;
         }
-        m.prflag = PrFlag::Set;
+        m.prflag = PrValue::Set;
         m.ever_registered_pr = true;
         log::info!("{map}: prflag set");
         self.register_active_paths(map);
