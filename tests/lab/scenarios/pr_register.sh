@@ -7,9 +7,12 @@
 # daemon, then ours, each on a LUN of its own; the key counts (`mpathpersist --in -k`) and the
 # target's registrations are printed side by side, ours must equal Debian's.  Then the same
 # with `reservation_key file`: mpathpersist hands the key to the daemon (`setprkey`), which
-# keeps it in /etc/multipath/prkeys; after a restart the daemon reads it there and registers
-# it through a third port's path.  Then an admin edits the key in the file and reconfigures:
-# the map takes the file's new key (`getprkey`), as each map setup reads the file again.
+# keeps it in /etc/multipath/prkeys; mpathpersist also takes a reservation with it; after a
+# restart the daemon reads the key there and registers it through a third port's path, and
+# ours, reading the reservation as it registers, says the key holds it (`getprhold`, which
+# 0.14.3's mpathpersist asks; Debian's 0.9.4 has no such command).  Then an admin edits the
+# key in the file and reconfigures: the map takes the file's new key (`getprkey`), as each
+# map setup reads the file again.
 # lab-timeout: 300
 . "$LAB_DIR/lib.sh"
 
@@ -53,8 +56,9 @@ add_port() {
 }
 # registered LUN: the target's registrations of LIO LUN (configfs)
 registered() { cat "$TCM/core/iblock_$1/lab_lun$1/pr/res_pr_registered_i_pts"; }
-# prkey_is KEY: the daemon ($_bin) answers KEY to `getprkey` for mpatha
+# prkey_is KEY: the daemon ($_bin) answers KEY to `getprkey` for mpatha; prhold_is likewise
 prkey_is() { [ "$("$_bin" getprkey map mpatha 2> /dev/null)" = "$1" ]; }
+prhold_is() { [ "$("$_bin" getprhold map mpatha 2> /dev/null)" = "$1" ]; }
 
 # start_daemon: $_bin in the background ($_pid), mpatha with the LUN's usable paths
 start_daemon() {
@@ -107,10 +111,18 @@ story() {
 
     if [ "$3" = file ]; then
         echo "prkeys_key=$(awk '!/^#/ { print $1 }' /etc/multipath/prkeys 2> /dev/null)" >> "$_v"
+        step "$_l: mpathpersist reserves the LUN with $KEY (write exclusive, registrants only)"
+        run /sbin/mpathpersist --out --reserve --param-rk=$KEY --prout-type=5 /dev/mapper/mpatha
+        echo "mpathpersist_reserve=$?" >> "$_v"
+        /sbin/mpathpersist --in -r /dev/mapper/mpatha
         step "$_l: the daemon restarts"
         "$_bin" shutdown > /dev/null 2>&1
         wait_for "$_l: the daemon exited" 30 sh -c "! kill -0 $_pid 2> /dev/null"
         start_daemon 2
+        if [ "$_bin" = "$OURS" ]; then
+            soft_wait 20 prhold_is set
+            "$_bin" getprhold map mpatha > "$LAB_OUT/ours-prhold.txt" 2>&1
+        fi
         a_third_port
         step "$_l: the key edited in the prkeys file, then reconfigure"
         sed -i 's/^0x[0-9a-f]* /0x0000000000000456 /' /etc/multipath/prkeys
@@ -187,7 +199,8 @@ artifact side_by_side.txt side_by_side debian ours
 artifact side_by_side_file.txt side_by_side debian-file ours-file
 expect_eq "ours: the keys at each step" "keys_at_start=0 mpathpersist_register=0 keys_registered=2 keys_after_new_path=3 keys_after_unregister=2 keys_after_reinstate=3" \
     "$(grep -v target_registrations "$LAB_OUT/ours.values" | tr '\n' ' ' | sed 's/ $//')"
-expect_eq "ours with reservation_key file" "keys_at_start=0 mpathpersist_register=0 keys_registered=2 prkeys_key=0x0000000000123abc keys_after_new_path=3 getprkey_after_edit=0x456" \
+expect_eq "ours with reservation_key file" "keys_at_start=0 mpathpersist_register=0 keys_registered=2 prkeys_key=0x0000000000123abc mpathpersist_reserve=0 keys_after_new_path=3 getprkey_after_edit=0x456" \
     "$(tr '\n' ' ' < "$LAB_OUT/ours-file.values" | sed 's/ $//')"
+expect_eq "ours: the key holds the reservation after the restart (getprhold)" set "$(cat "$LAB_OUT/ours-prhold.txt")"
 expect_eq "ours as Debian's" "$(cat "$LAB_OUT/debian.values")" "$(cat "$LAB_OUT/ours.values")"
 expect_eq "ours as Debian's (file)" "$(cat "$LAB_OUT/debian-file.values")" "$(cat "$LAB_OUT/ours-file.values")"
