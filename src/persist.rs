@@ -6,7 +6,7 @@
 //! path's registration with key 0), and PERSISTENT RESERVE IN / READ RESERVATION
 //! (does the map's key hold the reservation? what `getprhold` answers mpathpersist).
 //!
-//! The CDBs, the parameter list and the READ KEYS reply are built and read by pure
+//! The CDBs, the parameter list and the two PR IN replies are built and read by pure
 //! functions; [`register_path`] is the decision upstream makes for one path, over a
 //! [`PrDevice`] so it is tested with a fake; a [`PrJob`] runs it on a checker worker
 //! through SG_IO, never on the state owner's thread.
