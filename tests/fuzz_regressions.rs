@@ -30,6 +30,20 @@ fn no_or_n_double_zero_dump_round_trip() {
     assert_eq!(dump::show_config(&again.config), first);
 }
 
+/// `max_fds 0` (leave the open-file limit as found) prints nothing, as upstream's dump
+/// does, so the dump re-reads with `max_fds` unset and the second dump shows the default
+/// `max`. The fuzz round-trip property allows exactly this (CI seed 1796471080978013497).
+#[test]
+fn max_fds_zero_is_left_out_of_the_dump_and_re_reads_as_the_default() {
+    let text = "defaults {\n\tmax_fds 0\n}\n";
+    let first = dump::show_config(&config::parse_str_bare("a.conf", text).unwrap().config);
+    assert!(!first.contains("max_fds"), "{first}");
+    let again = config::parse_str_bare("dump", &first).unwrap();
+    let second = dump::show_config(&again.config);
+    assert!(second.contains("\tmax_fds \"max\"\n"), "{second}");
+    assert_eq!(second.replace("\tmax_fds \"max\"\n", ""), first);
+}
+
 /// The progress bar (a path's `%C` next-check, a map's `%F` deferred failback) computes `bar length * tick / checkint` unchecked:
 /// a tick near `i64::MAX` overflows. Ticks come from daemon state, not from clients, so
 /// this needs a corrupted or absurd interval to trigger.
