@@ -466,7 +466,7 @@ fn fuzz_config_oracle() {
         Ok(b) => b,
         Err(why) => return oracle_support::skipped("fuzz_config_oracle", &why),
     };
-    fuzz_support::run_seeded("fuzz_config_oracle", CASES, Some(TEST_SEED), case(), move |g: &Gen| {
+    fuzz_support::run_seeded("fuzz_config_oracle", CASES, TEST_SEED, case(), move |g: &Gen| {
         let case = g.case();
         match oracle_support::compare(&upstream, &case) {
             Verdict::Same(_) => SAME.fetch_add(1, Ordering::Relaxed),

@@ -9,6 +9,9 @@
 //!   and aborts the process (default 10).
 //!
 //! Each batch gets its own seed, printed when it fails, so every finding can be replayed.
+//! Plain `cargo test` (neither `FUZZ_SECONDS` nor `FUZZ_SEED`) runs one batch from a seed
+//! fixed per target: `make test` is the same regression set in every CI run, and fresh
+//! seeds explore under `make fuzz` (a finding there becomes a test of its own).
 
 #![allow(dead_code)] // each target uses a different part of this module
 
@@ -240,16 +243,22 @@ where
     S: Strategy,
     S::Value: Debug + Clone + Send + 'static,
 {
-    run_seeded(target, default_cases, None, strategy, property);
+    run_seeded(target, default_cases, name_seed(target), strategy, property);
 }
 
-/// [`run_cases`], but plain `cargo test` (no `FUZZ_SECONDS`, no `FUZZ_SEED`) runs the one
-/// batch of `test_seed`: a differential target whose generator may still find differences
-/// keeps `make test` a fixed regression set, and explores under `make fuzz`.
+/// A seed fixed by the target's name (FNV-1a), for plain `cargo test`.
+fn name_seed(target: &str) -> u64 {
+    target.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// [`run_cases`] with the seed plain `cargo test` (no `FUZZ_SECONDS`, no `FUZZ_SEED`) runs
+/// its one batch from, instead of the target's name seed.
 pub fn run_seeded<S>(
     target: &'static str,
     default_cases: u64,
-    test_seed: Option<u64>,
+    test_seed: u64,
     strategy: S,
     property: impl Fn(&S::Value),
 ) where
@@ -258,7 +267,7 @@ pub fn run_seeded<S>(
 {
     let cases = env_u64("FUZZ_CASES").unwrap_or(default_cases).max(1) as u32;
     let budget = env_u64("FUZZ_SECONDS").map(Duration::from_secs);
-    let fixed_seed = env_u64("FUZZ_SEED").or(test_seed.filter(|_| budget.is_none()));
+    let fixed_seed = env_u64("FUZZ_SEED").or(budget.is_none().then_some(test_seed));
     let hang = Duration::from_secs(env_u64("FUZZ_HANG_SECONDS").unwrap_or(10));
     let epoch = Instant::now();
     let dog = Watchdog::new(target, epoch, hang);
