@@ -10,14 +10,17 @@
 //! records messages), the checker thread's own IO (TUR, directio) and its scheduling,
 //! and the channel hops from the checker and to the CLI server.
 
+use std::collections::BTreeSet;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use multipathd::checkers::Control;
 use multipathd::checkers::state::PathState;
-use multipathd::cli::format::PathDmState;
+use multipathd::cli::format::{PathDmState, PathView};
 use multipathd::daemon::owner::Change;
+use multipathd::daemon::run::CHECK_BATCH;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -94,6 +97,65 @@ fn bench(c: &mut Criterion) {
             h.dm.lock().unwrap().take_calls()
         })
     });
+    // A storm: the first host's 1,024 paths (one of every map) checked down one after
+    // another, then up again, published as the run loop does: after each outcome when
+    // it keeps up with the checkers, after each burst of `CHECK_BATCH` queued ones when
+    // it does not.
+    let first_host = |p: &&Arc<PathView>| p.hcil.is_some_and(|a| a.host == 1);
+    let storm: Vec<u64> = h
+        .owner
+        .snapshot()
+        .paths
+        .iter()
+        .filter(first_host)
+        .map(|p| h.ids[&p.dev])
+        .collect();
+    let storm_round = |h: &mut Harness, state: PathState, burst: usize| {
+        for ids in storm.chunks(burst) {
+            for &id in ids {
+                h.check(id, state);
+            }
+            h.owner.publish(Change::Touched);
+        }
+        h.checker.try_iter().count();
+        h.dm.lock().unwrap().take_calls()
+    };
+    let maps_messaged = |calls: &[Call], verb: &str| {
+        let names: BTreeSet<&str> = calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Message { name, msg } if msg.starts_with(verb) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        (calls.len(), names.len())
+    };
+    let n = LUNS as usize;
+    for burst in [1, CHECK_BATCH] {
+        let down = storm_round(&mut h, PathState::Down, burst);
+        assert_eq!(
+            maps_messaged(&down, "fail_path "),
+            (n, n),
+            "one path of every map failed"
+        );
+        let up = storm_round(&mut h, PathState::Up, burst);
+        assert_eq!(maps_messaged(&up, "reinstate_path "), (n, n), "and reinstated");
+    }
+    g.throughput(Throughput::Elements(2 * u64::from(LUNS)));
+    for (burst, name) in [
+        (1, "a host's 1024 paths down then up, published after each, 4096 paths"),
+        (
+            CHECK_BATCH,
+            "a host's 1024 paths down then up, published per queued burst, 4096 paths",
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                storm_round(&mut h, black_box(PathState::Down), burst);
+                storm_round(&mut h, black_box(PathState::Up), burst)
+            })
+        });
+    }
     g.finish();
 }
 

@@ -30,6 +30,10 @@ use crate::uevent::{self, ReaderHandle, Uevent};
 const CHECKER_WORKERS: usize = 4;
 /// Upper bound of uevents merged in one pass, so other inputs are still served in a storm.
 const UEVENT_BATCH: usize = 4096;
+/// Upper bound of queued check outcomes handled before one publish: in a storm the views
+/// are rebuilt once per burst, not once per path (each snapshot holds every path's view),
+/// and a command waits behind at most this many outcomes.
+pub const CHECK_BATCH: usize = 128;
 /// Commands queued for the state owner; the CLI server holds more back (their
 /// deadline runs) instead of piling them up for the owner.
 const REQUEST_QUEUE: usize = 64;
@@ -384,7 +388,12 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
                 }
             },
             recv(checks) -> r => match r {
-                Ok(r) => owner.on_check(r),
+                Ok(r) => {
+                    owner.on_check(r);
+                    for r in checks.try_iter().take(CHECK_BATCH - 1) {
+                        owner.on_check(r);
+                    }
+                }
                 Err(_) => died = Some(WorkerDied::Checker),
             },
             recv(ioerr) -> e => match e {

@@ -358,6 +358,8 @@ pub struct Harness {
     pub checker: Receiver<Control>,
     pub ioerr: Receiver<IoErrEvent>,
     pub reloads: Receiver<Reloaded>,
+    /// Device → checker path id, as [`Harness::coldplugged`] found them scheduled.
+    pub ids: BTreeMap<String, u64>,
 }
 
 impl Harness {
@@ -382,6 +384,7 @@ impl Harness {
             checker: crx,
             ioerr: irx,
             reloads,
+            ids: BTreeMap::new(),
         }
     }
 
@@ -425,7 +428,8 @@ impl Harness {
         let (luns, hosts) = (luns as usize, hosts as usize);
         assert_eq!(h.owner.counts(), (luns * hosts, luns));
         assert_eq!(h.dm.lock().unwrap().maps.len(), luns, "every map created");
-        for id in h.scheduled().into_values() {
+        h.ids = h.scheduled();
+        for id in h.ids.clone().into_values() {
             h.check(id, PathState::Up);
         }
         // What coldplug and the first checks sent (creates, reinstates) is history.
