@@ -2104,6 +2104,63 @@ fn a_reload_waiting_for_io_holds_up_neither_the_owner_nor_the_next_reload() {
     assert!(h.owner.any_loading(&["mpatha".to_string()]));
 }
 
+/// A path that comes back while the reload putting it back into its map is in flight
+/// (its suspend waiting for IO): its first check sends the kernel no `reinstate_path`
+/// for it, which the live table without it would refuse (EINVAL, as in the lab's
+/// uevent storm); the load's end checks it at once, and that check decides.
+#[test]
+fn a_path_checked_before_the_reload_adding_it_ends_gets_no_message() {
+    let f = FakeSys::new();
+    two_paths(&f, "sda", "sdb");
+    let mut h = Harness::new(&f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.dm.lock().unwrap().hold_loads = true;
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    h.end_load("mpatha");
+    h.calls();
+    h.controls();
+    f.add(&Disk {
+        dev: "sdb",
+        devt: (8, 16),
+        host: 0,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0/block/sdb",
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdb"),
+    ]));
+    let adding = h.changes();
+    assert!(
+        matches!(&adding[..], [Call::Reload { params, .. }] if params.contains("8:16")),
+        "the reload adding sdb: {adding:?}"
+    );
+    let sdb = h.scheduled()["sdb"];
+
+    h.check(sdb, PathState::Up);
+    assert_eq!(h.changes(), vec![], "no message for a path the live table lacks");
+    h.end_load("mpatha");
+    assert!(
+        h.controls()
+            .iter()
+            .any(|c| matches!(c, Control::Schedule { req, in_secs: 0 } if req.path == sdb)),
+        "sdb checked at once after the load"
+    );
+    // Its first check that counts, sent to the table that holds it (a new path's first
+    // verdict up reinstates it, as without a reload in flight).
+    h.check(sdb, PathState::Up);
+    assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
+    h.check(sdb, PathState::Down);
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
+}
+
 /// The last path leaving a map whose reload is in flight: the flush waits for the
 /// load's end, then runs as upstream's flush_map_nopaths.
 #[test]

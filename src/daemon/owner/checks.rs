@@ -35,6 +35,15 @@ impl Owner {
         self.refresh_status(&map_name);
         // One clock read for the whole check (a system call under the lab's TCG).
         let now = Instant::now();
+        if !self.in_live_table(&map_name, &dev) {
+            // A reload in flight brings the path into its map: the kernel would refuse a
+            // message naming it (EINVAL). The new table has it active, and every path of
+            // the map is checked at once when the load ends.
+            log::debug!("{dev}: checked while the reload adding it to {map_name} runs");
+            let interval = self.paths.get(&dev).map_or(1, |p| p.rec.checkint.max(1));
+            self.check_again(&dev, interval);
+            return;
+        }
         let usable = matches!(out.result.state, PathState::Up | PathState::Ghost);
         if usable {
             let active = self.active_paths(&map_name);
@@ -101,6 +110,20 @@ impl Owner {
         );
         self.apply_marginal(acts);
         self.check_again(&dev, next);
+    }
+
+    /// Whether the kernel's live table of `map` holds `dev`: false only for a path a
+    /// reload in flight adds (the last status read, of the live table, lacks it).
+    fn in_live_table(&self, map: &str, dev: &str) -> bool {
+        let Some(devt) = self.paths.get(dev).map(|p| &p.rec.dev_t) else {
+            return true;
+        };
+        !self.loading(map)
+            || self
+                .maps
+                .get(map)
+                .and_then(|m| m.status.as_ref())
+                .is_none_or(|st| st.path(devt).is_some())
     }
 
     /// Per-group facts for failback decisions, in table order, and the group the

@@ -12,7 +12,9 @@
 //! Until then the map has a load in flight: a further reload waits for it (the newest
 //! table wins), and so does the flush of a map that lost its last path; the ioctls that
 //! would queue behind the kernel's suspend lock (remove, suspend, resume) are refused;
-//! messages go to the live table as before. A CLI command that started a load is
+//! messages go to the live table as before, but a path only the table in flight holds
+//! is not acted on until the load ends (its checks wait; the kernel would refuse a
+//! message naming it). A CLI command that started a load is
 //! answered when it ended (the run loop asks [`Owner::take_started_loads`]).
 
 use crate::cli::parse::HandlerError;
