@@ -248,8 +248,10 @@ _io=$!
 # the clock and the daemon's ticks read by one process, back to back: read by two, a sampler
 # kept waiting for a CPU between them put a second's CPU over a shorter interval (306 % of one
 # CPU on 2 vCPUs at 4,096 paths)
+# (the third column: the main thread's ticks alone, ours' state owner)
 ( while [ -e "$LAB_TMP/io.run" ]; do
-      awk 'FNR == NR { t = $1; next } { print t, $14 + $15 }' /proc/uptime "/proc/$PID/stat"; sleep 1
+      awk 'FNR == 1 { f++ } f == 1 { t = $1; next } f == 2 { c = $14 + $15; next } { print t, c, $14 + $15 }' \
+          /proc/uptime "/proc/$PID/stat" "/proc/$PID/task/$PID/stat"; sleep 1
   done ) > "$LAB_TMP/storm-cpu.txt" &
 _cpu=$!
 # the measuring client at SCHED_RR 1: under both daemons (99 and 10), over the reads' threads,
@@ -265,8 +267,6 @@ echo "$STORM_PAIRS" | while read -r _d _t; do
     echo offline > "/sys/block/$_d/device/state"
 done
 _poll=$(wait_dm 2 "$STORM_N" $((120 + NPATHS / 4)))
-_s=$(dm_slowest offline "Failing path") || fail "storm: DM's log of the failures: $_s"
-record storm_all_failed_s "$_s"
 echo "  (polled: every storm path failed in DM $_poll s after the last was set offline)"
 sleep 5
 _tr=$(uptime_s)
@@ -278,11 +278,15 @@ echo "$STORM_PAIRS" | while read -r _d _t; do
 done
 _tw=$(secs_since "$_tr")
 _poll=$(wait_dm 3 "$NPATHS" $((120 + NPATHS / 4)))
-_s=$(dm_slowest running "Reinstating path") || fail "storm: DM's log of the reinstatements: $_s"
-record storm_all_back_s "$_s"
-echo "  (polled: every path active in DM $_poll s after the last was set running; the writes took $_tw s in all)"
 _te=$(uptime_s)
 thread_ticks > "$LAB_TMP/storm-threads1"
+echo "  (polled: every path active in DM $_poll s after the last was set running; the writes took $_tw s in all)"
+# timed on the kernel log's clock, read after the storm (reading it under TCG takes
+# seconds at 4,096 paths, which the storm's window would otherwise include)
+_s=$(dm_slowest offline "Failing path") || fail "storm: DM's log of the failures: $_s"
+record storm_all_failed_s "$_s"
+_s=$(dm_slowest running "Reinstating path") || fail "storm: DM's log of the reinstatements: $_s"
+record storm_all_back_s "$_s"
 sleep 3
 rm -f "$LAB_TMP/io.run"
 wait $_io || fail "storm: ioload failed: $(head -3 "$LAB_OUT/storm-io.txt")"
@@ -317,6 +321,57 @@ record storm_window_s "$(awk -v a="$_td" -v b="$_te" 'BEGIN { printf "%.1f", b -
 thread_cpu "$LAB_TMP/storm-threads0" "$LAB_TMP/storm-threads1" > "$LAB_OUT/storm-cpu-threads.txt"
 cat "$LAB_OUT/storm-cpu-threads.txt"
 cp "$LAB_TMP/storm-cpu.txt" "$LAB_OUT/storm-cpu.txt"
+
+step "$DAEMON: uevent storm: the same host's devices removed at once, then rescanned, IO on every map"
+# As when a remote port stays away past dev_loss_tmo (the transport removes its devices) and
+# comes back (its devices found again): unlike the storm above, the kernel announces every
+# device with a uevent, and each daemon takes the removed paths out of their maps and puts
+# the new ones in.  Timed from the first delete until DM's tables hold none of them (`dmsetup
+# table` every 0.5 s: a poll of every map takes a second or two under TCG at 4,096 paths),
+# then from the rescan until every map holds every path again (udev's rules for the new
+# devices run first, for both daemons alike).
+UEV_SDS=$(for _d in $(sd_devices); do [ "$(path_host "$_d")" = "$STORM_HOST" ] && echo "$_d"; done)
+expect_eq "paths of $STORM_HOST before the uevent storm" "$STORM_N" "$(echo "$UEV_SDS" | wc -w)"
+touch "$LAB_TMP/io.run"
+"$LAB_TMP/ioload" 500 "$LAB_TMP/io.run" $(map_devs) > "$LAB_OUT/uevent-storm-io.txt" 2>&1 &
+_io=$!
+# what udev passed on to the daemons (both listen to udev's block events): the paths' own
+# and the maps' change events their reloads cause
+udevadm monitor --udev --subsystem-match=block > "$LAB_TMP/uevents.txt" 2>&1 &
+_mon=$!
+sleep 2
+_t0=$(uptime_s)
+for _d in $UEV_SDS; do echo 1 > "/sys/block/$_d/device/delete"; done
+_tw=$(secs_since "$_t0")
+_n=0
+until [ "$(paths_in_maps)" -eq $((NPATHS - STORM_N)) ]; do
+    _n=$((_n + 1)); [ $_n -lt $((2 * (120 + NPATHS / 4))) ] || fail "uevent storm: maps still hold $(paths_in_maps) paths $((_n / 2)) s after the deletes (want $((NPATHS - STORM_N)))"
+    sleep 0.5
+done
+record uevent_remove_s "$(secs_since "$_t0")"
+echo "  (the $STORM_N deletes took $_tw s)"
+record uevent_remove_events "$(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt")"
+sleep 5
+_t1=$(uptime_s)
+_e1=$(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt")
+echo "- - -" > "/sys/class/scsi_host/$STORM_HOST/scan"
+_tw=$(secs_since "$_t1")
+_n=0
+until maps_whole; do
+    _n=$((_n + 1)); [ $_n -lt $((2 * (120 + NPATHS / 2))) ] || fail "uevent storm: $(paths_in_maps) of $NPATHS paths in maps $((_n / 2)) s after the rescan"
+    sleep 0.5
+done
+record uevent_add_s "$(secs_since "$_t1")"
+echo "  (the rescan took $_tw s; $(sd_count) sd devices now)"
+record uevent_add_events "$(($(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt") - _e1))"
+sleep 3
+kill "$_mon" 2> /dev/null
+rm -f "$LAB_TMP/io.run"
+wait $_io || fail "uevent storm: ioload failed: $(head -3 "$LAB_OUT/uevent-storm-io.txt")"
+_maps_read=$(grep -c 'reads=' "$LAB_OUT/uevent-storm-io.txt")
+[ "$_maps_read" -eq "$LUNS" ] || fail "uevent storm: ioload read $_maps_read of $LUNS maps"
+record uevent_io_errors "$(awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^errors=/) { sub(/errors=/, "", $i); s += $i } } END { print s + 0 }' "$LAB_OUT/uevent-storm-io.txt")"
+expect_eq "/dev/mapper nodes after the uevent storm" "$LUNS" "$(mapper_nodes)"
 
 step "$DAEMON: shutdown"
 record version "$(grep -o 'multipathd v[0-9.]*' "$LAB_TMP/daemon.log" | head -1 | sed 's/multipathd v//')"

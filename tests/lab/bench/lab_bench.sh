@@ -94,7 +94,8 @@ row() {   # row TITLE KEY
     d=$(agg debian "$2") o=$(agg ours "$2")
     ratio=$(awk -v d="${d%% *}" -v o="${o%% *}" 'BEGIN {
         if (d ~ /^[0-9.]+$/ && o ~ /^[0-9.]+$/ && d + 0 > 0) printf "%.2f", o / d; else print "-" }')
-    echo "| $1 | $(cell "$d") | $(cell "$o") | $ratio |"
+    # a row no run of this scale has yet (runs older than the row) is left out
+    [ "$d$o" = -- ] || echo "| $1 | $(cell "$d") | $(cell "$o") | $ratio |"
 }
 first() { sed -n "s/^$2=//p" "$OUT/bench-$SCALE-$1-1.values"; }
 # distinct DAEMON KEY: the values of KEY over the daemon's runs, each once, in the runs' order
@@ -104,6 +105,12 @@ distinct() {
     awk -F= -v k="$2" '$1 == k && !($2 in r) { r[$2]; l = l (l == "" ? "" : ", ") $2 } $1 == k { n++ }
              FNR == 1 { f++ } END { if (f > n) l = l (l == "" ? "" : ", ") (f - n) " run(s) not recorded"; print l }' \
         "$OUT"/bench-"$SCALE"-"$1"-*.values
+}
+# per_s DAEMON KEY: the uevent storm's path count over the median seconds of KEY
+per_s() {
+    a=$(agg "$1" "$2")
+    awk -v n="$(first debian storm_paths)" -v s="${a%% *}" 'BEGIN {
+        if (s ~ /^[0-9.]+$/ && s + 0 > 0) printf "%.0f", n / s; else print "-" }'
 }
 spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of $RUNS runs each")
 
@@ -136,6 +143,9 @@ spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of
     row "storm: show paths unanswered in 5 s" storm_show_unanswered
     row "storm: the daemon's busiest second (% of one CPU)" storm_peak_cpu_pct
     row "storm: the daemon's CPU from the loss until every path was back (s)" storm_cpu_s
+    row "uevent storm: the host's devices removed, until no map held them (s)" uevent_remove_s
+    row "uevent storm: rescanned, until every map held every path again (s)" uevent_add_s
+    row "uevent storm: IO errors (reads every 0.5 s on every map)" uevent_io_errors
     echo
     echo "Not daemon rows: locked memory (VmLck, KiB) Debian $(cell "$(agg debian vmlck_kib)"), ours"
     echo "$(cell "$(agg ours vmlck_kib)"); VM setup (scsi_debug load + udev replay, s) Debian"
@@ -144,6 +154,11 @@ spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of
     echo "wall time of a VM run (s) Debian $(cell "$(agg debian vm_seconds)"), ours $(cell "$(agg ours vm_seconds)");"
     echo "host load average at the end of a run $(cell "$(agg debian host_load)") / $(cell "$(agg ours host_load)");"
     echo "the storm from the loss until every path was back (s) $(cell "$(agg debian storm_window_s)") / $(cell "$(agg ours storm_window_s)");"
+    if [ "$(agg debian uevent_remove_s)$(agg ours uevent_remove_s)" != -- ]; then
+        echo "the uevent storm's $(first debian storm_paths) path uevents handled per second (from the medians above), removal"
+        echo "$(per_s debian uevent_remove_s) / $(per_s ours uevent_remove_s), return $(per_s debian uevent_add_s) / $(per_s ours uevent_add_s); block uevents udev passed on (the paths' and"
+        echo "the maps' change events of the reloads), removal $(cell "$(agg debian uevent_remove_events)") / $(cell "$(agg ours uevent_remove_events)"), return $(cell "$(agg debian uevent_add_events)") / $(cell "$(agg ours uevent_add_events)");"
+    fi
     echo "requests the latency rows made (of $LAT_N, none after $LAT_BUDGET s) Debian $(cell "$(agg debian show_paths_n)") + $(cell "$(agg debian show_maps_json_n)"),"
     echo "ours $(cell "$(agg ours show_paths_n)") + $(cell "$(agg ours show_maps_json_n)")."
 } > "$OUT/table.md"
