@@ -2008,6 +2008,27 @@ fn a_new_map_waits_for_udev_off_the_owner_and_its_next_reload_follows() {
     );
 }
 
+/// sdb (8:16, host 0) of [`two_paths`] appears again, announced by its add uevent.
+fn sdb_back(f: &FakeSys, h: &mut Harness) {
+    f.add(&Disk {
+        dev: "sdb",
+        devt: (8, 16),
+        host: 0,
+        lun: 0,
+        wwid: WWID,
+        access_state: "active/optimized",
+    });
+    h.owner.on_uevent(uevent(&[
+        ("ACTION", "add"),
+        (
+            "DEVPATH",
+            "/devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0/block/sdb",
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", "/dev/sdb"),
+    ]));
+}
+
 /// A reload whose suspend waits for IO in flight (a hung path) runs off the owner's
 /// thread: the owner goes on; a further reload waits for it and then loads the newest
 /// table; remove/suspend/resume are refused meanwhile (they would wait in the kernel);
@@ -2049,23 +2070,7 @@ fn a_reload_waiting_for_io_holds_up_neither_the_owner_nor_the_next_reload() {
     assert_eq!(h.changes(), vec![], "nothing that would wait behind the suspend");
 
     // sdb comes back: its reload waits for the one in flight.
-    f.add(&Disk {
-        dev: "sdb",
-        devt: (8, 16),
-        host: 0,
-        lun: 0,
-        wwid: WWID,
-        access_state: "active/optimized",
-    });
-    h.owner.on_uevent(uevent(&[
-        ("ACTION", "add"),
-        (
-            "DEVPATH",
-            "/devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0/block/sdb",
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", "/dev/sdb"),
-    ]));
+    sdb_back(&f, &mut h);
     assert_eq!(h.changes(), vec![], "no second load while one is in flight");
     let sdb = h.scheduled()["sdb"];
 
@@ -2120,23 +2125,7 @@ fn a_path_checked_before_the_reload_adding_it_ends_gets_no_message() {
     h.end_load("mpatha");
     h.calls();
     h.controls();
-    f.add(&Disk {
-        dev: "sdb",
-        devt: (8, 16),
-        host: 0,
-        lun: 0,
-        wwid: WWID,
-        access_state: "active/optimized",
-    });
-    h.owner.on_uevent(uevent(&[
-        ("ACTION", "add"),
-        (
-            "DEVPATH",
-            "/devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0/block/sdb",
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", "/dev/sdb"),
-    ]));
+    sdb_back(&f, &mut h);
     let adding = h.changes();
     assert!(
         matches!(&adding[..], [Call::Reload { params, .. }] if params.contains("8:16")),
