@@ -90,6 +90,15 @@ dm_slowest() {
               if (k != n) { print "only " k + 0 " of " n " (the kernel log begins at " first " s)"; exit 1 }
               printf "%.2f\n", m }'
 }
+# wait_tables_hold N SECONDS WHAT: polls DM's tables every 0.5 s until they hold N paths in
+# all; fails after SECONDS (counted from WHAT)
+wait_tables_hold() {
+    _k=0
+    until [ "$(paths_in_maps)" -eq "$1" ]; do
+        _k=$((_k + 1)); [ $_k -lt $(($2 * 2)) ] || fail "uevent storm: DM's tables hold $(paths_in_maps) paths, not $1, $2 s after $3"
+        sleep 0.5
+    done
+}
 # quantile Q: the value at quantile Q of the numbers on stdin (nearest rank)
 quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else { i = int(q * NR + 0.999999); if (i < 1) i = 1; print v[i] } }'; }
 
@@ -343,11 +352,7 @@ sleep 2
 _t0=$(uptime_s)
 for _d in $UEV_SDS; do echo 1 > "/sys/block/$_d/device/delete"; done
 _tw=$(secs_since "$_t0")
-_n=0
-until [ "$(paths_in_maps)" -eq $((NPATHS - STORM_N)) ]; do
-    _n=$((_n + 1)); [ $_n -lt $((2 * (120 + NPATHS / 4))) ] || fail "uevent storm: maps still hold $(paths_in_maps) paths $((_n / 2)) s after the deletes (want $((NPATHS - STORM_N)))"
-    sleep 0.5
-done
+wait_tables_hold $((NPATHS - STORM_N)) $((120 + NPATHS / 4)) "the deletes"
 record uevent_remove_s "$(secs_since "$_t0")"
 echo "  (the $STORM_N deletes took $_tw s)"
 record uevent_remove_events "$(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt")"
@@ -356,11 +361,8 @@ _t1=$(uptime_s)
 _e1=$(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt")
 echo "- - -" > "/sys/class/scsi_host/$STORM_HOST/scan"
 _tw=$(secs_since "$_t1")
-_n=0
-until maps_whole; do
-    _n=$((_n + 1)); [ $_n -lt $((2 * (120 + NPATHS / 2))) ] || fail "uevent storm: $(paths_in_maps) of $NPATHS paths in maps $((_n / 2)) s after the rescan"
-    sleep 0.5
-done
+wait_tables_hold "$NPATHS" $((120 + NPATHS / 2)) "the rescan"
+expect_eq "multipath maps after the rescan" "$LUNS" "$(map_count)"
 record uevent_add_s "$(secs_since "$_t1")"
 echo "  (the rescan took $_tw s; $(sd_count) sd devices now)"
 record uevent_add_events "$(($(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt") - _e1))"
