@@ -1089,16 +1089,7 @@ fn add_uevent_for_a_new_path_reloads_its_map() {
         wwid: WWID,
         access_state: "standby",
     });
-    h.owner.on_uevent(uevent(&[
-        ("ACTION", "add"),
-        (
-            "DEVPATH",
-            "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc",
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", "/dev/sdc"),
-        ("DEVTYPE", "disk"),
-    ]));
+    h.owner.on_uevent(scsi_uevent("add", "sdc", 2));
     assert_eq!(
         h.changes(),
         vec![Call::Reload {
@@ -2018,15 +2009,7 @@ fn sdb_back(f: &FakeSys, h: &mut Harness) {
         wwid: WWID,
         access_state: "active/optimized",
     });
-    h.owner.on_uevent(uevent(&[
-        ("ACTION", "add"),
-        (
-            "DEVPATH",
-            "/devices/pseudo_0/adapter0/host0/target0:0:0/0:0:0:0/block/sdb",
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", "/dev/sdb"),
-    ]));
+    h.owner.on_uevent(scsi_uevent("add", "sdb", 0));
 }
 
 /// A reload whose suspend waits for IO in flight (a hung path) runs off the owner's
@@ -3323,16 +3306,7 @@ fn max_sectors_kb_is_set_on_create_and_on_joining_paths_only() {
         access_state: "standby",
     });
     f.write(&f.sys("block/sdc/queue/max_sectors_kb"), b"512\n");
-    h.owner.on_uevent(uevent(&[
-        ("ACTION", "add"),
-        (
-            "DEVPATH",
-            "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc",
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", "/dev/sdc"),
-        ("DEVTYPE", "disk"),
-    ]));
+    h.owner.on_uevent(scsi_uevent("add", "sdc", 2));
     assert_eq!(h.owner.counts(), (3, 1));
     assert_eq!(f.attr("block/sdc/queue/max_sectors_kb"), "256");
     assert_eq!(f.attr("block/sda/queue/max_sectors_kb"), "1024\n");
@@ -3524,16 +3498,7 @@ fn a_tick_or_a_uevent_publishes_what_it_changed() {
         wwid: WWID,
         access_state: "standby",
     });
-    h.owner.on_uevents(vec![uevent(&[
-        ("ACTION", "add"),
-        (
-            "DEVPATH",
-            "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc",
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", "/dev/sdc"),
-        ("DEVTYPE", "disk"),
-    ])]);
+    h.owner.on_uevents(vec![scsi_uevent("add", "sdc", 2)]);
     h.owner.publish(Change::Touched);
     snap = feed.newest().expect("the new path is published");
     let paths = snap.answer(&Command::ShowPaths).unwrap().unwrap();
@@ -3979,16 +3944,7 @@ fn a_path_added_to_a_registered_map_registers_the_key() {
         wwid: WWID,
         access_state: "active/optimized",
     });
-    h.owner.on_uevent(uevent(&[
-        ("ACTION", "add"),
-        (
-            "DEVPATH",
-            "/devices/pseudo_0/adapter2/host2/target2:0:0/2:0:0:0/block/sdc",
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", "/dev/sdc"),
-        ("DEVTYPE", "disk"),
-    ]));
+    h.owner.on_uevent(scsi_uevent("add", "sdc", 2));
     let asks = pr_asks(&h, &ids);
     assert_eq!(asks["sdc"], AGAIN);
     assert_eq!(asks["sda"], None, "paths already in the map are not registered again");
