@@ -7,25 +7,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, never, unbounded};
-use multipathd::checkers::CheckOutcome;
-use multipathd::checkers::state::{PathState, Verdict};
+use multipathd::checkers::state::PathState;
 use multipathd::cli::format::PathDmState;
 use multipathd::cli::snapshot::{self, Snapshot};
 use multipathd::daemon::run::{CHECK_BATCH, Inbox, serve};
 use multipathd::daemon::signals::SignalEvent;
 
 use common::FakeSys;
-use common::dm::{Call, Harness};
-
-fn down(path_id: u64) -> CheckOutcome {
-    CheckOutcome {
-        path_id,
-        result: Verdict::new(PathState::Down, "offline"),
-        prio: None,
-        pr: None,
-        took: Duration::from_millis(1),
-    }
-}
+use common::dm::{Call, Harness, outcome};
 
 /// How many of the first host's paths the snapshot shows failed in DM.
 fn failed_of_host1(s: &Snapshot) -> usize {
@@ -53,7 +42,7 @@ fn storm(luns: u32) -> (u64, Vec<Call>, usize) {
     assert_eq!(host1.len(), luns as usize);
     let (checks, checks_rx) = unbounded();
     for &id in &host1 {
-        checks.send(down(id)).unwrap();
+        checks.send(outcome(id, PathState::Down)).unwrap();
     }
     let (signals, signals_rx) = bounded(1);
     let (_uevents, uevents_rx) = unbounded();

@@ -351,6 +351,17 @@ pub fn config(text: &str) -> Config {
     parse_str("multipath.conf", text).expect("config parses").config
 }
 
+/// The checker loop's report of a check of path `id` that found it `state`.
+pub fn outcome(id: u64, state: PathState) -> CheckOutcome {
+    CheckOutcome {
+        path_id: id,
+        result: Verdict::new(state, ""),
+        prio: None,
+        pr: None,
+        took: Duration::from_millis(1),
+    }
+}
+
 /// The state owner over a [`FakeDm`], and the receiving ends of what it sends out.
 pub struct Harness {
     pub owner: Owner,
@@ -408,13 +419,7 @@ impl Harness {
 
     /// A check of path `id` that found it `state`, as the checker loop reports it.
     pub fn check(&mut self, id: u64, state: PathState) {
-        self.owner.on_check(CheckOutcome {
-            path_id: id,
-            result: Verdict::new(state, ""),
-            prio: None,
-            pr: None,
-            took: Duration::from_millis(1),
-        });
+        self.owner.on_check(outcome(id, state));
     }
 
     /// The daemon over `sys` after its coldplug of [`FakeSys::add_luns`]'s `luns` LUNs
