@@ -1999,6 +1999,18 @@ fn a_new_map_waits_for_udev_off_the_owner_and_its_next_reload_follows() {
     );
 }
 
+/// [`two_paths`] coldplugged, reloads then held in flight, and sdb removed: the reload
+/// taking it out of mpatha is held.
+fn sdb_gone_under_held_loads(f: &FakeSys) -> Harness {
+    two_paths(f, "sda", "sdb");
+    let mut h = Harness::new(f, GREEDY, DmState::default());
+    h.owner.coldplug();
+    h.dm.lock().unwrap().hold_loads = true;
+    f.remove("sdb", (8, 16));
+    h.owner.on_uevent(remove_uevent("sdb", 0));
+    h
+}
+
 /// sdb (8:16, host 0) of [`two_paths`] appears again, announced by its add uevent.
 fn sdb_back(f: &FakeSys, h: &mut Harness) {
     f.add(&Disk {
@@ -2099,12 +2111,7 @@ fn a_reload_waiting_for_io_holds_up_neither_the_owner_nor_the_next_reload() {
 #[test]
 fn a_path_checked_before_the_reload_adding_it_ends_gets_no_message() {
     let f = FakeSys::new();
-    two_paths(&f, "sda", "sdb");
-    let mut h = Harness::new(&f, GREEDY, DmState::default());
-    h.owner.coldplug();
-    h.dm.lock().unwrap().hold_loads = true;
-    f.remove("sdb", (8, 16));
-    h.owner.on_uevent(remove_uevent("sdb", 0));
+    let mut h = sdb_gone_under_held_loads(&f);
     h.end_load("mpatha");
     h.calls();
     h.controls();
@@ -2138,12 +2145,7 @@ fn a_path_checked_before_the_reload_adding_it_ends_gets_no_message() {
 #[test]
 fn the_last_path_leaving_during_a_reload_flushes_the_map_after_it() {
     let f = FakeSys::new();
-    two_paths(&f, "sda", "sdb");
-    let mut h = Harness::new(&f, GREEDY, DmState::default());
-    h.owner.coldplug();
-    h.dm.lock().unwrap().hold_loads = true;
-    f.remove("sdb", (8, 16));
-    h.owner.on_uevent(remove_uevent("sdb", 0));
+    let mut h = sdb_gone_under_held_loads(&f);
     h.calls();
     f.remove("sda", (8, 0));
     h.owner.on_uevent(remove_uevent("sda", 1));
