@@ -3,13 +3,16 @@
 # The lab benchmark of Debian's multipathd 0.9.4 and ours: every run is ONE daemon in a fresh
 # VM (bench_daemon.sh), the daemons alternate in ABBA order (Debian, ours, ours, Debian, ...)
 # so that a drift of the host's load over the session hits both alike, BENCH_RUNS runs each.
-# The per-run values are aggregated into a table (median and min-max per daemon, ours/Debian
-# of the medians), written to target/lab/results/lab-bench-<paths>/table.md and into
-# benches/README.md between the markers of that scale.
+# The per-run values are kept in benches/lab-runs/<paths>/ (committed: at 4,096 paths a pair of
+# runs takes about 1.5 h, so five pairs are gathered over several sessions) and aggregated into
+# a table (median and min-max per daemon, ours/Debian of the medians), written to
+# target/lab/results/lab-bench-<paths>/table.md and into benches/README.md between the markers
+# of that scale.
 # Environment: BENCH_RUNS (runs per daemon, default 5), BENCH_SCALE (paths: 256, 1024 or 4096,
 #   default 256; 4 paths per LUN), LAB_MEM (MiB; default by scale), LAB_TIMEOUT (per run;
-#   default by scale), BENCH_RESUME=1 (keep the runs of this scale already aggregated and
-#   make only the missing ones: a session stopped half-way, at 4,096 paths an hour a run).
+#   default by scale), BENCH_RESUME=1 (keep the runs of this scale in benches/lab-runs/ and
+#   make only the missing ones up to BENCH_RUNS each: a session stopped half-way, or a later
+#   session adding pairs; the table names the days and host CPUs the runs were taken on).
 set -euo pipefail
 
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,11 +38,12 @@ esac
 MEM=${LAB_MEM:-$MEM}
 TIMEOUT=${LAB_TIMEOUT:-$TIMEOUT}
 OUT=$TARGET/lab/results/lab-bench-$SCALE
+RUNS_DIR=$REPO/benches/lab-runs/$SCALE
 # what the release build was made from (make lab-bench builds it just before)
 REV=$(git -C "$REPO" describe --always --dirty)
 WRAP=$TARGET/lab/bench
-[ "${BENCH_RESUME:-0}" = 1 ] || rm -rf "$OUT"
-mkdir -p "$OUT" "$WRAP"
+[ "${BENCH_RESUME:-0}" = 1 ] || rm -rf "$RUNS_DIR"
+mkdir -p "$OUT" "$RUNS_DIR" "$WRAP"
 
 # ABBA: pair i runs Debian first when i is odd, ours first when it is even.
 order=()
@@ -50,7 +54,7 @@ done
 for entry in "${order[@]}"; do
     read -r daemon i <<< "$entry"
     name=bench-$SCALE-$daemon-$i
-    if [ -e "$OUT/$name.values" ]; then echo "lab-bench: run $i of $daemon: kept from before"; continue; fi
+    if [ -e "$RUNS_DIR/$name.values" ]; then echo "lab-bench: run $i of $daemon: kept from before"; continue; fi
     # run.sh takes its profile and timeout from the script's header lines, and results go
     # to target/lab/results/<script name>/: one wrapper per run.
     cat > "$WRAP/$name.sh" <<EOF
@@ -71,13 +75,14 @@ EOF
     # daemons, and ABBA only evens out a load that drifts slowly
     # and the build it measured: a resumed session may hold runs of earlier builds
     { cat "$res/values"; echo "vm_seconds=$(cat "$res/seconds")"; echo "host_load=$(cut -d' ' -f1 /proc/loadavg)"; echo "rev=$REV"
-      echo "taken=$(date -u +%Y-%m-%d)"; } > "$OUT/$name.values"
+      echo "taken=$(date -u +%Y-%m-%d)"; echo "host_cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+    } > "$RUNS_DIR/$name.values"
 done
 
 # agg DAEMON KEY: "median min max" of KEY over the daemon's runs; "-" when no run has it, and
 # the values as they are (such as ">4000") when one is not a number
 agg() {
-    cat "$OUT"/bench-"$SCALE"-"$1"-*.values | sed -n "s/^$2=//p" | sort -n | awk '
+    cat "$RUNS_DIR"/bench-"$SCALE"-"$1"-*.values | sed -n "s/^$2=//p" | sort -n | awk '
         $1 !~ /^[0-9.]+$/ { bad = 1 }
         { v[NR] = $1 }
         END {
@@ -86,9 +91,13 @@ agg() {
             # the lower median for an even count, as the runs are few
             printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }'
 }
+# runs DAEMON: how many runs of the daemon this scale holds (more than BENCH_RUNS when a
+# session asked for fewer than are kept)
+runs() { find "$RUNS_DIR" -name "bench-$SCALE-$1-*.values" | wc -l; }
+ND=$(runs debian) NO=$(runs ours)
 cell() {
     read -r med lo hi <<< "$1"
-    if [ -z "$lo" ] || [ "$RUNS" -eq 1 ]; then echo "$med"; else echo "$med ($lo–$hi)"; fi
+    if [ -z "$lo" ] || [ "$ND$NO" = 11 ]; then echo "$med"; else echo "$med ($lo–$hi)"; fi
 }
 row() {   # row TITLE KEY
     d=$(agg debian "$2") o=$(agg ours "$2")
@@ -97,14 +106,14 @@ row() {   # row TITLE KEY
     # a row no run of this scale has yet (runs older than the row) is left out
     [ "$d$o" = -- ] || echo "| $1 | $(cell "$d") | $(cell "$o") | $ratio |"
 }
-first() { sed -n "s/^$2=//p" "$OUT/bench-$SCALE-$1-1.values"; }
+first() { sed -n "s/^$2=//p" "$RUNS_DIR/bench-$SCALE-$1-1.values"; }
 # distinct DAEMON KEY: the values of KEY over the daemon's runs, each once, in the runs' order
 # ("N run(s) not recorded" for runs older than that key): the builds of ours the runs measured
 # (rev), the days they were taken (taken)
 distinct() {
     awk -F= -v k="$2" '$1 == k && !($2 in r) { r[$2]; l = l (l == "" ? "" : ", ") $2 } $1 == k { n++ }
              FNR == 1 { f++ } END { if (f > n) l = l (l == "" ? "" : ", ") (f - n) " run(s) not recorded"; print l }' \
-        "$OUT"/bench-"$SCALE"-"$1"-*.values
+        "$RUNS_DIR"/bench-"$SCALE"-"$1"-*.values
 }
 # per_s DAEMON KEY: the uevent storm's path count over the median seconds of KEY
 per_s() {
@@ -112,12 +121,15 @@ per_s() {
     awk -v n="$(first debian storm_paths)" -v s="${a%% *}" 'BEGIN {
         if (s ~ /^[0-9.]+$/ && s + 0 > 0) printf "%.0f", n / s; else print "-" }'
 }
-spread=$([ "$RUNS" -eq 1 ] && echo "one run each" || echo "median (min–max) of $RUNS runs each")
+if [ "$ND$NO" = 11 ]; then spread="one run each"
+elif [ "$ND" = "$NO" ]; then spread="median (min–max) of $ND runs each"
+else spread="median (min–max) of $ND runs of Debian's, $NO of ours"; fi
 
 {
     echo "$LUNS LUNs x $PATHS paths = $SCALE paths (scsi_debug), qemu TCG, 2 vCPUs, $MEM MiB; Debian's"
     echo "multipathd $(first debian version) and ours (release builds: $(distinct ours rev)),"
-    echo "each alone in a fresh VM, ABBA order; $spread; taken: Debian's $(distinct debian taken), ours $(distinct ours taken)."
+    echo "each alone in a fresh VM, ABBA order; $spread; taken: Debian's $(distinct debian taken), ours $(distinct ours taken);"
+    echo "host CPUs: Debian's $(distinct debian host_cpu), ours $(distinct ours host_cpu); per-run values in benches/lab-runs/$SCALE/."
     echo
     echo "| row (lower is better) | Debian | ours | ours/Debian |"
     echo "|---|---|---|---|"
