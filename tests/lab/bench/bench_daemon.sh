@@ -353,6 +353,8 @@ _io=$!
 udevadm monitor --udev --subsystem-match=block > "$LAB_TMP/uevents.txt" 2>&1 &
 _mon=$!
 sleep 2
+thread_ticks > "$LAB_TMP/uevent-threads0"
+_c0=$(cpu_ticks "$PID")
 _t0=$(uptime_s)
 for _d in $STORM_SDS; do echo 1 > "/sys/block/$_d/device/delete"; done
 _tw=$(secs_since "$_t0")
@@ -368,6 +370,12 @@ _tw=$(secs_since "$_t1")
 wait_tables_hold "$NPATHS" $((120 + NPATHS / 2)) "the rescan"
 expect_eq "multipath maps after the rescan" "$LUNS" "$(map_count)"
 record uevent_add_s "$(secs_since "$_t1")"
+# the daemon's CPU from the first delete until every map was whole again (the 5 s between the
+# two phases included), and by thread
+record uevent_cpu_s "$(awk -v a="$_c0" -v b="$(cpu_ticks "$PID")" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+thread_ticks > "$LAB_TMP/uevent-threads1"
+thread_cpu "$LAB_TMP/uevent-threads0" "$LAB_TMP/uevent-threads1" > "$LAB_OUT/uevent-cpu-threads.txt"
+cat "$LAB_OUT/uevent-cpu-threads.txt"
 echo "  (the rescan took $_tw s; $(sd_count) sd devices now)"
 record uevent_add_events "$(($(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt") - _e1))"
 sleep 3

@@ -158,6 +158,7 @@ else spread="median (min–max) of $ND runs of Debian's, $NO of ours"; fi
     row "uevent storm: the host's devices removed, until no map held them (s)" uevent_remove_s
     row "uevent storm: rescanned, until every map held every path again (s)" uevent_add_s
     row "uevent storm: IO errors (reads every 0.5 s on every map)" uevent_io_errors
+    row "uevent storm: the daemon's CPU from the first delete until every map was whole (s)" uevent_cpu_s
     echo
     echo "Not daemon rows: locked memory (VmLck, KiB) Debian $(cell "$(agg debian vmlck_kib)"), ours"
     echo "$(cell "$(agg ours vmlck_kib)"); VM setup (scsi_debug load + udev replay, s) Debian"
