@@ -26,7 +26,7 @@ use multipathd::uevent::Uevent;
 mod common;
 
 use common::dm::{Call, DmState, Harness, config};
-use common::{FakeSys, SECTORS, scsi_debug};
+use common::{FakeSys, SECTORS, scsi_debug, scsi_uevent, uevent};
 
 const WWID: &str = "333333330000007d0";
 
@@ -52,12 +52,6 @@ impl FakeSys {
         self.add_scsi(&disk);
         let wwn = format!("0x{}", &d.wwid[1..]);
         self.add_udev(d.devt, &[("ID_SERIAL", d.wwid), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
-    }
-
-    /// What the kernel removes when a disk goes away.
-    fn remove(&self, dev: &str, devt: (u32, u32)) {
-        fs::remove_dir_all(self.sys("block").join(dev)).unwrap();
-        fs::remove_file(self.udev().join(format!("b{}:{}", devt.0, devt.1))).unwrap();
     }
 
     fn bindings(&self) -> String {
@@ -166,10 +160,6 @@ impl Harness {
     }
 }
 
-fn uevent(props: &[(&str, &str)]) -> Uevent {
-    Uevent::from_env(props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap()
-}
-
 fn path_failed(map: &str, devt: &str, seq: u64) -> Uevent {
     let seq = seq.to_string();
     uevent(&[
@@ -189,20 +179,6 @@ fn path_failed(map: &str, devt: &str, seq: u64) -> Uevent {
 
 fn remove_uevent(dev: &str, host: u32) -> Uevent {
     scsi_uevent("remove", dev, host)
-}
-
-/// A scsi_debug disk's uevent, as the kernel sends it for `action` (add, change, remove).
-fn scsi_uevent(action: &str, dev: &str, host: u32) -> Uevent {
-    uevent(&[
-        ("ACTION", action),
-        (
-            "DEVPATH",
-            &format!("/devices/pseudo_0/adapter{host}/host{host}/target{host}:0:0/{host}:0:0:0/block/{dev}"),
-        ),
-        ("SUBSYSTEM", "block"),
-        ("DEVNAME", &format!("/dev/{dev}")),
-        ("DEVTYPE", "disk"),
-    ])
 }
 
 fn msg(name: &str, m: &str) -> Call {

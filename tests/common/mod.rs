@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use multipathd::config::LoadOptions;
 use multipathd::daemon::owner::Env;
 use multipathd::discovery::SysfsRoot;
+use multipathd::uevent::Uevent;
 
 pub mod daemon;
 pub mod dm;
@@ -127,17 +128,30 @@ impl FakeSys {
     /// 8:(16 times it).
     pub fn add_luns(&self, luns: u32, hosts: u32) {
         for lun in 0..luns {
-            let wwid = lun_wwid(lun);
-            let wwn = format!("0x{}", &wwid[1..]);
             for host in 0..hosts {
-                let i = lun * hosts + host;
-                let devt = (8, i * 16);
-                let mut disk = scsi_debug(&sd_name(i as usize), devt, host + 1, lun, "active/optimized");
-                disk.attrs = vec![("timeout", "30\n")];
-                self.add_scsi(&disk);
-                self.add_udev(devt, &[("ID_SERIAL", &wwid), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
+                self.add_lun_path(lun, host, hosts);
             }
         }
+    }
+
+    /// One disk of [`FakeSys::add_luns`]: LUN `lun` through host `host + 1`, the
+    /// LUNs having `hosts` paths each. Gives its name and dev_t.
+    pub fn add_lun_path(&self, lun: u32, host: u32, hosts: u32) -> (String, (u32, u32)) {
+        let wwid = lun_wwid(lun);
+        let wwn = format!("0x{}", &wwid[1..]);
+        let i = lun * hosts + host;
+        let devt = (8, i * 16);
+        let mut disk = scsi_debug(&sd_name(i as usize), devt, host + 1, lun, "active/optimized");
+        disk.attrs = vec![("timeout", "30\n")];
+        self.add_scsi(&disk);
+        self.add_udev(devt, &[("ID_SERIAL", &wwid), ("ID_WWN", &wwn), ("ID_BUS", "scsi")]);
+        (disk.dev, devt)
+    }
+
+    /// What the kernel removes when a disk goes away: its block dir and udev record.
+    pub fn remove(&self, dev: &str, devt: (u32, u32)) {
+        fs::remove_dir_all(self.sys("block").join(dev)).unwrap();
+        fs::remove_file(self.udev().join(format!("b{}:{}", devt.0, devt.1))).unwrap();
     }
 
     /// The udev database record of a block device, with these properties.
@@ -148,6 +162,25 @@ impl FakeSys {
         }
         self.write(&self.udev().join(format!("b{}:{}", devt.0, devt.1)), s.as_bytes());
     }
+}
+
+/// A uevent with these properties, as the uevent reader parses them.
+pub fn uevent(props: &[(&str, &str)]) -> Uevent {
+    Uevent::from_env(props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap()
+}
+
+/// A scsi_debug disk's uevent, as the kernel sends it for `action` (add, change, remove).
+pub fn scsi_uevent(action: &str, dev: &str, host: u32) -> Uevent {
+    uevent(&[
+        ("ACTION", action),
+        (
+            "DEVPATH",
+            &format!("/devices/pseudo_0/adapter{host}/host{host}/target{host}:0:0/{host}:0:0:0/block/{dev}"),
+        ),
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", &format!("/dev/{dev}")),
+        ("DEVTYPE", "disk"),
+    ])
 }
 
 /// The WWID of [`FakeSys::add_luns`]'s LUN `lun`.
