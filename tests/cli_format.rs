@@ -456,12 +456,12 @@ fn show_daemon_text() {
 
 #[test]
 fn show_devices_text() {
-    let devs = [
-        ("sda".to_string(), DeviceStatus::Monitored),
-        ("loop0".to_string(), DeviceStatus::Blacklisted),
-        ("nvme0n1".to_string(), DeviceStatus::Foreign),
-        ("nvme0c0n1".to_string(), DeviceStatus::Hidden),
-        ("vda".to_string(), DeviceStatus::Unmonitored),
+    let devs: [(std::sync::Arc<str>, DeviceStatus); 5] = [
+        ("sda".into(), DeviceStatus::Monitored),
+        ("loop0".into(), DeviceStatus::Blacklisted),
+        ("nvme0n1".into(), DeviceStatus::Foreign),
+        ("nvme0c0n1".into(), DeviceStatus::Hidden),
+        ("vda".into(), DeviceStatus::Unmonitored),
     ];
     assert_eq!(
         devices(&devs),

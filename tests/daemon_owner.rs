@@ -3373,8 +3373,9 @@ fn block_uevent(action: &str, dev: &str) -> Uevent {
 }
 
 /// `show devices` is answered from the block device list the owner publishes: it reads
-/// sysfs at coldplug and after a block device's uevent, never for a show, and the
-/// reply is what upstream's format makes of the sysfs listing.
+/// sysfs at coldplug and, after a block device's uevent, that device's entry (not all
+/// of `/sys/block`, which a storm of thousands of uevents would read once a batch);
+/// never for a show; the reply is what upstream's format makes of the sysfs listing.
 #[test]
 fn show_devices_lists_what_the_owner_read_at_coldplug_and_on_block_uevents() {
     let f = FakeSys::new();
@@ -3402,10 +3403,17 @@ fn show_devices_lists_what_the_owner_read_at_coldplug_and_on_block_uevents() {
         snap = s;
     }
     assert_eq!(show(&snap), listed(""), "a show read sysfs");
+    // sdc's uevent comes; loop1's has not come yet
+    f.write(&f.sys("block/loop1/dev"), b"7:1\n");
     h.owner.on_uevents(vec![block_uevent("add", "sdc")]);
     h.owner.publish(multipathd::daemon::owner::Change::All);
     snap = feed.newest().expect("the new device is published");
-    assert_eq!(show(&snap), listed("    sdc devnode whitelisted, unmonitored\n"));
+    assert_eq!(
+        show(&snap),
+        listed("    sdc devnode whitelisted, unmonitored\n"),
+        "sdc, and not what else sysfs has"
+    );
+    fs::remove_dir_all(f.sys("block/loop1")).unwrap();
     fs::remove_dir_all(f.sys("block/sdc")).unwrap();
     h.owner.on_uevents(vec![block_uevent("remove", "sdc")]);
     h.owner.publish(multipathd::daemon::owner::Change::All);

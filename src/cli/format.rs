@@ -909,7 +909,7 @@ pub enum DeviceStatus {
 }
 
 /// `show devices`: every block device with its status.
-pub fn devices(devs: &[(String, DeviceStatus)]) -> String {
+pub fn devices(devs: &[(std::sync::Arc<str>, DeviceStatus)]) -> String {
     let mut out = String::from("available block devices:\n");
     for (name, st) in devs {
         let text = match st {

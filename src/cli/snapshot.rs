@@ -55,7 +55,7 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     /// `show devices`: every block device and what the daemon makes of it, as the
     /// owner last read them (a show reads no sysfs).
-    pub devices: Arc<Vec<(String, fmt::DeviceStatus)>>,
+    pub devices: Arc<Vec<(Arc<str>, fmt::DeviceStatus)>>,
     pub state: DaemonState,
     /// A reconfigure's load is running (`show daemon` says so).
     pub reload_pending: bool,

@@ -13,7 +13,12 @@ impl Owner {
     /// A batch of queued uevents: filtered and merged first, so a storm of path adds
     /// for one LUN becomes one map reload.
     pub fn on_uevents(&mut self, batch: Vec<crate::uevent::Uevent>) {
-        let block_devices = batch.iter().any(super::devices::changes_block_devices);
+        // (the names, before the batch is merged away)
+        let block_devices: Vec<String> = batch
+            .iter()
+            .filter_map(super::devices::block_device_named)
+            .map(str::to_owned)
+            .collect();
         let bl = self.blacklist();
         // dm-N events carry path failures of our maps: the devnode blacklist is for paths.
         let is_blacklisted = |name: &str| !name.starts_with("dm-") && bl.filter_devnode(name) > 0;
@@ -44,9 +49,7 @@ impl Owner {
                 _ => {}
             }
         }
-        if block_devices {
-            self.reread_block_devices();
-        }
+        self.update_block_devices(block_devices.iter().map(String::as_str));
     }
 
     /// DM reported the failure of a path the `fail path` command failed: counted as a

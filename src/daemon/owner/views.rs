@@ -65,7 +65,7 @@ pub(super) struct Published {
     last: Option<Arc<Snapshot>>,
     /// `show devices`, and the block device, configuration and path set generations
     /// it was made from (the blacklist is compiled again only when one changes).
-    devices: Arc<Vec<(String, fmt::DeviceStatus)>>,
+    devices: Arc<Vec<(Arc<str>, fmt::DeviceStatus)>>,
     devices_of: Option<(u64, u64, u64)>,
 }
 
@@ -124,7 +124,9 @@ impl Owner {
             p.views.set_generation,
         );
         if p.devices_of != Some(devices_of) {
-            let devices = self.device_statuses();
+            // (the views' paths are the owner's now, and found by hash: thousands of
+            // devices are looked up whenever one comes or goes)
+            let devices = self.device_statuses(|d| p.views.place.contains_key(d));
             if *p.devices != devices {
                 p.devices = Arc::new(devices);
                 changed = true;
@@ -163,7 +165,7 @@ impl Owner {
         self.snapshot_of(
             &v,
             (generation, config_generation),
-            Arc::new(self.device_statuses()),
+            Arc::new(self.device_statuses(|d| self.paths.contains_key(d))),
             self.marginal.statuses(now),
         )
     }
@@ -181,7 +183,7 @@ impl Owner {
         &self,
         v: &Views,
         (generation, config_generation): (u64, u64),
-        devices: Arc<Vec<(String, fmt::DeviceStatus)>>,
+        devices: Arc<Vec<(Arc<str>, fmt::DeviceStatus)>>,
         marginal: Vec<crate::marginal::status::MarginalStatus>,
     ) -> Snapshot {
         Snapshot {
