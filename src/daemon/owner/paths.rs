@@ -197,8 +197,12 @@ impl Owner {
         if let Some(old) = self.paths.get(&info.dev) {
             self.dev_by_devt.remove(&old.rec.dev_t);
             self.dev_by_path_id.remove(&old.id);
+            // (the new record is in no map)
+            if let Some(map) = old.map.clone() {
+                self.touch_map(&map);
+            }
         }
-        self.touch_all();
+        self.touch_path_alone(&info.dev);
         self.dev_by_devt.insert(devt.clone(), info.dev.clone());
         self.dev_by_path_id.insert(id, info.dev.clone());
         let dev = info.dev.clone();
@@ -238,7 +242,7 @@ impl Owner {
             return;
         }
         // A path outside any map shows its priority too.
-        self.touch_all();
+        self.touch_path(dev);
         let Some(p) = self.paths.get_mut(dev) else { return };
         p.prio = prio.unwrap_or(discovery::pgpolicy::PRIO_UNDEF);
         // detect_prio on NVMe is answered by that run.
@@ -450,7 +454,10 @@ impl Owner {
             let Some(p) = self.paths.remove(dev) else {
                 continue;
             };
-            self.touch_all();
+            self.touch_path_alone(dev);
+            if let Some(map) = &p.map {
+                self.touch_map(map);
+            }
             if self.first_prio.remove(dev)
                 && let Some(w) = &p.info.wwid
             {

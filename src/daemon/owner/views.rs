@@ -5,8 +5,10 @@
 //! Building is incremental: the path and map views of the last snapshot are kept and
 //! reused (shared, `Arc`) when unchanged. The owner's handlers record which maps they
 //! touched ([`Touched`]), so a check, a tick or a uevent rebuilds only those maps' views
-//! (all of them only when the set of paths changed), and nothing is published when
-//! nothing visible changed.
+//! and those of the paths added, removed or in no map (a path added or removed is put
+//! into or taken out of the ordered list in place: a uevent storm at thousands of paths
+//! does not compare every view per batch), and nothing is published when nothing
+//! visible changed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -33,10 +35,12 @@ pub enum Change {
 /// What handling the current message changed in the views, as its handlers record it.
 #[derive(Debug, Default)]
 pub(super) struct Touched {
-    /// The set of paths changed, or a path in no map: every view is compared.
+    /// Every view is compared (a map forgotten, and its paths left in none).
     all: bool,
     /// Maps whose record, status or table changed, or one of whose paths did.
     maps: BTreeSet<String>,
+    /// Paths added or removed, or in no map, whose own views are compared.
+    paths: BTreeSet<String>,
 }
 
 /// The views of the last snapshot, by device and map name.
@@ -208,19 +212,29 @@ impl Owner {
         }
     }
 
-    /// Records that a path's view may have changed: its map's views, or every view
-    /// for a path in no map.
+    /// Records that a path's view may have changed: its map's views, or its own for a
+    /// path in no map.
     pub(super) fn touch_path(&mut self, dev: &str) {
         match self.paths.get(dev).and_then(|p| p.map.clone()) {
             Some(map) => self.touch_map(&map),
-            None => self.touch_all(),
+            None => self.touch_path_alone(dev),
         }
     }
 
-    /// Records that the set of paths changed: every view is compared.
+    /// Records that a path was added or removed, or that the view of a path in no map
+    /// may have changed: its own view is compared (a removed path's map is touched
+    /// by its caller).
+    pub(super) fn touch_path_alone(&mut self, dev: &str) {
+        if !self.touched.all && !self.touched.paths.contains(dev) {
+            self.touched.paths.insert(dev.to_string());
+        }
+    }
+
+    /// Records that every view may have changed: all are compared.
     pub(super) fn touch_all(&mut self) {
         self.touched.all = true;
         self.touched.maps.clear();
+        self.touched.paths.clear();
     }
 
     /// The views `touched` names; true if any changed.
@@ -228,11 +242,66 @@ impl Owner {
         if touched.all {
             return self.rebuild_all(v, now);
         }
+        let changed = match self.rebuild_paths(v, &touched.paths, now) {
+            Some(changed) => changed,
+            None => return self.rebuild_all(v, now),
+        };
         // (a map that is new or gone has `rebuild_map` compare every view)
         touched
             .maps
             .iter()
-            .fold(false, |changed, m| self.rebuild_map(v, m, now) | changed)
+            .fold(changed, |changed, m| self.rebuild_map(v, m, now) | changed)
+    }
+
+    /// The views of the paths named, each taken out of or put into the ordered list
+    /// where a full rebuild would have it; true if any changed, `None` if the views
+    /// had paths the owner has not, that nobody recorded (every view is compared then).
+    fn rebuild_paths(&self, v: &mut Views, devs: &BTreeSet<String>, now: Instant) -> Option<bool> {
+        let (mut changed, mut set_changed) = (false, false);
+        // the removed first: every path left in the list is then one of the owner's
+        for dev in devs.iter().filter(|d| !self.paths.contains_key(*d)) {
+            if v.paths.remove(dev).is_none() {
+                continue;
+            }
+            let i = v.place.remove(dev)?;
+            v.order.remove(i);
+            v.ordered.remove(i);
+            v.place.values_mut().filter(|j| **j > i).for_each(|j| *j -= 1);
+            set_changed = true;
+        }
+        let added = devs
+            .iter()
+            .filter(|d| !v.paths.contains_key(*d) && self.paths.contains_key(*d));
+        if v.paths.len() + added.count() != self.paths.len() {
+            return None;
+        }
+        for (dev, p) in devs.iter().filter_map(|d| self.paths.get_key_value(d)) {
+            let view = Arc::new(self.path_view(p, now));
+            if v.paths.contains_key(dev) {
+                let i = *v.place.get(dev)?;
+                if *v.ordered[i] != *view {
+                    v.ordered[i] = Arc::clone(&view);
+                    v.paths.insert(dev.clone(), view);
+                    changed = true;
+                }
+                continue;
+            }
+            // where rebuild_all's sort puts it: by SCSI address, then by name
+            let key = Some((p.scsi_order(), dev));
+            let i = v
+                .order
+                .partition_point(|d| self.paths.get_key_value(d).map(|(d, q)| (q.scsi_order(), d)) < key);
+            v.place.values_mut().filter(|j| **j >= i).for_each(|j| *j += 1);
+            v.place.insert(dev.clone(), i);
+            v.order.insert(i, dev.clone());
+            v.ordered.insert(i, Arc::clone(&view));
+            v.paths.insert(dev.clone(), view);
+            set_changed = true;
+        }
+        if set_changed {
+            v.set_generation += 1;
+        }
+        Some(changed || set_changed)
     }
 
     /// Every view, reusing the unchanged ones; true if any changed.
