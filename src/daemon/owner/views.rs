@@ -244,7 +244,15 @@ impl Owner {
         }
         let changed = match self.rebuild_paths(v, &touched.paths, now) {
             Some(changed) => changed,
-            None => return self.rebuild_all(v, now),
+            None => {
+                // (a list that is off is not patched further: the views start afresh)
+                let set_generation = v.set_generation + 1;
+                *v = Views {
+                    set_generation,
+                    ..Views::default()
+                };
+                return self.rebuild_all(v, now);
+            }
         };
         // (a map that is new or gone has `rebuild_map` compare every view)
         touched
@@ -254,8 +262,9 @@ impl Owner {
     }
 
     /// The views of the paths named, each taken out of or put into the ordered list
-    /// where a full rebuild would have it; true if any changed, `None` if the views
-    /// had paths the owner has not, that nobody recorded (every view is compared then).
+    /// where a full rebuild would have it; true if any changed, `None` if the views'
+    /// set of paths differs from the owner's by more than the named (a change nobody
+    /// recorded).
     fn rebuild_paths(&self, v: &mut Views, devs: &BTreeSet<String>, now: Instant) -> Option<bool> {
         let (mut changed, mut set_changed) = (false, false);
         // the removed first: every path left in the list is then one of the owner's
