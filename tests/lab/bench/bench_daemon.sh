@@ -172,6 +172,8 @@ record maps_loaded_s "$(secs_since "$_t0")"
 udevadm settle -t $((120 + NPATHS)) || fail "udevadm settle timed out after the maps were made"
 expect_eq "/dev/mapper nodes" "$LUNS" "$(mapper_nodes)"
 record maps_ready_s "$(secs_since "$_t0")"
+# the first map's table: which paths the IO of the storms below goes to is the daemons' doing
+echo "  first map's table: $(dmsetup table "$(dmsetup ls --target multipath | sort | head -1 | cut -f1)")"
 # The daemon locks its memory by itself (Debian's mlockall(MCL_CURRENT|MCL_FUTURE), ours in
 # hardening.rs): a daemon not locked would not be measured under the same conditions.
 _lck=$(status_kib "$PID" VmLck)
