@@ -38,6 +38,16 @@ struct Listed {
     blacklisted: bool,
 }
 
+impl Listed {
+    fn new(name: &str, devpath: String, bl: &Blacklist) -> Listed {
+        Listed {
+            name: name.into(),
+            devpath,
+            blacklisted: bl.filter_devnode(name) > 0,
+        }
+    }
+}
+
 impl BlockDevices {
     fn read(sysfs: &SysfsRoot, cfg: &Config) -> BlockDevices {
         let native_nvme =
@@ -50,12 +60,7 @@ impl BlockDevices {
                         let name = e.file_name().to_string_lossy().into_owned();
                         let devpath = std::fs::read_link(e.path())
                             .map_or_else(|_| name.clone(), |t| t.to_string_lossy().into_owned());
-                        let blacklisted = bl.filter_devnode(&name) > 0;
-                        Listed {
-                            name: name.into(),
-                            devpath,
-                            blacklisted,
-                        }
+                        Listed::new(&name, devpath, &bl)
                     })
                     .collect()
             })
@@ -65,10 +70,10 @@ impl BlockDevices {
     }
 
     /// Looks at `/sys/block/NAME` again for each of `names`: the entry is added, moved
-    /// or dropped as sysfs now has it, as a full [`BlockDevices::read`] would. True if
-    /// anything changed.
-    fn update<'a>(&mut self, sysfs: &SysfsRoot, cfg: &Config, names: impl IntoIterator<Item = &'a str>) -> bool {
-        let mut bl = None;
+    /// or dropped as sysfs now has it, as a full [`BlockDevices::read`] would (`bl`:
+    /// the devnode blacklist of the configuration it was made with). True if anything
+    /// changed.
+    fn update<'a>(&mut self, sysfs: &SysfsRoot, bl: &Blacklist, names: impl IntoIterator<Item = &'a str>) -> bool {
         let mut changed = false;
         for name in names {
             if name.is_empty() || name == "." || name == ".." {
@@ -88,12 +93,7 @@ impl BlockDevices {
                 self.entries.remove(i);
             }
             if let Some(devpath) = devpath {
-                let bl = bl.get_or_insert_with(|| Blacklist::new(cfg, self.native_nvme));
-                let e = Listed {
-                    name: name.into(),
-                    devpath,
-                    blacklisted: bl.filter_devnode(name) > 0,
-                };
+                let e = Listed::new(name, devpath, bl);
                 let at = self.entries.partition_point(|x| udev_cmp(x, &e) == Ordering::Less);
                 self.entries.insert(at, e);
             }
@@ -130,9 +130,10 @@ impl Owner {
     }
 
     /// Looks again at the named block devices only (those a uevent batch added or
-    /// removed); counts a new generation if the listing changed.
-    pub(super) fn update_block_devices<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
-        if self.block_devices.update(&self.env.sysfs, &self.cfg, names) {
+    /// removed; `bl` is the batch's devnode blacklist); counts a new generation if the
+    /// listing changed.
+    pub(super) fn update_block_devices<'a>(&mut self, bl: &Blacklist, names: impl IntoIterator<Item = &'a str>) {
+        if self.block_devices.update(&self.env.sysfs, bl, names) {
             self.block_devices_generation += 1;
         }
     }
@@ -163,6 +164,7 @@ mod tests {
 
     use super::{BlockDevices, Listed, udev_cmp};
     use crate::config::Config;
+    use crate::config::blacklist::Blacklist;
     use crate::discovery::SysfsRoot;
 
     /// `/sys/block/NAME` as the kernel makes it: a link to the device's directory.
@@ -185,9 +187,10 @@ mod tests {
         link(&root, "dm-0", "virtual");
         link(&root, "loop0", "virtual");
         let cfg = Config::default();
+        let bl = Blacklist::new(&cfg, false);
         let mut known = BlockDevices::read(&root, &cfg);
         assert!(
-            !known.update(&root, &cfg, ["sda", "sdb", "sdz", "sda1", "..", ""]),
+            !known.update(&root, &bl, ["sda", "sdb", "sdz", "sda1", "..", ""]),
             "nothing changed"
         );
         // sda gone, sdc (host 1, LUN 1: between sda's place and sdb) and dm-1 new; a
@@ -197,7 +200,7 @@ mod tests {
         link(&root, "dm-1", "virtual");
         std::fs::remove_file(root.sys("block/sdb")).unwrap();
         link(&root, "sdb", &host(0, 3));
-        assert!(known.update(&root, &cfg, ["sda", "sdc", "sdc1", "dm-1", "sdb", "sdb"]));
+        assert!(known.update(&root, &bl, ["sda", "sdc", "sdc1", "dm-1", "sdb", "sdb"]));
         assert_eq!(known, BlockDevices::read(&root, &cfg));
         let names: Vec<&str> = known.entries.iter().map(|e| &*e.name).collect();
         assert_eq!(names, ["sdb", "sdc", "loop0", "dm-0", "dm-1"]);

@@ -49,7 +49,7 @@ impl Owner {
                 _ => {}
             }
         }
-        self.update_block_devices(block_devices.iter().map(String::as_str));
+        self.update_block_devices(&bl, block_devices.iter().map(String::as_str));
     }
 
     /// DM reported the failure of a path the `fail path` command failed: counted as a
