@@ -94,10 +94,14 @@ pub struct Regex {
 
 enum Inner {
     Compiled(libc::regex_t),
-    /// A pattern without ERE metacharacters matches where its text occurs: no
-    /// regcomp needed (most vendor and product strings are such, and a file with
-    /// thousands of device sections compiled each one).
-    Literal(String),
+    /// A pattern that only names texts matches where one of them occurs (at the start
+    /// when `anchored`): no regcomp or regexec needed. Most vendor and product strings
+    /// are such (`NETAPP`, `^DGC`, `(HITACHI|HP)`), every path's properties are looked
+    /// up in a table of them, and a file with thousands of device sections compiled each.
+    Literals {
+        anchored: bool,
+        texts: Vec<String>,
+    },
 }
 
 /// Printable ASCII without ERE metacharacters, so the pattern means its text.
@@ -110,6 +114,22 @@ fn is_literal(pattern: &str) -> bool {
                     b'.' | b'[' | b']' | b'(' | b')' | b'*' | b'+' | b'?' | b'{' | b'}' | b'|' | b'^' | b'$' | b'\\'
                 )
         })
+}
+
+/// `TEXT`, `^TEXT`, `(A|B)` or `^(A|B)` with literal texts: whether anchored, and the texts.
+fn as_literals(pattern: &str) -> Option<(bool, Vec<String>)> {
+    let (anchored, rest) = match pattern.strip_prefix('^') {
+        Some(r) => (true, r),
+        None => (false, pattern),
+    };
+    let texts: Vec<&str> = match rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        Some(inner) => inner.split('|').collect(),
+        None => vec![rest],
+    };
+    texts
+        .iter()
+        .all(|t| is_literal(t))
+        .then(|| (anchored, texts.into_iter().map(str::to_owned).collect()))
 }
 
 // SAFETY: the compiled pattern is plain memory owned by this value; moving it
@@ -126,9 +146,9 @@ impl Regex {
         if pattern.len() > regex_size::MAX_PATTERN_BYTES {
             return Err(RegexError::TooLong(pattern.len()));
         }
-        if is_literal(pattern) {
+        if let Some((anchored, texts)) = as_literals(pattern) {
             return Ok(Regex {
-                inner: Inner::Literal(pattern.to_string()),
+                inner: Inner::Literals { anchored, texts },
             });
         }
         let c = CString::new(pattern).map_err(|_| RegexError::Nul)?;
@@ -162,15 +182,21 @@ impl Regex {
     pub fn is_match(&self, subject: &str) -> bool {
         let bytes = subject.as_bytes();
         let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        let subject = &subject[..end];
         let raw = match &self.inner {
-            Inner::Literal(text) => return subject[..end].contains(text.as_str()),
+            Inner::Literals { anchored: true, texts } => return texts.iter().any(|t| subject.starts_with(t.as_str())),
+            Inner::Literals { anchored: false, texts } => return texts.iter().any(|t| subject.contains(t.as_str())),
             Inner::Compiled(raw) => raw,
         };
-        let Ok(c) = CString::new(&bytes[..end]) else {
-            return false;
-        };
-        // SAFETY: self.raw is a compiled pattern; REG_NOSUB needs no match array.
-        unsafe { libc::regexec(raw, c.as_ptr(), 0, std::ptr::null_mut(), 0) == 0 }
+        // REG_STARTEND bounds the subject by the offsets in the match array, so it
+        // needs no NUL-terminated copy (an allocation per match otherwise).
+        let mut bounds = [libc::regmatch_t {
+            rm_so: 0,
+            rm_eo: end as libc::regoff_t,
+        }];
+        // SAFETY: raw is a compiled pattern; with REG_STARTEND regexec reads the subject
+        // only within bounds[0], which lies inside `subject`; REG_NOSUB writes no match.
+        unsafe { libc::regexec(raw, subject.as_ptr().cast(), 1, bounds.as_mut_ptr(), libc::REG_STARTEND) == 0 }
     }
 }
 
@@ -294,8 +320,18 @@ mod tests {
                 inner: Inner::Compiled(unsafe { raw.assume_init() }),
             }
         };
-        for p in ["NETAPP", "LUN C-Mode", "a-b_c:d/e", "x"] {
-            assert!(is_literal(p));
+        for p in [
+            "NETAPP",
+            "LUN C-Mode",
+            "a-b_c:d/e",
+            "x",
+            "^DGC",
+            "(HITACHI|HP)",
+            "^(HUAWEI|HS)",
+            "(A)",
+            "^x",
+        ] {
+            assert!(as_literals(p).is_some(), "{p:?}");
             let (lit, re) = (Regex::new(p).unwrap(), compiled(p));
             for s in [
                 "",
@@ -304,15 +340,48 @@ mod tests {
                 "LUN C-Mode 2",
                 "a-b_c:d/e",
                 "X",
+                "x",
                 "ab\0x",
+                "x\0NETAPP",
                 "netapp",
+                "DGC",
+                "xDGC",
+                "HP",
+                "xHPx",
+                "HITACH",
+                "HS1",
+                "aHUAWEI",
+                "A",
             ] {
                 assert_eq!(lit.is_match(s), re.is_match(s), "{p:?} on {s:?}");
             }
         }
-        for p in ["", "^A", "A$", "A.B", "a\\b", "(a)", "a{2}", "a|b", "caf\u{e9}"] {
-            assert!(!is_literal(p), "{p:?}");
+        for p in [
+            "",
+            "A$",
+            "A.B",
+            "a\\b",
+            "a{2}",
+            "a|b",
+            "caf\u{e9}",
+            "(a|)",
+            "()",
+            "^",
+            "(a)(b)",
+            "((a))",
+            "^^a",
+            "(^a)",
+        ] {
+            assert!(as_literals(p).is_none(), "{p:?}");
         }
+    }
+
+    #[test]
+    fn compiled_patterns_see_the_subject_up_to_a_nul() {
+        let r = Regex::new("^a.c$").unwrap();
+        assert!(r.is_match("abc") && r.is_match("abc\0x") && !r.is_match("abcd") && !r.is_match("a\0c"));
+        assert!(Regex::new("b$").unwrap().is_match("ab\0c"));
+        assert!(Regex::new("^$").unwrap().is_match("\0abc"));
     }
 
     #[test]

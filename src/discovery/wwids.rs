@@ -29,6 +29,9 @@ pub struct Wwids {
 impl Wwids {
     pub fn parse(text: &str) -> Wwids {
         let mut w = Wwids::default();
+        // (a set, not a scan of the list per line: the daemon parses the file for every
+        // map it makes, and a host with thousands of LUNs has thousands of lines)
+        let mut seen = std::collections::HashSet::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -41,7 +44,7 @@ impl Wwids {
                 .filter(|wwid| !wwid.is_empty());
             match entry {
                 Some(wwid) => {
-                    if !w.contains(wwid) {
+                    if seen.insert(wwid) {
                         w.wwids.push(wwid.to_string());
                     }
                 }

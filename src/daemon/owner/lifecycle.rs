@@ -112,6 +112,7 @@ impl Owner {
             }
         }
         self.cfg = std::sync::Arc::new(cfg);
+        self.blacklist.replace(None);
         // As upstream, the new configuration's queue_without_daemon replaces a forced one.
         self.queue_without_daemon_forced = false;
         // Upstream builds its maps anew from the kernel on reconfigure: their counters

@@ -32,6 +32,7 @@ mod views;
 
 pub use views::Change;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use crossbeam_channel::Sender;
 use crate::checkers::state::{self as chk, DmState, PathState};
 use crate::checkers::{self, CheckerKind, Control};
 use crate::cli::format::DaemonState;
+use crate::config::blacklist::Blacklist;
 use crate::config::{Config, LoadOptions};
 use crate::discovery::{PathInfo, SysfsRoot};
 use crate::dm::status::MultipathStatus;
@@ -321,6 +323,9 @@ pub struct Outputs {
 pub struct Owner {
     /// Shared with the published snapshots (`show config`).
     cfg: Arc<Config>,
+    /// The blacklist of `cfg` (regexes compiled once, not for each uevent batch), and
+    /// whether the kernel multipathed NVMe natively when it was built; see `blacklist`.
+    blacklist: RefCell<Option<(bool, Arc<Blacklist>)>>,
     env: Env,
     dm: Box<dyn MapOps>,
     out: Outputs,
@@ -394,6 +399,7 @@ impl Owner {
         Owner {
             marginal: MarginalState::new(Default::default()),
             cfg: Arc::new(cfg),
+            blacklist: RefCell::new(None),
             env,
             dm,
             out,

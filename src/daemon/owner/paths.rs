@@ -43,10 +43,20 @@ impl Owner {
     }
 
     /// The blacklist in force. NVMe namespaces stay out of the default devnode
-    /// exception when the kernel does native NVMe multipathing.
-    pub(super) fn blacklist(&self) -> Blacklist {
+    /// exception when the kernel does native NVMe multipathing (read each time: nvme_core
+    /// may be loaded after the start). Built again only when that or the configuration
+    /// changed.
+    pub(super) fn blacklist(&self) -> Arc<Blacklist> {
         let native = read_trimmed(&self.env.sysfs.sys("module/nvme_core/parameters/multipath")).as_deref() == Some("Y");
-        Blacklist::new(&self.cfg, native)
+        let mut cached = self.blacklist.borrow_mut();
+        match cached.as_ref() {
+            Some((n, bl)) if *n == native => Arc::clone(bl),
+            _ => {
+                let bl = Arc::new(Blacklist::new(&self.cfg, native));
+                *cached = Some((native, Arc::clone(&bl)));
+                bl
+            }
+        }
     }
 
     /// Why the path is blacklisted (logged), or `None` if it may be used. A USB disk is
