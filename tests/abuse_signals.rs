@@ -257,6 +257,7 @@ fn signals_leave_the_daemon_running_and_sigterm_ends_a_hanging_reconfigure_at_on
     let inbox = Inbox {
         signals: sig_rx,
         uevents: never(),
+        dm_events: never(),
         checks,
         ioerr,
         requests: req_rx,

@@ -54,6 +54,7 @@ fn storm(luns: u32) -> (u64, Vec<Call>, usize) {
         let inbox = Inbox {
             signals: signals_rx,
             uevents: uevents_rx,
+            dm_events: crossbeam_channel::never(),
             checks: checks_rx,
             ioerr: ioerr_rx,
             requests: requests_rx,

@@ -1312,6 +1312,46 @@ fn the_second_failure_holds_the_path_when_the_checker_saw_it_first() {
     assert_eq!(h.path_rows()[B][4..6], ["failed", "delayed"]);
 }
 
+/// The dm event thread names a map whose event counter moved: a path the kernel failed
+/// while its checker had it up is shown failed and checked at once, before any
+/// PATH_FAILED uevent; nothing else is sent to the kernel, and no failure is counted
+/// (the uevent, when it comes, does the marginal accounting as before).
+#[test]
+fn a_dm_event_has_a_path_the_kernel_failed_checked_at_once() {
+    let (_f, mut h, ids) = marginal_setup();
+    h.dm.lock()
+        .unwrap()
+        .maps
+        .get_mut("mpatha")
+        .unwrap()
+        .failed
+        .insert("8:16".into());
+    h.owner.on_dm_events(&["mpatha".to_string(), "vg0-lv0".to_string()]);
+    assert_eq!(h.path_rows()[B][4..6], ["failed", "ready"]);
+    assert_eq!(h.path_rows()[A][4..6], ["active", "ready"]);
+    let ctl = h.controls();
+    let at_once: Vec<u64> = ctl
+        .iter()
+        .filter_map(|c| match c {
+            Control::Schedule { req, in_secs: 0 } => Some(req.path),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(at_once, [ids[B]], "{ctl:?}");
+    assert_eq!(h.changes(), []);
+    // The same event seen again: the path is failed already, it is not checked once
+    // more. The check's verdict down fails it as any (upstream sends its fail_path
+    // whatever DM's state); the event of that message checks nothing.
+    h.owner.on_dm_events(&["mpatha".to_string()]);
+    assert!(h.controls().is_empty());
+    h.check(ids[B], PathState::Down);
+    assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
+    h.controls();
+    h.owner.on_dm_events(&["mpatha".to_string()]);
+    assert!(h.controls().is_empty());
+    h.owner.shutdown();
+}
+
 fn finished(path: &str, ios: u64, errs: u64) -> IoErrEvent {
     IoErrEvent::Finished {
         path: path.into(),

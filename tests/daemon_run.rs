@@ -64,6 +64,7 @@ impl MapOps for NoMaps {
 struct Workers {
     signals: Sender<SignalEvent>,
     uevents: Sender<Uevent>,
+    dm_events: Sender<Vec<String>>,
     checks: Sender<CheckOutcome>,
     ioerr: Sender<IoErrEvent>,
     requests: Sender<Request>,
@@ -105,12 +106,14 @@ fn start() -> (Workers, Loop) {
     let mut owner = Owner::new(cfg, env, Box::new(NoMaps), out);
     let (signals, sig_rx) = bounded(16);
     let (uevents, uev_rx) = unbounded();
+    let (dm_events, dmev_rx) = unbounded();
     let (checks, res_rx) = unbounded();
     let (ioerr, ioerr_rx) = unbounded();
     let (requests, req_rx) = unbounded();
     let inbox = Inbox {
         signals: sig_rx,
         uevents: uev_rx,
+        dm_events: dmev_rx,
         checks: res_rx,
         ioerr: ioerr_rx,
         requests: req_rx,
@@ -133,6 +136,7 @@ fn start() -> (Workers, Loop) {
         Workers {
             signals,
             uevents,
+            dm_events,
             checks,
             ioerr,
             requests,
@@ -203,6 +207,15 @@ fn a_dead_signal_thread_shuts_the_daemon_down_with_an_error() {
 fn the_daemon_runs_on_without_the_uevent_reader() {
     let (w, l) = start();
     drop(w.uevents);
+    assert_runs_on(&w.signals, l);
+}
+
+#[test]
+fn the_daemon_runs_on_without_the_dm_event_thread() {
+    let (w, l) = start();
+    // a map the owner does not have is passed over
+    w.dm_events.send(vec!["nosuchmap".into()]).unwrap();
+    drop(w.dm_events);
     assert_runs_on(&w.signals, l);
 }
 

@@ -2,6 +2,7 @@
 
 pub mod adopt;
 pub mod args;
+pub mod dmevents;
 pub mod dmport;
 pub mod hardening;
 pub mod logging;

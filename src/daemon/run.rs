@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, never, select, unbounded};
 
 use super::args::Options;
+use super::dmevents::EventsHandle;
 use super::logging::{self, Sink};
 use super::notify;
 use super::owner::{Change, Env, LoadDone, MapOps, Outputs, Owner};
@@ -207,6 +208,15 @@ fn start_and_serve(
             (None, never())
         }
     };
+    let (dmev_tx, dmev_rx) = unbounded();
+    // As upstream without event polling: the PATH_FAILED uevents still tell of failures.
+    let (dm_events, dmev_rx) = match super::dmevents::spawn(dmev_tx) {
+        Ok(h) => (Some(h), dmev_rx),
+        Err(e) => {
+            log::warn!("dm event thread: {e}; path failures are learnt from uevents only");
+            (None, never())
+        }
+    };
     let (chk_tx, chk_ctl) = unbounded();
     let (res_tx, res_rx) = unbounded();
     let checker =
@@ -248,6 +258,7 @@ fn start_and_serve(
     let inbox = Inbox {
         signals: sig_rx,
         uevents: uev_rx,
+        dm_events: dmev_rx,
         checks: res_rx,
         ioerr: ioerr_rx,
         requests: req_rx,
@@ -259,6 +270,7 @@ fn start_and_serve(
     Threads {
         signals,
         uevents,
+        dm_events,
         checker,
         server,
     }
@@ -281,6 +293,7 @@ fn uevent_group() -> u32 {
 struct Threads {
     signals: SignalThread,
     uevents: Option<ReaderHandle>,
+    dm_events: Option<EventsHandle>,
     checker: JoinHandle<()>,
     server: ServerHandle,
 }
@@ -290,6 +303,9 @@ impl Threads {
         self.server.stop();
         if let Some(u) = self.uevents {
             u.stop();
+        }
+        if let Some(d) = self.dm_events {
+            d.stop();
         }
         if self.checker.join().is_err() {
             log::error!("checker thread panicked");
@@ -302,6 +318,8 @@ impl Threads {
 pub struct Inbox {
     pub signals: Receiver<SignalEvent>,
     pub uevents: Receiver<Uevent>,
+    /// Maps whose device-mapper event counter moved ([`super::dmevents`]).
+    pub dm_events: Receiver<Vec<String>>,
     pub checks: Receiver<CheckOutcome>,
     pub ioerr: Receiver<IoErrEvent>,
     pub requests: Receiver<Request>,
@@ -344,6 +362,7 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
     let Inbox {
         signals,
         mut uevents,
+        mut dm_events,
         checks,
         mut ioerr,
         requests,
@@ -385,6 +404,19 @@ pub fn serve(owner: &mut Owner, inbox: Inbox) -> Result<(), WorkerDied> {
                 Err(_) => {
                     log::error!("uevent reader ended: new and removed paths go unnoticed");
                     uevents = never();
+                }
+            },
+            recv(dm_events) -> m => match m {
+                Ok(mut maps) => {
+                    // A storm's events queue up: each map is read once for all of them.
+                    maps.extend(dm_events.try_iter().flatten());
+                    maps.sort_unstable();
+                    maps.dedup();
+                    owner.on_dm_events(&maps);
+                }
+                Err(_) => {
+                    log::error!("dm event thread ended: path failures are learnt from uevents only");
+                    dm_events = never();
                 }
             },
             recv(checks) -> r => match r {

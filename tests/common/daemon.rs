@@ -52,6 +52,7 @@ pub fn start(
         let inbox = Inbox {
             signals: sig_rx,
             uevents: uev_rx,
+            dm_events: crossbeam_channel::never(),
             checks: res_rx,
             ioerr: ioerr_rx,
             requests: req_rx,

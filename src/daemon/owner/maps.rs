@@ -492,6 +492,33 @@ impl Owner {
         }
     }
 
+    /// The dm event thread saw the event counters of `maps` move: each map of ours has
+    /// its status read, and a path the kernel failed while its checker still had it up
+    /// is checked at once (the check also looks at the rest of its host or controller),
+    /// ahead of the PATH_FAILED uevent that comes after udev's rules.
+    pub fn on_dm_events(&mut self, maps: &[String]) {
+        for name in maps {
+            let Some(m) = self.maps.get(name) else { continue };
+            let up_in_dm: Vec<String> = m
+                .paths
+                .iter()
+                .filter(|d| {
+                    self.paths.get(*d).is_some_and(|p| {
+                        p.rec.dm_state != DmState::Failed && matches!(p.rec.state, PathState::Up | PathState::Ghost)
+                    })
+                })
+                .cloned()
+                .collect();
+            self.refresh_status(name);
+            for dev in up_in_dm {
+                if self.paths.get(&dev).is_some_and(|p| p.rec.dm_state == DmState::Failed) {
+                    log::info!("{name}: {dev}: failed in the kernel (dm event), checking it now");
+                    self.schedule_check(&dev, 0);
+                }
+            }
+        }
+    }
+
     /// Sets up (creates or reloads) the map of each WWID over all its known paths,
     /// creating only where find_multipaths allows.
     pub(super) fn assemble(&mut self, wwids: impl IntoIterator<Item = String>) {
