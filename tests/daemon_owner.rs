@@ -1263,8 +1263,8 @@ fn marginal_setup() -> (FakeSys, Harness, BTreeMap<String, u64>) {
     (f, h, ids)
 }
 
-/// The kernel fails `devt` of mpatha and sends the uevent.
-fn kernel_fails(h: &mut Harness, devt: &str, seq: u64) {
+/// The kernel fails `devt` of mpatha (its status shows it failed), without a uevent yet.
+fn dm_fails(h: &Harness, devt: &str) {
     h.dm.lock()
         .unwrap()
         .maps
@@ -1272,6 +1272,11 @@ fn kernel_fails(h: &mut Harness, devt: &str, seq: u64) {
         .unwrap()
         .failed
         .insert(devt.into());
+}
+
+/// The kernel fails `devt` of mpatha and sends the uevent.
+fn kernel_fails(h: &mut Harness, devt: &str, seq: u64) {
+    dm_fails(h, devt);
     h.owner.on_uevent(path_failed("mpatha", devt, seq));
 }
 
@@ -1319,13 +1324,7 @@ fn the_second_failure_holds_the_path_when_the_checker_saw_it_first() {
 #[test]
 fn a_dm_event_has_a_path_the_kernel_failed_checked_at_once() {
     let (_f, mut h, ids) = marginal_setup();
-    h.dm.lock()
-        .unwrap()
-        .maps
-        .get_mut("mpatha")
-        .unwrap()
-        .failed
-        .insert("8:16".into());
+    dm_fails(&h, "8:16");
     h.owner.on_dm_events(&["mpatha".to_string(), "vg0-lv0".to_string()]);
     assert_eq!(h.path_rows()[B][4..6], ["failed", "ready"]);
     assert_eq!(h.path_rows()[A][4..6], ["active", "ready"]);
@@ -1683,13 +1682,7 @@ fn second_path_failed_uevent_in_the_window_holds_the_path() {
     let (a, b) = (A, B);
 
     // The kernel failed the path and says so; the first uevent only starts pre-checking.
-    h.dm.lock()
-        .unwrap()
-        .maps
-        .get_mut("mpatha")
-        .unwrap()
-        .failed
-        .insert("8:16".into());
+    dm_fails(&h, "8:16");
     h.owner.on_uevent(path_failed("mpatha", "8:16", 1));
     assert_eq!(h.changes(), vec![]);
     assert_eq!(h.path_rows()[b][4], "failed");
@@ -1698,13 +1691,7 @@ fn second_path_failed_uevent_in_the_window_holds_the_path() {
     assert_eq!(h.changes(), vec![msg("mpatha", "reinstate_path 8:16")]);
     assert_eq!(h.path_rows()[b][4..6], ["active", "ready"]);
     // And it fails again within marginal_path_double_failed_time.
-    h.dm.lock()
-        .unwrap()
-        .maps
-        .get_mut("mpatha")
-        .unwrap()
-        .failed
-        .insert("8:16".into());
+    dm_fails(&h, "8:16");
     h.owner.on_uevent(path_failed("mpatha", "8:16", 2));
     assert_eq!(h.changes(), vec![msg("mpatha", "fail_path 8:16")]);
     let rows = h.path_rows();
