@@ -391,10 +391,11 @@ record uevent_io_errors "$(io_sum errors "$LAB_OUT/uevent-storm-io.txt")"
 # 1,023 nodes 3 s after the storm, before udev had settled
 # (settle itself can fail at once, "Failed to wait for daemon to reply: Broken pipe" with udevd
 # busy at 4,096 paths: then udev's queue file is waited for instead)
-if ! udevadm settle -t $((120 + NPATHS / 2)); then
-    _q=$((120 + NPATHS / 2))
-    while [ -e /run/udev/queue ] && [ $_q -gt 0 ]; do sleep 1; _q=$((_q - 1)); done
-    echo "  (udevadm settle failed after the uevent storm; udev's queue $([ -e /run/udev/queue ] && echo "still not empty" || echo "empty") $(((120 + NPATHS / 2) - _q)) s later)"
+_lim=$((120 + NPATHS / 2))
+if ! udevadm settle -t $_lim; then
+    _q=0
+    while [ -e /run/udev/queue ] && [ $_q -lt $_lim ]; do sleep 1; _q=$((_q + 1)); done
+    echo "  (udevadm settle failed after the uevent storm; udev's queue $([ -e /run/udev/queue ] && echo "still not empty" || echo "empty") $_q s later)"
 fi
 dmsetup ls --target multipath | awk '{ print $1 }' > "$LAB_TMP/maps.txt"
 # (the guest has no comm(1): its absence made this list empty, and the row 0, in every run
