@@ -87,11 +87,17 @@ story() {
     wait_for "$_l: both paths in the map's table" 30 sh -c "[ \$(dmsetup table '$_name' | grep -o ' [0-9]*:[0-9]* ' | wc -l) -eq $PORTALS ]"
     put "$_l" map_name "$_name"
     put "$_l" map_uuid "$(sed "s/$_wwid/WWID/" "/sys/block/$_dm/dm/uuid")"
-    # multipath -l as os-brick parses it: name = first token, wwid in (), device lines from the 4th
-    artifact "$_l-multipath-l.txt" /sbin/multipath -l "/dev/$_dm" > /dev/null
-    put "$_l" multipath_l_name "$(grep -vE '^[A-Za-z]{3} [0-9]+ [0-9:]{8} \|' "$LAB_OUT/$_l-multipath-l.txt" | awk 'NR == 1 { print ($1 ~ /^(create|reload|switchpg|rename|reject):$/) ? $2 : $1 }')"
-    put "$_l" multipath_l_wwid "$(sed -n '1s/.*(\(.*\)).*/\1/p' "$LAB_OUT/$_l-multipath-l.txt" | sed "s/$_wwid/WWID/")"
-    put "$_l" multipath_l_devices "$(sed -n '4,$p' "$LAB_OUT/$_l-multipath-l.txt" | grep -v policy | sed 's/^[ |`-]*//' |
+    # multipath -l as os-brick parses it: its stdout only (a tool's log lines go to stderr:
+    # 0.9.4 stamps them with seconds since boot, which os-brick's date pattern would not drop),
+    # less lines that look like dated log lines and empty ones; name = first token, wwid in (),
+    # device lines from the 4th
+    echo "+ /sbin/multipath -l /dev/$_dm > \$LAB_OUT/$_l-multipath-l.txt 2> \$LAB_OUT/$_l-multipath-l.err"
+    /sbin/multipath -l "/dev/$_dm" > "$LAB_OUT/$_l-multipath-l.txt" 2> "$LAB_OUT/$_l-multipath-l.err"
+    cat "$LAB_OUT/$_l-multipath-l.txt" "$LAB_OUT/$_l-multipath-l.err"
+    grep -vE '^[A-Za-z]{3} [0-9]+ [0-9:]{8} \||^$' "$LAB_OUT/$_l-multipath-l.txt" > "$LAB_OUT/$_l-multipath-l.lines"
+    put "$_l" multipath_l_name "$(awk 'NR == 1 { print ($1 ~ /^(create|reload|switchpg|rename|reject):$/) ? $2 : $1 }' "$LAB_OUT/$_l-multipath-l.lines")"
+    put "$_l" multipath_l_wwid "$(sed -n '1s/.*(\(.*\)).*/\1/p' "$LAB_OUT/$_l-multipath-l.lines" | sed "s/$_wwid/WWID/")"
+    put "$_l" multipath_l_devices "$(sed -n '4,$p' "$LAB_OUT/$_l-multipath-l.lines" | grep -v policy | sed 's/^[ |`-]*//' |
         awk -v p=" $_paths" 'index(p, " " $2 " ") { n++ } END { print n + 0 }')"
     # gobrick: the show maps line with " dm-N " has 3 fields, the third the WWID
     artifact "$_l-show-maps.txt" "$_bin" show maps > /dev/null
