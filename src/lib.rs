@@ -20,6 +20,7 @@ pub mod dm;
 pub mod marginal;
 pub mod nvme;
 pub mod persist;
+pub mod polled_thread;
 pub mod scsi;
 pub mod uevent;
 

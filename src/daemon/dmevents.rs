@@ -13,14 +13,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::dm::{DmBackend, DmDevice, DmError, DmIoctl};
+use crate::polled_thread::PolledThread;
 
 /// Why the thread did not start.
 #[derive(Debug)]
@@ -45,55 +44,13 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The running thread; it ends on `stop`, on drop of the handle, or when the owner's
-/// receiver is gone.
-pub struct EventsHandle {
-    wake: EventFd,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EventsHandle {
-    /// Wakes the thread and waits for it to end.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(t) = self.thread.take() {
-            if let Err(e) = self.wake.write(1) {
-                log::error!("dm event thread: cannot wake it: {e}");
-                return;
-            }
-            if t.join().is_err() {
-                log::error!("dm event thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for EventsHandle {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
 /// Starts the thread over a control node of its own; each message on `tx` names the
 /// maps whose event counter moved since the thread last looked.
-pub fn spawn(tx: Sender<Vec<String>>) -> Result<EventsHandle, StartError> {
+pub fn spawn(tx: Sender<Vec<String>>) -> Result<PolledThread, StartError> {
     let dm = DmIoctl::open().map_err(StartError::Open)?;
     // Tried here, so that a kernel without it is reported once, at the start.
     dm.arm_poll().map_err(StartError::ArmPoll)?;
-    let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-        .map_err(|e| StartError::Thread(e.into()))?;
-    let wake_fd: OwnedFd = wake.as_fd().try_clone_to_owned().map_err(StartError::Thread)?;
-    let thread = std::thread::Builder::new()
-        .name("dmevents".into())
-        .spawn(move || events_loop(&dm, &wake_fd, &tx))
-        .map_err(StartError::Thread)?;
-    Ok(EventsHandle {
-        wake,
-        thread: Some(thread),
-    })
+    PolledThread::spawn("dmevents", move |wake| events_loop(&dm, &wake, &tx)).map_err(StartError::Thread)
 }
 
 fn events_loop(dm: &DmIoctl, wake: &OwnedFd, tx: &Sender<Vec<String>>) {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, never, select, unbounded};
 
 use super::args::Options;
-use super::dmevents::EventsHandle;
 use super::logging::{self, Sink};
 use super::notify;
 use super::owner::{Change, Env, LoadDone, MapOps, Outputs, Owner};
@@ -25,7 +24,8 @@ use crate::config::keywords::Setting;
 use crate::config::{self, LoadOptions};
 use crate::dm::DmError;
 use crate::marginal::thread::{IoErrEvent, IoErrStat};
-use crate::uevent::{self, ReaderHandle, Uevent};
+use crate::polled_thread::PolledThread;
+use crate::uevent::{self, Uevent};
 
 /// Threads kept for blocking SG_IO checks (tur, readsector0); more start when every one is busy.
 const CHECKER_WORKERS: usize = 4;
@@ -292,8 +292,8 @@ fn uevent_group() -> u32 {
 /// io-err-stat) in its shutdown; `join` stops the others and waits for every one.
 struct Threads {
     signals: SignalThread,
-    uevents: Option<ReaderHandle>,
-    dm_events: Option<EventsHandle>,
+    uevents: Option<PolledThread>,
+    dm_events: Option<PolledThread>,
     checker: JoinHandle<()>,
     server: ServerHandle,
 }

@@ -12,7 +12,7 @@ mod reader;
 
 pub use merge::{MergedUevent, merge_batch};
 pub use parse::{UeventError, parse, parse_kernel, parse_udev};
-pub use reader::{ReaderHandle, UEVENT_GROUP_KERNEL, UEVENT_GROUP_UDEV, spawn_reader};
+pub use reader::{UEVENT_GROUP_KERNEL, UEVENT_GROUP_UDEV, spawn_reader};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -2,18 +2,17 @@
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
     AddressFamily, ControlMessageOwned, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recvmsg,
     setsockopt, socket, sockopt,
 };
 
 use super::{Uevent, parse};
+use crate::polled_thread::PolledThread;
 
 /// Netlink multicast group of the kernel's own uevents.
 pub const UEVENT_GROUP_KERNEL: u32 = 1;
@@ -24,37 +23,6 @@ pub const UEVENT_GROUP_UDEV: u32 = 2;
 const RCVBUF: usize = 128 * 1024 * 1024;
 /// Largest uevent message: the kernel caps them at 2 KiB of env, udevd adds properties.
 const MSG_MAX: usize = 64 * 1024;
-
-/// Running reader thread; stopping is explicit (`stop`) or on drop.
-pub struct ReaderHandle {
-    wake: EventFd,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ReaderHandle {
-    /// Wakes the thread and waits for it to exit.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(t) = self.thread.take() {
-            if let Err(e) = self.wake.write(1) {
-                log::error!("uevent reader: cannot wake the thread: {e}");
-                return;
-            }
-            if t.join().is_err() {
-                log::error!("uevent reader thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for ReaderHandle {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
 
 fn open_socket(group: u32) -> io::Result<OwnedFd> {
     if !(1..=32).contains(&group) {
@@ -82,17 +50,9 @@ fn open_socket(group: u32) -> io::Result<OwnedFd> {
 /// that sends every accepted event to `tx`. Messages not from root, from the wrong
 /// sender for the group, or unparsable are logged and skipped. The thread ends on
 /// `stop`, on drop of the handle, or when the receiver is gone.
-pub fn spawn_reader(group: u32, tx: Sender<Uevent>) -> io::Result<ReaderHandle> {
+pub fn spawn_reader(group: u32, tx: Sender<Uevent>) -> io::Result<PolledThread> {
     let sock = open_socket(group)?;
-    let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-    let wake_fd: OwnedFd = wake.as_fd().try_clone_to_owned()?;
-    let thread = std::thread::Builder::new()
-        .name("uevent".into())
-        .spawn(move || reader_loop(group, sock, wake_fd, tx))?;
-    Ok(ReaderHandle {
-        wake,
-        thread: Some(thread),
-    })
+    PolledThread::spawn("uevent", move |wake| reader_loop(group, sock, wake, tx))
 }
 
 /// Why a received message is not trusted.
