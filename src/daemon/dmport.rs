@@ -208,13 +208,21 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
         let (dm, map, done) = (Arc::clone(&self.dm), name.to_string(), self.loads.clone());
         let started = thread::Builder::new().name("dm-load".into()).spawn(move || {
             let t = Instant::now();
-            let result = dm.reload(&map, &table, udev, how).map(|_| ());
+            let started = dm.reload_started(&map, &table, udev, how);
+            let took = t.elapsed();
+            // The map's next reload follows udev's handling of this one, as libdevmapper
+            // orders them; a wait that gives up logs itself.
+            let result = started.map(|(_, pending)| {
+                if let Some(p) = pending {
+                    p.wait(Patience::Bounded);
+                }
+            });
             // The daemon may be shutting down; then nobody waits for the answer.
             let _ = done.send(LoadDone {
                 map,
                 kind: LoadKind::Reload,
                 result,
-                took: t.elapsed(),
+                took,
             });
         });
         match started {
@@ -276,6 +284,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::dm::udev_cookie::{UdevSync, Uevent};
     use crate::dm::{DmDevice, DmInfo, FakeDm, PendingUdev, UdevFlags};
 
     /// The fake device-mapper whose table load waits, up to `WAIT`, for a second load in
@@ -285,6 +294,9 @@ mod tests {
         dm: FakeDm,
         in_flight: Mutex<InFlight>,
         changed: Condvar,
+        /// Set: every resume takes [`SLOW_RESUME`] and sends a uevent whose cookie udev
+        /// (a `control` file in the sync's run directory) never completes.
+        udev: Option<UdevSync>,
     }
 
     #[derive(Default)]
@@ -315,6 +327,8 @@ mod tests {
     const WAIT: Duration = Duration::from_secs(2);
     /// How long the first map's create waits for another to finish first.
     const FIRST_SLOW: Duration = Duration::from_millis(300);
+    /// A resume's own time (a suspend waiting for IO) when `SideBySide::udev` is set.
+    const SLOW_RESUME: Duration = Duration::from_millis(200);
 
     impl DmBackend for SideBySide {
         /// The first map's create is slow: it waits for another create to finish first
@@ -359,7 +373,13 @@ mod tests {
             how: Suspend,
             udev: UdevFlags,
         ) -> Result<(DmInfo, Option<PendingUdev>), DmError> {
-            self.dm.resume_started(name, how, udev)
+            let Some(sync) = &self.udev else {
+                return self.dm.resume_started(name, how, udev);
+            };
+            sync.start("resume", udev, |_| {
+                thread::sleep(SLOW_RESUME);
+                self.dm.resume(name, how, udev).map(|info| (info, Uevent::Sent))
+            })
         }
         fn remove(&self, name: &str, udev: UdevFlags, deferred: bool) -> Result<(), DmError> {
             self.dm.remove(name, udev, deferred)
@@ -384,14 +404,19 @@ mod tests {
         }
     }
 
-    /// The port over `SideBySide`; nothing reads its loads (the fake has no udev wait).
+    /// The port over `SideBySide` without udev; nothing reads its loads.
     fn port() -> DmPort<SideBySide> {
+        port_with(None, crossbeam_channel::unbounded().0)
+    }
+
+    fn port_with(udev: Option<UdevSync>, loads: Sender<LoadDone>) -> DmPort<SideBySide> {
         let backend = SideBySide {
             dm: FakeDm::new(),
             in_flight: Mutex::new(InFlight::default()),
             changed: Condvar::new(),
+            udev,
         };
-        DmPort::new(backend, crossbeam_channel::unbounded().0)
+        DmPort::new(backend, loads)
     }
 
     fn new_map(i: u32) -> NewMap {
@@ -451,5 +476,51 @@ mod tests {
         assert_eq!(failed.iter().filter(|&&f| f).count(), 1, "{results:?}");
         assert!(!failed[1], "{results:?}");
         assert_eq!(port.dm.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_reload_reports_its_own_time_and_ends_after_udev_s_wait() {
+        let run = tempfile::tempdir().unwrap();
+        std::fs::write(run.path().join("control"), "").unwrap();
+        let udev_wait = Duration::from_millis(400);
+        let sync = UdevSync {
+            disabled: false,
+            run_dir: run.path().to_path_buf(),
+            timeout: udev_wait,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut port = port_with(None, tx);
+        let maps: Vec<NewMap> = (0..2).map(new_map).collect();
+        for r in port.create_maps(&maps) {
+            r.expect("created");
+        }
+        port.dm = Arc::new(SideBySide {
+            udev: Some(sync),
+            ..Arc::into_inner(port.dm).unwrap()
+        });
+        // Two, as the fake's loads wait for a second one beside them.
+        let params = |m: &NewMap| m.params.replace(" 1 1 8:", " 1 1 9:");
+        let t = Instant::now();
+        for m in &maps {
+            let load = port.reload_map(&m.name, m.sectors, &params(m), m.udev, Suspend::KEEP_IO);
+            assert_eq!(load, Ok(Load::Running));
+        }
+        for _ in &maps {
+            let done = rx.recv_timeout(Duration::from_secs(10)).expect("the reload ended");
+            let ended = t.elapsed();
+            assert_eq!(done.kind, LoadKind::Reload);
+            assert!(done.result.is_ok(), "{:?}", done.result);
+            // The time logged is the resume's; the answer came after udev's wait gave up.
+            assert!(
+                done.took >= SLOW_RESUME && done.took < SLOW_RESUME + udev_wait,
+                "{} took {:?}",
+                done.map,
+                done.took
+            );
+            assert!(ended >= done.took + udev_wait, "{} answered after {ended:?}", done.map);
+        }
+        for m in &maps {
+            assert_eq!(port.dm.table(&m.name).unwrap(), targets(m.sectors, &params(m)));
+        }
     }
 }

@@ -237,9 +237,22 @@ pub trait DmBackend: Send {
     /// suspended without the new table: it is resumed again on the old one, and the
     /// first error returned.
     fn reload(&self, name: &str, targets: &[TargetLine], m: MapUdev, how: Suspend) -> Result<DmInfo, DmError> {
+        self.reload_started(name, targets, m, how).map(udev_cookie::waited)
+    }
+
+    /// As `reload`, but returns once the new table is live, leaving udev's completion
+    /// of the resume's uevent to the caller (`resume_started`): a slow suspend and a
+    /// busy udev are told apart.
+    fn reload_started(
+        &self,
+        name: &str,
+        targets: &[TargetLine],
+        m: MapUdev,
+        how: Suspend,
+    ) -> Result<(DmInfo, Option<PendingUdev>), DmError> {
         self.load(name, targets)?;
         let udev = udev_cookie::op_flags(UdevOp::Reload, m);
-        let resumed = self.resume(name, how, udev);
+        let resumed = self.resume_started(name, how, udev);
         if resumed.is_err()
             && self.info(name).is_ok_and(|i| i.suspended)
             && let Err(e) = self.resume(name, how, udev)

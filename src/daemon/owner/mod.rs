@@ -123,7 +123,9 @@ pub struct LoadDone {
     pub map: String,
     pub kind: LoadKind,
     pub result: Result<(), DmError>,
-    /// From the load to the end of the resume: long when the suspend waited for IO.
+    /// A reload's from the load to the end of the resume, long when the suspend waited
+    /// for IO (udev's handling after it is not counted: its wait logs itself); a new
+    /// map's wait for udev.
     pub took: std::time::Duration,
 }
 
