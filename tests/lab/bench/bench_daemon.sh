@@ -104,6 +104,35 @@ io_sum() { awk -v k="$1=" '{ for (i = 2; i <= NF; i++) if (index($i, k) == 1) s 
 # io_every_map WHAT FILE: fails unless ioload's FILE has a line for every map
 io_every_map() { _m=$(grep -c 'reads=' "$2"); [ "$_m" -eq "$LUNS" ] || fail "$1: ioload read $_m of $LUNS maps"; }
 # quantile Q: the value at quantile Q of the numbers on stdin (nearest rank)
+# udev_lag FILE T1: from `udevadm monitor --kernel --udev` lines, how long udev held the sd and
+# dm block events before passing them on, by phase (the kernel's event before T1 or after) and
+# kind: count, median and slowest; and the kernel's events before T1 that udev passed on after
+# it (udev's queue when the phase began). Kernel and udev lines pair in order per action and path.
+udev_lag() {
+    awk -v t1="$2" '
+        !match($0, /\[[0-9.]+\]/) { next }
+        {
+            t = substr($0, RSTART + 1, RLENGTH - 2) + 0
+            split(substr($0, RSTART + RLENGTH), f, " ")
+            k = f[1] " " f[2]
+        }
+        /^KERNEL/ { sent[k, n[k]++] = t; next }
+        !/^UDEV/ || got[k] >= n[k] { next }
+        {
+            kt = sent[k, got[k]++]
+            kind = f[2] ~ /\/block\/sd[a-z]+$/ ? "sd" : f[2] ~ /\/block\/dm-[0-9]+$/ ? "dm" : ""
+            if (kt < t1 && t >= t1) queued++
+            if (kind != "") printf "%s|%s %s|%.2f\n", kt < t1 ? "1before" : "2after", kind, f[1], t - kt
+        }
+        END { printf "queued|at T1|%d\n", queued }
+    ' "$1" | sort -t'|' -k1,1 -k2,2 -k3,3n | awk -F'|' '
+        $1 == "queued" { q = $3; next }
+        $1 "|" $2 != g { if (g != "") out(); g = $1 "|" $2; m = 0 }
+        { v[++m] = $3 }
+        function out(  p) { split(g, p, "|"); printf "  (udev held %s events %s the rescan: %d, median %.2f s, slowest %.2f s)\n", p[2], substr(p[1], 2), m, v[int((m + 1) / 2)], v[m] }
+        END { if (g != "") out(); printf "  (kernel events from before the rescan that udev passed on after it began: %d)\n", q }
+    '
+}
 quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else { i = int(q * NR + 0.999999); if (i < 1) i = 1; print v[i] } }'; }
 
 : > "$VALUES"
@@ -350,9 +379,9 @@ for _d in $STORM_SDS; do [ -e "/sys/block/$_d" ] || fail "uevent storm: $_d is g
 touch "$LAB_TMP/io.run"
 "$LAB_TMP/ioload" 500 "$LAB_TMP/io.run" $(map_devs) > "$LAB_OUT/uevent-storm-io.txt" 2>&1 &
 _io=$!
-# what udev passed on to the daemons (both listen to udev's block events): the paths' own
-# and the maps' change events their reloads cause
-udevadm monitor --udev --subsystem-match=block > "$LAB_TMP/uevents.txt" 2>&1 &
+# the kernel's block events and what udev passed on to the daemons (both listen to udev's):
+# the paths' own and the maps' change events their reloads cause (the counts are udev's)
+udevadm monitor --kernel --udev --subsystem-match=block > "$LAB_TMP/uevents.txt" 2>&1 &
 _mon=$!
 sleep 2
 thread_ticks > "$LAB_TMP/uevent-threads0"
@@ -382,6 +411,9 @@ echo "  (the rescan took $_tw s; $(sd_count) sd devices now)"
 record uevent_add_events "$(($(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt") - _e1))"
 sleep 3
 kill "$_mon" 2> /dev/null
+# udev's queue in each phase: what the rescan waited behind
+cp "$LAB_TMP/uevents.txt" "$LAB_OUT/uevent-storm-udev.txt"
+udev_lag "$LAB_OUT/uevent-storm-udev.txt" "$_t1"
 rm -f "$LAB_TMP/io.run"
 wait $_io || fail "uevent storm: ioload failed: $(head -3 "$LAB_OUT/uevent-storm-io.txt")"
 io_every_map "uevent storm" "$LAB_OUT/uevent-storm-io.txt"
