@@ -8,7 +8,7 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 
 use super::owner::{ExistingMap, Load, LoadDone, LoadKind, MapOps, NewMap, PartitionMap};
-use crate::dm::udev_cookie::{Patience, UdevOp, op_flags};
+use crate::dm::udev_cookie::{Patience, UdevOp, op_flags, waited};
 use crate::dm::{DmBackend, DmError, MULTIPATH_TARGET, MapUdev, Suspend, TargetLine};
 
 /// Stack of a thread that waits for udev's completion of a new map's cookie.
@@ -208,15 +208,11 @@ impl<B: DmBackend + Send + Sync + 'static> MapOps for DmPort<B> {
         let (dm, map, done) = (Arc::clone(&self.dm), name.to_string(), self.loads.clone());
         let started = thread::Builder::new().name("dm-load".into()).spawn(move || {
             let t = Instant::now();
-            let started = dm.reload_started(&map, &table, udev, how);
+            let swapped = dm.reload_started(&map, &table, udev, how);
             let took = t.elapsed();
             // The map's next reload follows udev's handling of this one, as libdevmapper
             // orders them; a wait that gives up logs itself.
-            let result = started.map(|(_, pending)| {
-                if let Some(p) = pending {
-                    p.wait(Patience::Bounded);
-                }
-            });
+            let result = swapped.map(waited).map(|_| ());
             // The daemon may be shutting down; then nobody waits for the answer.
             let _ = done.send(LoadDone {
                 map,
