@@ -213,6 +213,11 @@ fn lab_scenarios() {
             None => "FAIL (killed)".to_string(),
         };
         summary += &format!("  {:<24} {:<14} {:6.1} s\n", r.name, verdict, r.seconds);
+        // The failing expectation beside its row: CI's excerpt of a long log may keep only
+        // the summary.
+        if let Some(why) = r.output.lines().find(|l| l.starts_with("FAIL [")) {
+            summary += &format!("      {}\n", why.chars().take(300).collect::<String>());
+        }
     }
     summary += &format!(
         "  total wall time {:.1} s with at most {} VMs at once\n",

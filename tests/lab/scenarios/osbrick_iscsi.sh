@@ -85,6 +85,10 @@ story() {
     _name=$(cat "/sys/block/$_dm/dm/name")
     put "$_l" connect_s "$(awk -v a="$_t0" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }')"
     wait_for "$_l: both paths in the map's table" 30 sh -c "[ \$(dmsetup table '$_name' | grep -o ' [0-9]*:[0-9]* ' | wc -l) -eq $PORTALS ]"
+    # udev's /dev/mapper node first: libdevmapper looks a map given as /dev/dm-N up by its
+    # node there, and `multipath -l /dev/dm-N` run before udev made it prints nothing on stdout,
+    # only "libdevmapper: libdm-common.c(657): Device dm-0 not found" (why CI failed on cd1dab4)
+    wait_for "$_l: udev's /dev/mapper/$_name" 30 test -b "/dev/mapper/$_name"
     put "$_l" map_name "$_name"
     put "$_l" map_uuid "$(sed "s/$_wwid/WWID/" "/sys/block/$_dm/dm/uuid")"
     # multipath -l as os-brick parses it: its stdout only (a tool's log lines go to stderr:
