@@ -103,36 +103,56 @@ wait_tables_hold() {
 io_sum() { awk -v k="$1=" '{ for (i = 2; i <= NF; i++) if (index($i, k) == 1) s += substr($i, length(k) + 1) } END { print s + 0 }' "$2"; }
 # io_every_map WHAT FILE: fails unless ioload's FILE has a line for every map
 io_every_map() { _m=$(grep -c 'reads=' "$2"); [ "$_m" -eq "$LUNS" ] || fail "$1: ioload read $_m of $LUNS maps"; }
-# quantile Q: the value at quantile Q of the numbers on stdin (nearest rank)
-# udev_lag FILE T1: from `udevadm monitor --kernel --udev` lines, how long udev held the sd and
-# dm block events before passing them on, by phase (the kernel's event before T1 or after) and
-# kind: count, median and slowest; and the kernel's events before T1 that udev passed on after
-# it (udev's queue when the phase began). Kernel and udev lines pair in order per action and path.
+# monitor_compact: `udevadm monitor --kernel --udev --property` on stdin, one line an event on
+# stdout: "KERNEL|UDEV TIME ACTION DEVPATH SEQNUM"
+monitor_compact() {
+    awk '/^(KERNEL|UDEV) *\[/ { match($0, /\[[0-9.]+\]/); t = substr($0, RSTART + 1, RLENGTH - 2)
+                                 split(substr($0, RSTART + RLENGTH), f, " "); src = substr($1, 1, 1) == "K" ? "KERNEL" : "UDEV" }
+         /^SEQNUM=/ && src != "" { print src, t, f[1], f[2], substr($0, 8); src = "" }'
+}
+# udev_lag FILE S1: from monitor_compact's lines, how long udev held the sd and dm block
+# events before passing them on (an event's kernel and udev lines paired by SEQNUM), by phase
+# (the removal: the kernel's SEQNUM up to S1, the rescan's start; the rescan after it) and
+# kind: count, median and slowest.  An event whose kernel line came before the monitor
+# started has no lag of its own: those are counted apart.
 udev_lag() {
-    awk -v t1="$2" '
-        !match($0, /\[[0-9.]+\]/) { next }
-        {
-            t = substr($0, RSTART + 1, RLENGTH - 2) + 0
-            split(substr($0, RSTART + RLENGTH), f, " ")
-            k = f[1] " " f[2]
+    # two passes: the monitor may print udev's line of an event before the kernel's
+    awk -v s1="$2" '
+        NR == FNR { if ($1 == "KERNEL") sent[$5] = $2; next }
+        $1 == "UDEV" {
+            kind = $4 ~ /\/block\/sd[a-z]+$/ ? "sd" : $4 ~ /\/block\/dm-[0-9]+$/ ? "dm" : ""
+            if (kind == "") next
+            if (!($5 in sent)) { early++; next }
+            printf "%s|%s %s|%.2f\n", $5 <= s1 ? "1before" : "2after", kind, $3, $2 - sent[$5]
         }
-        /^KERNEL/ { sent[k, n[k]++] = t; next }
-        !/^UDEV/ || got[k] >= n[k] { next }
-        {
-            kt = sent[k, got[k]++]
-            kind = f[2] ~ /\/block\/sd[a-z]+$/ ? "sd" : f[2] ~ /\/block\/dm-[0-9]+$/ ? "dm" : ""
-            if (kt < t1 && t >= t1) queued++
-            if (kind != "") printf "%s|%s %s|%.2f\n", kt < t1 ? "1before" : "2after", kind, f[1], t - kt
-        }
-        END { printf "queued|at T1|%d\n", queued }
-    ' "$1" | sort -t'|' -k1,1 -k2,2 -k3,3n | awk -F'|' '
-        $1 == "queued" { q = $3; next }
+        END { printf "early||%d\n", early }
+    ' "$1" "$1" | sort -t'|' -k1,1 -k2,2 -k3,3n | awk -F'|' '
+        $1 == "early" { e = $3; next }
         $1 "|" $2 != g { if (g != "") out(); g = $1 "|" $2; m = 0 }
         { v[++m] = $3 }
         function out(  p) { split(g, p, "|"); printf "  (udev held %s events %s the rescan: %d, median %.2f s, slowest %.2f s)\n", p[2], substr(p[1], 2), m, v[int((m + 1) / 2)], v[m] }
-        END { if (g != "") out(); printf "  (kernel events from before the rescan that udev passed on after it began: %d)\n", q }
+        END { if (g != "") out(); printf "  (sd and dm events udev passed on that the kernel sent before the monitor began: %d)\n", e }
     '
 }
+# udev_queued FILE T S: of monitor_compact's lines, the block events the kernel had sent by S
+# (its last SEQNUM at T) that udev passed on only after T: udev's queue at T
+udev_queued() { awk -v t="$2" -v s="$3" '$1 == "UDEV" && $5 <= s && $2 >= t { n++ } END { print n + 0 }' "$1"; }
+# udev_idle WHAT: waits until udev's queue is empty (`udevadm settle`; when settle fails at
+# once, "Failed to wait for daemon to reply: Broken pipe" with udevd busy at 4,096 paths,
+# until udev's queue file is gone), at most 120 s + 0.5 s a path; sets _uw to the seconds it
+# took and _ul to 1 when the queue was still not empty then
+udev_idle() {
+    _u0=$(uptime_s) _lim=$((120 + NPATHS / 2)) _ul=0
+    if ! udevadm settle -t $_lim; then
+        _q=0
+        while [ -e /run/udev/queue ] && [ $_q -lt $_lim ]; do sleep 1; _q=$((_q + 1)); done
+        [ -e /run/udev/queue ] && _ul=1
+        echo "  (udevadm settle failed $1; udev's queue $([ $_ul = 1 ] && echo "still not empty" || echo "empty") $_q s later)"
+    fi
+    _uw=$(secs_since "$_u0")
+    echo "  (udev's queue $([ $_ul = 1 ] && echo "not empty after" || echo "empty after") $_uw s $1)"
+}
+# quantile Q: the value at quantile Q of the numbers on stdin (nearest rank)
 quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else { i = int(q * NR + 0.999999); if (i < 1) i = 1; print v[i] } }'; }
 
 : > "$VALUES"
@@ -286,6 +306,14 @@ STORM_PAIRS=$(for _d in $STORM_SDS; do echo "$_d $(devt "$_d")"; done)
 STORM_DEVTS=$(echo "$STORM_PAIRS" | cut -d' ' -f2 | tr '\n' ' ')
 expect_eq "paths of $STORM_HOST" "$LUNS" "$STORM_N"
 record storm_paths "$STORM_N"
+# Each storm starts with udev idle, for both daemons: the reconfigures' and the storm's map
+# events before it would otherwise still be in udev's queue, each daemon's own a different
+# amount, and its rules compete with the daemon for the CPUs (the wait is not a daemon row)
+udev_idle "before the storm"
+record storm_udev_wait_s "$_uw"
+record storm_udev_left "$_ul"
+# the storm rows of runs without this key began behind udev's queue (lab_bench.sh keeps them apart)
+record storms_udev_idle 1
 touch "$LAB_TMP/io.run"
 "$LAB_TMP/ioload" 500 "$LAB_TMP/io.run" $(map_devs) > "$LAB_OUT/storm-io.txt" 2>&1 &
 _io=$!
@@ -376,17 +404,21 @@ step "$DAEMON: uevent storm: the same host's devices removed at once, then resca
 # the storm's devices, back under their names (no command per device: a fork each takes
 # tens of seconds at 4,096 paths under TCG)
 for _d in $STORM_SDS; do [ -e "/sys/block/$_d" ] || fail "uevent storm: $_d is gone before it"; done
+udev_idle "before the uevent storm"
+record uevent_udev_wait_s "$_uw"
+record uevent_udev_left "$_ul"
 touch "$LAB_TMP/io.run"
 "$LAB_TMP/ioload" 500 "$LAB_TMP/io.run" $(map_devs) > "$LAB_OUT/uevent-storm-io.txt" 2>&1 &
 _io=$!
 # the kernel's block events and what udev passed on to the daemons (both listen to udev's):
-# the paths' own and the maps' change events their reloads cause (the counts are udev's)
-udevadm monitor --kernel --udev --subsystem-match=block > "$LAB_TMP/uevents.txt" 2>&1 &
+# the paths' own and the maps' change events their reloads cause (the counts are udev's);
+# with their properties, for the SEQNUM that pairs an event's kernel and udev lines
+udevadm monitor --kernel --udev --property --subsystem-match=block > "$LAB_TMP/uevents.txt" 2>&1 &
 _mon=$!
 sleep 2
 thread_ticks > "$LAB_TMP/uevent-threads0"
 _c0=$(cpu_ticks "$PID")
-_t0=$(uptime_s)
+_t0=$(uptime_s) _s0=$(cat /sys/kernel/uevent_seqnum)
 for _d in $STORM_SDS; do echo 1 > "/sys/block/$_d/device/delete"; done
 _tw=$(secs_since "$_t0")
 wait_tables_hold $((NPATHS - STORM_N)) $((120 + NPATHS / 4)) "the deletes"
@@ -394,7 +426,7 @@ record uevent_remove_s "$(secs_since "$_t0")"
 echo "  (the $STORM_N deletes took $_tw s)"
 record uevent_remove_events "$(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt")"
 sleep 5
-_t1=$(uptime_s)
+_t1=$(uptime_s) _s1=$(cat /sys/kernel/uevent_seqnum)
 _e1=$(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt")
 echo "- - -" > "/sys/class/scsi_host/$STORM_HOST/scan"
 _tw=$(secs_since "$_t1")
@@ -411,9 +443,13 @@ echo "  (the rescan took $_tw s; $(sd_count) sd devices now)"
 record uevent_add_events "$(($(grep -cE '^UDEV +\[' "$LAB_TMP/uevents.txt") - _e1))"
 sleep 3
 kill "$_mon" 2> /dev/null
-# udev's queue in each phase: what the rescan waited behind
-cp "$LAB_TMP/uevents.txt" "$LAB_OUT/uevent-storm-udev.txt"
-udev_lag "$LAB_OUT/uevent-storm-udev.txt" "$_t1"
+# udev's queue in each phase: what the rescan waited behind (kept compacted: with their
+# properties the events take tens of MiB at 4,096 paths)
+monitor_compact < "$LAB_TMP/uevents.txt" > "$LAB_OUT/uevent-storm-udev.txt"
+rm -f "$LAB_TMP/uevents.txt"
+udev_lag "$LAB_OUT/uevent-storm-udev.txt" "$_s1"
+record uevent_udev_queue_at_delete "$(udev_queued "$LAB_OUT/uevent-storm-udev.txt" "$_t0" "$_s0")"
+record uevent_udev_queue_at_rescan "$(udev_queued "$LAB_OUT/uevent-storm-udev.txt" "$_t1" "$_s1")"
 rm -f "$LAB_TMP/io.run"
 wait $_io || fail "uevent storm: ioload failed: $(head -3 "$LAB_OUT/uevent-storm-io.txt")"
 io_every_map "uevent storm" "$LAB_OUT/uevent-storm-io.txt"
@@ -421,14 +457,7 @@ record uevent_io_errors "$(io_sum errors "$LAB_OUT/uevent-storm-io.txt")"
 # udev's queue emptied first (its rules make the nodes, after the reloads' change events); a
 # map without its node is a row, not the run's end: Debian's run 1 at 4,096 paths counted
 # 1,023 nodes 3 s after the storm, before udev had settled
-# (settle itself can fail at once, "Failed to wait for daemon to reply: Broken pipe" with udevd
-# busy at 4,096 paths: then udev's queue file is waited for instead)
-_lim=$((120 + NPATHS / 2))
-if ! udevadm settle -t $_lim; then
-    _q=0
-    while [ -e /run/udev/queue ] && [ $_q -lt $_lim ]; do sleep 1; _q=$((_q + 1)); done
-    echo "  (udevadm settle failed after the uevent storm; udev's queue $([ -e /run/udev/queue ] && echo "still not empty" || echo "empty") $_q s later)"
-fi
+udev_idle "after the uevent storm"
 dmsetup ls --target multipath | awk '{ print $1 }' > "$LAB_TMP/maps.txt"
 # (the guest has no comm(1): its absence made this list empty, and the row 0, in every run
 # before 6 December)

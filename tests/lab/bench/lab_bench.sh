@@ -31,7 +31,7 @@ LAT_BUDGET=300
 case $SCALE in
     256) LUNS=64 MEM=2048 TIMEOUT=1200 ;;
     1024) LUNS=256 MEM=3072 TIMEOUT=3600 ;;
-    4096) LUNS=1024 MEM=6144 TIMEOUT=7200 ;;   # Debian's run with the uevent storm: 5,158 s
+    4096) LUNS=1024 MEM=6144 TIMEOUT=9000 ;;   # Debian's run with the uevent storm: 5,158 s, and the waits for udev before the storms
     *) echo "lab-bench: BENCH_SCALE must be 256, 1024 or 4096 (paths), not '$SCALE'" >&2; exit 2 ;;
 esac
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "lab-bench: BENCH_RUNS must be a positive number" >&2; exit 2; }
@@ -79,10 +79,25 @@ EOF
     } > "$RUNS_DIR/$name.values"
 done
 
+# SEL: which runs agg reads: all (empty); idle: the runs whose storms began with udev idle
+# (bench_daemon.sh waits for udev's queue to empty before each storm since it records
+# storms_udev_idle); busy: the runs from before, whose storms began behind udev's queue of
+# the phase before them
+SEL=
+# files DAEMON: the daemon's run files at this scale that SEL takes
+files() {
+    for _f in "$RUNS_DIR"/bench-"$SCALE"-"$1"-*.values; do
+        case $SEL in
+            idle) grep -qx 'storms_udev_idle=1' "$_f" || continue ;;
+            busy) grep -qx 'storms_udev_idle=1' "$_f" && continue ;;
+        esac
+        echo "$_f"
+    done
+}
 # agg DAEMON KEY: "median min max" of KEY over the daemon's runs; "-" when no run has it, and
 # the values as they are (such as ">4000") when one is not a number
 agg() {
-    cat "$RUNS_DIR"/bench-"$SCALE"-"$1"-*.values | sed -n "s/^$2=//p" | sort -n | awk '
+    files "$1" | xargs -r cat | sed -n "s/^$2=//p" | sort -n | awk '
         $1 !~ /^[0-9.]+$/ { bad = 1 }
         { v[NR] = $1 }
         END {
@@ -91,9 +106,9 @@ agg() {
             # the lower median for an even count, as the runs are few
             printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }'
 }
-# runs DAEMON: how many runs of the daemon this scale holds (more than BENCH_RUNS when a
-# session asked for fewer than are kept)
-runs() { find "$RUNS_DIR" -name "bench-$SCALE-$1-*.values" | wc -l; }
+# runs DAEMON: how many runs of the daemon SEL takes at this scale (more than BENCH_RUNS when
+# a session asked for fewer than are kept)
+runs() { files "$1" | grep -c . || true; }
 ND=$(runs debian) NO=$(runs ours)
 cell() {
     read -r med lo hi <<< "$1"
@@ -121,14 +136,61 @@ per_s() {
     awk -v n="$(first debian storm_paths)" -v s="${a%% *}" 'BEGIN {
         if (s ~ /^[0-9.]+$/ && s + 0 > 0) printf "%.0f", n / s; else print "-" }'
 }
-if [ "$ND$NO" = 11 ]; then spread="one run each"
-elif [ "$ND" = "$NO" ]; then spread="median (min–max) of $ND runs each"
-else spread="median (min–max) of $ND runs of Debian's, $NO of ours"; fi
+# spread: what the cells of the runs SEL takes are
+spread() {
+    if [ "$ND$NO" = 11 ]; then echo "one run each"
+    elif [ "$ND" = "$NO" ]; then echo "median (min–max) of $ND runs each"
+    else echo "median (min–max) of $ND runs of Debian's, $NO of ours"; fi
+}
+# storms TITLE: the storm rows of the runs SEL takes, as a table of their own, with the lines
+# that are not the daemons' (nothing when SEL takes no run)
+storms() {
+    ND=$(runs debian) NO=$(runs ours)
+    [ "$ND$NO" != 00 ] || return 0
+    echo
+    echo "$1; $(spread):"
+    echo
+    echo "| row (lower is better) | Debian | ours | ours/Debian |"
+    echo "|---|---|---|---|"
+    row "storm: a quarter of the paths lost, the slowest from its loss until DM failed it (s)" storm_all_failed_s
+    row "storm: back, the slowest from its return until DM reinstated it (s)" storm_all_back_s
+    row "storm: IO errors (reads every 0.5 s on every map)" storm_io_errors
+    row "storm: show paths every 0.25 s, median (ms)" storm_show_p50_ms
+    row "storm: show paths, p99 (ms)" storm_show_p99_ms
+    row "storm: show paths, slowest (ms)" storm_show_max_ms
+    row "storm: show paths unanswered in 5 s" storm_show_unanswered
+    row "storm: the daemon's busiest second (% of one CPU)" storm_peak_cpu_pct
+    row "storm: the daemon's CPU from the loss until every path was back (s)" storm_cpu_s
+    row "uevent storm: the host's devices removed, until no map held them (s)" uevent_remove_s
+    row "uevent storm: rescanned, until every map held every path again (s)" uevent_add_s
+    row "uevent storm: IO errors (reads every 0.5 s on every map)" uevent_io_errors
+    row "uevent storm: the daemon's CPU from the first delete until every map was whole (s)" uevent_cpu_s
+    row "uevent storm: maps without a /dev/mapper node after it, udev settled" uevent_nodes_missing
+    echo
+    echo "Not daemon rows: the storm from the loss until every path was back (s) $(cell "$(agg debian storm_window_s)") / $(cell "$(agg ours storm_window_s)");"
+    # the measuring client's, not the daemon's: it says how much of the slowest reply was
+    # the client's own wait behind other threads, so no ratio
+    echo "of the storm's slowest show paths, the measuring client's own wait for a CPU (ms) $(cell "$(agg debian storm_show_max_client_wait_ms)") / $(cell "$(agg ours storm_show_max_client_wait_ms)");"
+    if [ "$(agg debian storm_udev_wait_s)$(agg ours storm_udev_wait_s)" != -- ]; then
+        echo "the wait for udev's queue to empty before the storm (s) $(cell "$(agg debian storm_udev_wait_s)") / $(cell "$(agg ours storm_udev_wait_s)"), before the uevent storm"
+        echo "$(cell "$(agg debian uevent_udev_wait_s)") / $(cell "$(agg ours uevent_udev_wait_s)"), runs where it was still not empty then $(udev_left debian) / $(udev_left ours);"
+        echo "block events the kernel had sent that udev passed on only after the first delete $(cell "$(agg debian uevent_udev_queue_at_delete)") / $(cell "$(agg ours uevent_udev_queue_at_delete)"),"
+        echo "only after the rescan began $(cell "$(agg debian uevent_udev_queue_at_rescan)") / $(cell "$(agg ours uevent_udev_queue_at_rescan)");"
+    fi
+    if [ "$(agg debian uevent_remove_s)$(agg ours uevent_remove_s)" != -- ]; then
+        echo "the uevent storm's $(first debian storm_paths) path uevents handled per second (from the medians above), removal"
+        echo "$(per_s debian uevent_remove_s) / $(per_s ours uevent_remove_s), return $(per_s debian uevent_add_s) / $(per_s ours uevent_add_s); block uevents udev passed on (the paths' and"
+        echo "the maps' change events of the reloads), removal $(cell "$(agg debian uevent_remove_events)") / $(cell "$(agg ours uevent_remove_events)"), return $(cell "$(agg debian uevent_add_events)") / $(cell "$(agg ours uevent_add_events)")."
+    fi
+}
+# udev_left DAEMON: of the runs SEL takes, how many found udev's queue still not empty when
+# the wait before a storm gave up
+udev_left() { files "$1" | xargs -r grep -lE '^(storm|uevent)_udev_left=1' | grep -c . || true; }
 
 {
     echo "$LUNS LUNs x $PATHS paths = $SCALE paths (scsi_debug), qemu TCG, 2 vCPUs, $MEM MiB; Debian's"
     echo "multipathd $(first debian version) and ours (release builds: $(distinct ours rev)),"
-    echo "each alone in a fresh VM, ABBA order; $spread; taken: Debian's $(distinct debian taken), ours $(distinct ours taken);"
+    echo "each alone in a fresh VM, ABBA order; $(spread); taken: Debian's $(distinct debian taken), ours $(distinct ours taken);"
     echo "host CPUs: Debian's $(distinct debian host_cpu), ours $(distinct ours host_cpu); per-run values in benches/lab-runs/$SCALE/."
     echo
     echo "| row (lower is better) | Debian | ours | ours/Debian |"
@@ -145,20 +207,6 @@ else spread="median (min–max) of $ND runs of Debian's, $NO of ours"; fi
     row "200 concurrent show paths: unanswered in 4 s" load_200_unanswered
     row "200 concurrent show paths: slowest (ms)" load_200_slowest_ms
     row "reconfigure until idle, maps whole, median of 3 (s)" reconfigure_s
-    row "storm: a quarter of the paths lost, the slowest from its loss until DM failed it (s)" storm_all_failed_s
-    row "storm: back, the slowest from its return until DM reinstated it (s)" storm_all_back_s
-    row "storm: IO errors (reads every 0.5 s on every map)" storm_io_errors
-    row "storm: show paths every 0.25 s, median (ms)" storm_show_p50_ms
-    row "storm: show paths, p99 (ms)" storm_show_p99_ms
-    row "storm: show paths, slowest (ms)" storm_show_max_ms
-    row "storm: show paths unanswered in 5 s" storm_show_unanswered
-    row "storm: the daemon's busiest second (% of one CPU)" storm_peak_cpu_pct
-    row "storm: the daemon's CPU from the loss until every path was back (s)" storm_cpu_s
-    row "uevent storm: the host's devices removed, until no map held them (s)" uevent_remove_s
-    row "uevent storm: rescanned, until every map held every path again (s)" uevent_add_s
-    row "uevent storm: IO errors (reads every 0.5 s on every map)" uevent_io_errors
-    row "uevent storm: the daemon's CPU from the first delete until every map was whole (s)" uevent_cpu_s
-    row "uevent storm: maps without a /dev/mapper node after it, udev settled" uevent_nodes_missing
     echo
     echo "Not daemon rows: locked memory (VmLck, KiB) Debian $(cell "$(agg debian vmlck_kib)"), ours"
     echo "$(cell "$(agg ours vmlck_kib)"); VM setup (scsi_debug load + udev replay, s) Debian"
@@ -166,17 +214,10 @@ else spread="median (min–max) of $ND runs of Debian's, $NO of ours"; fi
     echo "guest memory in use before the daemon (KiB) $(cell "$(agg debian guest_used_kib)") / $(cell "$(agg ours guest_used_kib)");"
     echo "wall time of a VM run (s) Debian $(cell "$(agg debian vm_seconds)"), ours $(cell "$(agg ours vm_seconds)");"
     echo "host load average at the end of a run $(cell "$(agg debian host_load)") / $(cell "$(agg ours host_load)");"
-    echo "the storm from the loss until every path was back (s) $(cell "$(agg debian storm_window_s)") / $(cell "$(agg ours storm_window_s)");"
-    # the measuring client's, not the daemon's: it says how much of the slowest reply was
-    # the client's own wait behind other threads, so no ratio
-    echo "of the storm's slowest show paths, the measuring client's own wait for a CPU (ms) $(cell "$(agg debian storm_show_max_client_wait_ms)") / $(cell "$(agg ours storm_show_max_client_wait_ms)");"
-    if [ "$(agg debian uevent_remove_s)$(agg ours uevent_remove_s)" != -- ]; then
-        echo "the uevent storm's $(first debian storm_paths) path uevents handled per second (from the medians above), removal"
-        echo "$(per_s debian uevent_remove_s) / $(per_s ours uevent_remove_s), return $(per_s debian uevent_add_s) / $(per_s ours uevent_add_s); block uevents udev passed on (the paths' and"
-        echo "the maps' change events of the reloads), removal $(cell "$(agg debian uevent_remove_events)") / $(cell "$(agg ours uevent_remove_events)"), return $(cell "$(agg debian uevent_add_events)") / $(cell "$(agg ours uevent_add_events)");"
-    fi
     echo "requests the latency rows made (of $LAT_N, none after $LAT_BUDGET s) Debian $(cell "$(agg debian show_paths_n)") + $(cell "$(agg debian show_maps_json_n)"),"
     echo "ours $(cell "$(agg ours show_paths_n)") + $(cell "$(agg ours show_maps_json_n)")."
+    SEL=idle storms "The storms, each begun with udev idle (the harness waits for its queue to empty first)"
+    SEL=busy storms "The storms of the runs from before that wait, which began behind udev's queue of the phase before"
 } > "$OUT/table.md"
 cat "$OUT/table.md"
 
