@@ -110,9 +110,11 @@ agg() {
 # a session asked for fewer than are kept)
 runs() { files "$1" | grep -c . || true; }
 ND=$(runs debian) NO=$(runs ours)
+# cell "MEDIAN MIN MAX": the range only where the runs differ (one run has none; the table's
+# heading says how many runs its cells are of)
 cell() {
     read -r med lo hi <<< "$1"
-    if [ -z "$lo" ] || [ "$ND$NO" = 11 ]; then echo "$med"; else echo "$med ($lo–$hi)"; fi
+    if [ -z "$lo" ] || [ "$lo" = "$hi" ]; then echo "$med"; else echo "$med ($lo–$hi)"; fi
 }
 row() {   # row TITLE KEY
     d=$(agg debian "$2") o=$(agg ours "$2")
